@@ -1,0 +1,87 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import knexFactory from "knex";
+import { openDatabase, type Database, type DatabaseType } from "../../src/db/database.js";
+import { migrateToLatest } from "../../src/db/migrate.js";
+
+/** The local PostgreSQL that CI starts (.ci/run); override with TEST_POSTGRES_URI. */
+export const TEST_POSTGRES_URI =
+  process.env.TEST_POSTGRES_URI ?? "postgresql://postgres@127.0.0.1:5432/test";
+
+export const BACKENDS: readonly DatabaseType[] = ["sqlite", "postgres"];
+
+export interface TestDatabase {
+  readonly db: Database;
+  /** Options that open the same database again (a restart of the bridge). */
+  readonly options: { type: DatabaseType; uri: string; schema?: string };
+  dispose(): Promise<void>;
+}
+
+/**
+ * A fresh, empty database: a new SQLite file in a temporary directory, or a new schema in the test
+ * PostgreSQL database that is dropped again on dispose, so test runs never see each other's rows.
+ */
+export async function createTestDatabase(
+  type: DatabaseType,
+  { migrate = true }: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
+  if (type === "sqlite") {
+    const dir = await mkdtemp(path.join(tmpdir(), "mwi-db-"));
+    const options = { type, uri: path.join(dir, "bridge.db") } as const;
+    const db = await openDatabase(options);
+    if (migrate) await migrateToLatest(db.knex);
+    return {
+      db,
+      options,
+      async dispose() {
+        await db.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+  const schema = `test_${randomBytes(6).toString("hex")}`;
+  const admin = knexFactory({ client: "pg", connection: TEST_POSTGRES_URI });
+  await admin.raw(`create schema "${schema}"`);
+  await admin.destroy();
+  const options = { type, uri: TEST_POSTGRES_URI, schema } as const;
+  const db = await openDatabase(options);
+  if (migrate) await migrateToLatest(db.knex);
+  return {
+    db,
+    options,
+    async dispose() {
+      await db.close();
+      const cleanup = knexFactory({ client: "pg", connection: TEST_POSTGRES_URI });
+      await cleanup.raw(`drop schema "${schema}" cascade`);
+      await cleanup.destroy();
+    },
+  };
+}
+
+/**
+ * Runs the same suite once per backend. `get()` returns the suite's database (fresh per suite,
+ * shared by its tests).
+ */
+export function describeOnBackends(
+  title: string,
+  body: (get: () => TestDatabase) => void,
+  { migrate = true }: { migrate?: boolean } = {},
+): void {
+  for (const backend of BACKENDS) {
+    describe(`${title} [${backend}]`, function () {
+      let current: TestDatabase | undefined;
+      before(async function () {
+        current = await createTestDatabase(backend, { migrate });
+      });
+      after(async function () {
+        await current?.dispose();
+      });
+      body(() => {
+        if (current === undefined) throw new Error("test database not created yet");
+        return current;
+      });
+    });
+  }
+}
