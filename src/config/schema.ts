@@ -1,0 +1,268 @@
+import { z } from "zod";
+
+/**
+ * The one schema of config.yaml. Types (`Config`), validation (`loadConfig`) and the commented
+ * sample file (`config.sample.yaml`, rendered by `renderSample`) all derive from it, so they cannot
+ * drift apart. Every key has a description (`describe`) and, where it can have one, a safe default.
+ * Objects are strict: an unknown key is an error, since a typo would otherwise be silently ignored.
+ */
+
+const PORT = z.number().int().min(1).max(65535);
+const LOCALPART = z
+  .string()
+  .regex(/^[a-z0-9._=\-/]+$/, "a Matrix localpart: lowercase letters, digits and ._=-/");
+
+/**
+ * Country calling codes of the EEA: the EU 27 (with the outermost regions that have codes of their
+ * own: Réunion and Mayotte 262, Guadeloupe 590, French Guiana 594, Martinique 596), Iceland,
+ * Liechtenstein and Norway. Without `+`.
+ */
+// prettier-ignore
+export const EEA_COUNTRY_CODES = [
+  "30", "31", "32", "33", "34", "36", "39", "40", "43", "45", "46", "47", "48", "49", "262",
+  "351", "352", "353", "354", "356", "357", "358", "359", "370", "371", "372", "385", "386",
+  "420", "421", "423", "590", "594", "596",
+] as const;
+
+const homeserver = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^https?$/ })
+      .describe("Required. Client-server API URL the bridge uses to reach the homeserver.")
+      .meta({ example: "http://localhost:8008" }),
+    domain: z
+      .string()
+      .regex(/^[A-Za-z0-9.:[\]-]+$/, "a server name such as example.org")
+      .describe("Required. The homeserver's server name: the part after ':' in user ids.")
+      .meta({ example: "example.org" }),
+  })
+  .describe("The Matrix homeserver the bridge belongs to.");
+
+const appservice = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .describe("Application service id written to the registration.")
+      .default("whatsapp-interop"),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .describe("URL at which the homeserver reaches the bridge (used by -r when -u is not given).")
+      .default("http://localhost:29330"),
+    bind_address: z
+      .string()
+      .describe("Address the bridge's HTTP listener binds to.")
+      .default("127.0.0.1"),
+    port: PORT.describe("Port of the bridge's HTTP listener (overridden by -p).").default(29330),
+    bot: z
+      .strictObject({
+        localpart: LOCALPART.describe("Localpart of the bridge bot user.").default("whatsappbot"),
+        display_name: z
+          .string()
+          .max(256)
+          .describe("Display name of the bridge bot.")
+          .default("WhatsApp bridge bot"),
+        avatar: z
+          .string()
+          .regex(/^(mxc:\/\/[^/]+\/[A-Za-z0-9_-]+)?$/, "an mxc:// URI or empty")
+          .describe("Avatar of the bridge bot, as an mxc:// URI; empty for none.")
+          .default(""),
+      })
+      .describe("The bridge bot that users talk to.")
+      .prefault({}),
+    ghost_localpart_template: z
+      .string()
+      .regex(/^[a-z0-9._=\-/]*\{phone\}[a-z0-9._=\-/]*$/, "a localpart containing {phone} once")
+      .describe("Localpart of ghost users; {phone} is the number's digits without '+'.")
+      .default("whatsapp_{phone}"),
+    ghost_display_name_template: z
+      .string()
+      .regex(/\{phone\}/, "a template containing {phone}")
+      .describe(
+        "Display name of ghost users; {phone} is the number in international format. WhatsApp never " +
+          "shares names, so the number is all there is.",
+      )
+      .default("{phone} (WhatsApp)"),
+  })
+  .describe("The application service: how the homeserver and the bridge reach each other.");
+
+const database = z
+  .strictObject({
+    type: z
+      .enum(["sqlite", "postgres"])
+      .describe("Database engine: sqlite (default, one file) or postgres (larger installs).")
+      .default("sqlite"),
+    uri: z
+      .string()
+      .min(1)
+      .describe("sqlite: path of the database file. postgres: a postgres:// connection URI.")
+      .default("./data/bridge.db"),
+    max_connections: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .describe("Connection pool size (postgres only).")
+      .default(10),
+  })
+  .describe(
+    "Where the bridge keeps its state: identities, keys, portals, message mappings, queues.",
+  );
+
+const interop = z
+  .strictObject({
+    mode: z
+      .enum(["embedded", "external"])
+      .describe(
+        "embedded: run the built-in gatekeeper simulator in-process (demo, tests; no XMPP server). " +
+          "external: connect as an XEP-0114 component to the XMPP server given below.",
+      )
+      .default("embedded"),
+    component_host: z
+      .string()
+      .describe("XMPP server host for the component connection (external mode).")
+      .default("127.0.0.1"),
+    component_port: PORT.describe("XMPP server component port.").default(5347),
+    component_domain: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/, "a lowercase domain name")
+      .describe("The bridge's own XMPP domain, as enlisted with the gatekeeper.")
+      .default("matrix.bridge.example"),
+    component_secret: z
+      .string()
+      .describe(
+        "Component secret shared with the XMPP server. Required in external mode; " +
+          "may be given in the environment variable MWI_COMPONENT_SECRET instead.",
+      )
+      .default(""),
+    provider_id: z
+      .string()
+      .regex(/^[a-z0-9-]{1,64}$/, "1-64 characters of a-z, 0-9 and -")
+      .describe("The provider id the gatekeeper enlisted the bridge under.")
+      .default("matrix-bridge-example"),
+    gatekeeper_domain: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/, "a lowercase domain name")
+      .describe("The gatekeeper's user domain.")
+      .default("wa.example"),
+    group_domain: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/, "a lowercase domain name")
+      .describe("The gatekeeper's group domain.")
+      .default("g.wa.example"),
+    iq_timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(300)
+      .describe("How long to wait for an answer to a request to the gatekeeper.")
+      .default(30),
+    outbox_deadline_seconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(601200)
+      .describe(
+        "Give up on an unconfirmed outgoing message after this long and report it as failed. At " +
+          "most the gatekeeper's de-duplication window minus one hour (601200).",
+      )
+      .default(601200),
+    media_max_bytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(104857600)
+      .describe(
+        "Largest file the bridge transfers in either direction; the gatekeeper's own limits per " +
+          "kind apply on top.",
+      )
+      .default(104857600),
+    allow_insecure_media_on_loopback: z
+      .boolean()
+      .describe("Accept http:// media URLs on loopback addresses (test deployments only).")
+      .default(false),
+    identity_change: z
+      .enum(["warn", "hold"])
+      .describe(
+        "When a contact's security code changes: warn (keep sending, show a notice) or hold " +
+          "(stop sending until the user confirms with the verify command).",
+      )
+      .default("warn"),
+    allowed_country_codes: z
+      .array(z.string().regex(/^[1-9][0-9]{0,2}$/, "a country calling code without '+'"))
+      .describe(
+        "Country calling codes whose numbers may log in. The gatekeeper admits users located in " +
+          "the EEA only; the default is the EEA's codes.",
+      )
+      .default([...EEA_COUNTRY_CODES]),
+  })
+  .describe("The WhatsApp side: the gatekeeper's interop interface.");
+
+const permissionLevel = z.enum(["none", "user", "admin"]);
+const permissions = z
+  .record(
+    z
+      .string()
+      .regex(/^(\*|@[^:\s]+:[^\s]+|[A-Za-z0-9.:[\]-]+)$/, "'*', a Matrix user id or a server name"),
+    permissionLevel,
+  )
+  .describe(
+    "Who may use the bridge, by Matrix user id, server name or '*': none, user or admin. The most " +
+      "specific entry wins (user id, then server name, then '*').",
+  )
+  .default({ "*": "none", "example.org": "user" });
+
+const logging = z
+  .strictObject({
+    level: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace"])
+      .describe("Log level. Message content, tokens and keys are never logged above debug.")
+      .default("info"),
+    format: z
+      .enum(["text", "json"])
+      .describe("text for people, json for log collectors.")
+      .default("text"),
+  })
+  .describe("Logging to stderr.");
+
+const metrics = z
+  .strictObject({
+    enabled: z.boolean().describe("Serve Prometheus metrics.").default(false),
+    bind_address: z.string().describe("Address of the metrics listener.").default("127.0.0.1"),
+    port: PORT.describe("Port of the metrics listener.").default(9090),
+  })
+  .describe("Prometheus metrics.");
+
+const encryption = z
+  .strictObject({
+    key_file: z
+      .string()
+      .describe(
+        "File holding the 32-byte key that encrypts private keys at rest (create it with " +
+          "`matrix-whatsapp-interop generate-key -f <file>`). Ignored when key_env is set.",
+      )
+      .default("./data/encryption.key"),
+    key_env: z
+      .string()
+      .regex(/^([A-Z_][A-Z0-9_]*)?$/, "an environment variable name or empty")
+      .describe("Name of an environment variable holding the key (base64) instead of the file.")
+      .default(""),
+  })
+  .describe("Encryption at rest of every private key and Signal session the bridge stores.");
+
+export const configSchema = z
+  .strictObject({
+    homeserver,
+    appservice: appservice.prefault({}),
+    database: database.prefault({}),
+    interop: interop.prefault({}),
+    permissions,
+    logging: logging.prefault({}),
+    metrics: metrics.prefault({}),
+    encryption: encryption.prefault({}),
+  })
+  .describe("matrix-whatsapp-interop configuration.");
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type PermissionLevel = z.infer<typeof permissionLevel>;
