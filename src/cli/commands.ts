@@ -1,0 +1,122 @@
+import { readFile } from "node:fs/promises";
+import { USAGE, type Command } from "./args.js";
+import { generateKeyFile } from "./generate-key.js";
+import { buildRegistration, generateTokens } from "./registration.js";
+import { readRegistration, writeRegistrationFile } from "./registration-file.js";
+import { loadConfig } from "../config/load.js";
+import { openDatabase } from "../db/database.js";
+import { migrateToLatest } from "../db/migrate.js";
+import { BridgeError, ConfigError, describeError } from "../util/errors.js";
+import { createLogger } from "../util/log.js";
+
+/** Runs one parsed command. Returns the exit code; throws what reportFailure turns into a line. */
+export async function runCommand(command: Command): Promise<number> {
+  switch (command.kind) {
+    case "help":
+      process.stdout.write(USAGE + "\n");
+      return 0;
+    case "version":
+      process.stdout.write((await packageVersion()) + "\n");
+      return 0;
+    case "generate-key":
+      await generateKeyFile(command.file, command.force);
+      process.stdout.write(`wrote a new encryption key to ${command.file}\n`);
+      return 0;
+    case "validate-config":
+      await loadConfig(command.config);
+      process.stdout.write(`${command.config} is valid\n`);
+      return 0;
+    case "register": {
+      const config = await loadConfig(command.config);
+      const registration = buildRegistration(
+        config,
+        command.url ?? config.appservice.url,
+        generateTokens(),
+      );
+      await writeRegistrationFile(command.file, registration, command.force);
+      process.stdout.write(`wrote the appservice registration to ${command.file}\n`);
+      return 0;
+    }
+    case "migrate": {
+      const config = await loadConfig(command.config);
+      const db = await openDatabase({ type: config.database.type, uri: config.database.uri });
+      try {
+        const { applied } = await migrateToLatest(db.knex);
+        process.stdout.write(
+          applied.length === 0
+            ? "database schema is current\n"
+            : `applied ${applied.length} migration(s): ${applied.join(", ")}\n`,
+        );
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    case "run":
+      return runBridge(command);
+  }
+}
+
+async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<number> {
+  const config = await loadConfig(command.config);
+  const log = createLogger({ level: config.logging.level, format: config.logging.format });
+  const registration = await readRegistration(command.registration);
+  // Loaded only to run: the Matrix libraries take a while to import and no other command needs them.
+  const { startBridge } = await import("../bridge.js");
+  const bridge = await startBridge({
+    config,
+    registration,
+    port: command.port ?? config.appservice.port,
+    log,
+  });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  log.info({ signal }, "shutting down");
+  // A second signal while stopping means the operator wants out now.
+  const force = () => process.exit(1);
+  process.once("SIGINT", force);
+  process.once("SIGTERM", force);
+  await bridge.stop();
+  return 0;
+}
+
+/** One clear line for what a user can fix; the stack only for bugs. */
+export function reportFailure(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    if (err.problems.length > 1 || err.problems[0] !== err.message) {
+      for (const problem of err.problems) process.stderr.write(`  ${problem}\n`);
+    }
+    return 1;
+  }
+  if (err instanceof BridgeError) {
+    process.stderr.write(`error: ${describeError(err)}\n`);
+    return 1;
+  }
+  process.stderr.write(`internal error: ${describeError(err)}\n`);
+  if (err instanceof Error && err.stack !== undefined) process.stderr.write(err.stack + "\n");
+  return 70;
+}
+
+/**
+ * The version in the package.json above this module: two levels up from the sources, three from
+ * the build (dist/src/cli), so the nearest one named matrix-whatsapp-interop is searched for.
+ */
+async function packageVersion(): Promise<string> {
+  let dir = new URL("./", import.meta.url);
+  for (let depth = 0; depth < 5; depth++) {
+    dir = new URL("../", dir);
+    try {
+      const pkg = JSON.parse(await readFile(new URL("package.json", dir), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "matrix-whatsapp-interop" && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here: keep walking up
+    }
+  }
+  throw new Error("package.json of matrix-whatsapp-interop not found");
+}

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { buildRegistration, generateTokens } from "../../src/cli/registration.js";
+import { parseConfig } from "../../src/config/load.js";
+
+const config = parseConfig(
+  "homeserver:\n  url: http://localhost:8008\n  domain: matrix.example.org\n",
+  "config.yaml",
+);
+
+describe("appservice registration", function () {
+  const tokens = { asToken: "as-token", hsToken: "hs-token" };
+  const registration = buildRegistration(config, "http://bridge:29330", tokens);
+
+  it("carries the tokens, the url, the bot as sender and no rate limiting", function () {
+    assert.equal(registration.as_token, "as-token");
+    assert.equal(registration.hs_token, "hs-token");
+    assert.equal(registration.url, "http://bridge:29330");
+    assert.equal(registration.sender_localpart, "whatsappbot");
+    assert.equal(registration.rate_limited, false);
+    assert.equal(registration.id, "whatsapp-interop");
+  });
+
+  it("asks for ephemeral events under the stable and the MSC2409 name", function () {
+    assert.equal(registration.receive_ephemeral, true);
+    assert.equal(registration["de.sorunome.msc2409.push_ephemeral"], true);
+  });
+
+  it("claims exactly the bot and the ghosts, exclusively", function () {
+    const users = registration.namespaces.users;
+    assert.ok(users.every((ns) => ns.exclusive));
+    const claimed = (id: string) => users.some((ns) => new RegExp(ns.regex).test(id));
+    assert.equal(claimed("@whatsappbot:matrix.example.org"), true);
+    assert.equal(claimed("@whatsapp_491701234567:matrix.example.org"), true);
+    assert.equal(claimed("@whatsapp_alice:matrix.example.org"), false, "only phone digits");
+    assert.equal(claimed("@whatsapp_0123456789:matrix.example.org"), false, "E.164 never starts 0");
+    assert.equal(claimed("@whatsapp_491701234567:matrixXexample.org"), false, "dots escaped");
+    assert.equal(claimed("@alice:matrix.example.org"), false);
+    assert.equal(claimed("@whatsappbot:other.org"), false);
+    assert.deepEqual(registration.namespaces.rooms, []);
+    assert.deepEqual(registration.namespaces.aliases, []);
+  });
+
+  it("fresh tokens are long, random and distinct", function () {
+    const a = generateTokens();
+    const b = generateTokens();
+    assert.ok(a.asToken.length >= 43 && a.hsToken.length >= 43);
+    assert.notEqual(a.asToken, a.hsToken);
+    assert.notEqual(a.asToken, b.asToken);
+    assert.match(a.asToken, /^[A-Za-z0-9_-]+$/, "URL-safe");
+  });
+});

@@ -1,0 +1,64 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// Resolved here, not by the child: the child runs in a temporary directory without node_modules.
+const TSX = import.meta.resolve("tsx");
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the command-line program from the sources (through tsx) in `cwd`, as an operator would run
+ * the installed one: a separate process, its exit code, and what it printed.
+ */
+export interface RunOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /**
+   * Called with everything printed to stderr so far, each time more arrives; once it resolves
+   * true, the process gets SIGTERM (a long-running command that is then stopped as an admin would).
+   */
+  stopWhen?: (stderr: string) => Promise<boolean> | boolean;
+}
+
+export function runCli(args: readonly string[], options: RunOptions): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", TSX, `${ROOT}test/helpers/cli-entry.ts`, ...args],
+      {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    let stopping = false;
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stopping || options.stopWhen === undefined) return;
+      void Promise.resolve(options.stopWhen(stderr)).then((stop) => {
+        if (stop && !stopping) {
+          stopping = true;
+          child.kill("SIGTERM");
+        }
+      }, reject);
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`CLI ${args.join(" ")} timed out; stderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
