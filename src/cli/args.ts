@@ -8,7 +8,8 @@ export type Command =
   | { kind: "run"; config: string; registration: string; port: number | undefined }
   | { kind: "migrate"; config: string }
   | { kind: "validate-config"; config: string }
-  | { kind: "generate-key"; file: string; force: boolean };
+  | { kind: "generate-key"; file: string; force: boolean }
+  | { kind: "init"; dir: string };
 
 export const USAGE = `Usage: matrix-whatsapp-interop [command] [options]
 
@@ -17,6 +18,8 @@ Commands:
   migrate            apply pending database migrations and exit
   validate-config    check the config file and exit
   generate-key       write a new key for encryption at rest to the file given with -f
+  init               create config.yaml, registration.yaml and the encryption key in the
+                     directory given with -d (default: data), keeping files that exist
 
 Options:
   -c, --config FILE        config file (default: config.yaml)
@@ -26,6 +29,7 @@ Options:
   -u, --url URL            with -r: URL at which the homeserver reaches the bridge
                            (default: appservice.url from the config)
   -p, --port PORT          port of the appservice listener (overrides appservice.port)
+  -d, --dir DIR            with init: the directory to create the files in (default: data)
       --force              with -r or generate-key: replace an existing file
   -h, --help               show this help
   -v, --version            print the version`;
@@ -44,6 +48,7 @@ export function parseCommand(argv: readonly string[]): Command {
         "generate-registration": { type: "boolean", short: "r", default: false },
         url: { type: "string", short: "u" },
         port: { type: "string", short: "p" },
+        dir: { type: "string", short: "d", default: "data" },
         force: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "v", default: false },
@@ -85,6 +90,8 @@ export function parseCommand(argv: readonly string[]): Command {
     case "generate-key":
       if (values.file === undefined) throw new ConfigError("generate-key needs -f FILE");
       return { kind: "generate-key", file: values.file, force: values.force };
+    case "init":
+      return { kind: "init", dir: values.dir };
     default:
       throw new ConfigError(`unknown command: ${sub} (see --help)`);
   }

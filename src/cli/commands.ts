@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { USAGE, type Command } from "./args.js";
 import { generateKeyFile } from "./generate-key.js";
+import { initDirectory } from "./init.js";
 import { buildRegistration, generateTokens } from "./registration.js";
 import { readRegistration, writeRegistrationFile } from "./registration-file.js";
 import { loadConfig } from "../config/load.js";
@@ -22,6 +23,12 @@ export async function runCommand(command: Command): Promise<number> {
       await generateKeyFile(command.file, command.force);
       process.stdout.write(`wrote a new encryption key to ${command.file}\n`);
       return 0;
+    case "init": {
+      const { created, kept } = await initDirectory(command.dir);
+      for (const file of created) process.stdout.write(`created ${file}\n`);
+      for (const file of kept) process.stdout.write(`kept ${file} (exists)\n`);
+      return 0;
+    }
     case "validate-config":
       await loadConfig(command.config);
       process.stdout.write(`${command.config} is valid\n`);
