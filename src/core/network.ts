@@ -1,0 +1,264 @@
+import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
+
+/**
+ * The contract between the network-independent core (portals, ghosts, logins, commands, message
+ * mapping) and a network connector (today: the WhatsApp interop connector in src/interop/). The
+ * core never imports from a connector; a connector never touches Matrix. Shaped after mautrix
+ * bridgev2: one small required interface per process (NetworkConnector) and one per login
+ * (NetworkLogin); every other capability is an optional interface, detected with a type guard.
+ *
+ * Identifiers crossing this line are the connector's own opaque strings (`RemoteUserId`,
+ * `RemoteMessageId`), so a second network can be added beside interop/ without touching the core.
+ */
+
+/** A contact on the remote network, as the connector names it (interop: a bare JID). */
+export type RemoteUserId = string & { readonly __remoteUser: true };
+/** A message on the remote network, unique per author (interop: the origin-id). */
+export type RemoteMessageId = string & { readonly __remoteMessage: true };
+
+/** Connection state with a stable code for machines and text for people. Never thrown. */
+export interface LoginState {
+  code:
+    | "connecting"
+    | "connected"
+    | "logged-out"
+    | "gatekeeper-unreachable"
+    | "bad-credentials"
+    | "unknown-error";
+  message: string;
+}
+
+/** A formatted message in the core's neutral model, converted to and from Matrix and the network. */
+export interface NeutralText {
+  /** Plain text (for Matrix `body`, for the network's own text format after conversion). */
+  text: string;
+  /** Inline styling as spans over `text`; empty when unstyled. */
+  spans: readonly TextSpan[];
+}
+
+export interface TextSpan {
+  start: number;
+  end: number;
+  style: "bold" | "italic" | "strikethrough" | "monospace" | "code-block" | "quote" | "link";
+  url?: string;
+}
+
+export type MediaKind = "image" | "video" | "audio" | "document";
+
+export interface NeutralMedia {
+  kind: MediaKind;
+  mimeType: string;
+  size: number;
+  fileName?: string;
+  width?: number;
+  height?: number;
+  durationSeconds?: number;
+  voice?: boolean;
+  /** 64 amplitudes 0-100 for voice notes. */
+  waveform?: readonly number[];
+  thumbnail?: { data: Uint8Array; width: number; height: number; mimeType: string };
+  /** Opens the plaintext as a stream; may be called more than once. */
+  open(): Promise<AsyncIterable<Uint8Array>>;
+}
+
+export type MessageContent =
+  | { type: "text"; text: NeutralText; notice?: boolean; emote?: boolean }
+  | { type: "media"; media: NeutralMedia; caption?: NeutralText }
+  | {
+      type: "location";
+      lat: number;
+      lon: number;
+      accuracy?: number;
+      name?: string;
+      address?: string;
+    }
+  | { type: "contacts"; vcards: readonly string[] }
+  | {
+      type: "call";
+      media: "audio" | "video";
+      outcome: "missed" | "declined" | "ended" | "no-answer";
+      durationSeconds?: number;
+    }
+  | { type: "unsupported"; fallback?: string };
+
+export interface MessageReference {
+  author: RemoteUserId;
+  id: RemoteMessageId;
+}
+
+/** Events a login reports to the core. The core answers each by storing and bridging it. */
+export type RemoteEvent =
+  | {
+      kind: "message";
+      from: RemoteUserId;
+      id: RemoteMessageId;
+      sentAt: Date;
+      order: number;
+      content: MessageContent;
+      replyTo?: MessageReference & { quote?: string };
+      /** First contact from an unknown sender: shown as a message request. */
+      isRequest: boolean;
+    }
+  | {
+      kind: "edit";
+      from: RemoteUserId;
+      target: MessageReference;
+      content: MessageContent;
+      order: number;
+    }
+  | { kind: "retract"; from: RemoteUserId; target: MessageReference }
+  | { kind: "reactions"; from: RemoteUserId; target: MessageReference; emojis: readonly string[] }
+  | { kind: "delivered"; from: RemoteUserId; targets: readonly MessageReference[] }
+  | { kind: "read"; from: RemoteUserId; upTo: MessageReference }
+  | { kind: "typing"; from: RemoteUserId; typing: boolean }
+  | { kind: "request-accepted"; contact: RemoteUserId }
+  | { kind: "identity-changed"; contact: RemoteUserId; verifiedMarkCleared: boolean }
+  | { kind: "undecryptable"; from: RemoteUserId; id: RemoteMessageId; sentAt: Date }
+  | { kind: "send-failed"; target: MessageReference; reason: SendFailure }
+  | { kind: "state"; state: LoginState };
+
+/** Why the network refused or gave up on a message; shown to the user as a failure notice. */
+export interface SendFailure {
+  code:
+    | "blocked"
+    | "not-reachable"
+    | "rate-limited"
+    | "too-large"
+    | "request-pending"
+    | "timed-out"
+    | "identity-unconfirmed"
+    | "unsupported"
+    | "internal";
+  message: string;
+  retryAt?: Date;
+}
+
+/**
+ * The core's side, handed to every login: where a connector reports events. `report` resolves
+ * once the event is durably handled (stored and bridged, or deliberately dropped): a connector acks
+ * the network only after that, so a crash in between redelivers instead of losing the event.
+ */
+export interface CoreCallbacks {
+  report(login: MatrixUserId, event: RemoteEvent): Promise<void>;
+}
+
+/**
+ * A way to log in (interop: a verified phone number, or an unverified handle), as the bot's login
+ * command and the provisioning API present them (mautrix's login flows and steps).
+ */
+export interface LoginFlow {
+  id: string;
+  name: string;
+  description: string;
+}
+
+export interface LoginField {
+  id: string;
+  name: string;
+  description: string;
+  /** A regular expression the value must match, checked by the core before submitting. */
+  pattern?: string;
+}
+
+export type LoginStep =
+  | { type: "input"; stepId: string; instructions: string; fields: readonly LoginField[] }
+  | { type: "complete"; instructions: string; login: NetworkLogin };
+
+/** A login in progress. Each call may reject with a BridgeError whose message is for the user. */
+export interface LoginProcess {
+  start(): Promise<LoginStep>;
+  submit(stepId: string, input: Readonly<Record<string, string>>): Promise<LoginStep>;
+  cancel(): Promise<void>;
+}
+
+/** One per process. */
+export interface NetworkConnector {
+  loginFlows(): readonly LoginFlow[];
+  /** Begins a login for a user who has none. */
+  createLogin(user: MatrixUserId, flowId: string): LoginProcess;
+  /** Starts shared resources (the component connection). May reject: the start then fails. */
+  start(): Promise<void>;
+  /** Stops them, after in-flight work finished. Never rejects. */
+  stop(): Promise<void>;
+  /** Loads an existing login at start-up or after login. Never contacts the user. */
+  loadLogin(user: MatrixUserId): Promise<NetworkLogin>;
+}
+
+/** Reachability answer for a phone number: only reachable or not, nothing else is revealed. */
+export type Resolution = { reachable: true; contact: RemoteUserId } | { reachable: false };
+
+/** One per logged-in Matrix user. */
+export interface NetworkLogin {
+  readonly user: MatrixUserId;
+  state(): LoginState;
+  resolvePhone(phone: PhoneNumber): Promise<Resolution>;
+  /**
+   * Sends a message. Resolves once the message is durably queued for the network (not when the
+   * network accepted it: acceptance or failure arrive later as events), with the id it got.
+   */
+  sendMessage(
+    to: RemoteUserId,
+    content: MessageContent,
+    replyTo?: MessageReference,
+  ): Promise<RemoteMessageId>;
+  /** Logs out at the network and deletes every key of this login. */
+  logout(): Promise<void>;
+}
+
+export interface EditCapable {
+  sendEdit(
+    to: RemoteUserId,
+    target: RemoteMessageId,
+    content: MessageContent,
+  ): Promise<RemoteMessageId>;
+}
+export interface RetractCapable {
+  sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId>;
+}
+export interface ReactionCapable {
+  /** Sends the user's complete reaction set for the target (empty removes all). */
+  sendReactions(
+    to: RemoteUserId,
+    target: MessageReference,
+    emojis: readonly string[],
+  ): Promise<void>;
+}
+export interface ReceiptCapable {
+  sendRead(to: RemoteUserId, upTo: MessageReference): Promise<void>;
+}
+export interface TypingCapable {
+  sendTyping(to: RemoteUserId, typing: boolean): Promise<void>;
+}
+export interface BlockCapable {
+  block(contact: RemoteUserId): Promise<void>;
+  unblock(contact: RemoteUserId): Promise<void>;
+}
+export interface ReportCapable {
+  report(
+    contact: RemoteUserId,
+    reason: "spam" | "phishing" | "abuse" | "impersonation" | "other",
+    disclose: readonly RemoteMessageId[],
+    block: boolean,
+  ): Promise<void>;
+}
+export interface SafetyNumberCapable {
+  safetyNumber(
+    contact: RemoteUserId,
+  ): Promise<{ digits: string; scannable: Uint8Array; verified: boolean }>;
+  markVerified(contact: RemoteUserId): Promise<void>;
+}
+
+export const isEditCapable = (l: NetworkLogin): l is NetworkLogin & EditCapable => "sendEdit" in l;
+export const isRetractCapable = (l: NetworkLogin): l is NetworkLogin & RetractCapable =>
+  "sendRetract" in l;
+export const isReactionCapable = (l: NetworkLogin): l is NetworkLogin & ReactionCapable =>
+  "sendReactions" in l;
+export const isReceiptCapable = (l: NetworkLogin): l is NetworkLogin & ReceiptCapable =>
+  "sendRead" in l;
+export const isTypingCapable = (l: NetworkLogin): l is NetworkLogin & TypingCapable =>
+  "sendTyping" in l;
+export const isBlockCapable = (l: NetworkLogin): l is NetworkLogin & BlockCapable => "block" in l;
+export const isReportCapable = (l: NetworkLogin): l is NetworkLogin & ReportCapable =>
+  "report" in l;
+export const isSafetyNumberCapable = (l: NetworkLogin): l is NetworkLogin & SafetyNumberCapable =>
+  "safetyNumber" in l;
