@@ -1,0 +1,191 @@
+import type { Knex } from "knex";
+import type { BareJid, DeviceId } from "../../util/ids.js";
+
+export interface DeviceListEntry {
+  readonly id: DeviceId;
+  /** From the last bundle processed for the device; null before any. */
+  readonly registrationId: number | null;
+  /** When this bridge learnt of the device (authorises retry requests, §12.5). */
+  readonly addedAt: number;
+}
+
+export interface DeviceList {
+  readonly jid: BareJid;
+  readonly version: number;
+  readonly devices: readonly DeviceListEntry[];
+}
+
+export type DeviceChange = "added" | "replaced" | "identity-changed";
+
+/** A parsed `<devices-changed>` notification (§11.7). */
+export interface DevicesChangedNotice {
+  readonly jid: BareJid;
+  readonly version: number;
+  /** The complete new list; `change` absent for unchanged devices. */
+  readonly devices: readonly { readonly id: DeviceId; readonly change?: DeviceChange }[];
+  readonly removed: readonly DeviceId[];
+}
+
+export interface DeviceListUpdate {
+  /** False when the update was older than the cached list and changed nothing. */
+  readonly applied: boolean;
+  readonly added: readonly DeviceId[];
+  readonly removed: readonly DeviceId[];
+  /** Devices whose sessions were dropped: removed, replaced and identity-changed (§11.7). */
+  readonly droppedSessions: readonly DeviceId[];
+  /** Devices to fetch bundles for before the next send to them. */
+  readonly needBundles: readonly DeviceId[];
+  /** The user's identity changed: show "security code changed" (§11.7). */
+  readonly identityChanged: boolean;
+}
+
+interface DeviceRow {
+  device_id: number;
+  registration_id: number | null;
+  added_at: number;
+}
+
+/**
+ * The cached device lists of remote users (§11.3, §11.7), shared by all local users: lists are
+ * public directory data. Session clean-up for dropped devices is done by SignalCrypto, which
+ * holds the locks of every local device.
+ */
+export class DeviceListCache {
+  constructor(
+    private readonly knex: Knex,
+    private readonly now: () => number,
+  ) {}
+
+  async get(jid: BareJid): Promise<DeviceList | null> {
+    const list = (await this.knex("signal_device_lists").where({ jid }).first()) as
+      { version: number } | undefined;
+    if (list === undefined) return null;
+    const rows = (await this.knex("signal_remote_devices")
+      .where({ jid })
+      .orderBy("device_id")) as DeviceRow[];
+    return {
+      jid,
+      version: list.version,
+      devices: rows.map((row) => ({
+        id: row.device_id as DeviceId,
+        registrationId: row.registration_id,
+        addedAt: row.added_at,
+      })),
+    };
+  }
+
+  /**
+   * Stores a fetched list (§11.3 fetch result, or `<stale-device-list>` with `version` = the
+   * cached version + 0 when the error carries none). A list older than the cached one is ignored.
+   */
+  async store(
+    jid: BareJid,
+    version: number | null,
+    deviceIds: readonly DeviceId[],
+  ): Promise<DeviceListUpdate> {
+    return this.knex.transaction(async (trx) => {
+      const cached = await this.cachedVersion(trx, jid);
+      if (version !== null && cached !== null && version < cached) return unchanged();
+      const existing = await this.deviceIds(trx, jid);
+      const added = deviceIds.filter((id) => !existing.has(id));
+      const removed = [...existing].filter((id) => !deviceIds.includes(id)) as DeviceId[];
+      await this.write(trx, jid, version ?? cached ?? 0, added, removed);
+      return {
+        applied: true,
+        added,
+        removed,
+        droppedSessions: removed,
+        needBundles: added,
+        identityChanged: false,
+      };
+    });
+  }
+
+  /** Applies a `<devices-changed>` notification (§11.7). */
+  async applyNotice(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+    return this.knex.transaction(async (trx) => {
+      const cached = await this.cachedVersion(trx, notice.jid);
+      if (cached !== null && notice.version <= cached) return unchanged();
+      const existing = await this.deviceIds(trx, notice.jid);
+      const listed = notice.devices.map((d) => d.id);
+      const added = notice.devices
+        .filter((d) => d.change === "added" || !existing.has(d.id))
+        .map((d) => d.id);
+      const removed = [
+        ...new Set([
+          ...notice.removed,
+          ...[...existing].filter((id) => !listed.includes(id as DeviceId)),
+        ]),
+      ] as DeviceId[];
+      const changed = notice.devices
+        .filter((d) => d.change === "replaced" || d.change === "identity-changed")
+        .map((d) => d.id);
+      await this.write(trx, notice.jid, notice.version, added, removed);
+      if (changed.length > 0) {
+        // New key material: the registration id of the old bundle no longer applies.
+        await trx("signal_remote_devices")
+          .where({ jid: notice.jid })
+          .whereIn("device_id", changed)
+          .update({ registration_id: null });
+      }
+      return {
+        applied: true,
+        added,
+        removed,
+        droppedSessions: [...new Set([...removed, ...changed])],
+        needBundles: [...new Set([...added, ...changed])],
+        identityChanged: notice.devices.some((d) => d.change === "identity-changed"),
+      };
+    });
+  }
+
+  private async write(
+    trx: Knex.Transaction,
+    jid: BareJid,
+    version: number,
+    added: readonly DeviceId[],
+    removed: readonly DeviceId[],
+  ): Promise<void> {
+    const now = this.now();
+    await trx("signal_device_lists")
+      .insert({ jid, version, updated_at: now })
+      .onConflict("jid")
+      .merge(["version", "updated_at"]);
+    if (removed.length > 0) {
+      await trx("signal_remote_devices")
+        .where({ jid })
+        .whereIn("device_id", [...removed])
+        .delete();
+    }
+    for (const id of added) {
+      await trx("signal_remote_devices")
+        .insert({ jid, device_id: id, registration_id: null, added_at: now })
+        .onConflict(["jid", "device_id"])
+        .merge(["added_at", "registration_id"]);
+    }
+  }
+
+  private async cachedVersion(trx: Knex.Transaction, jid: BareJid): Promise<number | null> {
+    const row = (await trx("signal_device_lists").select("version").where({ jid }).first()) as
+      { version: number } | undefined;
+    return row?.version ?? null;
+  }
+
+  private async deviceIds(trx: Knex.Transaction, jid: BareJid): Promise<Set<DeviceId>> {
+    const rows = (await trx("signal_remote_devices").select("device_id").where({ jid })) as {
+      device_id: number;
+    }[];
+    return new Set(rows.map((row) => row.device_id as DeviceId));
+  }
+}
+
+function unchanged(): DeviceListUpdate {
+  return {
+    applied: false,
+    added: [],
+    removed: [],
+    droppedSessions: [],
+    needBundles: [],
+    identityChanged: false,
+  };
+}

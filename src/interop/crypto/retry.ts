@@ -1,0 +1,169 @@
+import type { Knex } from "knex";
+import type { DeviceState } from "./device-state.js";
+import type { SessionCipher } from "./session-cipher.js";
+import type { DeviceAddress, EncryptedKey } from "./types.js";
+
+/** §12.5: at most 2 retry requests per (message, device). */
+export const MAX_RETRY_COUNT = 2;
+
+export type RetryRefusal =
+  "unknown-message" | "expired" | "bad-count" | "already-answered" | "not-a-recipient";
+
+export type RetryAuthorization =
+  | { readonly ok: true; readonly envelope: Uint8Array; readonly conversationJid: string }
+  | { readonly ok: false; readonly reason: RetryRefusal };
+
+interface SentRow {
+  envelope_enc: Buffer;
+  conversation_jid: string;
+  recipients: string;
+  sent_at: number;
+}
+
+/**
+ * Retry state of one local device (§12.5): the requests it sends as a receiver, and the stored
+ * envelopes and answered counts it needs as a sender.
+ */
+export class RetryLedger {
+  constructor(
+    private readonly state: DeviceState,
+    private readonly cipher: SessionCipher,
+  ) {}
+
+  /**
+   * Counts a retry request about to be sent for a message that failed to decrypt. Returns its
+   * `count` (1 or 2), or null when two were already sent: then the message is shown as "could not
+   * be decrypted".
+   */
+  async nextRequestCount(sender: DeviceAddress, originId: string): Promise<1 | 2 | null> {
+    const { knex, now } = this.state.ctx;
+    const where = {
+      owner_id: this.state.ownerId,
+      sender_jid: sender.jid,
+      sender_device: sender.device,
+      origin_id: originId,
+    };
+    return knex.transaction(async (trx) => {
+      const row = (await trx("signal_retry_requests").select("count").where(where).first()) as
+        { count: number } | undefined;
+      if (row === undefined) {
+        await trx("signal_retry_requests").insert({
+          ...where,
+          count: 1,
+          first_requested_at: now(),
+        });
+        return 1;
+      }
+      if (row.count >= MAX_RETRY_COUNT) return null;
+      await trx("signal_retry_requests")
+        .where(where)
+        .update({ count: row.count + 1 });
+      return (row.count + 1) as 2;
+    });
+  }
+
+  /**
+   * Decides whether a retry request may be answered (§12.5 "Answering"): the message was sent
+   * less than `windowMs` ago and its envelope is kept; `count` is 1 or 2 and not yet answered for
+   * that device; the device was an intended recipient, or joined the recipient's device list
+   * (devices-changed) after the message was sent.
+   */
+  async authorize(request: {
+    originId: string;
+    requester: DeviceAddress;
+    count: number;
+    windowMs: number;
+  }): Promise<RetryAuthorization> {
+    const { knex, vault, now } = this.state.ctx;
+    const ownerId = this.state.ownerId;
+    const row = (await knex("signal_sent_envelopes")
+      .where({ owner_id: ownerId, origin_id: request.originId })
+      .first()) as SentRow | undefined;
+    if (row === undefined) return { ok: false, reason: "unknown-message" };
+    if (now() - row.sent_at >= request.windowMs) return { ok: false, reason: "expired" };
+    if (request.count !== 1 && request.count !== 2) return { ok: false, reason: "bad-count" };
+    const answered = await knex("signal_retry_answers")
+      .where({
+        owner_id: ownerId,
+        origin_id: request.originId,
+        requester_jid: request.requester.jid,
+        requester_device: request.requester.device,
+        count: request.count,
+      })
+      .first();
+    if (answered !== undefined) return { ok: false, reason: "already-answered" };
+    const recipients = JSON.parse(row.recipients) as { jid: string; devices: number[] }[];
+    const entry = recipients.find((r) => r.jid === request.requester.jid);
+    if (entry === undefined) return { ok: false, reason: "not-a-recipient" };
+    if (!entry.devices.includes(request.requester.device)) {
+      const added = (await knex("signal_remote_devices")
+        .select("added_at")
+        .where({ jid: request.requester.jid, device_id: request.requester.device })
+        .first()) as { added_at: number } | undefined;
+      if (added === undefined || added.added_at < row.sent_at) {
+        return { ok: false, reason: "not-a-recipient" };
+      }
+    }
+    const envelope = vault.open(row.envelope_enc, [
+      "signal_sent_envelopes",
+      ownerId,
+      request.originId,
+    ]);
+    return { ok: true, envelope, conversationJid: row.conversation_jid };
+  }
+
+  /**
+   * First step of an answer: archive the session with the requesting device. The caller then
+   * fetches a fresh bundle, calls `processBundle`, and `encryptAnswer`.
+   */
+  async prepareAnswer(requester: DeviceAddress): Promise<void> {
+    await this.cipher.archiveSession(requester);
+  }
+
+  /**
+   * Re-encrypts the stored envelope, unchanged, for the requesting device only, and records the
+   * answered count in the same transaction (with whatever `onCommit` writes, e.g. the outbox).
+   */
+  async encryptAnswer(
+    request: { originId: string; requester: DeviceAddress; count: number; envelope: Uint8Array },
+    onCommit?: (key: EncryptedKey, trx: Knex.Transaction) => Promise<void>,
+  ): Promise<EncryptedKey> {
+    const ownerId = this.state.ownerId;
+    const now = this.state.ctx.now();
+    const [key] = await this.cipher.encryptForDevices(request.envelope, [request.requester], {
+      onCommit: async (keys, trx) => {
+        await trx("signal_retry_answers").insert({
+          owner_id: ownerId,
+          origin_id: request.originId,
+          requester_jid: request.requester.jid,
+          requester_device: request.requester.device,
+          count: request.count,
+          answered_at: now,
+        });
+        const only = keys[0];
+        if (onCommit !== undefined && only !== undefined) await onCommit(only, trx);
+      },
+    });
+    if (key === undefined) throw new Error("retry answer produced no key");
+    return key;
+  }
+
+  /** Forgets envelopes and retry state older than the retry window. */
+  async purge(windowMs: number): Promise<void> {
+    const { knex, now } = this.state.ctx;
+    const cutoff = now() - windowMs;
+    const owner = { owner_id: this.state.ownerId };
+    await knex.transaction(async (trx) => {
+      const expired = trx("signal_sent_envelopes")
+        .select("origin_id")
+        .where(owner)
+        .where("sent_at", "<", cutoff);
+      await trx("signal_retry_answers").where(owner).whereIn("origin_id", expired).delete();
+      await trx("signal_sent_envelopes").where(owner).where("sent_at", "<", cutoff).delete();
+      await trx("signal_retry_requests")
+        .where(owner)
+        .where("first_requested_at", "<", cutoff)
+        .delete();
+    });
+  }
+}

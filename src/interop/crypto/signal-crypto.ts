@@ -1,0 +1,283 @@
+import { IdentityKeyPair } from "@signalapp/libsignal-client";
+import type { Knex } from "knex";
+import type { BareJid, DeviceId } from "../../util/ids.js";
+import { describeError } from "../../util/errors.js";
+import { silentLogger, type Logger } from "../../util/log.js";
+import { SessionCipher } from "./session-cipher.js";
+import {
+  DeviceListCache,
+  type DeviceListUpdate,
+  type DevicesChangedNotice,
+} from "./device-lists.js";
+import { DeviceState, UserState, type CryptoContext } from "./device-state.js";
+import { UnknownLocalDeviceError } from "./errors.js";
+import { GroupCipher } from "./group-cipher.js";
+import { IdentityBook } from "./identity.js";
+import type { KeyVault } from "./key-vault.js";
+import {
+  countPreKeys,
+  createLocalDevice,
+  currentBundle,
+  purgeExpiredKeys,
+  replenishPreKeys,
+  rotateSignedPreKey,
+  type CreateDeviceOptions,
+} from "./local-keys.js";
+import { KeyedMutex } from "./mutex.js";
+import { RetryLedger } from "./retry.js";
+import type {
+  IdentityChangeEvent,
+  IdentityChangePolicy,
+  PublishableBundle,
+  PublishablePreKeys,
+  PublishableRotation,
+} from "./types.js";
+
+export interface SignalCryptoOptions {
+  readonly knex: Knex;
+  /** Opened with `openKeyVault`, which has checked it against this database. */
+  readonly vault: KeyVault;
+  readonly logger?: Logger;
+  /** `hold`: after an identity change, sending waits for `identities.confirm` (§12.4). */
+  readonly identityChange?: IdentityChangePolicy;
+  /** Clock in ms (tests move it). */
+  readonly now?: () => number;
+  /** Sessions and identities cached per local device / user. */
+  readonly cacheSize?: number;
+}
+
+/** Everything one local device does with Signal; obtained from SignalCrypto. */
+export class DeviceCrypto {
+  readonly sessions: SessionCipher;
+  readonly groups: GroupCipher;
+  readonly retries: RetryLedger;
+  readonly identities: IdentityBook;
+
+  constructor(readonly state: DeviceState) {
+    this.sessions = new SessionCipher(state);
+    this.groups = new GroupCipher(state);
+    this.retries = new RetryLedger(state, this.sessions);
+    this.identities = new IdentityBook(state.user);
+  }
+
+  get jid(): BareJid {
+    return this.state.user.jid;
+  }
+
+  get deviceId(): DeviceId {
+    return this.state.deviceId;
+  }
+
+  get registrationId(): number {
+    return this.state.registrationId;
+  }
+
+  /** The user's identity public key (serialized, 33 bytes). */
+  get identityKey(): Uint8Array {
+    return this.state.user.identityKeyPair.publicKey.serialize();
+  }
+
+  bundle(): Promise<PublishableBundle> {
+    return currentBundle(this.state);
+  }
+
+  replenish(counts: { ec: number; kyber: number }): Promise<PublishablePreKeys> {
+    return replenishPreKeys(this.state, counts);
+  }
+
+  prekeyCounts(): Promise<{ ec: number; kyber: number }> {
+    return countPreKeys(this.state);
+  }
+
+  rotateSignedPreKey(now = this.state.ctx.now()): Promise<PublishableRotation> {
+    return rotateSignedPreKey(this.state, now);
+  }
+
+  purgeExpiredKeys(now = this.state.ctx.now()): Promise<void> {
+    return purgeExpiredKeys(this.state, now);
+  }
+}
+
+/**
+ * The Signal layer of the bridge: creates and loads local devices, keeps one DeviceCrypto per
+ * device (its caches must be the only ones, or two would diverge), and applies device-list changes
+ * across all of them.
+ */
+export class SignalCrypto {
+  readonly deviceLists: DeviceListCache;
+  private readonly ctx: CryptoContext;
+  private readonly users = new Map<string, UserState>();
+  private readonly devices = new Map<string, Promise<DeviceCrypto>>();
+  private readonly listeners = new Set<(event: IdentityChangeEvent) => void>();
+
+  constructor(options: SignalCryptoOptions) {
+    const logger = options.logger ?? silentLogger();
+    this.ctx = {
+      knex: options.knex,
+      vault: options.vault,
+      logger,
+      now: options.now ?? Date.now,
+      policy: options.identityChange ?? "warn",
+      mutex: new KeyedMutex(),
+      cacheSize: options.cacheSize ?? 2000,
+      emitIdentityChange: (event) => {
+        logger.info(
+          { localJid: event.localJid, remoteJid: event.remoteJid, held: event.sendingHeld },
+          "contact identity changed",
+        );
+        for (const listener of this.listeners) {
+          try {
+            listener(event);
+          } catch (err) {
+            logger.error({ err: describeError(err) }, "identity change listener failed");
+          }
+        }
+      },
+    };
+    this.deviceLists = new DeviceListCache(options.knex, this.ctx.now);
+  }
+
+  /** Subscribes to identity changes (after they are committed); returns the unsubscribe. */
+  onIdentityChange(listener: (event: IdentityChangeEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Creates a device for a local user, with the user's identity (created on first use), and
+   * returns it with the bundle to publish (§11.2).
+   */
+  async createLocalIdentity(
+    userJid: BareJid,
+    options: CreateDeviceOptions = {},
+  ): Promise<{ device: DeviceCrypto; bundle: PublishableBundle }> {
+    const created = await createLocalDevice(this.ctx, userJid, options);
+    const device = await this.device(userJid, created.deviceId);
+    return { device, bundle: created.bundle };
+  }
+
+  /** The local device, loaded once; UnknownLocalDeviceError if it has no keys. */
+  device(userJid: BareJid, deviceId: DeviceId): Promise<DeviceCrypto> {
+    const key = `${userJid}/${deviceId}`;
+    let pending = this.devices.get(key);
+    if (pending === undefined) {
+      pending = this.load(userJid, deviceId);
+      this.devices.set(key, pending);
+      pending.catch(() => this.devices.delete(key));
+    }
+    return pending;
+  }
+
+  /** Device ids with keys for a local user. */
+  async localDevices(userJid: BareJid): Promise<DeviceId[]> {
+    const rows = (await this.ctx
+      .knex("signal_local_devices")
+      .select("device_id")
+      .where({ jid: userJid })
+      .orderBy("device_id")) as { device_id: number }[];
+    return rows.map((row) => row.device_id as DeviceId);
+  }
+
+  /**
+   * Logout: deletes the user's identity, devices, prekeys, sessions, sender keys and recorded
+   * contact identities, and forgets the cached state.
+   */
+  async deleteLocalUser(userJid: BareJid): Promise<void> {
+    await this.ctx.knex.transaction(async (trx) => {
+      // Explicit deletes besides the cascades: SQLite enforces foreign keys per connection.
+      const owners = trx("signal_local_devices").select("id").where({ jid: userJid });
+      for (const table of [
+        "signal_sessions",
+        "signal_prekeys",
+        "signal_signed_prekeys",
+        "signal_kyber_prekeys",
+        "signal_kyber_used",
+        "signal_sender_keys",
+        "signal_own_sender_keys",
+        "signal_sent_envelopes",
+        "signal_retry_answers",
+        "signal_retry_requests",
+      ]) {
+        await trx(table).whereIn("owner_id", owners.clone()).delete();
+      }
+      await trx("signal_identities").where({ local_jid: userJid }).delete();
+      await trx("signal_local_devices").where({ jid: userJid }).delete();
+      await trx("signal_local_identities").where({ jid: userJid }).delete();
+    });
+    this.users.get(userJid)?.forgetIdentities();
+    this.users.delete(userJid);
+    for (const key of [...this.devices.keys()]) {
+      if (key.startsWith(`${userJid}/`)) this.devices.delete(key);
+    }
+  }
+
+  /**
+   * Applies `<devices-changed>` (§11.7): updates the cached list and deletes every local device's
+   * sessions with removed, replaced and identity-changed devices. The caller fetches bundles for
+   * `needBundles`, shows a notice on `identityChanged`, and rotates group sender keys.
+   */
+  async handleDevicesChanged(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+    const update = await this.deviceLists.applyNotice(notice);
+    if (update.droppedSessions.length > 0) {
+      await this.dropSessions(notice.jid, update.droppedSessions);
+    }
+    return update;
+  }
+
+  /** Stores a fetched device list; sessions of devices no longer listed are deleted. */
+  async storeDeviceList(
+    jid: BareJid,
+    version: number | null,
+    deviceIds: readonly DeviceId[],
+  ): Promise<DeviceListUpdate> {
+    const update = await this.deviceLists.store(jid, version, deviceIds);
+    if (update.droppedSessions.length > 0) await this.dropSessions(jid, update.droppedSessions);
+    return update;
+  }
+
+  private async dropSessions(remoteJid: BareJid, devices: readonly DeviceId[]): Promise<void> {
+    // Hold the contact's lock for every loaded local user, so that no operation in flight commits
+    // a session that this deletes.
+    const loaded = await Promise.all(
+      [...this.devices.values()].map((p) => p.catch(() => undefined)),
+    );
+    const states = loaded.filter((d): d is DeviceCrypto => d !== undefined).map((d) => d.state);
+    const lockKeys = states.map((s) => s.user.lockKey(remoteJid));
+    await this.ctx.mutex.run(lockKeys, async () => {
+      await this.ctx
+        .knex("signal_sessions")
+        .where({ remote_jid: remoteJid })
+        .whereIn("remote_device", [...devices])
+        .delete();
+      for (const state of states) state.forgetSessions(remoteJid, devices);
+    });
+  }
+
+  private async load(userJid: BareJid, deviceId: DeviceId): Promise<DeviceCrypto> {
+    const row = (await this.ctx
+      .knex("signal_local_devices")
+      .where({ jid: userJid, device_id: deviceId })
+      .first()) as { id: number; registration_id: number } | undefined;
+    if (row === undefined) {
+      throw new UnknownLocalDeviceError(`no Signal keys for ${userJid}/${deviceId}`);
+    }
+    const user = await this.user(userJid);
+    return new DeviceCrypto(new DeviceState(user, row.id, deviceId, row.registration_id));
+  }
+
+  private async user(userJid: BareJid): Promise<UserState> {
+    const cached = this.users.get(userJid);
+    if (cached !== undefined) return cached;
+    const row = (await this.ctx.knex("signal_local_identities").where({ jid: userJid }).first()) as
+      { key_pair_enc: Buffer } | undefined;
+    if (row === undefined) throw new UnknownLocalDeviceError(`no identity key for ${userJid}`);
+    const pair = IdentityKeyPair.deserialize(
+      this.ctx.vault.open(row.key_pair_enc, ["signal_local_identities", userJid]),
+    );
+    const again = this.users.get(userJid);
+    if (again !== undefined) return again;
+    const user = new UserState(this.ctx, userJid, pair);
+    this.users.set(userJid, user);
+    return user;
+  }
+}

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import type { DeviceId } from "../../../src/util/ids.js";
+import { describeOnBackends } from "../../helpers/db.js";
+import { address, directoryBundle, makeCrypto, newDevice, uniqueJid, utf8 } from "./helpers.js";
+
+const ids = (...n: number[]) => n as DeviceId[];
+
+describeOnBackends("device-list cache", (get) => {
+  it("a fetched list records added devices, forgets removed ones and ignores older versions", async function () {
+    const { crypto, clock } = makeCrypto(get().db.knex);
+    const bob = uniqueJid("gatekeeper");
+    const first = await crypto.storeDeviceList(bob, 3, ids(1, 2));
+    assert.deepEqual(first.added, [1, 2]);
+    clock.advance(1000);
+    const second = await crypto.storeDeviceList(bob, 4, ids(2, 5));
+    assert.deepEqual(second.added, [5]);
+    assert.deepEqual(second.removed, [1]);
+    const older = await crypto.storeDeviceList(bob, 3, ids(1, 2));
+    assert.equal(older.applied, false);
+    const list = await crypto.deviceLists.get(bob);
+    assert.equal(list?.version, 4);
+    assert.deepEqual(
+      list?.devices.map((d) => [d.id, d.addedAt - clock.t]),
+      [
+        [2, -1000],
+        [5, 0],
+      ],
+    );
+  });
+
+  it("identity-changed and replaced devices lose their sessions and need fresh bundles", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    await world.crypto.storeDeviceList(bob.jid, 1, ids(1));
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    await alice.device.sessions.encryptForDevices(utf8("x"), [address(bob.jid, 1)]);
+    const cached = await world.crypto.deviceLists.get(bob.jid);
+    assert.equal(cached?.devices[0]?.registrationId, bob.bundle.registrationId);
+    const update = await world.crypto.handleDevicesChanged({
+      jid: bob.jid,
+      version: 2,
+      devices: [{ id: 1 as DeviceId, change: "identity-changed" }],
+      removed: [],
+    });
+    assert.equal(update.identityChanged, true);
+    assert.deepEqual(update.droppedSessions, [1]);
+    assert.deepEqual(update.needBundles, [1]);
+    assert.equal(await alice.device.sessions.hasSession(address(bob.jid, 1)), false);
+    const replaced = await world.crypto.handleDevicesChanged({
+      jid: bob.jid,
+      version: 3,
+      devices: [{ id: 1 as DeviceId, change: "replaced" }],
+      removed: [],
+    });
+    assert.equal(replaced.identityChanged, false);
+    assert.deepEqual(replaced.needBundles, [1]);
+  });
+});

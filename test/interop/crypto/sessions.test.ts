@@ -1,0 +1,397 @@
+import assert from "node:assert/strict";
+import {
+  DuplicateMessageError,
+  InvalidMessageError,
+  LegacyMessageError,
+  NoSessionError,
+} from "../../../src/interop/crypto/errors.js";
+import { describeOnBackends } from "../../helpers/db.js";
+import {
+  address,
+  directoryBundle,
+  ensureInboxTable,
+  makeCrypto,
+  newDevice,
+  text,
+  utf8,
+} from "./helpers.js";
+
+describeOnBackends("Signal 1:1 sessions", (get) => {
+  it("a first message over a bundle with one-time prekeys decrypts, consumes both prekeys, and the reply is a plain SignalMessage", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    const before = await bob.device.prekeyCounts();
+
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const [first] = await alice.device.sessions.encryptForDevices(utf8("hello bob"), [
+      address(bob.jid, bob.device.deviceId),
+    ]);
+    assert.ok(first);
+    assert.equal(first.kex, true, "the first message is a PreKeySignalMessage");
+    assert.equal(first.rid, bob.device.deviceId);
+
+    const plain = await bob.device.sessions.decrypt(
+      {
+        senderJid: alice.jid,
+        senderDevice: alice.device.deviceId,
+        kex: true,
+        ciphertext: first.ciphertext,
+      },
+      async (p) => text(p),
+    );
+    assert.equal(plain, "hello bob");
+    assert.deepEqual(await bob.device.prekeyCounts(), {
+      ec: before.ec - 1,
+      kyber: before.kyber - 1,
+    });
+
+    const [reply] = await bob.device.sessions.encryptForDevices(utf8("hi alice"), [
+      address(alice.jid, alice.device.deviceId),
+    ]);
+    assert.ok(reply);
+    assert.equal(reply.kex, false, "bob answers on the session alice started");
+    const back = await alice.device.sessions.decrypt(
+      {
+        senderJid: bob.jid,
+        senderDevice: bob.device.deviceId,
+        kex: false,
+        ciphertext: reply.ciphertext,
+      },
+      async (p) => text(p),
+    );
+    assert.equal(back, "hi alice");
+
+    const [next] = await alice.device.sessions.encryptForDevices(utf8("again"), [
+      address(bob.jid, bob.device.deviceId),
+    ]);
+    assert.equal(next?.kex, false, "after bob replied, alice stops sending PreKeySignalMessages");
+  });
+
+  it("a session set up with only the last-resort Kyber prekey works and a replay of its first message is a duplicate", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { oneTimePreKeys: 0 });
+    assert.deepEqual(await bob.device.prekeyCounts(), { ec: 0, kyber: 0 });
+
+    await alice.device.sessions.processBundle(
+      bob.jid,
+      directoryBundle(bob.bundle, { oneTime: false }),
+    );
+    const [first] = await alice.device.sessions.encryptForDevices(utf8("no one-time keys"), [
+      address(bob.jid, bob.device.deviceId),
+    ]);
+    assert.ok(first?.kex);
+    const inbound = {
+      senderJid: alice.jid,
+      senderDevice: alice.device.deviceId,
+      kex: true,
+      ciphertext: first.ciphertext,
+    };
+    assert.equal(
+      await bob.device.sessions.decrypt(inbound, async (p) => text(p)),
+      "no one-time keys",
+    );
+
+    // With the session still there libsignal itself sees the repeat.
+    await assert.rejects(
+      bob.device.sessions.decrypt(inbound, async () => "again"),
+      DuplicateMessageError,
+    );
+    // With the session gone only the recorded last-resort use can tell (§11.6).
+    await bob.device.sessions.deleteSessions(alice.jid);
+    await assert.rejects(
+      bob.device.sessions.decrypt(inbound, async () => "again"),
+      DuplicateMessageError,
+    );
+    // The last-resort key is kept for other senders.
+    const carol = await newDevice(world, "provider");
+    await carol.device.sessions.processBundle(
+      bob.jid,
+      directoryBundle(bob.bundle, { oneTime: false }),
+    );
+    const [fromCarol] = await carol.device.sessions.encryptForDevices(utf8("me too"), [
+      address(bob.jid, bob.device.deviceId),
+    ]);
+    assert.ok(fromCarol);
+    const got = await bob.device.sessions.decrypt(
+      {
+        senderJid: carol.jid,
+        senderDevice: carol.device.deviceId,
+        kex: true,
+        ciphertext: fromCarol.ciphertext,
+      },
+      async (p) => text(p),
+    );
+    assert.equal(got, "me too");
+  });
+
+  it("messages delivered out of order all decrypt and a redelivered one is a duplicate", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const to = [address(bob.jid, bob.device.deviceId)];
+    const sent = [];
+    for (const body of ["one", "two", "three", "four"]) {
+      const [key] = await alice.device.sessions.encryptForDevices(utf8(body), to);
+      assert.ok(key);
+      sent.push(key);
+    }
+    const received: string[] = [];
+    for (const index of [2, 0, 3, 1]) {
+      const key = sent[index];
+      assert.ok(key);
+      received.push(
+        await bob.device.sessions.decrypt(
+          {
+            senderJid: alice.jid,
+            senderDevice: alice.device.deviceId,
+            kex: key.kex,
+            ciphertext: key.ciphertext,
+          },
+          async (p) => text(p),
+        ),
+      );
+    }
+    assert.deepEqual(received, ["three", "one", "four", "two"]);
+    const again = sent[1];
+    assert.ok(again);
+    await assert.rejects(
+      bob.device.sessions.decrypt(
+        {
+          senderJid: alice.jid,
+          senderDevice: alice.device.deviceId,
+          kex: again.kex,
+          ciphertext: again.ciphertext,
+        },
+        async () => "stored twice",
+      ),
+      DuplicateMessageError,
+    );
+  });
+
+  it("a crash between decrypt and commit loses nothing: the same ciphertext decrypts again and is stored once", async function () {
+    const { knex } = get().db;
+    await ensureInboxTable(knex);
+    const world = makeCrypto(knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const to = [address(bob.jid, bob.device.deviceId)];
+    for (const body of ["first (PreKeySignalMessage)", "second"]) {
+      const countsBefore = await bob.device.prekeyCounts();
+      const [key] = await alice.device.sessions.encryptForDevices(utf8(body), to);
+      assert.ok(key);
+      const inbound = {
+        senderJid: alice.jid,
+        senderDevice: alice.device.deviceId,
+        kex: key.kex,
+        ciphertext: key.ciphertext,
+      };
+      await assert.rejects(
+        bob.device.sessions.decrypt(inbound, async (plain, trx) => {
+          await trx("test_crypto_inbox").insert({ receiver: bob.jid, body: text(plain) });
+          throw new Error("power cut before commit");
+        }),
+        /power cut/,
+      );
+      assert.deepEqual(await bob.device.prekeyCounts(), countsBefore, "no prekey was consumed");
+      await bob.device.sessions.decrypt(inbound, async (plain, trx) => {
+        await trx("test_crypto_inbox").insert({ receiver: bob.jid, body: text(plain) });
+      });
+    }
+    const rows = await knex("test_crypto_inbox").where({ receiver: bob.jid }).orderBy("body");
+    assert.deepEqual(
+      rows.map((r: { body: string }) => r.body),
+      ["first (PreKeySignalMessage)", "second"],
+    );
+
+    // A fresh process (empty caches) continues the conversation from the database.
+    const restarted = makeCrypto(knex);
+    const bobAgain = await restarted.crypto.device(bob.jid, bob.device.deviceId);
+    const [third] = await alice.device.sessions.encryptForDevices(utf8("after restart"), to);
+    assert.ok(third);
+    const plain = await bobAgain.sessions.decrypt(
+      {
+        senderJid: alice.jid,
+        senderDevice: alice.device.deviceId,
+        kex: third.kex,
+        ciphertext: third.ciphertext,
+      },
+      async (p) => text(p),
+    );
+    assert.equal(plain, "after restart");
+  });
+
+  it("an encryption whose outbox write fails leaves the session where it was", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const to = [address(bob.jid, bob.device.deviceId)];
+    await assert.rejects(
+      alice.device.sessions.encryptForDevices(utf8("lost"), to, {
+        onCommit: async () => {
+          throw new Error("outbox full");
+        },
+      }),
+      /outbox full/,
+    );
+    // Nothing was committed, so alice still has a session that has never sent: bob can decrypt
+    // the message produced next, and it is again the first PreKeySignalMessage of the session.
+    const [key] = await alice.device.sessions.encryptForDevices(utf8("kept"), to);
+    assert.ok(key?.kex);
+    const plain = await bob.device.sessions.decrypt(
+      {
+        senderJid: alice.jid,
+        senderDevice: alice.device.deviceId,
+        kex: true,
+        ciphertext: key.ciphertext,
+      },
+      async (p) => text(p),
+    );
+    assert.equal(plain, "kept");
+  });
+
+  it("concurrent encryptions to the same device are serialised and all decrypt", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const to = [address(bob.jid, bob.device.deviceId)];
+    const bodies = Array.from({ length: 12 }, (_, i) => `parallel ${i}`);
+    const keys = await Promise.all(
+      bodies.map((b) => alice.device.sessions.encryptForDevices(utf8(b), to)),
+    );
+    const received = new Set<string>();
+    for (const [key] of keys) {
+      assert.ok(key);
+      received.add(
+        await bob.device.sessions.decrypt(
+          {
+            senderJid: alice.jid,
+            senderDevice: alice.device.deviceId,
+            kex: key.kex,
+            ciphertext: key.ciphertext,
+          },
+          async (p) => text(p),
+        ),
+      );
+    }
+    assert.deepEqual([...received].sort(), [...bodies].sort());
+  });
+
+  it("a device added mid-conversation gets a session after devices-changed, a removed one loses it", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob1 = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    const crypto = world.crypto;
+    await crypto.storeDeviceList(bob1.jid, 1, [bob1.device.deviceId]);
+    await alice.device.sessions.processBundle(bob1.jid, directoryBundle(bob1.bundle));
+    const d1 = address(bob1.jid, 1);
+    const [m1] = await alice.device.sessions.encryptForDevices(utf8("to one device"), [d1]);
+    assert.ok(m1);
+
+    // Bob links a second device: same identity, new device id.
+    const bob2 = await crypto.createLocalIdentity(bob1.jid, {
+      deviceId: 2 as never,
+      oneTimePreKeys: 2,
+    });
+    const update = await crypto.handleDevicesChanged({
+      jid: bob1.jid,
+      version: 2,
+      devices: [{ id: d1.device }, { id: 2 as never, change: "added" }],
+      removed: [],
+    });
+    assert.deepEqual(update.needBundles, [2]);
+    const d2 = address(bob1.jid, 2);
+    assert.deepEqual(await alice.device.sessions.devicesWithoutSession([d1, d2]), [d2]);
+    await alice.device.sessions.processBundle(bob1.jid, directoryBundle(bob2.bundle));
+    const keys = await alice.device.sessions.encryptForDevices(utf8("to both"), [d1, d2]);
+    assert.deepEqual(
+      keys.map((k) => [k.rid, k.kex]),
+      [
+        [1, true],
+        [2, true],
+      ],
+    );
+    for (const [device, key] of [
+      [bob1.device, keys[0]],
+      [bob2.device, keys[1]],
+    ] as const) {
+      assert.ok(key);
+      const plain = await device.sessions.decrypt(
+        {
+          senderJid: alice.jid,
+          senderDevice: alice.device.deviceId,
+          kex: key.kex,
+          ciphertext: key.ciphertext,
+        },
+        async (p) => text(p),
+      );
+      assert.equal(plain, "to both");
+    }
+
+    const removal = await crypto.handleDevicesChanged({
+      jid: bob1.jid,
+      version: 3,
+      devices: [{ id: 2 as never }],
+      removed: [1 as never],
+    });
+    assert.deepEqual(removal.droppedSessions, [1]);
+    await assert.rejects(
+      alice.device.sessions.encryptForDevices(utf8("to the removed device"), [d1]),
+      (err: unknown) => err instanceof NoSessionError && err.missing[0]?.device === 1,
+    );
+    const list = await crypto.deviceLists.get(bob1.jid);
+    assert.deepEqual(
+      list?.devices.map((d) => d.id),
+      [2],
+    );
+    // An older notification arriving late changes nothing.
+    const stale = await crypto.handleDevicesChanged({
+      jid: bob1.jid,
+      version: 2,
+      devices: [{ id: 1 as never }, { id: 2 as never }],
+      removed: [],
+    });
+    assert.equal(stale.applied, false);
+  });
+
+  it("garbage, legacy versions and messages without a session get typed errors", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    const from = { senderJid: alice.jid, senderDevice: alice.device.deviceId };
+    await assert.rejects(
+      bob.device.sessions.decrypt(
+        { ...from, kex: true, ciphertext: utf8("not signal") },
+        async () => 0,
+      ),
+      InvalidMessageError,
+    );
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const [key] = await alice.device.sessions.encryptForDevices(utf8("x"), [
+      address(bob.jid, bob.device.deviceId),
+    ]);
+    assert.ok(key);
+    const legacy = new Uint8Array(key.ciphertext);
+    legacy[0] = (3 << 4) | 3;
+    await assert.rejects(
+      bob.device.sessions.decrypt({ ...from, kex: true, ciphertext: legacy }, async () => 0),
+      LegacyMessageError,
+    );
+    // Bob never decrypted the first message, so a SignalMessage from him cannot be read by alice.
+    const carol = await newDevice(world, "provider");
+    await carol.device.sessions.processBundle(alice.jid, directoryBundle(alice.bundle));
+    const [c1] = await carol.device.sessions.encryptForDevices(utf8("y"), [
+      address(alice.jid, alice.device.deviceId),
+    ]);
+    assert.ok(c1);
+    await assert.rejects(
+      bob.device.sessions.encryptForDevices(utf8("z"), [address(carol.jid, carol.device.deviceId)]),
+      NoSessionError,
+    );
+  });
+});
