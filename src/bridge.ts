@@ -2,8 +2,14 @@ import type { Config } from "./config/schema.js";
 import type { Registration } from "./cli/registration.js";
 import { openDatabase, type Database } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import {
+  openKeyVault,
+  VaultKeyMismatchError,
+  VaultKeyMissingError,
+} from "./interop/crypto/index.js";
+import type { KeyVault } from "./interop/crypto/index.js";
 import { startMatrixSide, type MatrixSide } from "./matrix/appservice.js";
-import { describeError } from "./util/errors.js";
+import { StartupError, describeError } from "./util/errors.js";
 import type { Logger } from "./util/log.js";
 
 export interface BridgeOptions {
@@ -15,6 +21,7 @@ export interface BridgeOptions {
 
 export interface RunningBridge {
   readonly db: Database;
+  readonly vault: KeyVault;
   readonly port: number;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
   stop(): Promise<void>;
@@ -33,12 +40,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     maxConnections: config.database.max_connections,
   });
   let matrix: MatrixSide | undefined;
+  let vault: KeyVault | undefined;
   try {
     const { applied } = await migrateToLatest(db.knex);
     log.info(
       { backend: db.type, applied: applied.length },
       applied.length > 0 ? "database migrated" : "database schema is current",
     );
+    vault = await openVault(config, db);
     matrix = await startMatrixSide({
       config,
       registration: options.registration,
@@ -63,6 +72,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const started = matrix;
   return {
     db,
+    vault,
     port: options.port,
     async stop() {
       log.info("stopping");
@@ -73,4 +83,35 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       log.info("stopped");
     },
   };
+}
+
+/**
+ * The key that encrypts private keys at rest. Without it (or with another one than the database
+ * was written with) the bridge cannot use any stored session, so the start stops here with a line
+ * that says what to do.
+ */
+async function openVault(config: Config, db: Database): Promise<KeyVault> {
+  const { key_env: envVar, key_file: keyFile } = config.encryption;
+  const source = envVar === "" ? { keyFile } : { envVar };
+  const where = envVar === "" ? `encryption.key_file (${keyFile})` : `$${envVar}`;
+  try {
+    return await openKeyVault(db.knex, source);
+  } catch (err) {
+    if (err instanceof VaultKeyMissingError) {
+      throw new StartupError(
+        "encryption-key-missing",
+        `no usable encryption key in ${where}: ${err.message}; create one with ` +
+          "`matrix-whatsapp-interop generate-key -f <file>` (or `init`)",
+        err,
+      );
+    }
+    if (err instanceof VaultKeyMismatchError) {
+      throw new StartupError(
+        "encryption-key-wrong",
+        `the encryption key in ${where} is not the one this database was written with: ${err.message}`,
+        err,
+      );
+    }
+    throw err;
+  }
 }

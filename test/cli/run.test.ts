@@ -45,6 +45,8 @@ describe("running the bridge", function () {
     );
     const reg = await runCli(["-r"], { cwd: dir });
     assert.equal(reg.code, 0, reg.stderr);
+    const key = await runCli(["generate-key", "-f", "data/encryption.key"], { cwd: dir });
+    assert.equal(key.code, 0, key.stderr);
   }
 
   /** Starts the bridge, checks /health and /ready once it listens, stops it with SIGTERM. */
@@ -111,6 +113,32 @@ describe("running the bridge", function () {
     } finally {
       blocker.close();
     }
+  });
+
+  it("a missing encryption key stops the start and says how to create one", async function () {
+    await writeConfig();
+    await rm(path.join(dir, "data/encryption.key"));
+    const result = await runCli(["-p", String(await freePort())], { cwd: dir });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error: no usable encryption key in encryption\.key_file/m);
+    assert.match(result.stderr, /generate-key -f/);
+  });
+
+  it("another encryption key than the database was written with stops the start", async function () {
+    await writeConfig();
+    const port = await freePort();
+    const first = await startCheckAndStop(port);
+    assert.equal(first.result.code, 0, first.result.stderr);
+    const replaced = await runCli(["generate-key", "-f", "data/encryption.key", "--force"], {
+      cwd: dir,
+    });
+    assert.equal(replaced.code, 0, replaced.stderr);
+    const result = await runCli(["-p", String(port)], { cwd: dir });
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /^error: the encryption key in .* is not the one this database was written with/m,
+    );
   });
 
   it("a missing registration file names the command that creates it", async function () {
