@@ -1,0 +1,167 @@
+import type { Server } from "node:http";
+import { silentLogger, type Logger } from "../../src/util/log.js";
+import { HomeserverCore } from "./core.js";
+import { registerMediaRoutes } from "./media/routes.js";
+import { registerAccountRoutes } from "./routes/account.js";
+import { registerUserRoutes } from "./routes/user.js";
+import { registerAppserviceAndSyncRoutes } from "./routes/appservice.js";
+import { registerDirectoryRoutes } from "./routes/directory.js";
+import { registerEphemeralRoutes } from "./routes/ephemeral.js";
+import { registerMembershipRoutes } from "./routes/membership.js";
+import { registerProfileRoutes } from "./routes/profile.js";
+import { registerRoomEventRoutes } from "./routes/roomEvents.js";
+import { RouteContext, serverUrl, startHttpServer } from "./server.js";
+import type {
+  AppserviceRegistration,
+  HomeserverProfile,
+  PushFault,
+  PushFaultInjector,
+  RoomEvent,
+  EphemeralEvent,
+} from "./types.js";
+
+export type {
+  AppserviceRegistration,
+  HomeserverProfile,
+  PushAttempt,
+  PushFault,
+  PushFaultInjector,
+} from "./types.js";
+export type { HomeserverCore } from "./core.js";
+
+export interface TestHomeserverOptions {
+  serverName?: string;
+  /** Which homeserver to imitate where they differ; default `spec`. */
+  profile?: HomeserverProfile;
+  appservices?: readonly AppserviceRegistration[];
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Largest accepted upload; default 50 MiB. Larger ones answer 413 M_TOO_LARGE. */
+  maxUploadBytes?: number;
+  /** How long one push to an appservice may take before it counts as failed; default 5 s. */
+  pushTimeoutMs?: number;
+  /** First retry delay of a failed push, doubled per attempt up to `retryMaxMs`; default 100 ms. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Make legacy unauthenticated downloads answer 404, as a Synapse with frozen legacy media. */
+  freezeLegacyMedia?: boolean;
+  logger?: Logger;
+}
+
+export interface RegisteredUser {
+  userId: string;
+  accessToken: string;
+  deviceId: string;
+}
+
+export interface DeliveredTransaction {
+  txnId: string;
+  events: RoomEvent[];
+  ephemeral: EphemeralEvent[];
+}
+
+export interface TestHomeserver {
+  /** Base URL (`http://127.0.0.1:port`); only valid after start(). */
+  readonly url: string;
+  readonly serverName: string;
+  readonly profile: HomeserverProfile;
+  /** The server's state, for assertions a client could not make. */
+  readonly core: HomeserverCore;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Registers a password user and logs it in on a new device. */
+  registerUser(localpart: string, password?: string): RegisteredUser;
+  /**
+   * Fault injection for pushes to appservices: `injector` decides per attempt (500, 429, timeout,
+   * lost acknowledgement); undefined removes it. Returns a function that removes it too.
+   */
+  failAppservicePushes(injector: PushFaultInjector | undefined): () => void;
+  /** Resolves once every event queued for the appservice has been acknowledged by it. */
+  appserviceIdle(appserviceId: string): Promise<void>;
+  /** Transactions the appservice acknowledged, in order. */
+  deliveredTransactions(appserviceId: string): readonly DeliveredTransaction[];
+}
+
+/** Fails the first `count` push attempts (of any transaction) with `fault`, then delivers normally. */
+export function failFirstPushes(count: number, fault: PushFault): PushFaultInjector {
+  let remaining = count;
+  return () => {
+    if (remaining <= 0) return undefined;
+    remaining -= 1;
+    return fault;
+  };
+}
+
+/** An in-process Matrix homeserver for the bridge's tests (see the README beside this file). */
+export function createTestHomeserver(options: TestHomeserverOptions = {}): TestHomeserver {
+  const logger = options.logger ?? silentLogger();
+  const core = new HomeserverCore({
+    serverName: options.serverName ?? "localhost",
+    profile: options.profile ?? "spec",
+    appservices: options.appservices ?? [],
+    maxUploadBytes: options.maxUploadBytes ?? 50 * 1024 * 1024,
+    pushTimeoutMs: options.pushTimeoutMs ?? 5000,
+    retryInitialMs: options.retryInitialMs ?? 100,
+    retryMaxMs: options.retryMaxMs ?? 5000,
+    logger,
+  });
+  const ctx = new RouteContext(core);
+  registerAccountRoutes(ctx);
+  registerUserRoutes(ctx);
+  registerMembershipRoutes(ctx);
+  registerRoomEventRoutes(ctx);
+  registerEphemeralRoutes(ctx);
+  registerProfileRoutes(ctx);
+  registerDirectoryRoutes(ctx);
+  registerAppserviceAndSyncRoutes(ctx);
+  registerMediaRoutes(ctx, { freezeLegacyMedia: options.freezeLegacyMedia ?? false });
+
+  let server: Server | undefined;
+  const pusher = (id: string) => {
+    const p = core.pushers.get(id);
+    if (p === undefined) throw new Error(`No appservice ${id} is registered`);
+    return p;
+  };
+
+  return {
+    get url() {
+      if (server === undefined) throw new Error("The test homeserver is not started");
+      return serverUrl(server);
+    },
+    serverName: core.serverName,
+    profile: core.profile,
+    core,
+    async start() {
+      if (server !== undefined) return;
+      server = await startHttpServer(ctx, {
+        host: options.host ?? "127.0.0.1",
+        port: options.port ?? 0,
+        logger,
+      });
+    },
+    async stop() {
+      core.stop();
+      const s = server;
+      server = undefined;
+      if (s === undefined) return;
+      await new Promise<void>((resolve) => {
+        s.close(() => resolve());
+        s.closeAllConnections();
+      });
+    },
+    registerUser(localpart, password = "password") {
+      const user = core.users.create(localpart, { password });
+      const session = core.users.startSession(user.userId);
+      return { userId: user.userId, accessToken: session.accessToken, deviceId: session.deviceId };
+    },
+    failAppservicePushes(injector) {
+      core.faultInjector = injector;
+      return () => {
+        if (core.faultInjector === injector) core.faultInjector = undefined;
+      };
+    },
+    appserviceIdle: (id) => pusher(id).whenIdle(),
+    deliveredTransactions: (id) => pusher(id).delivered,
+  };
+}
