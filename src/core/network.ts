@@ -36,11 +36,17 @@ export interface NeutralText {
   spans: readonly TextSpan[];
 }
 
+/** A styled range of `NeutralText.text`; offsets are UTF-16 code units (JavaScript indices). */
 export interface TextSpan {
   start: number;
   end: number;
   style: "bold" | "italic" | "strikethrough" | "monospace" | "code-block" | "quote" | "link";
   url?: string;
+  /**
+   * How many characters at each end of the span are the network's own styling markers (XEP-0393's
+   * `*`, `_`, ...), which a plain rendering keeps and a formatted rendering may drop.
+   */
+  markers?: { open: number; close: number };
 }
 
 export type MediaKind = "image" | "video" | "audio" | "document";
@@ -92,8 +98,13 @@ export type RemoteEvent =
       kind: "message";
       from: RemoteUserId;
       id: RemoteMessageId;
+      /** The sender's clock: shown as the sending time. */
       sentAt: Date;
+      /** The network's own acceptance time, which edit and retraction windows are measured on. */
+      serverTime?: Date;
       order: number;
+      /** A name the sender asserts for themselves; shown only as secondary text, never as identity. */
+      nick?: string;
       content: MessageContent;
       replyTo?: MessageReference & { quote?: string };
       /** First contact from an unknown sender: shown as a message request. */
@@ -105,8 +116,9 @@ export type RemoteEvent =
       target: MessageReference;
       content: MessageContent;
       order: number;
+      serverTime?: Date;
     }
-  | { kind: "retract"; from: RemoteUserId; target: MessageReference }
+  | { kind: "retract"; from: RemoteUserId; target: MessageReference; serverTime?: Date }
   | { kind: "reactions"; from: RemoteUserId; target: MessageReference; emojis: readonly string[] }
   | { kind: "delivered"; from: RemoteUserId; targets: readonly MessageReference[] }
   | { kind: "read"; from: RemoteUserId; upTo: MessageReference }
@@ -199,7 +211,7 @@ export interface NetworkLogin {
   sendMessage(
     to: RemoteUserId,
     content: MessageContent,
-    replyTo?: MessageReference,
+    replyTo?: MessageReference & { quote?: string },
   ): Promise<RemoteMessageId>;
   /** Logs out at the network and deletes every key of this login. */
   logout(): Promise<void>;
