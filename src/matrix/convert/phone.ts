@@ -1,0 +1,42 @@
+import type { PhoneNumber } from "../../util/ids.js";
+
+/**
+ * Readable international form of an E.164 number, for display names and contact cards.
+ *
+ * What it does: splits off the country calling code (ITU-T E.164 assigns 1-, 2- and 3-digit codes
+ * without overlap, so the prefix alone decides its length), groups North American numbers as
+ * 3-3-4, and otherwise separates the first three digits of the national number from the rest
+ * (`+49 170 1234567`).
+ *
+ * What it does not do: it knows no national numbering plans, so area codes and mobile prefixes of
+ * other lengths are not found (`+44 7911 123456` reads `+44 791 1123456`), it checks neither that
+ * a number is assigned nor its length per country, and it never adds trunk prefixes. A full
+ * libphonenumber dataset would; this is display sugar, never parsed back.
+ */
+
+/** Codes of one digit: +1 (North American Numbering Plan) and +7 (Russia, Kazakhstan). */
+const ONE_DIGIT = new Set(["1", "7"]);
+
+/** Every assigned two-digit code; any other code is three digits. */
+const TWO_DIGIT = new Set([
+  "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47",
+  "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65",
+  "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+]); // prettier-ignore
+
+export function callingCodeLength(digits: string): 1 | 2 | 3 {
+  if (ONE_DIGIT.has(digits.slice(0, 1))) return 1;
+  if (TWO_DIGIT.has(digits.slice(0, 2))) return 2;
+  return 3;
+}
+
+export function formatInternational(phone: PhoneNumber): string {
+  const digits = phone.slice(1);
+  const cc = digits.slice(0, callingCodeLength(digits));
+  const rest = digits.slice(cc.length);
+  if (cc === "1" && rest.length === 10) {
+    return `+1 ${rest.slice(0, 3)} ${rest.slice(3, 6)} ${rest.slice(6)}`;
+  }
+  if (rest.length <= 6) return `+${cc} ${rest}`;
+  return `+${cc} ${rest.slice(0, 3)} ${rest.slice(3)}`;
+}
