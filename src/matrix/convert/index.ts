@@ -14,7 +14,6 @@ export {
   type ReplyTarget,
 } from "./from-neutral.js";
 export { mediaToMatrix, defaultFileName, type UploadedMedia } from "./from-neutral-media.js";
-export { formatInternational, callingCodeLength } from "./phone.js";
 export { parseGeoUri, formatGeoUri, type GeoPoint } from "./geo.js";
 export { summarizeVcard, type ContactSummary } from "./vcard.js";
 export type * from "./types.js";

@@ -1,5 +1,5 @@
 import { isPhoneNumber } from "../../util/ids.js";
-import { formatInternational } from "./phone.js";
+import { formatInternational } from "../../util/phone.js";
 
 /**
  * Just enough vCard (3.0 and 4.0, RFC 6350) reading to show a shared contact as text: the

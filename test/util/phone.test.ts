@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { callingCodeLength, formatInternational } from "../../../src/matrix/convert/phone.js";
-import { phoneNumber } from "../../../src/util/ids.js";
+import { callingCodeLength, formatInternational } from "../../src/util/phone.js";
+import { phoneNumber } from "../../src/util/ids.js";
 
 describe("matrix/convert phone", () => {
   it("separates a two-digit country code and the first three national digits", () => {

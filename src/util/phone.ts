@@ -1,4 +1,4 @@
-import type { PhoneNumber } from "../../util/ids.js";
+import type { PhoneNumber } from "./ids.js";
 
 /**
  * Readable international form of an E.164 number, for display names and contact cards.
