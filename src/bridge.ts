@@ -9,6 +9,12 @@ import {
 } from "./interop/crypto/index.js";
 import type { KeyVault } from "./interop/crypto/index.js";
 import { startMatrixSide, type MatrixSide } from "./matrix/appservice.js";
+import { BridgeCore } from "./core/bridge-core.js";
+import type { CoreCallbacks, NetworkConnector } from "./core/network.js";
+import { UnavailableConnector } from "./core/unavailable-connector.js";
+import { ProcessedEventsTable } from "./db/processed-events.js";
+import { IntentMatrixApi } from "./matrix/gateway.js";
+import { MatrixEventRouter } from "./matrix/router.js";
 import { StartupError, describeError } from "./util/errors.js";
 import type { Logger } from "./util/log.js";
 
@@ -17,10 +23,22 @@ export interface BridgeOptions {
   registration: Registration;
   port: number;
   log: Logger;
+  /**
+   * Builds the network connector with the core as its callbacks. Without it the bridge runs with
+   * no network: the bot answers, and `login` explains that no WhatsApp connection is configured.
+   */
+  createConnector?: (
+    callbacks: CoreCallbacks,
+    deps: { db: Database; vault: KeyVault; log: Logger },
+  ) => NetworkConnector;
 }
+
+/** How often handled Matrix event ids older than their retention are deleted. */
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface RunningBridge {
   readonly db: Database;
+  readonly core: BridgeCore;
   readonly vault: KeyVault;
   readonly port: number;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
@@ -41,6 +59,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   });
   let matrix: MatrixSide | undefined;
   let vault: KeyVault | undefined;
+  let core: BridgeCore | undefined;
+  const processed = new ProcessedEventsTable(db.knex);
   try {
     const { applied } = await migrateToLatest(db.knex);
     log.info(
@@ -59,30 +79,98 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
           return { name: "database", ok: true };
         },
       ],
-      onEvent: async (event) => {
-        // The portal and command layers are not wired in yet (see README, feature status).
-        log.debug({ eventId: event.event_id, type: event.type }, "matrix event received");
-      },
     });
+    const openedVault = vault;
+    const matrixApi = new IntentMatrixApi(
+      matrix.bridge,
+      config.homeserver.domain,
+      config.interop.media_max_bytes,
+    );
+    core = new BridgeCore({
+      config,
+      knex: db.knex,
+      matrix: matrixApi,
+      createConnector: (callbacks) =>
+        options.createConnector?.(callbacks, {
+          db,
+          vault: openedVault,
+          log: log.child({ component: "network" }),
+        }) ?? new UnavailableConnector(),
+      log: log.child({ component: "core" }),
+    });
+    await core.start();
+    const router = new MatrixEventRouter(
+      core,
+      processed,
+      matrixApi.openMedia,
+      log.child({ component: "router" }),
+    );
+    const startedMatrix = matrix;
+    let profileSet = false;
+    matrix.setTransactionHandler(async (txn) => {
+      await router.handleTransaction(txn);
+      // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
+      // unreachable homeserver must not stop the bridge.
+      if (!profileSet) {
+        profileSet = true;
+        void setUpBotProfile(startedMatrix, config, log).then((ok) => {
+          if (!ok) profileSet = false;
+        });
+      }
+    });
+    log.info(
+      { address: config.appservice.bind_address, port: options.port },
+      "appservice listener ready",
+    );
   } catch (err) {
+    await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw err;
   }
   const started = matrix;
+  const startedCore = core;
+  const pruning = setInterval(() => {
+    processed.prune().catch((err: unknown) => {
+      log.warn({ err: describeError(err) }, "pruning handled event ids failed");
+    });
+  }, PRUNE_INTERVAL_MS);
+  pruning.unref();
   return {
     db,
+    core: startedCore,
     vault,
     port: options.port,
     async stop() {
       log.info("stopping");
+      clearInterval(pruning);
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
+      await startedCore.stop();
       await db.close();
       log.info("stopped");
     },
   };
+}
+
+/**
+ * The bot's name and avatar from the config. Best effort: resolves false when the homeserver
+ * refused, so that the next transaction tries again.
+ */
+async function setUpBotProfile(matrix: MatrixSide, config: Config, log: Logger): Promise<boolean> {
+  try {
+    const intent = matrix.bridge.getIntent();
+    await intent.ensureRegistered();
+    await intent.setDisplayName(config.appservice.bot.display_name);
+    if (config.appservice.bot.avatar !== "") {
+      await intent.setAvatarUrl(config.appservice.bot.avatar);
+    }
+    return true;
+  } catch (err) {
+    log.warn({ err: describeError(err) }, "could not set the bot's profile on the homeserver");
+    return false;
+  }
 }
 
 /**

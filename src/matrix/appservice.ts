@@ -1,13 +1,9 @@
-import {
-  AppService,
-  AppServiceRegistration,
-  Bridge,
-  type WeakEvent,
-} from "matrix-appservice-bridge";
+import { AppServiceRegistration, Bridge } from "matrix-appservice-bridge";
 import type { Config } from "../config/schema.js";
 import type { Registration } from "../cli/registration.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
+import { TransactionalAppService, type TransactionHandler } from "./transactions.js";
 
 /** Readiness of one dependency, for /ready and, later, for metrics. */
 export type ReadinessCheck = () => Promise<{ name: string; ok: boolean; detail?: string }>;
@@ -18,11 +14,15 @@ export interface MatrixSideOptions {
   port: number;
   log: Logger;
   readiness: ReadinessCheck[];
-  onEvent: (event: WeakEvent) => Promise<void>;
 }
 
 export interface MatrixSide {
   readonly bridge: Bridge;
+  /**
+   * Starts handing transactions to `handler`. Until then transactions are answered with an error,
+   * so the homeserver keeps them and retries: nothing pushed before the bridge is ready is lost.
+   */
+  setTransactionHandler(handler: TransactionHandler): void;
   stop(): Promise<void>;
 }
 
@@ -32,7 +32,7 @@ export interface MatrixSide {
  */
 export async function startMatrixSide(options: MatrixSideOptions): Promise<MatrixSide> {
   const { config, registration, log } = options;
-  const appService = new AppService({ homeserverToken: registration.hs_token });
+  const appService = new TransactionalAppService(registration.hs_token, log);
   appService.expressApp.get("/health", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });
@@ -51,11 +51,10 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
     disableStores: true,
     suppressEcho: true,
     controller: {
+      // Transactions go to the TransactionalAppService's handler, never through the library's
+      // event queue (which acknowledges before handling).
       onEvent: (request) => {
-        const event = request.getData();
-        options.onEvent(event).catch((err: unknown) => {
-          log.error({ err: describeError(err), eventId: event.event_id }, "event handling failed");
-        });
+        request.resolve(undefined);
       },
     },
   });
@@ -70,14 +69,16 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
       err,
     );
   }
-  log.info(
+  log.debug(
     { address: config.appservice.bind_address, port: options.port },
-    "appservice listener ready",
+    "appservice listener bound; transactions wait for the bridge to be ready",
   );
   return {
     bridge,
+    setTransactionHandler: (handler) => appService.setTransactionHandler(handler),
     async stop() {
       await appService.close().catch(() => undefined);
+      await appService.drain();
       await bridge.close().catch(() => undefined);
     },
   };

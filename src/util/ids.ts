@@ -54,3 +54,4 @@ export function deviceId(v: number): DeviceId {
 
 export const isPhoneNumber = (v: string): v is PhoneNumber => E164.test(v);
 export const isMessageId = (v: string): v is MessageId => MESSAGE_ID.test(v);
+export const isMatrixUserId = (v: string): v is MatrixUserId => MATRIX_USER_ID.test(v);

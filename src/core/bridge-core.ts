@@ -1,0 +1,221 @@
+import type { Knex } from "knex";
+import type { Config, PermissionLevel } from "../config/schema.js";
+import { ContactsTable } from "../db/contacts.js";
+import { GhostsTable } from "../db/ghosts.js";
+import { MessagesTable } from "../db/messages.js";
+import { PortalsTable, type PortalRow } from "../db/portals.js";
+import { ReactionsTable } from "../db/reactions.js";
+import { UsersTable } from "../db/users.js";
+import { BridgeError } from "../util/errors.js";
+import { isPhoneNumber, type MatrixUserId, type PhoneNumber, type RoomId } from "../util/ids.js";
+import type { Logger } from "../util/log.js";
+import { accountCommands } from "./commands/account.js";
+import { contactCommands } from "./commands/contacts.js";
+import { CommandRegistry, type CommandContext } from "./commands/framework.js";
+import { isContactDirectory } from "./contact-directory.js";
+import { GhostManager } from "./ghosts.js";
+import { LoginManager } from "./logins.js";
+import type { MatrixApi } from "./matrix-api.js";
+import { MatrixEventsHandler } from "./matrix-events.js";
+import type {
+  CoreCallbacks,
+  NetworkConnector,
+  NetworkLogin,
+  RemoteEvent,
+  RemoteUserId,
+} from "./network.js";
+import { permissionOf } from "./permissions.js";
+import { formatInternational } from "./phone-format.js";
+import { PortalManager } from "./portals.js";
+import { RemoteEventHandler } from "./remote-events.js";
+import { notLoggedIn, notReachable } from "./texts.js";
+
+export interface BridgeCoreOptions {
+  config: Config;
+  knex: Knex;
+  matrix: MatrixApi;
+  /** Built by the caller with the core as its CoreCallbacks (see `createConnector`). */
+  createConnector: (callbacks: CoreCallbacks) => NetworkConnector;
+  log: Logger;
+}
+
+/** The prefix of commands sent in a portal rather than the management room. */
+export const PORTAL_COMMAND_PREFIX = "!wa";
+
+/**
+ * The network-independent bridge: logins, portals, ghosts, message mapping and commands, wired
+ * together. The Matrix side calls the `on*` and `handle*` methods; the connector calls `report`.
+ */
+export class BridgeCore implements CoreCallbacks {
+  readonly users: UsersTable;
+  readonly portalRows: PortalsTable;
+  readonly contacts: ContactsTable;
+  readonly messages: MessagesTable;
+  readonly ghosts: GhostManager;
+  readonly portals: PortalManager;
+  readonly logins: LoginManager;
+  readonly commands: CommandRegistry<BridgeCore>;
+  readonly fromMatrix: MatrixEventsHandler;
+  readonly connector: NetworkConnector;
+  readonly config: Config;
+  readonly matrix: MatrixApi;
+  private readonly remote: RemoteEventHandler;
+  private readonly log: Logger;
+
+  constructor(options: BridgeCoreOptions) {
+    const { config, knex, matrix, log } = options;
+    this.config = config;
+    this.matrix = matrix;
+    this.log = log;
+    this.connector = options.createConnector(this);
+    this.users = new UsersTable(knex);
+    this.portalRows = new PortalsTable(knex);
+    this.contacts = new ContactsTable(knex);
+    this.messages = new MessagesTable(knex);
+    const tables = {
+      users: this.users,
+      portals: this.portalRows,
+      contacts: this.contacts,
+      messages: this.messages,
+      reactions: new ReactionsTable(knex),
+    };
+    this.ghosts = new GhostManager(config, new GhostsTable(knex), matrix, this.connector);
+    this.portals = new PortalManager(
+      this.portalRows,
+      this.users,
+      this.contacts,
+      this.ghosts,
+      matrix,
+      log.child({ component: "portals" }),
+    );
+    this.logins = new LoginManager(
+      config,
+      this.users,
+      this.connector,
+      log.child({ component: "logins" }),
+    );
+    this.remote = new RemoteEventHandler(config, tables, this.ghosts, this.portals, matrix, log);
+    this.fromMatrix = new MatrixEventsHandler(tables, this.portals, this.logins, matrix, log);
+    this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
+      ...accountCommands,
+      ...contactCommands,
+    );
+  }
+
+  /** Starts the connector and loads the stored logins. */
+  async start(): Promise<void> {
+    await this.connector.start();
+    await this.logins.loadAll();
+  }
+
+  async stop(): Promise<void> {
+    await this.connector.stop();
+  }
+
+  report(login: MatrixUserId, event: RemoteEvent): Promise<void> {
+    return this.remote.handle(login, event);
+  }
+
+  loginStateOf(user: MatrixUserId) {
+    return this.remote.stateOf(user) ?? this.logins.get(user)?.state();
+  }
+
+  permissionOf(user: MatrixUserId): PermissionLevel {
+    return permissionOf(this.config.permissions, user);
+  }
+
+  /** Whether a sender is the bridge itself (bot or ghost): its events are never bridged back. */
+  isOwnUser(user: string): boolean {
+    return user === this.matrix.botUserId || this.ghosts.isGhost(user);
+  }
+
+  /** The bot was invited to a direct room by a permitted user: it joins, greets, manages there. */
+  async onBotInvited(user: MatrixUserId, room: RoomId): Promise<void> {
+    if (this.permissionOf(user) === "none") {
+      await this.matrix.leave(this.matrix.botUserId, room);
+      return;
+    }
+    await this.matrix.join(this.matrix.botUserId, room);
+    await this.users.ensure(user);
+    await this.users.update(user, { managementRoom: room });
+    await this.matrix.sendNotice(
+      room,
+      "Hello! I bridge your Matrix account to WhatsApp contacts who allow chats with third-party " +
+        "apps. Send `login` to start (you will first be told what the bridge and WhatsApp can see), " +
+        "or `help` for the commands.",
+    );
+  }
+
+  /** A text message in a room the bot manages for the user. */
+  async handleManagementMessage(user: MatrixUserId, room: RoomId, text: string): Promise<void> {
+    const reply = async (message: string): Promise<void> => {
+      await this.matrix.sendNotice(room, message);
+    };
+    const level = this.permissionOf(user);
+    if (level === "none") return;
+    const parsed = text.trim().toLowerCase();
+    const isCommand = this.commands.find(parsed.split(/\s+/)[0] ?? "") !== undefined;
+    if ((await this.logins.isConversing(user)) && (!isCommand || parsed === "cancel")) {
+      await reply(await this.logins.answer(user, text));
+      return;
+    }
+    const line = text.trim().startsWith(PORTAL_COMMAND_PREFIX + " ")
+      ? text.trim().slice(PORTAL_COMMAND_PREFIX.length + 1)
+      : text;
+    await this.commands.dispatch({ user, level, room, services: this, reply }, line);
+  }
+
+  /** A `!wa ...` command in a portal: the portal's contact is the default number. */
+  async handlePortalCommand(user: MatrixUserId, portal: PortalRow, text: string): Promise<void> {
+    const room = portal.roomId as RoomId;
+    const level = this.permissionOf(user);
+    if (level === "none") return;
+    const ghost = await this.ghosts.ensure(portal.contact);
+    const ctx: CommandContext<BridgeCore> = {
+      user,
+      level,
+      room,
+      portalNumber: ghost.phone,
+      services: this,
+      reply: async (message) => {
+        await this.matrix.sendNotice(room, message);
+      },
+    };
+    const line = text.trim().slice(PORTAL_COMMAND_PREFIX.length).trim();
+    const [name, ...rest] = line.split(/\s+/);
+    const command = this.commands.find(name ?? "");
+    const takesNumber = command?.args.startsWith("<+number>") === true;
+    const withNumber =
+      takesNumber && (rest[0] === undefined || !rest[0].startsWith("+"))
+        ? [name, ghost.phone, ...rest].join(" ")
+        : line;
+    await this.commands.dispatch(ctx, withNumber);
+  }
+
+  // Helpers for commands.
+
+  requireLogin(user: MatrixUserId): NetworkLogin {
+    const login = this.logins.get(user);
+    if (login === undefined) throw new BridgeError("not-logged-in", notLoggedIn);
+    return login;
+  }
+
+  /**
+   * The contact id of a number, without a lookup when the connector can name it or the bridge
+   * has seen it; otherwise through the network's reachability check.
+   */
+  async contactFor(login: NetworkLogin, phone: PhoneNumber): Promise<RemoteUserId> {
+    if (isContactDirectory(this.connector)) return this.connector.contactForPhone(phone);
+    const known = await this.ghosts.byPhone(phone);
+    if (known !== undefined) return known;
+    const resolution = await login.resolvePhone(phone);
+    if (!resolution.reachable) {
+      throw new BridgeError("not-reachable", notReachable(formatInternational(phone)));
+    }
+    return resolution.contact;
+  }
+}
+
+export function parsePhoneArg(value: string | undefined): PhoneNumber | undefined {
+  return value !== undefined && isPhoneNumber(value) ? value : undefined;
+}

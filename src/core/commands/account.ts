@@ -1,0 +1,177 @@
+import type { BridgeCore } from "../bridge-core.js";
+import { formatInternational } from "../phone-format.js";
+import { UsageError, usageLine, type Command } from "./framework.js";
+
+type Cmd = Command<BridgeCore>;
+
+const help: Cmd = {
+  name: "help",
+  args: "",
+  description: "List the commands you may use.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    const lines = ctx.services.commands.permitted(ctx.level).map((c) => {
+      const aliases = (c.aliases ?? []).map((a) => `\`${a}\``).join(", ");
+      const usage = usageLine(c as Command<unknown>).slice("Usage: ".length);
+      return `${usage}${aliases === "" ? "" : ` (or ${aliases})`} - ${c.description}`;
+    });
+    await ctx.reply(
+      [
+        "Commands (in a chat with a contact, prefix them with `!wa`; the number may be left out):",
+        ...lines,
+      ].join("\n"),
+    );
+  },
+};
+
+const login: Cmd = {
+  name: "login",
+  args: "",
+  description: "Log in: read the security warning, then verify a phone number or pick a username.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    await ctx.reply(await ctx.services.logins.begin(ctx.user));
+  },
+};
+
+const cancel: Cmd = {
+  name: "cancel",
+  args: "",
+  description: "Cancel a login in progress.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    await ctx.reply(await ctx.services.logins.cancel(ctx.user));
+  },
+};
+
+const logout: Cmd = {
+  name: "logout",
+  args: "",
+  description: "Log out at WhatsApp, delete your keys from the bridge and leave your chats.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    const { logins, portals } = ctx.services;
+    const outcome = await logins.logout(ctx.user);
+    if (outcome === "not-logged-in") {
+      await ctx.reply("You are not logged in.");
+      return;
+    }
+    const left = await portals.leaveAll(ctx.user);
+    await ctx.reply(
+      outcome === "done"
+        ? `Logged out. WhatsApp was told, your keys were deleted from the bridge and the bridge left ${left} chat(s).`
+        : `Logged out on this bridge and left ${left} chat(s), but your WhatsApp connection could not ` +
+            "be loaded to tell WhatsApp; ask the bridge's admin to remove your keys.",
+    );
+  },
+};
+
+const status: Cmd = {
+  name: "status",
+  args: "",
+  description: "Show whether you are logged in and connected.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    await ctx.reply(await describeLogin(ctx.services, ctx.user));
+  },
+};
+
+const ping: Cmd = {
+  name: "ping",
+  args: "",
+  description: "Check that the bridge answers.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    await ctx.reply(`Pong. ${await describeLogin(ctx.services, ctx.user)}`);
+  },
+};
+
+const SETTINGS = {
+  "read-receipts": "readReceipts",
+  typing: "typingNotifications",
+} as const;
+
+const settings: Cmd = {
+  name: "settings",
+  args: "[read-receipts|typing on|off]",
+  description: "Show or change whether your read receipts and typing are sent to contacts.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 2,
+  async run(ctx, args) {
+    const users = ctx.services.users;
+    const row = await users.ensure(ctx.user);
+    if (args.length === 0) {
+      await ctx.reply(
+        `read-receipts: ${row.readReceipts ? "on" : "off"}; typing: ${row.typingNotifications ? "on" : "off"}. ` +
+          "Change with e.g. `settings typing off`.",
+      );
+      return;
+    }
+    const [name, value] = args;
+    const key = SETTINGS[name as keyof typeof SETTINGS] as
+      (typeof SETTINGS)[keyof typeof SETTINGS] | undefined;
+    if (key === undefined || (value !== "on" && value !== "off")) throw new UsageError();
+    await users.update(ctx.user, { [key]: value === "on" });
+    await ctx.reply(`${name} is now ${value}.`);
+  },
+};
+
+const stats: Cmd = {
+  name: "stats",
+  args: "",
+  description: "Bridge statistics (admins).",
+  level: "admin",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    const { users, portalRows, messages, logins } = ctx.services;
+    const counts = await users.countByState();
+    await ctx.reply(
+      `Users: ${counts["logged-in"]} logged in (${logins.count()} connected), ` +
+        `${counts["warned"] + counts["verifying"]} logging in, ${counts["logged-out"]} logged out. ` +
+        `Portals: ${await portalRows.count()}. Bridged messages: ${await messages.count()}.`,
+    );
+  },
+};
+
+async function describeLogin(core: BridgeCore, user: Parameters<BridgeCore["permissionOf"]>[0]) {
+  const row = await core.users.get(user);
+  const state = core.loginStateOf(user);
+  if (row?.loginState === "logged-in" && core.logins.get(user) === undefined) {
+    return "Your stored login could not be loaded. Send `logout`, then `login` again.";
+  }
+  if (row?.loginState !== "logged-in") {
+    return row?.loginState === "warned" || row?.loginState === "verifying"
+      ? "A login is in progress (send `cancel` to stop it)."
+      : "You are not logged in.";
+  }
+  const identity =
+    row.phone !== null
+      ? `as ${formatInternational(row.phone)} (verified)`
+      : `as ${row.handle ?? "an unnamed user"} (unverified)`;
+  return `Logged in ${identity}; connection: ${state?.code ?? "unknown"}${state === undefined ? "" : ` (${state.message})`}.`;
+}
+
+export const accountCommands: readonly Cmd[] = [
+  help,
+  login,
+  cancel,
+  logout,
+  status,
+  settings,
+  ping,
+  stats,
+];

@@ -1,0 +1,259 @@
+import { BridgeError } from "../../util/errors.js";
+import type { PhoneNumber } from "../../util/ids.js";
+import { parsePhoneArg, type BridgeCore } from "../bridge-core.js";
+import {
+  isBlockCapable,
+  isReportCapable,
+  isSafetyNumberCapable,
+  type NetworkLogin,
+  type RemoteUserId,
+} from "../network.js";
+import { formatInternational } from "../phone-format.js";
+import { notReachable } from "../texts.js";
+import { UsageError, type Command, type CommandContext } from "./framework.js";
+
+type Cmd = Command<BridgeCore>;
+type Ctx = CommandContext<BridgeCore>;
+
+/** The most messages a report may disclose (PROTOCOL.md §16.2). */
+export const MAX_DISCLOSED = 5;
+
+function phoneArg(args: readonly string[]): PhoneNumber {
+  const phone = parsePhoneArg(args[0]);
+  if (phone === undefined) throw new UsageError();
+  return phone;
+}
+
+async function contactOf(ctx: Ctx, args: readonly string[]) {
+  const phone = phoneArg(args);
+  const login = ctx.services.requireLogin(ctx.user);
+  const contact = await ctx.services.contactFor(login, phone);
+  return { phone, login, contact, number: formatInternational(phone) };
+}
+
+function unsupported(what: string): BridgeError {
+  return new BridgeError("unsupported", `${what} is not supported by this network connection.`);
+}
+
+const startChat: Cmd = {
+  name: "start-chat",
+  aliases: ["pm"],
+  args: "<+number>",
+  description: "Open a chat with a WhatsApp number (it must allow chats with third-party apps).",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 1,
+  async run(ctx, args) {
+    const phone = phoneArg(args);
+    const core = ctx.services;
+    const login = core.requireLogin(ctx.user);
+    const number = formatInternational(phone);
+    const resolution = await login.resolvePhone(phone);
+    if (!resolution.reachable) {
+      await ctx.reply(notReachable(number));
+      return;
+    }
+    const { created } = await core.portals.openOutgoing(ctx.user, resolution.contact);
+    await ctx.reply(
+      created
+        ? `Invited you to a new chat with ${number}. They must accept your first message before they can reply.`
+        : `You already have a chat with ${number}; you were invited back if you had left it.`,
+    );
+  },
+};
+
+const resolveIdentifier: Cmd = {
+  name: "resolve-identifier",
+  args: "<+number>",
+  description: "Check whether a number can be reached through the bridge.",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 1,
+  async run(ctx, args) {
+    const phone = phoneArg(args);
+    const login = ctx.services.requireLogin(ctx.user);
+    const resolution = await login.resolvePhone(phone);
+    const number = formatInternational(phone);
+    await ctx.reply(
+      resolution.reachable
+        ? `${number} is reachable: ${ctx.services.ghosts.mxidFor(phone)}. Send \`start-chat ${phone}\` to chat.`
+        : notReachable(number),
+    );
+  },
+};
+
+const contacts: Cmd = {
+  name: "contacts",
+  args: "",
+  description: "List your WhatsApp chats and contacts.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    const core = ctx.services;
+    const portals = await core.portalRows.listByUser(ctx.user);
+    const known = await core.contacts.listByUser(ctx.user);
+    const ids = [...new Set([...portals.map((p) => p.contact), ...known.map((c) => c.contact)])];
+    if (ids.length === 0) {
+      await ctx.reply("You have no WhatsApp contacts yet. Send `start-chat <+number>` to begin.");
+      return;
+    }
+    const lines: string[] = [];
+    for (const id of ids) {
+      const ghost = await core.ghosts.ensure(id);
+      const info = known.find((c) => c.contact === id);
+      const portal = portals.find((p) => p.contact === id);
+      const marks = [
+        info === undefined || info.localName === null ? undefined : `"${info.localName}"`,
+        info?.blocked === true ? "blocked" : undefined,
+        info === undefined || info.verifiedAt === null ? undefined : "verified",
+        portal === undefined || portal.requestState === "none" || portal.requestState === "accepted"
+          ? undefined
+          : portal.requestState.replace("-", " "),
+      ].filter((m) => m !== undefined);
+      lines.push(
+        `${formatInternational(ghost.phone)}${marks.length > 0 ? ` (${marks.join(", ")})` : ""}`,
+      );
+    }
+    await ctx.reply(lines.join("\n"));
+  },
+};
+
+const name: Cmd = {
+  name: "name",
+  args: "<+number> <name>",
+  description: "Give a contact a name that only your chat shows (next to the number).",
+  level: "user",
+  minArgs: 2,
+  maxArgs: Infinity,
+  async run(ctx, args) {
+    const phone = phoneArg(args);
+    const localName = (args[1] ?? "").trim();
+    if (localName.length === 0 || localName.length > 100) throw new UsageError();
+    const core = ctx.services;
+    const login = core.requireLogin(ctx.user);
+    const contact = await core.contactFor(login, phone);
+    await core.contacts.update(ctx.user, contact, { localName });
+    const portal = await core.portalRows.get(ctx.user, contact);
+    if (portal !== undefined && portal.roomId !== null) {
+      await core.ghosts.setLocalName(await core.ghosts.ensure(contact), portal.roomId, localName);
+    }
+    await ctx.reply(`${formatInternational(phone)} is now shown to you as "${localName}".`);
+  },
+};
+
+async function setBlocked(ctx: Ctx, args: readonly string[], blocked: boolean): Promise<void> {
+  const { login, contact, number } = await contactOf(ctx, args);
+  if (!isBlockCapable(login)) throw unsupported("Blocking");
+  await (blocked ? login.block(contact) : login.unblock(contact));
+  await ctx.services.contacts.update(ctx.user, contact, { blocked });
+  await ctx.reply(
+    blocked
+      ? `Blocked ${number}: nothing they send reaches you, on any app that uses WhatsApp's interop.`
+      : `Unblocked ${number}.`,
+  );
+}
+
+const block: Cmd = {
+  name: "block",
+  args: "<+number>",
+  description: "Block a number at WhatsApp's gatekeeper.",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 1,
+  run: (ctx, args) => setBlocked(ctx, args, true),
+};
+
+const unblock: Cmd = {
+  name: "unblock",
+  args: "<+number>",
+  description: "Unblock a number.",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 1,
+  run: (ctx, args) => setBlocked(ctx, args, false),
+};
+
+const report: Cmd = {
+  name: "report",
+  args: `<+number> [0-${MAX_DISCLOSED}]`,
+  description:
+    "Report a number as spam to WhatsApp, disclosing its last N messages to you only if you give N.",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 2,
+  async run(ctx, args) {
+    const count = args[1] === undefined ? 0 : Number(args[1]);
+    if (!Number.isInteger(count) || count < 0 || count > MAX_DISCLOSED) throw new UsageError();
+    const { login, contact, number } = await contactOf(ctx, args);
+    if (!isReportCapable(login)) throw unsupported("Reporting");
+    const portal = await ctx.services.portalRows.get(ctx.user, contact);
+    const disclosed =
+      portal === undefined || count === 0
+        ? []
+        : await ctx.services.messages.latestIncoming(portal.id, count);
+    await login.report(
+      contact,
+      "spam",
+      disclosed.map((m) => m.remoteId),
+      false,
+    );
+    await ctx.reply(
+      `Reported ${number} to WhatsApp as spam` +
+        (disclosed.length === 0
+          ? " (no messages disclosed)."
+          : `, disclosing their last ${disclosed.length} message(s).`) +
+        ` To also block them send \`block ${args[0] ?? ""}\`.`,
+    );
+  },
+};
+
+const verify: Cmd = {
+  name: "verify",
+  args: "<+number> [confirm]",
+  description: "Show the safety number with a contact; `confirm` marks them verified.",
+  level: "user",
+  minArgs: 1,
+  maxArgs: 2,
+  async run(ctx, args) {
+    if (args[1] !== undefined && args[1] !== "confirm") throw new UsageError();
+    const { login, contact, number } = await contactOf(ctx, args);
+    if (!isSafetyNumberCapable(login)) throw unsupported("Safety numbers");
+    if (args[1] === "confirm") {
+      await login.markVerified(contact);
+      await ctx.services.contacts.update(ctx.user, contact, { verifiedAt: Date.now() });
+      await ctx.reply(`${number} is marked as verified.`);
+      return;
+    }
+    await ctx.reply(await safetyNumberText(login, contact, number, args[0] ?? ""));
+  },
+};
+
+async function safetyNumberText(
+  login: NetworkLogin & {
+    safetyNumber(c: RemoteUserId): Promise<{ digits: string; verified: boolean }>;
+  },
+  contact: RemoteUserId,
+  number: string,
+  arg: string,
+): Promise<string> {
+  const { digits, verified } = await login.safetyNumber(contact);
+  const groups = digits.match(/.{1,5}/g) ?? [digits];
+  return [
+    `Safety number with ${number}${verified ? " (verified)" : ""}:`,
+    groups.slice(0, 6).join(" "),
+    groups.slice(6).join(" "),
+    `Compare it with the one in their WhatsApp (contact info > Encryption). If it matches, send \`verify ${arg} confirm\`.`,
+  ].join("\n");
+}
+
+export const contactCommands: readonly Cmd[] = [
+  startChat,
+  resolveIdentifier,
+  contacts,
+  name,
+  block,
+  unblock,
+  report,
+  verify,
+];

@@ -1,0 +1,95 @@
+import type { Config } from "../config/schema.js";
+import type { GhostRow, GhostsTable } from "../db/ghosts.js";
+import { BridgeError } from "../util/errors.js";
+import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import { phoneOfContact } from "./contact-directory.js";
+import type { MatrixApi } from "./matrix-api.js";
+import type { NetworkConnector, RemoteUserId } from "./network.js";
+import { formatInternational } from "./phone-format.js";
+
+const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+
+/**
+ * The Matrix puppets of WhatsApp users. The gatekeeper shares numbers, never names or pictures
+ * (PROTOCOL.md §9.3), so a ghost is named after its number with the network's name; a name the
+ * user gives a contact is shown in that user's portal only, next to the number, never instead.
+ */
+export class GhostManager {
+  private readonly ghostPattern: RegExp;
+
+  constructor(
+    private readonly config: Config,
+    private readonly ghosts: GhostsTable,
+    private readonly matrix: MatrixApi,
+    private readonly connector: NetworkConnector,
+  ) {
+    const [before, after] = config.appservice.ghost_localpart_template.split("{phone}") as [
+      string,
+      string,
+    ];
+    this.ghostPattern = new RegExp(
+      `^@${escapeRegex(before)}[1-9][0-9]{7,14}${escapeRegex(after)}:${escapeRegex(config.homeserver.domain)}$`,
+    );
+  }
+
+  mxidFor(phone: PhoneNumber): MatrixUserId {
+    const localpart = this.config.appservice.ghost_localpart_template.replace(
+      "{phone}",
+      phone.slice(1),
+    );
+    return `@${localpart}:${this.config.homeserver.domain}` as MatrixUserId;
+  }
+
+  /** Whether a Matrix user id is in the bridge's ghost namespace (echo suppression). */
+  isGhost(user: string): boolean {
+    return this.ghostPattern.test(user);
+  }
+
+  displayNameFor(phone: PhoneNumber): string {
+    return this.config.appservice.ghost_display_name_template.replace(
+      "{phone}",
+      formatInternational(phone),
+    );
+  }
+
+  /** The name shown in one user's portal: their own name for the contact beside the number. */
+  localDisplayName(phone: PhoneNumber, localName: string | null): string {
+    const global = this.displayNameFor(phone);
+    return localName === null ? global : `${localName} · ${global}`;
+  }
+
+  phoneOf(contact: RemoteUserId): PhoneNumber {
+    const phone = phoneOfContact(this.connector, contact);
+    if (phone === undefined) {
+      throw new BridgeError("contact-unsupported", `the contact ${contact} has no phone number`);
+    }
+    return phone;
+  }
+
+  /** The contact of a number the bridge has already seen, if any. */
+  async byPhone(phone: PhoneNumber): Promise<RemoteUserId | undefined> {
+    return (await this.ghosts.byPhone(phone))?.contact;
+  }
+
+  /** The ghost of a contact, registered and named on the homeserver. */
+  async ensure(contact: RemoteUserId): Promise<GhostRow> {
+    const existing = await this.ghosts.get(contact);
+    const phone = existing?.phone ?? this.phoneOf(contact);
+    const displayName = this.displayNameFor(phone);
+    if (existing?.displayName === displayName) return existing;
+    const mxid = existing?.mxid ?? this.mxidFor(phone);
+    await this.matrix.ensureGhost(mxid, displayName);
+    await this.ghosts.upsert({ contact, phone, mxid, displayName });
+    const row = await this.ghosts.get(contact);
+    if (row === undefined) throw new Error(`ghost ${contact} vanished after its upsert`);
+    return row;
+  }
+
+  async setLocalName(ghost: GhostRow, room: RoomId, localName: string | null): Promise<void> {
+    await this.matrix.setRoomDisplayName(
+      ghost.mxid,
+      room,
+      this.localDisplayName(ghost.phone, localName),
+    );
+  }
+}

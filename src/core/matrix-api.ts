@@ -1,0 +1,45 @@
+import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
+import type { MessageContent } from "./network.js";
+
+/**
+ * What the core asks of the Matrix side (src/matrix/gateway.ts implements it on the appservice's
+ * intents). Every call may reject (homeserver unreachable, forbidden); the core lets such errors
+ * fail the work at hand, so a network event is redelivered or a Matrix transaction retried.
+ * `as` is always the bot or one of the bridge's ghosts.
+ */
+export interface MatrixApi {
+  readonly botUserId: MatrixUserId;
+  /** Registers the ghost if it is not yet, and sets its global display name. Idempotent. */
+  ensureGhost(ghost: MatrixUserId, displayName: string): Promise<void>;
+  /** Creates a direct room owned by `creator` (a ghost) with the bot and the user invited. */
+  createPortalRoom(options: {
+    creator: MatrixUserId;
+    user: MatrixUserId;
+    name?: string;
+    topic?: string;
+  }): Promise<RoomId>;
+  /** Creates the user's personal space, owned by the bot, and invites the user. */
+  createSpace(options: { user: MatrixUserId; name: string; topic: string }): Promise<RoomId>;
+  /** Lists `room` in `space` (m.space.child by the bot, m.space.parent by the room's creator). */
+  addToSpace(space: RoomId, room: RoomId, roomCreator: MatrixUserId): Promise<void>;
+  invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void>;
+  join(as: MatrixUserId, room: RoomId): Promise<void>;
+  leave(as: MatrixUserId, room: RoomId): Promise<void>;
+  /** A notice from the bot; `replyTo` makes it a reply to that event. */
+  sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId>;
+  /** A message from a ghost, converted from the neutral model; `edits` makes it an m.replace. */
+  sendContent(
+    as: MatrixUserId,
+    room: RoomId,
+    content: MessageContent,
+    relation?: { replyTo?: EventId; edits?: EventId },
+  ): Promise<EventId>;
+  sendReaction(as: MatrixUserId, room: RoomId, target: EventId, key: string): Promise<EventId>;
+  redact(as: MatrixUserId, room: RoomId, event: EventId): Promise<void>;
+  setRoomName(as: MatrixUserId, room: RoomId, name: string): Promise<void>;
+  setRoomTopic(as: MatrixUserId, room: RoomId, topic: string): Promise<void>;
+  /** Overrides a ghost's display name in one room only (its own m.room.member event). */
+  setRoomDisplayName(ghost: MatrixUserId, room: RoomId, displayName: string): Promise<void>;
+  sendTyping(as: MatrixUserId, room: RoomId, typing: boolean): Promise<void>;
+  sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void>;
+}

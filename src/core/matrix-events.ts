@@ -1,0 +1,232 @@
+import type { MessageRow, MessagesTable } from "../db/messages.js";
+import type { ReactionsTable } from "../db/reactions.js";
+import type { PortalRow, PortalsTable } from "../db/portals.js";
+import type { UsersTable } from "../db/users.js";
+import { BridgeError, describeError } from "../util/errors.js";
+import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
+import type { Logger } from "../util/log.js";
+import type { LoginManager } from "./logins.js";
+import type { MatrixApi } from "./matrix-api.js";
+import { selfIdOf } from "./contact-directory.js";
+import {
+  isEditCapable,
+  isReactionCapable,
+  isReceiptCapable,
+  isRetractCapable,
+  isTypingCapable,
+  type MessageContent,
+  type MessageReference,
+  type ReactionCapable,
+  type NetworkLogin,
+  type RemoteMessageId,
+  type RemoteUserId,
+} from "./network.js";
+import type { PortalManager } from "./portals.js";
+import { notLoggedIn } from "./texts.js";
+
+/**
+ * What a Matrix user does in a portal, passed to their login. A send the network refuses at once
+ * is answered with a notice replying to the user's event; nothing fails silently.
+ */
+export class MatrixEventsHandler {
+  constructor(
+    private readonly tables: {
+      users: UsersTable;
+      portals: PortalsTable;
+      messages: MessagesTable;
+      reactions: ReactionsTable;
+    },
+    private readonly portals: PortalManager,
+    private readonly logins: LoginManager,
+    private readonly matrix: MatrixApi,
+    private readonly log: Logger,
+  ) {}
+
+  async message(
+    sender: MatrixUserId,
+    portal: PortalRow,
+    eventId: EventId,
+    content: MessageContent,
+    replyToEvent?: EventId,
+  ): Promise<void> {
+    const room = portal.roomId as RoomId;
+    const login = await this.loginOrNotice(sender, room, eventId);
+    if (login === undefined) return;
+    if (await this.tables.messages.byEvent(eventId)) return;
+    // Replying to a message request accepts it (PROTOCOL.md §10.3: no protocol action needed).
+    if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
+    const target =
+      replyToEvent === undefined ? undefined : await this.tables.messages.byEvent(replyToEvent);
+    const replyTo =
+      target === undefined
+        ? undefined
+        : {
+            author: target.direction === "in" ? target.author : portal.contact,
+            id: target.remoteId,
+          };
+    let remoteId: RemoteMessageId;
+    try {
+      remoteId = await login.sendMessage(portal.contact, content, replyTo);
+    } catch (err) {
+      await this.failed(room, eventId, err);
+      return;
+    }
+    await this.tables.messages.insert({
+      portalId: portal.id,
+      eventId,
+      remoteId,
+      author: sender as string as RemoteUserId,
+      order: null,
+      sentAt: Date.now(),
+      direction: "out",
+    });
+  }
+
+  async edit(
+    sender: MatrixUserId,
+    portal: PortalRow,
+    eventId: EventId,
+    target: EventId,
+    content: MessageContent,
+  ): Promise<void> {
+    const room = portal.roomId as RoomId;
+    const login = await this.loginOrNotice(sender, room, eventId);
+    if (login === undefined) return;
+    const original = await this.tables.messages.byEvent(target);
+    if (original?.direction !== "out") return;
+    if (!isEditCapable(login)) {
+      await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
+      return;
+    }
+    try {
+      await login.sendEdit(portal.contact, original.remoteId, content);
+    } catch (err) {
+      await this.failed(room, eventId, err);
+    }
+  }
+
+  /** A reaction by the user: the network gets the user's complete set for that message. */
+  async reaction(
+    sender: MatrixUserId,
+    portal: PortalRow,
+    eventId: EventId,
+    targetEvent: EventId,
+    key: string,
+  ): Promise<void> {
+    const login = this.logins.get(sender);
+    const target = await this.tables.messages.byEvent(targetEvent);
+    if (login === undefined || target?.portalId !== portal.id || target.retracted) return;
+    if (!isReactionCapable(login)) return;
+    const ref = referenceTo(target, login);
+    await this.tables.reactions.insert({
+      portalId: portal.id,
+      eventId,
+      targetId: ref.id,
+      targetAuthor: ref.author,
+      sender,
+      emoji: key,
+    });
+    await this.sendReactionSet(login, portal, ref, sender, eventId);
+  }
+
+  async redaction(sender: MatrixUserId, portal: PortalRow, redacted: EventId): Promise<void> {
+    const login = this.logins.get(sender);
+    const reaction = await this.tables.reactions.byEvent(redacted);
+    if (reaction !== undefined) {
+      await this.tables.reactions.delete(redacted);
+      if (login === undefined || !isReactionCapable(login)) return;
+      const ref = { author: reaction.targetAuthor as RemoteUserId, id: reaction.targetId };
+      await this.sendReactionSet(login, portal, ref, sender, redacted);
+      return;
+    }
+    const original = await this.tables.messages.byEvent(redacted);
+    if (login === undefined || original?.direction !== "out" || original.retracted) return;
+    if (!isRetractCapable(login)) return;
+    try {
+      await login.sendRetract(portal.contact, original.remoteId);
+      await this.tables.messages.markRetracted(redacted);
+    } catch (err) {
+      await this.failed(portal.roomId as RoomId, redacted, err);
+    }
+  }
+
+  /** A read receipt from the user; not sent while a request is pending (§10.3) or when off. */
+  async read(sender: MatrixUserId, portal: PortalRow, eventId: EventId): Promise<void> {
+    const login = this.logins.get(sender);
+    if (login === undefined || !isReceiptCapable(login) || !(await this.markersAllowed(portal))) {
+      return;
+    }
+    const user = await this.tables.users.get(sender);
+    const target = await this.tables.messages.byEvent(eventId);
+    if (user?.readReceipts !== true || target?.direction !== "in") return;
+    await login.sendRead(portal.contact, { author: target.author, id: target.remoteId });
+  }
+
+  /** Typing by the user; resolves whether it was passed on (not when pending, off or unsupported). */
+  async typing(sender: MatrixUserId, portal: PortalRow, typing: boolean): Promise<boolean> {
+    const login = this.logins.get(sender);
+    if (login === undefined || !isTypingCapable(login) || !(await this.markersAllowed(portal))) {
+      return false;
+    }
+    const user = await this.tables.users.get(sender);
+    if (user?.typingNotifications !== true) return false;
+    await login.sendTyping(portal.contact, typing);
+    return true;
+  }
+
+  private async sendReactionSet(
+    login: NetworkLogin & ReactionCapable,
+    portal: PortalRow,
+    ref: MessageReference,
+    sender: MatrixUserId,
+    cause: EventId,
+  ): Promise<void> {
+    const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
+    const emojis = [...new Set(rows.map((r) => r.emoji))];
+    try {
+      await login.sendReactions(portal.contact, ref, emojis);
+    } catch (err) {
+      await this.failed(portal.roomId as RoomId, cause, err);
+    }
+  }
+
+  private async markersAllowed(portal: PortalRow): Promise<boolean> {
+    const fresh = await this.tables.portals.byId(portal.id);
+    return (
+      fresh !== undefined &&
+      fresh.requestState !== "incoming-pending" &&
+      fresh.requestState !== "declined"
+    );
+  }
+
+  private async loginOrNotice(
+    sender: MatrixUserId,
+    room: RoomId,
+    eventId: EventId,
+  ): Promise<NetworkLogin | undefined> {
+    const login = this.logins.get(sender);
+    if (login === undefined) {
+      await this.matrix.sendNotice(room, `Not sent. ${notLoggedIn}`, eventId);
+    }
+    return login;
+  }
+
+  private async failed(room: RoomId, eventId: EventId, err: unknown): Promise<void> {
+    const text =
+      err instanceof BridgeError
+        ? `Not sent: ${err.message}`
+        : "Not sent because of an internal error.";
+    if (!(err instanceof BridgeError)) {
+      this.log.error({ room, err: describeError(err) }, "sending to the network failed");
+    }
+    await this.matrix.sendNotice(room, text, eventId);
+  }
+}
+
+/** The network's reference to a bridged message: the contact's, or the user's own. */
+function referenceTo(message: MessageRow, login: NetworkLogin): MessageReference {
+  return {
+    author: message.direction === "in" ? message.author : selfIdOf(login),
+    id: message.remoteId,
+  };
+}

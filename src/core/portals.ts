@@ -1,0 +1,235 @@
+import type { ContactsTable } from "../db/contacts.js";
+import type { GhostRow } from "../db/ghosts.js";
+import type { PortalRow, PortalsTable } from "../db/portals.js";
+import type { UsersTable } from "../db/users.js";
+import type { MatrixUserId, RoomId } from "../util/ids.js";
+import type { Logger } from "../util/log.js";
+import type { GhostManager } from "./ghosts.js";
+import { KeyedLock } from "./keyed-lock.js";
+import type { MatrixApi } from "./matrix-api.js";
+import type { RemoteUserId } from "./network.js";
+import { formatInternational } from "./phone-format.js";
+import { declinedNotice, outgoingPendingTopic, requestRoomTopic } from "./texts.js";
+
+export interface OpenPortal {
+  portal: PortalRow & { roomId: RoomId };
+  ghost: GhostRow;
+  created: boolean;
+}
+
+/**
+ * Direct rooms, one per (Matrix user, contact), created by the contact's ghost inviting the user
+ * (and the bot, which posts the bridge's notices), kept in the user's "WhatsApp" space.
+ *
+ * Lifecycle: a user who leaves a portal keeps it; when the contact writes again, the message is
+ * posted to the same room first and the user is invited back, so nothing is lost. A first
+ * contact arrives as a message request (PROTOCOL.md §10.3): joining accepts, rejecting the invite
+ * declines (the contact is not told) and the bot then offers block and report. A chat the user
+ * starts stays "outgoing-pending" until the contact's first reply or request-accepted.
+ */
+export class PortalManager {
+  /** Serialises room creation per (user, contact): one portal room, never two. */
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly portals: PortalsTable,
+    private readonly users: UsersTable,
+    private readonly contacts: ContactsTable,
+    private readonly ghosts: GhostManager,
+    private readonly matrix: MatrixApi,
+    private readonly log: Logger,
+  ) {}
+
+  /** The portal for a chat the user starts: an existing one (re-invited if left) or a new one. */
+  async openOutgoing(user: MatrixUserId, contact: RemoteUserId): Promise<OpenPortal> {
+    return this.lock.run(`${user}\n${contact}`, () => this.openOutgoingNow(user, contact));
+  }
+
+  private async openOutgoingNow(user: MatrixUserId, contact: RemoteUserId): Promise<OpenPortal> {
+    const ghost = await this.ghosts.ensure(contact);
+    const existing = await this.portals.get(user, contact);
+    if (existing !== undefined && existing.roomId !== null) {
+      if (existing.requestState === "declined" || existing.requestState === "incoming-pending") {
+        await this.portals.update(existing.id, { requestState: "accepted" });
+      }
+      await this.reinviteIfGone(existing, existing.roomId, ghost);
+      return { portal: { ...existing, roomId: existing.roomId }, ghost, created: false };
+    }
+    const row = existing ?? (await this.portals.ensure(user, contact, "outgoing-pending"));
+    const number = formatInternational(ghost.phone);
+    const room = await this.createRoom(row, ghost, { topic: outgoingPendingTopic(number) });
+    await this.matrix.sendNotice(room, outgoingPendingTopic(number));
+    return {
+      portal: { ...row, roomId: room, requestState: "outgoing-pending" },
+      ghost,
+      created: true,
+    };
+  }
+
+  /**
+   * The portal an incoming message goes to, created on first contact (as a message request when
+   * the network says so). Call `afterIncoming` once the message is posted.
+   */
+  async forIncoming(
+    user: MatrixUserId,
+    contact: RemoteUserId,
+    isRequest: boolean,
+  ): Promise<OpenPortal> {
+    return this.lock.run(`${user}\n${contact}`, () =>
+      this.forIncomingNow(user, contact, isRequest),
+    );
+  }
+
+  private async forIncomingNow(
+    user: MatrixUserId,
+    contact: RemoteUserId,
+    isRequest: boolean,
+  ): Promise<OpenPortal> {
+    const ghost = await this.ghosts.ensure(contact);
+    const existing = await this.portals.get(user, contact);
+    if (existing !== undefined && existing.roomId !== null) {
+      let requestState = existing.requestState;
+      if (requestState === "declined") {
+        // A declined contact writing again is asked about again rather than silently dropped.
+        requestState = "incoming-pending";
+        await this.portals.update(existing.id, { requestState });
+        await this.presentRequest(existing.roomId, ghost);
+      }
+      return {
+        portal: { ...existing, requestState, roomId: existing.roomId },
+        ghost,
+        created: false,
+      };
+    }
+    const requestState = isRequest ? "incoming-pending" : "none";
+    const row = existing ?? (await this.portals.ensure(user, contact, requestState));
+    const number = formatInternational(ghost.phone);
+    const room = await this.createRoom(
+      row,
+      ghost,
+      isRequest ? { name: `Message request: ${number}`, topic: requestRoomTopic(number) } : {},
+    );
+    if (isRequest) await this.matrix.sendNotice(room, requestRoomTopic(number));
+    return { portal: { ...row, roomId: room, requestState }, ghost, created: true };
+  }
+
+  /** After a contact's message was posted: the first reply accepts the user's chat request. */
+  async afterIncoming(open: OpenPortal): Promise<void> {
+    const { portal, ghost } = open;
+    if (portal.requestState === "outgoing-pending") await this.markAccepted(portal, ghost);
+    await this.reinviteIfGone(portal, portal.roomId, ghost);
+  }
+
+  /** The contact accepted the user's chat request (request-accepted or a first reply). */
+  async markAccepted(portal: PortalRow, ghost: GhostRow): Promise<void> {
+    if (portal.requestState !== "outgoing-pending" || portal.roomId === null) return;
+    await this.portals.update(portal.id, { requestState: "accepted" });
+    const number = formatInternational(ghost.phone);
+    await this.matrix.setRoomTopic(this.matrix.botUserId, portal.roomId, "");
+    await this.matrix.sendNotice(portal.roomId, `${number} accepted your chat request.`);
+  }
+
+  /** The user's membership in a portal changed (seen in a Matrix event). */
+  async onUserMembership(
+    portal: PortalRow,
+    membership: "join" | "leave" | "invite",
+  ): Promise<void> {
+    if (portal.roomId === null || membership === "invite") return;
+    if (membership === "join") {
+      await this.portals.update(portal.id, { userMembership: "join" });
+      if (portal.requestState === "incoming-pending") await this.acceptRequest(portal);
+      return;
+    }
+    const wasInvited = portal.userMembership === "invite";
+    await this.portals.update(portal.id, { userMembership: "leave" });
+    if (wasInvited && portal.requestState === "incoming-pending") {
+      await this.portals.update(portal.id, { requestState: "declined" });
+      const ghost = await this.ghosts.ensure(portal.contact);
+      const user = await this.users.get(portal.userMxid);
+      if (user !== undefined && user.managementRoom !== null) {
+        await this.matrix.sendNotice(
+          user.managementRoom,
+          declinedNotice(formatInternational(ghost.phone)),
+        );
+      }
+    }
+  }
+
+  /** Joining or replying accepts a message request: the room becomes an ordinary chat. */
+  async acceptRequest(portal: PortalRow): Promise<void> {
+    if (portal.requestState !== "incoming-pending" || portal.roomId === null) return;
+    await this.portals.update(portal.id, { requestState: "accepted" });
+    const ghost = await this.ghosts.ensure(portal.contact);
+    await this.matrix.setRoomName(ghost.mxid, portal.roomId, "");
+    await this.matrix.setRoomTopic(ghost.mxid, portal.roomId, "");
+    await this.matrix.sendNotice(
+      portal.roomId,
+      `You accepted the message request from ${formatInternational(ghost.phone)}.`,
+    );
+  }
+
+  /** Logout: the bridge's ghost and bot leave every portal of the user, and the rows go. */
+  async leaveAll(user: MatrixUserId): Promise<number> {
+    const portals = await this.portals.listByUser(user);
+    for (const portal of portals) {
+      if (portal.roomId === null) continue;
+      const ghost = await this.ghosts.ensure(portal.contact);
+      await this.matrix.leave(ghost.mxid, portal.roomId).catch((err: unknown) => {
+        this.log.warn({ err, room: portal.roomId }, "ghost could not leave the portal");
+      });
+      await this.matrix.leave(this.matrix.botUserId, portal.roomId).catch((err: unknown) => {
+        this.log.warn({ err, room: portal.roomId }, "bot could not leave the portal");
+      });
+    }
+    await this.portals.deleteByUser(user);
+    return portals.length;
+  }
+
+  private async createRoom(
+    row: PortalRow,
+    ghost: GhostRow,
+    texts: { name?: string; topic?: string },
+  ): Promise<RoomId> {
+    const room = await this.matrix.createPortalRoom({
+      creator: ghost.mxid,
+      user: row.userMxid,
+      ...texts,
+    });
+    await this.portals.update(row.id, { roomId: room, userMembership: "invite" });
+    await this.matrix.join(this.matrix.botUserId, room);
+    const contact = await this.contacts.get(row.userMxid, row.contact);
+    if (contact !== undefined && contact.localName !== null)
+      await this.ghosts.setLocalName(ghost, room, contact.localName);
+    const space = await this.ensureSpace(row.userMxid);
+    await this.matrix.addToSpace(space, room, ghost.mxid);
+    this.log.info({ portal: row.id, room }, "portal created");
+    return room;
+  }
+
+  async ensureSpace(user: MatrixUserId): Promise<RoomId> {
+    const row = await this.users.ensure(user);
+    if (row.spaceRoom !== null) return row.spaceRoom;
+    const space = await this.matrix.createSpace({
+      user,
+      name: "WhatsApp",
+      topic:
+        "Your chats with WhatsApp contacts, bridged. Third-party chats stay apart from the rest.",
+    });
+    await this.users.update(user, { spaceRoom: space });
+    return space;
+  }
+
+  private async presentRequest(room: RoomId, ghost: GhostRow): Promise<void> {
+    const number = formatInternational(ghost.phone);
+    await this.matrix.setRoomName(ghost.mxid, room, `Message request: ${number}`);
+    await this.matrix.setRoomTopic(ghost.mxid, room, requestRoomTopic(number));
+    await this.matrix.sendNotice(room, requestRoomTopic(number));
+  }
+
+  private async reinviteIfGone(portal: PortalRow, room: RoomId, ghost: GhostRow): Promise<void> {
+    if (portal.userMembership !== "leave") return;
+    await this.matrix.invite(ghost.mxid, room, portal.userMxid);
+    await this.portals.update(portal.id, { userMembership: "invite" });
+    this.log.info({ portal: portal.id, room }, "user invited back to the portal they left");
+  }
+}

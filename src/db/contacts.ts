@@ -1,0 +1,62 @@
+import type { Knex } from "knex";
+import type { RemoteUserId } from "../core/network.js";
+import type { MatrixUserId } from "../util/ids.js";
+import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+
+export interface ContactRow {
+  userMxid: MatrixUserId;
+  contact: RemoteUserId;
+  /** A name the user gave the contact; shown only in that user's portal. */
+  localName: string | null;
+  blocked: boolean;
+  verifiedAt: number | null;
+  createdAt: number;
+}
+
+/** The `contacts` table: what one user knows about one contact (local name, block, verified). */
+export class ContactsTable {
+  constructor(private readonly knex: Knex) {}
+
+  async get(user: MatrixUserId, contact: RemoteUserId): Promise<ContactRow | undefined> {
+    const row = (await this.knex("contacts")
+      .where({ user_mxid: user, contact_jid: contact })
+      .first()) as Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toContact(row);
+  }
+
+  async listByUser(user: MatrixUserId): Promise<ContactRow[]> {
+    const rows = (await this.knex("contacts")
+      .where({ user_mxid: user })
+      .orderBy("contact_jid")) as Record<string, unknown>[];
+    return rows.map(toContact);
+  }
+
+  async update(
+    user: MatrixUserId,
+    contact: RemoteUserId,
+    patch: Partial<Pick<ContactRow, "localName" | "blocked" | "verifiedAt">>,
+    now = Date.now(),
+  ): Promise<void> {
+    await this.knex("contacts")
+      .insert({ user_mxid: user, contact_jid: contact, created_at: now })
+      .onConflict(["user_mxid", "contact_jid"])
+      .ignore();
+    const values: Record<string, unknown> = {};
+    if (patch.localName !== undefined) values["local_name"] = patch.localName;
+    if (patch.blocked !== undefined) values["blocked"] = patch.blocked;
+    if (patch.verifiedAt !== undefined) values["verified_at"] = patch.verifiedAt;
+    if (Object.keys(values).length === 0) return;
+    await this.knex("contacts").where({ user_mxid: user, contact_jid: contact }).update(values);
+  }
+}
+
+function toContact(row: Record<string, unknown>): ContactRow {
+  return {
+    userMxid: String(row["user_mxid"]) as MatrixUserId,
+    contact: String(row["contact_jid"]) as RemoteUserId,
+    localName: readStringOrNull(row["local_name"]),
+    blocked: readBool(row["blocked"]),
+    verifiedAt: readNumberOrNull(row["verified_at"]),
+    createdAt: Number(row["created_at"]),
+  };
+}

@@ -1,0 +1,108 @@
+import type { Knex } from "knex";
+import type { RemoteMessageId, RemoteUserId } from "../core/network.js";
+import type { EventId } from "../util/ids.js";
+import { readBool, readNumberOrNull } from "./values.js";
+
+export type Direction = "in" | "out";
+
+export interface MessageRow {
+  portalId: number;
+  eventId: EventId;
+  remoteId: RemoteMessageId;
+  author: RemoteUserId;
+  order: number | null;
+  sentAt: number;
+  direction: Direction;
+  retracted: boolean;
+}
+
+/** The `messages` table: which Matrix event is which network message, in both directions. */
+export class MessagesTable {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * Records a mapping. Returns false when (portal, author, remote id) or the event id is already
+   * mapped: the message was bridged before and must not be bridged again.
+   */
+  async insert(row: Omit<MessageRow, "retracted">): Promise<boolean> {
+    const inserted = (await this.knex("messages")
+      .insert({
+        portal_id: row.portalId,
+        event_id: row.eventId,
+        origin_id: row.remoteId,
+        author_jid: row.author,
+        seq: row.order,
+        sent_at: row.sentAt,
+        direction: row.direction,
+      })
+      .onConflict()
+      .ignore()
+      .returning("id")) as unknown[];
+    return inserted.length > 0;
+  }
+
+  async byEvent(eventId: EventId): Promise<MessageRow | undefined> {
+    return this.first({ event_id: eventId });
+  }
+
+  async byRemote(
+    portalId: number,
+    author: RemoteUserId,
+    remoteId: RemoteMessageId,
+  ): Promise<MessageRow | undefined> {
+    return this.first({ portal_id: portalId, author_jid: author, origin_id: remoteId });
+  }
+
+  /** An outgoing message found by its remote id alone, among the given portals. */
+  async outgoingByRemote(
+    portalIds: readonly number[],
+    remoteId: RemoteMessageId,
+  ): Promise<MessageRow | undefined> {
+    if (portalIds.length === 0) return undefined;
+    const row = (await this.knex("messages")
+      .whereIn("portal_id", portalIds)
+      .andWhere({ origin_id: remoteId, direction: "out" })
+      .first()) as Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toMessage(row);
+  }
+
+  /** The latest `limit` incoming messages of a portal, newest first (for report disclosure). */
+  async latestIncoming(portalId: number, limit: number): Promise<MessageRow[]> {
+    const rows = (await this.knex("messages")
+      .where({ portal_id: portalId, direction: "in", retracted: false })
+      .orderBy([
+        { column: "sent_at", order: "desc" },
+        { column: "id", order: "desc" },
+      ])
+      .limit(limit)) as Record<string, unknown>[];
+    return rows.map(toMessage);
+  }
+
+  async markRetracted(eventId: EventId): Promise<void> {
+    await this.knex("messages").where({ event_id: eventId }).update({ retracted: true });
+  }
+
+  async count(): Promise<number> {
+    const row = (await this.knex("messages").count({ n: "*" }).first()) as { n: number | string };
+    return Number(row.n);
+  }
+
+  private async first(where: Record<string, unknown>): Promise<MessageRow | undefined> {
+    const row = (await this.knex("messages").where(where).first()) as
+      Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toMessage(row);
+  }
+}
+
+function toMessage(row: Record<string, unknown>): MessageRow {
+  return {
+    portalId: Number(row["portal_id"]),
+    eventId: String(row["event_id"]) as EventId,
+    remoteId: String(row["origin_id"]) as RemoteMessageId,
+    author: String(row["author_jid"]) as RemoteUserId,
+    order: readNumberOrNull(row["seq"]),
+    sentAt: Number(row["sent_at"]),
+    direction: String(row["direction"]) as Direction,
+    retracted: readBool(row["retracted"]),
+  };
+}

@@ -1,0 +1,141 @@
+import type { Knex } from "knex";
+import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+
+/** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
+export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
+
+export interface UserRow {
+  mxid: MatrixUserId;
+  localpart: string;
+  phone: PhoneNumber | null;
+  handle: string | null;
+  loginState: LoginStateColumn;
+  loginFlow: string | null;
+  managementRoom: RoomId | null;
+  spaceRoom: RoomId | null;
+  readReceipts: boolean;
+  typingNotifications: boolean;
+  warningAcceptedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type UserPatch = Partial<
+  Pick<
+    UserRow,
+    | "phone"
+    | "handle"
+    | "loginState"
+    | "loginFlow"
+    | "managementRoom"
+    | "spaceRoom"
+    | "readReceipts"
+    | "typingNotifications"
+    | "warningAcceptedAt"
+  >
+>;
+
+const COLUMNS: Record<keyof UserPatch, string> = {
+  phone: "phone",
+  handle: "handle",
+  loginState: "login_state",
+  loginFlow: "login_flow",
+  managementRoom: "management_room",
+  spaceRoom: "space_room",
+  readReceipts: "read_receipts",
+  typingNotifications: "typing_notifications",
+  warningAcceptedAt: "warning_accepted_at",
+};
+
+/**
+ * The provider localpart of a Matrix user (PROTOCOL.md §5.1): the id without `@`, every UTF-8 byte
+ * outside [a-z0-9._-] written as `=` and two lowercase hex digits. Reversible and never reused.
+ */
+export function localpartOf(mxid: MatrixUserId): string {
+  let out = "";
+  for (const byte of Buffer.from(mxid.slice(1), "utf8")) {
+    const ch = String.fromCharCode(byte);
+    out += /^[a-z0-9._-]$/.test(ch) ? ch : `=${byte.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** The `users` table: one row per Matrix user who talked to the bridge. */
+export class UsersTable {
+  constructor(private readonly knex: Knex) {}
+
+  async get(mxid: MatrixUserId): Promise<UserRow | undefined> {
+    const row = (await this.knex("users").where({ mxid }).first()) as
+      Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toUser(row);
+  }
+
+  /** Returns the user's row, creating it (logged out) on first contact. */
+  async ensure(mxid: MatrixUserId, now = Date.now()): Promise<UserRow> {
+    await this.knex("users")
+      .insert({ mxid, localpart: localpartOf(mxid), created_at: now, updated_at: now })
+      .onConflict("mxid")
+      .ignore();
+    const row = await this.get(mxid);
+    if (row === undefined) throw new Error(`user ${mxid} vanished right after its insert`);
+    return row;
+  }
+
+  async update(mxid: MatrixUserId, patch: UserPatch, now = Date.now()): Promise<void> {
+    const values: Record<string, unknown> = { updated_at: now };
+    for (const [key, value] of Object.entries(patch)) {
+      values[COLUMNS[key as keyof UserPatch]] = value;
+    }
+    await this.knex("users").where({ mxid }).update(values);
+  }
+
+  /** Frees a phone number held by another user (the gatekeeper moved the binding, §9.1 rule 6). */
+  async releasePhone(phone: PhoneNumber, keep: MatrixUserId, now = Date.now()): Promise<void> {
+    await this.knex("users")
+      .where({ phone })
+      .andWhereNot({ mxid: keep })
+      .update({ phone: null, updated_at: now });
+  }
+
+  async byManagementRoom(room: RoomId): Promise<UserRow | undefined> {
+    const row = (await this.knex("users").where({ management_room: room }).first()) as
+      Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toUser(row);
+  }
+
+  async loggedIn(): Promise<UserRow[]> {
+    const rows = (await this.knex("users")
+      .where({ login_state: "logged-in" })
+      .orderBy("mxid")) as Record<string, unknown>[];
+    return rows.map(toUser);
+  }
+
+  async countByState(): Promise<Record<LoginStateColumn, number>> {
+    const rows = (await this.knex("users")
+      .select("login_state")
+      .count({ n: "*" })
+      .groupBy("login_state")) as { login_state: LoginStateColumn; n: number | string }[];
+    const counts = { "logged-out": 0, warned: 0, verifying: 0, "logged-in": 0 };
+    for (const row of rows) counts[row.login_state] = Number(row.n);
+    return counts;
+  }
+}
+
+function toUser(row: Record<string, unknown>): UserRow {
+  return {
+    mxid: String(row["mxid"]) as MatrixUserId,
+    localpart: String(row["localpart"]),
+    phone: readStringOrNull(row["phone"]) as PhoneNumber | null,
+    handle: readStringOrNull(row["handle"]),
+    loginState: String(row["login_state"]) as LoginStateColumn,
+    loginFlow: readStringOrNull(row["login_flow"]),
+    managementRoom: readStringOrNull(row["management_room"]) as RoomId | null,
+    spaceRoom: readStringOrNull(row["space_room"]) as RoomId | null,
+    readReceipts: readBool(row["read_receipts"]),
+    typingNotifications: readBool(row["typing_notifications"]),
+    warningAcceptedAt: readNumberOrNull(row["warning_accepted_at"]),
+    createdAt: Number(row["created_at"]),
+    updatedAt: Number(row["updated_at"]),
+  };
+}

@@ -1,0 +1,165 @@
+import type { WeakEvent } from "matrix-appservice-bridge";
+import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
+import type { PortalRow } from "../db/portals.js";
+import type { ProcessedEventsTable } from "../db/processed-events.js";
+import { describeError } from "../util/errors.js";
+import {
+  eventId,
+  isMatrixUserId,
+  roomId,
+  type EventId,
+  type MatrixUserId,
+  type RoomId,
+} from "../util/ids.js";
+import type { Logger } from "../util/log.js";
+import { matrixEventToNeutral, type MatrixMediaOpener } from "./convert/index.js";
+import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Routes what the homeserver pushes: the bot's invites and management-room commands to the core's
+ * command layer, portal messages to the user's login, memberships to the portal lifecycle.
+ * Events from the bot and the ghosts are dropped (no echo), events seen before are skipped (a
+ * retried transaction is handled once), and an event is recorded as handled only after its
+ * handling succeeded.
+ */
+export class MatrixEventRouter {
+  private readonly typing = new Map<RoomId, boolean>();
+
+  constructor(
+    private readonly core: BridgeCore,
+    private readonly processed: ProcessedEventsTable,
+    private readonly openMedia: MatrixMediaOpener,
+    private readonly log: Logger,
+  ) {}
+
+  async handleTransaction(txn: Transaction): Promise<void> {
+    for (const event of txn.events) await this.handleEvent(event);
+    for (const event of txn.ephemeral) {
+      // Receipts and typing are best effort: losing one is harmless, retrying the whole
+      // transaction for one is not worth re-handling the rest.
+      await this.handleEphemeral(event).catch((err: unknown) => {
+        this.log.debug({ type: event.type, err: describeError(err) }, "ephemeral event dropped");
+      });
+    }
+  }
+
+  async handleEvent(event: WeakEvent): Promise<void> {
+    if (typeof event.event_id !== "string" || typeof event.room_id !== "string") return;
+    if (this.core.isOwnUser(event.sender)) return;
+    if (await this.processed.has(event.event_id)) {
+      this.log.debug({ eventId: event.event_id }, "event handled before; skipped");
+      return;
+    }
+    await this.route(event);
+    await this.processed.mark(event.event_id);
+  }
+
+  private async route(event: WeakEvent): Promise<void> {
+    if (!isMatrixUserId(event.sender)) return;
+    const sender = event.sender;
+    const room = roomId(event.room_id);
+    const content = isRecord(event.content) ? event.content : {};
+    if (event.type === "m.room.member") {
+      await this.membership(sender, room, event.state_key, content["membership"]);
+      return;
+    }
+    if (this.core.permissionOf(sender) === "none") return;
+    const portal = await this.core.portalRows.byRoom(room);
+    if (portal !== undefined) {
+      if (portal.userMxid !== sender) return;
+      await this.portalEvent(portal, sender, event, content);
+      return;
+    }
+    if (event.type !== "m.room.message" || typeof content["body"] !== "string") return;
+    const user = await this.core.users.byManagementRoom(room);
+    if (user?.mxid !== sender) return;
+    await this.core.handleManagementMessage(sender, room, content["body"]);
+  }
+
+  private async membership(
+    sender: MatrixUserId,
+    room: RoomId,
+    target: unknown,
+    membership: unknown,
+  ): Promise<void> {
+    if (target === this.core.matrix.botUserId && membership === "invite") {
+      const portal = await this.core.portalRows.byRoom(room);
+      if (portal === undefined) await this.core.onBotInvited(sender, room);
+      return;
+    }
+    if (target !== sender) return;
+    const portal = await this.core.portalRows.byRoom(room);
+    if (portal?.userMxid !== sender) return;
+    if (membership === "join" || membership === "leave") {
+      await this.core.portals.onUserMembership(portal, membership);
+    }
+  }
+
+  private async portalEvent(
+    portal: PortalRow,
+    sender: MatrixUserId,
+    event: WeakEvent,
+    content: Record<string, unknown>,
+  ): Promise<void> {
+    const id = eventId(event.event_id);
+    const body = content["body"];
+    if (
+      event.type === "m.room.message" &&
+      typeof body === "string" &&
+      body.trim().startsWith(`${PORTAL_COMMAND_PREFIX} `)
+    ) {
+      await this.core.handlePortalCommand(sender, portal, body);
+      return;
+    }
+    const inbound = matrixEventToNeutral(event, this.openMedia);
+    switch (inbound.kind) {
+      case "message":
+        await this.core.fromMatrix.message(sender, portal, id, inbound.content, inbound.replyTo);
+        return;
+      case "edit":
+        await this.core.fromMatrix.edit(sender, portal, id, inbound.target, inbound.content);
+        return;
+      case "reaction":
+        await this.core.fromMatrix.reaction(sender, portal, id, inbound.target, inbound.key);
+        return;
+      case "redaction":
+        await this.core.fromMatrix.redaction(sender, portal, inbound.target);
+        return;
+      case "unsupported":
+        if (event.type !== "m.room.message" && event.type !== "m.sticker") return;
+        this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
+        await this.core.matrix.sendNotice(
+          portal.roomId as RoomId,
+          `Not sent: ${inbound.reason}.`,
+          id,
+        );
+    }
+  }
+
+  private async handleEphemeral(event: EphemeralEvent): Promise<void> {
+    if (typeof event.room_id !== "string") return;
+    const room = roomId(event.room_id);
+    if (event.type !== "m.typing" && event.type !== "m.receipt") return;
+    const portal = await this.core.portalRows.byRoom(room);
+    if (portal === undefined) return;
+    if (event.type === "m.typing") {
+      const users = Array.isArray(event.content["user_ids"]) ? event.content["user_ids"] : [];
+      const typing = users.includes(portal.userMxid);
+      // m.typing repeats the whole list on every change (the ghost's too): pass on changes only.
+      if ((this.typing.get(room) ?? false) === typing) return;
+      if (await this.core.fromMatrix.typing(portal.userMxid, portal, typing)) {
+        this.typing.set(room, typing);
+      }
+      return;
+    }
+    for (const [target, receipts] of Object.entries(event.content)) {
+      const read = isRecord(receipts) ? receipts["m.read"] : undefined;
+      if (isRecord(read) && portal.userMxid in read && target.startsWith("$")) {
+        await this.core.fromMatrix.read(portal.userMxid, portal, target as EventId);
+      }
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import type { MatrixApi } from "../../../src/core/matrix-api.js";
+import type { MessageContent } from "../../../src/core/network.js";
+import type { EventId, MatrixUserId, RoomId } from "../../../src/util/ids.js";
+
+export interface RecordedEvent {
+  room: RoomId;
+  sender: MatrixUserId;
+  eventId: EventId;
+  kind: "notice" | "content" | "reaction";
+  text: string;
+  content?: MessageContent;
+  replyTo?: EventId;
+  edits?: EventId;
+}
+
+function textOf(content: MessageContent): string {
+  switch (content.type) {
+    case "text":
+      return content.text.text;
+    case "unsupported":
+      return content.fallback ?? "";
+    default:
+      return `[${content.type}]`;
+  }
+}
+
+/** A MatrixApi that records what the core asked for, for unit tests of the core. */
+export class FakeMatrix implements MatrixApi {
+  readonly botUserId = "@whatsappbot:example.org" as MatrixUserId;
+  readonly events: RecordedEvent[] = [];
+  readonly calls: string[] = [];
+  readonly ghosts = new Map<MatrixUserId, string>();
+  readonly rooms = new Map<
+    RoomId,
+    { creator: MatrixUserId; user?: MatrixUserId; name?: string; topic?: string; space?: boolean }
+  >();
+  readonly roomNames = new Map<string, string>();
+  private next = 1;
+
+  async ensureGhost(ghost: MatrixUserId, displayName: string): Promise<void> {
+    this.ghosts.set(ghost, displayName);
+  }
+
+  async createPortalRoom(options: {
+    creator: MatrixUserId;
+    user: MatrixUserId;
+    name?: string;
+    topic?: string;
+  }): Promise<RoomId> {
+    const room = `!room${this.next++}:example.org` as RoomId;
+    this.rooms.set(room, { ...options });
+    this.calls.push(`create-portal ${room} by ${options.creator} for ${options.user}`);
+    return room;
+  }
+
+  async createSpace(options: { user: MatrixUserId; name: string }): Promise<RoomId> {
+    const room = `!space${this.next++}:example.org` as RoomId;
+    this.rooms.set(room, {
+      creator: this.botUserId,
+      user: options.user,
+      name: options.name,
+      space: true,
+    });
+    this.calls.push(`create-space ${room} for ${options.user}`);
+    return room;
+  }
+
+  async addToSpace(space: RoomId, room: RoomId): Promise<void> {
+    this.calls.push(`space-child ${space} ${room}`);
+  }
+
+  async invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
+    this.calls.push(`invite ${room} ${user} by ${as}`);
+  }
+
+  async join(as: MatrixUserId, room: RoomId): Promise<void> {
+    this.calls.push(`join ${room} ${as}`);
+  }
+
+  async leave(as: MatrixUserId, room: RoomId): Promise<void> {
+    this.calls.push(`leave ${room} ${as}`);
+  }
+
+  async sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId> {
+    return this.record({
+      room,
+      sender: this.botUserId,
+      kind: "notice",
+      text,
+      ...(replyTo ? { replyTo } : {}),
+    });
+  }
+
+  async sendContent(
+    as: MatrixUserId,
+    room: RoomId,
+    content: MessageContent,
+    relation: { replyTo?: EventId; edits?: EventId } = {},
+  ): Promise<EventId> {
+    return this.record({
+      room,
+      sender: as,
+      kind: "content",
+      text: textOf(content),
+      content,
+      ...relation,
+    });
+  }
+
+  async sendReaction(
+    as: MatrixUserId,
+    room: RoomId,
+    target: EventId,
+    key: string,
+  ): Promise<EventId> {
+    return this.record({ room, sender: as, kind: "reaction", text: key, replyTo: target });
+  }
+
+  async redact(as: MatrixUserId, room: RoomId, event: EventId): Promise<void> {
+    this.calls.push(`redact ${room} ${event} by ${as}`);
+  }
+
+  async setRoomName(_as: MatrixUserId, room: RoomId, name: string): Promise<void> {
+    this.calls.push(`name ${room} "${name}"`);
+  }
+
+  async setRoomTopic(_as: MatrixUserId, room: RoomId, topic: string): Promise<void> {
+    this.calls.push(`topic ${room} "${topic}"`);
+  }
+
+  async setRoomDisplayName(ghost: MatrixUserId, room: RoomId, displayName: string): Promise<void> {
+    this.roomNames.set(`${room} ${ghost}`, displayName);
+  }
+
+  async sendTyping(as: MatrixUserId, room: RoomId, typing: boolean): Promise<void> {
+    this.calls.push(`typing ${room} ${as} ${typing}`);
+  }
+
+  async sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void> {
+    this.calls.push(`receipt ${room} ${event} by ${as}`);
+  }
+
+  notices(room: RoomId): string[] {
+    return this.events.filter((e) => e.room === room && e.kind === "notice").map((e) => e.text);
+  }
+
+  lastNotice(room: RoomId): string {
+    return this.notices(room).at(-1) ?? "";
+  }
+
+  private async record(event: Omit<RecordedEvent, "eventId">): Promise<EventId> {
+    const eventId = `$ev${this.next++}` as EventId;
+    this.events.push({ ...event, eventId });
+    return eventId;
+  }
+}

@@ -1,0 +1,72 @@
+import { BridgeCore } from "../../src/core/bridge-core.js";
+import { configSchema, type Config } from "../../src/config/schema.js";
+import { matrixUserId, roomId, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
+import { silentLogger } from "../../src/util/log.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { FakeMatrix } from "./fakes/matrix.js";
+import { FakeNetwork } from "./fakes/network.js";
+
+export const ALICE = matrixUserId("@alice:example.org");
+export const ADMIN = matrixUserId("@boss:example.org");
+export const STRANGER = matrixUserId("@eve:elsewhere.example");
+export const MGMT = roomId("!mgmt:example.org");
+
+export function testConfig(overrides: Record<string, unknown> = {}): Config {
+  return configSchema.parse({
+    homeserver: { url: "http://localhost:8008", domain: "example.org" },
+    permissions: { "*": "none", "example.org": "user", "@boss:example.org": "admin" },
+    ...overrides,
+  });
+}
+
+export interface CoreHarness {
+  core: BridgeCore;
+  matrix: FakeMatrix;
+  network: FakeNetwork;
+  db: TestDatabase;
+  /** Sends a line in the user's management room and returns the bot's answers to it. */
+  say(text: string, user?: MatrixUserId, room?: RoomId): Promise<string[]>;
+  dispose(): Promise<void>;
+}
+
+/** The core on a fresh SQLite database with a fake homeserver API and a fake network. */
+export async function createCore(config: Config = testConfig()): Promise<CoreHarness> {
+  const db = await createTestDatabase("sqlite");
+  const matrix = new FakeMatrix();
+  const network = new FakeNetwork();
+  const core = new BridgeCore({
+    config,
+    knex: db.db.knex,
+    matrix,
+    createConnector: (callbacks) => {
+      network.callbacks = callbacks;
+      return network;
+    },
+    log: silentLogger(),
+  });
+  await core.start();
+  return {
+    core,
+    matrix,
+    network,
+    db,
+    async say(text, user = ALICE, room = MGMT) {
+      const before = matrix.notices(room).length;
+      await core.handleManagementMessage(user, room, text);
+      return matrix.notices(room).slice(before);
+    },
+    async dispose() {
+      await core.stop();
+      await db.dispose();
+    },
+  };
+}
+
+/** Logs ALICE in with the phone flow: warning, number, code. */
+export async function logIn(h: CoreHarness, phone = "+491709876543"): Promise<void> {
+  await h.core.onBotInvited(ALICE, MGMT);
+  await h.say("login");
+  await h.say("phone");
+  await h.say(phone);
+  await h.say("123456");
+}

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { BridgeCore } from "../../src/core/bridge-core.js";
+import { silentLogger } from "../../src/util/log.js";
+import { ALICE, MGMT, STRANGER, createCore, type CoreHarness } from "./helpers.js";
+
+describe("core: the bot and the login conversation", function () {
+  let h: CoreHarness;
+  beforeEach(async function () {
+    h = await createCore();
+  });
+  afterEach(async function () {
+    await h.dispose();
+  });
+
+  it("an invite from a permitted user is joined and greeted; the room becomes the management room", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    assert.ok(h.matrix.calls.includes(`join ${MGMT} ${h.matrix.botUserId}`));
+    assert.match(h.matrix.lastNotice(MGMT), /Send `login` to start/);
+    assert.equal((await h.core.users.get(ALICE))?.managementRoom, MGMT);
+  });
+
+  it("an invite from a user without permission is refused and nothing is stored", async function () {
+    const room = MGMT.replace("mgmt", "other") as typeof MGMT;
+    await h.core.onBotInvited(STRANGER, room);
+    assert.ok(h.matrix.calls.includes(`leave ${room} ${h.matrix.botUserId}`));
+    assert.equal(await h.core.users.get(STRANGER), undefined);
+    assert.deepEqual(await h.say("help", STRANGER, room), []);
+  });
+
+  it("login shows the security warning before anything else, stating what §19 requires", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    const [warning] = await h.say("login");
+    assert.ok(warning !== undefined);
+    assert.match(warning, /decrypts them/);
+    assert.match(warning, /re-encrypts/);
+    assert.match(warning, /gatekeeper sees metadata/);
+    assert.match(warning, /contacts see your phone number/i);
+    assert.match(warning, /matrix-bridge-example/, "the label shows the provider name");
+    assert.match(warning, /block/);
+    assert.match(warning, /report/);
+    assert.match(warning, /`phone`.*`username`/);
+    assert.equal((await h.core.users.get(ALICE))?.loginState, "warned");
+    assert.equal(h.network.actions.length, 0, "nothing reached the network before acceptance");
+  });
+
+  it("phone login: number, wrong code with attempts left, right code, logged in", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    assert.match((await h.say("phone"))[0] ?? "", /Send your phone number/);
+    assert.notEqual((await h.core.users.get(ALICE))?.warningAcceptedAt, null);
+    assert.match((await h.say("+491709876543"))[0] ?? "", /Send your code/);
+    assert.deepEqual(h.network.actions, ["request-code +491709876543"]);
+    const [wrong] = await h.say("000000");
+    assert.match(wrong ?? "", /wrong; 4 attempts left/);
+    assert.match(wrong ?? "", /Send your code/);
+    assert.match((await h.say("12"))[0] ?? "", /not a valid code/);
+    assert.match((await h.say("123456"))[0] ?? "", /Logged in/);
+    const user = await h.core.users.get(ALICE);
+    assert.equal(user?.loginState, "logged-in");
+    assert.equal(user?.phone, "+491709876543");
+    assert.ok(h.core.logins.get(ALICE));
+    assert.match(
+      (await h.say("status"))[0] ?? "",
+      /Logged in as \+49 170 9876543 \(verified\); connection: connected/,
+    );
+  });
+
+  it("a number outside the allowed country codes is refused with the reason, before the network", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("phone");
+    const [refusal] = await h.say("+12025550123");
+    assert.match(refusal ?? "", /European Economic Area/);
+    assert.match(refusal ?? "", /\+49/);
+    assert.deepEqual(h.network.actions, []);
+    assert.equal((await h.core.users.get(ALICE))?.loginState, "verifying");
+  });
+
+  it("the username flow logs in as unverified", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("username");
+    await h.say("alice");
+    const user = await h.core.users.get(ALICE);
+    assert.equal(user?.loginState, "logged-in");
+    assert.equal(user?.handle, "alice");
+    assert.match((await h.say("status"))[0] ?? "", /as alice \(unverified\)/);
+  });
+
+  it("cancel stops a login in progress and tells the network", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("phone");
+    assert.deepEqual(await h.say("cancel"), ["Login cancelled."]);
+    assert.ok(h.network.actions.includes("cancel-login"));
+    assert.equal((await h.core.users.get(ALICE))?.loginState, "logged-out");
+    assert.deepEqual(await h.say("cancel"), ["No login is in progress."]);
+  });
+
+  it("an unknown reply to the warning lists the choices again", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    assert.match((await h.say("maybe"))[0] ?? "", /Reply `phone` or `username`/);
+  });
+
+  it("help lists only permitted commands, and commands still work during a login", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    const [help] = await h.say("help");
+    assert.match(help ?? "", /start-chat <\+number>/);
+    assert.doesNotMatch(help ?? "", /stats/);
+    const [adminHelp] = await h.say("help", "@boss:example.org" as typeof ALICE);
+    assert.match(adminHelp ?? "", /stats/);
+  });
+
+  it("logout tells the network, forgets the login and the bridge leaves the portals", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("phone");
+    await h.say("+491709876543");
+    await h.say("123456");
+    h.network.reachable.add("+491701234567");
+    await h.say("start-chat +491701234567");
+    const [bye] = await h.say("logout");
+    assert.match(bye ?? "", /Logged out.*keys were deleted.*left 1 chat/);
+    assert.ok(h.network.actions.includes(`logout ${ALICE}`));
+    assert.equal(h.core.logins.get(ALICE), undefined);
+    const user = await h.core.users.get(ALICE);
+    assert.equal(user?.loginState, "logged-out");
+    assert.equal(user?.phone, null);
+    assert.ok(
+      h.matrix.calls.some((c) => c.startsWith("leave !room") && c.endsWith(h.matrix.botUserId)),
+    );
+    assert.deepEqual(await h.core.portalRows.listByUser(ALICE), []);
+    assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
+  });
+
+  it("stored logins are loaded again at start-up", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("username");
+    await h.say("alice");
+    const again = new BridgeCore({
+      config: h.core.config,
+      knex: h.db.db.knex,
+      matrix: h.matrix,
+      createConnector: () => h.network,
+      log: silentLogger(),
+    });
+    await again.start();
+    assert.ok(again.logins.get(ALICE));
+  });
+
+  it("a stored login that fails to load is reported by status, and logout still logs out", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("username");
+    await h.say("alice");
+    h.network.failLoad = true;
+    const again = new BridgeCore({
+      config: h.core.config,
+      knex: h.db.db.knex,
+      matrix: h.matrix,
+      createConnector: () => h.network,
+      log: silentLogger(),
+    });
+    await again.start();
+    assert.equal(again.logins.get(ALICE), undefined);
+    await again.handleManagementMessage(ALICE, MGMT, "status");
+    assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
+    await again.handleManagementMessage(ALICE, MGMT, "logout");
+    assert.match(h.matrix.lastNotice(MGMT), /could not be loaded to tell WhatsApp/);
+    assert.equal((await again.users.get(ALICE))?.loginState, "logged-out");
+  });
+});

@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import type { RemoteMessageId, RemoteUserId } from "../../src/core/network.js";
+import { ContactsTable } from "../../src/db/contacts.js";
+import { GhostsTable } from "../../src/db/ghosts.js";
+import { MessagesTable } from "../../src/db/messages.js";
+import { PortalsTable } from "../../src/db/portals.js";
+import { ReactionsTable } from "../../src/db/reactions.js";
+import {
+  PROCESSED_EVENT_RETENTION_MS,
+  ProcessedEventsTable,
+} from "../../src/db/processed-events.js";
+import { UsersTable, localpartOf } from "../../src/db/users.js";
+import { eventId, matrixUserId, phoneNumber, roomId } from "../../src/util/ids.js";
+import { describeOnBackends } from "../helpers/db.js";
+
+const alice = matrixUserId("@alice:example.org");
+const bob = matrixUserId("@Bob:example.org");
+const contact = "491701234567@wa.example" as RemoteUserId;
+const other = "491705550000@wa.example" as RemoteUserId;
+
+describe("provider localpart of a Matrix user", function () {
+  it("escapes every byte outside [a-z0-9._-] as =xx, as §5.1's examples show", function () {
+    assert.equal(
+      localpartOf(matrixUserId("@alice:matrix.bridge.example")),
+      "alice=3amatrix.bridge.example",
+    );
+    assert.equal(
+      localpartOf(matrixUserId("@Bob:matrix.bridge.example")),
+      "=42ob=3amatrix.bridge.example",
+    );
+  });
+});
+
+describeOnBackends("core tables", (get) => {
+  it("a user is created logged out with receipts and typing on, and patches read back typed", async function () {
+    const users = new UsersTable(get().db.knex);
+    const created = await users.ensure(alice, 1000);
+    assert.equal(created.loginState, "logged-out");
+    assert.equal(created.readReceipts, true);
+    assert.equal(created.typingNotifications, true);
+    assert.equal(created.localpart, "alice=3aexample.org");
+    await users.update(alice, {
+      loginState: "logged-in",
+      phone: phoneNumber("+491709876543"),
+      managementRoom: roomId("!mgmt:example.org"),
+      readReceipts: false,
+      warningAcceptedAt: 2000,
+    });
+    const again = await users.ensure(alice, 5000);
+    assert.equal(again.createdAt, 1000, "ensure keeps the existing row");
+    assert.equal(again.loginState, "logged-in");
+    assert.equal(again.readReceipts, false);
+    assert.equal(again.warningAcceptedAt, 2000);
+    assert.equal((await users.byManagementRoom(roomId("!mgmt:example.org")))?.mxid, alice);
+    assert.deepEqual(
+      (await users.loggedIn()).map((u) => u.mxid),
+      [alice],
+    );
+    assert.equal((await users.countByState())["logged-in"], 1);
+  });
+
+  it("a phone number moved to another user is released from the first", async function () {
+    const users = new UsersTable(get().db.knex);
+    await users.ensure(bob);
+    await users.releasePhone(phoneNumber("+491709876543"), bob);
+    await users.update(bob, { phone: phoneNumber("+491709876543") });
+    assert.equal((await users.get(alice))?.phone, null);
+    assert.equal((await users.get(bob))?.phone, "+491709876543");
+  });
+
+  it("a portal is unique per (user, contact) and keeps its state across ensure", async function () {
+    const portals = new PortalsTable(get().db.knex);
+    const first = await portals.ensure(alice, contact, "incoming-pending");
+    assert.equal(first.userMembership, "invite");
+    assert.equal(first.roomId, null);
+    await portals.update(first.id, {
+      roomId: roomId("!portal:example.org"),
+      requestState: "accepted",
+      userMembership: "join",
+    });
+    const again = await portals.ensure(alice, contact, "outgoing-pending");
+    assert.equal(again.id, first.id);
+    assert.equal(again.requestState, "accepted");
+    assert.equal((await portals.byRoom(roomId("!portal:example.org")))?.contact, contact);
+    await portals.ensure(alice, other, "none");
+    assert.deepEqual(
+      (await portals.listByUser(alice)).map((p) => p.contact),
+      [contact, other],
+    );
+    assert.equal(await portals.count(), 2);
+  });
+
+  it("a ghost's display name is updated in place", async function () {
+    const ghosts = new GhostsTable(get().db.knex);
+    const ghost = {
+      contact,
+      phone: phoneNumber("+491701234567"),
+      mxid: matrixUserId("@whatsapp_491701234567:example.org"),
+    };
+    await ghosts.upsert({ ...ghost, displayName: null });
+    await ghosts.upsert({ ...ghost, displayName: "+49 1701234567 (WhatsApp)" });
+    assert.equal((await ghosts.get(contact))?.displayName, "+49 1701234567 (WhatsApp)");
+    assert.equal((await ghosts.byMxid(ghost.mxid))?.contact, contact);
+  });
+
+  it("a contact's local name, block and verification are kept per user", async function () {
+    const contacts = new ContactsTable(get().db.knex);
+    await contacts.update(alice, contact, { localName: "Mum" });
+    await contacts.update(alice, contact, { blocked: true, verifiedAt: 42 });
+    const row = await contacts.get(alice, contact);
+    assert.equal(row?.localName, "Mum");
+    assert.equal(row?.blocked, true);
+    assert.equal(row?.verifiedAt, 42);
+    assert.equal(await contacts.get(bob, contact), undefined);
+    await contacts.update(alice, contact, { blocked: false });
+    assert.equal((await contacts.get(alice, contact))?.blocked, false);
+  });
+
+  it("a message is mapped once; the same remote id again is refused", async function () {
+    const { knex } = get().db;
+    const portal = await new PortalsTable(knex).ensure(alice, contact, "none");
+    const messages = new MessagesTable(knex);
+    const base = {
+      portalId: portal.id,
+      author: contact,
+      order: 7,
+      direction: "in" as const,
+    };
+    assert.equal(
+      await messages.insert({
+        ...base,
+        eventId: eventId("$e1"),
+        remoteId: "m1" as RemoteMessageId,
+        sentAt: 10,
+      }),
+      true,
+    );
+    assert.equal(
+      await messages.insert({
+        ...base,
+        eventId: eventId("$e1b"),
+        remoteId: "m1" as RemoteMessageId,
+        sentAt: 10,
+      }),
+      false,
+    );
+    await messages.insert({
+      ...base,
+      eventId: eventId("$e2"),
+      remoteId: "m2" as RemoteMessageId,
+      sentAt: 20,
+    });
+    await messages.insert({
+      ...base,
+      eventId: eventId("$e3"),
+      remoteId: "m3" as RemoteMessageId,
+      author: "alice=3aexample.org@matrix.bridge.example" as RemoteUserId,
+      direction: "out",
+      sentAt: 30,
+    });
+    assert.equal(
+      (await messages.byRemote(portal.id, contact, "m1" as RemoteMessageId))?.eventId,
+      "$e1",
+    );
+    assert.equal((await messages.byEvent(eventId("$e2")))?.order, 7);
+    assert.equal(
+      (await messages.outgoingByRemote([portal.id], "m3" as RemoteMessageId))?.eventId,
+      "$e3",
+    );
+    await messages.markRetracted(eventId("$e2"));
+    assert.deepEqual(
+      (await messages.latestIncoming(portal.id, 5)).map((m) => m.remoteId),
+      ["m1"],
+    );
+    assert.equal((await messages.byEvent(eventId("$e2")))?.retracted, true);
+  });
+
+  it("processed event ids are remembered and pruned after the retention", async function () {
+    const processed = new ProcessedEventsTable(get().db.knex);
+    await processed.mark("$old", 1000);
+    await processed.mark("$old", 2000);
+    await processed.mark("$new", 1000 + PROCESSED_EVENT_RETENTION_MS);
+    assert.equal(await processed.has("$old"), true);
+    assert.equal(await processed.prune(1001 + PROCESSED_EVENT_RETENTION_MS), 1);
+    assert.equal(await processed.has("$old"), false);
+    assert.equal(await processed.has("$new"), true);
+  });
+
+  it("reactions are listed per sender and message, and deleted by event", async function () {
+    const { knex } = get().db;
+    const portal = await new PortalsTable(knex).ensure(alice, contact, "none");
+    const reactions = new ReactionsTable(knex);
+    const target = { author: contact as string, id: "m9" as RemoteMessageId };
+    const base = { portalId: portal.id, targetId: target.id, targetAuthor: target.author };
+    await reactions.insert({ ...base, eventId: eventId("$r1"), sender: alice, emoji: "👍" });
+    await reactions.insert({ ...base, eventId: eventId("$r2"), sender: alice, emoji: "🎉" });
+    await reactions.insert({ ...base, eventId: eventId("$r3"), sender: bob, emoji: "👍" });
+    await reactions.insert({ ...base, eventId: eventId("$r1"), sender: alice, emoji: "👍" });
+    assert.deepEqual(
+      (await reactions.bySender(portal.id, target, alice)).map((r) => r.emoji),
+      ["👍", "🎉"],
+    );
+    await reactions.delete(eventId("$r1"));
+    assert.equal(await reactions.byEvent(eventId("$r1")), undefined);
+    assert.equal((await reactions.byEvent(eventId("$r3")))?.sender, bob);
+  });
+});
