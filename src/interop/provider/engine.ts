@@ -1,0 +1,359 @@
+import type { Knex } from "knex";
+import { describeError } from "../../util/errors.js";
+import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
+import { silentLogger, type Logger } from "../../util/log.js";
+import type { ContentElement } from "../codec/content.js";
+import type { ChatState, MessageRef } from "../codec/delivery.js";
+import { GATEKEEPER_DOMAIN, GROUP_DOMAIN } from "../codec/namespaces.js";
+import type { XmlElement } from "../codec/xml.js";
+import type { KeyVault } from "../crypto/key-vault.js";
+import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
+import type { ComponentConnection } from "../transport/component.js";
+import { TransportError } from "../transport/errors.js";
+import { IqCaller, IqResponder } from "../transport/iq.js";
+import { AccountService } from "./account.js";
+import { KeyDirectory } from "./directory.js";
+import { AckBatcher, InboxStore } from "./inbox.js";
+import { GatekeeperIq } from "./iq-client.js";
+import { ProviderMedia } from "./media.js";
+import { Outbox } from "./outbox.js";
+import { Receiver } from "./receiver.js";
+import { RetryAnswerer } from "./retries.js";
+import { Sender } from "./sender.js";
+import { HelloSession } from "./session.js";
+import {
+  DEFAULT_TIMING,
+  type EngineState,
+  type EngineTiming,
+  type ProviderEvent,
+  type ProviderEventHandler,
+} from "./types.js";
+
+export interface ProviderEngineOptions {
+  readonly connection: ComponentConnection;
+  readonly knex: Knex;
+  readonly crypto: SignalCrypto;
+  /** The vault that seals outbox envelopes and pending inbound events. */
+  readonly vault: KeyVault;
+  /** The enlisted provider id (§8.1), e.g. `matrix-bridge-example`. */
+  readonly providerId: string;
+  readonly gatekeeperDomain?: string;
+  readonly groupDomain?: string;
+  /** Optional features to offer in hello (§8.3); default none. */
+  readonly features?: readonly string[];
+  /**
+   * Receives every event. For queued deliveries the gatekeeper is acked only after the returned
+   * promise resolved; a rejection means the delivery comes again (P13).
+   */
+  readonly onEvent: ProviderEventHandler;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+  readonly timing?: Partial<EngineTiming>;
+  readonly allowInsecureMediaOnLoopback?: boolean;
+}
+
+const MAINTENANCE_MS = 3_600_000;
+
+/**
+ * The provider side of the gatekeeper protocol over one component connection: hello and
+ * liveness, the key directory for local users, identity/discovery/abuse IQs, reliable sending
+ * through the persisted outbox, de-duplicated receiving with acks after hand-over, retries, and
+ * media slots. A thin adapter turns it into core/network.ts's NetworkConnector.
+ */
+export class ProviderEngine {
+  readonly session: HelloSession;
+  readonly outbox: Outbox;
+  readonly directory: KeyDirectory;
+  readonly account: AccountService;
+  readonly media: ProviderMedia;
+  readonly sender: Sender;
+  readonly receiver: Receiver;
+  readonly inbox: InboxStore;
+  readonly acks: AckBatcher;
+  private readonly log: Logger;
+  private readonly timing: EngineTiming;
+  private readonly helloIq: IqCaller;
+  private readonly iq: IqCaller;
+  private readonly responder: IqResponder;
+  private readonly detachers: (() => void)[] = [];
+  private tickTimer: NodeJS.Timeout | undefined;
+  private maintenanceTimer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(private readonly options: ProviderEngineOptions) {
+    const logger = (options.logger ?? silentLogger()).child({ component: "provider-engine" });
+    this.log = logger;
+    const now = options.now ?? Date.now;
+    const timing: EngineTiming = { ...DEFAULT_TIMING, ...options.timing };
+    this.timing = timing;
+    const connection = options.connection;
+    const gatekeeperDomain = options.gatekeeperDomain ?? GATEKEEPER_DOMAIN;
+    const emit = (event: ProviderEvent): Promise<void> => options.onEvent(event);
+
+    this.helloIq = new IqCaller({ send: (s) => connection.send(s), logger });
+    this.iq = new IqCaller({ send: (s) => this.session.send(s), logger });
+    this.responder = new IqResponder({ send: (s) => this.session.send(s), logger });
+    this.session = new HelloSession({
+      connection,
+      helloIq: this.helloIq,
+      iq: this.iq,
+      providerId: options.providerId,
+      domain: connection.domain,
+      gatekeeperDomain,
+      groupDomain: options.groupDomain ?? GROUP_DOMAIN,
+      features: options.features ?? [],
+      timing,
+      logger,
+      now,
+    });
+    const gk = new GatekeeperIq({
+      iq: this.iq,
+      session: this.session,
+      gatekeeperDomain,
+      timing,
+      now,
+    });
+    this.outbox = new Outbox({
+      knex: options.knex,
+      session: this.session,
+      timing,
+      now,
+      logger,
+      emit,
+    });
+    this.directory = new KeyDirectory({
+      gk,
+      crypto: options.crypto,
+      knex: options.knex,
+      now,
+      logger,
+      limits: () => this.session.limits,
+    });
+    this.account = new AccountService(gk, () => this.session.limits);
+    this.media = new ProviderMedia({
+      gk,
+      session: this.session,
+      logger,
+      allowInsecureLoopback: options.allowInsecureMediaOnLoopback ?? false,
+    });
+    this.sender = new Sender({
+      knex: options.knex,
+      crypto: options.crypto,
+      vault: options.vault,
+      directory: this.directory,
+      outbox: this.outbox,
+      session: this.session,
+      now,
+      logger,
+    });
+    this.outbox.setHooks({
+      onStaleDeviceList: (row, stale) => this.sender.handleStale(row, stale),
+      onUnknownDevice: async (row) => {
+        const device = await this.localDeviceOf(row.senderJid);
+        await this.directory.publishDevice(device);
+        await this.outbox.afterHello();
+      },
+    });
+    this.inbox = new InboxStore(options.knex, options.vault);
+    this.acks = new AckBatcher({
+      session: this.session,
+      domain: connection.domain,
+      inbox: this.inbox,
+      delayMs: timing.ackDelayMs,
+      maxItems: () => this.session.limits["max-ack-items"],
+      logger,
+    });
+    this.receiver = new Receiver({
+      knex: options.knex,
+      crypto: options.crypto,
+      inbox: this.inbox,
+      acks: this.acks,
+      outbox: this.outbox,
+      retries: new RetryAnswerer({
+        crypto: options.crypto,
+        directory: this.directory,
+        session: this.session,
+        outbox: this.outbox,
+      }),
+      directory: this.directory,
+      session: this.session,
+      gatekeeperDomain,
+      emit,
+      now,
+      logger,
+    });
+  }
+
+  get state(): EngineState {
+    return this.session.state;
+  }
+
+  /** Connects and runs until `stop()`. Traffic flows once hello succeeded (`state.code` ready). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const { connection, crypto } = this.options;
+    this.detachers.push(connection.onStanza((stanza) => this.dispatch(stanza)));
+    const onOffline = (): void => {
+      const reason = new TransportError("transport-offline", "the component connection dropped");
+      this.helloIq.failAll(reason);
+      this.iq.failAll(reason);
+    };
+    connection.on("offline", onOffline);
+    this.detachers.push(() => connection.off("offline", onOffline));
+    const onReady = (): void => void this.afterHello();
+    const onState = (state: EngineState): void => this.forward({ kind: "state", state });
+    this.session.on("ready", onReady);
+    this.session.on("state", onState);
+    this.detachers.push(
+      () => this.session.off("ready", onReady),
+      () => this.session.off("state", onState),
+    );
+    this.detachers.push(
+      crypto.onIdentityChange((change) =>
+        this.forward({
+          kind: "identity-changed",
+          local: change.localJid,
+          contact: change.remoteJid,
+          wasVerified: change.wasVerified,
+        }),
+      ),
+    );
+    this.session.start();
+    connection.start();
+    this.tickTimer = setInterval(() => void this.outbox.tick(), this.timing.tickMs);
+    this.tickTimer.unref();
+    this.maintenanceTimer = setInterval(() => void this.maintenance(), MAINTENANCE_MS);
+    this.maintenanceTimer.unref();
+  }
+
+  /** Sends the collected acks, lets queued work finish, and closes the connection. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    await Promise.race([
+      Promise.all([this.receiver.idle(), this.outbox.idle()]).then(() => this.acks.flush()),
+      new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+    ]);
+    await this.halt();
+  }
+
+  /**
+   * Stops at once, without finishing queued work or sending acks: what a crash leaves behind.
+   * Everything not yet acked is redelivered to the next run.
+   */
+  async halt(): Promise<void> {
+    this.running = false;
+    clearInterval(this.tickTimer);
+    clearInterval(this.maintenanceTimer);
+    this.acks.stop();
+    for (const detach of this.detachers.splice(0)) detach();
+    this.session.stop();
+    const stopped = new TransportError("transport-stopped", "the engine stopped");
+    this.helloIq.failAll(stopped);
+    this.iq.failAll(stopped);
+    this.media.client.close();
+    await this.options.connection.stop();
+    // A pass already running finishes, so that nothing touches the database after halt.
+    await Promise.race([this.outbox.idle(), new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+
+  /** Creates the user's keys on first use and publishes its bundle and device list (P4). */
+  async createUser(jid: BareJid, deviceId: DeviceId = 1 as DeviceId): Promise<DeviceCrypto> {
+    const { crypto } = this.options;
+    const existing = await crypto.localDevices(jid);
+    const device = existing.includes(deviceId)
+      ? await crypto.device(jid, deviceId)
+      : (await crypto.createLocalIdentity(jid, { deviceId })).device;
+    await this.directory.publishDevice(device);
+    return device;
+  }
+
+  /** User deletion (§5.1, P3): unbind, publish an empty device list, delete every key. */
+  async deleteUser(jid: BareJid): Promise<void> {
+    await this.account.unbind(jid);
+    await this.directory.publishDeviceList(jid, []);
+    await this.options.crypto.deleteLocalUser(jid);
+    await this.directory.forgetUser(jid);
+  }
+
+  sendMessage(message: {
+    from: BareJid;
+    to: BareJid;
+    content: ContentElement[];
+    eventId?: string;
+  }): Promise<MessageId> {
+    return this.sender.sendMessage(message);
+  }
+
+  sendDisplayed(local: BareJid, to: BareJid, ref: MessageRef): Promise<MessageId> {
+    return this.sender.sendDisplayed(local, to, ref);
+  }
+
+  sendTyping(local: BareJid, to: BareJid, state: ChatState): Promise<boolean> {
+    return this.sender.sendTyping(local, to, state);
+  }
+
+  /**
+   * Runs hourly: key rotation when due (§11.6); superseded keys past their retention, retry state
+   * past `retry-window-seconds` (§12.5), stanza-ids past `queue-retention-seconds` and
+   * per-device de-dup records past `dedup-window-seconds` (§15.4) purged; resolved outbox rows
+   * dropped once no outcome for them can arrive any more.
+   */
+  async maintenance(): Promise<void> {
+    const now = (this.options.now ?? Date.now)();
+    const limits = this.session.limits;
+    const { crypto, knex } = this.options;
+    try {
+      for (const due of await this.directory.dueForRotation(now - this.timing.rotateAfterMs)) {
+        await this.directory.rotate(await crypto.device(due.jid, due.device));
+      }
+      for (const local of await this.directory.publishedDevices()) {
+        const device = await crypto.device(local.jid, local.device);
+        await device.purgeExpiredKeys(now);
+        await device.retries.purge(limits["retry-window-seconds"] * 1000);
+      }
+      await this.inbox.purge(
+        now - limits["queue-retention-seconds"] * 1000,
+        now - limits["dedup-window-seconds"] * 1000,
+      );
+      await knex("outbox")
+        .whereIn("state", ["accepted", "failed"])
+        .where("created_at", "<", now - limits["dedup-window-seconds"] * 1000)
+        .delete();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, "maintenance incomplete; retried next hour");
+    }
+  }
+
+  private async afterHello(): Promise<void> {
+    try {
+      await this.acks.flush();
+      await this.outbox.afterHello();
+      await this.receiver.replayPending();
+    } catch (err) {
+      this.log.error({ err: describeError(err) }, "work after hello failed");
+    }
+  }
+
+  private dispatch(stanza: XmlElement): void | Promise<void> {
+    if (stanza.name === "iq") {
+      if (this.helloIq.handleStanza(stanza) || this.iq.handleStanza(stanza)) return;
+      this.responder.handleStanza(stanza);
+      return;
+    }
+    if (stanza.name === "message") return this.receiver.handle(stanza);
+  }
+
+  private async localDeviceOf(fullJid: string): Promise<DeviceCrypto> {
+    const slash = fullJid.indexOf("/");
+    const bare = (slash === -1 ? fullJid : fullJid.slice(0, slash)) as BareJid;
+    const device = Number(fullJid.slice(slash + 1)) as DeviceId;
+    return this.options.crypto.device(bare, device);
+  }
+
+  private forward(event: ProviderEvent): void {
+    this.options.onEvent(event).catch((err: unknown) => {
+      this.log.warn({ err: describeError(err), kind: event.kind }, "event handler failed");
+    });
+  }
+}

@@ -1,0 +1,72 @@
+import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../util/ids.js";
+import type { ReportReason } from "../codec/abuse.js";
+import { decodeEnvelope } from "../codec/envelope.js";
+import type { PendingRecord } from "./inbox.js";
+import type { ProviderEvent } from "./types.js";
+
+const jid = (v: string): BareJid => v as BareJid;
+const date = (v: string | null): Date | undefined => (v === null ? undefined : new Date(v));
+
+/**
+ * The event for a stored pending record. A message's envelope is decoded again from the bytes
+ * that were checked when it was decrypted; the size limit of that time is kept, so that a later
+ * hello with a smaller `max-envelope-bytes` cannot refuse it. Throws CodecError if it no longer
+ * decodes (a codec change between runs).
+ */
+export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number): ProviderEvent {
+  switch (record.kind) {
+    case "message":
+      return {
+        kind: "message",
+        local: jid(record.local),
+        from: jid(record.from),
+        device: record.device as DeviceId,
+        originId: record.originId as MessageId,
+        stanzaId: record.stanzaId as StanzaId,
+        seq: record.seq ?? undefined,
+        stamp: date(record.stamp),
+        envelope: decodeEnvelope(record.envelopeXml, {
+          maxEnvelopeBytes: Math.max(maxEnvelopeBytes, Buffer.byteLength(record.envelopeXml)),
+        }),
+        envelopeXml: record.envelopeXml,
+      };
+    case "delivered":
+      return {
+        kind: "delivered",
+        local: jid(record.local),
+        from: jid(record.from),
+        refs: record.refs.map((r) => ({ id: r.id as MessageId, author: jid(r.author) })),
+      };
+    case "displayed":
+      return {
+        kind: "displayed",
+        local: jid(record.local),
+        from: jid(record.from),
+        ref: { id: record.ref.id as MessageId, author: jid(record.ref.author) },
+      };
+    case "undecryptable":
+      return {
+        kind: "undecryptable",
+        local: jid(record.local),
+        from: jid(record.from),
+        originId: record.originId as MessageId,
+        stamp: date(record.stamp),
+      };
+    case "request-accepted":
+      return { kind: "request-accepted", local: jid(record.local), contact: jid(record.contact) };
+    case "unbound":
+      return {
+        kind: "unbound",
+        local: jid(record.local),
+        phone: record.phone as PhoneNumber,
+        reason: record.reason,
+      };
+    case "report-received":
+      return {
+        kind: "report-received",
+        reported: jid(record.reported),
+        reason: record.reason as ReportReason,
+        stamp: new Date(record.stamp),
+      };
+  }
+}

@@ -1,0 +1,252 @@
+import { randomBytes } from "node:crypto";
+import type { Knex } from "knex";
+import { describeError } from "../../util/errors.js";
+import type { BareJid, DeviceId, StanzaId } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import { buildAck } from "../codec/message-builders.js";
+import type { KeyVault } from "../crypto/key-vault.js";
+import type { HelloSession } from "./session.js";
+
+/**
+ * The receiving side's durable records (§15.4, §15.5): stanza-ids seen (`inbox`), messages
+ * decrypted per device (`decrypted_messages`), and events committed but not yet handed over
+ * (`inbound_pending`, sealed, since they may hold decrypted content).
+ */
+
+/** An event waiting for hand-over, as stored: JSON-safe, dates as ISO strings. */
+export type PendingRecord =
+  | {
+      kind: "message";
+      local: string;
+      from: string;
+      device: number;
+      originId: string;
+      stanzaId: string;
+      seq: number | null;
+      stamp: string | null;
+      envelopeXml: string;
+    }
+  | { kind: "delivered"; local: string; from: string; refs: { id: string; author: string }[] }
+  | { kind: "displayed"; local: string; from: string; ref: { id: string; author: string } }
+  | { kind: "undecryptable"; local: string; from: string; originId: string; stamp: string | null }
+  | { kind: "request-accepted"; local: string; contact: string }
+  | { kind: "unbound"; local: string; phone: string; reason: string }
+  | { kind: "report-received"; reported: string; reason: string; stamp: string };
+
+/** The `<received>` to queue once the message is handed over (§15.7). */
+export interface PendingReceipt {
+  /** Our receiving device's full JID. */
+  readonly from: string;
+  /** The author's bare JID. */
+  readonly to: string;
+  readonly id: string;
+}
+
+export interface PendingEntry {
+  readonly stanzaId: StanzaId;
+  readonly by: string;
+  readonly record: PendingRecord;
+  readonly receipt: PendingReceipt | undefined;
+}
+
+const pendingRef = (stanzaId: string): readonly [string, string] => ["inbound_pending", stanzaId];
+
+export class InboxStore {
+  constructor(
+    private readonly knex: Knex,
+    private readonly vault: KeyVault,
+  ) {}
+
+  async seen(stanzaId: string): Promise<boolean> {
+    return (await this.knex("inbox").where({ stanza_id: stanzaId }).first()) !== undefined;
+  }
+
+  async record(
+    db: Knex | Knex.Transaction,
+    stanzaId: string,
+    by: string,
+    now: number,
+  ): Promise<void> {
+    await db("inbox")
+      .insert({ stanza_id: stanzaId, by_domain: by, received_at: now, acked: false })
+      .onConflict("stanza_id")
+      .ignore();
+  }
+
+  async decrypted(
+    local: BareJid,
+    device: DeviceId,
+    sender: BareJid,
+    originId: string,
+  ): Promise<boolean> {
+    const row = await this.knex("decrypted_messages")
+      .where({
+        receiver_jid: local,
+        receiver_device: device,
+        sender_jid: sender,
+        origin_id: originId,
+      })
+      .first();
+    return row !== undefined;
+  }
+
+  async recordDecrypted(
+    trx: Knex.Transaction,
+    key: { local: BareJid; device: DeviceId; sender: BareJid; originId: string },
+    now: number,
+  ): Promise<void> {
+    await trx("decrypted_messages")
+      .insert({
+        receiver_jid: key.local,
+        receiver_device: key.device,
+        sender_jid: key.sender,
+        origin_id: key.originId,
+        decrypted_at: now,
+      })
+      .onConflict(["receiver_jid", "receiver_device", "sender_jid", "origin_id"])
+      .ignore();
+  }
+
+  async addPending(db: Knex | Knex.Transaction, entry: PendingEntry, now: number): Promise<void> {
+    const sealed = this.vault.seal(
+      new Uint8Array(Buffer.from(JSON.stringify(entry.record), "utf8")),
+      pendingRef(entry.stanzaId),
+    );
+    await db("inbound_pending")
+      .insert({
+        stanza_id: entry.stanzaId,
+        by_domain: entry.by,
+        local_jid: "local" in entry.record ? entry.record.local : "",
+        event_enc: sealed,
+        receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
+        created_at: now,
+      })
+      .onConflict("stanza_id")
+      .ignore();
+  }
+
+  async pending(stanzaId: string): Promise<PendingEntry | undefined> {
+    const row = (await this.knex("inbound_pending").where({ stanza_id: stanzaId }).first()) as
+      PendingRow | undefined;
+    return row === undefined ? undefined : this.open(row);
+  }
+
+  async allPending(): Promise<PendingEntry[]> {
+    const rows = (await this.knex("inbound_pending").orderBy("created_at")) as PendingRow[];
+    return rows.map((row) => this.open(row));
+  }
+
+  async completePending(trx: Knex.Transaction, stanzaId: string): Promise<boolean> {
+    return (await trx("inbound_pending").where({ stanza_id: stanzaId }).delete()) > 0;
+  }
+
+  async markAcked(stanzaIds: readonly string[]): Promise<void> {
+    if (stanzaIds.length === 0) return;
+    await this.knex("inbox")
+      .whereIn("stanza_id", [...stanzaIds])
+      .update({ acked: true });
+  }
+
+  /** Forgets acked stanza-ids after `queue-retention-seconds` and de-dup records after the window. */
+  async purge(inboxCutoff: number, decryptedCutoff: number): Promise<void> {
+    await this.knex("inbox").where({ acked: true }).where("received_at", "<", inboxCutoff).delete();
+    await this.knex("decrypted_messages").where("decrypted_at", "<", decryptedCutoff).delete();
+  }
+
+  private open(row: PendingRow): PendingEntry {
+    const plain = this.vault.open(row.event_enc, pendingRef(row.stanza_id));
+    return {
+      stanzaId: row.stanza_id as StanzaId,
+      by: row.by_domain,
+      record: JSON.parse(Buffer.from(plain).toString("utf8")) as PendingRecord,
+      receipt: row.receipt === null ? undefined : (JSON.parse(row.receipt) as PendingReceipt),
+    };
+  }
+}
+
+interface PendingRow {
+  stanza_id: string;
+  by_domain: string;
+  event_enc: Buffer;
+  receipt: string | null;
+}
+
+export interface AckBatcherOptions {
+  readonly session: HelloSession;
+  readonly domain: string;
+  readonly inbox: InboxStore;
+  readonly delayMs: number;
+  readonly maxItems: () => number;
+  readonly logger: Logger;
+}
+
+/**
+ * Collects acks for a short time (§15.5: at most 5 s) and sends them to the `by` domain of each
+ * stanza-id, at most `max-ack-items` per ack. Items that could not be sent (not ready, offline)
+ * stay and go out with the next flush; the gatekeeper redelivers meanwhile, which is harmless.
+ */
+export class AckBatcher {
+  private readonly waiting = new Map<string, Set<string>>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly options: AckBatcherOptions) {
+    this.log = options.logger.child({ component: "acks" });
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const items of this.waiting.values()) n += items.size;
+    return n;
+  }
+
+  add(by: string, stanzaId: string): void {
+    let items = this.waiting.get(by);
+    if (items === undefined) {
+      items = new Set();
+      this.waiting.set(by, items);
+    }
+    items.add(stanzaId);
+    if (items.size >= this.options.maxItems()) void this.flush();
+    else this.schedule();
+  }
+
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.options.session.ready) return;
+    for (const [by, items] of this.waiting) {
+      while (items.size > 0) {
+        const batch = [...items].slice(0, this.options.maxItems());
+        const ack = buildAck({
+          from: this.options.domain,
+          to: by,
+          id: `ack-${randomBytes(8).toString("hex")}`,
+          items: batch as StanzaId[],
+        });
+        try {
+          await this.options.session.send(ack);
+        } catch (err) {
+          this.log.debug({ err: describeError(err), items: batch.length }, "ack deferred");
+          return;
+        }
+        for (const id of batch) items.delete(id);
+        await this.options.inbox.markAcked(batch).catch((err: unknown) => {
+          this.log.warn({ err: describeError(err) }, "could not record acks");
+        });
+      }
+      this.waiting.delete(by);
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => void this.flush(), this.options.delayMs);
+    this.timer.unref();
+  }
+}

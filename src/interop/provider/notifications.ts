@@ -1,0 +1,96 @@
+import { describeError } from "../../util/errors.js";
+import type { BareJid, DeviceId } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import type { Notification } from "../codec/message.js";
+import type { SignalCrypto } from "../crypto/signal-crypto.js";
+import type { KeyDirectory } from "./directory.js";
+import type { PendingRecord } from "./inbox.js";
+import type { Outbox } from "./outbox.js";
+import type { HelloSession } from "./session.js";
+
+export interface NotificationContext {
+  readonly crypto: SignalCrypto;
+  readonly directory: KeyDirectory;
+  readonly session: HelloSession;
+  readonly outbox: Outbox;
+}
+
+/**
+ * Acts on a gatekeeper notification (§9.1, §10.3, §11.7, §16.2) for the local user it was
+ * delivered to. Returns the record the core must be handed before the ack, or undefined when the
+ * action itself was all (the caller then just records and acks). A failure that a redelivery can
+ * repair (a prekey publish while offline) throws, which leaves the notification unacked.
+ */
+export async function applyNotification(
+  ctx: NotificationContext,
+  notification: Notification,
+  local: BareJid,
+  log: Logger,
+): Promise<PendingRecord | undefined> {
+  switch (notification.type) {
+    case "devices-changed": {
+      const changed = notification.devicesChanged;
+      // Sessions of removed, replaced and identity-changed devices are dropped, added devices
+      // recorded for retry authorisation (§11.7, P6).
+      const update = await ctx.crypto.handleDevicesChanged({
+        jid: changed.jid,
+        version: changed.version,
+        devices: changed.devices.map((d) =>
+          d.change === undefined ? { id: d.id } : { id: d.id, change: d.change },
+        ),
+        removed: changed.removed,
+      });
+      if (update.identityChanged) {
+        // Fetching the new bundles now records the new identity, which emits the "security code
+        // changed" event with the verified mark it cleared (§12.6). Other devices get their
+        // bundles on the next send, which consumes no prekeys before they are needed.
+        await refreshSessions(ctx, local, changed.jid, update.needBundles).catch((err: unknown) =>
+          log.warn({ err: describeError(err) }, "bundles after an identity change not fetched"),
+        );
+      }
+      return undefined;
+    }
+    case "prekeys-low": {
+      const low = notification.prekeysLow;
+      const device = await ctx.crypto.device(local, low.device);
+      await ctx.directory.replenish(device, { ec: low.ec, kyber: low.kyber }, ctx.session.limits);
+      return undefined;
+    }
+    case "request-accepted":
+      await ctx.outbox.release(local, notification.jid);
+      return { kind: "request-accepted", local, contact: notification.jid };
+    case "unbound":
+      return {
+        kind: "unbound",
+        local,
+        phone: notification.unbound.phone,
+        reason: notification.unbound.reason,
+      };
+    case "report-received":
+      return {
+        kind: "report-received",
+        reported: notification.report.jid,
+        reason: notification.report.reason,
+        stamp: notification.report.stamp.toISOString(),
+      };
+    default:
+      // Group events are phase 2, not served by this engine: acked like unknown payload (§7.3).
+      return undefined;
+  }
+}
+
+async function refreshSessions(
+  ctx: NotificationContext,
+  local: BareJid,
+  contact: BareJid,
+  devices: readonly DeviceId[],
+): Promise<void> {
+  if (devices.length === 0) return;
+  const [own] = await ctx.crypto.localDevices(local);
+  if (own === undefined) return;
+  const device = await ctx.crypto.device(local, own);
+  await ctx.directory.ensureSessions(
+    device,
+    devices.map((id) => ({ jid: contact, device: id })),
+  );
+}

@@ -1,0 +1,238 @@
+import type { Knex } from "knex";
+import type { BareJid, MessageId } from "../../util/ids.js";
+
+/** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
+export type OutboxKind = "message" | "receipt" | "displayed" | "retry-request" | "retry-answer";
+
+/** pending: never sent; sent: awaiting an outcome; accepted / failed: done. */
+export type OutboxState = "pending" | "sent" | "accepted" | "failed";
+
+/** Why a row waits past its retransmission time (§15.3): a `wait` bounce or a re-publish. */
+export type OutboxHold = "rate-limited" | "request-pending" | "wait" | "unknown-device";
+
+export interface OutboxRow {
+  readonly id: number;
+  readonly kind: OutboxKind;
+  /** Full JID of the sending device. */
+  readonly senderJid: string;
+  /** The peer's bare JID. */
+  readonly conversationJid: BareJid;
+  /** The stanza's `to` (a bare JID, or a device's full JID for retries). */
+  readonly toJid: string;
+  readonly originId: MessageId;
+  readonly resendKey: string;
+  /** The exact bytes to (re)transmit (§15.3). */
+  readonly stanza: string;
+  readonly state: OutboxState;
+  readonly attempts: number;
+  readonly firstSentAt: number | null;
+  readonly nextAttemptAt: number;
+  readonly hold: OutboxHold | null;
+  readonly eventId: string | null;
+  readonly envelopeEnc: Buffer | null;
+  readonly createdAt: number;
+}
+
+export interface NewOutboxRow {
+  readonly kind: OutboxKind;
+  readonly senderJid: string;
+  readonly conversationJid: BareJid;
+  readonly toJid: string;
+  readonly originId: MessageId;
+  readonly resendKey?: string;
+  readonly stanza: string;
+  readonly eventId?: string | undefined;
+  readonly envelopeEnc?: Buffer | undefined;
+}
+
+interface Raw {
+  id: number;
+  kind: string;
+  sender_jid: string;
+  conversation_jid: string;
+  to_jid: string | null;
+  origin_id: string;
+  resend_key: string;
+  stanza: string;
+  state: string;
+  attempts: number;
+  first_sent_at: number | null;
+  next_attempt_at: number;
+  hold: string | null;
+  event_id: string | null;
+  envelope_enc: Buffer | null;
+  created_at: number;
+}
+
+const UNRESOLVED: readonly OutboxState[] = ["pending", "sent"];
+
+function fromRaw(r: Raw): OutboxRow {
+  return {
+    id: Number(r.id),
+    kind: r.kind as OutboxKind,
+    senderJid: r.sender_jid,
+    conversationJid: r.conversation_jid as BareJid,
+    toJid: r.to_jid ?? r.conversation_jid,
+    originId: r.origin_id as MessageId,
+    resendKey: r.resend_key,
+    stanza: r.stanza,
+    state: r.state as OutboxState,
+    attempts: r.attempts,
+    firstSentAt: r.first_sent_at,
+    nextAttemptAt: r.next_attempt_at,
+    hold: r.hold as OutboxHold | null,
+    eventId: r.event_id,
+    envelopeEnc: r.envelope_enc === null ? null : Buffer.from(r.envelope_enc),
+    createdAt: r.created_at,
+  };
+}
+
+/** Data access for the `outbox` table (0001 + 0003). Every method takes the knex or trx to use. */
+export const outboxStore = {
+  async insert(db: Knex | Knex.Transaction, row: NewOutboxRow, now: number): Promise<number> {
+    const inserted = (await db("outbox")
+      .insert({
+        kind: row.kind,
+        sender_jid: row.senderJid,
+        conversation_jid: row.conversationJid,
+        to_jid: row.toJid,
+        origin_id: row.originId,
+        resend_key: row.resendKey ?? "",
+        stanza: row.stanza,
+        state: "pending",
+        attempts: 0,
+        next_attempt_at: now,
+        event_id: row.eventId ?? null,
+        envelope_enc: row.envelopeEnc ?? null,
+        created_at: now,
+      })
+      .returning("id")) as ({ id: number } | number)[];
+    const first = inserted[0];
+    return typeof first === "object" ? Number(first.id) : Number(first);
+  },
+
+  async get(db: Knex | Knex.Transaction, id: number): Promise<OutboxRow | undefined> {
+    const raw = (await db("outbox").where({ id }).first()) as Raw | undefined;
+    return raw === undefined ? undefined : fromRaw(raw);
+  },
+
+  /** Unresolved rows in creation order, the due ones and the ones that block them. */
+  async unresolved(db: Knex, limit: number): Promise<OutboxRow[]> {
+    const rows = (await db("outbox")
+      .whereIn("state", UNRESOLVED)
+      .orderBy("id")
+      .limit(limit)) as Raw[];
+    return rows.map(fromRaw);
+  },
+
+  /**
+   * The unresolved rows an outcome for (sender, origin-id) may concern. A retry re-send repeats
+   * its message's origin-id (§12.5), so there may be several; the original comes first.
+   */
+  async byOrigin(db: Knex, senderJid: string, originId: string): Promise<OutboxRow[]> {
+    const rows = (await db("outbox")
+      .where({ sender_jid: senderJid, origin_id: originId })
+      .orderBy("id")) as Raw[];
+    return rows.map(fromRaw);
+  },
+
+  async markTransmitted(db: Knex, id: number, now: number, nextAttemptAt: number): Promise<void> {
+    await db("outbox")
+      .where({ id })
+      .whereIn("state", UNRESOLVED)
+      .update({
+        state: "sent",
+        hold: null,
+        next_attempt_at: nextAttemptAt,
+        attempts: db.raw("attempts + 1"),
+      });
+    await db("outbox").where({ id }).whereNull("first_sent_at").update({ first_sent_at: now });
+  },
+
+  async markAccepted(
+    db: Knex,
+    id: number,
+    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
+  ): Promise<void> {
+    await db("outbox")
+      .where({ id })
+      .update({
+        state: "accepted",
+        hold: null,
+        stanza_id: outcome.stanzaId,
+        seq: outcome.seq ?? null,
+        stamp: outcome.stamp,
+      });
+  },
+
+  async markFailed(db: Knex, id: number, error: string): Promise<void> {
+    await db("outbox")
+      .where({ id })
+      .update({ state: "failed", hold: null, last_error: error.slice(0, 1000) });
+  },
+
+  async hold(
+    db: Knex,
+    id: number,
+    hold: OutboxHold,
+    nextAttemptAt: number,
+    error: string,
+  ): Promise<void> {
+    await db("outbox")
+      .where({ id })
+      .whereIn("state", UNRESOLVED)
+      .update({ hold, next_attempt_at: nextAttemptAt, last_error: error.slice(0, 1000) });
+  },
+
+  /** Replaces the stanza after a `stale-device-list` (§12.3) and makes it due at once. */
+  async replaceStanza(
+    db: Knex | Knex.Transaction,
+    id: number,
+    stanza: string,
+    now: number,
+  ): Promise<void> {
+    await db("outbox")
+      .where({ id })
+      .update({ stanza, state: "pending", hold: null, next_attempt_at: now });
+  },
+
+  /**
+   * After a successful hello every unresolved stanza is due, except those a `wait` bounce holds
+   * (§15.3: rate-limited ones after `retry-after`, request-pending ones on request-accepted).
+   */
+  async dueAfterHello(db: Knex, now: number): Promise<void> {
+    await db("outbox")
+      .whereIn("state", UNRESOLVED)
+      .where((q) => q.whereNull("hold").orWhereIn("hold", ["wait", "unknown-device"]))
+      .update({ next_attempt_at: now, hold: null });
+  },
+
+  /** `<request-accepted>` (§10.3): the held stanzas of that conversation are due at once. */
+  async release(
+    db: Knex,
+    senderBare: BareJid,
+    conversation: BareJid,
+    now: number,
+  ): Promise<number> {
+    return db("outbox")
+      .whereIn("state", UNRESOLVED)
+      .where({ conversation_jid: conversation, hold: "request-pending" })
+      .where((q) =>
+        q.where("sender_jid", senderBare).orWhere("sender_jid", "like", `${senderBare}/%`),
+      )
+      .update({ next_attempt_at: now, hold: null });
+  },
+
+  /** Unresolved rows first sent (or created, if never sent) before `cutoff`. */
+  async expired(db: Knex, cutoff: number): Promise<OutboxRow[]> {
+    const rows = (await db("outbox")
+      .whereIn("state", UNRESOLVED)
+      .where((q) =>
+        q
+          .where("first_sent_at", "<", cutoff)
+          .orWhere((q2) => q2.whereNull("first_sent_at").where("created_at", "<", cutoff)),
+      )
+      .orderBy("id")) as Raw[];
+    return rows.map(fromRaw);
+  },
+};

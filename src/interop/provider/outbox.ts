@@ -1,0 +1,352 @@
+import type { Knex } from "knex";
+import { describeError } from "../../util/errors.js";
+import type { BareJid } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import type { Accepted } from "../codec/delivery.js";
+import { classifyBounce, type AppCondition, type StanzaError } from "../codec/errors.js";
+import { bareOf } from "../codec/jid.js";
+import { parseXml, type XmlElement } from "../codec/xml.js";
+import { TransportError } from "../transport/errors.js";
+import { outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
+import { SerialQueue } from "./serial.js";
+import type { HelloSession } from "./session.js";
+import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
+
+export type StaleDeviceList = Extract<AppCondition, { name: "stale-device-list" }>;
+
+export interface OutboxHooks {
+  /** Re-encrypts for added devices only and replaces the row's stanza (§12.3). */
+  onStaleDeviceList(row: OutboxRow, stale: StaleDeviceList): Promise<void>;
+  /** Re-publishes the sending device (§18 `unknown-device`: "Publish device, resend"). */
+  onUnknownDevice(row: OutboxRow): Promise<void>;
+}
+
+export interface OutboxOptions {
+  readonly knex: Knex;
+  readonly session: HelloSession;
+  readonly timing: EngineTiming;
+  readonly now: () => number;
+  readonly logger: Logger;
+  readonly emit: (event: ProviderEvent) => Promise<void>;
+}
+
+/** A stale-device-list loop (a list changing on every answer) ends after this many rounds. */
+const MAX_STALE_ROUNDS = 5;
+const SCAN_LIMIT = 2000;
+
+/**
+ * The text that is stored and retransmitted. The connection serialises elements with ltx, so the
+ * stored text is ltx's own serialisation of the parsed stanza: parsing and serialising it again
+ * gives the same bytes on every retransmission (§15.3).
+ */
+export function exactStanza(stanza: XmlElement): string {
+  return parseXml(stanza.toString()).toString();
+}
+
+/**
+ * The provider outbox (§15.3, P12): every stanza with an origin-id is stored with its exact bytes
+ * before it is sent, retransmitted unchanged after each hello and after 60 s without outcome
+ * (doubling to 600 s), held on `wait` bounces, re-encrypted on `stale-device-list`, and given up
+ * with a failure event on a final bounce or at the deadline. Messages of one conversation go out
+ * in creation order, and a held message holds the later ones back.
+ */
+export class Outbox {
+  private readonly queue = new SerialQueue();
+  private readonly log: Logger;
+  private hooks: OutboxHooks | undefined;
+  private kickScheduled = false;
+  private readonly staleRounds = new Map<number, number>();
+
+  constructor(private readonly options: OutboxOptions) {
+    this.log = options.logger.child({ component: "outbox" });
+  }
+
+  setHooks(hooks: OutboxHooks): void {
+    this.hooks = hooks;
+  }
+
+  /** Stores a stanza; call inside the transaction that advanced the sessions it was made with. */
+  insert(trx: Knex | Knex.Transaction, row: NewOutboxRow): Promise<number> {
+    return outboxStore.insert(trx, row, this.options.now());
+  }
+
+  /** Schedules a pass over the due rows soon. */
+  kick(): void {
+    if (this.kickScheduled) return;
+    this.kickScheduled = true;
+    setImmediate(() => {
+      this.kickScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** After a successful hello: retransmit everything not held by a `wait` bounce (§15.3). */
+  async afterHello(): Promise<void> {
+    await this.queue.run(() => outboxStore.dueAfterHello(this.options.knex, this.options.now()));
+    await this.flush();
+  }
+
+  /** `<request-accepted>` (§10.3): retransmit at once what `request-pending` held. */
+  async release(local: BareJid, contact: BareJid): Promise<void> {
+    await this.queue.run(() =>
+      outboxStore.release(this.options.knex, local, contact, this.options.now()),
+    );
+    this.kick();
+  }
+
+  /** The periodic pass: deadlines, then due retransmissions. */
+  async tick(): Promise<void> {
+    await this.queue.run(() => this.expire());
+    await this.flush();
+  }
+
+  flush(): Promise<void> {
+    return this.queue
+      .run(() => this.transmitDue())
+      .catch((err: unknown) => {
+        this.log.error({ err: describeError(err) }, "outbox pass failed");
+      });
+  }
+
+  /** Resolves when the jobs queued so far are done (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  onAccepted(senderJid: string, accepted: Accepted): Promise<void> {
+    return this.queue.run(async () => {
+      const rows = await outboxStore.byOrigin(this.options.knex, senderJid, accepted.originId);
+      const row = rows.find(isUnresolved);
+      if (row === undefined) return; // a duplicate answer (§15.4) or a row already resolved
+      if (row.kind === "message") {
+        await this.options.emit({
+          kind: "accepted",
+          local: bareOf(row.senderJid),
+          to: row.conversationJid,
+          originId: row.originId,
+          stanzaId: accepted.stanzaId,
+          seq: accepted.seq,
+          stamp: accepted.stamp,
+          eventId: row.eventId ?? undefined,
+        });
+      }
+      await outboxStore.markAccepted(this.options.knex, row.id, {
+        stanzaId: accepted.stanzaId,
+        seq: accepted.seq,
+        stamp: accepted.stamp.getTime(),
+      });
+      this.staleRounds.delete(row.id);
+    });
+  }
+
+  /** A bounce of one of our stanzas: `from` is the original `to`, `senderJid` our sending JID. */
+  onBounce(from: string, senderJid: string, id: string, error: StanzaError): Promise<void> {
+    return this.queue.run(async () => {
+      const rows = (await outboxStore.byOrigin(this.options.knex, senderJid, id)).filter(
+        isUnresolved,
+      );
+      const row =
+        rows.find((r) => r.toJid === from) ??
+        rows.find((r) => bareOf(r.toJid) === bareOf(from)) ??
+        rows[0];
+      if (row === undefined) {
+        // An ack, a typing notification or an answered stanza bounced: no row to update, but a
+        // peer-offline bounce still tells that the gatekeeper is gone (§8.2).
+        if (classifyBounce(error, from, from).kind === "peer-offline") {
+          this.options.session.peerOffline(`a stanza to ${from} bounced: gatekeeper offline`);
+        }
+        this.log.debug({ id, from }, "bounce for no unresolved stanza");
+        return;
+      }
+      await this.handleBounce(row, from, error);
+    });
+  }
+
+  private async handleBounce(row: OutboxRow, from: string, error: StanzaError): Promise<void> {
+    const { knex, now, session, timing } = this.options;
+    const log = this.log.child({ originId: row.originId, kind: row.kind });
+    if (error.app?.name === "stale-device-list" && row.kind === "message") {
+      const rounds = (this.staleRounds.get(row.id) ?? 0) + 1;
+      this.staleRounds.set(row.id, rounds);
+      if (rounds > MAX_STALE_ROUNDS) {
+        await this.fail(row, "internal", "the device list kept changing");
+        return;
+      }
+      try {
+        await this.requireHooks().onStaleDeviceList(row, error.app);
+        log.info({ devices: error.app.devices }, "re-encrypted for a changed device list");
+      } catch (err) {
+        log.warn({ err: describeError(err) }, "re-encryption after stale-device-list failed");
+        await outboxStore.hold(
+          knex,
+          row.id,
+          "wait",
+          now() + timing.retransmitInitialMs,
+          describeError(err),
+        );
+      }
+      this.kick();
+      return;
+    }
+    if (error.app?.name === "unknown-device") {
+      await outboxStore.hold(
+        knex,
+        row.id,
+        "unknown-device",
+        now() + timing.retransmitInitialMs,
+        "unknown-device",
+      );
+      void this.requireHooks()
+        .onUnknownDevice(row)
+        .catch((err: unknown) => log.warn({ err: describeError(err) }, "re-publish failed"));
+      return;
+    }
+    const outcome = classifyBounce(error, from, row.toJid);
+    switch (outcome.kind) {
+      case "peer-offline":
+        session.peerOffline(`${row.kind} ${row.originId} bounced: gatekeeper offline`);
+        return;
+      case "hello-required":
+        session.requestHello(`${row.kind} ${row.originId} bounced with hello-required`);
+        return;
+      case "wait": {
+        const hold = outcome.onRequestAccepted
+          ? "request-pending"
+          : outcome.retryAfterSeconds !== undefined
+            ? "rate-limited"
+            : "wait";
+        const next =
+          hold === "request-pending"
+            ? now() + timing.outboxDeadlineMs
+            : now() +
+              (outcome.retryAfterSeconds === undefined
+                ? retransmitDelay(timing, row.attempts)
+                : outcome.retryAfterSeconds * 1000);
+        log.info(
+          { hold, retryAt: new Date(next).toISOString() },
+          "stanza held after a wait bounce",
+        );
+        await outboxStore.hold(knex, row.id, hold, next, describeStanzaError(error));
+        return;
+      }
+      case "final":
+        await this.fail(row, failureCode(error), describeStanzaError(error));
+    }
+  }
+
+  private async expire(): Promise<void> {
+    const { knex, now, timing, session } = this.options;
+    // §15.3: never later than dedup-window − 1 h after the first send, whatever is configured,
+    // so that no retransmission outlives the gatekeeper's de-duplication record.
+    const window = (session.limits["dedup-window-seconds"] - 3600) * 1000;
+    const deadline = Math.max(0, Math.min(timing.outboxDeadlineMs, window));
+    for (const row of await outboxStore.expired(knex, now() - deadline)) {
+      const reason: SendFailureCode =
+        row.hold === "request-pending"
+          ? "request-pending"
+          : row.hold === "rate-limited"
+            ? "rate-limited"
+            : "timed-out";
+      try {
+        await this.fail(row, reason, "no outcome before the outbox deadline");
+      } catch (err) {
+        this.log.warn({ err: describeError(err), originId: row.originId }, "expiry not reported");
+      }
+    }
+  }
+
+  private async transmitDue(): Promise<void> {
+    const { knex, now, session } = this.options;
+    if (!session.ready) return;
+    const rows = await outboxStore.unresolved(knex, SCAN_LIMIT);
+    const blocked = new Set<string>();
+    for (const row of rows) {
+      const conversation = `${bareOf(row.senderJid)} ${row.conversationJid}`;
+      const ordered = row.kind === "message";
+      if (ordered && blocked.has(conversation)) continue;
+      if (row.nextAttemptAt > now()) {
+        if (ordered && row.hold !== null) blocked.add(conversation);
+        continue;
+      }
+      if (!(await this.transmit(row))) return;
+    }
+  }
+
+  /** False when the transport or the hello state stopped the pass. */
+  private async transmit(row: OutboxRow): Promise<boolean> {
+    const { knex, now, session, timing } = this.options;
+    try {
+      await session.send(parseXml(row.stanza));
+    } catch (err) {
+      if (err instanceof TransportError && err.code === "stanza-too-large") {
+        await this.fail(row, "too-large", describeError(err));
+        return true;
+      }
+      this.log.debug({ err: describeError(err), originId: row.originId }, "transmission deferred");
+      return false;
+    }
+    const sentAt = now();
+    await outboxStore.markTransmitted(
+      knex,
+      row.id,
+      sentAt,
+      sentAt + retransmitDelay(timing, row.attempts),
+    );
+    return true;
+  }
+
+  private async fail(row: OutboxRow, reason: SendFailureCode, message: string): Promise<void> {
+    this.log.warn({ originId: row.originId, kind: row.kind, reason, message }, "stanza failed");
+    if (row.kind === "message") {
+      await this.options.emit({
+        kind: "send-failed",
+        local: bareOf(row.senderJid),
+        to: row.conversationJid,
+        originId: row.originId,
+        reason,
+        message,
+        eventId: row.eventId ?? undefined,
+      });
+    }
+    await outboxStore.markFailed(this.options.knex, row.id, `${reason}: ${message}`);
+    this.staleRounds.delete(row.id);
+  }
+
+  private requireHooks(): OutboxHooks {
+    if (this.hooks === undefined) throw new Error("outbox hooks not set");
+    return this.hooks;
+  }
+}
+
+const isUnresolved = (row: OutboxRow): boolean => row.state === "pending" || row.state === "sent";
+
+/** 60 s after the first transmission, doubling to 600 s (§15.3). */
+export function retransmitDelay(timing: EngineTiming, previousAttempts: number): number {
+  return Math.min(
+    timing.retransmitMaxMs,
+    timing.retransmitInitialMs * 2 ** Math.min(previousAttempts, 30),
+  );
+}
+
+function failureCode(error: StanzaError): SendFailureCode {
+  switch (error.app?.name) {
+    case "refused":
+      return "blocked";
+    case "not-reachable":
+      return "not-reachable";
+    case "too-large":
+      return "too-large";
+    case "unencrypted":
+      return "unsupported";
+    default:
+      return "internal";
+  }
+}
+
+function describeStanzaError(error: StanzaError): string {
+  return (
+    `${error.type}/${error.condition}` +
+    (error.app === undefined ? "" : ` + ${error.app.name}`) +
+    (error.text === undefined ? "" : ` (${error.text})`)
+  );
+}

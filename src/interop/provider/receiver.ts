@@ -1,0 +1,403 @@
+import type { Knex } from "knex";
+import { describeError } from "../../util/errors.js";
+import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import { CodecError, tryDecode } from "../codec/codec-error.js";
+import { decodeStanzaIdElement, type StanzaIdElement } from "../codec/delivery.js";
+import { keyFor, type Encrypted, type RetryReason, type RetryRequest } from "../codec/e2ee.js";
+import { checkEnvelopeBinding, decodeEnvelope } from "../codec/envelope.js";
+import { deviceJid } from "../codec/jid.js";
+import { classifyMessage, type InboundMessage } from "../codec/message.js";
+import { NS } from "../codec/namespaces.js";
+import { optionalChild } from "../codec/read.js";
+import type { XmlElement } from "../codec/xml.js";
+import { DuplicateMessageError, NoSessionError } from "../crypto/errors.js";
+import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
+import type { DeviceAddress } from "../crypto/types.js";
+import type { KeyDirectory } from "./directory.js";
+import { ProviderError } from "./errors.js";
+import type { AckBatcher, InboxStore, PendingEntry, PendingRecord } from "./inbox.js";
+import type { Outbox } from "./outbox.js";
+import { RetryAnswerer, retryRequestRow } from "./retries.js";
+import { receiptRow } from "./sender.js";
+import { SerialQueue } from "./serial.js";
+import type { HelloSession } from "./session.js";
+import { pendingToEvent } from "./events.js";
+import { applyNotification } from "./notifications.js";
+import type { ProviderEventHandler } from "./types.js";
+
+export interface ReceiverOptions {
+  readonly knex: Knex;
+  readonly crypto: SignalCrypto;
+  readonly inbox: InboxStore;
+  readonly acks: AckBatcher;
+  readonly outbox: Outbox;
+  readonly retries: RetryAnswerer;
+  readonly directory: KeyDirectory;
+  readonly session: HelloSession;
+  readonly gatekeeperDomain: string;
+  readonly emit: ProviderEventHandler;
+  readonly now: () => number;
+  readonly logger: Logger;
+}
+
+type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
+
+/**
+ * The receiving side (§12.4, §15.4, §15.5, P10, P13-P16, P26, P29). Only stanzas from gatekeeper
+ * JIDs are honoured. Queued deliveries are processed one at a time: de-duplicated by stanza-id
+ * and, for messages, per device by (sender, origin-id) before decryption; decrypted inside
+ * crypto's transaction, which also records the de-duplication and the event for the core; then
+ * handed over, and only after the hand-over resolved are the `<received>` queued and the
+ * delivery acked. A crash anywhere before the ack means redelivery; an event committed but not
+ * handed over is handed over again from `inbound_pending`.
+ */
+export class Receiver {
+  private readonly queue = new SerialQueue();
+  private readonly handingOver = new Map<string, Promise<void>>();
+  private readonly log: Logger;
+
+  constructor(private readonly options: ReceiverOptions) {
+    this.log = options.logger.child({ component: "receiver" });
+  }
+
+  /** Every inbound `<message>`. Never rejects: failures are logged and leave the stanza unacked. */
+  handle(el: XmlElement): Promise<void> {
+    const { session } = this.options;
+    const from = typeof el.attrs.from === "string" ? el.attrs.from : "";
+    if (!session.isGatekeeperAddress(from)) {
+      // §15.9: gatekeeper-only elements count only from gatekeeper JIDs, and nothing else in
+      // this protocol comes from anywhere else.
+      this.log.warn({ from, id: el.attrs.id }, "stanza from a non-gatekeeper JID ignored");
+      return Promise.resolve();
+    }
+    const limits = session.limits;
+    const decoded = tryDecode(() =>
+      classifyMessage(el, {
+        maxReceiptItems: limits["max-receipt-items"],
+        maxAckItems: limits["max-ack-items"],
+      }),
+    );
+    if (!decoded.ok) return this.malformed(el, decoded.error);
+    const msg = decoded.value;
+    const { payload } = msg;
+    switch (payload.kind) {
+      case "accepted":
+        if (msg.to === undefined) return Promise.resolve();
+        return this.guard(this.options.outbox.onAccepted(msg.to.jid, payload.accepted));
+      case "bounce":
+        if (msg.to === undefined) return Promise.resolve();
+        return this.guard(
+          this.options.outbox.onBounce(from, msg.to.jid, msg.id ?? "", payload.error),
+        );
+      case "hello-request":
+        if (from === this.options.gatekeeperDomain) session.requestHello("hello-request received");
+        return Promise.resolve();
+      case "ack":
+        return Promise.resolve();
+      case "chat-state":
+        if (msg.from === undefined || msg.to === undefined) return Promise.resolve();
+        return this.guard(
+          this.options.emit({
+            kind: "typing",
+            local: msg.to.bare,
+            from: msg.from.bare,
+            state: payload.state,
+          }),
+        );
+      default: {
+        const stanzaId = msg.stanzaId;
+        if (stanzaId === undefined) {
+          this.log.warn({ from, kind: payload.kind }, "delivery without stanza-id ignored");
+          return Promise.resolve();
+        }
+        return this.guard(this.queue.run(() => this.process({ ...msg, stanzaId })));
+      }
+    }
+  }
+
+  /** Hands over what a previous run committed but did not finish (after a crash). */
+  replayPending(): Promise<void> {
+    return this.guard(
+      this.queue.run(async () => {
+        for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+      }),
+    );
+  }
+
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private async process(msg: Delivery): Promise<void> {
+    const { inbox } = this.options;
+    const sid = msg.stanzaId;
+    if (!this.options.session.isGatekeeperAddress(sid.by) || sid.by.includes("@")) {
+      this.log.warn({ by: sid.by }, "stanza-id of a non-gatekeeper domain ignored");
+      return;
+    }
+    if (await inbox.seen(sid.id)) {
+      const pending = await inbox.pending(sid.id);
+      if (pending !== undefined) await this.handOver(pending);
+      else this.options.acks.add(sid.by, sid.id);
+      return;
+    }
+    const { payload } = msg;
+    const local = msg.to?.bare;
+    const from = msg.from?.bare;
+    if (local === undefined || from === undefined) return this.recordOnly(sid);
+    switch (payload.kind) {
+      case "encrypted":
+        return this.processEncrypted(msg, payload.encrypted, local, from);
+      case "receipt":
+        return this.commit(sid, { kind: "delivered", local, from, refs: payload.receipts });
+      case "displayed":
+        return this.commit(sid, { kind: "displayed", local, from, ref: payload.marker });
+      case "retry":
+        return this.processRetry(msg, payload.retry, local);
+      case "notification": {
+        const record = await applyNotification(this.options, payload.notification, local, this.log);
+        return record === undefined ? this.recordOnly(sid) : this.commit(sid, record);
+      }
+      default:
+        return this.recordOnly(sid);
+    }
+  }
+
+  private async processEncrypted(
+    msg: Delivery,
+    encrypted: Encrypted,
+    local: BareJid,
+    from: BareJid,
+  ): Promise<void> {
+    const { crypto, inbox, session, now } = this.options;
+    const sid = msg.stanzaId;
+    const originId = msg.originId;
+    // Groups are phase 2 and not served by this engine; acked like an unknown stanza (§7.3).
+    if (msg.type !== "chat" || encrypted.group !== undefined || originId === undefined) {
+      return this.recordOnly(sid);
+    }
+    const [ownDevice] = await crypto.localDevices(local);
+    if (ownDevice === undefined) {
+      this.log.warn({ local }, "message for a user without keys dropped");
+      return this.recordOnly(sid);
+    }
+    if (await inbox.decrypted(local, ownDevice, from, originId)) return this.recordOnly(sid);
+    const device = await crypto.device(local, ownDevice);
+    const sender: DeviceAddress = { jid: from, device: encrypted.sid };
+    const cached = await crypto.deviceLists.get(from);
+    const unknownSender = cached === null || !cached.devices.some((d) => d.id === encrypted.sid);
+    const key = keyFor(encrypted, local, ownDevice);
+    const stamp = msg.meta?.stamp;
+    try {
+      if (key === undefined) {
+        await this.requestRetry(device, sender, originId, "no-key", sid, stamp);
+        return;
+      }
+      const entry = await device.sessions.decrypt(
+        { senderJid: from, senderDevice: encrypted.sid, kex: key.kex, ciphertext: key.ciphertext },
+        async (plaintext, trx) => {
+          const at = now();
+          await inbox.recordDecrypted(
+            trx,
+            { local, device: ownDevice, sender: from, originId },
+            at,
+          );
+          await inbox.record(trx, sid.id, sid.by, at);
+          try {
+            const envelope = decodeEnvelope(plaintext, {
+              maxEnvelopeBytes: session.limits["max-envelope-bytes"],
+            });
+            checkEnvelopeBinding(envelope, { from, to: local, originId });
+          } catch (err) {
+            if (!(err instanceof CodecError)) throw err;
+            // §12.2: discarded, no receipt; the ratchet step and the de-dup record are kept.
+            this.log.warn({ from, originId, err: err.message }, "envelope discarded");
+            return undefined;
+          }
+          const pending: PendingEntry = {
+            stanzaId: sid.id,
+            by: sid.by,
+            record: {
+              kind: "message",
+              local,
+              from,
+              device: encrypted.sid,
+              originId,
+              stanzaId: sid.id,
+              seq: msg.meta?.seq ?? null,
+              stamp: stamp?.toISOString() ?? null,
+              envelopeXml: Buffer.from(plaintext).toString("utf8"),
+            },
+            receipt: { from: deviceJid(local, ownDevice), to: from, id: originId },
+          };
+          await inbox.addPending(trx, pending, at);
+          return pending;
+        },
+      );
+      if (entry === undefined) this.options.acks.add(sid.by, sid.id);
+      else await this.handOver(entry);
+    } catch (err) {
+      if (err instanceof DuplicateMessageError) {
+        await this.recordOnly(sid);
+      } else if (isCryptoFailure(err)) {
+        this.log.info({ from, originId, err: describeError(err) }, "message failed to decrypt");
+        const reason: RetryReason = err instanceof NoSessionError ? "no-session" : "decrypt-failed";
+        await this.requestRetry(device, sender, originId, reason, sid, stamp);
+      } else {
+        throw err;
+      }
+    } finally {
+      // §12.4: an unknown sending device is still decrypted, and its user's list refreshed.
+      if (unknownSender) {
+        this.options.directory
+          .deviceIds(local, from, { refresh: true })
+          .catch((err: unknown) =>
+            this.log.debug({ err: describeError(err), from }, "device-list refresh failed"),
+          );
+      }
+    }
+  }
+
+  /** §12.5: at most 2 retry requests per (message, device), then "could not be decrypted". */
+  private async requestRetry(
+    device: DeviceCrypto,
+    sender: DeviceAddress,
+    originId: MessageId,
+    reason: RetryReason,
+    sid: StanzaIdElement,
+    stamp: Date | undefined,
+  ): Promise<void> {
+    const count = await device.retries.nextRequestCount(sender, originId);
+    if (count === null) {
+      await this.commit(sid, {
+        kind: "undecryptable",
+        local: device.jid,
+        from: sender.jid,
+        originId,
+        stamp: stamp?.toISOString() ?? null,
+      });
+      return;
+    }
+    const row = retryRequestRow(
+      { jid: device.jid, device: device.deviceId, registration: device.registrationId },
+      sender,
+      { id: originId, count, reason },
+    );
+    await this.options.knex.transaction(async (trx) => {
+      await this.options.outbox.insert(trx, row);
+      await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
+    });
+    this.options.outbox.kick();
+    this.options.acks.add(sid.by, sid.id);
+  }
+
+  private async processRetry(msg: Delivery, retry: RetryRequest, local: BareJid): Promise<void> {
+    const requester = deviceAddress(msg.from?.bare, msg.from?.resource);
+    const ownDevice = msg.to?.resource === undefined ? undefined : Number(msg.to.resource);
+    if (requester !== undefined && ownDevice !== undefined && retry.author === undefined) {
+      try {
+        const outcome = await this.options.retries.answer(
+          { jid: local, device: ownDevice as DeviceId },
+          requester,
+          { originId: retry.id, count: retry.count },
+        );
+        this.log.info({ originId: retry.id, requester, outcome }, "retry request handled");
+      } catch (err) {
+        // Without the gatekeeper no answer can be built: leave it unacked for redelivery.
+        if (err instanceof ProviderError && err.code === "not-ready") throw err;
+        this.log.warn(
+          { err: describeError(err), originId: retry.id },
+          "retry request not answered",
+        );
+      }
+    }
+    await this.recordOnly(msg.stanzaId);
+  }
+
+  private async recordOnly(sid: StanzaIdElement): Promise<void> {
+    await this.options.inbox.record(this.options.knex, sid.id, sid.by, this.options.now());
+    this.options.acks.add(sid.by, sid.id);
+  }
+
+  /** Records the stanza-id and the event in one transaction, then hands the event over. */
+  private async commit(sid: StanzaIdElement, record: PendingRecord): Promise<void> {
+    const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, record, receipt: undefined };
+    await this.options.knex.transaction(async (trx) => {
+      await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
+      await this.options.inbox.addPending(trx, entry, this.options.now());
+    });
+    await this.handOver(entry);
+  }
+
+  /** One hand-over per stanza-id at a time; resolved only after the core took the event. */
+  private handOver(entry: PendingEntry): Promise<void> {
+    const running = this.handingOver.get(entry.stanzaId);
+    if (running !== undefined) return running;
+    const job = (async () => {
+      const event = tryDecode(() =>
+        pendingToEvent(entry.record, this.options.session.limits["max-envelope-bytes"]),
+      );
+      if (event.ok) await this.options.emit(event.value);
+      else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
+      const { knex, inbox, outbox } = this.options;
+      await knex.transaction(async (trx) => {
+        const removed = await inbox.completePending(trx, entry.stanzaId);
+        const receipt = entry.receipt;
+        if (removed && receipt !== undefined) {
+          // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
+          const ref = { id: receipt.id as MessageId, author: receipt.to as BareJid };
+          await outbox.insert(trx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
+        }
+      });
+      outbox.kick();
+      this.options.acks.add(entry.by, entry.stanzaId);
+    })().finally(() => this.handingOver.delete(entry.stanzaId));
+    this.handingOver.set(entry.stanzaId, job);
+    return job;
+  }
+
+  /** A stanza the codec refuses: acked if it carries a usable stanza-id (§7.3, P13, P24). */
+  private malformed(el: XmlElement, err: CodecError): Promise<void> {
+    this.log.warn({ id: el.attrs.id, err: err.message }, "malformed stanza");
+    const sidEl = optionalChild(el, "stanza-id", NS.sid);
+    if (sidEl === undefined) return Promise.resolve();
+    const sid = tryDecode(() => decodeStanzaIdElement(sidEl));
+    if (!sid.ok || !this.options.session.isGatekeeperAddress(sid.value.by))
+      return Promise.resolve();
+    const stanzaId = sid.value;
+    return this.guard(this.queue.run(() => this.recordOnly(stanzaId)));
+  }
+
+  private guard(work: Promise<void>): Promise<void> {
+    return work.catch((err: unknown) => {
+      this.log.error({ err: describeError(err) }, "inbound stanza not processed; left unacked");
+    });
+  }
+}
+
+function isCryptoFailure(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return (
+    typeof code === "string" &&
+    [
+      "no-session",
+      "invalid-message",
+      "legacy-message",
+      "untrusted-identity",
+      "invalid-bundle",
+    ].includes(code)
+  );
+}
+
+function deviceAddress(
+  bare: BareJid | undefined,
+  resource: string | undefined,
+): DeviceAddress | undefined {
+  if (bare === undefined || resource === undefined || !/^[1-9][0-9]{0,2}$/.test(resource)) {
+    return undefined;
+  }
+  const device = Number(resource);
+  return device <= 127 ? { jid: bare, device: device as DeviceId } : undefined;
+}

@@ -1,0 +1,330 @@
+import { randomUUID } from "node:crypto";
+import type { Knex } from "knex";
+import { describeError } from "../../util/errors.js";
+import { messageId, type BareJid, type MessageId } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import { CodecError } from "../codec/codec-error.js";
+import type { ContentElement } from "../codec/content.js";
+import type { ChatState, MessageRef } from "../codec/delivery.js";
+import { decodeEncrypted, type EncryptedKey as WireKey } from "../codec/e2ee.js";
+import { encodeEnvelope } from "../codec/envelope.js";
+import { bareOf, deviceJid } from "../codec/jid.js";
+import {
+  buildChatState,
+  buildDisplayed,
+  buildEncryptedMessage,
+  buildReceipt,
+} from "../codec/message-builders.js";
+import { FEATURE, NS } from "../codec/namespaces.js";
+import { optionalChild } from "../codec/read.js";
+import { parseXml } from "../codec/xml.js";
+import { NoSessionError } from "../crypto/errors.js";
+import type { KeyVault } from "../crypto/key-vault.js";
+import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
+import type { DeviceAddress, EncryptedKey } from "../crypto/types.js";
+import type { KeyDirectory } from "./directory.js";
+import { ProviderError } from "./errors.js";
+import { exactStanza, type Outbox, type StaleDeviceList } from "./outbox.js";
+import { outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
+import type { HelloSession } from "./session.js";
+
+export interface SenderOptions {
+  readonly knex: Knex;
+  readonly crypto: SignalCrypto;
+  readonly vault: KeyVault;
+  readonly directory: KeyDirectory;
+  readonly outbox: Outbox;
+  readonly session: HelloSession;
+  readonly now: () => number;
+  readonly logger: Logger;
+}
+
+/** §15.8: `composing` at most once per 10 s per conversation. */
+const COMPOSING_INTERVAL_MS = 10_000;
+
+/** Content kinds and the feature each needs in 1:1 (§7.6; `disappearing` is exempt). */
+const CONTENT_FEATURE: Partial<Record<ContentElement["kind"], string>> = {
+  reply: FEATURE.reply,
+  reactions: FEATURE.reactions,
+  replace: FEATURE.edit,
+  retract: FEATURE.retract,
+  location: FEATURE.location,
+  contact: FEATURE.contact,
+  nick: FEATURE.nick,
+  call: FEATURE.call,
+  "sender-key": FEATURE.groups,
+};
+
+const envelopeRef = (sender: string, originId: string): readonly [string, string, string] => [
+  "outbox",
+  sender,
+  originId,
+];
+
+/**
+ * The sending side of 1:1 traffic (§12.3, §15.7, §15.8): encrypts an envelope per
+ * recipient device and stores the exact stanza in the outbox in the transaction that advances the
+ * sessions, re-encrypts for added devices only after `stale-device-list`, and builds receipts,
+ * markers and typing.
+ */
+export class Sender {
+  private readonly log: Logger;
+  private readonly composingSentAt = new Map<string, number>();
+
+  constructor(private readonly options: SenderOptions) {
+    this.log = options.logger.child({ component: "sender" });
+  }
+
+  /** The local user's device (the bridge runs one per user); `no-local-device` without keys. */
+  async localDevice(local: BareJid): Promise<DeviceCrypto> {
+    const [first] = await this.options.crypto.localDevices(local);
+    if (first === undefined) {
+      throw new ProviderError("no-local-device", `${local} has no Signal device`);
+    }
+    return this.options.crypto.device(local, first);
+  }
+
+  /**
+   * Encrypts `content` for every device of `to` and queues it (§12.3). Resolves with the
+   * origin-id once the stanza is durably in the outbox; acceptance or failure come as events.
+   */
+  async sendMessage(message: {
+    from: BareJid;
+    to: BareJid;
+    content: ContentElement[];
+    eventId?: string;
+  }): Promise<MessageId> {
+    const { session, directory, now } = this.options;
+    this.checkFeatures(message.content);
+    const device = await this.localDevice(message.from);
+    const originId = messageId(randomUUID());
+    let envelope: string;
+    try {
+      envelope = encodeEnvelope(
+        {
+          content: message.content,
+          id: originId,
+          time: new Date(now()),
+          to: message.to,
+          from: message.from,
+        },
+        { maxEnvelopeBytes: session.limits["max-envelope-bytes"] },
+      );
+    } catch (err) {
+      if (err instanceof CodecError)
+        throw new ProviderError("too-large", err.message, { cause: err });
+      throw err;
+    }
+    const bytes = new Uint8Array(Buffer.from(envelope, "utf8"));
+    const ids = await directory.deviceIds(message.from, message.to);
+    let recipients: DeviceAddress[] = ids.map((id) => ({ jid: message.to, device: id }));
+    for (let attempt = 0; ; attempt++) {
+      const absent = await directory.ensureSessions(device, recipients);
+      recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
+      try {
+        await this.encryptIntoOutbox(
+          device,
+          originId,
+          message.to,
+          bytes,
+          recipients,
+          message.eventId,
+        );
+        break;
+      } catch (err) {
+        // A session may expire between the check and the encryption; one more round fixes it.
+        if (!(err instanceof NoSessionError) || attempt > 0) throw err;
+      }
+    }
+    this.options.outbox.kick();
+    return originId;
+  }
+
+  /**
+   * `stale-device-list` (§12.3): updates the cached list, keeps the ciphertexts of devices still
+   * listed, drops those of removed ones, encrypts the stored envelope for the added ones only,
+   * and replaces the outbox stanza (same origin-id) in the transaction of that encryption.
+   */
+  async handleStale(row: OutboxRow, stale: StaleDeviceList): Promise<void> {
+    const { crypto, vault, knex, now, directory } = this.options;
+    if (stale.jid !== row.conversationJid) {
+      throw new Error(`stale-device-list for ${stale.jid} on a message to ${row.conversationJid}`);
+    }
+    const original = parseXml(row.stanza);
+    const encryptedEl = optionalChild(original, "encrypted", NS.e2ee);
+    if (encryptedEl === undefined) throw new Error("outbox message without <encrypted>");
+    const encrypted = decodeEncrypted(encryptedEl);
+    const have = encrypted.keyGroups.find((g) => g.jid === stale.jid)?.keys ?? [];
+    await crypto.storeDeviceList(stale.jid, null, stale.devices);
+    const kept = have.filter((k) => stale.devices.includes(k.rid));
+    const added = stale.devices.filter((id) => !have.some((k) => k.rid === id));
+    const rebuild = (keys: readonly WireKey[]): string =>
+      exactStanza(
+        buildEncryptedMessage({
+          type: "chat",
+          from: row.senderJid,
+          to: row.toJid,
+          originId: row.originId,
+          encrypted: {
+            ...encrypted,
+            keyGroups: [{ jid: stale.jid, keys: [...keys].sort((a, b) => a.rid - b.rid) }],
+          },
+        }),
+      );
+    if (added.length === 0) {
+      await outboxStore.replaceStanza(knex, row.id, rebuild(kept), now());
+      return;
+    }
+    if (row.envelopeEnc === null) throw new Error("outbox message without its envelope");
+    const envelope = new Uint8Array(
+      vault.open(row.envelopeEnc, envelopeRef(row.senderJid, row.originId)),
+    );
+    const device = await crypto.device(bareOf(row.senderJid), encrypted.sid);
+    let recipients: DeviceAddress[] = added.map((id) => ({ jid: stale.jid, device: id }));
+    const absent = await directory.ensureSessions(device, recipients);
+    recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
+    await device.sessions.encryptForDevices(envelope, recipients, {
+      remember: { originId: row.originId, conversationJid: row.conversationJid },
+      onCommit: async (keys, trx) => {
+        await outboxStore.replaceStanza(
+          trx,
+          row.id,
+          rebuild([...kept, ...keys.map(wireKey)]),
+          now(),
+        );
+      },
+    });
+  }
+
+  /** A read marker (§15.7); only when `#displayed` was negotiated. */
+  async sendDisplayed(local: BareJid, to: BareJid, ref: MessageRef): Promise<MessageId> {
+    if (!this.options.session.hasFeature(FEATURE.displayed)) {
+      throw new ProviderError("unsupported", "read markers were not negotiated");
+    }
+    const device = await this.localDevice(local);
+    const from = deviceJid(local, device.deviceId);
+    const originId = messageId(randomUUID());
+    await this.options.outbox.insert(this.options.knex, {
+      kind: "displayed",
+      senderJid: from,
+      conversationJid: to,
+      toJid: to,
+      originId,
+      stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
+    });
+    this.options.outbox.kick();
+    return originId;
+  }
+
+  /**
+   * Typing (§15.8): not stored, dropped when it cannot go out now; `composing` at most once per
+   * 10 s per conversation. Returns whether it was sent.
+   */
+  async sendTyping(local: BareJid, to: BareJid, state: ChatState): Promise<boolean> {
+    const { session, now } = this.options;
+    if (!session.hasFeature(FEATURE.chatstates) || !session.ready) return false;
+    const key = `${local} ${to}`;
+    if (state === "composing") {
+      const last = this.composingSentAt.get(key);
+      if (last !== undefined && now() - last < COMPOSING_INTERVAL_MS) return false;
+    }
+    const device = await this.localDevice(local);
+    try {
+      await session.send(
+        buildChatState({ type: "chat", from: deviceJid(local, device.deviceId), to, state }),
+      );
+    } catch (err) {
+      this.log.debug({ err: describeError(err) }, "typing notification dropped");
+      return false;
+    }
+    if (state === "composing") this.composingSentAt.set(key, now());
+    else this.composingSentAt.delete(key);
+    return true;
+  }
+
+  private checkFeatures(content: readonly ContentElement[]): void {
+    for (const element of content) {
+      if (element.kind === "unknown") {
+        throw new ProviderError("unsupported", `unknown content element ${element.name}`);
+      }
+      const feature = CONTENT_FEATURE[element.kind];
+      if (feature !== undefined && !this.options.session.hasFeature(feature)) {
+        throw new ProviderError(
+          "unsupported",
+          `content <${element.kind}> needs feature ${feature}, which was not negotiated`,
+        );
+      }
+    }
+  }
+
+  private async encryptIntoOutbox(
+    device: DeviceCrypto,
+    originId: MessageId,
+    to: BareJid,
+    envelope: Uint8Array,
+    recipients: readonly DeviceAddress[],
+    eventId: string | undefined,
+  ): Promise<void> {
+    const senderJid = deviceJid(device.jid, device.deviceId);
+    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
+    const maxStanza = this.options.session.limits["max-stanza-bytes"];
+    await device.sessions.encryptForDevices(envelope, recipients, {
+      remember: { originId, conversationJid: to },
+      onCommit: async (keys, trx) => {
+        const stanza = exactStanza(
+          buildEncryptedMessage({
+            type: "chat",
+            from: senderJid,
+            to,
+            originId,
+            encrypted: {
+              sid: device.deviceId,
+              keyGroups: [{ jid: to, keys: keys.map(wireKey) }],
+              group: undefined,
+              retry: undefined,
+            },
+          }),
+        );
+        // Refused before the commit, so that no ratchet advances for a stanza never sent.
+        if (Buffer.byteLength(stanza, "utf8") > maxStanza) {
+          throw new ProviderError("too-large", `the stanza exceeds max-stanza-bytes ${maxStanza}`);
+        }
+        await this.options.outbox.insert(trx, {
+          kind: "message",
+          senderJid,
+          conversationJid: to,
+          toJid: to,
+          originId,
+          stanza,
+          eventId,
+          envelopeEnc,
+        });
+      },
+    });
+  }
+}
+
+const wireKey = (k: EncryptedKey): WireKey => ({
+  rid: k.rid,
+  kex: k.kex,
+  ciphertext: k.ciphertext,
+});
+
+/** A `<received>` row (§15.7), for the receiver to store with the hand-over's commit. */
+export function receiptRow(
+  fromFull: string,
+  to: BareJid,
+  refs: readonly MessageRef[],
+): NewOutboxRow {
+  const originId = messageId(randomUUID());
+  return {
+    kind: "receipt",
+    senderJid: fromFull,
+    conversationJid: to,
+    toJid: to,
+    originId,
+    stanza: exactStanza(
+      buildReceipt({ type: "chat", from: fromFull, to, originId, receipts: refs }),
+    ),
+  };
+}

@@ -1,0 +1,151 @@
+import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../util/ids.js";
+import type { ReportReason } from "../codec/abuse.js";
+import type { ChatState, MessageRef } from "../codec/delivery.js";
+import type { Envelope } from "../codec/envelope.js";
+
+/** One device of a local (provider) user. */
+export interface LocalDevice {
+  readonly jid: BareJid;
+  readonly device: DeviceId;
+}
+
+/** Why an outgoing message failed for good; mirrors core/network.ts `SendFailure` codes. */
+export type SendFailureCode =
+  | "blocked"
+  | "not-reachable"
+  | "rate-limited"
+  | "too-large"
+  | "request-pending"
+  | "timed-out"
+  | "unsupported"
+  | "internal";
+
+/**
+ * What the engine hands to the outside (the connector's adapter to the core). Events that came in
+ * a queued delivery are acknowledged to the gatekeeper only after the handler's promise resolved
+ * (P13); a rejection leaves the delivery unacknowledged, so it is handed over again later.
+ * `local` is the provider user the event concerns.
+ */
+export type ProviderEvent =
+  | {
+      kind: "message";
+      local: BareJid;
+      from: BareJid;
+      device: DeviceId;
+      originId: MessageId;
+      stanzaId: StanzaId;
+      /** Conversation order (§15.6); undefined if the gatekeeper sent no `<meta seq>`. */
+      seq: number | undefined;
+      /** The gatekeeper's acceptance time, when given. */
+      stamp: Date | undefined;
+      envelope: Envelope;
+      /** The decrypted envelope exactly as received, for reports (§16.2). */
+      envelopeXml: string;
+    }
+  | { kind: "delivered"; local: BareJid; from: BareJid; refs: MessageRef[] }
+  | { kind: "displayed"; local: BareJid; from: BareJid; ref: MessageRef }
+  /** Not queued and not acknowledged (§15.8): handed over best-effort. */
+  | { kind: "typing"; local: BareJid; from: BareJid; state: ChatState }
+  | {
+      kind: "undecryptable";
+      local: BareJid;
+      from: BareJid;
+      originId: MessageId;
+      stamp: Date | undefined;
+    }
+  | { kind: "request-accepted"; local: BareJid; contact: BareJid }
+  | { kind: "unbound"; local: BareJid; phone: PhoneNumber; reason: string }
+  | { kind: "report-received"; reported: BareJid; reason: ReportReason; stamp: Date }
+  | { kind: "identity-changed"; local: BareJid; contact: BareJid; wasVerified: boolean }
+  /** The gatekeeper accepted one of our messages (§15.1). */
+  | {
+      kind: "accepted";
+      local: BareJid;
+      to: BareJid;
+      originId: MessageId;
+      stanzaId: StanzaId;
+      seq: number | undefined;
+      stamp: Date;
+      eventId: string | undefined;
+    }
+  | {
+      kind: "send-failed";
+      local: BareJid;
+      to: BareJid;
+      originId: MessageId;
+      reason: SendFailureCode;
+      message: string;
+      eventId: string | undefined;
+    }
+  | { kind: "state"; state: EngineState };
+
+export type ProviderEventHandler = (event: ProviderEvent) => Promise<void>;
+
+/**
+ * Stable codes of the engine's health, after the transport's own codes:
+ * `ready` is the only state in which protocol traffic flows.
+ */
+export type EngineStateCode =
+  | "stopped"
+  | "connecting"
+  | "hello-pending"
+  | "ready"
+  | "gatekeeper-offline"
+  | "gatekeeper-unreachable"
+  | "auth-failed"
+  | "not-enlisted"
+  | "version-mismatch";
+
+export interface EngineState {
+  readonly code: EngineStateCode;
+  readonly message: string;
+  readonly since: Date;
+  /** When the next hello attempt is due (gatekeeper offline). */
+  readonly retryAt: Date | undefined;
+}
+
+/** Times of the engine, all overridable so that tests need not wait for real time (§20). */
+export interface EngineTiming {
+  /** Ping `wa.example` after this long without sending to it (§8.2: 60 s). */
+  readonly pingIdleMs: number;
+  /** Hello retry backoff while the gatekeeper is offline (§8.2: 1 s doubling to 60 s). */
+  readonly helloInitialMs: number;
+  readonly helloMaxMs: number;
+  /** Retransmission without outcome (§15.3: 60 s doubling to 600 s). */
+  readonly retransmitInitialMs: number;
+  readonly retransmitMaxMs: number;
+  /** Give up on an unconfirmed stanza this long after its first send (§15.3). */
+  readonly outboxDeadlineMs: number;
+  /** Collect acks at most this long (§15.5: at most 5 s). */
+  readonly ackDelayMs: number;
+  /** Period of the outbox and maintenance timer. */
+  readonly tickMs: number;
+  /** `iq-timeout-seconds` (§8.4). */
+  readonly iqTimeoutMs: number;
+  /** Rotate signed and last-resort prekeys after this long (§11.6: SHOULD 7 days). */
+  readonly rotateAfterMs: number;
+}
+
+export const DEFAULT_TIMING: EngineTiming = {
+  pingIdleMs: 60_000,
+  helloInitialMs: 1000,
+  helloMaxMs: 60_000,
+  retransmitInitialMs: 60_000,
+  retransmitMaxMs: 600_000,
+  outboxDeadlineMs: 601_200_000,
+  ackDelayMs: 1000,
+  tickMs: 1000,
+  iqTimeoutMs: 30_000,
+  rotateAfterMs: 7 * 86_400_000,
+};
+
+/** The engine's times from the `interop` section of the bridge configuration. */
+export function timingFromConfig(interop: {
+  readonly outbox_deadline_seconds: number;
+  readonly iq_timeout_seconds: number;
+}): Partial<EngineTiming> {
+  return {
+    outboxDeadlineMs: interop.outbox_deadline_seconds * 1000,
+    iqTimeoutMs: interop.iq_timeout_seconds * 1000,
+  };
+}

@@ -1,0 +1,363 @@
+import assert from "node:assert/strict";
+import { openDatabase } from "../../../src/db/database.js";
+import {
+  encodeDevicesChanged,
+  encodePreKeysLow,
+} from "../../../src/interop/codec/key-notifications.js";
+import { encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
+import { parseXml, xml, type XmlElement } from "../../../src/interop/codec/xml.js";
+import type { BareJid, DeviceId, StanzaId } from "../../../src/util/ids.js";
+import { describeOnBackends } from "../../helpers/db.js";
+import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
+import { GatekeeperUsers, type GkUser } from "./peers.js";
+import {
+  EventSink,
+  eventually,
+  ready,
+  startBridge,
+  uniqueBridgeJid,
+  type Bridge,
+} from "./world.js";
+
+const body = (text: string) => [{ kind: "body" as const, text }];
+
+/** The same delivery under another stanza-id, as a second gatekeeper record would carry it. */
+function withStanzaId(stanza: XmlElement, id: StanzaId): XmlElement {
+  const copy = parseXml(stanza.toString());
+  for (const child of copy.children) {
+    if (typeof child !== "string" && child.name === "stanza-id") child.attrs.id = id;
+  }
+  return copy;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describeOnBackends("provider engine: receiving", (get) => {
+  let fake: FakeGatekeeper;
+  let users: GatekeeperUsers;
+  const bridges: Bridge[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  let alice: BareJid;
+  let bob: GkUser;
+
+  async function readyBridge(sink?: EventSink, knex = get().db.knex): Promise<Bridge> {
+    const b = startBridge(fake.service, knex, sink === undefined ? {} : { sink });
+    bridges.push(b);
+    await ready(b);
+    await b.engine.createUser(alice);
+    return b;
+  }
+
+  const receipts = (originId: string): XmlElement[] =>
+    fake
+      .messages()
+      .filter((m) => m.msg.payload.kind === "receipt")
+      .filter(
+        (m) =>
+          m.msg.payload.kind === "receipt" && m.msg.payload.receipts.some((r) => r.id === originId),
+      )
+      .map((m) => m.stanza);
+
+  const messagesFor = (b: Bridge, originId: string) =>
+    b.sink.of("message").filter((e) => e.originId === originId);
+
+  beforeEach(async function () {
+    fake = await FakeGatekeeper.start();
+    users = await GatekeeperUsers.create(fake);
+    alice = uniqueBridgeJid();
+    bob = await users.addUser([1]);
+  });
+
+  afterEach(async function () {
+    await Promise.all(bridges.splice(0).map((b) => b.engine.halt()));
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+    await fake.stop();
+    await users.dispose();
+  });
+
+  it("decrypts a message, hands it over once, acks it after the hand-over and sends one <received>", async function () {
+    const b = await readyBridge();
+    const delivery = await users.encryptTo(bob, 1, alice, body("hello alice"), { seq: 41 });
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "the ack");
+    const [event] = messagesFor(b, delivery.originId);
+    assert.ok(event !== undefined, "handed over");
+    assert.deepEqual(event.envelope.content, body("hello alice"));
+    assert.equal(event.from, bob.jid);
+    assert.equal(event.local, alice);
+    assert.equal(event.seq, 41, "the gatekeeper's seq orders history");
+    await eventually(() => receipts(delivery.originId).length === 1, "the receipt");
+    const [receipt] = receipts(delivery.originId);
+    assert.equal(receipt?.attrs.to, bob.jid);
+    assert.equal(receipt?.attrs.from, `${alice}/1`);
+
+    const ackCount = fake.acked.length;
+    fake.send(delivery.stanza);
+    fake.send(withStanzaId(delivery.stanza, newStanzaId()));
+    await eventually(() => fake.acked.length >= ackCount + 2, "duplicates acked too");
+    await pause(100);
+    assert.equal(messagesFor(b, delivery.originId).length, 1, "no second hand-over");
+    assert.equal(receipts(delivery.originId).length, 1, "no second receipt");
+  });
+
+  it("acks nothing while the core fails, and hands the redelivery over exactly once", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    sink.mode = "fail";
+    const delivery = await users.encryptTo(bob, 1, alice, body("are you there?"));
+    fake.send(delivery.stanza);
+    await eventually(
+      async () =>
+        (await get().db.knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first()) !==
+        undefined,
+      "the committed event",
+    );
+    await pause(150);
+    assert.equal(fake.acked.includes(delivery.stanzaId), false, "not acked before the hand-over");
+    sink.mode = "ok";
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the hand-over");
+    assert.equal(messagesFor(b, delivery.originId).length, 1);
+  });
+
+  it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {
+    const hanging = new EventSink();
+    hanging.mode = "hang";
+    const first = await readyBridge(hanging);
+    const delivery = await users.encryptTo(bob, 1, alice, body("survive this"));
+    fake.send(delivery.stanza);
+    await eventually(
+      async () =>
+        (await get().db.knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first()) !==
+        undefined,
+      "the decrypted message committed",
+    );
+    // The process dies: no clean stop, no ack; the next run opens the database anew.
+    await first.engine.halt();
+    assert.equal(fake.acked.includes(delivery.stanzaId), false);
+    const reopened = await openDatabase(get().options);
+    cleanups.push(() => reopened.close());
+    const second = await readyBridge(new EventSink(), reopened.knex);
+    // The gatekeeper redelivers every unacked stanza after the new hello (§15.5).
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked by the second run");
+    await pause(100);
+    const events = messagesFor(second, delivery.originId);
+    assert.equal(events.length, 1, "handed over once");
+    assert.deepEqual(events[0]?.envelope.content, body("survive this"));
+    assert.equal(receipts(delivery.originId).length, 1, "one receipt");
+  });
+
+  it("ignores gatekeeper-only elements from a non-gatekeeper JID", async function () {
+    const b = await readyBridge();
+    const evil = fake.server.attachLocal("evil.example", () => undefined);
+    cleanups.push(async () => evil.detach());
+    fake.policy = "manual";
+    const originId = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("x") });
+    await eventually(() => fake.messages().some((m) => m.msg.originId === originId), "sent");
+    const spoofs = [
+      xml(
+        "message",
+        { from: "evil.example", to: `${alice}/1`, id: "s1" },
+        xml("accepted", {
+          xmlns: "urn:interop:delivery:0",
+          "origin-id": originId,
+          "stanza-id": "01SPOOF",
+          stamp: new Date().toISOString(),
+          seq: "1",
+          conversation: bob.jid,
+        }),
+      ),
+      withFrom(fake.notification(alice, encodeRequestAccepted(bob.jid)).stanza, "evil.example"),
+      withFrom(
+        fake.notification(alice, encodePreKeysLow({ device: 1 as DeviceId, ec: 0, kyber: 0 }))
+          .stanza,
+        "mallory@evil.example",
+      ),
+    ];
+    const uploadsBefore = fake.directory.replenished.length;
+    for (const spoof of spoofs) evil.send(spoof);
+    await pause(200);
+    const row = (await get().db.knex("outbox").where({ origin_id: originId }).first()) as {
+      state: string;
+    };
+    assert.equal(row.state, "sent", "a spoofed <accepted> does not resolve the message");
+    assert.equal(b.sink.of("accepted").length, 0);
+    assert.equal(b.sink.of("request-accepted").length, 0, "a spoofed notification is not honoured");
+    assert.equal(
+      fake.directory.replenished.length,
+      uploadsBefore,
+      "a spoofed prekeys-low publishes nothing",
+    );
+    assert.equal(fake.acked.length, 0, "nor acked");
+  });
+
+  it("asks for a retry when a message does not decrypt and hands over the re-send once", async function () {
+    const b = await readyBridge();
+    const broken = await users.encryptTo(bob, 1, alice, body("second try"), { corrupt: true });
+    fake.send(broken.stanza);
+    await eventually(() => fake.acked.includes(broken.stanzaId), "the broken delivery acked");
+    const request = fake.messages().find((m) => m.msg.payload.kind === "retry");
+    assert.ok(request !== undefined && request.msg.payload.kind === "retry", "a retry request");
+    assert.equal(request.stanza.attrs.to, `${bob.jid}/1`, "to the sending device");
+    assert.equal(request.msg.payload.retry.id, broken.originId);
+    assert.equal(request.msg.payload.retry.count, 1);
+    assert.equal(b.sink.of("message").length, 0, "nothing handed over for the broken message");
+
+    const resend = await users.answerRetry(
+      bob,
+      1,
+      { jid: alice, device: 1 as DeviceId },
+      broken.originId,
+      1,
+    );
+    fake.send(resend.stanza);
+    await eventually(() => fake.acked.includes(resend.stanzaId), "the re-send acked");
+    const events = messagesFor(b, broken.originId);
+    assert.equal(events.length, 1);
+    assert.deepEqual(events[0]?.envelope.content, body("second try"));
+    await eventually(() => receipts(broken.originId).length === 1, "a receipt for the re-send");
+  });
+
+  it("gives up after two retry requests and reports the message undecryptable", async function () {
+    const b = await readyBridge();
+    const broken = await users.encryptTo(bob, 1, alice, body("lost"), { corrupt: true });
+    for (let i = 0; i < 3; i++) fake.send(withStanzaId(broken.stanza, newStanzaId()));
+    await eventually(() => b.sink.of("undecryptable").length === 1, "undecryptable");
+    const requests = (): ReturnType<typeof fake.messages> =>
+      fake.messages().filter((m) => m.msg.payload.kind === "retry");
+    await eventually(() => requests().length === 2, "two retry requests");
+    await pause(100);
+    assert.deepEqual(
+      requests().map((r) => (r.msg.payload.kind === "retry" ? r.msg.payload.retry.count : 0)),
+      [1, 2],
+    );
+    assert.equal(b.sink.of("undecryptable")[0]?.originId, broken.originId);
+  });
+
+  it("answers an authorised retry request with the stored envelope for that device only", async function () {
+    const b = await readyBridge();
+    const originId = await b.engine.sendMessage({
+      from: alice,
+      to: bob.jid,
+      content: body("retry me"),
+    });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === originId), "accepted");
+    const request = users.retryRequest(bob, 1, `${alice}/1`, originId, 1);
+    fake.send(request.stanza);
+    await eventually(() => fake.acked.includes(request.stanzaId), "the retry request acked");
+    const resends = (): XmlElement[] =>
+      fake
+        .messages()
+        .filter((m) => m.msg.originId === originId && m.msg.payload.kind === "encrypted")
+        .filter((m) => m.msg.payload.kind === "encrypted" && m.msg.payload.encrypted.retry === 1)
+        .map((m) => m.stanza);
+    await eventually(() => resends().length === 1, "the re-send");
+    const [resend] = resends();
+    assert.ok(resend !== undefined);
+    assert.equal(resend.attrs.to, `${bob.jid}/1`, "to the requesting device");
+    assert.ok(resend.toString().includes('kex="true"'), "a fresh session: a PreKeySignalMessage");
+    assert.deepEqual((await users.decrypt(bob, 1, resend)).content, body("retry me"));
+
+    const again = users.retryRequest(bob, 1, `${alice}/1`, originId, 1);
+    fake.send(again.stanza);
+    await eventually(() => fake.acked.includes(again.stanzaId), "the repeated request acked");
+    await pause(100);
+    assert.equal(resends().length, 1, "a count is answered once");
+  });
+
+  it("replenishes prekeys on prekeys-low and acks the notification", async function () {
+    await readyBridge();
+    const uploadsBefore = fake.directory.replenished.length;
+    const notice = fake.notification(
+      alice,
+      encodePreKeysLow({ device: 1 as DeviceId, ec: 3, kyber: 2 }),
+    );
+    fake.send(notice.stanza);
+    await eventually(() => fake.acked.includes(notice.stanzaId), "acked");
+    const published = fake.directory.replenished.slice(uploadsBefore);
+    // Up to 100 of each kind, at most max-kyber-prekeys-per-publish (50) Kyber keys at once.
+    assert.deepEqual(published, [{ jid: alice, device: 1, ec: 97, kyber: 50 }]);
+  });
+
+  it("after devices-changed the next message covers the added device without a stale-device-list", async function () {
+    const b = await readyBridge();
+    const before = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("one") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
+    await users.addDevice(bob, 2);
+    const notice = fake.notification(
+      alice,
+      encodeDevicesChanged({
+        jid: bob.jid,
+        version: fake.directory.list(bob.jid)?.version ?? 0,
+        devices: [
+          { id: 1 as DeviceId, change: undefined },
+          { id: 2 as DeviceId, change: "added" },
+        ],
+        removed: [],
+      }),
+    );
+    fake.send(notice.stanza);
+    await eventually(() => fake.acked.includes(notice.stanzaId), "the notification acked");
+    const after = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("two") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === after), "accepted");
+    const stanza = fake.messages().find((m) => m.msg.originId === after)?.stanza;
+    assert.ok(stanza !== undefined);
+    assert.deepEqual((await users.decrypt(bob, 2, stanza)).content, body("two"));
+    assert.deepEqual((await users.decrypt(bob, 1, stanza)).content, body("two"));
+  });
+
+  it("reports an identity change announced by devices-changed, and encrypts to the new identity", async function () {
+    const b = await readyBridge();
+    const before = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("old") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
+    await users.resetIdentity(bob, 1);
+    const notice = fake.notification(
+      alice,
+      encodeDevicesChanged({
+        jid: bob.jid,
+        version: fake.directory.list(bob.jid)?.version ?? 0,
+        devices: [{ id: 1 as DeviceId, change: "identity-changed" }],
+        removed: [],
+      }),
+    );
+    fake.send(notice.stanza);
+    await eventually(() => fake.acked.includes(notice.stanzaId), "the notification acked");
+    await eventually(
+      () => b.sink.of("identity-changed").some((e) => e.contact === bob.jid && e.local === alice),
+      "the security-code notice",
+    );
+    const after = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("new") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === after), "accepted");
+    const stanza = fake.messages().find((m) => m.msg.originId === after)?.stanza;
+    assert.ok(stanza !== undefined);
+    assert.deepEqual((await users.decrypt(bob, 1, stanza)).content, body("new"));
+  });
+
+  it("acks a delivery whose only payload is unknown", async function () {
+    await readyBridge();
+    const stanzaId = newStanzaId();
+    fake.send(
+      xml(
+        "message",
+        { from: "wa.example", to: alice, id: "u1" },
+        xml("future", { xmlns: "urn:interop:future:0" }),
+        xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: stanzaId, by: "wa.example" }),
+      ),
+    );
+    await eventually(() => fake.acked.includes(stanzaId), "acked");
+    assert.ok(
+      fake.received.some((r) => r.text.includes(stanzaId) && r.stanza.attrs.to === "wa.example"),
+      "the ack goes to the by domain",
+    );
+    assert.equal(
+      fake.received.find((r) => r.text.includes(stanzaId))?.stanza.attrs.from,
+      BRIDGE_DOMAIN,
+    );
+  });
+});
+
+function withFrom(stanza: XmlElement, from: string): XmlElement {
+  stanza.attrs.from = from;
+  return stanza;
+}
