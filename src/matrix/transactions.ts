@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Request, Response } from "express";
 import { AppService } from "matrix-appservice-bridge";
 import type { WeakEvent } from "matrix-appservice-bridge";
@@ -40,6 +41,7 @@ export class TransactionalAppService extends AppService {
     private readonly log: Logger,
   ) {
     super({ homeserverToken: hsToken });
+    serveLegacyPaths(this.expressApp);
   }
 
   setTransactionHandler(handler: TransactionHandler): void {
@@ -51,14 +53,34 @@ export class TransactionalAppService extends AppService {
     await this.queue;
   }
 
-  answerTransaction(req: Request, res: Response): void {
+  /**
+   * The homeserver's token, from the Authorization header (current spec, Synapse 1.92+) or the
+   * `access_token` query parameter (older Synapse), compared in constant time. Answers and returns
+   * true when it is missing (401 M_MISSING_TOKEN) or wrong (403 M_FORBIDDEN), as the application
+   * service API says. Also guards the library's user and room query routes.
+   */
+  refuseBadToken(req: Request, res: Response): boolean {
     const header = req.headers.authorization;
     const query = req.query["access_token"];
-    const token = header?.startsWith("Bearer ") ? header.slice(7) : query;
-    if (token !== this.hsToken) {
-      res.status(403).json({ errcode: "M_FORBIDDEN", error: "Bad token supplied" });
-      return;
+    const token = header?.startsWith("Bearer ")
+      ? header.slice("Bearer ".length)
+      : typeof query === "string"
+        ? query
+        : undefined;
+    if (token === undefined || token === "") {
+      res.status(401).json({ errcode: "M_MISSING_TOKEN", error: "Missing homeserver token" });
+      return true;
     }
+    if (!sameSecret(token, this.hsToken)) {
+      this.log.warn({ path: req.path }, "request with a wrong homeserver token refused");
+      res.status(403).json({ errcode: "M_FORBIDDEN", error: "Bad token supplied" });
+      return true;
+    }
+    return false;
+  }
+
+  answerTransaction(req: Request, res: Response): void {
+    if (this.refuseBadToken(req, res)) return;
     const id = req.params["txnId"];
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (id === undefined || id === "") {
@@ -104,6 +126,39 @@ Object.defineProperty(TransactionalAppService.prototype, "onTransaction", {
     this.answerTransaction(req, res);
   },
 });
+// The library's own check (user and room queries, ping) compares with !== and answers 403 for a
+// missing token; ours replaces it the same way.
+Object.defineProperty(TransactionalAppService.prototype, "isInvalidToken", {
+  value: function (this: TransactionalAppService, req: Request, res: Response): boolean {
+    return this.refuseBadToken(req, res);
+  },
+});
+
+/**
+ * Synapse before 1.92 pushes to the legacy paths (`/transactions/{txnId}`, `/users/{userId}`,
+ * `/rooms/{alias}`) and does not follow redirects, while matrix-appservice answers those with a
+ * 308 to `/_matrix/app/v1/...`. The legacy paths are therefore rewritten to the current ones before
+ * the library's routes see them: both paths are served by the same handlers.
+ */
+function serveLegacyPaths(app: AppService["expressApp"]): void {
+  app.use((req, _res, next) => {
+    if (/^\/(transactions|users|rooms)\//.test(req.url)) req.url = `/_matrix/app/v1${req.url}`;
+    next();
+  });
+  // Express runs its stack in order, and the library registered its routes in its constructor:
+  // move this rewrite in front of the first route (after the body parser and logging).
+  const stack = (app as unknown as { _router: { stack: { route?: unknown }[] } })._router.stack;
+  const rewrite = stack.pop();
+  const firstRoute = stack.findIndex((layer) => layer.route !== undefined);
+  if (rewrite !== undefined)
+    stack.splice(firstRoute === -1 ? stack.length : firstRoute, 0, rewrite);
+}
+
+/** Constant-time equality of two secrets of any length (their digests have equal length). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
 
 function asArray<T>(value: unknown): T[] {
   return Array.isArray(value) ? (value as T[]) : [];
