@@ -1,0 +1,30 @@
+import type {
+  ChatState,
+  Encrypted,
+  MessageRef,
+  RetryRequest,
+} from "../../src/interop/codec/index.js";
+import type { BareJid, DeviceId, MessageId, StanzaId } from "../../src/util/ids.js";
+
+/** A stanza the gatekeeper delivers to one of its own (simulated) users. */
+export type LocalDelivery = {
+  /** The provider user and device that sent it. */
+  from: BareJid;
+  fromDevice: DeviceId;
+  /** The gatekeeper user; `toDevice` for device-addressed stanzas (retries, §12.5). */
+  to: BareJid;
+  toDevice: DeviceId | undefined;
+  originId: MessageId | undefined;
+  stanzaId: StanzaId | undefined;
+  stamp: Date;
+  seq: number | undefined;
+} & (
+  | { kind: "encrypted"; encrypted: Encrypted }
+  | { kind: "receipt"; receipts: MessageRef[] }
+  | { kind: "displayed"; marker: MessageRef }
+  | { kind: "chat-state"; state: ChatState }
+  | { kind: "retry"; retry: RetryRequest }
+);
+
+/** Receives deliveries to gatekeeper users; the simulated users implement it. */
+export type LocalSink = (delivery: LocalDelivery) => Promise<void>;

@@ -1,0 +1,182 @@
+import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
+import type { ContentElement, ChatState, MessageRef } from "../../src/interop/codec/index.js";
+import { BridgeError } from "../../src/util/errors.js";
+import type { BareJid, DeviceId, MessageId, PhoneNumber } from "../../src/util/ids.js";
+import type { Gatekeeper } from "../gatekeeper.js";
+import type { Account } from "../services/accounts.js";
+import type { MediaStore } from "../media/store.js";
+import { UserDevices } from "./devices.js";
+import { UserLog, type LogEntry } from "./log.js";
+import { UserMedia, type MediaToSend } from "./media.js";
+import { UserReceiver } from "./receive.js";
+import { UserSender } from "./send.js";
+
+/** The simulator's key for its users' Signal stores: a test deployment, so a fixed default. */
+export const DEFAULT_USERS_VAULT_KEY = Buffer.alloc(32, 0x5a);
+
+export interface NewUser {
+  phone: PhoneNumber;
+  devices?: number;
+  optedIn?: boolean;
+  allowedProviders?: string[];
+}
+
+/**
+ * Simulated WhatsApp users: a phone number with 1..N devices, each a real libsignal endpoint
+ * published in the key directory. They decrypt what providers send them, log it, answer with
+ * receipts, and send every kind of message back. Every operation runs in the gatekeeper's order.
+ */
+export class SimulatedUsers {
+  readonly devices: UserDevices;
+  readonly sender: UserSender;
+  readonly log: UserLog;
+  private readonly crypto: SignalCrypto;
+  private readonly media: UserMedia;
+
+  constructor(
+    private readonly gatekeeper: Gatekeeper,
+    options: { vaultKey?: Uint8Array; media?: MediaStore; workDir?: string } = {},
+  ) {
+    const { knex, now } = gatekeeper.ctx;
+    this.crypto = new SignalCrypto({
+      knex,
+      vault: KeyVault.fromKey(options.vaultKey ?? DEFAULT_USERS_VAULT_KEY),
+      now,
+      logger: gatekeeper.ctx.log,
+    });
+    this.devices = new UserDevices(gatekeeper, this.crypto);
+    this.media = new UserMedia(options.media, options.workDir ?? ".", now);
+    this.log = new UserLog(knex, now);
+    this.sender = new UserSender(gatekeeper, this.crypto, this.devices);
+    const receiver = new UserReceiver(gatekeeper, this.crypto, this.devices, this.log, this.sender);
+    gatekeeper.setLocalSink(receiver.receive);
+    gatekeeper.services.keys.onLocalPreKeysLow = (jid, device) =>
+      this.devices.replenish(jid, device);
+  }
+
+  jidOf(phone: PhoneNumber): BareJid {
+    return this.devices.jidOf(phone);
+  }
+
+  create(user: NewUser): Promise<{ account: Account; devices: DeviceId[] }> {
+    return this.gatekeeper.run(async () => {
+      const account = await this.gatekeeper.accounts.create(user.phone, {
+        optedIn: user.optedIn ?? true,
+        allowedProviders: user.allowedProviders,
+      });
+      const count = user.devices ?? 1;
+      for (let i = 0; i < count; i++) await this.devices.add(account.jid, undefined, false);
+      const ids = await this.crypto.localDevices(account.jid);
+      await this.gatekeeper.services.keys.publishDevices(account.jid, ids);
+      return { account, devices: ids };
+    });
+  }
+
+  addDevice(phone: PhoneNumber): Promise<DeviceId> {
+    return this.gatekeeper.run(() => this.devices.add(this.jidOf(phone)));
+  }
+
+  removeDevice(phone: PhoneNumber, device: DeviceId): Promise<void> {
+    return this.gatekeeper.run(() => this.devices.remove(this.jidOf(phone), device));
+  }
+
+  resetIdentity(phone: PhoneNumber): Promise<DeviceId> {
+    return this.gatekeeper.run(() => this.devices.resetIdentity(this.jidOf(phone)));
+  }
+
+  activeDevices(phone: PhoneNumber): Promise<DeviceId[]> {
+    return this.gatekeeper.run(() => this.devices.active(this.jidOf(phone)));
+  }
+
+  setOptIn(phone: PhoneNumber, optedIn: boolean, allowedProviders?: string[] | null) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.accounts.update(this.jidOf(phone), {
+        optedIn,
+        ...(allowedProviders === undefined ? {} : { allowedProviders }),
+      }),
+    );
+  }
+
+  send(
+    phone: PhoneNumber,
+    to: BareJid,
+    content: ContentElement[],
+    options: { device?: DeviceId; originId?: MessageId } = {},
+  ) {
+    return this.gatekeeper.run(() =>
+      this.sender.sendContent(this.jidOf(phone), to, content, options),
+    );
+  }
+
+  /** Encrypts and uploads the media, then sends it with an optional caption (§13.2, §14). */
+  async sendMedia(phone: PhoneNumber, to: BareJid, media: MediaToSend, caption?: string) {
+    const content = await this.media.upload(this.jidOf(phone), media);
+    const elements: ContentElement[] = [{ kind: "media", media: content }];
+    if (caption !== undefined) elements.push({ kind: "body", text: caption });
+    return this.send(phone, to, elements);
+  }
+
+  sendReceipt(phone: PhoneNumber, to: BareJid, refs: MessageRef[], device?: DeviceId) {
+    return this.gatekeeper.run(async () => {
+      const jid = this.jidOf(phone);
+      const d = device ?? (await this.devices.active(jid))[0];
+      if (d === undefined) throw new BridgeError("no-such-device", `${jid} has no device`);
+      return this.sender.sendReceipt(jid, d, to, refs);
+    });
+  }
+
+  sendDisplayed(phone: PhoneNumber, to: BareJid, ref: MessageRef) {
+    return this.gatekeeper.run(() => this.sender.sendDisplayed(this.jidOf(phone), to, ref));
+  }
+
+  sendTyping(phone: PhoneNumber, to: BareJid, state: ChatState) {
+    return this.gatekeeper.run(() => this.sender.sendTyping(this.jidOf(phone), to, state));
+  }
+
+  acceptRequest(phone: PhoneNumber, from: BareJid) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.outbound.acceptRequest(this.jidOf(phone), from),
+    );
+  }
+
+  declineRequest(phone: PhoneNumber, from: BareJid) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.outbound.declineRequest(this.jidOf(phone), from),
+    );
+  }
+
+  block(phone: PhoneNumber, target: BareJid) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.services.abuse.block(this.jidOf(phone), [target]),
+    );
+  }
+
+  unblock(phone: PhoneNumber, target: BareJid) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.services.abuse.unblock(this.jidOf(phone), [target]),
+    );
+  }
+
+  report(
+    phone: PhoneNumber,
+    target: BareJid,
+    reason: "spam" | "phishing" | "abuse" | "impersonation" | "other",
+    block = false,
+  ) {
+    return this.gatekeeper.run(() =>
+      this.gatekeeper.services.abuse.report(this.jidOf(phone), {
+        jid: target,
+        reason,
+        block,
+        text: undefined,
+        messages: [],
+      }),
+    );
+  }
+
+  /** What the user received, oldest first; `kind` filters (message, receipt, displayed, ...). */
+  received(phone: PhoneNumber, kind?: string): Promise<LogEntry[]> {
+    return this.log.list(this.jidOf(phone), kind);
+  }
+}
