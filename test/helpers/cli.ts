@@ -40,21 +40,33 @@ export function runCli(args: readonly string[], options: RunOptions): Promise<Cl
     let stdout = "";
     let stderr = "";
     let stopping = false;
+    let checking = false;
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stopping || options.stopWhen === undefined) return;
+    const check = (): void => {
+      if (stopping || checking || options.stopWhen === undefined) return;
+      // One check at a time: a check may probe the running bridge, and a second one started by a
+      // later log line would race the shutdown the first one triggers. Output that arrived during
+      // a check that said "not yet" is looked at again right after it.
+      checking = true;
+      const seen = stderr.length;
       void Promise.resolve(options.stopWhen(stderr)).then((stop) => {
-        if (stop && !stopping) {
+        checking = false;
+        if (stop) {
           stopping = true;
           child.kill("SIGTERM");
+        } else if (stderr.length !== seen) {
+          check();
         }
       }, reject);
+    };
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      check();
     });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`CLI ${args.join(" ")} timed out; stderr: ${stderr}`));
-    }, options.timeoutMs ?? 30_000);
+    }, options.timeoutMs ?? 90_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
