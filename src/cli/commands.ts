@@ -70,11 +70,13 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
   const registration = await readRegistration(command.registration);
   // Loaded only to run: the Matrix libraries take a while to import and no other command needs them.
   const { startBridge } = await import("../bridge.js");
+  const { createInteropConnector } = await import("../interop/connector/factory.js");
   const bridge = await startBridge({
     config,
     registration,
     port: command.port ?? config.appservice.port,
     log,
+    createConnector: (callbacks, deps) => createInteropConnector(config, callbacks, deps),
   });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));

@@ -1,0 +1,178 @@
+import type {
+  LoginState,
+  MessageReference,
+  RemoteEvent,
+  RemoteMessageId,
+  RemoteUserId,
+} from "../../core/network.js";
+import type { BareJid, MessageId } from "../../util/ids.js";
+import type { MessageRef } from "../codec/delivery.js";
+import { toNeutral, type MediaOpener } from "../convert/index.js";
+import type { EngineState, ProviderEvent } from "../provider/types.js";
+
+const remoteUser = (jid: BareJid): RemoteUserId => jid as string as RemoteUserId;
+const remoteMessage = (id: MessageId): RemoteMessageId => id as string as RemoteMessageId;
+const reference = (ref: MessageRef): MessageReference => ({
+  author: remoteUser(ref.author),
+  id: remoteMessage(ref.id),
+});
+
+/** What one engine event means for one local user: the core events to report, in order. */
+export interface LocalEvents {
+  readonly local: BareJid;
+  readonly events: RemoteEvent[];
+}
+
+export interface MappingContext {
+  readonly openMedia: MediaOpener;
+}
+
+/**
+ * One engine event -> the core's events for the local user it concerns. Undefined for events the
+ * core has no use for (`accepted`: the core stores a message when it was queued; reports received
+ * about our users: logged by the connector) and for engine-wide `state`, which the connector fans
+ * out to every loaded login itself.
+ *
+ * Every message is reported with `isRequest: true`: the core opens a request only when it has no
+ * portal with the sender, which is exactly "a gatekeeper user unknown to the recipient" (§10.3).
+ */
+export function mapProviderEvent(
+  event: ProviderEvent,
+  ctx: MappingContext,
+): LocalEvents | undefined {
+  switch (event.kind) {
+    case "message": {
+      const conversion = toNeutral(
+        {
+          from: event.envelope.from,
+          id: event.envelope.id,
+          time: event.envelope.time,
+          content: event.envelope.content,
+        },
+        {
+          order: event.seq ?? event.envelope.time.getTime(),
+          isRequest: true,
+          openMedia: ctx.openMedia,
+        },
+      );
+      const nick = conversion.nick;
+      const stamp = event.stamp;
+      const events = conversion.events.map((e): RemoteEvent => {
+        switch (e.kind) {
+          case "message":
+            return {
+              ...e,
+              ...(stamp === undefined ? {} : { serverTime: stamp }),
+              ...(nick === undefined ? {} : { nick }),
+            };
+          case "edit":
+          case "retract":
+            return stamp === undefined ? e : { ...e, serverTime: stamp };
+          default:
+            return e;
+        }
+      });
+      return { local: event.local, events };
+    }
+    case "delivered":
+      return {
+        local: event.local,
+        events: [
+          { kind: "delivered", from: remoteUser(event.from), targets: event.refs.map(reference) },
+        ],
+      };
+    case "displayed":
+      return {
+        local: event.local,
+        events: [{ kind: "read", from: remoteUser(event.from), upTo: reference(event.ref) }],
+      };
+    case "typing":
+      return {
+        local: event.local,
+        events: [
+          { kind: "typing", from: remoteUser(event.from), typing: event.state === "composing" },
+        ],
+      };
+    case "undecryptable":
+      return {
+        local: event.local,
+        events: [
+          {
+            kind: "undecryptable",
+            from: remoteUser(event.from),
+            id: remoteMessage(event.originId),
+            sentAt: event.stamp ?? new Date(),
+          },
+        ],
+      };
+    case "request-accepted":
+      return {
+        local: event.local,
+        events: [{ kind: "request-accepted", contact: remoteUser(event.contact) }],
+      };
+    case "identity-changed":
+      return {
+        local: event.local,
+        events: [
+          {
+            kind: "identity-changed",
+            contact: remoteUser(event.contact),
+            verifiedMarkCleared: event.wasVerified,
+          },
+        ],
+      };
+    case "send-failed":
+      return {
+        local: event.local,
+        events: [
+          {
+            kind: "send-failed",
+            target: { author: remoteUser(event.local), id: remoteMessage(event.originId) },
+            reason: { code: event.reason, message: event.message },
+          },
+        ],
+      };
+    case "unbound":
+      return {
+        local: event.local,
+        events: [
+          {
+            kind: "state",
+            state: {
+              code: "logged-out",
+              message: `WhatsApp removed the link to ${event.phone} (${event.reason}).`,
+            },
+          },
+        ],
+      };
+    case "accepted":
+    case "report-received":
+    case "state":
+      return undefined;
+  }
+}
+
+/** The engine's connection health as a login's state (§8.2). */
+export function loginStateOf(state: EngineState): LoginState {
+  switch (state.code) {
+    case "ready":
+      return { code: "connected", message: "Connected to WhatsApp." };
+    case "stopped":
+    case "connecting":
+    case "hello-pending":
+      return { code: "connecting", message: "Connecting to WhatsApp." };
+    case "gatekeeper-offline":
+    case "gatekeeper-unreachable":
+      return {
+        code: "gatekeeper-unreachable",
+        message: `WhatsApp's interop service cannot be reached right now: ${state.message}`,
+      };
+    case "auth-failed":
+    case "not-enlisted":
+    case "version-mismatch":
+      return {
+        code: "unknown-error",
+        message: `The bridge cannot connect to WhatsApp (${state.code}); tell the bridge's administrator.`,
+      };
+  }
+}

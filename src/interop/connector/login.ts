@@ -1,0 +1,251 @@
+import type {
+  BlockCapable,
+  EditCapable,
+  LoginState,
+  MessageContent,
+  MessageReference,
+  NetworkLogin,
+  ReactionCapable,
+  ReceiptCapable,
+  RemoteMessageId,
+  RemoteUserId,
+  ReportCapable,
+  Resolution,
+  RetractCapable,
+  SafetyNumberCapable,
+  TypingCapable,
+} from "../../core/network.js";
+import { BridgeError } from "../../util/errors.js";
+import type { BareJid, DeviceId, MatrixUserId, MessageId, PhoneNumber } from "../../util/ids.js";
+import type { Logger } from "../../util/log.js";
+import type { ContentElement } from "../codec/content.js";
+import { parseMessageId } from "../codec/primitives.js";
+import {
+  ConvertError,
+  editElements,
+  interopReference,
+  messageElements,
+  outboundMediaKind,
+  reactionElements,
+  retractElements,
+} from "../convert/index.js";
+import { loginStateOf } from "./events.js";
+import { asSendRefusal } from "./failures.js";
+import { contactJid, outboundContext, type ConnectorContext } from "./context.js";
+import type { RecentEnvelopes } from "./recent-envelopes.js";
+
+const DEVICE = 1 as DeviceId;
+
+/**
+ * One logged-in Matrix user as a provider user `<localpart>@<component domain>` with device 1
+ * (§5.1). Sends go through the engine's outbox: a send resolves once the stanza is stored, and
+ * the outcome arrives later as an `accepted` or `send-failed` event. A refusal before that (the
+ * content cannot be expressed, the file cannot be uploaded) rejects with SendRefusedError.
+ */
+export class InteropLogin
+  implements
+    NetworkLogin,
+    EditCapable,
+    RetractCapable,
+    ReactionCapable,
+    ReceiptCapable,
+    TypingCapable,
+    BlockCapable,
+    ReportCapable,
+    SafetyNumberCapable
+{
+  /** The user's own id on the network, for references to their own messages. */
+  readonly self: RemoteUserId;
+  private readonly log: Logger;
+  private loggedOut: LoginState | undefined;
+
+  constructor(
+    readonly user: MatrixUserId,
+    readonly jid: BareJid,
+    private readonly ctx: ConnectorContext,
+    private readonly recent: RecentEnvelopes,
+  ) {
+    this.self = jid as string as RemoteUserId;
+    this.log = ctx.log.child({ login: jid });
+  }
+
+  state(): LoginState {
+    return this.loggedOut ?? loginStateOf(this.ctx.engine.state);
+  }
+
+  /** The gatekeeper unbound the user (§9.1): logged out until a new login. */
+  markLoggedOut(state: LoginState): void {
+    this.loggedOut = state;
+  }
+
+  async resolvePhone(phone: PhoneNumber): Promise<Resolution> {
+    const [result] = await this.ctx.engine.account.lookup(this.jid, [phone]);
+    return result?.status === "reachable" && result.jid !== undefined
+      ? { reachable: true, contact: result.jid as string as RemoteUserId }
+      : { reachable: false };
+  }
+
+  async sendMessage(
+    to: RemoteUserId,
+    content: MessageContent,
+    replyTo?: MessageReference & { quote?: string },
+  ): Promise<RemoteMessageId> {
+    return this.send(to, async (ctx) => {
+      const reply =
+        replyTo === undefined
+          ? undefined
+          : {
+              ...interopReference(this.ownAuthor(replyTo)),
+              ...(replyTo.quote === undefined ? {} : { quote: replyTo.quote }),
+            };
+      const media = content.type === "media" ? await this.upload(content.media) : undefined;
+      return messageElements(content, ctx, {
+        ...(reply === undefined ? {} : { replyTo: reply }),
+        ...(media === undefined ? {} : { media }),
+      });
+    });
+  }
+
+  sendEdit(
+    to: RemoteUserId,
+    target: RemoteMessageId,
+    content: MessageContent,
+  ): Promise<RemoteMessageId> {
+    return this.send(to, async (ctx) => editElements(messageIdOf(target), content, ctx));
+  }
+
+  sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId> {
+    return this.send(to, async (ctx) => retractElements(messageIdOf(target), ctx));
+  }
+
+  async sendReactions(
+    to: RemoteUserId,
+    target: MessageReference,
+    emojis: readonly string[],
+  ): Promise<void> {
+    await this.send(to, async (ctx) =>
+      reactionElements(interopReference(this.ownAuthor(target)), emojis, ctx),
+    );
+  }
+
+  async sendRead(to: RemoteUserId, upTo: MessageReference): Promise<void> {
+    await this.ctx.engine.sendDisplayed(
+      this.jid,
+      contactJid(to),
+      interopReference(this.ownAuthor(upTo)),
+    );
+  }
+
+  async sendTyping(to: RemoteUserId, typing: boolean): Promise<void> {
+    await this.ctx.engine.sendTyping(this.jid, contactJid(to), typing ? "composing" : "paused");
+  }
+
+  async block(contact: RemoteUserId): Promise<void> {
+    await this.ctx.engine.account.block(this.jid, [contactJid(contact)]);
+  }
+
+  async unblock(contact: RemoteUserId): Promise<void> {
+    await this.ctx.engine.account.unblock(this.jid, [contactJid(contact)]);
+  }
+
+  /**
+   * Reports a contact (§16.2). Disclosed messages are sent only while their decrypted envelopes
+   * are still held in memory (the last few hundred received); older ids are left out.
+   */
+  async report(
+    contact: RemoteUserId,
+    reason: "spam" | "phishing" | "abuse" | "impersonation" | "other",
+    disclose: readonly RemoteMessageId[],
+    block: boolean,
+  ): Promise<void> {
+    const jid = contactJid(contact);
+    const messages = this.recent.take(this.jid, jid, disclose);
+    if (messages.length < disclose.length) {
+      this.log.info(
+        { asked: disclose.length, disclosed: messages.length },
+        "some reported messages are no longer held and were not disclosed",
+      );
+    }
+    await this.ctx.engine.account.report(this.jid, {
+      jid,
+      reason,
+      block,
+      text: undefined,
+      messages,
+    });
+  }
+
+  async safetyNumber(
+    contact: RemoteUserId,
+  ): Promise<{ digits: string; scannable: Uint8Array; verified: boolean }> {
+    const jid = contactJid(contact);
+    const device = await this.ctx.crypto.device(this.jid, DEVICE);
+    const number = await device.identities.safetyNumber(jid);
+    const status = await device.identities.status(jid);
+    if (number === null || status === null) {
+      throw new BridgeError(
+        "identity-unknown",
+        "no security code yet: exchange a message with this contact first",
+      );
+    }
+    return {
+      digits: number.digits,
+      scannable: number.scannable,
+      verified: status.verifiedAt !== null,
+    };
+  }
+
+  async markVerified(contact: RemoteUserId): Promise<void> {
+    const jid = contactJid(contact);
+    const device = await this.ctx.crypto.device(this.jid, DEVICE);
+    const status = await device.identities.status(jid);
+    if (status === null || !(await device.identities.markVerified(jid, status.identityKey))) {
+      throw new BridgeError(
+        "identity-unknown",
+        "the contact's security code is unknown or changed meanwhile: compare it again",
+      );
+    }
+  }
+
+  /** Unbinds the number, publishes an empty device list and deletes every key (§5.1, P3). */
+  async logout(): Promise<void> {
+    await this.ctx.engine.deleteUser(this.jid);
+    this.markLoggedOut({ code: "logged-out", message: "Logged out." });
+  }
+
+  private async send(
+    to: RemoteUserId,
+    build: (ctx: ReturnType<typeof outboundContext>) => Promise<ContentElement[]>,
+  ): Promise<RemoteMessageId> {
+    try {
+      const recipient = contactJid(to);
+      const content = await build(outboundContext(this.ctx));
+      const id = await this.ctx.engine.sendMessage({ from: this.jid, to: recipient, content });
+      return id as string as RemoteMessageId;
+    } catch (err) {
+      throw asSendRefusal(err);
+    }
+  }
+
+  private async upload(media: Extract<MessageContent, { type: "media" }>["media"]) {
+    const kind = outboundMediaKind(media);
+    return this.ctx.engine.media.upload(this.jid, await media.open(), {
+      kind,
+      workDir: this.ctx.workDir,
+      knownSize: media.size,
+    });
+  }
+
+  /** The core may name the user's own messages by their Matrix id: the network knows the JID. */
+  private ownAuthor<R extends MessageReference>(ref: R): R {
+    return (ref.author as string) === this.user ? { ...ref, author: this.self } : ref;
+  }
+}
+
+function messageIdOf(id: RemoteMessageId): MessageId {
+  try {
+    return parseMessageId(id, "target");
+  } catch (err) {
+    throw new ConvertError("invalid-reference", `cannot reference message ${id}`, { cause: err });
+  }
+}

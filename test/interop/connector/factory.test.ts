@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { validateConfig } from "../../../src/config/load.js";
+import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
+import { InteropConnector } from "../../../src/interop/connector/connector.js";
+import { createInteropConnector } from "../../../src/interop/connector/factory.js";
+import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
+import { silentLogger } from "../../../src/util/log.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+
+const config = (interop: Record<string, unknown>) =>
+  validateConfig(
+    { homeserver: { url: "http://127.0.0.1:1", domain: "example.org" }, interop },
+    "config.yaml",
+  );
+
+describe("building the interop connector from the configuration", function () {
+  this.timeout(20_000);
+  let db: TestDatabase;
+  const states: RemoteEvent[] = [];
+  const callbacks: CoreCallbacks = {
+    report: async (_user, event) => {
+      states.push(event);
+    },
+  };
+
+  beforeEach(async function () {
+    db = await createTestDatabase("sqlite");
+    states.length = 0;
+  });
+  afterEach(async function () {
+    await db.dispose();
+  });
+
+  const deps = () => ({
+    db: db.db,
+    vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
+    log: silentLogger(),
+  });
+
+  it("external mode builds a connector for the configured component, offering both login flows", function () {
+    const connector = createInteropConnector(
+      config({ mode: "external", component_secret: "s3cret" }),
+      callbacks,
+      deps(),
+    );
+    assert.ok(connector instanceof InteropConnector);
+    assert.equal(connector.engine.state.code, "stopped", "nothing connects before start");
+    assert.deepEqual(
+      connector.loginFlows().map((f) => f.id),
+      ["phone", "handle"],
+    );
+  });
+
+  it("embedded mode starts an in-process gatekeeper, is connected after start, and logs in", async function () {
+    const connector = createInteropConnector(config({ mode: "embedded" }), callbacks, deps());
+    await connector.start();
+    try {
+      const process = connector.createLogin(matrixUserId("@dave:example.org"), "handle");
+      await process.start();
+      const done = await process.submit("handle", { handle: "Dave" });
+      assert.equal(done.type, "complete");
+      assert.equal(done.type === "complete" && done.login.state().code, "connected");
+      const loaded = await connector.loadLogin(matrixUserId("@dave:example.org"));
+      assert.equal(loaded.state().code, "connected", "keys are stored, so the login loads");
+      const stranger = await connector.loadLogin(matrixUserId("@erin:example.org"));
+      assert.equal(stranger.state().code, "logged-out", "no keys: logged out");
+    } finally {
+      await connector.stop();
+    }
+  });
+
+  it("names contacts by number without asking the network (§5.1)", function () {
+    const connector = createInteropConnector(config({ mode: "embedded" }), callbacks, deps());
+    assert.ok("contactForPhone" in connector && "contactPhone" in connector);
+    const directory = connector as unknown as {
+      contactForPhone(p: string): string;
+      contactPhone(c: string): string | undefined;
+    };
+    assert.equal(
+      directory.contactForPhone(phoneNumber("+491701234567")),
+      "491701234567@wa.example",
+    );
+    assert.equal(directory.contactPhone("491701234567@wa.example"), "+491701234567");
+    assert.equal(directory.contactPhone("alice@matrix.bridge.example"), undefined);
+  });
+});
