@@ -118,6 +118,14 @@ const interop = z
           "external: connect as an XEP-0114 component to the XMPP server given below.",
       )
       .default("embedded"),
+    embedded_data_dir: z
+      .string()
+      .min(1)
+      .describe(
+        "embedded mode: where the built-in gatekeeper simulator keeps its state (its WhatsApp " +
+          "users, key directory and queues), so that a restart keeps them.",
+      )
+      .default("./data/simulator"),
     component_host: z
       .string()
       .describe("XMPP server host for the component connection (external mode).")

@@ -111,6 +111,7 @@ export function createInteropConnector(
           secret,
         },
       ],
+      dataDir: interop.embedded_data_dir,
       logger: deps.log.child({ component: "embedded-gatekeeper" }),
     });
     deps.log.info({ service: sim.service }, "embedded gatekeeper simulator started");

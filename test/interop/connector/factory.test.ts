@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { validateConfig } from "../../../src/config/load.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
@@ -8,9 +11,13 @@ import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 
+let simulatorDir = "";
 const config = (interop: Record<string, unknown>) =>
   validateConfig(
-    { homeserver: { url: "http://127.0.0.1:1", domain: "example.org" }, interop },
+    {
+      homeserver: { url: "http://127.0.0.1:1", domain: "example.org" },
+      interop: { embedded_data_dir: simulatorDir, ...interop },
+    },
     "config.yaml",
   );
 
@@ -25,11 +32,13 @@ describe("building the interop connector from the configuration", function () {
   };
 
   beforeEach(async function () {
+    simulatorDir = await mkdtemp(path.join(tmpdir(), "mwi-embedded-"));
     db = await createTestDatabase("sqlite");
     states.length = 0;
   });
   afterEach(async function () {
     await db.dispose();
+    await rm(simulatorDir, { recursive: true, force: true });
   });
 
   const deps = () => ({
