@@ -57,13 +57,7 @@ export class MatrixEventsHandler {
     if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
     const target =
       replyToEvent === undefined ? undefined : await this.tables.messages.byEvent(replyToEvent);
-    const replyTo =
-      target === undefined
-        ? undefined
-        : {
-            author: target.direction === "in" ? target.author : portal.contact,
-            id: target.remoteId,
-          };
+    const replyTo = target === undefined ? undefined : referenceTo(target, login);
     let remoteId: RemoteMessageId;
     try {
       remoteId = await login.sendMessage(portal.contact, content, replyTo);
@@ -75,7 +69,8 @@ export class MatrixEventsHandler {
       portalId: portal.id,
       eventId,
       remoteId,
-      author: sender as string as RemoteUserId,
+      // The network's id of the user, which the contact's replies and reactions name as author.
+      author: selfIdOf(login),
       order: null,
       sentAt: Date.now(),
       direction: "out",
