@@ -1,0 +1,74 @@
+import { pathToFileURL } from "node:url";
+import { DemoScript, localJid } from "./steps.js";
+import { Transcript, type Out } from "./transcript.js";
+import { startDemoWorld, type DemoWorld } from "./world.js";
+
+export interface DemoOptions {
+  /** Exit after the script instead of staying up for a Matrix client. */
+  readonly once: boolean;
+  readonly out: Out;
+  /** Without `once`: resolves when the demo should stop (a signal in the terminal). */
+  readonly until?: Promise<unknown>;
+}
+
+/** Runs the demo; resolves to the exit code (0 when every step passed). */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const t = new Transcript(options.out);
+  t.line("Starting the test homeserver, the gatekeeper simulator and the bridge (SQLite)...");
+  const started = Date.now();
+  let world: DemoWorld;
+  try {
+    world = await startDemoWorld("alice");
+  } catch (err) {
+    t.line(`FAILED: start-up: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+  t.line(`Started in ${Date.now() - started} ms.`);
+  try {
+    const script = new DemoScript(world, t);
+    await script.run();
+    const passed = t.summary();
+    if (!options.once) {
+      printHowToTalk(t, world, script);
+      await (options.until ?? new Promise(() => undefined));
+    }
+    return passed ? 0 : 1;
+  } finally {
+    await world.stop();
+  }
+}
+
+function printHowToTalk(t: Transcript, world: DemoWorld, script: DemoScript): void {
+  const admin = `curl -s -H 'Authorization: Bearer ${world.adminToken}' -H 'content-type: application/json'`;
+  const to = localJid(world);
+  t.line(`
+== talk to the simulated WhatsApp users yourself
+  Homeserver:        ${world.hs.url}  (server name ${world.hs.serverName})
+  Matrix user:       ${world.user.userId}  password: ${world.user.password}
+  Bridge bot:        @${world.config.appservice.bot.localpart}:${world.config.homeserver.domain}
+  Simulator admin:   ${world.adminUrl}  token: ${world.adminToken}
+  WhatsApp users:    ${script.a.phone} (A), ${script.b.phone} (B), ${script.c.phone} (C, blocked)
+
+  Send a text as A:
+    ${admin} -d '{"type":"text","to":"${to}","text":"hello from curl"}' ${world.adminUrl}/users/${script.a.digits}/send
+  See what A received:
+    ${admin} ${world.adminUrl}/users/${script.a.digits}/received?kind=message
+  A new WhatsApp user:
+    ${admin} -d '{"phone":"+491704444444"}' ${world.adminUrl}/users
+
+Press Ctrl-C to stop.`);
+}
+
+async function main(): Promise<void> {
+  const once = process.argv.includes("--once");
+  const until = new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  const code = await runDemo({ once, out: process.stdout, until });
+  process.exit(code);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

@@ -1,0 +1,150 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startBridge, type RunningBridge } from "../../src/bridge.js";
+import { buildRegistration } from "../../src/cli/registration.js";
+import { configSchema, type Config } from "../../src/config/schema.js";
+import { InteropConnector } from "../../src/interop/connector/connector.js";
+import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
+import { SignalCrypto } from "../../src/interop/crypto/index.js";
+import { timingFromConfig } from "../../src/interop/provider/types.js";
+import { ComponentConnection } from "../../src/interop/transport/component.js";
+import { silentLogger } from "../../src/util/log.js";
+import { startSimulator, type Simulator } from "../../simulator/main.js";
+import {
+  createTestHomeserver,
+  type AppserviceRegistration,
+  type TestHomeserver,
+} from "../../test/homeserver/index.js";
+
+export const DOMAIN = "demo.example";
+const KEY_ENV = "MWI_DEMO_KEY";
+const HELLO_WAIT_MS = 10_000;
+
+export interface DemoWorld {
+  readonly hs: TestHomeserver;
+  readonly sim: Simulator;
+  readonly bridge: RunningBridge;
+  readonly config: Config;
+  readonly adminUrl: string;
+  readonly adminToken: string;
+  readonly user: { userId: string; accessToken: string; password: string };
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no free port found");
+  return address.port;
+}
+
+/**
+ * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
+ * all in-process with state in a temporary directory. The simulator is started here rather than
+ * by embedded mode so that the demo can reach its admin API.
+ */
+export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
+  const dir = await mkdtemp(path.join(tmpdir(), "mwi-demo-"));
+  const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    process.env[KEY_ENV] = randomBytes(32).toString("base64");
+    const port = await freePort();
+    const adminToken = randomBytes(12).toString("hex");
+    const base = {
+      homeserver: { url: "http://127.0.0.1:1", domain: DOMAIN },
+      database: { type: "sqlite", uri: path.join(dir, "bridge.db") },
+      encryption: { key_env: KEY_ENV },
+      permissions: { "*": "none", [DOMAIN]: "user" },
+      interop: { allow_insecure_media_on_loopback: true },
+    };
+    const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
+      asToken: randomBytes(16).toString("hex"),
+      hsToken: randomBytes(16).toString("hex"),
+    });
+    const hs = createTestHomeserver({
+      serverName: DOMAIN,
+      appservices: [registration as unknown as AppserviceRegistration],
+      retryInitialMs: 20,
+      retryMaxMs: 500,
+    });
+    await hs.start();
+    cleanups.push(() => hs.stop());
+    const config = configSchema.parse({ ...base, homeserver: { url: hs.url, domain: DOMAIN } });
+    const secret = randomBytes(24).toString("hex");
+    const sim = await startSimulator({
+      providers: [
+        {
+          id: config.interop.provider_id,
+          name: config.appservice.bot.display_name,
+          domain: config.interop.component_domain,
+          secret,
+        },
+      ],
+      dataDir: path.join(dir, "simulator"),
+      admin: { token: adminToken },
+      tickIntervalMs: 500,
+    });
+    cleanups.push(() => sim.stop());
+    if (sim.admin === undefined) throw new Error("the simulator started without its admin API");
+    let connector: InteropConnector | undefined;
+    const bridge = await startBridge({
+      config,
+      registration,
+      port,
+      log: silentLogger(),
+      createConnector: (callbacks, deps) => {
+        const crypto = new SignalCrypto({ knex: deps.db.knex, vault: deps.vault });
+        connector = new InteropConnector({
+          callbacks,
+          log: deps.log,
+          engine: {
+            connection: new ComponentConnection({
+              service: sim.service,
+              domain: config.interop.component_domain,
+              secret,
+              logger: deps.log,
+            }),
+            knex: deps.db.knex,
+            crypto,
+            vault: deps.vault,
+            providerId: config.interop.provider_id,
+            gatekeeperDomain: config.interop.gatekeeper_domain,
+            groupDomain: config.interop.group_domain,
+            features: OFFERED_FEATURES,
+            timing: timingFromConfig(config.interop),
+            allowInsecureMediaOnLoopback: true,
+          },
+        });
+        return connector;
+      },
+    });
+    cleanups.push(() => bridge.stop());
+    if (connector === undefined || !(await connector.whenReady(HELLO_WAIT_MS))) {
+      throw new Error(`the simulated gatekeeper did not answer hello within ${HELLO_WAIT_MS} ms`);
+    }
+    const password = "demo-password";
+    const registered = hs.registerUser(localpart, password);
+    return {
+      hs,
+      sim,
+      bridge,
+      config,
+      adminUrl: sim.admin.url,
+      adminToken,
+      user: { userId: registered.userId, accessToken: registered.accessToken, password },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
