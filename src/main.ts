@@ -1,5 +1,6 @@
 import { parseCommand } from "./cli/args.js";
 import { reportFailure, runCommand } from "./cli/commands.js";
+import { filterKnownWarnings } from "./util/warnings.js";
 
 /**
  * Entry point (bin/matrix-whatsapp-interop.js loads the build of this file): parse the command
@@ -12,16 +13,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (err) {
     return reportFailure(err);
   }
-}
-
-/**
- * express 4 (under matrix-appservice-bridge) calls the deprecated util._extend when it loads; that
- * warning is noise to an admin and not theirs to fix, so only that one is dropped.
- */
-function filterKnownWarnings(): void {
-  process.removeAllListeners("warning");
-  process.on("warning", (warning: Error & { code?: string }) => {
-    if (warning.code === "DEP0060") return;
-    process.stderr.write(`${warning.name}: ${warning.message}\n`);
-  });
 }

@@ -1,4 +1,5 @@
 import { pathToFileURL } from "node:url";
+import { filterKnownWarnings } from "../../src/util/warnings.js";
 import { DemoScript, localJid } from "./steps.js";
 import { Transcript, type Out } from "./transcript.js";
 import { startDemoWorld, type DemoWorld } from "./world.js";
@@ -60,6 +61,7 @@ Press Ctrl-C to stop.`);
 }
 
 async function main(): Promise<void> {
+  filterKnownWarnings();
   const once = process.argv.includes("--once");
   const until = new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
