@@ -2,6 +2,7 @@ import type { MediaKind, NeutralMedia } from "../../core/network.js";
 import { sanitizeFilename, type MediaContent } from "../codec/content-media.js";
 import { ConvertError } from "./errors.js";
 import { wireText } from "./text.js";
+import { fileNameFor } from "../../core/media-files.js";
 
 /**
  * A received `<media>` (§13.2) as the media layer needs it to fetch and verify the blob (§14.4:
@@ -158,21 +159,8 @@ export function outboundMediaKind(media: NeutralMedia): MediaKind {
   }
 }
 
-const EXTENSIONS: Readonly<Record<string, string>> = {
-  "image/jpeg": "jpg",
-  "image/png": "png",
-  "image/webp": "webp",
-  "image/gif": "gif",
-  "video/mp4": "mp4",
-  "audio/ogg": "ogg",
-  "audio/mpeg": "mp3",
-  "audio/mp4": "m4a",
-  "application/pdf": "pdf",
-};
-
 function defaultFileName(kind: MediaKind, mimeType: string): string {
-  const ext = EXTENSIONS[mimeType.split(";")[0]?.trim() ?? ""];
-  return ext === undefined ? kind : `${kind}.${ext}`;
+  return fileNameFor(kind, mimeType);
 }
 
 /** The `<media>` element for an uploaded item (§13.2); `uploaded.kind` must be `outboundMediaKind`. */

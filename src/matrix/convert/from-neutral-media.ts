@@ -3,6 +3,7 @@ import { BridgeError } from "../../util/errors.js";
 import { hasFormatting, neutralToHtml, neutralToPlain } from "./html-render.js";
 import type { EncryptedFile, MediaContent, MediaInfo } from "./types.js";
 import { waveformToMatrix } from "./waveform.js";
+import { fileNameFor } from "../../core/media-files.js";
 
 /**
  * Where the caller uploaded an attachment (and its thumbnail): a plain mxc URI in unencrypted
@@ -28,25 +29,11 @@ const MSGTYPES = {
   document: "m.file",
 } as const;
 
-const EXTENSIONS: Readonly<Record<string, string>> = {
-  "image/jpeg": "jpg",
-  "image/png": "png",
-  "image/webp": "webp",
-  "image/gif": "gif",
-  "video/mp4": "mp4",
-  "audio/ogg": "ogg",
-  "audio/mpeg": "mp3",
-  "audio/mp4": "m4a",
-  "application/pdf": "pdf",
-};
-
 /** A name for media the network sent without one, since Matrix clients show `body` as the name. */
 export function defaultFileName(media: NeutralMedia): string {
   const base =
     media.voice === true ? "Voice message" : media.kind === "document" ? "file" : media.kind;
-  const essence = media.mimeType.split(";")[0]?.trim().toLowerCase() ?? "";
-  const ext = EXTENSIONS[essence];
-  return ext === undefined ? base : `${base}.${ext}`;
+  return fileNameFor(base, media.mimeType);
 }
 
 /**
