@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import type { NeutralText, TextSpan } from "../../../src/core/network.js";
 import { htmlToNeutral, neutralToHtml, neutralToPlain } from "../../../src/matrix/convert/html.js";
 import { matrixEventToNeutral } from "../../../src/matrix/convert/to-neutral.js";
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng as rng } from "../../helpers/prng.js";
 
 const PIECES = [
   "<b>", "</b>", "<i>", "</em>", "<strong>", "<del>", "</s>", "<code>", "</code>", "<pre>", "</pre>",
