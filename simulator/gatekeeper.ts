@@ -16,6 +16,7 @@ import { bounceFor } from "./delivery/bounce.js";
 import { Conversations } from "./delivery/conversations.js";
 import { InboundMessages } from "./delivery/inbound.js";
 import type { LocalDelivery, LocalSink } from "./delivery/local.js";
+import { PendingDeliveries } from "./delivery/pending.js";
 import { OutboundMessages } from "./delivery/outbound.js";
 import { DeliveryQueue } from "./delivery/queue.js";
 import { AcceptedRecords } from "./delivery/records.js";
@@ -60,6 +61,8 @@ export class Gatekeeper {
   private readonly iq: IqHandler;
   private readonly inbound: InboundMessages;
   private readonly records: AcceptedRecords;
+  /** Accepted deliveries to gatekeeper users not yet processed; the users complete them. */
+  readonly pending: PendingDeliveries;
   private wire: ((stanza: XmlElement) => void) | undefined;
   private sink: LocalSink = async () => undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -92,9 +95,15 @@ export class Gatekeeper {
     const conversations = new Conversations(this.ctx);
     const records = new AcceptedRecords(this.ctx);
     this.records = records;
+    this.pending = new PendingDeliveries(this.ctx.knex);
     this.iq = new IqHandler(this.ctx, this.services);
-    this.inbound = new InboundMessages(this.ctx, this.services, conversations, records, (d) =>
-      this.deliverLocal(d),
+    this.inbound = new InboundMessages(
+      this.ctx,
+      this.services,
+      conversations,
+      records,
+      this.pending,
+      (d) => this.deliverLocal(d),
     );
     this.accounts = new Accounts(this.ctx);
     this.outbound = new OutboundMessages(this.ctx, this.services, conversations, records);
@@ -120,12 +129,18 @@ export class Gatekeeper {
     this.sink = sink;
   }
 
-  /** Loads hello state, asks providers without one for hello, and sends what is queued. */
+  /**
+   * Loads hello state, asks providers without one for hello, sends what is queued and hands the
+   * users what was accepted for them but not processed before the last stop.
+   */
   async start(): Promise<void> {
-    await this.run(async () => {
+    const unprocessed = await this.run(async () => {
       await this.services.hello.start();
       for (const p of this.ctx.settings.providers) await this.services.queue.pump(p.domain);
+      return this.pending.all();
     });
+    // Accepted before a crash, never processed by the user: processed now, in acceptance order.
+    for (const { delivery } of unprocessed) this.deliverLocal(delivery);
   }
 
   /** Accepts a stanza from the XMPP server; processing is serial and never throws. */

@@ -21,6 +21,7 @@ import { bounceFor } from "./bounce.js";
 import type { Conversations } from "./conversations.js";
 import { checkRates, coverage } from "./limits.js";
 import type { LocalDelivery } from "./local.js";
+import type { PendingDeliveries } from "./pending.js";
 import { acceptedOf, type AcceptedRecords } from "./records.js";
 
 const USER_KINDS = new Set(["encrypted", "receipt", "displayed", "chat-state", "retry"]);
@@ -51,6 +52,7 @@ export class InboundMessages {
     private readonly s: Services,
     private readonly conversations: Conversations,
     private readonly records: AcceptedRecords,
+    private readonly pending: PendingDeliveries,
     private readonly deliverLocal: (d: LocalDelivery) => void,
   ) {}
 
@@ -90,9 +92,18 @@ export class InboundMessages {
       encrypted: p.kind === "encrypted",
       at,
     };
-    await this.records.add(disposition.dedupKey, record);
+    const delivery = disposition.deliver
+      ? localDeliveryOf(checked, stanzaId, at, disposition.seq)
+      : undefined;
+    // Acceptance promises the provider that the gatekeeper holds the message (§15.3): the
+    // de-duplication record and the hand-over to the user commit together, so a crash after the
+    // <accepted> cannot turn the provider's retransmission into a silently dropped duplicate.
+    await this.ctx.knex.transaction(async (trx) => {
+      await this.records.add(disposition.dedupKey, record, trx);
+      if (delivery !== undefined) delivery.pendingId = await this.pending.add(trx, delivery, at);
+    });
     this.sendAccepted(checked, acceptedOf(record));
-    if (disposition.deliver) this.handOver(checked, stanzaId, at, disposition.seq);
+    if (delivery !== undefined) this.deliverLocal(delivery);
   }
 
   /** Steps 1-3 of §15.1. */
@@ -240,35 +251,8 @@ export class InboundMessages {
     if (await this.s.abuse.isBlocked(c.recipient, c.sender)) return;
     const conversation = await this.conversations.get(c.sender, c.recipient);
     if (conversation === undefined || conversation.state !== "accepted") return;
-    this.handOver(c, undefined, this.ctx.now(), undefined);
-  }
-
-  private handOver(
-    c: Checked,
-    stanzaId: StanzaId | undefined,
-    at: number,
-    seq: number | undefined,
-  ) {
-    const base = {
-      from: c.sender,
-      fromDevice: c.device,
-      to: c.recipient,
-      toDevice: c.toDevice,
-      originId: c.message.originId,
-      stanzaId,
-      stamp: new Date(at),
-      seq,
-    };
-    const p = c.message.payload;
-    if (p.kind === "encrypted")
-      this.deliverLocal({ ...base, kind: "encrypted", encrypted: p.encrypted });
-    else if (p.kind === "receipt")
-      this.deliverLocal({ ...base, kind: "receipt", receipts: p.receipts });
-    else if (p.kind === "displayed")
-      this.deliverLocal({ ...base, kind: "displayed", marker: p.marker });
-    else if (p.kind === "chat-state")
-      this.deliverLocal({ ...base, kind: "chat-state", state: p.state });
-    else if (p.kind === "retry") this.deliverLocal({ ...base, kind: "retry", retry: p.retry });
+    const delivery = localDeliveryOf(c, undefined, this.ctx.now(), undefined);
+    if (delivery !== undefined) this.deliverLocal(delivery);
   }
 
   private sendAccepted(c: Checked, accepted: ReturnType<typeof acceptedOf>): void {
@@ -304,4 +288,38 @@ function isChatState(stanza: XmlElement): boolean {
       (c.name === "composing" || c.name === "paused") &&
       c.attrs.xmlns === NS.chatstates,
   );
+}
+
+/** What the gatekeeper user receives for an accepted (or typing) stanza. */
+function localDeliveryOf(
+  c: Checked,
+  stanzaId: StanzaId | undefined,
+  at: number,
+  seq: number | undefined,
+): LocalDelivery | undefined {
+  const base = {
+    from: c.sender,
+    fromDevice: c.device,
+    to: c.recipient,
+    toDevice: c.toDevice,
+    originId: c.message.originId,
+    stanzaId,
+    stamp: new Date(at),
+    seq,
+  };
+  const p = c.message.payload;
+  switch (p.kind) {
+    case "encrypted":
+      return { ...base, kind: "encrypted", encrypted: p.encrypted };
+    case "receipt":
+      return { ...base, kind: "receipt", receipts: p.receipts };
+    case "displayed":
+      return { ...base, kind: "displayed", marker: p.marker };
+    case "chat-state":
+      return { ...base, kind: "chat-state", state: p.state };
+    case "retry":
+      return { ...base, kind: "retry", retry: p.retry };
+    default:
+      return undefined;
+  }
 }

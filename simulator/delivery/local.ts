@@ -18,6 +18,11 @@ export type LocalDelivery = {
   stanzaId: StanzaId | undefined;
   stamp: Date;
   seq: number | undefined;
+  /**
+   * The durable record of this delivery (simulator/delivery/pending.ts), completed in the
+   * transaction that logs the user's outcome; undefined for what is not kept (chat states).
+   */
+  pendingId?: number;
 } & (
   | { kind: "encrypted"; encrypted: Encrypted }
   | { kind: "receipt"; receipts: MessageRef[] }

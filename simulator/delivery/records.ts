@@ -1,3 +1,4 @@
+import type { Knex } from "knex";
 import type { Accepted } from "../../src/interop/codec/index.js";
 import type { BareJid, MessageId, StanzaId } from "../../src/util/ids.js";
 import type { GatekeeperContext } from "../context.js";
@@ -67,9 +68,9 @@ export class AcceptedRecords {
     );
   }
 
-  async add(dedupKey: string, r: AcceptedRecord): Promise<void> {
-    await this.ctx
-      .knex("gk_accepted")
+  /** `db` is the transaction that also keeps the hand-over to a local user, if any. */
+  async add(dedupKey: string, r: AcceptedRecord, db: Knex = this.ctx.knex): Promise<void> {
+    await db("gk_accepted")
       .insert({
         sender: r.sender,
         dedup_key: dedupKey,

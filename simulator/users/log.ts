@@ -15,8 +15,14 @@ export class UserLog {
     private readonly now: () => number,
   ) {}
 
-  async add(jid: BareJid, kind: string, data: Record<string, unknown>): Promise<void> {
-    await this.knex("gk_user_log").insert({
+  /** `db` is the transaction the entry belongs to, when it must commit with other state. */
+  async add(
+    jid: BareJid,
+    kind: string,
+    data: Record<string, unknown>,
+    db: Knex = this.knex,
+  ): Promise<void> {
+    await db("gk_user_log").insert({
       jid,
       kind,
       data: JSON.stringify(data),

@@ -3,8 +3,8 @@ import {
   decodeEnvelope,
   encodeBase64,
   tryDecode,
-  type ContentElement,
 } from "../../src/interop/codec/index.js";
+import type { Knex } from "knex";
 import type { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import { describeError } from "../../src/util/errors.js";
 import type { DeviceId, MessageId } from "../../src/util/ids.js";
@@ -37,74 +37,108 @@ export class UserReceiver {
           return this.decrypt(d);
         case "retry":
           await this.sender.answerRetry(d);
-          return this.log.add(d.to, "retry", { from: d.from, device: d.fromDevice, ...d.retry });
+          return this.record(d, "retry", { from: d.from, device: d.fromDevice, ...d.retry });
         case "receipt":
-          return this.log.add(d.to, "receipt", { from: d.from, refs: d.receipts });
+          return this.record(d, "receipt", { from: d.from, refs: d.receipts });
         case "displayed":
-          return this.log.add(d.to, "displayed", { from: d.from, ref: d.marker });
+          return this.record(d, "displayed", { from: d.from, ref: d.marker });
         case "chat-state":
-          return this.log.add(d.to, "chat-state", { from: d.from, state: d.state });
+          return this.record(d, "chat-state", { from: d.from, state: d.state });
       }
     });
   };
 
+  /** Logs what the user received and completes the durable delivery in one transaction. */
+  private async record(d: LocalDelivery, kind: string, data: Record<string, unknown>) {
+    const { pendingId } = d;
+    await this.gatekeeper.ctx.knex.transaction(async (trx) => {
+      await this.log.add(d.to, kind, data, trx);
+      if (pendingId !== undefined) await this.gatekeeper.pending.complete(trx, pendingId);
+    });
+  }
+
   private async decrypt(d: EncryptedDelivery): Promise<void> {
     const originId = d.originId as MessageId;
-    if (await this.log.hasMessage(d.to, d.from, originId)) return;
+    const { knex } = this.gatekeeper.ctx;
+    const complete = async (db: Knex) => {
+      if (d.pendingId !== undefined) await this.gatekeeper.pending.complete(db, d.pendingId);
+    };
+    // A redelivery after a crash (or a provider's retransmission) of what the user already has.
+    if (await this.log.hasMessage(d.to, d.from, originId)) return complete(knex);
     const group = d.encrypted.keyGroups.find((g) => g.jid === d.to);
     const targets = d.toDevice === undefined ? await this.devices.active(d.to) : [d.toDevice];
-    let first: { device: DeviceId; envelope: string; content: ContentElement[] } | undefined;
+    let first: DeviceId | undefined;
     for (const deviceId of targets) {
       const key = group?.keys.find((k) => k.rid === deviceId);
       if (key === undefined) continue;
       const device = await this.crypto.device(d.to, deviceId);
-      let plaintext: Uint8Array;
+      // The advanced session, the log entry and the completed delivery commit together, so a
+      // crash can neither lose the message nor leave a session that cannot decrypt it again.
+      let logged: boolean;
       try {
-        plaintext = await device.sessions.decrypt(
+        logged = await device.sessions.decrypt(
           {
             senderJid: d.from,
             senderDevice: d.fromDevice,
             kex: key.kex,
             ciphertext: key.ciphertext,
           },
-          async (p) => p,
+          (plaintext, trx) => this.logDecrypted(d, deviceId, plaintext, first === undefined, trx),
         );
       } catch (err) {
         await this.requestRetry(d, deviceId, describeError(err));
         continue;
       }
-      const envelope = Buffer.from(plaintext).toString("utf8");
-      const decoded = tryDecode(() => {
-        const env = decodeEnvelope(plaintext, {
-          maxEnvelopeBytes: this.gatekeeper.ctx.limits["max-envelope-bytes"],
-        });
-        checkEnvelopeBinding(env, { from: d.from, to: d.to, originId });
-        return env;
-      });
-      if (!decoded.ok) {
-        await this.log.add(d.to, "discarded", {
-          from: d.from,
-          originId,
-          reason: decoded.error.message,
-        });
-        return;
-      }
-      first ??= { device: deviceId, envelope, content: decoded.value.content };
+      if (logged) first ??= deviceId;
     }
-    if (first === undefined) return;
-    await this.log.add(d.to, "message", {
-      from: d.from,
-      fromDevice: d.fromDevice,
-      originId,
-      stanzaId: d.stanzaId,
-      seq: d.seq,
-      stamp: d.stamp.toISOString(),
-      retry: d.encrypted.retry,
-      device: first.device,
-      envelope: first.envelope,
-      content: JSON.parse(JSON.stringify(first.content, bytesAsBase64)) as unknown,
+    if (first === undefined) return complete(knex);
+    await this.sender.sendReceipt(d.to, first, d.from, [{ id: originId, author: d.from }]);
+  }
+
+  /**
+   * Checks the envelope against the stanza (§12.2) and, for the first device that decrypted,
+   * logs the message and completes the delivery with `trx`. Returns whether it logged.
+   */
+  private async logDecrypted(
+    d: EncryptedDelivery,
+    device: DeviceId,
+    plaintext: Uint8Array,
+    isFirst: boolean,
+    trx: Knex.Transaction,
+  ): Promise<boolean> {
+    const originId = d.originId as MessageId;
+    const decoded = tryDecode(() => {
+      const env = decodeEnvelope(plaintext, {
+        maxEnvelopeBytes: this.gatekeeper.ctx.limits["max-envelope-bytes"],
+      });
+      checkEnvelopeBinding(env, { from: d.from, to: d.to, originId });
+      return env;
     });
-    await this.sender.sendReceipt(d.to, first.device, d.from, [{ id: originId, author: d.from }]);
+    if (!decoded.ok) {
+      const reason = decoded.error.message;
+      await this.log.add(d.to, "discarded", { from: d.from, originId, reason }, trx);
+      return false;
+    }
+    if (!isFirst) return false;
+    await this.log.add(
+      d.to,
+      "message",
+      {
+        from: d.from,
+        fromDevice: d.fromDevice,
+        originId,
+        stanzaId: d.stanzaId,
+        seq: d.seq,
+        stamp: d.stamp.toISOString(),
+        retry: d.encrypted.retry,
+        device,
+        envelope: Buffer.from(plaintext).toString("utf8"),
+        content: JSON.parse(JSON.stringify(decoded.value.content, bytesAsBase64)) as unknown,
+      },
+      trx,
+    );
+    if (d.pendingId !== undefined) await this.gatekeeper.pending.complete(trx, d.pendingId);
+    return true;
   }
 
   private async requestRetry(d: EncryptedDelivery, deviceId: DeviceId, reason: string) {

@@ -13,7 +13,11 @@ describe("simulator: migrations", function () {
     });
     try {
       const first = await migrateToLatest(knex, SIMULATOR_MIGRATIONS);
-      assert.deepEqual(first.applied, ["0001_gatekeeper", "0002_user_signal_store"]);
+      assert.deepEqual(first.applied, [
+        "0001_gatekeeper",
+        "0002_user_signal_store",
+        "0003_local_pending",
+      ]);
       assert.equal(await knex.schema.hasTable("gk_queue"), true);
       assert.equal(await knex.schema.hasTable("signal_local_devices"), true);
       assert.deepEqual((await migrateToLatest(knex, SIMULATOR_MIGRATIONS)).applied, []);
@@ -26,7 +30,8 @@ describe("simulator: migrations", function () {
       );
       assert.equal(await knex.schema.hasTable("gk_queue"), false);
       assert.equal(await knex.schema.hasTable("signal_local_devices"), false);
-      assert.equal((await migrateToLatest(knex, SIMULATOR_MIGRATIONS)).applied.length, 2);
+      assert.equal(await knex.schema.hasTable("gk_local_pending"), false);
+      assert.equal((await migrateToLatest(knex, SIMULATOR_MIGRATIONS)).applied.length, 3);
     } finally {
       await knex.destroy();
     }

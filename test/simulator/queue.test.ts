@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import knexFactory from "knex";
 import {
   classifyMessage,
   decodeAccepted,
@@ -183,25 +187,25 @@ describe("simulator: hello state gates traffic (§8.2) and queue retention (§15
 
 describe("simulator: restart with queued deliveries (§8.2, §15.5)", function () {
   this.timeout(30000);
+  let dataDir: string;
+  const dbIn = (dir: string) => path.join(dir, "sim.db");
+
+  beforeEach(async function () {
+    dataDir = await mkdtemp(path.join(tmpdir(), "wa-sim-restart-"));
+  });
+  afterEach(async function () {
+    await rm(dataDir, { recursive: true, force: true });
+  });
 
   it("loses nothing queued across a restart", async function () {
-    const { sim: probe } = await startTestSimulator();
-    const dir = probe.dataDir;
-    await probe.stop();
-    const { mkdtemp } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const path = await import("node:path");
-    const dataDir = await mkdtemp(path.join(tmpdir(), "wa-sim-restart-"));
-    void dir;
-    const w = await makeWorld({ dataDir, database: path.join(dataDir, "sim.db") });
+    const w = await makeWorld({ dataDir, database: dbIn(dataDir) });
     await w.sim.users.send(PHONE, ALICE as BareJid, text("queued 1"));
     await w.sim.users.send(PHONE, ALICE as BareJid, text("queued 2"));
     await eventually(async () => (encryptedDeliveries(w.provider).length === 2 ? true : undefined));
     const ids = encryptedDeliveries(w.provider).map(stanzaIdOf);
-    await w.provider.close();
-    await w.sim.stop();
+    await w.close();
 
-    const { sim } = await startTestSimulator({ dataDir, database: path.join(dataDir, "sim.db") });
+    const { sim } = await startTestSimulator({ dataDir, database: dbIn(dataDir) });
     const provider = await TestProvider.connect(sim.service);
     await provider.hello();
     await eventually(async () => (encryptedDeliveries(provider).length >= 2 ? true : undefined));
@@ -211,8 +215,52 @@ describe("simulator: restart with queued deliveries (§8.2, §15.5)", function (
     assert.equal(next.seq, 3);
     await provider.close();
     await sim.stop();
+  });
+
+  it("a message accepted just before a crash reaches the user after the restart, once", async function () {
+    const w = await makeWorld({ dataDir, database: dbIn(dataDir) });
+    // The crash window: the <accepted> went out, the user's device never got to the message.
+    w.sim.gatekeeper.setLocalSink(async () => undefined);
+    const { stanza, originId } = await w.alice.message(GK, text("accepted, then crash"));
+    const accepted = decodeAccepted(child(await w.provider.outcome(stanza)));
+    await w.provider.close();
+    await w.sim.stop();
+    assert.equal(await countMessages(dbIn(dataDir)), 0, "the user had not logged it");
+
+    const { sim } = await startTestSimulator({ dataDir, database: dbIn(dataDir) });
+    const provider = await TestProvider.connect(sim.service);
+    await provider.hello();
+    const log = await eventually(async () => {
+      const entries = await sim.users.received(PHONE, "message");
+      return entries.length > 0 ? entries : undefined;
+    });
+    assert.equal(log[0]?.data.originId, originId);
+    assert.equal(log[0]?.data.stanzaId, accepted.stanzaId);
+    // The provider never saw a receipt it could trust and retransmits: answered, not re-delivered.
+    const again = decodeAccepted(child(await provider.outcome(stanza)));
+    assert.deepEqual(again, accepted);
+    await sim.gatekeeper.run(async () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal((await sim.users.received(PHONE, "message")).length, 1);
+    assert.equal(await sim.gatekeeper.pending.all().then((p) => p.length), 0);
+    await provider.close();
+    await sim.stop();
     await w.providerKnex.destroy();
-    const { rm } = await import("node:fs/promises");
-    await rm(dataDir, { recursive: true, force: true });
   });
 });
+
+async function countMessages(database: string): Promise<number> {
+  const knex = knexFactory({
+    client: "sqlite3",
+    connection: { filename: database },
+    useNullAsDefault: true,
+  });
+  try {
+    const rows = (await knex("gk_user_log").where({ kind: "message" }).count({ n: "*" })) as {
+      n: number | string;
+    }[];
+    return Number(rows[0]?.n ?? 0);
+  } finally {
+    await knex.destroy();
+  }
+}
