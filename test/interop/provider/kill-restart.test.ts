@@ -18,17 +18,10 @@ const textOf = (entry: ReceivedEntry): string | undefined =>
  * SIGKILL (no stop(), no flush: the kernel resets the sockets, only committed SQLite transactions
  * survive), then started again on the same port and data dir. The engine must reconnect, hello
  * again, retransmit its unconfirmed outbox and take the redelivered queue, with no loss and no
- * duplicate in either direction.
+ * duplicate in either direction. (This test found that the simulator acknowledged a message before
+ * its user had it durably: a crash in between lost it; see simulator/delivery/pending.ts.)
  */
-/**
- * Opt-in (FAULT_TESTS=1, `npm run test:faults`): it passes on a quiet machine in about 50 s, but
- * timed out waiting for the last messages in 2 of 6 runs on a machine loaded far beyond its two
- * cores, and whether that is slowness or a lost message is not settled yet (the failure now reports
- * the counts and which texts are missing). Until it is, it stays out of the default suite.
- */
-const describeFault = process.env.FAULT_TESTS === "1" ? describe : describe.skip;
-
-describeFault("provider engine across a gatekeeper crash (kill -9 mid-exchange)", function () {
+describe("provider engine across a gatekeeper crash (kill -9 mid-exchange)", function () {
   this.timeout(240_000);
   let sim: SimulatorProcess;
   let dataDir: string;
