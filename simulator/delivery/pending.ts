@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import type { QueryTarget } from "../../src/db/sql.js";
 import type { BareJid } from "../../src/util/ids.js";
 import type { LocalDelivery } from "./local.js";
 
@@ -25,7 +26,7 @@ export class PendingDeliveries {
   }
 
   /** Removes a processed delivery; `db` is the transaction that recorded its outcome. */
-  async complete(db: Knex | Knex.Transaction, id: number): Promise<void> {
+  async complete(db: QueryTarget, id: number): Promise<void> {
     await db("gk_local_pending").where({ id }).delete();
   }
 

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import type { QueryTarget } from "../../src/db/sql.js";
 import type { BareJid } from "../../src/util/ids.js";
 
 export interface LogEntry {
@@ -20,7 +21,7 @@ export class UserLog {
     jid: BareJid,
     kind: string,
     data: Record<string, unknown>,
-    db: Knex = this.knex,
+    db: QueryTarget = this.knex,
   ): Promise<void> {
     await db("gk_user_log").insert({
       jid,

@@ -4,7 +4,7 @@ import {
   encodeBase64,
   tryDecode,
 } from "../../src/interop/codec/index.js";
-import type { Knex } from "knex";
+import type { QueryTarget } from "../../src/db/sql.js";
 import type { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import { describeError } from "../../src/util/errors.js";
 import type { DeviceId, MessageId } from "../../src/util/ids.js";
@@ -60,7 +60,7 @@ export class UserReceiver {
   private async decrypt(d: EncryptedDelivery): Promise<void> {
     const originId = d.originId as MessageId;
     const { knex } = this.gatekeeper.ctx;
-    const complete = async (db: Knex) => {
+    const complete = async (db: QueryTarget) => {
       if (d.pendingId !== undefined) await this.gatekeeper.pending.complete(db, d.pendingId);
     };
     // A redelivery after a crash (or a provider's retransmission) of what the user already has.
@@ -104,7 +104,7 @@ export class UserReceiver {
     device: DeviceId,
     plaintext: Uint8Array,
     isFirst: boolean,
-    trx: Knex.Transaction,
+    trx: QueryTarget,
   ): Promise<boolean> {
     const originId = d.originId as MessageId;
     const decoded = tryDecode(() => {

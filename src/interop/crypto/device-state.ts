@@ -209,11 +209,12 @@ export class DeviceState {
     batch.stage(
       key,
       record,
-      async (trx) => {
-        await trx("signal_sessions")
-          .insert(row)
-          .onConflict(["owner_id", "remote_jid", "remote_device"])
-          .merge(["record_enc", "updated_at"]);
+      async (tx) => {
+        // Written once or twice per message: a prepared statement, not knex's builder.
+        await tx.run(
+          "insert into signal_sessions (owner_id, remote_jid, remote_device, record_enc, updated_at) values (?, ?, ?, ?, ?) on conflict (owner_id, remote_jid, remote_device) do update set record_enc = excluded.record_enc, updated_at = excluded.updated_at",
+          [row.owner_id, row.remote_jid, row.remote_device, row.record_enc, row.updated_at],
+        );
       },
       () => this.sessions.set(key, record),
     );

@@ -1,3 +1,4 @@
+import type { Tx } from "../../db/sql.js";
 import { randomUUID } from "node:crypto";
 import {
   ErrorCode,
@@ -9,7 +10,6 @@ import {
   groupEncrypt,
   processSenderKeyDistributionMessage,
 } from "@signalapp/libsignal-client";
-import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import type { DeviceState } from "./device-state.js";
 import { toArrayBufferView } from "./session-cipher.js";
@@ -53,7 +53,7 @@ export class GroupCipher {
   async encrypt(
     groupJid: string,
     envelope: Uint8Array,
-    onCommit?: (trx: Knex.Transaction) => Promise<void>,
+    onCommit?: (trx: Tx) => Promise<void>,
   ): Promise<Uint8Array> {
     const state = this.state;
     return this.ownLocked(async () => {
@@ -84,7 +84,7 @@ export class GroupCipher {
     groupJid: string,
     sender: DeviceAddress,
     skdm: Uint8Array,
-    onCommit?: (trx: Knex.Transaction) => Promise<void>,
+    onCommit?: (trx: Tx) => Promise<void>,
   ): Promise<void> {
     const state = this.state;
     let message: SenderKeyDistributionMessage;
@@ -118,7 +118,7 @@ export class GroupCipher {
     groupJid: string,
     sender: DeviceAddress,
     ciphertext: Uint8Array,
-    onPlaintext: (plaintext: Uint8Array, trx: Knex.Transaction) => Promise<T>,
+    onPlaintext: (plaintext: Uint8Array, trx: Tx) => Promise<T>,
   ): Promise<T> {
     const state = this.state;
     const bytes = toArrayBufferView(ciphertext);

@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  randomBytes,
+  type KeyObject,
+} from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
@@ -40,10 +46,11 @@ export interface VaultKeySource {
 export type RowRef = readonly [table: string, ...key: (string | number)[]];
 
 export class KeyVault {
-  private readonly key: Buffer;
+  /** A KeyObject, prepared once: importing a raw key on every seal cost more than the AES. */
+  private readonly key: KeyObject;
 
   private constructor(key: Uint8Array) {
-    this.key = Buffer.from(key);
+    this.key = createSecretKey(Buffer.from(key));
   }
 
   /** A fresh random key, e.g. to write a new key file (store it as hex or raw bytes). */

@@ -1,4 +1,4 @@
-import type { Knex } from "knex";
+import type { Tx } from "../../db/sql.js";
 import type { DeviceState } from "./device-state.js";
 import type { SessionCipher } from "./session-cipher.js";
 import type { DeviceAddress, EncryptedKey } from "./types.js";
@@ -126,7 +126,7 @@ export class RetryLedger {
    */
   async encryptAnswer(
     request: { originId: string; requester: DeviceAddress; count: number; envelope: Uint8Array },
-    onCommit?: (key: EncryptedKey, trx: Knex.Transaction) => Promise<void>,
+    onCommit?: (key: EncryptedKey, trx: Tx) => Promise<void>,
   ): Promise<EncryptedKey> {
     const ownerId = this.state.ownerId;
     const now = this.state.ctx.now();

@@ -1,3 +1,4 @@
+import type { Tx } from "../../db/sql.js";
 import {
   CiphertextMessageType,
   ErrorCode,
@@ -14,7 +15,6 @@ import {
   signalDecryptPreKey,
   signalEncrypt,
 } from "@signalapp/libsignal-client";
-import type { Knex } from "knex";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { describeError } from "../../util/errors.js";
 import type { DeviceState } from "./device-state.js";
@@ -43,7 +43,7 @@ export interface EncryptOptions {
    * here, so that a crash cannot leave a ratchet advanced for a message that was never stored.
    * It must use `trx`, never the shared knex (SQLite has one connection, held by `trx`).
    */
-  readonly onCommit?: (keys: readonly EncryptedKey[], trx: Knex.Transaction) => Promise<void>;
+  readonly onCommit?: (keys: readonly EncryptedKey[], trx: Tx) => Promise<void>;
   /** Keep the envelope for retry answers (§12.3 step 5, §12.5), in the same transaction. */
   readonly remember?: { readonly originId: string; readonly conversationJid: string };
   /** Clock for session expiry (defaults to the context clock). */
@@ -186,7 +186,7 @@ export class SessionCipher {
    */
   async decrypt<T>(
     inbound: InboundKey,
-    onPlaintext: (plaintext: Uint8Array, trx: Knex.Transaction) => Promise<T>,
+    onPlaintext: (plaintext: Uint8Array, trx: Tx) => Promise<T>,
   ): Promise<T> {
     const state = this.state;
     const sender = ProtocolAddress.new(inbound.senderJid, inbound.senderDevice);
@@ -337,7 +337,7 @@ function toPreKeyBundle(remoteJid: string, bundle: RemoteBundle): PreKeyBundle {
 }
 
 async function rememberEnvelope(
-  trx: Knex.Transaction,
+  tx: Tx,
   state: DeviceState,
   remember: { originId: string; conversationJid: string },
   envelope: Uint8Array,
@@ -346,29 +346,33 @@ async function rememberEnvelope(
   const byJid = new Map<string, number[]>();
   for (const r of recipients) byJid.set(r.jid, [...(byJid.get(r.jid) ?? []), r.device]);
   const ref = ["signal_sent_envelopes", state.ownerId, remember.originId] as const;
-  const where = { owner_id: state.ownerId, origin_id: remember.originId };
-  const existing = (await trx("signal_sent_envelopes")
-    .select("recipients")
-    .where(where)
-    .first()) as { recipients: string } | undefined;
+  const [existing] = await tx.all<{ recipients: string }>(
+    "select recipients from signal_sent_envelopes where owner_id = ? and origin_id = ?",
+    [state.ownerId, remember.originId],
+  );
   if (existing !== undefined) {
     // A stale-device-list re-send (§12.3): same envelope, more devices; the send time stays.
     for (const entry of JSON.parse(existing.recipients) as { jid: string; devices: number[] }[]) {
       const merged = new Set([...(byJid.get(entry.jid) ?? []), ...entry.devices]);
       byJid.set(entry.jid, [...merged]);
     }
-    await trx("signal_sent_envelopes")
-      .where(where)
-      .update({ recipients: encodeRecipients(byJid) });
+    await tx.run(
+      "update signal_sent_envelopes set recipients = ? where owner_id = ? and origin_id = ?",
+      [encodeRecipients(byJid), state.ownerId, remember.originId],
+    );
     return;
   }
-  await trx("signal_sent_envelopes").insert({
-    ...where,
-    conversation_jid: remember.conversationJid,
-    envelope_enc: state.ctx.vault.seal(envelope, ref),
-    recipients: encodeRecipients(byJid),
-    sent_at: state.ctx.now(),
-  });
+  await tx.run(
+    "insert into signal_sent_envelopes (owner_id, origin_id, conversation_jid, envelope_enc, recipients, sent_at) values (?, ?, ?, ?, ?, ?)",
+    [
+      state.ownerId,
+      remember.originId,
+      remember.conversationJid,
+      state.ctx.vault.seal(envelope, ref),
+      encodeRecipients(byJid),
+      state.ctx.now(),
+    ],
+  );
 }
 
 function encodeRecipients(byJid: ReadonlyMap<string, readonly number[]>): string {

@@ -1,11 +1,12 @@
 import type { Knex } from "knex";
+import { SqlRunner, type Tx } from "../../db/sql.js";
 
 /** Marks an entry the batch deleted, so that reads inside the batch no longer see it. */
 export const DELETED: unique symbol = Symbol("deleted");
 export type Staged<T> = T | typeof DELETED;
 
 /** Runs one staged write, inside the commit transaction or, when alone, as its own statement. */
-type Write = (db: Knex | Knex.Transaction) => Promise<void>;
+type Write = (db: Tx) => Promise<void>;
 
 /**
  * The store writes of one crypto operation. libsignal writes through its store callbacks while it
@@ -58,20 +59,25 @@ export class WriteBatch {
    * Writes everything and runs `extra` in the same transaction. Caches and events are updated
    * only once the transaction committed.
    */
-  async commit<T>(knex: Knex, extra?: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  async commit<T>(knex: Knex, extra?: (tx: Tx) => Promise<T>): Promise<T> {
     if (this.committed) throw new Error("write batch committed twice");
     this.committed = true;
+    const sql = SqlRunner.of(knex);
     let result: T | undefined;
     if (extra === undefined && this.writes.size <= 1) {
       // One statement is atomic on its own: skipping BEGIN/COMMIT saves two round trips on the
       // hot path (an encryption with no outbox write of the caller's).
-      for (const write of this.writes.values()) await write(knex);
+      if (this.writes.size === 1) {
+        await sql.connection(async (tx) => {
+          for (const write of this.writes.values()) await write(tx);
+        });
+      }
       for (const hook of this.afterCommitHooks) hook();
       return undefined as T;
     }
-    await knex.transaction(async (trx) => {
-      for (const write of this.writes.values()) await write(trx);
-      if (extra !== undefined) result = await extra(trx);
+    await sql.transaction(async (tx) => {
+      for (const write of this.writes.values()) await write(tx);
+      if (extra !== undefined) result = await extra(tx);
     });
     for (const hook of this.afterCommitHooks) hook();
     return result as T;

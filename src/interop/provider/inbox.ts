@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Knex } from "knex";
+import { isTx, type QueryTarget, type Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, StanzaId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -61,12 +62,14 @@ export class InboxStore {
     return (await this.knex("inbox").where({ stanza_id: stanzaId }).first()) !== undefined;
   }
 
-  async record(
-    db: Knex | Knex.Transaction,
-    stanzaId: string,
-    by: string,
-    now: number,
-  ): Promise<void> {
+  async record(db: QueryTarget | Tx, stanzaId: string, by: string, now: number): Promise<void> {
+    if (isTx(db)) {
+      await db.run(
+        "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing",
+        [stanzaId, by, now, false],
+      );
+      return;
+    }
     await db("inbox")
       .insert({ stanza_id: stanzaId, by_domain: by, received_at: now, acked: false })
       .onConflict("stanza_id")
@@ -90,39 +93,39 @@ export class InboxStore {
     return row !== undefined;
   }
 
+  /** In the transaction that commits the advanced session (the hot path: one prepared statement). */
   async recordDecrypted(
-    trx: Knex.Transaction,
+    tx: Tx,
     key: { local: BareJid; device: DeviceId; sender: BareJid; originId: string },
     now: number,
   ): Promise<void> {
-    await trx("decrypted_messages")
-      .insert({
-        receiver_jid: key.local,
-        receiver_device: key.device,
-        sender_jid: key.sender,
-        origin_id: key.originId,
-        decrypted_at: now,
-      })
-      .onConflict(["receiver_jid", "receiver_device", "sender_jid", "origin_id"])
-      .ignore();
+    await tx.run(
+      "insert into decrypted_messages (receiver_jid, receiver_device, sender_jid, origin_id, decrypted_at) values (?, ?, ?, ?, ?) on conflict (receiver_jid, receiver_device, sender_jid, origin_id) do nothing",
+      [key.local, key.device, key.sender, key.originId, now],
+    );
   }
 
-  async addPending(db: Knex | Knex.Transaction, entry: PendingEntry, now: number): Promise<void> {
+  async addPending(db: QueryTarget | Tx, entry: PendingEntry, now: number): Promise<void> {
     const sealed = this.vault.seal(
       new Uint8Array(Buffer.from(JSON.stringify(entry.record), "utf8")),
       pendingRef(entry.stanzaId),
     );
-    await db("inbound_pending")
-      .insert({
-        stanza_id: entry.stanzaId,
-        by_domain: entry.by,
-        local_jid: "local" in entry.record ? entry.record.local : "",
-        event_enc: sealed,
-        receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
-        created_at: now,
-      })
-      .onConflict("stanza_id")
-      .ignore();
+    const row = {
+      stanza_id: entry.stanzaId,
+      by_domain: entry.by,
+      local_jid: "local" in entry.record ? entry.record.local : "",
+      event_enc: sealed,
+      receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
+      created_at: now,
+    };
+    if (isTx(db)) {
+      await db.run(
+        "insert into inbound_pending (stanza_id, by_domain, local_jid, event_enc, receipt, created_at) values (?, ?, ?, ?, ?, ?) on conflict (stanza_id) do nothing",
+        [row.stanza_id, row.by_domain, row.local_jid, row.event_enc, row.receipt, row.created_at],
+      );
+      return;
+    }
+    await db("inbound_pending").insert(row).onConflict("stanza_id").ignore();
   }
 
   async pending(stanzaId: string): Promise<PendingEntry | undefined> {
@@ -136,7 +139,7 @@ export class InboxStore {
     return rows.map((row) => this.open(row));
   }
 
-  async completePending(trx: Knex.Transaction, stanzaId: string): Promise<boolean> {
+  async completePending(trx: QueryTarget, stanzaId: string): Promise<boolean> {
     return (await trx("inbound_pending").where({ stanza_id: stanzaId }).delete()) > 0;
   }
 

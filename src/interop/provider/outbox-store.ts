@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { isTx, type QueryTarget, type Tx } from "../../db/sql.js";
 import type { BareJid, MessageId } from "../../util/ids.js";
 
 /** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
@@ -89,29 +90,40 @@ function fromRaw(r: Raw): OutboxRow {
 
 /** Data access for the `outbox` table (0001 + 0003). Every method takes the knex or trx to use. */
 export const outboxStore = {
-  async insert(db: Knex | Knex.Transaction, row: NewOutboxRow, now: number): Promise<number> {
-    const inserted = (await db("outbox")
-      .insert({
-        kind: row.kind,
-        sender_jid: row.senderJid,
-        conversation_jid: row.conversationJid,
-        to_jid: row.toJid,
-        origin_id: row.originId,
-        resend_key: row.resendKey ?? "",
-        stanza: row.stanza,
-        state: "pending",
-        attempts: 0,
-        next_attempt_at: now,
-        event_id: row.eventId ?? null,
-        envelope_enc: row.envelopeEnc ?? null,
-        created_at: now,
-      })
-      .returning("id")) as ({ id: number } | number)[];
+  async insert(db: QueryTarget | Tx, row: NewOutboxRow, now: number): Promise<number> {
+    const values = {
+      kind: row.kind,
+      sender_jid: row.senderJid,
+      conversation_jid: row.conversationJid,
+      to_jid: row.toJid,
+      origin_id: row.originId,
+      resend_key: row.resendKey ?? "",
+      stanza: row.stanza,
+      state: "pending",
+      attempts: 0,
+      next_attempt_at: now,
+      event_id: row.eventId ?? null,
+      envelope_enc: row.envelopeEnc ?? null,
+      created_at: now,
+    };
+    if (isTx(db)) {
+      // The hot path (every sent message): one prepared statement instead of knex's builder.
+      const columns = Object.keys(values) as (keyof typeof values)[];
+      const [inserted] = await db.all<{ id: number | string }>(
+        `insert into outbox (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")}) returning id`,
+        columns.map((c) => values[c]),
+      );
+      if (inserted === undefined) throw new Error("outbox insert returned no id");
+      return Number(inserted.id);
+    }
+    const inserted = (await db("outbox").insert(values).returning("id")) as (
+      { id: number } | number
+    )[];
     const first = inserted[0];
     return typeof first === "object" ? Number(first.id) : Number(first);
   },
 
-  async get(db: Knex | Knex.Transaction, id: number): Promise<OutboxRow | undefined> {
+  async get(db: QueryTarget, id: number): Promise<OutboxRow | undefined> {
     const raw = (await db("outbox").where({ id }).first()) as Raw | undefined;
     return raw === undefined ? undefined : fromRaw(raw);
   },
@@ -185,12 +197,7 @@ export const outboxStore = {
   },
 
   /** Replaces the stanza after a `stale-device-list` (§12.3) and makes it due at once. */
-  async replaceStanza(
-    db: Knex | Knex.Transaction,
-    id: number,
-    stanza: string,
-    now: number,
-  ): Promise<void> {
+  async replaceStanza(db: QueryTarget, id: number, stanza: string, now: number): Promise<void> {
     await db("outbox")
       .where({ id })
       .update({ stanza, state: "pending", hold: null, next_attempt_at: now });

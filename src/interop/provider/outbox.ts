@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import type { QueryTarget, Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -66,7 +67,7 @@ export class Outbox {
   }
 
   /** Stores a stanza; call inside the transaction that advanced the sessions it was made with. */
-  insert(trx: Knex | Knex.Transaction, row: NewOutboxRow): Promise<number> {
+  insert(trx: QueryTarget | Tx, row: NewOutboxRow): Promise<number> {
     return outboxStore.insert(trx, row, this.options.now());
   }
 

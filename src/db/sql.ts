@@ -1,0 +1,229 @@
+import type { Knex } from "knex";
+
+/**
+ * Transactions for the per-message hot path, on the connection knex's pool hands out.
+ *
+ * Why not `knex.transaction`: on SQLite a knex transaction with one upsert costs about 1.1 ms,
+ * against 0.37 ms for the same BEGIN, prepared statement and COMMIT on the raw connection; knex
+ * builds a whole new query interface per transaction and compiles every statement from its builder.
+ * A relayed message commits two transactions, so this was most of the crypto layer's cost
+ * (docs/crypto.md, bench/crypto.ts). Here a transaction is BEGIN, hand-written statements
+ * (prepared once per connection on SQLite, named on PostgreSQL) and COMMIT. Statements off the hot
+ * path keep knex's builder, bound to the same connection, by calling the transaction as a table.
+ *
+ * The connection comes from knex's own pool, so a transaction here excludes knex queries exactly
+ * as a knex transaction does (SQLite has one pooled connection: one writer at a time).
+ */
+
+export type SqlValue = string | number | boolean | null | Uint8Array;
+
+/** Anything that builds queries: the shared knex, a knex transaction, or a {@link Tx}. */
+export type QueryTarget = (table: string) => Knex.QueryBuilder;
+
+/** One connection inside (or, for `connection`, outside) a transaction. */
+export interface Tx {
+  /** A knex query builder on this connection, for statements that are not on the hot path. */
+  (table: string): Knex.QueryBuilder;
+  readonly dialect: "sqlite" | "postgres";
+  /** Runs a statement written with `?` placeholders; returns the number of rows it changed. */
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /** Runs a query written with `?` placeholders and returns its rows. */
+  all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+}
+
+export function isTx(db: unknown): db is Tx {
+  return typeof db === "function" && typeof (db as Partial<Tx>).run === "function";
+}
+
+interface Driver {
+  run(conn: unknown, sql: string, params: readonly SqlValue[]): Promise<number>;
+  all<T>(conn: unknown, sql: string, params: readonly SqlValue[]): Promise<T[]>;
+}
+
+const runners = new WeakMap<Knex, SqlRunner>();
+
+export class SqlRunner {
+  private readonly driver: Driver;
+  readonly dialect: "sqlite" | "postgres";
+
+  private constructor(private readonly knex: Knex) {
+    const client = (knex.client as { config?: { client?: unknown } }).config?.client;
+    if (client === "sqlite3") {
+      this.dialect = "sqlite";
+      this.driver = sqliteDriver();
+    } else if (client === "pg" || client === "postgres" || client === "postgresql") {
+      this.dialect = "postgres";
+      this.driver = postgresDriver();
+    } else {
+      throw new Error(`no SQL runner for the knex client ${String(client)}`);
+    }
+  }
+
+  /** The runner of a knex instance (one per instance: it caches prepared statements). */
+  static of(knex: Knex): SqlRunner {
+    let runner = runners.get(knex);
+    if (runner === undefined) {
+      runner = new SqlRunner(knex);
+      runners.set(knex, runner);
+    }
+    return runner;
+  }
+
+  /**
+   * Runs `fn` in one transaction: committed if it resolves, rolled back if it throws (the error
+   * is rethrown unchanged). `fn` must use only `tx`: on SQLite the shared knex would wait for the
+   * connection `tx` holds.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.connection(async (tx) => {
+      await tx.run("BEGIN");
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (err) {
+        await tx.run("ROLLBACK").catch(() => undefined);
+        throw err;
+      }
+      try {
+        await tx.run("COMMIT");
+      } catch (err) {
+        // A failed COMMIT can leave the transaction open (SQLITE_BUSY); never hand it back so.
+        await tx.run("ROLLBACK").catch(() => undefined);
+        throw err;
+      }
+      return result;
+    });
+  }
+
+  /** Runs `fn` on one pooled connection without a transaction (each statement commits alone). */
+  async connection<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const client = this.knex.client as {
+      acquireConnection(): Promise<unknown>;
+      releaseConnection(conn: unknown): Promise<unknown>;
+    };
+    const conn = await client.acquireConnection();
+    try {
+      return await fn(this.bind(conn));
+    } finally {
+      await client.releaseConnection(conn);
+    }
+  }
+
+  private bind(conn: unknown): Tx {
+    const { knex, driver } = this;
+    const tx = ((table: string) => knex(table).connection(conn)) as Tx;
+    Object.assign(tx, {
+      dialect: this.dialect,
+      run: (sql: string, params: readonly SqlValue[] = []) => driver.run(conn, sql, params),
+      all: <T>(sql: string, params: readonly SqlValue[] = []) => driver.all<T>(conn, sql, params),
+    });
+    return tx;
+  }
+}
+
+interface SqliteStatement {
+  run(params: unknown[], cb: (this: { changes: number }, err: Error | null) => void): void;
+  all(params: unknown[], cb: (err: Error | null, rows: unknown[]) => void): void;
+}
+interface SqliteConnection {
+  prepare(sql: string, cb: (err: Error | null) => void): SqliteStatement;
+}
+
+function sqliteDriver(): Driver {
+  // Prepared statements per connection: a connection knex replaces takes its statements along.
+  const prepared = new WeakMap<object, Map<string, Promise<SqliteStatement>>>();
+  const statement = (conn: SqliteConnection, sql: string): Promise<SqliteStatement> => {
+    let byText = prepared.get(conn);
+    if (byText === undefined) {
+      byText = new Map();
+      prepared.set(conn, byText);
+    }
+    let stmt = byText.get(sql);
+    if (stmt === undefined) {
+      stmt = new Promise((resolve, reject) => {
+        const s = conn.prepare(sql, (err) => (err === null ? resolve(s) : reject(err)));
+      });
+      const cache = byText;
+      stmt.catch(() => cache.delete(sql));
+      byText.set(sql, stmt);
+    }
+    return stmt;
+  };
+  const values = (params: readonly SqlValue[]) =>
+    params.map((v) => (typeof v === "boolean" ? (v ? 1 : 0) : v));
+  return {
+    async run(conn, sql, params) {
+      const stmt = await statement(conn as SqliteConnection, sql);
+      return new Promise((resolve, reject) => {
+        stmt.run(values(params), function (err) {
+          if (err === null) resolve(this.changes);
+          else reject(withSql(err, sql));
+        });
+      });
+    },
+    async all<T>(conn: unknown, sql: string, params: readonly SqlValue[]) {
+      // `all` steps to the end and resets the statement, so no read stays open (a `get` would
+      // keep the WAL snapshot pinned until the statement's next use).
+      const stmt = await statement(conn as SqliteConnection, sql);
+      return new Promise<T[]>((resolve, reject) => {
+        stmt.all(values(params), (err, rows) => {
+          if (err === null) resolve(rows as T[]);
+          else reject(withSql(err, sql));
+        });
+      });
+    },
+  };
+}
+
+interface PgClient {
+  query(config: {
+    name?: string;
+    text: string;
+    values: unknown[];
+  }): Promise<{ rowCount: number | null; rows: unknown[] }>;
+}
+
+function postgresDriver(): Driver {
+  // `?` -> `$n` once per statement text, and a stable name so each connection prepares it once.
+  const texts = new Map<string, { name: string; text: string }>();
+  const translate = (sql: string) => {
+    let entry = texts.get(sql);
+    if (entry === undefined) {
+      let n = 0;
+      entry = { name: `mwi_${texts.size + 1}`, text: sql.replace(/\?/g, () => `$${++n}`) };
+      texts.set(sql, entry);
+    }
+    return entry;
+  };
+  const query = async (conn: unknown, sql: string, params: readonly SqlValue[]) => {
+    const { name, text } = translate(sql);
+    const values = params.map((v) =>
+      v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v) : v,
+    );
+    try {
+      // BEGIN/COMMIT take no parameters and gain nothing from being prepared.
+      return await (conn as PgClient).query(
+        params.length === 0 ? { text, values } : { name, text, values },
+      );
+    } catch (err) {
+      throw withSql(err, sql);
+    }
+  };
+  return {
+    async run(conn, sql, params) {
+      return (await query(conn, sql, params)).rowCount ?? 0;
+    },
+    async all<T>(conn: unknown, sql: string, params: readonly SqlValue[]) {
+      return (await query(conn, sql, params)).rows as T[];
+    },
+  };
+}
+
+/** Names the statement in the error, keeping the driver's error (its code) as the cause. */
+function withSql(err: unknown, sql: string): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const wrapped = new Error(`${message} (in: ${sql.slice(0, 120)})`, { cause: err });
+  const code = (err as { code?: unknown }).code;
+  if (code !== undefined) (wrapped as Error & { code?: unknown }).code = code;
+  return wrapped;
+}

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { SqlRunner } from "../../src/db/sql.js";
+import { describeOnBackends } from "../helpers/db.js";
+
+describeOnBackends("hot-path transactions on the pooled connection", (get) => {
+  const count = async () => {
+    const rows = (await get().db.knex("sql_probe").count({ n: "*" })) as { n: number | string }[];
+    return Number(rows[0]?.n ?? 0);
+  };
+
+  before(async function () {
+    await get().db.knex.schema.createTable("sql_probe", (t) => {
+      t.increments("id").primary();
+      t.string("name", 64).notNullable().unique();
+      t.binary("body");
+      t.boolean("flag").notNullable();
+    });
+  });
+  beforeEach(async function () {
+    await get().db.knex("sql_probe").delete();
+  });
+
+  it("commits prepared statements and builder queries of one transaction together", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    const body = Buffer.from([0, 1, 2, 255]);
+    const id = await sql.transaction(async (tx) => {
+      const [row] = await tx.all<{ id: number | string }>(
+        "insert into sql_probe (name, body, flag) values (?, ?, ?) returning id",
+        ["prepared", body, true],
+      );
+      await tx("sql_probe").insert({ name: "builder", body: null, flag: false });
+      return Number(row?.id);
+    });
+    const rows = (await get().db.knex("sql_probe").orderBy("id")) as {
+      id: number;
+      name: string;
+      body: Buffer | null;
+      flag: boolean | number;
+    }[];
+    assert.deepEqual(
+      rows.map((r) => [r.name, r.body === null ? null : Buffer.from(r.body), Boolean(r.flag)]),
+      [
+        ["prepared", body, true],
+        ["builder", null, false],
+      ],
+    );
+    assert.equal(rows[0]?.id, id);
+  });
+
+  it("rolls back everything, prepared and builder, when the transaction throws", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    await assert.rejects(
+      sql.transaction(async (tx) => {
+        await tx.run("insert into sql_probe (name, flag) values (?, ?)", ["a", true]);
+        await tx("sql_probe").insert({ name: "b", flag: true });
+        throw new Error("caller failed after its writes");
+      }),
+      /caller failed after its writes/,
+    );
+    assert.equal(await count(), 0);
+    // The connection went back to the pool usable, outside any transaction.
+    await get().db.knex("sql_probe").insert({ name: "after", flag: false });
+    assert.equal(await count(), 1);
+  });
+
+  it("names the statement in a failing statement's error and keeps the driver's code", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    await sql.connection((tx) =>
+      tx.run("insert into sql_probe (name, flag) values (?, ?)", ["x", true]),
+    );
+    const err = await sql
+      .transaction((tx) => tx.run("insert into sql_probe (name, flag) values (?, ?)", ["x", true]))
+      .then(
+        () => assert.fail("a duplicate name must fail"),
+        (e: unknown) => e as Error & { code?: unknown },
+      );
+    assert.match(err.message, /in: insert into sql_probe/);
+    assert.ok(err.code !== undefined, "the driver's error code is kept");
+    assert.equal(await count(), 1);
+  });
+
+  it("reuses a prepared statement with new values and reports changed rows", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    const changed = await sql.connection(async (tx) => {
+      for (const name of ["p", "q", "r"]) {
+        await tx.run("insert into sql_probe (name, flag) values (?, ?)", [name, false]);
+      }
+      return tx.run("update sql_probe set flag = ? where name <> ?", [true, "q"]);
+    });
+    assert.equal(changed, 2);
+    const flagged = await sql.connection((tx) =>
+      tx.all<{ name: string }>("select name from sql_probe where flag = ? order by name", [true]),
+    );
+    assert.deepEqual(
+      flagged.map((r) => r.name),
+      ["p", "r"],
+    );
+  });
+});
