@@ -11,7 +11,8 @@ import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
 import { SignalCrypto } from "../../src/interop/crypto/index.js";
 import { timingFromConfig } from "../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
+import type { Registration } from "../../src/cli/registration.js";
 import { startSimulator, type Simulator } from "../../simulator/main.js";
 import {
   createTestHomeserver,
@@ -28,6 +29,7 @@ export interface DemoWorld {
   readonly sim: Simulator;
   readonly bridge: RunningBridge;
   readonly config: Config;
+  readonly registration: Registration;
   readonly adminUrl: string;
   readonly adminToken: string;
   readonly user: { userId: string; accessToken: string; password: string };
@@ -43,12 +45,22 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+export interface DemoWorldOptions {
+  /** Config sections merged over the demo's (metrics, provisioning, limits, ...), for tests. */
+  config?: Record<string, unknown>;
+  /** The bridge's logger; silent by default. */
+  log?: Logger;
+}
+
 /**
  * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
  * all in-process with state in a temporary directory. The simulator is started here rather than
  * by embedded mode so that the demo can reach its admin API.
  */
-export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
+export async function startDemoWorld(
+  localpart: string,
+  options: DemoWorldOptions = {},
+): Promise<DemoWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-demo-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   const stop = async () => {
@@ -65,6 +77,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       encryption: { key_env: KEY_ENV },
       permissions: { "*": "none", [DOMAIN]: "user" },
       interop: { allow_insecure_media_on_loopback: true },
+      ...options.config,
     };
     const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
       asToken: randomBytes(16).toString("hex"),
@@ -100,7 +113,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       config,
       registration,
       port,
-      log: silentLogger(),
+      log: options.log ?? silentLogger(),
       createConnector: (callbacks, deps) => {
         const crypto = new SignalCrypto({ knex: deps.db.knex, vault: deps.vault });
         connector = new InteropConnector({
@@ -138,6 +151,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       sim,
       bridge,
       config,
+      registration,
       adminUrl: sim.admin.url,
       adminToken,
       user: { userId: registered.userId, accessToken: registered.accessToken, password },

@@ -24,6 +24,7 @@ import type {
   RemoteEvent,
   RemoteUserId,
 } from "./network.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import { permissionOf } from "./permissions.js";
 import { formatInternational } from "./phone-format.js";
 import { PortalManager } from "./portals.js";
@@ -37,6 +38,8 @@ export interface BridgeCoreOptions {
   /** Built by the caller with the core as its CoreCallbacks (see `createConnector`). */
   createConnector: (callbacks: CoreCallbacks) => NetworkConnector;
   log: Logger;
+  /** Told about bridged and failed messages (metrics); none by default. */
+  observer?: CoreObserver;
 }
 
 /** The prefix of commands sent in a portal rather than the management room. */
@@ -94,8 +97,24 @@ export class BridgeCore implements CoreCallbacks {
       this.connector,
       log.child({ component: "logins" }),
     );
-    this.remote = new RemoteEventHandler(config, tables, this.ghosts, this.portals, matrix, log);
-    this.fromMatrix = new MatrixEventsHandler(tables, this.portals, this.logins, matrix, log);
+    const observer = options.observer ?? NO_OBSERVER;
+    this.remote = new RemoteEventHandler(
+      config,
+      tables,
+      this.ghosts,
+      this.portals,
+      matrix,
+      log,
+      observer,
+    );
+    this.fromMatrix = new MatrixEventsHandler(
+      tables,
+      this.portals,
+      this.logins,
+      matrix,
+      log,
+      observer,
+    );
     this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
       ...accountCommands,
       ...contactCommands,

@@ -21,6 +21,7 @@ import {
   type RemoteMessageId,
   type RemoteUserId,
 } from "./network.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 import { notLoggedIn } from "./texts.js";
 
@@ -40,6 +41,7 @@ export class MatrixEventsHandler {
     private readonly logins: LoginManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    private readonly observer: CoreObserver = NO_OBSERVER,
   ) {}
 
   async message(
@@ -49,6 +51,7 @@ export class MatrixEventsHandler {
     content: MessageContent,
     replyToEvent?: EventId,
   ): Promise<void> {
+    const startedAt = performance.now();
     const room = portal.roomId as RoomId;
     const login = await this.loginOrNotice(sender, room, eventId);
     if (login === undefined) return;
@@ -62,9 +65,15 @@ export class MatrixEventsHandler {
     try {
       remoteId = await login.sendMessage(portal.contact, content, replyTo);
     } catch (err) {
+      this.observer.messageFailed("to-network", err instanceof BridgeError ? err.code : "internal");
       await this.failed(room, eventId, err);
       return;
     }
+    this.observer.messageBridged(
+      "to-network",
+      content.type,
+      (performance.now() - startedAt) / 1000,
+    );
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,

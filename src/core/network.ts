@@ -274,3 +274,18 @@ export const isReportCapable = (l: NetworkLogin): l is NetworkLogin & ReportCapa
   "report" in l;
 export const isSafetyNumberCapable = (l: NetworkLogin): l is NetworkLogin & SafetyNumberCapable =>
   "safetyNumber" in l;
+
+/**
+ * A connector that can say whether its shared connection (interop: the gatekeeper session) is up,
+ * for /ready and the metrics. Read synchronously from state the connector already holds; never
+ * contacts the network.
+ */
+export interface ConnectionHealthReporting {
+  connectionHealth(): { connected: boolean; code: string; message: string };
+  /** Messages queued towards the network (outbox) and received but not yet reported (inbox). */
+  queueDepths(): Promise<{ outbox: number; inbox: number }>;
+}
+
+export const isConnectionHealthReporting = (
+  c: NetworkConnector,
+): c is NetworkConnector & ConnectionHealthReporting => "connectionHealth" in c;

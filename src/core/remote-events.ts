@@ -11,6 +11,7 @@ import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
 import type { LoginState, MessageReference, RemoteEvent, SendFailure } from "./network.js";
 import { formatInternational } from "./phone-format.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 
 type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
@@ -37,6 +38,7 @@ export class RemoteEventHandler {
     private readonly portals: PortalManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    private readonly observer: CoreObserver = NO_OBSERVER,
   ) {}
 
   stateOf(user: MatrixUserId): LoginState | undefined {
@@ -51,13 +53,19 @@ export class RemoteEventHandler {
         : event.kind === "send-failed" || event.kind === "state"
           ? ""
           : event.from;
-    return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event));
+    // Latency is measured from the report, so time waiting behind the conversation's lock counts.
+    const reportedAt = performance.now();
+    return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event, reportedAt));
   }
 
-  private async dispatch(user: MatrixUserId, event: RemoteEvent): Promise<void> {
+  private async dispatch(
+    user: MatrixUserId,
+    event: RemoteEvent,
+    reportedAt: number,
+  ): Promise<void> {
     switch (event.kind) {
       case "message":
-        return this.message(user, event);
+        return this.message(user, event, reportedAt);
       case "edit":
         return this.edit(user, event);
       case "retract":
@@ -84,7 +92,11 @@ export class RemoteEventHandler {
     }
   }
 
-  private async message(user: MatrixUserId, event: EventOf<"message">): Promise<void> {
+  private async message(
+    user: MatrixUserId,
+    event: EventOf<"message">,
+    reportedAt: number,
+  ): Promise<void> {
     const open = await this.portals.forIncoming(user, event.from, event.isRequest);
     const { portal, ghost } = open;
     if (await this.tables.messages.byRemote(portal.id, event.from, event.id)) return;
@@ -92,9 +104,21 @@ export class RemoteEventHandler {
       event.replyTo === undefined
         ? undefined
         : await this.tables.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
-    const eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
-      ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
-    });
+    let eventId;
+    try {
+      eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
+        ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
+      });
+    } catch (err) {
+      // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
+      this.observer.messageFailed("to-matrix", "homeserver");
+      throw err;
+    }
+    this.observer.messageBridged(
+      "to-matrix",
+      event.content.type,
+      (performance.now() - reportedAt) / 1000,
+    );
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,
@@ -221,6 +245,7 @@ export class RemoteEventHandler {
   }
 
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {
+    this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
     const number = formatInternational(open.ghost.phone);
     await this.matrix.sendNotice(
@@ -232,6 +257,7 @@ export class RemoteEventHandler {
   }
 
   private async sendFailed(user: MatrixUserId, event: EventOf<"send-failed">): Promise<void> {
+    this.observer.messageFailed("to-network", event.reason.code);
     const portalIds = (await this.tables.portals.listByUser(user)).map((p) => p.id);
     const sent = await this.tables.messages.outgoingByRemote(portalIds, event.target.id);
     if (sent === undefined) {
