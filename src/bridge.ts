@@ -18,6 +18,7 @@ import { MatrixEventRouter } from "./matrix/router.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
 import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
+import { ProvisioningApi, ProvisioningAuth } from "./provisioning/index.js";
 import { StartupError, describeError } from "./util/errors.js";
 import type { Logger } from "./util/log.js";
 
@@ -121,6 +122,16 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       matrixApi.openMedia,
       log.child({ component: "router" }),
     );
+    if (config.provisioning.enabled) {
+      const auth = new ProvisioningAuth({
+        sharedSecret: config.provisioning.shared_secret,
+        homeserverUrl: config.homeserver.url,
+      });
+      new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
+        matrix.app,
+        config.provisioning.prefix,
+      );
+    }
     const startedMatrix = matrix;
     let profileSet = false;
     matrix.setTransactionHandler(async (txn) => {

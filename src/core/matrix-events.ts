@@ -23,6 +23,7 @@ import {
 } from "./network.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
+import { clock, type UserLimits } from "./rate-limits.js";
 import { notLoggedIn } from "./texts.js";
 
 /**
@@ -42,6 +43,7 @@ export class MatrixEventsHandler {
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
     private readonly observer: CoreObserver = NO_OBSERVER,
+    private readonly limits?: UserLimits,
   ) {}
 
   async message(
@@ -56,6 +58,17 @@ export class MatrixEventsHandler {
     const login = await this.loginOrNotice(sender, room, eventId);
     if (login === undefined) return;
     if (await this.tables.messages.byEvent(eventId)) return;
+    const limitedUntil = this.limits?.messages.take(sender);
+    if (limitedUntil !== undefined) {
+      this.observer.messageFailed("to-network", "user-rate-limit");
+      await this.matrix.sendNotice(
+        room,
+        `Not sent: you are sending too fast (at most ${this.limits?.messages.limit} messages a ` +
+          `minute). Send it again after ${clock(limitedUntil)} (UTC).`,
+        eventId,
+      );
+      return;
+    }
     // Replying to a message request accepts it (PROTOCOL.md §10.3: no protocol action needed).
     if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
     const target =

@@ -149,7 +149,15 @@ export interface SendFailure {
  * The core's side, handed to every login: where a connector reports events. `report` resolves
  * once the event is durably handled (stored and bridged, or deliberately dropped): a connector acks
  * the network only after that, so a crash in between redelivers instead of losing the event.
+ *
+ * `report` may reject with an error whose `deferred` is `true` (a held message request, see
+ * core/rate-limits.ts): the core wants the event later. The connector keeps it durably, may
+ * acknowledge the network (it owns the event now), and reports it again later, at least every
+ * few minutes and after every restart, until `report` resolves.
  */
+export const isDeferral = (err: unknown): boolean =>
+  typeof err === "object" && err !== null && (err as { deferred?: unknown }).deferred === true;
+
 export interface CoreCallbacks {
   report(login: MatrixUserId, event: RemoteEvent): Promise<void>;
 }

@@ -9,10 +9,17 @@ import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { LoginState, MessageReference, RemoteEvent, SendFailure } from "./network.js";
+import type {
+  LoginState,
+  MessageReference,
+  RemoteEvent,
+  RemoteUserId,
+  SendFailure,
+} from "./network.js";
 import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
+import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
 
 type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
 
@@ -24,6 +31,8 @@ type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
 export class RemoteEventHandler {
   private readonly states = new Map<MatrixUserId, LoginState>();
   private readonly lock = new KeyedLock();
+  /** Until when each user was told that message requests are held (one notice per window). */
+  private readonly heldNotified = new Map<MatrixUserId, number>();
 
   constructor(
     private readonly config: Config,
@@ -39,6 +48,7 @@ export class RemoteEventHandler {
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
     private readonly observer: CoreObserver = NO_OBSERVER,
+    private readonly limits?: UserLimits,
   ) {}
 
   stateOf(user: MatrixUserId): LoginState | undefined {
@@ -97,6 +107,7 @@ export class RemoteEventHandler {
     event: EventOf<"message">,
     reportedAt: number,
   ): Promise<void> {
+    if (event.isRequest) await this.admitRequest(user, event.from);
     const open = await this.portals.forIncoming(user, event.from, event.isRequest);
     const { portal, ghost } = open;
     if (await this.tables.messages.byRemote(portal.id, event.from, event.id)) return;
@@ -129,6 +140,34 @@ export class RemoteEventHandler {
       direction: "in",
     });
     await this.portals.afterIncoming(open);
+  }
+
+  /**
+   * A message request from a number without a chat counts against
+   * `limits.message_requests_per_hour`. Over it the request is held, not dropped: the rejection
+   * (HeldRequestError, `deferred`) makes the connector keep it and report it again later, and the
+   * user is told once per window in the management room.
+   */
+  private async admitRequest(user: MatrixUserId, from: RemoteUserId): Promise<void> {
+    if (this.limits === undefined) return;
+    const existing = await this.tables.portals.get(user, from);
+    if (existing !== undefined && existing.roomId !== null) return;
+    const retryAt = this.limits.requests.take(user);
+    if (retryAt === undefined) return;
+    if ((this.heldNotified.get(user) ?? 0) < this.limits.requests.now()) {
+      this.heldNotified.set(user, retryAt.getTime());
+      const row = await this.tables.users.get(user);
+      if (row !== undefined && row.managementRoom !== null) {
+        await this.matrix.sendNotice(
+          row.managementRoom,
+          `More message requests from new numbers arrived than the ${this.limits.requests.limit} ` +
+            `an hour this bridge shows. They are held, not lost: they appear from ` +
+            `${clock(retryAt)} (UTC) on, in the order they came.`,
+        );
+      }
+    }
+    this.log.info({ user, retryAt: retryAt.toISOString() }, "message request held over the limit");
+    throw new HeldRequestError(retryAt);
   }
 
   private async edit(user: MatrixUserId, event: EventOf<"edit">): Promise<void> {
