@@ -35,6 +35,8 @@ export interface BridgeOptions {
     callbacks: CoreCallbacks,
     deps: { db: Database; vault: KeyVault; log: Logger },
   ) => NetworkConnector;
+  /** The clock of the per-user limits; the system's by default (tests move it). */
+  now?: () => number;
 }
 
 /** How often handled Matrix event ids older than their retention are deleted. */
@@ -106,6 +108,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         }) ?? new UnavailableConnector(),
       log: log.child({ component: "core" }),
       ...(metrics === undefined ? {} : { observer: metrics }),
+      ...(options.now === undefined ? {} : { now: options.now }),
     });
     await core.start();
     if (metrics !== undefined) {

@@ -9,7 +9,8 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { InteropConnector } from "../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
 import { SignalCrypto } from "../../src/interop/crypto/index.js";
-import { timingFromConfig } from "../../src/interop/provider/types.js";
+import { timingFromConfig, type EngineTiming } from "../../src/interop/provider/types.js";
+import type { Limits } from "../../src/interop/codec/limits.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import type { Registration } from "../../src/cli/registration.js";
@@ -50,6 +51,12 @@ export interface DemoWorldOptions {
   config?: Record<string, unknown>;
   /** The bridge's logger; silent by default. */
   log?: Logger;
+  /** Limits of the simulated gatekeeper (§8.3), e.g. a low messages-per-minute. */
+  simulatorLimits?: Partial<Limits>;
+  /** Engine timing overrides (e.g. a short pendingReplayMs). */
+  timing?: Partial<EngineTiming>;
+  /** The clock of the bridge's per-user limits. */
+  now?: () => number;
 }
 
 /**
@@ -104,6 +111,7 @@ export async function startDemoWorld(
       ],
       dataDir: path.join(dir, "simulator"),
       admin: { token: adminToken },
+      ...(options.simulatorLimits === undefined ? {} : { limits: options.simulatorLimits }),
       tickIntervalMs: 500,
     });
     cleanups.push(() => sim.stop());
@@ -114,6 +122,7 @@ export async function startDemoWorld(
       registration,
       port,
       log: options.log ?? silentLogger(),
+      ...(options.now === undefined ? {} : { now: options.now }),
       createConnector: (callbacks, deps) => {
         const crypto = new SignalCrypto({ knex: deps.db.knex, vault: deps.vault });
         connector = new InteropConnector({
@@ -133,7 +142,7 @@ export async function startDemoWorld(
             gatekeeperDomain: config.interop.gatekeeper_domain,
             groupDomain: config.interop.group_domain,
             features: OFFERED_FEATURES,
-            timing: timingFromConfig(config.interop),
+            timing: { ...timingFromConfig(config.interop), ...options.timing },
             allowInsecureMediaOnLoopback: true,
           },
         });
