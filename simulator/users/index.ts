@@ -3,7 +3,7 @@ import { KeyVault } from "../../src/interop/crypto/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type { ContentElement, ChatState, MessageRef } from "../../src/interop/codec/index.js";
 import { BridgeError } from "../../src/util/errors.js";
-import type { BareJid, DeviceId, MessageId, PhoneNumber } from "../../src/util/ids.js";
+import type { BareJid, DeviceId, PhoneNumber } from "../../src/util/ids.js";
 import type { Gatekeeper } from "../gatekeeper.js";
 import type { Account } from "../services/accounts.js";
 import type { MediaStore } from "../media/store.js";
