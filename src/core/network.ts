@@ -63,8 +63,24 @@ export interface NeutralMedia {
   /** 64 amplitudes 0-100 for voice notes. */
   waveform?: readonly number[];
   thumbnail?: { data: Uint8Array; width: number; height: number; mimeType: string };
-  /** Opens the plaintext as a stream; may be called more than once. */
+  /**
+   * Opens the plaintext as a stream; may be called more than once. Rejects (or the stream
+   * throws) with a BridgeError whose code starts with `media-`: `media-transport` and
+   * `media-timeout` may succeed later; any other `media-*` code (refused URL, failed integrity
+   * check, too large) never will (see `isPermanentMediaFailure`).
+   */
   open(): Promise<AsyncIterable<Uint8Array>>;
+}
+
+/** Whether a failure to open media is final for that message (retrying cannot help). */
+export function isPermanentMediaFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === "string" &&
+    code.startsWith("media-") &&
+    code !== "media-transport" &&
+    code !== "media-timeout"
+  );
 }
 
 export type MessageContent =

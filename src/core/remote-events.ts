@@ -16,6 +16,7 @@ import type {
   RemoteUserId,
   SendFailure,
 } from "./network.js";
+import { isPermanentMediaFailure } from "./network.js";
 import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
@@ -116,20 +117,40 @@ export class RemoteEventHandler {
         ? undefined
         : await this.tables.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
     let eventId;
+    let refused = false;
     try {
       eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
         ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
       });
     } catch (err) {
-      // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
-      this.observer.messageFailed("to-matrix", "homeserver");
-      throw err;
+      if (event.content.type === "media" && isPermanentMediaFailure(err)) {
+        // Retrying cannot help (a URL outside the gatekeeper's media origin, a file that failed
+        // its checks): say so in the chat and count the message as handled, instead of having
+        // it redelivered forever while the user sees nothing.
+        this.observer.messageFailed("to-matrix", (err as { code: string }).code);
+        this.log.warn(
+          { portal: portal.id, code: (err as { code: string }).code },
+          "media from the network refused",
+        );
+        refused = true;
+        eventId = await this.matrix.sendNotice(
+          portal.roomId,
+          `${formatInternational(ghost.phone)} sent a file (${event.content.media.kind}) that ` +
+            "could not be received: it failed the bridge's safety checks. Ask them to send it again.",
+        );
+      } else {
+        // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
+        this.observer.messageFailed("to-matrix", "homeserver");
+        throw err;
+      }
     }
-    this.observer.messageBridged(
-      "to-matrix",
-      event.content.type,
-      (performance.now() - reportedAt) / 1000,
-    );
+    if (!refused) {
+      this.observer.messageBridged(
+        "to-matrix",
+        event.content.type,
+        (performance.now() - reportedAt) / 1000,
+      );
+    }
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,
