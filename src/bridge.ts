@@ -15,6 +15,10 @@ import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
 import { MatrixEventRouter } from "./matrix/router.js";
+import { isConnectionHealthReporting } from "./core/network.js";
+import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
+import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
+import { ProvisioningApi, ProvisioningAuth } from "./provisioning/index.js";
 import { StartupError, describeError } from "./util/errors.js";
 import type { Logger } from "./util/log.js";
 
@@ -31,6 +35,8 @@ export interface BridgeOptions {
     callbacks: CoreCallbacks,
     deps: { db: Database; vault: KeyVault; log: Logger },
   ) => NetworkConnector;
+  /** The clock of the per-user limits; the system's by default (tests move it). */
+  now?: () => number;
 }
 
 /** How often handled Matrix event ids older than their retention are deleted. */
@@ -41,6 +47,8 @@ export interface RunningBridge {
   readonly core: BridgeCore;
   readonly vault: KeyVault;
   readonly port: number;
+  /** The metrics listener's port, when `metrics.enabled`. */
+  readonly metricsPort: number | undefined;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
   stop(): Promise<void>;
 }
@@ -60,7 +68,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let matrix: MatrixSide | undefined;
   let vault: KeyVault | undefined;
   let core: BridgeCore | undefined;
+  let metricsServer: MetricsServer | undefined;
   const processed = new ProcessedEventsTable(db.knex);
+  const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
+  metrics?.observeDatabase(db.knex);
   try {
     const { applied } = await migrateToLatest(db.knex);
     log.info(
@@ -74,10 +85,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       port: options.port,
       log: log.child({ component: "matrix" }),
       readiness: [
-        async () => {
-          await db.knex.raw("select 1");
-          return { name: "database", ok: true };
-        },
+        databaseCheck(db.knex),
+        gatekeeperCheck(() => core?.connector),
+        homeserverCheck(config.homeserver.url),
       ],
     });
     const openedVault = vault;
@@ -97,14 +107,34 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
           log: log.child({ component: "network" }),
         }) ?? new UnavailableConnector(),
       log: log.child({ component: "core" }),
+      ...(metrics === undefined ? {} : { observer: metrics }),
+      ...(options.now === undefined ? {} : { now: options.now }),
     });
     await core.start();
+    if (metrics !== undefined) {
+      metrics.setSources(scrapeSources(db, core));
+      metricsServer = await startMetricsServer(metrics, {
+        bindAddress: config.metrics.bind_address,
+        port: config.metrics.port,
+        log: log.child({ component: "metrics" }),
+      });
+    }
     const router = new MatrixEventRouter(
       core,
       processed,
       matrixApi.openMedia,
       log.child({ component: "router" }),
     );
+    if (config.provisioning.enabled) {
+      const auth = new ProvisioningAuth({
+        sharedSecret: config.provisioning.shared_secret,
+        homeserverUrl: config.homeserver.url,
+      });
+      new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
+        matrix.app,
+        config.provisioning.prefix,
+      );
+    }
     const startedMatrix = matrix;
     let profileSet = false;
     matrix.setTransactionHandler(async (txn) => {
@@ -123,6 +153,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       "appservice listener ready",
     );
   } catch (err) {
+    await metricsServer?.stop().catch(() => undefined);
     await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
     await db.close().catch(() => undefined);
@@ -130,6 +161,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   }
   const started = matrix;
   const startedCore = core;
+  const startedMetrics = metricsServer;
   const pruning = setInterval(() => {
     processed.prune().catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
@@ -141,9 +173,11 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     core: startedCore,
     vault,
     port: options.port,
+    metricsPort: startedMetrics?.port,
     async stop() {
       log.info("stopping");
       clearInterval(pruning);
+      await startedMetrics?.stop();
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
@@ -151,6 +185,24 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       await db.close();
       log.info("stopped");
     },
+  };
+}
+
+/** Figures read at scrape time: from the connector's queues and state, and from the tables. */
+function scrapeSources(db: Database, core: BridgeCore) {
+  const count = async (query: ReturnType<Database["knex"]>): Promise<number> => {
+    const row = (await query.count({ n: "*" }).first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  };
+  const connector = core.connector;
+  const depths = isConnectionHealthReporting(connector) ? () => connector.queueDepths() : undefined;
+  return {
+    outboxDepth: async () => (depths === undefined ? 0 : (await depths()).outbox),
+    inboxDepth: async () => (depths === undefined ? 0 : (await depths()).inbox),
+    usersLoggedIn: () => count(db.knex("users").where({ login_state: "logged-in" })),
+    portals: () => count(db.knex("portals").whereNotNull("room_id")),
+    gatekeeper: () =>
+      isConnectionHealthReporting(connector) ? connector.connectionHealth() : undefined,
   };
 }
 

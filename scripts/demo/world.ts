@@ -9,9 +9,11 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { InteropConnector } from "../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
 import { SignalCrypto } from "../../src/interop/crypto/index.js";
-import { timingFromConfig } from "../../src/interop/provider/types.js";
+import { timingFromConfig, type EngineTiming } from "../../src/interop/provider/types.js";
+import type { Limits } from "../../src/interop/codec/limits.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
+import type { Registration } from "../../src/cli/registration.js";
 import { startSimulator, type Simulator } from "../../simulator/main.js";
 import {
   createTestHomeserver,
@@ -28,6 +30,7 @@ export interface DemoWorld {
   readonly sim: Simulator;
   readonly bridge: RunningBridge;
   readonly config: Config;
+  readonly registration: Registration;
   readonly adminUrl: string;
   readonly adminToken: string;
   readonly user: { userId: string; accessToken: string; password: string };
@@ -43,12 +46,28 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+export interface DemoWorldOptions {
+  /** Config sections merged over the demo's (metrics, provisioning, limits, ...), for tests. */
+  config?: Record<string, unknown>;
+  /** The bridge's logger; silent by default. */
+  log?: Logger;
+  /** Limits of the simulated gatekeeper (§8.3), e.g. a low messages-per-minute. */
+  simulatorLimits?: Partial<Limits>;
+  /** Engine timing overrides (e.g. a short pendingReplayMs). */
+  timing?: Partial<EngineTiming>;
+  /** The clock of the bridge's per-user limits. */
+  now?: () => number;
+}
+
 /**
  * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
  * all in-process with state in a temporary directory. The simulator is started here rather than
  * by embedded mode so that the demo can reach its admin API.
  */
-export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
+export async function startDemoWorld(
+  localpart: string,
+  options: DemoWorldOptions = {},
+): Promise<DemoWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-demo-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   const stop = async () => {
@@ -65,6 +84,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       encryption: { key_env: KEY_ENV },
       permissions: { "*": "none", [DOMAIN]: "user" },
       interop: { allow_insecure_media_on_loopback: true },
+      ...options.config,
     };
     const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
       asToken: randomBytes(16).toString("hex"),
@@ -91,6 +111,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       ],
       dataDir: path.join(dir, "simulator"),
       admin: { token: adminToken },
+      ...(options.simulatorLimits === undefined ? {} : { limits: options.simulatorLimits }),
       tickIntervalMs: 500,
     });
     cleanups.push(() => sim.stop());
@@ -100,7 +121,8 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       config,
       registration,
       port,
-      log: silentLogger(),
+      log: options.log ?? silentLogger(),
+      ...(options.now === undefined ? {} : { now: options.now }),
       createConnector: (callbacks, deps) => {
         const crypto = new SignalCrypto({ knex: deps.db.knex, vault: deps.vault });
         connector = new InteropConnector({
@@ -120,7 +142,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
             gatekeeperDomain: config.interop.gatekeeper_domain,
             groupDomain: config.interop.group_domain,
             features: OFFERED_FEATURES,
-            timing: timingFromConfig(config.interop),
+            timing: { ...timingFromConfig(config.interop), ...options.timing },
             allowInsecureMediaOnLoopback: true,
           },
         });
@@ -138,6 +160,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       sim,
       bridge,
       config,
+      registration,
       adminUrl: sim.admin.url,
       adminToken,
       user: { userId: registered.userId, accessToken: registered.accessToken, password },

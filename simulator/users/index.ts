@@ -1,8 +1,9 @@
+import type { SendOptions } from "./send.js";
 import { KeyVault } from "../../src/interop/crypto/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type { ContentElement, ChatState, MessageRef } from "../../src/interop/codec/index.js";
 import { BridgeError } from "../../src/util/errors.js";
-import type { BareJid, DeviceId, MessageId, PhoneNumber } from "../../src/util/ids.js";
+import type { BareJid, DeviceId, PhoneNumber } from "../../src/util/ids.js";
 import type { Gatekeeper } from "../gatekeeper.js";
 import type { Account } from "../services/accounts.js";
 import type { MediaStore } from "../media/store.js";
@@ -98,12 +99,7 @@ export class SimulatedUsers {
     );
   }
 
-  send(
-    phone: PhoneNumber,
-    to: BareJid,
-    content: ContentElement[],
-    options: { device?: DeviceId; originId?: MessageId } = {},
-  ) {
+  send(phone: PhoneNumber, to: BareJid, content: ContentElement[], options: SendOptions = {}) {
     return this.gatekeeper.run(() =>
       this.sender.sendContent(this.jidOf(phone), to, content, options),
     );

@@ -19,6 +19,17 @@ import { domainOf } from "../context.js";
 import { FEATURE } from "../../src/interop/codec/index.js";
 import type { UserDevices } from "./devices.js";
 
+/** How a simulated user sends; `forgeEnvelope` makes a misbehaving sender for security tests. */
+export interface SendOptions {
+  device?: DeviceId;
+  originId?: MessageId;
+  /**
+   * Envelope fields that lie about the stanza they travel in (PROTOCOL.md §12.2): the envelope is
+   * encrypted with these, the stanza still carries the true sender, recipient and origin-id.
+   */
+  forgeEnvelope?: { to?: BareJid; from?: BareJid; id?: MessageId };
+}
+
 /**
  * What a simulated gatekeeper user sends to provider users: the envelope of §12.2 encrypted for
  * every device of the recipient (bundles fetched from the directory where no session exists),
@@ -35,7 +46,7 @@ export class UserSender {
     jid: BareJid,
     to: BareJid,
     content: ContentElement[],
-    options: { device?: DeviceId; originId?: MessageId } = {},
+    options: SendOptions = {},
   ): Promise<{ originId: MessageId } & Sent> {
     requireFeatures(this.negotiated(to), featuresOf(content));
     const device = await this.sendingDevice(jid, options.device);
@@ -56,7 +67,13 @@ export class UserSender {
     }
     const originId = options.originId ?? (randomUUID() as MessageId);
     const envelope = encodeEnvelope(
-      { content, id: originId, time: new Date(this.gatekeeper.now()), to, from: jid },
+      {
+        content,
+        id: options.forgeEnvelope?.id ?? originId,
+        time: new Date(this.gatekeeper.now()),
+        to: options.forgeEnvelope?.to ?? to,
+        from: options.forgeEnvelope?.from ?? jid,
+      },
       { maxEnvelopeBytes: this.gatekeeper.ctx.limits["max-envelope-bytes"] },
     );
     const encrypted = await device.sessions.encryptForDevices(

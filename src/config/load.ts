@@ -48,6 +48,10 @@ export function validateConfig(raw: unknown, file: string, env: NodeJS.ProcessEn
   if (secretFromEnv !== undefined && secretFromEnv !== "") {
     config.interop.component_secret = secretFromEnv;
   }
+  const provisioningSecret = env.MWI_PROVISIONING_SECRET;
+  if (provisioningSecret !== undefined && provisioningSecret !== "") {
+    config.provisioning.shared_secret = provisioningSecret;
+  }
   const problems = crossChecks(config);
   if (problems.length > 0) {
     throw new ConfigError(
@@ -65,6 +69,10 @@ function crossChecks(config: Config): string[] {
     problems.push(
       "interop.component_secret: required when interop.mode is external (or set MWI_COMPONENT_SECRET)",
     );
+  }
+  const secret = config.provisioning.shared_secret;
+  if (secret !== "" && secret.length < 32) {
+    problems.push("provisioning.shared_secret: at least 32 characters (MWI_PROVISIONING_SECRET)");
   }
   if (config.database.type === "postgres" && !/^postgres(ql)?:\/\//.test(config.database.uri)) {
     problems.push("database.uri: expected a postgres:// URI when database.type is postgres");

@@ -241,6 +241,62 @@ const metrics = z
   })
   .describe("Prometheus metrics.");
 
+const provisioning = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .describe("Serve the provisioning API on the appservice listener (docs/provisioning.md).")
+      .default(true),
+    prefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_/.-]*[A-Za-z0-9_.-]$/, "a URL path such as /_matrix/provision")
+      .describe("Path prefix of the API; its endpoints are under <prefix>/v3/.")
+      .default("/_matrix/provision"),
+    shared_secret: z
+      .string()
+      .refine((v) => v === "" || v.length >= 32, "empty, or at least 32 characters")
+      .describe(
+        "Secret that lets an integration act for any user (with ?user_id=). Empty: only users' " +
+          "own Matrix access tokens are accepted. May be given in MWI_PROVISIONING_SECRET instead.",
+      )
+      .default(""),
+  })
+  .describe(
+    "The provisioning API (mautrix-style /_matrix/provision/v3): log in, log out and start chats " +
+      "from a client or an integration instead of the bot.",
+  );
+
+const limits = z
+  .strictObject({
+    messages_per_minute: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .describe(
+        "Messages one Matrix user may send to WhatsApp per minute; beyond it they are refused with a notice.",
+      )
+      .default(60),
+    new_chats_per_hour: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .describe("New conversations (start-chat, create_dm) one Matrix user may open per hour.")
+      .default(20),
+    message_requests_per_hour: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .describe(
+        "Message requests from unknown numbers shown to one user per hour. Beyond it they are " +
+          "held (kept, unacknowledged) and shown once the hour allows; the user is told.",
+      )
+      .default(20),
+  })
+  .describe("Abuse controls per Matrix user (docs/operations.md).");
+
 const encryption = z
   .strictObject({
     key_file: z
@@ -267,6 +323,8 @@ export const configSchema = z
     permissions,
     logging: logging.prefault({}),
     metrics: metrics.prefault({}),
+    provisioning: provisioning.prefault({}),
+    limits: limits.prefault({}),
     encryption: encryption.prefault({}),
   })
   .describe("matrix-whatsapp-interop configuration.");

@@ -24,7 +24,10 @@ import type {
   RemoteEvent,
   RemoteUserId,
 } from "./network.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import { permissionOf } from "./permissions.js";
+import { UserLimits } from "./rate-limits.js";
+import type { OpenPortal } from "./portals.js";
 import { formatInternational } from "./phone-format.js";
 import { PortalManager } from "./portals.js";
 import { RemoteEventHandler } from "./remote-events.js";
@@ -37,6 +40,10 @@ export interface BridgeCoreOptions {
   /** Built by the caller with the core as its CoreCallbacks (see `createConnector`). */
   createConnector: (callbacks: CoreCallbacks) => NetworkConnector;
   log: Logger;
+  /** Told about bridged and failed messages (metrics); none by default. */
+  observer?: CoreObserver;
+  /** The clock of the per-user limits (tests). */
+  now?: () => number;
 }
 
 /** The prefix of commands sent in a portal rather than the management room. */
@@ -59,6 +66,7 @@ export class BridgeCore implements CoreCallbacks {
   readonly connector: NetworkConnector;
   readonly config: Config;
   readonly matrix: MatrixApi;
+  readonly limits: UserLimits;
   private readonly remote: RemoteEventHandler;
   private readonly log: Logger;
 
@@ -94,8 +102,27 @@ export class BridgeCore implements CoreCallbacks {
       this.connector,
       log.child({ component: "logins" }),
     );
-    this.remote = new RemoteEventHandler(config, tables, this.ghosts, this.portals, matrix, log);
-    this.fromMatrix = new MatrixEventsHandler(tables, this.portals, this.logins, matrix, log);
+    const observer = options.observer ?? NO_OBSERVER;
+    this.limits = new UserLimits(config.limits, options.now);
+    this.remote = new RemoteEventHandler(
+      config,
+      tables,
+      this.ghosts,
+      this.portals,
+      matrix,
+      log,
+      observer,
+      this.limits,
+    );
+    this.fromMatrix = new MatrixEventsHandler(
+      tables,
+      this.portals,
+      this.logins,
+      matrix,
+      log,
+      observer,
+      this.limits,
+    );
     this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
       ...accountCommands,
       ...contactCommands,
@@ -190,6 +217,39 @@ export class BridgeCore implements CoreCallbacks {
         ? [name, ghost.phone, ...rest].join(" ")
         : line;
     await this.commands.dispatch(ctx, withNumber);
+  }
+
+  /**
+   * Logs the user out at the network (deleting their keys), then the bridge leaves their portals.
+   * The `logout` command and the provisioning API both end here.
+   */
+  async logoutUser(
+    user: MatrixUserId,
+  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number }> {
+    const outcome = await this.logins.logout(user);
+    if (outcome === "not-logged-in") return { outcome, left: 0 };
+    return { outcome, left: await this.portals.leaveAll(user) };
+  }
+
+  /**
+   * Opens (or reopens) the user's chat with a number: `start-chat` and the provisioning API's
+   * create_dm. A number without a chat yet counts against `limits.new_chats_per_hour` before it
+   * is looked up (lookups count against the gatekeeper's quota and could enumerate numbers);
+   * over the limit this throws a UserLimitError for the user.
+   */
+  async openChat(
+    user: MatrixUserId,
+    phone: PhoneNumber,
+  ): Promise<{ reachable: false } | { reachable: true; open: OpenPortal }> {
+    const login = this.requireLogin(user);
+    const known = isContactDirectory(this.connector)
+      ? this.connector.contactForPhone(phone)
+      : await this.ghosts.byPhone(phone);
+    const existing = known === undefined ? undefined : await this.portalRows.get(user, known);
+    if (existing?.roomId === null || existing === undefined) this.limits.takeNewChat(user);
+    const resolution = await login.resolvePhone(phone);
+    if (!resolution.reachable) return { reachable: false };
+    return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
   }
 
   // Helpers for commands.

@@ -22,6 +22,15 @@ interface InputState {
   earlier: Record<string, string>;
 }
 
+/** What one login step came to, for the conversation and the provisioning API alike. */
+export type LoginOutcome =
+  | { type: "input"; step: Extract<LoginStep, { type: "input" }> }
+  | { type: "complete"; instructions: string; /** The identity logged in as. */ id: string }
+  /** The network or a check refused the input; `sameStep`: the same step may be submitted again. */
+  | { type: "refused"; code: string; message: string; sameStep: boolean }
+  /** An internal error ended the login. */
+  | { type: "failed" };
+
 /**
  * Logins and the login conversation: `login` shows the security warning (state warned), the user
  * picks a flow by replying its id (the warning is then accepted and recorded), each input step's
@@ -181,30 +190,61 @@ export class LoginManager {
     call: () => Promise<LoginStep>,
     submitted: Record<string, string>,
   ): Promise<string> {
+    const outcome = await this.run(user, process, call, submitted);
+    switch (outcome.type) {
+      case "refused": {
+        const state = this.inProgress.get(user);
+        if (!outcome.sameStep || state === undefined) {
+          return `${outcome.message} Send \`login\` to start again.`;
+        }
+        state.values = {};
+        return `${outcome.message}\n${prompt(nextField(state) as LoginField)}`;
+      }
+      case "failed":
+        return "The login failed because of an internal error. Send `login` to try again.";
+      case "input": {
+        const state = this.inProgress.get(user) as InputState;
+        const field = nextField(state);
+        return field === undefined
+          ? outcome.step.instructions
+          : `${outcome.step.instructions}\n${prompt(field)}`;
+      }
+      case "complete":
+        return outcome.instructions;
+    }
+  }
+
+  /**
+   * One step of a login, for either channel: calls the process, then records what it means. A
+   * BridgeError keeps the process on its step (when one is in progress: the user may correct the
+   * value); any other error ends the login. An input step becomes the user's step in progress; a
+   * complete step makes the user logged in.
+   */
+  private async run(
+    user: MatrixUserId,
+    process: LoginProcess,
+    call: () => Promise<LoginStep>,
+    submitted: Record<string, string>,
+  ): Promise<LoginOutcome> {
     let step: LoginStep;
     try {
       step = await call();
     } catch (err) {
       if (err instanceof BridgeError) {
-        // The process stays on the same step: the user may correct the value and try again.
-        const state = this.inProgress.get(user);
-        if (state === undefined) {
-          await this.users.update(user, { loginState: "logged-out", loginFlow: null });
-          return `${err.message} Send \`login\` to start again.`;
+        if (this.inProgress.get(user)?.process === process) {
+          return { type: "refused", code: err.code, message: err.message, sameStep: true };
         }
-        state.values = {};
-        return `${err.message}\n${prompt(nextField(state) as LoginField)}`;
+        await this.users.update(user, { loginState: "logged-out", loginFlow: null });
+        return { type: "refused", code: err.code, message: err.message, sameStep: false };
       }
       await this.dropProcess(user);
       await this.users.update(user, { loginState: "logged-out", loginFlow: null });
       this.log.error({ user, err: describeError(err) }, "login step failed");
-      return "The login failed because of an internal error. Send `login` to try again.";
+      return { type: "failed" };
     }
     if (step.type === "input") {
-      const state: InputState = { process, step, values: {}, earlier: submitted };
-      this.inProgress.set(user, state);
-      const field = nextField(state);
-      return field === undefined ? step.instructions : `${step.instructions}\n${prompt(field)}`;
+      this.inProgress.set(user, { process, step, values: {}, earlier: submitted });
+      return { type: "input", step };
     }
     this.inProgress.delete(user);
     this.active.set(user, step.login);
@@ -212,14 +252,103 @@ export class LoginManager {
     if (phone !== undefined && isPhoneNumber(phone)) {
       await this.users.releasePhone(phone, user);
     }
+    const handle = submitted["handle"] ?? submitted["username"] ?? null;
     await this.users.update(user, {
       loginState: "logged-in",
       loginFlow: null,
       phone: phone !== undefined && isPhoneNumber(phone) ? (phone as PhoneNumber) : null,
-      handle: submitted["handle"] ?? submitted["username"] ?? null,
+      handle,
     });
     this.log.info({ user }, "logged in");
-    return step.instructions;
+    return { type: "complete", instructions: step.instructions, id: phone ?? handle ?? user };
+  }
+
+  // The structured path (provisioning API): the same processes, checks and bookkeeping as the
+  // conversation, with every field of a step submitted at once.
+
+  /**
+   * Starts a login with a flow for a user who has none. The caller has shown the security
+   * warning (`securityWarningText`); starting records it as accepted, as replying a flow id does.
+   * A login in progress in either channel is cancelled first: a user has one at a time.
+   */
+  async startStructured(
+    user: MatrixUserId,
+    flowId: string,
+  ): Promise<{ process: LoginProcess; outcome: LoginOutcome }> {
+    if (this.active.has(user)) {
+      throw new BridgeError("already-logged-in", "You are already logged in; log out first.");
+    }
+    if (!this.connector.loginFlows().some((f) => f.id === flowId)) {
+      throw new BridgeError("login-flow-unknown", `There is no login flow "${flowId}".`);
+    }
+    await this.dropProcess(user);
+    await this.users.ensure(user);
+    const process = this.connector.createLogin(user, flowId);
+    await this.users.update(user, {
+      loginState: "verifying",
+      loginFlow: flowId,
+      warningAcceptedAt: Date.now(),
+    });
+    return { process, outcome: await this.run(user, process, () => process.start(), {}) };
+  }
+
+  /** The input step `process` waits on, if it is still the user's login in progress. */
+  stepOf(
+    user: MatrixUserId,
+    process: LoginProcess,
+  ): Extract<LoginStep, { type: "input" }> | undefined {
+    const state = this.inProgress.get(user);
+    return state?.process === process ? state.step : undefined;
+  }
+
+  /**
+   * Submits every field of the current step at once. Each value is checked as in the
+   * conversation (pattern, international format, allowed country codes) before the network is
+   * asked; a missing or invalid one is refused with the step kept.
+   */
+  async submitStructured(
+    user: MatrixUserId,
+    process: LoginProcess,
+    stepId: string,
+    input: Readonly<Record<string, string>>,
+  ): Promise<LoginOutcome> {
+    const state = this.inProgress.get(user);
+    if (state?.process !== process || state.step.stepId !== stepId) {
+      throw new BridgeError("login-step-stale", "This login step is no longer in progress.");
+    }
+    const values: Record<string, string> = {};
+    for (const field of state.step.fields) {
+      const value = input[field.id]?.trim();
+      if (value === undefined || value === "") {
+        return {
+          type: "refused",
+          code: "field-missing",
+          message: `${field.name} is missing.`,
+          sameStep: true,
+        };
+      }
+      const problem = this.checkField(field, value);
+      if (problem !== undefined) {
+        return { type: "refused", code: "field-invalid", message: problem, sameStep: true };
+      }
+      values[field.id] = value;
+    }
+    return this.run(user, process, () => process.submit(stepId, values), {
+      ...state.earlier,
+      ...values,
+    });
+  }
+
+  /** Cancels `process` if it is still the user's login in progress. */
+  async cancelStructured(user: MatrixUserId, process: LoginProcess): Promise<void> {
+    if (this.inProgress.get(user)?.process !== process) return;
+    await this.dropProcess(user);
+    await this.users.update(user, { loginState: "logged-out", loginFlow: null });
+  }
+
+  /** The warning a client shows before it starts a login (what `login` shows in the chat). */
+  securityWarningText(): string {
+    return securityWarning(this.config.interop.provider_id, this.connector.loginFlows());
   }
 
   private async dropProcess(user: MatrixUserId): Promise<void> {

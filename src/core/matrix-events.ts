@@ -21,7 +21,9 @@ import {
   type RemoteMessageId,
   type RemoteUserId,
 } from "./network.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
+import { clock, type UserLimits } from "./rate-limits.js";
 import { notLoggedIn } from "./texts.js";
 
 /**
@@ -40,6 +42,8 @@ export class MatrixEventsHandler {
     private readonly logins: LoginManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    private readonly observer: CoreObserver = NO_OBSERVER,
+    private readonly limits?: UserLimits,
   ) {}
 
   async message(
@@ -49,10 +53,22 @@ export class MatrixEventsHandler {
     content: MessageContent,
     replyToEvent?: EventId,
   ): Promise<void> {
+    const startedAt = performance.now();
     const room = portal.roomId as RoomId;
     const login = await this.loginOrNotice(sender, room, eventId);
     if (login === undefined) return;
     if (await this.tables.messages.byEvent(eventId)) return;
+    const limitedUntil = this.limits?.messages.take(sender);
+    if (limitedUntil !== undefined) {
+      this.observer.messageFailed("to-network", "user-rate-limit");
+      await this.matrix.sendNotice(
+        room,
+        `Not sent: you are sending too fast (at most ${this.limits?.messages.limit} messages a ` +
+          `minute). Send it again after ${clock(limitedUntil)} (UTC).`,
+        eventId,
+      );
+      return;
+    }
     // Replying to a message request accepts it (PROTOCOL.md §10.3: no protocol action needed).
     if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
     const target =
@@ -62,9 +78,15 @@ export class MatrixEventsHandler {
     try {
       remoteId = await login.sendMessage(portal.contact, content, replyTo);
     } catch (err) {
+      this.observer.messageFailed("to-network", err instanceof BridgeError ? err.code : "internal");
       await this.failed(room, eventId, err);
       return;
     }
+    this.observer.messageBridged(
+      "to-network",
+      content.type,
+      (performance.now() - startedAt) / 1000,
+    );
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,

@@ -63,8 +63,24 @@ export interface NeutralMedia {
   /** 64 amplitudes 0-100 for voice notes. */
   waveform?: readonly number[];
   thumbnail?: { data: Uint8Array; width: number; height: number; mimeType: string };
-  /** Opens the plaintext as a stream; may be called more than once. */
+  /**
+   * Opens the plaintext as a stream; may be called more than once. Rejects (or the stream
+   * throws) with a BridgeError whose code starts with `media-`: `media-transport` and
+   * `media-timeout` may succeed later; any other `media-*` code (refused URL, failed integrity
+   * check, too large) never will (see `isPermanentMediaFailure`).
+   */
   open(): Promise<AsyncIterable<Uint8Array>>;
+}
+
+/** Whether a failure to open media is final for that message (retrying cannot help). */
+export function isPermanentMediaFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === "string" &&
+    code.startsWith("media-") &&
+    code !== "media-transport" &&
+    code !== "media-timeout"
+  );
 }
 
 export type MessageContent =
@@ -149,7 +165,15 @@ export interface SendFailure {
  * The core's side, handed to every login: where a connector reports events. `report` resolves
  * once the event is durably handled (stored and bridged, or deliberately dropped): a connector acks
  * the network only after that, so a crash in between redelivers instead of losing the event.
+ *
+ * `report` may reject with an error whose `deferred` is `true` (a held message request, see
+ * core/rate-limits.ts): the core wants the event later. The connector keeps it durably, may
+ * acknowledge the network (it owns the event now), and reports it again later, at least every
+ * few minutes and after every restart, until `report` resolves.
  */
+export const isDeferral = (err: unknown): boolean =>
+  typeof err === "object" && err !== null && (err as { deferred?: unknown }).deferred === true;
+
 export interface CoreCallbacks {
   report(login: MatrixUserId, event: RemoteEvent): Promise<void>;
 }
@@ -274,3 +298,18 @@ export const isReportCapable = (l: NetworkLogin): l is NetworkLogin & ReportCapa
   "report" in l;
 export const isSafetyNumberCapable = (l: NetworkLogin): l is NetworkLogin & SafetyNumberCapable =>
   "safetyNumber" in l;
+
+/**
+ * A connector that can say whether its shared connection (interop: the gatekeeper session) is up,
+ * for /ready and the metrics. Read synchronously from state the connector already holds; never
+ * contacts the network.
+ */
+export interface ConnectionHealthReporting {
+  connectionHealth(): { connected: boolean; code: string; message: string };
+  /** Messages queued towards the network (outbox) and received but not yet reported (inbox). */
+  queueDepths(): Promise<{ outbox: number; inbox: number }>;
+}
+
+export const isConnectionHealthReporting = (
+  c: NetworkConnector,
+): c is NetworkConnector & ConnectionHealthReporting => "connectionHealth" in c;

@@ -9,9 +9,18 @@ import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { LoginState, MessageReference, RemoteEvent, SendFailure } from "./network.js";
+import type {
+  LoginState,
+  MessageReference,
+  RemoteEvent,
+  RemoteUserId,
+  SendFailure,
+} from "./network.js";
+import { isPermanentMediaFailure } from "./network.js";
 import { formatInternational } from "./phone-format.js";
+import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
+import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
 
 type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
 
@@ -23,6 +32,8 @@ type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
 export class RemoteEventHandler {
   private readonly states = new Map<MatrixUserId, LoginState>();
   private readonly lock = new KeyedLock();
+  /** Until when each user was told that message requests are held (one notice per window). */
+  private readonly heldNotified = new Map<MatrixUserId, number>();
 
   constructor(
     private readonly config: Config,
@@ -37,6 +48,8 @@ export class RemoteEventHandler {
     private readonly portals: PortalManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    private readonly observer: CoreObserver = NO_OBSERVER,
+    private readonly limits?: UserLimits,
   ) {}
 
   stateOf(user: MatrixUserId): LoginState | undefined {
@@ -51,13 +64,19 @@ export class RemoteEventHandler {
         : event.kind === "send-failed" || event.kind === "state"
           ? ""
           : event.from;
-    return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event));
+    // Latency is measured from the report, so time waiting behind the conversation's lock counts.
+    const reportedAt = performance.now();
+    return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event, reportedAt));
   }
 
-  private async dispatch(user: MatrixUserId, event: RemoteEvent): Promise<void> {
+  private async dispatch(
+    user: MatrixUserId,
+    event: RemoteEvent,
+    reportedAt: number,
+  ): Promise<void> {
     switch (event.kind) {
       case "message":
-        return this.message(user, event);
+        return this.message(user, event, reportedAt);
       case "edit":
         return this.edit(user, event);
       case "retract":
@@ -84,7 +103,12 @@ export class RemoteEventHandler {
     }
   }
 
-  private async message(user: MatrixUserId, event: EventOf<"message">): Promise<void> {
+  private async message(
+    user: MatrixUserId,
+    event: EventOf<"message">,
+    reportedAt: number,
+  ): Promise<void> {
+    if (event.isRequest) await this.admitRequest(user, event.from);
     const open = await this.portals.forIncoming(user, event.from, event.isRequest);
     const { portal, ghost } = open;
     if (await this.tables.messages.byRemote(portal.id, event.from, event.id)) return;
@@ -92,9 +116,41 @@ export class RemoteEventHandler {
       event.replyTo === undefined
         ? undefined
         : await this.tables.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
-    const eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
-      ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
-    });
+    let eventId;
+    let refused = false;
+    try {
+      eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
+        ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
+      });
+    } catch (err) {
+      if (event.content.type === "media" && isPermanentMediaFailure(err)) {
+        // Retrying cannot help (a URL outside the gatekeeper's media origin, a file that failed
+        // its checks): say so in the chat and count the message as handled, instead of having
+        // it redelivered forever while the user sees nothing.
+        this.observer.messageFailed("to-matrix", (err as { code: string }).code);
+        this.log.warn(
+          { portal: portal.id, code: (err as { code: string }).code },
+          "media from the network refused",
+        );
+        refused = true;
+        eventId = await this.matrix.sendNotice(
+          portal.roomId,
+          `${formatInternational(ghost.phone)} sent a file (${event.content.media.kind}) that ` +
+            "could not be received: it failed the bridge's safety checks. Ask them to send it again.",
+        );
+      } else {
+        // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
+        this.observer.messageFailed("to-matrix", "homeserver");
+        throw err;
+      }
+    }
+    if (!refused) {
+      this.observer.messageBridged(
+        "to-matrix",
+        event.content.type,
+        (performance.now() - reportedAt) / 1000,
+      );
+    }
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,
@@ -105,6 +161,34 @@ export class RemoteEventHandler {
       direction: "in",
     });
     await this.portals.afterIncoming(open);
+  }
+
+  /**
+   * A message request from a number without a chat counts against
+   * `limits.message_requests_per_hour`. Over it the request is held, not dropped: the rejection
+   * (HeldRequestError, `deferred`) makes the connector keep it and report it again later, and the
+   * user is told once per window in the management room.
+   */
+  private async admitRequest(user: MatrixUserId, from: RemoteUserId): Promise<void> {
+    if (this.limits === undefined) return;
+    const existing = await this.tables.portals.get(user, from);
+    if (existing !== undefined && existing.roomId !== null) return;
+    const retryAt = this.limits.requests.take(user);
+    if (retryAt === undefined) return;
+    if ((this.heldNotified.get(user) ?? 0) < this.limits.requests.now()) {
+      this.heldNotified.set(user, retryAt.getTime());
+      const row = await this.tables.users.get(user);
+      if (row !== undefined && row.managementRoom !== null) {
+        await this.matrix.sendNotice(
+          row.managementRoom,
+          `More message requests from new numbers arrived than the ${this.limits.requests.limit} ` +
+            `an hour this bridge shows. They are held, not lost: they appear from ` +
+            `${clock(retryAt)} (UTC) on, in the order they came.`,
+        );
+      }
+    }
+    this.log.info({ user, retryAt: retryAt.toISOString() }, "message request held over the limit");
+    throw new HeldRequestError(retryAt);
   }
 
   private async edit(user: MatrixUserId, event: EventOf<"edit">): Promise<void> {
@@ -221,6 +305,7 @@ export class RemoteEventHandler {
   }
 
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {
+    this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
     const number = formatInternational(open.ghost.phone);
     await this.matrix.sendNotice(
@@ -232,6 +317,7 @@ export class RemoteEventHandler {
   }
 
   private async sendFailed(user: MatrixUserId, event: EventOf<"send-failed">): Promise<void> {
+    this.observer.messageFailed("to-network", event.reason.code);
     const portalIds = (await this.tables.portals.listByUser(user)).map((p) => p.id);
     const sent = await this.tables.messages.outgoingByRemote(portalIds, event.target.id);
     if (sent === undefined) {

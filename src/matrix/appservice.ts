@@ -19,6 +19,11 @@ export interface MatrixSideOptions {
 export interface MatrixSide {
   readonly bridge: Bridge;
   /**
+   * The listener's express app, for further APIs on the same port (provisioning). Their routes
+   * do their own authentication: the hs_token guards only the appservice API.
+   */
+  readonly app: TransactionalAppService["expressApp"];
+  /**
    * Starts handing transactions to `handler`. Until then transactions are answered with an error,
    * so the homeserver keeps them and retries: nothing pushed before the bridge is ready is lost.
    */
@@ -75,6 +80,7 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
   );
   return {
     bridge,
+    app: appService.expressApp,
     setTransactionHandler: (handler) => appService.setTransactionHandler(handler),
     async stop() {
       await appService.close().catch(() => undefined);

@@ -32,6 +32,8 @@ export interface ProsodyOptions {
   stanzaSizeLimit?: number;
   logLevel?: "debug" | "info" | "warn" | "error";
   startTimeoutMs?: number;
+  /** Further components, domain -> secret (e.g. an attacker's component in security tests). */
+  extraComponents?: Record<string, string>;
 }
 
 export interface ProsodyInstance {
@@ -85,8 +87,14 @@ export async function startProsody(options: ProsodyOptions = {}): Promise<Prosod
     SECRET_GROUPS: luaString(secrets["g.wa.example"]),
     SECRET_PROVIDER: luaString(secrets["matrix.bridge.example"]),
   });
+  const extra = Object.entries(options.extraComponents ?? {})
+    .map(
+      ([domain, secret]) =>
+        `Component ${luaString(domain)}\n  component_secret = ${luaString(secret)}\n`,
+    )
+    .join("");
   const configPath = join(dir, "prosody.cfg.lua");
-  await writeFile(configPath, config, { mode: 0o600 });
+  await writeFile(configPath, config + extra, { mode: 0o600 });
 
   const child = spawn(PROSODY_BIN, ["-F", "--config", configPath], {
     cwd: dir,

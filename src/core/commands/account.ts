@@ -58,13 +58,11 @@ const logout: Cmd = {
   minArgs: 0,
   maxArgs: 0,
   async run(ctx) {
-    const { logins, portals } = ctx.services;
-    const outcome = await logins.logout(ctx.user);
+    const { outcome, left } = await ctx.services.logoutUser(ctx.user);
     if (outcome === "not-logged-in") {
       await ctx.reply("You are not logged in.");
       return;
     }
-    const left = await portals.leaveAll(ctx.user);
     await ctx.reply(
       outcome === "done"
         ? `Logged out. WhatsApp was told, your keys were deleted from the bridge and the bridge left ${left} chat(s).`

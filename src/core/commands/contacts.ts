@@ -45,15 +45,13 @@ const startChat: Cmd = {
   maxArgs: 1,
   async run(ctx, args) {
     const phone = phoneArg(args);
-    const core = ctx.services;
-    const login = core.requireLogin(ctx.user);
     const number = formatInternational(phone);
-    const resolution = await login.resolvePhone(phone);
-    if (!resolution.reachable) {
+    const result = await ctx.services.openChat(ctx.user, phone);
+    if (!result.reachable) {
       await ctx.reply(notReachable(number));
       return;
     }
-    const { created } = await core.portals.openOutgoing(ctx.user, resolution.contact);
+    const { created } = result.open;
     await ctx.reply(
       created
         ? `Invited you to a new chat with ${number}. They must accept your first message before they can reply.`

@@ -1,5 +1,6 @@
 import { tmpdir } from "node:os";
 import type {
+  ConnectionHealthReporting,
   CoreCallbacks,
   LoginFlow,
   LoginProcess,
@@ -15,6 +16,7 @@ import { gatekeeperUserJid, matrixUserIdFromLocalpart, phoneOfJid } from "../cod
 import { GATEKEEPER_DOMAIN } from "../codec/namespaces.js";
 import type { MediaOpener } from "../convert/index.js";
 import { ProviderEngine, type ProviderEngineOptions } from "../provider/engine.js";
+import { outboxStore } from "../provider/outbox-store.js";
 import type { ProviderEvent } from "../provider/types.js";
 import { localJidOf, type ConnectorContext } from "./context.js";
 import { loginStateOf, mapProviderEvent } from "./events.js";
@@ -56,7 +58,9 @@ export const LOGIN_FLOWS: readonly LoginFlow[] = [
  * acked only for what the core durably handled (P13). Contacts are gatekeeper user JIDs, message
  * ids are origin-ids.
  */
-export class InteropConnector implements NetworkConnector, ContactDirectory {
+export class InteropConnector
+  implements NetworkConnector, ContactDirectory, ConnectionHealthReporting
+{
   readonly engine: ProviderEngine;
   private readonly ctx: ConnectorContext;
   private readonly logins = new Map<MatrixUserId, InteropLogin>();
@@ -128,6 +132,20 @@ export class InteropConnector implements NetworkConnector, ContactDirectory {
     await this.options.afterStop?.().catch((err: unknown) => {
       this.ctx.log.warn({ err: describeError(err) }, "cleanup after stop failed");
     });
+  }
+
+  /** The gatekeeper session: connected only once hello succeeded (`ready`). */
+  connectionHealth(): { connected: boolean; code: string; message: string } {
+    const state = this.engine.state;
+    return { connected: state.code === "ready", code: state.code, message: state.message };
+  }
+
+  /** Outgoing stanzas awaiting an outcome and inbound deliveries awaiting hand-over. */
+  async queueDepths(): Promise<{ outbox: number; inbox: number }> {
+    return {
+      outbox: await outboxStore.depth(this.options.engine.knex),
+      inbox: await this.engine.inbox.depth(),
+    };
   }
 
   /** Reads only the local key store: a user without keys loads as logged out. */

@@ -78,6 +78,7 @@ export class ProviderEngine {
   private readonly detachers: (() => void)[] = [];
   private tickTimer: NodeJS.Timeout | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
+  private replayTimer: NodeJS.Timeout | undefined;
   private running = false;
 
   constructor(private readonly options: ProviderEngineOptions) {
@@ -225,6 +226,11 @@ export class ProviderEngine {
     this.tickTimer.unref();
     this.maintenanceTimer = setInterval(() => void this.maintenance(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
+    // Events the core deferred (held message requests) wait in inbound_pending: offer them again.
+    this.replayTimer = setInterval(() => {
+      if (this.session.state.code === "ready") void this.receiver.replayPending();
+    }, this.timing.pendingReplayMs);
+    this.replayTimer.unref();
   }
 
   /** Sends the collected acks, lets queued work finish, and closes the connection. */
@@ -245,6 +251,7 @@ export class ProviderEngine {
     this.running = false;
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
+    clearInterval(this.replayTimer);
     this.acks.stop();
     for (const detach of this.detachers.splice(0)) detach();
     this.session.stop();

@@ -134,6 +134,13 @@ export class InboxStore {
     return row === undefined ? undefined : this.open(row);
   }
 
+  /** How many committed deliveries await hand-over to the core (the inbox depth metric). */
+  async depth(): Promise<number> {
+    const row = (await this.knex("inbound_pending").count({ n: "*" }).first()) as
+      { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  }
+
   async allPending(): Promise<PendingEntry[]> {
     const rows = (await this.knex("inbound_pending").orderBy("created_at")) as PendingRow[];
     return rows.map((row) => this.open(row));

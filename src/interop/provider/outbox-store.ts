@@ -128,6 +128,13 @@ export const outboxStore = {
     return raw === undefined ? undefined : fromRaw(raw);
   },
 
+  /** How many rows await an outcome (pending or sent), for the outbox depth metric. */
+  async depth(db: Knex): Promise<number> {
+    const row = (await db("outbox").whereIn("state", UNRESOLVED).count({ n: "*" }).first()) as
+      { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  },
+
   /** Unresolved rows in creation order, the due ones and the ones that block them. */
   async unresolved(db: Knex, limit: number): Promise<OutboxRow[]> {
     const rows = (await db("outbox")

@@ -22,6 +22,7 @@ import { RetryAnswerer, retryRequestRow } from "./retries.js";
 import { receiptRow } from "./sender.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
+import { isDeferral } from "../../core/network.js";
 import { pendingToEvent } from "./events.js";
 import { applyNotification } from "./notifications.js";
 import type { ProviderEventHandler } from "./types.js";
@@ -338,8 +339,19 @@ export class Receiver {
       const event = tryDecode(() =>
         pendingToEvent(entry.record, this.options.session.limits["max-envelope-bytes"]),
       );
-      if (event.ok) await this.options.emit(event.value);
-      else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
+      if (event.ok) {
+        try {
+          await this.options.emit(event.value);
+        } catch (err) {
+          if (!isDeferral(err)) throw err;
+          // The core holds it for later (core/network.ts): it stays in inbound_pending, sealed,
+          // and is handed over again by replayPending. The gatekeeper's copy is acked so that a
+          // held event never occupies its window of unacked deliveries.
+          this.options.acks.add(entry.by, entry.stanzaId);
+          this.log.info({ stanzaId: entry.stanzaId }, "delivery held by the core; kept for later");
+          return;
+        }
+      } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
       const { knex, inbox, outbox } = this.options;
       await knex.transaction(async (trx) => {
         const removed = await inbox.completePending(trx, entry.stanzaId);

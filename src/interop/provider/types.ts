@@ -120,6 +120,8 @@ export interface EngineTiming {
   readonly ackDelayMs: number;
   /** Period of the outbox and maintenance timer. */
   readonly tickMs: number;
+  /** How often events the core deferred (held message requests) are offered to it again. */
+  readonly pendingReplayMs: number;
   /** `iq-timeout-seconds` (§8.4). */
   readonly iqTimeoutMs: number;
   /** Rotate signed and last-resort prekeys after this long (§11.6: SHOULD 7 days). */
@@ -135,6 +137,7 @@ export const DEFAULT_TIMING: EngineTiming = {
   outboxDeadlineMs: 601_200_000,
   ackDelayMs: 1000,
   tickMs: 1000,
+  pendingReplayMs: 60_000,
   iqTimeoutMs: 30_000,
   rotateAfterMs: 7 * 86_400_000,
 };

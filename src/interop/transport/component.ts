@@ -72,7 +72,9 @@ interface ConnectionEvents {
   offline: [ConnectionState];
 }
 
-export const DEFAULT_MAX_STANZA_BYTES = 262144;
+export /** Room above max-stanza-bytes for the stream header and the tail of a read chunk. */
+const INBOUND_SLACK_BYTES = 65_536;
+const DEFAULT_MAX_STANZA_BYTES = 262144;
 
 export class ComponentConnection extends EventEmitter<ConnectionEvents> {
   readonly domain: string;
@@ -229,7 +231,26 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
       errors.push(err);
       this.log.debug({ err: describeError(err) }, "xmpp connection error");
     });
+    // xmpp.js parses without any size limit, so a stanza that never ends would grow in memory for
+    // as long as the server sends it. Bytes read since the last complete stanza are counted, and
+    // beyond max-stanza-bytes (plus room for the stream header and a read chunk) the connection
+    // is dropped; it reconnects as after any drop. The XMPP server limits stanzas too, but the
+    // bridge does not rely on that.
+    let unparsedBytes = 0;
+    entity.on("input", (text) => {
+      if (this.entity !== entity) return;
+      unparsedBytes += Buffer.byteLength(text, "utf8");
+      if (unparsedBytes > this.maxStanzaBytes + INBOUND_SLACK_BYTES) {
+        this.log.warn(
+          { bytes: unparsedBytes, max: this.maxStanzaBytes },
+          "inbound stanza above max-stanza-bytes; dropping the connection",
+        );
+        unparsedBytes = 0;
+        entity.socket?.destroy();
+      }
+    });
     entity.on("stanza", (stanza) => {
+      unparsedBytes = 0;
       if (this.entity === entity) this.dispatch(stanza);
     });
     entity.on("disconnect", () => this.onDisconnect(entity, errors));

@@ -16,6 +16,8 @@ export interface XmppComponentEntity {
   stop(): Promise<unknown>;
   write(text: string): Promise<void>;
   on(event: "stanza", listener: (stanza: XmlElement) => void): this;
+  /** Every chunk read from the socket, as text, before parsing. */
+  on(event: "input", listener: (text: string) => void): this;
   on(event: "error", listener: (err: unknown) => void): this;
   on(event: "disconnect" | "close" | "online", listener: (...args: unknown[]) => void): this;
   once(event: "online", listener: () => void): this;

@@ -1,0 +1,107 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { describeError } from "../util/errors.js";
+import { isMatrixUserId, type MatrixUserId } from "../util/ids.js";
+import { ProvisioningError } from "./errors.js";
+
+/** How long a verified Matrix access token is trusted without asking the homeserver again. */
+const TOKEN_CACHE_MS = 5 * 60_000;
+/** Bound on the cache, so that a flood of distinct tokens cannot grow memory. */
+const TOKEN_CACHE_MAX = 10_000;
+const WHOAMI_TIMEOUT_MS = 10_000;
+
+export interface AuthOptions {
+  /** Empty: only users' own access tokens are accepted. */
+  sharedSecret: string;
+  homeserverUrl: string;
+  now?: () => number;
+}
+
+/**
+ * Who a provisioning request acts for. Two ways in, as in mautrix:
+ * - the shared secret as bearer token, with the user named in `?user_id=` (integrations);
+ * - the user's own Matrix access token, verified with the homeserver's /account/whoami (cached for
+ *   five minutes by the token's digest). `?user_id=` may then only repeat the token's own user.
+ * The secret is compared in constant time (digests of equal length).
+ */
+export class ProvisioningAuth {
+  private readonly cache = new Map<string, { user: MatrixUserId; until: number }>();
+  private readonly secretDigest: Buffer | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly options: AuthOptions) {
+    this.secretDigest = options.sharedSecret === "" ? undefined : digest(options.sharedSecret);
+    this.now = options.now ?? Date.now;
+  }
+
+  async authenticate(
+    authorization: string | undefined,
+    userIdParam: unknown,
+  ): Promise<{ user: MatrixUserId; by: "secret" | "token" }> {
+    const token = authorization?.startsWith("Bearer ")
+      ? authorization.slice("Bearer ".length).trim()
+      : "";
+    if (token === "") throw new ProvisioningError(401, "M_MISSING_TOKEN", "Missing auth token");
+    const requested =
+      typeof userIdParam === "string" && userIdParam !== "" ? userIdParam : undefined;
+    if (this.secretDigest !== undefined && timingSafeEqual(digest(token), this.secretDigest)) {
+      if (requested === undefined) {
+        throw new ProvisioningError(
+          400,
+          "M_MISSING_PARAM",
+          "user_id is required with the shared secret",
+        );
+      }
+      if (!isMatrixUserId(requested)) {
+        throw new ProvisioningError(400, "M_INVALID_PARAM", "user_id is not a Matrix user id");
+      }
+      return { user: requested, by: "secret" };
+    }
+    const user = await this.whoami(token);
+    if (requested !== undefined && requested !== user) {
+      throw new ProvisioningError(
+        403,
+        "M_FORBIDDEN",
+        "user_id may only name another user with the shared secret",
+      );
+    }
+    return { user, by: "token" };
+  }
+
+  private async whoami(token: string): Promise<MatrixUserId> {
+    const key = digest(token).toString("hex");
+    const cached = this.cache.get(key);
+    if (cached !== undefined && cached.until > this.now()) return cached.user;
+    const base = this.options.homeserverUrl.replace(/\/+$/, "");
+    let res: Response;
+    try {
+      res = await fetch(`${base}/_matrix/client/v3/account/whoami`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(WHOAMI_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new ProvisioningError(
+        502,
+        "M_UNKNOWN",
+        `the homeserver could not be asked who the token belongs to: ${describeError(err)}`,
+      );
+    }
+    const body = (await res.json().catch(() => ({}))) as { user_id?: unknown };
+    if (res.status === 401 || res.status === 403) {
+      throw new ProvisioningError(401, "M_UNKNOWN_TOKEN", "Invalid auth token");
+    }
+    if (!res.ok || typeof body.user_id !== "string" || !isMatrixUserId(body.user_id)) {
+      throw new ProvisioningError(
+        502,
+        "M_UNKNOWN",
+        `the homeserver answered /account/whoami with HTTP ${res.status}`,
+      );
+    }
+    if (this.cache.size >= TOKEN_CACHE_MAX) this.cache.clear();
+    this.cache.set(key, { user: body.user_id, until: this.now() + TOKEN_CACHE_MS });
+    return body.user_id;
+  }
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}

@@ -1,0 +1,2 @@
+export { ProvisioningApi } from "./api.js";
+export { ProvisioningAuth } from "./auth.js";
