@@ -198,7 +198,8 @@ class TimedConnection extends ComponentConnection {
     this.onStanza((stanza) => {
       if (stanza.name !== "message") return;
       const id = originIdOf(stanza);
-      if (id !== undefined && !marks.w2mArrival.has(id)) marks.w2mArrival.set(id, performance.now());
+      if (id !== undefined && !marks.w2mArrival.has(id))
+        marks.w2mArrival.set(id, performance.now());
     });
   }
 
@@ -401,7 +402,10 @@ async function startAll(
     },
     "started",
   );
-  const config = configSchema.parse({ ...base, homeserver: { url: started.hsUrl, domain: DOMAIN } });
+  const config = configSchema.parse({
+    ...base,
+    homeserver: { url: started.hsUrl, domain: DOMAIN },
+  });
   const marks = new Marks();
   let connector: InteropConnector | undefined;
   const bridge = await startBridge({
@@ -610,9 +614,15 @@ async function direction(
   run: (count: number, rate: number) => Promise<RunResult>,
   options: FlowOptions,
 ): Promise<{ figures: DirectionFigures; cpuUsPerMessage: number }> {
-  // Warm-up: JIT, caches, prepared statements; not counted.
-  await run(Math.min(50, options.maxMessages), 0);
-  const max = await run(options.maxMessages, 0);
+  // Warm-up: JIT, caches, prepared statements; not counted. Its rate sizes the maximum run to
+  // about fixedSeconds, so that a slow bridge does not make the run take minutes.
+  const warm = await run(Math.min(50, options.maxMessages), 0);
+  const estimate = throughputOf(warm).perSecond;
+  const count = Math.max(
+    Math.min(options.maxMessages, 20),
+    Math.min(options.maxMessages, Math.round(estimate * options.fixedSeconds * 1.5)),
+  );
+  const max = await run(count, 0);
   const throughput = throughputOf(max);
   options.progress(
     `  ${name} max: ${throughput.perSecond.toFixed(0)} msg/s ` +
@@ -644,7 +654,9 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
     const stopWatching = watchMatrixSends(running.marks, "benchw2m");
     cleanups.push(async () => stopWatching());
     const setupSeconds = (performance.now() - setupStart) / 1000;
-    options.progress(`  ${options.backend}: world and ${options.portals} portals ready in ${setupSeconds.toFixed(1)} s`);
+    options.progress(
+      `  ${options.backend}: world and ${options.portals} portals ready in ${setupSeconds.toFixed(1)} s`,
+    );
     const m2w = await direction(
       "Matrix -> WhatsApp",
       (count, rate) => runM2W(running, count, rate),

@@ -122,7 +122,10 @@ async function measureOne(
     });
     try {
       const ready = await new Promise<{ startBridgeMs: number }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("the bridge was not ready in 120 s")), 120_000);
+        const timer = setTimeout(
+          () => reject(new Error("the bridge was not ready in 120 s")),
+          120_000,
+        );
         child.once("message", (m) => {
           clearTimeout(timer);
           resolve(m as { startBridgeMs: number });

@@ -94,10 +94,7 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
   await command(MATRIX_PHONE, /code/i);
   const admin = new WhatsAppUser(sim.admin.url, adminToken, MATRIX_PHONE, "");
   const code = await waitFor("the verification code", async () => {
-    const answer = await admin.request(
-      "GET",
-      `/_test/verification-codes/${MATRIX_PHONE.slice(1)}`,
-    );
+    const answer = await admin.request("GET", `/_test/verification-codes/${MATRIX_PHONE.slice(1)}`);
     return answer.status === 200 ? String(answer.json["code"]) : undefined;
   });
   await command(code, /^Logged in/);
@@ -190,7 +187,10 @@ process.on("message", (raw) => {
     }
   };
   handle().catch((err: unknown) => {
-    reply({ type: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    reply({
+      type: "error",
+      message: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
   });
 });
 reply({ type: "hello" });
