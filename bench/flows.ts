@@ -71,6 +71,8 @@ export interface FlowFigures {
   readonly w2m: DirectionFigures;
   /** CPU time of this (the bridge's) process per bridged message, over the maximum runs, µs. */
   readonly bridgeCpuUsPerMessage: { m2w: number; w2m: number };
+  /** Database statements per bridged message over the maximum runs (BEGIN/COMMIT included). */
+  readonly queriesPerMessage: { m2w: number; w2m: number };
 }
 
 export interface FlowOptions {
@@ -362,6 +364,7 @@ interface Running {
   readonly matrixUserId: string;
   readonly myJid: string;
   readonly portals: WorldPortal[];
+  readonly queries: { count: number; sql: Map<string, number> };
 }
 
 async function startAll(
@@ -456,6 +459,13 @@ async function startAll(
     "ready",
   );
   const pusher = new TransactionPusher(port, registration.hs_token, marks);
+  const queries = { count: 0, sql: new Map<string, number>() };
+  // BENCH_SQL=1 prints the statements of each run, most frequent first (what a message costs).
+  const tally = process.env["BENCH_SQL"] === "1";
+  bridge.db.knex.on("query", (q: { sql: string }) => {
+    queries.count += 1;
+    if (tally) queries.sql.set(q.sql, (queries.sql.get(q.sql) ?? 0) + 1);
+  });
   cleanups.push(async () => pusher.close());
   return {
     world,
@@ -466,6 +476,7 @@ async function startAll(
     matrixUserId: ready.matrixUserId,
     myJid: ready.myJid,
     portals: ready.portals,
+    queries,
   };
 }
 
@@ -495,6 +506,8 @@ interface RunResult {
   readonly lastHandoff: number;
   readonly senderSeconds: number;
   readonly cpuUs: number;
+  /** Database statements the bridge ran during the run (its own and the Signal stores'). */
+  readonly queries: number;
 }
 
 let runCounter = 0;
@@ -505,6 +518,7 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
   r.marks.clear();
   const eventIds: string[] = [];
   const cpu = process.cpuUsage();
+  const queries = r.queries.count;
   const started = performance.now();
   for (let seq = 0; seq < count; seq++) {
     if (rate > 0) {
@@ -558,6 +572,7 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
     lastHandoff,
     senderSeconds,
     cpuUs: used.user + used.system,
+    queries: r.queries.count - queries,
   };
 }
 
@@ -566,6 +581,7 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
   const marker = `benchw2m${++runCounter}`;
   r.marks.clear();
   const cpu = process.cpuUsage();
+  const queries = r.queries.count;
   const done = await r.world.ask(
     { type: "w2m", count, rate, marker, myJid: r.myJid, portals: r.portals },
     "w2m-done",
@@ -595,7 +611,18 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
     lastHandoff,
     senderSeconds: done.durationMs / 1000,
     cpuUs: used.user + used.system,
+    queries: r.queries.count - queries,
   };
+}
+
+function printStatements(r: Running, name: string, messages: number): void {
+  if (r.queries.sql.size === 0) return;
+  const sorted = [...r.queries.sql.entries()].sort((a, b) => b[1] - a[1]);
+  process.stdout.write(`  statements of ${name}, per message:\n`);
+  for (const [sql, n] of sorted.slice(0, 40)) {
+    process.stdout.write(`    ${(n / messages).toFixed(2).padStart(6)}  ${sql.slice(0, 150)}\n`);
+  }
+  r.queries.sql.clear();
 }
 
 function throughputOf(run: RunResult): Throughput {
@@ -613,7 +640,7 @@ async function direction(
   name: string,
   run: (count: number, rate: number) => Promise<RunResult>,
   options: FlowOptions,
-): Promise<{ figures: DirectionFigures; cpuUsPerMessage: number }> {
+): Promise<{ figures: DirectionFigures; cpuUsPerMessage: number; queriesPerMessage: number }> {
   // Warm-up: JIT, caches, prepared statements; not counted. Its rate sizes the maximum run to
   // about fixedSeconds, so that a slow bridge does not make the run take minutes.
   const warm = await run(Math.min(50, options.maxMessages), 0);
@@ -639,6 +666,7 @@ async function direction(
   return {
     figures: { throughput, at100, at80 },
     cpuUsPerMessage: max.cpuUs / Math.max(1, max.latencies.length),
+    queriesPerMessage: max.queries / Math.max(1, max.latencies.length),
   };
 }
 
@@ -659,12 +687,22 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
     );
     const m2w = await direction(
       "Matrix -> WhatsApp",
-      (count, rate) => runM2W(running, count, rate),
+      async (count, rate) => {
+        running.queries.sql.clear();
+        const result = await runM2W(running, count, rate);
+        printStatements(running, "Matrix -> WhatsApp", count);
+        return result;
+      },
       options,
     );
     const w2m = await direction(
       "WhatsApp -> Matrix",
-      (count, rate) => runW2M(running, count, rate),
+      async (count, rate) => {
+        running.queries.sql.clear();
+        const result = await runW2M(running, count, rate);
+        printStatements(running, "WhatsApp -> Matrix", count);
+        return result;
+      },
       options,
     );
     return {
@@ -674,6 +712,7 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
       m2w: m2w.figures,
       w2m: w2m.figures,
       bridgeCpuUsPerMessage: { m2w: m2w.cpuUsPerMessage, w2m: w2m.cpuUsPerMessage },
+      queriesPerMessage: { m2w: m2w.queriesPerMessage, w2m: w2m.queriesPerMessage },
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);

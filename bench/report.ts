@@ -68,6 +68,7 @@ export interface BackendReport {
   readonly portals: number;
   readonly setupSeconds: number;
   readonly bridgeCpuUsPerMessage: FlowFigures["bridgeCpuUsPerMessage"];
+  readonly queriesPerMessage: FlowFigures["queriesPerMessage"];
   readonly m2w: DirectionReport;
   readonly w2m: DirectionReport;
   readonly memory: readonly MemoryReport[];
@@ -129,6 +130,7 @@ export function backendReport(
     portals: flows.portals,
     setupSeconds: flows.setupSeconds,
     bridgeCpuUsPerMessage: flows.bridgeCpuUsPerMessage,
+    queriesPerMessage: flows.queriesPerMessage,
     m2w: direction(flows.m2w, floor),
     w2m: direction(flows.w2m, floor),
     memory: memory.map((m) => ({
@@ -254,7 +256,8 @@ export function textReport(r: Results): string {
     }
     lines.push(
       `  bridge CPU per message at maximum: ${f(b.bridgeCpuUsPerMessage.m2w, 0)} µs (M->W), ` +
-        `${f(b.bridgeCpuUsPerMessage.w2m, 0)} µs (W->M)`,
+        `${f(b.bridgeCpuUsPerMessage.w2m, 0)} µs (W->M); database statements per message: ` +
+        `${f(b.queriesPerMessage.m2w, 1)} (M->W), ${f(b.queriesPerMessage.w2m, 1)} (W->M)`,
     );
     for (const mem of b.memory) {
       lines.push(
