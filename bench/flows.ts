@@ -656,7 +656,10 @@ async function direction(
       `(${throughput.delivered}/${throughput.messages} in ${throughput.seconds.toFixed(2)} s; ` +
       `sender ${throughput.senderPerSecond.toFixed(0)} msg/s)`,
   );
-  const fixed = await run(Math.round(100 * options.fixedSeconds), 100);
+  // Above the maximum the queue only grows: a shorter run shows that as well as a long one, and
+  // keeps the drain at about 1.5 fixedSeconds.
+  const cap = Math.max(20, Math.round(throughput.perSecond * options.fixedSeconds * 1.5));
+  const fixed = await run(Math.min(Math.round(100 * options.fixedSeconds), cap), 100);
   const at100 = latencyOf(fixed.latencies, 100, fixed.messages);
   options.progress(`  ${name} at 100 msg/s: ${describeLatency(at100)}`);
   const rate80 = Math.max(1, Math.round(throughput.perSecond * 0.8));

@@ -31,9 +31,9 @@ per message) in the same run. Writes bench/results/<time>.json, latest.json and 
 Options:
   --quick              small counts, under a minute on an idle machine
   --backend <name>     sqlite or postgres; repeat for both (default: both)
-  --messages <n>       upper bound of the maximum-throughput run, per direction (default 3000, quick 300)
-  --seconds <s>        length of each fixed-rate run and target length of the maximum run (default 8, quick 2)
-  --portals <n>        portals (WhatsApp contacts) the messages are spread over (default 4, quick 2)
+  --messages <n>       upper bound of the maximum-throughput run, per direction (default 3000, quick 150)
+  --seconds <s>        length of each fixed-rate run and target length of the maximum run (default 8, quick 1)
+  --portals <n>        portals (WhatsApp contacts) the messages are spread over (default 4, quick 1)
   --users <a,b,...>    user counts for the memory figures; 0 is always added (default 1000,10000; quick 1000)
   --floor-messages <n> messages timed for each part of the floor (default 2000, quick 300)
   --results <dir>      where to write the results (default bench/results)
@@ -80,9 +80,9 @@ async function main(argv: string[]): Promise<number> {
   });
   const options = {
     backends,
-    messages: Math.round(positive("messages", values.messages, quick ? 300 : 3000)),
-    seconds: positive("seconds", values.seconds, quick ? 2 : 8),
-    portals: Math.round(positive("portals", values.portals, quick ? 2 : 4)),
+    messages: Math.round(positive("messages", values.messages, quick ? 150 : 3000)),
+    seconds: positive("seconds", values.seconds, quick ? 1 : 8),
+    portals: Math.round(positive("portals", values.portals, quick ? 1 : 4)),
     users: [
       0,
       ...(values.users ?? (quick ? "1000" : "1000,10000"))

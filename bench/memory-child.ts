@@ -38,6 +38,17 @@ process.send?.({
   startBridgeMs: ready - started,
   moduleToReadyMs: ready - loaded,
 });
+// The parent asks, after the idle period, where the memory is (RSS alone does not say).
+process.on("message", (m) => {
+  if ((m as { type?: string }).type !== "memory") return;
+  const usage = process.memoryUsage();
+  process.send?.({
+    type: "memory",
+    heapUsed: usage.heapUsed,
+    heapTotal: usage.heapTotal,
+    external: usage.external,
+  });
+});
 process.on("disconnect", () => {
   void bridge.stop().finally(() => process.exit(0));
 });

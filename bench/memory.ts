@@ -36,6 +36,9 @@ export interface MemoryFigure {
   readonly users: number;
   /** Resident set size of the idle bridge process, MB (1e6 bytes). */
   readonly rssMb: number;
+  /** V8 heap in use and external (native buffers) memory at the same moment, MB. */
+  readonly heapUsedMb: number;
+  readonly externalMb: number;
   /** Process spawn to startBridge resolved (Node start, tsx, module loading, start-up). */
   readonly readySeconds: number;
   /** startBridge call to resolved (database, listener, logins), inside the child. */
@@ -70,7 +73,8 @@ export async function measureMemory(
     for (const users of sizes) {
       const figure = await measureOne(backend, users, sim.service, secret, entry);
       progress(
-        `  ${backend}, ${users} users and portals: RSS ${figure.rssMb.toFixed(1)} MB, ` +
+        `  ${backend}, ${users} users and portals: RSS ${figure.rssMb.toFixed(1)} MB ` +
+          `(V8 heap ${figure.heapUsedMb.toFixed(1)} MB, external ${figure.externalMb.toFixed(1)} MB), ` +
           `ready in ${figure.readySeconds.toFixed(2)} s (startBridge ${figure.startBridgeSeconds.toFixed(2)} s)`,
       );
       figures.push(figure);
@@ -135,9 +139,22 @@ async function measureOne(
       const readySeconds = (performance.now() - spawned) / 1000;
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const rssMb = (await rssOf(child.pid ?? 0)) / 1e6;
+      const usage = await new Promise<{ heapUsed: number; external: number }>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error("the bridge did not report its memory")),
+          30_000,
+        );
+        child.once("message", (m) => {
+          clearTimeout(timer);
+          resolve(m as { heapUsed: number; external: number });
+        });
+        child.send({ type: "memory" });
+      });
       return {
         users,
         rssMb,
+        heapUsedMb: usage.heapUsed / 1e6,
+        externalMb: usage.external / 1e6,
         readySeconds,
         startBridgeSeconds: ready.startBridgeMs / 1000,
         seedSeconds,

@@ -165,6 +165,8 @@ describe("npm run bench --quick (SQLite, tiny counts)", function () {
     for (const m of memory) {
       assertNumbers(`memory[${String(m["users"])}]`, m, [
         "rssMb",
+        "heapUsedMb",
+        "externalMb",
         "readySeconds",
         "startBridgeSeconds",
         "seedSeconds",
