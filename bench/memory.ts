@@ -121,7 +121,11 @@ async function measureOne(
     await writeFile(file, JSON.stringify({ config: raw, registration, port }));
     const spawned = performance.now();
     const child = fork(entry, [file], {
-      execArgv: [],
+      // BENCH_CHILD_PROF=<dir>: a CPU profile of each bridge process (start-up included).
+      execArgv:
+        process.env["BENCH_CHILD_PROF"] === undefined
+          ? []
+          : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CHILD_PROF"]}`],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     try {
