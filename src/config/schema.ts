@@ -272,7 +272,7 @@ const limits = z
       .number()
       .int()
       .min(1)
-      .max(10000)
+      .max(1_000_000)
       .describe(
         "Messages one Matrix user may send to WhatsApp per minute; beyond it they are refused with a notice.",
       )
@@ -281,14 +281,14 @@ const limits = z
       .number()
       .int()
       .min(1)
-      .max(10000)
+      .max(1_000_000)
       .describe("New conversations (start-chat, create_dm) one Matrix user may open per hour.")
       .default(20),
     message_requests_per_hour: z
       .number()
       .int()
       .min(1)
-      .max(10000)
+      .max(1_000_000)
       .describe(
         "Message requests from unknown numbers shown to one user per hour. Beyond it they are " +
           "held (kept, unacknowledged) and shown once the hour allows; the user is told.",
