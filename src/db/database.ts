@@ -72,15 +72,84 @@ async function openSqlite(options: DatabaseOptions): Promise<Knex> {
         // synchronous=NORMAL is durable in WAL mode except for the last commits on power loss.
         conn.exec(
           "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-          (err) => done(err, conn),
+          (err) => {
+            if (err === null) reusePreparedStatements(conn);
+            done(err, conn);
+          },
         );
       },
     },
   });
 }
 
+type SqliteCallback = (this: unknown, err: Error | null, rows?: unknown) => void;
+
+interface SqliteStatement {
+  run(params: unknown, callback: SqliteCallback): void;
+  all(params: unknown, callback: SqliteCallback): void;
+  finalize(): void;
+}
+
 interface SqliteConnection {
   exec(sql: string, callback: (err: Error | null) => void): void;
+  run(sql: string, params: unknown, callback: SqliteCallback): void;
+  all(sql: string, params: unknown, callback: SqliteCallback): void;
+  prepare(sql: string, callback: (err: Error | null) => void): SqliteStatement;
+}
+
+/** Prepared statements kept per connection; enough for every statement text the bridge uses. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * knex runs every query through the driver's `run`/`all`, which prepare a new statement each time:
+ * about 120-160 µs per statement, on every one of the two dozen statements a bridged message
+ * costs (bench, docs/benchmark.md). Routing them through a per-connection cache of prepared
+ * statements keeps knex's behaviour (the callbacks get the statement as `this`, with `lastID` and
+ * `changes`, as the driver's own `run` gives) and prepares each statement text once.
+ */
+function reusePreparedStatements(conn: SqliteConnection): void {
+  const cache = new Map<string, SqliteStatement>();
+  const statement = (sql: string, onError: SqliteCallback): SqliteStatement | undefined => {
+    const cached = cache.get(sql);
+    if (cached !== undefined) {
+      // Most recently used last, so eviction takes the least recently used.
+      cache.delete(sql);
+      cache.set(sql, cached);
+      return cached;
+    }
+    let failed = false;
+    const stmt = conn.prepare(sql, (err) => {
+      if (err === null) return;
+      failed = true;
+      cache.delete(sql);
+      onError.call(stmt, err);
+    });
+    if (failed) return undefined;
+    cache.set(sql, stmt);
+    if (cache.size > STATEMENT_CACHE_SIZE) {
+      const [oldest, evicted] = cache.entries().next().value as [string, SqliteStatement];
+      cache.delete(oldest);
+      evicted.finalize();
+    }
+    return stmt;
+  };
+  const via =
+    (method: "run" | "all") =>
+    (sql: string, params: unknown, callback: SqliteCallback): void => {
+      // A statement that fails to prepare reports through the callback, as the driver does; its
+      // queued run/all is then answered with the same error by the driver.
+      let reported = false;
+      const once: SqliteCallback = function (this: unknown, err, rows) {
+        if (reported) return;
+        reported = true;
+        callback.call(this, err, rows);
+      };
+      const stmt = statement(sql, once);
+      if (stmt === undefined) return;
+      stmt[method](params ?? [], once);
+    };
+  conn.run = via("run");
+  conn.all = via("all");
 }
 
 // int8 columns hold millisecond timestamps and counters, all far below 2^53: read them as numbers

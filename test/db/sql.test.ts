@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SqlRunner } from "../../src/db/sql.js";
-import { describeOnBackends } from "../helpers/db.js";
+import { createTestDatabase, describeOnBackends, type TestDatabase } from "../helpers/db.js";
 
 describeOnBackends("hot-path transactions on the pooled connection", (get) => {
   const count = async () => {
@@ -95,5 +95,43 @@ describeOnBackends("hot-path transactions on the pooled connection", (get) => {
       flagged.map((r) => r.name),
       ["p", "r"],
     );
+  });
+});
+
+describe("knex on SQLite through the per-connection statement cache", function () {
+  let test: TestDatabase;
+  before(async function () {
+    test = await createTestDatabase("sqlite", { migrate: false });
+    await test.db.knex.schema.createTable("cache_probe", (t) => {
+      t.increments("id").primary();
+      t.string("name", 64).notNullable().unique();
+    });
+  });
+  after(async function () {
+    await test.dispose();
+  });
+
+  it("keeps insert ids and changed-row counts across reuses of one statement", async function () {
+    const knex = test.db.knex;
+    const ids: number[] = [];
+    for (const name of ["a", "b", "c"]) {
+      const [id] = (await knex("cache_probe").insert({ name })) as number[];
+      ids.push(Number(id));
+    }
+    assert.deepEqual(ids, [1, 2, 3]);
+    assert.equal(
+      await knex("cache_probe")
+        .where("id", ">", 1)
+        .update({ name: knex.raw("name || 'x'") }),
+      2,
+    );
+    assert.equal(await knex("cache_probe").where("id", ">", 1).delete(), 2);
+  });
+
+  it("rejects a statement that cannot be prepared, and the next query still works", async function () {
+    const knex = test.db.knex;
+    await assert.rejects(knex.raw("select * from no_such_table"), /no such table/);
+    await assert.rejects(knex("cache_probe").insert({ name: "a" }), /UNIQUE/);
+    assert.equal((await knex("cache_probe").select("name")).length, 1);
   });
 });
