@@ -12,8 +12,16 @@ import {
   type RoomId,
 } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
-import { matrixEventToNeutral, type MatrixMediaOpener } from "./convert/index.js";
+import type { MessageContent } from "../core/network.js";
+import {
+  matrixEventToNeutral,
+  type MatrixMediaOpener,
+  type MatrixMediaRef,
+} from "./convert/index.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+/** Thumbnails are small previews; anything larger is not worth fetching for one. */
+const MAX_THUMBNAIL_BYTES = 256 * 1024;
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -116,9 +124,11 @@ export class MatrixEventRouter {
     }
     const inbound = matrixEventToNeutral(event, this.openMedia);
     switch (inbound.kind) {
-      case "message":
-        await this.core.fromMatrix.message(sender, portal, id, inbound.content, inbound.replyTo);
+      case "message": {
+        const content = await this.withThumbnail(inbound.content, inbound.media);
+        await this.core.fromMatrix.message(sender, portal, id, content, inbound.replyTo);
         return;
+      }
       case "edit":
         await this.core.fromMatrix.edit(sender, portal, id, inbound.target, inbound.content);
         return;
@@ -136,6 +146,39 @@ export class MatrixEventRouter {
           `Not sent: ${inbound.reason}.`,
           id,
         );
+    }
+  }
+
+  /**
+   * Fetches the thumbnail an attachment references, so that the contact sees a preview: the
+   * conversion only names it. A thumbnail is decoration, so one that is missing, too large,
+   * without dimensions or unreachable is left out rather than failing the message.
+   */
+  private async withThumbnail(
+    content: MessageContent,
+    ref: MatrixMediaRef | undefined,
+  ): Promise<MessageContent> {
+    const thumb = ref?.thumbnail;
+    if (content.type !== "media" || thumb === undefined) return content;
+    const { width, height } = thumb;
+    if (width === undefined || height === undefined) return content;
+    try {
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of await this.openMedia(thumb)) {
+        size += chunk.byteLength;
+        if (size > MAX_THUMBNAIL_BYTES) return content;
+        chunks.push(chunk);
+      }
+      const data = new Uint8Array(Buffer.concat(chunks));
+      const mimeType = thumb.mimeType ?? "application/octet-stream";
+      return {
+        ...content,
+        media: { ...content.media, thumbnail: { data, width, height, mimeType } },
+      };
+    } catch (err) {
+      this.log.debug({ err: describeError(err) }, "thumbnail not fetched; sent without");
+      return content;
     }
   }
 

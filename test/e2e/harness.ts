@@ -197,6 +197,24 @@ export class E2e {
     return String(answer.getContent()["body"]);
   }
 
+  /** Uploads bytes as the Matrix user; returns the mxc URI. */
+  async upload(data: Buffer, type: string, name: string): Promise<string> {
+    const { content_uri: uri } = await this.client.uploadContent(data, { type, name });
+    return uri;
+  }
+
+  /** Downloads an mxc URI as the Matrix user would (authenticated media). */
+  async download(mxc: string): Promise<Buffer> {
+    const url = this.client.mxcUrlToHttp(mxc, undefined, undefined, undefined, false, true, true);
+    if (url === null) throw new Error(`not an mxc URI: ${mxc}`);
+    const response = await fetch(url, {
+      headers: { authorization: `Bearer ${this.client.getAccessToken() ?? ""}` },
+      signal: AbortSignal.timeout(WAIT_MS),
+    });
+    if (!response.ok) throw new Error(`downloading ${mxc} answered ${response.status}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+
   // --- set-up steps ------------------------------------------------------------------------------
 
   /** Opens the management room and logs in with the phone flow, reading the code at the simulator. */
