@@ -23,6 +23,18 @@ import type { EphemeralEvent, Transaction } from "./transactions.js";
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
 
+/**
+ * Room events a person sends as content that WhatsApp has no counterpart for. Dropping them
+ * silently would leave the user believing the contact saw them, so each gets a notice; other
+ * event types (state, receipts of clients, call signalling after the invite) are not content.
+ */
+const UNBRIDGEABLE: Readonly<Record<string, string>> = {
+  "m.poll.start": "polls cannot be bridged to WhatsApp",
+  "org.matrix.msc3381.poll.start": "polls cannot be bridged to WhatsApp",
+  "m.room.encrypted": "encrypted messages cannot be bridged; keep this chat unencrypted",
+  "m.call.invite": "calls cannot be bridged to WhatsApp",
+};
+
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -138,14 +150,19 @@ export class MatrixEventRouter {
       case "redaction":
         await this.core.fromMatrix.redaction(sender, portal, inbound.target);
         return;
-      case "unsupported":
-        if (event.type !== "m.room.message" && event.type !== "m.sticker") return;
+      case "unsupported": {
+        if (event.state_key !== undefined) return;
+        const known = UNBRIDGEABLE[event.type];
+        if (known === undefined && event.type !== "m.room.message" && event.type !== "m.sticker") {
+          return;
+        }
         this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
         await this.core.matrix.sendNotice(
           portal.roomId as RoomId,
-          `Not sent: ${inbound.reason}.`,
+          `Not sent: ${known ?? inbound.reason}.`,
           id,
         );
+      }
     }
   }
 
