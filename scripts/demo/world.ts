@@ -9,6 +9,7 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { InteropConnector } from "../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
 import { SignalCrypto } from "../../src/interop/crypto/index.js";
+import type { Limits } from "../../src/interop/codec/limits.js";
 import { timingFromConfig } from "../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -34,6 +35,11 @@ export interface DemoWorld {
   stop(): Promise<void>;
 }
 
+export interface DemoWorldOptions {
+  /** §8.3 limits the simulated gatekeeper announces instead of Appendix A's defaults. */
+  readonly limits?: Partial<Limits>;
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -45,10 +51,14 @@ async function freePort(): Promise<number> {
 
 /**
  * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
- * all in-process with state in a temporary directory. The simulator is started here rather than
+ * all in-process with state in a temporary directory; the demo and the e2e tests (test/e2e/) run
+ * on it. The simulator is started here rather than
  * by embedded mode so that the demo can reach its admin API.
  */
-export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
+export async function startDemoWorld(
+  localpart: string,
+  options: DemoWorldOptions = {},
+): Promise<DemoWorld> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-demo-"));
   const cleanups: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
   const stop = async () => {
@@ -92,6 +102,7 @@ export async function startDemoWorld(localpart: string): Promise<DemoWorld> {
       dataDir: path.join(dir, "simulator"),
       admin: { token: adminToken },
       tickIntervalMs: 500,
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
     });
     cleanups.push(() => sim.stop());
     if (sim.admin === undefined) throw new Error("the simulator started without its admin API");

@@ -127,6 +127,8 @@ export type RemoteEvent =
   | { kind: "identity-changed"; contact: RemoteUserId; verifiedMarkCleared: boolean }
   | { kind: "undecryptable"; from: RemoteUserId; id: RemoteMessageId; sentAt: Date }
   | { kind: "send-failed"; target: MessageReference; reason: SendFailure }
+  /** Not an outcome: the network holds the message and sends it again by itself (rate limit). */
+  | { kind: "send-delayed"; target: MessageReference; reason: SendFailure }
   | { kind: "state"; state: LoginState };
 
 /** Why the network refused or gave up on a message; shown to the user as a failure notice. */

@@ -48,7 +48,7 @@ export class RemoteEventHandler {
     const contact =
       event.kind === "request-accepted" || event.kind === "identity-changed"
         ? event.contact
-        : event.kind === "send-failed" || event.kind === "state"
+        : event.kind === "send-failed" || event.kind === "send-delayed" || event.kind === "state"
           ? ""
           : event.from;
     return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event));
@@ -75,6 +75,8 @@ export class RemoteEventHandler {
       case "undecryptable":
         return this.undecryptable(user, event);
       case "send-failed":
+        return this.sendFailed(user, event);
+      case "send-delayed":
         return this.sendFailed(user, event);
       case "state":
         return this.state(user, event.state);
@@ -231,7 +233,11 @@ export class RemoteEventHandler {
     await this.portals.afterIncoming(open);
   }
 
-  private async sendFailed(user: MatrixUserId, event: EventOf<"send-failed">): Promise<void> {
+  /** A failure, or a delay the network resolves by itself: a notice replying to the message. */
+  private async sendFailed(
+    user: MatrixUserId,
+    event: EventOf<"send-failed"> | EventOf<"send-delayed">,
+  ): Promise<void> {
     const portalIds = (await this.tables.portals.listByUser(user)).map((p) => p.id);
     const sent = await this.tables.messages.outgoingByRemote(portalIds, event.target.id);
     if (sent === undefined) {
@@ -240,7 +246,9 @@ export class RemoteEventHandler {
     }
     const portal = await this.tables.portals.byId(sent.portalId);
     if (portal === undefined || portal.roomId === null) return;
-    await this.matrix.sendNotice(portal.roomId, failureText(event.reason), sent.eventId);
+    const text =
+      event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+    await this.matrix.sendNotice(portal.roomId, text, sent.eventId);
   }
 
   private async state(user: MatrixUserId, state: LoginState): Promise<void> {
@@ -270,6 +278,14 @@ export class RemoteEventHandler {
     }
     return this.tables.messages.outgoingByRemote([portalId], ref.id);
   }
+}
+
+/** The notice for a message the network holds back and sends again by itself. */
+export function delayText(reason: SendFailure): string {
+  const at = reason.retryAt === undefined ? "shortly" : `after ${reason.retryAt.toISOString()}`;
+  return reason.code === "rate-limited"
+    ? `Not delivered yet: you are sending too fast. The bridge sends it again by itself ${at}; no need to resend.`
+    : `Not delivered yet: the bridge sends it again by itself ${at}.`;
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */

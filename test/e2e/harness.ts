@@ -1,7 +1,7 @@
 import * as sdk from "matrix-js-sdk";
 import { WhatsAppUser, type Received } from "../../scripts/demo/clients.js";
 import { localJid } from "../../scripts/demo/steps.js";
-import { startDemoWorld, type DemoWorld } from "../../scripts/demo/world.js";
+import { startDemoWorld, type DemoWorld, type DemoWorldOptions } from "../../scripts/demo/world.js";
 import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
 
 /**
@@ -64,9 +64,9 @@ export class E2e {
   }
 
   /** Starts the world and a syncing js-sdk client for its Matrix user (not yet logged in). */
-  static async start(localpart = "alice"): Promise<E2e> {
+  static async start(localpart = "alice", options: DemoWorldOptions = {}): Promise<E2e> {
     const restore = unrefLongTimers();
-    const world = await startDemoWorld(localpart);
+    const world = await startDemoWorld(localpart, options);
     try {
       const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
         type: "m.login.password",
@@ -185,15 +185,27 @@ export class E2e {
     return this.send(room, { msgtype: "m.text", body, ...extra });
   }
 
-  /** Sends a command in the management room; resolves to the bot's first answer after it. */
-  async command(text: string, room = this.mgmt): Promise<string> {
+  /**
+   * Sends a command in the management room; resolves to the bot's first answer after it (the
+   * first matching `expect`, when given: an earlier command's late second answer is skipped).
+   */
+  async command(text: string, expect?: RegExp, room = this.mgmt): Promise<string> {
     const eventId = await this.text(room, text);
-    const answer = await poll(() => {
-      const events = this.timeline(room);
-      const at = events.findIndex((e) => e.getId() === eventId);
-      if (at < 0) return undefined;
-      return events.slice(at + 1).find((e) => e.getSender() === this.bot);
-    }, `the bot's answer to "${text}"`);
+    const answer = await poll(
+      () => {
+        const events = this.timeline(room);
+        const at = events.findIndex((e) => e.getId() === eventId);
+        if (at < 0) return undefined;
+        return events
+          .slice(at + 1)
+          .find(
+            (e) =>
+              e.getSender() === this.bot &&
+              (expect === undefined || expect.test(String(e.getContent()["body"]))),
+          );
+      },
+      `the bot's answer to "${text}"${expect === undefined ? "" : ` matching ${expect}`}`,
+    );
     return String(answer.getContent()["body"]);
   }
 
@@ -226,17 +238,15 @@ export class E2e {
     });
     this.mgmt = roomId;
     await this.botSays(roomId, /login/);
-    await this.command("login");
-    await this.command("phone");
-    const asked = await this.command(phone);
-    if (!/code/i.test(asked)) throw new Error(`the bot did not ask for the code: ${asked}`);
+    await this.command("login", /phone/);
+    await this.command("phone", /phone number/i);
+    await this.command(phone, /code/i);
     const admin = new WhatsAppUser(this.world.adminUrl, this.world.adminToken, phone, "");
     const code = await poll(async () => {
       const answer = await admin.request("GET", `/_test/verification-codes/${phone.slice(1)}`);
       return answer.status === 200 ? String(answer.json["code"]) : undefined;
     }, "the verification code");
-    const done = await this.command(code);
-    if (!done.startsWith("Logged in")) throw new Error(`login failed: ${done}`);
+    await this.command(code, /^Logged in/);
   }
 
   /** A simulated WhatsApp user, created at the gatekeeper. */
@@ -258,8 +268,7 @@ export class E2e {
    */
   async openChat(contact: WhatsAppUser): Promise<string> {
     const before = new Set(this.invites());
-    const answer = await this.command(`start-chat ${contact.phone}`);
-    if (!/Invited you/.test(answer)) throw new Error(`start-chat failed: ${answer}`);
+    await this.command(`start-chat ${contact.phone}`, /^Invited you/);
     const room = await this.newInvite(before, "the portal invite");
     await this.client.joinRoom(room);
     await this.text(room, "hello");
