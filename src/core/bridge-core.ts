@@ -94,7 +94,15 @@ export class BridgeCore implements CoreCallbacks {
       this.connector,
       log.child({ component: "logins" }),
     );
-    this.remote = new RemoteEventHandler(config, tables, this.ghosts, this.portals, matrix, log);
+    this.remote = new RemoteEventHandler(
+      config,
+      tables,
+      this.ghosts,
+      this.portals,
+      matrix,
+      log,
+      this.logins,
+    );
     this.fromMatrix = new MatrixEventsHandler(tables, this.portals, this.logins, matrix, log);
     this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
       ...accountCommands,

@@ -225,9 +225,17 @@ export interface EditCapable {
     target: RemoteMessageId,
     content: MessageContent,
   ): Promise<RemoteMessageId>;
+  /**
+   * How long after the original an edit counts, in ms, by the network's current rules (WhatsApp:
+   * `edit-window-seconds`, §13.6). The core refuses later edits of the user's messages with a
+   * notice and ignores later edits from contacts.
+   */
+  editWindowMs(): number;
 }
 export interface RetractCapable {
   sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId>;
+  /** As `editWindowMs`, for deletions for everyone (`retract-window-seconds`, §13.7). */
+  retractWindowMs(): number;
 }
 export interface ReactionCapable {
   /** Sends the user's complete reaction set for the target (empty removes all). */

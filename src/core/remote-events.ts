@@ -1,15 +1,23 @@
 import type { Config } from "../config/schema.js";
 import type { ContactsTable } from "../db/contacts.js";
 import type { MessageRow, MessagesTable } from "../db/messages.js";
-import type { PortalsTable } from "../db/portals.js";
+import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { UsersTable } from "../db/users.js";
 import type { MatrixUserId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
+import type { LoginManager } from "./logins.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { LoginState, MessageReference, RemoteEvent, SendFailure } from "./network.js";
+import {
+  isEditCapable,
+  isRetractCapable,
+  type LoginState,
+  type MessageReference,
+  type RemoteEvent,
+  type SendFailure,
+} from "./network.js";
 import { formatInternational } from "./phone-format.js";
 import type { PortalManager } from "./portals.js";
 
@@ -37,6 +45,8 @@ export class RemoteEventHandler {
     private readonly portals: PortalManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    /** The user's login, for the network's edit and retraction windows. */
+    private readonly logins: Pick<LoginManager, "get">,
   ) {}
 
   stateOf(user: MatrixUserId): LoginState | undefined {
@@ -121,6 +131,17 @@ export class RemoteEventHandler {
       this.log.debug({ portal: portal.id }, "edit of an unknown or foreign message dropped");
       return;
     }
+    const login = this.logins.get(user);
+    if (
+      !this.withinWindow(
+        target,
+        event.serverTime,
+        login && isEditCapable(login) ? login.editWindowMs() : undefined,
+      )
+    ) {
+      this.log.debug({ portal: portal.id }, "edit outside the edit window dropped");
+      return;
+    }
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
       edits: target.eventId,
@@ -137,6 +158,17 @@ export class RemoteEventHandler {
       event.target.id,
     );
     if (target === undefined || target.retracted) return;
+    const login = this.logins.get(user);
+    if (
+      !this.withinWindow(
+        target,
+        event.serverTime,
+        login && isRetractCapable(login) ? login.retractWindowMs() : undefined,
+      )
+    ) {
+      this.log.debug({ portal: portal.id }, "retraction outside the window dropped");
+      return;
+    }
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.redact(ghost.mxid, portal.roomId, target.eventId);
     await this.tables.messages.markRetracted(target.eventId);
@@ -179,6 +211,7 @@ export class RemoteEventHandler {
   private async read(user: MatrixUserId, event: EventOf<"read">): Promise<void> {
     const portal = await this.tables.portals.get(user, event.from);
     if (portal === undefined || portal.roomId === null) return;
+    if (!(await this.markersShown(user, portal, "readReceipts"))) return;
     const target = await this.findTarget(user, portal.id, event.upTo);
     if (target === undefined) return;
     const ghost = await this.ghosts.ensure(event.from);
@@ -188,6 +221,7 @@ export class RemoteEventHandler {
   private async typing(user: MatrixUserId, event: EventOf<"typing">): Promise<void> {
     const portal = await this.tables.portals.get(user, event.from);
     if (portal === undefined || portal.roomId === null) return;
+    if (!(await this.markersShown(user, portal, "typingNotifications"))) return;
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.sendTyping(ghost.mxid, portal.roomId, event.typing);
   }
@@ -263,6 +297,35 @@ export class RemoteEventHandler {
       row.managementRoom,
       `You were logged out of WhatsApp: ${state.message} Send \`login\` to log in again.`,
     );
+  }
+
+  /**
+   * §13.6/§13.7: an edit or retraction counts only within the network's window after the
+   * original. Measured from the original's time as stored (the sender's clock, which the
+   * gatekeeper bounds) to the network's time of the edit; without either, it is accepted.
+   */
+  private withinWindow(
+    original: MessageRow,
+    at: Date | undefined,
+    windowMs: number | undefined,
+  ): boolean {
+    if (at === undefined || windowMs === undefined) return true;
+    return at.getTime() - original.sentAt <= windowMs;
+  }
+
+  /**
+   * §15.7, §10.3 (P17): a user who turned their read receipts (or typing) off does not see the
+   * contact's either, and nobody sees them while a request is pending or after it was declined.
+   */
+  private async markersShown(
+    user: MatrixUserId,
+    portal: PortalRow,
+    setting: "readReceipts" | "typingNotifications",
+  ): Promise<boolean> {
+    if (portal.requestState === "incoming-pending" || portal.requestState === "declined") {
+      return false;
+    }
+    return (await this.tables.users.get(user))?.[setting] === true;
   }
 
   private async findTarget(
