@@ -75,4 +75,26 @@ describe("e2e: a homeserver outage in the middle of a conversation", function ()
       await e.received(a, "my message after the outage", (r) => bodyOf(r) === `${prefix} after`);
     });
   }
+
+  it("a message sent right after the homeserver is back comes after those sent while it was down", async function () {
+    const prefix = "right after:";
+    const end = e.world.hs.outage({});
+    try {
+      for (let i = 1; i <= 3; i++) await e.from(a, { type: "text", text: `${prefix} ${i}` });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      end();
+    }
+    await e.from(a, { type: "text", text: `${prefix} 4` });
+    await eventually(
+      () => (bodies(portalA, prefix).length >= 4 ? true : undefined),
+      "every message after the outage",
+      45_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(
+      bodies(portalA, prefix),
+      [1, 2, 3, 4].map((i) => `${prefix} ${i}`),
+    );
+  });
 });

@@ -138,7 +138,7 @@ export class Receiver {
     }
     if (await inbox.seen(sid.id)) {
       const pending = await inbox.pending(sid.id);
-      if (pending !== undefined) await this.handOver(pending);
+      if (pending !== undefined) await this.handOverInOrder(pending);
       else this.options.acks.add(sid.by, sid.id);
       return;
     }
@@ -236,7 +236,7 @@ export class Receiver {
         },
       );
       if (entry === undefined) this.options.acks.add(sid.by, sid.id);
-      else await this.handOver(entry);
+      else await this.handOverInOrder(entry);
     } catch (err) {
       if (err instanceof DuplicateMessageError) {
         await this.recordOnly(sid);
@@ -327,6 +327,23 @@ export class Receiver {
       await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
       await this.options.inbox.addPending(trx, entry, this.options.now());
     });
+    await this.handOverInOrder(entry);
+  }
+
+  /**
+   * Hands `entry` over after the older pending events of the same conversation (§15.6): one whose
+   * hand-over failed (the homeserver was down, say) waits for its redelivery, and a newer message
+   * arriving first must not overtake it. If an older one fails again, this one waits too (it stays
+   * pending and unacked, so it is redelivered).
+   */
+  private async handOverInOrder(entry: PendingEntry): Promise<void> {
+    const conversation = conversationOf(entry.record);
+    if (conversation !== undefined) {
+      for (const older of await this.options.inbox.allPending()) {
+        if (older.stanzaId === entry.stanzaId) break;
+        if (conversationOf(older.record) === conversation) await this.handOver(older);
+      }
+    }
     await this.handOver(entry);
   }
 
@@ -373,6 +390,21 @@ export class Receiver {
     return work.catch((err: unknown) => {
       this.log.error({ err: describeError(err) }, "inbound stanza not processed; left unacked");
     });
+  }
+}
+
+/** The (local user, contact) pair an event belongs to, for ordering; undefined for others. */
+function conversationOf(record: PendingRecord): string | undefined {
+  switch (record.kind) {
+    case "message":
+    case "delivered":
+    case "displayed":
+    case "undecryptable":
+      return `${record.local}\n${record.from}`;
+    case "request-accepted":
+      return `${record.local}\n${record.contact}`;
+    default:
+      return undefined;
   }
 }
 
