@@ -246,6 +246,7 @@ export class ProviderEngine {
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     this.acks.stop();
+    this.receiver.stop();
     for (const detach of this.detachers.splice(0)) detach();
     this.session.stop();
     const stopped = new TransportError("transport-stopped", "the engine stopped");

@@ -56,6 +56,9 @@ export class Receiver {
   private readonly queue = new SerialQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
   private readonly log: Logger;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
+  private stopped = false;
 
   constructor(private readonly options: ReceiverOptions) {
     this.log = options.logger.child({ component: "receiver" });
@@ -371,7 +374,41 @@ export class Receiver {
       this.options.acks.add(entry.by, entry.stanzaId);
     })().finally(() => this.handingOver.delete(entry.stanzaId));
     this.handingOver.set(entry.stanzaId, job);
+    job.then(
+      () => {
+        this.retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
+      },
+      () => this.retryHandOverLater(),
+    );
     return job;
+  }
+
+  /**
+   * A hand-over failed (the core could not store or post the event: the homeserver is down, say).
+   * The pending events are tried again with backoff, so that they show soon after the outage
+   * rather than only at the gatekeeper's redelivery, `ack-timeout-seconds` later.
+   */
+  private retryHandOverLater(): void {
+    if (this.retryTimer !== undefined || this.stopped) return;
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(delay * 2, HAND_OVER_RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.stopped) return;
+      void this.guard(
+        this.queue.run(async () => {
+          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+        }),
+      );
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** No more retries of failed hand-overs (the engine stops). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /** A stanza the codec refuses: acked if it carries a usable stanza-id (§7.3, P13, P24). */
@@ -392,6 +429,10 @@ export class Receiver {
     });
   }
 }
+
+/** First and largest delay between attempts to hand failed events over again. */
+const HAND_OVER_RETRY_INITIAL_MS = 500;
+const HAND_OVER_RETRY_MAX_MS = 30_000;
 
 /** The (local user, contact) pair an event belongs to, for ordering; undefined for others. */
 function conversationOf(record: PendingRecord): string | undefined {
