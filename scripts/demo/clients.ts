@@ -174,8 +174,15 @@ export class WhatsAppUser {
 
   /** Sends as this user (`POST /users/{digits}/send`); returns the origin-id when there is one. */
   async send(body: Record<string, unknown>): Promise<string> {
+    return (await this.sendReporting(body)).originId;
+  }
+
+  /** Sends as this user; also says whether the gatekeeper delivered it (false when blocked). */
+  async sendReporting(
+    body: Record<string, unknown>,
+  ): Promise<{ originId: string; delivered: boolean }> {
     const json = ok(await this.request("POST", `/users/${this.digits}/send`, body), "send");
-    return String(json["originId"] ?? "");
+    return { originId: String(json["originId"] ?? ""), delivered: json["delivered"] !== false };
   }
 
   async received(kind?: string): Promise<Received[]> {

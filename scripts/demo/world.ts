@@ -9,8 +9,8 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { InteropConnector } from "../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../src/interop/connector/factory.js";
 import { SignalCrypto } from "../../src/interop/crypto/index.js";
-import { timingFromConfig, type EngineTiming } from "../../src/interop/provider/types.js";
 import type { Limits } from "../../src/interop/codec/limits.js";
+import { timingFromConfig, type EngineTiming } from "../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import type { Registration } from "../../src/cli/registration.js";
@@ -61,7 +61,8 @@ export interface DemoWorldOptions {
 
 /**
  * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
- * all in-process with state in a temporary directory. The simulator is started here rather than
+ * all in-process with state in a temporary directory; the demo and the e2e tests (test/e2e/) run
+ * on it. The simulator is started here rather than
  * by embedded mode so that the demo can reach its admin API.
  */
 export async function startDemoWorld(

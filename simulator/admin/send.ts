@@ -1,5 +1,10 @@
 import { z } from "zod";
-import type { ContentElement } from "../../src/interop/codec/index.js";
+import {
+  CALL_MEDIA,
+  CALL_OUTCOMES,
+  DISAPPEARING_TIMERS,
+  type ContentElement,
+} from "../../src/interop/codec/index.js";
 import type { BareJid, MessageId, PhoneNumber } from "../../src/util/ids.js";
 import type { SimulatedUsers } from "../users/index.js";
 
@@ -36,6 +41,41 @@ export const SendSchema = z.discriminatedUnion("type", [
     height: z.number().int().positive().optional(),
     duration: z.number().int().nonnegative().optional(),
     voice: z.boolean().optional(),
+    /** base64 of a JPEG preview, sent inline. */
+    thumbnail: z
+      .object({
+        data: z.string(),
+        width: z.number().int().positive().optional(),
+        height: z.number().int().positive().optional(),
+      })
+      .optional(),
+    waveform: z.array(z.number().int().min(0).max(100)).length(64).optional(),
+  }),
+  z.object({
+    type: z.literal("location"),
+    to: z.string(),
+    lat: z.number().min(-90).max(90),
+    lon: z.number().min(-180).max(180),
+    accuracy: z.number().int().nonnegative().optional(),
+    name: z.string().optional(),
+    address: z.string().optional(),
+  }),
+  z.object({ type: z.literal("contact"), to: z.string(), vcards: z.array(z.string()).min(1) }),
+  z.object({
+    type: z.literal("call"),
+    to: z.string(),
+    callId: z.string().min(1).max(128),
+    media: z.enum(CALL_MEDIA),
+    outcome: z.enum(CALL_OUTCOMES),
+    duration: z.number().int().nonnegative().optional(),
+  }),
+  z.object({
+    type: z.literal("disappearing"),
+    to: z.string(),
+    timer: z
+      .number()
+      .int()
+      .refine((t) => (DISAPPEARING_TIMERS as readonly number[]).includes(t), "not a §13.10 timer"),
   }),
   z.object({ type: z.literal("receipt"), to: z.string(), refs: z.array(Ref).min(1).max(50) }),
   z.object({ type: z.literal("displayed"), to: z.string(), ref: Ref }),
@@ -86,9 +126,45 @@ export async function sendAsUser(
           ...(r.height === undefined ? {} : { height: r.height }),
           ...(r.duration === undefined ? {} : { duration: r.duration }),
           ...(r.voice === undefined ? {} : { voice: r.voice }),
+          ...(r.thumbnail === undefined
+            ? {}
+            : {
+                thumbnail: {
+                  jpeg: Buffer.from(r.thumbnail.data, "base64"),
+                  ...(r.thumbnail.width === undefined ? {} : { width: r.thumbnail.width }),
+                  ...(r.thumbnail.height === undefined ? {} : { height: r.thumbnail.height }),
+                },
+              }),
+          ...(r.waveform === undefined ? {} : { waveform: Uint8Array.from(r.waveform) }),
         },
         r.caption,
       );
+    case "location":
+      return content([
+        {
+          kind: "location",
+          lat: r.lat,
+          lon: r.lon,
+          accuracy: r.accuracy,
+          name: r.name,
+          address: r.address,
+        },
+      ]);
+    case "contact":
+      return content([{ kind: "contact", vcards: r.vcards }]);
+    case "call":
+      return content([
+        {
+          kind: "call",
+          callId: r.callId,
+          media: r.media,
+          outcome: r.outcome,
+          duration: r.duration,
+          initiator: undefined,
+        },
+      ]);
+    case "disappearing":
+      return content([{ kind: "disappearing", timer: r.timer }]);
     case "receipt":
       return { sent: await users.sendReceipt(phone, to, r.refs.map(ref)) };
     case "displayed":

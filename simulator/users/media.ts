@@ -17,6 +17,10 @@ export interface MediaToSend {
   height?: number;
   duration?: number;
   voice?: boolean;
+  /** A JPEG preview carried inline (§13.2). */
+  thumbnail?: { jpeg: Uint8Array; width?: number; height?: number };
+  /** 64 amplitudes, 0-100, for voice notes. */
+  waveform?: Uint8Array;
 }
 
 /**
@@ -67,8 +71,11 @@ export class UserMedia {
       duration: timed ? (m.duration ?? 1) : undefined,
       voice: m.kind === "audio" && m.voice === true,
       filename: m.kind === "document" ? (m.filename ?? "file") : m.filename,
-      thumbnail: undefined,
-      waveform: undefined,
+      thumbnail:
+        m.thumbnail === undefined
+          ? undefined
+          : { jpeg: m.thumbnail.jpeg, width: m.thumbnail.width, height: m.thumbnail.height },
+      waveform: m.waveform,
     };
   }
 }

@@ -111,6 +111,7 @@ export class BridgeCore implements CoreCallbacks {
       this.portals,
       matrix,
       log,
+      this.logins,
       observer,
       this.limits,
     );

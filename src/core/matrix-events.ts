@@ -115,6 +115,15 @@ export class MatrixEventsHandler {
       await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
       return;
     }
+    // The contact's app would ignore a late edit (§13.6): say so instead of sending it.
+    if (Date.now() - original.sentAt > login.editWindowMs()) {
+      await this.matrix.sendNotice(
+        room,
+        `Not sent: WhatsApp accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
+        eventId,
+      );
+      return;
+    }
     try {
       await login.sendEdit(portal.contact, original.remoteId, content);
     } catch (err) {
@@ -159,6 +168,14 @@ export class MatrixEventsHandler {
     const original = await this.tables.messages.byEvent(redacted);
     if (login === undefined || original?.direction !== "out" || original.retracted) return;
     if (!isRetractCapable(login)) return;
+    if (Date.now() - original.sentAt > login.retractWindowMs()) {
+      await this.matrix.sendNotice(
+        portal.roomId as RoomId,
+        `Not deleted for the contact: WhatsApp accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
+        redacted,
+      );
+      return;
+    }
     try {
       await login.sendRetract(portal.contact, original.remoteId);
       await this.tables.messages.markRetracted(redacted);
@@ -238,6 +255,24 @@ export class MatrixEventsHandler {
     }
     await this.matrix.sendNotice(room, text, eventId);
   }
+}
+
+/** A window such as 900000 ms as "15 minutes", for notices. */
+export function duration(ms: number): string {
+  const units: [number, string][] = [
+    [86_400_000, "day"],
+    [3_600_000, "hour"],
+    [60_000, "minute"],
+    [1000, "second"],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) {
+      const n = ms / size;
+      return `${n} ${name}${n === 1 ? "" : "s"}`;
+    }
+  }
+  const seconds = Math.max(1, Math.round(ms / 1000));
+  return `${seconds} second${seconds === 1 ? "" : "s"}`;
 }
 
 /** The network's reference to a bridged message: the contact's, or the user's own. */

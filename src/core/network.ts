@@ -143,6 +143,8 @@ export type RemoteEvent =
   | { kind: "identity-changed"; contact: RemoteUserId; verifiedMarkCleared: boolean }
   | { kind: "undecryptable"; from: RemoteUserId; id: RemoteMessageId; sentAt: Date }
   | { kind: "send-failed"; target: MessageReference; reason: SendFailure }
+  /** Not an outcome: the network holds the message and sends it again by itself (rate limit). */
+  | { kind: "send-delayed"; target: MessageReference; reason: SendFailure }
   | { kind: "state"; state: LoginState };
 
 /** Why the network refused or gave up on a message; shown to the user as a failure notice. */
@@ -247,9 +249,17 @@ export interface EditCapable {
     target: RemoteMessageId,
     content: MessageContent,
   ): Promise<RemoteMessageId>;
+  /**
+   * How long after the original an edit counts, in ms, by the network's current rules (WhatsApp:
+   * `edit-window-seconds`, §13.6). The core refuses later edits of the user's messages with a
+   * notice and ignores later edits from contacts.
+   */
+  editWindowMs(): number;
 }
 export interface RetractCapable {
   sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId>;
+  /** As `editWindowMs`, for deletions for everyone (`retract-window-seconds`, §13.7). */
+  retractWindowMs(): number;
 }
 export interface ReactionCapable {
   /** Sends the user's complete reaction set for the target (empty removes all). */

@@ -1,22 +1,25 @@
 import type { Config } from "../config/schema.js";
 import type { ContactsTable } from "../db/contacts.js";
 import type { MessageRow, MessagesTable } from "../db/messages.js";
-import type { PortalsTable } from "../db/portals.js";
+import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { UsersTable } from "../db/users.js";
 import type { MatrixUserId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
+import type { LoginManager } from "./logins.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type {
-  LoginState,
-  MessageReference,
-  RemoteEvent,
-  RemoteUserId,
-  SendFailure,
+import {
+  isEditCapable,
+  isPermanentMediaFailure,
+  isRetractCapable,
+  type LoginState,
+  type MessageReference,
+  type RemoteEvent,
+  type RemoteUserId,
+  type SendFailure,
 } from "./network.js";
-import { isPermanentMediaFailure } from "./network.js";
 import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
@@ -48,6 +51,8 @@ export class RemoteEventHandler {
     private readonly portals: PortalManager,
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
+    /** The user's login, for the network's edit and retraction windows. */
+    private readonly logins: Pick<LoginManager, "get">,
     private readonly observer: CoreObserver = NO_OBSERVER,
     private readonly limits?: UserLimits,
   ) {}
@@ -61,7 +66,7 @@ export class RemoteEventHandler {
     const contact =
       event.kind === "request-accepted" || event.kind === "identity-changed"
         ? event.contact
-        : event.kind === "send-failed" || event.kind === "state"
+        : event.kind === "send-failed" || event.kind === "send-delayed" || event.kind === "state"
           ? ""
           : event.from;
     // Latency is measured from the report, so time waiting behind the conversation's lock counts.
@@ -94,6 +99,8 @@ export class RemoteEventHandler {
       case "undecryptable":
         return this.undecryptable(user, event);
       case "send-failed":
+        return this.sendFailed(user, event);
+      case "send-delayed":
         return this.sendFailed(user, event);
       case "state":
         return this.state(user, event.state);
@@ -203,6 +210,17 @@ export class RemoteEventHandler {
       this.log.debug({ portal: portal.id }, "edit of an unknown or foreign message dropped");
       return;
     }
+    const login = this.logins.get(user);
+    if (
+      !this.withinWindow(
+        target,
+        event.serverTime,
+        login && isEditCapable(login) ? login.editWindowMs() : undefined,
+      )
+    ) {
+      this.log.debug({ portal: portal.id }, "edit outside the edit window dropped");
+      return;
+    }
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
       edits: target.eventId,
@@ -219,6 +237,17 @@ export class RemoteEventHandler {
       event.target.id,
     );
     if (target === undefined || target.retracted) return;
+    const login = this.logins.get(user);
+    if (
+      !this.withinWindow(
+        target,
+        event.serverTime,
+        login && isRetractCapable(login) ? login.retractWindowMs() : undefined,
+      )
+    ) {
+      this.log.debug({ portal: portal.id }, "retraction outside the window dropped");
+      return;
+    }
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.redact(ghost.mxid, portal.roomId, target.eventId);
     await this.tables.messages.markRetracted(target.eventId);
@@ -261,6 +290,7 @@ export class RemoteEventHandler {
   private async read(user: MatrixUserId, event: EventOf<"read">): Promise<void> {
     const portal = await this.tables.portals.get(user, event.from);
     if (portal === undefined || portal.roomId === null) return;
+    if (!(await this.markersShown(user, portal, "readReceipts"))) return;
     const target = await this.findTarget(user, portal.id, event.upTo);
     if (target === undefined) return;
     const ghost = await this.ghosts.ensure(event.from);
@@ -270,6 +300,7 @@ export class RemoteEventHandler {
   private async typing(user: MatrixUserId, event: EventOf<"typing">): Promise<void> {
     const portal = await this.tables.portals.get(user, event.from);
     if (portal === undefined || portal.roomId === null) return;
+    if (!(await this.markersShown(user, portal, "typingNotifications"))) return;
     const ghost = await this.ghosts.ensure(event.from);
     await this.matrix.sendTyping(ghost.mxid, portal.roomId, event.typing);
   }
@@ -316,8 +347,12 @@ export class RemoteEventHandler {
     await this.portals.afterIncoming(open);
   }
 
-  private async sendFailed(user: MatrixUserId, event: EventOf<"send-failed">): Promise<void> {
-    this.observer.messageFailed("to-network", event.reason.code);
+  /** A failure, or a delay the network resolves by itself: a notice replying to the message. */
+  private async sendFailed(
+    user: MatrixUserId,
+    event: EventOf<"send-failed"> | EventOf<"send-delayed">,
+  ): Promise<void> {
+    if (event.kind === "send-failed") this.observer.messageFailed("to-network", event.reason.code);
     const portalIds = (await this.tables.portals.listByUser(user)).map((p) => p.id);
     const sent = await this.tables.messages.outgoingByRemote(portalIds, event.target.id);
     if (sent === undefined) {
@@ -326,7 +361,9 @@ export class RemoteEventHandler {
     }
     const portal = await this.tables.portals.byId(sent.portalId);
     if (portal === undefined || portal.roomId === null) return;
-    await this.matrix.sendNotice(portal.roomId, failureText(event.reason), sent.eventId);
+    const text =
+      event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+    await this.matrix.sendNotice(portal.roomId, text, sent.eventId);
   }
 
   private async state(user: MatrixUserId, state: LoginState): Promise<void> {
@@ -343,6 +380,35 @@ export class RemoteEventHandler {
     );
   }
 
+  /**
+   * §13.6/§13.7: an edit or retraction counts only within the network's window after the
+   * original. Measured from the original's time as stored (the sender's clock, which the
+   * gatekeeper bounds) to the network's time of the edit; without either, it is accepted.
+   */
+  private withinWindow(
+    original: MessageRow,
+    at: Date | undefined,
+    windowMs: number | undefined,
+  ): boolean {
+    if (at === undefined || windowMs === undefined) return true;
+    return at.getTime() - original.sentAt <= windowMs;
+  }
+
+  /**
+   * §15.7, §10.3 (P17): a user who turned their read receipts (or typing) off does not see the
+   * contact's either, and nobody sees them while a request is pending or after it was declined.
+   */
+  private async markersShown(
+    user: MatrixUserId,
+    portal: PortalRow,
+    setting: "readReceipts" | "typingNotifications",
+  ): Promise<boolean> {
+    if (portal.requestState === "incoming-pending" || portal.requestState === "declined") {
+      return false;
+    }
+    return (await this.tables.users.get(user))?.[setting] === true;
+  }
+
   private async findTarget(
     user: MatrixUserId,
     portalId: number,
@@ -356,6 +422,14 @@ export class RemoteEventHandler {
     }
     return this.tables.messages.outgoingByRemote([portalId], ref.id);
   }
+}
+
+/** The notice for a message the network holds back and sends again by itself. */
+export function delayText(reason: SendFailure): string {
+  const at = reason.retryAt === undefined ? "shortly" : `after ${reason.retryAt.toISOString()}`;
+  return reason.code === "rate-limited"
+    ? `Not delivered yet: you are sending too fast. The bridge sends it again by itself ${at}; no need to resend.`
+    : `Not delivered yet: the bridge sends it again by itself ${at}.`;
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */

@@ -3,6 +3,7 @@ import type { Config } from "../config/schema.js";
 import type { Registration } from "../cli/registration.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
+import { routeLibraryLogs } from "./library-logs.js";
 import { TransactionalAppService, type TransactionHandler } from "./transactions.js";
 
 /** Readiness of one dependency, for /ready and, later, for metrics. */
@@ -37,6 +38,7 @@ export interface MatrixSide {
  */
 export async function startMatrixSide(options: MatrixSideOptions): Promise<MatrixSide> {
   const { config, registration, log } = options;
+  routeLibraryLogs(log);
   const appService = new TransactionalAppService(registration.hs_token, log);
   appService.expressApp.get("/health", (_req, res) => {
     res.status(200).json({ status: "ok" });

@@ -199,11 +199,28 @@ export class IntentMatrixApi implements MatrixApi {
       }
       chunks.push(chunk);
     }
-    const url = await this.intent(as).uploadContent(Buffer.concat(chunks), {
+    const intent = this.intent(as);
+    const url = await intent.uploadContent(Buffer.concat(chunks), {
       name: media.fileName ?? defaultFileName(media),
       type: media.mimeType,
     });
-    return { url };
+    const thumb = media.thumbnail;
+    if (thumb === undefined) return { url };
+    // The network's preview (a JPEG in WhatsApp's case) becomes the event's thumbnail_url.
+    const thumbnailUrl = await intent.uploadContent(Buffer.from(thumb.data), {
+      name: "thumbnail",
+      type: thumb.mimeType,
+    });
+    return {
+      url,
+      thumbnail: {
+        url: thumbnailUrl,
+        mimeType: thumb.mimeType,
+        size: thumb.data.byteLength,
+        width: thumb.width,
+        height: thumb.height,
+      },
+    };
   }
 }
 

@@ -12,8 +12,28 @@ import {
   type RoomId,
 } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
-import { matrixEventToNeutral, type MatrixMediaOpener } from "./convert/index.js";
+import type { MessageContent } from "../core/network.js";
+import {
+  matrixEventToNeutral,
+  type MatrixMediaOpener,
+  type MatrixMediaRef,
+} from "./convert/index.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+/** Thumbnails are small previews; anything larger is not worth fetching for one. */
+const MAX_THUMBNAIL_BYTES = 256 * 1024;
+
+/**
+ * Room events a person sends as content that WhatsApp has no counterpart for. Dropping them
+ * silently would leave the user believing the contact saw them, so each gets a notice; other
+ * event types (state, receipts of clients, call signalling after the invite) are not content.
+ */
+const UNBRIDGEABLE: Readonly<Record<string, string>> = {
+  "m.poll.start": "polls cannot be bridged to WhatsApp",
+  "org.matrix.msc3381.poll.start": "polls cannot be bridged to WhatsApp",
+  "m.room.encrypted": "encrypted messages cannot be bridged; keep this chat unencrypted",
+  "m.call.invite": "calls cannot be bridged to WhatsApp",
+};
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -116,9 +136,11 @@ export class MatrixEventRouter {
     }
     const inbound = matrixEventToNeutral(event, this.openMedia);
     switch (inbound.kind) {
-      case "message":
-        await this.core.fromMatrix.message(sender, portal, id, inbound.content, inbound.replyTo);
+      case "message": {
+        const content = await this.withThumbnail(inbound.content, inbound.media);
+        await this.core.fromMatrix.message(sender, portal, id, content, inbound.replyTo);
         return;
+      }
       case "edit":
         await this.core.fromMatrix.edit(sender, portal, id, inbound.target, inbound.content);
         return;
@@ -128,14 +150,52 @@ export class MatrixEventRouter {
       case "redaction":
         await this.core.fromMatrix.redaction(sender, portal, inbound.target);
         return;
-      case "unsupported":
-        if (event.type !== "m.room.message" && event.type !== "m.sticker") return;
+      case "unsupported": {
+        if (event.state_key !== undefined) return;
+        const known = UNBRIDGEABLE[event.type];
+        if (known === undefined && event.type !== "m.room.message" && event.type !== "m.sticker") {
+          return;
+        }
         this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
         await this.core.matrix.sendNotice(
           portal.roomId as RoomId,
-          `Not sent: ${inbound.reason}.`,
+          `Not sent: ${known ?? inbound.reason}.`,
           id,
         );
+      }
+    }
+  }
+
+  /**
+   * Fetches the thumbnail an attachment references, so that the contact sees a preview: the
+   * conversion only names it. A thumbnail is decoration, so one that is missing, too large,
+   * without dimensions or unreachable is left out rather than failing the message.
+   */
+  private async withThumbnail(
+    content: MessageContent,
+    ref: MatrixMediaRef | undefined,
+  ): Promise<MessageContent> {
+    const thumb = ref?.thumbnail;
+    if (content.type !== "media" || thumb === undefined) return content;
+    const { width, height } = thumb;
+    if (width === undefined || height === undefined) return content;
+    try {
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      for await (const chunk of await this.openMedia(thumb)) {
+        size += chunk.byteLength;
+        if (size > MAX_THUMBNAIL_BYTES) return content;
+        chunks.push(chunk);
+      }
+      const data = new Uint8Array(Buffer.concat(chunks));
+      const mimeType = thumb.mimeType ?? "application/octet-stream";
+      return {
+        ...content,
+        media: { ...content.media, thumbnail: { data, width, height, mimeType } },
+      };
+    } catch (err) {
+      this.log.debug({ err: describeError(err) }, "thumbnail not fetched; sent without");
+      return content;
     }
   }
 

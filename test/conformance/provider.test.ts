@@ -330,7 +330,7 @@ for (const transport of TRANSPORTS) {
       assert.equal(find(receipts[0]!, "received")?.attrs.author, GK);
     });
 
-    it.skip("P17: no read markers or typing while an incoming request is pending — the request state lives in src/core (portals), outside the provider engine", function () {});
+    it.skip("P17: no read markers or typing while a request is pending or when turned off — enforced in src/core; tested end to end in test/e2e/markers-and-windows.test.ts", function () {});
 
     it.skip("P18: (UI) message request presentation — checked by inspection in the Matrix layer", function () {});
     it.skip("P19: (UI) labels gatekeeper users by phone number — checked by inspection", function () {});
@@ -386,7 +386,7 @@ for (const transport of TRANSPORTS) {
       }
     });
 
-    it.skip("P22: rejects edits/retractions from non-authors or outside the windows — enforced in the core layer, not the provider engine", function () {});
+    it.skip("P22: rejects edits/retractions from non-authors or outside the windows — enforced in src/core; tested end to end in test/e2e/markers-and-windows.test.ts", function () {});
     it.skip("P23: (UI) notices for disappearing and unknown content — checked by inspection", function () {});
 
     it("P24: acks stanzas with only unknown payload and answers unknown IQs with service-unavailable", async function () {

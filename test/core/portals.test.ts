@@ -280,6 +280,18 @@ describe("core: portals and message requests", function () {
     assert.ok(h.matrix.calls.includes(`typing ${room} ${GHOST} true`));
   });
 
+  it("while a request is pending, the contact's typing is not shown (P17)", async function () {
+    await h.network.report(ALICE, incoming("hello", true));
+    const room = await portalRoom();
+    await h.network.report(ALICE, { kind: "typing", from: BOB_ID, typing: true });
+    assert.ok(!h.matrix.calls.includes(`typing ${room} ${GHOST} true`));
+    const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+    assert.ok(portal);
+    await h.core.portals.onUserMembership(portal, "join");
+    await h.network.report(ALICE, { kind: "typing", from: BOB_ID, typing: true });
+    assert.ok(h.matrix.calls.includes(`typing ${room} ${GHOST} true`), "shown once accepted");
+  });
+
   it("a logged-out state is told in the management room once", async function () {
     const state = {
       kind: "state" as const,

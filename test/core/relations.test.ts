@@ -96,6 +96,32 @@ describe("core: reactions, edits and deletions in both directions", function () 
     );
   });
 
+  it("the contact's edit and retraction outside the network's windows are ignored (P22)", async function () {
+    h.network.editWindowMs = 60_000;
+    h.network.retractWindowMs = 60_000;
+    const target = { author: BOB_ID, id: "b1" as RemoteMessageId };
+    // The original was sent at 1 s; these arrive 2 minutes later by the network's clock.
+    const late = new Date(121_000);
+    await h.network.report(ALICE, {
+      kind: "edit",
+      from: BOB_ID,
+      target,
+      content: { type: "text", text: { text: "how are you??", spans: [] } },
+      order: 2,
+      serverTime: late,
+    });
+    await h.network.report(ALICE, { kind: "retract", from: BOB_ID, target, serverTime: late });
+    assert.equal(h.matrix.events.filter((e) => e.text === "how are you??").length, 0);
+    assert.ok(!h.matrix.calls.some((c) => c.startsWith(`redact ${portal.roomId} ${theirs}`)));
+    await h.network.report(ALICE, {
+      kind: "retract",
+      from: BOB_ID,
+      target,
+      serverTime: new Date(30_000),
+    });
+    assert.ok(h.matrix.calls.some((c) => c.startsWith(`redact ${portal.roomId} ${theirs}`)));
+  });
+
   it("the contact's read marker on the user's message is shown as the ghost's receipt", async function () {
     await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), {
       type: "text",

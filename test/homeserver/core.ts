@@ -14,6 +14,7 @@ import type {
   EphemeralEvent,
   HomeserverProfile,
   JsonObject,
+  Outage,
   PushFaultInjector,
   RoomEvent,
 } from "./types.js";
@@ -56,6 +57,8 @@ export class HomeserverCore {
   /** Idempotency of client transactions: key -> the event id (or other answer) first produced. */
   readonly txnResults = new Map<string, string>();
   faultInjector: PushFaultInjector | undefined;
+  /** Set while the homeserver plays dead (`TestHomeserver.outage`). */
+  outage: Outage | undefined;
 
   constructor(readonly options: CoreOptions) {
     this.serverName = options.serverName;
@@ -77,6 +80,7 @@ export class HomeserverCore {
           retryMaxMs: options.retryMaxMs,
           logger: options.logger,
           injector: () => this.faultInjector,
+          down: () => this.outage !== undefined,
         }),
       );
     }

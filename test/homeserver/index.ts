@@ -14,6 +14,7 @@ import { RouteContext, serverUrl, startHttpServer } from "./server.js";
 import type {
   AppserviceRegistration,
   HomeserverProfile,
+  Outage,
   PushFault,
   PushFaultInjector,
   RoomEvent,
@@ -23,6 +24,7 @@ import type {
 export type {
   AppserviceRegistration,
   HomeserverProfile,
+  Outage,
   PushAttempt,
   PushFault,
   PushFaultInjector,
@@ -77,6 +79,12 @@ export interface TestHomeserver {
    * lost acknowledgement); undefined removes it. Returns a function that removes it too.
    */
   failAppservicePushes(injector: PushFaultInjector | undefined): () => void;
+  /**
+   * Plays dead until the returned function is called (or `outage(undefined)`): every request is
+   * answered 500 (or `status`), or dropped with `{ unreachable: true }`; pushes wait. Events
+   * created meanwhile (none can be, except by the server itself) are pushed afterwards.
+   */
+  outage(outage: Outage | undefined): () => void;
   /** Resolves once every event queued for the appservice has been acknowledged by it. */
   appserviceIdle(appserviceId: string): Promise<void>;
   /** Transactions the appservice acknowledged, in order. */
@@ -159,6 +167,12 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
       core.faultInjector = injector;
       return () => {
         if (core.faultInjector === injector) core.faultInjector = undefined;
+      };
+    },
+    outage(outage) {
+      core.outage = outage;
+      return () => {
+        if (core.outage === outage) core.outage = undefined;
       };
     },
     appserviceIdle: (id) => pusher(id).whenIdle(),

@@ -71,6 +71,11 @@ export function startHttpServer(ctx: RouteContext, options: ServerOptions): Prom
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (core.outage !== undefined && "unreachable" in core.outage) {
+      // Dropped unanswered: the client sees a connection reset, as from a server that is gone.
+      req.socket.destroy();
+      return;
+    }
     const url = new URL(req.url ?? "/", "http://localhost");
     const method = req.method ?? "GET";
     if (method === "OPTIONS") {
@@ -78,6 +83,11 @@ export function startHttpServer(ctx: RouteContext, options: ServerOptions): Prom
       return;
     }
     const { body, tooLarge } = await readBody(req, core.media.maxUploadBytes + 1);
+    if (core.outage !== undefined && !("unreachable" in core.outage)) {
+      const status = core.outage.status ?? 500;
+      send(res, { status, json: { errcode: "M_UNKNOWN", error: "The homeserver is down" } });
+      return;
+    }
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     let reply: HsReply;

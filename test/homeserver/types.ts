@@ -81,3 +81,10 @@ export interface PushAttempt {
 
 /** Returns a fault to force for this attempt, or undefined to push normally. */
 export type PushFaultInjector = (attempt: PushAttempt) => PushFault | undefined;
+
+/**
+ * A homeserver outage: every request (clients and appservices alike) is answered `status` (500 by
+ * default), or with `unreachable` the connection is dropped unanswered; pushes to appservices
+ * stop and are retried with backoff once it ends.
+ */
+export type Outage = { status?: number } | { unreachable: true };

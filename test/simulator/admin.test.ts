@@ -133,6 +133,35 @@ describe("simulator: admin HTTP API", function () {
     assert.equal((await blob.arrayBuffer()).byteLength, 16 * (Math.floor(11 / 16) + 1) + 10);
   });
 
+  it("sends a location, a contact card, a call notice and a disappearing setting; refuses bad values", async function () {
+    const sends = [
+      { type: "location", lat: 52.52, lon: 13.405, name: "Alexanderplatz" },
+      { type: "contact", vcards: ["BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Carol\r\nEND:VCARD\r\n"] },
+      { type: "call", callId: "c-1", media: "audio", outcome: "missed" },
+      { type: "disappearing", timer: 86400 },
+    ];
+    for (const body of sends) {
+      const mark = w.provider.received.length;
+      const sent = await call("POST", "/users/491701234567/send", { to: ALICE, ...body });
+      assert.equal(sent.status, 200, JSON.stringify(sent.body));
+      const d = classifyMessage(await delivery(w.provider, "encrypted", mark));
+      assert.equal(d.payload.kind, "encrypted");
+      if (d.payload.kind !== "encrypted") return;
+      const content = await w.alice.decrypt(GK, d.payload.encrypted);
+      assert.equal(content[0]?.kind, body.type);
+    }
+    for (const bad of [
+      { type: "location", lat: 91, lon: 0 },
+      { type: "disappearing", timer: 5 },
+      { type: "call", callId: "c-2", media: "hologram", outcome: "missed" },
+      { type: "media", kind: "audio", data: "", mime: "audio/ogg", waveform: [1, 2, 3] },
+    ]) {
+      const refused = await call("POST", "/users/491701234567/send", { to: ALICE, ...bad });
+      assert.equal(refused.status, 400, JSON.stringify(bad));
+      assert.equal(refused.body["error"], "invalid-request");
+    }
+  });
+
   it("reads what a user received, accepts requests, blocks, reports and shows the queue", async function () {
     const { stanza } = await w.alice.message(GK, text("hi api"));
     await w.provider.outcome(stanza);

@@ -132,6 +132,17 @@ export function mapProviderEvent(
           },
         ],
       };
+    case "send-delayed":
+      return {
+        local: event.local,
+        events: [
+          {
+            kind: "send-delayed",
+            target: { author: remoteUser(event.local), id: remoteMessage(event.originId) },
+            reason: { code: event.reason, message: "rate limited", retryAt: event.retryAt },
+          },
+        ],
+      };
     case "unbound":
       return {
         local: event.local,

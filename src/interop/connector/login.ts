@@ -118,6 +118,14 @@ export class InteropLogin
     return this.send(to, async (ctx) => retractElements(messageIdOf(target), ctx));
   }
 
+  editWindowMs(): number {
+    return this.ctx.engine.session.limits["edit-window-seconds"] * 1000;
+  }
+
+  retractWindowMs(): number {
+    return this.ctx.engine.session.limits["retract-window-seconds"] * 1000;
+  }
+
   async sendReactions(
     to: RemoteUserId,
     target: MessageReference,

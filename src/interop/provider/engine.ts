@@ -253,6 +253,7 @@ export class ProviderEngine {
     clearInterval(this.maintenanceTimer);
     clearInterval(this.replayTimer);
     this.acks.stop();
+    this.receiver.stop();
     for (const detach of this.detachers.splice(0)) detach();
     this.session.stop();
     const stopped = new TransportError("transport-stopped", "the engine stopped");

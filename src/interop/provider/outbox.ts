@@ -228,6 +228,19 @@ export class Outbox {
           "stanza held after a wait bounce",
         );
         await outboxStore.hold(knex, row.id, hold, next, describeStanzaError(error));
+        // The user is told once that the message waits, so that a silent delay of up to a
+        // minute does not look like a loss (and invite a duplicate by hand).
+        if (hold === "rate-limited" && row.kind === "message" && row.hold !== "rate-limited") {
+          await this.options.emit({
+            kind: "send-delayed",
+            local: bareOf(row.senderJid),
+            to: row.conversationJid,
+            originId: row.originId,
+            reason: "rate-limited",
+            retryAt: new Date(next),
+            eventId: row.eventId ?? undefined,
+          });
+        }
         return;
       }
       case "final":

@@ -57,6 +57,9 @@ export class Receiver {
   private readonly queue = new SerialQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
   private readonly log: Logger;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
+  private stopped = false;
 
   constructor(private readonly options: ReceiverOptions) {
     this.log = options.logger.child({ component: "receiver" });
@@ -139,7 +142,7 @@ export class Receiver {
     }
     if (await inbox.seen(sid.id)) {
       const pending = await inbox.pending(sid.id);
-      if (pending !== undefined) await this.handOver(pending);
+      if (pending !== undefined) await this.handOverInOrder(pending);
       else this.options.acks.add(sid.by, sid.id);
       return;
     }
@@ -237,7 +240,7 @@ export class Receiver {
         },
       );
       if (entry === undefined) this.options.acks.add(sid.by, sid.id);
-      else await this.handOver(entry);
+      else await this.handOverInOrder(entry);
     } catch (err) {
       if (err instanceof DuplicateMessageError) {
         await this.recordOnly(sid);
@@ -328,6 +331,23 @@ export class Receiver {
       await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
       await this.options.inbox.addPending(trx, entry, this.options.now());
     });
+    await this.handOverInOrder(entry);
+  }
+
+  /**
+   * Hands `entry` over after the older pending events of the same conversation (§15.6): one whose
+   * hand-over failed (the homeserver was down, say) waits for its redelivery, and a newer message
+   * arriving first must not overtake it. If an older one fails again, this one waits too (it stays
+   * pending and unacked, so it is redelivered).
+   */
+  private async handOverInOrder(entry: PendingEntry): Promise<void> {
+    const conversation = conversationOf(entry.record);
+    if (conversation !== undefined) {
+      for (const older of await this.options.inbox.allPending()) {
+        if (older.stanzaId === entry.stanzaId) break;
+        if (conversationOf(older.record) === conversation) await this.handOver(older);
+      }
+    }
     await this.handOver(entry);
   }
 
@@ -366,7 +386,41 @@ export class Receiver {
       this.options.acks.add(entry.by, entry.stanzaId);
     })().finally(() => this.handingOver.delete(entry.stanzaId));
     this.handingOver.set(entry.stanzaId, job);
+    job.then(
+      () => {
+        this.retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
+      },
+      () => this.retryHandOverLater(),
+    );
     return job;
+  }
+
+  /**
+   * A hand-over failed (the core could not store or post the event: the homeserver is down, say).
+   * The pending events are tried again with backoff, so that they show soon after the outage
+   * rather than only at the gatekeeper's redelivery, `ack-timeout-seconds` later.
+   */
+  private retryHandOverLater(): void {
+    if (this.retryTimer !== undefined || this.stopped) return;
+    const delay = this.retryDelayMs;
+    this.retryDelayMs = Math.min(delay * 2, HAND_OVER_RETRY_MAX_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.stopped) return;
+      void this.guard(
+        this.queue.run(async () => {
+          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+        }),
+      );
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** No more retries of failed hand-overs (the engine stops). */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /** A stanza the codec refuses: acked if it carries a usable stanza-id (§7.3, P13, P24). */
@@ -385,6 +439,25 @@ export class Receiver {
     return work.catch((err: unknown) => {
       this.log.error({ err: describeError(err) }, "inbound stanza not processed; left unacked");
     });
+  }
+}
+
+/** First and largest delay between attempts to hand failed events over again. */
+const HAND_OVER_RETRY_INITIAL_MS = 500;
+const HAND_OVER_RETRY_MAX_MS = 30_000;
+
+/** The (local user, contact) pair an event belongs to, for ordering; undefined for others. */
+function conversationOf(record: PendingRecord): string | undefined {
+  switch (record.kind) {
+    case "message":
+    case "delivered":
+    case "displayed":
+    case "undecryptable":
+      return `${record.local}\n${record.from}`;
+    case "request-accepted":
+      return `${record.local}\n${record.contact}`;
+    default:
+      return undefined;
   }
 }
 

@@ -77,6 +77,19 @@ export type ProviderEvent =
       message: string;
       eventId: string | undefined;
     }
+  /**
+   * A message the gatekeeper told to wait (rate limit, §16.3): still in the outbox and sent again
+   * by itself at `retryAt`. Emitted once per message, when the first such bounce arrives.
+   */
+  | {
+      kind: "send-delayed";
+      local: BareJid;
+      to: BareJid;
+      originId: MessageId;
+      reason: "rate-limited";
+      retryAt: Date;
+      eventId: string | undefined;
+    }
   | { kind: "state"; state: EngineState };
 
 export type ProviderEventHandler = (event: ProviderEvent) => Promise<void>;

@@ -141,8 +141,9 @@ export function neutralToPlain(input: NeutralText): string {
     out += text.slice(pos, block.start);
     if (out !== "" && !out.endsWith("\n")) out += "\n";
     const inner = text.slice(block.start, block.end);
-    out +=
-      block.style === "quote"
+    out += alreadyMarked(block, inner)
+      ? inner
+      : block.style === "quote"
         ? inner
             .split("\n")
             .map((line) => `> ${line}`)
@@ -152,6 +153,16 @@ export function neutralToPlain(input: NeutralText): string {
     if (pos < text.length && text[pos] !== "\n") out += "\n";
   }
   return out + text.slice(pos);
+}
+
+/**
+ * Whether a block span already covers its own Markdown-like markers: a network that keeps its
+ * styling directives in the text (WhatsApp's `> ` quotes and ``` fences, §13.1) must not get them
+ * a second time in `body`.
+ */
+function alreadyMarked(block: TextSpan, inner: string): boolean {
+  if (block.style === "quote") return inner.split("\n").every((line) => line.startsWith("> "));
+  return /^```[^\n]*\n/.test(inner) && /\n```$/.test(inner);
 }
 
 /** Whether the text needs a `formatted_body` at all. */

@@ -43,6 +43,62 @@ describe("core: bot commands with good and bad arguments", function () {
     ]);
   });
 
+  it("help lists the commands the user may use; it takes no arguments", async function () {
+    const [list] = await h.say("help");
+    for (const name of [
+      "login",
+      "logout",
+      "status",
+      "start-chat",
+      "resolve-identifier",
+      "contacts",
+      "name",
+      "block",
+      "unblock",
+      "report",
+      "verify",
+      "settings",
+      "ping",
+    ]) {
+      assert.match(list ?? "", new RegExp(`\`${name}[ \`]`), `help lists ${name}`);
+    }
+    assert.match(list ?? "", /`start-chat <\+number>` \(or `pm`\)/);
+    assert.doesNotMatch(list ?? "", /`stats`/, "stats is for admins only");
+    assert.match((await h.say("help", ADMIN, "!admin:example.org" as RoomId))[0] ?? "", /`stats`/);
+    assert.deepEqual(await h.say("help me"), ["Usage: `help`"]);
+  });
+
+  it("login starts over with the warning when logged out; it takes no arguments", async function () {
+    assert.deepEqual(await h.say("login +491709876543"), ["Usage: `login`"]);
+    await h.say("logout");
+    assert.match((await h.say("login"))[0] ?? "", /phone/i);
+    assert.match((await h.say("status"))[0] ?? "", /login is in progress/);
+  });
+
+  it("logout leaves the chats and says so; a second logout says not logged in", async function () {
+    await h.say(`start-chat ${BOB}`);
+    assert.deepEqual(await h.say("logout now"), ["Usage: `logout`"]);
+    assert.match((await h.say("logout"))[0] ?? "", /^Logged out\. .*left 1 chat\(s\)/);
+    assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
+  });
+
+  it("status tells logged in with the number, or logged out", async function () {
+    assert.match((await h.say("status"))[0] ?? "", /^Logged in as \+49 170 9876543 \(verified\)/);
+    assert.deepEqual(await h.say("status please"), ["Usage: `status`"]);
+    await h.say("logout");
+    assert.deepEqual(await h.say("status"), ["You are not logged in."]);
+  });
+
+  it("start-chat (or pm) opens a portal for a reachable number and refuses anything else", async function () {
+    assert.match((await h.say(`start-chat ${BOB}`))[0] ?? "", /^Invited you to a new chat/);
+    assert.ok(await h.core.portalRows.get(ALICE, BOB_ID));
+    assert.match((await h.say(`pm ${BOB}`))[0] ?? "", /already have a chat/);
+    assert.match((await h.say("pm +491705550000"))[0] ?? "", /cannot be reached/);
+    assert.deepEqual(await h.say("start-chat"), ["Usage: `start-chat <+number>`"]);
+    assert.deepEqual(await h.say("start-chat bob"), ["Usage: `start-chat <+number>`"]);
+    assert.deepEqual(await h.say(`pm ${BOB} ${BOB}`), ["Usage: `start-chat <+number>`"]);
+  });
+
   it("resolve-identifier answers reachable with the ghost, or the neutral refusal", async function () {
     assert.match(
       (await h.say(`resolve-identifier ${BOB}`))[0] ?? "",
@@ -131,6 +187,9 @@ describe("core: bot commands with good and bad arguments", function () {
     assert.deepEqual(await h.say("stats"), ["You do not have permission to use `stats`."]);
     const [stats] = await h.say("stats", ADMIN, "!admin:example.org" as RoomId);
     assert.match(stats ?? "", /Users: 1 logged in/);
+    assert.deepEqual(await h.say("stats all", ADMIN, "!admin:example.org" as RoomId), [
+      "Usage: `stats`",
+    ]);
   });
 
   it("a command in a portal applies to the portal's contact", async function () {

@@ -53,6 +53,9 @@ export class FakeNetwork implements NetworkConnector {
   sendError: Error | undefined;
   /** When true, loadLogin rejects (keys unreadable, say). */
   failLoad = false;
+  /** The network's edit and retraction windows (WhatsApp's defaults). */
+  editWindowMs = 900_000;
+  retractWindowMs = 172_800_000;
   private nextId = 1;
 
   loginFlows(): readonly LoginFlow[] {
@@ -151,6 +154,14 @@ export class FakeLogin
   async sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId> {
     this.network.actions.push(`retract ${to} ${target}`);
     return this.network.newId();
+  }
+
+  editWindowMs(): number {
+    return this.network.editWindowMs;
+  }
+
+  retractWindowMs(): number {
+    return this.network.retractWindowMs;
   }
 
   async sendReactions(

@@ -17,6 +17,8 @@ export interface PusherOptions {
   retryMaxMs: number;
   logger: Logger;
   injector: () => PushFaultInjector | undefined;
+  /** True while the homeserver plays dead: no push goes out, the attempt counts as failed. */
+  down?: () => boolean;
 }
 
 interface Transaction {
@@ -116,8 +118,12 @@ export class AppservicePusher {
     };
     let failure: { retryAfterMs?: number; reason: string } | undefined;
     try {
-      const fault = this.options.injector()?.(attempt);
-      failure = await this.deliver(txn, fault);
+      if (this.options.down?.() === true) {
+        failure = { reason: "the homeserver is down" };
+      } else {
+        const fault = this.options.injector()?.(attempt);
+        failure = await this.deliver(txn, fault);
+      }
     } catch (err) {
       failure = { reason: err instanceof Error ? err.message : String(err) };
     }

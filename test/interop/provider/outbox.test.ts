@@ -204,6 +204,10 @@ describeOnBackends("provider engine: the outbox", (get) => {
     assert.ok(Date.now() - started >= 900, "not before retry-after");
     assert.equal(new Set(sent(originId).map((s) => s.text)).size, 1);
     assert.equal(b.sink.of("send-failed").length, 0, "a wait bounce is not a failure");
+    const delayed = b.sink.of("send-delayed");
+    assert.equal(delayed.length, 1, "the delay is reported once");
+    assert.equal(delayed[0]?.originId, originId);
+    assert.ok((delayed[0]?.retryAt.getTime() ?? 0) >= started + 900, "with when it is sent again");
   });
 
   it("keeps a request-pending message until <request-accepted>, which it acks and reports", async function () {

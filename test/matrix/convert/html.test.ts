@@ -217,6 +217,15 @@ describe("matrix/convert html", () => {
       assert.equal(neutralToPlain(text), "> quoted\n> line\nsaid\n```\ncode\n```\nbold");
     });
 
+    it("does not mark again blocks whose text keeps WhatsApp's own markers", () => {
+      const body = "```\ncode\n```\n> a quote\n> more";
+      const text = n(body, [
+        { start: 0, end: 12, style: "code-block" },
+        { start: 13, end: body.length, style: "quote" },
+      ]);
+      assert.equal(neutralToPlain(text), body);
+    });
+
     it("is the text itself when there are no block styles", () => {
       assert.equal(neutralToPlain(n("a *b*", [{ start: 0, end: 1, style: "bold" }])), "a *b*");
     });

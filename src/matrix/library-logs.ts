@@ -1,0 +1,32 @@
+import { Writable } from "node:stream";
+import { Logger as LibraryLogger } from "matrix-appservice-bridge";
+import type { Logger } from "../util/log.js";
+
+/**
+ * matrix-appservice-bridge and the bot-sdk under it print to the console unless their logging is
+ * configured, and on failed requests they print the homeserver's answer (which may quote message
+ * content). Their output is routed into the bridge's logger instead, at debug: the bridge logs
+ * what matters about a failure itself. The library's logging is process-wide, so the last bridge
+ * started in a process receives it.
+ */
+export function routeLibraryLogs(log: Logger): void {
+  const lib = log.child({ component: "matrix-library" });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line.trim() === "") continue;
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          lib.debug(
+            { module: entry["module"], libraryLevel: entry["level"], error: entry["error"] },
+            String(entry["message"]),
+          );
+        } catch {
+          lib.debug(line);
+        }
+      }
+      done();
+    },
+  });
+  LibraryLogger.root.configureLogging({ console: "off", json: true }, sink);
+}
