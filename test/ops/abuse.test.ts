@@ -61,8 +61,14 @@ describe("abuse controls through the real bridge", function () {
     );
     const events = await world.me.events(portalA);
     assert.ok(
-      !events.some((e) => /^Not delivered/.test(String(e.content["body"]))),
+      !events.some((e) => /^Not delivered:/.test(String(e.content["body"]))),
       "no failure notice for the held message",
+    );
+    assert.ok(
+      events.some((e) =>
+        /^Not delivered yet: you are sending too fast/.test(String(e.content["body"])),
+      ),
+      "the user is told the held message is sent again by itself",
     );
     assert.ok(!(await texts()).some((t) => t.includes("m-four")), "m-four was not sent");
   });
