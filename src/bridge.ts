@@ -85,6 +85,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       matrix.bridge,
       config.homeserver.domain,
       config.interop.media_max_bytes,
+      log.child({ component: "matrix-api" }),
     );
     core = new BridgeCore({
       config,

@@ -92,9 +92,13 @@ export class RemoteEventHandler {
       event.replyTo === undefined
         ? undefined
         : await this.tables.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
-    const eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
-      ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
-    });
+    const eventId = await this.matrix.sendContent(
+      ghost.mxid,
+      portal.roomId,
+      event.content,
+      { ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }) },
+      `message\n${event.from}\n${event.id}`,
+    );
     await this.tables.messages.insert({
       portalId: portal.id,
       eventId,

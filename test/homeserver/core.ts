@@ -15,6 +15,7 @@ import type {
   HomeserverProfile,
   JsonObject,
   PushFaultInjector,
+  ClientFaultInjector,
   RoomEvent,
 } from "./types.js";
 
@@ -56,6 +57,8 @@ export class HomeserverCore {
   /** Idempotency of client transactions: key -> the event id (or other answer) first produced. */
   readonly txnResults = new Map<string, string>();
   faultInjector: PushFaultInjector | undefined;
+  /** Fault injection for client-server and media requests (see TestHomeserver.failClientRequests). */
+  clientFaultInjector: ClientFaultInjector | undefined;
 
   constructor(readonly options: CoreOptions) {
     this.serverName = options.serverName;

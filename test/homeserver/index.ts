@@ -14,6 +14,7 @@ import { RouteContext, serverUrl, startHttpServer } from "./server.js";
 import type {
   AppserviceRegistration,
   HomeserverProfile,
+  ClientFaultInjector,
   PushFault,
   PushFaultInjector,
   RoomEvent,
@@ -22,6 +23,9 @@ import type {
 
 export type {
   AppserviceRegistration,
+  ClientFault,
+  ClientFaultInjector,
+  ClientRequest,
   HomeserverProfile,
   PushAttempt,
   PushFault,
@@ -77,6 +81,12 @@ export interface TestHomeserver {
    * lost acknowledgement); undefined removes it. Returns a function that removes it too.
    */
   failAppservicePushes(injector: PushFaultInjector | undefined): () => void;
+  /**
+   * Fault injection for client-server and media requests (the bridge's calls): `injector` decides
+   * per request whether to answer 500 or 429 instead of handling it; undefined removes it. Returns
+   * a function that removes it too. A faulted request has no effect on the server's state.
+   */
+  failClientRequests(injector: ClientFaultInjector | undefined): () => void;
   /** Resolves once every event queued for the appservice has been acknowledged by it. */
   appserviceIdle(appserviceId: string): Promise<void>;
   /** Transactions the appservice acknowledged, in order. */
@@ -159,6 +169,12 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
       core.faultInjector = injector;
       return () => {
         if (core.faultInjector === injector) core.faultInjector = undefined;
+      };
+    },
+    failClientRequests(injector) {
+      core.clientFaultInjector = injector;
+      return () => {
+        if (core.clientFaultInjector === injector) core.clientFaultInjector = undefined;
       };
     },
     appserviceIdle: (id) => pusher(id).whenIdle(),
