@@ -60,7 +60,7 @@ export class MatrixEventsHandler {
     const replyTo = target === undefined ? undefined : referenceTo(target, login);
     let remoteId: RemoteMessageId;
     try {
-      remoteId = await login.sendMessage(portal.contact, content, replyTo);
+      remoteId = await login.sendMessage(portal.contact, content, replyTo, eventId);
     } catch (err) {
       await this.failed(room, eventId, err);
       return;
