@@ -2,7 +2,7 @@ import type { MessageRow, MessagesTable } from "../db/messages.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { UsersTable } from "../db/users.js";
-import { BridgeError, describeError } from "../util/errors.js";
+import { BridgeError, describeError, isTransientError } from "../util/errors.js";
 import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { LoginManager } from "./logins.js";
@@ -207,6 +207,9 @@ export class MatrixEventsHandler {
   }
 
   private async failed(room: RoomId, eventId: EventId, err: unknown): Promise<void> {
+    // A lost database connection is no reason to drop the message: failing the work has the
+    // homeserver retry the transaction once the database is back.
+    if (isTransientError(err)) throw err;
     const text =
       err instanceof BridgeError
         ? `Not sent: ${err.message}`

@@ -129,6 +129,8 @@ export interface DirectionCount {
   duplicated: number[];
   /** Positions where a lower number arrived after a higher one. */
   outOfOrder: number;
+  /** The first few of those: "n after m". */
+  inversions: string[];
 }
 
 export interface Tally {
@@ -141,7 +143,8 @@ export interface Tally {
 export function describeTally(t: Tally): string {
   const d = (c: DirectionCount) =>
     `${c.distinct} delivered, ${c.missing.length} lost${list(c.missing)}, ` +
-    `${c.duplicated.length} duplicated${list(c.duplicated)}, ${c.outOfOrder} out of order`;
+    `${c.duplicated.length} duplicated${list(c.duplicated)}, ${c.outOfOrder} out of order` +
+    (c.inversions.length === 0 ? "" : ` (${c.inversions.join(", ")})`);
   return (
     `WhatsApp->Matrix: ${d(t.toMatrix)}; Matrix->WhatsApp: ${d(t.toWhatsApp)}; ` +
     `failure notices: ${t.failureNotices.length}`
@@ -179,9 +182,13 @@ function count(arrived: number[], total: number): DirectionCount {
   const seen = new Map<number, number>();
   let outOfOrder = 0;
   let highest = -1;
+  const inversions: string[] = [];
   for (const n of arrived) {
     seen.set(n, (seen.get(n) ?? 0) + 1);
-    if (n < highest) outOfOrder += 1;
+    if (n < highest) {
+      outOfOrder += 1;
+      if (inversions.length < 5) inversions.push(`${n} after ${highest}`);
+    }
     highest = Math.max(highest, n);
   }
   const missing: number[] = [];
@@ -192,6 +199,7 @@ function count(arrived: number[], total: number): DirectionCount {
     missing,
     duplicated: [...seen].filter(([, times]) => times > 1).map(([n]) => n),
     outOfOrder,
+    inversions,
   };
 }
 

@@ -243,6 +243,7 @@ export class ProviderEngine {
    */
   async halt(): Promise<void> {
     this.running = false;
+    this.receiver.stop();
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     this.acks.stop();

@@ -95,8 +95,13 @@ export class Outbox {
   }
 
   /** The periodic pass: deadlines, then due retransmissions. */
+  /** Never rejects (it runs from a timer): a failed pass is logged and the next tick retries. */
   async tick(): Promise<void> {
-    await this.queue.run(() => this.expire());
+    await this.queue
+      .run(() => this.expire())
+      .catch((err: unknown) => {
+        this.log.error({ err: describeError(err) }, "outbox expiry pass failed");
+      });
     await this.flush();
   }
 
