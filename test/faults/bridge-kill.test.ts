@@ -40,6 +40,6 @@ describe("fault: kill -9 of the bridge during a burst of 1,000 messages each way
     process.stdout.write(
       `      bridge killed after ${KILL_AT} messages each way, down ${downFor} ms\n`,
     );
-    assertExactlyOnce(tally);
+    assertExactlyOnce(tally, { world });
   });
 });

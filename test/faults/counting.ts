@@ -155,8 +155,26 @@ function list(ns: number[]): string {
   return ns.length === 0 ? "" : ` (${ns.slice(0, 10).join(",")}${ns.length > 10 ? ",..." : ""})`;
 }
 
-/** Prints the counts and asserts none lost, none duplicated, none reported failed, order kept. */
-export function assertExactlyOnce(t: Tally, options: { ordered?: boolean } = {}): void {
+/**
+ * Prints the counts and asserts none lost, none duplicated, none reported failed, order kept. On
+ * failure the bridge's warnings and errors are printed, for the diagnosis.
+ */
+export function assertExactlyOnce(
+  t: Tally,
+  options: { ordered?: boolean; world?: FaultWorld } = {},
+): void {
+  try {
+    checkExactlyOnce(t, options);
+  } catch (err) {
+    const lines = (options.world?.bridgeLog ?? "")
+      .split("\n")
+      .filter((line) => /\b(WARN|ERROR|FATAL)\b/.test(line));
+    process.stdout.write(`      bridge warnings and errors:\n${lines.slice(-40).join("\n")}\n`);
+    throw err;
+  }
+}
+
+function checkExactlyOnce(t: Tally, options: { ordered?: boolean }): void {
   process.stdout.write(`      ${describeTally(t)}\n`);
   assert.deepEqual(t.toMatrix.missing, [], "WhatsApp->Matrix messages lost");
   assert.deepEqual(t.toMatrix.duplicated, [], "WhatsApp->Matrix messages duplicated");

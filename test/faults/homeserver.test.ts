@@ -48,6 +48,6 @@ describe("fault: the homeserver answers the bridge 500, then 429, for a while", 
       `      requests of the bridge answered 500: ${faulted[500]}, 429: ${faulted[429]}\n`,
     );
     assert.ok(faulted[500] > 0 && faulted[429] > 0, "both faults reached the bridge");
-    assertExactlyOnce(tally);
+    assertExactlyOnce(tally, { world });
   });
 });

@@ -64,6 +64,6 @@ describe("fault: the PostgreSQL connection is lost and restored", function () {
     );
     assert.ok(reset > 0, "the bridge had database connections open through the proxy");
     assert.ok(world.bridgeRunning, "the bridge is still running");
-    assertExactlyOnce(tally);
+    assertExactlyOnce(tally, { world });
   });
 });
