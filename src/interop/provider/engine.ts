@@ -156,7 +156,7 @@ export class ProviderEngine {
       onUnknownDevice: async (row) => {
         const device = await this.localDeviceOf(row.senderJid);
         await this.directory.publishDevice(device);
-        await this.outbox.afterHello();
+        await this.outbox.retransmitAll();
       },
     });
     this.inbox = new InboxStore(options.knex, options.vault);
