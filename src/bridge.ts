@@ -1,6 +1,6 @@
 import type { Config } from "./config/schema.js";
 import type { Registration } from "./cli/registration.js";
-import { openDatabase, type Database } from "./db/database.js";
+import { checkWritable, openDatabase, storageStartupError, type Database } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import {
   openKeyVault,
@@ -62,7 +62,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let core: BridgeCore | undefined;
   const processed = new ProcessedEventsTable(db.knex);
   try {
-    const { applied } = await migrateToLatest(db.knex);
+    let applied: string[];
+    try {
+      ({ applied } = await migrateToLatest(db.knex));
+      await checkWritable(db);
+    } catch (err) {
+      // A read-only or full database is an operator's matter, not a bug: one clear line.
+      throw storageStartupError(err, db.type) ?? err;
+    }
     log.info(
       { backend: db.type, applied: applied.length },
       applied.length > 0 ? "database migrated" : "database schema is current",

@@ -72,6 +72,12 @@ const TRANSIENT_CODES = new Set([
   "40001",
   "40P01",
   "53300",
+  // A database that became read-only or full: the operator fixes it, and until then the work
+  // waits and is retried; reporting it as failed would drop the message (PROTOCOL.md P13).
+  "25006",
+  "53100",
+  "SQLITE_READONLY",
+  "SQLITE_FULL",
 ]);
 
 /** What node-postgres and knex say, without a code, when the connection went away. */
