@@ -236,6 +236,11 @@ export class FaultWorld {
     );
   }
 
+  /** The bridge process's id, for memory sampling. */
+  get bridgePid(): number | undefined {
+    return this.bridgeChild?.pid;
+  }
+
   get bridgeRunning(): boolean {
     return this.bridgeChild !== undefined;
   }
