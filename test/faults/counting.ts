@@ -90,7 +90,7 @@ export class Burst {
    * Waits until both sides have every message (or `ms` passed), then a quiet period in which a
    * late duplicate could still arrive, and returns the final tally.
    */
-  async settle(world: FaultWorld, ms = 120_000, quietMs = 5000): Promise<Tally> {
+  async settle(world: FaultWorld, ms = 120_000, quietMs = 3000): Promise<Tally> {
     let last: Tally | undefined;
     await waitFor(
       "every message to arrive on both sides",

@@ -8,7 +8,7 @@ import {
 import { assertExactlyOnce, Burst } from "./counting.js";
 import { FaultWorld, openConversation, waitFor, type Conversation } from "./world.js";
 
-const TOTAL = 200;
+const TOTAL = 150;
 
 /**
  * Bridge and gatekeeper are XEP-0114 components of a real Prosody; mid-burst Prosody is stopped
