@@ -10,6 +10,7 @@ import { Gatekeeper } from "./gatekeeper.js";
 import { MediaStore } from "./media/store.js";
 import { SimulatedUsers } from "./users/index.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
+import type { XmlElement } from "../src/interop/codec/index.js";
 import { componentWire, localWire, type Wire } from "./wire.js";
 import { ComponentServer } from "./xmpp/component-server.js";
 
@@ -56,8 +57,17 @@ export interface Simulator {
   readonly dataDir: string;
   /** One round of periodic work (redelivery after ack timeout, retention). */
   tick(): Promise<void>;
+  /**
+   * Fault injection for tests: every stanza the gatekeeper sends passes through `filter`, which
+   * decides what goes out and when by calling `send` (any number of times, now or later, or
+   * never), e.g. to duplicate or reorder deliveries as a faulty gatekeeper would. Undefined sends
+   * everything as it comes.
+   */
+  setOutgoingFilter(filter: OutgoingFilter | undefined): void;
   stop(): Promise<void>;
 }
+
+export type OutgoingFilter = (stanza: XmlElement, send: (stanza: XmlElement) => void) => void;
 
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   const logger = (options.logger ?? silentLogger()).child({ component: "simulator" });
@@ -157,7 +167,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       const started = admin;
       cleanups.push(() => started.close());
     }
-    gatekeeper.attach((stanza) => wire.send(stanza));
+    let filter: OutgoingFilter | undefined;
+    const send = (stanza: XmlElement): void => wire.send(stanza);
+    gatekeeper.attach((stanza) => (filter === undefined ? send(stanza) : filter(stanza, send)));
     await gatekeeper.start();
     const interval = options.tickIntervalMs ?? 1000;
     if (interval > 0) {
@@ -178,6 +190,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       admin,
       dataDir,
       tick: () => gatekeeper.tick(),
+      setOutgoingFilter: (f) => {
+        filter = f;
+      },
       stop,
     };
   } catch (err) {

@@ -1,6 +1,6 @@
 import type { Config } from "./config/schema.js";
 import type { Registration } from "./cli/registration.js";
-import { openDatabase, type Database } from "./db/database.js";
+import { checkWritable, openDatabase, storageStartupError, type Database } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import {
   openKeyVault,
@@ -73,7 +73,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   metrics?.observeDatabase(db.knex);
   try {
-    const { applied } = await migrateToLatest(db.knex);
+    let applied: string[];
+    try {
+      ({ applied } = await migrateToLatest(db.knex));
+      await checkWritable(db);
+    } catch (err) {
+      // A read-only or full database is an operator's matter, not a bug: one clear line.
+      throw storageStartupError(err, db.type) ?? err;
+    }
     log.info(
       { backend: db.type, applied: applied.length },
       applied.length > 0 ? "database migrated" : "database schema is current",
@@ -95,6 +102,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       matrix.bridge,
       config.homeserver.domain,
       config.interop.media_max_bytes,
+      log.child({ component: "matrix-api" }),
     );
     core = new BridgeCore({
       config,

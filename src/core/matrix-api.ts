@@ -27,12 +27,18 @@ export interface MatrixApi {
   leave(as: MatrixUserId, room: RoomId): Promise<void>;
   /** A notice from the bot; `replyTo` makes it a reply to that event. */
   sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId>;
-  /** A message from a ghost, converted from the neutral model; `edits` makes it an m.replace. */
+  /**
+   * A message from a ghost, converted from the neutral model; `edits` makes it an m.replace.
+   * Sends with the same `idempotencyKey` (the remote message's identity) into the same room post
+   * one event: a redelivery after a crash between the send and recording its mapping returns the
+   * event of the first send instead of posting a duplicate.
+   */
   sendContent(
     as: MatrixUserId,
     room: RoomId,
     content: MessageContent,
     relation?: { replyTo?: EventId; edits?: EventId },
+    idempotencyKey?: string,
   ): Promise<EventId>;
   sendReaction(as: MatrixUserId, room: RoomId, target: EventId, key: string): Promise<EventId>;
   redact(as: MatrixUserId, room: RoomId, event: EventId): Promise<void>;

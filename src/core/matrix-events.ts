@@ -2,7 +2,7 @@ import type { MessageRow, MessagesTable } from "../db/messages.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { UsersTable } from "../db/users.js";
-import { BridgeError, describeError } from "../util/errors.js";
+import { BridgeError, describeError, isTransientError } from "../util/errors.js";
 import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { LoginManager } from "./logins.js";
@@ -76,7 +76,7 @@ export class MatrixEventsHandler {
     const replyTo = target === undefined ? undefined : referenceTo(target, login);
     let remoteId: RemoteMessageId;
     try {
-      remoteId = await login.sendMessage(portal.contact, content, replyTo);
+      remoteId = await login.sendMessage(portal.contact, content, replyTo, eventId);
     } catch (err) {
       this.observer.messageFailed("to-network", err instanceof BridgeError ? err.code : "internal");
       await this.failed(room, eventId, err);
@@ -246,6 +246,9 @@ export class MatrixEventsHandler {
   }
 
   private async failed(room: RoomId, eventId: EventId, err: unknown): Promise<void> {
+    // A lost database connection is no reason to drop the message: failing the work has the
+    // homeserver retry the transaction once the database is back.
+    if (isTransientError(err)) throw err;
     const text =
       err instanceof BridgeError
         ? `Not sent: ${err.message}`

@@ -233,11 +233,15 @@ export interface NetworkLogin {
   /**
    * Sends a message. Resolves once the message is durably queued for the network (not when the
    * network accepted it: acceptance or failure arrive later as events), with the id it got.
+   * `idempotencyKey` (the Matrix event id) makes a repeat harmless: a second call with the same
+   * key queues nothing and resolves with the first call's id, so that a Matrix event handled
+   * again after a crash (queued, but its mapping not yet stored) is not sent twice.
    */
   sendMessage(
     to: RemoteUserId,
     content: MessageContent,
     replyTo?: MessageReference & { quote?: string },
+    idempotencyKey?: string,
   ): Promise<RemoteMessageId>;
   /** Logs out at the network and deletes every key of this login. */
   logout(): Promise<void>;

@@ -126,9 +126,15 @@ export class RemoteEventHandler {
     let eventId;
     let refused = false;
     try {
-      eventId = await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
-        ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }),
-      });
+      // The transaction id comes from the WhatsApp message: a redelivery after a crash between
+      // this send and the mapping below is the same send to the homeserver, not a second event.
+      eventId = await this.matrix.sendContent(
+        ghost.mxid,
+        portal.roomId,
+        event.content,
+        { ...(replyTo === undefined ? {} : { replyTo: replyTo.eventId }) },
+        `message\n${event.from}\n${event.id}`,
+      );
     } catch (err) {
       if (event.content.type === "media" && isPermanentMediaFailure(err)) {
         // Retrying cannot help (a URL outside the gatekeeper's media origin, a file that failed

@@ -176,3 +176,51 @@ export function redactUri(uri: string): string {
     return uri;
   }
 }
+
+/**
+ * Whether `err` (or a cause) is the database refusing writes: read-only (PostgreSQL SQLSTATE 25006,
+ * e.g. `default_transaction_read_only` or a standby; SQLite SQLITE_READONLY, a read-only file or
+ * directory) or out of space (53100 disk_full; SQLITE_FULL).
+ */
+export function storageRefusal(err: unknown): "read-only" | "full" | undefined {
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (code === "25006" || code === "SQLITE_READONLY") return "read-only";
+    if (code === "53100" || code === "SQLITE_FULL") return "full";
+    current = current.cause;
+  }
+  return undefined;
+}
+
+/** The start-up error for a database that refuses writes, or undefined for any other error. */
+export function storageStartupError(err: unknown, type: DatabaseType): StartupError | undefined {
+  const refusal = storageRefusal(err);
+  if (refusal === undefined) return undefined;
+  const what = refusal === "read-only" ? "is read-only" : "is full";
+  const pgError = err instanceof Error ? err.message.replace(/^.* - /, "") : String(err);
+  return new StartupError(
+    refusal === "read-only" ? "database-read-only" : "database-full",
+    `the ${type} database ${what} (${pgError}); the bridge writes every message it bridges ` +
+      "and does not start without a writable database. Nothing was changed in it.",
+  );
+}
+
+/**
+ * Fails when the database cannot be written, before the bridge takes any work: a write that is
+ * rolled back (an update of a row of the migrations table, which a read-only PostgreSQL
+ * transaction and a read-only SQLite file both refuse).
+ */
+export async function checkWritable(db: Database): Promise<void> {
+  const rollback = new Error("rollback");
+  try {
+    await db.knex.transaction(async (trx) => {
+      await trx.raw(
+        "update schema_migrations set batch = batch where id = (select min(id) from schema_migrations)",
+      );
+      throw rollback;
+    });
+  } catch (err) {
+    if (err !== rollback) throw err;
+  }
+}

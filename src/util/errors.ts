@@ -47,3 +47,56 @@ export function describeError(err: unknown): string {
   }
   return parts.join(": ");
 }
+
+/** Error codes of failures that pass by themselves (a lost or busy connection). */
+const TRANSIENT_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  // SQLite: another connection holds the lock.
+  "SQLITE_BUSY",
+  "SQLITE_LOCKED",
+  // PostgreSQL SQLSTATE: connection exceptions (08), server shutting down or starting (57P0x),
+  // serialization failure and deadlock (40001, 40P01), too many connections (53300).
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "57P01",
+  "57P02",
+  "57P03",
+  "40001",
+  "40P01",
+  "53300",
+  // A database that became read-only or full: the operator fixes it, and until then the work
+  // waits and is retried; reporting it as failed would drop the message (PROTOCOL.md P13).
+  "25006",
+  "53100",
+  "SQLITE_READONLY",
+  "SQLITE_FULL",
+]);
+
+/** What node-postgres and knex say, without a code, when the connection went away. */
+const TRANSIENT_MESSAGE =
+  /Connection terminated|not queryable|Timeout acquiring a connection|Client was closed|connection error/i;
+
+/**
+ * Whether `err` (or one of its causes) is an infrastructure failure that passes by itself: the
+ * database connection lost, refused or busy. Work that fails with one must be retried (the
+ * homeserver retries its transaction, the gatekeeper redelivers), never reported to the user as
+ * a failed message: the message would then be dropped although nothing was wrong with it.
+ */
+export function isTransientError(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && TRANSIENT_CODES.has(code)) return true;
+    if (TRANSIENT_MESSAGE.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
+}

@@ -16,6 +16,7 @@ import type {
   JsonObject,
   Outage,
   PushFaultInjector,
+  ClientFaultInjector,
   RoomEvent,
 } from "./types.js";
 
@@ -59,6 +60,8 @@ export class HomeserverCore {
   faultInjector: PushFaultInjector | undefined;
   /** Set while the homeserver plays dead (`TestHomeserver.outage`). */
   outage: Outage | undefined;
+  /** Fault injection for client-server and media requests (see TestHomeserver.failClientRequests). */
+  clientFaultInjector: ClientFaultInjector | undefined;
 
   constructor(readonly options: CoreOptions) {
     this.serverName = options.serverName;

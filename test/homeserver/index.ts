@@ -15,6 +15,7 @@ import type {
   AppserviceRegistration,
   HomeserverProfile,
   Outage,
+  ClientFaultInjector,
   PushFault,
   PushFaultInjector,
   RoomEvent,
@@ -23,6 +24,9 @@ import type {
 
 export type {
   AppserviceRegistration,
+  ClientFault,
+  ClientFaultInjector,
+  ClientRequest,
   HomeserverProfile,
   Outage,
   PushAttempt,
@@ -85,6 +89,12 @@ export interface TestHomeserver {
    * created meanwhile (none can be, except by the server itself) are pushed afterwards.
    */
   outage(outage: Outage | undefined): () => void;
+  /**
+   * Fault injection for client-server and media requests (the bridge's calls): `injector` decides
+   * per request whether to answer 500 or 429 instead of handling it; undefined removes it. Returns
+   * a function that removes it too. A faulted request has no effect on the server's state.
+   */
+  failClientRequests(injector: ClientFaultInjector | undefined): () => void;
   /** Resolves once every event queued for the appservice has been acknowledged by it. */
   appserviceIdle(appserviceId: string): Promise<void>;
   /** Transactions the appservice acknowledged, in order. */
@@ -173,6 +183,12 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
       core.outage = outage;
       return () => {
         if (core.outage === outage) core.outage = undefined;
+      };
+    },
+    failClientRequests(injector) {
+      core.clientFaultInjector = injector;
+      return () => {
+        if (core.clientFaultInjector === injector) core.clientFaultInjector = undefined;
       };
     },
     appserviceIdle: (id) => pusher(id).whenIdle(),

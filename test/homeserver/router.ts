@@ -25,6 +25,8 @@ export interface BinaryReply {
 export interface HsReply {
   status?: number;
   json?: unknown;
+  /** Extra headers of a JSON reply (e.g. Retry-After). */
+  headers?: Record<string, string>;
   binary?: BinaryReply;
 }
 

@@ -91,6 +91,12 @@ export function startHttpServer(ctx: RouteContext, options: ServerOptions): Prom
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     let reply: HsReply;
+    const fault = clientFault(core, method, url, req.headers.authorization);
+    if (fault !== undefined) {
+      log.debug({ method, path: url.pathname, status: fault.status }, "request faulted");
+      send(res, fault);
+      return;
+    }
     try {
       const match = ctx.router.match(method, url.pathname);
       if (match === undefined) throw unrecognized(core.profile, url.pathname);
@@ -124,6 +130,32 @@ export function startHttpServer(ctx: RouteContext, options: ServerOptions): Prom
   });
 }
 
+/** The injected answer for a client-server or media request, when a fault injector wants one. */
+function clientFault(
+  core: HomeserverCore,
+  method: string,
+  url: URL,
+  authorization: string | undefined,
+): HsReply | undefined {
+  const injector = core.clientFaultInjector;
+  if (injector === undefined) return undefined;
+  if (!/^\/_matrix\/(client|media)\//.test(url.pathname)) return undefined;
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
+  const token = bearer ?? url.searchParams.get("access_token") ?? undefined;
+  const appservice = token === undefined ? undefined : core.appservices.byToken(token);
+  const fault = injector({ method, path: url.pathname, appserviceId: appservice?.id });
+  if (fault === undefined) return undefined;
+  if (fault.status !== 429) {
+    return { status: fault.status, json: { errcode: "M_UNKNOWN", error: "Injected failure" } };
+  }
+  const retryAfterMs = fault.retryAfterMs ?? 1000;
+  return {
+    status: 429,
+    json: { errcode: "M_LIMIT_EXCEEDED", error: "Too many requests", retry_after_ms: retryAfterMs },
+    headers: { "retry-after": String(Math.ceil(retryAfterMs / 1000)) },
+  };
+}
+
 /** Synapse 1.67 answered unknown endpoints 400, later versions and the spec 404 (HOMESERVERS.md). */
 function unrecognized(profile: string, path: string): MatrixError {
   return new MatrixError(
@@ -151,7 +183,11 @@ function send(res: ServerResponse, reply: HsReply): void {
     return;
   }
   const text = JSON.stringify(reply.json);
-  res.writeHead(reply.status ?? 200, { ...headers, "content-type": "application/json" });
+  res.writeHead(reply.status ?? 200, {
+    ...headers,
+    ...reply.headers,
+    "content-type": "application/json",
+  });
   res.end(text);
 }
 

@@ -88,3 +88,25 @@ export type PushFaultInjector = (attempt: PushAttempt) => PushFault | undefined;
  * stop and are retried with backoff once it ends.
  */
 export type Outage = { status?: number } | { unreachable: true };
+
+/** A client-server request as a client fault injector sees it. */
+export interface ClientRequest {
+  method: string;
+  path: string;
+  /** The appservice whose as_token made the request, if one did. */
+  appserviceId: string | undefined;
+}
+
+/**
+ * The answer a client fault injector forces instead of handling the request: `500` answers
+ * `M_UNKNOWN`; `429` answers `M_LIMIT_EXCEEDED` with `retry_after_ms` in the body and, rounded up
+ * to seconds, a `Retry-After` header (client-server API "Rate limiting", v1.10+).
+ */
+export interface ClientFault {
+  status: 500 | 502 | 503 | 429;
+  /** For 429: how long the client should wait; default 1000 ms. */
+  retryAfterMs?: number;
+}
+
+/** Returns a fault to answer this request with, or undefined to handle it normally. */
+export type ClientFaultInjector = (request: ClientRequest) => ClientFault | undefined;

@@ -89,21 +89,26 @@ export class InteropLogin
     to: RemoteUserId,
     content: MessageContent,
     replyTo?: MessageReference & { quote?: string },
+    idempotencyKey?: string,
   ): Promise<RemoteMessageId> {
-    return this.send(to, async (ctx) => {
-      const reply =
-        replyTo === undefined
-          ? undefined
-          : {
-              ...interopReference(this.ownAuthor(replyTo)),
-              ...(replyTo.quote === undefined ? {} : { quote: replyTo.quote }),
-            };
-      const media = content.type === "media" ? await this.upload(content.media) : undefined;
-      return messageElements(content, ctx, {
-        ...(reply === undefined ? {} : { replyTo: reply }),
-        ...(media === undefined ? {} : { media }),
-      });
-    });
+    return this.send(
+      to,
+      async (ctx) => {
+        const reply =
+          replyTo === undefined
+            ? undefined
+            : {
+                ...interopReference(this.ownAuthor(replyTo)),
+                ...(replyTo.quote === undefined ? {} : { quote: replyTo.quote }),
+              };
+        const media = content.type === "media" ? await this.upload(content.media) : undefined;
+        return messageElements(content, ctx, {
+          ...(reply === undefined ? {} : { replyTo: reply }),
+          ...(media === undefined ? {} : { media }),
+        });
+      },
+      idempotencyKey,
+    );
   }
 
   sendEdit(
@@ -224,11 +229,17 @@ export class InteropLogin
   private async send(
     to: RemoteUserId,
     build: (ctx: ReturnType<typeof outboundContext>) => Promise<ContentElement[]>,
+    eventId?: string,
   ): Promise<RemoteMessageId> {
     try {
       const recipient = contactJid(to);
       const content = await build(outboundContext(this.ctx));
-      const id = await this.ctx.engine.sendMessage({ from: this.jid, to: recipient, content });
+      const id = await this.ctx.engine.sendMessage({
+        from: this.jid,
+        to: recipient,
+        content,
+        ...(eventId === undefined ? {} : { eventId }),
+      });
       return id as string as RemoteMessageId;
     } catch (err) {
       throw asSendRefusal(err);

@@ -4,7 +4,7 @@ import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
 import { silentLogger, type Logger } from "../../util/log.js";
 import type { ContentElement } from "../codec/content.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
-import { GATEKEEPER_DOMAIN, GROUP_DOMAIN } from "../codec/namespaces.js";
+import { GATEKEEPER_DOMAIN, GROUP_DOMAIN, NS } from "../codec/namespaces.js";
 import type { XmlElement } from "../codec/xml.js";
 import type { KeyVault } from "../crypto/key-vault.js";
 import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
@@ -80,6 +80,11 @@ export class ProviderEngine {
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
   private running = false;
+  /**
+   * Whether the gatekeeper answered hello on the current connection. Set in the dispatch of the
+   * answer itself, so that the stanzas following it in the same read already count as after it.
+   */
+  private helloAnswered = false;
 
   constructor(private readonly options: ProviderEngineOptions) {
     const logger = (options.logger ?? silentLogger()).child({ component: "provider-engine" });
@@ -152,7 +157,7 @@ export class ProviderEngine {
       onUnknownDevice: async (row) => {
         const device = await this.localDeviceOf(row.senderJid);
         await this.directory.publishDevice(device);
-        await this.outbox.afterHello();
+        await this.outbox.retransmitAll();
       },
     });
     this.inbox = new InboxStore(options.knex, options.vault);
@@ -196,6 +201,7 @@ export class ProviderEngine {
     const { connection, crypto } = this.options;
     this.detachers.push(connection.onStanza((stanza) => this.dispatch(stanza)));
     const onOffline = (): void => {
+      this.helloAnswered = false;
       const reason = new TransportError("transport-offline", "the component connection dropped");
       this.helloIq.failAll(reason);
       this.iq.failAll(reason);
@@ -249,6 +255,7 @@ export class ProviderEngine {
    */
   async halt(): Promise<void> {
     this.running = false;
+    this.receiver.stop();
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     clearInterval(this.replayTimer);
@@ -345,11 +352,28 @@ export class ProviderEngine {
 
   private dispatch(stanza: XmlElement): void | Promise<void> {
     if (stanza.name === "iq") {
-      if (this.helloIq.handleStanza(stanza) || this.iq.handleStanza(stanza)) return;
+      if (this.helloIq.handleStanza(stanza)) {
+        if (stanza.attrs.type === "result") this.helloAnswered = true;
+        return;
+      }
+      if (this.iq.handleStanza(stanza)) return;
       this.responder.handleStanza(stanza);
       return;
     }
-    if (stanza.name === "message") return this.receiver.handle(stanza);
+    if (stanza.name === "message") {
+      if (!this.helloAnswered && isQueuedDelivery(stanza)) {
+        // A delivery that reached a new connection before the hello answer: the gatekeeper
+        // redelivers every unacked delivery after the hello, in acceptance order (§15.5).
+        // Handling this one now would put it before earlier ones that were lost with the old
+        // connection and come only with that redelivery, out of order (§15.6).
+        this.log.debug(
+          { id: stanza.attrs.id },
+          "delivery before the hello answer left for redelivery",
+        );
+        return;
+      }
+      return this.receiver.handle(stanza);
+    }
   }
 
   private async localDeviceOf(fullJid: string): Promise<DeviceCrypto> {
@@ -364,4 +388,11 @@ export class ProviderEngine {
       this.log.warn({ err: describeError(err), kind: event.kind }, "event handler failed");
     });
   }
+}
+
+/** A gatekeeper delivery that is queued until acked: it carries a `<stanza-id>` (§15.5). */
+function isQueuedDelivery(stanza: XmlElement): boolean {
+  return stanza.children.some(
+    (c) => typeof c !== "string" && c.name === "stanza-id" && c.getNS() === NS.sid,
+  );
 }

@@ -57,6 +57,8 @@ export class Outbox {
   private hooks: OutboxHooks | undefined;
   private kickScheduled = false;
   private readonly staleRounds = new Map<number, number>();
+  /** The hello whose retransmission round (§15.3) was prepared; see `prepareForHello`. */
+  private preparedFor: unknown;
 
   constructor(private readonly options: OutboxOptions) {
     this.log = options.logger.child({ component: "outbox" });
@@ -83,8 +85,28 @@ export class Outbox {
 
   /** After a successful hello: retransmit everything not held by a `wait` bounce (§15.3). */
   async afterHello(): Promise<void> {
+    await this.queue.run(() => this.prepareForHello());
+    await this.flush();
+  }
+
+  /** Retransmits at once everything not held by a `wait` bounce (after a re-publish). */
+  async retransmitAll(): Promise<void> {
     await this.queue.run(() => outboxStore.dueAfterHello(this.options.knex, this.options.now()));
     await this.flush();
+  }
+
+  /**
+   * Marks every unresolved stanza due, once per successful hello, before the first pass after it
+   * transmits anything. Done by whichever pass comes first: a pass started by a new message can
+   * run before the engine's after-hello work, and it would otherwise send the new message ahead
+   * of earlier ones that were lost with the previous connection and wait for their
+   * retransmission, so that the gatekeeper accepts them out of order.
+   */
+  private async prepareForHello(): Promise<void> {
+    const hello = this.options.session.info;
+    if (hello === undefined || hello === this.preparedFor) return;
+    await outboxStore.dueAfterHello(this.options.knex, this.options.now());
+    this.preparedFor = hello;
   }
 
   /** `<request-accepted>` (§10.3): retransmit at once what `request-pending` held. */
@@ -96,8 +118,13 @@ export class Outbox {
   }
 
   /** The periodic pass: deadlines, then due retransmissions. */
+  /** Never rejects (it runs from a timer): a failed pass is logged and the next tick retries. */
   async tick(): Promise<void> {
-    await this.queue.run(() => this.expire());
+    await this.queue
+      .run(() => this.expire())
+      .catch((err: unknown) => {
+        this.log.error({ err: describeError(err) }, "outbox expiry pass failed");
+      });
     await this.flush();
   }
 
@@ -272,6 +299,7 @@ export class Outbox {
   private async transmitDue(): Promise<void> {
     const { knex, now, session } = this.options;
     if (!session.ready) return;
+    await this.prepareForHello();
     const rows = await outboxStore.unresolved(knex, SCAN_LIMIT);
     const blocked = new Set<string>();
     for (const row of rows) {

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { describeError } from "../../util/errors.js";
+import { describeError, isTransientError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import { CodecError, tryDecode } from "../codec/codec-error.js";
@@ -43,6 +43,9 @@ export interface ReceiverOptions {
 }
 
 type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
+
+/** How long one delivery is retried in place on transient errors before it is left unacked. */
+const TRANSIENT_RETRY_MS = 120_000;
 
 /**
  * The receiving side (§12.4, §15.4, §15.5, P10, P13-P16, P26, P29). Only stanzas from gatekeeper
@@ -115,7 +118,9 @@ export class Receiver {
           this.log.warn({ from, kind: payload.kind }, "delivery without stanza-id ignored");
           return Promise.resolve();
         }
-        return this.guard(this.queue.run(() => this.process({ ...msg, stanzaId })));
+        return this.guard(
+          this.queue.run(() => this.untilDone(() => this.process({ ...msg, stanzaId }))),
+        );
       }
     }
   }
@@ -124,13 +129,41 @@ export class Receiver {
   replayPending(): Promise<void> {
     return this.guard(
       this.queue.run(async () => {
-        for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+        await this.untilDone(async () => {
+          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+        });
       }),
     );
   }
 
   idle(): Promise<void> {
     return this.queue.idle();
+  }
+
+  /**
+   * Runs `work` again while it fails with a transient error (the database connection lost or
+   * busy), with backoff, for at most TRANSIENT_RETRY_MS. Deliveries are processed one at a time,
+   * so retrying in place holds the later ones back: failing instead would let them be handed over
+   * first and the failed one only after its redelivery, out of order (§15.6). A stanza that still
+   * fails is left unacked, as any other failure.
+   */
+  private async untilDone(work: () => Promise<void>): Promise<void> {
+    const started = Date.now();
+    let delay = 200;
+    for (;;) {
+      try {
+        return await work();
+      } catch (err) {
+        if (!isTransientError(err) || this.stopped) throw err;
+        if (Date.now() - started + delay > TRANSIENT_RETRY_MS) throw err;
+        this.log.warn(
+          { err: describeError(err), retryInMs: delay },
+          "inbound stanza failed on a transient error; retrying",
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
   }
 
   private async process(msg: Delivery): Promise<void> {
@@ -416,7 +449,10 @@ export class Receiver {
     this.retryTimer.unref();
   }
 
-  /** No more retries of failed hand-overs (the engine stops). */
+  /**
+   * Engine halt: no more retries of failed hand-overs, and retries of transient failures in
+   * progress end; their stanzas stay unacked for redelivery.
+   */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import { messageId, type BareJid, type MessageId } from "../../util/ids.js";
@@ -87,6 +87,9 @@ export class Sender {
   /**
    * Encrypts `content` for every device of `to` and queues it (§12.3). Resolves with the
    * origin-id once the stanza is durably in the outbox; acceptance or failure come as events.
+   * With `eventId` (the Matrix event it bridges) the origin-id is derived from it, and a second
+   * call for the same event finds the first one's row and queues nothing: a Matrix transaction
+   * retried after a crash between the outbox commit and the core's mapping is not sent twice.
    */
   async sendMessage(message: {
     from: BareJid;
@@ -97,7 +100,15 @@ export class Sender {
     const { session, directory, now } = this.options;
     this.checkFeatures(message.content);
     const device = await this.localDevice(message.from);
-    const originId = messageId(randomUUID());
+    const originId =
+      message.eventId === undefined
+        ? messageId(randomUUID())
+        : originIdForEvent(message.from, message.eventId);
+    if (message.eventId !== undefined) {
+      const senderJid = deviceJid(device.jid, device.deviceId);
+      const queued = await outboxStore.byOrigin(this.options.knex, senderJid, originId);
+      if (queued.length > 0) return originId;
+    }
     let envelope: string;
     try {
       envelope = encodeEnvelope(
@@ -327,4 +338,19 @@ export function receiptRow(
       buildReceipt({ type: "chat", from: fromFull, to, originId, receipts: refs }),
     ),
   };
+}
+
+/**
+ * The origin-id of the message bridging Matrix event `eventId` for `from`: UUIDv4-shaped (§4,
+ * "UUIDv4 RECOMMENDED") from a hash, so the same event always gets the same id and the gatekeeper
+ * would also de-duplicate a second transmission (§15.4), while the id reveals nothing of the event.
+ */
+export function originIdForEvent(from: BareJid, eventId: string): MessageId {
+  const b = createHash("sha256").update(`mwi-origin\n${from}\n${eventId}`).digest();
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = b.subarray(0, 16).toString("hex");
+  return messageId(
+    `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
+  );
 }

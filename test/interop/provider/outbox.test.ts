@@ -138,6 +138,22 @@ describeOnBackends("provider engine: the outbox", (get) => {
     assert.equal(sent(originId).length, 3, "an accepted message is not sent again");
   });
 
+  it("a message for the same Matrix event is queued once: a repeat returns the first origin-id", async function () {
+    const b = await readyBridge();
+    const message = { from: alice, to: bob.jid, content: body("once"), eventId: "$event-1" };
+    const originId = await b.engine.sendMessage(message);
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === originId), "accepted");
+    // The Matrix transaction handled again after a crash between the outbox and the mapping.
+    const again = await b.engine.sendMessage(message);
+    assert.equal(again, originId);
+    const other = await b.engine.sendMessage({ ...message, eventId: "$event-2" });
+    assert.notEqual(other, originId);
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === other), "accepted");
+    assert.equal(sent(originId).length, 1, "sent once");
+    const rows = (await get().db.knex("outbox").where({ origin_id: originId })) as unknown[];
+    assert.equal(rows.length, 1, "one outbox row");
+  });
+
   it("on a hello-required bounce runs hello again and then retransmits the same bytes", async function () {
     fake.policy = "manual";
     const b = await readyBridge();

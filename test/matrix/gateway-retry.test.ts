@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { matrixUserId, roomId } from "../../src/util/ids.js";
+import { BOT, startMatrixHarness, type MatrixHarness } from "./harness.js";
+
+const text = (t: string) => ({ type: "text" as const, text: { text: t, spans: [] } });
+
+describe("the bridge's homeserver calls under faults", function () {
+  this.timeout(30_000);
+  let h: MatrixHarness;
+  let room: string;
+
+  beforeEach(async function () {
+    h = await startMatrixHarness();
+    const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", { invite: [BOT] });
+    room = created.json["room_id"] as string;
+    await h.waitFor(async () => {
+      const members = await h.asAlice(
+        "GET",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/joined_members`,
+      );
+      const joined = members.json["joined"] as Record<string, unknown> | undefined;
+      return joined?.[BOT] === undefined ? undefined : true;
+    }, "the bot to join");
+  });
+
+  afterEach(async function () {
+    await h.dispose();
+  });
+
+  it("a send repeated with the same idempotency key posts one event", async function () {
+    const api = h.bridge.core.matrix;
+    const first = await api.sendContent(matrixUserId(BOT), roomId(room), text("once"), {}, "k1");
+    const again = await api.sendContent(matrixUserId(BOT), roomId(room), text("once"), {}, "k1");
+    assert.equal(again, first);
+    const other = await api.sendContent(matrixUserId(BOT), roomId(room), text("once"), {}, "k2");
+    assert.notEqual(other, first);
+    const bodies = (await h.messages(room)).filter((m) => m.body === "once");
+    assert.equal(bodies.length, 2);
+  });
+
+  it("500 and 429 answers are retried, honouring retry_after_ms, and post the event once", async function () {
+    const answers = [{ status: 500 as const }, { status: 429 as const, retryAfterMs: 300 }];
+    const faulted: string[] = [];
+    h.hs.failClientRequests((request) => {
+      if (request.appserviceId === undefined || !request.path.includes("/send/")) return undefined;
+      const next = answers.shift();
+      if (next !== undefined) faulted.push(String(next.status));
+      return next;
+    });
+    const started = Date.now();
+    await h.bridge.core.matrix.sendContent(matrixUserId(BOT), roomId(room), text("late"), {}, "k3");
+    assert.deepEqual(faulted, ["500", "429"]);
+    assert.ok(Date.now() - started >= 300, "waited for retry_after_ms");
+    assert.equal((await h.messages(room)).filter((m) => m.body === "late").length, 1);
+  });
+});
