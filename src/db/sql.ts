@@ -7,9 +7,10 @@ import type { Knex } from "knex";
  * against 0.37 ms for the same BEGIN, prepared statement and COMMIT on the raw connection; knex
  * builds a whole new query interface per transaction and compiles every statement from its builder.
  * A relayed message commits two transactions, so this was most of the crypto layer's cost
- * (docs/crypto.md, bench/crypto.ts). Here a transaction is BEGIN, hand-written statements
- * (prepared once per connection on SQLite, named on PostgreSQL) and COMMIT. Statements off the hot
- * path keep knex's builder, bound to the same connection, by calling the transaction as a table.
+ * (docs/crypto.md, bench/crypto.ts). On SQLite a transaction here is BEGIN, hand-written
+ * statements prepared once per connection, and COMMIT; statements off the hot path keep knex's
+ * builder, bound to the same connection, by calling the transaction as a table. On PostgreSQL the
+ * same statements run through a knex transaction (see `onKnex` for why).
  *
  * The connection comes from knex's own pool, so a transaction here excludes knex queries exactly
  * as a knex transaction does (SQLite has one pooled connection: one writer at a time).
@@ -43,7 +44,8 @@ interface Driver {
 const runners = new WeakMap<Knex, SqlRunner>();
 
 export class SqlRunner {
-  private readonly driver: Driver;
+  /** The raw driver (SQLite); PostgreSQL goes through knex (see onKnex). */
+  private readonly driver: Driver | undefined;
   readonly dialect: "sqlite" | "postgres";
 
   private constructor(private readonly knex: Knex) {
@@ -53,7 +55,7 @@ export class SqlRunner {
       this.driver = sqliteDriver();
     } else if (client === "pg" || client === "postgres" || client === "postgresql") {
       this.dialect = "postgres";
-      this.driver = postgresDriver();
+      this.driver = undefined;
     } else {
       throw new Error(`no SQL runner for the knex client ${String(client)}`);
     }
@@ -75,6 +77,7 @@ export class SqlRunner {
    * connection `tx` holds.
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (this.dialect === "postgres") return this.knex.transaction((trx) => fn(this.onKnex(trx)));
     return this.connection(async (tx) => {
       await tx.run("BEGIN");
       let result: T;
@@ -97,6 +100,7 @@ export class SqlRunner {
 
   /** Runs `fn` on one pooled connection without a transaction (each statement commits alone). */
   async connection<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    if (this.dialect === "postgres") return fn(this.onKnex(this.knex));
     const client = this.knex.client as {
       acquireConnection(): Promise<unknown>;
       releaseConnection(conn: unknown): Promise<unknown>;
@@ -109,8 +113,27 @@ export class SqlRunner {
     }
   }
 
+  /**
+   * PostgreSQL goes through knex: a commit there costs a WAL flush (~1 ms) that dwarfs knex's
+   * overhead, and knex's pool already knows how to drop a connection the network killed (the
+   * fault tests cut it mid-transaction); a raw client handed back after such a cut hung work.
+   */
+  private onKnex(db: Knex | Knex.Transaction): Tx {
+    const tx = ((table: string) => db(table)) as Tx;
+    Object.assign(tx, {
+      dialect: this.dialect,
+      run: async (sql: string, params: readonly SqlValue[] = []) =>
+        ((await db.raw(sql, pgValues(params))) as { rowCount: number | null }).rowCount ?? 0,
+      all: async <T>(sql: string, params: readonly SqlValue[] = []) =>
+        ((await db.raw(sql, pgValues(params))) as { rows: T[] }).rows,
+    });
+    return tx;
+  }
+
   private bind(conn: unknown): Tx {
-    const { knex, driver } = this;
+    const { knex } = this;
+    const driver = this.driver;
+    if (driver === undefined) throw new Error("no raw driver for this dialect");
     const tx = ((table: string) => knex(table).connection(conn)) as Tx;
     Object.assign(tx, {
       dialect: this.dialect,
@@ -175,49 +198,8 @@ function sqliteDriver(): Driver {
   };
 }
 
-interface PgClient {
-  query(config: {
-    name?: string;
-    text: string;
-    values: unknown[];
-  }): Promise<{ rowCount: number | null; rows: unknown[] }>;
-}
-
-function postgresDriver(): Driver {
-  // `?` -> `$n` once per statement text, and a stable name so each connection prepares it once.
-  const texts = new Map<string, { name: string; text: string }>();
-  const translate = (sql: string) => {
-    let entry = texts.get(sql);
-    if (entry === undefined) {
-      let n = 0;
-      entry = { name: `mwi_${texts.size + 1}`, text: sql.replace(/\?/g, () => `$${++n}`) };
-      texts.set(sql, entry);
-    }
-    return entry;
-  };
-  const query = async (conn: unknown, sql: string, params: readonly SqlValue[]) => {
-    const { name, text } = translate(sql);
-    const values = params.map((v) =>
-      v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v) : v,
-    );
-    try {
-      // BEGIN/COMMIT take no parameters and gain nothing from being prepared.
-      return await (conn as PgClient).query(
-        params.length === 0 ? { text, values } : { name, text, values },
-      );
-    } catch (err) {
-      throw withSql(err, sql);
-    }
-  };
-  return {
-    async run(conn, sql, params) {
-      return (await query(conn, sql, params)).rowCount ?? 0;
-    },
-    async all<T>(conn: unknown, sql: string, params: readonly SqlValue[]) {
-      return (await query(conn, sql, params)).rows as T[];
-    },
-  };
-}
+const pgValues = (params: readonly SqlValue[]) =>
+  params.map((v) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v) : v));
 
 /** Names the statement in the error, keeping the driver's error (its code) as the cause. */
 function withSql(err: unknown, sql: string): Error {

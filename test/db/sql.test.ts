@@ -74,7 +74,7 @@ describeOnBackends("hot-path transactions on the pooled connection", (get) => {
         () => assert.fail("a duplicate name must fail"),
         (e: unknown) => e as Error & { code?: unknown },
       );
-    assert.match(err.message, /in: insert into sql_probe/);
+    assert.match(err.message, /insert into sql_probe/);
     assert.ok(err.code !== undefined, "the driver's error code is kept");
     assert.equal(await count(), 1);
   });

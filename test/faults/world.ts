@@ -1,3 +1,4 @@
+import { appendFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -194,6 +195,12 @@ export class FaultWorld {
         allow_insecure_media_on_loopback: true,
       },
       logging: { level: "info", format: "text" },
+      // The bursts come from one Matrix user: the per-user abuse limits would refuse them.
+      limits: {
+        messages_per_minute: 1_000_000,
+        new_chats_per_hour: 1_000_000,
+        message_requests_per_hour: 1_000_000,
+      },
       ...this.options.bridgeConfig,
     };
     configSchema.parse(config);
@@ -219,6 +226,9 @@ export class FaultWorld {
     const startedAt = this.bridgeLog.length;
     child.stderr.on("data", (chunk: Buffer) => {
       this.bridgeLog += chunk.toString("utf8");
+      // FAULT_BRIDGE_LOG=<file> keeps the whole log for a failure's post-mortem.
+      const keep = process.env.FAULT_BRIDGE_LOG;
+      if (keep !== undefined) appendFileSync(keep, chunk);
     });
     this.bridgeChild = child;
     this.bridgeExit = new Promise<void>((resolve) => child.once("exit", () => resolve()));
