@@ -8,7 +8,7 @@ import type { Knex } from "knex";
  * builds a whole new query interface per transaction and compiles every statement from its builder.
  * A relayed message commits two transactions, so this was most of the crypto layer's cost
  * (docs/crypto.md, bench/crypto.ts). On SQLite a transaction here is BEGIN, hand-written
- * statements prepared once per connection, and COMMIT; statements off the hot path keep knex's
+ * statements (prepared once per connection by database.ts's statement cache), and COMMIT; statements off the hot path keep knex's
  * builder, bound to the same connection, by calling the transaction as a table. On PostgreSQL the
  * same statements run through a knex transaction (see `onKnex` for why).
  *
@@ -36,26 +36,17 @@ export function isTx(db: unknown): db is Tx {
   return typeof db === "function" && typeof (db as Partial<Tx>).run === "function";
 }
 
-interface Driver {
-  run(conn: unknown, sql: string, params: readonly SqlValue[]): Promise<number>;
-  all<T>(conn: unknown, sql: string, params: readonly SqlValue[]): Promise<T[]>;
-}
-
 const runners = new WeakMap<Knex, SqlRunner>();
 
 export class SqlRunner {
-  /** The raw driver (SQLite); PostgreSQL goes through knex (see onKnex). */
-  private readonly driver: Driver | undefined;
   readonly dialect: "sqlite" | "postgres";
 
   private constructor(private readonly knex: Knex) {
     const client = (knex.client as { config?: { client?: unknown } }).config?.client;
     if (client === "sqlite3") {
       this.dialect = "sqlite";
-      this.driver = sqliteDriver();
     } else if (client === "pg" || client === "postgres" || client === "postgresql") {
       this.dialect = "postgres";
-      this.driver = undefined;
     } else {
       throw new Error(`no SQL runner for the knex client ${String(client)}`);
     }
@@ -130,73 +121,48 @@ export class SqlRunner {
     return tx;
   }
 
+  /**
+   * A Tx on a raw SQLite connection. Its `run`/`all` go through the prepared-statement cache that
+   * openDatabase installs on every connection (src/db/database.ts), so each text is prepared once.
+   */
   private bind(conn: unknown): Tx {
     const { knex } = this;
-    const driver = this.driver;
-    if (driver === undefined) throw new Error("no raw driver for this dialect");
+    const db = conn as SqliteConnection;
     const tx = ((table: string) => knex(table).connection(conn)) as Tx;
     Object.assign(tx, {
       dialect: this.dialect,
-      run: (sql: string, params: readonly SqlValue[] = []) => driver.run(conn, sql, params),
-      all: <T>(sql: string, params: readonly SqlValue[] = []) => driver.all<T>(conn, sql, params),
+      run: (sql: string, params: readonly SqlValue[] = []) =>
+        new Promise<number>((resolve, reject) => {
+          db.run(sql, sqliteValues(params), function (err) {
+            if (err === null) resolve(this.changes);
+            else reject(withSql(err, sql));
+          });
+        }),
+      // `all` steps to the end and resets the statement, so no read stays open (a `get` would
+      // keep the WAL snapshot pinned until the statement's next use).
+      all: <T>(sql: string, params: readonly SqlValue[] = []) =>
+        new Promise<T[]>((resolve, reject) => {
+          db.all(sql, sqliteValues(params), (err, rows) => {
+            if (err === null) resolve(rows as T[]);
+            else reject(withSql(err, sql));
+          });
+        }),
     });
     return tx;
   }
 }
 
-interface SqliteStatement {
-  run(params: unknown[], cb: (this: { changes: number }, err: Error | null) => void): void;
-  all(params: unknown[], cb: (err: Error | null, rows: unknown[]) => void): void;
-}
 interface SqliteConnection {
-  prepare(sql: string, cb: (err: Error | null) => void): SqliteStatement;
+  run(
+    sql: string,
+    params: unknown[],
+    cb: (this: { changes: number }, err: Error | null) => void,
+  ): void;
+  all(sql: string, params: unknown[], cb: (err: Error | null, rows: unknown[]) => void): void;
 }
 
-function sqliteDriver(): Driver {
-  // Prepared statements per connection: a connection knex replaces takes its statements along.
-  const prepared = new WeakMap<object, Map<string, Promise<SqliteStatement>>>();
-  const statement = (conn: SqliteConnection, sql: string): Promise<SqliteStatement> => {
-    let byText = prepared.get(conn);
-    if (byText === undefined) {
-      byText = new Map();
-      prepared.set(conn, byText);
-    }
-    let stmt = byText.get(sql);
-    if (stmt === undefined) {
-      stmt = new Promise((resolve, reject) => {
-        const s = conn.prepare(sql, (err) => (err === null ? resolve(s) : reject(err)));
-      });
-      const cache = byText;
-      stmt.catch(() => cache.delete(sql));
-      byText.set(sql, stmt);
-    }
-    return stmt;
-  };
-  const values = (params: readonly SqlValue[]) =>
-    params.map((v) => (typeof v === "boolean" ? (v ? 1 : 0) : v));
-  return {
-    async run(conn, sql, params) {
-      const stmt = await statement(conn as SqliteConnection, sql);
-      return new Promise((resolve, reject) => {
-        stmt.run(values(params), function (err) {
-          if (err === null) resolve(this.changes);
-          else reject(withSql(err, sql));
-        });
-      });
-    },
-    async all<T>(conn: unknown, sql: string, params: readonly SqlValue[]) {
-      // `all` steps to the end and resets the statement, so no read stays open (a `get` would
-      // keep the WAL snapshot pinned until the statement's next use).
-      const stmt = await statement(conn as SqliteConnection, sql);
-      return new Promise<T[]>((resolve, reject) => {
-        stmt.all(values(params), (err, rows) => {
-          if (err === null) resolve(rows as T[]);
-          else reject(withSql(err, sql));
-        });
-      });
-    },
-  };
-}
+const sqliteValues = (params: readonly SqlValue[]) =>
+  params.map((v) => (typeof v === "boolean" ? (v ? 1 : 0) : v));
 
 const pgValues = (params: readonly SqlValue[]) =>
   params.map((v) => (v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v) : v));
