@@ -560,26 +560,37 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
     );
   });
   const used = process.cpuUsage(cpu);
+  const timed = pairTimes(
+    eventIds.map((eventId) => [
+      r.marks.m2wArrival.get(eventId),
+      r.marks.m2wHandoff.get(origins.get(eventId) ?? ""),
+    ]),
+  );
+  return {
+    ...timed,
+    messages: count,
+    senderSeconds,
+    cpuUs: used.user + used.system,
+    queries: r.queries.count - queries,
+  };
+}
+
+/** Latencies and the span of a run from (arrival, hand-off) pairs; unmatched pairs are skipped. */
+function pairTimes(pairs: readonly (readonly [number | undefined, number | undefined])[]): {
+  latencies: number[];
+  firstArrival: number;
+  lastHandoff: number;
+} {
   const latencies: number[] = [];
   let firstArrival = Infinity;
   let lastHandoff = 0;
-  for (const eventId of eventIds) {
-    const arrival = r.marks.m2wArrival.get(eventId);
-    const handoff = r.marks.m2wHandoff.get(origins.get(eventId) ?? "");
+  for (const [arrival, handoff] of pairs) {
     if (arrival === undefined || handoff === undefined) continue;
     latencies.push(handoff - arrival);
     firstArrival = Math.min(firstArrival, arrival);
     lastHandoff = Math.max(lastHandoff, handoff);
   }
-  return {
-    latencies,
-    messages: count,
-    firstArrival,
-    lastHandoff,
-    senderSeconds,
-    cpuUs: used.user + used.system,
-    queries: r.queries.count - queries,
-  };
+  return { latencies, firstArrival, lastHandoff };
 }
 
 /** WhatsApp -> Matrix: the simulated users send `count` texts at `rate`/s (0: all at once). */
@@ -597,24 +608,18 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
     done.sent.every((s) => r.marks.w2mHandoff.has(`${marker} ${s.seq}`)),
   );
   const used = process.cpuUsage(cpu);
-  const latencies: number[] = [];
-  let firstArrival = Infinity;
-  let lastHandoff = 0;
-  for (let seq = 0; seq < count; seq++) {
-    const sent = bySeq.get(seq);
-    if (sent === undefined) continue;
-    const arrival = r.marks.w2mArrival.get(sent.originId);
-    const handoff = r.marks.w2mHandoff.get(`${marker} ${seq}`);
-    if (arrival === undefined || handoff === undefined) continue;
-    latencies.push(handoff - arrival);
-    firstArrival = Math.min(firstArrival, arrival);
-    lastHandoff = Math.max(lastHandoff, handoff);
-  }
+  const timed = pairTimes(
+    Array.from({ length: count }, (_, seq) => {
+      const sent = bySeq.get(seq);
+      return [
+        sent === undefined ? undefined : r.marks.w2mArrival.get(sent.originId),
+        r.marks.w2mHandoff.get(`${marker} ${seq}`),
+      ];
+    }),
+  );
   return {
-    latencies,
+    ...timed,
     messages: count,
-    firstArrival,
-    lastHandoff,
     senderSeconds: done.durationMs / 1000,
     cpuUs: used.user + used.system,
     queries: r.queries.count - queries,
