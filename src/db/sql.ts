@@ -32,10 +32,6 @@ export interface Tx {
   all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
 }
 
-export function isTx(db: unknown): db is Tx {
-  return typeof db === "function" && typeof (db as Partial<Tx>).run === "function";
-}
-
 const runners = new WeakMap<Knex, SqlRunner>();
 
 export class SqlRunner {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Knex } from "knex";
-import { isTx, type QueryTarget, type Tx } from "../../db/sql.js";
+import type { Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, StanzaId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -62,18 +62,11 @@ export class InboxStore {
     return (await this.knex("inbox").where({ stanza_id: stanzaId }).first()) !== undefined;
   }
 
-  async record(db: QueryTarget | Tx, stanzaId: string, by: string, now: number): Promise<void> {
-    if (isTx(db)) {
-      await db.run(
-        "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing",
-        [stanzaId, by, now, false],
-      );
-      return;
-    }
-    await db("inbox")
-      .insert({ stanza_id: stanzaId, by_domain: by, received_at: now, acked: false })
-      .onConflict("stanza_id")
-      .ignore();
+  async record(tx: Tx, stanzaId: string, by: string, now: number): Promise<void> {
+    await tx.run(
+      "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing",
+      [stanzaId, by, now, false],
+    );
   }
 
   async decrypted(
@@ -105,27 +98,22 @@ export class InboxStore {
     );
   }
 
-  async addPending(db: QueryTarget | Tx, entry: PendingEntry, now: number): Promise<void> {
+  async addPending(tx: Tx, entry: PendingEntry, now: number): Promise<void> {
     const sealed = this.vault.seal(
       new Uint8Array(Buffer.from(JSON.stringify(entry.record), "utf8")),
       pendingRef(entry.stanzaId),
     );
-    const row = {
-      stanza_id: entry.stanzaId,
-      by_domain: entry.by,
-      local_jid: "local" in entry.record ? entry.record.local : "",
-      event_enc: sealed,
-      receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
-      created_at: now,
-    };
-    if (isTx(db)) {
-      await db.run(
-        "insert into inbound_pending (stanza_id, by_domain, local_jid, event_enc, receipt, created_at) values (?, ?, ?, ?, ?, ?) on conflict (stanza_id) do nothing",
-        [row.stanza_id, row.by_domain, row.local_jid, row.event_enc, row.receipt, row.created_at],
-      );
-      return;
-    }
-    await db("inbound_pending").insert(row).onConflict("stanza_id").ignore();
+    await tx.run(
+      "insert into inbound_pending (stanza_id, by_domain, local_jid, event_enc, receipt, created_at) values (?, ?, ?, ?, ?, ?) on conflict (stanza_id) do nothing",
+      [
+        entry.stanzaId,
+        entry.by,
+        "local" in entry.record ? entry.record.local : "",
+        sealed,
+        entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
+        now,
+      ],
+    );
   }
 
   async pending(stanzaId: string): Promise<PendingEntry | undefined> {
@@ -146,8 +134,8 @@ export class InboxStore {
     return rows.map((row) => this.open(row));
   }
 
-  async completePending(trx: QueryTarget, stanzaId: string): Promise<boolean> {
-    return (await trx("inbound_pending").where({ stanza_id: stanzaId }).delete()) > 0;
+  async completePending(tx: Tx, stanzaId: string): Promise<boolean> {
+    return (await tx.run("delete from inbound_pending where stanza_id = ?", [stanzaId])) > 0;
   }
 
   async markAcked(stanzaIds: readonly string[]): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { isTx, type QueryTarget, type Tx } from "../../db/sql.js";
+import type { QueryTarget, Tx } from "../../db/sql.js";
 import type { BareJid, MessageId } from "../../util/ids.js";
 
 /** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
@@ -90,7 +90,8 @@ function fromRaw(r: Raw): OutboxRow {
 
 /** Data access for the `outbox` table (0001 + 0003). Every method takes the knex or trx to use. */
 export const outboxStore = {
-  async insert(db: QueryTarget | Tx, row: NewOutboxRow, now: number): Promise<number> {
+  /** Every stanza the bridge sends goes through here: one prepared statement. */
+  async insert(tx: Tx, row: NewOutboxRow, now: number): Promise<number> {
     const values = {
       kind: row.kind,
       sender_jid: row.senderJid,
@@ -106,21 +107,13 @@ export const outboxStore = {
       envelope_enc: row.envelopeEnc ?? null,
       created_at: now,
     };
-    if (isTx(db)) {
-      // The hot path (every sent message): one prepared statement instead of knex's builder.
-      const columns = Object.keys(values) as (keyof typeof values)[];
-      const [inserted] = await db.all<{ id: number | string }>(
-        `insert into outbox (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")}) returning id`,
-        columns.map((c) => values[c]),
-      );
-      if (inserted === undefined) throw new Error("outbox insert returned no id");
-      return Number(inserted.id);
-    }
-    const inserted = (await db("outbox").insert(values).returning("id")) as (
-      { id: number } | number
-    )[];
-    const first = inserted[0];
-    return typeof first === "object" ? Number(first.id) : Number(first);
+    const columns = Object.keys(values) as (keyof typeof values)[];
+    const [inserted] = await tx.all<{ id: number | string }>(
+      `insert into outbox (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")}) returning id`,
+      columns.map((c) => values[c]),
+    );
+    if (inserted === undefined) throw new Error("outbox insert returned no id");
+    return Number(inserted.id);
   },
 
   async get(db: QueryTarget, id: number): Promise<OutboxRow | undefined> {

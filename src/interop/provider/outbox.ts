@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { QueryTarget, Tx } from "../../db/sql.js";
+import type { Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -69,8 +69,8 @@ export class Outbox {
   }
 
   /** Stores a stanza; call inside the transaction that advanced the sessions it was made with. */
-  insert(trx: QueryTarget | Tx, row: NewOutboxRow): Promise<number> {
-    return outboxStore.insert(trx, row, this.options.now());
+  insert(tx: Tx, row: NewOutboxRow): Promise<number> {
+    return outboxStore.insert(tx, row, this.options.now());
   }
 
   /** Schedules a pass over the due rows soon. */

@@ -1,4 +1,5 @@
 import type { Knex } from "knex";
+import { SqlRunner } from "../../db/sql.js";
 import { describeError, isTransientError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -321,9 +322,9 @@ export class Receiver {
       sender,
       { id: originId, count, reason },
     );
-    await this.options.knex.transaction(async (trx) => {
-      await this.options.outbox.insert(trx, row);
-      await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
+    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
+      await this.options.outbox.insert(tx, row);
+      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
     });
     this.options.outbox.kick();
     this.options.acks.add(sid.by, sid.id);
@@ -353,16 +354,18 @@ export class Receiver {
   }
 
   private async recordOnly(sid: StanzaIdElement): Promise<void> {
-    await this.options.inbox.record(this.options.knex, sid.id, sid.by, this.options.now());
+    await SqlRunner.of(this.options.knex).connection((tx) =>
+      this.options.inbox.record(tx, sid.id, sid.by, this.options.now()),
+    );
     this.options.acks.add(sid.by, sid.id);
   }
 
   /** Records the stanza-id and the event in one transaction, then hands the event over. */
   private async commit(sid: StanzaIdElement, record: PendingRecord): Promise<void> {
     const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, record, receipt: undefined };
-    await this.options.knex.transaction(async (trx) => {
-      await this.options.inbox.record(trx, sid.id, sid.by, this.options.now());
-      await this.options.inbox.addPending(trx, entry, this.options.now());
+    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
+      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
+      await this.options.inbox.addPending(tx, entry, this.options.now());
     });
     await this.handOverInOrder(entry);
   }
@@ -406,13 +409,13 @@ export class Receiver {
         }
       } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
       const { knex, inbox, outbox } = this.options;
-      await knex.transaction(async (trx) => {
-        const removed = await inbox.completePending(trx, entry.stanzaId);
+      await SqlRunner.of(knex).transaction(async (tx) => {
+        const removed = await inbox.completePending(tx, entry.stanzaId);
         const receipt = entry.receipt;
         if (removed && receipt !== undefined) {
           // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
           const ref = { id: receipt.id as MessageId, author: receipt.to as BareJid };
-          await outbox.insert(trx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
+          await outbox.insert(tx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
         }
       });
       outbox.kick();

@@ -1,3 +1,4 @@
+import { SqlRunner } from "../../db/sql.js";
 import { createHash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
@@ -215,14 +216,16 @@ export class Sender {
     const device = await this.localDevice(local);
     const from = deviceJid(local, device.deviceId);
     const originId = messageId(randomUUID());
-    await this.options.outbox.insert(this.options.knex, {
-      kind: "displayed",
-      senderJid: from,
-      conversationJid: to,
-      toJid: to,
-      originId,
-      stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
-    });
+    await SqlRunner.of(this.options.knex).connection((tx) =>
+      this.options.outbox.insert(tx, {
+        kind: "displayed",
+        senderJid: from,
+        conversationJid: to,
+        toJid: to,
+        originId,
+        stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
+      }),
+    );
     this.options.outbox.kick();
     return originId;
   }
