@@ -121,7 +121,8 @@ export function pageRoutes(d: AdminDeps): Route[] {
       const id = Number(params[1]);
       const [entry] = await users.history(phone, id - 1);
       const media = entry?.id === id ? mediaOf(entry) : undefined;
-      if (media === undefined) throw new AdminError(404, "no-such-media", `no media in entry ${id}`);
+      if (media === undefined)
+        throw new AdminError(404, "no-such-media", `no media in entry ${id}`);
       if (media.size > MAX_PREVIEW_BYTES) {
         throw new AdminError(413, "too-large", `${media.size} bytes is too large to preview`);
       }

@@ -47,7 +47,10 @@ export async function staticFiles(): Promise<StaticFiles> {
     const files = new Map<string, StaticFile>();
     try {
       for (const [path, f] of Object.entries(FILES)) {
-        files.set(path, { type: f.type, body: await readFile(fileURLToPath(new URL(f.file, base))) });
+        files.set(path, {
+          type: f.type,
+          body: await readFile(fileURLToPath(new URL(f.file, base))),
+        });
       }
       return files;
     } catch {

@@ -2,6 +2,8 @@
 // no framework and no build step. Everything it shows comes from the simulator's admin API with
 // the token from the URL's fragment (#token=...), which the browser never sends anywhere.
 // Every piece of text from the API is put on the page with textContent, never parsed as HTML.
+/* global window, document, location, navigator, fetch, setTimeout, URL, URLSearchParams,
+   FileReader, Image, File, MediaRecorder -- a browser script, linted as such */
 "use strict";
 
 const POLL_MS = 1000;
@@ -378,7 +380,8 @@ function setReply(m) {
 // --- sending -----------------------------------------------------------------------------------
 
 async function send(body) {
-  if (state.digits === "" || state.chat === "") throw new Error("pick a user and open a chat first");
+  if (state.digits === "" || state.chat === "")
+    throw new Error("pick a user and open a chat first");
   const answer = await api("POST", `${userPath()}/send`, { to: state.chat, ...body });
   await refreshChat();
   return answer;
@@ -504,12 +507,7 @@ async function refreshCodes() {
     ...(codes.length === 0
       ? [el("li", { className: "hint" }, "no login waiting for a code")]
       : codes.map((c) =>
-          el(
-            "li",
-            { "data-phone": c.phone },
-            c.phone,
-            el("span", { className: "code" }, c.code),
-          ),
+          el("li", { "data-phone": c.phone }, c.phone, el("span", { className: "code" }, c.code)),
         )),
   );
 }
@@ -526,7 +524,8 @@ async function poll() {
   try {
     await Promise.all([refreshChats(), refreshChat(), refreshCodes(), refreshBindings()]);
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) status(`update failed: ${err.message}`, true);
+    if (!(err instanceof ApiError && err.status === 401))
+      status(`update failed: ${err.message}`, true);
   }
   if (state.polling) setTimeout(poll, POLL_MS);
 }

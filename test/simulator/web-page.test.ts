@@ -78,7 +78,10 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
       await page.goto(url ?? "");
       await page.waitForSelector("#refused:not([hidden])");
       assert.match((await texts(page, "#refused-reason"))[0] ?? "", /token/);
-      assert.equal(await page.$eval("#app", (n) => (n as HTMLElement).hidden), true);
+      assert.equal(
+        await page.$eval("#app", (n) => (n as unknown as { hidden: boolean }).hidden),
+        true,
+      );
       assert.deepEqual(await texts(page, "#user-select option"), []);
     }
   });
@@ -108,15 +111,16 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     await page.type("#new-phone", "+491705555555");
     await page.click("#create-user");
     await until("the new user selected", async () =>
-      (await page.$eval("#user-select", (n) => (n as HTMLSelectElement).value)) === "491705555555"
+      (await page.$eval("#user-select", (n) => (n as unknown as { value: string }).value)) ===
+      "491705555555"
         ? true
         : undefined,
     );
     // The bridge user is offered among the logged-in users; it is the JID the page chats with.
     await until("the bridge user offered", async () =>
-      (await page.$$eval("#bindings option", (o) => o.map((x) => x.getAttribute("value")))).includes(
-        e.myJid,
-      )
+      (
+        await page.$$eval("#bindings option", (o) => o.map((x) => x.getAttribute("value")))
+      ).includes(e.myJid)
         ? true
         : undefined,
     );
@@ -138,10 +142,13 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
   });
 
   it("the js-sdk user's answer, a reaction and a reply appear in the page; the page reacts and replies back", async function () {
-    const room = await until("the portal", async () =>
-      e.client
-        .getRooms()
-        .find((r) => r.getMember(e.ghostOf({ digits: "491705555555" } as never)) !== null)?.roomId,
+    const room = await until(
+      "the portal",
+      async () =>
+        e.client
+          .getRooms()
+          .find((r) => r.getMember(e.ghostOf({ digits: "491705555555" } as never)) !== null)
+          ?.roomId,
     );
     const answer = await e.text(room, "hi page, Matrix here <script>x</script>");
     const bubble = await until("the Matrix text on the page", async () => {
@@ -164,7 +171,9 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
 
     // React 👍 from the page: the js-sdk user sees an m.reaction on their message.
     await bubble.hover();
-    await bubble.$eval('button[data-reaction="👍"]', (b) => (b as HTMLButtonElement).click());
+    await bubble.$eval('button[data-reaction="👍"]', (b) =>
+      (b as unknown as { click(): void }).click(),
+    );
     await e.sees(
       room,
       "the page's reaction",
@@ -175,7 +184,7 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     );
 
     // Reply from the page: m.in_reply_to names the Matrix message.
-    await bubble.$eval(".actions button", (b) => (b as HTMLButtonElement).click());
+    await bubble.$eval(".actions button", (b) => (b as unknown as { click(): void }).click());
     await page.type("#composer-text", "replying in the page");
     await page.click("#send");
     const reply = await e.ghostSays(room, "the page's reply", (c) =>
