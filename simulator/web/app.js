@@ -3,7 +3,7 @@
 // the token from the URL's fragment (#token=...), which the browser never sends anywhere.
 // Every piece of text from the API is put on the page with textContent, never parsed as HTML.
 /* global window, document, location, navigator, fetch, setTimeout, URL, URLSearchParams,
-   FileReader, Image, File, MediaRecorder -- a browser script, linted as such */
+   FileReader, Image, Audio, File, MediaRecorder, clearTimeout -- a browser script, linted as such */
 "use strict";
 
 const POLL_MS = 1000;
@@ -424,6 +424,24 @@ function readFile(file) {
   });
 }
 
+/** Length in whole seconds of an audio file (at least 1), when the browser can read it. */
+function audioDuration(url) {
+  return new Promise((resolve) => {
+    const audio = new Audio();
+    const done = (seconds) => resolve(Math.max(1, Math.round(seconds) || 1));
+    const timer = setTimeout(() => done(1), 3000);
+    audio.onloadedmetadata = () => {
+      clearTimeout(timer);
+      done(Number.isFinite(audio.duration) ? audio.duration : 1);
+    };
+    audio.onerror = () => {
+      clearTimeout(timer);
+      done(1);
+    };
+    audio.src = url;
+  });
+}
+
 /** Width and height of an image or video file, when the browser can read them. */
 function dimensions(file, url) {
   return new Promise((resolve) => {
@@ -436,7 +454,8 @@ function dimensions(file, url) {
   });
 }
 
-async function sendFile(file, voice = false) {
+/** `duration`: seconds already known (a recording), else read from the file. */
+async function sendFile(file, voice = false, duration = undefined) {
   await act(voice ? "sending the voice note" : "sending the file", async () => {
     const mime = file.type || "application/octet-stream";
     const kind = voice
@@ -450,6 +469,7 @@ async function sendFile(file, voice = false) {
             : "document";
     const url = URL.createObjectURL(file);
     const size = await dimensions(file, url);
+    const seconds = kind === "audio" ? (duration ?? (await audioDuration(url))) : undefined;
     URL.revokeObjectURL(url);
     const caption = $("composer-text").value;
     await send({
@@ -459,7 +479,8 @@ async function sendFile(file, voice = false) {
       mime,
       filename: file.name || undefined,
       ...size,
-      ...(voice ? { voice: true, duration: Math.max(1, Math.round(file.duration ?? 1)) } : {}),
+      ...(seconds === undefined ? {} : { duration: seconds }),
+      ...(voice ? { voice: true } : {}),
       ...(caption.trim() === "" ? {} : { caption }),
     });
     $("composer-text").value = "";
@@ -490,8 +511,7 @@ async function toggleVoice() {
     for (const track of stream.getTracks()) track.stop();
     const type = (recorder.mimeType || "audio/webm").split(";")[0];
     const file = new File(chunks, "voice-note", { type });
-    file.duration = (Date.now() - started) / 1000;
-    void sendFile(file, true);
+    void sendFile(file, true, Math.max(1, Math.round((Date.now() - started) / 1000)));
   };
   state.recorder = recorder;
   button.classList.add("recording");

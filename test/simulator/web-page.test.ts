@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import * as sdk from "matrix-js-sdk";
+import { solidPng } from "../../scripts/demo/png.js";
 import { E2e, eventually, MATRIX_PHONE } from "../e2e/harness.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -43,6 +45,8 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
   let browser: Browser;
   let page: Page;
   let profile: string;
+  /** The portal of the chat between the page's user and the Matrix user. */
+  let portal = "";
   const pageUrl = () => e.world.pageUrl;
 
   before(async function () {
@@ -131,6 +135,7 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     await page.click("#send");
     const room = await e.newInvite(before, "the message request from the page's user");
     await e.client.joinRoom(room);
+    portal = room;
     await e.ghostSays(room, "the page's text", (c) => c["body"] === "hello <b>from</b> the page");
     // The page shows its own message as sent, the markup as text (textContent, never HTML).
     const mine = await until("the sent bubble", async () => {
@@ -142,14 +147,7 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
   });
 
   it("the js-sdk user's answer, a reaction and a reply appear in the page; the page reacts and replies back", async function () {
-    const room = await until(
-      "the portal",
-      async () =>
-        e.client
-          .getRooms()
-          .find((r) => r.getMember(e.ghostOf({ digits: "491705555555" } as never)) !== null)
-          ?.roomId,
-    );
+    const room = portal;
     const answer = await e.text(room, "hi page, Matrix here <script>x</script>");
     const bubble = await until("the Matrix text on the page", async () => {
       const handle = await page.$$("#messages .msg:not(.mine)");
@@ -191,7 +189,68 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
       String(c["body"]).includes("replying in the page"),
     );
     assert.equal(reply.getContent()["m.relates_to"]?.["m.in_reply_to"]?.["event_id"], answer);
+  });
 
+  it("an image and a voice note sent from the page arrive on Matrix; a Matrix image shows in the page", async function () {
+    const dir = await mkdtemp(path.join(tmpdir(), "page-files-"));
+    try {
+      const png = solidPng(8, 6, [200, 30, 30]);
+      await writeFile(path.join(dir, "square.png"), png);
+      await page.type("#composer-text", "a red square");
+      const attach = await page.$("#attach");
+      await attach?.uploadFile(path.join(dir, "square.png"));
+      const image = await e.ghostSays(
+        portal,
+        "the page's image",
+        (c) => c["msgtype"] === "m.image",
+      );
+      const ic = image.getContent();
+      assert.equal(ic["body"], "a red square", "the text field became the caption");
+      assert.equal(ic["info"]?.mimetype, "image/png");
+      assert.deepEqual([ic["info"]?.w, ic["info"]?.h], [8, 6], "the page read the image's size");
+      assert.deepEqual(await e.download(String(ic["url"])), png);
+
+      const ogg = randomBytes(1500);
+      await writeFile(path.join(dir, "note.ogg"), ogg);
+      const voiceFile = await page.$("#voice-file");
+      await voiceFile?.uploadFile(path.join(dir, "note.ogg"));
+      const voice = await e.ghostSays(
+        portal,
+        "the page's voice note",
+        (c) => c["msgtype"] === "m.audio",
+      );
+      const vc = voice.getContent() as Record<string, unknown>;
+      assert.ok(vc["org.matrix.msc3245.voice"], "marked as a voice message");
+      assert.deepEqual(await e.download(String(vc["url"])), ogg);
+
+      const blue = solidPng(5, 3, [20, 20, 220]);
+      const mxc = await e.upload(blue, "image/png", "blue.png");
+      await e.send(portal, {
+        msgtype: "m.image",
+        body: "blue.png",
+        url: mxc,
+        info: { mimetype: "image/png", size: blue.length, w: 5, h: 3 },
+      });
+      const show = await until("the Matrix image's bubble", async () => {
+        for (const h of await page.$$("#messages .msg:not(.mine) .media")) {
+          if (((await h.evaluate((n) => n.textContent)) ?? "").includes("blue.png")) {
+            return (await h.$("button")) ?? undefined;
+          }
+        }
+        return undefined;
+      });
+      await show.click();
+      const width = await until("the decrypted image shown", async () => {
+        const img = await page.$("#messages .msg:not(.mine) .media img");
+        const w = await img?.evaluate(
+          (n) => (n as unknown as { naturalWidth: number }).naturalWidth,
+        );
+        return w === undefined || w === 0 ? undefined : w;
+      });
+      assert.equal(width, 5);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     if (process.env["SIMULATOR_PAGE_SCREENSHOT"] !== undefined) {
       await page.screenshot({ path: process.env["SIMULATOR_PAGE_SCREENSHOT"] as `${string}.png` });
     }
