@@ -255,4 +255,46 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
       await page.screenshot({ path: process.env["SIMULATOR_PAGE_SCREENSHOT"] as `${string}.png` });
     }
   });
+
+  it("a chat request from Matrix shows as a request in the page; accepting it tells the Matrix user; Block blocks", async function () {
+    await page.type("#new-phone", "+491707777777");
+    await page.click("#create-user");
+    await until("the second user selected", async () =>
+      (await page.$eval("#user-select", (n) => (n as unknown as { value: string }).value)) ===
+      "491707777777"
+        ? true
+        : undefined,
+    );
+    const before = new Set(e.invites());
+    await e.command("start-chat +491707777777", /^Invited you/);
+    const room = await e.newInvite(before, "the new portal");
+    await e.client.joinRoom(room);
+    await e.text(room, "may I write to you?");
+    const item = await until("the request in the chat list", async () => {
+      for (const li of await page.$$("#chat-list li")) {
+        const label = (await li.evaluate((n) => n.textContent)) ?? "";
+        if (label.includes(e.myJid) && label.includes("request")) return li;
+      }
+      return undefined;
+    });
+    await item.click();
+    await page.waitForSelector("#accept:not([hidden])");
+    await until("the request's text in the page", async () =>
+      (await texts(page, "#messages .msg .text")).includes("may I write to you?")
+        ? true
+        : undefined,
+    );
+    await page.click("#accept");
+    await e.botSays(room, /accepted your chat request/);
+    await page.waitForSelector("#accept", { hidden: true });
+
+    // Blocking from the page blocks the bridge user at the gatekeeper (§16.1).
+    await page.click("#block");
+    await page.waitForSelector("#unblock:not([hidden])");
+    assert.match((await texts(page, "#chat-state"))[0] ?? "", /blocked/);
+    const blocked = await e.world.sim.gatekeeper.services.abuse.blocked(
+      "491707777777@wa.example" as never,
+    );
+    assert.deepEqual(blocked, [e.myJid]);
+  });
 });
