@@ -182,9 +182,11 @@ async function refreshChat() {
   $("block").hidden = answer.blocked;
   $("unblock").hidden = !answer.blocked;
   $("mark-read").hidden = lastIncoming() === undefined;
-  if (answer.entries.length === 0) return;
-  state.entries.push(...answer.entries);
-  state.lastId = answer.entries[answer.entries.length - 1].id;
+  // Two polls in flight (a timer and a send) may both bring the same new entries: keep one.
+  const fresh = answer.entries.filter((entry) => entry.id > state.lastId);
+  if (fresh.length === 0) return;
+  state.entries.push(...fresh);
+  state.lastId = fresh[fresh.length - 1].id;
   $("mark-read").hidden = lastIncoming() === undefined;
   render();
 }
@@ -384,6 +386,8 @@ async function send(body) {
     throw new Error("pick a user and open a chat first");
   const answer = await api("POST", `${userPath()}/send`, { to: state.chat, ...body });
   await refreshChat();
+  // Receipts, markers and typing go out only in an accepted, unblocked chat (§10.3, §16.1).
+  if (answer.sent === false) throw new Error("not passed on: the chat is not accepted, or blocked");
   return answer;
 }
 

@@ -248,6 +248,11 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
         return w === undefined || w === 0 ? undefined : w;
       });
       assert.equal(width, 5);
+      // Every message once, though sends and the timer poll the same chat at the same time.
+      const ids = await page.$$eval("#messages .msg[data-id]", (n) =>
+        n.map((x) => x.getAttribute("data-id")),
+      );
+      assert.equal(new Set(ids).size, ids.length, `a message shown twice: ${ids.join(" ")}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
