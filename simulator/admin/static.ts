@@ -32,6 +32,7 @@ const FILES: Readonly<Record<string, { file: string; type: string }>> = {
   "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
   "/app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
   "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
+  "/icon.svg": { file: "icon.svg", type: "image/svg+xml" },
 };
 
 /**

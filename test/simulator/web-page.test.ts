@@ -47,6 +47,8 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
   let profile: string;
   /** The portal of the chat between the page's user and the Matrix user. */
   let portal = "";
+  /** Script errors and console errors (a Content-Security-Policy violation is one). */
+  const problems: string[] = [];
   const pageUrl = () => e.world.pageUrl;
 
   before(async function () {
@@ -69,7 +71,11 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     });
     page = await browser.newPage();
     await page.setViewport({ width: 1200, height: 800 });
-    page.on("pageerror", (err) => process.stderr.write(`page error: ${String(err)}\n`));
+    page.on("pageerror", (err) => problems.push(`page error: ${String(err)}`));
+    page.on("console", (message) => {
+      if (message.type() === "error")
+        problems.push(`console: ${message.text()} ${message.location().url ?? ""}`);
+    });
   });
   after(async function () {
     await browser?.close();
@@ -301,5 +307,11 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
       "491707777777@wa.example" as never,
     );
     assert.deepEqual(blocked, [e.myJid]);
+  });
+
+  it("ran without a script error or a Content-Security-Policy violation", function () {
+    // The refused token's 401 answers are expected console errors; nothing else is.
+    const unexpected = problems.filter((p) => !/status of 401/.test(p));
+    assert.deepEqual(unexpected, []);
   });
 });
