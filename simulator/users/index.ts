@@ -101,13 +101,14 @@ export class SimulatedUsers {
   }
 
   /**
-   * Sends content as the user and logs it as `sent` (not among what `received` lists), so that
-   * the simulator page can show both sides of a chat.
+   * Sends content as the user; with `record`, logs it as `sent` (not among what `received`
+   * lists), so that the simulator page can show both sides of a chat.
    */
   send(phone: PhoneNumber, to: BareJid, content: ContentElement[], options: SendOptions = {}) {
     return this.gatekeeper.run(async () => {
       const jid = this.jidOf(phone);
       const sent = await this.sender.sendContent(jid, to, content, options);
+      if (options.record !== true) return sent;
       await this.log.add(jid, "sent", {
         to,
         originId: sent.originId,
@@ -121,11 +122,17 @@ export class SimulatedUsers {
   }
 
   /** Encrypts and uploads the media, then sends it with an optional caption (§13.2, §14). */
-  async sendMedia(phone: PhoneNumber, to: BareJid, media: MediaToSend, caption?: string) {
+  async sendMedia(
+    phone: PhoneNumber,
+    to: BareJid,
+    media: MediaToSend,
+    caption?: string,
+    options: SendOptions = {},
+  ) {
     const content = await this.media.upload(this.jidOf(phone), media);
     const elements: ContentElement[] = [{ kind: "media", media: content }];
     if (caption !== undefined) elements.push({ kind: "body", text: caption });
-    return this.send(phone, to, elements);
+    return this.send(phone, to, elements, options);
   }
 
   sendReceipt(phone: PhoneNumber, to: BareJid, refs: MessageRef[], device?: DeviceId) {
