@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { validateConfig } from "../../src/config/load.js";
 import { createInteropConnector } from "../../src/interop/connector/factory.js";
 import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { describeError } from "../../src/util/errors.js";
 import { createLogger } from "../../src/util/log.js";
 import { createTestDatabase } from "../helpers/db.js";
 import { ALICE } from "./harness.js";
@@ -228,6 +229,45 @@ describe("simulator page API: the admin server with web: true", function () {
 
 describe("the embedded simulator with simulator.web: true (issue 14, point 11)", function () {
   this.timeout(30_000);
+
+  it("names simulator.port in one line when the port is taken", async function () {
+    const dir = await mkdtemp(path.join(tmpdir(), "mwi-embedded-web-"));
+    const db = await createTestDatabase("sqlite");
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const config = validateConfig(
+        {
+          homeserver: { url: "http://127.0.0.1:1", domain: "example.org" },
+          interop: { mode: "embedded", embedded_data_dir: dir },
+          simulator: { web: true, port },
+        },
+        "config.yaml",
+      );
+      const connector = createInteropConnector(
+        config,
+        { report: async () => undefined },
+        {
+          db: db.db,
+          vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
+          log: createLogger({ level: "silent", format: "json" }),
+        },
+      );
+      await assert.rejects(connector.start(), (err: Error) => {
+        assert.equal(
+          describeError(err),
+          `simulator.port ${port} on 127.0.0.1 is in use: choose another port or stop what uses it`,
+        );
+        return true;
+      });
+      await connector.stop();
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      await db.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it("serves the page and the admin API on the configured loopback port, behind a token logged once at info", async function () {
     const dir = await mkdtemp(path.join(tmpdir(), "mwi-embedded-web-"));

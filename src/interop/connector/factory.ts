@@ -120,6 +120,15 @@ export function createInteropConnector(
       logger: deps.log.child({ component: "embedded-gatekeeper" }),
       // The page and the admin API on loopback; every route behind the token, codes included.
       ...(web ? { admin: { port: config.simulator.port, token, web, publicCodes: false } } : {}),
+    }).catch((err: unknown) => {
+      // By code, not class: the simulator is loaded apart and may hold its own copy of the class.
+      if ((err as { code?: unknown } | undefined)?.code === "port-in-use") {
+        throw new StartupError(
+          "simulator-port-in-use",
+          `simulator.port ${config.simulator.port} on 127.0.0.1 is in use: choose another port or stop what uses it`,
+        );
+      }
+      throw err;
     });
     deps.log.info({ service: sim.service }, "embedded gatekeeper simulator started");
     if (sim.admin !== undefined) {
