@@ -123,7 +123,7 @@ async function handle(s: Served, req: IncomingMessage, res: ServerResponse): Pro
     if (m === null) continue;
     pathKnown = true;
     if (route.method === method) {
-      match = { route, params: m.slice(1).map((p) => decodeURIComponent(p)) };
+      match = { route, params: m.slice(1) };
       break;
     }
   }
@@ -140,7 +140,8 @@ async function handle(s: Served, req: IncomingMessage, res: ServerResponse): Pro
   }
   try {
     const body = method === "GET" || method === "DELETE" ? undefined : await readJson(req);
-    const result = await match.route.run({ params: match.params, query: url.searchParams, body });
+    const params = match.params.map(decodeParam);
+    const result = await match.route.run({ params, query: url.searchParams, body });
     if (result.raw !== undefined) {
       res.writeHead(result.status ?? 200, {
         ...SECURITY_HEADERS,
@@ -161,6 +162,15 @@ async function handle(s: Served, req: IncomingMessage, res: ServerResponse): Pro
     } else {
       throw err;
     }
+  }
+}
+
+/** A path parameter, decoded; a broken percent-encoding (e.g. `%E0%A4%A`) is a 400. */
+function decodeParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new AdminError(400, "invalid-request", "a path segment is not valid percent-encoding");
   }
 }
 

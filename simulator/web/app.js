@@ -362,10 +362,9 @@ function mediaView(entry, media) {
           headers: { authorization: `Bearer ${token}` },
         });
         if (!response.ok) throw new Error(`the simulator answered ${response.status}`);
-        const url = URL.createObjectURL(await response.blob());
-        state.blobUrls.set(entry.id, url);
-        button.remove();
-        show(url);
+        state.blobUrls.set(entry.id, URL.createObjectURL(await response.blob()));
+        // Drawn anew from the cache: this bubble may have been replaced by a poll meanwhile.
+        render();
       }),
     );
     box.append(" ", button);

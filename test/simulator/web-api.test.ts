@@ -125,7 +125,8 @@ describe("simulator page API: the admin server with web: true", function () {
     const chats = await eventually(async () => {
       const got = await call(base, "GET", "/users/491701234567/chats", TOKEN);
       const list = got.json.chats as { jid: string; state: string; messages: number }[];
-      return list.length > 0 ? list : undefined;
+      // The conversation exists before the user has decrypted and logged the message: wait for both.
+      return list.some((c) => c.messages > 0) ? list : undefined;
     });
     assert.deepEqual(
       chats.map((c) => [c.jid, c.state, c.messages]),
@@ -171,6 +172,11 @@ describe("simulator page API: the admin server with web: true", function () {
       TOKEN,
     );
     assert.deepEqual(after.json.entries, []);
+  });
+
+  it("answers a broken percent-encoding in a JID with 400, not a server error", async function () {
+    const got = await call(base, "GET", "/users/491701234567/chats/a%E0%A4%A", TOKEN);
+    assert.deepEqual([got.status, got.json.error], [400, "invalid-request"]);
   });
 
   it("blocks and unblocks a contact, and the chat says so", async function () {

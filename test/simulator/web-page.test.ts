@@ -174,7 +174,6 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     });
 
     // React 👍 from the page: the js-sdk user sees an m.reaction on their message.
-    await bubble.hover();
     await bubble.$eval('button[data-reaction="👍"]', (b) =>
       (b as unknown as { click(): void }).click(),
     );
@@ -245,7 +244,8 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
         }
         return undefined;
       });
-      await show.click();
+      // Clicked in the page's script: the list re-renders each second, which may detach a handle.
+      await show.evaluate((b) => (b as unknown as { click(): void }).click());
       const width = await until("the decrypted image shown", async () => {
         const img = await page.$("#messages .msg:not(.mine) .media img");
         const w = await img?.evaluate(
@@ -288,7 +288,7 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
       }
       return undefined;
     });
-    await item.click();
+    await item.evaluate((li) => (li as unknown as { click(): void }).click());
     await page.waitForSelector("#accept:not([hidden])");
     await until("the request's text in the page", async () =>
       (await texts(page, "#messages .msg .text")).includes("may I write to you?")
