@@ -309,6 +309,39 @@ describe("simulator page: playing the WhatsApp side in a browser", function () {
     assert.deepEqual(blocked, [e.myJid]);
   });
 
+  it("a chat request declined in the page stays declined at the gatekeeper", async function () {
+    await page.type("#new-phone", "+491708888888");
+    await page.click("#create-user");
+    await until("the third user selected", async () =>
+      (await page.$eval("#user-select", (n) => (n as unknown as { value: string }).value)) ===
+      "491708888888"
+        ? true
+        : undefined,
+    );
+    const before = new Set(e.invites());
+    await e.command("start-chat +491708888888", /^Invited you/);
+    const room = await e.newInvite(before, "the third portal");
+    await e.client.joinRoom(room);
+    await e.text(room, "buy my course");
+    const item = await until("the request in the chat list", async () => {
+      for (const li of await page.$$("#chat-list li")) {
+        if (((await li.evaluate((n) => n.textContent)) ?? "").includes("request")) return li;
+      }
+      return undefined;
+    });
+    await item.evaluate((li) => (li as unknown as { click(): void }).click());
+    await page.waitForSelector("#decline:not([hidden])");
+    await page.click("#decline");
+    await until("the declined state on the page", async () =>
+      /request declined/.test((await texts(page, "#chat-state"))[0] ?? "") ? true : undefined,
+    );
+    const conversation = await e.world.sim.gatekeeper.conversations.get(
+      e.myJid as never,
+      "491708888888@wa.example" as never,
+    );
+    assert.equal(conversation?.state, "declined");
+  });
+
   it("ran without a script error or a Content-Security-Policy violation", function () {
     // The refused token's 401 answers are expected console errors; nothing else is.
     const unexpected = problems.filter((p) => !/status of 401/.test(p));
