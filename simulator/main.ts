@@ -36,8 +36,17 @@ export interface SimulatorOptions {
   readonly media?: false | { readonly port?: number; readonly publicOrigin?: string };
   /** Key sealing the simulated users' Signal stores (32 bytes); a fixed test key by default. */
   readonly usersVaultKey?: Uint8Array;
-  /** Admin HTTP API on 127.0.0.1 (port 0 picks one); off unless a token is given. */
-  readonly admin?: { readonly port?: number; readonly token: string };
+  /**
+   * Admin HTTP API on 127.0.0.1 (port 0 picks one); off unless a token is given. `web` also
+   * serves the page that plays the WhatsApp side (simulator/web/); `publicCodes: false` puts the
+   * Appendix A verification-code endpoint behind the token too.
+   */
+  readonly admin?: {
+    readonly port?: number;
+    readonly token: string;
+    readonly web?: boolean;
+    readonly publicCodes?: boolean;
+  };
   /** Period of redelivery and pruning; 0 leaves it to explicit `tick()` calls (tests). */
   readonly tickIntervalMs?: number;
 }
@@ -161,6 +170,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       admin = await startAdminServer({
         token: options.admin.token,
         ...(options.admin.port === undefined ? {} : { port: options.admin.port }),
+        ...(options.admin.web === undefined ? {} : { web: options.admin.web }),
+        ...(options.admin.publicCodes === undefined
+          ? {}
+          : { publicCodes: options.admin.publicCodes }),
         deps: { gatekeeper, users },
         logger,
       });
