@@ -56,7 +56,7 @@ describe("transport: the inbound cap sits above max-stanza-bytes and the server'
 
     it("bounces a 388 KB message with too-large and keeps its connection (G2)", async function () {
       const { stanza } = await w.alice.message(GK, text("x"));
-      stanza.append(padding(OVERSIZED));
+      stanza.children.push(padding(OVERSIZED));
       w.provider.connection.setMaxStanzaBytes(SERVER_LIMIT);
       const error = errorOf(await w.provider.outcome(stanza, 10_000));
       assert.deepEqual(
