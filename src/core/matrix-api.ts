@@ -48,4 +48,10 @@ export interface MatrixApi {
   setRoomDisplayName(ghost: MatrixUserId, room: RoomId, displayName: string): Promise<void>;
   sendTyping(as: MatrixUserId, room: RoomId, typing: boolean): Promise<void>;
   sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void>;
+  /**
+   * The `origin_server_ts` of an event in a room the bot is in, read as the bot. Undefined when
+   * the homeserver does not give it (unknown event, no access, unreachable): callers that need it
+   * only for best-effort work (read receipts) skip it then. Never throws.
+   */
+  eventTime(room: RoomId, event: EventId): Promise<number | undefined>;
 }

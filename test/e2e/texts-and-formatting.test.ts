@@ -106,6 +106,21 @@ describe("e2e: texts, formatting, notices, emotes, receipts and typing", functio
     );
   });
 
+  it("a read receipt on a later event (a reaction) marks the contact's message before it", async function () {
+    const id = await e.from(a, { type: "text", text: "react, then read" });
+    const message = await e.ghostSays(portal, "A's text", (c) => c["body"] === "react, then read");
+    const reactionId = await e.send(
+      portal,
+      {
+        "m.relates_to": { rel_type: "m.annotation", event_id: message.getId(), key: "👍" },
+      },
+      "m.reaction",
+    );
+    const reaction = await e.sees(portal, "my reaction", (ev) => ev.getId() === reactionId);
+    await e.client.sendReadReceipt(reaction);
+    await e.received(a, "my read marker", (r) => JSON.stringify(r.data).includes(id), "displayed");
+  });
+
   it("read receipts show on both sides", async function () {
     const id = await e.from(a, { type: "text", text: "read me" });
     const event = await e.ghostSays(portal, "A's text", (c) => c["body"] === "read me");

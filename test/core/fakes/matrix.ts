@@ -136,6 +136,13 @@ export class FakeMatrix implements MatrixApi {
     this.calls.push(`typing ${room} ${as} ${typing}`);
   }
 
+  /** Times of events the test placed in rooms (`placeEvent`); undefined for others. */
+  readonly eventTimes = new Map<EventId, number>();
+
+  async eventTime(_room: RoomId, event: EventId): Promise<number | undefined> {
+    return this.eventTimes.get(event);
+  }
+
   async sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void> {
     this.calls.push(`receipt ${room} ${event} by ${as}`);
   }
