@@ -1,3 +1,4 @@
+import { orderedEmit, ReorderBuffer } from "./reorder.js";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
@@ -68,6 +69,7 @@ export class ProviderEngine {
   readonly media: ProviderMedia;
   readonly sender: Sender;
   readonly receiver: Receiver;
+  private readonly reorder: ReorderBuffer;
   readonly inbox: InboxStore;
   readonly acks: AckBatcher;
   private readonly log: Logger;
@@ -94,7 +96,12 @@ export class ProviderEngine {
     this.timing = timing;
     const connection = options.connection;
     const gatekeeperDomain = options.gatekeeperDomain ?? GATEKEEPER_DOMAIN;
-    const emit = (event: ProviderEvent): Promise<void> => options.onEvent(event);
+    // P15/E23: deliveries reach the core in seq order; a held one is deferred and offered again.
+    this.reorder = new ReorderBuffer({
+      holdMs: timing.reorderHoldMs,
+      onDue: () => void this.receiver.replayPending(),
+    });
+    const emit = orderedEmit(this.reorder, (event: ProviderEvent) => options.onEvent(event));
 
     this.helloIq = new IqCaller({ send: (s) => connection.send(s), logger });
     this.iq = new IqCaller({ send: (s) => this.session.send(s), logger });
@@ -256,6 +263,7 @@ export class ProviderEngine {
   async halt(): Promise<void> {
     this.running = false;
     this.receiver.stop();
+    this.reorder.stop();
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     clearInterval(this.replayTimer);
