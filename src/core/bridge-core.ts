@@ -221,15 +221,26 @@ export class BridgeCore implements CoreCallbacks {
   }
 
   /**
-   * Logs the user out at the network (deleting their keys), then the bridge leaves their portals.
-   * The `logout` command and the provisioning API both end here.
+   * Logs the user out at the network (deleting their keys). The portals are kept (they go on after
+   * a new login with the same number) unless `leavePortals`; `kept` counts them, for the offer to
+   * clean up (`cleanUpPortals`). The `logout` command and the provisioning API both end here.
    */
   async logoutUser(
     user: MatrixUserId,
-  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number }> {
+    options: { leavePortals?: boolean } = {},
+  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number; kept: number }> {
     const outcome = await this.logins.logout(user);
-    if (outcome === "not-logged-in") return { outcome, left: 0 };
-    return { outcome, left: await this.portals.leaveAll(user) };
+    if (outcome === "not-logged-in") return { outcome, left: 0, kept: 0 };
+    if (options.leavePortals === true) {
+      return { outcome, left: await this.portals.leaveAll(user), kept: 0 };
+    }
+    const kept = (await this.portalRows.listByUser(user)).filter((p) => p.roomId !== null).length;
+    return { outcome, left: 0, kept };
+  }
+
+  /** The bridge leaves the user's portals and takes them off the space (`clean-up`). */
+  cleanUpPortals(user: MatrixUserId): Promise<number> {
+    return this.portals.leaveAll(user);
   }
 
   /**

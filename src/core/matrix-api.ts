@@ -22,6 +22,8 @@ export interface MatrixApi {
   createSpace(options: { user: MatrixUserId; name: string; topic: string }): Promise<RoomId>;
   /** Lists `room` in `space` (m.space.child by the bot, m.space.parent by the room's creator). */
   addToSpace(space: RoomId, room: RoomId, roomCreator: MatrixUserId): Promise<void>;
+  /** Takes `room` off `space`'s list (an empty m.space.child by the bot). */
+  removeFromSpace(space: RoomId, room: RoomId): Promise<void>;
   invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void>;
   join(as: MatrixUserId, room: RoomId): Promise<void>;
   leave(as: MatrixUserId, room: RoomId): Promise<void>;

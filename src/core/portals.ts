@@ -169,10 +169,21 @@ export class PortalManager {
   }
 
   /** Logout: the bridge's ghost and bot leave every portal of the user, and the rows go. */
+  /**
+   * The bridge leaves every portal of the user, takes it off the user's space and forgets it
+   * (after a logout, when the user chose to clean up). Failures are logged, not thrown: a room the
+   * bridge can no longer act in must not keep the others from being cleaned up.
+   */
   async leaveAll(user: MatrixUserId): Promise<number> {
     const portals = await this.portals.listByUser(user);
+    const space = (await this.users.get(user))?.spaceRoom ?? null;
     for (const portal of portals) {
       if (portal.roomId === null) continue;
+      if (space !== null) {
+        await this.matrix.removeFromSpace(space, portal.roomId).catch((err: unknown) => {
+          this.log.warn({ err, room: portal.roomId }, "portal could not be taken off the space");
+        });
+      }
       const ghost = await this.ghosts.ensure(portal.contact);
       await this.matrix.leave(ghost.mxid, portal.roomId).catch((err: unknown) => {
         this.log.warn({ err, room: portal.roomId }, "ghost could not leave the portal");

@@ -120,6 +120,13 @@ export class IntentMatrixApi implements MatrixApi {
     );
   }
 
+  async removeFromSpace(space: RoomId, room: RoomId): Promise<void> {
+    // The spec removes a child by an m.space.child without `via`: empty content.
+    await this.retried("state", () =>
+      this.intent(this.botUserId).sendStateEvent(space, "m.space.child", room, {}),
+    );
+  }
+
   async invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
     await this.retried("invite", () => this.intent(as).invite(room, user));
   }

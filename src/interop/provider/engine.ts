@@ -1,3 +1,4 @@
+import { GatekeeperError } from "./errors.js";
 import { orderedEmit, ReorderBuffer } from "./reorder.js";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
@@ -284,10 +285,21 @@ export class ProviderEngine {
   async createUser(jid: BareJid, deviceId: DeviceId = 1 as DeviceId): Promise<DeviceCrypto> {
     const { crypto } = this.options;
     const existing = await crypto.localDevices(jid);
-    const device = existing.includes(deviceId)
-      ? await crypto.device(jid, deviceId)
-      : (await crypto.createLocalIdentity(jid, { deviceId })).device;
-    await this.directory.publishDevice(device);
+    if (existing.includes(deviceId)) {
+      const device = await crypto.device(jid, deviceId);
+      await this.directory.publishDevice(device);
+      return device;
+    }
+    const { device } = await crypto.createLocalIdentity(jid, { deviceId });
+    try {
+      await this.directory.publishDevice(device);
+    } catch (err) {
+      if (!(err instanceof GatekeeperError && err.app?.name === "identity-mismatch")) throw err;
+      // The directory still holds the identity of keys this bridge deleted (logout, P3) or
+      // lost: the new keys are a reinstall, published as the identity change they are (§11.2).
+      this.log.info({ jid }, "new keys replace an identity the directory still holds: reset");
+      await this.directory.publishDevice(device, { reset: true });
+    }
     return device;
   }
 

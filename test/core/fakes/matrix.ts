@@ -69,6 +69,10 @@ export class FakeMatrix implements MatrixApi {
     this.calls.push(`space-child ${space} ${room}`);
   }
 
+  async removeFromSpace(space: RoomId, room: RoomId): Promise<void> {
+    this.calls.push(`space-child-removed ${space} ${room}`);
+  }
+
   async invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
     this.calls.push(`invite ${room} ${user} by ${as}`);
   }
