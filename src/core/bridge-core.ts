@@ -1,3 +1,4 @@
+import { answerGhostInvite } from "./ghost-invites.js";
 import type { Knex } from "knex";
 import type { Config, PermissionLevel } from "../config/schema.js";
 import { ContactsTable } from "../db/contacts.js";
@@ -155,6 +156,27 @@ export class BridgeCore implements CoreCallbacks {
   /** Whether a sender is the bridge itself (bot or ghost): its events are never bridged back. */
   isOwnUser(user: string): boolean {
     return user === this.matrix.botUserId || this.ghosts.isGhost(user);
+  }
+
+  /** The user invited a ghost to a room of theirs: start or link that chat there (ghost-invites.ts). */
+  onGhostInvited(
+    user: MatrixUserId,
+    room: RoomId,
+    ghost: MatrixUserId,
+    isDirect: boolean,
+  ): Promise<void> {
+    return answerGhostInvite(
+      {
+        matrix: this.matrix,
+        ghosts: this.ghosts,
+        portals: this.portals,
+        log: this.log,
+        permissionOf: (u) => this.permissionOf(u),
+        login: (u) => this.logins.get(u),
+        takeNewChat: (u) => this.limits.takeNewChat(u),
+      },
+      { user, room, ghost, isDirect },
+    );
   }
 
   /** The bot was invited to a direct room by a permitted user: it joins, greets, manages there. */
