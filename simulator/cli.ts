@@ -18,6 +18,8 @@ import { startSimulator } from "./main.js";
  *   SIM_WEB             1: the admin API also serves the page that plays the WhatsApp side
  *   SIM_PROVIDERS       JSON array of {id, name, domain, secret}, instead of the default provider
  *   SIM_LIMITS          JSON object of §8.3 limits to announce instead of the defaults
+ *   SIM_SERVER_STANZA_LIMIT  the XMPP server's stanza limit in bytes (external: Prosody's
+ *                       component_stanza_size_limit; default 16 MiB there)
  *   SIM_LOG_LEVEL       info (default), debug, warn, ...
  */
 async function main(): Promise<void> {
@@ -52,6 +54,9 @@ async function main(): Promise<void> {
     media: { port: Number(env.SIM_MEDIA_PORT ?? 0) },
     admin: { port: Number(env.SIM_ADMIN_PORT ?? 8090), token, web: env.SIM_WEB === "1" },
     ...(env.SIM_LIMITS === undefined ? {} : { limits: JSON.parse(env.SIM_LIMITS) as never }),
+    ...(env.SIM_SERVER_STANZA_LIMIT === undefined
+      ? {}
+      : { serverStanzaLimitBytes: Number(env.SIM_SERVER_STANZA_LIMIT) }),
     logger: log,
   });
   log.info(
