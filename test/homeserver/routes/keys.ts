@@ -281,7 +281,12 @@ function uploadSignatures(core: HomeserverCore, who: Requester, body: JsonObject
         continue;
       }
       const valid: JsonObject = {};
+      const storedSigs = isObject(stored["signatures"])
+        ? stored["signatures"][who.userId]
+        : undefined;
       for (const signerKeyId of Object.keys(mine)) {
+        // Signatures the stored key already carries (its self-signature) are not new ones.
+        if (isObject(storedSigs) && storedSigs[signerKeyId] === mine[signerKeyId]) continue;
         const signerKey = signerPublicKey(core, who.userId, signerKeyId);
         if (
           signerKey !== undefined &&
