@@ -164,6 +164,11 @@ describe("test homeserver end-to-end encryption endpoints", function () {
     assert.notEqual(phone.accessToken, bob.accessToken);
     const whoami = await call(phone, "GET", "/account/whoami");
     assert.equal(whoami.json["device_id"], "PHONE");
+    const phoneKeys = new TestDevice(bob.userId, "PHONE").deviceKeys();
+    assert.equal(
+      (await call(phone, "POST", "/keys/upload", { device_keys: phoneKeys })).status,
+      200,
+    );
     const afterLogin = await sync(alice, before.next_batch);
     assert.deepEqual(afterLogin.device_lists.changed, [bob.userId]);
     const listed = await call(bob, "GET", "/devices");
@@ -190,6 +195,12 @@ describe("test homeserver end-to-end encryption endpoints", function () {
     });
     assert.equal(deleted.status, 200, JSON.stringify(deleted.json));
     assert.equal((await call(phone, "GET", "/account/whoami")).status, 401, "its token is gone");
+    const queried = await call(alice, "POST", "/keys/query", { device_keys: { [bob.userId]: [] } });
+    assert.deepEqual(
+      (queried.json["device_keys"] as Record<string, unknown>)[bob.userId],
+      {},
+      "the deleted device's keys are gone",
+    );
     const afterDelete = await sync(alice, afterLogin.next_batch);
     assert.deepEqual(afterDelete.device_lists.changed, [bob.userId]);
     const changes = await call(

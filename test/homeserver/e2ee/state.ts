@@ -159,6 +159,7 @@ export class E2eeState {
     from: number,
     to: number,
   ): { changed: string[]; left: string[] } {
+    if (to <= from) return { changed: [], left: [] };
     const sharing = this.usersSharingRoomWith(userId);
     const changed = new Set<string>();
     for (const other of this.devices.changedBetween(from, to)) {
