@@ -126,6 +126,40 @@ describe("test homeserver with two matrix-js-sdk clients using Rust crypto", fun
     await within(Promise.all(bothGet), 20_000, "both of bob's devices decrypting");
   });
 
+  it("cross-signing bootstrapped by the Rust crypto is accepted, and others see the device signed by its owner", async function () {
+    const alice = await login("alice", "alice-pw");
+    const bob = await login("bob", "bob-pw");
+    // Sharing a room is what makes bob's client hear of alice's key changes (device_lists).
+    await encryptedRoomWithBob(alice, bob);
+    const crypto = alice.client.getCrypto();
+    assert.ok(crypto);
+    let asked = 0;
+    await crypto.bootstrapCrossSigning({
+      setupNewCrossSigning: true,
+      // First upload: MSC3967 needs no auth, so the callback passes none (and is not asked twice).
+      authUploadDeviceSigningKeys: async (makeRequest) => {
+        asked += 1;
+        await makeRequest(null);
+      },
+    });
+    assert.equal(asked, 1);
+    const status = await within(
+      (async () => {
+        for (;;) {
+          await bob.client.getCrypto()?.getUserDeviceInfo([alice.userId], true);
+          const s = await bob.client
+            .getCrypto()
+            ?.getDeviceVerificationStatus(alice.userId, alice.deviceId);
+          if (s?.signedByOwner === true) return s;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })(),
+      20_000,
+      "bob seeing alice's device signed by her self-signing key",
+    );
+    assert.equal(status.signedByOwner, true);
+  });
+
   it("the inspection finds plaintext where it is stored, including redacted originals", async function () {
     const alice = hs.registerUser("carol", "pw");
     const created = await api(hs.url, "POST", "/_matrix/client/v3/createRoom", {
