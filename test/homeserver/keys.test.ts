@@ -315,6 +315,13 @@ describe("test homeserver end-to-end encryption endpoints", function () {
       topic: "y".repeat(70_000),
     });
     assert.equal(bigState.status, 413);
+    const longType = await call(
+      alice,
+      "PUT",
+      `/rooms/${enc(roomId)}/send/${"t".repeat(256)}/lt`,
+      {},
+    );
+    assert.equal(longType.status, 413, "an event type above 255 bytes is refused too");
     const fits = await call(alice, "PUT", `/rooms/${enc(roomId)}/send/m.room.message/fits`, {
       msgtype: "m.text",
       body: "x".repeat(64_000),
