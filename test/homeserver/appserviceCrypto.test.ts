@@ -134,6 +134,32 @@ describe("test homeserver pushing encryption data to appservices (MSC2409, MSC32
     });
   });
 
+  it("a failed transaction is retried with the same to-device events and key counts", async function () {
+    const setup = await ghostWithDevice(ASKS);
+    const attempts: string[] = [];
+    let failures = 2;
+    setup.hs.failAppservicePushes((attempt) => {
+      attempts.push(JSON.stringify(attempt.body));
+      return failures-- > 0 ? { status: 500 } : undefined;
+    });
+    await toGhost(setup, "c1");
+    // Claims change the count meanwhile; the retried body must not change with it.
+    await api(setup.hs.url, "POST", `${V3}/keys/claim`, {
+      token: setup.bobToken,
+      body: { one_time_keys: { [setup.ghost]: { GHOSTDEV: "signed_curve25519" } } },
+    });
+    await setup.hs.appserviceIdle("whatsapp");
+    assert.equal(attempts.length, 3);
+    assert.equal(new Set(attempts).size, 1, "every attempt carried the same body");
+    const delivered = bodies(setup).at(-1);
+    assert.equal(JSON.stringify(delivered), attempts[0]);
+    assert.equal(
+      (delivered?.["de.sorunome.msc2409.to_device"] as unknown[] | undefined)?.length,
+      1,
+      "the to-device event was delivered once",
+    );
+  });
+
   it("a registration not asking for them gets none of the extension keys", async function () {
     const setup = await ghostWithDevice({});
     await toGhost(setup, "c1");
