@@ -191,6 +191,48 @@ describe("test homeserver pushing encryption data to appservices (MSC2409, MSC32
     assert.deepEqual(synced.json["device_unused_fallback_key_types"], ["signed_curve25519"]);
   });
 
+  it("with MSC4190 the appservice creates a ghost's device by PUT /devices and deletes it without a password", async function () {
+    const setup = await setUp("synapse-1.92", { ...ASKS, "io.element.msc4190": true });
+    s = setup;
+    const asGhost = `?user_id=${enc(setup.ghost)}`;
+    const created = await api(setup.hs.url, "PUT", `${V3}/devices/NEWDEV${asGhost}`, {
+      token: AS_TOKEN,
+      body: { display_name: "WhatsApp" },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const whoami = await api(
+      setup.hs.url,
+      "GET",
+      `${V3}/account/whoami${asGhost}&org.matrix.msc3202.device_id=NEWDEV`,
+      { token: AS_TOKEN },
+    );
+    assert.equal(whoami.json["device_id"], "NEWDEV");
+    const deleted = await api(setup.hs.url, "DELETE", `${V3}/devices/NEWDEV${asGhost}`, {
+      token: AS_TOKEN,
+      body: {},
+    });
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.json));
+    const gone = await api(setup.hs.url, "GET", `${V3}/devices/NEWDEV${asGhost}`, {
+      token: AS_TOKEN,
+    });
+    assert.equal(gone.status, 404);
+  });
+
+  it("without MSC4190 naming an unknown device answers 404 and deleting one needs the password", async function () {
+    const setup = await ghostWithDevice(ASKS);
+    const asGhost = `?user_id=${enc(setup.ghost)}`;
+    const created = await api(setup.hs.url, "PUT", `${V3}/devices/NEWDEV${asGhost}`, {
+      token: AS_TOKEN,
+      body: {},
+    });
+    assert.equal(created.status, 404);
+    const deleted = await api(setup.hs.url, "DELETE", `${V3}/devices/GHOSTDEV${asGhost}`, {
+      token: AS_TOKEN,
+      body: {},
+    });
+    assert.equal(deleted.status, 401);
+  });
+
   it("masquerading as a device the user does not have is refused; logging in a user outside the namespace too", async function () {
     const setup = await ghostWithDevice(ASKS);
     const unknown = await api(
