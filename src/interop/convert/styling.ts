@@ -1,4 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
+import { dropCharacters } from "../../core/text-remap.js";
 
 import { FENCE, QUOTE_PREFIX, STYLE_OF } from "./styling-directives.js";
 
@@ -260,14 +261,7 @@ function insideUrls(text: string): Uint8Array {
 }
 
 function removeMarkers(text: string, spans: readonly TextSpan[], markers: Uint8Array): NeutralText {
-  // position[i] = index in the stripped text of the first kept character at or after i.
-  const position = new Int32Array(text.length + 1);
-  let kept = "";
-  for (let i = 0; i < text.length; i++) {
-    position[i] = kept.length;
-    if (markers[i] === 0) kept += text[i];
-  }
-  position[text.length] = kept.length;
+  const { kept, position } = dropCharacters(text, markers);
   const remapped: TextSpan[] = [];
   for (const s of spans) {
     const start = position[s.start] as number;
