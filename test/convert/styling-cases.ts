@@ -71,6 +71,18 @@ export const STYLING_CASES: readonly StylingCase[] = [
     direction: "both",
   },
   {
+    name: "a fence line inside code stays in the block",
+    wa: "```\nx\n``` \n*y*\n```",
+    html: "<pre><code>x\n``` \n*y*\n</code></pre>",
+    direction: "both",
+  },
+  {
+    name: "a Matrix code line of exactly ``` does not close the WhatsApp block",
+    wa: "```\nx\n``` \n*y*\n```",
+    html: "<pre><code>x\n```\n*y*\n</code></pre>",
+    direction: "m2w",
+  },
+  {
     name: "unterminated code block runs to the end",
     wa: "```\nlet a = 1;",
     html: "<pre><code>let a = 1;\n</code></pre>",
