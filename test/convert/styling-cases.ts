@@ -116,6 +116,12 @@ export const STYLING_CASES: readonly StylingCase[] = [
     direction: "w2m",
   },
   {
+    name: "underscores inside a www. address close nothing",
+    wa: "_see www.x.org/a_b_c",
+    html: undefined,
+    direction: "both",
+  },
+  {
     name: "stars inside a URL close nothing",
     wa: "*see https://x.org/*x and more",
     html: undefined,

@@ -246,14 +246,14 @@ function closingCandidates(text: string): Map<string, Int32Array> {
 }
 
 /**
- * 1 at every character of a URL in the text. A directive there is part of the address
+ * 1 at every character of a URL (http, https or www.) in the text. A directive there is part of the address
  * (`https://x.org/a_b_c`), not a closing one: styling it would cut the link that Matrix clients
  * linkify. Openings need whitespace before them, so none can sit inside a URL anyway. Directives and
  * punctuation that end a URL are taken as after it, so `_https://x.org/x_` is still emphasis.
  */
 function insideUrls(text: string): Uint8Array {
   const inside = new Uint8Array(text.length);
-  for (const m of text.matchAll(/\bhttps?:\/\/[^\s<>]+/giu)) {
+  for (const m of text.matchAll(/\b(?:https?:\/\/|www\.)[^\s<>]+/giu)) {
     const url = m[0].replace(/[*_~`.,;:!?'")\]]+$/u, "");
     inside.fill(1, m.index, m.index + url.length);
   }
