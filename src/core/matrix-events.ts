@@ -26,6 +26,9 @@ import type { PortalManager } from "./portals.js";
 import { clock, type UserLimits } from "./rate-limits.js";
 import { notLoggedIn } from "./texts.js";
 
+/** Incoming messages a read receipt may mark: the latest ones (see `readTarget`). */
+const READ_CANDIDATES = 8;
+
 /**
  * What a Matrix user does in a portal, passed to their login. A send the network refuses at once
  * is answered with a notice replying to the user's event; nothing fails silently.
@@ -198,18 +201,34 @@ export class MatrixEventsHandler {
   }
 
   /**
-   * What a receipt on `eventId` has read: the latest bridged incoming message at or before it.
-   * Clients put receipts on the latest event, which is often not a bridged message but an edit,
-   * a reaction or the user's own message; its time (ours for the user's messages, else the
-   * homeserver's) finds the message before it.
+   * What a receipt on `eventId` has read: the latest bridged incoming message at or before it in
+   * the room. Clients put receipts on the latest event, which is often not a bridged message but
+   * an edit, a reaction or the user's own message.
+   *
+   * "Before" is the room's order, so both sides are compared by the homeserver's time: an
+   * incoming message's `sentAt` is the sender's clock, and one delivered late (the bridge was
+   * offline, a P15 hold) was posted after events that its `sentAt` precedes; marking it read
+   * would tell the contact that the user read what they have not seen. Among the latest
+   * READ_CANDIDATES incoming messages (a receipt is on one of the last events), the one posted
+   * last at or before the event wins; nothing is sent if none is known to be (a missed receipt
+   * is harmless, a false one is not). Times the homeserver does not give fall back to ours.
    */
   private async readTarget(portal: PortalRow, eventId: EventId): Promise<MessageRow | undefined> {
     const known = await this.tables.messages.byEvent(eventId);
     if (known !== undefined && known.portalId !== portal.id) return undefined;
     if (known?.direction === "in") return known.retracted ? undefined : known;
-    const at = known?.sentAt ?? (await this.matrix.eventTime(portal.roomId as RoomId, eventId));
+    const room = portal.roomId as RoomId;
+    const at = (await this.matrix.eventTime(room, eventId)) ?? known?.sentAt;
     if (at === undefined) return undefined;
-    return this.tables.messages.latestIncomingAt(portal.id, at);
+    let best: { row: MessageRow; posted: number } | undefined;
+    for (const row of await this.tables.messages.latestIncoming(portal.id, READ_CANDIDATES)) {
+      // Posted after it was sent, so one sent after `at` was posted after it too: no lookup (a
+      // sender's clock running ahead costs at most a missed receipt).
+      if (row.sentAt > at) continue;
+      const posted = (await this.matrix.eventTime(room, row.eventId)) ?? row.sentAt;
+      if (posted <= at && (best === undefined || posted > best.posted)) best = { row, posted };
+    }
+    return best?.row;
   }
 
   /** Typing by the user; resolves whether it was passed on (not when pending, off or unsupported). */

@@ -63,6 +63,27 @@ describe("core: a read receipt marks the latest bridged message at or before its
     assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
   });
 
+  it("does not mark a message delivered late, posted after the event, however early it was sent", async function () {
+    // The room's order: one (posted T0+1100), two (T0+2100), a reaction (T0+3000), then "late",
+    // sent at T0+2500 by its sender's clock but delivered and posted only at T0+4000.
+    h.matrix.eventTimes.set(eventOf("one"), T0 + 1100);
+    h.matrix.eventTimes.set(eventOf("two"), T0 + 2100);
+    await h.network.report(ALICE, {
+      kind: "message",
+      from: BOB_ID,
+      id: "in-late" as RemoteMessageId,
+      sentAt: new Date(T0 + 2500),
+      order: 3,
+      content: text("late"),
+      isRequest: false,
+    });
+    h.matrix.eventTimes.set(eventOf("late"), T0 + 4000);
+    const reaction = eventId("$reaction-before-late");
+    h.matrix.eventTimes.set(reaction, T0 + 3000);
+    await h.core.fromMatrix.read(ALICE, portal, reaction);
+    assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
+  });
+
   it("sends nothing for an event before every bridged message or of unknown time", async function () {
     const before = eventId("$before");
     h.matrix.eventTimes.set(before, T0);
