@@ -216,7 +216,9 @@ export class MatrixEventsHandler {
   private async readTarget(portal: PortalRow, eventId: EventId): Promise<MessageRow | undefined> {
     const known = await this.tables.messages.byEvent(eventId);
     if (known !== undefined && known.portalId !== portal.id) return undefined;
-    if (known?.direction === "in") return known.retracted ? undefined : known;
+    // A deleted message cannot be marked (the network no longer has it), but the receipt still
+    // says the user read up to there: the search below finds the latest one before it.
+    if (known?.direction === "in" && !known.retracted) return known;
     const room = portal.roomId as RoomId;
     const at = (await this.matrix.eventTime(room, eventId)) ?? known?.sentAt;
     if (at === undefined) return undefined;

@@ -57,6 +57,20 @@ describe("core: a read receipt marks the latest bridged message at or before its
     assert.deepEqual(reads(), [`read ${BOB_ID} in-2`, `read ${BOB_ID} in-1`]);
   });
 
+  it("on a message the contact deleted, marks the contact's message before it", async function () {
+    // Element puts the receipt on the latest event, which may be a deleted (redacted) message.
+    const deleted = eventOf("two");
+    h.matrix.eventTimes.set(eventOf("one"), T0 + 1100);
+    h.matrix.eventTimes.set(deleted, T0 + 2100);
+    await h.network.report(ALICE, {
+      kind: "retract",
+      from: BOB_ID,
+      target: { author: BOB_ID, id: "in-2" as RemoteMessageId },
+    });
+    await h.core.fromMatrix.read(ALICE, portal, deleted);
+    assert.deepEqual(reads(), [`read ${BOB_ID} in-1`]);
+  });
+
   it("on the user's own message, marks the contact's message before it", async function () {
     await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), text("answer"));
     await h.core.fromMatrix.read(ALICE, portal, eventId("$mine"));
