@@ -77,7 +77,11 @@ export class MatrixEventRouter {
     await this.processed.mark(event.event_id);
   }
 
-  private async route(event: WeakEvent): Promise<void> {
+  /**
+   * Handles one recorded event (the ingress's room worker calls this; own echoes were dropped
+   * before recording). Throws to have the failure classified by the ingress.
+   */
+  async route(event: WeakEvent): Promise<void> {
     if (!isMatrixUserId(event.sender)) return;
     const sender = event.sender;
     const room = roomId(event.room_id);
@@ -199,7 +203,7 @@ export class MatrixEventRouter {
     }
   }
 
-  private async handleEphemeral(event: EphemeralEvent): Promise<void> {
+  async handleEphemeral(event: EphemeralEvent): Promise<void> {
     if (typeof event.room_id !== "string") return;
     const room = roomId(event.room_id);
     if (event.type !== "m.typing" && event.type !== "m.receipt") return;
