@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Bridge, Intent } from "matrix-appservice-bridge";
-import type { MatrixApi } from "../core/matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "../core/matrix-api.js";
 import type { MessageContent, NeutralMedia, NeutralText, TextSpan } from "../core/network.js";
 import { BridgeError } from "../util/errors.js";
 import { eventId, roomId, type EventId, type MatrixUserId, type RoomId } from "../util/ids.js";
@@ -14,6 +14,7 @@ import {
   type MatrixMediaOpener,
   type UploadedMedia,
 } from "./convert/index.js";
+import { fitContent } from "./fit.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
@@ -234,14 +235,19 @@ export class IntentMatrixApi implements MatrixApi {
    * from it, which also makes the send after a crash and a redelivery return the event posted
    * before the crash. Joins the room first when the homeserver says the sender is not in it, as
    * the library's own sendEvent does.
+   *
+   * Every send goes through here, so this is where the content is fitted to the 64 KiB event
+   * limit (fit.ts), and where a homeserver's final refusal (a 4xx other than 429, after the join
+   * and the retries) becomes a MatrixRefusedError: permanent, never retried by a queue.
    */
   private async sendEvent(
     as: MatrixUserId,
     room: RoomId,
     type: string,
-    content: Record<string, unknown>,
+    unfitted: Record<string, unknown>,
     idempotencyKey?: string,
   ): Promise<EventId> {
+    const content = fitContent(unfitted);
     const intent = this.intent(as);
     const txnId = transactionId(
       as,
@@ -259,18 +265,22 @@ export class IntentMatrixApi implements MatrixApi {
       }
       return answer.event_id;
     };
-    const id = await this.retried(`send ${type}`, async () => {
-      await intent.ensureRegistered();
-      try {
-        return await put();
-      } catch (err) {
-        if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
-        // Not (or no longer) in the room: join and send once more.
-        await intent.join(room);
-        return put();
-      }
-    });
-    return eventId(id);
+    try {
+      const id = await this.retried(`send ${type}`, async () => {
+        await intent.ensureRegistered();
+        try {
+          return await put();
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
+          // Not (or no longer) in the room: join and send once more.
+          await intent.join(room);
+          return put();
+        }
+      });
+      return eventId(id);
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   /**
@@ -356,4 +366,24 @@ export function inlineCode(source: string): NeutralText {
     text += part;
   });
   return { text, spans };
+}
+
+/** A homeserver's final refusal (4xx other than 429) as a MatrixRefusedError; else undefined. */
+export function refusal(err: unknown): MatrixRefusedError | undefined {
+  if (err instanceof MatrixRefusedError || typeof err !== "object" || err === null)
+    return undefined;
+  const e = err as { statusCode?: unknown; errcode?: unknown; body?: unknown };
+  const status = e.statusCode;
+  if (typeof status !== "number" || status < 400 || status >= 500 || status === 429) {
+    return undefined;
+  }
+  const body =
+    typeof e.body === "object" && e.body !== null ? (e.body as { errcode?: unknown }) : {};
+  const errcode =
+    typeof e.errcode === "string"
+      ? e.errcode
+      : typeof body.errcode === "string"
+        ? body.errcode
+        : "M_UNKNOWN";
+  return new MatrixRefusedError(errcode, status, "the homeserver refused the event", err);
 }

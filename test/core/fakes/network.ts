@@ -51,6 +51,8 @@ export class FakeNetwork implements NetworkConnector {
   started = false;
   /** When set, sendMessage rejects with it. */
   sendError: Error | undefined;
+  /** When set, sendReactions refuses a set with a key it matches, as the connector does. */
+  refuseReaction: ((key: string) => boolean) | undefined;
   /** When true, loadLogin rejects (keys unreadable, say). */
   failLoad = false;
   /** The network's edit and retraction windows (WhatsApp's defaults). */
@@ -169,6 +171,10 @@ export class FakeLogin
     target: MessageReference,
     emojis: readonly string[],
   ): Promise<void> {
+    const refused = emojis.find((e) => this.network.refuseReaction?.(e) === true);
+    if (refused !== undefined) {
+      throw new BridgeError("invalid-reactions", `"${refused.slice(0, 40)}" is not a single emoji`);
+    }
     this.network.actions.push(`reactions ${to} ${target.id} [${emojis.join("")}]`);
   }
 
