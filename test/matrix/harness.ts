@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startBridge, type RunningBridge } from "../../src/bridge.js";
+import { startBridge, type BridgeOptions, type RunningBridge } from "../../src/bridge.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -34,6 +34,9 @@ export interface MatrixHarness {
   bridge: RunningBridge;
   network: FakeNetwork;
   appserviceId: string;
+  /** The bridge's appservice port and the homeserver token: for pushing transactions directly. */
+  appservicePort: number;
+  hsToken: string;
   alice: { userId: string; accessToken: string };
   /** A client-server API call as alice. */
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
@@ -51,6 +54,7 @@ export interface MatrixHarness {
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
+  bridgeOptions: Pick<BridgeOptions, "ingressPolicy"> = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -84,6 +88,7 @@ export async function startMatrixHarness(
       network.callbacks = callbacks;
       return network;
     },
+    ...bridgeOptions,
   });
   const alice = hs.registerUser("alice");
   const asAlice = (method: string, pathname: string, body?: unknown) =>
@@ -97,6 +102,8 @@ export async function startMatrixHarness(
     bridge,
     network,
     appserviceId: registration.id,
+    appservicePort: port,
+    hsToken: registration.hs_token,
     alice,
     asAlice,
     async say(room, body) {

@@ -1,0 +1,280 @@
+import assert from "node:assert/strict";
+import type { RemoteMessageId } from "../../src/core/network.js";
+import { parseStyling } from "../../src/interop/convert/styling.js";
+import { matrixUserId, type MatrixUserId } from "../../src/util/ids.js";
+import { contactId } from "../core/fakes/network.js";
+import { enc } from "../homeserver/testHelpers.js";
+import { BOT, startMatrixHarness, type MatrixHarness } from "./harness.js";
+
+const BOB = "+491701234567";
+const CAROL = "+491707654321";
+
+/**
+ * Issue 13's numbered cases, each through the whole bridge against the test homeserver (which
+ * refuses events over 64 KiB with 413 M_TOO_LARGE, as Synapse does). After each, one legitimate
+ * message each way must still arrive, exactly once.
+ */
+describe("no single event stops the bridge", function () {
+  this.timeout(120_000);
+  let h: MatrixHarness;
+  let alice: MatrixUserId;
+  let mgmt: string;
+  let portalBob: string;
+  let portalCarol: string;
+  let seq = 0;
+
+  async function botSays(room: string, pattern: RegExp, after = 0): Promise<string> {
+    return h.waitFor(async () => {
+      const found = (await h.messages(room))
+        .slice(after)
+        .find((m) => m.sender === BOT && pattern.test(m.body));
+      return found?.body;
+    }, `the bot to say ${pattern}`);
+  }
+
+  async function command(text: string, answer: RegExp): Promise<string> {
+    const before = (await h.messages(mgmt)).length;
+    await h.say(mgmt, text);
+    return botSays(mgmt, answer, before);
+  }
+
+  async function fromContact(phone: string, text: string, id = `m${++seq}`): Promise<void> {
+    await h.network.report(alice, {
+      kind: "message",
+      from: contactId(phone),
+      id: id as RemoteMessageId,
+      sentAt: new Date(),
+      order: ++seq,
+      content: { type: "text", text: { text, spans: [] } },
+      isRequest: false,
+    });
+  }
+
+  async function send(room: string, type: string, content: Record<string, unknown>) {
+    const sent = await h.asAlice(
+      "PUT",
+      `/_matrix/client/v3/rooms/${enc(room)}/send/${type}/p${++seq}`,
+      content,
+    );
+    assert.equal(sent.status, 200, JSON.stringify(sent.json));
+    return sent.json["event_id"] as string;
+  }
+
+  /** Pushes a transaction to the bridge as the homeserver would; resolves the HTTP status. */
+  async function push(events: Record<string, unknown>[]): Promise<number> {
+    const answer = await fetch(
+      `http://127.0.0.1:${h.appservicePort}/_matrix/app/v1/transactions/direct-${++seq}`,
+      {
+        method: "PUT",
+        headers: { authorization: `Bearer ${h.hsToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ events }),
+      },
+    );
+    return answer.status;
+  }
+
+  /** One message each way in Bob's portal, each arriving exactly once. */
+  async function legitimateTrafficFlows(label: string): Promise<void> {
+    const inbound = `from Bob after ${label}`;
+    await fromContact(BOB, inbound);
+    await h.waitFor(
+      async () =>
+        (await h.messages(portalBob)).some((m) => m.body === inbound) ? true : undefined,
+      "the contact's message in Matrix",
+    );
+    const outbound = `to Bob after ${label}`;
+    await h.say(portalBob, outbound);
+    const isOut = (m: (typeof h.network.sent)[number]) =>
+      m.content.type === "text" && m.content.text.text === outbound;
+    await h.waitFor(
+      async () => (h.network.sent.some(isOut) ? true : undefined),
+      "the user's message at the network",
+    );
+    await h.hs.appserviceIdle(h.appserviceId);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await h.messages(portalBob)).filter((m) => m.body === inbound).length, 1);
+    assert.equal(h.network.sent.filter(isOut).length, 1);
+  }
+
+  before(async function () {
+    h = await startMatrixHarness("spec", {
+      ingressPolicy: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 3 },
+    });
+    alice = matrixUserId(h.alice.userId);
+    const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", {
+      invite: [BOT],
+      is_direct: true,
+      preset: "trusted_private_chat",
+    });
+    mgmt = created.json["room_id"] as string;
+    await botSays(mgmt, /Send `login` to start/);
+    await command("login", /decrypts them/);
+    await command("phone", /Send your phone number/);
+    await command("+491709876543", /Send your code/);
+    await command("123456", /^Logged in/);
+    const open = async (phone: string, name: RegExp): Promise<string> => {
+      h.network.reachable.add(phone);
+      await command(`start-chat ${phone}`, name);
+      const row = await h.bridge.core.portalRows.get(alice, contactId(phone));
+      assert.ok(row?.roomId);
+      const joined = await h.asAlice("POST", `/_matrix/client/v3/join/${enc(row.roomId)}`, {});
+      assert.equal(joined.status, 200);
+      await fromContact(phone, `hello from ${phone}`);
+      await botSays(row.roomId, /accepted your chat request/);
+      return row.roomId;
+    };
+    portalBob = await open(BOB, /Invited you to a new chat with \+49 170 1234567/);
+    portalCarol = await open(CAROL, /Invited you to a new chat with \+49 170 7654321/);
+  });
+  after(async function () {
+    await h?.dispose();
+  });
+
+  it("1. a 40,000-character unknown command and msgtype get capped notices; nothing stalls", async function () {
+    const answer = await command("x".repeat(40_000), /^Unknown command/);
+    assert.ok(answer.length < 200, `the answer is capped (${answer.length} characters)`);
+    await send(portalBob, "m.room.message", { msgtype: "y".repeat(40_000), body: "hi" });
+    const notice = await botSays(portalBob, /^Not sent: msgtype y+…/);
+    assert.ok(notice.length < 300, `the notice is capped (${notice.length} characters)`);
+    await legitimateTrafficFlows("a huge command");
+  });
+
+  it("2. a rescinded invite and room or event ids with a space are permanent, not a 500", async function () {
+    const invite = {
+      type: "m.room.member",
+      state_key: BOT,
+      sender: h.alice.userId,
+      room_id: "!rescinded:example.org",
+      event_id: `$invite-${++seq}`,
+      content: { membership: "invite", is_direct: true },
+    };
+    assert.equal(await push([invite]), 200);
+    const spaced = (room: string, id: string) => ({
+      type: "m.room.message",
+      sender: h.alice.userId,
+      room_id: room,
+      event_id: id,
+      content: { msgtype: "m.text", body: "hello" },
+    });
+    assert.equal(await push([spaced("!a room:example.org", `$ok-${++seq}`)]), 200);
+    assert.equal(await push([spaced(portalBob, `$an event ${++seq}`)]), 200);
+    await legitimateTrafficFlows("unusable ids");
+  });
+
+  it("3. WhatsApp '*b* ' x 3900 is posted fitted; a long text is truncated with a note; a refused delivery becomes a notice", async function () {
+    const styled = parseStyling("*b* ".repeat(3900)).withoutMarkers;
+    await h.network.report(alice, {
+      kind: "message",
+      from: contactId(BOB),
+      id: `bold-${++seq}` as RemoteMessageId,
+      sentAt: new Date(),
+      order: ++seq,
+      content: { type: "text", text: styled },
+      isRequest: false,
+    });
+    const bold = (await h.messages(portalBob)).find((m) => m.body === styled.text);
+    assert.ok(bold, "the whole text arrived");
+    assert.equal(bold.content["formatted_body"], undefined, "the HTML rendering was dropped");
+
+    await fromContact(BOB, "z".repeat(70_000));
+    const long = (await h.messages(portalBob)).find((m) => m.body.startsWith("zzzz"));
+    assert.match(String(long?.body), /… \[truncated: \d+ more characters\]$/);
+    assert.ok(Buffer.byteLength(JSON.stringify(long?.content)) < 65_536);
+
+    // The homeserver refuses the ghost's next send for good (400): a notice, then the next flows.
+    let refusals = 1;
+    const clear = h.hs.failClientRequests(({ method, path }) =>
+      method === "PUT" && path.includes("/send/m.room.message/") && refusals-- > 0
+        ? { status: 400 }
+        : undefined,
+    );
+    try {
+      await fromContact(BOB, "refused by the homeserver");
+    } finally {
+      clear();
+    }
+    await botSays(portalBob, /sent a message that could not be shown here.*M_UNKNOWN/);
+    await legitimateTrafficFlows("an oversized rendering");
+  });
+
+  it("4. a reply, edit or deletion naming another portal's event is refused with a notice; nothing leaves", async function () {
+    const inCarol = await send(portalCarol, "m.room.message", {
+      msgtype: "m.text",
+      body: "for Carol",
+    });
+    await h.waitFor(
+      async () => ((await h.bridge.core.messages.byEvent(inCarol as never)) ? true : undefined),
+      "Carol's message bridged",
+    );
+    const sentBefore = h.network.sent.length;
+    const actionsBefore = h.network.actions.length;
+    await send(portalBob, "m.room.message", {
+      msgtype: "m.text",
+      body: "a reply across chats",
+      "m.relates_to": { "m.in_reply_to": { event_id: inCarol } },
+    });
+    await botSays(portalBob, /reply refers to a message of another chat/);
+    await send(portalBob, "m.room.message", {
+      msgtype: "m.text",
+      body: "* edited",
+      "m.new_content": { msgtype: "m.text", body: "edited" },
+      "m.relates_to": { rel_type: "m.replace", event_id: inCarol },
+    });
+    await botSays(portalBob, /edit refers to a message of another chat/);
+    assert.equal(
+      await push([
+        {
+          type: "m.room.redaction",
+          sender: h.alice.userId,
+          room_id: portalBob,
+          event_id: `$redact-${++seq}`,
+          redacts: inCarol,
+          content: { redacts: inCarol },
+        },
+      ]),
+      200,
+    );
+    await botSays(portalBob, /deletion refers to a message of another chat/);
+    assert.equal(h.network.sent.length, sentBefore, "nothing was sent");
+    assert.deepEqual(h.network.actions.slice(actionsBefore), [], "no edit or retraction");
+    // Carol's own deletion of it still goes out.
+    const redacted = await h.asAlice(
+      "PUT",
+      `/_matrix/client/v3/rooms/${enc(portalCarol)}/redact/${enc(inCarol)}/r${++seq}`,
+      {},
+    );
+    assert.equal(redacted.status, 200);
+    await h.waitFor(
+      async () => (h.network.actions.some((a) => a.startsWith("retract")) ? true : undefined),
+      "the retraction in Carol's chat",
+    );
+    await legitimateTrafficFlows("cross-portal relations");
+  });
+
+  it("5. a refused reaction key is not stored; a key over 256 characters gets a notice", async function () {
+    const target = await send(portalBob, "m.room.message", {
+      msgtype: "m.text",
+      body: "react here",
+    });
+    await h.waitFor(
+      async () => ((await h.bridge.core.messages.byEvent(target as never)) ? true : undefined),
+      "the message bridged",
+    );
+    h.network.refuseReaction = (key) => key.includes(" ");
+    const react = (key: string) =>
+      send(portalBob, "m.reaction", {
+        "m.relates_to": { rel_type: "m.annotation", event_id: target, key },
+      });
+    await react("hello world");
+    await botSays(portalBob, /"hello world" is not a single emoji/);
+    await react("👍");
+    await h.waitFor(
+      async () => (h.network.actions.some((a) => a.endsWith("[👍]")) ? true : undefined),
+      "the thumbs-up alone at the network",
+    );
+    await react("k".repeat(300));
+    await botSays(portalBob, /^Not sent: reaction has no valid key/);
+    h.network.refuseReaction = undefined;
+    await legitimateTrafficFlows("bad reactions");
+  });
+});
