@@ -277,4 +277,34 @@ describe("no single event stops the bridge", function () {
     h.network.refuseReaction = undefined;
     await legitimateTrafficFlows("bad reactions");
   });
+
+  it("a permanent failure in one portal delays another portal's message by less than a second", async function () {
+    // Every bot notice into Carol's portal is refused for good (400), so handling her next
+    // unbridgeable event fails permanently.
+    const clear = h.hs.failClientRequests(({ method, path, appserviceId }) =>
+      appserviceId !== undefined &&
+      method === "PUT" &&
+      path.includes(enc(portalCarol)) &&
+      path.includes("/send/")
+        ? { status: 400 }
+        : undefined,
+    );
+    try {
+      await send(portalCarol, "m.room.message", { msgtype: "org.example.unknown", body: "x" });
+      const text = `to Bob beside a failing chat ${++seq}`;
+      const sentAt = Date.now();
+      await h.say(portalBob, text);
+      await h.waitFor(
+        async () =>
+          h.network.sent.some((m) => m.content.type === "text" && m.content.text.text === text)
+            ? true
+            : undefined,
+        "Bob's message at the network",
+      );
+      assert.ok(Date.now() - sentAt < 1000, `delayed ${Date.now() - sentAt} ms`);
+    } finally {
+      clear();
+    }
+    await legitimateTrafficFlows("a failing portal");
+  });
 });
