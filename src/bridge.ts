@@ -150,6 +150,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       const auth = new ProvisioningAuth({
         sharedSecret: config.provisioning.shared_secret,
         homeserverUrl: config.homeserver.url,
+        isBridgeUser: (user) => startedCore.isOwnUser(user),
       });
       new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
         matrix.app,
