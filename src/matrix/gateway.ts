@@ -15,6 +15,7 @@ import {
   type UploadedMedia,
 } from "./convert/index.js";
 import { fitContent } from "./fit.js";
+import { withCheckedType } from "./media-type.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
@@ -153,8 +154,15 @@ export class IntentMatrixApi implements MatrixApi {
     relation: { replyTo?: EventId; edits?: EventId } = {},
     idempotencyKey?: string,
   ): Promise<EventId> {
-    const uploaded = content.type === "media" ? await this.upload(as, content.media) : undefined;
-    const body = neutralToMatrix(content, uploaded);
+    let checked = content;
+    let uploaded: UploadedMedia | undefined;
+    if (content.type === "media") {
+      const data = await this.read(content.media);
+      const media = withCheckedType(content.media, data);
+      checked = { ...content, media };
+      uploaded = await this.upload(as, media, data);
+    }
+    const body = neutralToMatrix(checked, uploaded);
     if (relation.edits !== undefined) {
       return this.send(as, room, editContent(relation.edits, body), idempotencyKey);
     }
@@ -300,8 +308,8 @@ export class IntentMatrixApi implements MatrixApi {
     })();
   };
 
-  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix. */
-  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
+  /** Reads the plaintext, bounded by interop.media_max_bytes. */
+  private async read(media: NeutralMedia): Promise<Buffer> {
     const chunks: Uint8Array[] = [];
     let size = 0;
     for await (const chunk of await media.open()) {
@@ -311,8 +319,19 @@ export class IntentMatrixApi implements MatrixApi {
       }
       chunks.push(chunk);
     }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Uploads the plaintext for mediaToMatrix, with the type checked against the bytes
+   * (media-type.ts: active types never go with a type a client would render).
+   */
+  private async upload(
+    as: MatrixUserId,
+    media: NeutralMedia,
+    data: Buffer,
+  ): Promise<UploadedMedia> {
     const intent = this.intent(as);
-    const data = Buffer.concat(chunks);
     // A repeated upload at worst leaves an unused copy on the homeserver.
     const url = await this.retried("upload", () =>
       intent.uploadContent(data, {

@@ -307,4 +307,56 @@ describe("no single event stops the bridge", function () {
     }
     await legitimateTrafficFlows("a failing portal");
   });
+
+  describe("6. smaller items", function () {
+    async function mediaFromContact(mimeType: string, bytes: Uint8Array, fileName: string) {
+      const id = `media-${++seq}`;
+      await h.network.report(alice, {
+        kind: "message",
+        from: contactId(BOB),
+        id: id as RemoteMessageId,
+        sentAt: new Date(),
+        order: ++seq,
+        content: {
+          type: "media",
+          media: {
+            kind: "image",
+            mimeType,
+            size: bytes.length,
+            fileName,
+            width: 10,
+            height: 10,
+            open: async () =>
+              (async function* () {
+                yield bytes;
+              })(),
+          },
+        },
+        isRequest: false,
+      });
+      const event = (await h.messages(portalBob)).find((m) => m.body === fileName);
+      assert.ok(event, `${fileName} arrived`);
+      return event.content;
+    }
+
+    it("WhatsApp media is typed by its content: active types go as octet-stream files", async function () {
+      const html = Buffer.from("<!DOCTYPE html><html><script>alert(1)</script></html>");
+      const svg = Buffer.from("<svg xmlns='http://www.w3.org/2000/svg'><script>x()</script></svg>");
+      const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
+      const asHtml = await mediaFromContact("text/html", html, "page.html");
+      const asSvg = await mediaFromContact("image/svg+xml", svg, "picture.svg");
+      const disguised = await mediaFromContact("image/png", html, "disguised.png");
+      const mislabelled = await mediaFromContact("image/jpeg", png, "really.png");
+      for (const content of [asHtml, asSvg, disguised]) {
+        assert.equal(content["msgtype"], "m.file");
+        assert.equal(
+          (content["info"] as { mimetype: string }).mimetype,
+          "application/octet-stream",
+        );
+      }
+      assert.equal(mislabelled["msgtype"], "m.image");
+      assert.equal((mislabelled["info"] as { mimetype: string }).mimetype, "image/png");
+      await legitimateTrafficFlows("active media");
+    });
+  });
 });
