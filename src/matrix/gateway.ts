@@ -299,7 +299,10 @@ export class IntentMatrixApi implements MatrixApi {
     if (source.encryption !== undefined) {
       throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
     }
-    const { data } = await this.intent(this.botUserId).matrixClient.downloadContent(source.mxc);
+    const client = this.intent(this.botUserId).matrixClient;
+    const { data } = await client.downloadContent(source.mxc).catch((err: unknown) => {
+      throw mediaRefusal(err) ?? err;
+    });
     if (data.byteLength > this.mediaMaxBytes) {
       throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
     }
@@ -396,8 +399,7 @@ export function refusal(err: unknown): MatrixRefusedError | undefined {
   if (typeof status !== "number" || status < 400 || status >= 500 || status === 429) {
     return undefined;
   }
-  const body =
-    typeof e.body === "object" && e.body !== null ? (e.body as { errcode?: unknown }) : {};
+  const body = jsonBody(e.body);
   const errcode =
     typeof e.errcode === "string"
       ? e.errcode
@@ -405,4 +407,36 @@ export function refusal(err: unknown): MatrixRefusedError | undefined {
         ? body.errcode
         : "M_UNKNOWN";
   return new MatrixRefusedError(errcode, status, "the homeserver refused the event", err);
+}
+
+/**
+ * A homeserver's final refusal of a download as a permanent media BridgeError with a reason
+ * the user can act on; undefined for failures that may pass (5xx, 429, network).
+ */
+function mediaRefusal(err: unknown): BridgeError | undefined {
+  const refused = refusal(err);
+  if (refused === undefined) return undefined;
+  if (refused.statusCode === 404 || refused.errcode === "M_NOT_FOUND") {
+    return new BridgeError(
+      "media-missing",
+      "the attachment could not be found on the homeserver (it may have been deleted)",
+      { cause: err },
+    );
+  }
+  return new BridgeError(
+    "media-unavailable",
+    `the homeserver refused to hand out the attachment (${refused.errcode}, HTTP ${refused.statusCode})`,
+    { cause: err },
+  );
+}
+
+function jsonBody(body: unknown): { errcode?: unknown } {
+  if (body instanceof Uint8Array) {
+    try {
+      return JSON.parse(Buffer.from(body).toString("utf8")) as { errcode?: unknown };
+    } catch {
+      return {};
+    }
+  }
+  return typeof body === "object" && body !== null ? (body as { errcode?: unknown }) : {};
 }

@@ -101,6 +101,7 @@ describe("no single event stops the bridge", function () {
       ingressPolicy: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 3 },
     });
     alice = matrixUserId(h.alice.userId);
+    h.network.readsMedia = true;
     const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", {
       invite: [BOT],
       is_direct: true,
@@ -357,6 +358,17 @@ describe("no single event stops the bridge", function () {
       assert.equal(mislabelled["msgtype"], "m.image");
       assert.equal((mislabelled["info"] as { mimetype: string }).mimetype, "image/png");
       await legitimateTrafficFlows("active media");
+    });
+
+    it("an attachment whose mxc is missing on the homeserver is refused saying so", async function () {
+      await send(portalBob, "m.room.message", {
+        msgtype: "m.file",
+        body: "gone.txt",
+        url: "mxc://example.org/doesnotexist",
+        info: { mimetype: "text/plain", size: 10 },
+      });
+      await botSays(portalBob, /^Not sent: the attachment could not be found on the homeserver/);
+      await legitimateTrafficFlows("a missing attachment");
     });
   });
 });
