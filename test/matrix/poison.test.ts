@@ -370,5 +370,18 @@ describe("no single event stops the bridge", function () {
       await botSays(portalBob, /^Not sent: the attachment could not be found on the homeserver/);
       await legitimateTrafficFlows("a missing attachment");
     });
+
+    it("bidirectional overrides and zero-width characters in a contact's name do not reach the label", async function () {
+      await command(
+        `name ${BOB} \u202Eevil\u200B\u2066Bob\u2069 👨\u200D👩`,
+        /is now shown to you as/,
+      );
+      const member = await h.asAlice(
+        "GET",
+        `/_matrix/client/v3/rooms/${enc(portalBob)}/state/m.room.member/${enc("@whatsapp_491701234567:example.org")}`,
+      );
+      assert.equal(member.json["displayname"], "evilBob 👨\u200D👩 · +49 170 1234567 (WhatsApp)");
+      await legitimateTrafficFlows("a name with controls");
+    });
   });
 });
