@@ -54,7 +54,7 @@ export interface MatrixHarness {
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
-  bridgeOptions: Pick<BridgeOptions, "ingressPolicy"> = {},
+  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now"> = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");

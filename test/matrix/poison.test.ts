@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
 import { parseStyling } from "../../src/interop/convert/styling.js";
-import { matrixUserId, type MatrixUserId } from "../../src/util/ids.js";
+import type { MatrixUserId } from "../../src/util/ids.js";
 import { contactId } from "../core/fakes/network.js";
 import { enc } from "../homeserver/testHelpers.js";
-import { BOT, startMatrixHarness, type MatrixHarness } from "./harness.js";
-
-const BOB = "+491701234567";
-const CAROL = "+491707654321";
+import { BOT, type MatrixHarness } from "./harness.js";
+import { BOB, startPortalWorld, type PortalWorld } from "./portal-world.js";
 
 /**
  * Issue 13's numbered cases, each through the whole bridge against the test homeserver (which
@@ -16,119 +14,28 @@ const CAROL = "+491707654321";
  */
 describe("no single event stops the bridge", function () {
   this.timeout(120_000);
+  let w: PortalWorld;
   let h: MatrixHarness;
   let alice: MatrixUserId;
-  let mgmt: string;
   let portalBob: string;
   let portalCarol: string;
   let seq = 0;
-
-  async function botSays(room: string, pattern: RegExp, after = 0): Promise<string> {
-    return h.waitFor(async () => {
-      const found = (await h.messages(room))
-        .slice(after)
-        .find((m) => m.sender === BOT && pattern.test(m.body));
-      return found?.body;
-    }, `the bot to say ${pattern}`);
-  }
-
-  async function command(text: string, answer: RegExp): Promise<string> {
-    const before = (await h.messages(mgmt)).length;
-    await h.say(mgmt, text);
-    return botSays(mgmt, answer, before);
-  }
-
-  async function fromContact(phone: string, text: string, id = `m${++seq}`): Promise<void> {
-    await h.network.report(alice, {
-      kind: "message",
-      from: contactId(phone),
-      id: id as RemoteMessageId,
-      sentAt: new Date(),
-      order: ++seq,
-      content: { type: "text", text: { text, spans: [] } },
-      isRequest: false,
-    });
-  }
-
-  async function send(room: string, type: string, content: Record<string, unknown>) {
-    const sent = await h.asAlice(
-      "PUT",
-      `/_matrix/client/v3/rooms/${enc(room)}/send/${type}/p${++seq}`,
-      content,
-    );
-    assert.equal(sent.status, 200, JSON.stringify(sent.json));
-    return sent.json["event_id"] as string;
-  }
-
-  /** Pushes a transaction to the bridge as the homeserver would; resolves the HTTP status. */
-  async function push(events: Record<string, unknown>[]): Promise<number> {
-    const answer = await fetch(
-      `http://127.0.0.1:${h.appservicePort}/_matrix/app/v1/transactions/direct-${++seq}`,
-      {
-        method: "PUT",
-        headers: { authorization: `Bearer ${h.hsToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ events }),
-      },
-    );
-    return answer.status;
-  }
-
-  /** One message each way in Bob's portal, each arriving exactly once. */
-  async function legitimateTrafficFlows(label: string): Promise<void> {
-    const inbound = `from Bob after ${label}`;
-    await fromContact(BOB, inbound);
-    await h.waitFor(
-      async () =>
-        (await h.messages(portalBob)).some((m) => m.body === inbound) ? true : undefined,
-      "the contact's message in Matrix",
-    );
-    const outbound = `to Bob after ${label}`;
-    await h.say(portalBob, outbound);
-    const isOut = (m: (typeof h.network.sent)[number]) =>
-      m.content.type === "text" && m.content.text.text === outbound;
-    await h.waitFor(
-      async () => (h.network.sent.some(isOut) ? true : undefined),
-      "the user's message at the network",
-    );
-    await h.hs.appserviceIdle(h.appserviceId);
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal((await h.messages(portalBob)).filter((m) => m.body === inbound).length, 1);
-    assert.equal(h.network.sent.filter(isOut).length, 1);
-  }
+  const botSays = (room: string, pattern: RegExp, after = 0) => w.botSays(room, pattern, after);
+  const command = (text: string, answer: RegExp) => w.command(text, answer);
+  const fromContact = (phone: string, text: string) => w.fromContact(phone, text);
+  const send = (room: string, type: string, content: Record<string, unknown>) =>
+    w.send(room, type, content);
+  const push = (events: Record<string, unknown>[]) => w.push(events);
+  const legitimateTrafficFlows = (label: string) => w.legitimateTrafficFlows(label);
 
   before(async function () {
-    h = await startMatrixHarness("spec", {
+    w = await startPortalWorld({
       ingressPolicy: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 3 },
     });
-    alice = matrixUserId(h.alice.userId);
-    h.network.readsMedia = true;
-    const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", {
-      invite: [BOT],
-      is_direct: true,
-      preset: "trusted_private_chat",
-    });
-    mgmt = created.json["room_id"] as string;
-    await botSays(mgmt, /Send `login` to start/);
-    await command("login", /decrypts them/);
-    await command("phone", /Send your phone number/);
-    await command("+491709876543", /Send your code/);
-    await command("123456", /^Logged in/);
-    const open = async (phone: string, name: RegExp): Promise<string> => {
-      h.network.reachable.add(phone);
-      await command(`start-chat ${phone}`, name);
-      const row = await h.bridge.core.portalRows.get(alice, contactId(phone));
-      assert.ok(row?.roomId);
-      const joined = await h.asAlice("POST", `/_matrix/client/v3/join/${enc(row.roomId)}`, {});
-      assert.equal(joined.status, 200);
-      await fromContact(phone, `hello from ${phone}`);
-      await botSays(row.roomId, /accepted your chat request/);
-      return row.roomId;
-    };
-    portalBob = await open(BOB, /Invited you to a new chat with \+49 170 1234567/);
-    portalCarol = await open(CAROL, /Invited you to a new chat with \+49 170 7654321/);
+    ({ h, alice, portalBob, portalCarol } = w);
   });
   after(async function () {
-    await h?.dispose();
+    await w?.dispose();
   });
 
   it("1. a 40,000-character unknown command and msgtype get capped notices; nothing stalls", async function () {
