@@ -126,8 +126,29 @@ export class IntentMatrixApi implements MatrixApi {
     await this.retried("invite", () => this.intent(as).invite(room, user));
   }
 
+  /**
+   * Joins through the client API first, so that a failure keeps the homeserver's status and
+   * errcode (the library's join reports every failure as a bare "Failed to join room", which
+   * made a 5xx look final and a rescinded invite look like a bug); only a 403 falls back to the
+   * library's join, which has the bot invite a ghost that was not invited.
+   */
   async join(as: MatrixUserId, room: RoomId): Promise<void> {
-    await this.retried("join", () => this.intent(as).join(room));
+    const intent = this.intent(as);
+    try {
+      await this.retried("join", async () => {
+        await intent.ensureRegistered();
+        try {
+          await intent.matrixClient.joinRoom(room);
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN" || as === this.botUserId) {
+            throw err;
+          }
+          await intent.join(room);
+        }
+      });
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   async leave(as: MatrixUserId, room: RoomId): Promise<void> {

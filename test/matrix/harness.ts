@@ -42,7 +42,7 @@ export interface MatrixHarness {
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
   /** Sends a text as alice; returns the event id. */
   say(room: string, body: string): Promise<string>;
-  /** The m.room.message events of a room as alice sees them, oldest first. */
+  /** The latest 1000 m.room.message events of a room as alice sees them, oldest first. */
   messages(
     room: string,
   ): Promise<{ sender: string; body: string; eventId: string; content: Record<string, unknown> }[]>;
@@ -119,10 +119,12 @@ export async function startMatrixHarness(
     async messages(room) {
       const answer = await asAlice(
         "GET",
-        `/_matrix/client/v3/rooms/${enc(room)}/messages?dir=f&limit=1000`,
+        `/_matrix/client/v3/rooms/${enc(room)}/messages?dir=b&limit=1000`,
       );
       const chunk = (answer.json["chunk"] as Record<string, unknown>[] | undefined) ?? [];
+      // The latest 1000 (a fuzzed room holds more), oldest first.
       return chunk
+        .reverse()
         .filter((e) => e["type"] === "m.room.message")
         .map((e) => {
           const content = e["content"] as Record<string, unknown>;

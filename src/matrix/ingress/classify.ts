@@ -36,6 +36,18 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
  */
 export function failureCode(err: unknown): string {
   if (typeof err !== "object" || err === null) return "unknown";
+  // A library's wrapper ("Failed to join room") says less than the homeserver's answer inside.
+  const cause = (err as { cause?: unknown }).cause;
+  const own = err as { errcode?: unknown; statusCode?: unknown; code?: unknown };
+  if (
+    own.errcode === undefined &&
+    own.statusCode === undefined &&
+    own.code === undefined &&
+    cause !== undefined
+  ) {
+    const inner = failureCode(cause);
+    if (inner !== "unknown" && inner !== "Error") return inner;
+  }
   const e = err as { errcode?: unknown; statusCode?: unknown; code?: unknown; body?: unknown };
   const body =
     typeof e.body === "object" && e.body !== null ? (e.body as { errcode?: unknown }) : {};
