@@ -20,7 +20,7 @@ export const DOMAIN = "example.org";
 export const BOT = `@whatsappbot:${DOMAIN}`;
 const KEY_ENV = "MWI_MATRIX_TEST_KEY";
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -54,7 +54,9 @@ export interface MatrixHarness {
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
-  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now"> = {},
+  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now" | "ingressHooks"> = {},
+  /** Top-level config sections replacing the harness's (permissions, metrics...). */
+  configOverrides: Record<string, unknown> = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -64,6 +66,7 @@ export async function startMatrixHarness(
     database: { type: "sqlite", uri: path.join(dir, "bridge.db") },
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
+    ...configOverrides,
   };
   const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
     asToken: randomBytes(16).toString("hex"),

@@ -35,9 +35,10 @@ export interface PortalWorld {
 }
 
 export async function startPortalWorld(
-  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now"> = {},
+  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now" | "ingressHooks"> = {},
+  configOverrides: Record<string, unknown> = {},
 ): Promise<PortalWorld> {
-  const h = await startMatrixHarness("spec", bridgeOptions);
+  const h = await startMatrixHarness("spec", bridgeOptions, configOverrides);
   const alice = matrixUserId(h.alice.userId);
   h.network.readsMedia = true;
   let seq = 0;
