@@ -81,6 +81,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let core: BridgeCore | undefined;
   let metricsServer: MetricsServer | undefined;
   let ingress: MatrixIngress | undefined;
+  let openedMatrixApi: IntentMatrixApi | undefined;
   const inbox = new MatrixInboxTable(SqlRunner.of(db.knex));
   const processed = new ProcessedEventsTable(db.knex);
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
@@ -117,6 +118,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       config.interop.media_max_bytes,
       log.child({ component: "matrix-api" }),
     );
+    openedMatrixApi = matrixApi;
     core = new BridgeCore({
       config,
       knex: db.knex,
@@ -214,6 +216,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const startedCore = core;
   const startedMetrics = metricsServer;
   const startedIngress = ingress;
+  const startedMatrixApi = openedMatrixApi;
   const pruning = setInterval(() => {
     Promise.all([processed.prune(), inbox.prune()]).catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
@@ -233,7 +236,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
-      // Unfinished events stay recorded and are handled after the next start.
+      // Unfinished events stay recorded and are handled after the next start; requests still
+      // retrying in place give up now rather than hold the stop.
+      startedMatrixApi?.close();
       await startedIngress?.stop();
       await startedCore.stop();
       await db.close();

@@ -35,6 +35,7 @@ import {
  */
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly bridge: Bridge,
@@ -50,14 +51,30 @@ export class IntentMatrixApi implements MatrixApi {
     return this.bridge.getIntent(user);
   }
 
+  /**
+   * Ends the in-place retries (a stop): a request failing after this fails at once, so that a
+   * graceful stop is not held for minutes by a homeserver that keeps failing. The work it belongs
+   * to stays recorded and is done after the next start.
+   */
+  close(): void {
+    this.closing.abort();
+  }
+
   /** An idempotent request, retried on transient failures. */
   private retried<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry);
+    return withMatrixRetries(what, attempt, this.log, this.retry, undefined, this.closing.signal);
   }
 
   /** A request that must not be repeated after the homeserver may have acted: 429 only. */
   private retriedIfLimited<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry, rateLimitWait);
+    return withMatrixRetries(
+      what,
+      attempt,
+      this.log,
+      this.retry,
+      rateLimitWait,
+      this.closing.signal,
+    );
   }
 
   async ensureGhost(ghost: MatrixUserId, displayName: string): Promise<void> {
