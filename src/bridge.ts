@@ -15,6 +15,13 @@ import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
 import { MatrixEventRouter } from "./matrix/router.js";
+import {
+  MatrixIngress,
+  MatrixInboxTable,
+  type IngressHooks,
+  type IngressPolicy,
+} from "./matrix/ingress/index.js";
+import { SqlRunner } from "./db/sql.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
 import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
@@ -37,6 +44,10 @@ export interface BridgeOptions {
   ) => NetworkConnector;
   /** The clock of the per-user limits; the system's by default (tests move it). */
   now?: () => number;
+  /** Matrix-side encryption's hooks into the ingress (#12); none by default. */
+  ingressHooks?: IngressHooks;
+  /** Retry bound and backoff of Matrix events failing transiently (tests shorten them). */
+  ingressPolicy?: Partial<IngressPolicy>;
 }
 
 /** How often handled Matrix event ids older than their retention are deleted. */
@@ -69,6 +80,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let vault: KeyVault | undefined;
   let core: BridgeCore | undefined;
   let metricsServer: MetricsServer | undefined;
+  let ingress: MatrixIngress | undefined;
+  let openedMatrixApi: IntentMatrixApi | undefined;
+  const inbox = new MatrixInboxTable(SqlRunner.of(db.knex));
   const processed = new ProcessedEventsTable(db.knex);
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   metrics?.observeDatabase(db.knex);
@@ -104,6 +118,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       config.interop.media_max_bytes,
       log.child({ component: "matrix-api" }),
     );
+    openedMatrixApi = matrixApi;
     core = new BridgeCore({
       config,
       knex: db.knex,
@@ -120,7 +135,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     });
     await core.start();
     if (metrics !== undefined) {
-      metrics.setSources(scrapeSources(db, core));
+      metrics.setSources({ ...scrapeSources(db, core), deadLetters: () => inbox.countDead() });
       metricsServer = await startMetricsServer(metrics, {
         bindAddress: config.metrics.bind_address,
         port: config.metrics.port,
@@ -137,6 +152,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       const auth = new ProvisioningAuth({
         sharedSecret: config.provisioning.shared_secret,
         homeserverUrl: config.homeserver.url,
+        isBridgeUser: (user) => startedCore.isOwnUser(user),
       });
       new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
         matrix.app,
@@ -144,9 +160,37 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       );
     }
     const startedMatrix = matrix;
+    const startedCore = core;
+    ingress = new MatrixIngress({
+      inbox,
+      isOwnUser: (user) => startedCore.isOwnUser(user),
+      route: (event) => router.route(event),
+      ephemeral: (event) => router.handleEphemeral(event),
+      notify: async (room, text, replyTo) => {
+        await matrixApi.sendNotice(room, text, replyTo);
+      },
+      log: log.child({ component: "ingress" }),
+      ...(options.ingressHooks === undefined ? {} : { hooks: options.ingressHooks }),
+      ...(options.ingressPolicy === undefined ? {} : { policy: options.ingressPolicy }),
+      ...(metrics === undefined ? {} : { observer: metrics }),
+    });
+    const startedIngress = ingress;
+    core.deadLetters = {
+      list: async (limit) =>
+        (await startedIngress.deadLetters(limit)).map((row) => ({
+          id: row.seq,
+          room: row.roomId,
+          eventId: row.eventId,
+          attempts: row.attempts,
+          error: row.error ?? "unknown",
+          receivedAt: row.receivedAt,
+        })),
+      retry: (id) => startedIngress.retryDeadLetters(id),
+    };
+    await ingress.start();
     let profileSet = false;
     matrix.setTransactionHandler(async (txn) => {
-      await router.handleTransaction(txn);
+      await startedIngress.receive(txn);
       // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
       // unreachable homeserver must not stop the bridge.
       if (!profileSet) {
@@ -161,6 +205,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       "appservice listener ready",
     );
   } catch (err) {
+    await ingress?.stop().catch(() => undefined);
     await metricsServer?.stop().catch(() => undefined);
     await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
@@ -170,8 +215,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const started = matrix;
   const startedCore = core;
   const startedMetrics = metricsServer;
+  const startedIngress = ingress;
+  const startedMatrixApi = openedMatrixApi;
   const pruning = setInterval(() => {
-    processed.prune().catch((err: unknown) => {
+    Promise.all([processed.prune(), inbox.prune()]).catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
     });
   }, PRUNE_INTERVAL_MS);
@@ -189,6 +236,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
+      // Unfinished events stay recorded and are handled after the next start; requests still
+      // retrying in place give up now rather than hold the stop.
+      startedMatrixApi?.close();
+      await startedIngress?.stop();
       await startedCore.stop();
       await db.close();
       log.info("stopped");

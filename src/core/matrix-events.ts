@@ -76,6 +76,10 @@ export class MatrixEventsHandler {
     if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
     const target =
       replyToEvent === undefined ? undefined : await this.tables.messages.byEvent(replyToEvent);
+    if (target !== undefined && target.portalId !== portal.id) {
+      await this.otherPortal(room, eventId, "reply");
+      return;
+    }
     const replyTo = target === undefined ? undefined : referenceTo(target, login);
     let remoteId: RemoteMessageId;
     try {
@@ -113,6 +117,10 @@ export class MatrixEventsHandler {
     const login = await this.loginOrNotice(sender, room, eventId);
     if (login === undefined) return;
     const original = await this.tables.messages.byEvent(target);
+    if (original !== undefined && original.portalId !== portal.id) {
+      await this.otherPortal(room, eventId, "edit");
+      return;
+    }
     if (original?.direction !== "out") return;
     if (!isEditCapable(login)) {
       await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
@@ -144,9 +152,24 @@ export class MatrixEventsHandler {
   ): Promise<void> {
     const login = this.logins.get(sender);
     const target = await this.tables.messages.byEvent(targetEvent);
-    if (login === undefined || target?.portalId !== portal.id || target.retracted) return;
+    if (target !== undefined && target.portalId !== portal.id) {
+      await this.otherPortal(portal.roomId as RoomId, eventId, "reaction");
+      return;
+    }
+    if (login === undefined || target === undefined || target.retracted) return;
     if (!isReactionCapable(login)) return;
     const ref = referenceTo(target, login);
+    if (await this.tables.reactions.byEvent(eventId)) return;
+    // The network validates the key (one emoji for WhatsApp) when it gets the new set: it is
+    // stored only after that succeeded, so a refused key never joins the later sets.
+    const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
+    const emojis = [...new Set([...rows.map((r) => r.emoji), key])];
+    try {
+      await login.sendReactions(portal.contact, ref, emojis);
+    } catch (err) {
+      await this.failed(portal.roomId as RoomId, eventId, err);
+      return;
+    }
     await this.tables.reactions.insert({
       portalId: portal.id,
       eventId,
@@ -155,12 +178,23 @@ export class MatrixEventsHandler {
       sender,
       emoji: key,
     });
-    await this.sendReactionSet(login, portal, ref, sender, eventId);
   }
 
-  async redaction(sender: MatrixUserId, portal: PortalRow, redacted: EventId): Promise<void> {
+  async redaction(
+    sender: MatrixUserId,
+    portal: PortalRow,
+    redacted: EventId,
+    eventId?: EventId,
+  ): Promise<void> {
     const login = this.logins.get(sender);
     const reaction = await this.tables.reactions.byEvent(redacted);
+    const message =
+      reaction === undefined ? await this.tables.messages.byEvent(redacted) : undefined;
+    const owner = reaction?.portalId ?? message?.portalId;
+    if (owner !== undefined && owner !== portal.id) {
+      await this.otherPortal(portal.roomId as RoomId, eventId ?? redacted, "deletion");
+      return;
+    }
     if (reaction !== undefined) {
       await this.tables.reactions.delete(redacted);
       if (login === undefined || !isReactionCapable(login)) return;
@@ -168,7 +202,7 @@ export class MatrixEventsHandler {
       await this.sendReactionSet(login, portal, ref, sender, redacted);
       return;
     }
-    const original = await this.tables.messages.byEvent(redacted);
+    const original = message;
     if (login === undefined || original?.direction !== "out" || original.retracted) return;
     if (!isRetractCapable(login)) return;
     if (Date.now() - original.sentAt > login.retractWindowMs()) {
@@ -267,6 +301,19 @@ export class MatrixEventsHandler {
       fresh !== undefined &&
       fresh.requestState !== "incoming-pending" &&
       fresh.requestState !== "declined"
+    );
+  }
+
+  /**
+   * A reply, edit, reaction or deletion naming an event of another portal: refused, since
+   * passing it on would send one chat's message id (and contact) into another chat.
+   */
+  private async otherPortal(room: RoomId, eventId: EventId, what: string): Promise<void> {
+    this.log.info({ room, what }, "relation to another chat's event refused");
+    await this.matrix.sendNotice(
+      room,
+      `Not sent: this ${what} refers to a message of another chat.`,
+      eventId,
     );
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Bridge, Intent } from "matrix-appservice-bridge";
-import type { MatrixApi } from "../core/matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "../core/matrix-api.js";
 import type { MessageContent, NeutralMedia, NeutralText, TextSpan } from "../core/network.js";
 import { BridgeError, describeError } from "../util/errors.js";
 import { eventId, roomId, type EventId, type MatrixUserId, type RoomId } from "../util/ids.js";
@@ -14,6 +14,8 @@ import {
   type MatrixMediaOpener,
   type UploadedMedia,
 } from "./convert/index.js";
+import { fitContent } from "./fit.js";
+import { withCheckedType } from "./media-type.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
@@ -33,6 +35,7 @@ import {
  */
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly bridge: Bridge,
@@ -48,14 +51,30 @@ export class IntentMatrixApi implements MatrixApi {
     return this.bridge.getIntent(user);
   }
 
+  /**
+   * Ends the in-place retries (a stop): a request failing after this fails at once, so that a
+   * graceful stop is not held for minutes by a homeserver that keeps failing. The work it belongs
+   * to stays recorded and is done after the next start.
+   */
+  close(): void {
+    this.closing.abort();
+  }
+
   /** An idempotent request, retried on transient failures. */
   private retried<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry);
+    return withMatrixRetries(what, attempt, this.log, this.retry, undefined, this.closing.signal);
   }
 
   /** A request that must not be repeated after the homeserver may have acted: 429 only. */
   private retriedIfLimited<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry, rateLimitWait);
+    return withMatrixRetries(
+      what,
+      attempt,
+      this.log,
+      this.retry,
+      rateLimitWait,
+      this.closing.signal,
+    );
   }
 
   async ensureGhost(ghost: MatrixUserId, displayName: string): Promise<void> {
@@ -131,8 +150,29 @@ export class IntentMatrixApi implements MatrixApi {
     await this.retried("invite", () => this.intent(as).invite(room, user));
   }
 
+  /**
+   * Joins through the client API first, so that a failure keeps the homeserver's status and
+   * errcode (the library's join reports every failure as a bare "Failed to join room", which
+   * made a 5xx look final and a rescinded invite look like a bug); only a 403 falls back to the
+   * library's join, which has the bot invite a ghost that was not invited.
+   */
   async join(as: MatrixUserId, room: RoomId): Promise<void> {
-    await this.retried("join", () => this.intent(as).join(room));
+    const intent = this.intent(as);
+    try {
+      await this.retried("join", async () => {
+        await intent.ensureRegistered();
+        try {
+          await intent.matrixClient.joinRoom(room);
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN" || as === this.botUserId) {
+            throw err;
+          }
+          await intent.join(room);
+        }
+      });
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   async leave(as: MatrixUserId, room: RoomId): Promise<void> {
@@ -159,8 +199,15 @@ export class IntentMatrixApi implements MatrixApi {
     relation: { replyTo?: EventId; edits?: EventId } = {},
     idempotencyKey?: string,
   ): Promise<EventId> {
-    const uploaded = content.type === "media" ? await this.upload(as, content.media) : undefined;
-    const body = neutralToMatrix(content, uploaded);
+    let checked = content;
+    let uploaded: UploadedMedia | undefined;
+    if (content.type === "media") {
+      const data = await this.read(content.media);
+      const media = withCheckedType(content.media, data);
+      checked = { ...content, media };
+      uploaded = await this.upload(as, media, data);
+    }
+    const body = neutralToMatrix(checked, uploaded);
     if (relation.edits !== undefined) {
       return this.send(as, room, editContent(relation.edits, body), idempotencyKey);
     }
@@ -252,14 +299,19 @@ export class IntentMatrixApi implements MatrixApi {
    * from it, which also makes the send after a crash and a redelivery return the event posted
    * before the crash. Joins the room first when the homeserver says the sender is not in it, as
    * the library's own sendEvent does.
+   *
+   * Every send goes through here, so this is where the content is fitted to the 64 KiB event
+   * limit (fit.ts), and where a homeserver's final refusal (a 4xx other than 429, after the join
+   * and the retries) becomes a MatrixRefusedError: permanent, never retried by a queue.
    */
   private async sendEvent(
     as: MatrixUserId,
     room: RoomId,
     type: string,
-    content: Record<string, unknown>,
+    unfitted: Record<string, unknown>,
     idempotencyKey?: string,
   ): Promise<EventId> {
+    const content = fitContent(unfitted);
     const intent = this.intent(as);
     const txnId = transactionId(
       as,
@@ -277,18 +329,22 @@ export class IntentMatrixApi implements MatrixApi {
       }
       return answer.event_id;
     };
-    const id = await this.retried(`send ${type}`, async () => {
-      await intent.ensureRegistered();
-      try {
-        return await put();
-      } catch (err) {
-        if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
-        // Not (or no longer) in the room: join and send once more.
-        await intent.join(room);
-        return put();
-      }
-    });
-    return eventId(id);
+    try {
+      const id = await this.retried(`send ${type}`, async () => {
+        await intent.ensureRegistered();
+        try {
+          return await put();
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
+          // Not (or no longer) in the room: join and send once more.
+          await intent.join(room);
+          return put();
+        }
+      });
+      return eventId(id);
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   /**
@@ -299,7 +355,10 @@ export class IntentMatrixApi implements MatrixApi {
     if (source.encryption !== undefined) {
       throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
     }
-    const { data } = await this.intent(this.botUserId).matrixClient.downloadContent(source.mxc);
+    const client = this.intent(this.botUserId).matrixClient;
+    const { data } = await client.downloadContent(source.mxc).catch((err: unknown) => {
+      throw mediaRefusal(err) ?? err;
+    });
     if (data.byteLength > this.mediaMaxBytes) {
       throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
     }
@@ -308,8 +367,8 @@ export class IntentMatrixApi implements MatrixApi {
     })();
   };
 
-  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix. */
-  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
+  /** Reads the plaintext, bounded by interop.media_max_bytes. */
+  private async read(media: NeutralMedia): Promise<Buffer> {
     const chunks: Uint8Array[] = [];
     let size = 0;
     for await (const chunk of await media.open()) {
@@ -319,8 +378,19 @@ export class IntentMatrixApi implements MatrixApi {
       }
       chunks.push(chunk);
     }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Uploads the plaintext for mediaToMatrix, with the type checked against the bytes
+   * (media-type.ts: active types never go with a type a client would render).
+   */
+  private async upload(
+    as: MatrixUserId,
+    media: NeutralMedia,
+    data: Buffer,
+  ): Promise<UploadedMedia> {
     const intent = this.intent(as);
-    const data = Buffer.concat(chunks);
     // A repeated upload at worst leaves an unused copy on the homeserver.
     const url = await this.retried("upload", () =>
       intent.uploadContent(data, {
@@ -374,4 +444,55 @@ export function inlineCode(source: string): NeutralText {
     text += part;
   });
   return { text, spans };
+}
+
+/** A homeserver's final refusal (4xx other than 429) as a MatrixRefusedError; else undefined. */
+export function refusal(err: unknown): MatrixRefusedError | undefined {
+  if (err instanceof MatrixRefusedError || typeof err !== "object" || err === null)
+    return undefined;
+  const e = err as { statusCode?: unknown; errcode?: unknown; body?: unknown };
+  const status = e.statusCode;
+  if (typeof status !== "number" || status < 400 || status >= 500 || status === 429) {
+    return undefined;
+  }
+  const body = jsonBody(e.body);
+  const errcode =
+    typeof e.errcode === "string"
+      ? e.errcode
+      : typeof body.errcode === "string"
+        ? body.errcode
+        : "M_UNKNOWN";
+  return new MatrixRefusedError(errcode, status, "the homeserver refused the event", err);
+}
+
+/**
+ * A homeserver's final refusal of a download as a permanent media BridgeError with a reason
+ * the user can act on; undefined for failures that may pass (5xx, 429, network).
+ */
+function mediaRefusal(err: unknown): BridgeError | undefined {
+  const refused = refusal(err);
+  if (refused === undefined) return undefined;
+  if (refused.statusCode === 404 || refused.errcode === "M_NOT_FOUND") {
+    return new BridgeError(
+      "media-missing",
+      "the attachment could not be found on the homeserver (it may have been deleted)",
+      { cause: err },
+    );
+  }
+  return new BridgeError(
+    "media-unavailable",
+    `the homeserver refused to hand out the attachment (${refused.errcode}, HTTP ${refused.statusCode})`,
+    { cause: err },
+  );
+}
+
+function jsonBody(body: unknown): { errcode?: unknown } {
+  if (body instanceof Uint8Array) {
+    try {
+      return JSON.parse(Buffer.from(body).toString("utf8")) as { errcode?: unknown };
+    } catch {
+      return {};
+    }
+  }
+  return typeof body === "object" && body !== null ? (body as { errcode?: unknown }) : {};
 }

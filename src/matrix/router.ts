@@ -1,6 +1,7 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
 import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
 import type { PortalRow } from "../db/portals.js";
+import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
 import { describeError } from "../util/errors.js";
 import {
@@ -77,7 +78,11 @@ export class MatrixEventRouter {
     await this.processed.mark(event.event_id);
   }
 
-  private async route(event: WeakEvent): Promise<void> {
+  /**
+   * Handles one recorded event (the ingress's room worker calls this; own echoes were dropped
+   * before recording). Throws to have the failure classified by the ingress.
+   */
+  async route(event: WeakEvent): Promise<void> {
     if (!isMatrixUserId(event.sender)) return;
     const sender = event.sender;
     const room = roomId(event.room_id);
@@ -161,18 +166,25 @@ export class MatrixEventRouter {
         await this.core.fromMatrix.reaction(sender, portal, id, inbound.target, inbound.key);
         return;
       case "redaction":
-        await this.core.fromMatrix.redaction(sender, portal, inbound.target);
+        await this.core.fromMatrix.redaction(sender, portal, inbound.target, id);
         return;
       case "unsupported": {
         if (event.state_key !== undefined) return;
         const known = UNBRIDGEABLE[event.type];
-        if (known === undefined && event.type !== "m.room.message" && event.type !== "m.sticker") {
+        // A reaction that cannot be passed on (a key over 256 characters, no target) is said so
+        // too: the user sees their reaction and would believe the contact does.
+        if (
+          known === undefined &&
+          event.type !== "m.room.message" &&
+          event.type !== "m.sticker" &&
+          event.type !== "m.reaction"
+        ) {
           return;
         }
         this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
         await this.core.matrix.sendNotice(
           portal.roomId as RoomId,
-          `Not sent: ${known ?? inbound.reason}.`,
+          `Not sent: ${known ?? echoed(inbound.reason, 120)}.`,
           id,
         );
       }
@@ -212,7 +224,7 @@ export class MatrixEventRouter {
     }
   }
 
-  private async handleEphemeral(event: EphemeralEvent): Promise<void> {
+  async handleEphemeral(event: EphemeralEvent): Promise<void> {
     if (typeof event.room_id !== "string") return;
     const room = roomId(event.room_id);
     if (event.type !== "m.typing" && event.type !== "m.receipt") return;

@@ -109,11 +109,11 @@ export interface ClientRequest {
 
 /**
  * The answer a client fault injector forces instead of handling the request: `500` answers
- * `M_UNKNOWN`; `429` answers `M_LIMIT_EXCEEDED` with `retry_after_ms` in the body and, rounded up
+ * `M_UNKNOWN` (as does `400`, a final refusal); `429` answers `M_LIMIT_EXCEEDED` with `retry_after_ms` in the body and, rounded up
  * to seconds, a `Retry-After` header (client-server API "Rate limiting", v1.10+).
  */
 export interface ClientFault {
-  status: 500 | 502 | 503 | 429;
+  status: 400 | 500 | 502 | 503 | 429;
   /** For 429: how long the client should wait; default 1000 ms. */
   retryAfterMs?: number;
 }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { startBridge, type RunningBridge } from "../../src/bridge.js";
+import { startBridge, type BridgeOptions, type RunningBridge } from "../../src/bridge.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -20,7 +20,7 @@ export const DOMAIN = "example.org";
 export const BOT = `@whatsappbot:${DOMAIN}`;
 const KEY_ENV = "MWI_MATRIX_TEST_KEY";
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
@@ -34,12 +34,15 @@ export interface MatrixHarness {
   bridge: RunningBridge;
   network: FakeNetwork;
   appserviceId: string;
+  /** The bridge's appservice port and the homeserver token: for pushing transactions directly. */
+  appservicePort: number;
+  hsToken: string;
   alice: { userId: string; accessToken: string };
   /** A client-server API call as alice. */
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
   /** Sends a text as alice; returns the event id. */
   say(room: string, body: string): Promise<string>;
-  /** The m.room.message events of a room as alice sees them, oldest first. */
+  /** The latest 1000 m.room.message events of a room as alice sees them, oldest first. */
   messages(
     room: string,
   ): Promise<{ sender: string; body: string; eventId: string; content: Record<string, unknown> }[]>;
@@ -51,6 +54,9 @@ export interface MatrixHarness {
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
+  bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now" | "ingressHooks"> = {},
+  /** Top-level config sections replacing the harness's (permissions, metrics...). */
+  configOverrides: Record<string, unknown> = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -60,6 +66,7 @@ export async function startMatrixHarness(
     database: { type: "sqlite", uri: path.join(dir, "bridge.db") },
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
+    ...configOverrides,
   };
   const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
     asToken: randomBytes(16).toString("hex"),
@@ -84,6 +91,7 @@ export async function startMatrixHarness(
       network.callbacks = callbacks;
       return network;
     },
+    ...bridgeOptions,
   });
   const alice = hs.registerUser("alice");
   const asAlice = (method: string, pathname: string, body?: unknown) =>
@@ -97,6 +105,8 @@ export async function startMatrixHarness(
     bridge,
     network,
     appserviceId: registration.id,
+    appservicePort: port,
+    hsToken: registration.hs_token,
     alice,
     asAlice,
     async say(room, body) {
@@ -112,10 +122,12 @@ export async function startMatrixHarness(
     async messages(room) {
       const answer = await asAlice(
         "GET",
-        `/_matrix/client/v3/rooms/${enc(room)}/messages?dir=f&limit=1000`,
+        `/_matrix/client/v3/rooms/${enc(room)}/messages?dir=b&limit=1000`,
       );
       const chunk = (answer.json["chunk"] as Record<string, unknown>[] | undefined) ?? [];
+      // The latest 1000 (a fuzzed room holds more), oldest first.
       return chunk
+        .reverse()
         .filter((e) => e["type"] === "m.room.message")
         .map((e) => {
           const content = e["content"] as Record<string, unknown>;
