@@ -5,6 +5,8 @@ import type { JsonObject, RoomEvent } from "./types.js";
 
 /** The spec's size limit of an event (client-server "Size limits"), in bytes of canonical JSON. */
 export const MAX_EVENT_BYTES = 65_536;
+/** What a signed PDU adds to a stored event: hashes, signatures, prev and auth events. */
+const PDU_OVERHEAD_BYTES = 1024;
 
 /**
  * THE one check of an event's size (and of its identifier fields' lengths), applied by `HomeserverCore.persist` to every event a client
@@ -20,7 +22,10 @@ export function assertEventSize(event: RoomEvent): void {
       throw new MatrixError(413, "M_TOO_LARGE", `The event's ${key} is longer than 255 bytes`);
     }
   }
-  const size = Buffer.byteLength(canonicalJson(event), "utf8");
+  // The limit is on the signed PDU, which adds hashes, signatures, prev and auth events to the
+  // event as stored here: a fixed allowance stands for them, so a bridge that fits its events
+  // only to the bare JSON fails here as it would on Synapse.
+  const size = Buffer.byteLength(canonicalJson(event), "utf8") + PDU_OVERHEAD_BYTES;
   if (size > MAX_EVENT_BYTES) {
     throw new MatrixError(
       413,
