@@ -60,6 +60,14 @@ const TRANSIENT_RETRY_MS = 120_000;
 export class Receiver {
   private readonly queue = new SerialQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
+  /**
+   * Committed events not yet handed over, per conversation, oldest first: what `inbound_pending`
+   * holds, kept in memory so that ordering a hand-over costs no table scan (issue #15). Filled
+   * when an event is committed and, after a restart, once by replayPending.
+   */
+  private readonly waiting = new Map<string, PendingEntry[]>();
+  /** The hand-over chain of each conversation: ordered within it, parallel across them. */
+  private readonly chains = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
@@ -131,14 +139,18 @@ export class Receiver {
     return this.guard(
       this.queue.run(async () => {
         await this.untilDone(async () => {
-          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+          const entries = await this.options.inbox.allPending();
+          for (const entry of entries) this.remember(entry);
+          for (const entry of entries) await this.handOver(entry);
         });
       }),
     );
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /** Resolves once every delivery queued so far is processed and its hand-over settled. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    while (this.chains.size > 0) await Promise.all(this.chains.values());
   }
 
   /**
@@ -176,7 +188,7 @@ export class Receiver {
     }
     if (await inbox.seen(sid.id)) {
       const pending = await inbox.pending(sid.id);
-      if (pending !== undefined) await this.handOverInOrder(pending);
+      if (pending !== undefined) this.chainHandOver(pending);
       else this.options.acks.add(sid.by, sid.id);
       return;
     }
@@ -274,7 +286,7 @@ export class Receiver {
         },
       );
       if (entry === undefined) this.options.acks.add(sid.by, sid.id);
-      else await this.handOverInOrder(entry);
+      else this.chainHandOver(entry);
     } catch (err) {
       if (err instanceof DuplicateMessageError) {
         await this.recordOnly(sid);
@@ -367,7 +379,53 @@ export class Receiver {
       await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
       await this.options.inbox.addPending(tx, entry, this.options.now());
     });
-    await this.handOverInOrder(entry);
+    this.chainHandOver(entry);
+  }
+
+  /**
+   * Queues the hand-over of a committed event behind the earlier ones of its conversation and
+   * returns at once: the next delivery is decrypted while this one is posted to Matrix. A failed
+   * hand-over is retried by retryHandOverLater (the event stays pending and unacked).
+   */
+  private chainHandOver(entry: PendingEntry): void {
+    this.remember(entry);
+    const key = conversationOf(entry.record) ?? `stanza\n${entry.stanzaId}`;
+    const previous = this.chains.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.handOverInOrder(entry))
+      .catch((err: unknown) => {
+        this.log.error(
+          { err: describeError(err), stanzaId: entry.stanzaId },
+          "hand-over failed; left unacked and retried",
+        );
+      })
+      .finally(() => {
+        if (this.chains.get(key) === next) this.chains.delete(key);
+      });
+    this.chains.set(key, next);
+  }
+
+  /** Adds a committed event to its conversation's waiting list (once). */
+  private remember(entry: PendingEntry): void {
+    const conversation = conversationOf(entry.record);
+    if (conversation === undefined) return;
+    let list = this.waiting.get(conversation);
+    if (list === undefined) {
+      list = [];
+      this.waiting.set(conversation, list);
+    }
+    if (!list.some((e) => e.stanzaId === entry.stanzaId)) list.push(entry);
+  }
+
+  /** Drops an event handed over (its pending row deleted) from its conversation's list. */
+  private forget(entry: PendingEntry): void {
+    const conversation = conversationOf(entry.record);
+    if (conversation === undefined) return;
+    const list = this.waiting.get(conversation);
+    if (list === undefined) return;
+    const at = list.findIndex((e) => e.stanzaId === entry.stanzaId);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.waiting.delete(conversation);
   }
 
   /**
@@ -379,9 +437,9 @@ export class Receiver {
   private async handOverInOrder(entry: PendingEntry): Promise<void> {
     const conversation = conversationOf(entry.record);
     if (conversation !== undefined) {
-      for (const older of await this.options.inbox.allPending()) {
+      for (const older of [...(this.waiting.get(conversation) ?? [])]) {
         if (older.stanzaId === entry.stanzaId) break;
-        if (conversationOf(older.record) === conversation) await this.handOver(older);
+        await this.handOver(older);
       }
     }
     await this.handOver(entry);
@@ -418,6 +476,7 @@ export class Receiver {
           await outbox.insert(tx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
         }
       });
+      this.forget(entry);
       outbox.kick();
       this.options.acks.add(entry.by, entry.stanzaId);
     })().finally(() => this.handingOver.delete(entry.stanzaId));

@@ -120,6 +120,50 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.equal(messagesFor(b, delivery.originId).length, 1);
   });
 
+  it("a conversation whose hand-over hangs does not hold back another conversation", async function () {
+    const carol = await users.addUser([1]);
+    const sink = new EventSink();
+    const deliver = sink.handler;
+    // Bob's messages never reach Matrix (a stuck room, say); everything else does.
+    (sink as { handler: EventSink["handler"] }).handler = (event) =>
+      event.kind === "message" && event.from === bob.jid
+        ? new Promise<void>(() => undefined)
+        : deliver(event);
+    const b = await readyBridge(sink);
+    const stuck = await users.encryptTo(bob, 1, alice, body("stuck"));
+    fake.send(stuck.stanza);
+    const flowing = await users.encryptTo(carol, 1, alice, body("flowing"));
+    fake.send(flowing.stanza);
+    await eventually(() => fake.acked.includes(flowing.stanzaId), "carol's message acked");
+    assert.equal(messagesFor(b, flowing.originId).length, 1, "carol's message handed over");
+    assert.equal(fake.acked.includes(stuck.stanzaId), false, "bob's stays unacked");
+  });
+
+  it("a message whose hand-over failed is handed over before the next one of its conversation", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    sink.mode = "fail";
+    const first = await users.encryptTo(bob, 1, alice, body("first"));
+    fake.send(first.stanza);
+    await eventually(
+      async () =>
+        (await get().db.knex("inbound_pending").where({ stanza_id: first.stanzaId }).first()) !==
+        undefined,
+      "the first message committed",
+    );
+    await pause(50);
+    sink.mode = "ok";
+    const second = await users.encryptTo(bob, 1, alice, body("second"));
+    fake.send(second.stanza);
+    await eventually(() => fake.acked.includes(second.stanzaId), "the second acked");
+    const order = b.sink
+      .of("message")
+      .map((e) => e.originId)
+      .filter((id) => id === first.originId || id === second.originId);
+    assert.deepEqual(order, [first.originId, second.originId]);
+    assert.ok(fake.acked.includes(first.stanzaId), "the first acked too");
+  });
+
   it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {
     const hanging = new EventSink();
     hanging.mode = "hang";
