@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { Tx } from "../../db/sql.js";
+import { SqlRunner, type Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -59,6 +59,13 @@ export class Outbox {
   private readonly staleRounds = new Map<number, number>();
   /** The hello whose retransmission round (§15.3) was prepared; see `prepareForHello`. */
   private preparedFor: unknown;
+  /**
+   * Whether rows may be due that no pass has sent yet (a kick, a hello, a release, a tick since
+   * the last complete pass). While so, a new stanza is not sent directly: it could overtake them.
+   */
+  private dueMayExist = true;
+  /** Conversations whose oldest unresolved message is held (as of the last pass, plus holds since). */
+  private blocked = new Set<string>();
 
   constructor(private readonly options: OutboxOptions) {
     this.log = options.logger.child({ component: "outbox" });
@@ -73,8 +80,56 @@ export class Outbox {
     return outboxStore.insert(tx, row, this.options.now());
   }
 
+  /**
+   * Stores a stanza as sent, with its retransmission deadline (§15.3), in the caller's
+   * transaction; after the commit the caller hands it to `sendCommitted`. No pass over the table
+   * is needed to find it, and no second write marks it sent.
+   */
+  insertSent(tx: Tx, row: NewOutboxRow): Promise<number> {
+    const now = this.options.now();
+    return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
+  /**
+   * Transmits a row `insertSent` committed. Sent at once when nothing may have to go before it
+   * (the retransmission round of a new hello, due rows of a pass not yet run, a held message of
+   * the same conversation); otherwise made due for the next pass. A transmission the transport
+   * refuses leaves the row sent with its deadline: the next hello retransmits it.
+   */
+  sendCommitted(id: number, row: NewOutboxRow): void {
+    void this.queue
+      .run(async () => {
+        const { session, knex, now } = this.options;
+        const conversation = `${bareOf(row.senderJid)} ${row.conversationJid}`;
+        const direct =
+          session.ready &&
+          session.info === this.preparedFor &&
+          !this.dueMayExist &&
+          !(row.kind === "message" && this.blocked.has(conversation));
+        if (!direct) {
+          await outboxStore.makeDue(knex, id, now());
+          this.kick();
+          return;
+        }
+        try {
+          await session.send(parseXml(row.stanza));
+        } catch (err) {
+          if (err instanceof TransportError && err.code === "stanza-too-large") {
+            const stored = await outboxStore.get(knex, id);
+            if (stored !== undefined) await this.fail(stored, "too-large", describeError(err));
+            return;
+          }
+          this.log.debug({ err: describeError(err), originId: row.originId }, "sent on next hello");
+        }
+      })
+      .catch((err: unknown) => {
+        this.log.error({ err: describeError(err) }, "outbox transmission failed");
+      });
+  }
+
   /** Schedules a pass over the due rows soon. */
   kick(): void {
+    this.dueMayExist = true;
     if (this.kickScheduled) return;
     this.kickScheduled = true;
     setImmediate(() => {
@@ -85,12 +140,14 @@ export class Outbox {
 
   /** After a successful hello: retransmit everything not held by a `wait` bounce (§15.3). */
   async afterHello(): Promise<void> {
+    this.dueMayExist = true;
     await this.queue.run(() => this.prepareForHello());
     await this.flush();
   }
 
   /** Retransmits at once everything not held by a `wait` bounce (after a re-publish). */
   async retransmitAll(): Promise<void> {
+    this.dueMayExist = true;
     await this.queue.run(() => outboxStore.dueAfterHello(this.options.knex, this.options.now()));
     await this.flush();
   }
@@ -111,15 +168,18 @@ export class Outbox {
 
   /** `<request-accepted>` (§10.3): retransmit at once what `request-pending` held. */
   async release(local: BareJid, contact: BareJid): Promise<void> {
-    await this.queue.run(() =>
-      outboxStore.release(this.options.knex, local, contact, this.options.now()),
-    );
+    await this.queue.run(() => {
+      this.dueMayExist = true;
+      return outboxStore.release(this.options.knex, local, contact, this.options.now());
+    });
     this.kick();
   }
 
   /** The periodic pass: deadlines, then due retransmissions. */
   /** Never rejects (it runs from a timer): a failed pass is logged and the next tick retries. */
   async tick(): Promise<void> {
+    // Not `dueMayExist`: a retransmission that fell due by time was sent once already, and a
+    // new message sent meanwhile went ahead of it with any design (§15.3 retransmits after 60 s).
     await this.queue
       .run(() => this.expire())
       .catch((err: unknown) => {
@@ -143,8 +203,10 @@ export class Outbox {
 
   onAccepted(senderJid: string, accepted: Accepted): Promise<void> {
     return this.queue.run(async () => {
-      const rows = await outboxStore.byOrigin(this.options.knex, senderJid, accepted.originId);
-      const row = rows.find(isUnresolved);
+      const sql = SqlRunner.of(this.options.knex);
+      const row = await sql.connection((tx) =>
+        outboxStore.firstUnresolved(tx, senderJid, accepted.originId),
+      );
       if (row === undefined) return; // a duplicate answer (§15.4) or a row already resolved
       if (row.kind === "message") {
         await this.options.emit({
@@ -158,12 +220,17 @@ export class Outbox {
           eventId: row.eventId ?? undefined,
         });
       }
-      await outboxStore.markAccepted(this.options.knex, row.id, {
-        stanzaId: accepted.stanzaId,
-        seq: accepted.seq,
-        stamp: accepted.stamp.getTime(),
-      });
+      await sql.connection((tx) =>
+        outboxStore.markAccepted(tx, row.id, {
+          stanzaId: accepted.stanzaId,
+          seq: accepted.seq,
+          stamp: accepted.stamp.getTime(),
+        }),
+      );
       this.staleRounds.delete(row.id);
+      // A held message of this conversation may have been the one accepted: the next pass
+      // finds out whether it is still blocked.
+      if (row.kind === "message" && this.blocked.has(conversationOf(row))) this.kick();
     });
   }
 
@@ -212,6 +279,7 @@ export class Outbox {
           now() + timing.retransmitInitialMs,
           describeError(err),
         );
+        this.blocked.add(conversationOf(row));
       }
       this.kick();
       return;
@@ -224,6 +292,7 @@ export class Outbox {
         now() + timing.retransmitInitialMs,
         "unknown-device",
       );
+      if (row.kind === "message") this.blocked.add(conversationOf(row));
       void this.requireHooks()
         .onUnknownDevice(row)
         .catch((err: unknown) => log.warn({ err: describeError(err) }, "re-publish failed"));
@@ -255,6 +324,7 @@ export class Outbox {
           "stanza held after a wait bounce",
         );
         await outboxStore.hold(knex, row.id, hold, next, describeStanzaError(error));
+        if (row.kind === "message") this.blocked.add(conversationOf(row));
         // The user is told once that the message waits, so that a silent delay of up to a
         // minute does not look like a loss (and invite a duplicate by hand).
         if (hold === "rate-limited" && row.kind === "message" && row.hold !== "rate-limited") {
@@ -299,19 +369,26 @@ export class Outbox {
   private async transmitDue(): Promise<void> {
     const { knex, now, session } = this.options;
     if (!session.ready) return;
+    this.dueMayExist = false;
     await this.prepareForHello();
     const rows = await outboxStore.unresolved(knex, SCAN_LIMIT);
     const blocked = new Set<string>();
     for (const row of rows) {
-      const conversation = `${bareOf(row.senderJid)} ${row.conversationJid}`;
+      const conversation = conversationOf(row);
       const ordered = row.kind === "message";
       if (ordered && blocked.has(conversation)) continue;
       if (row.nextAttemptAt > now()) {
         if (ordered && row.hold !== null) blocked.add(conversation);
         continue;
       }
-      if (!(await this.transmit(row))) return;
+      if (!(await this.transmit(row))) {
+        this.dueMayExist = true;
+        return;
+      }
     }
+    // A scan cut at SCAN_LIMIT has not seen every row: it cannot vouch for the others.
+    if (rows.length >= SCAN_LIMIT) this.dueMayExist = true;
+    this.blocked = blocked;
   }
 
   /** False when the transport or the hello state stopped the pass. */
@@ -361,6 +438,10 @@ export class Outbox {
 }
 
 const isUnresolved = (row: OutboxRow): boolean => row.state === "pending" || row.state === "sent";
+
+/** The key that orders messages: sending user and peer. */
+const conversationOf = (row: OutboxRow): string =>
+  `${bareOf(row.senderJid)} ${row.conversationJid}`;
 
 /** 60 s after the first transmission, doubling to 600 s (§15.3). */
 export function retransmitDelay(timing: EngineTiming, previousAttempts: number): number {

@@ -467,17 +467,17 @@ export class Receiver {
         }
       } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
       const { knex, inbox, outbox } = this.options;
-      await SqlRunner.of(knex).transaction(async (tx) => {
+      const receipt = await SqlRunner.of(knex).transaction(async (tx) => {
         const removed = await inbox.completePending(tx, entry.stanzaId);
-        const receipt = entry.receipt;
-        if (removed && receipt !== undefined) {
-          // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
-          const ref = { id: receipt.id as MessageId, author: receipt.to as BareJid };
-          await outbox.insert(tx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
-        }
+        const wanted = entry.receipt;
+        if (!removed || wanted === undefined) return undefined;
+        // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
+        const ref = { id: wanted.id as MessageId, author: wanted.to as BareJid };
+        const row = receiptRow(wanted.from, wanted.to as BareJid, [ref]);
+        return { id: await outbox.insertSent(tx, row), row };
       });
       this.forget(entry);
-      outbox.kick();
+      if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);
       this.options.acks.add(entry.by, entry.stanzaId);
     })().finally(() => this.handingOver.delete(entry.stanzaId));
     this.handingOver.set(entry.stanzaId, job);
