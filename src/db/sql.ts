@@ -5,9 +5,12 @@ import type { ShimConnection } from "./node-sqlite.js";
  * Transactions for the per-message hot path, group-committed.
  *
  * `transaction(fn)` queues `fn`; everything queued in the same turn of the event loop runs in ONE
- * database transaction, each caller's work inside its own savepoint (so one caller's failure rolls
- * back only its own writes), and every caller resumes only after the shared COMMIT (rule 1 of
- * docs/message-path.md: nothing is acknowledged before its commit). One commit per group instead of
+ * database transaction, and every caller resumes only after the shared COMMIT (rule 1 of
+ * docs/message-path.md: nothing is acknowledged before its commit). When one caller's `fn` throws,
+ * the group is rolled back, that caller gets its error, and the others run again in the next group:
+ * so `fn` may run more than once, and must do nothing but database work through `tx` (it did so
+ * already: a failed COMMIT could always be retried by its caller). No savepoints: they were four
+ * statements per message on the hot path, for a failure that is rare. One commit per group instead of
  * one per message is what makes PostgreSQL's WAL flush affordable, and on SQLite it turns two or
  * three commits per message into a fraction of one.
  *
@@ -127,20 +130,32 @@ export class SqlRunner {
   private async flush(): Promise<void> {
     this.running = true;
     const group = this.queue.splice(0, MAX_GROUP);
+    let again: Queued[] = [];
     try {
       runnerStats.groups++;
       runnerStats.transactions += group.length;
       if (this.dialect === "postgres") await this.flushPostgres(group);
       else await this.flushSqlite(group);
     } catch (err) {
-      // The group as a whole failed (connection lost, COMMIT refused): nothing of it committed.
-      for (const item of group) {
-        if (item.outcome?.ok !== false) item.outcome = { ok: false, error: err };
+      const failed = group.find((item) => item.outcome?.ok === false);
+      if (failed !== undefined && !(err instanceof GroupFailure)) {
+        // One item threw: it alone fails; the others were rolled back with it and run again,
+        // first in the next group.
+        again = group.filter((item) => item !== failed);
+        for (const item of again) item.outcome = undefined;
+        this.queue.unshift(...again);
+      } else {
+        // The group as a whole failed (connection lost, COMMIT refused): nothing of it committed.
+        const error = err instanceof GroupFailure ? err.cause : err;
+        for (const item of group) {
+          if (item.outcome?.ok !== false) item.outcome = { ok: false, error };
+        }
       }
     } finally {
       this.running = false;
     }
     for (const item of group) {
+      if (again.includes(item)) continue;
       const outcome = item.outcome ?? {
         ok: false,
         error: new Error("group ended without outcome"),
@@ -163,12 +178,17 @@ export class SqlRunner {
       }
       await tx.run("BEGIN");
       try {
-        await runItems(group, tx, () => conn.inTransaction);
+        await runItems(group, tx);
+      } catch (err) {
+        if (conn.inTransaction) await tx.run("ROLLBACK").catch(() => undefined);
+        throw err;
+      }
+      try {
         await tx.run("COMMIT");
       } catch (err) {
         // A failed COMMIT can leave the transaction open (SQLITE_BUSY); never hand it back so.
         if (conn.inTransaction) await tx.run("ROLLBACK").catch(() => undefined);
-        throw err;
+        throw new GroupFailure(err);
       }
     } finally {
       await client.releaseConnection(conn);
@@ -181,9 +201,19 @@ export class SqlRunner {
       await runAlone(only, this.onKnex(this.knex));
       return;
     }
-    await this.knex.transaction(async (trx) => {
-      await runItems(group, this.onKnex(trx), () => true);
-    });
+    let itemFailed = false;
+    try {
+      await this.knex.transaction(async (trx) => {
+        try {
+          await runItems(group, this.onKnex(trx));
+        } catch (err) {
+          itemFailed = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      throw itemFailed ? err : new GroupFailure(err);
+    }
   }
 
   /**
@@ -239,30 +269,22 @@ async function runAlone(item: Queued, tx: Tx): Promise<void> {
   }
 }
 
-/**
- * Runs each item of a group inside the open transaction. Alone, a failing item fails the
- * transaction (rolled back by the caller). With more than one, each runs in a savepoint, so a
- * failing item's writes are undone alone. If the database dropped the whole transaction (SQLite
- * does on some errors: FULL, IOERR, BUSY), the savepoint is gone and the group fails as a whole.
- */
-async function runItems(group: Queued[], tx: Tx, stillOpen: () => boolean): Promise<void> {
-  if (group.length === 1) {
-    const only = group[0] as Queued;
-    await runAlone(only, tx);
-    if (only.outcome?.ok === false) throw only.outcome.error;
-    return;
+/** A failure of the group as such (not of one item's work): every item gets `cause`. */
+class GroupFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super("group commit failed", { cause });
   }
+}
+
+/**
+ * Runs the items of a group, in order, inside the open transaction; stops at the first that
+ * throws (the caller rolls the group back; the failing item is never run again, so every round
+ * settles at least one item).
+ */
+async function runItems(group: Queued[], tx: Tx): Promise<void> {
   for (const item of group) {
-    await tx.run("SAVEPOINT g");
-    try {
-      item.outcome = { ok: true, value: await item.fn(tx) };
-      await tx.run("RELEASE g");
-    } catch (error) {
-      item.outcome = { ok: false, error };
-      if (!stillOpen()) throw error;
-      await tx.run("ROLLBACK TO g");
-      await tx.run("RELEASE g");
-    }
+    await runAlone(item, tx);
+    if (item.outcome?.ok === false) throw item.outcome.error;
   }
 }
 
