@@ -113,8 +113,11 @@ function plainRow(row: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** Statements counted at the driver, for the bench (all connections of the process). */
-export const driverStatements = { count: 0 };
+/**
+ * Statements counted at the driver (all connections of the process), for the bench: knex's
+ * queries and the hot path's alike. `tally`, when set, is called with each statement's text.
+ */
+export const driverStatements: { count: number; tally?: (sql: string) => void } = { count: 0 };
 
 /** The driver object knex's better-sqlite3 dialect expects, over one `DatabaseSync`. */
 export class ShimConnection {
@@ -132,6 +135,7 @@ export class ShimConnection {
   /** A prepared statement for `sql`, prepared once per connection (least recently used evicted). */
   prepare(sql: string): ShimStatement {
     driverStatements.count++;
+    driverStatements.tally?.(sql);
     const cached = this.cache.get(sql);
     if (cached !== undefined) {
       this.cache.delete(sql);
