@@ -33,6 +33,7 @@ import { configSchema } from "../src/config/schema.js";
 import type { DatabaseType } from "../src/db/database.js";
 import { driverStatements } from "../src/db/node-sqlite.js";
 import { runnerStats } from "../src/db/sql.js";
+import { httpHooks } from "../src/matrix/http.js";
 import { InteropConnector } from "../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../src/interop/connector/factory.js";
 import { SignalCrypto } from "../src/interop/crypto/index.js";
@@ -222,26 +223,35 @@ class TimedConnection extends ComponentConnection {
 
 type RequestFn = (params: Record<string, unknown>, callback: unknown) => unknown;
 
-/** Records the bridge's PUTs of m.room.message carrying a benchmark text (W->M hand-off). */
+/**
+ * Records the bridge's PUTs of m.room.message carrying a benchmark text (W->M hand-off): event
+ * sends go through src/matrix/http.ts's pool, other requests through the bot-sdk.
+ */
 function watchMatrixSends(marks: Marks, prefix: string): () => void {
-  const original = getRequestFn() as unknown as RequestFn;
-  const wrapped: RequestFn = (params, callback) => {
-    const uri = String(params["uri"] ?? "");
+  const mark = (method: unknown, uri: string, body: unknown) => {
     if (
-      params["method"] === "PUT" &&
+      method === "PUT" &&
       uri.includes("/send/m.room.message/") &&
-      typeof params["body"] === "string" &&
-      params["body"].includes(prefix)
+      typeof body === "string" &&
+      body.includes(prefix)
     ) {
-      const body = (JSON.parse(params["body"]) as { body?: unknown }).body;
-      if (typeof body === "string" && !marks.w2mHandoff.has(body)) {
-        marks.w2mHandoff.set(body, performance.now());
+      const text = (JSON.parse(body) as { body?: unknown }).body;
+      if (typeof text === "string" && !marks.w2mHandoff.has(text)) {
+        marks.w2mHandoff.set(text, performance.now());
       }
     }
+  };
+  const original = getRequestFn() as unknown as RequestFn;
+  const wrapped: RequestFn = (params, callback) => {
+    mark(params["method"], String(params["uri"] ?? ""), params["body"]);
     return original(params, callback);
   };
   setRequestFn(wrapped);
-  return () => setRequestFn(original);
+  httpHooks.beforeRequest = mark;
+  return () => {
+    setRequestFn(original);
+    httpHooks.beforeRequest = undefined;
+  };
 }
 
 /**
