@@ -59,7 +59,7 @@ const runners = new WeakMap<Knex, SqlRunner>();
 /** Largest group: bounds the time one group holds the connection. */
 const MAX_GROUP = 256;
 
-/** Groups (commits) and transactions run by the runners of this process, for the bench. */
+/** Transactions opened (one per group, lone `connection` work excluded) and work items run. */
 export const runnerStats = { groups: 0, transactions: 0 };
 
 export class SqlRunner {
@@ -132,7 +132,6 @@ export class SqlRunner {
     const group = this.queue.splice(0, MAX_GROUP);
     let again: Queued[] = [];
     try {
-      runnerStats.groups++;
       runnerStats.transactions += group.length;
       if (this.dialect === "postgres") await this.flushPostgres(group);
       else await this.flushSqlite(group);
@@ -177,6 +176,7 @@ export class SqlRunner {
         return;
       }
       await tx.run("BEGIN");
+      runnerStats.groups++;
       try {
         await runItems(group, tx);
       } catch (err) {
@@ -202,6 +202,7 @@ export class SqlRunner {
       return;
     }
     let itemFailed = false;
+    runnerStats.groups++;
     try {
       await this.knex.transaction(async (trx) => {
         try {
