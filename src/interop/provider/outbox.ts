@@ -31,6 +31,13 @@ export interface OutboxOptions {
   readonly emit: (event: ProviderEvent) => Promise<void>;
 }
 
+interface Acceptance {
+  readonly senderJid: string;
+  readonly accepted: Accepted;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 /** A stale-device-list loop (a list changing on every answer) ends after this many rounds. */
 const MAX_STALE_ROUNDS = 5;
 const SCAN_LIMIT = 2000;
@@ -64,6 +71,8 @@ export class Outbox {
    * the last complete pass). While so, a new stanza is not sent directly: it could overtake them.
    */
   private dueMayExist = true;
+  /** `<accepted>` answers waiting for the next batch (see onAccepted). */
+  private readonly acceptances: Acceptance[] = [];
   /** Conversations whose oldest unresolved message is held (as of the last pass, plus holds since). */
   private blocked = new Set<string>();
 
@@ -201,37 +210,96 @@ export class Outbox {
     return this.queue.idle();
   }
 
+  /**
+   * A `<accepted>` answer (§15.4). Answers arriving together are handled as one batch on the
+   * outbox queue: one transaction finds their rows (and resolves those that are not messages),
+   * the core hears of each accepted message, and one more transaction marks those.
+   */
   onAccepted(senderJid: string, accepted: Accepted): Promise<void> {
-    return this.queue.run(async () => {
-      const sql = SqlRunner.of(this.options.knex);
-      const row = await sql.connection((tx) =>
-        outboxStore.firstUnresolved(tx, senderJid, accepted.originId),
-      );
-      if (row === undefined) return; // a duplicate answer (§15.4) or a row already resolved
-      if (row.kind === "message") {
+    return new Promise<void>((resolve, reject) => {
+      this.acceptances.push({ senderJid, accepted, resolve, reject });
+      if (this.acceptances.length === 1) {
+        void this.queue.run(() => this.acceptBatch()).catch(() => undefined);
+      }
+    });
+  }
+
+  private async acceptBatch(): Promise<void> {
+    const batch = this.acceptances.splice(0);
+    const outcome = (a: Acceptance) => ({
+      stanzaId: a.accepted.stanzaId,
+      seq: a.accepted.seq,
+      stamp: a.accepted.stamp.getTime(),
+    });
+    const sql = SqlRunner.of(this.options.knex);
+    let rows: (OutboxRow | undefined)[];
+    try {
+      rows = await sql.connection(async (tx) => {
+        const found: (OutboxRow | undefined)[] = [];
+        const seen = new Set<string>();
+        for (const a of batch) {
+          // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
+          const key = `${a.senderJid}\n${a.accepted.originId}`;
+          const row = seen.has(key)
+            ? undefined
+            : await outboxStore.firstUnresolved(tx, a.senderJid, a.accepted.originId);
+          seen.add(key);
+          if (row !== undefined && row.kind !== "message") {
+            await outboxStore.markAccepted(tx, row.id, outcome(a));
+          }
+          found.push(row);
+        }
+        return found;
+      });
+    } catch (err) {
+      for (const a of batch) a.reject(err);
+      return;
+    }
+    const accepted: [OutboxRow, Acceptance][] = [];
+    const failed = new Map<Acceptance, unknown>();
+    for (const [i, a] of batch.entries()) {
+      const row = rows[i];
+      if (row?.kind !== "message") continue;
+      try {
         await this.options.emit({
           kind: "accepted",
           local: bareOf(row.senderJid),
           to: row.conversationJid,
           originId: row.originId,
-          stanzaId: accepted.stanzaId,
-          seq: accepted.seq,
-          stamp: accepted.stamp,
+          stanzaId: a.accepted.stanzaId,
+          seq: a.accepted.seq,
+          stamp: a.accepted.stamp,
           eventId: row.eventId ?? undefined,
         });
+        accepted.push([row, a]);
+      } catch (err) {
+        // Left unresolved: the retransmission brings the answer again.
+        failed.set(a, err);
       }
-      await sql.connection((tx) =>
-        outboxStore.markAccepted(tx, row.id, {
-          stanzaId: accepted.stanzaId,
-          seq: accepted.seq,
-          stamp: accepted.stamp.getTime(),
-        }),
-      );
+    }
+    if (accepted.length > 0) {
+      try {
+        await sql.connection(async (tx) => {
+          for (const [row, a] of accepted) await outboxStore.markAccepted(tx, row.id, outcome(a));
+        });
+      } catch (err) {
+        for (const [, a] of accepted) failed.set(a, err);
+      }
+    }
+    let unblock = false;
+    for (const row of rows) {
+      if (row === undefined) continue;
       this.staleRounds.delete(row.id);
       // A held message of this conversation may have been the one accepted: the next pass
       // finds out whether it is still blocked.
-      if (row.kind === "message" && this.blocked.has(conversationOf(row))) this.kick();
-    });
+      if (row.kind === "message" && this.blocked.has(conversationOf(row))) unblock = true;
+    }
+    if (unblock) this.kick();
+    for (const a of batch) {
+      const err = failed.get(a);
+      if (err === undefined) a.resolve();
+      else a.reject(err);
+    }
   }
 
   /** A bounce of one of our stanzas: `from` is the original `to`, `senderJid` our sending JID. */
