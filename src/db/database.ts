@@ -3,6 +3,7 @@ import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 import pg from "pg";
 import { StartupError, describeError } from "../util/errors.js";
+import { startCheckpointer } from "./checkpointer.js";
 import { NodeSqliteClient, type ShimConnection } from "./node-sqlite.js";
 
 export type DatabaseType = "sqlite" | "postgres";
@@ -39,10 +40,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       err,
     );
   }
+  const checkpointer =
+    options.type === "sqlite" && options.uri !== ":memory:"
+      ? startCheckpointer(path.resolve(options.uri))
+      : undefined;
   return {
     knex,
     type: options.type,
-    close: () => knex.destroy(),
+    close: async () => {
+      await knex.destroy();
+      await checkpointer?.stop();
+    },
   };
 }
 
@@ -73,7 +81,10 @@ async function openSqlite(options: DatabaseOptions): Promise<Knex> {
         // synchronous=NORMAL is durable in WAL mode except for the last commits on power loss.
         try {
           conn.exec(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;" +
+              // Checkpoints run in a worker of their own (checkpointer.ts), not inside a COMMIT
+              // on the main thread.
+              (options.uri === ":memory:" ? "" : " PRAGMA wal_autocheckpoint = 0;"),
           );
         } catch (err) {
           done(err as Error, conn);
