@@ -56,6 +56,9 @@ interface PoolClient {
 
 const runners = new WeakMap<Knex, SqlRunner>();
 
+/** PostgreSQL groups in flight at once, each on its own pooled connection. */
+const PG_CONCURRENT_GROUPS = 4;
+
 /** Largest group: bounds the time one group holds the connection. */
 const MAX_GROUP = 256;
 
@@ -66,15 +69,21 @@ export class SqlRunner {
   readonly dialect: "sqlite" | "postgres";
   private readonly queue: Queued[] = [];
   private scheduled = false;
-  private running = false;
+  /** Groups in flight; at most `maxRunning` (one on SQLite: one connection, one writer). */
+  private running = 0;
+  private readonly maxRunning: number;
   private readonly txOf = new WeakMap<object, Tx>();
 
   private constructor(private readonly knex: Knex) {
     const client = knex.client as { driverName?: unknown };
     if (client.driverName === "node:sqlite") {
       this.dialect = "sqlite";
+      this.maxRunning = 1;
     } else if (client.driverName === "pg") {
       this.dialect = "postgres";
+      // A PostgreSQL commit waits ~1 ms or more for its WAL flush: while one group waits, the
+      // next may start on another pooled connection (as separate transactions always could).
+      this.maxRunning = PG_CONCURRENT_GROUPS;
     } else {
       throw new Error(`no SQL runner for the knex driver ${String(client.driverName)}`);
     }
@@ -119,7 +128,7 @@ export class SqlRunner {
    * microtasks that may queue more work), or once the running group committed.
    */
   private schedule(): void {
-    if (this.scheduled || this.running || this.queue.length === 0) return;
+    if (this.scheduled || this.running >= this.maxRunning || this.queue.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -128,7 +137,7 @@ export class SqlRunner {
   }
 
   private async flush(): Promise<void> {
-    this.running = true;
+    this.running += 1;
     const group = this.queue.splice(0, MAX_GROUP);
     let again: Queued[] = [];
     try {
@@ -151,7 +160,7 @@ export class SqlRunner {
         }
       }
     } finally {
-      this.running = false;
+      this.running -= 1;
     }
     for (const item of group) {
       if (again.includes(item)) continue;
