@@ -72,12 +72,15 @@ export class SqlRunner {
   /** Groups in flight; at most `maxRunning` (one on SQLite: one connection, one writer). */
   private running = 0;
   private readonly maxRunning: number;
+  private readonly legacySqlite: boolean = false;
   private readonly txOf = new WeakMap<object, Tx>();
 
   private constructor(private readonly knex: Knex) {
     const client = knex.client as { driverName?: unknown };
-    if (client.driverName === "node:sqlite") {
+    if (client.driverName === "node:sqlite" || client.driverName === "sqlite3") {
+      // sqlite3: a knex some tests still build by hand (asynchronous, statements not cached).
       this.dialect = "sqlite";
+      this.legacySqlite = client.driverName === "sqlite3";
       this.maxRunning = 1;
     } else if (client.driverName === "pg") {
       this.dialect = "postgres";
@@ -177,8 +180,10 @@ export class SqlRunner {
   private async flushSqlite(group: Queued[]): Promise<void> {
     const client = this.knex.client as PoolClient;
     const conn = (await client.acquireConnection()) as ShimConnection;
+    // The legacy driver cannot tell whether SQLite dropped the transaction: ROLLBACK is tried.
+    const open = () => (this.legacySqlite ? true : conn.inTransaction);
     try {
-      const tx = this.bindSqlite(conn);
+      const tx = this.legacySqlite ? this.bindLegacy(conn) : this.bindSqlite(conn);
       const only = group.length === 1 ? group[0] : undefined;
       if (only?.autocommit === true) {
         await runAlone(only, tx);
@@ -189,14 +194,14 @@ export class SqlRunner {
       try {
         await runItems(group, tx);
       } catch (err) {
-        if (conn.inTransaction) await tx.run("ROLLBACK").catch(() => undefined);
+        if (open()) await tx.run("ROLLBACK").catch(() => undefined);
         throw err;
       }
       try {
         await tx.run("COMMIT");
       } catch (err) {
         // A failed COMMIT can leave the transaction open (SQLITE_BUSY); never hand it back so.
-        if (conn.inTransaction) await tx.run("ROLLBACK").catch(() => undefined);
+        if (open()) await tx.run("ROLLBACK").catch(() => undefined);
         throw new GroupFailure(err);
       }
     } finally {
@@ -243,6 +248,34 @@ export class SqlRunner {
     return tx;
   }
 
+  /** A Tx on a `sqlite3` (asynchronous) connection, as before node:sqlite. */
+  private bindLegacy(conn: object): Tx {
+    const known = this.txOf.get(conn);
+    if (known !== undefined) return known;
+    const { knex } = this;
+    const db = conn as LegacySqliteConnection;
+    const tx = ((table: string) => knex(table).connection(conn)) as Tx;
+    Object.assign(tx, {
+      dialect: this.dialect,
+      run: (sql: string, params: readonly SqlValue[] = []) =>
+        new Promise<number>((resolve, reject) => {
+          db.run(sql, sqliteValues(params), function (err) {
+            if (err === null) resolve(this.changes);
+            else reject(withSql(err, sql));
+          });
+        }),
+      all: <T>(sql: string, params: readonly SqlValue[] = []) =>
+        new Promise<T[]>((resolve, reject) => {
+          db.all(sql, sqliteValues(params), (err, rows) => {
+            if (err === null) resolve(rows as T[]);
+            else reject(withSql(err, sql));
+          });
+        }),
+    });
+    this.txOf.set(conn, tx);
+    return tx;
+  }
+
   /** A Tx on the synchronous SQLite connection: each statement runs in place. */
   private bindSqlite(conn: ShimConnection): Tx {
     const known = this.txOf.get(conn);
@@ -269,6 +302,16 @@ export class SqlRunner {
     this.txOf.set(conn, tx);
     return tx;
   }
+}
+
+/** The callback API of the `sqlite3` package's connection, for `bindLegacy`. */
+interface LegacySqliteConnection {
+  run(
+    sql: string,
+    params: unknown[],
+    cb: (this: { changes: number }, err: Error | null) => void,
+  ): void;
+  all(sql: string, params: unknown[], cb: (err: Error | null, rows: unknown[]) => void): void;
 }
 
 async function runAlone(item: Queued, tx: Tx): Promise<void> {
