@@ -4,9 +4,10 @@ import {
   encodeDevicesChanged,
   encodePreKeysLow,
 } from "../../../src/interop/codec/key-notifications.js";
-import { encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
+import { encodeReceived, encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
+import { buildDelivery } from "../../../src/interop/codec/message-builders.js";
 import { parseXml, xml, type XmlElement } from "../../../src/interop/codec/xml.js";
-import type { BareJid, DeviceId, StanzaId } from "../../../src/util/ids.js";
+import type { BareJid, DeviceId, MessageId, StanzaId } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
 import { GatekeeperUsers, type GkUser } from "./peers.js";
@@ -162,6 +163,41 @@ describeOnBackends("provider engine: receiving", (get) => {
       .filter((id) => id === first.originId || id === second.originId);
     assert.deepEqual(order, [first.originId, second.originId]);
     assert.ok(fake.acked.includes(first.stanzaId), "the first acked too");
+  });
+
+  it("a delivery receipt is handed over before anything of it is stored, then acked with its inbox row only", async function () {
+    const sink = new EventSink();
+    const deliver = sink.handler;
+    let hold = true;
+    // The core is slow to take receipts at first: nothing of the receipt may be stored meanwhile.
+    (sink as { handler: EventSink["handler"] }).handler = async (event) => {
+      while (event.kind === "delivered" && hold) await pause(20);
+      return deliver(event);
+    };
+    const b = await readyBridge(sink);
+    const stanzaId = newStanzaId();
+    const ref = { id: "3f2a6c1e-8d4b-4c1a-9e7f-0a1b2c3d4e5f" as MessageId, author: alice };
+    fake.send(
+      buildDelivery({
+        id: "r1",
+        type: "chat",
+        from: `${bob.jid}/1`,
+        to: alice,
+        payload: [encodeReceived(ref)],
+        originId: "9a8b7c6d-1e2f-4a3b-8c4d-5e6f7a8b9c0d" as MessageId,
+        stanzaId: { id: stanzaId, by: "wa.example" as BareJid },
+      }),
+    );
+    await pause(300);
+    const { knex } = get().db;
+    assert.equal(await knex("inbound_pending").where({ stanza_id: stanzaId }).first(), undefined);
+    assert.equal(fake.acked.includes(stanzaId), false, "not acked before the hand-over");
+    hold = false;
+    await eventually(() => fake.acked.includes(stanzaId), "acked after the hand-over");
+    const delivered = b.sink.of("delivered");
+    assert.equal(delivered.length, 1);
+    assert.deepEqual(delivered[0]?.refs, [ref]);
+    assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
   });
 
   it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {
