@@ -14,6 +14,7 @@ import type { CoreCallbacks, NetworkConnector } from "./core/network.js";
 import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
+import { closeHomeserverPools } from "./matrix/http.js";
 import { MatrixEventRouter } from "./matrix/router.js";
 import {
   MatrixIngress,
@@ -241,6 +242,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       startedMatrixApi?.close();
       await startedIngress?.stop();
       await startedCore.stop();
+      // The keep-alive homeserver connections of event sends (src/matrix/http.ts).
+      await closeHomeserverPools().catch(() => undefined);
       await db.close();
       log.info("stopped");
     },

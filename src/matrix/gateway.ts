@@ -5,6 +5,7 @@ import type { MessageContent, NeutralMedia, NeutralText, TextSpan } from "../cor
 import { BridgeError, describeError } from "../util/errors.js";
 import { eventId, roomId, type EventId, type MatrixUserId, type RoomId } from "../util/ids.js";
 import { silentLogger, type Logger } from "../util/log.js";
+import { homeserverRequest } from "./http.js";
 import {
   defaultFileName,
   editContent,
@@ -321,7 +322,14 @@ export class IntentMatrixApi implements MatrixApi {
       `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/` +
       `${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
     const put = async (): Promise<string> => {
-      const answer = (await intent.matrixClient.doRequest("PUT", path, null, content)) as {
+      // The keep-alive pool of src/matrix/http.ts, not the library's `request` (issue #15).
+      const answer = (await homeserverRequest(
+        intent.matrixClient,
+        as === this.botUserId ? undefined : as,
+        "PUT",
+        path,
+        content,
+      )) as {
         event_id?: unknown;
       };
       if (typeof answer.event_id !== "string") {
