@@ -14,6 +14,8 @@ import type { Knex } from "knex";
  *   ghost that sends into an encrypted room.
  * - `matrix_crypto_rooms`: rooms whose m.room.encryption state the bridge has seen, with the
  *   content of that event (algorithm, rotation settings).
+ * - `matrix_crypto_outbound`: the rooms each device has shared an outbound Megolm session in, so
+ *   that after an unclean stop exactly those sessions are discarded (docs/message-path.md rule 4).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.createTable("matrix_crypto_records", (t) => {
@@ -40,9 +42,15 @@ export async function up(knex: Knex): Promise<void> {
     t.text("encryption").notNullable();
     t.bigInteger("updated_at").notNullable();
   });
+  await knex.schema.createTable("matrix_crypto_outbound", (t) => {
+    t.string("user_id", 255).notNullable();
+    t.string("room_id", 255).notNullable();
+    t.primary(["user_id", "room_id"]);
+  });
 }
 
 export async function down(knex: Knex): Promise<void> {
+  await knex.schema.dropTableIfExists("matrix_crypto_outbound");
   await knex.schema.dropTableIfExists("matrix_crypto_rooms");
   await knex.schema.dropTableIfExists("matrix_crypto_devices");
   await knex.schema.dropTableIfExists("matrix_crypto_schemas");
