@@ -1,5 +1,27 @@
 import { randomBytes } from "node:crypto";
+import { canonicalJson } from "./e2ee/signing.js";
+import { MatrixError } from "./errors.js";
 import type { JsonObject, RoomEvent } from "./types.js";
+
+/** The spec's size limit of an event (client-server "Size limits"), in bytes of canonical JSON. */
+export const MAX_EVENT_BYTES = 65_536;
+
+/**
+ * THE one check of an event's size, applied by `HomeserverCore.persist` to every event a client
+ * sends (send, state, redaction, membership): above 65,536 bytes Synapse refuses it with 413
+ * M_TOO_LARGE. A real PDU also carries hashes, signatures and auth/prev events (a few hundred
+ * bytes), so Synapse refuses slightly smaller contents than this server does.
+ */
+export function assertEventSize(event: RoomEvent): void {
+  const size = Buffer.byteLength(canonicalJson(event), "utf8");
+  if (size > MAX_EVENT_BYTES) {
+    throw new MatrixError(
+      413,
+      "M_TOO_LARGE",
+      `Event is ${size} bytes, more than the limit of ${MAX_EVENT_BYTES}`,
+    );
+  }
+}
 
 /** Event ids in room versions 4+ are `$` followed by 43 unpadded URL-safe base64 characters. */
 export function newEventId(): string {

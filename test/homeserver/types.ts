@@ -30,6 +30,12 @@ export interface AppserviceRegistration {
   receive_ephemeral?: boolean;
   /** MSC2409 flag; honoured by the Synapse profiles. */
   "de.sorunome.msc2409.push_ephemeral"?: boolean;
+  /** Older MSC2409 spelling Synapse also reads; asks for to-device events like the above. */
+  push_ephemeral?: boolean;
+  /** MSC3202: device lists, one-time-key counts and unused fallback key types in transactions. */
+  "org.matrix.msc3202"?: boolean;
+  /** MSC4190: the appservice manages its users' devices without user-interactive auth. */
+  "io.element.msc4190"?: boolean;
 }
 
 export type JsonObject = Record<string, unknown>;
@@ -77,6 +83,10 @@ export interface PushAttempt {
   attempt: number;
   events: readonly RoomEvent[];
   ephemeral: readonly EphemeralEvent[];
+  /** MSC2409 to-device events (with `to_user_id`, `to_device_id`). */
+  toDevice: readonly JsonObject[];
+  /** The whole transaction body, extensions included. */
+  body: JsonObject;
 }
 
 /** Returns a fault to force for this attempt, or undefined to push normally. */
