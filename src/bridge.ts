@@ -15,6 +15,7 @@ import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
 import { MatrixEventRouter } from "./matrix/router.js";
+import { RoomCrypto } from "./matrix/crypto/room-crypto.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
 import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
@@ -69,6 +70,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let vault: KeyVault | undefined;
   let core: BridgeCore | undefined;
   let metricsServer: MetricsServer | undefined;
+  let crypto: RoomCrypto | undefined;
   const processed = new ProcessedEventsTable(db.knex);
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   metrics?.observeDatabase(db.knex);
@@ -98,11 +100,24 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ],
     });
     const openedVault = vault;
+    if (config.matrix_encryption.allow) {
+      crypto = await RoomCrypto.start({
+        knex: db.knex,
+        vault,
+        config: config.matrix_encryption,
+        homeserverUrl: config.homeserver.url,
+        asToken: options.registration.as_token,
+        botUserId: matrix.bridge.getBot().getUserId(),
+        log: log.child({ component: "matrix-crypto" }),
+      });
+    }
     const matrixApi = new IntentMatrixApi(
       matrix.bridge,
       config.homeserver.domain,
       config.interop.media_max_bytes,
       log.child({ component: "matrix-api" }),
+      undefined,
+      crypto,
     );
     core = new BridgeCore({
       config,
@@ -132,6 +147,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       processed,
       matrixApi.openMedia,
       log.child({ component: "router" }),
+      crypto,
     );
     if (config.provisioning.enabled) {
       const auth = new ProvisioningAuth({
@@ -145,8 +161,19 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     }
     const startedMatrix = matrix;
     let profileSet = false;
+    const startedCrypto = crypto;
+    let botDeviceReady = false;
     matrix.setTransactionHandler(async (txn) => {
+      // Keys and device data first, persisted before the 200, then the events they decrypt.
+      await startedCrypto?.receiveTransactionExtras(txn);
       await router.handleTransaction(txn);
+      if (startedCrypto !== undefined && !botDeviceReady) {
+        botDeviceReady = true;
+        void startedCrypto.ensureBotDevice().catch((err: unknown) => {
+          botDeviceReady = false;
+          log.warn({ err: describeError(err) }, "the bot's encryption device is not ready yet");
+        });
+      }
       // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
       // unreachable homeserver must not stop the bridge.
       if (!profileSet) {
@@ -164,12 +191,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     await metricsServer?.stop().catch(() => undefined);
     await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
+    await crypto?.stop().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw err;
   }
   const started = matrix;
   const startedCore = core;
   const startedMetrics = metricsServer;
+  const runningCrypto = crypto;
   const pruning = setInterval(() => {
     processed.prune().catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
@@ -190,6 +219,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
       await startedCore.stop();
+      await runningCrypto?.stop().catch((err: unknown) => {
+        log.warn({ err: describeError(err) }, "the crypto store did not stop cleanly");
+      });
       await db.close();
       log.info("stopped");
     },

@@ -14,6 +14,7 @@ import {
   type MatrixMediaOpener,
   type UploadedMedia,
 } from "./convert/index.js";
+import type { RoomEncryptor } from "./crypto/room-crypto.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
@@ -40,6 +41,8 @@ export class IntentMatrixApi implements MatrixApi {
     private readonly mediaMaxBytes: number,
     private readonly log: Logger = silentLogger(),
     private readonly retry: MatrixRetryPolicy = DEFAULT_MATRIX_RETRY,
+    /** Encrypts for encrypted rooms (RoomCrypto); without it every room is sent plaintext. */
+    private readonly encryptor?: RoomEncryptor,
   ) {
     this.botUserId = bridge.getBot().getUserId() as MatrixUserId;
   }
@@ -71,6 +74,7 @@ export class IntentMatrixApi implements MatrixApi {
     topic?: string;
   }): Promise<RoomId> {
     const intent = this.intent(options.creator);
+    const initialState = this.encryptor?.initialState() ?? [];
     const { room_id: room } = await this.retriedIfLimited("createRoom", () =>
       intent.createRoom({
         createAsClient: true,
@@ -83,9 +87,11 @@ export class IntentMatrixApi implements MatrixApi {
           power_level_content_override: {
             users: { [options.creator]: 100, [this.botUserId]: 100 },
           },
+          ...(initialState.length === 0 ? {} : { initial_state: initialState }),
         },
       }),
     );
+    await this.encryptor?.roomCreated(room, initialState);
     return roomId(room);
   }
 
@@ -243,15 +249,20 @@ export class IntentMatrixApi implements MatrixApi {
     idempotencyKey?: string,
   ): Promise<EventId> {
     const intent = this.intent(as);
+    // Encrypted once, before the retries: a repeat carries the same ciphertext and txnId.
+    const sent =
+      this.encryptor === undefined
+        ? { type, content }
+        : await this.encryptor.encrypt(as, room, type, content);
     const txnId = transactionId(
       as,
       idempotencyKey === undefined ? undefined : `${room}\n${idempotencyKey}`,
     );
     const path =
       `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/` +
-      `${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
+      `${encodeURIComponent(sent.type)}/${encodeURIComponent(txnId)}`;
     const put = async (): Promise<string> => {
-      const answer = (await intent.matrixClient.doRequest("PUT", path, null, content)) as {
+      const answer = (await intent.matrixClient.doRequest("PUT", path, null, sent.content)) as {
         event_id?: unknown;
       };
       if (typeof answer.event_id !== "string") {

@@ -18,7 +18,13 @@ import {
   type MatrixMediaOpener,
   type MatrixMediaRef,
 } from "./convert/index.js";
+import type { DecryptOutcome } from "./crypto/room-crypto.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+/** The part of RoomCrypto the router uses: the clear event for each event it gets. */
+export interface EventDecryptor {
+  decrypt(event: WeakEvent): Promise<DecryptOutcome>;
+}
 
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
@@ -53,6 +59,7 @@ export class MatrixEventRouter {
     private readonly processed: ProcessedEventsTable,
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
+    private readonly decryptor?: EventDecryptor,
   ) {}
 
   async handleTransaction(txn: Transaction): Promise<void> {
@@ -73,8 +80,31 @@ export class MatrixEventRouter {
       this.log.debug({ eventId: event.event_id }, "event handled before; skipped");
       return;
     }
-    await this.route(event);
+    const outcome: DecryptOutcome =
+      this.decryptor === undefined
+        ? { kind: "clear", event }
+        : await this.decryptor.decrypt(event);
+    if (outcome.kind === "clear") await this.route(outcome.event);
+    else await this.notDecrypted(event, outcome.kind, outcome.reason);
     await this.processed.mark(event.event_id);
+  }
+
+  /** A portal user's event the bridge cannot read (or must not bridge): the user is told. */
+  private async notDecrypted(
+    event: WeakEvent,
+    kind: "undecryptable" | "refused",
+    reason: string,
+  ): Promise<void> {
+    const portal = await this.core.portalRows.byRoom(roomId(event.room_id));
+    if (portal?.userMxid !== event.sender) return;
+    this.log.debug({ eventId: event.event_id, reason }, "Matrix event not bridged");
+    await this.core.matrix.sendNotice(
+      portal.roomId as RoomId,
+      kind === "undecryptable"
+        ? "Not sent: the bridge could not decrypt this message; send it again."
+        : `Not sent: ${reason}.`,
+      eventId(event.event_id),
+    );
   }
 
   private async route(event: WeakEvent): Promise<void> {

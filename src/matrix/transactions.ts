@@ -16,6 +16,8 @@ export interface Transaction {
   id: string;
   events: WeakEvent[];
   ephemeral: EphemeralEvent[];
+  /** The whole body: to-device events, device lists and key counts for RoomCrypto (MSC2409/3202). */
+  raw?: Record<string, unknown>;
 }
 
 /** Resolves once every event of the transaction is durably handled; rejects to have it retried. */
@@ -97,6 +99,7 @@ export class TransactionalAppService extends AppService {
       ephemeral: asArray<EphemeralEvent>(
         body["ephemeral"] ?? body["de.sorunome.msc2409.ephemeral"],
       ),
+      raw: body,
     };
     this.queue = this.queue.then(async () => {
       try {

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startBridge, type RunningBridge } from "../../src/bridge.js";
+import { openDatabase } from "../../src/db/database.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -45,12 +46,23 @@ export interface MatrixHarness {
   ): Promise<{ sender: string; body: string; eventId: string; content: Record<string, unknown> }[]>;
   /** Waits until `check` returns a value other than undefined. */
   waitFor<T>(check: () => Promise<T | undefined>, what: string): Promise<T>;
+  /** Stops the bridge (cleanly, or abandoned as by a crash with `crash`) and starts it again. */
+  restart(options?: { crash?: boolean }): Promise<void>;
   dispose(): Promise<void>;
+}
+
+/** What a crash leaves behind that a clean stop clears: the crypto layer's running marker. */
+async function markUnclean(file: string): Promise<void> {
+  const db = await openDatabase({ type: "sqlite", uri: file });
+  const row = { key: "matrix_crypto_running", value: Buffer.from("1") };
+  await db.knex("crypto_meta").insert(row).onConflict("key").merge();
+  await db.close();
 }
 
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
+  overrides: { matrix_encryption?: Record<string, unknown>; database?: Record<string, unknown> } = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -60,6 +72,8 @@ export async function startMatrixHarness(
     database: { type: "sqlite", uri: path.join(dir, "bridge.db") },
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
+    // These tests read portals as a client without crypto: plaintext unless a test asks.
+    matrix_encryption: { default: false, ...overrides.matrix_encryption },
   };
   const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
     asToken: randomBytes(16).toString("hex"),
@@ -75,16 +89,18 @@ export async function startMatrixHarness(
   await hs.start();
   const config = configSchema.parse({ ...base, homeserver: { url: hs.url, domain: DOMAIN } });
   const network = new FakeNetwork();
-  const bridge = await startBridge({
-    config,
-    registration,
-    port,
-    log: silentLogger(),
-    createConnector: (callbacks) => {
-      network.callbacks = callbacks;
-      return network;
-    },
-  });
+  const start = () =>
+    startBridge({
+      config,
+      registration,
+      port,
+      log: silentLogger(),
+      createConnector: (callbacks) => {
+        network.callbacks = callbacks;
+        return network;
+      },
+    });
+  let bridge = await start();
   const alice = hs.registerUser("alice");
   const asAlice = (method: string, pathname: string, body?: unknown) =>
     api(hs.url, method, pathname, {
@@ -92,7 +108,7 @@ export async function startMatrixHarness(
       ...(body === undefined ? {} : { body }),
     });
   let txn = 0;
-  return {
+  const harness: MatrixHarness = {
     hs,
     bridge,
     network,
@@ -136,10 +152,19 @@ export async function startMatrixHarness(
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     },
-    async dispose() {
+    async restart(options = {}) {
       await bridge.stop();
+      // A stop after which the next start finds the marker an unclean stop leaves (the kill -9
+      // itself is test/faults' matter).
+      if (options.crash === true) await markUnclean(path.join(dir, "bridge.db"));
+      bridge = await start();
+      harness.bridge = bridge;
+    },
+    async dispose() {
+      await harness.bridge.stop();
       await hs.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }

@@ -136,7 +136,8 @@ export class IndexedDbMirror {
   /** Rebuilds every mirrored database whose name starts with `prefix` in the in-memory store. */
   async restore(prefix: string): Promise<void> {
     const shapes = (await this.knex(SCHEMAS)
-      .where("db_name", "like", `${escapeLike(prefix)}%`)
+      // An explicit ESCAPE: SQLite's LIKE has no escape character by default.
+      .whereRaw("db_name like ? escape '\\'", [`${escapeLike(prefix)}%`])
       .select("db_name", "version", "stores")) as {
       db_name: string;
       version: number;

@@ -121,22 +121,26 @@ export class DeviceMachine {
     settings: wasm.EncryptionSettings,
   ): Promise<Record<string, unknown>> {
     this.lastUsed = Date.now();
-    const users = members.map((m) => new wasm.UserId(m));
-    const roomId = new wasm.RoomId(room);
+    // wasm-bindgen moves objects passed in a Vec: each call gets its own UserIds.
+    const users = () => members.map((m) => new wasm.UserId(m));
     return this.lock.run([`room ${room}`], async () => {
-      await this.olm.updateTrackedUsers(users);
+      await this.olm.updateTrackedUsers(users());
       await this.sendOutgoing();
-      const claim = await this.olm.getMissingSessions(users);
+      const claim = await this.olm.getMissingSessions(users());
       if (claim !== undefined) await this.lock.run(["outgoing"], () => this.send(claim));
       const shares = (await this.olm.shareRoomKey(
-        roomId,
-        users,
+        new wasm.RoomId(room),
+        users(),
         settings,
       )) as wasm.ToDeviceRequest[];
       await this.lock.run(["outgoing"], async () => {
         for (const share of shares) await this.send(share);
       });
-      const encrypted = await this.olm.encryptRoomEvent(roomId, type, JSON.stringify(content));
+      const encrypted = await this.olm.encryptRoomEvent(
+        new wasm.RoomId(room),
+        type,
+        JSON.stringify(content),
+      );
       await this.mirror.flush();
       return JSON.parse(encrypted) as Record<string, unknown>;
     });

@@ -12,7 +12,7 @@ import { IDBKeyRange } from "fake-indexeddb";
 import { describeOnBackends } from "../../helpers/db.js";
 
 const vault = KeyVault.fromKey(new Uint8Array(32).fill(3));
-const STORE = `${MIRRORED_PREFIX}test/@bot:example.org`;
+const STORE = `${MIRRORED_PREFIX}test/@bot_1%:example.org`;
 const storeKey = new Uint8Array(32).fill(9);
 
 async function machine(): Promise<wasm.OlmMachine> {
