@@ -127,7 +127,8 @@ export class DeviceMachine {
       await this.olm.updateTrackedUsers(users());
       await this.sendOutgoing();
       const claim = await this.olm.getMissingSessions(users());
-      if (claim !== undefined) await this.lock.run(["outgoing"], () => this.send(claim));
+      // null (not undefined, as typed) when every session exists.
+      if (claim != null) await this.lock.run(["outgoing"], () => this.send(claim));
       const shares = (await this.olm.shareRoomKey(
         new wasm.RoomId(room),
         users(),
