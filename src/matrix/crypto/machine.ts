@@ -39,6 +39,11 @@ export function storeName(userId: string, deviceId: string): string {
  */
 export class DeviceMachine {
   lastUsed = Date.now();
+  /**
+   * Rooms whose outbound Megolm session must not be used again (the previous run stopped
+   * uncleanly): it is replaced before the next message there.
+   */
+  readonly staleOutbound = new Set<string>();
   /** Serialises the machine's request loop and room-key sharing per room. */
   private readonly lock = new KeyedMutex();
 
@@ -129,14 +134,14 @@ export class DeviceMachine {
       const claim = await this.olm.getMissingSessions(users());
       // null (not undefined, as typed) when every session exists.
       if (claim != null) await this.lock.run(["outgoing"], () => this.send(claim));
-      const shares = (await this.olm.shareRoomKey(
-        new wasm.RoomId(room),
-        users(),
-        settings,
-      )) as wasm.ToDeviceRequest[];
-      await this.lock.run(["outgoing"], async () => {
-        for (const share of shares) await this.send(share);
-      });
+      if (this.staleOutbound.has(room)) {
+        // invalidateGroupSession acts on the machine's session cache only, which a session
+        // stored by an earlier run enters when it is next shared: share, then invalidate.
+        await this.share(room, users(), settings);
+        await this.olm.invalidateGroupSession(new wasm.RoomId(room));
+        this.staleOutbound.delete(room);
+      }
+      await this.share(room, users(), settings);
       const encrypted = await this.olm.encryptRoomEvent(
         new wasm.RoomId(room),
         type,
@@ -147,17 +152,26 @@ export class DeviceMachine {
     });
   }
 
+  private async share(
+    room: string,
+    users: wasm.UserId[],
+    settings: wasm.EncryptionSettings,
+  ): Promise<void> {
+    const shares = (await this.olm.shareRoomKey(
+      new wasm.RoomId(room),
+      users,
+      settings,
+    )) as wasm.ToDeviceRequest[];
+    await this.lock.run(["outgoing"], async () => {
+      for (const share of shares) await this.send(share);
+    });
+  }
+
   /** Decrypts an m.room.encrypted event; rejects with the machine's MegolmDecryptionError. */
   async decrypt(event: Record<string, unknown>, room: string): Promise<wasm.DecryptedRoomEvent> {
     this.lastUsed = Date.now();
     const settings = new wasm.DecryptionSettings(wasm.TrustRequirement.Untrusted);
     return this.olm.decryptRoomEvent(JSON.stringify(event), new wasm.RoomId(room), settings);
-  }
-
-  /** Discards the outbound Megolm session of `room`: the next message shares a new one. */
-  async discardOutbound(room: string): Promise<void> {
-    await this.olm.invalidateGroupSession(new wasm.RoomId(room));
-    await this.mirror.flush();
   }
 
   /** Frees the wasm machine; its store stays in the bridge database. */

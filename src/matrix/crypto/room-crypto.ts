@@ -380,7 +380,7 @@ export class RoomCrypto implements RoomEncryptor {
       const rooms = (await this.options.knex(OUTBOUND).where({ user_id: user })) as {
         room_id: string;
       }[];
-      for (const { room_id: room } of rooms) await machine.discardOutbound(room);
+      for (const { room_id: room } of rooms) machine.staleOutbound.add(room);
     }
     // Device-list changes pushed while the machine was unloaded reached no one: refresh every
     // user it tracks before it encrypts again.
