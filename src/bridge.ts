@@ -162,25 +162,24 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     const startedMatrix = matrix;
     let profileSet = false;
     const startedCrypto = crypto;
-    let botDeviceReady = false;
     matrix.setTransactionHandler(async (txn) => {
       // Keys and device data first, persisted before the 200, then the events they decrypt.
       await startedCrypto?.receiveTransactionExtras(txn);
       await router.handleTransaction(txn);
-      if (startedCrypto !== undefined && !botDeviceReady) {
-        botDeviceReady = true;
-        void startedCrypto.ensureBotDevice().catch((err: unknown) => {
-          botDeviceReady = false;
-          log.warn({ err: describeError(err) }, "the bot's encryption device is not ready yet");
-        });
-      }
       // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
-      // unreachable homeserver must not stop the bridge.
+      // unreachable homeserver must not stop the bridge. The bot's encryption device follows
+      // (it needs the bot registered), so users' clients share their room keys with it.
       if (!profileSet) {
         profileSet = true;
-        void setUpBotProfile(startedMatrix, config, log).then((ok) => {
-          if (!ok) profileSet = false;
-        });
+        void setUpBotProfile(startedMatrix, config, log)
+          .then(async (ok) => {
+            if (!ok) profileSet = false;
+            else await startedCrypto?.ensureBotDevice();
+          })
+          .catch((err: unknown) => {
+            profileSet = false;
+            log.warn({ err: describeError(err) }, "the bot's encryption device is not ready yet");
+          });
       }
     });
     log.info(

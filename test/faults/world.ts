@@ -201,6 +201,8 @@ export class FaultWorld {
         new_chats_per_hour: 1_000_000,
         message_requests_per_hour: 1_000_000,
       },
+      // The fault scenarios read portals as a client without crypto.
+      matrix_encryption: { default: false },
       ...this.options.bridgeConfig,
     };
     configSchema.parse(config);
