@@ -158,7 +158,8 @@ export class IntentMatrixApi implements MatrixApi {
     relation: { replyTo?: EventId; edits?: EventId } = {},
     idempotencyKey?: string,
   ): Promise<EventId> {
-    const uploaded = content.type === "media" ? await this.upload(as, content.media) : undefined;
+    const uploaded =
+      content.type === "media" ? await this.upload(as, room, content.media) : undefined;
     const body = neutralToMatrix(content, uploaded);
     if (relation.edits !== undefined) {
       return this.send(as, room, editContent(relation.edits, body), idempotencyKey);
@@ -290,7 +291,14 @@ export class IntentMatrixApi implements MatrixApi {
    */
   readonly openMedia: MatrixMediaOpener = async (source) => {
     if (source.encryption !== undefined) {
-      throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      if (this.encryptor === undefined) {
+        throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      }
+      // Streamed and decrypted chunk by chunk, bounded like plaintext media.
+      return limited(
+        await this.encryptor.openEncrypted(source.mxc, source.encryption),
+        this.mediaMaxBytes,
+      );
     }
     const { data } = await this.intent(this.botUserId).matrixClient.downloadContent(source.mxc);
     if (data.byteLength > this.mediaMaxBytes) {
@@ -301,8 +309,45 @@ export class IntentMatrixApi implements MatrixApi {
     })();
   };
 
-  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix. */
-  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
+  /**
+   * Uploads the media (bounded by interop.media_max_bytes) for mediaToMatrix: into an encrypted
+   * room as an encrypted attachment, streamed through the cipher; else the plaintext.
+   */
+  private async upload(
+    as: MatrixUserId,
+    room: RoomId,
+    media: NeutralMedia,
+  ): Promise<UploadedMedia> {
+    const encryptor = this.encryptor;
+    if (encryptor !== undefined && (await encryptor.isEncrypted(room))) {
+      const name = media.fileName ?? defaultFileName(media);
+      // Not retried: the stream is consumed by the first attempt (a retry of the whole send
+      // opens the media again).
+      const file = await encryptor.uploadEncrypted(
+        as,
+        limited(await media.open(), this.mediaMaxBytes),
+        name,
+      );
+      const thumb = media.thumbnail;
+      if (thumb === undefined) return { file };
+      const thumbnailFile = await encryptor.uploadEncrypted(
+        as,
+        (async function* () {
+          yield thumb.data;
+        })(),
+        "thumbnail",
+      );
+      return {
+        file,
+        thumbnail: {
+          file: thumbnailFile,
+          mimeType: thumb.mimeType,
+          size: thumb.data.byteLength,
+          width: thumb.width,
+          height: thumb.height,
+        },
+      };
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     for await (const chunk of await media.open()) {
@@ -348,6 +393,19 @@ export class IntentMatrixApi implements MatrixApi {
 export function transactionId(as: MatrixUserId, key?: string): string {
   if (key === undefined) return `mwi.${randomUUID()}`;
   return `mwi.${createHash("sha256").update(`${as}\n${key}`).digest("base64url").slice(0, 32)}`;
+}
+
+/** Passes `source` on and fails with media-too-large once more than `max` bytes went by. */
+async function* limited(
+  source: AsyncIterable<Uint8Array>,
+  max: number,
+): AsyncGenerator<Uint8Array> {
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.byteLength;
+    if (size > max) throw new BridgeError("media-too-large", `media larger than ${max} bytes`);
+    yield chunk;
+  }
 }
 
 /** Turns `code` segments of a bot text into monospace spans. */

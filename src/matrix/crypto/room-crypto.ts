@@ -8,7 +8,9 @@ import { describeError, isTransientError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import { DeviceRegistry } from "./devices.js";
 import { parseTransactionExtras, type TransactionExtras } from "./extras.js";
-import { CryptoHttp } from "./homeserver.js";
+import { decryptAttachment, encryptAttachment } from "./attachments.js";
+import { CryptoHttp, HomeserverError } from "./homeserver.js";
+import type { EncryptedFile } from "../convert/types.js";
 import { IndexedDbMirror } from "./idb-mirror.js";
 import { DeviceMachine, storeName, type DeviceSyncChanges } from "./machine.js";
 
@@ -48,6 +50,19 @@ export interface RoomEncryptor {
   initialState(): { type: string; state_key: string; content: Record<string, unknown> }[];
   /** Records that the bridge just created `room` encrypted (before any transaction says so). */
   roomCreated(room: string, initialState: { type: string; content: unknown }[]): Promise<void>;
+  /** Whether what goes to `room` is encrypted (media then travels as `file`). */
+  isEncrypted(room: string): Promise<boolean>;
+  /** Encrypts `chunks` while uploading them as `as`; the `file` object for the event. */
+  uploadEncrypted(
+    as: string,
+    chunks: AsyncIterable<Uint8Array>,
+    fileName: string,
+  ): Promise<EncryptedFile>;
+  /** The plaintext of an encrypted attachment, streamed and checked against its hash. */
+  openEncrypted(
+    mxc: string,
+    encryption: { key: string; iv: string; sha256: string },
+  ): Promise<AsyncIterable<Uint8Array>>;
 }
 
 export interface RoomCryptoOptions {
@@ -254,6 +269,53 @@ export class RoomCrypto implements RoomEncryptor {
         : wasm.CollectStrategy.deviceBasedStrategy(true, false);
     const encrypted = await machine.encrypt(room, type, content, [...members], settings);
     return { type: "m.room.encrypted", content: encrypted };
+  }
+
+  async uploadEncrypted(
+    as: string,
+    chunks: AsyncIterable<Uint8Array>,
+    fileName: string,
+  ): Promise<EncryptedFile> {
+    const encrypting = encryptAttachment(chunks);
+    const answer = await this.http.upload(
+      `/_matrix/media/v3/upload?filename=${encodeURIComponent(fileName)}&user_id=${encodeURIComponent(as)}`,
+      this.options.asToken,
+      encrypting.chunks,
+      "application/octet-stream",
+    );
+    const url = answer["content_uri"];
+    if (typeof url !== "string" || !url.startsWith("mxc://")) {
+      throw new HomeserverError(
+        "homeserver-refused",
+        "the upload answer has no content_uri",
+        200,
+        undefined,
+      );
+    }
+    return { url, ...encrypting.info() };
+  }
+
+  async openEncrypted(
+    mxc: string,
+    encryption: { key: string; iv: string; sha256: string },
+  ): Promise<AsyncIterable<Uint8Array>> {
+    const media = mxc.slice("mxc://".length);
+    const bot = `user_id=${encodeURIComponent(this.options.botUserId)}`;
+    let body: AsyncIterable<Uint8Array>;
+    try {
+      body = await this.http.download(
+        `/_matrix/client/v1/media/download/${media}?${bot}`,
+        this.options.asToken,
+      );
+    } catch (err) {
+      // Homeservers without authenticated media answer M_UNRECOGNIZED (HOMESERVERS.md).
+      if (!(err instanceof HomeserverError) || err.errcode !== "M_UNRECOGNIZED") throw err;
+      body = await this.http.download(
+        `/_matrix/media/v3/download/${media}?${bot}`,
+        this.options.asToken,
+      );
+    }
+    return decryptAttachment(body, encryption);
   }
 
   /** Follows member and m.room.encryption state from the events of a transaction. */
