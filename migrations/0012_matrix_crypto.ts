@@ -11,7 +11,7 @@ import type { Knex } from "knex";
  * - `matrix_crypto_schemas`: each mirrored IndexedDB database's version and object stores, so
  *   that a database is rebuilt with the same shape before the machine opens it.
  * - `matrix_crypto_devices`: the device (and its access token, sealed) of the bot and of each
- *   ghost that sends into an encrypted room.
+ *   ghost that sends into an encrypted room, and its /sync position in sync mode.
  * - `matrix_crypto_rooms`: rooms whose m.room.encryption state the bridge has seen, with the
  *   content of that event (algorithm, rotation settings).
  * - `matrix_crypto_outbound`: the rooms each device has shared an outbound Megolm session in, so
@@ -36,6 +36,8 @@ export async function up(knex: Knex): Promise<void> {
     t.string("device_id", 255).notNullable();
     t.binary("access_token").notNullable();
     t.bigInteger("created_at").notNullable();
+    // Where the device's /sync stands, when the homeserver does not push its to-device events.
+    t.text("sync_since").nullable();
   });
   await knex.schema.createTable("matrix_crypto_rooms", (t) => {
     t.string("room_id", 255).primary();

@@ -48,6 +48,8 @@ export interface RunningBridge {
   readonly core: BridgeCore;
   readonly vault: KeyVault;
   readonly port: number;
+  /** Matrix-side encryption, when matrix_encryption.allow is on. */
+  readonly matrixCrypto: RoomCrypto | undefined;
   /** The metrics listener's port, when `metrics.enabled`. */
   readonly metricsPort: number | undefined;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
@@ -209,6 +211,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     core: startedCore,
     vault,
     port: options.port,
+    matrixCrypto: runningCrypto,
     metricsPort: startedMetrics?.port,
     async stop() {
       log.info("stopping");

@@ -22,6 +22,17 @@ import {
   type MatrixRetryPolicy,
 } from "./retry.js";
 
+/** The event power levels createRoom gives a room by default (client-server API, createRoom). */
+const DEFAULT_EVENT_LEVELS = {
+  "m.room.name": 50,
+  "m.room.power_levels": 100,
+  "m.room.history_visibility": 100,
+  "m.room.canonical_alias": 50,
+  "m.room.avatar": 50,
+  "m.room.tombstone": 100,
+  "m.room.server_acl": 100,
+} as const;
+
 /**
  * The core's MatrixApi on matrix-appservice-bridge intents: the bot and every ghost act through
  * their own intent, which registers the user on first use.
@@ -86,6 +97,9 @@ export class IntentMatrixApi implements MatrixApi {
           ...(options.topic === undefined ? {} : { topic: options.topic }),
           power_level_content_override: {
             users: { [options.creator]: 100, [this.botUserId]: 100 },
+            // The spec's defaults, except that the user may turn encryption on (the bridge
+            // follows it); it can never be turned off again.
+            events: { ...DEFAULT_EVENT_LEVELS, "m.room.encryption": 0 },
           },
           ...(initialState.length === 0 ? {} : { initial_state: initialState }),
         },

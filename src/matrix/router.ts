@@ -85,7 +85,13 @@ export class MatrixEventRouter {
         ? { kind: "clear", event }
         : await this.decryptor.decrypt(event);
     if (outcome.kind === "clear") await this.route(outcome.event);
-    else await this.notDecrypted(event, outcome.kind, outcome.reason);
+    else if (
+      outcome.kind === "refused" &&
+      (await this.core.portalRows.byRoom(roomId(event.room_id))) === undefined
+    ) {
+      // Required encryption applies to portals; management rooms stay plaintext.
+      await this.route(event);
+    } else await this.notDecrypted(event, outcome.kind, outcome.reason);
     await this.processed.mark(event.event_id);
   }
 

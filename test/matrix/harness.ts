@@ -35,7 +35,7 @@ export interface MatrixHarness {
   bridge: RunningBridge;
   network: FakeNetwork;
   appserviceId: string;
-  alice: { userId: string; accessToken: string };
+  alice: { userId: string; accessToken: string; deviceId: string };
   /** A client-server API call as alice. */
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
   /** Sends a text as alice; returns the event id. */
@@ -51,6 +51,9 @@ export interface MatrixHarness {
   dispose(): Promise<void>;
 }
 
+/** Alice's password, for tests that log her in on a further device. */
+export const ALICE_PASSWORD = "alice-password";
+
 /** What a crash leaves behind that a clean stop clears: the crypto layer's running marker. */
 async function markUnclean(file: string): Promise<void> {
   const db = await openDatabase({ type: "sqlite", uri: file });
@@ -62,7 +65,11 @@ async function markUnclean(file: string): Promise<void> {
 /** The whole bridge in-process against the test homeserver, with the fake network. */
 export async function startMatrixHarness(
   profile: HomeserverProfile = "spec",
-  overrides: { matrix_encryption?: Record<string, unknown>; database?: Record<string, unknown> } = {},
+  overrides: {
+    matrix_encryption?: Record<string, unknown>;
+    /** False: the homeserver pushes no to-device events or key counts (the bridge must /sync). */
+    appserviceCryptoPushes?: boolean;
+  } = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -85,6 +92,9 @@ export async function startMatrixHarness(
     appservices: [registration as unknown as AppserviceRegistration],
     retryInitialMs: 20,
     retryMaxMs: 200,
+    ...(overrides.appserviceCryptoPushes === undefined
+      ? {}
+      : { appserviceCryptoPushes: overrides.appserviceCryptoPushes }),
   });
   await hs.start();
   const config = configSchema.parse({ ...base, homeserver: { url: hs.url, domain: DOMAIN } });
@@ -101,7 +111,7 @@ export async function startMatrixHarness(
       },
     });
   let bridge = await start();
-  const alice = hs.registerUser("alice");
+  const alice = hs.registerUser("alice", ALICE_PASSWORD);
   const asAlice = (method: string, pathname: string, body?: unknown) =>
     api(hs.url, method, pathname, {
       token: alice.accessToken,

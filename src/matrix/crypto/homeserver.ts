@@ -34,8 +34,10 @@ export class CryptoHttp {
     path: string,
     token: string,
     body?: unknown,
+    signal?: AbortSignal,
   ): Promise<Record<string, unknown>> {
     const response = await this.fetch(method, path, token, {
+      ...(signal === undefined ? {} : { signal }),
       ...(body === undefined
         ? {}
         : {
@@ -75,7 +77,12 @@ export class CryptoHttp {
     method: string,
     path: string,
     token: string,
-    send: { body?: string | ReadableStream<Uint8Array>; contentType?: string; timeoutMs?: number },
+    send: {
+      body?: string | ReadableStream<Uint8Array>;
+      contentType?: string;
+      timeoutMs?: number;
+      signal?: AbortSignal;
+    },
   ): Promise<Response> {
     try {
       return await fetch(new URL(path, this.homeserverUrl), {
@@ -86,7 +93,10 @@ export class CryptoHttp {
         },
         ...(send.body === undefined ? {} : { body: send.body }),
         ...(send.body instanceof ReadableStream ? { duplex: "half" } : {}),
-        signal: AbortSignal.timeout(send.timeoutMs ?? this.timeoutMs),
+        signal: AbortSignal.any([
+          AbortSignal.timeout(send.timeoutMs ?? this.timeoutMs),
+          ...(send.signal === undefined ? [] : [send.signal]),
+        ]),
       } as RequestInit);
     } catch (err) {
       throw new BridgeError("homeserver-unavailable", `${method} ${pathOnly(path)} failed`, {

@@ -13,6 +13,7 @@ import { CryptoHttp, HomeserverError } from "./homeserver.js";
 import type { EncryptedFile } from "../convert/types.js";
 import { IndexedDbMirror } from "./idb-mirror.js";
 import { DeviceMachine, storeName, type DeviceSyncChanges } from "./machine.js";
+import { DeviceSyncLoop } from "./sync.js";
 
 /** The content of m.room.encryption the bridge creates new portals with. */
 export const MEGOLM_ENCRYPTION = { algorithm: "m.megolm.v1.aes-sha2" } as const;
@@ -91,6 +92,8 @@ export class RoomCrypto implements RoomEncryptor {
   /** Room → users joined or invited, from the homeserver once, then from member events. */
   private readonly members = new Map<string, Set<string>>();
   private readonly outbound = new Set<string>();
+  /** Per user: the /sync loop of its device, in `receive: sync` mode. */
+  private readonly syncLoops = new Map<string, DeviceSyncLoop>();
   private keyWaiters: (() => void)[] = [];
   private evicting: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -131,7 +134,8 @@ export class RoomCrypto implements RoomEncryptor {
     if (running !== undefined) {
       log.warn("the bridge did not stop cleanly: outbound Megolm sessions are discarded");
     }
-    crypto.evicting = setInterval(() => void crypto.evictIdle(), EVICT_INTERVAL_MS);
+    const every = Math.min(EVICT_INTERVAL_MS, options.config.idle_device_ms);
+    crypto.evicting = setInterval(() => void crypto.evictIdle(), every);
     crypto.evicting.unref();
     return crypto;
   }
@@ -149,6 +153,8 @@ export class RoomCrypto implements RoomEncryptor {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.evicting);
+    await Promise.all([...this.syncLoops.values()].map((loop) => loop.stop()));
+    this.syncLoops.clear();
     for (const pending of this.machines.values()) {
       const machine = await pending.catch(() => undefined);
       machine?.close();
@@ -448,6 +454,13 @@ export class RoomCrypto implements RoomEncryptor {
     // user it tracks before it encrypts again.
     const tracked = [...(await machine.olm.trackedUsers())].map((u) => u.toString());
     await machine.receive({ toDevice: [], changed: tracked, left: [] });
+    if (this.options.config.receive === "sync" && !this.stopped) {
+      const loop = new DeviceSyncLoop(machine, this.http, this.options.knex, this.options.log, () =>
+        this.keysArrived(),
+      );
+      this.syncLoops.set(user, loop);
+      loop.start();
+    }
     return machine;
   }
 
@@ -520,6 +533,9 @@ export class RoomCrypto implements RoomEncryptor {
       if (machine === undefined || machine.lastUsed > limit) continue;
       this.machines.delete(user);
       try {
+        const loop = this.syncLoops.get(user);
+        this.syncLoops.delete(user);
+        await loop?.stop();
         machine.close();
         await this.mirror.evict(`${storeName(user, machine.credentials.deviceId)}::`);
       } catch (err) {
