@@ -133,7 +133,8 @@ export class DeviceMachine {
       await this.sendOutgoing();
       const claim = await this.olm.getMissingSessions(users());
       // null (not undefined, as typed) when every session exists.
-      if (claim != null) await this.lock.run(["outgoing"], () => this.send(claim));
+      if (claim !== null && claim !== undefined)
+        await this.lock.run(["outgoing"], () => this.send(claim));
       if (this.staleOutbound.has(room)) {
         // invalidateGroupSession acts on the machine's session cache only, which a session
         // stored by an earlier run enters when it is next shared: share, then invalidate.
@@ -165,6 +166,30 @@ export class DeviceMachine {
     await this.lock.run(["outgoing"], async () => {
       for (const share of shares) await this.send(share);
     });
+  }
+
+  /**
+   * Gives the device's user cross-signing keys and signs the device with them, so that clients
+   * show the device as verified by its owner rather than warn about it. The first upload needs no
+   * user-interactive auth (MSC3967, spec v1.11). Resolves false when the user already has keys.
+   */
+  async crossSignOwnDevice(): Promise<boolean> {
+    const status = await this.olm.crossSigningStatus();
+    if (status.hasMaster && status.hasSelfSigning) return false;
+    const requests = await this.olm.bootstrapCrossSigning(true);
+    await this.lock.run(["outgoing"], async () => {
+      const upload = requests.uploadKeysRequest as wasm.KeysUploadRequest | undefined | null;
+      if (upload !== undefined && upload !== null) await this.send(upload);
+      await this.http.request(
+        "POST",
+        "/_matrix/client/v3/keys/device_signing/upload",
+        this.credentials.accessToken,
+        requests.uploadSigningKeysRequest.body,
+      );
+      await this.send(requests.uploadSignaturesRequest);
+    });
+    await this.mirror.flush();
+    return true;
   }
 
   /** Decrypts an m.room.encrypted event; rejects with the machine's MegolmDecryptionError. */

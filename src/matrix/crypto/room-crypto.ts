@@ -341,7 +341,8 @@ export class RoomCrypto implements RoomEncryptor {
   }
 
   private async setEncrypted(room: string, content: Record<string, unknown>): Promise<void> {
-    if (this.rooms.get(room) != null) return;
+    const known = this.rooms.get(room);
+    if (known !== undefined && known !== null) return;
     this.rooms.set(room, content);
     await this.options
       .knex(ROOMS)
@@ -454,6 +455,14 @@ export class RoomCrypto implements RoomEncryptor {
     // user it tracks before it encrypts again.
     const tracked = [...(await machine.olm.trackedUsers())].map((u) => u.toString());
     await machine.receive({ toDevice: [], changed: tracked, left: [] });
+    await machine.crossSignOwnDevice().catch((err: unknown) => {
+      // Without it clients warn about the device; messages still flow.
+      if (isTransientError(err)) throw err;
+      this.options.log.warn(
+        { user, err: describeError(err) },
+        "the device could not be cross-signed by its user",
+      );
+    });
     if (this.options.config.receive === "sync" && !this.stopped) {
       const loop = new DeviceSyncLoop(machine, this.http, this.options.knex, this.options.log, () =>
         this.keysArrived(),
@@ -506,8 +515,18 @@ export class RoomCrypto implements RoomEncryptor {
         // Meant for another device of that user (not the bridge's): nothing to do with it.
         continue;
       }
-      const machine = await this.machine(user);
-      await machine.receive(changes);
+      try {
+        const machine = await this.machine(user);
+        await machine.receive(changes);
+      } catch (err) {
+        // Transient (homeserver or database away): the transaction is retried. Anything else
+        // is this device's problem and must not hold up every later transaction.
+        if (isTransientError(err)) throw err;
+        this.options.log.error(
+          { user, err: describeError(err) },
+          "a bridge device could not take its encryption data",
+        );
+      }
       if (changes.toDevice.length > 0) keys = true;
     }
     if (keys) this.keysArrived();

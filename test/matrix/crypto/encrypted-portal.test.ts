@@ -117,6 +117,16 @@ describe("an end-to-bridge encrypted portal (bridge, test homeserver, js-sdk use
     assert.equal(event.getWireType(), "m.room.encrypted");
   });
 
+  it("the ghost's device is cross-signed by the ghost, so the user's client does not warn about it", async function () {
+    const crypto = alice.client.getCrypto();
+    assert.ok(crypto);
+    const devices = await crypto.getUserDeviceInfo([GHOST], true);
+    const ids = [...(devices.get(GHOST)?.keys() ?? [])];
+    assert.equal(ids.length, 1, "the ghost has one device");
+    const status = await crypto.getDeviceVerificationStatus(GHOST, ids[0]!);
+    assert.equal(status?.signedByOwner, true);
+  });
+
   it("the user's encrypted message is decrypted by the bridge and reaches WhatsApp", async function () {
     await alice.client.sendTextMessage(portal, "secret to bob");
     await networkGets("secret to bob");
