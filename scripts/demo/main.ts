@@ -1,5 +1,6 @@
 import { pathToFileURL } from "node:url";
 import { filterKnownWarnings } from "../../src/util/warnings.js";
+import { EncryptingMatrixUser } from "./crypto-user.js";
 import { DemoScript, localJid } from "./steps.js";
 import { Transcript, type Out } from "./transcript.js";
 import { startDemoWorld, type DemoWorld } from "./world.js";
@@ -19,14 +20,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const started = Date.now();
   let world: DemoWorld;
   try {
-    world = await startDemoWorld("alice");
+    // Portals end-to-bridge encrypted, as the bridge's default; the Matrix user a real client.
+    world = await startDemoWorld("alice", { config: { matrix_encryption: { default: true } } });
   } catch (err) {
     t.line(`FAILED: start-up: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
   t.line(`Started in ${Date.now() - started} ms.`);
+  let me: EncryptingMatrixUser | undefined;
   try {
-    const script = new DemoScript(world, t);
+    me = await EncryptingMatrixUser.start(world.hs.url, world.user);
+    t.line(`Matrix user ${world.user.userId}: matrix-js-sdk with Rust crypto (encrypted portals).`);
+    const script = new DemoScript(world, t, me);
     await script.run();
     const passed = t.summary();
     if (!options.once) {
@@ -35,6 +40,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     return passed ? 0 : 1;
   } finally {
+    me?.stop();
     await world.stop();
   }
 }
