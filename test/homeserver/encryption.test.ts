@@ -39,6 +39,14 @@ describe("test homeserver with two matrix-js-sdk clients using Rust crypto", fun
     return c;
   }
 
+  async function knowsDevice(c: CryptoClient, userId: string, deviceId: string): Promise<void> {
+    for (;;) {
+      const devices = await c.client.getCrypto()?.getUserDeviceInfo([userId]);
+      if (devices?.get(userId)?.has(deviceId) === true) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   async function encryptedRoomWithBob(alice: CryptoClient, bob: CryptoClient): Promise<string> {
     const { room_id: roomId } = await alice.client.createRoom({
       preset: sdk.Preset.PrivateChat,
@@ -92,6 +100,64 @@ describe("test homeserver with two matrix-js-sdk clients using Rust crypto", fun
     const encrypted = dump.events.filter((e) => e.includes('"type":"m.room.encrypted"'));
     assert.equal(encrypted.length, 2, "both messages are stored as m.room.encrypted");
     assert.ok(dump.toDevice.length >= 2, "room keys travelled as to-device messages");
+  });
+
+  it("a second device of bob, logged in later, decrypts what alice sends afterwards", async function () {
+    const alice = await login("alice", "alice-pw");
+    const bob = await login("bob", "bob-pw");
+    const roomId = await encryptedRoomWithBob(alice, bob);
+    const bobGets = nextClearEvent(bob.client, roomId, (e) => e.getContent()["body"] === "before");
+    await alice.client.sendTextMessage(roomId, "before");
+    await within(bobGets, 20_000, "bob's first device decrypting");
+
+    const bob2 = await login("bob", "bob-pw");
+    assert.notEqual(bob2.deviceId, bob.deviceId);
+    // Alice learns of the new device through device_lists.changed in her sync.
+    await within(
+      knowsDevice(alice, bob.userId, bob2.deviceId),
+      20_000,
+      "alice seeing bob's new device",
+    );
+
+    const bothGet = [bob, bob2].map((c) =>
+      nextClearEvent(c.client, roomId, (e) => e.getContent()["body"] === "after"),
+    );
+    await alice.client.sendTextMessage(roomId, "after");
+    await within(Promise.all(bothGet), 20_000, "both of bob's devices decrypting");
+  });
+
+  it("cross-signing bootstrapped by the Rust crypto is accepted, and others see the device signed by its owner", async function () {
+    const alice = await login("alice", "alice-pw");
+    const bob = await login("bob", "bob-pw");
+    // Sharing a room is what makes bob's client hear of alice's key changes (device_lists).
+    await encryptedRoomWithBob(alice, bob);
+    const crypto = alice.client.getCrypto();
+    assert.ok(crypto);
+    let asked = 0;
+    await crypto.bootstrapCrossSigning({
+      setupNewCrossSigning: true,
+      // First upload: MSC3967 needs no auth, so the callback passes none (and is not asked twice).
+      authUploadDeviceSigningKeys: async (makeRequest) => {
+        asked += 1;
+        await makeRequest(null);
+      },
+    });
+    assert.equal(asked, 1);
+    const status = await within(
+      (async () => {
+        for (;;) {
+          await bob.client.getCrypto()?.getUserDeviceInfo([alice.userId], true);
+          const s = await bob.client
+            .getCrypto()
+            ?.getDeviceVerificationStatus(alice.userId, alice.deviceId);
+          if (s?.signedByOwner === true) return s;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })(),
+      20_000,
+      "bob seeing alice's device signed by her self-signing key",
+    );
+    assert.equal(status.signedByOwner, true);
   });
 
   it("the inspection finds plaintext where it is stored, including redacted originals", async function () {

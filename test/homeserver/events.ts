@@ -7,12 +7,19 @@ import type { JsonObject, RoomEvent } from "./types.js";
 export const MAX_EVENT_BYTES = 65_536;
 
 /**
- * THE one check of an event's size, applied by `HomeserverCore.persist` to every event a client
+ * THE one check of an event's size (and of its identifier fields' lengths), applied by `HomeserverCore.persist` to every event a client
  * sends (send, state, redaction, membership): above 65,536 bytes Synapse refuses it with 413
  * M_TOO_LARGE. A real PDU also carries hashes, signatures and auth/prev events (a few hundred
  * bytes), so Synapse refuses slightly smaller contents than this server does.
  */
 export function assertEventSize(event: RoomEvent): void {
+  // The spec also caps these keys at 255 bytes each; Synapse answers the same 413.
+  for (const key of ["type", "state_key", "sender", "room_id", "event_id"] as const) {
+    const value = event[key];
+    if (value !== undefined && Buffer.byteLength(value, "utf8") > 255) {
+      throw new MatrixError(413, "M_TOO_LARGE", `The event's ${key} is longer than 255 bytes`);
+    }
+  }
   const size = Buffer.byteLength(canonicalJson(event), "utf8");
   if (size > MAX_EVENT_BYTES) {
     throw new MatrixError(

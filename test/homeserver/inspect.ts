@@ -13,7 +13,8 @@ export interface StoredMedia {
  * plaintext: each entry is the JSON the server stored (events as stored, with the unredacted
  * original of redacted events, which Synapse retains for days; current state; to-device messages
  * sent by or to anyone who was ever in the room, delivered or not, pushed to appservices or not;
- * the room's account data), plus the bytes of every upload by anyone who was ever in the room.
+ * the room's account data), plus the bytes of every upload by anyone who was ever in the room or
+ * belongs to an appservice interested in it.
  */
 export interface RoomDump {
   events: string[];
@@ -48,9 +49,12 @@ export function dumpRoom(core: HomeserverCore, roomId: string): RoomDump {
   const accountData = [...people].flatMap((userId) =>
     core.accountData.roomChangedSince(userId, roomId, -1).map((e) => JSON.stringify(e)),
   );
+  // A bridge may upload as its bot even where the bot is not a member: count its users too.
+  const bridges = core.appservices.all.filter((as) => as.interestedInRoom(room));
+  const bridged = (userId: string): boolean => bridges.some((as) => as.ownsUser(userId));
   const media = core.media
     .all()
-    .filter((m) => people.has(m.uploader))
+    .filter((m) => people.has(m.uploader) || bridged(m.uploader))
     .map((m) => ({
       mxc: `mxc://${core.serverName}/${m.mediaId}`,
       contentType: m.contentType,

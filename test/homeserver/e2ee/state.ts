@@ -1,6 +1,7 @@
 import type { Appservice } from "../appservice/registration.js";
 import type { TransactionContents } from "../appservice/pusher.js";
 import type { HomeserverCore } from "../core.js";
+import type { StoredEvent } from "../store/room.js";
 import type { JsonObject } from "../types.js";
 import { DeviceStore, type Device } from "./devices.js";
 import { ToDeviceStore } from "./toDevice.js";
@@ -159,6 +160,7 @@ export class E2eeState {
     from: number,
     to: number,
   ): { changed: string[]; left: string[] } {
+    if (to <= from) return { changed: [], left: [] };
     const sharing = this.usersSharingRoomWith(userId);
     const changed = new Set<string>();
     for (const other of this.devices.changedBetween(from, to)) {
@@ -168,9 +170,11 @@ export class E2eeState {
     for (const room of this.core.rooms.values()) {
       if (room.membershipEvent(userId) === undefined) continue;
       const joined = room.membership(userId) === "join";
-      for (const stored of room.events) {
-        if (stored.pos <= from || stored.pos > to || stored.event.type !== "m.room.member")
-          continue;
+      // Events are appended in stream order: walk back only over those after `from`.
+      for (let i = room.events.length - 1; i >= 0; i--) {
+        const stored = room.events[i] as StoredEvent;
+        if (stored.pos <= from) break;
+        if (stored.pos > to || stored.event.type !== "m.room.member") continue;
         const target = stored.event.state_key ?? "";
         const membership = stored.event.content["membership"];
         const leaving = membership === "leave" || membership === "ban";

@@ -17,10 +17,20 @@ export function registerDeviceRoutes(ctx: RouteContext): void {
     ok(describe(own(core, who, param(req, "deviceId")))),
   );
   ctx.authed("PUT", "/devices/:deviceId", (req, who) => {
-    const device = own(core, who, param(req, "deviceId"));
+    const deviceId = param(req, "deviceId");
     const name = jsonBody(req)["display_name"];
     if (name !== undefined && typeof name !== "string")
       throw invalidParam("display_name must be a string");
+    // MSC4190: an appservice that manages its users' devices creates one by naming it.
+    if (
+      core.e2ee.devices.get(who.userId, deviceId) === undefined &&
+      who.appservice?.registration["io.element.msc4190"] === true
+    ) {
+      core.e2ee.devices.ensure(who.userId, deviceId, typeof name === "string" ? name : undefined);
+      core.e2ee.deviceListChanged(who.userId);
+      return { status: 201, json: {} };
+    }
+    const device = own(core, who, deviceId);
     if (typeof name === "string" && name !== device.displayName) {
       device.displayName = name;
       core.e2ee.deviceListChanged(who.userId);
