@@ -397,6 +397,8 @@ async function startAll(
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
     logging: { level: "warn" },
+    // The W->M probe reads plaintext PUTs; encrypted portals are measured separately (issue 12).
+    matrix_encryption: { default: false },
     // The per-user abuse limits would measure themselves, not the bridge: one user sends it all.
     limits: {
       messages_per_minute: 1_000_000,

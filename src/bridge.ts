@@ -23,6 +23,7 @@ import {
   type IngressPolicy,
 } from "./matrix/ingress/index.js";
 import { SqlRunner } from "./db/sql.js";
+import { RoomCrypto } from "./matrix/crypto/room-crypto.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
 import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
@@ -59,6 +60,8 @@ export interface RunningBridge {
   readonly core: BridgeCore;
   readonly vault: KeyVault;
   readonly port: number;
+  /** Matrix-side encryption, when matrix_encryption.allow is on. */
+  readonly matrixCrypto: RoomCrypto | undefined;
   /** The metrics listener's port, when `metrics.enabled`. */
   readonly metricsPort: number | undefined;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
@@ -84,6 +87,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let ingress: MatrixIngress | undefined;
   let openedMatrixApi: IntentMatrixApi | undefined;
   const inbox = new MatrixInboxTable(SqlRunner.of(db.knex));
+  let crypto: RoomCrypto | undefined;
   const processed = new ProcessedEventsTable(db.knex);
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   metrics?.observeDatabase(db.knex);
@@ -113,11 +117,24 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ],
     });
     const openedVault = vault;
+    if (config.matrix_encryption.allow) {
+      crypto = await RoomCrypto.start({
+        knex: db.knex,
+        vault,
+        config: config.matrix_encryption,
+        homeserverUrl: config.homeserver.url,
+        asToken: options.registration.as_token,
+        botUserId: matrix.bridge.getBot().getUserId(),
+        log: log.child({ component: "matrix-crypto" }),
+      });
+    }
     const matrixApi = new IntentMatrixApi(
       matrix.bridge,
       config.homeserver.domain,
       config.interop.media_max_bytes,
       log.child({ component: "matrix-api" }),
+      undefined,
+      crypto,
     );
     openedMatrixApi = matrixApi;
     core = new BridgeCore({
@@ -148,6 +165,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       processed,
       matrixApi.openMedia,
       log.child({ component: "router" }),
+      crypto,
     );
     if (config.provisioning.enabled) {
       const auth = new ProvisioningAuth({
@@ -162,6 +180,17 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     }
     const startedMatrix = matrix;
     const startedCore = core;
+    const cryptoForIngress = crypto;
+    // RoomCrypto takes the transaction's encryption extensions before anything is recorded;
+    // decryption happens in the room worker, through the router (its EventDecryptor).
+    const ingressHooks: IngressHooks | undefined =
+      options.ingressHooks ??
+      (cryptoForIngress === undefined
+        ? undefined
+        : {
+            receiveTransactionExtras: (txn) => cryptoForIngress.receiveTransactionExtras(txn),
+            decrypt: (event) => Promise.resolve(event),
+          });
     ingress = new MatrixIngress({
       inbox,
       isOwnUser: (user) => startedCore.isOwnUser(user),
@@ -171,7 +200,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         await matrixApi.sendNotice(room, text, replyTo);
       },
       log: log.child({ component: "ingress" }),
-      ...(options.ingressHooks === undefined ? {} : { hooks: options.ingressHooks }),
+      ...(ingressHooks === undefined ? {} : { hooks: ingressHooks }),
       ...(options.ingressPolicy === undefined ? {} : { policy: options.ingressPolicy }),
       ...(metrics === undefined ? {} : { observer: metrics }),
     });
@@ -190,15 +219,25 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     };
     await ingress.start();
     let profileSet = false;
+    const startedCrypto = crypto;
     matrix.setTransactionHandler(async (txn) => {
+      // Keys and device data first (the ingress's receiveTransactionExtras hook, RoomCrypto),
+      // persisted before the 200; then the events, recorded, and decrypted by their room worker.
       await startedIngress.receive(txn);
       // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
-      // unreachable homeserver must not stop the bridge.
+      // unreachable homeserver must not stop the bridge. The bot's encryption device follows
+      // (it needs the bot registered), so users' clients share their room keys with it.
       if (!profileSet) {
         profileSet = true;
-        void setUpBotProfile(startedMatrix, config, log).then((ok) => {
-          if (!ok) profileSet = false;
-        });
+        void setUpBotProfile(startedMatrix, config, log)
+          .then(async (ok) => {
+            if (!ok) profileSet = false;
+            else await startedCrypto?.ensureBotDevice();
+          })
+          .catch((err: unknown) => {
+            profileSet = false;
+            log.warn({ err: describeError(err) }, "the bot's encryption device is not ready yet");
+          });
       }
     });
     log.info(
@@ -210,6 +249,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     await metricsServer?.stop().catch(() => undefined);
     await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
+    await crypto?.stop().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw err;
   }
@@ -218,6 +258,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const startedMetrics = metricsServer;
   const startedIngress = ingress;
   const startedMatrixApi = openedMatrixApi;
+  const runningCrypto = crypto;
   const pruning = setInterval(() => {
     Promise.all([processed.prune(), inbox.prune()]).catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
@@ -229,6 +270,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     core: startedCore,
     vault,
     port: options.port,
+    matrixCrypto: runningCrypto,
     metricsPort: startedMetrics?.port,
     async stop() {
       log.info("stopping");
@@ -242,6 +284,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       startedMatrixApi?.close();
       await startedIngress?.stop();
       await startedCore.stop();
+      await runningCrypto?.stop().catch((err: unknown) => {
+        log.warn({ err: describeError(err) }, "the crypto store did not stop cleanly");
+      });
       // The keep-alive homeserver connections of event sends (src/matrix/http.ts).
       await closeHomeserverPools().catch(() => undefined);
       await db.close();

@@ -16,6 +16,12 @@ import { MatrixRefusedError } from "../core/matrix-api.js";
  */
 export const EVENT_LIMIT_BYTES = 65_536;
 export const CONTENT_LIMIT_BYTES = 60_000;
+/**
+ * The plaintext limit in an encrypted room: Megolm encrypts {type, content, room_id} and sends
+ * it base64-encoded (4/3 of its size) with the session's ids, so 44,000 bytes of content stay
+ * within CONTENT_LIMIT_BYTES once encrypted.
+ */
+export const ENCRYPTED_CONTENT_LIMIT_BYTES = 44_000;
 
 type Content = Record<string, unknown>;
 

@@ -15,14 +15,26 @@ import {
   type MatrixMediaOpener,
   type UploadedMedia,
 } from "./convert/index.js";
-import { fitContent } from "./fit.js";
+import { CONTENT_LIMIT_BYTES, ENCRYPTED_CONTENT_LIMIT_BYTES, fitContent } from "./fit.js";
 import { withCheckedType } from "./media-type.js";
+import type { RoomEncryptor } from "./crypto/room-crypto.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
   withMatrixRetries,
   type MatrixRetryPolicy,
 } from "./retry.js";
+
+/** The event power levels createRoom gives a room by default (client-server API, createRoom). */
+const DEFAULT_EVENT_LEVELS = {
+  "m.room.name": 50,
+  "m.room.power_levels": 100,
+  "m.room.history_visibility": 100,
+  "m.room.canonical_alias": 50,
+  "m.room.avatar": 50,
+  "m.room.tombstone": 100,
+  "m.room.server_acl": 100,
+} as const;
 
 /**
  * The core's MatrixApi on matrix-appservice-bridge intents: the bot and every ghost act through
@@ -44,6 +56,8 @@ export class IntentMatrixApi implements MatrixApi {
     private readonly mediaMaxBytes: number,
     private readonly log: Logger = silentLogger(),
     private readonly retry: MatrixRetryPolicy = DEFAULT_MATRIX_RETRY,
+    /** Encrypts for encrypted rooms (RoomCrypto); without it every room is sent plaintext. */
+    private readonly encryptor?: RoomEncryptor,
   ) {
     this.botUserId = bridge.getBot().getUserId() as MatrixUserId;
   }
@@ -91,6 +105,7 @@ export class IntentMatrixApi implements MatrixApi {
     topic?: string;
   }): Promise<RoomId> {
     const intent = this.intent(options.creator);
+    const initialState = this.encryptor?.initialState() ?? [];
     const { room_id: room } = await this.retriedIfLimited("createRoom", () =>
       intent.createRoom({
         createAsClient: true,
@@ -102,10 +117,15 @@ export class IntentMatrixApi implements MatrixApi {
           ...(options.topic === undefined ? {} : { topic: options.topic }),
           power_level_content_override: {
             users: { [options.creator]: 100, [this.botUserId]: 100 },
+            // The spec's defaults, except that the user may turn encryption on (the bridge
+            // follows it); it can never be turned off again.
+            events: { ...DEFAULT_EVENT_LEVELS, "m.room.encryption": 0 },
           },
+          ...(initialState.length === 0 ? {} : { initial_state: initialState }),
         },
       }),
     );
+    await this.encryptor?.roomCreated(room, initialState);
     return roomId(room);
   }
 
@@ -203,10 +223,20 @@ export class IntentMatrixApi implements MatrixApi {
     let checked = content;
     let uploaded: UploadedMedia | undefined;
     if (content.type === "media") {
-      const data = await this.read(content.media);
-      const media = withCheckedType(content.media, data);
-      checked = { ...content, media };
-      uploaded = await this.upload(as, media, data);
+      const encryptor = this.encryptor;
+      if (encryptor !== undefined && (await encryptor.isEncrypted(room))) {
+        // Streamed through the cipher: only the head is read ahead, to check the type.
+        const stream = limited(await content.media.open(), this.mediaMaxBytes);
+        const { head, all } = await withHead(stream, TYPE_SNIFF_BYTES);
+        const media = withCheckedType(content.media, head);
+        checked = { ...content, media };
+        uploaded = await this.uploadEncrypted(as, media, all);
+      } else {
+        const data = await this.read(content.media);
+        const media = withCheckedType(content.media, data);
+        checked = { ...content, media };
+        uploaded = await this.upload(as, media, data);
+      }
     }
     const body = neutralToMatrix(checked, uploaded);
     if (relation.edits !== undefined) {
@@ -312,15 +342,24 @@ export class IntentMatrixApi implements MatrixApi {
     unfitted: Record<string, unknown>,
     idempotencyKey?: string,
   ): Promise<EventId> {
-    const content = fitContent(unfitted);
+    const encrypted = this.encryptor !== undefined && (await this.encryptor.isEncrypted(room));
+    const content = fitContent(
+      unfitted,
+      encrypted ? ENCRYPTED_CONTENT_LIMIT_BYTES : CONTENT_LIMIT_BYTES,
+    );
     const intent = this.intent(as);
+    // Encrypted once, before the retries: a repeat carries the same ciphertext and txnId.
+    const sent =
+      this.encryptor === undefined
+        ? { type, content }
+        : await this.encryptor.encrypt(as, room, type, content);
     const txnId = transactionId(
       as,
       idempotencyKey === undefined ? undefined : `${room}\n${idempotencyKey}`,
     );
     const path =
       `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/` +
-      `${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
+      `${encodeURIComponent(sent.type)}/${encodeURIComponent(txnId)}`;
     const put = async (): Promise<string> => {
       // The keep-alive pool of src/matrix/http.ts, not the library's `request` (issue #15).
       const answer = (await homeserverRequest(
@@ -328,7 +367,7 @@ export class IntentMatrixApi implements MatrixApi {
         as === this.botUserId ? undefined : as,
         "PUT",
         path,
-        content,
+        sent.content,
       )) as {
         event_id?: unknown;
       };
@@ -361,7 +400,14 @@ export class IntentMatrixApi implements MatrixApi {
    */
   readonly openMedia: MatrixMediaOpener = async (source) => {
     if (source.encryption !== undefined) {
-      throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      if (this.encryptor === undefined) {
+        throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      }
+      // Streamed and decrypted chunk by chunk, bounded like plaintext media.
+      return limited(
+        await this.encryptor.openEncrypted(source.mxc, source.encryption),
+        this.mediaMaxBytes,
+      );
     }
     const client = this.intent(this.botUserId).matrixClient;
     const { data } = await client.downloadContent(source.mxc).catch((err: unknown) => {
@@ -374,6 +420,42 @@ export class IntentMatrixApi implements MatrixApi {
       yield new Uint8Array(data);
     })();
   };
+
+  /**
+   * Uploads the media (already bounded by interop.media_max_bytes) into an encrypted room as an
+   * encrypted attachment, streamed through the cipher.
+   */
+  private async uploadEncrypted(
+    as: MatrixUserId,
+    media: NeutralMedia,
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<UploadedMedia> {
+    const encryptor = this.encryptor;
+    if (encryptor === undefined) throw new Error("uploadEncrypted without an encryptor");
+    const name = media.fileName ?? defaultFileName(media);
+    // Not retried: the stream is consumed by the first attempt (a retry of the whole send
+    // opens the media again).
+    const file = await encryptor.uploadEncrypted(as, data, name);
+    const thumb = media.thumbnail;
+    if (thumb === undefined) return { file };
+    const thumbnailFile = await encryptor.uploadEncrypted(
+      as,
+      (async function* () {
+        yield thumb.data;
+      })(),
+      "thumbnail",
+    );
+    return {
+      file,
+      thumbnail: {
+        file: thumbnailFile,
+        mimeType: thumb.mimeType,
+        size: thumb.data.byteLength,
+        width: thumb.width,
+        height: thumb.height,
+      },
+    };
+  }
 
   /** Reads the plaintext, bounded by interop.media_max_bytes. */
   private async read(media: NeutralMedia): Promise<Buffer> {
@@ -433,6 +515,19 @@ export class IntentMatrixApi implements MatrixApi {
 export function transactionId(as: MatrixUserId, key?: string): string {
   if (key === undefined) return `mwi.${randomUUID()}`;
   return `mwi.${createHash("sha256").update(`${as}\n${key}`).digest("base64url").slice(0, 32)}`;
+}
+
+/** Passes `source` on and fails with media-too-large once more than `max` bytes went by. */
+async function* limited(
+  source: AsyncIterable<Uint8Array>,
+  max: number,
+): AsyncGenerator<Uint8Array> {
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.byteLength;
+    if (size > max) throw new BridgeError("media-too-large", `media larger than ${max} bytes`);
+    yield chunk;
+  }
 }
 
 /** Turns `code` segments of a bot text into monospace spans. */
@@ -503,4 +598,41 @@ function jsonBody(body: unknown): { errcode?: unknown } {
     }
   }
   return typeof body === "object" && body !== null ? (body as { errcode?: unknown }) : {};
+}
+
+/** What is read ahead of a stream to check a media type against its bytes (media-type.ts). */
+const TYPE_SNIFF_BYTES = 512;
+
+/**
+ * The first `bytes` of a stream (or all of it, if shorter), and the whole stream again: the head
+ * is read ahead once and replayed, the rest is passed through as it comes.
+ */
+async function withHead(
+  stream: AsyncIterable<Uint8Array>,
+  bytes: number,
+): Promise<{ head: Uint8Array; all: AsyncIterable<Uint8Array> }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const read: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  while (size < bytes) {
+    const next = await iterator.next();
+    if (next.done === true) {
+      done = true;
+      break;
+    }
+    read.push(next.value);
+    size += next.value.byteLength;
+  }
+  const head = Buffer.concat(read).subarray(0, bytes);
+  async function* all(): AsyncIterable<Uint8Array> {
+    yield* read;
+    if (done) return;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+  return { head, all: all() };
 }

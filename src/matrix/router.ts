@@ -19,7 +19,13 @@ import {
   type MatrixMediaOpener,
   type MatrixMediaRef,
 } from "./convert/index.js";
+import type { DecryptOutcome } from "./crypto/room-crypto.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+/** The part of RoomCrypto the router uses: the clear event for each event it gets. */
+export interface EventDecryptor {
+  decrypt(event: WeakEvent): Promise<DecryptOutcome>;
+}
 
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
@@ -54,6 +60,7 @@ export class MatrixEventRouter {
     private readonly processed: ProcessedEventsTable,
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
+    private readonly decryptor?: EventDecryptor,
   ) {}
 
   async handleTransaction(txn: Transaction): Promise<void> {
@@ -80,9 +87,42 @@ export class MatrixEventRouter {
 
   /**
    * Handles one recorded event (the ingress's room worker calls this; own echoes were dropped
-   * before recording). Throws to have the failure classified by the ingress.
+   * before recording). Throws to have the failure classified by the ingress. An encrypted event
+   * is decrypted first (RoomCrypto waits a bounded time for a missing key); one that cannot be
+   * read, or plaintext where encryption is required, is answered with a notice.
    */
   async route(event: WeakEvent): Promise<void> {
+    const outcome: DecryptOutcome =
+      this.decryptor === undefined ? { kind: "clear", event } : await this.decryptor.decrypt(event);
+    if (outcome.kind === "clear") await this.routeClear(outcome.event);
+    else if (
+      outcome.kind === "refused" &&
+      (await this.core.portalRows.byRoom(roomId(event.room_id))) === undefined
+    ) {
+      // Required encryption applies to portals; management rooms stay plaintext.
+      await this.routeClear(event);
+    } else await this.notDecrypted(event, outcome.kind, outcome.reason);
+  }
+
+  /** A portal user's event the bridge cannot read (or must not bridge): the user is told. */
+  private async notDecrypted(
+    event: WeakEvent,
+    kind: "undecryptable" | "refused",
+    reason: string,
+  ): Promise<void> {
+    const portal = await this.core.portalRows.byRoom(roomId(event.room_id));
+    if (portal?.userMxid !== event.sender) return;
+    this.log.debug({ eventId: event.event_id, reason }, "Matrix event not bridged");
+    await this.core.matrix.sendNotice(
+      portal.roomId as RoomId,
+      kind === "undecryptable"
+        ? "Not sent: the bridge could not decrypt this message; send it again."
+        : `Not sent: ${reason}.`,
+      eventId(event.event_id),
+    );
+  }
+
+  private async routeClear(event: WeakEvent): Promise<void> {
     if (!isMatrixUserId(event.sender)) return;
     const sender = event.sender;
     const room = roomId(event.room_id);

@@ -16,6 +16,8 @@ export interface Transaction {
   id: string;
   events: WeakEvent[];
   ephemeral: EphemeralEvent[];
+  /** The whole body: to-device events, device lists and key counts for RoomCrypto (MSC2409/3202). */
+  raw?: Record<string, unknown>;
 }
 
 /** Resolves once every event of the transaction is durably handled; rejects to have it retried. */
@@ -117,6 +119,8 @@ export class TransactionalAppService extends AppService {
         ephemeral: asArray<EphemeralEvent>(
           (body as Txn)["ephemeral"] ?? (body as Txn)["de.sorunome.msc2409.ephemeral"],
         ),
+        // The whole body, for the encryption extensions (to-device, device lists, key counts).
+        raw: body as Record<string, unknown>,
       };
       taken = this.queue.then(() => this.take(txn));
       this.queue = taken;

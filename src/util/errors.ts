@@ -91,6 +91,8 @@ const TRANSIENT_CODES = new Set([
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
+  // The homeserver unreachable, rate limiting or failing with 5xx (src/matrix/crypto/homeserver.ts).
+  "homeserver-unavailable",
   // SQLite: another connection holds the lock.
   "SQLITE_BUSY",
   "SQLITE_LOCKED",

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startBridge, type BridgeOptions, type RunningBridge } from "../../src/bridge.js";
+import { openDatabase } from "../../src/db/database.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -37,7 +38,7 @@ export interface MatrixHarness {
   /** The bridge's appservice port and the homeserver token: for pushing transactions directly. */
   appservicePort: number;
   hsToken: string;
-  alice: { userId: string; accessToken: string };
+  alice: { userId: string; accessToken: string; deviceId: string };
   /** A client-server API call as alice. */
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
   /** Sends a text as alice; returns the event id. */
@@ -48,7 +49,20 @@ export interface MatrixHarness {
   ): Promise<{ sender: string; body: string; eventId: string; content: Record<string, unknown> }[]>;
   /** Waits until `check` returns a value other than undefined. */
   waitFor<T>(check: () => Promise<T | undefined>, what: string): Promise<T>;
+  /** Stops the bridge (cleanly, or abandoned as by a crash with `crash`) and starts it again. */
+  restart(options?: { crash?: boolean }): Promise<void>;
   dispose(): Promise<void>;
+}
+
+/** Alice's password, for tests that log her in on a further device. */
+export const ALICE_PASSWORD = "alice-password";
+
+/** What a crash leaves behind that a clean stop clears: the crypto layer's running marker. */
+async function markUnclean(file: string): Promise<void> {
+  const db = await openDatabase({ type: "sqlite", uri: file });
+  const row = { key: "matrix_crypto_running", value: Buffer.from("1") };
+  await db.knex("crypto_meta").insert(row).onConflict("key").merge();
+  await db.close();
 }
 
 /** The whole bridge in-process against the test homeserver, with the fake network. */
@@ -57,6 +71,11 @@ export async function startMatrixHarness(
   bridgeOptions: Pick<BridgeOptions, "ingressPolicy" | "now" | "ingressHooks"> = {},
   /** Top-level config sections replacing the harness's (permissions, metrics...). */
   configOverrides: Record<string, unknown> = {},
+  overrides: {
+    matrix_encryption?: Record<string, unknown>;
+    /** False: the homeserver pushes no to-device events or key counts (the bridge must /sync). */
+    appserviceCryptoPushes?: boolean;
+  } = {},
 ): Promise<MatrixHarness> {
   const dir = await mkdtemp(path.join(tmpdir(), "mwi-matrix-"));
   process.env[KEY_ENV] = randomBytes(32).toString("base64");
@@ -66,6 +85,8 @@ export async function startMatrixHarness(
     database: { type: "sqlite", uri: path.join(dir, "bridge.db") },
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
+    // These tests read portals as a client without crypto: plaintext unless a test asks.
+    matrix_encryption: { default: false, ...overrides.matrix_encryption },
     ...configOverrides,
   };
   const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {
@@ -78,29 +99,34 @@ export async function startMatrixHarness(
     appservices: [registration as unknown as AppserviceRegistration],
     retryInitialMs: 20,
     retryMaxMs: 200,
+    ...(overrides.appserviceCryptoPushes === undefined
+      ? {}
+      : { appserviceCryptoPushes: overrides.appserviceCryptoPushes }),
   });
   await hs.start();
   const config = configSchema.parse({ ...base, homeserver: { url: hs.url, domain: DOMAIN } });
   const network = new FakeNetwork();
-  const bridge = await startBridge({
-    config,
-    registration,
-    port,
-    log: silentLogger(),
-    createConnector: (callbacks) => {
-      network.callbacks = callbacks;
-      return network;
-    },
-    ...bridgeOptions,
-  });
-  const alice = hs.registerUser("alice");
+  const start = () =>
+    startBridge({
+      config,
+      registration,
+      port,
+      log: silentLogger(),
+      createConnector: (callbacks) => {
+        network.callbacks = callbacks;
+        return network;
+      },
+      ...bridgeOptions,
+    });
+  let bridge = await start();
+  const alice = hs.registerUser("alice", ALICE_PASSWORD);
   const asAlice = (method: string, pathname: string, body?: unknown) =>
     api(hs.url, method, pathname, {
       token: alice.accessToken,
       ...(body === undefined ? {} : { body }),
     });
   let txn = 0;
-  return {
+  const harness: MatrixHarness = {
     hs,
     bridge,
     network,
@@ -148,10 +174,19 @@ export async function startMatrixHarness(
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     },
-    async dispose() {
+    async restart(options = {}) {
       await bridge.stop();
+      // A stop after which the next start finds the marker an unclean stop leaves (the kill -9
+      // itself is test/faults' matter).
+      if (options.crash === true) await markUnclean(path.join(dir, "bridge.db"));
+      bridge = await start();
+      harness.bridge = bridge;
+    },
+    async dispose() {
+      await harness.bridge.stop();
       await hs.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
