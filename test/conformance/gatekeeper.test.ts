@@ -15,6 +15,10 @@ import {
   encodeAck,
   encodeBlockList,
   encodeBundlesFetch,
+  encodeCreate,
+  encodeGroupInfoQuery,
+  encodeSubjectChange,
+  decodeGroupInfo,
   encodeConfirmCode,
   encodeHelloRequest,
   encodeLookupRequest,
@@ -451,7 +455,79 @@ for (const transport of TRANSPORTS) {
       assert.deepEqual(got, blob);
     });
 
-    it.skip("G22: groups — not implemented by the simulator (§17)", function () {});
+    it("G22: groups: membership, admin rights, add rules, versioned events, fan-out with <sender> and only the recipient's keys, retries only from then-members", async function () {
+      await open();
+      const groupIq = (from: string, to: string, type: "get" | "set", el: XmlElement) =>
+        provider.iq(type, el, { from, to });
+      // Add rules: an unknown number is rejected, the WhatsApp user is added; Alice is admin.
+      const created = await groupIq(ALICE, "g.wa.example", "set", encodeCreate({
+        subject: "G22",
+        participants: [GK, "491700000009@wa.example" as BareJid],
+      }));
+      const g = decodeGroupInfo(child(created));
+      assert.deepEqual(g.rejected.map((r) => r.reason), ["not-reachable"]);
+      assert.deepEqual(g.participants.map((p) => [p.jid, p.role]), [[ALICE, "admin"], [GK, "member"]]);
+      const createdEvent = await delivery(provider, "event");
+      assert.equal(createdEvent.attrs.from, g.jid);
+      assert.equal(childNamed(createdEvent, "event")?.attrs.version, "1");
+      // Membership: a non-member is refused; admin rights: the WhatsApp member cannot add.
+      const outsider = errorOf(await groupIq(BOB, g.jid, "get", encodeGroupInfoQuery()));
+      assert.equal(outsider.app?.name, "not-member");
+      await assert.rejects(
+        world.sim.users.changeGroup(PHONE, g.jid, { op: "add", participants: [BOB as BareJid] }),
+        /not an admin/,
+      );
+      // Fan-out: the WhatsApp member sends with sender keys; Alice gets <sender> and only her keys.
+      const mark = provider.received.length;
+      await world.sim.users.sendToGroup(PHONE, g.jid, text("g22"));
+      const fanned = await provider.waitFor(
+        (s) => s.attrs.from === g.jid && childNamed(s, "encrypted") !== undefined,
+        8000,
+        mark,
+      );
+      const m = classifyMessage(fanned);
+      assert.equal(m.sender?.jid, GK);
+      assert.equal(m.stanzaId?.by, "g.wa.example");
+      const e = m.payload.kind === "encrypted" ? m.payload.encrypted : undefined;
+      assert.deepEqual(e?.keyGroups.map((k) => k.jid), [ALICE]);
+      // Retry from a then-member goes to the author's device; a later member's is forbidden.
+      const retry = buildRetryRequest({
+        type: "groupchat",
+        originId: "g22-retry" as MessageId,
+        from: alice.full,
+        to: g.jid,
+        retry: {
+          id: m.originId as MessageId,
+          count: 1,
+          registration: alice.device.registrationId,
+          reason: "no-sender-key",
+          author: { jid: GK, device: m.sender?.device as never },
+        },
+      });
+      assert.ok(childNamed(await outcome(retry), "accepted"));
+      const notMember = buildRetryRequest({
+        type: "groupchat",
+        originId: "g22-retry-2" as MessageId,
+        from: alice.full,
+        to: g.jid,
+        retry: {
+          id: "never" as MessageId,
+          count: 1,
+          registration: alice.device.registrationId,
+          reason: "no-sender-key",
+          author: { jid: GK, device: m.sender?.device as never },
+        },
+      });
+      assert.equal(errorOf(await outcome(notMember)).condition, "forbidden");
+      // Versioned events: a subject change is version 2.
+      const mark2 = provider.received.length;
+      await groupIq(ALICE, g.jid, "set", encodeSubjectChange("G22 again"));
+      const changed = await delivery(provider, "event", mark2);
+      assert.deepEqual(
+        [childNamed(changed, "event")?.attrs.type, childNamed(changed, "event")?.attrs.version],
+        ["subject-changed", "2"],
+      );
+    });
 
     it("G23: builds deliveries only from the §15.9 elements, with stanza-ids of at least 64 random bits", async function () {
       await open();
