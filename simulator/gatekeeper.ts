@@ -200,10 +200,8 @@ export class Gatekeeper {
       await this.ctx.knex("gk_iq_cache").where("expires_at", "<=", this.ctx.now()).delete();
       await this.records.prune();
       const window =
-        Math.max(
-          this.ctx.limits["dedup-window-seconds"],
-          this.ctx.limits["retry-window-seconds"],
-        ) * 1000;
+        Math.max(this.ctx.limits["dedup-window-seconds"], this.ctx.limits["retry-window-seconds"]) *
+        1000;
       await this.groupStore.pruneMessages(this.ctx.now() - window);
     });
   }

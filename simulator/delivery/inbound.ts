@@ -175,7 +175,15 @@ export class InboundMessages {
       if (to.resource !== undefined) {
         throw refuseStandard("bad-request", "modify", "group stanza to a full JID");
       }
-      return { provider, message, sender: bare, device, recipient, toDevice: undefined, group: true };
+      return {
+        provider,
+        message,
+        sender: bare,
+        device,
+        recipient,
+        toDevice: undefined,
+        group: true,
+      };
     }
     const deviceAddressed =
       p.kind === "retry" || (p.kind === "encrypted" && p.encrypted.retry !== undefined);

@@ -86,7 +86,14 @@ export class GroupManagement {
         group: full,
         subject: undefined,
       };
-      await this.announce(trx, outbox, group, event, members.map((m) => m.jid), seq);
+      await this.announce(
+        trx,
+        outbox,
+        group,
+        event,
+        members.map((m) => m.jid),
+        seq,
+      );
       return infoOf(group, members, rejected);
     });
     await this.ctx.counters.record("group-changes", r.jid);

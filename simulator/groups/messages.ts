@@ -105,9 +105,15 @@ export class GroupMessages {
     const window = this.ctx.limits["retry-window-seconds"] * 1000;
     if (p.kind === "retry" || only !== undefined) {
       // E30: retries and their re-sends are judged by §17.6 alone, not by current membership.
-      const author = p.kind === "retry" ? (p.retry.author as { jid: BareJid; device: DeviceId })
-        : { jid: m.sender, device: m.device };
-      const original = await this.store.message(m.group, author.jid, p.kind === "retry" ? p.retry.id : originId);
+      const author =
+        p.kind === "retry"
+          ? (p.retry.author as { jid: BareJid; device: DeviceId })
+          : { jid: m.sender, device: m.device };
+      const original = await this.store.message(
+        m.group,
+        author.jid,
+        p.kind === "retry" ? p.retry.id : originId,
+      );
       const known =
         original !== undefined &&
         original.senderDevice === author.device &&
@@ -115,7 +121,10 @@ export class GroupMessages {
       if (!known && only !== undefined) {
         throw refuseStandard("bad-request", "modify", `re-send of ${originId} never accepted`);
       }
-      const requester = p.kind === "retry" ? { jid: m.sender, device: m.device } : { jid: only!.jid, device: only!.rid };
+      const requester =
+        p.kind === "retry"
+          ? { jid: m.sender, device: m.device }
+          : { jid: only!.jid, device: only!.rid };
       const allowed =
         known &&
         (await this.store.wasMemberAt(m.group, requester.jid, original.seq)) &&
@@ -136,7 +145,11 @@ export class GroupMessages {
       if (p.kind === "encrypted") {
         fresh = p.encrypted.group !== undefined;
         if (fresh) await checkRates(this.ctx, m.sender, false, m.verified);
-        targets = await this.fanOut(m, p.encrypted, members.map((x) => x.jid));
+        targets = await this.fanOut(
+          m,
+          p.encrypted,
+          members.map((x) => x.jid),
+        );
       } else {
         targets = await this.transportTargets(m, p);
       }
@@ -229,12 +242,10 @@ export class GroupMessages {
     if (known.length === 0) return [];
     if (p.kind === "displayed" && domainOf(author) === this.ctx.settings.domain) {
       const row = (await this.ctx.knex("gk_users").where({ jid: author }).first()) as
-        | { read_markers: number | boolean }
-        | undefined;
+        { read_markers: number | boolean } | undefined;
       if (row === undefined || !row.read_markers) return [];
     }
-    const payload: GroupPayload =
-      p.kind === "receipt" ? { kind: "receipt", receipts: known } : p;
+    const payload: GroupPayload = p.kind === "receipt" ? { kind: "receipt", receipts: known } : p;
     return [{ to: author, toDevice: undefined, payload }];
   }
 

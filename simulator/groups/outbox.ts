@@ -1,8 +1,4 @@
-import {
-  buildDelivery,
-  type GroupSender,
-  type XmlChild,
-} from "../../src/interop/codec/index.js";
+import { buildDelivery, type GroupSender, type XmlChild } from "../../src/interop/codec/index.js";
 import type { QueryTarget } from "../../src/db/sql.js";
 import type { BareJid, MessageId, StanzaId } from "../../src/util/ids.js";
 import { domainOf, type GatekeeperContext } from "../context.js";

@@ -201,7 +201,9 @@ export class UserGroups {
         kind: "encrypted",
         encrypted: {
           sid: d.toDevice,
-          keyGroups: [{ jid: d.from, keys: [{ rid: key.rid, kex: true, ciphertext: key.ciphertext }] }],
+          keyGroups: [
+            { jid: d.from, keys: [{ rid: key.rid, kex: true, ciphertext: key.ciphertext }] },
+          ],
           group: undefined,
           retry: d.retry.count,
         },
@@ -305,8 +307,7 @@ export class UserGroups {
 
   private async identityHex(jid: BareJid): Promise<string> {
     const row = (await this.gatekeeper.ctx.knex("gk_key_users").where({ jid }).first()) as
-      | { identity: Buffer | Uint8Array }
-      | undefined;
+      { identity: Buffer | Uint8Array } | undefined;
     return row === undefined ? "" : Buffer.from(row.identity).toString("hex");
   }
 

@@ -188,9 +188,7 @@ export class SimulatedUsers {
 
   /** Creates a group with the user as its admin (§17.1). */
   createGroup(phone: PhoneNumber, subject: string | undefined, participants: BareJid[]) {
-    return this.gatekeeper.run(() =>
-      this.groups.create(this.jidOf(phone), subject, participants),
-    );
+    return this.gatekeeper.run(() => this.groups.create(this.jidOf(phone), subject, participants));
   }
 
   /** add, remove, promote, demote, subject, leave or info, as the user (§17.1). */
@@ -205,9 +203,7 @@ export class SimulatedUsers {
     content: ContentElement[],
     options: { device?: DeviceId; originId?: MessageId } = {},
   ) {
-    return this.gatekeeper.run(() =>
-      this.groups.send(this.jidOf(phone), group, content, options),
-    );
+    return this.gatekeeper.run(() => this.groups.send(this.jidOf(phone), group, content, options));
   }
 
   /** A group receipt, marker or typing notification from the user's first device. */

@@ -184,7 +184,12 @@ export class UserReceiver {
       if (key !== undefined) {
         try {
           const plaintext = await device.sessions.decrypt(
-            { senderJid: d.from, senderDevice: d.fromDevice, kex: key.kex, ciphertext: key.ciphertext },
+            {
+              senderJid: d.from,
+              senderDevice: d.fromDevice,
+              kex: key.kex,
+              ciphertext: key.ciphertext,
+            },
             async (p) => p,
           );
           const env = decodeEnvelope(plaintext, {

@@ -460,13 +460,27 @@ for (const transport of TRANSPORTS) {
       const groupIq = (from: string, to: string, type: "get" | "set", el: XmlElement) =>
         provider.iq(type, el, { from, to });
       // Add rules: an unknown number is rejected, the WhatsApp user is added; Alice is admin.
-      const created = await groupIq(ALICE, "g.wa.example", "set", encodeCreate({
-        subject: "G22",
-        participants: [GK, "491700000009@wa.example" as BareJid],
-      }));
+      const created = await groupIq(
+        ALICE,
+        "g.wa.example",
+        "set",
+        encodeCreate({
+          subject: "G22",
+          participants: [GK, "491700000009@wa.example" as BareJid],
+        }),
+      );
       const g = decodeGroupInfo(child(created));
-      assert.deepEqual(g.rejected.map((r) => r.reason), ["not-reachable"]);
-      assert.deepEqual(g.participants.map((p) => [p.jid, p.role]), [[ALICE, "admin"], [GK, "member"]]);
+      assert.deepEqual(
+        g.rejected.map((r) => r.reason),
+        ["not-reachable"],
+      );
+      assert.deepEqual(
+        g.participants.map((p) => [p.jid, p.role]),
+        [
+          [ALICE, "admin"],
+          [GK, "member"],
+        ],
+      );
       const createdEvent = await delivery(provider, "event");
       assert.equal(createdEvent.attrs.from, g.jid);
       assert.equal(childNamed(createdEvent, "event")?.attrs.version, "1");
@@ -489,7 +503,10 @@ for (const transport of TRANSPORTS) {
       assert.equal(m.sender?.jid, GK);
       assert.equal(m.stanzaId?.by, "g.wa.example");
       const e = m.payload.kind === "encrypted" ? m.payload.encrypted : undefined;
-      assert.deepEqual(e?.keyGroups.map((k) => k.jid), [ALICE]);
+      assert.deepEqual(
+        e?.keyGroups.map((k) => k.jid),
+        [ALICE],
+      );
       // Retry from a then-member goes to the author's device; a later member's is forbidden.
       const retry = buildRetryRequest({
         type: "groupchat",

@@ -203,7 +203,9 @@ describe("simulator: admin HTTP API", function () {
     const sent = await call("POST", `/users/491701234567/groups/${jid}/send`, { text: "hi" });
     assert.equal(sent.status, 201);
     await w.provider.waitFor(
-      (s) => s.attrs.from === jid && s.children.some((c) => typeof c !== "string" && c.name === "encrypted"),
+      (s) =>
+        s.attrs.from === jid &&
+        s.children.some((c) => typeof c !== "string" && c.name === "encrypted"),
     );
     const left = await call("POST", `/users/491701234567/groups/${jid}/leave`);
     assert.equal(left.status, 200);

@@ -324,8 +324,20 @@ describe("simulator: fuzzing with mutated provider stanzas", function () {
           author: { jid: GK, device: 1 as DeviceId },
         },
       }),
-      buildReceipt({ type: "groupchat", originId: "gc" as MessageId, from: a.full, to: g.jid, receipts: [ref] }),
-      buildDisplayed({ type: "groupchat", originId: "gdm" as MessageId, from: a.full, to: g.jid, marker: ref }),
+      buildReceipt({
+        type: "groupchat",
+        originId: "gc" as MessageId,
+        from: a.full,
+        to: g.jid,
+        receipts: [ref],
+      }),
+      buildDisplayed({
+        type: "groupchat",
+        originId: "gdm" as MessageId,
+        from: a.full,
+        to: g.jid,
+        marker: ref,
+      }),
       buildChatState({ type: "groupchat", from: a.full, to: g.jid, state: "composing" }),
       xml(
         "message",

@@ -44,7 +44,10 @@ function groupStanza(
 
 const fromGroup = (p: TestProvider, to: string, group: string, mark = 0) =>
   p.waitFor(
-    (s) => s.name === "message" && s.attrs.from === group && String(s.attrs.to).startsWith(to) &&
+    (s) =>
+      s.name === "message" &&
+      s.attrs.from === group &&
+      String(s.attrs.to).startsWith(to) &&
       childNamed(s, "event") === undefined,
     5000,
     mark,
@@ -98,14 +101,22 @@ describe("simulator groups: messages, receipts, typing and retries (§17.4, §17
     assert.deepEqual(carol.payload.kind === "encrypted" && carol.payload.encrypted.keyGroups, []);
     assert.ok(carol.payload.kind === "encrypted" && carol.payload.encrypted.group !== undefined);
     // No copy goes back to the sender.
-    assert.ok(!w.provider.received.some((s) => s.attrs.to === ALICE && s.attrs.from === group &&
-      childNamed(s, "encrypted") !== undefined));
+    assert.ok(
+      !w.provider.received.some(
+        (s) =>
+          s.attrs.to === ALICE &&
+          s.attrs.from === group &&
+          childNamed(s, "encrypted") !== undefined,
+      ),
+    );
   });
 
   it("refuses a non-member with not-member and repeats <accepted> for a duplicate", async () => {
     await open();
     await w.sim.users.changeGroup(PHONE, group, { op: "remove", participants: [BOB as BareJid] });
-    const refused = errorOf(await w.provider.outcome(groupStanza(w.bob, group, { group: bytes("x") })));
+    const refused = errorOf(
+      await w.provider.outcome(groupStanza(w.bob, group, { group: bytes("x") })),
+    );
     assert.deepEqual([refused.condition, refused.app?.name], ["forbidden", "not-member"]);
     const s = groupStanza(w.alice, group, { group: bytes("y") });
     const first = childNamed(await w.provider.outcome(s), "accepted");
@@ -306,7 +317,12 @@ describe("simulator groups: messages, receipts, typing and retries (§17.4, §17
         w.alice,
         group,
         {
-          keyGroups: [{ jid: GK, keys: keys.map((k) => ({ rid: k.rid, kex: k.kex, ciphertext: k.ciphertext })) }],
+          keyGroups: [
+            {
+              jid: GK,
+              keys: keys.map((k) => ({ rid: k.rid, kex: k.kex, ciphertext: k.ciphertext })),
+            },
+          ],
           group: ciphertext,
         },
         originId,

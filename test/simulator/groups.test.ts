@@ -124,9 +124,18 @@ describe("simulator groups: management (§17.1, §17.2)", function () {
   it("an admin's add, remove, promote, demote and subject each raise the version by one with their event", async () => {
     w = await makeGroupWorld();
     const g = await create([GK]);
-    assert.equal(groupOf(await ops.change(w.provider, ALICE, g.jid, "add", [BOB as BareJid])).version, 2);
-    assert.equal(groupOf(await ops.change(w.provider, ALICE, g.jid, "promote", [BOB as BareJid])).version, 3);
-    assert.equal(groupOf(await ops.change(w.provider, ALICE, g.jid, "demote", [BOB as BareJid])).version, 4);
+    assert.equal(
+      groupOf(await ops.change(w.provider, ALICE, g.jid, "add", [BOB as BareJid])).version,
+      2,
+    );
+    assert.equal(
+      groupOf(await ops.change(w.provider, ALICE, g.jid, "promote", [BOB as BareJid])).version,
+      3,
+    );
+    assert.equal(
+      groupOf(await ops.change(w.provider, ALICE, g.jid, "demote", [BOB as BareJid])).version,
+      4,
+    );
     const s = groupOf(await ops.subject(w.provider, ALICE, g.jid, "New name"));
     assert.deepEqual([s.version, s.subject], [5, "New name"]);
     const r = groupOf(await ops.change(w.provider, ALICE, g.jid, "remove", [BOB as BareJid]));
@@ -178,7 +187,10 @@ describe("simulator groups: management (§17.1, §17.2)", function () {
   it("adding WhatsApp users without a conversation counts as lookups; over the quota the whole request fails", async () => {
     w = await makeGroupWorld({ limits: { "lookups-per-day-unverified": 1 } });
     const e = errorOf(await ops.create(w.provider, ALICE, [GK, GK2]));
-    assert.deepEqual([e.condition, e.app?.name, e.app?.attrs.scope], ["resource-constraint", "rate-limited", "lookup"]);
+    assert.deepEqual(
+      [e.condition, e.app?.name, e.app?.attrs.scope],
+      ["resource-constraint", "rate-limited", "lookup"],
+    );
     assert.equal((await w.sim.gatekeeper.groupStore.list()).length, 0);
   });
 
@@ -208,7 +220,9 @@ describe("simulator groups: management (§17.1, §17.2)", function () {
     );
     // Alice hears of her own leave, and is no longer a member.
     await eventually(async () =>
-      eventsFor(w.provider, ALICE, g.jid).some((e) => e.type === "participant-left") ? true : undefined,
+      eventsFor(w.provider, ALICE, g.jid).some((e) => e.type === "participant-left")
+        ? true
+        : undefined,
     );
     assert.equal(errorOf(await ops.leave(w.provider, ALICE, g.jid)).app?.name, "not-member");
   });
