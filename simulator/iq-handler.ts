@@ -241,6 +241,12 @@ export class IqHandler {
    */
   private async authorizeFetch(p: EnlistedProvider, requester: BareJid, target: BareJid) {
     if (target === requester) return;
+    // §17.3: co-members fetch each other's keys, whatever their domains; a shared group is a
+    // conversation, so it is not a lookup (§10.2).
+    if (await this.groups.shareGroup(requester, target)) {
+      await this.s.keys.watch(requester, target);
+      return;
+    }
     if (domainOf(target) === this.ctx.settings.domain) {
       const verified = await this.s.identity.isVerified(p, requester);
       await this.s.reach.countContact(p, requester, verified, target);

@@ -102,6 +102,12 @@ export class GroupManagement {
     return info;
   }
 
+  /** Whether two users are members of one group now (§17.3 key fetches). */
+  async shareGroup(a: BareJid, b: BareJid): Promise<boolean> {
+    const ofA = new Set(await this.store.groupsOf(a));
+    return (await this.store.groupsOf(b)).some((g) => ofA.has(g));
+  }
+
   async info(r: Requester, jid: BareJid): Promise<GroupInfo> {
     const { group, members } = await this.memberView(r.jid, jid);
     return infoOf(group, members);
