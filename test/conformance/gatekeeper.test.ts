@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
+  buildEncryptedMessage,
   buildReceipt,
   buildRetryRequest,
   classifyMessage,
@@ -29,12 +30,14 @@ import {
   encodeRequestCode,
   encodeSlotRequest,
   limitsAreConsistent,
+  type Encrypted,
   type XmlElement,
 } from "../../src/interop/codec/index.js";
 import { xml } from "../../src/interop/codec/xml.js";
 import {
   phoneNumber,
   type BareJid,
+  type DeviceId,
   type MessageId,
   type PhoneNumber,
   type StanzaId,
@@ -47,9 +50,10 @@ import {
   childNamed,
   errorOf,
   PROVIDER,
+  providerCrypto,
   type TestProvider,
 } from "../simulator/harness.js";
-import { text, type ProviderUser } from "../simulator/provider-user.js";
+import { ProviderUser, text } from "../simulator/provider-user.js";
 import {
   GK,
   PHONE,
@@ -62,6 +66,7 @@ import {
 } from "./setup.js";
 
 const NEW_PHONE = "+491709876543" as PhoneNumber;
+const randomId = (): string => randomBytes(8).toString("hex");
 
 /** The next queued delivery (with a stanza-id) carrying `name`, received after `from`. */
 const delivery = (p: TestProvider, name: string, from = 0): Promise<XmlElement> =>
@@ -544,6 +549,149 @@ for (const transport of TRANSPORTS) {
         [childNamed(changed, "event")?.attrs.type, childNamed(changed, "event")?.attrs.version],
         ["subject-changed", "2"],
       );
+    });
+
+    describe("group parts of G12, G16, G17, G23 and G25 (§17)", function () {
+      let bob: ProviderUser;
+      let bobKnex: { destroy(): Promise<void> } | undefined;
+      let group: BareJid;
+      afterEach(async function () {
+        await bobKnex?.destroy();
+        bobKnex = undefined;
+      });
+      const groupMessage = (u: ProviderUser, e: Partial<Encrypted>, originId = randomId()) =>
+        buildEncryptedMessage({
+          type: "groupchat",
+          originId: originId as MessageId,
+          from: u.full,
+          to: group,
+          encrypted: {
+            sid: u.device.deviceId,
+            keyGroups: [],
+            group: undefined,
+            retry: undefined,
+            ...e,
+          },
+        });
+      const fromGroupTo = (to: string, name: string, mark: number) =>
+        provider.waitFor(
+          (s) => s.attrs.from === group && s.attrs.to === to && childNamed(s, name) !== undefined,
+          8000,
+          mark,
+        );
+      const openGroup = async (): Promise<void> => {
+        await open();
+        const { crypto, knex } = await providerCrypto(world.clock.now);
+        bobKnex = knex;
+        bob = await ProviderUser.create(crypto, provider, BOB);
+        await bob.publish();
+        group = (
+          await world.sim.users.createGroup(PHONE, "conf", [ALICE as BareJid, BOB as BareJid])
+        ).jid;
+      };
+      const ct = new Uint8Array([1, 2, 3]);
+      const key = (rid: number) => ({ rid: rid as DeviceId, kex: false, ciphertext: ct });
+
+      it("G12 (groups): keeps only the recipient's <keys>, dropping the sender's and non-members'", async function () {
+        await openGroup();
+        const mark = provider.received.length;
+        const s = groupMessage(alice, {
+          keyGroups: [
+            { jid: BOB as BareJid, keys: [key(1)] },
+            { jid: ALICE as BareJid, keys: [key(1)] },
+            { jid: "mallory@matrix.bridge.example" as BareJid, keys: [key(1)] },
+          ],
+          group: ct,
+        });
+        assert.ok(childNamed(await outcome(s), "accepted"));
+        const toBob = await fromGroupTo(BOB, "encrypted", mark);
+        const m = classifyMessage(toBob);
+        assert.deepEqual(
+          m.payload.kind === "encrypted" && m.payload.encrypted.keyGroups.map((g) => g.jid),
+          [BOB],
+        );
+      });
+
+      it("G16 (groups): one strictly increasing seq across all senders of a group", async function () {
+        await openGroup();
+        const a = decodeAccepted(child(await outcome(groupMessage(alice, { group: ct }))));
+        const b = decodeAccepted(child(await outcome(groupMessage(bob, { group: ct }))));
+        const c = await world.sim.users.sendToGroup(PHONE, group, text("from wa"));
+        const seqs = [Number(a.seq), Number(b.seq), Number(c.seq)];
+        assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!, seqs.join(","));
+        assert.equal(a.conversation, group);
+      });
+
+      it("G17 (groups): forwards receipts and markers only to the author, with <sender>", async function () {
+        await openGroup();
+        const originId = randomId();
+        await outcome(groupMessage(alice, { group: ct }, originId));
+        const mark = provider.received.length;
+        const ref = { id: originId as MessageId, author: ALICE as BareJid };
+        await world.sim.users.sendGroupTransport(PHONE, group, {
+          kind: "receipt",
+          receipts: [ref],
+        });
+        await world.sim.users.sendGroupTransport(PHONE, group, { kind: "displayed", marker: ref });
+        const receipt = await fromGroupTo(ALICE, "received", mark);
+        const marker = await fromGroupTo(ALICE, "displayed", mark);
+        for (const s of [receipt, marker]) assert.equal(classifyMessage(s).sender?.jid, GK);
+        await new Promise((r) => setTimeout(r, 150));
+        assert.ok(
+          !provider.received
+            .slice(mark)
+            .some((s) => s.attrs.to === BOB && childNamed(s, "received") !== undefined),
+        );
+      });
+
+      it("G23 (groups): strips a provider-supplied <sender> and <stanza-id> from group deliveries", async function () {
+        await openGroup();
+        const mark = provider.received.length;
+        const s = groupMessage(alice, { group: ct });
+        s.children.push(
+          xml("sender", { xmlns: "urn:interop:groups:0", jid: GK, device: "1" }),
+          xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: "forged", by: "g.wa.example" }),
+        );
+        // A forged <sender> names device 1, which matches the header: the codec accepts it.
+        assert.ok(childNamed(await outcome(s), "accepted"));
+        const toBob = await fromGroupTo(BOB, "encrypted", mark);
+        const m = classifyMessage(toBob);
+        assert.equal(m.sender?.jid, ALICE);
+        assert.notEqual(m.stanzaId?.id, "forged");
+        assert.equal(
+          toBob.children.filter((c) => typeof c !== "string" && c.name === "sender").length,
+          1,
+        );
+      });
+
+      it("G25 (groups): forbids a retry from a user who was not a member when the message was accepted", async function () {
+        await openGroup();
+        await world.sim.users.changeGroup(PHONE, group, {
+          op: "remove",
+          participants: [BOB as BareJid],
+        });
+        const originId = randomId();
+        await outcome(groupMessage(alice, { group: ct }, originId));
+        await world.sim.users.changeGroup(PHONE, group, {
+          op: "add",
+          participants: [BOB as BareJid],
+        });
+        const retry = buildRetryRequest({
+          type: "groupchat",
+          originId: randomId() as MessageId,
+          from: bob.full,
+          to: group,
+          retry: {
+            id: originId as MessageId,
+            count: 1,
+            registration: bob.device.registrationId,
+            reason: "no-sender-key",
+            author: { jid: ALICE as BareJid, device: 1 as DeviceId },
+          },
+        });
+        const e = errorOf(await outcome(retry));
+        assert.deepEqual([e.condition, e.type], ["forbidden", "cancel"]);
+      });
     });
 
     it("G23: builds deliveries only from the §15.9 elements, with stanza-ids of at least 64 random bits", async function () {
