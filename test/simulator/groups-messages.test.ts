@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import {
   buildChatState,
+  buildDisplayed,
   buildEncryptedMessage,
   buildReceipt,
   buildRetryRequest,
@@ -360,5 +361,27 @@ describe("simulator groups: messages, receipts, typing and retries (§17.4, §17
     const r = classifyMessage(retry);
     assert.equal(r.payload.kind === "retry" && r.payload.retry.reason, "no-sender-key");
     assert.equal(r.sender?.jid, GK);
+  });
+  it("forwards a group marker to a WhatsApp author only while the author has read markers on", async () => {
+    await open();
+    const sent = await w.sim.users.sendToGroup(PHONE, group, text("read me"));
+    const marker = (n: number) =>
+      buildDisplayed({
+        type: "groupchat",
+        originId: `dm-${n}` as MessageId,
+        from: w.carol.full,
+        to: group,
+        marker: { id: sent.originId, author: GK },
+      });
+    assert.ok(childNamed(await w.other.outcome(marker(1)), "accepted"));
+    const first = await eventually(async () => {
+      const l = await w.sim.users.received(PHONE, "displayed");
+      return l.length > 0 ? l : undefined;
+    });
+    assert.deepEqual([first[0]?.data.from, first[0]?.data.group], [CAROL, group]);
+    await w.sim.gatekeeper.run(() => w.sim.gatekeeper.accounts.update(GK, { readMarkers: false }));
+    assert.ok(childNamed(await w.other.outcome(marker(2)), "accepted"));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await w.sim.users.received(PHONE, "displayed")).length, 1);
   });
 });
