@@ -121,10 +121,11 @@ export class GroupMessages {
       if (!known && only !== undefined) {
         throw refuseStandard("bad-request", "modify", `re-send of ${originId} never accepted`);
       }
+      // A request comes from the requesting device; a re-send names it in its single key.
       const requester =
-        p.kind === "retry"
+        only === undefined
           ? { jid: m.sender, device: m.device }
-          : { jid: only!.jid, device: only!.rid };
+          : { jid: only.jid, device: only.rid };
       const allowed =
         known &&
         (await this.store.wasMemberAt(m.group, requester.jid, original.seq)) &&

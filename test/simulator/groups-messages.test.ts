@@ -248,6 +248,15 @@ describe("simulator groups: messages, receipts, typing and retries (§17.4, §17
     await eventually(async () =>
       (await w.sim.users.received(PHONE, "chat-state")).length > 0 ? true : undefined,
     );
+    // A WhatsApp member types: providers see it from the group JID with <sender>.
+    const mark = w.provider.received.length;
+    await w.sim.users.sendGroupTransport(PHONE, group, { kind: "chat-state", state: "paused" });
+    const paused = await w.provider.waitFor(
+      (s) => s.attrs.to === ALICE && childNamed(s, "paused") !== undefined,
+      5000,
+      mark,
+    );
+    assert.equal(classifyMessage(paused).sender?.jid, GK);
   });
 
   it("a WhatsApp user's group message carries the SKDM in the header; the provider decrypts it; a removal rotates the key", async () => {
