@@ -108,9 +108,12 @@ describe("simulator groups: keys, rotation, retry answers and crash safety (§17
     });
   });
 
-  it("answers a provider's group retry with the stored envelope and the current SKDM, to that device only (§17.6)", async () => {
+  it("answers a group retry from a member device that had no key in that stanza (E29) with the stored envelope and the current SKDM, to that device only (§17.6)", async () => {
     await open();
-    const { stanza } = await send("please retry");
+    await send("first");
+    // E29: Alice already holds the key, so this stanza has no rid for her; she may still ask.
+    const { stanza, keyed } = await send("please retry");
+    assert.equal(keyed, false);
     const original = classifyMessage(stanza);
     const author = { jid: GK, device: original.sender?.device as DeviceId };
     const mark = w.provider.received.length;
