@@ -240,7 +240,7 @@ export class GroupManagement {
     });
     await this.ctx.counters.record("group-changes", r.jid);
     await outbox.flush();
-    if (request.op === "add") await this.watchAll(jid);
+    if (request.op === "add" && addable.length > 0) await this.watchAll(jid, addable);
     if (request.op === "leave") return infoOf(group, await this.store.members(jid), []);
     return infoOf(group, await this.store.members(jid), rejected);
   }
@@ -370,11 +370,19 @@ export class GroupManagement {
     }
   }
 
-  /** Co-members learn of each other's device changes (§17.3, §11.7). */
-  private async watchAll(jid: BareJid): Promise<void> {
-    const members = await this.store.members(jid);
-    for (const a of members) {
-      for (const b of members) if (a.jid !== b.jid) await this.s.keys.watch(a.jid, b.jid);
+  /**
+   * Co-members learn of each other's device changes (§17.3, §11.7): the newcomers (everyone on
+   * create) and every member, both ways, so an add costs members × newcomers, not members².
+   */
+  private async watchAll(jid: BareJid, newcomers?: readonly BareJid[]): Promise<void> {
+    const members = (await this.store.members(jid)).map((m) => m.jid);
+    const fresh = newcomers ?? members;
+    for (const a of fresh) {
+      for (const b of members) {
+        if (a === b) continue;
+        await this.s.keys.watch(a, b);
+        if (newcomers !== undefined) await this.s.keys.watch(b, a);
+      }
     }
   }
 

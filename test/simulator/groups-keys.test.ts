@@ -78,6 +78,20 @@ describe("simulator groups: keys, rotation, retry answers and crash safety (§17
     assert.deepEqual(await w.alice.fetchDevices(CAROL), [1]);
   });
 
+  it("co-members at both providers are told of a member's added device with devices-changed (§17.3)", async () => {
+    await open();
+    await w.sim.users.addDevice(PHONE2);
+    for (const [p, to] of [
+      [w.provider, ALICE],
+      [w.other, CAROL],
+    ] as const) {
+      const n = await p.waitFor(
+        (s) => s.attrs.to === to && childNamed(s, "devices-changed") !== undefined,
+      );
+      assert.equal(childNamed(n, "devices-changed")?.attrs.jid, GK2);
+    }
+  });
+
   it("a member's added device gets the current key without rotation; a removed device or a new identity forces rotation (§17.5)", async () => {
     await open();
     assert.equal((await send("first")).keyed, true);
