@@ -28,11 +28,14 @@ export interface GatekeeperSettings {
   readonly groupDomain: string;
 }
 
+/** Features this simulator implements and announces: all of v0.2, groups (§17) included. */
+export const SIMULATOR_FEATURES: readonly string[] = Object.values(FEATURE);
+
 /**
- * Features this simulator implements; groups (§17) are not simulated, so they are not announced
- * and providers never negotiate them.
+ * What the bridge's provider engine may claim today: groups wait for the bridge side (issue 17
+ * part 2), so an engine in tests does not negotiate them.
  */
-export const SIMULATOR_FEATURES: readonly string[] = Object.values(FEATURE).filter(
+export const ENGINE_FEATURES: readonly string[] = SIMULATOR_FEATURES.filter(
   (f) => f !== FEATURE.groups,
 );
 

@@ -30,6 +30,10 @@ import { IdentityService } from "./services/identity.js";
 import { KeyDirectory } from "./services/keys.js";
 import { Reachability } from "./services/reach.js";
 import { DAY_MS } from "./state/counters.js";
+import { GroupManagement } from "./groups/management.js";
+import { GroupMessages } from "./groups/messages.js";
+import { GroupStore } from "./groups/store.js";
+import { UserLog } from "./users/log.js";
 
 export const SIMULATOR_MIGRATIONS = fileURLToPath(new URL("./migrations/", import.meta.url));
 
@@ -65,6 +69,10 @@ export class Gatekeeper {
   private readonly records: AcceptedRecords;
   /** Accepted deliveries to gatekeeper users not yet processed; the users complete them. */
   readonly pending: PendingDeliveries;
+  /** Groups (§17): state, management and the group message path. */
+  readonly groupStore: GroupStore;
+  readonly groups: GroupManagement;
+  readonly groupMessages: GroupMessages;
   private wire: ((stanza: XmlElement) => void) | undefined;
   private sink: LocalSink = async () => undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -99,7 +107,22 @@ export class Gatekeeper {
     const records = new AcceptedRecords(this.ctx);
     this.records = records;
     this.pending = new PendingDeliveries(this.ctx.knex);
-    this.iq = new IqHandler(this.ctx, this.services);
+    this.groupStore = new GroupStore(this.ctx.knex);
+    this.groups = new GroupManagement(
+      this.ctx,
+      this.services,
+      this.groupStore,
+      new UserLog(this.ctx.knex, this.ctx.now),
+    );
+    this.groupMessages = new GroupMessages(
+      this.ctx,
+      this.services,
+      this.groupStore,
+      records,
+      this.pending,
+      (d) => this.deliverLocal(d),
+    );
+    this.iq = new IqHandler(this.ctx, this.services, this.groups);
     this.inbound = new InboundMessages(
       this.ctx,
       this.services,
@@ -107,6 +130,7 @@ export class Gatekeeper {
       records,
       this.pending,
       (d) => this.deliverLocal(d),
+      this.groupMessages,
     );
     this.accounts = new Accounts(this.ctx);
     this.outbound = new OutboundMessages(this.ctx, this.services, conversations, records);
@@ -178,6 +202,10 @@ export class Gatekeeper {
       );
       await this.ctx.knex("gk_iq_cache").where("expires_at", "<=", this.ctx.now()).delete();
       await this.records.prune();
+      const window =
+        Math.max(this.ctx.limits["dedup-window-seconds"], this.ctx.limits["retry-window-seconds"]) *
+        1000;
+      await this.groupStore.pruneMessages(this.ctx.now() - window);
     });
   }
 

@@ -6,7 +6,10 @@ import {
   encodeIqError,
   encodeIqResult,
   encodePreKeyCounts,
+  encodeGroupInfo,
   encodeSlot,
+  FEATURE,
+  parseGroupJid,
   errorForCodecError,
   interopError,
   parseJid,
@@ -24,6 +27,7 @@ import { Refusal, refuse, refuseStandard, secondsUntil } from "./errors.js";
 import type { Services } from "./services.js";
 import { Counters, HOUR_MS } from "./state/counters.js";
 import { SlotRefusedError } from "./media/store.js";
+import type { GroupManagement } from "./groups/management.js";
 
 /** Payloads whose refusal depends on state that a hello changes: never answered from the cache. */
 const UNCACHED = new Set(["hello-required", "not-enlisted"]);
@@ -36,6 +40,7 @@ export class IqHandler {
   constructor(
     private readonly ctx: GatekeeperContext,
     private readonly s: Services,
+    private readonly groups: GroupManagement,
   ) {}
 
   async handle(stanza: XmlElement): Promise<void> {
@@ -113,6 +118,9 @@ export class IqHandler {
       throw refuse({ name: "hello-required" }, `no hello state for ${provider.domain}`);
     }
     if (request.kind === "ping") return encodeIqResult(header);
+    if (request.kind === "group-create" || request.kind === "group") {
+      return encodeIqResult(header, await this.group(provider, header, request));
+    }
     if (request.kind === "unknown" || header.to !== this.ctx.settings.domain) {
       throw refuseStandard("service-unavailable", "cancel", `no service for ${request.kind}`);
     }
@@ -191,11 +199,54 @@ export class IqHandler {
   }
 
   /**
+   * §17.1: create goes to the group domain, everything else to a group JID; a provider that did
+   * not negotiate groups is answered as for any payload it has no service for (§7).
+   */
+  private async group(
+    provider: EnlistedProvider,
+    header: IqHeader,
+    request: Extract<IqRequest, { kind: "group-create" | "group" }>,
+  ): Promise<XmlElement> {
+    const groupDomain = this.ctx.settings.groupDomain;
+    const to = header.to ?? "";
+    const negotiated = this.s.hello.features(provider.domain).has(FEATURE.groups);
+    const addressed =
+      request.kind === "group-create" ? to === groupDomain : domainOf(to) === groupDomain;
+    if (!negotiated || !addressed) {
+      throw refuseStandard("service-unavailable", "cancel", `no group service at ${to}`);
+    }
+    const from = parseJid(header.from ?? "", "/iq/@from");
+    if (from.local === undefined) {
+      throw refuseStandard("bad-request", "modify", "group IQ from a domain JID");
+    }
+    const requester = { jid: from.bare, provider };
+    if (request.kind === "group-create") {
+      return encodeGroupInfo(
+        await this.groups.create(requester, request.subject, request.participants),
+      );
+    }
+    const group = parseGroupJid(to, "/iq/@to", groupDomain);
+    if (request.request.op === "info" && header.type !== "get") {
+      throw refuseStandard("bad-request", "modify", "info is a get");
+    }
+    if (request.request.op !== "info" && header.type !== "set") {
+      throw refuseStandard("bad-request", "modify", `${request.request.op} is a set`);
+    }
+    return encodeGroupInfo(await this.groups.modify(requester, group, request.request));
+  }
+
+  /**
    * §11: fetches need the target to be reachable (or be the requester itself); a fetch of a
    * gatekeeper user without a conversation first counts as a lookup (§10.2).
    */
   private async authorizeFetch(p: EnlistedProvider, requester: BareJid, target: BareJid) {
     if (target === requester) return;
+    // §17.3: co-members fetch each other's keys, whatever their domains; a shared group is a
+    // conversation, so it is not a lookup (§10.2).
+    if (await this.groups.shareGroup(requester, target)) {
+      await this.s.keys.watch(requester, target);
+      return;
+    }
     if (domainOf(target) === this.ctx.settings.domain) {
       const verified = await this.s.identity.isVerified(p, requester);
       await this.s.reach.countContact(p, requester, verified, target);

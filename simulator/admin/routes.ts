@@ -7,6 +7,7 @@ import {
 } from "../../src/util/ids.js";
 import { AdminError } from "./server.js";
 import { sendAsUser, SendSchema } from "./send.js";
+import { groupRoutes } from "./groups.js";
 import type { AdminDeps, RouteInput, RouteResult } from "./types.js";
 
 export interface Route {
@@ -171,5 +172,6 @@ export function routes(d: AdminDeps): Route[] {
       }
       return { body: { depth: await gatekeeper.services.queue.depth(), perProvider } };
     }),
+    ...groupRoutes(d),
   ];
 }

@@ -4,6 +4,7 @@ import {
   classifyMessage,
   findUnencryptedContent,
   parseGatekeeperUserJid,
+  parseGroupJid,
   unencryptedContentError,
   type InboundMessage,
   type StanzaError,
@@ -23,6 +24,7 @@ import { checkRates, coverage } from "./limits.js";
 import type { LocalDelivery } from "./local.js";
 import type { PendingDeliveries } from "./pending.js";
 import { acceptedOf, type AcceptedRecords } from "./records.js";
+import type { GroupMessages, GroupPayload } from "../groups/messages.js";
 
 const USER_KINDS = new Set(["encrypted", "receipt", "displayed", "chat-state", "retry"]);
 
@@ -33,6 +35,8 @@ interface Checked {
   device: DeviceId;
   recipient: BareJid;
   toDevice: DeviceId | undefined;
+  /** Addressed to a group JID (then `recipient` is the group). */
+  group?: boolean;
 }
 
 /** What acceptance needs to know beyond the stanza: seq handling and where it goes. */
@@ -54,6 +58,7 @@ export class InboundMessages {
     private readonly records: AcceptedRecords,
     private readonly pending: PendingDeliveries,
     private readonly deliverLocal: (d: LocalDelivery) => void,
+    private readonly groups: GroupMessages,
   ) {}
 
   async handle(stanza: XmlElement): Promise<void> {
@@ -72,6 +77,20 @@ export class InboundMessages {
     const checked = await this.check(stanza);
     const { message } = checked;
     const p = message.payload;
+    if (checked.group === true) {
+      await this.groups.handle(
+        {
+          group: checked.recipient,
+          sender: checked.sender,
+          device: checked.device,
+          originId: message.originId,
+          replyTo: message.from?.jid,
+          verified: await this.s.identity.isVerified(checked.provider, checked.sender),
+        },
+        p as GroupPayload,
+      );
+      return;
+    }
     if (p.kind === "chat-state") {
       await this.chatState(checked);
       return;
@@ -137,10 +156,10 @@ export class InboundMessages {
     checkProviderMessage(message, this.ctx.settings.groupDomain);
     const to = message.to;
     if (to === undefined) throw refuseStandard("bad-request", "modify", "message without to");
-    if (to.domain === this.ctx.settings.groupDomain) {
-      throw refuseStandard("feature-not-implemented", "cancel", "groups are not simulated");
-    }
-    const recipient = parseGatekeeperUserJid(to.bare, "/message/@to", this.ctx.settings.domain);
+    const isGroup = to.domain === this.ctx.settings.groupDomain;
+    const recipient = isGroup
+      ? parseGroupJid(to.bare, "/message/@to", this.ctx.settings.groupDomain)
+      : parseGatekeeperUserJid(to.bare, "/message/@to", this.ctx.settings.domain);
     const unencrypted = findUnencryptedContent(stanza);
     if (unencrypted !== undefined) throw unencryptedContentError(unencrypted);
     if (!USER_KINDS.has(message.payload.kind)) {
@@ -151,6 +170,21 @@ export class InboundMessages {
       );
     }
     const p = message.payload;
+    if (isGroup) {
+      // Group stanzas all go to the bare group JID; the retry's author names the device (§17.6).
+      if (to.resource !== undefined) {
+        throw refuseStandard("bad-request", "modify", "group stanza to a full JID");
+      }
+      return {
+        provider,
+        message,
+        sender: bare,
+        device,
+        recipient,
+        toDevice: undefined,
+        group: true,
+      };
+    }
     const deviceAddressed =
       p.kind === "retry" || (p.kind === "encrypted" && p.encrypted.retry !== undefined);
     if (deviceAddressed !== (to.resource !== undefined)) {

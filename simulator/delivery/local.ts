@@ -19,6 +19,11 @@ export type LocalDelivery = {
   stamp: Date;
   seq: number | undefined;
   /**
+   * Set for group traffic (§17.4): the group JID it was sent to; `from`/`fromDevice` are then
+   * the member named in `<sender>`.
+   */
+  group?: BareJid;
+  /**
    * The durable record of this delivery (simulator/delivery/pending.ts), completed in the
    * transaction that logs the user's outcome; undefined for what is not kept (chat states).
    */

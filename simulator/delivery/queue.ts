@@ -1,5 +1,6 @@
 import type { XmlElement } from "../../src/interop/codec/xml.js";
 import { parseXml } from "../../src/interop/codec/xml.js";
+import type { QueryTarget } from "../../src/db/sql.js";
 import type { StanzaId } from "../../src/util/ids.js";
 import { describeError } from "../../src/util/errors.js";
 import type { GatekeeperContext } from "../context.js";
@@ -57,6 +58,28 @@ export class DeliveryQueue {
     });
     await this.pump(providerDomain);
     return stanzaId;
+  }
+
+  /**
+   * Stores a delivery in `db` (a transaction that also records its acceptance) without sending
+   * it: the caller pumps the provider after the commit, so nothing goes out that a rollback
+   * would take back.
+   */
+  async insert(
+    db: QueryTarget,
+    providerDomain: string,
+    byDomain: string,
+    stanzaId: StanzaId,
+    stanza: XmlElement,
+  ): Promise<void> {
+    await db("gk_queue").insert({
+      stanza_id: stanzaId,
+      provider_domain: providerDomain,
+      by_domain: byDomain,
+      stanza: stanza.toString(),
+      created_at: this.ctx.now(),
+      sent_at: null,
+    });
   }
 
   /** Sends queued, never-sent deliveries while fewer than `max-unacked` are in flight. */

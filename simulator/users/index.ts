@@ -1,10 +1,15 @@
 import type { SendOptions } from "./send.js";
 import { KeyVault } from "../../src/interop/crypto/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
-import type { ContentElement, ChatState, MessageRef } from "../../src/interop/codec/index.js";
+import type {
+  ContentElement,
+  ChatState,
+  GroupRequest,
+  MessageRef,
+} from "../../src/interop/codec/index.js";
 import { encodeBase64 } from "../../src/interop/codec/index.js";
 import { BridgeError } from "../../src/util/errors.js";
-import type { BareJid, DeviceId, PhoneNumber } from "../../src/util/ids.js";
+import type { BareJid, DeviceId, MessageId, PhoneNumber } from "../../src/util/ids.js";
 import type { Gatekeeper } from "../gatekeeper.js";
 import type { Account } from "../services/accounts.js";
 import type { MediaStore } from "../media/store.js";
@@ -13,6 +18,7 @@ import { UserLog, type LogEntry } from "./log.js";
 import { UserMedia, type MediaToSend } from "./media.js";
 import { UserReceiver } from "./receive.js";
 import { UserSender } from "./send.js";
+import { UserGroups } from "./groups.js";
 
 /** The simulator's key for its users' Signal stores: a test deployment, so a fixed default. */
 export const DEFAULT_USERS_VAULT_KEY = Buffer.alloc(32, 0x5a);
@@ -33,6 +39,7 @@ export class SimulatedUsers {
   readonly devices: UserDevices;
   readonly sender: UserSender;
   readonly log: UserLog;
+  readonly groups: UserGroups;
   private readonly crypto: SignalCrypto;
   private readonly media: UserMedia;
 
@@ -51,7 +58,15 @@ export class SimulatedUsers {
     this.media = new UserMedia(options.media, options.workDir ?? ".", now);
     this.log = new UserLog(knex, now);
     this.sender = new UserSender(gatekeeper, this.crypto, this.devices);
-    const receiver = new UserReceiver(gatekeeper, this.crypto, this.devices, this.log, this.sender);
+    this.groups = new UserGroups(gatekeeper, this.crypto, this.devices);
+    const receiver = new UserReceiver(
+      gatekeeper,
+      this.crypto,
+      this.devices,
+      this.log,
+      this.sender,
+      this.groups,
+    );
     gatekeeper.setLocalSink(receiver.receive);
     gatekeeper.services.keys.onLocalPreKeysLow = (jid, device) =>
       this.devices.replenish(jid, device);
@@ -191,6 +206,43 @@ export class SimulatedUsers {
         messages: [],
       }),
     );
+  }
+
+  /** Creates a group with the user as its admin (§17.1). */
+  createGroup(phone: PhoneNumber, subject: string | undefined, participants: BareJid[]) {
+    return this.gatekeeper.run(() => this.groups.create(this.jidOf(phone), subject, participants));
+  }
+
+  /** add, remove, promote, demote, subject, leave or info, as the user (§17.1). */
+  changeGroup(phone: PhoneNumber, group: BareJid, request: GroupRequest) {
+    return this.gatekeeper.run(() => this.groups.modify(this.jidOf(phone), group, request));
+  }
+
+  /** A group message with sender keys (§17.4), from the user's first or a given device. */
+  sendToGroup(
+    phone: PhoneNumber,
+    group: BareJid,
+    content: ContentElement[],
+    options: { device?: DeviceId; originId?: MessageId } = {},
+  ) {
+    return this.gatekeeper.run(() => this.groups.send(this.jidOf(phone), group, content, options));
+  }
+
+  /** A group receipt, marker or typing notification from the user's first device. */
+  sendGroupTransport(
+    phone: PhoneNumber,
+    group: BareJid,
+    payload: Parameters<UserGroups["transport"]>[3],
+  ) {
+    return this.gatekeeper.run(async () => {
+      const jid = this.jidOf(phone);
+      const [device] = await this.devices.active(jid);
+      if (device === undefined) throw new BridgeError("no-such-device", `${jid} has no device`);
+      if (payload.kind === "displayed" && !(await this.gatekeeper.accounts.get(jid))?.readMarkers) {
+        return undefined;
+      }
+      return this.groups.transport(jid, device, group, payload);
+    });
   }
 
   /** What the user received, oldest first; `kind` filters (message, receipt, displayed, ...). */

@@ -7,12 +7,14 @@ import {
 import type { QueryTarget } from "../../src/db/sql.js";
 import type { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import { describeError } from "../../src/util/errors.js";
-import type { DeviceId, MessageId } from "../../src/util/ids.js";
+import { DuplicateMessageError, NoSenderKeyError } from "../../src/interop/crypto/errors.js";
+import type { BareJid, DeviceId, MessageId } from "../../src/util/ids.js";
 import type { LocalDelivery } from "../delivery/local.js";
 import type { Gatekeeper } from "../gatekeeper.js";
 import type { UserDevices } from "./devices.js";
 import type { UserLog } from "./log.js";
 import type { UserSender } from "./send.js";
+import type { UserGroups } from "./groups.js";
 
 type EncryptedDelivery = Extract<LocalDelivery, { kind: "encrypted" }>;
 
@@ -28,22 +30,29 @@ export class UserReceiver {
     private readonly devices: UserDevices,
     private readonly log: UserLog,
     private readonly sender: UserSender,
+    private readonly groups: UserGroups,
   ) {}
 
   receive = async (d: LocalDelivery): Promise<void> => {
     await this.gatekeeper.run(async () => {
       switch (d.kind) {
         case "encrypted":
-          return this.decrypt(d);
+          return d.group === undefined ? this.decrypt(d) : this.decryptGroup(d);
         case "retry":
-          await this.sender.answerRetry(d);
-          return this.record(d, "retry", { from: d.from, device: d.fromDevice, ...d.retry });
+          if (d.group === undefined) await this.sender.answerRetry(d);
+          else await this.groups.answerRetry(d);
+          return this.record(d, "retry", {
+            from: d.from,
+            device: d.fromDevice,
+            group: d.group,
+            ...d.retry,
+          });
         case "receipt":
-          return this.record(d, "receipt", { from: d.from, refs: d.receipts });
+          return this.record(d, "receipt", { from: d.from, refs: d.receipts, group: d.group });
         case "displayed":
-          return this.record(d, "displayed", { from: d.from, ref: d.marker });
+          return this.record(d, "displayed", { from: d.from, ref: d.marker, group: d.group });
         case "chat-state":
-          return this.record(d, "chat-state", { from: d.from, state: d.state });
+          return this.record(d, "chat-state", { from: d.from, state: d.state, group: d.group });
       }
     });
   };
@@ -111,7 +120,7 @@ export class UserReceiver {
       const env = decodeEnvelope(plaintext, {
         maxEnvelopeBytes: this.gatekeeper.ctx.limits["max-envelope-bytes"],
       });
-      checkEnvelopeBinding(env, { from: d.from, to: d.to, originId });
+      checkEnvelopeBinding(env, { from: d.from, to: d.group ?? d.to, originId });
       return env;
     });
     if (!decoded.ok) {
@@ -132,13 +141,131 @@ export class UserReceiver {
         stamp: d.stamp.toISOString(),
         retry: d.encrypted.retry,
         device,
+        group: d.group,
         envelope: Buffer.from(plaintext).toString("utf8"),
-        content: JSON.parse(JSON.stringify(decoded.value.content, bytesAsBase64)) as unknown,
+        content: JSON.parse(
+          JSON.stringify(
+            decoded.value.content.filter((c) => c.kind !== "sender-key"),
+            bytesAsBase64,
+          ),
+        ) as unknown,
       },
       trx,
     );
     if (d.pendingId !== undefined) await this.gatekeeper.pending.complete(trx, d.pendingId);
     return true;
+  }
+
+  /**
+   * A group delivery (§17.4): each device first processes its header key (1:1 decrypt, envelope
+   * checked against the group, the SKDM bound to the group), then `groupDecrypt`s `<group>`. A
+   * header envelope with content other than `<sender-key>` is a retry re-send and is the
+   * message. The first device that shows it logs it and sends the group receipt. A missing sender
+   * key asks the author for a group retry at once: the gatekeeper delivers one sender's stanzas
+   * in acceptance order, so a distribution stanza cannot arrive later.
+   */
+  private async decryptGroup(d: EncryptedDelivery): Promise<void> {
+    const group = d.group as BareJid;
+    const originId = d.originId as MessageId;
+    const { knex } = this.gatekeeper.ctx;
+    const complete = async (db: QueryTarget) => {
+      if (d.pendingId !== undefined) await this.gatekeeper.pending.complete(db, d.pendingId);
+    };
+    if (await this.log.hasMessage(d.to, d.from, originId)) return complete(knex);
+    const targets = d.toDevice === undefined ? await this.devices.active(d.to) : [d.toDevice];
+    const sender = { jid: d.from, device: d.fromDevice };
+    let first: DeviceId | undefined;
+    for (const deviceId of targets) {
+      const device = await this.crypto.device(d.to, deviceId);
+      const key = d.encrypted.keyGroups
+        .find((g) => g.jid === d.to)
+        ?.keys.find((k) => k.rid === deviceId);
+      let shown = false;
+      if (key !== undefined) {
+        try {
+          const plaintext = await device.sessions.decrypt(
+            {
+              senderJid: d.from,
+              senderDevice: d.fromDevice,
+              kex: key.kex,
+              ciphertext: key.ciphertext,
+            },
+            async (p) => p,
+          );
+          const env = decodeEnvelope(plaintext, {
+            maxEnvelopeBytes: this.gatekeeper.ctx.limits["max-envelope-bytes"],
+          });
+          checkEnvelopeBinding(env, { from: d.from, to: group, originId });
+          for (const c of env.content) {
+            if (c.kind === "sender-key" && c.group === group) {
+              await device.groups.processDistribution(group, sender, c.skdm);
+            }
+          }
+          if (env.content.some((c) => c.kind !== "sender-key")) {
+            shown = await knex.transaction((trx) =>
+              this.logDecrypted(d, deviceId, plaintext, first === undefined, trx),
+            );
+            if (shown) first ??= deviceId;
+            shown = true;
+          }
+        } catch (err) {
+          await this.requestGroupRetry(d, deviceId, "decrypt-failed", describeError(err));
+          continue;
+        }
+      }
+      if (shown || d.encrypted.group === undefined) continue;
+      try {
+        const logged = await device.groups.decrypt(group, sender, d.encrypted.group, (p, trx) =>
+          this.logDecrypted(d, deviceId, p, first === undefined, trx),
+        );
+        if (logged) first ??= deviceId;
+      } catch (err) {
+        if (err instanceof DuplicateMessageError) continue;
+        const reason = err instanceof NoSenderKeyError ? "no-sender-key" : "decrypt-failed";
+        await this.requestGroupRetry(d, deviceId, reason, describeError(err));
+      }
+    }
+    if (first === undefined) return complete(knex);
+    await this.groups
+      .transport(d.to, first, group, {
+        kind: "receipt",
+        receipts: [{ id: originId, author: d.from }],
+      })
+      .catch(() => undefined);
+  }
+
+  private async requestGroupRetry(
+    d: EncryptedDelivery,
+    deviceId: DeviceId,
+    reason: "decrypt-failed" | "no-sender-key",
+    detail: string,
+  ): Promise<void> {
+    const device = await this.crypto.device(d.to, deviceId);
+    const originId = d.originId as MessageId;
+    await this.log.add(d.to, "undecryptable", {
+      from: d.from,
+      originId,
+      device: deviceId,
+      group: d.group,
+      reason: detail,
+    });
+    const count = await device.retries.nextRequestCount(
+      { jid: d.from, device: d.fromDevice },
+      originId,
+    );
+    if (count === null) return;
+    await this.groups
+      .transport(d.to, deviceId, d.group as BareJid, {
+        kind: "retry",
+        retry: {
+          id: originId,
+          count,
+          registration: device.registrationId,
+          reason,
+          author: { jid: d.from, device: d.fromDevice },
+        },
+      })
+      .catch(() => undefined);
   }
 
   private async requestRetry(d: EncryptedDelivery, deviceId: DeviceId, reason: string) {

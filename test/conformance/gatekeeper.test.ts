@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
+  buildEncryptedMessage,
   buildReceipt,
   buildRetryRequest,
   classifyMessage,
@@ -15,6 +16,10 @@ import {
   encodeAck,
   encodeBlockList,
   encodeBundlesFetch,
+  encodeCreate,
+  encodeGroupInfoQuery,
+  encodeSubjectChange,
+  decodeGroupInfo,
   encodeConfirmCode,
   encodeHelloRequest,
   encodeLookupRequest,
@@ -25,12 +30,14 @@ import {
   encodeRequestCode,
   encodeSlotRequest,
   limitsAreConsistent,
+  type Encrypted,
   type XmlElement,
 } from "../../src/interop/codec/index.js";
 import { xml } from "../../src/interop/codec/xml.js";
 import {
   phoneNumber,
   type BareJid,
+  type DeviceId,
   type MessageId,
   type PhoneNumber,
   type StanzaId,
@@ -43,9 +50,10 @@ import {
   childNamed,
   errorOf,
   PROVIDER,
+  providerCrypto,
   type TestProvider,
 } from "../simulator/harness.js";
-import { text, type ProviderUser } from "../simulator/provider-user.js";
+import { ProviderUser, text } from "../simulator/provider-user.js";
 import {
   GK,
   PHONE,
@@ -58,6 +66,7 @@ import {
 } from "./setup.js";
 
 const NEW_PHONE = "+491709876543" as PhoneNumber;
+const randomId = (): string => randomBytes(8).toString("hex");
 
 /** The next queued delivery (with a stanza-id) carrying `name`, received after `from`. */
 const delivery = (p: TestProvider, name: string, from = 0): Promise<XmlElement> =>
@@ -451,7 +460,239 @@ for (const transport of TRANSPORTS) {
       assert.deepEqual(got, blob);
     });
 
-    it.skip("G22: groups — not implemented by the simulator (§17)", function () {});
+    it("G22: groups: membership, admin rights, add rules, versioned events, fan-out with <sender> and only the recipient's keys, retries only from then-members", async function () {
+      await open();
+      const groupIq = (from: string, to: string, type: "get" | "set", el: XmlElement) =>
+        provider.iq(type, el, { from, to });
+      // Add rules: an unknown number is rejected, the WhatsApp user is added; Alice is admin.
+      const created = await groupIq(
+        ALICE,
+        "g.wa.example",
+        "set",
+        encodeCreate({
+          subject: "G22",
+          participants: [GK, "491700000009@wa.example" as BareJid],
+        }),
+      );
+      const g = decodeGroupInfo(child(created));
+      assert.deepEqual(
+        g.rejected.map((r) => r.reason),
+        ["not-reachable"],
+      );
+      assert.deepEqual(
+        g.participants.map((p) => [p.jid, p.role]),
+        [
+          [ALICE, "admin"],
+          [GK, "member"],
+        ],
+      );
+      const createdEvent = await delivery(provider, "event");
+      assert.equal(createdEvent.attrs.from, g.jid);
+      assert.equal(childNamed(createdEvent, "event")?.attrs.version, "1");
+      // Membership: a non-member is refused; admin rights: the WhatsApp member cannot add.
+      const outsider = errorOf(await groupIq(BOB, g.jid, "get", encodeGroupInfoQuery()));
+      assert.equal(outsider.app?.name, "not-member");
+      await assert.rejects(
+        world.sim.users.changeGroup(PHONE, g.jid, { op: "add", participants: [BOB as BareJid] }),
+        /not an admin/,
+      );
+      // Fan-out: the WhatsApp member sends with sender keys; Alice gets <sender> and only her keys.
+      const mark = provider.received.length;
+      await world.sim.users.sendToGroup(PHONE, g.jid, text("g22"));
+      const fanned = await provider.waitFor(
+        (s) => s.attrs.from === g.jid && childNamed(s, "encrypted") !== undefined,
+        8000,
+        mark,
+      );
+      const m = classifyMessage(fanned);
+      assert.equal(m.sender?.jid, GK);
+      assert.equal(m.stanzaId?.by, "g.wa.example");
+      const e = m.payload.kind === "encrypted" ? m.payload.encrypted : undefined;
+      assert.deepEqual(
+        e?.keyGroups.map((k) => k.jid),
+        [ALICE],
+      );
+      // Retry from a then-member goes to the author's device; a later member's is forbidden.
+      const retry = buildRetryRequest({
+        type: "groupchat",
+        originId: "g22-retry" as MessageId,
+        from: alice.full,
+        to: g.jid,
+        retry: {
+          id: m.originId as MessageId,
+          count: 1,
+          registration: alice.device.registrationId,
+          reason: "no-sender-key",
+          author: { jid: GK, device: m.sender?.device as never },
+        },
+      });
+      assert.ok(childNamed(await outcome(retry), "accepted"));
+      const notMember = buildRetryRequest({
+        type: "groupchat",
+        originId: "g22-retry-2" as MessageId,
+        from: alice.full,
+        to: g.jid,
+        retry: {
+          id: "never" as MessageId,
+          count: 1,
+          registration: alice.device.registrationId,
+          reason: "no-sender-key",
+          author: { jid: GK, device: m.sender?.device as never },
+        },
+      });
+      assert.equal(errorOf(await outcome(notMember)).condition, "forbidden");
+      // Versioned events: a subject change is version 2.
+      const mark2 = provider.received.length;
+      await groupIq(ALICE, g.jid, "set", encodeSubjectChange("G22 again"));
+      const changed = await delivery(provider, "event", mark2);
+      assert.deepEqual(
+        [childNamed(changed, "event")?.attrs.type, childNamed(changed, "event")?.attrs.version],
+        ["subject-changed", "2"],
+      );
+    });
+
+    describe("group parts of G12, G16, G17, G23 and G25 (§17)", function () {
+      let bob: ProviderUser;
+      let bobKnex: { destroy(): Promise<void> } | undefined;
+      let group: BareJid;
+      afterEach(async function () {
+        await bobKnex?.destroy();
+        bobKnex = undefined;
+      });
+      const groupMessage = (u: ProviderUser, e: Partial<Encrypted>, originId = randomId()) =>
+        buildEncryptedMessage({
+          type: "groupchat",
+          originId: originId as MessageId,
+          from: u.full,
+          to: group,
+          encrypted: {
+            sid: u.device.deviceId,
+            keyGroups: [],
+            group: undefined,
+            retry: undefined,
+            ...e,
+          },
+        });
+      const fromGroupTo = (to: string, name: string, mark: number) =>
+        provider.waitFor(
+          (s) => s.attrs.from === group && s.attrs.to === to && childNamed(s, name) !== undefined,
+          8000,
+          mark,
+        );
+      const openGroup = async (): Promise<void> => {
+        await open();
+        const { crypto, knex } = await providerCrypto(world.clock.now);
+        bobKnex = knex;
+        bob = await ProviderUser.create(crypto, provider, BOB);
+        await bob.publish();
+        group = (
+          await world.sim.users.createGroup(PHONE, "conf", [ALICE as BareJid, BOB as BareJid])
+        ).jid;
+      };
+      const ct = new Uint8Array([1, 2, 3]);
+      const key = (rid: number) => ({ rid: rid as DeviceId, kex: false, ciphertext: ct });
+
+      it("G12 (groups): keeps only the recipient's <keys>, dropping the sender's and non-members'", async function () {
+        await openGroup();
+        const mark = provider.received.length;
+        const s = groupMessage(alice, {
+          keyGroups: [
+            { jid: BOB as BareJid, keys: [key(1)] },
+            { jid: ALICE as BareJid, keys: [key(1)] },
+            { jid: "mallory@matrix.bridge.example" as BareJid, keys: [key(1)] },
+          ],
+          group: ct,
+        });
+        assert.ok(childNamed(await outcome(s), "accepted"));
+        const toBob = await fromGroupTo(BOB, "encrypted", mark);
+        const m = classifyMessage(toBob);
+        assert.deepEqual(
+          m.payload.kind === "encrypted" && m.payload.encrypted.keyGroups.map((g) => g.jid),
+          [BOB],
+        );
+      });
+
+      it("G16 (groups): one strictly increasing seq across all senders of a group", async function () {
+        await openGroup();
+        const a = decodeAccepted(child(await outcome(groupMessage(alice, { group: ct }))));
+        const b = decodeAccepted(child(await outcome(groupMessage(bob, { group: ct }))));
+        const c = await world.sim.users.sendToGroup(PHONE, group, text("from wa"));
+        const seqs = [Number(a.seq), Number(b.seq), Number(c.seq)];
+        assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!, seqs.join(","));
+        assert.equal(a.conversation, group);
+      });
+
+      it("G17 (groups): forwards receipts and markers only to the author, with <sender>", async function () {
+        await openGroup();
+        const originId = randomId();
+        await outcome(groupMessage(alice, { group: ct }, originId));
+        const mark = provider.received.length;
+        const ref = { id: originId as MessageId, author: ALICE as BareJid };
+        await world.sim.users.sendGroupTransport(PHONE, group, {
+          kind: "receipt",
+          receipts: [ref],
+        });
+        await world.sim.users.sendGroupTransport(PHONE, group, { kind: "displayed", marker: ref });
+        const receipt = await fromGroupTo(ALICE, "received", mark);
+        const marker = await fromGroupTo(ALICE, "displayed", mark);
+        for (const s of [receipt, marker]) assert.equal(classifyMessage(s).sender?.jid, GK);
+        await new Promise((r) => setTimeout(r, 150));
+        assert.ok(
+          !provider.received
+            .slice(mark)
+            .some((s) => s.attrs.to === BOB && childNamed(s, "received") !== undefined),
+        );
+      });
+
+      it("G23 (groups): strips a provider-supplied <sender> and <stanza-id> from group deliveries", async function () {
+        await openGroup();
+        const mark = provider.received.length;
+        const s = groupMessage(alice, { group: ct });
+        s.children.push(
+          xml("sender", { xmlns: "urn:interop:groups:0", jid: GK, device: "1" }),
+          xml("stanza-id", { xmlns: "urn:xmpp:sid:0", id: "forged", by: "g.wa.example" }),
+        );
+        // A forged <sender> names device 1, which matches the header: the codec accepts it.
+        assert.ok(childNamed(await outcome(s), "accepted"));
+        const toBob = await fromGroupTo(BOB, "encrypted", mark);
+        const m = classifyMessage(toBob);
+        assert.equal(m.sender?.jid, ALICE);
+        assert.notEqual(m.stanzaId?.id, "forged");
+        assert.equal(
+          toBob.children.filter((c) => typeof c !== "string" && c.name === "sender").length,
+          1,
+        );
+      });
+
+      it("G25 (groups): forbids a retry from a user who was not a member when the message was accepted", async function () {
+        await openGroup();
+        await world.sim.users.changeGroup(PHONE, group, {
+          op: "remove",
+          participants: [BOB as BareJid],
+        });
+        const originId = randomId();
+        await outcome(groupMessage(alice, { group: ct }, originId));
+        await world.sim.users.changeGroup(PHONE, group, {
+          op: "add",
+          participants: [BOB as BareJid],
+        });
+        const retry = buildRetryRequest({
+          type: "groupchat",
+          originId: randomId() as MessageId,
+          from: bob.full,
+          to: group,
+          retry: {
+            id: originId as MessageId,
+            count: 1,
+            registration: bob.device.registrationId,
+            reason: "no-sender-key",
+            author: { jid: ALICE as BareJid, device: 1 as DeviceId },
+          },
+        });
+        const e = errorOf(await outcome(retry));
+        assert.deepEqual([e.condition, e.type], ["forbidden", "cancel"]);
+      });
+    });
 
     it("G23: builds deliveries only from the §15.9 elements, with stanza-ids of at least 64 random bits", async function () {
       await open();

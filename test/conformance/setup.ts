@@ -9,7 +9,7 @@ import { ProviderEngine } from "../../src/interop/provider/engine.js";
 import type { EngineTiming } from "../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
 import { phoneNumber, type BareJid, type PhoneNumber } from "../../src/util/ids.js";
-import { SIMULATOR_FEATURES } from "../../simulator/config.js";
+import { ENGINE_FEATURES, SIMULATOR_FEATURES } from "../../simulator/config.js";
 import { skipUnlessProsody, startProsody, type ProsodyInstance } from "../prosody/harness.js";
 import { ALICE, PROVIDER, providerCrypto, TestClock, TestProvider } from "../simulator/harness.js";
 import { ProviderUser } from "../simulator/provider-user.js";
@@ -127,7 +127,7 @@ export async function startWorld(
         crypto,
         vault,
         providerId: PROVIDER.id,
-        features: engineOptions.features ?? [...SIMULATOR_FEATURES],
+        features: engineOptions.features ?? [...ENGINE_FEATURES],
         onEvent: sink.handler,
         allowInsecureMediaOnLoopback: true,
         timing: { ...FAST_TIMING, ...engineOptions.timing },

@@ -184,4 +184,39 @@ describe("simulator: admin HTTP API", function () {
     const queue = await call("GET", "/queue");
     assert.equal(typeof queue.body.depth, "number");
   });
+  it("creates, changes and sends in groups for WhatsApp users; refusals keep their §18 condition", async function () {
+    await call("POST", "/users", { phone: "+491705550000" });
+    const created = await call("POST", "/users/491701234567/groups", {
+      subject: "Admin group",
+      participants: [ALICE],
+    });
+    assert.equal(created.status, 201);
+    const jid = String(created.body.jid);
+    const added = await call("POST", `/users/491701234567/groups/${jid}/add`, {
+      participants: ["491705550000@wa.example"],
+    });
+    assert.equal((added.body.participants as unknown[]).length, 3);
+    const notAdmin = await call("PUT", `/users/491705550000/groups/${jid}/subject`, {
+      subject: "x",
+    });
+    assert.deepEqual([notAdmin.status, notAdmin.body.error], [403, "not-admin"]);
+    const sent = await call("POST", `/users/491701234567/groups/${jid}/send`, { text: "hi" });
+    assert.equal(sent.status, 201);
+    await w.provider.waitFor(
+      (s) =>
+        s.attrs.from === jid &&
+        s.children.some((c) => typeof c !== "string" && c.name === "encrypted"),
+    );
+    const left = await call("POST", `/users/491701234567/groups/${jid}/leave`);
+    assert.equal(left.status, 200);
+    const view = await call("GET", `/groups/${jid}`);
+    // The creator left: the longest-standing member (Alice) is admin now.
+    assert.deepEqual(
+      (view.body.participants as { jid: string; role: string }[]).map((p) => [p.jid, p.role]),
+      [
+        [ALICE, "admin"],
+        ["491705550000@wa.example", "member"],
+      ],
+    );
+  });
 });

@@ -55,7 +55,8 @@ describe("simulator: hello and session (§8)", function () {
     assert.equal(hello.version, "0.2");
     assert.ok(hello.features.includes("urn:interop:content:0#reply"));
     assert.ok(!hello.features.includes("x:unknown"));
-    assert.ok(!hello.features.includes("urn:interop:groups:0"));
+    // Groups (§17) are simulated, so announced.
+    assert.ok(hello.features.includes("urn:interop:groups:0"));
     checkSizeConstraint(effectiveLimits(hello));
     assert.deepEqual(hello.mediaOrigins, [sim.media?.origin]);
     const ping = await provider.iq("get", encodePing(), { from: PROVIDER.domain });

@@ -17,6 +17,7 @@ describe("simulator: migrations", function () {
         "0001_gatekeeper",
         "0002_user_signal_store",
         "0003_local_pending",
+        "0004_groups",
       ]);
       assert.equal(await knex.schema.hasTable("gk_queue"), true);
       assert.equal(await knex.schema.hasTable("signal_local_devices"), true);
@@ -31,7 +32,8 @@ describe("simulator: migrations", function () {
       assert.equal(await knex.schema.hasTable("gk_queue"), false);
       assert.equal(await knex.schema.hasTable("signal_local_devices"), false);
       assert.equal(await knex.schema.hasTable("gk_local_pending"), false);
-      assert.equal((await migrateToLatest(knex, SIMULATOR_MIGRATIONS)).applied.length, 3);
+      assert.equal(await knex.schema.hasTable("gk_group_members"), false);
+      assert.equal((await migrateToLatest(knex, SIMULATOR_MIGRATIONS)).applied.length, 4);
     } finally {
       await knex.destroy();
     }

@@ -327,6 +327,24 @@ describe("codec fuzzing", function () {
     assert.ok(decoded > 1000, `only ${decoded} mutated payloads decoded`);
   });
 
+  it("10,000 seeded mutations of the spec's group stanzas (§17) decode to a value or a CodecError", () => {
+    const seed = 0x617;
+    const rng = prng(seed);
+    const groupStanzas = STANZAS.filter(([name]) => name.startsWith("group"));
+    assert.ok(groupStanzas.length >= 8, "the spec's group examples are in the fixtures");
+    const before = decoded;
+    for (let n = 0; n < 10000; n++) {
+      const [name, text] = pick(rng, groupStanzas);
+      const root = parseXml(text);
+      const mutations = 1 + Math.floor(rng() * 3);
+      for (let m = 0; m < mutations; m++) mutate(root, rng);
+      context = `seed ${seed} iteration ${n} (${name})`;
+      attempt(() => decodeStanza(root));
+    }
+    assert.deepEqual(failures, []);
+    assert.ok(decoded - before > 1000, `only ${decoded - before} mutated group payloads decoded`);
+  });
+
   it("10,000 seeded string mutations of envelopes are parsed or refused with a CodecError", () => {
     const seed = 0xe4e1;
     const rng = prng(seed);
