@@ -237,6 +237,8 @@ export class ProviderEngine {
         }),
       ),
     );
+    // Queued ahead of every delivery of this run (see Receiver.loadPending).
+    void this.receiver.loadPending();
     this.session.start();
     connection.start();
     this.tickTimer = setInterval(() => void this.outbox.tick(), this.timing.tickMs);

@@ -153,6 +153,22 @@ export class Receiver {
   }
 
   /**
+   * At start, before any delivery: what a previous run committed and did not hand over joins its
+   * conversation's waiting list. A delivery the gatekeeper sends right after hello, ahead of
+   * replayPending, is then handed over after them, in seq order, rather than taken by a fresh
+   * reorder buffer as the start of its conversation.
+   */
+  loadPending(): Promise<void> {
+    return this.guard(
+      this.queue.run(() =>
+        this.untilDone(async () => {
+          for (const entry of await this.options.inbox.allPending()) this.remember(entry);
+        }),
+      ),
+    );
+  }
+
+  /**
    * The reorder buffer's call: held messages of `conversation` may go now. Offers that
    * conversation's waiting events again, messages in seq order, behind its earlier hand-overs;
    * reads no table.

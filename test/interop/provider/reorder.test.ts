@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Outbox } from "../../../src/interop/provider/outbox.js";
 import { ReorderBuffer } from "../../../src/interop/provider/reorder.js";
 import type { BareJid } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
@@ -222,6 +223,43 @@ describeOnBackends("provider engine: history in seq order (P15, E23)", (get) => 
     await ready(again);
     await eventually(() => order(again).length === 2, "the held ones after the restart", 5000);
     assert.deepEqual(order(again), [5, 6]);
+  });
+
+  it("after a restart hands a delivery sent right after hello over behind the held ones", async function () {
+    const b = await readyBridge(10_000);
+    const first = await users.encryptTo(bob, 1, alice, text("one"), { seq: 1 });
+    const fifth = await users.encryptTo(bob, 1, alice, text("five"), { seq: 5 });
+    const sixth = await users.encryptTo(bob, 1, alice, text("six"), { seq: 6 });
+    const seventh = await users.encryptTo(bob, 1, alice, text("seven"), { seq: 7 });
+    fake.send(first.stanza);
+    await eventually(() => order(b).length === 1, "seq 1");
+    fake.send(sixth.stanza);
+    fake.send(fifth.stanza);
+    await eventually(
+      () => fake.acked.includes(fifth.stanzaId) && fake.acked.includes(sixth.stanzaId),
+      "seq 5 and 6 acked while held",
+    );
+    await b.engine.halt();
+    // The gatekeeper's queue goes out right behind its hello answer (§15.5): seq 7 is read while
+    // the bridge still does its work after hello (slow here: many rows to retransmit, say),
+    // before it replays what it held.
+    const afterHello = Object.getOwnPropertyDescriptor(Outbox.prototype, "afterHello")!;
+    Outbox.prototype.afterHello = async function (this: Outbox): Promise<void> {
+      fake.send(seventh.stanza);
+      await pause(300);
+      return (afterHello.value as () => Promise<void>).call(this);
+    };
+    let again: Bridge;
+    try {
+      again = startBridge(fake.service, get().db.knex, { timing: { reorderHoldMs: 10_000 } });
+      bridge = again;
+      await ready(again);
+      await eventually(() => fake.acked.includes(seventh.stanzaId), "seq 7 handled");
+    } finally {
+      Object.defineProperty(Outbox.prototype, "afterHello", afterHello);
+    }
+    await eventually(() => order(again).length === 3, "5, 6 and 7 after the restart", 5000);
+    assert.deepEqual(order(again), [5, 6, 7]);
   });
 
   it("a gap that never fills holds the later seqs only until the deadline, then in seq order", async function () {
