@@ -1,5 +1,5 @@
 import { GatekeeperError } from "./errors.js";
-import { orderedEmit, ReorderBuffer } from "./reorder.js";
+import { observeAccepted, ReorderBuffer } from "./reorder.js";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
@@ -97,12 +97,14 @@ export class ProviderEngine {
     this.timing = timing;
     const connection = options.connection;
     const gatekeeperDomain = options.gatekeeperDomain ?? GATEKEEPER_DOMAIN;
-    // P15/E23: deliveries reach the core in seq order; a held one is deferred and offered again.
+    // P15/E23: deliveries reach the core in seq order. The receiver asks the buffer before each
+    // hand-over of a message; a held one stays pending (acked) and the buffer calls for its
+    // conversation alone when its turn comes. Our accepted messages take their seqs too.
     this.reorder = new ReorderBuffer({
       holdMs: timing.reorderHoldMs,
-      onDue: () => void this.receiver.replayPending(),
+      onDue: (conversation) => this.receiver.releaseHeld(conversation),
     });
-    const emit = orderedEmit(this.reorder, (event: ProviderEvent) => options.onEvent(event));
+    const emit = (event: ProviderEvent): Promise<void> => options.onEvent(event);
 
     this.helloIq = new IqCaller({ send: (s) => connection.send(s), logger });
     this.iq = new IqCaller({ send: (s) => this.session.send(s), logger });
@@ -133,7 +135,7 @@ export class ProviderEngine {
       timing,
       now,
       logger,
-      emit,
+      emit: observeAccepted(this.reorder, emit),
     });
     this.directory = new KeyDirectory({
       gk,
@@ -193,6 +195,7 @@ export class ProviderEngine {
       session: this.session,
       gatekeeperDomain,
       emit,
+      reorder: this.reorder,
       now,
       logger,
     });
@@ -234,6 +237,8 @@ export class ProviderEngine {
         }),
       ),
     );
+    // Queued ahead of every delivery of this run (see Receiver.loadPending).
+    void this.receiver.loadPending();
     this.session.start();
     connection.start();
     this.tickTimer = setInterval(() => void this.outbox.tick(), this.timing.tickMs);

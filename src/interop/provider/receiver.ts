@@ -27,6 +27,7 @@ import { isDeferral } from "../../core/network.js";
 import { pendingToEvent } from "./events.js";
 import { applyNotification } from "./notifications.js";
 import type { ProviderEventHandler } from "./types.js";
+import { conversationKey, type ReorderBuffer } from "./reorder.js";
 
 export interface ReceiverOptions {
   readonly knex: Knex;
@@ -39,6 +40,8 @@ export interface ReceiverOptions {
   readonly session: HelloSession;
   readonly gatekeeperDomain: string;
   readonly emit: ProviderEventHandler;
+  /** P15/E23: asked before each message's hand-over; none means deliveries go as they come. */
+  readonly reorder?: ReorderBuffer;
   readonly now: () => number;
   readonly logger: Logger;
 }
@@ -140,17 +143,63 @@ export class Receiver {
     }
   }
 
-  /** Hands over what a previous run committed but did not finish (after a crash). */
+  /**
+   * Hands over what a previous run committed but did not finish (after a crash), and what the
+   * core deferred. Reads all of `inbound_pending`: at hello and on the engine's slow timer only,
+   * never per message or per release of held ones (that is releaseHeld).
+   */
   replayPending(): Promise<void> {
+    return this.guard(this.queue.run(() => this.untilDone(() => this.handOverAllPending())));
+  }
+
+  /**
+   * At start, before any delivery: what a previous run committed and did not hand over joins its
+   * conversation's waiting list. A delivery the gatekeeper sends right after hello, ahead of
+   * replayPending, is then handed over after them, in seq order, rather than taken by a fresh
+   * reorder buffer as the start of its conversation.
+   */
+  loadPending(): Promise<void> {
     return this.guard(
-      this.queue.run(async () => {
-        await this.untilDone(async () => {
-          const entries = await this.options.inbox.allPending();
-          for (const entry of entries) this.remember(entry);
-          for (const entry of entries) await this.handOver(entry);
-        });
-      }),
+      this.queue.run(() =>
+        this.untilDone(async () => {
+          for (const entry of await this.options.inbox.allPending()) this.remember(entry);
+        }),
+      ),
     );
+  }
+
+  /**
+   * The reorder buffer's call: held messages of `conversation` may go now. Offers that
+   * conversation's waiting events again, messages in seq order, behind its earlier hand-overs;
+   * reads no table.
+   */
+  releaseHeld(conversation: string): void {
+    if (this.stopped || !this.waiting.has(conversation)) return;
+    this.chain(conversation, "held", async () => {
+      for (const entry of inSeqOrder(this.waiting.get(conversation) ?? [])) {
+        await this.handOver(entry);
+      }
+    });
+  }
+
+  /**
+   * Every pending row, each conversation's messages in seq order: rows are stored in arrival
+   * order, and a buffer fresh after a start takes the first seq it is offered as the start, so
+   * 6-then-5 held before a crash must be offered 5, 6.
+   */
+  private async handOverAllPending(): Promise<void> {
+    const entries = await this.options.inbox.allPending();
+    for (const entry of entries) this.remember(entry);
+    const groups = new Map<string, PendingEntry[]>();
+    for (const entry of entries) {
+      const key = conversationOf(entry.record) ?? `stanza\n${entry.stanzaId}`;
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [entry]);
+      else group.push(entry);
+    }
+    for (const group of groups.values()) {
+      for (const entry of inSeqOrder(group)) await this.handOver(entry);
+    }
   }
 
   /** Resolves once every delivery queued so far is processed and its hand-over settled. */
@@ -239,7 +288,11 @@ export class Receiver {
       this.log.warn({ local }, "message for a user without keys dropped");
       return this.recordOnly(sid);
     }
-    if (await inbox.decrypted(local, ownDevice, from, originId)) return this.recordOnly(sid);
+    if (await inbox.decrypted(local, ownDevice, from, originId)) {
+      // A copy of a message handed over before: its seq is never shown, so none waits for it.
+      this.settleSeq(local, from, msg.meta?.seq);
+      return this.recordOnly(sid);
+    }
     const device = await crypto.device(local, ownDevice);
     const sender: DeviceAddress = { jid: from, device: encrypted.sid };
     const cached = await crypto.deviceLists.get(from);
@@ -261,6 +314,7 @@ export class Receiver {
             at,
           );
           await inbox.record(trx, sid.id, sid.by, at);
+          // Database work only from here: under group commit this function may run twice.
           try {
             const envelope = decodeEnvelope(plaintext, {
               maxEnvelopeBytes: session.limits["max-envelope-bytes"],
@@ -269,8 +323,7 @@ export class Receiver {
           } catch (err) {
             if (!(err instanceof CodecError)) throw err;
             // §12.2: discarded, no receipt; the ratchet step and the de-dup record are kept.
-            this.log.warn({ from, originId, err: err.message }, "envelope discarded");
-            return undefined;
+            return err;
           }
           const pending: PendingEntry = {
             stanzaId: sid.id,
@@ -292,10 +345,15 @@ export class Receiver {
           return pending;
         },
       );
-      if (entry === undefined) this.options.acks.add(sid.by, sid.id);
-      else this.chainHandOver(entry);
+      if (entry instanceof CodecError) {
+        this.log.warn({ from, originId, err: entry.message }, "envelope discarded");
+        // Its seq is never shown: the next message must not wait the deadline for it.
+        this.settleSeq(local, from, msg.meta?.seq);
+        this.options.acks.add(sid.by, sid.id);
+      } else this.chainHandOver(entry);
     } catch (err) {
       if (err instanceof DuplicateMessageError) {
+        this.settleSeq(local, from, msg.meta?.seq);
         await this.recordOnly(sid);
       } else if (isCryptoFailure(err)) {
         this.log.info({ from, originId, err: describeError(err) }, "message failed to decrypt");
@@ -370,6 +428,11 @@ export class Receiver {
       }
     }
     await this.recordOnly(msg.stanzaId);
+  }
+
+  /** Tells the reorder buffer that `seq` of this conversation will not be handed over. */
+  private settleSeq(local: BareJid, from: BareJid, seq: number | undefined): void {
+    if (seq !== undefined) this.options.reorder?.observe(conversationKey(local, from), seq);
   }
 
   private async recordOnly(sid: StanzaIdElement): Promise<void> {
@@ -498,7 +561,7 @@ export class Receiver {
   private async handOverInOrder(entry: PendingEntry): Promise<void> {
     const conversation = conversationOf(entry.record);
     if (conversation !== undefined) {
-      for (const older of [...(this.waiting.get(conversation) ?? [])]) {
+      for (const older of inSeqOrder(this.waiting.get(conversation) ?? [])) {
         if (older.stanzaId === entry.stanzaId) break;
         await this.handOver(older);
       }
@@ -515,6 +578,14 @@ export class Receiver {
         // Handed over meanwhile: a redelivery read the row before that hand-over removed it and
         // queued it behind it on the conversation's chain. Acked, not posted a second time.
         this.options.acks.add(entry.by, entry.stanzaId);
+        return;
+      }
+      if (this.heldForOrder(entry)) {
+        // P15/E23: a later seq waits for the gap before it (bounded): it stays pending and in
+        // its conversation's waiting list, and releaseHeld offers it again. Acked now, so that a
+        // held one never occupies the gatekeeper's window of unacked deliveries.
+        this.options.acks.add(entry.by, entry.stanzaId);
+        this.log.debug({ stanzaId: entry.stanzaId }, "delivery held for the gap before it");
         return;
       }
       const event = tryDecode(() =>
@@ -557,6 +628,17 @@ export class Receiver {
     return job;
   }
 
+  /** Whether the reorder buffer holds this message back for a gap before its seq. */
+  private heldForOrder(entry: PendingEntry): boolean {
+    const { record } = entry;
+    if (record.kind !== "message" || record.seq === null || this.options.reorder === undefined) {
+      return false;
+    }
+    return (
+      this.options.reorder.admit(conversationKey(record.local, record.from), record.seq) === "hold"
+    );
+  }
+
   /**
    * A hand-over failed (the core could not store or post the event: the homeserver is down, say).
    * The pending events are tried again with backoff, so that they show soon after the outage
@@ -569,13 +651,7 @@ export class Receiver {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.stopped) return;
-      void this.guard(
-        this.queue.run(async () => {
-          const entries = await this.options.inbox.allPending();
-          for (const entry of entries) this.remember(entry);
-          for (const entry of entries) await this.handOver(entry);
-        }),
-      );
+      void this.guard(this.queue.run(() => this.handOverAllPending()));
     }, delay);
     this.retryTimer.unref();
   }
@@ -629,6 +705,25 @@ function conversationOf(record: PendingRecord): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * A conversation's waiting events with its messages in seq order, each other event in its place:
+ * messages are offered lowest seq first, so that the buffer admits them in turn.
+ */
+function inSeqOrder(entries: readonly PendingEntry[]): PendingEntry[] {
+  const seqOf = (e: PendingEntry): number | null =>
+    e.record.kind === "message" ? e.record.seq : null;
+  const slots: number[] = [];
+  entries.forEach((e, i) => {
+    if (seqOf(e) !== null) slots.push(i);
+  });
+  const sorted = slots.map((i) => entries[i]!).sort((a, b) => seqOf(a)! - seqOf(b)!);
+  const out = [...entries];
+  slots.forEach((slot, i) => {
+    out[slot] = sorted[i]!;
+  });
+  return out;
 }
 
 function isCryptoFailure(err: unknown): err is Error {

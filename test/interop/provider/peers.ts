@@ -101,7 +101,13 @@ export class GatekeeperUsers {
     deviceId: number,
     to: BareJid,
     content: ContentElement[],
-    options: { seq?: number; corrupt?: boolean; originId?: MessageId } = {},
+    options: {
+      seq?: number;
+      corrupt?: boolean;
+      originId?: MessageId;
+      /** The recipient named inside the envelope (default `to`): another one is discarded (§12.2). */
+      envelopeTo?: BareJid;
+    } = {},
   ): Promise<Delivery> {
     const device = this.device(user, deviceId);
     const originId = options.originId ?? (randomUUID() as MessageId);
@@ -109,7 +115,7 @@ export class GatekeeperUsers {
       content,
       id: originId,
       time: new Date(),
-      to,
+      to: options.envelopeTo ?? to,
       from: user.jid,
     });
     const recipients = (this.fake.directory.list(to)?.devices ?? []).map((d) => ({
