@@ -18,6 +18,7 @@ import { startSimulator, type Simulator } from "../../simulator/main.js";
 import {
   createTestHomeserver,
   type AppserviceRegistration,
+  type HomeserverProfile,
   type TestHomeserver,
 } from "../../test/homeserver/index.js";
 
@@ -57,6 +58,8 @@ export interface DemoWorldOptions {
   timing?: Partial<EngineTiming>;
   /** The clock of the bridge's per-user limits. */
   now?: () => number;
+  /** Which homeserver the test homeserver plays (test/homeserver/README.md); `spec` by default. */
+  homeserverProfile?: HomeserverProfile;
 }
 
 /**
@@ -93,6 +96,7 @@ export async function startDemoWorld(
     });
     const hs = createTestHomeserver({
       serverName: DOMAIN,
+      ...(options.homeserverProfile === undefined ? {} : { profile: options.homeserverProfile }),
       appservices: [registration as unknown as AppserviceRegistration],
       retryInitialMs: 20,
       retryMaxMs: 500,

@@ -20,6 +20,7 @@ import {
   withMatrixRetries,
   type MatrixRetryPolicy,
 } from "./retry.js";
+import { MatrixMedia, mediaRetryWait } from "./media.js";
 
 /**
  * The core's MatrixApi on matrix-appservice-bridge intents: the bot and every ghost act through
@@ -33,6 +34,7 @@ import {
  */
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
+  private mediaClient: MatrixMedia | undefined;
 
   constructor(
     private readonly bridge: Bridge,
@@ -281,34 +283,42 @@ export class IntentMatrixApi implements MatrixApi {
     if (source.encryption !== undefined) {
       throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
     }
-    const { data } = await this.intent(this.botUserId).matrixClient.downloadContent(source.mxc);
-    if (data.byteLength > this.mediaMaxBytes) {
-      throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
-    }
-    return (async function* () {
-      yield new Uint8Array(data);
-    })();
+    return this.media().download(source.mxc);
   };
 
-  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix. */
-  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for await (const chunk of await media.open()) {
-      size += chunk.byteLength;
-      if (size > this.mediaMaxBytes) {
-        throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
-      }
-      chunks.push(chunk);
+  /** The content repository, streamed (media.ts); made on first use from the bot's client. */
+  private media(): MatrixMedia {
+    if (this.mediaClient === undefined) {
+      const client = this.intent(this.botUserId).matrixClient;
+      this.mediaClient = new MatrixMedia({
+        homeserverUrl: client.homeserverUrl,
+        asToken: client.accessToken,
+        maxBytes: this.mediaMaxBytes,
+        log: this.log,
+      });
     }
+    return this.mediaClient;
+  }
+
+  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix, streamed. */
+  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
     const intent = this.intent(as);
-    const data = Buffer.concat(chunks);
-    // A repeated upload at worst leaves an unused copy on the homeserver.
-    const url = await this.retried("upload", () =>
-      intent.uploadContent(data, {
-        name: media.fileName ?? defaultFileName(media),
-        type: media.mimeType,
-      }),
+    await this.retried("register", () => intent.ensureRegistered());
+    // A repeated upload at worst leaves an unused copy on the homeserver; each attempt reads
+    // the media afresh (open() may be called more than once).
+    const url = await withMatrixRetries(
+      "upload",
+      async () =>
+        this.media().upload({
+          user: as,
+          source: await media.open(),
+          size: media.size,
+          mimeType: media.mimeType,
+          fileName: media.fileName ?? defaultFileName(media),
+        }),
+      this.log,
+      this.retry,
+      mediaRetryWait,
     );
     const thumb = media.thumbnail;
     if (thumb === undefined) return { url };
