@@ -5,6 +5,7 @@ import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { HomeserverAccessCheck } from "./homeserver-access.js";
 import { routeLibraryLogs } from "./library-logs.js";
+import { mountThirdPartyRoutes } from "./thirdparty.js";
 import { TransactionalAppService, type TransactionHandler } from "./transactions.js";
 
 /** Readiness of one dependency, for /ready and, later, for metrics. */
@@ -61,6 +62,9 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
       : { retryInitialMs: options.accessRetryMs.initial, retryMaxMs: options.accessRetryMs.max }),
   });
   const readiness: ReadinessCheck[] = [...options.readiness, accessReadiness(access)];
+  mountThirdPartyRoutes(appService.expressApp, config, (req, res) =>
+    appService.refuseBadToken(req, res),
+  );
   appService.expressApp.get("/health", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });

@@ -34,6 +34,8 @@ export interface MatrixHarness {
   bridge: RunningBridge;
   network: FakeNetwork;
   appserviceId: string;
+  /** The registration's hs_token, for calling the appservice API as the homeserver. */
+  hsToken: string;
   alice: { userId: string; accessToken: string };
   /** A client-server API call as alice. */
   asAlice(method: string, pathname: string, body?: unknown): ReturnType<typeof api>;
@@ -97,6 +99,7 @@ export async function startMatrixHarness(
     bridge,
     network,
     appserviceId: registration.id,
+    hsToken: registration.hs_token,
     alice,
     asAlice,
     async say(room, body) {
