@@ -31,6 +31,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/vendor ./vendor
 COPY bin ./bin
+# The simulator's page (simulator.web: true) is static files that tsc does not copy into dist/.
+COPY simulator/web ./simulator/web
 COPY package.json config.sample.yaml ./
 # /data holds config.yaml, registration.yaml, the encryption key and the SQLite database; paths in
 # the config are relative to it.

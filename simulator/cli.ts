@@ -15,8 +15,11 @@ import { startSimulator } from "./main.js";
  *   SIM_DATA_DIR        database and media blobs (./simulator-data)
  *   SIM_MEDIA_PORT      media store port (0: any)
  *   SIM_ADMIN_PORT      admin API port (8090); SIM_ADMIN_TOKEN its bearer token (required)
+ *   SIM_WEB             1: the admin API also serves the page that plays the WhatsApp side
  *   SIM_PROVIDERS       JSON array of {id, name, domain, secret}, instead of the default provider
  *   SIM_LIMITS          JSON object of §8.3 limits to announce instead of the defaults
+ *   SIM_SERVER_STANZA_LIMIT  the XMPP server's stanza limit in bytes (external: Prosody's
+ *                       component_stanza_size_limit; default 16 MiB there)
  *   SIM_LOG_LEVEL       info (default), debug, warn, ...
  */
 async function main(): Promise<void> {
@@ -49,14 +52,19 @@ async function main(): Promise<void> {
     componentPort: Number(env.SIM_COMPONENT_PORT ?? 5347),
     ...(env.SIM_XMPP_SERVICE === undefined ? {} : { externalService: env.SIM_XMPP_SERVICE }),
     media: { port: Number(env.SIM_MEDIA_PORT ?? 0) },
-    admin: { port: Number(env.SIM_ADMIN_PORT ?? 8090), token },
+    admin: { port: Number(env.SIM_ADMIN_PORT ?? 8090), token, web: env.SIM_WEB === "1" },
     ...(env.SIM_LIMITS === undefined ? {} : { limits: JSON.parse(env.SIM_LIMITS) as never }),
+    ...(env.SIM_SERVER_STANZA_LIMIT === undefined
+      ? {}
+      : { serverStanzaLimitBytes: Number(env.SIM_SERVER_STANZA_LIMIT) }),
     logger: log,
   });
   log.info(
     { xmpp: sim.service, admin: sim.admin?.url, media: sim.media?.origin },
     "gatekeeper simulator ready",
   );
+  // The token was given by whoever started this process; the address alone is enough here.
+  if (env.SIM_WEB === "1") log.info({ page: `${sim.admin?.url}/#token=` }, "simulator page");
   const shutdown = (): void => {
     sim.stop().then(
       () => process.exit(0),

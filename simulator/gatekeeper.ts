@@ -58,6 +58,8 @@ export class Gatekeeper {
   readonly services: Services;
   readonly outbound: OutboundMessages;
   readonly accounts: Accounts;
+  /** 1:1 conversations and their request state (read by the admin API's chat list). */
+  readonly conversations: Conversations;
   private readonly iq: IqHandler;
   private readonly inbound: InboundMessages;
   private readonly records: AcceptedRecords;
@@ -93,6 +95,7 @@ export class Gatekeeper {
       media: options.media,
     };
     const conversations = new Conversations(this.ctx);
+    this.conversations = conversations;
     const records = new AcceptedRecords(this.ctx);
     this.records = records;
     this.pending = new PendingDeliveries(this.ctx.knex);

@@ -14,6 +14,9 @@ import type { XmlElement } from "../src/interop/codec/index.js";
 import { componentWire, localWire, type Wire } from "./wire.js";
 import { ComponentServer } from "./xmpp/component-server.js";
 
+/** See `serverStanzaLimitBytes`. */
+const EXTERNAL_SERVER_LIMIT_BYTES = 16 * 1024 * 1024;
+
 export interface SimulatorOptions {
   /** `embedded` (default) runs its own XEP-0114 server; `external` connects to one. */
   readonly mode?: "embedded" | "external";
@@ -29,6 +32,14 @@ export interface SimulatorOptions {
   /** Secret of `wa.example` and `g.wa.example` (Appendix A: `gatekeeper-secret`). */
   readonly gatekeeperSecret?: string;
   readonly limits?: Partial<Limits>;
+  /**
+   * The XMPP server's stanza limit. Embedded: the built-in server's (default max-stanza-bytes +
+   * 16 KiB, as Appendix A configures Prosody). External: what the server in front lets through
+   * (Prosody's `component_stanza_size_limit`); the simulator's transport reads stanzas up to it so
+   * that it bounces them with `too-large` instead of dropping the connection (G2, E27). Unknown
+   * there by default, so 16 MiB, above any limit a deployment of the protocol would set.
+   */
+  readonly serverStanzaLimitBytes?: number;
   readonly features?: readonly string[];
   readonly now?: Clock;
   readonly logger?: Logger;
@@ -36,8 +47,17 @@ export interface SimulatorOptions {
   readonly media?: false | { readonly port?: number; readonly publicOrigin?: string };
   /** Key sealing the simulated users' Signal stores (32 bytes); a fixed test key by default. */
   readonly usersVaultKey?: Uint8Array;
-  /** Admin HTTP API on 127.0.0.1 (port 0 picks one); off unless a token is given. */
-  readonly admin?: { readonly port?: number; readonly token: string };
+  /**
+   * Admin HTTP API on 127.0.0.1 (port 0 picks one); off unless a token is given. `web` also
+   * serves the page that plays the WhatsApp side (simulator/web/); `publicCodes: false` puts the
+   * Appendix A verification-code endpoint behind the token too.
+   */
+  readonly admin?: {
+    readonly port?: number;
+    readonly token: string;
+    readonly web?: boolean;
+    readonly publicCodes?: boolean;
+  };
   /** Period of redelivery and pruning; 0 leaves it to explicit `tick()` calls (tests). */
   readonly tickIntervalMs?: number;
 }
@@ -132,7 +152,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       server = await ComponentServer.start({
         secrets,
         port: options.componentPort ?? 0,
-        maxStanzaBytes: settings.limits["max-stanza-bytes"] + 16384,
+        maxStanzaBytes:
+          options.serverStanzaLimitBytes ?? settings.limits["max-stanza-bytes"] + 16384,
         logger,
       });
       const started = server;
@@ -150,6 +171,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
           secret: options.gatekeeperSecret ?? "gatekeeper-secret",
           domains,
           maxStanzaBytes: settings.limits["max-stanza-bytes"],
+          serverStanzaLimitBytes: options.serverStanzaLimitBytes ?? EXTERNAL_SERVER_LIMIT_BYTES,
           logger,
         },
         receive,
@@ -161,6 +183,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       admin = await startAdminServer({
         token: options.admin.token,
         ...(options.admin.port === undefined ? {} : { port: options.admin.port }),
+        ...(options.admin.web === undefined ? {} : { web: options.admin.web }),
+        ...(options.admin.publicCodes === undefined
+          ? {}
+          : { publicCodes: options.admin.publicCodes }),
         deps: { gatekeeper, users },
         logger,
       });

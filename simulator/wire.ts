@@ -40,6 +40,8 @@ export async function componentWire(
     secret: string;
     domains: { main: string; group: string };
     maxStanzaBytes: number;
+    /** The XMPP server's stanza limit: the transport reads up to it, so G2 can bounce (E27). */
+    serverStanzaLimitBytes: number;
     logger: Logger;
   },
   receive: (stanza: XmlElement) => void,
@@ -51,6 +53,7 @@ export async function componentWire(
       secret: options.secret,
       logger: options.logger,
       maxStanzaBytes: options.maxStanzaBytes + 16384,
+      serverStanzaLimitBytes: options.serverStanzaLimitBytes,
     });
     connection.onStanza(receive);
     connection.start();

@@ -4,6 +4,9 @@ import { DemoScript, localJid } from "./steps.js";
 import { Transcript, type Out } from "./transcript.js";
 import { startDemoWorld, type DemoWorld } from "./world.js";
 
+/** The page's port when free (the same as `simulator.port`'s default), so its address is stable. */
+const DEMO_WEB_PORT = 29331;
+
 export interface DemoOptions {
   /** Exit after the script instead of staying up for a Matrix client. */
   readonly once: boolean;
@@ -19,12 +22,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const started = Date.now();
   let world: DemoWorld;
   try {
-    world = await startDemoWorld("alice");
+    world = await startDemoWorld("alice", { webPort: DEMO_WEB_PORT });
   } catch (err) {
     t.line(`FAILED: start-up: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
   t.line(`Started in ${Date.now() - started} ms.`);
+  t.line(`The WhatsApp side, in a browser (simulator page): ${world.pageUrl}`);
   try {
     const script = new DemoScript(world, t);
     await script.run();
@@ -44,6 +48,8 @@ function printHowToTalk(t: Transcript, world: DemoWorld, script: DemoScript): vo
   const to = localJid(world);
   t.line(`
 == talk to the simulated WhatsApp users yourself
+  WhatsApp side:     ${world.pageUrl}
+                     (a browser page: be A, B or a new user; chat with ${to})
   Homeserver:        ${world.hs.url}  (server name ${world.hs.serverName})
   Matrix user:       ${world.user.userId}  password: ${world.user.password}
   Bridge bot:        @${world.config.appservice.bot.localpart}:${world.config.homeserver.domain}

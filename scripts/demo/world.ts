@@ -34,6 +34,8 @@ export interface DemoWorld {
   readonly registration: Registration;
   readonly adminUrl: string;
   readonly adminToken: string;
+  /** The page that plays the WhatsApp side, token included (simulator/web/). */
+  readonly pageUrl: string;
   readonly user: { userId: string; accessToken: string; password: string };
   stop(): Promise<void>;
 }
@@ -45,6 +47,18 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === "string") throw new Error("no free port found");
   return address.port;
+}
+
+/** `port` when it is free on 127.0.0.1, else 0 (any). */
+async function portOr0(port: number | undefined): Promise<number> {
+  if (port === undefined || port === 0) return 0;
+  const server = createServer();
+  const free = await new Promise<boolean>((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => resolve(true));
+  });
+  if (free) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return free ? port : 0;
 }
 
 export interface DemoWorldOptions {
@@ -60,13 +74,18 @@ export interface DemoWorldOptions {
   now?: () => number;
   /** Which homeserver the test homeserver plays (test/homeserver/README.md); `spec` by default. */
   homeserverProfile?: HomeserverProfile;
+  /**
+   * Port of the simulator's admin API and page on 127.0.0.1; any free one when unset or when
+   * this one is taken.
+   */
+  webPort?: number;
 }
 
 /**
  * The test homeserver, the gatekeeper simulator (with its admin API) and the bridge on SQLite,
  * all in-process with state in a temporary directory; the demo and the e2e tests (test/e2e/) run
- * on it. The simulator is started here rather than
- * by embedded mode so that the demo can reach its admin API.
+ * on it. The simulator is started here rather than by embedded mode so that the demo can script
+ * it in-process; its admin API also serves the page that plays the WhatsApp side.
  */
 export async function startDemoWorld(
   localpart: string,
@@ -115,7 +134,7 @@ export async function startDemoWorld(
         },
       ],
       dataDir: path.join(dir, "simulator"),
-      admin: { token: adminToken },
+      admin: { token: adminToken, web: true, port: await portOr0(options.webPort) },
       ...(options.simulatorLimits === undefined ? {} : { limits: options.simulatorLimits }),
       tickIntervalMs: 500,
     });
@@ -168,6 +187,7 @@ export async function startDemoWorld(
       registration,
       adminUrl: sim.admin.url,
       adminToken,
+      pageUrl: `${sim.admin.url}/#token=${adminToken}`,
       user: { userId: registered.userId, accessToken: registered.accessToken, password },
       stop,
     };

@@ -95,7 +95,8 @@ export async function sendAsUser(
   r: SendRequest,
 ): Promise<unknown> {
   const to = r.to as BareJid;
-  const content = (elements: ContentElement[]) => users.send(phone, to, elements);
+  // Recorded, so that the chat view (GET /users/{digits}/chats/{jid}) shows what was sent.
+  const content = (elements: ContentElement[]) => users.send(phone, to, elements, { record: true });
   switch (r.type) {
     case "text":
       return content([{ kind: "body", text: r.text }]);
@@ -138,6 +139,7 @@ export async function sendAsUser(
           ...(r.waveform === undefined ? {} : { waveform: Uint8Array.from(r.waveform) }),
         },
         r.caption,
+        { record: true },
       );
     case "location":
       return content([

@@ -16,4 +16,6 @@ export interface RouteInput {
 export interface RouteResult {
   readonly status?: number;
   readonly body?: unknown;
+  /** Bytes instead of JSON (media a simulated user received). */
+  readonly raw?: { readonly data: Buffer; readonly type: string };
 }

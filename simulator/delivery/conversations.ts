@@ -41,6 +41,18 @@ export class Conversations {
         };
   }
 
+  /** Every conversation of a gatekeeper user, with any provider user. */
+  async ofGatekeeperUser(gkJid: BareJid): Promise<Conversation[]> {
+    const rows = (await this.ctx.knex("gk_conversations").where({ gk_jid: gkJid })) as Row[];
+    return rows.map((row) => ({
+      providerJid: row.provider_jid as BareJid,
+      gkJid,
+      state: row.state as ConversationState,
+      held: row.held,
+      seq: row.seq,
+    }));
+  }
+
   /** The conversation, created in `initial` state when it does not exist yet. */
   async ensure(
     providerJid: BareJid,

@@ -182,6 +182,34 @@ export class IdentityService {
     return row?.handle;
   }
 
+  /** Every provider user bound to a number (logged in), for the simulator page's new chats. */
+  async bindings(): Promise<{ provider: string; jid: BareJid; phone: PhoneNumber }[]> {
+    const rows = (await this.ctx.knex("gk_bindings").orderBy("at", "desc")) as {
+      provider: string;
+      jid: string;
+      phone: string;
+    }[];
+    return rows.map((r) => ({
+      provider: r.provider,
+      jid: r.jid as BareJid,
+      phone: r.phone as PhoneNumber,
+    }));
+  }
+
+  /** Every code still valid, newest first, for the simulator page (a login in progress). */
+  async validCodes(): Promise<{ phone: PhoneNumber; code: string; expires: Date }[]> {
+    const rows = (await this.ctx
+      .knex("gk_codes")
+      .where({ invalidated: false })
+      .andWhere("expires_at", ">", this.ctx.now())
+      .orderBy("created_at", "desc")) as CodeRow[];
+    return rows.map((row) => ({
+      phone: row.phone as PhoneNumber,
+      code: row.code,
+      expires: new Date(Number(row.expires_at)),
+    }));
+  }
+
   /** The latest valid code for a number, for `GET /_test/verification-codes/{digits}`. */
   async latestCode(
     phone: PhoneNumber,

@@ -2,6 +2,7 @@ import type { SendOptions } from "./send.js";
 import { KeyVault } from "../../src/interop/crypto/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type { ContentElement, ChatState, MessageRef } from "../../src/interop/codec/index.js";
+import { encodeBase64 } from "../../src/interop/codec/index.js";
 import { BridgeError } from "../../src/util/errors.js";
 import type { BareJid, DeviceId, PhoneNumber } from "../../src/util/ids.js";
 import type { Gatekeeper } from "../gatekeeper.js";
@@ -99,18 +100,39 @@ export class SimulatedUsers {
     );
   }
 
+  /**
+   * Sends content as the user; with `record`, logs it as `sent` (not among what `received`
+   * lists), so that the simulator page can show both sides of a chat.
+   */
   send(phone: PhoneNumber, to: BareJid, content: ContentElement[], options: SendOptions = {}) {
-    return this.gatekeeper.run(() =>
-      this.sender.sendContent(this.jidOf(phone), to, content, options),
-    );
+    return this.gatekeeper.run(async () => {
+      const jid = this.jidOf(phone);
+      const sent = await this.sender.sendContent(jid, to, content, options);
+      if (options.record !== true) return sent;
+      await this.log.add(jid, "sent", {
+        to,
+        originId: sent.originId,
+        seq: sent.seq,
+        stamp: sent.stamp.toISOString(),
+        delivered: sent.delivered,
+        content: JSON.parse(JSON.stringify(content, bytesAsBase64)) as unknown,
+      });
+      return sent;
+    });
   }
 
   /** Encrypts and uploads the media, then sends it with an optional caption (§13.2, §14). */
-  async sendMedia(phone: PhoneNumber, to: BareJid, media: MediaToSend, caption?: string) {
+  async sendMedia(
+    phone: PhoneNumber,
+    to: BareJid,
+    media: MediaToSend,
+    caption?: string,
+    options: SendOptions = {},
+  ) {
     const content = await this.media.upload(this.jidOf(phone), media);
     const elements: ContentElement[] = [{ kind: "media", media: content }];
     if (caption !== undefined) elements.push({ kind: "body", text: caption });
-    return this.send(phone, to, elements);
+    return this.send(phone, to, elements, options);
   }
 
   sendReceipt(phone: PhoneNumber, to: BareJid, refs: MessageRef[], device?: DeviceId) {
@@ -172,7 +194,17 @@ export class SimulatedUsers {
   }
 
   /** What the user received, oldest first; `kind` filters (message, receipt, displayed, ...). */
-  received(phone: PhoneNumber, kind?: string): Promise<LogEntry[]> {
-    return this.log.list(this.jidOf(phone), kind);
+  async received(phone: PhoneNumber, kind?: string): Promise<LogEntry[]> {
+    const entries = await this.log.list(this.jidOf(phone), kind);
+    return kind === undefined ? entries.filter((e) => e.kind !== "sent") : entries;
   }
+
+  /** Everything in the user's log, what it sent included, oldest first, after entry `after`. */
+  history(phone: PhoneNumber, after = 0): Promise<LogEntry[]> {
+    return this.log.list(this.jidOf(phone), undefined, after);
+  }
+}
+
+function bytesAsBase64(_key: string, value: unknown): unknown {
+  return value instanceof Uint8Array ? encodeBase64(value) : value;
 }

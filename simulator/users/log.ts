@@ -31,8 +31,8 @@ export class UserLog {
     });
   }
 
-  async list(jid: BareJid, kind?: string): Promise<LogEntry[]> {
-    const query = this.knex("gk_user_log").where({ jid }).orderBy("id");
+  async list(jid: BareJid, kind?: string, after = 0): Promise<LogEntry[]> {
+    const query = this.knex("gk_user_log").where({ jid }).andWhere("id", ">", after).orderBy("id");
     if (kind !== undefined) query.andWhere({ kind });
     const rows = (await query) as { id: number; kind: string; data: string; at: number }[];
     return rows.map((r) => ({

@@ -28,6 +28,11 @@ export interface SendOptions {
    * encrypted with these, the stanza still carries the true sender, recipient and origin-id.
    */
   forgeEnvelope?: { to?: BareJid; from?: BareJid; id?: MessageId };
+  /**
+   * Log what was sent as `sent` in the user's log, for the admin API's chat view. Off for
+   * in-process senders (tests, the benchmark), whose hot path needs no extra write.
+   */
+  record?: boolean;
 }
 
 /**

@@ -314,6 +314,20 @@ const encryption = z
   })
   .describe("Encryption at rest of every private key and Signal session the bridge stores.");
 
+const simulator = z
+  .strictObject({
+    web: z
+      .boolean()
+      .describe(
+        "embedded mode: serve on 127.0.0.1 a page to play the WhatsApp side (create simulated " +
+          "WhatsApp users, chat with bridge users, read login verification codes) and the " +
+          "simulator's admin API (docs/simulator.md), behind a random token logged at start.",
+      )
+      .default(false),
+    port: PORT.describe("Port of the page and admin API on 127.0.0.1.").default(29331),
+  })
+  .describe("The built-in gatekeeper simulator of embedded mode (trying the bridge out).");
+
 export const configSchema = z
   .strictObject({
     homeserver,
@@ -326,6 +340,7 @@ export const configSchema = z
     provisioning: provisioning.prefault({}),
     limits: limits.prefault({}),
     encryption: encryption.prefault({}),
+    simulator: simulator.prefault({}),
   })
   .describe("matrix-whatsapp-interop configuration.");
 

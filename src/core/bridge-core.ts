@@ -1,3 +1,4 @@
+import { answerGhostInvite } from "./ghost-invites.js";
 import type { Knex } from "knex";
 import type { Config, PermissionLevel } from "../config/schema.js";
 import { ContactsTable } from "../db/contacts.js";
@@ -157,6 +158,27 @@ export class BridgeCore implements CoreCallbacks {
     return user === this.matrix.botUserId || this.ghosts.isGhost(user);
   }
 
+  /** The user invited a ghost to a room of theirs: start or link that chat there (ghost-invites.ts). */
+  onGhostInvited(
+    user: MatrixUserId,
+    room: RoomId,
+    ghost: MatrixUserId,
+    isDirect: boolean,
+  ): Promise<void> {
+    return answerGhostInvite(
+      {
+        matrix: this.matrix,
+        ghosts: this.ghosts,
+        portals: this.portals,
+        log: this.log,
+        permissionOf: (u) => this.permissionOf(u),
+        login: (u) => this.logins.get(u),
+        takeNewChat: (u) => this.limits.takeNewChat(u),
+      },
+      { user, room, ghost, isDirect },
+    );
+  }
+
   /** The bot was invited to a direct room by a permitted user: it joins, greets, manages there. */
   async onBotInvited(user: MatrixUserId, room: RoomId): Promise<void> {
     if (this.permissionOf(user) === "none") {
@@ -235,15 +257,26 @@ export class BridgeCore implements CoreCallbacks {
   }
 
   /**
-   * Logs the user out at the network (deleting their keys), then the bridge leaves their portals.
-   * The `logout` command and the provisioning API both end here.
+   * Logs the user out at the network (deleting their keys). The portals are kept (they go on after
+   * a new login with the same number) unless `leavePortals`; `kept` counts them, for the offer to
+   * clean up (`cleanUpPortals`). The `logout` command and the provisioning API both end here.
    */
   async logoutUser(
     user: MatrixUserId,
-  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number }> {
+    options: { leavePortals?: boolean } = {},
+  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number; kept: number }> {
     const outcome = await this.logins.logout(user);
-    if (outcome === "not-logged-in") return { outcome, left: 0 };
-    return { outcome, left: await this.portals.leaveAll(user) };
+    if (outcome === "not-logged-in") return { outcome, left: 0, kept: 0 };
+    if (options.leavePortals === true) {
+      return { outcome, left: await this.portals.leaveAll(user), kept: 0 };
+    }
+    const kept = (await this.portalRows.listByUser(user)).filter((p) => p.roomId !== null).length;
+    return { outcome, left: 0, kept };
+  }
+
+  /** The bridge leaves the user's portals and takes them off the space (`clean-up`). */
+  cleanUpPortals(user: MatrixUserId): Promise<number> {
+    return this.portals.leaveAll(user);
   }
 
   /**

@@ -40,6 +40,14 @@ export class GhostManager {
     return `@${localpart}:${this.config.homeserver.domain}` as MatrixUserId;
   }
 
+  /** The number of a ghost's Matrix id; undefined for any other id. */
+  phoneOfGhost(user: string): PhoneNumber | undefined {
+    if (!this.ghostPattern.test(user)) return undefined;
+    const [before] = this.config.appservice.ghost_localpart_template.split("{phone}") as [string];
+    const digits = /^[1-9][0-9]{7,14}/.exec(user.slice(1 + before.length))?.[0];
+    return digits === undefined ? undefined : (`+${digits}` as PhoneNumber);
+  }
+
   /** Whether a Matrix user id is in the bridge's ghost namespace (echo suppression). */
   isGhost(user: string): boolean {
     return this.ghostPattern.test(user);

@@ -72,7 +72,11 @@ export class LoginManager {
 
   /** `login`: the security warning and the choice of flows. */
   async begin(user: MatrixUserId): Promise<string> {
-    if (this.active.has(user)) return "You are already logged in. Send `logout` first to switch.";
+    // A login WhatsApp ended (the number was unbound) may be replaced by a new one directly.
+    const current = this.active.get(user);
+    if (current !== undefined && current.state().code !== "logged-out") {
+      return "You are already logged in. Send `logout` first to switch.";
+    }
     if (this.connector.loginFlows().length === 0) {
       return "Logging in is not possible right now: the bridge has no WhatsApp connection configured.";
     }

@@ -22,6 +22,8 @@ export interface MatrixApi {
   createSpace(options: { user: MatrixUserId; name: string; topic: string }): Promise<RoomId>;
   /** Lists `room` in `space` (m.space.child by the bot, m.space.parent by the room's creator). */
   addToSpace(space: RoomId, room: RoomId, roomCreator: MatrixUserId): Promise<void>;
+  /** Takes `room` off `space`'s list (an empty m.space.child by the bot). */
+  removeFromSpace(space: RoomId, room: RoomId): Promise<void>;
   invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void>;
   join(as: MatrixUserId, room: RoomId): Promise<void>;
   leave(as: MatrixUserId, room: RoomId): Promise<void>;
@@ -48,4 +50,10 @@ export interface MatrixApi {
   setRoomDisplayName(ghost: MatrixUserId, room: RoomId, displayName: string): Promise<void>;
   sendTyping(as: MatrixUserId, room: RoomId, typing: boolean): Promise<void>;
   sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void>;
+  /**
+   * The `origin_server_ts` of an event in a room the bot is in, read as the bot. Undefined when
+   * the homeserver does not give it (unknown event, no access, unreachable): callers that need it
+   * only for best-effort work (read receipts) skip it then. Never throws.
+   */
+  eventTime(room: RoomId, event: EventId): Promise<number | undefined>;
 }

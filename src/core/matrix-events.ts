@@ -191,9 +191,25 @@ export class MatrixEventsHandler {
       return;
     }
     const user = await this.tables.users.get(sender);
-    const target = await this.tables.messages.byEvent(eventId);
-    if (user?.readReceipts !== true || target?.direction !== "in") return;
+    if (user?.readReceipts !== true) return;
+    const target = await this.readTarget(portal, eventId);
+    if (target === undefined) return;
     await login.sendRead(portal.contact, { author: target.author, id: target.remoteId });
+  }
+
+  /**
+   * What a receipt on `eventId` has read: the latest bridged incoming message at or before it.
+   * Clients put receipts on the latest event, which is often not a bridged message but an edit,
+   * a reaction or the user's own message; its time (ours for the user's messages, else the
+   * homeserver's) finds the message before it.
+   */
+  private async readTarget(portal: PortalRow, eventId: EventId): Promise<MessageRow | undefined> {
+    const known = await this.tables.messages.byEvent(eventId);
+    if (known !== undefined && known.portalId !== portal.id) return undefined;
+    if (known?.direction === "in") return known.retracted ? undefined : known;
+    const at = known?.sentAt ?? (await this.matrix.eventTime(portal.roomId as RoomId, eventId));
+    if (at === undefined) return undefined;
+    return this.tables.messages.latestIncomingAt(portal.id, at);
   }
 
   /** Typing by the user; resolves whether it was passed on (not when pending, off or unsupported). */

@@ -44,7 +44,8 @@ export interface TextSpan {
   url?: string;
   /**
    * How many characters at each end of the span are the network's own styling markers (XEP-0393's
-   * `*`, `_`, ...), which a plain rendering keeps and a formatted rendering may drop.
+   * `*`, `_`, ...), which a plain rendering keeps and a formatted rendering may drop. For a
+   * `quote`, `open` counts at the start of each of its lines (the `> ` prefix of every line).
    */
   markers?: { open: number; close: number };
 }

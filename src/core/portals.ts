@@ -27,6 +27,8 @@ export interface OpenPortal {
  * declines (the contact is not told) and the bot then offers block and report. A chat the user
  * starts stays "outgoing-pending" until the contact's first reply or request-accepted.
  */
+export type LinkOutcome = { kind: "linked" } | { kind: "elsewhere"; room: RoomId };
+
 export class PortalManager {
   /** Serialises room creation per (user, contact): one portal room, never two. */
   private readonly lock = new KeyedLock();
@@ -64,6 +66,40 @@ export class PortalManager {
       ghost,
       created: true,
     };
+  }
+
+  /** The room of the user's chat with a contact, if it has one. */
+  async roomOf(user: MatrixUserId, contact: RemoteUserId): Promise<RoomId | undefined> {
+    return (await this.portals.get(user, contact))?.roomId ?? undefined;
+  }
+
+  /**
+   * Makes `room` (a direct chat the user created and invited the ghost to) the portal of their
+   * chat with `contact`, unless that chat already has another room. The ghost joins and brings
+   * the bot in. A chat without a room (new, or cleaned up) starts as the user's chat request.
+   * The room stays the user's: the bridge sets no name, topic or space there (it has no power to).
+   */
+  async linkRoom(user: MatrixUserId, contact: RemoteUserId, room: RoomId): Promise<LinkOutcome> {
+    return this.lock.run(`${user}\n${contact}`, async () => {
+      const ghost = await this.ghosts.ensure(contact);
+      const existing = await this.portals.get(user, contact);
+      if (existing?.roomId !== undefined && existing.roomId !== null && existing.roomId !== room) {
+        return { kind: "elsewhere", room: existing.roomId };
+      }
+      const row = existing ?? (await this.portals.ensure(user, contact, "outgoing-pending"));
+      await this.matrix.join(ghost.mxid, room);
+      // The user may have invited the bot too: then the invite fails and the join still works.
+      await this.matrix.invite(ghost.mxid, room, this.matrix.botUserId).catch((err: unknown) => {
+        this.log.debug({ err, room }, "bot not invited by the ghost");
+      });
+      await this.matrix.join(this.matrix.botUserId, room);
+      await this.portals.update(row.id, { roomId: room, userMembership: "join" });
+      if (existing?.roomId !== room && row.requestState === "outgoing-pending") {
+        await this.matrix.sendNotice(room, outgoingPendingTopic(formatInternational(ghost.phone)));
+      }
+      this.log.info({ portal: row.id, room }, "portal linked to a room of the user");
+      return { kind: "linked" };
+    });
   }
 
   /**
@@ -125,7 +161,12 @@ export class PortalManager {
     if (portal.requestState !== "outgoing-pending" || portal.roomId === null) return;
     await this.portals.update(portal.id, { requestState: "accepted" });
     const number = formatInternational(ghost.phone);
-    await this.matrix.setRoomTopic(this.matrix.botUserId, portal.roomId, "");
+    // In a room the user created (a ghost invite) the bot may lack the power to change the topic.
+    await this.matrix
+      .setRoomTopic(this.matrix.botUserId, portal.roomId, "")
+      .catch((err: unknown) => {
+        this.log.debug({ err, room: portal.roomId }, "pending-chat topic not cleared");
+      });
     await this.matrix.sendNotice(portal.roomId, `${number} accepted your chat request.`);
   }
 
@@ -169,10 +210,21 @@ export class PortalManager {
   }
 
   /** Logout: the bridge's ghost and bot leave every portal of the user, and the rows go. */
+  /**
+   * The bridge leaves every portal of the user, takes it off the user's space and forgets it
+   * (after a logout, when the user chose to clean up). Failures are logged, not thrown: a room the
+   * bridge can no longer act in must not keep the others from being cleaned up.
+   */
   async leaveAll(user: MatrixUserId): Promise<number> {
     const portals = await this.portals.listByUser(user);
+    const space = (await this.users.get(user))?.spaceRoom ?? null;
     for (const portal of portals) {
       if (portal.roomId === null) continue;
+      if (space !== null) {
+        await this.matrix.removeFromSpace(space, portal.roomId).catch((err: unknown) => {
+          this.log.warn({ err, room: portal.roomId }, "portal could not be taken off the space");
+        });
+      }
       const ghost = await this.ghosts.ensure(portal.contact);
       await this.matrix.leave(ghost.mxid, portal.roomId).catch((err: unknown) => {
         this.log.warn({ err, room: portal.roomId }, "ghost could not leave the portal");

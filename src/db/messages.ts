@@ -78,6 +78,23 @@ export class MessagesTable {
     return rows.map(toMessage);
   }
 
+  /**
+   * The latest incoming message of a portal sent at or before `at` (ms), for a read receipt on
+   * a later event. Incoming messages are posted after they were sent, so any that the room shows
+   * before an event of time `at` qualifies.
+   */
+  async latestIncomingAt(portalId: number, at: number): Promise<MessageRow | undefined> {
+    const row = (await this.knex("messages")
+      .where({ portal_id: portalId, direction: "in", retracted: false })
+      .andWhere("sent_at", "<=", at)
+      .orderBy([
+        { column: "sent_at", order: "desc" },
+        { column: "id", order: "desc" },
+      ])
+      .first()) as Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toMessage(row);
+  }
+
   async markRetracted(eventId: EventId): Promise<void> {
     await this.knex("messages").where({ event_id: eventId }).update({ retracted: true });
   }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Bridge, Intent } from "matrix-appservice-bridge";
 import type { MatrixApi } from "../core/matrix-api.js";
 import type { MessageContent, NeutralMedia, NeutralText, TextSpan } from "../core/network.js";
-import { BridgeError } from "../util/errors.js";
+import { BridgeError, describeError } from "../util/errors.js";
 import { eventId, roomId, type EventId, type MatrixUserId, type RoomId } from "../util/ids.js";
 import { silentLogger, type Logger } from "../util/log.js";
 import {
@@ -122,6 +122,13 @@ export class IntentMatrixApi implements MatrixApi {
     );
   }
 
+  async removeFromSpace(space: RoomId, room: RoomId): Promise<void> {
+    // The spec removes a child by an m.space.child without `via`: empty content.
+    await this.retried("state", () =>
+      this.intent(this.botUserId).sendStateEvent(space, "m.space.child", room, {}),
+    );
+  }
+
   async invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
     await this.retried("invite", () => this.intent(as).invite(room, user));
   }
@@ -212,6 +219,17 @@ export class IntentMatrixApi implements MatrixApi {
 
   async sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void> {
     await this.retried("receipt", () => this.intent(as).sendReadReceipt(room, event));
+  }
+
+  async eventTime(room: RoomId, event: EventId): Promise<number | undefined> {
+    try {
+      const found = await this.intent(this.botUserId).getEvent(room, event);
+      const ts = (found.raw as { origin_server_ts?: unknown } | undefined)?.origin_server_ts;
+      return typeof ts === "number" && Number.isFinite(ts) ? ts : undefined;
+    } catch (err) {
+      this.log.debug({ room, event, err: describeError(err) }, "event time not available");
+      return undefined;
+    }
   }
 
   private send(

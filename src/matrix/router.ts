@@ -83,7 +83,20 @@ export class MatrixEventRouter {
     const room = roomId(event.room_id);
     const content = isRecord(event.content) ? event.content : {};
     if (event.type === "m.room.member") {
-      await this.membership(sender, room, event.state_key, content["membership"]);
+      const target = event.state_key;
+      if (content["membership"] === "invite" && typeof target === "string") {
+        // A ghost invited by a user starts or links that chat there (core/ghost-invites.ts).
+        if (this.core.ghosts.isGhost(target)) {
+          await this.core.onGhostInvited(
+            sender,
+            room,
+            target as MatrixUserId,
+            content["is_direct"] === true,
+          );
+          return;
+        }
+      }
+      await this.membership(sender, room, target, content["membership"]);
       return;
     }
     if (this.core.permissionOf(sender) === "none") return;

@@ -249,7 +249,7 @@ export class ProvisioningApi {
     if (loginId !== "all" && !ids.includes(loginId)) {
       throw new ProvisioningError(404, "M_NOT_FOUND", "Login not found");
     }
-    if (ids.length > 0) await this.core.logoutUser(user);
+    if (ids.length > 0) await this.core.logoutUser(user, { leavePortals: true });
     return { body: {} };
   }
 

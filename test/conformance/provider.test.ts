@@ -318,6 +318,39 @@ for (const transport of TRANSPORTS) {
       );
     });
 
+    it("P15 (E23): a later seq delivered before an earlier one is handed over after it", async function () {
+      await open();
+      await contact(world, h);
+      // The gatekeeper holds the next delivery back and sends it right after the one after it.
+      let held: XmlElement | undefined;
+      let step: "hold" | "swap" | "pass" = "hold";
+      world.sim.setOutgoingFilter((stanza, send) => {
+        const delivery = stanza.name === "message" && find(stanza, "encrypted") !== undefined;
+        if (delivery && step === "hold") {
+          held = stanza;
+          step = "swap";
+          return;
+        }
+        send(stanza);
+        if (delivery && step === "swap" && held !== undefined) {
+          step = "pass";
+          send(held);
+        }
+      });
+      try {
+        await world.sim.users.send(PHONE, h.user, body("b"));
+        await world.sim.users.send(PHONE, h.user, body("c"));
+        await until(() => h.sink.of("message").length === 3, "both messages");
+      } finally {
+        world.sim.setOutgoingFilter(undefined);
+      }
+      assert.equal(step, "pass", "the two deliveries were swapped");
+      assert.deepEqual(
+        h.sink.of("message").map((m) => m.envelope.content),
+        [body("hello"), body("b"), body("c")],
+      );
+    });
+
     it("P16: sends <received> once, with author = the sender", async function () {
       await open();
       await contact(world, h);

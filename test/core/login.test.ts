@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/core/bridge-core.js";
 import { Writable } from "node:stream";
 import { createLogger, silentLogger } from "../../src/util/log.js";
-import { ALICE, MGMT, STRANGER, createCore, type CoreHarness } from "./helpers.js";
+import { ALICE, MGMT, STRANGER, createCore, logIn, type CoreHarness } from "./helpers.js";
 
 describe("core: the bot and the login conversation", function () {
   let h: CoreHarness;
@@ -135,7 +135,7 @@ describe("core: the bot and the login conversation", function () {
     assert.match(adminHelp ?? "", /stats/);
   });
 
-  it("logout tells the network, forgets the login and the bridge leaves the portals", async function () {
+  it("logout tells the network and forgets the login in one notice that offers to clean up; clean-up leaves the portals and takes them off the space", async function () {
     await h.core.onBotInvited(ALICE, MGMT);
     await h.say("login");
     await h.say("phone");
@@ -143,18 +143,47 @@ describe("core: the bot and the login conversation", function () {
     await h.say("123456");
     h.network.reachable.add("+491701234567");
     await h.say("start-chat +491701234567");
-    const [bye] = await h.say("logout");
-    assert.match(bye ?? "", /Logged out.*keys were deleted.*left 1 chat/);
+    const [portal] = await h.core.portalRows.listByUser(ALICE);
+    const answers = await h.say("logout");
+    assert.equal(answers.length, 1, "one notice");
+    assert.match(
+      answers[0] ?? "",
+      /Logged out.*keys were deleted.*1 chat\(s\) are kept.*`clean-up`/,
+    );
     assert.ok(h.network.actions.includes(`logout ${ALICE}`));
     assert.equal(h.core.logins.get(ALICE), undefined);
     const user = await h.core.users.get(ALICE);
     assert.equal(user?.loginState, "logged-out");
     assert.equal(user?.phone, null);
+    assert.ok(!h.matrix.calls.some((c) => c.startsWith("leave !room")), "the chat is kept");
+    assert.equal((await h.core.portalRows.listByUser(ALICE)).length, 1);
+
+    assert.deepEqual(await h.say("clean-up"), [
+      "Left 1 chat(s) and removed them from your WhatsApp space.",
+    ]);
     assert.ok(
       h.matrix.calls.some((c) => c.startsWith("leave !room") && c.endsWith(h.matrix.botUserId)),
     );
+    assert.ok(
+      h.matrix.calls.some(
+        (c) => c.startsWith("space-child-removed") && c.endsWith(String(portal?.roomId)),
+      ),
+      "the space no longer lists the portal",
+    );
     assert.deepEqual(await h.core.portalRows.listByUser(ALICE), []);
     assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
+  });
+
+  it("after WhatsApp ended the login (the number was unbound), login starts a new one", async function () {
+    await logIn(h);
+    const state = {
+      code: "logged-out" as const,
+      message: "WhatsApp removed the link to +491709876543 (revoked).",
+    };
+    h.network.loginStates.set(ALICE, state);
+    await h.network.report(ALICE, { kind: "state", state });
+    const [answer] = await h.say("login");
+    assert.doesNotMatch(answer ?? "", /already logged in/);
   });
 
   it("stored logins are loaded again at start-up", async function () {

@@ -34,6 +34,15 @@ describe("npm run demo --once", function () {
     assert.match(transcript, new RegExp(`\\d+/${STEP_NAMES.length} steps passed`));
   });
 
+  it("prints the address of the simulator page, token included, once at start", function () {
+    const lines = transcript.split("\n").filter((l) => l.includes("#token="));
+    assert.equal(lines.length, 1, transcript);
+    assert.match(
+      lines[0] ?? "",
+      /simulator page\): http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{24}$/,
+    );
+  });
+
   it("shows both sides: the Matrix user's actions and the WhatsApp users' arrivals", function () {
     assert.match(transcript, /\[matrix\] {3}bot: Logged in to WhatsApp as \+49 170 0000001/);
     assert.match(transcript, /\[whatsapp\] \+491701111111 received: .*Hello \*A\*/);

@@ -238,6 +238,11 @@ export class E2e {
     });
     this.mgmt = roomId;
     await this.botSays(roomId, /login/);
+    await this.phoneLogin(phone);
+  }
+
+  /** The phone login flow in the management room, reading the code at the simulator. */
+  async phoneLogin(phone = MATRIX_PHONE): Promise<void> {
     await this.command("login", /phone/);
     await this.command("phone", /phone number/i);
     await this.command(phone, /code/i);

@@ -41,6 +41,14 @@ describe("simulator: hello and session (§8)", function () {
     assert.equal(errorOf(binding).app?.name, "hello-required");
   });
 
+  it("E25: does not cache a hello-required answer: the same IQ id after hello gets a real answer", async function () {
+    const before = await provider.iq("get", encodePing(), { from: PROVIDER.domain, id: "same-id" });
+    assert.equal(errorOf(before).app?.name, "hello-required");
+    await provider.hello(PROVIDER);
+    const after = await provider.iq("get", encodePing(), { from: PROVIDER.domain, id: "same-id" });
+    assert.equal(after.attrs.type, "result");
+  });
+
   it("answers hello with its features, limits within the size constraint and media origins", async function () {
     const response = await provider.hello(PROVIDER, ["urn:interop:content:0#reply", "x:unknown"]);
     const hello = decodeHelloResult(child(response));

@@ -14,6 +14,7 @@ import type { BareJid, StanzaId } from "../../src/util/ids.js";
 import {
   ALICE,
   child,
+  childNamed,
   errorOf,
   OTHER_PROVIDER,
   PROVIDER,
@@ -155,6 +156,9 @@ describe("simulator: hello state gates traffic (§8.2) and queue retention (§15
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(encryptedDeliveries(w.provider, mark).length, 0);
     await w.provider.hello();
+    // E24: the bounce was not final; the identical stanza sent again after hello is accepted.
+    const again = await w.provider.outcome(stanza);
+    assert.equal(childNamed(again, "accepted")?.attrs["origin-id"], stanza.attrs.id);
     await eventually(async () => {
       await ack(
         w.provider,

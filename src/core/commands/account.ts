@@ -53,21 +53,49 @@ const cancel: Cmd = {
 const logout: Cmd = {
   name: "logout",
   args: "",
-  description: "Log out at WhatsApp, delete your keys from the bridge and leave your chats.",
+  description:
+    "Log out at WhatsApp and delete your keys from the bridge; your chats are kept unless you `clean-up`.",
   level: "user",
   minArgs: 0,
   maxArgs: 0,
   async run(ctx) {
-    const { outcome, left } = await ctx.services.logoutUser(ctx.user);
+    const { outcome, kept } = await ctx.services.logoutUser(ctx.user);
     if (outcome === "not-logged-in") {
       await ctx.reply("You are not logged in.");
       return;
     }
-    await ctx.reply(
+    // One notice: what happened, and the choice about the chats.
+    const head =
       outcome === "done"
-        ? `Logged out. WhatsApp was told, your keys were deleted from the bridge and the bridge left ${left} chat(s).`
-        : `Logged out on this bridge and left ${left} chat(s), but your WhatsApp connection could not ` +
-            "be loaded to tell WhatsApp; ask the bridge's admin to remove your keys.",
+        ? "Logged out: WhatsApp was told and your keys were deleted from the bridge."
+        : "Logged out on this bridge, but your WhatsApp connection could not be loaded to tell " +
+          "WhatsApp; ask the bridge's admin to remove your keys.";
+    const chats =
+      kept === 0
+        ? ""
+        : ` Your ${kept} chat(s) are kept and go on when you log in again with the same number; ` +
+          "send `clean-up` to leave them and remove them from your WhatsApp space instead.";
+    await ctx.reply(head + chats + " Send `login` to log in again.");
+  },
+};
+
+const cleanUp: Cmd = {
+  name: "clean-up",
+  args: "",
+  description: "After `logout`: leave your WhatsApp chats and remove them from your space.",
+  level: "user",
+  minArgs: 0,
+  maxArgs: 0,
+  async run(ctx) {
+    if (ctx.services.logins.get(ctx.user) !== undefined) {
+      await ctx.reply("You are logged in and your chats are in use; send `logout` first.");
+      return;
+    }
+    const left = await ctx.services.cleanUpPortals(ctx.user);
+    await ctx.reply(
+      left === 0
+        ? "There are no chats to clean up."
+        : `Left ${left} chat(s) and removed them from your WhatsApp space.`,
     );
   },
 };
@@ -168,6 +196,7 @@ export const accountCommands: readonly Cmd[] = [
   login,
   cancel,
   logout,
+  cleanUp,
   status,
   settings,
   ping,

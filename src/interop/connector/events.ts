@@ -145,6 +145,8 @@ export function mapProviderEvent(
         ],
       };
     case "unbound":
+      // `unbind` is the answer to our own logout, which the user was already told about.
+      if (event.reason === "unbind") return { local: event.local, events: [] };
       return {
         local: event.local,
         events: [

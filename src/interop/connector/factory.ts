@@ -93,6 +93,9 @@ export function createInteropConnector(
     });
 
   if (interop.mode === "external") {
+    if (config.simulator.web) {
+      deps.log.warn("simulator.web is set but interop.mode is external: no simulator page served");
+    }
     // The config loader already refused an empty secret (and took $MWI_COMPONENT_SECRET).
     return build(
       `xmpp://${interop.component_host}:${interop.component_port}`,
@@ -103,6 +106,8 @@ export function createInteropConnector(
     // Loaded only here: the simulator is a test and demo tool, not part of an external deployment.
     const { startSimulator } = await import("../../../simulator/main.js");
     const secret = randomBytes(24).toString("hex");
+    const web = config.simulator.web;
+    const token = randomBytes(24).toString("base64url");
     const sim = await startSimulator({
       providers: [
         {
@@ -114,8 +119,27 @@ export function createInteropConnector(
       ],
       dataDir: interop.embedded_data_dir,
       logger: deps.log.child({ component: "embedded-gatekeeper" }),
+      // The page and the admin API on loopback; every route behind the token, codes included.
+      ...(web ? { admin: { port: config.simulator.port, token, web, publicCodes: false } } : {}),
+    }).catch((err: unknown) => {
+      // By code, not class: the simulator is loaded apart and may hold its own copy of the class.
+      if ((err as { code?: unknown } | undefined)?.code === "port-in-use") {
+        throw new StartupError(
+          "simulator-port-in-use",
+          `simulator.port ${config.simulator.port} on 127.0.0.1 is in use: choose another port or stop what uses it`,
+        );
+      }
+      throw err;
     });
     deps.log.info({ service: sim.service }, "embedded gatekeeper simulator started");
+    if (sim.admin !== undefined) {
+      // The one place the token is shown, at info on purpose: whoever starts a test deployment
+      // needs it to open the page, and it guards simulated users only, on loopback only.
+      deps.log.info(
+        { url: `${sim.admin.url}/#token=${token}`, adminApi: sim.admin.url },
+        "simulator page (play the WhatsApp side): open the url; admin API token after #token=",
+      );
+    }
     // Its media store serves http on loopback, which only an embedded deployment may accept.
     return build(sim.service, secret, { insecureMedia: true, afterStop: () => sim.stop() });
   });

@@ -1,4 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
+import { DIRECTIVE_OF, FENCE, QUOTE_PREFIX } from "./styling-directives.js";
 
 /**
  * NeutralText (styling without markers, as Matrix HTML gives it) -> a §13.1 body: bold `*x*`,
@@ -29,7 +30,7 @@ export function renderStyling(input: NeutralText): string {
   const out: string[] = [];
   let openFence: { block: TextSpan; prefix: string } | undefined;
   segments.forEach((seg, index) => {
-    const prefix = "> ".repeat(depth[seg.start] ?? 0);
+    const prefix = QUOTE_PREFIX.repeat(depth[seg.start] ?? 0);
     const code = codes.find((b) => b.start <= seg.start && seg.start < b.end);
     if (openFence !== undefined && openFence.block !== code) {
       out.push(`${openFence.prefix}${FENCE}`);
@@ -47,13 +48,7 @@ export function renderStyling(input: NeutralText): string {
   return out.join("\n");
 }
 
-const FENCE = "```";
-const DIRECTIVE: Partial<Record<TextSpan["style"], string>> = {
-  bold: "*",
-  italic: "_",
-  strikethrough: "~",
-  monospace: "`",
-};
+const DIRECTIVE = DIRECTIVE_OF;
 const STYLES: readonly TextSpan["style"][] = [
   "bold",
   "italic",

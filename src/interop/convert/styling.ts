@@ -1,5 +1,7 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
 
+import { FENCE, QUOTE_PREFIX, STYLE_OF } from "./styling-directives.js";
+
 export { renderStyling } from "./styling-render.js";
 
 /**
@@ -29,16 +31,7 @@ export interface ParsedStyling {
   withoutMarkers: NeutralText;
 }
 
-type SpanStyle = TextSpan["style"];
-
-const INLINE: Readonly<Record<string, SpanStyle>> = {
-  "*": "bold",
-  _: "italic",
-  "~": "strikethrough",
-  "`": "monospace",
-};
-const FENCE = "```";
-const QUOTE_PREFIX = "> ";
+const INLINE = STYLE_OF;
 /** Deeper quotes are read as text of the deepest one, so hostile input cannot exhaust the stack. */
 const MAX_QUOTE_DEPTH = 32;
 
@@ -105,7 +98,11 @@ function parseBlocks(state: ParseState, lines: readonly Line[], depth: number): 
   let i = 0;
   while (i < lines.length) {
     const line = lines[i] as Line;
-    if (text.startsWith(FENCE, line.content)) {
+    // A line such as ```x``` is inline monospace (WhatsApp's), not the fence of a block.
+    if (
+      text.startsWith(FENCE, line.content) &&
+      inlineFence(text, line.content, line.content, line.end) === undefined
+    ) {
       i = codeBlock(state, lines, i);
     } else if (depth < MAX_QUOTE_DEPTH && isQuoteLine(text, line)) {
       let j = i;
@@ -116,7 +113,13 @@ function parseBlocks(state: ParseState, lines: readonly Line[], depth: number): 
         inner.push({ ...l, content: l.content + QUOTE_PREFIX.length });
       }
       const last = lines[j - 1] as Line;
-      state.spans.push({ start: line.content, end: last.end, style: "quote" });
+      // `open` of a quote counts at the start of each of its lines (see TextSpan.markers).
+      state.spans.push({
+        start: line.content,
+        end: last.end,
+        style: "quote",
+        markers: { open: QUOTE_PREFIX.length, close: 0 },
+      });
       parseBlocks(state, inner, depth + 1);
       i = j;
     } else {
@@ -141,13 +144,20 @@ function codeBlock(state: ParseState, lines: readonly Line[], first: number): nu
   }
   const closed = j < lines.length;
   const last = lines[closed ? j : lines.length - 1] as Line;
-  state.spans.push({ start: open.content, end: last.end, style: "code-block" });
   // The fence line's own line break is a marker only when the block has lines after it.
-  state.markers.fill(1, open.content, last === open ? open.end : open.next);
-  if (closed) {
-    const beforeClose = lines[j - 1] as Line;
-    state.markers.fill(1, beforeClose.end, last.end);
-  }
+  const openEnd = last === open ? open.end : open.next;
+  // Unterminated, the block ends with the text; a final line break before the end is no content.
+  const trailingEmpty = !closed && last !== open && last.end === last.content;
+  const closeStart =
+    closed || trailingEmpty ? (lines[(closed ? j : lines.length - 1) - 1] as Line).end : last.end;
+  state.spans.push({
+    start: open.content,
+    end: last.end,
+    style: "code-block",
+    markers: { open: openEnd - open.content, close: last.end - closeStart },
+  });
+  state.markers.fill(1, open.content, openEnd);
+  state.markers.fill(1, closeStart, last.end);
   return closed ? j + 1 : lines.length;
 }
 
@@ -157,6 +167,20 @@ function parseSpans(state: ParseState, from: number, to: number, outer: string):
   while (i < to) {
     const ch = text[i] as string;
     const style = INLINE[ch];
+    const fenced = ch === "`" && !outer.includes(ch) ? inlineFence(text, i, from, to) : undefined;
+    if (fenced !== undefined) {
+      // WhatsApp's ```monospace``` within a line: one span, its three-character markers hidden.
+      state.spans.push({
+        start: i,
+        end: fenced + FENCE.length,
+        style: "monospace",
+        markers: { open: FENCE.length, close: FENCE.length },
+      });
+      state.markers.fill(1, i, i + FENCE.length);
+      state.markers.fill(1, fenced, fenced + FENCE.length);
+      i = fenced + FENCE.length;
+      continue;
+    }
     if (
       style !== undefined &&
       !outer.includes(ch) &&
@@ -166,7 +190,7 @@ function parseSpans(state: ParseState, from: number, to: number, outer: string):
     ) {
       const close = findClose(state, ch, i, to);
       if (close !== undefined) {
-        state.spans.push({ start: i, end: close + 1, style });
+        state.spans.push({ start: i, end: close + 1, style, markers: { open: 1, close: 1 } });
         state.markers[i] = 1;
         state.markers[close] = 1;
         if (style !== "monospace") parseSpans(state, i + 1, close, outer + ch);
@@ -176,6 +200,23 @@ function parseSpans(state: ParseState, from: number, to: number, outer: string):
     }
     i++;
   }
+}
+
+/**
+ * Where a ```` ``` ```` that opens at `i` (line start or after whitespace, text right after it)
+ * closes on the same line, after some text and not after whitespace; undefined if it does not.
+ */
+function inlineFence(text: string, i: number, from: number, to: number): number | undefined {
+  if (!text.startsWith(FENCE, i) || (i !== from && !isStylingWhitespace(text[i - 1]))) {
+    return undefined;
+  }
+  const inner = i + FENCE.length;
+  if (inner >= to || text[inner] === "`" || isStylingWhitespace(text[inner])) return undefined;
+  const close = text.indexOf(FENCE, inner + 1);
+  if (close < 0 || close + FENCE.length > to || isStylingWhitespace(text[close - 1])) {
+    return undefined;
+  }
+  return close;
 }
 
 /** The first closing directive for an opening at `open`, with some non-directive text between. */

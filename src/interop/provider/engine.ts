@@ -1,3 +1,5 @@
+import { GatekeeperError } from "./errors.js";
+import { orderedEmit, ReorderBuffer } from "./reorder.js";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
@@ -68,6 +70,7 @@ export class ProviderEngine {
   readonly media: ProviderMedia;
   readonly sender: Sender;
   readonly receiver: Receiver;
+  private readonly reorder: ReorderBuffer;
   readonly inbox: InboxStore;
   readonly acks: AckBatcher;
   private readonly log: Logger;
@@ -94,7 +97,12 @@ export class ProviderEngine {
     this.timing = timing;
     const connection = options.connection;
     const gatekeeperDomain = options.gatekeeperDomain ?? GATEKEEPER_DOMAIN;
-    const emit = (event: ProviderEvent): Promise<void> => options.onEvent(event);
+    // P15/E23: deliveries reach the core in seq order; a held one is deferred and offered again.
+    this.reorder = new ReorderBuffer({
+      holdMs: timing.reorderHoldMs,
+      onDue: () => void this.receiver.replayPending(),
+    });
+    const emit = orderedEmit(this.reorder, (event: ProviderEvent) => options.onEvent(event));
 
     this.helloIq = new IqCaller({ send: (s) => connection.send(s), logger });
     this.iq = new IqCaller({ send: (s) => this.session.send(s), logger });
@@ -256,6 +264,7 @@ export class ProviderEngine {
   async halt(): Promise<void> {
     this.running = false;
     this.receiver.stop();
+    this.reorder.stop();
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     clearInterval(this.replayTimer);
@@ -276,10 +285,21 @@ export class ProviderEngine {
   async createUser(jid: BareJid, deviceId: DeviceId = 1 as DeviceId): Promise<DeviceCrypto> {
     const { crypto } = this.options;
     const existing = await crypto.localDevices(jid);
-    const device = existing.includes(deviceId)
-      ? await crypto.device(jid, deviceId)
-      : (await crypto.createLocalIdentity(jid, { deviceId })).device;
-    await this.directory.publishDevice(device);
+    if (existing.includes(deviceId)) {
+      const device = await crypto.device(jid, deviceId);
+      await this.directory.publishDevice(device);
+      return device;
+    }
+    const { device } = await crypto.createLocalIdentity(jid, { deviceId });
+    try {
+      await this.directory.publishDevice(device);
+    } catch (err) {
+      if (!(err instanceof GatekeeperError && err.app?.name === "identity-mismatch")) throw err;
+      // The directory still holds the identity of keys this bridge deleted (logout, P3) or
+      // lost: the new keys are a reinstall, published as the identity change they are (§11.2).
+      this.log.info({ jid }, "new keys replace an identity the directory still holds: reset");
+      await this.directory.publishDevice(device, { reset: true });
+    }
     return device;
   }
 

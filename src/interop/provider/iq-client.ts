@@ -32,8 +32,9 @@ export class GatekeeperIq {
     const { session, timing } = this.options;
     for (let attempt = 0; ; attempt++) {
       await session.whenReady(timing.iqTimeoutMs);
-      // A fresh element (and so a fresh id) per attempt: the gatekeeper remembers its
-      // hello-required answer to the old id (§8.4) and would repeat it.
+      // A fresh element (and so a fresh id) per attempt: E25 says the gatekeeper does not cache
+      // hello-required answers, but a fresh id does not depend on it, and no payload is ever
+      // re-sent changed under an old id (E28).
       const iq = xml("iq", { type, from, to: this.options.gatekeeperDomain }, payload);
       try {
         const response = await this.options.iq.request(iq, { timeoutMs: timing.iqTimeoutMs });

@@ -119,6 +119,8 @@ export interface EngineState {
 
 /** Times of the engine, all overridable so that tests need not wait for real time (§20). */
 export interface EngineTiming {
+  /** How long a later seq waits for the gap before it (P15, E23; reorder.ts). */
+  readonly reorderHoldMs: number;
   /** Ping `wa.example` after this long without sending to it (§8.2: 60 s). */
   readonly pingIdleMs: number;
   /** Hello retry backoff while the gatekeeper is offline (§8.2: 1 s doubling to 60 s). */
@@ -142,6 +144,7 @@ export interface EngineTiming {
 }
 
 export const DEFAULT_TIMING: EngineTiming = {
+  reorderHoldMs: 2000,
   pingIdleMs: 60_000,
   helloInitialMs: 1000,
   helloMaxMs: 60_000,

@@ -49,6 +49,13 @@ export interface ComponentConnectionOptions {
   logger?: Logger;
   /** `max-stanza-bytes` (§8.3); adjust with `setMaxStanzaBytes` after each hello. */
   maxStanzaBytes?: number;
+  /**
+   * The XMPP server's own stanza limit (Prosody's `component_stanza_size_limit`), when known.
+   * The inbound cap is never below it (E27): whatever the server lets through is read and handed
+   * to the application, which can answer it (a `too-large` bounce) instead of the connection
+   * dropping and the peer retrying the same stanza forever.
+   */
+  serverStanzaLimitBytes?: number;
   /** Upper bound for one connection attempt (TCP connect, stream open, handshake). */
   connectTimeoutMs?: number;
   reconnect?: {
@@ -72,9 +79,17 @@ interface ConnectionEvents {
   offline: [ConnectionState];
 }
 
-export /** Room above max-stanza-bytes for the stream header and the tail of a read chunk. */
-const INBOUND_SLACK_BYTES = 65_536;
+/** Room above a stanza limit for the stream header and the tail of a read chunk. */
+export const INBOUND_SLACK_BYTES = 65_536;
 const DEFAULT_MAX_STANZA_BYTES = 262144;
+
+/**
+ * Bytes read without a complete stanza beyond which the connection is dropped: above both
+ * `max-stanza-bytes` and the server's own limit (E27), plus slack for a read chunk.
+ */
+export function inboundCapBytes(maxStanzaBytes: number, serverStanzaLimitBytes = 0): number {
+  return Math.max(maxStanzaBytes, serverStanzaLimitBytes) + INBOUND_SLACK_BYTES;
+}
 
 export class ComponentConnection extends EventEmitter<ConnectionEvents> {
   readonly domain: string;
@@ -171,6 +186,11 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
     return () => this.handlers.delete(handler);
   }
 
+  /** Unparsed inbound bytes beyond which the connection is dropped (see `inboundCapBytes`). */
+  get inboundCapBytes(): number {
+    return inboundCapBytes(this.maxStanzaBytes, this.options.serverStanzaLimitBytes);
+  }
+
   /** Applies the `max-stanza-bytes` of the latest hello (§8.3). */
   setMaxStanzaBytes(bytes: number): void {
     if (!Number.isInteger(bytes) || bytes <= 0) {
@@ -233,17 +253,18 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
     });
     // xmpp.js parses without any size limit, so a stanza that never ends would grow in memory for
     // as long as the server sends it. Bytes read since the last complete stanza are counted, and
-    // beyond max-stanza-bytes (plus room for the stream header and a read chunk) the connection
-    // is dropped; it reconnects as after any drop. The XMPP server limits stanzas too, but the
-    // bridge does not rely on that.
+    // beyond the inbound cap (above max-stanza-bytes and the server's own limit, E27) the
+    // connection is dropped; it reconnects as after any drop. The XMPP server limits stanzas
+    // too, but the bridge does not rely on that.
     let unparsedBytes = 0;
     entity.on("input", (text) => {
       if (this.entity !== entity) return;
       unparsedBytes += Buffer.byteLength(text, "utf8");
-      if (unparsedBytes > this.maxStanzaBytes + INBOUND_SLACK_BYTES) {
+      const cap = this.inboundCapBytes;
+      if (unparsedBytes > cap) {
         this.log.warn(
-          { bytes: unparsedBytes, max: this.maxStanzaBytes },
-          "inbound stanza above max-stanza-bytes; dropping the connection",
+          { bytes: unparsedBytes, max: this.maxStanzaBytes, cap },
+          "inbound stanza above the transport's cap; dropping the connection",
         );
         unparsedBytes = 0;
         entity.socket?.destroy();

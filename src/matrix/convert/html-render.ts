@@ -1,4 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
+import { stripMarkers } from "./markers.js";
 import { normalizeSpans } from "./spans.js";
 
 /**
@@ -78,7 +79,9 @@ function collapsible(text: string, i: number): boolean {
  * and the line break right before or after a block element is dropped because the block already
  * breaks the line (so the HTML reads back to the same text).
  */
-export function neutralToHtml(input: NeutralText): string {
+export function neutralToHtml(marked: NeutralText): string {
+  // HTML shows the styling, so the network's markers that the plain body keeps are left out.
+  const input = stripMarkers(marked);
   const { text } = input;
   const spans = normalizeSpans(text, input.spans);
   const skipNewline = new Set<number>();
@@ -133,6 +136,8 @@ export function neutralToHtml(input: NeutralText): string {
  */
 export function neutralToPlain(input: NeutralText): string {
   const { text } = input;
+  // Blocks whose markers the network declared are already written as the sender typed them.
+  const declared = input.spans.filter((s) => s.markers !== undefined && isBlock(s));
   const blocks = normalizeSpans(text, input.spans).filter(isBlock);
   let out = "";
   let pos = 0;
@@ -141,14 +146,16 @@ export function neutralToPlain(input: NeutralText): string {
     out += text.slice(pos, block.start);
     if (out !== "" && !out.endsWith("\n")) out += "\n";
     const inner = text.slice(block.start, block.end);
-    out += alreadyMarked(block, inner)
-      ? inner
-      : block.style === "quote"
+    const marked = declared.some((d) => d.start === block.start && d.end === block.end);
+    out +=
+      marked || alreadyMarked(block, inner)
         ? inner
-            .split("\n")
-            .map((line) => `> ${line}`)
-            .join("\n")
-        : "```\n" + inner + "\n```";
+        : block.style === "quote"
+          ? inner
+              .split("\n")
+              .map((line) => `> ${line}`)
+              .join("\n")
+          : "```\n" + inner + "\n```";
     pos = block.end;
     if (pos < text.length && text[pos] !== "\n") out += "\n";
   }

@@ -75,10 +75,16 @@ describe("core: bot commands with good and bad arguments", function () {
     assert.match((await h.say("status"))[0] ?? "", /login is in progress/);
   });
 
-  it("logout leaves the chats and says so; a second logout says not logged in", async function () {
+  it("logout keeps the chats and offers clean-up; a second logout says not logged in", async function () {
     await h.say(`start-chat ${BOB}`);
     assert.deepEqual(await h.say("logout now"), ["Usage: `logout`"]);
-    assert.match((await h.say("logout"))[0] ?? "", /^Logged out\. .*left 1 chat\(s\)/);
+    assert.deepEqual(await h.say("clean-up"), [
+      "You are logged in and your chats are in use; send `logout` first.",
+    ]);
+    assert.match(
+      (await h.say("logout"))[0] ?? "",
+      /^Logged out: .*1 chat\(s\) are kept.*`clean-up`/,
+    );
     assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
   });
 

@@ -69,6 +69,10 @@ export class FakeMatrix implements MatrixApi {
     this.calls.push(`space-child ${space} ${room}`);
   }
 
+  async removeFromSpace(space: RoomId, room: RoomId): Promise<void> {
+    this.calls.push(`space-child-removed ${space} ${room}`);
+  }
+
   async invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
     this.calls.push(`invite ${room} ${user} by ${as}`);
   }
@@ -134,6 +138,13 @@ export class FakeMatrix implements MatrixApi {
 
   async sendTyping(as: MatrixUserId, room: RoomId, typing: boolean): Promise<void> {
     this.calls.push(`typing ${room} ${as} ${typing}`);
+  }
+
+  /** Times of events the test placed in rooms (`placeEvent`); undefined for others. */
+  readonly eventTimes = new Map<EventId, number>();
+
+  async eventTime(_room: RoomId, event: EventId): Promise<number | undefined> {
+    return this.eventTimes.get(event);
   }
 
   async sendReadReceipt(as: MatrixUserId, room: RoomId, event: EventId): Promise<void> {

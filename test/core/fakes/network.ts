@@ -44,6 +44,8 @@ export interface SentMessage {
  */
 export class FakeNetwork implements NetworkConnector {
   callbacks: CoreCallbacks | undefined;
+  /** A login's state as the network would report it; connected unless set. */
+  readonly loginStates = new Map<MatrixUserId, LoginState>();
   readonly reachable = new Set<string>();
   readonly sent: SentMessage[] = [];
   readonly actions: string[] = [];
@@ -120,7 +122,12 @@ export class FakeLogin
   ) {}
 
   state(): LoginState {
-    return { code: "connected", message: "Connected to the gatekeeper." };
+    return (
+      this.network.loginStates.get(this.user) ?? {
+        code: "connected",
+        message: "Connected to the gatekeeper.",
+      }
+    );
   }
 
   async resolvePhone(phone: PhoneNumber): Promise<Resolution> {

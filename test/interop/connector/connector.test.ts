@@ -16,7 +16,8 @@ describe("interop connector against the gatekeeper simulator", function () {
   const bobPhone = phoneNumber("+491701234567");
 
   beforeEach(async function () {
-    world = await startWorld();
+    // Logging in twice asks for two codes within a minute.
+    world = await startWorld({ "verification-interval-seconds": 0 });
     await world.sim.users.create({ phone: bobPhone, devices: 1 });
   });
 
@@ -189,6 +190,45 @@ describe("interop connector against the gatekeeper simulator", function () {
       "no key of the user is left",
     );
     assert.equal((await world.connector.loadLogin(alice)).state().code, "logged-out");
+  });
+
+  /** A text to bob arrives, and bob's answer reaches the core. */
+  async function talksWithBob(login: InteropLogin, what: string): Promise<void> {
+    const bob = world.sim.users.jidOf(bobPhone) as string as RemoteUserId;
+    const id = await login.sendMessage(bob, text(what));
+    await eventually(async () => {
+      const got = await world.sim.users.received(bobPhone, "message");
+      return got.some((e) => e.data["originId"] === id);
+    }, `bob got ${what}`);
+    const before = world.core.of("message").length;
+    await world.sim.users.send(bobPhone, login.jid, [{ kind: "body", text: `re: ${what}` }]);
+    await eventually(() => world.core.of("message").length > before, `bob's answer to ${what}`);
+  }
+
+  it("logging in again after logout works: the new keys replace the old identity (§11.2 reset)", async function () {
+    const first = await loginByPhone();
+    await talksWithBob(first, "before logout");
+    await first.logout();
+    const again = await loginByPhone();
+    assert.equal(again.state().code, "connected");
+    assert.equal(await world.connector.engine.account.binding(again.jid), alicePhone);
+    await talksWithBob(again, "after logging in again");
+  });
+
+  it("logging in again after the gatekeeper unbound the number works", async function () {
+    const first = await loginByPhone();
+    const provider = {
+      id: "matrix-bridge-example",
+      name: "Example Matrix Bridge",
+      domain: first.jid.split("@")[1] ?? "",
+    };
+    await world.sim.gatekeeper.run(() =>
+      world.sim.gatekeeper.services.identity.revoke(provider, alicePhone),
+    );
+    await eventually(() => first.state().code === "logged-out", "the unbound notice");
+    const again = await loginByPhone();
+    assert.equal(await world.connector.engine.account.binding(again.jid), alicePhone);
+    await talksWithBob(again, "after the unbind");
   });
 
   it("a safety number exists once the contact wrote, and marking it verified is remembered", async function () {

@@ -1,3 +1,4 @@
+import type { Limits } from "../../../src/interop/codec/limits.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
@@ -40,8 +41,9 @@ export interface World {
 }
 
 /** The gatekeeper simulator with the test bridge enlisted, on an in-memory database. */
-export function startGatekeeper(): Promise<Simulator> {
+export function startGatekeeper(limits: Partial<Limits> = {}): Promise<Simulator> {
   return startSimulator({
+    limits,
     providers: [
       {
         id: "matrix-bridge-example",
@@ -85,8 +87,8 @@ export function buildConnector(
 }
 
 /** The gatekeeper simulator and a started connector over a fresh SQLite database. */
-export async function startWorld(): Promise<World> {
-  const sim = await startGatekeeper();
+export async function startWorld(limits: Partial<Limits> = {}): Promise<World> {
+  const sim = await startGatekeeper(limits);
   const db = await createTestDatabase("sqlite");
   const core = new RecordingCore();
   const connector = buildConnector(sim, db, core);

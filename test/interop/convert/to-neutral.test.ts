@@ -24,8 +24,8 @@ describe("interop content -> neutral events (§13)", () => {
       text: {
         text: "Hi! *Bold* and _italic_.",
         spans: [
-          { start: 4, end: 10, style: "bold" },
-          { start: 15, end: 23, style: "italic" },
+          { start: 4, end: 10, style: "bold", markers: { open: 1, close: 1 } },
+          { start: 15, end: 23, style: "italic", markers: { open: 1, close: 1 } },
         ],
       },
     });

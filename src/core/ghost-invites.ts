@@ -1,0 +1,108 @@
+import type { PermissionLevel } from "../config/schema.js";
+import { BridgeError } from "../util/errors.js";
+import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import type { Logger } from "../util/log.js";
+import type { GhostManager } from "./ghosts.js";
+import type { MatrixApi } from "./matrix-api.js";
+import type { NetworkLogin } from "./network.js";
+import { formatInternational } from "./phone-format.js";
+import type { LinkOutcome, PortalManager } from "./portals.js";
+import { UserLimitError } from "./rate-limits.js";
+import { notLoggedIn, notReachable } from "./texts.js";
+
+/** What answering a ghost invite needs of the core: narrow, so it is testable on its own. */
+export interface GhostInvitePorts {
+  readonly matrix: MatrixApi;
+  readonly ghosts: GhostManager;
+  readonly portals: PortalManager;
+  readonly log: Logger;
+  permissionOf(user: MatrixUserId): PermissionLevel;
+  login(user: MatrixUserId): NetworkLogin | undefined;
+  /** Counts a new chat against the user's hourly limit; throws UserLimitError beyond it. */
+  takeNewChat(user: MatrixUserId): void;
+}
+
+/**
+ * A user invited a ghost (`@whatsapp_<digits>:domain`) to a room of theirs: as in mautrix, that
+ * starts the chat with the number in that room, or links the room to the user's chat with it
+ * when that chat has no room. Whatever cannot be done is answered by the ghost with a notice in
+ * the room before it leaves, so an invite never stays pending without a word: no permission, not
+ * logged in, not a direct chat, an unreachable number, a chat that already has its room, the
+ * user's new-chat limit.
+ */
+export async function answerGhostInvite(
+  ports: GhostInvitePorts,
+  invite: { user: MatrixUserId; room: RoomId; ghost: MatrixUserId; isDirect: boolean },
+): Promise<void> {
+  const { matrix, ghosts, log } = ports;
+  const { user, room, ghost } = invite;
+  const phone = ghosts.phoneOfGhost(ghost);
+  if (phone === undefined) return;
+  const refuse = async (why: string): Promise<void> => {
+    log.info({ user, room, ghost, why }, "ghost invite refused");
+    try {
+      await matrix.ensureGhost(ghost, ghosts.displayNameFor(phone));
+      await matrix.join(ghost, room);
+      await matrix.sendContent(ghost, room, {
+        type: "text",
+        notice: true,
+        text: { text: why, spans: [] },
+      });
+    } finally {
+      await matrix.leave(ghost, room);
+    }
+  };
+  if (ports.permissionOf(user) === "none") {
+    await refuse("This bridge does not serve your account, so I cannot chat here.");
+    return;
+  }
+  const login = ports.login(user);
+  if (login === undefined) {
+    await refuse(
+      `${notLoggedIn} (in a direct chat with ${matrix.botUserId}), then invite me again.`,
+    );
+    return;
+  }
+  if (!invite.isDirect) {
+    await refuse(
+      "I only join direct chats: start a direct chat with me to write to " +
+        `${formatInternational(phone)}.`,
+    );
+    return;
+  }
+  const outcome = await link(ports, login, user, room, phone).catch((err: unknown) => {
+    if (err instanceof UserLimitError || err instanceof BridgeError) return err;
+    throw err;
+  });
+  if (outcome instanceof Error) {
+    await refuse(outcome.message);
+    return;
+  }
+  if (outcome.kind === "unreachable") {
+    await refuse(notReachable(formatInternational(phone)));
+    return;
+  }
+  if (outcome.kind === "elsewhere") {
+    await refuse(
+      `You already have a chat with ${formatInternational(phone)} in another room ` +
+        `(${outcome.room}); write there.`,
+    );
+    return;
+  }
+  log.info({ user, room, ghost }, "room linked to the chat by a ghost invite");
+}
+
+async function link(
+  ports: GhostInvitePorts,
+  login: NetworkLogin,
+  user: MatrixUserId,
+  room: RoomId,
+  phone: PhoneNumber,
+): Promise<LinkOutcome | { kind: "unreachable" }> {
+  const known = await ports.ghosts.byPhone(phone);
+  const existing = known === undefined ? undefined : await ports.portals.roomOf(user, known);
+  if (existing === undefined) ports.takeNewChat(user);
+  const resolution = await login.resolvePhone(phone);
+  if (!resolution.reachable) return { kind: "unreachable" };
+  return ports.portals.linkRoom(user, resolution.contact, room);
+}

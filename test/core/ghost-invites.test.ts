@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import type { RemoteMessageId } from "../../src/core/network.js";
+import { eventId, matrixUserId, roomId, type MatrixUserId } from "../../src/util/ids.js";
+import { contactId } from "./fakes/network.js";
+import { ALICE, STRANGER, createCore, logIn, type CoreHarness } from "./helpers.js";
+
+const BOB = "+491701234567";
+const BOB_ID = contactId(BOB);
+const GHOST = matrixUserId("@whatsapp_491701234567:example.org");
+const DM = roomId("!alices-dm:example.org");
+
+describe("core: inviting a ghost to a room starts or links that chat (as mautrix does)", function () {
+  let h: CoreHarness;
+  beforeEach(async function () {
+    h = await createCore();
+  });
+  afterEach(async function () {
+    await h.dispose();
+  });
+
+  const invite = (user: MatrixUserId = ALICE, isDirect = true, room = DM) =>
+    h.core.onGhostInvited(user, room, GHOST, isDirect);
+  const ghostSaid = (room = DM): string[] =>
+    h.matrix.events.filter((e) => e.room === room && e.sender === GHOST).map((e) => e.text);
+  const ghostLeft = (room = DM): boolean => h.matrix.calls.includes(`leave ${room} ${GHOST}`);
+
+  it("a reachable number: the ghost joins, brings the bot, and the room is the chat both ways", async function () {
+    await logIn(h);
+    h.network.reachable.add(BOB);
+    await invite();
+    assert.ok(h.matrix.calls.includes(`join ${DM} ${GHOST}`));
+    assert.ok(h.matrix.calls.includes(`join ${DM} ${h.matrix.botUserId}`));
+    assert.equal(ghostLeft(), false);
+    const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+    assert.equal(portal?.roomId, DM);
+    assert.ok(portal);
+    await h.core.fromMatrix.message(ALICE, portal, eventId("$hi"), {
+      type: "text",
+      text: { text: "hi bob", spans: [] },
+    });
+    assert.equal(h.network.sent[0]?.to, BOB_ID);
+    await h.network.report(ALICE, {
+      kind: "message",
+      from: BOB_ID,
+      id: "bob-1" as RemoteMessageId,
+      sentAt: new Date(),
+      order: 1,
+      content: { type: "text", text: { text: "hi alice", spans: [] } },
+      isRequest: false,
+    });
+    assert.deepEqual(ghostSaid(), ["hi alice"]);
+  });
+
+  it("an unreachable number: the ghost says so in the room and leaves", async function () {
+    await logIn(h);
+    await invite();
+    assert.equal(ghostSaid().length, 1);
+    assert.match(ghostSaid()[0] ?? "", /\+49 170 1234567 cannot be reached/);
+    assert.ok(ghostLeft());
+    assert.equal(await h.core.portalRows.get(ALICE, BOB_ID), undefined);
+  });
+
+  it("not logged in, not permitted or not a direct chat: the ghost says why and leaves", async function () {
+    await invite();
+    assert.match(ghostSaid()[0] ?? "", /not logged in/);
+    assert.ok(ghostLeft());
+    const other = roomId("!strangers:elsewhere.example");
+    await invite(STRANGER, true, other);
+    assert.match(ghostSaid(other)[0] ?? "", /does not serve your account/);
+    assert.ok(ghostLeft(other));
+    await logIn(h);
+    h.network.reachable.add(BOB);
+    const group = roomId("!group:example.org");
+    await invite(ALICE, false, group);
+    assert.match(ghostSaid(group)[0] ?? "", /only join direct chats/);
+    assert.equal(await h.core.portalRows.get(ALICE, BOB_ID), undefined);
+  });
+
+  it("a chat that already has its room: the ghost points there and leaves", async function () {
+    await logIn(h);
+    h.network.reachable.add(BOB);
+    await h.say(`start-chat ${BOB}`);
+    const existing = (await h.core.portalRows.get(ALICE, BOB_ID))?.roomId;
+    assert.ok(existing);
+    await invite();
+    assert.match(ghostSaid()[0] ?? "", new RegExp(`already have a chat .*${existing}`));
+    assert.ok(ghostLeft());
+    assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.roomId, existing);
+  });
+});
