@@ -155,6 +155,9 @@ export function initialConfig(dir: string, homeserver: Homeserver): string {
     ],
     [/^ {2}key_file: \.\/data\/encryption\.key$/m, `  key_file: ${under(INIT_FILES.key)}`],
     [/^ {2}example\.org: user$/m, `  ${quote(homeserver.domain)}: user`],
+    // The first run is embedded mode, for trying the bridge: its simulator page is how the admin
+    // plays the WhatsApp side (127.0.0.1 only, behind a token logged at start).
+    [/^ {2}web: false$/m, "  web: true"],
   ];
   let text = renderSample();
   for (const [line, replacement] of replacements) {

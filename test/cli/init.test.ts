@@ -55,6 +55,7 @@ describe("init", function () {
     assert.equal(config.homeserver.url, "http://127.0.0.1:8008");
     assert.equal(config.homeserver.domain, "hs.example");
     assert.equal(config.permissions["hs.example"], "user");
+    assert.equal(config.simulator.web, true, "the page to play the WhatsApp side is on");
     const registration = await readRegistration(path.join(cwd, "data/registration.yaml"));
     for (const namespace of registration.namespaces.users) {
       assert.match(namespace.regex, /:hs\\\.example\$$/);
