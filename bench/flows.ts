@@ -25,11 +25,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { XmlElement } from "../src/interop/codec/xml.js";
 import knexFactory from "knex";
+import pg from "pg";
 import { getRequestFn, setRequestFn } from "@vector-im/matrix-bot-sdk";
 import { startBridge, type RunningBridge } from "../src/bridge.js";
 import { buildRegistration, type Registration } from "../src/cli/registration.js";
 import { configSchema } from "../src/config/schema.js";
 import type { DatabaseType } from "../src/db/database.js";
+import { driverStatements } from "../src/db/node-sqlite.js";
+import { runnerStats } from "../src/db/sql.js";
+import { httpHooks } from "../src/matrix/http.js";
 import { InteropConnector } from "../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../src/interop/connector/factory.js";
 import { SignalCrypto } from "../src/interop/crypto/index.js";
@@ -73,6 +77,8 @@ export interface FlowFigures {
   readonly bridgeCpuUsPerMessage: { m2w: number; w2m: number };
   /** Database statements per bridged message over the maximum runs (BEGIN/COMMIT included). */
   readonly queriesPerMessage: { m2w: number; w2m: number };
+  /** Hot-path group commits per bridged message over the maximum runs (below 1: shared). */
+  readonly commitsPerMessage: { m2w: number; w2m: number };
 }
 
 export interface FlowOptions {
@@ -217,26 +223,35 @@ class TimedConnection extends ComponentConnection {
 
 type RequestFn = (params: Record<string, unknown>, callback: unknown) => unknown;
 
-/** Records the bridge's PUTs of m.room.message carrying a benchmark text (W->M hand-off). */
+/**
+ * Records the bridge's PUTs of m.room.message carrying a benchmark text (W->M hand-off): event
+ * sends go through src/matrix/http.ts's pool, other requests through the bot-sdk.
+ */
 function watchMatrixSends(marks: Marks, prefix: string): () => void {
-  const original = getRequestFn() as unknown as RequestFn;
-  const wrapped: RequestFn = (params, callback) => {
-    const uri = String(params["uri"] ?? "");
+  const mark = (method: unknown, uri: string, body: unknown) => {
     if (
-      params["method"] === "PUT" &&
+      method === "PUT" &&
       uri.includes("/send/m.room.message/") &&
-      typeof params["body"] === "string" &&
-      params["body"].includes(prefix)
+      typeof body === "string" &&
+      body.includes(prefix)
     ) {
-      const body = (JSON.parse(params["body"]) as { body?: unknown }).body;
-      if (typeof body === "string" && !marks.w2mHandoff.has(body)) {
-        marks.w2mHandoff.set(body, performance.now());
+      const text = (JSON.parse(body) as { body?: unknown }).body;
+      if (typeof text === "string" && !marks.w2mHandoff.has(text)) {
+        marks.w2mHandoff.set(text, performance.now());
       }
     }
+  };
+  const original = getRequestFn() as unknown as RequestFn;
+  const wrapped: RequestFn = (params, callback) => {
+    mark(params["method"], String(params["uri"] ?? ""), params["body"]);
     return original(params, callback);
   };
   setRequestFn(wrapped);
-  return () => setRequestFn(original);
+  httpHooks.beforeRequest = mark;
+  return () => {
+    setRequestFn(original);
+    httpHooks.beforeRequest = undefined;
+  };
 }
 
 /**
@@ -364,7 +379,7 @@ interface Running {
   readonly matrixUserId: string;
   readonly myJid: string;
   readonly portals: WorldPortal[];
-  readonly queries: { count: number; sql: Map<string, number> };
+  readonly queries: StatementCounter;
 }
 
 async function startAll(
@@ -382,6 +397,8 @@ async function startAll(
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
     logging: { level: "warn" },
+    // The W->M probe reads plaintext PUTs; encrypted portals are measured separately (issue 12).
+    matrix_encryption: { default: false },
     // The per-user abuse limits would measure themselves, not the bridge: one user sends it all.
     limits: {
       messages_per_minute: 1_000_000,
@@ -465,13 +482,10 @@ async function startAll(
     "ready",
   );
   const pusher = new TransactionPusher(port, registration.hs_token, marks);
-  const queries = { count: 0, sql: new Map<string, number>() };
-  // BENCH_SQL=1 prints the statements of each run, most frequent first (what a message costs).
-  const tally = process.env["BENCH_SQL"] === "1";
-  bridge.db.knex.on("query", (q: { sql: string }) => {
-    queries.count += 1;
-    if (tally) queries.sql.set(q.sql, (queries.sql.get(q.sql) ?? 0) + 1);
-  });
+  // Counted at the driver (node:sqlite's prepare, pg's Client.query), so that statements run
+  // outside knex's query builder count too. BENCH_SQL=1 prints the statements of each run, most
+  // frequent first (what a message costs).
+  const queries = countStatements(options.backend, process.env["BENCH_SQL"] === "1");
   cleanups.push(async () => pusher.close());
   return {
     world,
@@ -483,6 +497,55 @@ async function startAll(
     myJid: ready.myJid,
     portals: ready.portals,
     queries,
+  };
+}
+
+/** Statements (and group commits) the bridge runs, counted at the database driver. */
+interface StatementCounter {
+  readonly count: number;
+  readonly commits: number;
+  readonly sql: Map<string, number>;
+}
+
+let pgCount = 0;
+let pgTally: ((sql: string) => void) | undefined;
+let pgPatched = false;
+
+function countStatements(backend: DatabaseType, tally: boolean): StatementCounter {
+  const sql = new Map<string, number>();
+  const add = tally ? (text: string) => sql.set(text, (sql.get(text) ?? 0) + 1) : undefined;
+  if (backend === "sqlite") {
+    driverStatements.tally = add;
+    return {
+      get count() {
+        return driverStatements.count;
+      },
+      get commits() {
+        return runnerStats.groups;
+      },
+      sql,
+    };
+  }
+  pgTally = add;
+  if (!pgPatched) {
+    pgPatched = true;
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: unknown, ...args: unknown[]) {
+      pgCount += 1;
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string }).text;
+      if (text !== undefined) pgTally?.(text);
+      return query.apply(this, args);
+    };
+  }
+  return {
+    get count() {
+      return pgCount;
+    },
+    get commits() {
+      return runnerStats.groups;
+    },
+    sql,
   };
 }
 
@@ -514,6 +577,8 @@ interface RunResult {
   readonly cpuUs: number;
   /** Database statements the bridge ran during the run (its own and the Signal stores'). */
   readonly queries: number;
+  /** Group commits of the hot path (SqlRunner) during the run. */
+  readonly commits: number;
 }
 
 let runCounter = 0;
@@ -525,6 +590,7 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
   const eventIds: string[] = [];
   const cpu = process.cpuUsage();
   const queries = r.queries.count;
+  const commits = r.queries.commits;
   const started = performance.now();
   for (let seq = 0; seq < count; seq++) {
     if (rate > 0) {
@@ -572,6 +638,7 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
     senderSeconds,
     cpuUs: used.user + used.system,
     queries: r.queries.count - queries,
+    commits: r.queries.commits - commits,
   };
 }
 
@@ -599,6 +666,7 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
   r.marks.clear();
   const cpu = process.cpuUsage();
   const queries = r.queries.count;
+  const commits = r.queries.commits;
   const done = await r.world.ask(
     { type: "w2m", count, rate, marker, myJid: r.myJid, portals: r.portals },
     "w2m-done",
@@ -623,6 +691,7 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
     senderSeconds: done.durationMs / 1000,
     cpuUs: used.user + used.system,
     queries: r.queries.count - queries,
+    commits: r.queries.commits - commits,
   };
 }
 
@@ -651,7 +720,12 @@ async function direction(
   name: string,
   run: (count: number, rate: number) => Promise<RunResult>,
   options: FlowOptions,
-): Promise<{ figures: DirectionFigures; cpuUsPerMessage: number; queriesPerMessage: number }> {
+): Promise<{
+  figures: DirectionFigures;
+  cpuUsPerMessage: number;
+  queriesPerMessage: number;
+  commitsPerMessage: number;
+}> {
   // Warm-up: JIT, caches, prepared statements; not counted. Its rate sizes the maximum run to
   // about fixedSeconds, so that a slow bridge does not make the run take minutes.
   const warm = await run(Math.min(50, options.maxMessages), 0);
@@ -681,6 +755,7 @@ async function direction(
     figures: { throughput, at100, at80 },
     cpuUsPerMessage: max.cpuUs / Math.max(1, max.latencies.length),
     queriesPerMessage: max.queries / Math.max(1, max.latencies.length),
+    commitsPerMessage: max.commits / Math.max(1, max.latencies.length),
   };
 }
 
@@ -727,6 +802,7 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
       w2m: w2m.figures,
       bridgeCpuUsPerMessage: { m2w: m2w.cpuUsPerMessage, w2m: w2m.cpuUsPerMessage },
       queriesPerMessage: { m2w: m2w.queriesPerMessage, w2m: w2m.queriesPerMessage },
+      commitsPerMessage: { m2w: m2w.commitsPerMessage, w2m: w2m.commitsPerMessage },
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);

@@ -14,7 +14,16 @@ import type { CoreCallbacks, NetworkConnector } from "./core/network.js";
 import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
+import { closeHomeserverPools } from "./matrix/http.js";
 import { MatrixEventRouter } from "./matrix/router.js";
+import {
+  MatrixIngress,
+  MatrixInboxTable,
+  type IngressHooks,
+  type IngressPolicy,
+} from "./matrix/ingress/index.js";
+import { SqlRunner } from "./db/sql.js";
+import { RoomCrypto } from "./matrix/crypto/room-crypto.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
 import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
@@ -40,6 +49,10 @@ export interface BridgeOptions {
   onFatal?: (err: Error) => void;
   /** The clock of the per-user limits; the system's by default (tests move it). */
   now?: () => number;
+  /** Matrix-side encryption's hooks into the ingress (#12); none by default. */
+  ingressHooks?: IngressHooks;
+  /** Retry bound and backoff of Matrix events failing transiently (tests shorten them). */
+  ingressPolicy?: Partial<IngressPolicy>;
 }
 
 /** How often handled Matrix event ids older than their retention are deleted. */
@@ -50,6 +63,8 @@ export interface RunningBridge {
   readonly core: BridgeCore;
   readonly vault: KeyVault;
   readonly port: number;
+  /** Matrix-side encryption, when matrix_encryption.allow is on. */
+  readonly matrixCrypto: RoomCrypto | undefined;
   /** The metrics listener's port, when `metrics.enabled`. */
   readonly metricsPort: number | undefined;
   /** Stops accepting work, lets in-flight work finish, closes connections and the database. */
@@ -72,6 +87,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   let vault: KeyVault | undefined;
   let core: BridgeCore | undefined;
   let metricsServer: MetricsServer | undefined;
+  let ingress: MatrixIngress | undefined;
+  let openedMatrixApi: IntentMatrixApi | undefined;
+  const inbox = new MatrixInboxTable(SqlRunner.of(db.knex));
+  let crypto: RoomCrypto | undefined;
   const processed = new ProcessedEventsTable(db.knex);
   const metrics = config.metrics.enabled ? new BridgeMetrics() : undefined;
   metrics?.observeDatabase(db.knex);
@@ -105,12 +124,26 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ],
     });
     const openedVault = vault;
+    if (config.matrix_encryption.allow) {
+      crypto = await RoomCrypto.start({
+        knex: db.knex,
+        vault,
+        config: config.matrix_encryption,
+        homeserverUrl: config.homeserver.url,
+        asToken: options.registration.as_token,
+        botUserId: matrix.bridge.getBot().getUserId(),
+        log: log.child({ component: "matrix-crypto" }),
+      });
+    }
     const matrixApi = new IntentMatrixApi(
       matrix.bridge,
       config.homeserver.domain,
       config.interop.media_max_bytes,
       log.child({ component: "matrix-api" }),
+      undefined,
+      crypto,
     );
+    openedMatrixApi = matrixApi;
     core = new BridgeCore({
       config,
       knex: db.knex,
@@ -127,7 +160,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     });
     await core.start();
     if (metrics !== undefined) {
-      metrics.setSources(scrapeSources(db, core));
+      metrics.setSources({ ...scrapeSources(db, core), deadLetters: () => inbox.countDead() });
       metricsServer = await startMetricsServer(metrics, {
         bindAddress: config.metrics.bind_address,
         port: config.metrics.port,
@@ -139,11 +172,13 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       processed,
       matrixApi.openMedia,
       log.child({ component: "router" }),
+      crypto,
     );
     if (config.provisioning.enabled) {
       const auth = new ProvisioningAuth({
         sharedSecret: config.provisioning.shared_secret,
         homeserverUrl: config.homeserver.url,
+        isBridgeUser: (user) => startedCore.isOwnUser(user),
       });
       new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
         matrix.app,
@@ -151,16 +186,65 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       );
     }
     const startedMatrix = matrix;
+    const startedCore = core;
+    const cryptoForIngress = crypto;
+    // RoomCrypto takes the transaction's encryption extensions before anything is recorded;
+    // decryption happens in the room worker, through the router (its EventDecryptor).
+    const ingressHooks: IngressHooks | undefined =
+      options.ingressHooks ??
+      (cryptoForIngress === undefined
+        ? undefined
+        : {
+            receiveTransactionExtras: (txn) => cryptoForIngress.receiveTransactionExtras(txn),
+            decrypt: (event) => Promise.resolve(event),
+          });
+    ingress = new MatrixIngress({
+      inbox,
+      isOwnUser: (user) => startedCore.isOwnUser(user),
+      route: (event) => router.route(event),
+      ephemeral: (event) => router.handleEphemeral(event),
+      notify: async (room, text, replyTo) => {
+        await matrixApi.sendNotice(room, text, replyTo);
+      },
+      log: log.child({ component: "ingress" }),
+      ...(ingressHooks === undefined ? {} : { hooks: ingressHooks }),
+      ...(options.ingressPolicy === undefined ? {} : { policy: options.ingressPolicy }),
+      ...(metrics === undefined ? {} : { observer: metrics }),
+    });
+    const startedIngress = ingress;
+    core.deadLetters = {
+      list: async (limit) =>
+        (await startedIngress.deadLetters(limit)).map((row) => ({
+          id: row.seq,
+          room: row.roomId,
+          eventId: row.eventId,
+          attempts: row.attempts,
+          error: row.error ?? "unknown",
+          receivedAt: row.receivedAt,
+        })),
+      retry: (id) => startedIngress.retryDeadLetters(id),
+    };
+    await ingress.start();
     let profileSet = false;
+    const startedCrypto = crypto;
     matrix.setTransactionHandler(async (txn) => {
-      await router.handleTransaction(txn);
+      // Keys and device data first (the ingress's receiveTransactionExtras hook, RoomCrypto),
+      // persisted before the 200; then the events, recorded, and decrypted by their room worker.
+      await startedIngress.receive(txn);
       // A homeserver that pushes is up: set the bot's profile then, not at start-up, where an
-      // unreachable homeserver must not stop the bridge.
+      // unreachable homeserver must not stop the bridge. The bot's encryption device follows
+      // (it needs the bot registered), so users' clients share their room keys with it.
       if (!profileSet) {
         profileSet = true;
-        void setUpBotProfile(startedMatrix, config, log).then((ok) => {
-          if (!ok) profileSet = false;
-        });
+        void setUpBotProfile(startedMatrix, config, log)
+          .then(async (ok) => {
+            if (!ok) profileSet = false;
+            else await startedCrypto?.ensureBotDevice();
+          })
+          .catch((err: unknown) => {
+            profileSet = false;
+            log.warn({ err: describeError(err) }, "the bot's encryption device is not ready yet");
+          });
       }
     });
     log.info(
@@ -168,17 +252,22 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       "appservice listener ready",
     );
   } catch (err) {
+    await ingress?.stop().catch(() => undefined);
     await metricsServer?.stop().catch(() => undefined);
     await core?.stop().catch(() => undefined);
     await matrix?.stop().catch(() => undefined);
+    await crypto?.stop().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw err;
   }
   const started = matrix;
   const startedCore = core;
   const startedMetrics = metricsServer;
+  const startedIngress = ingress;
+  const startedMatrixApi = openedMatrixApi;
+  const runningCrypto = crypto;
   const pruning = setInterval(() => {
-    processed.prune().catch((err: unknown) => {
+    Promise.all([processed.prune(), inbox.prune()]).catch((err: unknown) => {
       log.warn({ err: describeError(err) }, "pruning handled event ids failed");
     });
   }, PRUNE_INTERVAL_MS);
@@ -188,6 +277,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     core: startedCore,
     vault,
     port: options.port,
+    matrixCrypto: runningCrypto,
     metricsPort: startedMetrics?.port,
     async stop() {
       log.info("stopping");
@@ -196,7 +286,16 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
       });
+      // Unfinished events stay recorded and are handled after the next start; requests still
+      // retrying in place give up now rather than hold the stop.
+      startedMatrixApi?.close();
+      await startedIngress?.stop();
       await startedCore.stop();
+      await runningCrypto?.stop().catch((err: unknown) => {
+        log.warn({ err: describeError(err) }, "the crypto store did not stop cleanly");
+      });
+      // The keep-alive homeserver connections of event sends (src/matrix/http.ts).
+      await closeHomeserverPools().catch(() => undefined);
       await db.close();
       log.info("stopped");
     },

@@ -46,6 +46,8 @@ export interface RoomEvent {
   event_id: string;
   content: Record<string, unknown>;
   redacts?: string;
+  /** The type on the wire: m.room.encrypted when the client decrypted it. */
+  wire?: string;
 }
 
 export class MatrixUser {

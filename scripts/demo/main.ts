@@ -1,5 +1,6 @@
 import { pathToFileURL } from "node:url";
 import { filterKnownWarnings } from "../../src/util/warnings.js";
+import { EncryptingMatrixUser } from "./crypto-user.js";
 import { DemoScript, localJid } from "./steps.js";
 import { Transcript, type Out } from "./transcript.js";
 import { startDemoWorld, type DemoWorld } from "./world.js";
@@ -22,15 +23,22 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const started = Date.now();
   let world: DemoWorld;
   try {
-    world = await startDemoWorld("alice", { webPort: DEMO_WEB_PORT });
+    // Portals end-to-bridge encrypted, as the bridge's default; the Matrix user a real client.
+    world = await startDemoWorld("alice", {
+      webPort: DEMO_WEB_PORT,
+      config: { matrix_encryption: { default: true } },
+    });
   } catch (err) {
     t.line(`FAILED: start-up: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
   t.line(`Started in ${Date.now() - started} ms.`);
   t.line(`The WhatsApp side, in a browser (simulator page): ${world.pageUrl}`);
+  let me: EncryptingMatrixUser | undefined;
   try {
-    const script = new DemoScript(world, t);
+    me = await EncryptingMatrixUser.start(world.hs.url, world.user);
+    t.line(`Matrix user ${world.user.userId}: matrix-js-sdk with Rust crypto (encrypted portals).`);
+    const script = new DemoScript(world, t, me);
     await script.run();
     const passed = t.summary();
     if (!options.once) {
@@ -39,6 +47,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }
     return passed ? 0 : 1;
   } finally {
+    me?.stop();
     await world.stop();
   }
 }

@@ -1,6 +1,7 @@
 import { localpartFromMatrixUserId } from "../../src/interop/codec/jid.js";
 import { matrixUserId } from "../../src/util/ids.js";
 import { MatrixUser, WhatsAppUser, type Received, type RoomEvent } from "./clients.js";
+import type { EncryptingMatrixUser } from "./crypto-user.js";
 import { solidPng } from "./png.js";
 import type { Transcript } from "./transcript.js";
 import type { DemoWorld } from "./world.js";
@@ -45,7 +46,7 @@ function shorten(text: string): string {
 
 /** The scripted conversation; each step prints both sides and never stops the script. */
 export class DemoScript {
-  readonly me: MatrixUser;
+  readonly me: MatrixUser | EncryptingMatrixUser;
   readonly a: WhatsAppUser;
   readonly b: WhatsAppUser;
   readonly c: WhatsAppUser;
@@ -61,9 +62,11 @@ export class DemoScript {
   constructor(
     private readonly world: DemoWorld,
     private readonly t: Transcript,
+    /** The Matrix user's client; a plain HTTP one (no encryption) when not given. */
+    me?: EncryptingMatrixUser,
   ) {
     const { config } = world;
-    this.me = new MatrixUser(world.hs.url, world.user.userId, world.user.accessToken);
+    this.me = me ?? new MatrixUser(world.hs.url, world.user.userId, world.user.accessToken);
     const wa = (phone: string) =>
       new WhatsAppUser(
         world.adminUrl,
@@ -168,7 +171,8 @@ export class DemoScript {
     const body = event.content["formatted_body"] ?? event.content["body"] ?? event.content;
     this.t.arrived(
       "matrix",
-      `${event.sender} ${event.type}: ${shorten(typeof body === "string" ? body : JSON.stringify(body))}`,
+      `${event.sender} ${event.type}${event.wire === "m.room.encrypted" ? " (encrypted)" : ""}: ` +
+        shorten(typeof body === "string" ? body : JSON.stringify(body)),
     );
     return event;
   }
@@ -203,6 +207,15 @@ export class DemoScript {
     );
     await this.me.join(this.portal);
     this.t.matrix(`${this.me.userId} joined the portal ${this.portal}`);
+    if ("isEncrypted" in this.me) {
+      const encrypted = this.me.isEncrypted(this.portal);
+      this.t.matrix(
+        encrypted
+          ? "the portal is end-to-bridge encrypted (Megolm): the homeserver stores ciphertext only"
+          : "the portal is NOT encrypted",
+      );
+      if (!encrypted) throw new Error("the portal was created without encryption");
+    }
   }
 
   private async formatted(): Promise<void> {
@@ -309,7 +322,16 @@ export class DemoScript {
 
   private async receipts(): Promise<void> {
     this.t.matrix(`${this.me.userId} reads A's last message`);
-    const latest = (await this.me.events(this.portal)).filter((e) => e.type === "m.room.message");
+    // A's, neither redacted (a redacted encrypted event has no clear type or body any more) nor
+    // an edit (a replacement is no message of its own at WhatsApp).
+    const latest = (await this.me.events(this.portal)).filter(
+      (e) =>
+        e.type === "m.room.message" &&
+        e.sender !== this.me.userId &&
+        e.sender !== this.bot &&
+        typeof e.content["body"] === "string" &&
+        e.content["m.new_content"] === undefined,
+    );
     const last = latest[latest.length - 1];
     if (last === undefined) throw new Error("the portal has no message to read");
     await this.me.readUpTo(this.portal, last.event_id);

@@ -107,6 +107,8 @@ export async function startDemoWorld(
       encryption: { key_env: KEY_ENV },
       permissions: { "*": "none", [DOMAIN]: "user" },
       interop: { allow_insecure_media_on_loopback: true },
+      // Clients of these worlds read portals without crypto unless a caller turns it on.
+      matrix_encryption: { default: false },
       ...options.config,
     };
     const registration = buildRegistration(configSchema.parse(base), `http://127.0.0.1:${port}`, {

@@ -18,6 +18,14 @@ export interface Registration {
   receive_ephemeral: boolean;
   /** Synapse before the stable name of MSC2409 reads this key instead of receive_ephemeral. */
   "de.sorunome.msc2409.push_ephemeral": boolean;
+  /**
+   * Asks for device lists, one-time-key counts and fallback key types of the bridge's devices
+   * in transactions (MSC3202), and to-device events (MSC2409, with push_ephemeral): what
+   * end-to-bridge encryption needs. Present only when matrix_encryption.allow is on.
+   */
+  "org.matrix.msc3202"?: boolean;
+  /** The later unstable name of the MSC2409 to-device push. */
+  "org.matrix.msc2409.push_to_device"?: boolean;
 }
 
 export interface RegistrationTokens {
@@ -75,5 +83,8 @@ export function buildRegistration(
     protocols: ["whatsapp"],
     receive_ephemeral: true,
     "de.sorunome.msc2409.push_ephemeral": true,
+    ...(config.matrix_encryption.allow
+      ? { "org.matrix.msc3202": true, "org.matrix.msc2409.push_to_device": true }
+      : {}),
   };
 }

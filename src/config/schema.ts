@@ -297,6 +297,72 @@ const limits = z
   })
   .describe("Abuse controls per Matrix user (docs/operations.md).");
 
+const matrixEncryption = z
+  .strictObject({
+    allow: z
+      .boolean()
+      .describe(
+        "Whether the bridge takes part in encrypted portals at all. False: a portal whose user " +
+          "turns on encryption gets a notice that the bridge cannot read it.",
+      )
+      .default(true),
+    default: z
+      .boolean()
+      .describe("New portals are created end-to-bridge encrypted (Megolm). Needs allow.")
+      .default(true),
+    require: z
+      .boolean()
+      .describe(
+        "Plaintext messages in portals are refused with a notice: only encrypted ones are bridged.",
+      )
+      .default(false),
+    delete_keys: z
+      .boolean()
+      .describe(
+        "Forget a Matrix message's Megolm key once it is bridged (like mautrix's delete_keys): " +
+          "edits and replies to it can then no longer be decrypted by the bridge.",
+      )
+      .default(false),
+    share_keys_with: z
+      .enum(["all", "cross-signed"])
+      .describe(
+        "Which devices of the room's members receive the bridge's room keys: all of them (the " +
+          "portal owner's unverified devices included), or only devices their owner cross-signed.",
+      )
+      .default("all"),
+    decrypt_wait_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(600_000)
+      .describe(
+        "How long an incoming encrypted message waits for its room key before the user is told " +
+          "it could not be decrypted.",
+      )
+      .default(10_000),
+    receive: z
+      .enum(["push", "sync"])
+      .describe(
+        "How the bridge's devices get to-device events, device lists and key counts: pushed in " +
+          "appservice transactions (MSC2409/MSC3202, Synapse experimental_features), or by /sync " +
+          "per device where the homeserver does not push them.",
+      )
+      .default("push"),
+    idle_device_ms: z
+      .number()
+      .int()
+      .min(1000)
+      .describe("A ghost device's crypto machine unused this long is unloaded from memory.")
+      .default(10 * 60 * 1000),
+  })
+  .refine((v) => v.allow || (!v.default && !v.require), {
+    message: "default and require need allow: true",
+  })
+  .describe(
+    "End-to-bridge encryption of portals on the Matrix side (docs/matrix-encryption.md). " +
+      "Needs m.login.application_service on the homeserver.",
+  );
+
 const encryption = z
   .strictObject({
     key_file: z
@@ -341,9 +407,11 @@ export const configSchema = z
     limits: limits.prefault({}),
     encryption: encryption.prefault({}),
     simulator: simulator.prefault({}),
+    matrix_encryption: matrixEncryption.prefault({}),
   })
   .describe("matrix-whatsapp-interop configuration.");
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+export type MatrixEncryptionConfig = Config["matrix_encryption"];
 export type PermissionLevel = z.infer<typeof permissionLevel>;

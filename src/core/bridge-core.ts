@@ -13,6 +13,8 @@ import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
 import { contactCommands } from "./commands/contacts.js";
 import { CommandRegistry, type CommandContext } from "./commands/framework.js";
+import { deadLettersCommand } from "./commands/dead-letters.js";
+import type { DeadLetterQueue } from "./dead-letters.js";
 import { isContactDirectory } from "./contact-directory.js";
 import { GhostManager } from "./ghosts.js";
 import { LoginManager } from "./logins.js";
@@ -68,6 +70,8 @@ export class BridgeCore implements CoreCallbacks {
   readonly config: Config;
   readonly matrix: MatrixApi;
   readonly limits: UserLimits;
+  /** The Matrix ingress's dead letters, for the admin command (set by the wiring). */
+  deadLetters: DeadLetterQueue | undefined;
   private readonly remote: RemoteEventHandler;
   private readonly log: Logger;
 
@@ -128,6 +132,7 @@ export class BridgeCore implements CoreCallbacks {
     this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
       ...accountCommands,
       ...contactCommands,
+      deadLettersCommand,
     );
   }
 

@@ -89,6 +89,13 @@ export async function answerGhostInvite(
     );
     return;
   }
+  if (outcome.kind === "room-in-use") {
+    await refuse(
+      "This room is already used by the bridge (for another chat or for its commands). To " +
+        `write to ${formatInternational(phone)}, start a new direct chat with me.`,
+    );
+    return;
+  }
   log.info({ user, room, ghost }, "room linked to the chat by a ghost invite");
 }
 

@@ -7,6 +7,23 @@ import type { MatrixApi } from "./matrix-api.js";
 import type { NetworkConnector, RemoteUserId } from "./network.js";
 import { formatInternational } from "./phone-format.js";
 
+/** Bidirectional controls (embeddings, overrides, isolates, marks): they reorder what follows. */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+/** Invisible characters that hide or join text: zero-width space and non-joiner, word joiner, BOM. */
+const ZERO_WIDTH = /[\u200B\u200C\u2060\uFEFF]/g;
+/** A zero-width joiner not between two emoji (where it builds one, as in a family emoji). */
+const LONE_ZWJ =
+  /(?<!\p{Extended_Pictographic}\uFE0F?)\u200D|\u200D(?!\p{Extended_Pictographic})/gu;
+
+/**
+ * A name as it may appear in a label such as "Bob · +49 170 1234567 (WhatsApp)": without the
+ * characters that would change how the label reads (an RTL override would show the number
+ * reversed and the network's name first; zero-width characters make two names look alike).
+ */
+export function labelSafe(name: string): string {
+  return name.replace(BIDI_CONTROLS, "").replace(ZERO_WIDTH, "").replace(LONE_ZWJ, "").trim();
+}
+
 const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 /**
@@ -63,7 +80,8 @@ export class GhostManager {
   /** The name shown in one user's portal: their own name for the contact beside the number. */
   localDisplayName(phone: PhoneNumber, localName: string | null): string {
     const global = this.displayNameFor(phone);
-    return localName === null ? global : `${localName} · ${global}`;
+    const safe = localName === null ? "" : labelSafe(localName);
+    return safe === "" ? global : `${safe} · ${global}`;
   }
 
   phoneOf(contact: RemoteUserId): PhoneNumber {

@@ -1,3 +1,4 @@
+import { BridgeError } from "../util/errors.js";
 import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
 import type { MessageContent } from "./network.js";
 
@@ -56,4 +57,21 @@ export interface MatrixApi {
    * only for best-effort work (read receipts) skip it then. Never throws.
    */
   eventTime(room: RoomId, event: EventId): Promise<number | undefined>;
+}
+
+/**
+ * The homeserver refused a request for good (a 4xx other than 429: M_TOO_LARGE, M_FORBIDDEN,
+ * M_BAD_JSON...): repeating it cannot help. Thrown by the Matrix side so that the core can tell
+ * the user and go on instead of having the work redelivered forever. `errcode` and `statusCode`
+ * are the homeserver's.
+ */
+export class MatrixRefusedError extends BridgeError {
+  constructor(
+    readonly errcode: string,
+    readonly statusCode: number,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(`matrix-refused`, `${message} (${errcode})`, { cause });
+  }
 }

@@ -26,6 +26,9 @@ import type { PortalManager } from "./portals.js";
 import { clock, type UserLimits } from "./rate-limits.js";
 import { notLoggedIn } from "./texts.js";
 
+/** Incoming messages a read receipt may mark: the latest ones (see `readTarget`). */
+const READ_CANDIDATES = 8;
+
 /**
  * What a Matrix user does in a portal, passed to their login. A send the network refuses at once
  * is answered with a notice replying to the user's event; nothing fails silently.
@@ -73,6 +76,10 @@ export class MatrixEventsHandler {
     if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
     const target =
       replyToEvent === undefined ? undefined : await this.tables.messages.byEvent(replyToEvent);
+    if (target !== undefined && target.portalId !== portal.id) {
+      await this.otherPortal(room, eventId, "reply");
+      return;
+    }
     const replyTo = target === undefined ? undefined : referenceTo(target, login);
     let remoteId: RemoteMessageId;
     try {
@@ -110,6 +117,10 @@ export class MatrixEventsHandler {
     const login = await this.loginOrNotice(sender, room, eventId);
     if (login === undefined) return;
     const original = await this.tables.messages.byEvent(target);
+    if (original !== undefined && original.portalId !== portal.id) {
+      await this.otherPortal(room, eventId, "edit");
+      return;
+    }
     if (original?.direction !== "out") return;
     if (!isEditCapable(login)) {
       await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
@@ -141,9 +152,24 @@ export class MatrixEventsHandler {
   ): Promise<void> {
     const login = this.logins.get(sender);
     const target = await this.tables.messages.byEvent(targetEvent);
-    if (login === undefined || target?.portalId !== portal.id || target.retracted) return;
+    if (target !== undefined && target.portalId !== portal.id) {
+      await this.otherPortal(portal.roomId as RoomId, eventId, "reaction");
+      return;
+    }
+    if (login === undefined || target === undefined || target.retracted) return;
     if (!isReactionCapable(login)) return;
     const ref = referenceTo(target, login);
+    if (await this.tables.reactions.byEvent(eventId)) return;
+    // The network validates the key (one emoji for WhatsApp) when it gets the new set: it is
+    // stored only after that succeeded, so a refused key never joins the later sets.
+    const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
+    const emojis = [...new Set([...rows.map((r) => r.emoji), key])];
+    try {
+      await login.sendReactions(portal.contact, ref, emojis);
+    } catch (err) {
+      await this.failed(portal.roomId as RoomId, eventId, err);
+      return;
+    }
     await this.tables.reactions.insert({
       portalId: portal.id,
       eventId,
@@ -152,12 +178,23 @@ export class MatrixEventsHandler {
       sender,
       emoji: key,
     });
-    await this.sendReactionSet(login, portal, ref, sender, eventId);
   }
 
-  async redaction(sender: MatrixUserId, portal: PortalRow, redacted: EventId): Promise<void> {
+  async redaction(
+    sender: MatrixUserId,
+    portal: PortalRow,
+    redacted: EventId,
+    eventId?: EventId,
+  ): Promise<void> {
     const login = this.logins.get(sender);
     const reaction = await this.tables.reactions.byEvent(redacted);
+    const message =
+      reaction === undefined ? await this.tables.messages.byEvent(redacted) : undefined;
+    const owner = reaction?.portalId ?? message?.portalId;
+    if (owner !== undefined && owner !== portal.id) {
+      await this.otherPortal(portal.roomId as RoomId, eventId ?? redacted, "deletion");
+      return;
+    }
     if (reaction !== undefined) {
       await this.tables.reactions.delete(redacted);
       if (login === undefined || !isReactionCapable(login)) return;
@@ -165,7 +202,7 @@ export class MatrixEventsHandler {
       await this.sendReactionSet(login, portal, ref, sender, redacted);
       return;
     }
-    const original = await this.tables.messages.byEvent(redacted);
+    const original = message;
     if (login === undefined || original?.direction !== "out" || original.retracted) return;
     if (!isRetractCapable(login)) return;
     if (Date.now() - original.sentAt > login.retractWindowMs()) {
@@ -198,18 +235,36 @@ export class MatrixEventsHandler {
   }
 
   /**
-   * What a receipt on `eventId` has read: the latest bridged incoming message at or before it.
-   * Clients put receipts on the latest event, which is often not a bridged message but an edit,
-   * a reaction or the user's own message; its time (ours for the user's messages, else the
-   * homeserver's) finds the message before it.
+   * What a receipt on `eventId` has read: the latest bridged incoming message at or before it in
+   * the room. Clients put receipts on the latest event, which is often not a bridged message but
+   * an edit, a reaction or the user's own message.
+   *
+   * "Before" is the room's order, so both sides are compared by the homeserver's time: an
+   * incoming message's `sentAt` is the sender's clock, and one delivered late (the bridge was
+   * offline, a P15 hold) was posted after events that its `sentAt` precedes; marking it read
+   * would tell the contact that the user read what they have not seen. Among the latest
+   * READ_CANDIDATES incoming messages (a receipt is on one of the last events), the one posted
+   * last at or before the event wins; nothing is sent if none is known to be (a missed receipt
+   * is harmless, a false one is not). Times the homeserver does not give fall back to ours.
    */
   private async readTarget(portal: PortalRow, eventId: EventId): Promise<MessageRow | undefined> {
     const known = await this.tables.messages.byEvent(eventId);
     if (known !== undefined && known.portalId !== portal.id) return undefined;
-    if (known?.direction === "in") return known.retracted ? undefined : known;
-    const at = known?.sentAt ?? (await this.matrix.eventTime(portal.roomId as RoomId, eventId));
+    // A deleted message cannot be marked (the network no longer has it), but the receipt still
+    // says the user read up to there: the search below finds the latest one before it.
+    if (known?.direction === "in" && !known.retracted) return known;
+    const room = portal.roomId as RoomId;
+    const at = (await this.matrix.eventTime(room, eventId)) ?? known?.sentAt;
     if (at === undefined) return undefined;
-    return this.tables.messages.latestIncomingAt(portal.id, at);
+    let best: { row: MessageRow; posted: number } | undefined;
+    for (const row of await this.tables.messages.latestIncoming(portal.id, READ_CANDIDATES)) {
+      // Posted after it was sent, so one sent after `at` was posted after it too: no lookup (a
+      // sender's clock running ahead costs at most a missed receipt).
+      if (row.sentAt > at) continue;
+      const posted = (await this.matrix.eventTime(room, row.eventId)) ?? row.sentAt;
+      if (posted <= at && (best === undefined || posted > best.posted)) best = { row, posted };
+    }
+    return best?.row;
   }
 
   /** Typing by the user; resolves whether it was passed on (not when pending, off or unsupported). */
@@ -246,6 +301,19 @@ export class MatrixEventsHandler {
       fresh !== undefined &&
       fresh.requestState !== "incoming-pending" &&
       fresh.requestState !== "declined"
+    );
+  }
+
+  /**
+   * A reply, edit, reaction or deletion naming an event of another portal: refused, since
+   * passing it on would send one chat's message id (and contact) into another chat.
+   */
+  private async otherPortal(room: RoomId, eventId: EventId, what: string): Promise<void> {
+    this.log.info({ room, what }, "relation to another chat's event refused");
+    await this.matrix.sendNotice(
+      room,
+      `Not sent: this ${what} refers to a message of another chat.`,
+      eventId,
     );
   }
 

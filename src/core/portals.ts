@@ -27,7 +27,11 @@ export interface OpenPortal {
  * declines (the contact is not told) and the bot then offers block and report. A chat the user
  * starts stays "outgoing-pending" until the contact's first reply or request-accepted.
  */
-export type LinkOutcome = { kind: "linked" } | { kind: "elsewhere"; room: RoomId };
+export type LinkOutcome =
+  | { kind: "linked" }
+  | { kind: "elsewhere"; room: RoomId }
+  /** The room already serves the bridge: another chat's portal or a management room. */
+  | { kind: "room-in-use" };
 
 export class PortalManager {
   /** Serialises room creation per (user, contact): one portal room, never two. */
@@ -85,6 +89,16 @@ export class PortalManager {
       const existing = await this.portals.get(user, contact);
       if (existing?.roomId !== undefined && existing.roomId !== null && existing.roomId !== room) {
         return { kind: "elsewhere", room: existing.roomId };
+      }
+      // One room, one use: a room that is another chat's portal or a management room would
+      // then route the user's messages (or commands) to the wrong place, possibly to this
+      // contact.
+      const other = await this.portals.byRoom(room);
+      if (
+        (other !== undefined && other.id !== existing?.id) ||
+        (await this.users.byManagementRoom(room)) !== undefined
+      ) {
+        return { kind: "room-in-use" };
       }
       const row = existing ?? (await this.portals.ensure(user, contact, "outgoing-pending"));
       await this.matrix.join(ghost.mxid, room);

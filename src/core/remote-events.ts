@@ -9,7 +9,7 @@ import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import type { LoginManager } from "./logins.js";
 import { KeyedLock } from "./keyed-lock.js";
-import type { MatrixApi } from "./matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "./matrix-api.js";
 import {
   isEditCapable,
   isPermanentMediaFailure,
@@ -151,6 +151,27 @@ export class RemoteEventHandler {
           `${formatInternational(ghost.phone)} sent a file (${event.content.media.kind}) that ` +
             "could not be received: it failed the bridge's safety checks. Ask them to send it again.",
         );
+      } else if (err instanceof MatrixRefusedError) {
+        // The homeserver refused this event for good (after the gateway fitted it to 64 KiB):
+        // redelivering it every few seconds would hold back the contact's later messages
+        // forever. Say so in the chat and count it as handled.
+        this.observer.messageFailed("to-matrix", err.errcode);
+        this.log.warn(
+          { portal: portal.id, errcode: err.errcode, status: err.statusCode },
+          "message from the network refused by the homeserver",
+        );
+        refused = true;
+        try {
+          eventId = await this.matrix.sendNotice(
+            portal.roomId,
+            `${formatInternational(ghost.phone)} sent a message that could not be shown here: ` +
+              `the homeserver refused it (${err.errcode}). Ask them to send it again differently.`,
+          );
+        } catch (noticeErr) {
+          if (!(noticeErr instanceof MatrixRefusedError)) throw noticeErr;
+          // Not even a notice can be posted in this room: nothing more to do for this message.
+          return;
+        }
       } else {
         // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
         this.observer.messageFailed("to-matrix", "homeserver");

@@ -60,3 +60,15 @@ export function notReachable(number: string): string {
     "has not allowed chats with third-party apps."
   );
 }
+
+/** Longest piece of a user's own input a notice repeats back. */
+export const ECHO_MAX_CHARS = 64;
+
+/**
+ * A user's input as a notice repeats it: at most ECHO_MAX_CHARS characters (then "…"), so that a
+ * 40,000-character word cannot make the bot's answer too large to post.
+ */
+export function echoed(input: string, max = ECHO_MAX_CHARS): string {
+  const chars = [...input];
+  return chars.length <= max ? input : `${chars.slice(0, max).join("")}…`;
+}

@@ -3,6 +3,8 @@ import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 import pg from "pg";
 import { StartupError, describeError } from "../util/errors.js";
+import { startCheckpointer } from "./checkpointer.js";
+import { NodeSqliteClient, type ShimConnection } from "./node-sqlite.js";
 
 export type DatabaseType = "sqlite" | "postgres";
 
@@ -38,10 +40,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       err,
     );
   }
+  const checkpointer =
+    options.type === "sqlite" && options.uri !== ":memory:"
+      ? startCheckpointer(path.resolve(options.uri))
+      : undefined;
   return {
     knex,
     type: options.type,
-    close: () => knex.destroy(),
+    close: async () => {
+      await knex.destroy();
+      await checkpointer?.stop();
+    },
   };
 }
 
@@ -59,97 +68,32 @@ async function openSqlite(options: DatabaseOptions): Promise<Knex> {
     }
   }
   return knexFactory({
-    client: "sqlite3",
+    client: NodeSqliteClient as unknown as typeof Knex.Client,
     connection: { filename: options.uri },
     useNullAsDefault: true,
-    // SQLite allows one writer; a single pooled connection serialises transactions in-process
-    // instead of failing them with SQLITE_BUSY.
+    // One connection for everything: knex queries, migrations and the hot path (src/db/sql.ts)
+    // take turns on it, so there is never a second writer to fail with SQLITE_BUSY.
     pool: {
       min: 1,
       max: 1,
-      afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
+      afterCreate(conn: ShimConnection, done: (err: Error | null, conn: unknown) => void) {
         // WAL lets readers proceed during a write and makes each commit one sequential append;
         // synchronous=NORMAL is durable in WAL mode except for the last commits on power loss.
-        conn.exec(
-          "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-          (err) => {
-            if (err === null) reusePreparedStatements(conn);
-            done(err, conn);
-          },
-        );
+        try {
+          conn.exec(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;" +
+              // Checkpoints run in a worker of their own (checkpointer.ts), not inside a COMMIT
+              // on the main thread.
+              (options.uri === ":memory:" ? "" : " PRAGMA wal_autocheckpoint = 0;"),
+          );
+        } catch (err) {
+          done(err as Error, conn);
+          return;
+        }
+        done(null, conn);
       },
     },
   });
-}
-
-type SqliteCallback = (this: unknown, err: Error | null, rows?: unknown) => void;
-
-interface SqliteStatement {
-  run(params: unknown, callback: SqliteCallback): void;
-  all(params: unknown, callback: SqliteCallback): void;
-  finalize(): void;
-}
-
-interface SqliteConnection {
-  exec(sql: string, callback: (err: Error | null) => void): void;
-  run(sql: string, params: unknown, callback: SqliteCallback): void;
-  all(sql: string, params: unknown, callback: SqliteCallback): void;
-  prepare(sql: string, callback: (err: Error | null) => void): SqliteStatement;
-}
-
-/** Prepared statements kept per connection; enough for every statement text the bridge uses. */
-const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * knex runs every query through the driver's `run`/`all`, which prepare a new statement each time:
- * about 120-160 µs per statement, on every one of the two dozen statements a bridged message
- * costs (bench, docs/benchmark.md). Routing them through a per-connection cache of prepared
- * statements keeps knex's behaviour (the callbacks get the statement as `this`, with `lastID` and
- * `changes`, as the driver's own `run` gives) and prepares each statement text once.
- */
-function reusePreparedStatements(conn: SqliteConnection): void {
-  const cache = new Map<string, SqliteStatement>();
-  const statement = (sql: string, onError: SqliteCallback): SqliteStatement | undefined => {
-    const cached = cache.get(sql);
-    if (cached !== undefined) {
-      // Most recently used last, so eviction takes the least recently used.
-      cache.delete(sql);
-      cache.set(sql, cached);
-      return cached;
-    }
-    let failed = false;
-    const stmt = conn.prepare(sql, (err) => {
-      if (err === null) return;
-      failed = true;
-      cache.delete(sql);
-      onError.call(stmt, err);
-    });
-    if (failed) return undefined;
-    cache.set(sql, stmt);
-    if (cache.size > STATEMENT_CACHE_SIZE) {
-      const [oldest, evicted] = cache.entries().next().value as [string, SqliteStatement];
-      cache.delete(oldest);
-      evicted.finalize();
-    }
-    return stmt;
-  };
-  const via =
-    (method: "run" | "all") =>
-    (sql: string, params: unknown, callback: SqliteCallback): void => {
-      // A statement that fails to prepare reports through the callback, as the driver does; its
-      // queued run/all is then answered with the same error by the driver.
-      let reported = false;
-      const once: SqliteCallback = function (this: unknown, err, rows) {
-        if (reported) return;
-        reported = true;
-        callback.call(this, err, rows);
-      };
-      const stmt = statement(sql, once);
-      if (stmt === undefined) return;
-      stmt[method](params ?? [], once);
-    };
-  conn.run = via("run");
-  conn.all = via("all");
 }
 
 // int8 columns hold millisecond timestamps and counters, all far below 2^53: read them as numbers

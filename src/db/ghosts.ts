@@ -12,26 +12,93 @@ export interface GhostRow {
   createdAt: number;
 }
 
+/** Ghosts kept in memory per database (most recently used). */
+// Measured: 5,000 raised the idle RSS with 10,000 users by ~70 MB (bench memory run, SQLite),
+// 1,000 by nothing visible; an active set is far smaller than that.
+const CACHE_SIZE = 1000;
+
+/**
+ * Rows read through any GhostsTable of one knex, by contact, with the Matrix id and phone keys
+ * pointing at the contact. Write-through: `upsert` drops the entry; nothing else writes the table.
+ */
+class GhostCache {
+  private readonly rows = new Map<string, GhostRow>();
+  private readonly keys = new Map<string, string>();
+
+  get(contact: string | undefined): GhostRow | undefined {
+    if (contact === undefined) return undefined;
+    const row = this.rows.get(contact);
+    if (row !== undefined) {
+      this.rows.delete(contact);
+      this.rows.set(contact, row);
+    }
+    return row;
+  }
+
+  contactOf(key: string): string | undefined {
+    return this.keys.get(key);
+  }
+
+  put(row: GhostRow): void {
+    this.drop(row.contact);
+    this.rows.set(row.contact, row);
+    this.keys.set(`mxid\n${row.mxid}`, row.contact);
+    this.keys.set(`phone\n${row.phone}`, row.contact);
+    if (this.rows.size > CACHE_SIZE) this.drop(this.rows.keys().next().value as string);
+  }
+
+  drop(contact: string): void {
+    const row = this.rows.get(contact);
+    if (row === undefined) return;
+    this.rows.delete(contact);
+    this.keys.delete(`mxid\n${row.mxid}`);
+    this.keys.delete(`phone\n${row.phone}`);
+  }
+}
+
+const caches = new WeakMap<Knex, GhostCache>();
+
 /** The `ghosts` table: the Matrix puppet of each WhatsApp user the bridge has seen. */
 export class GhostsTable {
-  constructor(private readonly knex: Knex) {}
+  private readonly cache: GhostCache;
+
+  constructor(private readonly knex: Knex) {
+    let cache = caches.get(knex);
+    if (cache === undefined) {
+      cache = new GhostCache();
+      caches.set(knex, cache);
+    }
+    this.cache = cache;
+  }
 
   async get(contact: RemoteUserId): Promise<GhostRow | undefined> {
-    return this.first({ jid: contact });
+    return this.cache.get(contact) ?? this.first({ jid: contact });
   }
 
   async byMxid(mxid: MatrixUserId): Promise<GhostRow | undefined> {
-    return this.first({ mxid });
+    return this.cache.get(this.cache.contactOf(`mxid\n${mxid}`)) ?? this.first({ mxid });
   }
 
   async byPhone(phone: PhoneNumber): Promise<GhostRow | undefined> {
-    return this.first({ phone });
+    return this.cache.get(this.cache.contactOf(`phone\n${phone}`)) ?? this.first({ phone });
   }
 
   /** Inserts the ghost, or updates its display name when it exists. */
   async upsert(
     ghost: Omit<GhostRow, "createdAt" | "displayName"> & { displayName: string | null },
     now = Date.now(),
+  ): Promise<void> {
+    this.cache.drop(ghost.contact);
+    try {
+      await this.upsertRow(ghost, now);
+    } finally {
+      this.cache.drop(ghost.contact);
+    }
+  }
+
+  private async upsertRow(
+    ghost: Omit<GhostRow, "createdAt" | "displayName"> & { displayName: string | null },
+    now: number,
   ): Promise<void> {
     await this.knex("ghosts")
       .insert({
@@ -49,12 +116,15 @@ export class GhostsTable {
     const row = (await this.knex("ghosts").where(where).first()) as
       Record<string, unknown> | undefined;
     if (row === undefined) return undefined;
-    return {
+    // Frozen: the cached object is shared by every reader.
+    const ghost: GhostRow = Object.freeze({
       contact: String(row["jid"]) as RemoteUserId,
       phone: String(row["phone"]) as PhoneNumber,
       mxid: String(row["mxid"]) as MatrixUserId,
       displayName: readStringOrNull(row["display_name"]),
       createdAt: Number(row["created_at"]),
-    };
+    });
+    this.cache.put(ghost);
+    return ghost;
   }
 }

@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Bridge, Intent } from "matrix-appservice-bridge";
-import type { MatrixApi } from "../core/matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "../core/matrix-api.js";
 import type { MessageContent, NeutralMedia, NeutralText, TextSpan } from "../core/network.js";
 import { BridgeError, describeError } from "../util/errors.js";
 import { eventId, roomId, type EventId, type MatrixUserId, type RoomId } from "../util/ids.js";
 import { silentLogger, type Logger } from "../util/log.js";
+import { homeserverRequest } from "./http.js";
 import {
   defaultFileName,
   editContent,
@@ -14,6 +15,9 @@ import {
   type MatrixMediaOpener,
   type UploadedMedia,
 } from "./convert/index.js";
+import { CONTENT_LIMIT_BYTES, ENCRYPTED_CONTENT_LIMIT_BYTES, fitContent } from "./fit.js";
+import { withCheckedType } from "./media-type.js";
+import type { RoomEncryptor } from "./crypto/room-crypto.js";
 import {
   DEFAULT_MATRIX_RETRY,
   rateLimitWait,
@@ -21,6 +25,17 @@ import {
   type MatrixRetryPolicy,
 } from "./retry.js";
 import { MatrixMedia, mediaRetryWait } from "./media.js";
+
+/** The event power levels createRoom gives a room by default (client-server API, createRoom). */
+const DEFAULT_EVENT_LEVELS = {
+  "m.room.name": 50,
+  "m.room.power_levels": 100,
+  "m.room.history_visibility": 100,
+  "m.room.canonical_alias": 50,
+  "m.room.avatar": 50,
+  "m.room.tombstone": 100,
+  "m.room.server_acl": 100,
+} as const;
 
 /**
  * The core's MatrixApi on matrix-appservice-bridge intents: the bot and every ghost act through
@@ -35,6 +50,7 @@ import { MatrixMedia, mediaRetryWait } from "./media.js";
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
   private mediaClient: MatrixMedia | undefined;
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly bridge: Bridge,
@@ -42,6 +58,8 @@ export class IntentMatrixApi implements MatrixApi {
     private readonly mediaMaxBytes: number,
     private readonly log: Logger = silentLogger(),
     private readonly retry: MatrixRetryPolicy = DEFAULT_MATRIX_RETRY,
+    /** Encrypts for encrypted rooms (RoomCrypto); without it every room is sent plaintext. */
+    private readonly encryptor?: RoomEncryptor,
   ) {
     this.botUserId = bridge.getBot().getUserId() as MatrixUserId;
   }
@@ -50,14 +68,30 @@ export class IntentMatrixApi implements MatrixApi {
     return this.bridge.getIntent(user);
   }
 
+  /**
+   * Ends the in-place retries (a stop): a request failing after this fails at once, so that a
+   * graceful stop is not held for minutes by a homeserver that keeps failing. The work it belongs
+   * to stays recorded and is done after the next start.
+   */
+  close(): void {
+    this.closing.abort();
+  }
+
   /** An idempotent request, retried on transient failures. */
   private retried<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry);
+    return withMatrixRetries(what, attempt, this.log, this.retry, undefined, this.closing.signal);
   }
 
   /** A request that must not be repeated after the homeserver may have acted: 429 only. */
   private retriedIfLimited<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withMatrixRetries(what, attempt, this.log, this.retry, rateLimitWait);
+    return withMatrixRetries(
+      what,
+      attempt,
+      this.log,
+      this.retry,
+      rateLimitWait,
+      this.closing.signal,
+    );
   }
 
   async ensureGhost(ghost: MatrixUserId, displayName: string): Promise<void> {
@@ -73,6 +107,7 @@ export class IntentMatrixApi implements MatrixApi {
     topic?: string;
   }): Promise<RoomId> {
     const intent = this.intent(options.creator);
+    const initialState = this.encryptor?.initialState() ?? [];
     const { room_id: room } = await this.retriedIfLimited("createRoom", () =>
       intent.createRoom({
         createAsClient: true,
@@ -84,10 +119,15 @@ export class IntentMatrixApi implements MatrixApi {
           ...(options.topic === undefined ? {} : { topic: options.topic }),
           power_level_content_override: {
             users: { [options.creator]: 100, [this.botUserId]: 100 },
+            // The spec's defaults, except that the user may turn encryption on (the bridge
+            // follows it); it can never be turned off again.
+            events: { ...DEFAULT_EVENT_LEVELS, "m.room.encryption": 0 },
           },
+          ...(initialState.length === 0 ? {} : { initial_state: initialState }),
         },
       }),
     );
+    await this.encryptor?.roomCreated(room, initialState);
     return roomId(room);
   }
 
@@ -133,8 +173,29 @@ export class IntentMatrixApi implements MatrixApi {
     await this.retried("invite", () => this.intent(as).invite(room, user));
   }
 
+  /**
+   * Joins through the client API first, so that a failure keeps the homeserver's status and
+   * errcode (the library's join reports every failure as a bare "Failed to join room", which
+   * made a 5xx look final and a rescinded invite look like a bug); only a 403 falls back to the
+   * library's join, which has the bot invite a ghost that was not invited.
+   */
   async join(as: MatrixUserId, room: RoomId): Promise<void> {
-    await this.retried("join", () => this.intent(as).join(room));
+    const intent = this.intent(as);
+    try {
+      await this.retried("join", async () => {
+        await intent.ensureRegistered();
+        try {
+          await intent.matrixClient.joinRoom(room);
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN" || as === this.botUserId) {
+            throw err;
+          }
+          await intent.join(room);
+        }
+      });
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   async leave(as: MatrixUserId, room: RoomId): Promise<void> {
@@ -161,8 +222,25 @@ export class IntentMatrixApi implements MatrixApi {
     relation: { replyTo?: EventId; edits?: EventId } = {},
     idempotencyKey?: string,
   ): Promise<EventId> {
-    const uploaded = content.type === "media" ? await this.upload(as, content.media) : undefined;
-    const body = neutralToMatrix(content, uploaded);
+    let checked = content;
+    let uploaded: UploadedMedia | undefined;
+    if (content.type === "media") {
+      const encryptor = this.encryptor;
+      if (encryptor !== undefined && (await encryptor.isEncrypted(room))) {
+        // Streamed through the cipher: only the head is read ahead, to check the type.
+        const stream = limited(await content.media.open(), this.mediaMaxBytes);
+        const { head, all } = await withHead(stream, TYPE_SNIFF_BYTES);
+        const media = withCheckedType(content.media, head);
+        checked = { ...content, media };
+        uploaded = await this.uploadEncrypted(as, media, all);
+      } else {
+        const data = await this.read(content.media);
+        const media = withCheckedType(content.media, data);
+        checked = { ...content, media };
+        uploaded = await this.upload(as, media, data);
+      }
+    }
+    const body = neutralToMatrix(checked, uploaded);
     if (relation.edits !== undefined) {
       return this.send(as, room, editContent(relation.edits, body), idempotencyKey);
     }
@@ -254,24 +332,45 @@ export class IntentMatrixApi implements MatrixApi {
    * from it, which also makes the send after a crash and a redelivery return the event posted
    * before the crash. Joins the room first when the homeserver says the sender is not in it, as
    * the library's own sendEvent does.
+   *
+   * Every send goes through here, so this is where the content is fitted to the 64 KiB event
+   * limit (fit.ts), and where a homeserver's final refusal (a 4xx other than 429, after the join
+   * and the retries) becomes a MatrixRefusedError: permanent, never retried by a queue.
    */
   private async sendEvent(
     as: MatrixUserId,
     room: RoomId,
     type: string,
-    content: Record<string, unknown>,
+    unfitted: Record<string, unknown>,
     idempotencyKey?: string,
   ): Promise<EventId> {
+    const encrypted = this.encryptor !== undefined && (await this.encryptor.isEncrypted(room));
+    const content = fitContent(
+      unfitted,
+      encrypted ? ENCRYPTED_CONTENT_LIMIT_BYTES : CONTENT_LIMIT_BYTES,
+    );
     const intent = this.intent(as);
+    // Encrypted once, before the retries: a repeat carries the same ciphertext and txnId.
+    const sent =
+      this.encryptor === undefined
+        ? { type, content }
+        : await this.encryptor.encrypt(as, room, type, content);
     const txnId = transactionId(
       as,
       idempotencyKey === undefined ? undefined : `${room}\n${idempotencyKey}`,
     );
     const path =
       `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/` +
-      `${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
+      `${encodeURIComponent(sent.type)}/${encodeURIComponent(txnId)}`;
     const put = async (): Promise<string> => {
-      const answer = (await intent.matrixClient.doRequest("PUT", path, null, content)) as {
+      // The keep-alive pool of src/matrix/http.ts, not the library's `request` (issue #15).
+      const answer = (await homeserverRequest(
+        intent.matrixClient,
+        as === this.botUserId ? undefined : as,
+        "PUT",
+        path,
+        sent.content,
+      )) as {
         event_id?: unknown;
       };
       if (typeof answer.event_id !== "string") {
@@ -279,18 +378,22 @@ export class IntentMatrixApi implements MatrixApi {
       }
       return answer.event_id;
     };
-    const id = await this.retried(`send ${type}`, async () => {
-      await intent.ensureRegistered();
-      try {
-        return await put();
-      } catch (err) {
-        if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
-        // Not (or no longer) in the room: join and send once more.
-        await intent.join(room);
-        return put();
-      }
-    });
-    return eventId(id);
+    try {
+      const id = await this.retried(`send ${type}`, async () => {
+        await intent.ensureRegistered();
+        try {
+          return await put();
+        } catch (err) {
+          if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
+          // Not (or no longer) in the room: join and send once more.
+          await intent.join(room);
+          return put();
+        }
+      });
+      return eventId(id);
+    } catch (err) {
+      throw refusal(err) ?? err;
+    }
   }
 
   /**
@@ -299,7 +402,14 @@ export class IntentMatrixApi implements MatrixApi {
    */
   readonly openMedia: MatrixMediaOpener = async (source) => {
     if (source.encryption !== undefined) {
-      throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      if (this.encryptor === undefined) {
+        throw new BridgeError("media-encrypted", "encrypted attachments cannot be bridged");
+      }
+      // Streamed and decrypted chunk by chunk, bounded like plaintext media.
+      return limited(
+        await this.encryptor.openEncrypted(source.mxc, source.encryption),
+        this.mediaMaxBytes,
+      );
     }
     return this.media().download(source.mxc);
   };
@@ -318,19 +428,79 @@ export class IntentMatrixApi implements MatrixApi {
     return this.mediaClient;
   }
 
-  /** Uploads the plaintext (bounded by interop.media_max_bytes) for mediaToMatrix, streamed. */
-  private async upload(as: MatrixUserId, media: NeutralMedia): Promise<UploadedMedia> {
+  /**
+   * Uploads the media (already bounded by interop.media_max_bytes) into an encrypted room as an
+   * encrypted attachment, streamed through the cipher.
+   */
+  private async uploadEncrypted(
+    as: MatrixUserId,
+    media: NeutralMedia,
+    data: AsyncIterable<Uint8Array>,
+  ): Promise<UploadedMedia> {
+    const encryptor = this.encryptor;
+    if (encryptor === undefined) throw new Error("uploadEncrypted without an encryptor");
+    const name = media.fileName ?? defaultFileName(media);
+    // Not retried: the stream is consumed by the first attempt (a retry of the whole send
+    // opens the media again).
+    const file = await encryptor.uploadEncrypted(as, data, name);
+    const thumb = media.thumbnail;
+    if (thumb === undefined) return { file };
+    const thumbnailFile = await encryptor.uploadEncrypted(
+      as,
+      (async function* () {
+        yield thumb.data;
+      })(),
+      "thumbnail",
+    );
+    return {
+      file,
+      thumbnail: {
+        file: thumbnailFile,
+        mimeType: thumb.mimeType,
+        size: thumb.data.byteLength,
+        width: thumb.width,
+        height: thumb.height,
+      },
+    };
+  }
+
+  /** Reads the plaintext, bounded by interop.media_max_bytes. */
+  private async read(media: NeutralMedia): Promise<Buffer> {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of await media.open()) {
+      size += chunk.byteLength;
+      if (size > this.mediaMaxBytes) {
+        throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Uploads the plaintext for mediaToMatrix, with the type checked against the bytes
+   * (media-type.ts: active types never go with a type a client would render).
+   */
+  private async upload(
+    as: MatrixUserId,
+    media: NeutralMedia,
+    data: Buffer,
+  ): Promise<UploadedMedia> {
     const intent = this.intent(as);
     await this.retried("register", () => intent.ensureRegistered());
-    // A repeated upload at worst leaves an unused copy on the homeserver; each attempt reads
-    // the media afresh (open() may be called more than once).
+    // A repeated upload at worst leaves an unused copy on the homeserver. Through media.ts (the
+    // spec's /_matrix/media/v3/upload with Content-Length); the bytes are in memory here because
+    // the type check above reads them.
     const url = await withMatrixRetries(
       "upload",
-      async () =>
+      () =>
         this.media().upload({
           user: as,
-          source: await media.open(),
-          size: media.size,
+          source: (async function* () {
+            yield data;
+          })(),
+          size: data.byteLength,
           mimeType: media.mimeType,
           fileName: media.fileName ?? defaultFileName(media),
         }),
@@ -367,6 +537,19 @@ export function transactionId(as: MatrixUserId, key?: string): string {
   return `mwi.${createHash("sha256").update(`${as}\n${key}`).digest("base64url").slice(0, 32)}`;
 }
 
+/** Passes `source` on and fails with media-too-large once more than `max` bytes went by. */
+async function* limited(
+  source: AsyncIterable<Uint8Array>,
+  max: number,
+): AsyncGenerator<Uint8Array> {
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.byteLength;
+    if (size > max) throw new BridgeError("media-too-large", `media larger than ${max} bytes`);
+    yield chunk;
+  }
+}
+
 /** Turns `code` segments of a bot text into monospace spans. */
 export function inlineCode(source: string): NeutralText {
   const spans: TextSpan[] = [];
@@ -384,4 +567,71 @@ export function inlineCode(source: string): NeutralText {
     text += part;
   });
   return { text, spans };
+}
+
+/** A homeserver's final refusal (4xx other than 429) as a MatrixRefusedError; else undefined. */
+export function refusal(err: unknown): MatrixRefusedError | undefined {
+  if (err instanceof MatrixRefusedError || typeof err !== "object" || err === null)
+    return undefined;
+  const e = err as { statusCode?: unknown; errcode?: unknown; body?: unknown };
+  const status = e.statusCode;
+  if (typeof status !== "number" || status < 400 || status >= 500 || status === 429) {
+    return undefined;
+  }
+  const body = jsonBody(e.body);
+  const errcode =
+    typeof e.errcode === "string"
+      ? e.errcode
+      : typeof body.errcode === "string"
+        ? body.errcode
+        : "M_UNKNOWN";
+  return new MatrixRefusedError(errcode, status, "the homeserver refused the event", err);
+}
+
+function jsonBody(body: unknown): { errcode?: unknown } {
+  if (body instanceof Uint8Array) {
+    try {
+      return JSON.parse(Buffer.from(body).toString("utf8")) as { errcode?: unknown };
+    } catch {
+      return {};
+    }
+  }
+  return typeof body === "object" && body !== null ? (body as { errcode?: unknown }) : {};
+}
+
+/** What is read ahead of a stream to check a media type against its bytes (media-type.ts). */
+const TYPE_SNIFF_BYTES = 512;
+
+/**
+ * The first `bytes` of a stream (or all of it, if shorter), and the whole stream again: the head
+ * is read ahead once and replayed, the rest is passed through as it comes.
+ */
+async function withHead(
+  stream: AsyncIterable<Uint8Array>,
+  bytes: number,
+): Promise<{ head: Uint8Array; all: AsyncIterable<Uint8Array> }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const read: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  while (size < bytes) {
+    const next = await iterator.next();
+    if (next.done === true) {
+      done = true;
+      break;
+    }
+    read.push(next.value);
+    size += next.value.byteLength;
+  }
+  const head = Buffer.concat(read).subarray(0, bytes);
+  async function* all(): AsyncIterable<Uint8Array> {
+    yield* read;
+    if (done) return;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+  return { head, all: all() };
 }

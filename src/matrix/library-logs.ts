@@ -1,4 +1,5 @@
 import { Writable } from "node:stream";
+import { LogLevel, LogService } from "@vector-im/matrix-bot-sdk";
 import { Logger as LibraryLogger } from "matrix-appservice-bridge";
 import type { Logger } from "../util/log.js";
 
@@ -29,4 +30,8 @@ export function routeLibraryLogs(log: Logger): void {
     },
   });
   LibraryLogger.root.configureLogging({ console: "off", json: true }, sink);
+  // The library sets the bot-sdk to DEBUG and filters in winston, after the bot-sdk formatted
+  // every request line (issue #15: a visible share of the W->M CPU). Everything it says lands at
+  // debug here, so below debug it is filtered where it is cheapest: before formatting.
+  if (!log.isLevelEnabled("debug")) LogService.setLevel(LogLevel.ERROR);
 }

@@ -176,18 +176,31 @@ export class MediaHttpError extends BridgeError {
 }
 
 function httpError(what: string, status: number, body: MatrixErrorBody): MediaHttpError {
-  const errcode = typeof body.errcode === "string" ? body.errcode : "no errcode";
-  const message = `media ${what}: HTTP ${status} ${errcode}`;
-  // 429 and 5xx pass; anything else (404 M_NOT_FOUND, 403, 413) is final for this media.
-  const code =
-    status === 429 || status >= 500
-      ? "media-transport"
-      : status === 413
-        ? "media-too-large"
-        : status === 404
-          ? "media-not-found"
-          : "media-refused";
-  return new MediaHttpError(code, message, status);
+  const errcode = typeof body.errcode === "string" ? body.errcode : "M_UNKNOWN";
+  // 429 and 5xx pass; anything else (404 M_NOT_FOUND, 403, 413) is final for this media, with a
+  // reason the user can act on (the codes the core's notices know).
+  if (status === 429 || status >= 500) {
+    return new MediaHttpError(
+      "media-transport",
+      `media ${what}: HTTP ${status} ${errcode}`,
+      status,
+    );
+  }
+  if (status === 413) {
+    return new MediaHttpError("media-too-large", `media ${what}: HTTP 413 ${errcode}`, status);
+  }
+  if (status === 404 || errcode === "M_NOT_FOUND") {
+    return new MediaHttpError(
+      "media-missing",
+      "the attachment could not be found on the homeserver (it may have been deleted)",
+      status,
+    );
+  }
+  return new MediaHttpError(
+    "media-unavailable",
+    `the homeserver refused to hand out the attachment (${errcode}, HTTP ${status})`,
+    status,
+  );
 }
 
 /** For withMatrixRetries: HTTP answers as any Matrix request, a lost connection at once. */

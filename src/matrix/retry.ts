@@ -68,6 +68,8 @@ export async function withMatrixRetries<T>(
   log: Logger,
   policy: MatrixRetryPolicy = DEFAULT_MATRIX_RETRY,
   only: (err: unknown) => number | undefined = transientWait,
+  /** Aborted when the bridge stops: the last failure is rethrown instead of waiting again. */
+  signal?: AbortSignal,
 ): Promise<T> {
   const started = Date.now();
   let delay = policy.initialDelayMs;
@@ -76,14 +78,23 @@ export async function withMatrixRetries<T>(
       return await attempt();
     } catch (err) {
       const asked = only(err);
-      if (asked === undefined) throw err;
+      if (asked === undefined || signal?.aborted === true) throw err;
       const wait = Math.max(Math.min(asked, policy.maxRetryAfterMs), delay);
       if (Date.now() + wait - started > policy.giveUpAfterMs) throw err;
       log.warn(
         { request: what, attempt: n, retryInMs: wait, err: describeError(err) },
         "homeserver request failed; retrying",
       );
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, wait);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+      if (isAborted(signal)) throw err;
       delay = Math.min(delay * 2, policy.maxDelayMs);
     }
   }
@@ -95,3 +106,6 @@ export function rateLimitWait(err: unknown): number | undefined {
   const e = err as { statusCode?: unknown };
   return e.statusCode === 429 ? transientWait(err) : undefined;
 }
+
+/** Read through a call: the compiler would otherwise keep the value it saw before an await. */
+const isAborted = (signal: AbortSignal | undefined): boolean => signal?.aborted === true;

@@ -1,6 +1,7 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
 import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
 import type { PortalRow } from "../db/portals.js";
+import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
 import { describeError } from "../util/errors.js";
 import {
@@ -18,7 +19,13 @@ import {
   type MatrixMediaOpener,
   type MatrixMediaRef,
 } from "./convert/index.js";
+import type { DecryptOutcome } from "./crypto/room-crypto.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
+
+/** The part of RoomCrypto the router uses: the clear event for each event it gets. */
+export interface EventDecryptor {
+  decrypt(event: WeakEvent): Promise<DecryptOutcome>;
+}
 
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
@@ -53,6 +60,7 @@ export class MatrixEventRouter {
     private readonly processed: ProcessedEventsTable,
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
+    private readonly decryptor?: EventDecryptor,
   ) {}
 
   async handleTransaction(txn: Transaction): Promise<void> {
@@ -77,7 +85,44 @@ export class MatrixEventRouter {
     await this.processed.mark(event.event_id);
   }
 
-  private async route(event: WeakEvent): Promise<void> {
+  /**
+   * Handles one recorded event (the ingress's room worker calls this; own echoes were dropped
+   * before recording). Throws to have the failure classified by the ingress. An encrypted event
+   * is decrypted first (RoomCrypto waits a bounded time for a missing key); one that cannot be
+   * read, or plaintext where encryption is required, is answered with a notice.
+   */
+  async route(event: WeakEvent): Promise<void> {
+    const outcome: DecryptOutcome =
+      this.decryptor === undefined ? { kind: "clear", event } : await this.decryptor.decrypt(event);
+    if (outcome.kind === "clear") await this.routeClear(outcome.event);
+    else if (
+      outcome.kind === "refused" &&
+      (await this.core.portalRows.byRoom(roomId(event.room_id))) === undefined
+    ) {
+      // Required encryption applies to portals; management rooms stay plaintext.
+      await this.routeClear(event);
+    } else await this.notDecrypted(event, outcome.kind, outcome.reason);
+  }
+
+  /** A portal user's event the bridge cannot read (or must not bridge): the user is told. */
+  private async notDecrypted(
+    event: WeakEvent,
+    kind: "undecryptable" | "refused",
+    reason: string,
+  ): Promise<void> {
+    const portal = await this.core.portalRows.byRoom(roomId(event.room_id));
+    if (portal?.userMxid !== event.sender) return;
+    this.log.debug({ eventId: event.event_id, reason }, "Matrix event not bridged");
+    await this.core.matrix.sendNotice(
+      portal.roomId as RoomId,
+      kind === "undecryptable"
+        ? "Not sent: the bridge could not decrypt this message; send it again."
+        : `Not sent: ${reason}.`,
+      eventId(event.event_id),
+    );
+  }
+
+  private async routeClear(event: WeakEvent): Promise<void> {
     if (!isMatrixUserId(event.sender)) return;
     const sender = event.sender;
     const room = roomId(event.room_id);
@@ -161,18 +206,25 @@ export class MatrixEventRouter {
         await this.core.fromMatrix.reaction(sender, portal, id, inbound.target, inbound.key);
         return;
       case "redaction":
-        await this.core.fromMatrix.redaction(sender, portal, inbound.target);
+        await this.core.fromMatrix.redaction(sender, portal, inbound.target, id);
         return;
       case "unsupported": {
         if (event.state_key !== undefined) return;
         const known = UNBRIDGEABLE[event.type];
-        if (known === undefined && event.type !== "m.room.message" && event.type !== "m.sticker") {
+        // A reaction that cannot be passed on (a key over 256 characters, no target) is said so
+        // too: the user sees their reaction and would believe the contact does.
+        if (
+          known === undefined &&
+          event.type !== "m.room.message" &&
+          event.type !== "m.sticker" &&
+          event.type !== "m.reaction"
+        ) {
           return;
         }
         this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
         await this.core.matrix.sendNotice(
           portal.roomId as RoomId,
-          `Not sent: ${known ?? inbound.reason}.`,
+          `Not sent: ${known ?? echoed(inbound.reason, 120)}.`,
           id,
         );
       }
@@ -212,7 +264,7 @@ export class MatrixEventRouter {
     }
   }
 
-  private async handleEphemeral(event: EphemeralEvent): Promise<void> {
+  async handleEphemeral(event: EphemeralEvent): Promise<void> {
     if (typeof event.room_id !== "string") return;
     const room = roomId(event.room_id);
     if (event.type !== "m.typing" && event.type !== "m.receipt") return;

@@ -2,6 +2,8 @@ import type { Knex } from "knex";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CoreObserver, Direction } from "../core/observer.js";
 import type { MessageContent } from "../core/network.js";
+import type { FailureClass } from "../matrix/ingress/classify.js";
+import type { IngressObserver } from "../matrix/ingress/index.js";
 
 /** Figures read when Prometheus scrapes, rather than counted as they change. */
 export interface ScrapeSources {
@@ -12,6 +14,8 @@ export interface ScrapeSources {
   /** Users logged in to the network, and portals (direct rooms) that exist. */
   usersLoggedIn(): Promise<number>;
   portals(): Promise<number>;
+  /** Matrix events kept as dead letters now (src/matrix/ingress/); 0 when not given. */
+  deadLetters?(): Promise<number>;
   /** The network connection; undefined when no connector reports it. */
   gatekeeper(): { connected: boolean; code: string } | undefined;
 }
@@ -24,8 +28,10 @@ const PREFIX = "mwi_";
  * counts and the gatekeeper's state are read from their sources at scrape time, so a metric never
  * drifts from the state it reports.
  */
-export class BridgeMetrics implements CoreObserver {
+export class BridgeMetrics implements CoreObserver, IngressObserver {
   readonly registry = new Registry();
+  private readonly matrixFailures: Counter<"class">;
+  private readonly deadLettered: Counter;
   private readonly messages: Counter<"direction" | "type">;
   private readonly failures: Counter<"direction" | "reason">;
   private readonly latency: Histogram<"direction">;
@@ -63,6 +69,19 @@ export class BridgeMetrics implements CoreObserver {
       help: "Messages from the network that could not be decrypted.",
       registers,
     });
+    this.matrixFailures = new Counter({
+      name: `${PREFIX}matrix_event_failures_total`,
+      help:
+        "Failed attempts at Matrix events by class: permanent (reported, skipped), transient " +
+        "(retried in the room), dead-letter (retries exhausted).",
+      labelNames: ["class"],
+      registers,
+    });
+    this.deadLettered = new Counter({
+      name: `${PREFIX}matrix_dead_letters_total`,
+      help: "Matrix events that became dead letters (see the admin command dead-letters).",
+      registers,
+    });
     this.queries = new Histogram({
       name: `${PREFIX}database_query_seconds`,
       help: "Database query time by statement kind (select, insert, ...) and outcome.",
@@ -90,6 +109,9 @@ export class BridgeMetrics implements CoreObserver {
     );
     scraped("users_logged_in", "Matrix users logged in to WhatsApp.", (s) => s.usersLoggedIn());
     scraped("portals", "Direct chat rooms (portals).", (s) => s.portals());
+    scraped("matrix_dead_letters", "Matrix events kept as dead letters now.", (s) =>
+      s.deadLetters === undefined ? Promise.resolve(0) : s.deadLetters(),
+    );
     new Gauge({
       name: `${PREFIX}gatekeeper_connected`,
       help: "1 while the gatekeeper session is up (hello succeeded), else 0.",
@@ -125,6 +147,11 @@ export class BridgeMetrics implements CoreObserver {
 
   messageFailed(direction: Direction, reason: string): void {
     this.failures.inc({ direction, reason });
+  }
+
+  matrixEventFailed(kind: FailureClass | "dead-letter"): void {
+    this.matrixFailures.inc({ class: kind });
+    if (kind === "dead-letter") this.deadLettered.inc();
   }
 
   undecryptable(): void {

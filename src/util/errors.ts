@@ -44,11 +44,46 @@ export function describeError(err: unknown): string {
       if (!parts.some((part) => part.includes(message))) parts.push(message);
       current = current.cause;
     } else {
-      parts.push(String(current));
+      parts.push(typeof current === "object" ? describeObject(current) : String(current));
       break;
     }
   }
   return parts.join(": ");
+}
+
+/**
+ * A thrown non-Error object (an HTTP library's raw response, say) by its status, codes and
+ * message, never as "[object Object]" and never with its whole body (it may hold content).
+ */
+function describeObject(value: object): string {
+  const v = value as Record<string, unknown>;
+  const body = errorBody(v["body"]);
+  const parts: string[] = [];
+  if (typeof v["statusCode"] === "number") parts.push(`HTTP ${v["statusCode"]}`);
+  for (const field of [v["errcode"], body["errcode"], v["code"]]) {
+    if (typeof field === "string" || typeof field === "number") parts.push(String(field));
+  }
+  for (const field of [v["message"], v["error"], body["error"]]) {
+    if (typeof field === "string" && field !== "") parts.push(field.slice(0, 200));
+  }
+  if (parts.length > 0) return [...new Set(parts)].join(" ");
+  return `a thrown ${value.constructor?.name ?? "object"} without a message`;
+}
+
+/** The JSON error body of a response, when the body is one (object, JSON text or bytes). */
+function errorBody(body: unknown): Record<string, unknown> {
+  if (typeof body === "object" && body !== null && !(body instanceof Uint8Array)) {
+    return body as Record<string, unknown>;
+  }
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) return {};
+  const text = typeof body === "string" ? body : Buffer.from(body).toString("utf8");
+  if (text.length > 4096) return {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Error codes of failures that pass by themselves (a lost or busy connection). */
@@ -59,6 +94,8 @@ const TRANSIENT_CODES = new Set([
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
+  // The homeserver unreachable, rate limiting or failing with 5xx (src/matrix/crypto/homeserver.ts).
+  "homeserver-unavailable",
   // SQLite: another connection holds the lock.
   "SQLITE_BUSY",
   "SQLITE_LOCKED",

@@ -25,6 +25,18 @@ describe("appservice registration", function () {
     assert.equal(registration["de.sorunome.msc2409.push_ephemeral"], true);
   });
 
+  it("asks for the device data end-to-bridge encryption needs (MSC3202, MSC2409 to-device)", function () {
+    assert.equal(registration["org.matrix.msc3202"], true);
+    assert.equal(registration["org.matrix.msc2409.push_to_device"], true);
+    const plaintextOnly = parseConfig(
+      "homeserver:\n  url: http://localhost:8008\n  domain: matrix.example.org\n" +
+        "matrix_encryption:\n  allow: false\n  default: false\n",
+      "config.yaml",
+    );
+    const without = buildRegistration(plaintextOnly, "http://bridge:29330", tokens);
+    assert.equal(without["org.matrix.msc3202"], undefined);
+  });
+
   it("claims exactly the bot and the ghosts, exclusively", function () {
     const users = registration.namespaces.users;
     assert.ok(users.every((ns) => ns.exclusive));

@@ -71,11 +71,26 @@ export const STYLING_CASES: readonly StylingCase[] = [
     direction: "both",
   },
   {
+    name: "a fence line inside code stays in the block",
+    wa: "```\nx\n``` \n*y*\n```",
+    html: "<pre><code>x\n``` \n*y*\n</code></pre>",
+    direction: "both",
+  },
+  {
+    name: "a Matrix code line of exactly ``` does not close the WhatsApp block",
+    wa: "```\nx\n``` \n*y*\n```",
+    html: "<pre><code>x\n```\n*y*\n</code></pre>",
+    direction: "m2w",
+  },
+  {
     name: "unterminated code block runs to the end",
     wa: "```\nlet a = 1;",
     html: "<pre><code>let a = 1;\n</code></pre>",
     direction: "w2m",
   },
+  { name: "a lone fence line is text", wa: "```", html: undefined, direction: "both" },
+  { name: "an empty code block is text", wa: "```\n```", html: undefined, direction: "w2m" },
+  { name: "an empty quote line is text", wa: "> ", html: undefined, direction: "both" },
   {
     name: "quote with styling inside",
     wa: "> *quoted*\nreply",
@@ -85,6 +100,30 @@ export const STYLING_CASES: readonly StylingCase[] = [
   {
     name: "URL with underscores and stars",
     wa: "see https://example.com/a_b_c_/*x*",
+    html: undefined,
+    direction: "both",
+  },
+  {
+    name: "underscores inside a URL close nothing",
+    wa: "_see https://x.org/a_b_c",
+    html: undefined,
+    direction: "both",
+  },
+  {
+    name: "a URL inside a styled span stays whole",
+    wa: "_see https://x.org/a_b_c_",
+    html: "<em>see https://x.org/a_b_c</em>",
+    direction: "w2m",
+  },
+  {
+    name: "underscores inside a www. address close nothing",
+    wa: "_see www.x.org/a_b_c",
+    html: undefined,
+    direction: "both",
+  },
+  {
+    name: "stars inside a URL close nothing",
+    wa: "*see https://x.org/*x and more",
     html: undefined,
     direction: "both",
   },

@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
 import { eventId, matrixUserId, roomId, type MatrixUserId } from "../../src/util/ids.js";
 import { contactId } from "./fakes/network.js";
-import { ALICE, STRANGER, createCore, logIn, type CoreHarness } from "./helpers.js";
+import { ALICE, MGMT, STRANGER, createCore, logIn, type CoreHarness } from "./helpers.js";
 
 const BOB = "+491701234567";
 const BOB_ID = contactId(BOB);
 const GHOST = matrixUserId("@whatsapp_491701234567:example.org");
 const DM = roomId("!alices-dm:example.org");
+const CAROL = "+491709999999";
 
 describe("core: inviting a ghost to a room starts or links that chat (as mautrix does)", function () {
   let h: CoreHarness;
@@ -86,5 +87,24 @@ describe("core: inviting a ghost to a room starts or links that chat (as mautrix
     assert.match(ghostSaid()[0] ?? "", new RegExp(`already have a chat .*${existing}`));
     assert.ok(ghostLeft());
     assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.roomId, existing);
+  });
+
+  it("a room the bridge already uses (another chat, the management room): refused, nothing rerouted", async function () {
+    await logIn(h);
+    h.network.reachable.add(BOB);
+    h.network.reachable.add(CAROL);
+    await h.say(`start-chat ${CAROL}`);
+    const carols = (await h.core.portalRows.get(ALICE, contactId(CAROL)))?.roomId;
+    assert.ok(carols);
+    for (const room of [carols, MGMT]) {
+      await invite(ALICE, true, room);
+      assert.match(ghostSaid(room)[0] ?? "", /already used by the bridge/);
+      assert.ok(ghostLeft(room));
+      assert.equal(
+        (await h.core.portalRows.byRoom(room))?.contact ?? undefined,
+        room === MGMT ? undefined : contactId(CAROL),
+      );
+    }
+    assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.roomId ?? null, null);
   });
 });

@@ -57,9 +57,44 @@ describe("core: a read receipt marks the latest bridged message at or before its
     assert.deepEqual(reads(), [`read ${BOB_ID} in-2`, `read ${BOB_ID} in-1`]);
   });
 
+  it("on a message the contact deleted, marks the contact's message before it", async function () {
+    // Element puts the receipt on the latest event, which may be a deleted (redacted) message.
+    const deleted = eventOf("two");
+    h.matrix.eventTimes.set(eventOf("one"), T0 + 1100);
+    h.matrix.eventTimes.set(deleted, T0 + 2100);
+    await h.network.report(ALICE, {
+      kind: "retract",
+      from: BOB_ID,
+      target: { author: BOB_ID, id: "in-2" as RemoteMessageId },
+    });
+    await h.core.fromMatrix.read(ALICE, portal, deleted);
+    assert.deepEqual(reads(), [`read ${BOB_ID} in-1`]);
+  });
+
   it("on the user's own message, marks the contact's message before it", async function () {
     await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), text("answer"));
     await h.core.fromMatrix.read(ALICE, portal, eventId("$mine"));
+    assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
+  });
+
+  it("does not mark a message delivered late, posted after the event, however early it was sent", async function () {
+    // The room's order: one (posted T0+1100), two (T0+2100), a reaction (T0+3000), then "late",
+    // sent at T0+2500 by its sender's clock but delivered and posted only at T0+4000.
+    h.matrix.eventTimes.set(eventOf("one"), T0 + 1100);
+    h.matrix.eventTimes.set(eventOf("two"), T0 + 2100);
+    await h.network.report(ALICE, {
+      kind: "message",
+      from: BOB_ID,
+      id: "in-late" as RemoteMessageId,
+      sentAt: new Date(T0 + 2500),
+      order: 3,
+      content: text("late"),
+      isRequest: false,
+    });
+    h.matrix.eventTimes.set(eventOf("late"), T0 + 4000);
+    const reaction = eventId("$reaction-before-late");
+    h.matrix.eventTimes.set(reaction, T0 + 3000);
+    await h.core.fromMatrix.read(ALICE, portal, reaction);
     assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
   });
 

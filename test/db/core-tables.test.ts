@@ -90,6 +90,47 @@ describeOnBackends("core tables", (get) => {
     assert.equal(await portals.count(), 2);
   });
 
+  it("a portal and a ghost read again come from memory, and a write is seen by the next read", async function () {
+    const { knex } = get().db;
+    let queries = 0;
+    const onQuery = () => (queries += 1);
+    knex.on("query", onQuery);
+    try {
+      const portals = new PortalsTable(knex);
+      const made = await portals.ensure(alice, other, "none");
+      queries = 0;
+      // Another instance on the same database shares the cache (the core makes several).
+      const elsewhere = new PortalsTable(knex);
+      assert.equal((await elsewhere.get(alice, other))?.id, made.id);
+      assert.equal((await elsewhere.byId(made.id))?.contact, other);
+      assert.equal(queries, 0, "no query for a portal read before");
+      await portals.update(made.id, {
+        roomId: roomId("!cached:example.org"),
+        requestState: "accepted",
+      });
+      const updated = await elsewhere.get(alice, other);
+      assert.equal(updated?.roomId, "!cached:example.org");
+      assert.equal(updated?.requestState, "accepted");
+      assert.equal((await elsewhere.byRoom(roomId("!cached:example.org")))?.id, made.id);
+
+      const ghosts = new GhostsTable(knex);
+      const ghost = {
+        contact: other,
+        phone: phoneNumber("+491705550000"),
+        mxid: matrixUserId("@whatsapp_491705550000:example.org"),
+      };
+      await ghosts.upsert({ ...ghost, displayName: "first" });
+      assert.equal((await ghosts.get(other))?.displayName, "first");
+      queries = 0;
+      assert.equal((await new GhostsTable(knex).byPhone(ghost.phone))?.contact, other);
+      assert.equal(queries, 0, "no query for a ghost read before");
+      await ghosts.upsert({ ...ghost, displayName: "second" });
+      assert.equal((await ghosts.byMxid(ghost.mxid))?.displayName, "second");
+    } finally {
+      knex.removeListener("query", onQuery);
+    }
+  });
+
   it("a ghost's display name is updated in place", async function () {
     const ghosts = new GhostsTable(get().db.knex);
     const ghost = {

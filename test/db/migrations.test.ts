@@ -20,6 +20,8 @@ const EXPECTED_TABLES = [
   "inbox",
   "decrypted_messages",
   "bridge_state",
+  "matrix_inbox",
+  "matrix_transactions",
 ];
 
 describeOnBackends(

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SqlRunner } from "../../src/db/sql.js";
+import { SqlRunner, runnerStats } from "../../src/db/sql.js";
 import { createTestDatabase, describeOnBackends, type TestDatabase } from "../helpers/db.js";
 
 describeOnBackends("hot-path transactions on the pooled connection", (get) => {
@@ -94,6 +94,56 @@ describeOnBackends("hot-path transactions on the pooled connection", (get) => {
     assert.deepEqual(
       flagged.map((r) => r.name),
       ["p", "r"],
+    );
+  });
+  it("commits transactions queued in the same turn together, each caller after the commit", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    const groupsBefore = runnerStats.groups;
+    const insert = (name: string) =>
+      sql.transaction((tx) =>
+        tx.run("insert into sql_probe (name, flag) values (?, ?)", [name, true]),
+      );
+    const seen: number[] = [];
+    await Promise.all(
+      ["g1", "g2", "g3", "g4"].map((name) =>
+        insert(name).then(async () => {
+          // Resumed after COMMIT: another query (outside the group) sees every row of the group.
+          seen.push(await count());
+        }),
+      ),
+    );
+    assert.equal(runnerStats.groups - groupsBefore, 1, "one commit for the four transactions");
+    assert.deepEqual(seen, [4, 4, 4, 4]);
+  });
+
+  it("rolls back only the failing transaction of a group; the others commit", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    const groupsBefore = runnerStats.groups;
+    const results = await Promise.allSettled([
+      sql.transaction((tx) =>
+        tx.run("insert into sql_probe (name, flag) values (?, ?)", ["ok1", true]),
+      ),
+      sql.transaction(async (tx) => {
+        await tx.run("insert into sql_probe (name, flag) values (?, ?)", ["undone", true]);
+        // The same name again: a constraint error after a write of its own.
+        await tx.run("insert into sql_probe (name, flag) values (?, ?)", ["undone", true]);
+      }),
+      sql.connection((tx) =>
+        tx.run("insert into sql_probe (name, flag) values (?, ?)", ["ok2", true]),
+      ),
+    ]);
+    // The group is rolled back with the failing one; the other two commit in the next.
+    assert.equal(runnerStats.groups - groupsBefore, 2);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["fulfilled", "rejected", "fulfilled"],
+    );
+    const names = (await get().db.knex("sql_probe").orderBy("name").select("name")) as {
+      name: string;
+    }[];
+    assert.deepEqual(
+      names.map((r) => r.name),
+      ["ok1", "ok2"],
     );
   });
 });

@@ -49,6 +49,14 @@ describe("npm run demo --once", function () {
     assert.match(transcript, /\[matrix\] {3}@whatsapp_491701111111:demo\.example m\.room\.message/);
   });
 
+  it("runs with an end-to-bridge encrypted portal and says so", function () {
+    assert.match(transcript, /the portal is end-to-bridge encrypted \(Megolm\)/);
+    assert.match(
+      transcript,
+      /\[matrix\] {3}@whatsapp_491701111111:demo\.example m\.room\.message \(encrypted\)/,
+    );
+  });
+
   it("every step passes except the known bridge bugs", function () {
     const failed = [...transcript.matchAll(/\n {2}FAILED: ([^:]+):/g)].map((m) => m[1]);
     assert.deepEqual(

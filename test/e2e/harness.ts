@@ -64,9 +64,24 @@ export class E2e {
   }
 
   /** Starts the world and a syncing js-sdk client for its Matrix user (not yet logged in). */
-  static async start(localpart = "alice", options: DemoWorldOptions = {}): Promise<E2e> {
+  static async start(
+    localpart = "alice",
+    options: DemoWorldOptions & {
+      /** Encrypted portals, and the js-sdk client with its Rust crypto (in memory). */
+      encrypted?: boolean;
+    } = {},
+  ): Promise<E2e> {
     const restore = unrefLongTimers();
-    const world = await startDemoWorld(localpart, options);
+    const { encrypted = false, ...worldOptions } = options;
+    const world = await startDemoWorld(
+      localpart,
+      encrypted
+        ? {
+            ...worldOptions,
+            config: { ...worldOptions.config, matrix_encryption: { default: true } },
+          }
+        : worldOptions,
+    );
     try {
       const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
         type: "m.login.password",
@@ -88,6 +103,7 @@ export class E2e {
         };
         client.on(sdk.ClientEvent.Sync, onSync);
       });
+      if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
       await client.startClient({ initialSyncLimit: 50 });
       await prepared;
       const e2e = new E2e(world, client);
@@ -276,6 +292,12 @@ export class E2e {
     await this.command(`start-chat ${contact.phone}`, /^Invited you/);
     const room = await this.newInvite(before, "the portal invite");
     await this.client.joinRoom(room);
+    // The client must have synced the joined room's state (in an encrypted portal, its
+    // m.room.encryption) before it sends there.
+    await poll(
+      () => (this.client.getRoom(room)?.getMyMembership() === "join" ? true : undefined),
+      "the joined portal in the client's sync",
+    );
     await this.text(room, "hello");
     await this.received(contact, "my first message", (e) => bodyOf(e) === "hello");
     await contact.acceptRequest(this.myJid);

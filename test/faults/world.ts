@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { dump } from "js-yaml";
+import type { EncryptingMatrixUser } from "../../scripts/demo/crypto-user.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { localpartFromMatrixUserId } from "../../src/interop/codec/jid.js";
 import { configSchema } from "../../src/config/schema.js";
@@ -201,6 +202,8 @@ export class FaultWorld {
         new_chats_per_hour: 1_000_000,
         message_requests_per_hour: 1_000_000,
       },
+      // The fault scenarios read portals as a client without crypto.
+      matrix_encryption: { default: false },
       ...this.options.bridgeConfig,
     };
     configSchema.parse(config);
@@ -300,13 +303,15 @@ export class FaultWorld {
     return `@whatsappbot:${DOMAIN}`;
   }
 
-  jidOf(user: MatrixUser): string {
+  jidOf(user: { userId: string }): string {
     return `${localpartFromMatrixUserId(matrixUserId(user.userId))}@${PROVIDER_DOMAIN}`;
   }
 }
 
 /** All events of a room, oldest first, paging through /messages. */
-export async function timeline(user: MatrixUser, room: string): Promise<RoomEvent[]> {
+export async function timeline(user: FaultMatrixUser, room: string): Promise<RoomEvent[]> {
+  // An encrypting client's own (decrypted) view: the homeserver holds only ciphertext.
+  if ("client" in user) return user.events(room);
   const events: RoomEvent[] = [];
   let from: string | undefined;
   for (;;) {
@@ -328,8 +333,11 @@ export async function timeline(user: MatrixUser, room: string): Promise<RoomEven
  * A Matrix user logged in to WhatsApp through the bot, with a portal to one WhatsApp contact that
  * accepted the chat: the conversation the fault tests send through.
  */
+/** The Matrix user of a conversation: plain HTTP, or a js-sdk client with Rust crypto. */
+export type FaultMatrixUser = MatrixUser | EncryptingMatrixUser;
+
 export interface Conversation {
-  me: MatrixUser;
+  me: FaultMatrixUser;
   contact: WhatsAppUser;
   mgmt: string;
   portal: string;
@@ -338,7 +346,7 @@ export interface Conversation {
 
 async function botSays(
   world: FaultWorld,
-  me: MatrixUser,
+  me: FaultMatrixUser,
   room: string,
   pattern: RegExp,
   after: number,
@@ -354,7 +362,7 @@ async function botSays(
 
 async function command(
   world: FaultWorld,
-  me: MatrixUser,
+  me: FaultMatrixUser,
   room: string,
   text: string,
   answer: RegExp,
@@ -369,8 +377,10 @@ export async function openConversation(
   localpart: string,
   myPhone: string,
   contactPhone: string,
+  /** The Matrix user's client, when not the plain one `localpart` gets. */
+  client?: FaultMatrixUser,
 ): Promise<Conversation> {
-  const me = world.matrixUser(localpart);
+  const me = client ?? world.matrixUser(localpart);
   const contact = world.whatsApp(contactPhone);
   await contact.create();
   const mgmt = await me.createDm(world.botUserId());

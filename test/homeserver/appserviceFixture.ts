@@ -4,6 +4,7 @@ import {
   type AppserviceRegistration,
   type HomeserverProfile,
   type TestHomeserver,
+  type TestHomeserverOptions,
 } from "./index.js";
 import { api, enc, FakeAppservice, type ReceivedRequest } from "./testHelpers.js";
 
@@ -43,6 +44,7 @@ export interface Setup {
 export async function setUp(
   profile: HomeserverProfile,
   extra: Partial<AppserviceRegistration> = {},
+  options: Partial<TestHomeserverOptions> = {},
 ): Promise<Setup> {
   const as = new FakeAppservice();
   const url = await as.start();
@@ -52,6 +54,7 @@ export async function setUp(
     appservices: [registration(url, extra)],
     retryInitialMs: 20,
     retryMaxMs: 200,
+    ...options,
   });
   await hs.start();
   const bob = hs.registerUser("bob");

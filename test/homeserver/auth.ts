@@ -1,6 +1,6 @@
 import type { Appservice } from "./appservice/registration.js";
 import type { HomeserverCore } from "./core.js";
-import { forbidden, missingToken, unknownToken } from "./errors.js";
+import { MatrixError, forbidden, missingToken, unknownToken } from "./errors.js";
 import type { HsRequest } from "./router.js";
 
 /** Who is making a client-server request. */
@@ -40,10 +40,19 @@ export function authenticate(core: HomeserverCore, req: HsRequest): Requester {
     if (core.users.get(userId) === undefined) {
       throw forbidden(`Application service has not registered this user (${userId})`);
     }
+    // MSC3202 device masquerading; Synapse refuses an unknown device with 400 M_FORBIDDEN.
+    const deviceId = req.query.get("org.matrix.msc3202.device_id");
+    if (deviceId !== null && core.e2ee.devices.get(userId, deviceId) === undefined) {
+      throw new MatrixError(
+        400,
+        "M_FORBIDDEN",
+        `Application service trying to use a device that doesn't exist ('${deviceId}' for ${userId})`,
+      );
+    }
     return {
       userId,
-      deviceId: null,
-      tokenKey: `as:${appservice.id}:${userId}`,
+      deviceId,
+      tokenKey: `as:${appservice.id}:${userId}${deviceId === null ? "" : `:${deviceId}`}`,
       accessToken: token,
       appservice,
     };

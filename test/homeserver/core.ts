@@ -2,12 +2,13 @@ import type { Logger } from "../../src/util/log.js";
 import { AppservicePusher } from "./appservice/pusher.js";
 import { AppserviceRegistry } from "./appservice/registration.js";
 import { notFound } from "./errors.js";
-import { newEventId, redactEvent } from "./events.js";
+import { E2eeState } from "./e2ee/state.js";
+import { assertEventSize, newEventId, redactEvent } from "./events.js";
 import { MediaStore } from "./media/store.js";
 import { AccountDataStore } from "./store/accountData.js";
 import { authorise } from "./store/auth.js";
 import { Room, type StoredEvent, type TxnOrigin } from "./store/room.js";
-import { UserStore } from "./store/users.js";
+import { UserStore, type Session } from "./store/users.js";
 import { Stream } from "./stream.js";
 import type {
   AppserviceRegistration,
@@ -28,6 +29,8 @@ export interface CoreOptions {
   pushTimeoutMs: number;
   retryInitialMs: number;
   retryMaxMs: number;
+  /** MSC2409/MSC3202 data in appservice transactions (false: a homeserver without them). */
+  appserviceCryptoPushes: boolean;
   logger: Logger;
 }
 
@@ -55,6 +58,7 @@ export class HomeserverCore {
   readonly appservices: AppserviceRegistry;
   readonly pushers = new Map<string, AppservicePusher>();
   readonly media: MediaStore;
+  readonly e2ee: E2eeState;
   /** Idempotency of client transactions: key -> the event id (or other answer) first produced. */
   readonly txnResults = new Map<string, string>();
   faultInjector: PushFaultInjector | undefined;
@@ -69,6 +73,7 @@ export class HomeserverCore {
     this.users = new UserStore(options.serverName);
     this.media = new MediaStore(options.serverName, options.maxUploadBytes);
     this.appservices = new AppserviceRegistry(options.appservices, options.serverName);
+    this.e2ee = new E2eeState(this, options.appserviceCryptoPushes);
     for (const as of this.appservices.all) {
       // Synapse registers each appservice's sender user itself.
       if (this.users.get(as.senderId) === undefined) {
@@ -84,6 +89,7 @@ export class HomeserverCore {
           logger: options.logger,
           injector: () => this.faultInjector,
           down: () => this.outage !== undefined,
+          extensions: (contents) => this.e2ee.transactionExtensions(as, contents),
         }),
       );
     }
@@ -91,6 +97,17 @@ export class HomeserverCore {
 
   get defaultRoomVersion(): string {
     return this.profile === "synapse-1.67" ? "9" : "10";
+  }
+
+  /**
+   * Logs `userId` in on `deviceId` (a new device when absent or unknown), with a new access token.
+   * A new device is a device-list change, as on Synapse.
+   */
+  startSession(userId: string, deviceId?: string, displayName?: string): Session {
+    const session = this.users.startSession(userId, deviceId);
+    const { created } = this.e2ee.devices.ensure(userId, session.deviceId, displayName);
+    if (created) this.e2ee.deviceListChanged(userId);
+    return session;
   }
 
   room(roomId: string): Room {
@@ -112,6 +129,7 @@ export class HomeserverCore {
       origin_server_ts: options.ts ?? Date.now(),
       ...draft,
     };
+    assertEventSize(event);
     if (draft.state_key !== undefined) {
       const previous = room.getState(draft.type, draft.state_key);
       if (previous !== undefined) {
@@ -136,6 +154,8 @@ export class HomeserverCore {
   private applyRedaction(room: Room, redaction: RoomEvent): void {
     const target = room.findEvent(redaction.redacts ?? "");
     if (target === undefined) return;
+    // Synapse keeps the unredacted JSON for `redaction_retention_period` (7 days by default).
+    target.original ??= target.event;
     target.event = redactEvent(target.event, room.versionNumber);
     target.redactedBy = redaction;
   }

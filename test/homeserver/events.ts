@@ -1,5 +1,39 @@
 import { randomBytes } from "node:crypto";
+import { canonicalJson } from "./e2ee/signing.js";
+import { MatrixError } from "./errors.js";
 import type { JsonObject, RoomEvent } from "./types.js";
+
+/** The spec's size limit of an event (client-server "Size limits"), in bytes of canonical JSON. */
+export const MAX_EVENT_BYTES = 65_536;
+/** What a signed PDU adds to a stored event: hashes, signatures, prev and auth events. */
+const PDU_OVERHEAD_BYTES = 1024;
+
+/**
+ * THE one check of an event's size (and of its identifier fields' lengths), applied by `HomeserverCore.persist` to every event a client
+ * sends (send, state, redaction, membership): above 65,536 bytes Synapse refuses it with 413
+ * M_TOO_LARGE. A real PDU also carries hashes, signatures and auth/prev events (a few hundred
+ * bytes), so Synapse refuses slightly smaller contents than this server does.
+ */
+export function assertEventSize(event: RoomEvent): void {
+  // The spec also caps these keys at 255 bytes each; Synapse answers the same 413.
+  for (const key of ["type", "state_key", "sender", "room_id", "event_id"] as const) {
+    const value = event[key];
+    if (value !== undefined && Buffer.byteLength(value, "utf8") > 255) {
+      throw new MatrixError(413, "M_TOO_LARGE", `The event's ${key} is longer than 255 bytes`);
+    }
+  }
+  // The limit is on the signed PDU, which adds hashes, signatures, prev and auth events to the
+  // event as stored here: a fixed allowance stands for them, so a bridge that fits its events
+  // only to the bare JSON fails here as it would on Synapse.
+  const size = Buffer.byteLength(canonicalJson(event), "utf8") + PDU_OVERHEAD_BYTES;
+  if (size > MAX_EVENT_BYTES) {
+    throw new MatrixError(
+      413,
+      "M_TOO_LARGE",
+      `Event is ${size} bytes, more than the limit of ${MAX_EVENT_BYTES}`,
+    );
+  }
+}
 
 /** Event ids in room versions 4+ are `$` followed by 43 unpadded URL-safe base64 characters. */
 export function newEventId(): string {

@@ -1,12 +1,15 @@
 import type { Server } from "node:http";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import { HomeserverCore } from "./core.js";
+import { dumpRoom, type RoomDump } from "./inspect.js";
 import { registerMediaRoutes } from "./media/routes.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerUserRoutes } from "./routes/user.js";
 import { registerAppserviceAndSyncRoutes } from "./routes/appservice.js";
+import { registerDeviceRoutes } from "./routes/devices.js";
 import { registerDirectoryRoutes } from "./routes/directory.js";
 import { registerEphemeralRoutes } from "./routes/ephemeral.js";
+import { registerKeyRoutes } from "./routes/keys.js";
 import { registerMembershipRoutes } from "./routes/membership.js";
 import { registerProfileRoutes } from "./routes/profile.js";
 import { registerRoomEventRoutes } from "./routes/roomEvents.js";
@@ -20,6 +23,7 @@ import type {
   PushFaultInjector,
   RoomEvent,
   EphemeralEvent,
+  JsonObject,
 } from "./types.js";
 
 export type {
@@ -34,6 +38,7 @@ export type {
   PushFaultInjector,
 } from "./types.js";
 export type { HomeserverCore } from "./core.js";
+export type { RoomDump, StoredMedia } from "./inspect.js";
 
 export interface TestHomeserverOptions {
   serverName?: string;
@@ -50,6 +55,13 @@ export interface TestHomeserverOptions {
   /** First retry delay of a failed push, doubled per attempt up to `retryMaxMs`; default 100 ms. */
   retryInitialMs?: number;
   retryMaxMs?: number;
+  /**
+   * Whether appservice transactions carry to-device events (MSC2409) and device lists, one-time
+   * key counts and unused fallback key types (MSC3202) for registrations that ask for them, as
+   * Synapse with its `experimental_features` does. Default true; false imitates a homeserver
+   * without them, where a bridge must /sync as its devices instead.
+   */
+  appserviceCryptoPushes?: boolean;
   /** Make legacy unauthenticated downloads answer 404, as a Synapse with frozen legacy media. */
   freezeLegacyMedia?: boolean;
   logger?: Logger;
@@ -65,6 +77,10 @@ export interface DeliveredTransaction {
   txnId: string;
   events: RoomEvent[];
   ephemeral: EphemeralEvent[];
+  /** MSC2409 to-device events it carried. */
+  toDevice: JsonObject[];
+  /** The body as pushed, extensions (MSC2409/MSC3202 keys) included. */
+  body: JsonObject;
 }
 
 export interface TestHomeserver {
@@ -99,6 +115,11 @@ export interface TestHomeserver {
   appserviceIdle(appserviceId: string): Promise<void>;
   /** Transactions the appservice acknowledged, in order. */
   deliveredTransactions(appserviceId: string): readonly DeliveredTransaction[];
+  /**
+   * Everything stored that relates to a room (events, state, to-device messages of its members,
+   * their uploads), as strings and bytes, for scanning for plaintext (see inspect.ts).
+   */
+  inspectRoom(roomId: string): RoomDump;
 }
 
 /** Fails the first `count` push attempts (of any transaction) with `fault`, then delivers normally. */
@@ -122,6 +143,7 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
     pushTimeoutMs: options.pushTimeoutMs ?? 5000,
     retryInitialMs: options.retryInitialMs ?? 100,
     retryMaxMs: options.retryMaxMs ?? 5000,
+    appserviceCryptoPushes: options.appserviceCryptoPushes ?? true,
     logger,
   });
   const ctx = new RouteContext(core);
@@ -133,6 +155,8 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
   registerProfileRoutes(ctx);
   registerDirectoryRoutes(ctx);
   registerAppserviceAndSyncRoutes(ctx);
+  registerKeyRoutes(ctx);
+  registerDeviceRoutes(ctx);
   registerMediaRoutes(ctx, { freezeLegacyMedia: options.freezeLegacyMedia ?? false });
 
   let server: Server | undefined;
@@ -170,7 +194,7 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
     },
     registerUser(localpart, password = "password") {
       const user = core.users.create(localpart, { password });
-      const session = core.users.startSession(user.userId);
+      const session = core.startSession(user.userId);
       return { userId: user.userId, accessToken: session.accessToken, deviceId: session.deviceId };
     },
     failAppservicePushes(injector) {
@@ -193,5 +217,6 @@ export function createTestHomeserver(options: TestHomeserverOptions = {}): TestH
     },
     appserviceIdle: (id) => pusher(id).whenIdle(),
     deliveredTransactions: (id) => pusher(id).delivered,
+    inspectRoom: (roomId) => dumpRoom(core, roomId),
   };
 }

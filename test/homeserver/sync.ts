@@ -93,7 +93,15 @@ function hasContent(response: JsonObject): boolean {
   const rooms = response["rooms"] as Record<string, Record<string, unknown>>;
   const roomCount = Object.values(rooms).reduce((n, section) => n + Object.keys(section).length, 0);
   const accountData = (response["account_data"] as { events: unknown[] }).events.length;
-  return roomCount > 0 || accountData > 0;
+  const toDevice = (response["to_device"] as { events: unknown[] }).events.length;
+  const lists = response["device_lists"] as { changed: unknown[]; left: unknown[] };
+  return (
+    roomCount > 0 ||
+    accountData > 0 ||
+    toDevice > 0 ||
+    lists.changed.length > 0 ||
+    lists.left.length > 0
+  );
 }
 
 function buildSync(
@@ -122,15 +130,25 @@ function buildSync(
     }
   }
   const accountSince = since ?? -1;
+  const toDevice =
+    who.deviceId === null ? [] : core.e2ee.toDevice.take(who.userId, who.deviceId, since, upto);
+  // An initial sync reports no device-list changes (the client queries keys it needs).
+  const deviceLists =
+    since === undefined
+      ? { changed: [], left: [] }
+      : core.e2ee.deviceListChanges(who.userId, since, upto);
+  const keys = core.e2ee.keyCounts(who.userId, who.deviceId);
   return {
     next_batch: `s${upto}`,
     rooms: { join, invite, leave, knock: {} },
     account_data: { events: core.accountData.changedSince(who.userId, accountSince) },
     presence: { events: [] },
-    to_device: { events: [] },
-    device_lists: { changed: [], left: [] },
-    device_one_time_keys_count: {},
-    device_unused_fallback_key_types: [],
+    to_device: {
+      events: toDevice.map((m) => ({ type: m.type, sender: m.sender, content: m.content })),
+    },
+    device_lists: deviceLists,
+    device_one_time_keys_count: keys.counts,
+    device_unused_fallback_key_types: keys.fallback,
   };
 }
 

@@ -30,6 +30,12 @@ export interface AppserviceRegistration {
   receive_ephemeral?: boolean;
   /** MSC2409 flag; honoured by the Synapse profiles. */
   "de.sorunome.msc2409.push_ephemeral"?: boolean;
+  /** Older MSC2409 spelling Synapse also reads; asks for to-device events like the above. */
+  push_ephemeral?: boolean;
+  /** MSC3202: device lists, one-time-key counts and unused fallback key types in transactions. */
+  "org.matrix.msc3202"?: boolean;
+  /** MSC4190: the appservice manages its users' devices without user-interactive auth. */
+  "io.element.msc4190"?: boolean;
 }
 
 export type JsonObject = Record<string, unknown>;
@@ -77,6 +83,10 @@ export interface PushAttempt {
   attempt: number;
   events: readonly RoomEvent[];
   ephemeral: readonly EphemeralEvent[];
+  /** MSC2409 to-device events (with `to_user_id`, `to_device_id`). */
+  toDevice: readonly JsonObject[];
+  /** The whole transaction body, extensions included. */
+  body: JsonObject;
 }
 
 /** Returns a fault to force for this attempt, or undefined to push normally. */
@@ -99,11 +109,11 @@ export interface ClientRequest {
 
 /**
  * The answer a client fault injector forces instead of handling the request: `500` answers
- * `M_UNKNOWN`; `429` answers `M_LIMIT_EXCEEDED` with `retry_after_ms` in the body and, rounded up
+ * `M_UNKNOWN` (as does `400`, a final refusal); `429` answers `M_LIMIT_EXCEEDED` with `retry_after_ms` in the body and, rounded up
  * to seconds, a `Retry-After` header (client-server API "Rate limiting", v1.10+).
  */
 export interface ClientFault {
-  status: 500 | 502 | 503 | 429;
+  status: 400 | 500 | 502 | 503 | 429;
   /** For 429: how long the client should wait; default 1000 ms. */
   retryAfterMs?: number;
 }

@@ -173,7 +173,7 @@ describe("Matrix media", function () {
       for await (const chunk of await media.download(uri)) chunks.push(Buffer.from(chunk));
       assert.deepEqual(Buffer.concat(chunks), data);
       assert.equal(await media.uploadLimit(), 4096);
-      await assert.rejects(media.download(`mxc://hs.test/missing`), { code: "media-not-found" });
+      await assert.rejects(media.download(`mxc://hs.test/missing`), { code: "media-missing" });
       await media.close();
     });
   }

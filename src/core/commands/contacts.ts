@@ -1,3 +1,4 @@
+import { echoed } from "../texts.js";
 import { BridgeError } from "../../util/errors.js";
 import type { PhoneNumber } from "../../util/ids.js";
 import { parsePhoneArg, type BridgeCore } from "../bridge-core.js";
@@ -201,7 +202,7 @@ const report: Cmd = {
         (disclosed.length === 0
           ? " (no messages disclosed)."
           : `, disclosing their last ${disclosed.length} message(s).`) +
-        ` To also block them send \`block ${args[0] ?? ""}\`.`,
+        ` To also block them send \`block ${echoed(args[0] ?? "")}\`.`,
     );
   },
 };

@@ -3,6 +3,7 @@ import { BridgeError, describeError } from "../../util/errors.js";
 import type { MatrixUserId, RoomId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import { hasPermission } from "../permissions.js";
+import { echoed } from "../texts.js";
 
 /** Thrown by a command whose arguments are wrong: answered with the command's usage line. */
 export class UsageError extends Error {
@@ -88,7 +89,7 @@ export class CommandRegistry<Services> {
     if (parsed === undefined) return;
     const command = this.find(parsed.name);
     if (command === undefined) {
-      await ctx.reply(`Unknown command \`${parsed.name}\`. Send \`help\` for the list.`);
+      await ctx.reply(`Unknown command \`${echoed(parsed.name)}\`. Send \`help\` for the list.`);
       return;
     }
     if (!hasPermission(ctx.level, command.level)) {

@@ -65,7 +65,14 @@ export type ContentElement =
     }
   | { kind: "fallback"; text: string }
   /** Not understood: unknown name or namespace, unknown enumerated value, or a broken rule. */
-  | { kind: "unknown"; name: string; ns: string | undefined; reason: string };
+  | {
+      kind: "unknown";
+      name: string;
+      ns: string | undefined;
+      reason: string;
+      /** Where a broken rule was found (the CodecError's path), e.g. `.../@url`. */
+      path?: string;
+    };
 
 export interface ContentLimits {
   maxBodyBytes: number;
@@ -105,7 +112,7 @@ export function decodeContent(
       return decodeContentElement(el, limits);
     } catch (err) {
       if (!(err instanceof CodecError)) throw err;
-      return { kind: "unknown", name: el.getName(), ns, reason: err.message };
+      return { kind: "unknown", name: el.getName(), ns, reason: err.message, path: err.path };
     }
   });
 }

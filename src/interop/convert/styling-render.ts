@@ -42,7 +42,10 @@ export function renderStyling(input: NeutralText): string {
     }
     const candidates = code === undefined ? (piecesBySegment[index] ?? []) : [];
     const pieces = resolvePieces(text, seg, candidates, suffixes);
-    out.push(prefix + renderSegment(text, seg, pieces, suffixes));
+    // A code line of exactly ``` would close the block early and let the rest out as styled
+    // text; XEP-0393 has no escape, so it gets a trailing space (no longer a fence, looks alike).
+    const fenceInCode = code !== undefined && text.slice(seg.start, seg.end) === FENCE;
+    out.push(prefix + renderSegment(text, seg, pieces, suffixes) + (fenceInCode ? " " : ""));
   });
   if (openFence !== undefined) out.push(`${openFence.prefix}${FENCE}`);
   return out.join("\n");

@@ -1,4 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
+import { dropCharacters } from "../../core/text-remap.js";
 
 import { FENCE, QUOTE_PREFIX, STYLE_OF } from "./styling-directives.js";
 
@@ -231,10 +232,12 @@ function findClose(state: ParseState, ch: string, open: number, to: number): num
 /** For each directive character, index -> nearest position >= index that could close a span. */
 function closingCandidates(text: string): Map<string, Int32Array> {
   const map = new Map<string, Int32Array>();
+  const inUrl = insideUrls(text);
   for (const ch of Object.keys(INLINE)) {
     const next = new Int32Array(text.length + 2).fill(-1);
     for (let i = text.length - 1; i >= 0; i--) {
-      const candidate = text[i] === ch && i > 0 && !isStylingWhitespace(text[i - 1]);
+      const candidate =
+        text[i] === ch && i > 0 && !isStylingWhitespace(text[i - 1]) && inUrl[i] === 0;
       next[i] = candidate ? i : (next[i + 1] as number);
     }
     map.set(ch, next);
@@ -242,15 +245,23 @@ function closingCandidates(text: string): Map<string, Int32Array> {
   return map;
 }
 
-function removeMarkers(text: string, spans: readonly TextSpan[], markers: Uint8Array): NeutralText {
-  // position[i] = index in the stripped text of the first kept character at or after i.
-  const position = new Int32Array(text.length + 1);
-  let kept = "";
-  for (let i = 0; i < text.length; i++) {
-    position[i] = kept.length;
-    if (markers[i] === 0) kept += text[i];
+/**
+ * 1 at every character of a URL (http, https or www.) in the text. A directive there is part of the address
+ * (`https://x.org/a_b_c`), not a closing one: styling it would cut the link that Matrix clients
+ * linkify. Openings need whitespace before them, so none can sit inside a URL anyway. Directives and
+ * punctuation that end a URL are taken as after it, so `_https://x.org/x_` is still emphasis.
+ */
+function insideUrls(text: string): Uint8Array {
+  const inside = new Uint8Array(text.length);
+  for (const m of text.matchAll(/\b(?:https?:\/\/|www\.)[^\s<>]+/giu)) {
+    const url = m[0].replace(/[*_~`.,;:!?'")\]]+$/u, "");
+    inside.fill(1, m.index, m.index + url.length);
   }
-  position[text.length] = kept.length;
+  return inside;
+}
+
+function removeMarkers(text: string, spans: readonly TextSpan[], markers: Uint8Array): NeutralText {
+  const { kept, position } = dropCharacters(text, markers);
   const remapped: TextSpan[] = [];
   for (const s of spans) {
     const start = position[s.start] as number;

@@ -9,6 +9,7 @@ import type {
 import type { BareJid, MessageId } from "../../util/ids.js";
 import type { ContentElement } from "../codec/content.js";
 import { phoneOfJid } from "../codec/jid.js";
+import { NS } from "../codec/namespaces.js";
 import { disappearingNotice } from "./degrade.js";
 import { inboundMedia, neutralMedia, type InboundMedia, type MediaOpener } from "./media.js";
 import { parseStyling } from "./styling.js";
@@ -56,6 +57,8 @@ const METADATA: readonly Kind[] = ["nick", "expire", "sender-key"];
 
 /** A notice event derived from a message gets this suffix: `#` never occurs in an origin-id. */
 export const DISAPPEARING_NOTICE_SUFFIX = "#disappearing";
+/** Suffix of the notice's message id for a media element the codec could not accept. */
+export const REFUSED_MEDIA_NOTICE_SUFFIX = "#media-refused";
 
 /**
  * One decrypted envelope -> the core's events (§13). Precedence: `retract`, then `reactions`,
@@ -128,7 +131,22 @@ export function toNeutral(env: InboundEnvelope, ctx: InboundContext): InboundCon
     const suffix = content === undefined ? "" : DISAPPEARING_NOTICE_SUFFIX;
     events.push(message(env, ctx, `${env.id}${suffix}`, noticeContent(notice)));
   }
-  const shown = content ?? (disappearing === undefined ? unsupported(env, use) : undefined);
+  // A media element whose URL the codec refused (a `file:` or other non-http URL) would
+  // otherwise vanish and leave only its caption: the user is told a file did not come through,
+  // in the words of the media layer's own refusal (src/core/remote-events.ts).
+  const refusedMedia =
+    mediaEl === undefined
+      ? env.content.find(
+          (e) =>
+            e.kind === "unknown" &&
+            e.name === "media" &&
+            e.ns === NS.content &&
+            e.path?.endsWith("@url") === true,
+        )
+      : undefined;
+  const shown =
+    content ??
+    (disappearing === undefined && refusedMedia === undefined ? unsupported(env, use) : undefined);
   if (shown !== undefined) {
     const event = message(env, ctx, env.id, shown);
     if (reply !== undefined) {
@@ -138,6 +156,21 @@ export function toNeutral(env: InboundEnvelope, ctx: InboundContext): InboundCon
       };
     }
     events.push(event);
+  }
+  if (refusedMedia !== undefined) {
+    use(refusedMedia);
+    const label = ctx.senderLabel ?? phoneOfJid(env.from) ?? env.from;
+    events.push(
+      message(
+        env,
+        ctx,
+        `${env.id}${REFUSED_MEDIA_NOTICE_SUFFIX}`,
+        noticeContent(
+          `${label} sent a file that could not be received: it failed the bridge's safety ` +
+            "checks. Ask them to send it again.",
+        ),
+      ),
+    );
   }
   return result(events, media);
 }

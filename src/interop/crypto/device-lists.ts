@@ -45,33 +45,83 @@ interface DeviceRow {
   added_at: number;
 }
 
+/** Lists kept in memory per database (most recently read); more than a bridge's active contacts. */
+const MEMORY_SIZE = 5000;
+const memories = new WeakMap<Knex, Map<string, DeviceList>>();
+
+function memoryOf(knex: Knex): Map<string, DeviceList> {
+  let memory = memories.get(knex);
+  if (memory === undefined) {
+    memory = new Map();
+    memories.set(knex, memory);
+  }
+  return memory;
+}
+
+/**
+ * Drops the in-memory copy of `jid`'s list, for a writer of `signal_remote_devices` outside this
+ * class (a processed bundle's registration id, session-cipher.ts).
+ */
+export function forgetDeviceList(knex: Knex, jid: string): void {
+  memoryOf(knex).delete(jid);
+}
+
 /**
  * The cached device lists of remote users (§11.3, §11.7), shared by all local users: lists are
  * public directory data. Session clean-up for dropped devices is done by SignalCrypto, which
  * holds the locks of every local device.
  */
 export class DeviceListCache {
+  /**
+   * Lists read before, write-through: every write of this class drops the copy before and after
+   * (issue #15: two queries per message in each direction were this read).
+   */
+  private readonly memory: Map<string, DeviceList>;
+
   constructor(
     private readonly knex: Knex,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.memory = memoryOf(knex);
+  }
 
   async get(jid: BareJid): Promise<DeviceList | null> {
+    const known = this.memory.get(jid);
+    if (known !== undefined) return known;
     const list = (await this.knex("signal_device_lists").where({ jid }).first()) as
       { version: number } | undefined;
     if (list === undefined) return null;
     const rows = (await this.knex("signal_remote_devices")
       .where({ jid })
       .orderBy("device_id")) as DeviceRow[];
-    return {
+    const read: DeviceList = Object.freeze({
       jid,
       version: list.version,
-      devices: rows.map((row) => ({
-        id: row.device_id as DeviceId,
-        registrationId: row.registration_id,
-        addedAt: row.added_at,
-      })),
-    };
+      devices: Object.freeze(
+        rows.map((row) =>
+          Object.freeze({
+            id: row.device_id as DeviceId,
+            registrationId: row.registration_id,
+            addedAt: row.added_at,
+          }),
+        ),
+      ),
+    });
+    this.memory.set(jid, read);
+    if (this.memory.size > MEMORY_SIZE) {
+      this.memory.delete(this.memory.keys().next().value as string);
+    }
+    return read;
+  }
+
+  /** Runs a write of `jid`'s list with its in-memory copy dropped before and after. */
+  private async writing<T>(jid: string, write: () => Promise<T>): Promise<T> {
+    this.memory.delete(jid);
+    try {
+      return await write();
+    } finally {
+      this.memory.delete(jid);
+    }
   }
 
   /**
@@ -79,6 +129,14 @@ export class DeviceListCache {
    * cached version + 0 when the error carries none). A list older than the cached one is ignored.
    */
   async store(
+    jid: BareJid,
+    version: number | null,
+    deviceIds: readonly DeviceId[],
+  ): Promise<DeviceListUpdate> {
+    return this.writing(jid, () => this.storeNow(jid, version, deviceIds));
+  }
+
+  private storeNow(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
@@ -103,6 +161,10 @@ export class DeviceListCache {
 
   /** Applies a `<devices-changed>` notification (§11.7). */
   async applyNotice(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+    return this.writing(notice.jid, () => this.applyNow(notice));
+  }
+
+  private applyNow(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
     return this.knex.transaction(async (trx) => {
       const cached = await this.cachedVersion(trx, notice.jid);
       if (cached !== null && notice.version <= cached) return unchanged();

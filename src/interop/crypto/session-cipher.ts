@@ -17,6 +17,7 @@ import {
 } from "@signalapp/libsignal-client";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { describeError } from "../../util/errors.js";
+import { forgetDeviceList } from "./device-lists.js";
 import type { DeviceState } from "./device-state.js";
 import { mapDecryptError, isSessionNotFound } from "./error-map.js";
 import {
@@ -92,7 +93,12 @@ export class SessionCipher {
           .where({ jid: remoteJid, device_id: bundle.deviceId })
           .update({ registration_id: bundle.registrationId });
       });
-      await batch.commit(state.ctx.knex);
+      forgetDeviceList(state.ctx.knex, remoteJid);
+      try {
+        await batch.commit(state.ctx.knex);
+      } finally {
+        forgetDeviceList(state.ctx.knex, remoteJid);
+      }
     });
   }
 

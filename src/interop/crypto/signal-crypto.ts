@@ -108,6 +108,12 @@ export class SignalCrypto {
   private readonly ctx: CryptoContext;
   private readonly users = new Map<string, UserState>();
   private readonly devices = new Map<string, Promise<DeviceCrypto>>();
+  /**
+   * Device ids per local user, read once (issue #15: one query per message each way); dropped
+   * before and after every change this class makes (device created, user deleted). Only users
+   * with devices are kept: a user without keys may get them through another path first.
+   */
+  private readonly localDeviceIds = new Map<string, readonly DeviceId[]>();
   private readonly listeners = new Set<(event: IdentityChangeEvent) => void>();
 
   constructor(options: SignalCryptoOptions) {
@@ -151,7 +157,13 @@ export class SignalCrypto {
     userJid: BareJid,
     options: CreateDeviceOptions = {},
   ): Promise<{ device: DeviceCrypto; bundle: PublishableBundle }> {
-    const created = await createLocalDevice(this.ctx, userJid, options);
+    this.localDeviceIds.delete(userJid);
+    let created: Awaited<ReturnType<typeof createLocalDevice>>;
+    try {
+      created = await createLocalDevice(this.ctx, userJid, options);
+    } finally {
+      this.localDeviceIds.delete(userJid);
+    }
     const device = await this.device(userJid, created.deviceId);
     return { device, bundle: created.bundle };
   }
@@ -170,12 +182,16 @@ export class SignalCrypto {
 
   /** Device ids with keys for a local user. */
   async localDevices(userJid: BareJid): Promise<DeviceId[]> {
+    const known = this.localDeviceIds.get(userJid);
+    if (known !== undefined) return [...known];
     const rows = (await this.ctx
       .knex("signal_local_devices")
       .select("device_id")
       .where({ jid: userJid })
       .orderBy("device_id")) as { device_id: number }[];
-    return rows.map((row) => row.device_id as DeviceId);
+    const ids = rows.map((row) => row.device_id as DeviceId);
+    if (ids.length > 0) this.localDeviceIds.set(userJid, ids);
+    return [...ids];
   }
 
   /**
@@ -183,6 +199,20 @@ export class SignalCrypto {
    * contact identities, and forgets the cached state.
    */
   async deleteLocalUser(userJid: BareJid): Promise<void> {
+    this.localDeviceIds.delete(userJid);
+    try {
+      await this.deleteLocalUserRows(userJid);
+    } finally {
+      this.localDeviceIds.delete(userJid);
+    }
+    this.users.get(userJid)?.forgetIdentities();
+    this.users.delete(userJid);
+    for (const key of [...this.devices.keys()]) {
+      if (key.startsWith(`${userJid}/`)) this.devices.delete(key);
+    }
+  }
+
+  private async deleteLocalUserRows(userJid: BareJid): Promise<void> {
     await this.ctx.knex.transaction(async (trx) => {
       // Explicit deletes besides the cascades: SQLite enforces foreign keys per connection.
       const owners = trx("signal_local_devices").select("id").where({ jid: userJid });
@@ -204,11 +234,6 @@ export class SignalCrypto {
       await trx("signal_local_devices").where({ jid: userJid }).delete();
       await trx("signal_local_identities").where({ jid: userJid }).delete();
     });
-    this.users.get(userJid)?.forgetIdentities();
-    this.users.delete(userJid);
-    for (const key of [...this.devices.keys()]) {
-      if (key.startsWith(`${userJid}/`)) this.devices.delete(key);
-    }
   }
 
   /**

@@ -90,8 +90,13 @@ function fromRaw(r: Raw): OutboxRow {
 
 /** Data access for the `outbox` table (0001 + 0003). Every method takes the knex or trx to use. */
 export const outboxStore = {
-  /** Every stanza the bridge sends goes through here: one prepared statement. */
-  async insert(tx: Tx, row: NewOutboxRow, now: number): Promise<number> {
+  /**
+   * Every stanza the bridge sends goes through here: one prepared statement. With `sentUntil`
+   * the row is written as sent (first attempt now, next attempt at `sentUntil`): the caller
+   * transmits it right after the commit, so no pass over the table has to find it (issue #15).
+   */
+  async insert(tx: Tx, row: NewOutboxRow, now: number, sentUntil?: number): Promise<number> {
+    const sent = sentUntil !== undefined;
     const values = {
       kind: row.kind,
       sender_jid: row.senderJid,
@@ -100,9 +105,10 @@ export const outboxStore = {
       origin_id: row.originId,
       resend_key: row.resendKey ?? "",
       stanza: row.stanza,
-      state: "pending",
-      attempts: 0,
-      next_attempt_at: now,
+      state: sent ? "sent" : "pending",
+      attempts: sent ? 1 : 0,
+      first_sent_at: sent ? now : null,
+      next_attempt_at: sent ? sentUntil : now,
       event_id: row.eventId ?? null,
       envelope_enc: row.envelopeEnc ?? null,
       created_at: now,
@@ -161,19 +167,49 @@ export const outboxStore = {
     await db("outbox").where({ id }).whereNull("first_sent_at").update({ first_sent_at: now });
   },
 
+  /** The first unresolved row for (sender, origin-id), as `byOrigin(...).find(unresolved)`. */
+  async firstUnresolved(
+    tx: Tx,
+    senderJid: string,
+    originId: string,
+  ): Promise<OutboxRow | undefined> {
+    const [raw] = await tx.all<Raw>(
+      "select * from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1",
+      [senderJid, originId],
+    );
+    return raw === undefined ? undefined : fromRaw(raw);
+  },
+
+  /** Whether any row exists for (sender, origin-id): the idempotency check of a Matrix event. */
+  async exists(tx: Tx, senderJid: string, originId: string): Promise<boolean> {
+    const rows = await tx.all(
+      "select 1 as one from outbox where sender_jid = ? and origin_id = ? limit 1",
+      [senderJid, originId],
+    );
+    return rows.length > 0;
+  },
+
+  /** One prepared statement; acceptances of one turn share the commit (SqlRunner groups them). */
   async markAccepted(
-    db: Knex,
+    tx: Tx,
     id: number,
     outcome: { stanzaId: string; seq: number | undefined; stamp: number },
   ): Promise<void> {
+    await tx.run(
+      "update outbox set state = 'accepted', hold = null, stanza_id = ?, seq = ?, stamp = ? where id = ?",
+      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, id],
+    );
+  },
+
+  /** A row written as sent whose transmission had to wait: due now, for the next pass. */
+  async makeDue(db: Knex, id: number, now: number): Promise<void> {
     await db("outbox")
-      .where({ id })
+      .where({ id, state: "sent" })
       .update({
-        state: "accepted",
-        hold: null,
-        stanza_id: outcome.stanzaId,
-        seq: outcome.seq ?? null,
-        stamp: outcome.stamp,
+        state: "pending",
+        attempts: db.raw("attempts - 1"),
+        first_sent_at: null,
+        next_attempt_at: now,
       });
   },
 

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { Tx } from "../../db/sql.js";
+import { SqlRunner, type Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -31,6 +31,13 @@ export interface OutboxOptions {
   readonly emit: (event: ProviderEvent) => Promise<void>;
 }
 
+interface Acceptance {
+  readonly senderJid: string;
+  readonly accepted: Accepted;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 /** A stale-device-list loop (a list changing on every answer) ends after this many rounds. */
 const MAX_STALE_ROUNDS = 5;
 const SCAN_LIMIT = 2000;
@@ -59,6 +66,15 @@ export class Outbox {
   private readonly staleRounds = new Map<number, number>();
   /** The hello whose retransmission round (§15.3) was prepared; see `prepareForHello`. */
   private preparedFor: unknown;
+  /**
+   * Whether rows may be due that no pass has sent yet (a kick, a hello, a release, a tick since
+   * the last complete pass). While so, a new stanza is not sent directly: it could overtake them.
+   */
+  private dueMayExist = true;
+  /** `<accepted>` answers waiting for the next batch (see onAccepted). */
+  private readonly acceptances: Acceptance[] = [];
+  /** Conversations whose oldest unresolved message is held (as of the last pass, plus holds since). */
+  private blocked = new Set<string>();
 
   constructor(private readonly options: OutboxOptions) {
     this.log = options.logger.child({ component: "outbox" });
@@ -73,8 +89,56 @@ export class Outbox {
     return outboxStore.insert(tx, row, this.options.now());
   }
 
+  /**
+   * Stores a stanza as sent, with its retransmission deadline (§15.3), in the caller's
+   * transaction; after the commit the caller hands it to `sendCommitted`. No pass over the table
+   * is needed to find it, and no second write marks it sent.
+   */
+  insertSent(tx: Tx, row: NewOutboxRow): Promise<number> {
+    const now = this.options.now();
+    return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
+  /**
+   * Transmits a row `insertSent` committed. Sent at once when nothing may have to go before it
+   * (the retransmission round of a new hello, due rows of a pass not yet run, a held message of
+   * the same conversation); otherwise made due for the next pass. A transmission the transport
+   * refuses leaves the row sent with its deadline: the next hello retransmits it.
+   */
+  sendCommitted(id: number, row: NewOutboxRow): void {
+    void this.queue
+      .run(async () => {
+        const { session, knex, now } = this.options;
+        const conversation = `${bareOf(row.senderJid)} ${row.conversationJid}`;
+        const direct =
+          session.ready &&
+          session.info === this.preparedFor &&
+          !this.dueMayExist &&
+          !(row.kind === "message" && this.blocked.has(conversation));
+        if (!direct) {
+          await outboxStore.makeDue(knex, id, now());
+          this.kick();
+          return;
+        }
+        try {
+          await session.send(parseXml(row.stanza));
+        } catch (err) {
+          if (err instanceof TransportError && err.code === "stanza-too-large") {
+            const stored = await outboxStore.get(knex, id);
+            if (stored !== undefined) await this.fail(stored, "too-large", describeError(err));
+            return;
+          }
+          this.log.debug({ err: describeError(err), originId: row.originId }, "sent on next hello");
+        }
+      })
+      .catch((err: unknown) => {
+        this.log.error({ err: describeError(err) }, "outbox transmission failed");
+      });
+  }
+
   /** Schedules a pass over the due rows soon. */
   kick(): void {
+    this.dueMayExist = true;
     if (this.kickScheduled) return;
     this.kickScheduled = true;
     setImmediate(() => {
@@ -85,12 +149,14 @@ export class Outbox {
 
   /** After a successful hello: retransmit everything not held by a `wait` bounce (§15.3). */
   async afterHello(): Promise<void> {
+    this.dueMayExist = true;
     await this.queue.run(() => this.prepareForHello());
     await this.flush();
   }
 
   /** Retransmits at once everything not held by a `wait` bounce (after a re-publish). */
   async retransmitAll(): Promise<void> {
+    this.dueMayExist = true;
     await this.queue.run(() => outboxStore.dueAfterHello(this.options.knex, this.options.now()));
     await this.flush();
   }
@@ -111,15 +177,18 @@ export class Outbox {
 
   /** `<request-accepted>` (§10.3): retransmit at once what `request-pending` held. */
   async release(local: BareJid, contact: BareJid): Promise<void> {
-    await this.queue.run(() =>
-      outboxStore.release(this.options.knex, local, contact, this.options.now()),
-    );
+    await this.queue.run(() => {
+      this.dueMayExist = true;
+      return outboxStore.release(this.options.knex, local, contact, this.options.now());
+    });
     this.kick();
   }
 
   /** The periodic pass: deadlines, then due retransmissions. */
   /** Never rejects (it runs from a timer): a failed pass is logged and the next tick retries. */
   async tick(): Promise<void> {
+    // Not `dueMayExist`: a retransmission that fell due by time was sent once already, and a
+    // new message sent meanwhile went ahead of it with any design (§15.3 retransmits after 60 s).
     await this.queue
       .run(() => this.expire())
       .catch((err: unknown) => {
@@ -141,30 +210,96 @@ export class Outbox {
     return this.queue.idle();
   }
 
+  /**
+   * A `<accepted>` answer (§15.4). Answers arriving together are handled as one batch on the
+   * outbox queue: one transaction finds their rows (and resolves those that are not messages),
+   * the core hears of each accepted message, and one more transaction marks those.
+   */
   onAccepted(senderJid: string, accepted: Accepted): Promise<void> {
-    return this.queue.run(async () => {
-      const rows = await outboxStore.byOrigin(this.options.knex, senderJid, accepted.originId);
-      const row = rows.find(isUnresolved);
-      if (row === undefined) return; // a duplicate answer (§15.4) or a row already resolved
-      if (row.kind === "message") {
+    return new Promise<void>((resolve, reject) => {
+      this.acceptances.push({ senderJid, accepted, resolve, reject });
+      if (this.acceptances.length === 1) {
+        void this.queue.run(() => this.acceptBatch()).catch(() => undefined);
+      }
+    });
+  }
+
+  private async acceptBatch(): Promise<void> {
+    const batch = this.acceptances.splice(0);
+    const outcome = (a: Acceptance) => ({
+      stanzaId: a.accepted.stanzaId,
+      seq: a.accepted.seq,
+      stamp: a.accepted.stamp.getTime(),
+    });
+    const sql = SqlRunner.of(this.options.knex);
+    let rows: (OutboxRow | undefined)[];
+    try {
+      rows = await sql.connection(async (tx) => {
+        const found: (OutboxRow | undefined)[] = [];
+        const seen = new Set<string>();
+        for (const a of batch) {
+          // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
+          const key = `${a.senderJid}\n${a.accepted.originId}`;
+          const row = seen.has(key)
+            ? undefined
+            : await outboxStore.firstUnresolved(tx, a.senderJid, a.accepted.originId);
+          seen.add(key);
+          if (row !== undefined && row.kind !== "message") {
+            await outboxStore.markAccepted(tx, row.id, outcome(a));
+          }
+          found.push(row);
+        }
+        return found;
+      });
+    } catch (err) {
+      for (const a of batch) a.reject(err);
+      return;
+    }
+    const accepted: [OutboxRow, Acceptance][] = [];
+    const failed = new Map<Acceptance, unknown>();
+    for (const [i, a] of batch.entries()) {
+      const row = rows[i];
+      if (row?.kind !== "message") continue;
+      try {
         await this.options.emit({
           kind: "accepted",
           local: bareOf(row.senderJid),
           to: row.conversationJid,
           originId: row.originId,
-          stanzaId: accepted.stanzaId,
-          seq: accepted.seq,
-          stamp: accepted.stamp,
+          stanzaId: a.accepted.stanzaId,
+          seq: a.accepted.seq,
+          stamp: a.accepted.stamp,
           eventId: row.eventId ?? undefined,
         });
+        accepted.push([row, a]);
+      } catch (err) {
+        // Left unresolved: the retransmission brings the answer again.
+        failed.set(a, err);
       }
-      await outboxStore.markAccepted(this.options.knex, row.id, {
-        stanzaId: accepted.stanzaId,
-        seq: accepted.seq,
-        stamp: accepted.stamp.getTime(),
-      });
+    }
+    if (accepted.length > 0) {
+      try {
+        await sql.connection(async (tx) => {
+          for (const [row, a] of accepted) await outboxStore.markAccepted(tx, row.id, outcome(a));
+        });
+      } catch (err) {
+        for (const [, a] of accepted) failed.set(a, err);
+      }
+    }
+    let unblock = false;
+    for (const row of rows) {
+      if (row === undefined) continue;
       this.staleRounds.delete(row.id);
-    });
+      // A held message of this conversation may have been the one accepted: the next pass
+      // finds out whether it is still blocked.
+      if (row.kind === "message" && this.blocked.has(conversationOf(row))) unblock = true;
+    }
+    if (unblock) this.kick();
+    for (const a of batch) {
+      const err = failed.get(a);
+      if (err === undefined) a.resolve();
+      else a.reject(err);
+    }
   }
 
   /** A bounce of one of our stanzas: `from` is the original `to`, `senderJid` our sending JID. */
@@ -212,6 +347,7 @@ export class Outbox {
           now() + timing.retransmitInitialMs,
           describeError(err),
         );
+        this.blocked.add(conversationOf(row));
       }
       this.kick();
       return;
@@ -224,6 +360,7 @@ export class Outbox {
         now() + timing.retransmitInitialMs,
         "unknown-device",
       );
+      if (row.kind === "message") this.blocked.add(conversationOf(row));
       void this.requireHooks()
         .onUnknownDevice(row)
         .catch((err: unknown) => log.warn({ err: describeError(err) }, "re-publish failed"));
@@ -255,6 +392,7 @@ export class Outbox {
           "stanza held after a wait bounce",
         );
         await outboxStore.hold(knex, row.id, hold, next, describeStanzaError(error));
+        if (row.kind === "message") this.blocked.add(conversationOf(row));
         // The user is told once that the message waits, so that a silent delay of up to a
         // minute does not look like a loss (and invite a duplicate by hand).
         if (hold === "rate-limited" && row.kind === "message" && row.hold !== "rate-limited") {
@@ -299,19 +437,26 @@ export class Outbox {
   private async transmitDue(): Promise<void> {
     const { knex, now, session } = this.options;
     if (!session.ready) return;
+    this.dueMayExist = false;
     await this.prepareForHello();
     const rows = await outboxStore.unresolved(knex, SCAN_LIMIT);
     const blocked = new Set<string>();
     for (const row of rows) {
-      const conversation = `${bareOf(row.senderJid)} ${row.conversationJid}`;
+      const conversation = conversationOf(row);
       const ordered = row.kind === "message";
       if (ordered && blocked.has(conversation)) continue;
       if (row.nextAttemptAt > now()) {
         if (ordered && row.hold !== null) blocked.add(conversation);
         continue;
       }
-      if (!(await this.transmit(row))) return;
+      if (!(await this.transmit(row))) {
+        this.dueMayExist = true;
+        return;
+      }
     }
+    // A scan cut at SCAN_LIMIT has not seen every row: it cannot vouch for the others.
+    if (rows.length >= SCAN_LIMIT) this.dueMayExist = true;
+    this.blocked = blocked;
   }
 
   /** False when the transport or the hello state stopped the pass. */
@@ -361,6 +506,10 @@ export class Outbox {
 }
 
 const isUnresolved = (row: OutboxRow): boolean => row.state === "pending" || row.state === "sent";
+
+/** The key that orders messages: sending user and peer. */
+const conversationOf = (row: OutboxRow): string =>
+  `${bareOf(row.senderJid)} ${row.conversationJid}`;
 
 /** 60 s after the first transmission, doubling to 600 s (§15.3). */
 export function retransmitDelay(timing: EngineTiming, previousAttempts: number): number {

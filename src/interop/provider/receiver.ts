@@ -60,6 +60,20 @@ const TRANSIENT_RETRY_MS = 120_000;
 export class Receiver {
   private readonly queue = new SerialQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
+  /**
+   * Committed events not yet handed over, per conversation, oldest first: what `inbound_pending`
+   * holds, kept in memory so that ordering a hand-over costs no table scan (issue #15). Filled
+   * when an event is committed and, after a restart, once by replayPending.
+   */
+  private readonly waiting = new Map<string, PendingEntry[]>();
+  /**
+   * Stanza-ids handed over lately: a redelivery that read the pending row just before its
+   * hand-over deleted it must not put it back on the waiting list (bounded: a redelivery comes
+   * within seconds).
+   */
+  private readonly handedOver = new Set<string>();
+  /** The hand-over chain of each conversation: ordered within it, parallel across them. */
+  private readonly chains = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
@@ -131,14 +145,18 @@ export class Receiver {
     return this.guard(
       this.queue.run(async () => {
         await this.untilDone(async () => {
-          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+          const entries = await this.options.inbox.allPending();
+          for (const entry of entries) this.remember(entry);
+          for (const entry of entries) await this.handOver(entry);
         });
       }),
     );
   }
 
-  idle(): Promise<void> {
-    return this.queue.idle();
+  /** Resolves once every delivery queued so far is processed and its hand-over settled. */
+  async idle(): Promise<void> {
+    await this.queue.idle();
+    while (this.chains.size > 0) await Promise.all(this.chains.values());
   }
 
   /**
@@ -176,7 +194,7 @@ export class Receiver {
     }
     if (await inbox.seen(sid.id)) {
       const pending = await inbox.pending(sid.id);
-      if (pending !== undefined) await this.handOverInOrder(pending);
+      if (pending !== undefined) this.chainHandOver(pending);
       else this.options.acks.add(sid.by, sid.id);
       return;
     }
@@ -188,7 +206,8 @@ export class Receiver {
       case "encrypted":
         return this.processEncrypted(msg, payload.encrypted, local, from);
       case "receipt":
-        return this.commit(sid, { kind: "delivered", local, from, refs: payload.receipts });
+        this.deliverReceipt(sid, { kind: "delivered", local, from, refs: payload.receipts });
+        return;
       case "displayed":
         return this.commit(sid, { kind: "displayed", local, from, ref: payload.marker });
       case "retry":
@@ -274,7 +293,7 @@ export class Receiver {
         },
       );
       if (entry === undefined) this.options.acks.add(sid.by, sid.id);
-      else await this.handOverInOrder(entry);
+      else this.chainHandOver(entry);
     } catch (err) {
       if (err instanceof DuplicateMessageError) {
         await this.recordOnly(sid);
@@ -367,7 +386,107 @@ export class Receiver {
       await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
       await this.options.inbox.addPending(tx, entry, this.options.now());
     });
-    await this.handOverInOrder(entry);
+    this.chainHandOver(entry);
+  }
+
+  /**
+   * Queues the hand-over of a committed event behind the earlier ones of its conversation and
+   * returns at once: the next delivery is decrypted while this one is posted to Matrix. A failed
+   * hand-over is retried by retryHandOverLater (the event stays pending and unacked).
+   */
+  private chainHandOver(entry: PendingEntry): void {
+    this.remember(entry);
+    this.chain(conversationOf(entry.record) ?? `stanza\n${entry.stanzaId}`, entry.stanzaId, () =>
+      this.handOverInOrder(entry),
+    );
+  }
+
+  /**
+   * A `<received>` (§15.7): nothing to decrypt and nothing lost if it is handed over twice, so it
+   * is handed over first (behind the earlier events of its conversation) and only then recorded
+   * in `inbox` and acked: no sealed `inbound_pending` row and no transaction of its own (issue
+   * #15). A crash before the record means a redelivery and a second, harmless hand-over; a failed
+   * hand-over leaves it unacked for the gatekeeper's redelivery. Held by the core (a deferral), it
+   * is stored as pending like any other event.
+   */
+  private deliverReceipt(
+    sid: StanzaIdElement,
+    record: Extract<PendingRecord, { kind: "delivered" }>,
+  ): void {
+    const key = conversationOf(record) ?? `stanza\n${sid.id}`;
+    this.chain(key, sid.id, async () => {
+      for (const older of [...(this.waiting.get(key) ?? [])]) await this.handOver(older);
+      const event = tryDecode(() =>
+        pendingToEvent(record, this.options.session.limits["max-envelope-bytes"]),
+      );
+      if (event.ok) {
+        try {
+          await this.options.emit(event.value);
+        } catch (err) {
+          if (!isDeferral(err)) throw err;
+          await this.commit(sid, record);
+          return;
+        }
+      } else this.log.warn({ err: event.error.message }, "receipt unusable; dropped");
+      await this.recordOnly(sid);
+    });
+  }
+
+  /** Runs `job` after the earlier jobs of conversation `key`; a failure is logged and left unacked. */
+  private chain(key: string, stanzaId: string, job: () => Promise<void>): void {
+    const previous = this.chains.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(job)
+      .catch((err: unknown) => {
+        this.log.error(
+          { err: describeError(err), stanzaId },
+          "hand-over failed; left unacked and retried",
+        );
+      })
+      .finally(() => {
+        if (this.chains.get(key) === next) this.chains.delete(key);
+      });
+    this.chains.set(key, next);
+  }
+
+  /** Adds a committed event to its conversation's waiting list (once). */
+  private remember(entry: PendingEntry): void {
+    const conversation = conversationOf(entry.record);
+    if (conversation === undefined || this.handedOver.has(entry.stanzaId)) return;
+    let list = this.waiting.get(conversation);
+    if (list === undefined) {
+      list = [];
+      this.waiting.set(conversation, list);
+    }
+    if (!list.some((e) => e.stanzaId === entry.stanzaId)) list.push(entry);
+  }
+
+  /**
+   * Whether `entry` still waits for its hand-over: in its conversation's list (every committed
+   * event is, from its commit or replayPending until its pending row is deleted), or, for events
+   * of no conversation, still in `inbound_pending`.
+   */
+  private async stillPending(entry: PendingEntry): Promise<boolean> {
+    const conversation = conversationOf(entry.record);
+    if (conversation === undefined) {
+      return (await this.options.inbox.pending(entry.stanzaId)) !== undefined;
+    }
+    return this.waiting.get(conversation)?.some((e) => e.stanzaId === entry.stanzaId) ?? false;
+  }
+
+  /** Drops an event handed over (its pending row deleted) from its conversation's list. */
+  private forget(entry: PendingEntry): void {
+    this.handedOver.add(entry.stanzaId);
+    if (this.handedOver.size > HANDED_OVER_REMEMBERED) {
+      this.handedOver.delete(this.handedOver.values().next().value as string);
+    }
+    const conversation = conversationOf(entry.record);
+    if (conversation === undefined) return;
+    const list = this.waiting.get(conversation);
+    if (list === undefined) return;
+    const at = list.findIndex((e) => e.stanzaId === entry.stanzaId);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length === 0) this.waiting.delete(conversation);
   }
 
   /**
@@ -379,9 +498,9 @@ export class Receiver {
   private async handOverInOrder(entry: PendingEntry): Promise<void> {
     const conversation = conversationOf(entry.record);
     if (conversation !== undefined) {
-      for (const older of await this.options.inbox.allPending()) {
+      for (const older of [...(this.waiting.get(conversation) ?? [])]) {
         if (older.stanzaId === entry.stanzaId) break;
-        if (conversationOf(older.record) === conversation) await this.handOver(older);
+        await this.handOver(older);
       }
     }
     await this.handOver(entry);
@@ -392,6 +511,12 @@ export class Receiver {
     const running = this.handingOver.get(entry.stanzaId);
     if (running !== undefined) return running;
     const job = (async () => {
+      if (!(await this.stillPending(entry))) {
+        // Handed over meanwhile: a redelivery read the row before that hand-over removed it and
+        // queued it behind it on the conversation's chain. Acked, not posted a second time.
+        this.options.acks.add(entry.by, entry.stanzaId);
+        return;
+      }
       const event = tryDecode(() =>
         pendingToEvent(entry.record, this.options.session.limits["max-envelope-bytes"]),
       );
@@ -409,16 +534,17 @@ export class Receiver {
         }
       } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
       const { knex, inbox, outbox } = this.options;
-      await SqlRunner.of(knex).transaction(async (tx) => {
+      const receipt = await SqlRunner.of(knex).transaction(async (tx) => {
         const removed = await inbox.completePending(tx, entry.stanzaId);
-        const receipt = entry.receipt;
-        if (removed && receipt !== undefined) {
-          // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
-          const ref = { id: receipt.id as MessageId, author: receipt.to as BareJid };
-          await outbox.insert(tx, receiptRow(receipt.from, receipt.to as BareJid, [ref]));
-        }
+        const wanted = entry.receipt;
+        if (!removed || wanted === undefined) return undefined;
+        // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
+        const ref = { id: wanted.id as MessageId, author: wanted.to as BareJid };
+        const row = receiptRow(wanted.from, wanted.to as BareJid, [ref]);
+        return { id: await outbox.insertSent(tx, row), row };
       });
-      outbox.kick();
+      this.forget(entry);
+      if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);
       this.options.acks.add(entry.by, entry.stanzaId);
     })().finally(() => this.handingOver.delete(entry.stanzaId));
     this.handingOver.set(entry.stanzaId, job);
@@ -445,7 +571,9 @@ export class Receiver {
       if (this.stopped) return;
       void this.guard(
         this.queue.run(async () => {
-          for (const entry of await this.options.inbox.allPending()) await this.handOver(entry);
+          const entries = await this.options.inbox.allPending();
+          for (const entry of entries) this.remember(entry);
+          for (const entry of entries) await this.handOver(entry);
         }),
       );
     }, delay);
@@ -480,6 +608,9 @@ export class Receiver {
     });
   }
 }
+
+/** How many handed-over stanza-ids the receiver remembers against a late redelivery. */
+const HANDED_OVER_REMEMBERED = 10_000;
 
 /** First and largest delay between attempts to hand failed events over again. */
 const HAND_OVER_RETRY_INITIAL_MS = 500;

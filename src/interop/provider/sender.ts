@@ -107,8 +107,10 @@ export class Sender {
         : originIdForEvent(message.from, message.eventId);
     if (message.eventId !== undefined) {
       const senderJid = deviceJid(device.jid, device.deviceId);
-      const queued = await outboxStore.byOrigin(this.options.knex, senderJid, originId);
-      if (queued.length > 0) return originId;
+      const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
+        outboxStore.exists(tx, senderJid, originId),
+      );
+      if (queued) return originId;
     }
     let envelope: string;
     try {
@@ -130,11 +132,12 @@ export class Sender {
     const bytes = new Uint8Array(Buffer.from(envelope, "utf8"));
     const ids = await directory.deviceIds(message.from, message.to);
     let recipients: DeviceAddress[] = ids.map((id) => ({ jid: message.to, device: id }));
+    let stored: { id: number; row: NewOutboxRow } | undefined;
     for (let attempt = 0; ; attempt++) {
       const absent = await directory.ensureSessions(device, recipients);
       recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
       try {
-        await this.encryptIntoOutbox(
+        stored = await this.encryptIntoOutbox(
           device,
           originId,
           message.to,
@@ -148,7 +151,7 @@ export class Sender {
         if (!(err instanceof NoSessionError) || attempt > 0) throw err;
       }
     }
-    this.options.outbox.kick();
+    if (stored !== undefined) this.options.outbox.sendCommitted(stored.id, stored.row);
     return originId;
   }
 
@@ -216,17 +219,18 @@ export class Sender {
     const device = await this.localDevice(local);
     const from = deviceJid(local, device.deviceId);
     const originId = messageId(randomUUID());
-    await SqlRunner.of(this.options.knex).connection((tx) =>
-      this.options.outbox.insert(tx, {
-        kind: "displayed",
-        senderJid: from,
-        conversationJid: to,
-        toJid: to,
-        originId,
-        stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
-      }),
+    const row: NewOutboxRow = {
+      kind: "displayed",
+      senderJid: from,
+      conversationJid: to,
+      toJid: to,
+      originId,
+      stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
+    };
+    const id = await SqlRunner.of(this.options.knex).connection((tx) =>
+      this.options.outbox.insertSent(tx, row),
     );
-    this.options.outbox.kick();
+    this.options.outbox.sendCommitted(id, row);
     return originId;
   }
 
@@ -278,8 +282,9 @@ export class Sender {
     envelope: Uint8Array,
     recipients: readonly DeviceAddress[],
     eventId: string | undefined,
-  ): Promise<void> {
+  ): Promise<{ id: number; row: NewOutboxRow } | undefined> {
     const senderJid = deviceJid(device.jid, device.deviceId);
+    let stored: { id: number; row: NewOutboxRow } | undefined;
     const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = this.options.session.limits["max-stanza-bytes"];
     await device.sessions.encryptForDevices(envelope, recipients, {
@@ -303,7 +308,7 @@ export class Sender {
         if (Buffer.byteLength(stanza, "utf8") > maxStanza) {
           throw new ProviderError("too-large", `the stanza exceeds max-stanza-bytes ${maxStanza}`);
         }
-        await this.options.outbox.insert(trx, {
+        const row: NewOutboxRow = {
           kind: "message",
           senderJid,
           conversationJid: to,
@@ -312,9 +317,11 @@ export class Sender {
           stanza,
           eventId,
           envelopeEnc,
-        });
+        };
+        stored = { id: await this.options.outbox.insertSent(trx, row), row };
       },
     });
+    return stored;
   }
 }
 

@@ -28,9 +28,12 @@ export function redactionReason(): string {
 
 function text(t: NeutralText, msgtype: TextContent["msgtype"] = "m.text"): TextContent {
   const content: TextContent = { msgtype, body: neutralToPlain(t) };
-  if (hasFormatting(t)) {
+  // A body made only of markers (a lone ``` or `> `) has nothing left to show as HTML: an empty
+  // formatted_body would show an empty message, so the plain body (the markers) is shown.
+  const html = hasFormatting(t) ? neutralToHtml(t) : "";
+  if (html !== "") {
     content.format = "org.matrix.custom.html";
-    content.formatted_body = neutralToHtml(t);
+    content.formatted_body = html;
   }
   return content;
 }

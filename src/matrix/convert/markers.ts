@@ -1,4 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
+import { dropCharacters } from "../../core/text-remap.js";
 
 /**
  * The text a formatted rendering shows: the network's own styling markers that spans declare
@@ -11,14 +12,7 @@ export function stripMarkers(input: NeutralText): NeutralText {
   if (!input.spans.some((s) => s.markers !== undefined)) return input;
   const hidden = new Uint8Array(text.length);
   for (const span of input.spans) markSpan(text, span, hidden);
-  // position[i]: index in the kept text of the first kept character at or after i.
-  const position = new Int32Array(text.length + 1);
-  let kept = "";
-  for (let i = 0; i < text.length; i++) {
-    position[i] = kept.length;
-    if (hidden[i] === 0) kept += text[i];
-  }
-  position[text.length] = kept.length;
+  const { kept, position } = dropCharacters(text, hidden);
   const spans: TextSpan[] = [];
   for (const s of input.spans) {
     const start = position[clamp(s.start, text.length)] as number;

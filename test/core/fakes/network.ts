@@ -53,6 +53,10 @@ export class FakeNetwork implements NetworkConnector {
   started = false;
   /** When set, sendMessage rejects with it. */
   sendError: Error | undefined;
+  /** When set, sendReactions refuses a set with a key it matches, as the connector does. */
+  refuseReaction: ((key: string) => boolean) | undefined;
+  /** When true, sendMessage reads a media attachment through, as the real connector does. */
+  readsMedia = false;
   /** When true, loadLogin rejects (keys unreadable, say). */
   failLoad = false;
   /** The network's edit and retraction windows (WhatsApp's defaults). */
@@ -143,6 +147,10 @@ export class FakeLogin
     replyTo?: MessageReference,
   ): Promise<RemoteMessageId> {
     if (this.network.sendError !== undefined) throw this.network.sendError;
+    if (content.type === "media" && this.network.readsMedia) {
+      // As the real connector does before it encrypts and uploads: a failure to open rejects.
+      for await (const chunk of await content.media.open()) void chunk;
+    }
     const id = this.network.newId();
     this.network.sent.push({ from: this.user, to, content, id, ...(replyTo ? { replyTo } : {}) });
     return id;
@@ -176,6 +184,10 @@ export class FakeLogin
     target: MessageReference,
     emojis: readonly string[],
   ): Promise<void> {
+    const refused = emojis.find((e) => this.network.refuseReaction?.(e) === true);
+    if (refused !== undefined) {
+      throw new BridgeError("invalid-reactions", `"${refused.slice(0, 40)}" is not a single emoji`);
+    }
     this.network.actions.push(`reactions ${to} ${target.id} [${emojis.join("")}]`);
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from "../../../src/util/log.js";
 import type {
   EphemeralEvent,
   HomeserverProfile,
+  JsonObject,
   PushAttempt,
   PushFault,
   PushFaultInjector,
@@ -19,12 +20,27 @@ export interface PusherOptions {
   injector: () => PushFaultInjector | undefined;
   /** True while the homeserver plays dead: no push goes out, the attempt counts as failed. */
   down?: () => boolean;
+  /**
+   * The encryption extensions (MSC2409 to-device, MSC3202 device lists and key counts) of a new
+   * transaction, computed once when it is formed so that retries resend the very same body, as
+   * Synapse does.
+   */
+  extensions?: (contents: TransactionContents) => JsonObject;
 }
 
-interface Transaction {
-  txnId: string;
+/** What a transaction carries before its extensions are added. */
+export interface TransactionContents {
   events: RoomEvent[];
   ephemeral: EphemeralEvent[];
+  /** To-device events with `to_user_id` and `to_device_id` (MSC2409). */
+  toDevice: JsonObject[];
+  /** Users whose device list changed (MSC3202). */
+  deviceListsChanged: string[];
+}
+
+interface Transaction extends TransactionContents {
+  txnId: string;
+  body: JsonObject;
   attempts: number;
 }
 
@@ -38,13 +54,22 @@ const MAX_BATCH = 100;
 export class AppservicePusher {
   private pendingEvents: RoomEvent[] = [];
   private pendingEphemeral: EphemeralEvent[] = [];
+  private pendingToDevice: JsonObject[] = [];
+  private pendingDeviceLists = new Set<string>();
   private inFlight: Transaction | undefined;
   private nextTxn = 1;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
   private idleWaiters: (() => void)[] = [];
   /** Every transaction the appservice acknowledged, in order (for tests and diagnostics). */
-  readonly delivered: { txnId: string; events: RoomEvent[]; ephemeral: EphemeralEvent[] }[] = [];
+  readonly delivered: {
+    txnId: string;
+    events: RoomEvent[];
+    ephemeral: EphemeralEvent[];
+    toDevice: JsonObject[];
+    /** The whole body as pushed, extensions included. */
+    body: JsonObject;
+  }[] = [];
 
   constructor(
     private readonly appservice: Appservice,
@@ -61,11 +86,28 @@ export class AppservicePusher {
     this.kick();
   }
 
+  /** A to-device event for one of the appservice's users' devices (MSC2409). */
+  enqueueToDevice(event: JsonObject): void {
+    this.pendingToDevice.push(event);
+    this.kick();
+  }
+
+  /** A device-list change the appservice is interested in (MSC3202). */
+  enqueueDeviceListChange(userId: string): void {
+    this.pendingDeviceLists.add(userId);
+    this.kick();
+  }
+
   get idle(): boolean {
+    return this.inFlight === undefined && !this.hasPending();
+  }
+
+  private hasPending(): boolean {
     return (
-      this.inFlight === undefined &&
-      this.pendingEvents.length === 0 &&
-      this.pendingEphemeral.length === 0
+      this.pendingEvents.length > 0 ||
+      this.pendingEphemeral.length > 0 ||
+      this.pendingToDevice.length > 0 ||
+      this.pendingDeviceLists.size > 0
     );
   }
 
@@ -86,19 +128,29 @@ export class AppservicePusher {
       // No URL: the appservice receives nothing (spec, Registration).
       this.pendingEvents = [];
       this.pendingEphemeral = [];
+      this.pendingToDevice = [];
+      this.pendingDeviceLists.clear();
     }
-    if (this.pendingEvents.length === 0 && this.pendingEphemeral.length === 0) {
+    if (!this.hasPending()) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
       return;
     }
-    this.inFlight = {
-      txnId: String(this.nextTxn++),
+    const contents: TransactionContents = {
       events: this.pendingEvents.splice(0, MAX_BATCH),
       ephemeral: this.pendingEphemeral.splice(0, MAX_BATCH),
-      attempts: 0,
+      toDevice: this.pendingToDevice.splice(0, MAX_BATCH),
+      deviceListsChanged: [...this.pendingDeviceLists],
     };
+    this.pendingDeviceLists.clear();
+    const body: JsonObject = { events: contents.events };
+    if (contents.ephemeral.length > 0) {
+      body[this.options.profile === "spec" ? "ephemeral" : "de.sorunome.msc2409.ephemeral"] =
+        contents.ephemeral;
+    }
+    Object.assign(body, this.options.extensions?.(contents));
+    this.inFlight = { ...contents, txnId: String(this.nextTxn++), body, attempts: 0 };
     void this.send(this.inFlight);
   }
 
@@ -115,6 +167,8 @@ export class AppservicePusher {
       attempt: txn.attempts,
       events: txn.events,
       ephemeral: txn.ephemeral,
+      toDevice: txn.toDevice,
+      body: txn.body,
     };
     let failure: { retryAfterMs?: number; reason: string } | undefined;
     try {
@@ -130,7 +184,13 @@ export class AppservicePusher {
     if (this.abort.signal.aborted) return;
     if (failure === undefined) {
       log.debug("transaction acknowledged");
-      this.delivered.push({ txnId: txn.txnId, events: txn.events, ephemeral: txn.ephemeral });
+      this.delivered.push({
+        txnId: txn.txnId,
+        events: txn.events,
+        ephemeral: txn.ephemeral,
+        toDevice: txn.toDevice,
+        body: txn.body,
+      });
       this.inFlight = undefined;
       this.kick();
       return;
@@ -150,11 +210,7 @@ export class AppservicePusher {
     fault: PushFault | undefined,
   ): Promise<{ retryAfterMs?: number; reason: string } | undefined> {
     if (fault !== undefined && fault.deliver !== true) return this.simulate(fault);
-    const body: Record<string, unknown> = { events: txn.events };
-    if (txn.ephemeral.length > 0) {
-      body[this.options.profile === "spec" ? "ephemeral" : "de.sorunome.msc2409.ephemeral"] =
-        txn.ephemeral;
-    }
+    const body = txn.body;
     const path = `/transactions/${encodeURIComponent(txn.txnId)}`;
     const answer = await callAppservice(
       this.options.profile,

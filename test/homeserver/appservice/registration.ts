@@ -89,6 +89,24 @@ export class Appservice {
     if (profile === "spec") return this.registration.receive_ephemeral === true;
     return this.registration["de.sorunome.msc2409.push_ephemeral"] === true;
   }
+
+  /**
+   * To-device events in transactions (MSC2409): Synapse sends them to appservices registered for
+   * ephemeral data under either spelling; the spec profile also reads `receive_ephemeral`.
+   */
+  wantsToDevice(profile: HomeserverProfile): boolean {
+    const r = this.registration;
+    return (
+      r["de.sorunome.msc2409.push_ephemeral"] === true ||
+      r.push_ephemeral === true ||
+      (profile === "spec" && r.receive_ephemeral === true)
+    );
+  }
+
+  /** Device lists and key counts in transactions (MSC3202), asked for by `org.matrix.msc3202`. */
+  wantsDeviceData(): boolean {
+    return this.registration["org.matrix.msc3202"] === true;
+  }
 }
 
 export class AppserviceRegistry {

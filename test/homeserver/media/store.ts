@@ -34,6 +34,11 @@ export class MediaStore {
     return `mxc://${this.serverName}/${mediaId}`;
   }
 
+  /** Every stored item (for the tests' inspection of what the server holds). */
+  all(): MediaItem[] {
+    return [...this.items.values()];
+  }
+
   /** Remote media is never fetched: this server has no federation. */
   get(serverName: string, mediaId: string): MediaItem {
     const item = serverName === this.serverName ? this.items.get(mediaId) : undefined;

@@ -93,11 +93,17 @@ export function registerAccountRoutes(ctx: RouteContext): void {
     return ok(body);
   });
   ctx.authed("POST", "/logout", (_req, who) => {
-    if (who.appservice === undefined) core.users.endSession(who.accessToken);
+    // Logging out deletes the device and its keys (spec; a device-list change for others).
+    if (who.appservice === undefined && who.deviceId !== null) {
+      core.users.endSession(who.accessToken);
+      core.e2ee.deleteDevice(who.userId, who.deviceId);
+    }
     return ok({});
   });
   ctx.authed("POST", "/logout/all", (_req, who) => {
     core.users.endAllSessions(who.userId);
+    for (const device of core.e2ee.devices.list(who.userId))
+      core.e2ee.deleteDevice(who.userId, device.deviceId);
     return ok({});
   });
 
@@ -152,7 +158,8 @@ function login(core: HomeserverCore, req: HsRequest): Record<string, unknown> {
     throw new MatrixError(400, "M_UNKNOWN", `Unsupported login type ${String(body["type"])}`);
   }
   const deviceId = typeof body["device_id"] === "string" ? body["device_id"] : undefined;
-  const session = core.users.startSession(userId, deviceId);
+  const name = body["initial_device_display_name"];
+  const session = core.startSession(userId, deviceId, typeof name === "string" ? name : undefined);
   return {
     user_id: userId,
     access_token: session.accessToken,
@@ -214,7 +221,8 @@ function sessionFor(
 ): Record<string, unknown> {
   if (body["inhibit_login"] === true) return { user_id: userId, home_server: core.serverName };
   const deviceId = typeof body["device_id"] === "string" ? body["device_id"] : undefined;
-  const session = core.users.startSession(userId, deviceId);
+  const name = body["initial_device_display_name"];
+  const session = core.startSession(userId, deviceId, typeof name === "string" ? name : undefined);
   return {
     user_id: userId,
     access_token: session.accessToken,

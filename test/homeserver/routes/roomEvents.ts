@@ -11,6 +11,8 @@ import type { JsonObject } from "../types.js";
 export function registerRoomEventRoutes(ctx: RouteContext): void {
   const core = ctx.core;
 
+  // Events above 65,536 bytes answer 413 M_TOO_LARGE: the one check is assertEventSize (events.ts),
+  // applied by core.persist to this route and every other that creates an event.
   ctx.authed("PUT", "/rooms/:roomId/send/:type/:txnId", (req, who) => {
     const room = core.room(param(req, "roomId"));
     const content = jsonBody(req);

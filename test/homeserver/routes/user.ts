@@ -1,11 +1,10 @@
 import { assertSelf } from "../auth.js";
 import { notFound } from "../errors.js";
-import { isObject } from "../events.js";
 import { defaultPushRules } from "../pushRules.js";
 import { jsonBody, ok, param } from "../router.js";
 import type { RouteContext } from "../server.js";
 
-/** Account data, filters, presence, push rules and the crypto stubs a client may touch. */
+/** Account data, filters, presence, push rules and the TURN answer. */
 export function registerUserRoutes(ctx: RouteContext): void {
   const core = ctx.core;
   ctx.authed("POST", "/user/:userId/filter", (req, who) => {
@@ -79,15 +78,6 @@ export function registerUserRoutes(ctx: RouteContext): void {
     return ok({});
   });
 
-  ctx.authed("POST", "/keys/upload", () => ok({ one_time_key_counts: {} }));
-  ctx.authed("POST", "/keys/query", (req) => {
-    const requested = jsonBody(req)["device_keys"];
-    const deviceKeys = Object.fromEntries(
-      Object.keys(isObject(requested) ? requested : {}).map((u) => [u, {}]),
-    );
-    return ok({ device_keys: deviceKeys, failures: {} });
-  });
-  ctx.authed("PUT", "/sendToDevice/:type/:txnId", () => ok({}));
   // No TURN server is configured; Synapse answers an empty object then.
   ctx.authed("GET", "/voip/turnServer", () => ok({}));
 }

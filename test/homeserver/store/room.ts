@@ -16,6 +16,8 @@ export interface StoredEvent {
   index: number;
   txn?: TxnOrigin;
   redactedBy?: RoomEvent;
+  /** The event as sent, kept after a redaction as Synapse retains it for a while. */
+  original?: RoomEvent;
 }
 
 export interface Receipt {

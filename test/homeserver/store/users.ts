@@ -87,6 +87,12 @@ export class UserStore {
     this.sessions.delete(accessToken);
   }
 
+  /** Revokes every access token of one device. */
+  endDeviceSessions(userId: string, deviceId: string): void {
+    for (const [token, session] of this.sessions)
+      if (session.userId === userId && session.deviceId === deviceId) this.sessions.delete(token);
+  }
+
   endAllSessions(userId: string): void {
     for (const [token, session] of this.sessions)
       if (session.userId === userId) this.sessions.delete(token);

@@ -20,8 +20,7 @@ import {
 const SECRET_BODY = "the plaintext nobody may read from a dump";
 
 async function allTables(knex: Knex): Promise<string[]> {
-  const client = (knex.client as { config: { client: string } }).config.client;
-  if (client === "sqlite3") {
+  if ((knex.client as { dialect: string }).dialect === "sqlite3") {
     const rows = (await knex.raw(
       "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'",
     )) as { name: string }[];

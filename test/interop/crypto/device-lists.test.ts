@@ -28,6 +28,44 @@ describeOnBackends("device-list cache", (get) => {
     );
   });
 
+  it("a list read again costs no query, and a stored or changed list is seen by the next read", async function () {
+    const { knex } = get().db;
+    const { crypto } = makeCrypto(knex);
+    const carol = uniqueJid("gatekeeper");
+    await crypto.storeDeviceList(carol, 1, ids(1));
+    assert.deepEqual(
+      (await crypto.deviceLists.get(carol))?.devices.map((d) => d.id),
+      [1],
+    );
+    let queries = 0;
+    const onQuery = () => (queries += 1);
+    knex.on("query", onQuery);
+    try {
+      assert.deepEqual(
+        (await crypto.deviceLists.get(carol))?.devices.map((d) => d.id),
+        [1],
+      );
+      assert.equal(queries, 0, "read from memory");
+    } finally {
+      knex.removeListener("query", onQuery);
+    }
+    await crypto.storeDeviceList(carol, 2, ids(1, 3));
+    assert.deepEqual(
+      (await crypto.deviceLists.get(carol))?.devices.map((d) => d.id),
+      [1, 3],
+    );
+    await crypto.handleDevicesChanged({
+      jid: carol,
+      version: 3,
+      devices: [{ id: 3 as DeviceId }],
+      removed: [1 as DeviceId],
+    });
+    assert.deepEqual(
+      (await crypto.deviceLists.get(carol))?.devices.map((d) => d.id),
+      [3],
+    );
+  });
+
   it("identity-changed and replaced devices lose their sessions and need fresh bundles", async function () {
     const world = makeCrypto(get().db.knex);
     const alice = await newDevice(world, "provider");

@@ -4,9 +4,10 @@ import {
   encodeDevicesChanged,
   encodePreKeysLow,
 } from "../../../src/interop/codec/key-notifications.js";
-import { encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
+import { encodeReceived, encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
+import { buildDelivery } from "../../../src/interop/codec/message-builders.js";
 import { parseXml, xml, type XmlElement } from "../../../src/interop/codec/xml.js";
-import type { BareJid, DeviceId, StanzaId } from "../../../src/util/ids.js";
+import type { BareJid, DeviceId, MessageId, StanzaId } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
 import { GatekeeperUsers, type GkUser } from "./peers.js";
@@ -118,6 +119,85 @@ describeOnBackends("provider engine: receiving", (get) => {
     fake.send(delivery.stanza);
     await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the hand-over");
     assert.equal(messagesFor(b, delivery.originId).length, 1);
+  });
+
+  it("a conversation whose hand-over hangs does not hold back another conversation", async function () {
+    const carol = await users.addUser([1]);
+    const sink = new EventSink();
+    const deliver = sink.handler;
+    // Bob's messages never reach Matrix (a stuck room, say); everything else does.
+    (sink as { handler: EventSink["handler"] }).handler = (event) =>
+      event.kind === "message" && event.from === bob.jid
+        ? new Promise<void>(() => undefined)
+        : deliver(event);
+    const b = await readyBridge(sink);
+    const stuck = await users.encryptTo(bob, 1, alice, body("stuck"));
+    fake.send(stuck.stanza);
+    const flowing = await users.encryptTo(carol, 1, alice, body("flowing"));
+    fake.send(flowing.stanza);
+    await eventually(() => fake.acked.includes(flowing.stanzaId), "carol's message acked");
+    assert.equal(messagesFor(b, flowing.originId).length, 1, "carol's message handed over");
+    assert.equal(fake.acked.includes(stuck.stanzaId), false, "bob's stays unacked");
+  });
+
+  it("a message whose hand-over failed is handed over before the next one of its conversation", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    sink.mode = "fail";
+    const first = await users.encryptTo(bob, 1, alice, body("first"));
+    fake.send(first.stanza);
+    await eventually(
+      async () =>
+        (await get().db.knex("inbound_pending").where({ stanza_id: first.stanzaId }).first()) !==
+        undefined,
+      "the first message committed",
+    );
+    await pause(50);
+    sink.mode = "ok";
+    const second = await users.encryptTo(bob, 1, alice, body("second"));
+    fake.send(second.stanza);
+    await eventually(() => fake.acked.includes(second.stanzaId), "the second acked");
+    const order = b.sink
+      .of("message")
+      .map((e) => e.originId)
+      .filter((id) => id === first.originId || id === second.originId);
+    assert.deepEqual(order, [first.originId, second.originId]);
+    assert.ok(fake.acked.includes(first.stanzaId), "the first acked too");
+  });
+
+  it("a delivery receipt is handed over before anything of it is stored, then acked with its inbox row only", async function () {
+    const sink = new EventSink();
+    const deliver = sink.handler;
+    let hold = true;
+    // The core is slow to take receipts at first: nothing of the receipt may be stored meanwhile.
+    (sink as { handler: EventSink["handler"] }).handler = async (event) => {
+      while (event.kind === "delivered" && hold) await pause(20);
+      return deliver(event);
+    };
+    const b = await readyBridge(sink);
+    const stanzaId = newStanzaId();
+    const ref = { id: "3f2a6c1e-8d4b-4c1a-9e7f-0a1b2c3d4e5f" as MessageId, author: alice };
+    fake.send(
+      buildDelivery({
+        id: "r1",
+        type: "chat",
+        from: `${bob.jid}/1`,
+        to: alice,
+        payload: [encodeReceived(ref)],
+        originId: "9a8b7c6d-1e2f-4a3b-8c4d-5e6f7a8b9c0d" as MessageId,
+        stanzaId: { id: stanzaId, by: "wa.example" as BareJid },
+      }),
+    );
+    await pause(300);
+    const { knex } = get().db;
+    assert.equal(await knex("inbound_pending").where({ stanza_id: stanzaId }).first(), undefined);
+    assert.equal(fake.acked.includes(stanzaId), false, "not acked before the hand-over");
+    hold = false;
+    await eventually(() => fake.acked.includes(stanzaId), "acked after the hand-over");
+    const delivered = b.sink.of("delivered");
+    assert.equal(delivered.length, 1);
+    assert.deepEqual(delivered[0]?.refs, [ref]);
+    assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
   });
 
   it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {

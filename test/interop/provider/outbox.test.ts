@@ -107,6 +107,28 @@ describeOnBackends("provider engine: the outbox", (get) => {
     );
   });
 
+  it("a message is stored already sent, with its retransmission deadline, in the commit that stores it", async function () {
+    const b = await readyBridge();
+    // A first message lets the outbox's start-up pass run; the second is the one measured.
+    const first = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("one") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === first), "accepted");
+    const before = Date.now();
+    const originId = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("two") });
+    // No pass over the outbox marks it afterwards: resolved means durably stored as sent.
+    const row = (await get().db.knex("outbox").where({ origin_id: originId }).first()) as {
+      state: string;
+      attempts: number;
+      first_sent_at: number | string | null;
+      next_attempt_at: number | string;
+    };
+    assert.equal(row.state, "sent");
+    assert.equal(row.attempts, 1);
+    assert.ok(Number(row.first_sent_at) >= before, "first sent now");
+    assert.ok(Number(row.next_attempt_at) > Date.now(), "retransmission later, not due now");
+    await eventually(() => sent(originId).length === 1, "transmitted once");
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === originId), "accepted");
+  });
+
   it("retransmits the identical bytes after a reconnect, and after a restart of the bridge, until accepted", async function () {
     fake.policy = "manual";
     const b = await readyBridge();

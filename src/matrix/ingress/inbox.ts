@@ -1,0 +1,189 @@
+import { createHash } from "node:crypto";
+import type { SqlRunner } from "../../db/sql.js";
+
+/** How long handled and failed rows are kept (a retried transaction is skipped by its id). */
+export const INBOX_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+export type InboxState = "pending" | "done" | "failed" | "dead";
+
+/** One recorded Matrix room event. */
+export interface InboxRow {
+  seq: number;
+  eventId: string;
+  roomId: string;
+  /** The event as the homeserver pushed it (JSON text). */
+  event: string;
+  state: InboxState;
+  attempts: number;
+  /** The failure's code for failed and dead rows (never message content). */
+  error: string | null;
+  receivedAt: number;
+}
+
+/** An event as it is recorded: already filtered (own echoes, invalid ids) by the ingress. */
+export interface InboxEntry {
+  eventId: string;
+  roomId: string;
+  json: string;
+}
+
+interface RawRow {
+  seq: number;
+  event_id: string;
+  room_id: string;
+  event: string;
+  state: InboxState;
+  attempts: number;
+  error: string | null;
+  received_at: number | string;
+}
+
+const COLUMNS = "seq, event_id, room_id, event, state, attempts, error, received_at";
+
+const toRow = (r: RawRow): InboxRow => ({
+  seq: Number(r.seq),
+  eventId: r.event_id,
+  roomId: r.room_id,
+  event: r.event,
+  state: r.state,
+  attempts: Number(r.attempts),
+  error: r.error,
+  receivedAt: Number(r.received_at),
+});
+
+/** Transaction ids are short in practice; a longer one is kept by its digest. */
+const txnKey = (id: string): string =>
+  id.length <= 200 ? id : `sha256:${createHash("sha256").update(id).digest("hex")}`;
+
+/**
+ * The `matrix_inbox` and `matrix_transactions` tables (migrations/0005_matrix_inbox.ts), written
+ * through the SqlRunner's transaction API only, so that #15's group commit applies underneath.
+ */
+export class MatrixInboxTable {
+  constructor(private readonly sql: SqlRunner) {}
+
+  /**
+   * Records a transaction's events and its id in one commit. Resolves `fresh: false` (and records
+   * nothing) when the id was recorded before: the homeserver repeated a transaction whose 200 it
+   * did not see. An event recorded before under another transaction is kept once (by event id).
+   */
+  async record(
+    txnId: string,
+    entries: readonly InboxEntry[],
+    now = Date.now(),
+  ): Promise<{ fresh: boolean }> {
+    return this.sql.transaction(async (tx) => {
+      const added = await tx.run(
+        "INSERT INTO matrix_transactions (txn_id, received_at) VALUES (?, ?) ON CONFLICT (txn_id) DO NOTHING",
+        [txnKey(txnId), now],
+      );
+      if (added === 0) return { fresh: false };
+      for (const e of entries) {
+        await tx.run(
+          "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) " +
+            "VALUES (?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+          [e.eventId, e.roomId, e.json, now, now],
+        );
+      }
+      return { fresh: true };
+    });
+  }
+
+  /** The oldest pending events of one room, in arrival order. */
+  async pending(room: string, limit: number): Promise<InboxRow[]> {
+    const rows = await this.sql.transaction((tx) =>
+      tx.all<RawRow>(
+        `SELECT ${COLUMNS} FROM matrix_inbox WHERE room_id = ? AND state = 'pending' ORDER BY seq LIMIT ?`,
+        [room, limit],
+      ),
+    );
+    return rows.map(toRow);
+  }
+
+  /** Rooms with pending events (at start: work recorded before a stop or crash). */
+  async roomsWithPending(): Promise<string[]> {
+    const rows = await this.sql.transaction((tx) =>
+      tx.all<{ room_id: string }>(
+        "SELECT DISTINCT room_id FROM matrix_inbox WHERE state = 'pending'",
+      ),
+    );
+    return rows.map((r) => r.room_id);
+  }
+
+  async settle(
+    seq: number,
+    state: Exclude<InboxState, "pending">,
+    attempts: number,
+    error: string | null,
+    now = Date.now(),
+  ): Promise<void> {
+    await this.sql.transaction((tx) =>
+      tx.run(
+        "UPDATE matrix_inbox SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE seq = ?",
+        [state, attempts, error, now, seq],
+      ),
+    );
+  }
+
+  /** Keeps a pending row pending, with the attempts it has used (a stop between retries). */
+  async noteAttempts(seq: number, attempts: number, now = Date.now()): Promise<void> {
+    await this.sql.transaction((tx) =>
+      tx.run("UPDATE matrix_inbox SET attempts = ?, updated_at = ? WHERE seq = ?", [
+        attempts,
+        now,
+        seq,
+      ]),
+    );
+  }
+
+  /** Dead letters, oldest first. */
+  async dead(limit: number): Promise<InboxRow[]> {
+    const rows = await this.sql.transaction((tx) =>
+      tx.all<RawRow>(
+        `SELECT ${COLUMNS} FROM matrix_inbox WHERE state = 'dead' ORDER BY seq LIMIT ?`,
+        [limit],
+      ),
+    );
+    return rows.map(toRow);
+  }
+
+  async countDead(): Promise<number> {
+    const [row] = await this.sql.transaction((tx) =>
+      tx.all<{ n: number | string }>("SELECT COUNT(*) AS n FROM matrix_inbox WHERE state = 'dead'"),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Puts dead letters back to pending (all, or the one with `seq`), with their attempts reset;
+   * resolves the rooms to wake.
+   */
+  async revive(seq?: number, now = Date.now()): Promise<string[]> {
+    return this.sql.transaction(async (tx) => {
+      const where = seq === undefined ? "state = 'dead'" : "state = 'dead' AND seq = ?";
+      const params = seq === undefined ? [] : [seq];
+      const rooms = await tx.all<{ room_id: string }>(
+        `SELECT DISTINCT room_id FROM matrix_inbox WHERE ${where}`,
+        params,
+      );
+      await tx.run(
+        `UPDATE matrix_inbox SET state = 'pending', attempts = 0, error = NULL, updated_at = ? WHERE ${where}`,
+        [now, ...params],
+      );
+      return rooms.map((r) => r.room_id);
+    });
+  }
+
+  /** Forgets handled and failed events and transaction ids older than the retention. */
+  async prune(now = Date.now()): Promise<number> {
+    const before = now - INBOX_RETENTION_MS;
+    return this.sql.transaction(async (tx) => {
+      const events = await tx.run(
+        "DELETE FROM matrix_inbox WHERE state IN ('done', 'failed') AND updated_at < ?",
+        [before],
+      );
+      const txns = await tx.run("DELETE FROM matrix_transactions WHERE received_at < ?", [before]);
+      return events + txns;
+    });
+  }
+}

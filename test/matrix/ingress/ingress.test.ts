@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import type { WeakEvent } from "matrix-appservice-bridge";
+import { SqlRunner } from "../../../src/db/sql.js";
+import { INBOX_RETENTION_MS, MatrixInboxTable } from "../../../src/matrix/ingress/inbox.js";
+import { MatrixIngress, type IngressOptions } from "../../../src/matrix/ingress/index.js";
+import { BridgeError } from "../../../src/util/errors.js";
+import { silentLogger } from "../../../src/util/log.js";
+import { describeOnBackends } from "../../helpers/db.js";
+
+let n = 0;
+function event(room: string, body: string, sender = "@alice:example.org"): WeakEvent {
+  n += 1;
+  return {
+    event_id: `$e${n}-${Date.now()}`,
+    room_id: room,
+    sender,
+    type: "m.room.message",
+    content: { msgtype: "m.text", body },
+    origin_server_ts: Date.now(),
+  } as unknown as WeakEvent;
+}
+
+/** A homeserver error as matrix-bot-sdk throws it. */
+function httpError(statusCode: number, errcode: string): Error {
+  return Object.assign(new Error(errcode), { statusCode, errcode });
+}
+
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describeOnBackends("the Matrix inbox", (get) => {
+  let inbox: MatrixInboxTable;
+  before(function () {
+    inbox = new MatrixInboxTable(SqlRunner.of(get().db.knex));
+  });
+
+  it("records a transaction once, keeps each room's events in arrival order", async function () {
+    const entries = ["a", "b", "c"].map((body, i) => {
+      const e = event(i === 1 ? "!other:x" : "!room:x", body);
+      return { eventId: e.event_id, roomId: e.room_id, json: JSON.stringify(e) };
+    });
+    assert.deepEqual(await inbox.record("t-order", entries), { fresh: true });
+    assert.deepEqual(await inbox.record("t-order", entries), { fresh: false });
+    // The same events under another transaction id are not recorded twice either.
+    assert.deepEqual(await inbox.record("t-order-2", entries), { fresh: true });
+    const pending = await inbox.pending("!room:x", 10);
+    assert.deepEqual(
+      pending.map((r) => (JSON.parse(r.event) as { content: { body: string } }).content.body),
+      ["a", "c"],
+    );
+    assert.deepEqual((await inbox.roomsWithPending()).sort(), ["!other:x", "!room:x"]);
+  });
+
+  it("a dead letter is counted, listed, revived to pending, and old handled rows are pruned", async function () {
+    const [first, second] = await inbox.pending("!room:x", 10);
+    assert.ok(first !== undefined && second !== undefined);
+    await inbox.settle(first.seq, "dead", 3, "M_UNKNOWN (502)");
+    await inbox.settle(second.seq, "done", 1, null, Date.now() - INBOX_RETENTION_MS - 1);
+    assert.equal(await inbox.countDead(), 1);
+    assert.deepEqual(
+      (await inbox.dead(10)).map((r) => [r.eventId, r.attempts, r.error]),
+      [[first.eventId, 3, "M_UNKNOWN (502)"]],
+    );
+    assert.deepEqual(await inbox.revive(first.seq), ["!room:x"]);
+    assert.equal(await inbox.countDead(), 0);
+    assert.deepEqual(
+      (await inbox.pending("!room:x", 10)).map((r) => [r.eventId, r.attempts]),
+      [[first.eventId, 0]],
+    );
+    assert.ok((await inbox.prune()) >= 1);
+    const left = await get().db.knex("matrix_inbox").where({ event_id: second.eventId });
+    assert.equal(left.length, 0, "the handled row older than the retention is gone");
+  });
+});
+
+describeOnBackends("per-room workers", (get) => {
+  let ingress: MatrixIngress | undefined;
+  afterEach(async function () {
+    await ingress?.stop();
+  });
+
+  function start(options: Partial<IngressOptions>): MatrixIngress {
+    ingress = new MatrixIngress({
+      inbox: new MatrixInboxTable(SqlRunner.of(get().db.knex)),
+      isOwnUser: (user) => user.startsWith("@bot"),
+      route: () => Promise.resolve(),
+      ephemeral: () => Promise.resolve(),
+      notify: () => Promise.resolve(),
+      log: silentLogger(),
+      policy: { initialDelayMs: 20, maxDelayMs: 50, maxAttempts: 3 },
+      ...options,
+    });
+    return ingress;
+  }
+
+  it("a permanent failure in one portal does not delay another portal's message by a second", async function () {
+    const handled = new Map<string, number>();
+    const notices: string[] = [];
+    const poison = event("!a:x", "poison");
+    const a = start({
+      route: async (e) => {
+        if (e.event_id === poison.event_id) {
+          // Slow and then refused, as a homeserver answering 413 after a long wait.
+          await new Promise((r) => setTimeout(r, 3000));
+          throw httpError(413, "M_TOO_LARGE");
+        }
+        handled.set(e.event_id, Date.now());
+      },
+      notify: (room, text) => {
+        notices.push(`${room} ${text}`);
+        return Promise.resolve();
+      },
+    });
+    const legit = event("!b:x", "legit");
+    const after = event("!a:x", "after");
+    const sentAt = Date.now();
+    await a.receive({ id: `tp-${n}`, events: [poison, legit, after], ephemeral: [] });
+    await until(() => handled.has(legit.event_id), "the other portal's message");
+    assert.ok(handled.get(legit.event_id)! - sentAt < 1000, "no delay across portals");
+    await until(() => handled.has(after.event_id), "the next message in the failing portal");
+    assert.deepEqual(notices, [
+      "!a:x Not bridged: this event could not be handled (M_TOO_LARGE (413)).",
+    ]);
+    const row = await get().db.knex("matrix_inbox").where({ event_id: poison.event_id }).first();
+    assert.equal(row.state, "failed");
+  });
+
+  it("a transient failure is retried in its room, then dead-lettered with a notice; a retry succeeds", async function () {
+    let attempts = 0;
+    let healthy = false;
+    const notices: string[] = [];
+    const done: string[] = [];
+    const deadLetters: string[] = [];
+    const stuck = event("!t:x", "stuck");
+    const w = start({
+      route: (e) => {
+        if (e.event_id === stuck.event_id && !healthy) {
+          attempts += 1;
+          return Promise.reject(httpError(502, "M_UNKNOWN"));
+        }
+        done.push(e.event_id);
+        return Promise.resolve();
+      },
+      notify: (_room, text) => {
+        notices.push(text);
+        return Promise.resolve();
+      },
+      observer: { matrixEventFailed: (kind) => kind === "dead-letter" && deadLetters.push(kind) },
+    });
+    const next = event("!t:x", "next");
+    await w.receive({ id: `tt-${n}`, events: [stuck, next], ephemeral: [] });
+    await until(() => done.includes(next.event_id), "the next event of the room");
+    assert.equal(attempts, 3, "retried up to the bound");
+    assert.equal(deadLetters.length, 1);
+    assert.match(notices.join("\n"), /failed 3 times \(M_UNKNOWN \(502\)\).*dead-letters retry/);
+    const [letter] = await w.deadLetters();
+    assert.equal(letter?.eventId, stuck.event_id);
+    healthy = true;
+    assert.equal(await w.retryDeadLetters(letter?.seq), 1);
+    await until(() => done.includes(stuck.event_id), "the retried dead letter");
+    assert.equal((await w.deadLetters()).length, 0);
+  });
+
+  it("a BridgeError with retryAt is transient; the bridge's own echoes are never recorded", async function () {
+    let calls = 0;
+    const w = start({
+      route: () => {
+        calls += 1;
+        return calls === 1
+          ? Promise.reject(new BridgeError("busy", "busy", { retryAt: new Date(Date.now() + 30) }))
+          : Promise.resolve();
+      },
+    });
+    const echo = event("!e:x", "echo", "@bot:x");
+    const real = event("!e:x", "real");
+    await w.receive({ id: `te-${n}`, events: [echo, real], ephemeral: [] });
+    await until(() => calls === 2, "the retry");
+    const rows = await get().db.knex("matrix_inbox").where({ room_id: "!e:x" });
+    assert.deepEqual(
+      rows.map((r: { event_id: string }) => r.event_id),
+      [real.event_id],
+    );
+  });
+});
