@@ -3,12 +3,13 @@
 
 FROM node:24-slim AS build
 WORKDIR /app
-# sqlite3 is compiled from source (.npmrc: build-from-source) against the image's own Node headers.
+# sqlite3 is compiled from source (.prebuild-installrc: buildFromSource) against the image's own
+# Node headers.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 ENV npm_config_nodedir=/usr/local
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json .prebuild-installrc ./
 COPY vendor ./vendor
 # Install without scripts, then drop the `node` devDependency (it provides Node 24 on machines
 # that lack it; this image has it) and build the one native addon the bridge needs. The root

@@ -44,6 +44,9 @@ export interface BridgeOptions {
     callbacks: CoreCallbacks,
     deps: { db: Database; vault: KeyVault; log: Logger },
   ) => NetworkConnector;
+  /** The registration's file, and what to call when the homeserver rejects its as_token. */
+  registrationFile?: string;
+  onFatal?: (err: Error) => void;
   /** The clock of the per-user limits; the system's by default (tests move it). */
   now?: () => number;
   /** Matrix-side encryption's hooks into the ingress (#12); none by default. */
@@ -110,6 +113,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       registration: options.registration,
       port: options.port,
       log: log.child({ component: "matrix" }),
+      ...(options.registrationFile === undefined
+        ? {}
+        : { registrationFile: options.registrationFile }),
+      ...(options.onFatal === undefined ? {} : { onFatal: options.onFatal }),
       readiness: [
         databaseCheck(db.knex),
         gatekeeperCheck(() => core?.connector),

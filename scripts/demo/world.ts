@@ -18,6 +18,7 @@ import { startSimulator, type Simulator } from "../../simulator/main.js";
 import {
   createTestHomeserver,
   type AppserviceRegistration,
+  type HomeserverProfile,
   type TestHomeserver,
 } from "../../test/homeserver/index.js";
 
@@ -71,6 +72,8 @@ export interface DemoWorldOptions {
   timing?: Partial<EngineTiming>;
   /** The clock of the bridge's per-user limits. */
   now?: () => number;
+  /** Which homeserver the test homeserver plays (test/homeserver/README.md); `spec` by default. */
+  homeserverProfile?: HomeserverProfile;
   /**
    * Port of the simulator's admin API and page on 127.0.0.1; any free one when unset or when
    * this one is taken.
@@ -114,6 +117,7 @@ export async function startDemoWorld(
     });
     const hs = createTestHomeserver({
       serverName: DOMAIN,
+      ...(options.homeserverProfile === undefined ? {} : { profile: options.homeserverProfile }),
       appservices: [registration as unknown as AppserviceRegistration],
       retryInitialMs: 20,
       retryMaxMs: 500,

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../util/errors.js";
 
@@ -9,7 +10,12 @@ export type Command =
   | { kind: "migrate"; config: string }
   | { kind: "validate-config"; config: string }
   | { kind: "generate-key"; file: string; force: boolean }
-  | { kind: "init"; dir: string };
+  | {
+      kind: "init";
+      dir: string;
+      homeserverUrl: string | undefined;
+      domain: string | undefined;
+    };
 
 export const USAGE = `Usage: matrix-whatsapp-interop [command] [options]
 
@@ -18,18 +24,22 @@ Commands:
   migrate            apply pending database migrations and exit
   validate-config    check the config file and exit
   generate-key       write a new key for encryption at rest to the file given with -f
-  init               create config.yaml, registration.yaml and the encryption key in the
-                     directory given with -d (default: data), keeping files that exist
+  init               create config.yaml, registration.yaml, the encryption key and the
+                     database in the directory given with -d (default: data), keeping files
+                     that exist; asks for the homeserver when not given and run in a terminal
 
 Options:
   -c, --config FILE        config file (default: config.yaml)
-  -f, --file FILE          registration file (default: registration.yaml), or key file for generate-key
+  -f, --file FILE          registration file (default: registration.yaml beside the config file),
+                           or key file for generate-key
   -r, --generate-registration
                            write the appservice registration to -f and exit
   -u, --url URL            with -r: URL at which the homeserver reaches the bridge
                            (default: appservice.url from the config)
   -p, --port PORT          port of the appservice listener (overrides appservice.port)
   -d, --dir DIR            with init: the directory to create the files in (default: data)
+      --homeserver-url URL with init: the homeserver's client-server API URL
+      --domain DOMAIN      with init: the homeserver's domain (server name in user ids)
       --force              with -r or generate-key: replace an existing file
   -h, --help               show this help
   -v, --version            print the version`;
@@ -49,6 +59,8 @@ export function parseCommand(argv: readonly string[]): Command {
         url: { type: "string", short: "u" },
         port: { type: "string", short: "p" },
         dir: { type: "string", short: "d", default: "data" },
+        "homeserver-url": { type: "string" },
+        domain: { type: "string" },
         force: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "v", default: false },
@@ -65,13 +77,15 @@ export function parseCommand(argv: readonly string[]): Command {
   }
   const sub = positionals[0];
   const config = values.config;
+  // Beside the config: `-r` writes and the run reads the same file without a -f on either.
+  const registration = values.file ?? path.join(path.dirname(config), "registration.yaml");
   if (values["generate-registration"]) {
     if (sub !== undefined) throw new ConfigError(`-r cannot be combined with ${sub}`);
     return {
       kind: "register",
       config,
       url: values.url,
-      file: values.file ?? "registration.yaml",
+      file: registration,
       force: values.force,
     };
   }
@@ -80,7 +94,7 @@ export function parseCommand(argv: readonly string[]): Command {
       return {
         kind: "run",
         config,
-        registration: values.file ?? "registration.yaml",
+        registration,
         port: values.port === undefined ? undefined : parsePort(values.port),
       };
     case "migrate":
@@ -91,7 +105,12 @@ export function parseCommand(argv: readonly string[]): Command {
       if (values.file === undefined) throw new ConfigError("generate-key needs -f FILE");
       return { kind: "generate-key", file: values.file, force: values.force };
     case "init":
-      return { kind: "init", dir: values.dir };
+      return {
+        kind: "init",
+        dir: values.dir,
+        homeserverUrl: values["homeserver-url"],
+        domain: values.domain,
+      };
     default:
       throw new ConfigError(`unknown command: ${sub} (see --help)`);
   }

@@ -1,8 +1,11 @@
 import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { createInterface } from "node:readline/promises";
 import { USAGE, type Command } from "./args.js";
 import { generateKeyFile } from "./generate-key.js";
-import { initDirectory } from "./init.js";
+import { INIT_FILES, initDirectory, type Ask } from "./init.js";
 import { buildRegistration, generateTokens } from "./registration.js";
+import { checkRegistrationMatches } from "./registration-check.js";
 import { readRegistration, writeRegistrationFile } from "./registration-file.js";
 import { loadConfig } from "../config/load.js";
 import { openDatabase } from "../db/database.js";
@@ -24,9 +27,21 @@ export async function runCommand(command: Command): Promise<number> {
       process.stdout.write(`wrote a new encryption key to ${command.file}\n`);
       return 0;
     case "init": {
-      const { created, kept } = await initDirectory(command.dir);
-      for (const file of created) process.stdout.write(`created ${file}\n`);
-      for (const file of kept) process.stdout.write(`kept ${file} (exists)\n`);
+      const answers = { homeserverUrl: command.homeserverUrl, domain: command.domain };
+      const terminal = process.stdin.isTTY ? terminalAsk() : undefined;
+      let result;
+      try {
+        result = await initDirectory(command.dir, answers, terminal?.ask);
+      } finally {
+        terminal?.close();
+      }
+      for (const file of result.created) process.stdout.write(`created ${file}\n`);
+      for (const file of result.kept) process.stdout.write(`kept ${file} (exists)\n`);
+      const registration = path.join(command.dir, INIT_FILES.registration);
+      process.stdout.write(
+        `next: give ${registration} to the homeserver (Synapse: app_service_config_files), ` +
+          `restart it, then run the bridge with -c ${path.join(command.dir, INIT_FILES.config)}\n`,
+      );
       return 0;
     }
     case "validate-config":
@@ -68,27 +83,62 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
   const config = await loadConfig(command.config);
   const log = createLogger({ level: config.logging.level, format: config.logging.format });
   const registration = await readRegistration(command.registration);
+  checkRegistrationMatches(config, command.config, registration, command.registration);
+  if (registration.url !== "" && registration.url !== config.appservice.url) {
+    // -u may legitimately differ from appservice.url (it is where the homeserver reaches us).
+    log.info(
+      { registrationUrl: registration.url, configUrl: config.appservice.url },
+      "the registration's url differs from appservice.url; the homeserver uses the registration's",
+    );
+  }
   // Loaded only to run: the Matrix libraries take a while to import and no other command needs them.
   const { startBridge } = await import("../bridge.js");
   const { createInteropConnector } = await import("../interop/connector/factory.js");
+  let fail: (err: Error) => void = () => undefined;
+  const fatal = new Promise<Error>((resolve) => (fail = resolve));
   const bridge = await startBridge({
     config,
     registration,
+    registrationFile: command.registration,
+    onFatal: (err) => fail(err),
     port: command.port ?? config.appservice.port,
     log,
     createConnector: (callbacks, deps) => createInteropConnector(config, callbacks, deps),
   });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  log.info({ signal }, "shutting down");
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const stopBy = await Promise.race([
+    new Promise<NodeJS.Signals>((resolve) => {
+      for (const signal of signals) process.once(signal, () => resolve(signal));
+    }),
+    fatal,
+  ]);
+  if (stopBy instanceof Error) {
+    log.error({ err: stopBy.message }, "stopping: the bridge cannot work with this homeserver");
+    await bridge.stop();
+    throw stopBy;
+  }
+  log.info({ signal: stopBy }, "shutting down");
   // A second signal while stopping means the operator wants out now.
   const force = () => process.exit(1);
-  process.once("SIGINT", force);
-  process.once("SIGTERM", force);
+  for (const signal of signals) process.once(signal, force);
   await bridge.stop();
   return 0;
+}
+
+/** Questions on the terminal, for `init` run by a person. */
+function terminalAsk(): { ask: Ask; close: () => void } {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  return {
+    ask: async (question, suggestion) => {
+      const answer = (
+        await rl.question(
+          suggestion === undefined ? `${question}: ` : `${question} [${suggestion}]: `,
+        )
+      ).trim();
+      return answer === "" ? (suggestion ?? "") : answer;
+    },
+    close: () => rl.close(),
+  };
 }
 
 /** One clear line for what a user can fix; the stack only for bugs. */

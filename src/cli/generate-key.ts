@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { ConfigError, describeError } from "../util/errors.js";
+import { writePrivateFile } from "./private-file.js";
 
 /**
  * Writes a fresh 256-bit key for encryption at rest, base64 on one line, readable by its owner
@@ -11,10 +12,7 @@ import { ConfigError, describeError } from "../util/errors.js";
 export async function generateKeyFile(file: string, force: boolean): Promise<void> {
   try {
     await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-    await writeFile(file, randomBytes(32).toString("base64") + "\n", {
-      mode: 0o600,
-      flag: force ? "w" : "wx",
-    });
+    await writePrivateFile(file, randomBytes(32).toString("base64") + "\n", force);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") {
       throw new ConfigError(

@@ -1,7 +1,8 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dump, load as loadYaml } from "js-yaml";
 import { z } from "zod";
 import { ConfigError, describeError } from "../util/errors.js";
+import { writePrivateFile } from "./private-file.js";
 import type { Registration } from "./registration.js";
 
 const namespaceList = z.array(z.object({ exclusive: z.boolean(), regex: z.string() }));
@@ -59,7 +60,7 @@ export async function writeRegistrationFile(
     dump(registration, { lineWidth: -1 });
   try {
     // 0600: the file holds both tokens.
-    await writeFile(file, text, { mode: 0o600, flag: force ? "w" : "wx" });
+    await writePrivateFile(file, text, force);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") {
       throw new ConfigError(

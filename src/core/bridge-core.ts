@@ -7,7 +7,7 @@ import { MessagesTable } from "../db/messages.js";
 import { PortalsTable, type PortalRow } from "../db/portals.js";
 import { ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
-import { BridgeError } from "../util/errors.js";
+import { BridgeError, describeError } from "../util/errors.js";
 import { isPhoneNumber, type MatrixUserId, type PhoneNumber, type RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
@@ -187,6 +187,20 @@ export class BridgeCore implements CoreCallbacks {
   /** The bot was invited to a direct room by a permitted user: it joins, greets, manages there. */
   async onBotInvited(user: MatrixUserId, room: RoomId): Promise<void> {
     if (this.permissionOf(user) === "none") {
+      // Said in the room before leaving: a silent leave looks like a broken bridge to the user,
+      // and the admin needs the line to see whom the permissions keep out.
+      this.log.info({ user, room }, "invite refused: the user has no permission to use the bridge");
+      try {
+        await this.matrix.join(this.matrix.botUserId, room);
+        await this.matrix.sendNotice(
+          room,
+          `Sorry, ${user} may not use this bridge: the bridge's admin decides who may ` +
+            "(permissions in its config). I am leaving this room.",
+        );
+      } catch (err) {
+        // The refusal stands without the notice (a room the bot cannot join): still leave.
+        this.log.warn({ room, err: describeError(err) }, "could not explain a refused invite");
+      }
       await this.matrix.leave(this.matrix.botUserId, room);
       return;
     }

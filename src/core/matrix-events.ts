@@ -67,7 +67,7 @@ export class MatrixEventsHandler {
       await this.matrix.sendNotice(
         room,
         `Not sent: you are sending too fast (at most ${this.limits?.messages.limit} messages a ` +
-          `minute). Send it again after ${clock(limitedUntil)} (UTC).`,
+          `minute). Send it again after ${clock(limitedUntil)}.`,
         eventId,
       );
       return;

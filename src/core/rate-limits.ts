@@ -1,3 +1,4 @@
+import { noticeTime } from "../util/notice-time.js";
 import type { Config } from "../config/schema.js";
 import { BridgeError } from "../util/errors.js";
 import type { MatrixUserId } from "../util/ids.js";
@@ -68,14 +69,14 @@ export class UserLimits {
     if (retryAt !== undefined) {
       throw new UserLimitError(
         `You can open at most ${this.newChats.limit} new chats an hour. Try again after ` +
-          `${clock(retryAt)} (UTC).`,
+          `${clock(retryAt)}.`,
         retryAt,
       );
     }
   }
 }
 
-/** HH:MM:SS of a date in UTC, for notices. */
+/** A moment in a notice: the one format of util/notice-time.ts. */
 export function clock(at: Date): string {
-  return at.toISOString().slice(11, 19);
+  return noticeTime(at);
 }

@@ -217,7 +217,7 @@ export class RemoteEventHandler {
           row.managementRoom,
           `More message requests from new numbers arrived than the ${this.limits.requests.limit} ` +
             `an hour this bridge shows. They are held, not lost: they appear from ` +
-            `${clock(retryAt)} (UTC) on, in the order they came.`,
+            `${clock(retryAt)} on, in the order they came.`,
         );
       }
     }
@@ -368,7 +368,7 @@ export class RemoteEventHandler {
     const number = formatInternational(open.ghost.phone);
     await this.matrix.sendNotice(
       open.portal.roomId,
-      `A message from ${number} (sent ${event.sentAt.toISOString()}) could not be decrypted. ` +
+      `A message from ${number} (sent ${clock(event.sentAt)}) could not be decrypted. ` +
         "Their app may send it again; otherwise ask them to resend it.",
     );
     await this.portals.afterIncoming(open);
@@ -453,7 +453,7 @@ export class RemoteEventHandler {
 
 /** The notice for a message the network holds back and sends again by itself. */
 export function delayText(reason: SendFailure): string {
-  const at = reason.retryAt === undefined ? "shortly" : `after ${reason.retryAt.toISOString()}`;
+  const at = reason.retryAt === undefined ? "shortly" : `after ${clock(reason.retryAt)}`;
   return reason.code === "rate-limited"
     ? `Not delivered yet: you are sending too fast. The bridge sends it again by itself ${at}; no need to resend.`
     : `Not delivered yet: the bridge sends it again by itself ${at}.`;
@@ -462,7 +462,7 @@ export function delayText(reason: SendFailure): string {
 /** The notice for a message the network refused or gave up on, by reason code. */
 export function failureText(reason: SendFailure): string {
   const retry =
-    reason.retryAt === undefined ? "" : ` You can try again after ${reason.retryAt.toISOString()}.`;
+    reason.retryAt === undefined ? "" : ` You can try again after ${clock(reason.retryAt)}.`;
   switch (reason.code) {
     case "blocked":
       return "Not delivered: the recipient does not accept your messages.";

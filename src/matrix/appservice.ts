@@ -3,7 +3,9 @@ import type { Config } from "../config/schema.js";
 import type { Registration } from "../cli/registration.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
+import { HomeserverAccessCheck } from "./homeserver-access.js";
 import { routeLibraryLogs } from "./library-logs.js";
+import { mountThirdPartyRoutes } from "./thirdparty.js";
 import { TransactionalAppService, type TransactionHandler } from "./transactions.js";
 
 /** Readiness of one dependency, for /ready and, later, for metrics. */
@@ -15,6 +17,15 @@ export interface MatrixSideOptions {
   port: number;
   log: Logger;
   readiness: ReadinessCheck[];
+  /** The registration's file, named when the homeserver turns out not to have loaded it. */
+  registrationFile?: string;
+  /**
+   * Called once when the bridge cannot work at all: the homeserver rejects the as_token. The
+   * caller stops the bridge with the error's line.
+   */
+  onFatal?: (err: Error) => void;
+  /** Backoff of the token check while the homeserver is unreachable (tests shorten it). */
+  accessRetryMs?: { initial: number; max: number };
 }
 
 export interface MatrixSide {
@@ -40,16 +51,28 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
   const { config, registration, log } = options;
   routeLibraryLogs(log);
   const appService = new TransactionalAppService(registration.hs_token, log);
+  const access = new HomeserverAccessCheck({
+    homeserverUrl: config.homeserver.url,
+    asToken: registration.as_token,
+    botUserId: `@${registration.sender_localpart}:${config.homeserver.domain}`,
+    registrationFile: options.registrationFile ?? "the registration file",
+    log,
+    ...(options.accessRetryMs === undefined
+      ? {}
+      : { retryInitialMs: options.accessRetryMs.initial, retryMaxMs: options.accessRetryMs.max }),
+  });
+  const readiness: ReadinessCheck[] = [...options.readiness, accessReadiness(access)];
+  mountThirdPartyRoutes(appService.expressApp, config, (req, res) =>
+    appService.refuseBadToken(req, res),
+  );
   appService.expressApp.get("/health", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });
   appService.expressApp.get("/ready", (_req, res) => {
-    void Promise.all(options.readiness.map((check) => check().catch(failedCheck))).then(
-      (checks) => {
-        const ready = checks.every((check) => check.ok);
-        res.status(ready ? 200 : 503).json({ ready, checks });
-      },
-    );
+    void Promise.all(readiness.map((check) => check().catch(failedCheck))).then((checks) => {
+      const ready = checks.every((check) => check.ok);
+      res.status(ready ? 200 : 503).json({ ready, checks });
+    });
   });
   const bridge = new Bridge({
     homeserverUrl: config.homeserver.url,
@@ -76,6 +99,10 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
       err,
     );
   }
+  access.start();
+  void access.done().then((state) => {
+    if (state.state === "rejected") options.onFatal?.(state.error);
+  });
   log.debug(
     { address: config.appservice.bind_address, port: options.port },
     "appservice listener bound; transactions wait for the bridge to be ready",
@@ -85,10 +112,25 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
     app: appService.expressApp,
     setTransactionHandler: (handler) => appService.setTransactionHandler(handler),
     async stop() {
+      access.stop();
       await appService.close().catch(() => undefined);
       await appService.drain();
       await bridge.close().catch(() => undefined);
     },
+  };
+}
+
+/** Not ready until the homeserver confirmed the as_token: nothing of the bot or ghosts works before. */
+function accessReadiness(access: HomeserverAccessCheck): ReadinessCheck {
+  return () => {
+    const current = access.state;
+    const name = "homeserver-appservice";
+    if (current.state === "confirmed") return Promise.resolve({ name, ok: true });
+    const detail =
+      current.state === "rejected"
+        ? current.error.message
+        : `appservice token not confirmed yet: ${current.detail}`;
+    return Promise.resolve({ name, ok: false, detail });
   };
 }
 

@@ -24,6 +24,7 @@ import {
   withMatrixRetries,
   type MatrixRetryPolicy,
 } from "./retry.js";
+import { MatrixMedia, mediaRetryWait } from "./media.js";
 
 /** The event power levels createRoom gives a room by default (client-server API, createRoom). */
 const DEFAULT_EVENT_LEVELS = {
@@ -48,6 +49,7 @@ const DEFAULT_EVENT_LEVELS = {
  */
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
+  private mediaClient: MatrixMedia | undefined;
   private readonly closing = new AbortController();
 
   constructor(
@@ -409,17 +411,22 @@ export class IntentMatrixApi implements MatrixApi {
         this.mediaMaxBytes,
       );
     }
-    const client = this.intent(this.botUserId).matrixClient;
-    const { data } = await client.downloadContent(source.mxc).catch((err: unknown) => {
-      throw mediaRefusal(err) ?? err;
-    });
-    if (data.byteLength > this.mediaMaxBytes) {
-      throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
-    }
-    return (async function* () {
-      yield new Uint8Array(data);
-    })();
+    return this.media().download(source.mxc);
   };
+
+  /** The content repository, streamed (media.ts); made on first use from the bot's client. */
+  private media(): MatrixMedia {
+    if (this.mediaClient === undefined) {
+      const client = this.intent(this.botUserId).matrixClient;
+      this.mediaClient = new MatrixMedia({
+        homeserverUrl: client.homeserverUrl,
+        asToken: client.accessToken,
+        maxBytes: this.mediaMaxBytes,
+        log: this.log,
+      });
+    }
+    return this.mediaClient;
+  }
 
   /**
    * Uploads the media (already bounded by interop.media_max_bytes) into an encrypted room as an
@@ -481,12 +488,25 @@ export class IntentMatrixApi implements MatrixApi {
     data: Buffer,
   ): Promise<UploadedMedia> {
     const intent = this.intent(as);
-    // A repeated upload at worst leaves an unused copy on the homeserver.
-    const url = await this.retried("upload", () =>
-      intent.uploadContent(data, {
-        name: media.fileName ?? defaultFileName(media),
-        type: media.mimeType,
-      }),
+    await this.retried("register", () => intent.ensureRegistered());
+    // A repeated upload at worst leaves an unused copy on the homeserver. Through media.ts (the
+    // spec's /_matrix/media/v3/upload with Content-Length); the bytes are in memory here because
+    // the type check above reads them.
+    const url = await withMatrixRetries(
+      "upload",
+      () =>
+        this.media().upload({
+          user: as,
+          source: (async function* () {
+            yield data;
+          })(),
+          size: data.byteLength,
+          mimeType: media.mimeType,
+          fileName: media.fileName ?? defaultFileName(media),
+        }),
+      this.log,
+      this.retry,
+      mediaRetryWait,
     );
     const thumb = media.thumbnail;
     if (thumb === undefined) return { url };
@@ -566,27 +586,6 @@ export function refusal(err: unknown): MatrixRefusedError | undefined {
         ? body.errcode
         : "M_UNKNOWN";
   return new MatrixRefusedError(errcode, status, "the homeserver refused the event", err);
-}
-
-/**
- * A homeserver's final refusal of a download as a permanent media BridgeError with a reason
- * the user can act on; undefined for failures that may pass (5xx, 429, network).
- */
-function mediaRefusal(err: unknown): BridgeError | undefined {
-  const refused = refusal(err);
-  if (refused === undefined) return undefined;
-  if (refused.statusCode === 404 || refused.errcode === "M_NOT_FOUND") {
-    return new BridgeError(
-      "media-missing",
-      "the attachment could not be found on the homeserver (it may have been deleted)",
-      { cause: err },
-    );
-  }
-  return new BridgeError(
-    "media-unavailable",
-    `the homeserver refused to hand out the attachment (${refused.errcode}, HTTP ${refused.statusCode})`,
-    { cause: err },
-  );
 }
 
 function jsonBody(body: unknown): { errcode?: unknown } {

@@ -38,7 +38,10 @@ export function describeError(err: unknown): string {
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     if (current instanceof Error) {
-      parts.push(current.message);
+      // A message that already quotes its cause (`cannot listen on …: ${describeError(err)}`)
+      // must not say it twice.
+      const message = current.message;
+      if (!parts.some((part) => part.includes(message))) parts.push(message);
       current = current.cause;
     } else {
       parts.push(typeof current === "object" ? describeObject(current) : String(current));

@@ -150,30 +150,3 @@ describe("command line", function () {
     assert.match(again.stderr, /exists already/);
   });
 });
-
-describe("init", function () {
-  this.timeout(60_000);
-  let dir: string;
-  beforeEach(async function () {
-    dir = await mkdtemp(path.join(tmpdir(), "mwi-init-"));
-  });
-  afterEach(async function () {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it("creates a valid config, a registration and a key, and keeps them on a second run", async function () {
-    const first = await runCli(["init", "-d", "data"], { cwd: dir });
-    assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /created data\/config\.yaml/);
-    assert.match(first.stdout, /created data\/registration\.yaml/);
-    assert.match(first.stdout, /created \.\/data\/encryption\.key/);
-    const registration = await readFile(path.join(dir, "data/registration.yaml"), "utf8");
-    const valid = await runCli(["-c", "data/config.yaml", "validate-config"], { cwd: dir });
-    assert.equal(valid.code, 0, valid.stderr);
-
-    const second = await runCli(["init", "-d", "data"], { cwd: dir });
-    assert.equal(second.code, 0, second.stderr);
-    assert.doesNotMatch(second.stdout, /created/);
-    assert.equal(await readFile(path.join(dir, "data/registration.yaml"), "utf8"), registration);
-  });
-});

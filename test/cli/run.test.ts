@@ -71,6 +71,9 @@ describe("running the bridge", function () {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(seen.health, 200);
     assert.match(seen.ready ?? "", /"name":"database","ok":true/);
+    // The embedded gatekeeper is connected by then: it reports so, not "no network configured".
+    assert.match(seen.ready ?? "", /"name":"gatekeeper","ok":true\}/);
+    assert.doesNotMatch(seen.ready ?? "", /no network connection configured/);
     assert.match(result.stderr, /database migrated/);
     assert.match(result.stderr, /stopped/);
 
@@ -110,6 +113,11 @@ describe("running the bridge", function () {
       const result = await runCli(["-p", String(port)], { cwd: dir });
       assert.equal(result.code, 1);
       assert.match(result.stderr, new RegExp(`error: cannot listen on 127\\.0\\.0\\.1:${port}`));
+      assert.equal(
+        result.stderr.match(/EADDRINUSE/g)?.length,
+        1,
+        `the cause once: ${result.stderr}`,
+      );
     } finally {
       blocker.close();
     }
@@ -122,6 +130,7 @@ describe("running the bridge", function () {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^error: no usable encryption key in encryption\.key_file/m);
     assert.match(result.stderr, /generate-key -f/);
+    assert.equal(result.stderr.match(/ENOENT/g)?.length, 1, `the cause once: ${result.stderr}`);
   });
 
   it("another encryption key than the database was written with stops the start", async function () {

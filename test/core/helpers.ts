@@ -1,7 +1,7 @@
 import { BridgeCore } from "../../src/core/bridge-core.js";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { matrixUserId, roomId, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork } from "./fakes/network.js";
@@ -30,7 +30,10 @@ export interface CoreHarness {
 }
 
 /** The core on a fresh SQLite database with a fake homeserver API and a fake network. */
-export async function createCore(config: Config = testConfig()): Promise<CoreHarness> {
+export async function createCore(
+  config: Config = testConfig(),
+  log: Logger = silentLogger(),
+): Promise<CoreHarness> {
   const db = await createTestDatabase("sqlite");
   const matrix = new FakeMatrix();
   const network = new FakeNetwork();
@@ -42,7 +45,7 @@ export async function createCore(config: Config = testConfig()): Promise<CoreHar
       network.callbacks = callbacks;
       return network;
     },
-    log: silentLogger(),
+    log,
   });
   await core.start();
   return {

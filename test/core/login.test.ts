@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/core/bridge-core.js";
-import { silentLogger } from "../../src/util/log.js";
+import { Writable } from "node:stream";
+import { createLogger, silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT, STRANGER, createCore, logIn, type CoreHarness } from "./helpers.js";
 
 describe("core: the bot and the login conversation", function () {
@@ -19,12 +20,33 @@ describe("core: the bot and the login conversation", function () {
     assert.equal((await h.core.users.get(ALICE))?.managementRoom, MGMT);
   });
 
-  it("an invite from a user without permission is refused and nothing is stored", async function () {
+  it("an invite from a user without permission is refused with a notice saying why, logged, and nothing is stored", async function () {
+    await h.dispose();
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    h = await createCore(undefined, createLogger({ level: "info", format: "json", destination }));
     const room = MGMT.replace("mgmt", "other") as typeof MGMT;
     await h.core.onBotInvited(STRANGER, room);
-    assert.ok(h.matrix.calls.includes(`leave ${room} ${h.matrix.botUserId}`));
+    const bot = h.matrix.botUserId;
+    const order = h.matrix.calls.filter((call) => call.includes(room));
+    assert.deepEqual(
+      order.filter((call) => call.startsWith("join") || call.startsWith("leave")),
+      [`join ${room} ${bot}`, `leave ${room} ${bot}`],
+    );
+    assert.match(h.matrix.lastNotice(room), new RegExp(`${STRANGER} may not use this bridge`));
+    assert.ok(
+      lines.some((line) => line.includes("invite refused") && line.includes(STRANGER)),
+      `logged: ${lines.join("")}`,
+    );
     assert.equal(await h.core.users.get(STRANGER), undefined);
-    assert.deepEqual(await h.say("help", STRANGER, room), []);
+    const before = h.matrix.notices(room).length;
+    await h.say("help", STRANGER, room);
+    assert.equal(h.matrix.notices(room).length, before, "no command answered");
   });
 
   it("login shows the security warning before anything else, stating what §19 requires", async function () {

@@ -47,7 +47,7 @@ describe("per-user rate limits", function () {
         err instanceof UserLimitError &&
         err.code === "rate-limited" &&
         err.retryAt?.toISOString() === "2026-01-01T13:00:00.000Z" &&
-        /at most 1 new chats an hour\. Try again after 13:00:00 \(UTC\)/.test(err.message),
+        /at most 1 new chats an hour\. Try again after 2026-01-01 13:00:00 UTC\./.test(err.message),
     );
   });
 });

@@ -44,7 +44,7 @@ describe("npm run demo --once", function () {
   });
 
   it("shows both sides: the Matrix user's actions and the WhatsApp users' arrivals", function () {
-    assert.match(transcript, /\[matrix\] {3}bot: Logged in to WhatsApp as \+491700000001/);
+    assert.match(transcript, /\[matrix\] {3}bot: Logged in to WhatsApp as \+49 170 0000001/);
     assert.match(transcript, /\[whatsapp\] \+491701111111 received: .*Hello \*A\*/);
     assert.match(transcript, /\[matrix\] {3}@whatsapp_491701111111:demo\.example m\.room\.message/);
   });

@@ -121,6 +121,26 @@ describe("test homeserver media repository", function () {
     });
   }
 
+  it("synapse-current: new media is reachable only through the authenticated endpoints", async function () {
+    const token = await start("synapse-current");
+    const server = hs as TestHomeserver;
+    const uri = await upload(server, token, PNG);
+    const legacy = await download(
+      `${server.url}/_matrix/media/v3/download/${mediaPath(uri)}`,
+      token,
+    );
+    assert.equal(legacy.status, 404);
+    assert.equal(JSON.parse(legacy.body.toString())["errcode"], "M_NOT_FOUND");
+    const authed = await download(
+      `${server.url}/_matrix/client/v1/media/download/${mediaPath(uri)}`,
+      token,
+    );
+    assert.equal(authed.status, 200);
+    assert.deepEqual(authed.body, PNG);
+    const config = await api(server.url, "GET", "/_matrix/client/v1/media/config", { token });
+    assert.equal(config.status, 200);
+  });
+
   it("an upload above the size cap answers 413 M_TOO_LARGE", async function () {
     const token = await start("spec", 1024);
     const answer = await api((hs as TestHomeserver).url, "POST", "/_matrix/media/v3/upload", {

@@ -5,7 +5,7 @@
  */
 
 /** Which real-world homeserver to imitate where they differ (see /work/shared/HOMESERVERS.md). */
-export type HomeserverProfile = "synapse-1.67" | "synapse-1.92" | "spec";
+export type HomeserverProfile = "synapse-1.67" | "synapse-1.92" | "synapse-current" | "spec";
 
 export interface NamespaceEntry {
   exclusive: boolean;

@@ -87,7 +87,7 @@ describe("matrix event router", function () {
     assert.equal(await processed.has(fromBot.event_id), false);
   });
 
-  it("a user without permission is ignored", async function () {
+  it("a user without permission gets one refusal at the invite, then is ignored", async function () {
     const stranger = "@eve:elsewhere.example";
     await router.handleEvent(
       event(
@@ -98,8 +98,11 @@ describe("matrix event router", function () {
         h.matrix.botUserId,
       ),
     );
+    const refusal = h.matrix.notices("!x:example.org" as never);
+    assert.equal(refusal.length, 1);
+    assert.match(refusal[0] ?? "", /may not use this bridge/);
     await router.handleEvent(text(stranger, "!x:example.org", "help"));
-    assert.deepEqual(h.matrix.notices("!x:example.org" as never), []);
+    assert.deepEqual(h.matrix.notices("!x:example.org" as never), refusal, "no command answered");
   });
 
   it("an event seen before is skipped, so a redelivered transaction is handled once", async function () {

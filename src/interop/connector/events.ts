@@ -6,6 +6,7 @@ import type {
   RemoteUserId,
 } from "../../core/network.js";
 import type { BareJid, MessageId } from "../../util/ids.js";
+import { formatInternational } from "../../util/phone.js";
 import type { MessageRef } from "../codec/delivery.js";
 import { toNeutral, type MediaOpener } from "../convert/index.js";
 import type { EngineState, ProviderEvent } from "../provider/types.js";
@@ -153,7 +154,7 @@ export function mapProviderEvent(
             kind: "state",
             state: {
               code: "logged-out",
-              message: `WhatsApp removed the link to ${event.phone} (${event.reason}).`,
+              message: `WhatsApp removed the link to ${formatInternational(event.phone)} (${event.reason}).`,
             },
           },
         ],

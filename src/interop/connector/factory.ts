@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/schema.js";
 import type {
+  ConnectionHealthReporting,
   CoreCallbacks,
   LoginFlow,
   LoginProcess,
@@ -148,7 +149,7 @@ export function createInteropConnector(
  * A connector whose real one can only be built asynchronously (after the embedded gatekeeper is
  * listening). Logins are created and loaded only after `start()`, which the core awaits first.
  */
-class StartedLater implements NetworkConnector, ContactDirectory {
+class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHealthReporting {
   private inner: InteropConnector | undefined;
 
   constructor(
@@ -184,6 +185,22 @@ class StartedLater implements NetworkConnector, ContactDirectory {
 
   loadLogin(user: MatrixUserId): Promise<NetworkLogin> {
     return this.started().loadLogin(user);
+  }
+
+  // Passed through: without them /ready and the metrics took the embedded gatekeeper for "no
+  // network connection configured" while it was connected.
+  connectionHealth(): { connected: boolean; code: string; message: string } {
+    return (
+      this.inner?.connectionHealth() ?? {
+        connected: false,
+        code: "starting",
+        message: "the embedded gatekeeper is starting",
+      }
+    );
+  }
+
+  async queueDepths(): Promise<{ outbox: number; inbox: number }> {
+    return (await this.inner?.queueDepths()) ?? { outbox: 0, inbox: 0 };
   }
 
   contactPhone(contact: RemoteUserId): PhoneNumber | undefined {

@@ -1,5 +1,7 @@
 import type { LoginProcess, LoginStep } from "../../core/network.js";
 import { BridgeError } from "../../util/errors.js";
+import { noticeTime } from "../../util/notice-time.js";
+import { formatInternational } from "../../util/phone.js";
 import {
   isPhoneNumber,
   type BareJid,
@@ -76,7 +78,7 @@ export class PhoneLoginProcess implements LoginProcess {
       await userFacing(() => this.host.engine.createUser(this.jid));
       return {
         type: "complete",
-        instructions: `Logged in to WhatsApp as ${phone}.`,
+        instructions: `Logged in to WhatsApp as ${formatInternational(phone)}.`,
         login: this.host.finish(this.user),
       };
     }
@@ -134,7 +136,7 @@ function codeStep(phone: PhoneNumber): LoginStep {
   return {
     type: "input",
     stepId: "code",
-    instructions: `WhatsApp sent a code to ${phone}. Send it here.`,
+    instructions: `WhatsApp sent a code to ${formatInternational(phone)}. Send it here.`,
     fields: [
       { id: "code", name: "Code", description: "the digits WhatsApp sent", pattern: CODE_PATTERN },
     ],
@@ -164,7 +166,7 @@ async function userFacing<T>(request: () => Promise<T>): Promise<T> {
 
 function explain(err: GatekeeperError): string {
   const app = err.app;
-  const when = err.retryAt === undefined ? "" : ` Try again after ${err.retryAt.toISOString()}.`;
+  const when = err.retryAt === undefined ? "" : ` Try again after ${noticeTime(err.retryAt)}.`;
   switch (app?.name) {
     case "code-invalid":
       return `That code is wrong; ${app.attemptsLeft} attempt(s) left.`;

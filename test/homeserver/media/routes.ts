@@ -15,8 +15,11 @@ export interface MediaRouteOptions {
 }
 
 /**
- * Legacy `/_matrix/media/{r0,v3}` on every profile, authenticated `/_matrix/client/v1/media` only on
- * the `spec` profile: on the Synapse profiles those paths fall through to M_UNRECOGNIZED.
+ * Legacy `/_matrix/media/{r0,v3}` on every profile, authenticated `/_matrix/client/v1/media` on
+ * the `spec` and `synapse-current` profiles: on the older Synapse profiles those paths fall
+ * through to M_UNRECOGNIZED (1.67: 400, 1.92: 404). `synapse-current` plays Synapse 1.120+ with
+ * `enable_authenticated_media` (its default): every upload is new media, which the legacy
+ * download answers 404 M_NOT_FOUND, so only the authenticated endpoints reach it.
  */
 export function registerMediaRoutes(ctx: RouteContext, options: MediaRouteOptions): void {
   const core = ctx.core;
@@ -31,7 +34,7 @@ export function registerMediaRoutes(ctx: RouteContext, options: MediaRouteOption
     });
     const legacyDownload = (req: HsRequest): HsReply => {
       const item = core.media.get(param(req, "serverName"), param(req, "mediaId"));
-      if (options.freezeLegacyMedia)
+      if (options.freezeLegacyMedia || core.profile === "synapse-current")
         throw notFound("Unauthenticated media is frozen; use /_matrix/client/v1/media");
       return download(item, req.params["fileName"]);
     };
@@ -39,7 +42,7 @@ export function registerMediaRoutes(ctx: RouteContext, options: MediaRouteOption
     ctx.router.add("GET", `${base}/download/:serverName/:mediaId/:fileName`, legacyDownload);
   }
 
-  if (core.profile !== "spec") return;
+  if (core.profile !== "spec" && core.profile !== "synapse-current") return;
   const authedDownload = (req: HsRequest): HsReply => {
     authenticate(core, req);
     return download(

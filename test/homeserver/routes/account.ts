@@ -43,6 +43,22 @@ const VERSIONS: Record<string, string[]> = {
     "v1.5",
     "v1.6",
   ],
+  // Synapse 1.120+ (enable_authenticated_media on by default): r0 still served, v1.11 media.
+  "synapse-current": [
+    "r0.6.1",
+    "v1.1",
+    "v1.2",
+    "v1.3",
+    "v1.4",
+    "v1.5",
+    "v1.6",
+    "v1.7",
+    "v1.8",
+    "v1.9",
+    "v1.10",
+    "v1.11",
+    "v1.12",
+  ],
   spec: ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"],
 };
 

@@ -32,10 +32,13 @@ describe("interop connector against the gatekeeper simulator", function () {
     assert.equal(first.type === "input" && first.fields[0]?.id, "phone");
     const codeStep = await process.submit("phone", { phone: alicePhone });
     assert.equal(codeStep.type === "input" && codeStep.stepId, "code");
+    // Numbers read one way in every notice: the readable international form.
+    assert.match(codeStep.instructions, /sent a code to \+49 170 9876543\./);
     const sent = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
     assert.ok(sent !== undefined, "the simulator sent a code");
     const done = await process.submit("code", { code: sent.code });
     assert.equal(done.type, "complete");
+    assert.match(done.instructions, /Logged in to WhatsApp as \+49 170 9876543\./);
     return done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
   }
 

@@ -1,0 +1,131 @@
+import { StartupError, describeError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+
+/** What the start-up check of the appservice token knows so far, for /ready. */
+export type AccessState =
+  | { state: "checking"; detail: string }
+  | { state: "confirmed" }
+  | { state: "rejected"; error: StartupError };
+
+export interface AccessCheckOptions {
+  homeserverUrl: string;
+  asToken: string;
+  /** The user the homeserver must answer for the as_token: the bot. */
+  botUserId: string;
+  /** The registration file, named in the line that tells the admin what to give the homeserver. */
+  registrationFile: string;
+  log: Logger;
+  /** Backoff between attempts while the homeserver cannot be asked; tests shorten it. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * Asks the homeserver who the as_token is (`whoami` as the bot) until it answers. A homeserver
+ * that is down or restarting is waited for (the state says so, for /ready); one that rejects the
+ * token, or answers for another user, has not loaded this registration: the check ends
+ * `rejected` with one line naming the file to give it. Nothing else in the bridge can work then,
+ * since every request of the bot and the ghosts uses that token.
+ */
+export class HomeserverAccessCheck {
+  private current: AccessState = { state: "checking", detail: "not asked yet" };
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly settled: Promise<AccessState>;
+  private settle!: (state: AccessState) => void;
+
+  constructor(private readonly options: AccessCheckOptions) {
+    this.settled = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  get state(): AccessState {
+    return this.current;
+  }
+
+  /** Resolves once the token is confirmed or rejected (never while the homeserver is unreachable). */
+  done(): Promise<AccessState> {
+    return this.settled;
+  }
+
+  start(): void {
+    void this.attempt(this.options.retryInitialMs ?? 1_000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private async attempt(delayMs: number): Promise<void> {
+    if (this.stopped) return;
+    const { homeserverUrl, registrationFile, log } = this.options;
+    const outcome = await this.whoami();
+    if (this.stopped) return;
+    if (outcome.kind === "ok") {
+      this.finish({ state: "confirmed" });
+      log.info("the homeserver accepts the appservice token");
+      return;
+    }
+    if (outcome.kind === "rejected") {
+      this.finish({
+        state: "rejected",
+        error: new StartupError(
+          "registration-not-loaded",
+          `${homeserverUrl} ${outcome.reason}: give ${registrationFile} to the homeserver ` +
+            "(Synapse: app_service_config_files in homeserver.yaml) and restart it",
+        ),
+      });
+      return;
+    }
+    this.current = { state: "checking", detail: `${homeserverUrl}: ${outcome.reason}` };
+    log.warn(
+      { homeserver: homeserverUrl, reason: outcome.reason, retryInMs: delayMs },
+      "cannot confirm the appservice token with the homeserver yet; retrying",
+    );
+    this.timer = setTimeout(
+      () => void this.attempt(Math.min(delayMs * 2, this.options.retryMaxMs ?? 30_000)),
+      delayMs,
+    );
+    this.timer.unref();
+  }
+
+  private finish(state: AccessState): void {
+    this.current = state;
+    this.settle(state);
+  }
+
+  private async whoami(): Promise<
+    { kind: "ok" } | { kind: "rejected"; reason: string } | { kind: "unreachable"; reason: string }
+  > {
+    const { homeserverUrl, asToken, botUserId } = this.options;
+    const base = homeserverUrl.endsWith("/") ? homeserverUrl : `${homeserverUrl}/`;
+    let res: Response;
+    let body: { user_id?: unknown; errcode?: unknown } = {};
+    try {
+      res = await fetch(new URL("_matrix/client/v3/account/whoami", base), {
+        headers: { authorization: `Bearer ${asToken}` },
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      body = (await res.json().catch(() => ({}))) as typeof body;
+    } catch (err) {
+      return { kind: "unreachable", reason: `unreachable (${describeError(err)})` };
+    }
+    if (res.ok) {
+      if (body.user_id === botUserId) return { kind: "ok" };
+      return {
+        kind: "rejected",
+        reason: `answers the as_token for ${String(body.user_id)}, not the bot ${botUserId}`,
+      };
+    }
+    // 401 M_UNKNOWN_TOKEN (or 403) is a verdict; anything else (5xx, a proxy's 502) may pass.
+    if (res.status === 401 || res.status === 403) {
+      return {
+        kind: "rejected",
+        reason: `rejects the appservice token (HTTP ${[res.status, body.errcode].filter((part) => part !== undefined).join(" ")})`,
+      };
+    }
+    return { kind: "unreachable", reason: `HTTP ${res.status} to whoami` };
+  }
+}
