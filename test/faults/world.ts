@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { appendFileSync } from "node:fs";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -5,7 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { dump } from "js-yaml";
 import type { EncryptingMatrixUser } from "../../scripts/demo/crypto-user.js";
 import { buildRegistration } from "../../src/cli/registration.js";
@@ -19,7 +20,10 @@ import type { TestHomeserver } from "../homeserver/index.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 // Resolved here, not by the child: the child runs in a temporary directory.
-const TSX = import.meta.resolve("tsx");
+// Resolved with require's resolver: import.meta.resolve("tsx") runs the tsx loader's resolve
+// hook, and after matrix-js-sdk was loaded in the same process (mocha loads test/e2e before
+// test/faults) that made matrix-js-sdk evaluate a second time ("Multiple entrypoints detected").
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 export const DOMAIN = "faults.example";
 const PROVIDER_DOMAIN = "matrix.bridge.example";
 const PROVIDER_ID = "matrix-bridge-example";

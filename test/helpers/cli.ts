@@ -1,9 +1,13 @@
+import { createRequire } from "node:module";
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 // Resolved here, not by the child: the child runs in a temporary directory without node_modules.
-const TSX = import.meta.resolve("tsx");
+// Resolved with require's resolver: import.meta.resolve("tsx") runs the tsx loader's resolve
+// hook, and after matrix-js-sdk was loaded in the same process (mocha loads test/e2e before
+// test/faults) that made matrix-js-sdk evaluate a second time ("Multiple entrypoints detected").
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 export interface CliResult {
   code: number | null;
