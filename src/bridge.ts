@@ -288,7 +288,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       });
       // Unfinished events stay recorded and are handled after the next start; requests still
       // retrying in place give up now rather than hold the stop.
-      startedMatrixApi?.close();
+      await startedMatrixApi?.close();
       await startedIngress?.stop();
       await startedCore.stop();
       await runningCrypto?.stop().catch((err: unknown) => {

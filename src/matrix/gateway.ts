@@ -73,8 +73,12 @@ export class IntentMatrixApi implements MatrixApi {
    * graceful stop is not held for minutes by a homeserver that keeps failing. The work it belongs
    * to stays recorded and is done after the next start.
    */
-  close(): void {
+  async close(): Promise<void> {
     this.closing.abort();
+    // The media client's keep-alive connections (src/matrix/media.ts): left open, they keep a
+    // stopped bridge's process alive.
+    await this.mediaClient?.close().catch(() => undefined);
+    this.mediaClient = undefined;
   }
 
   /** An idempotent request, retried on transient failures. */
@@ -234,10 +238,12 @@ export class IntentMatrixApi implements MatrixApi {
         checked = { ...content, media };
         uploaded = await this.uploadEncrypted(as, media, all);
       } else {
-        const data = await this.read(content.media);
-        const media = withCheckedType(content.media, data);
+        // Streamed to the homeserver as well: only the head is read ahead, for the type check.
+        const stream = limited(await content.media.open(), this.mediaMaxBytes);
+        const { head, all } = await withHead(stream, TYPE_SNIFF_BYTES);
+        const media = withCheckedType(content.media, head);
         checked = { ...content, media };
-        uploaded = await this.upload(as, media, data);
+        uploaded = await this.upload(as, media, all);
       }
     }
     const body = neutralToMatrix(checked, uploaded);
@@ -464,20 +470,6 @@ export class IntentMatrixApi implements MatrixApi {
     };
   }
 
-  /** Reads the plaintext, bounded by interop.media_max_bytes. */
-  private async read(media: NeutralMedia): Promise<Buffer> {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for await (const chunk of await media.open()) {
-      size += chunk.byteLength;
-      if (size > this.mediaMaxBytes) {
-        throw new BridgeError("media-too-large", `media larger than ${this.mediaMaxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
-  }
-
   /**
    * Uploads the plaintext for mediaToMatrix, with the type checked against the bytes
    * (media-type.ts: active types never go with a type a client would render).
@@ -485,25 +477,29 @@ export class IntentMatrixApi implements MatrixApi {
   private async upload(
     as: MatrixUserId,
     media: NeutralMedia,
-    data: Buffer,
+    first: AsyncIterable<Uint8Array>,
   ): Promise<UploadedMedia> {
     const intent = this.intent(as);
     await this.retried("register", () => intent.ensureRegistered());
-    // A repeated upload at worst leaves an unused copy on the homeserver. Through media.ts (the
-    // spec's /_matrix/media/v3/upload with Content-Length); the bytes are in memory here because
-    // the type check above reads them.
+    // Streamed through media.ts (the spec's /_matrix/media/v3/upload with Content-Length: the
+    // media's announced size; a stream of another length fails the upload rather than storing a
+    // truncated file). The first attempt sends the stream already opened for the type check; a
+    // retry opens the media again (NeutralMedia.open may be called more than once). A repeated
+    // upload at worst leaves an unused copy on the homeserver.
+    let opened: AsyncIterable<Uint8Array> | undefined = first;
     const url = await withMatrixRetries(
       "upload",
-      () =>
-        this.media().upload({
+      async () => {
+        const source = opened ?? limited(await media.open(), this.mediaMaxBytes);
+        opened = undefined;
+        return this.media().upload({
           user: as,
-          source: (async function* () {
-            yield data;
-          })(),
-          size: data.byteLength,
+          source,
+          size: media.size,
           mimeType: media.mimeType,
           fileName: media.fileName ?? defaultFileName(media),
-        }),
+        });
+      },
       this.log,
       this.retry,
       mediaRetryWait,

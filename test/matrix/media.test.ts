@@ -22,6 +22,12 @@ const versions = (res: ServerResponse) =>
     .end(JSON.stringify({ versions: ["v1.11"] }));
 
 /** The bridge's Matrix API on a Bridge pointed at `url` (no listener: only requests out). */
+/**
+ * Gateways (and their library bridges) opened by a test, closed after it: the media pool's
+ * connections and the library's intent-culling timer would keep mocha's process alive.
+ */
+const opened: { api: IntentMatrixApi; bridge: Bridge }[] = [];
+
 async function gatewayOn(url: string, maxBytes: number): Promise<IntentMatrixApi> {
   const registration = AppServiceRegistration.fromObject({
     id: "whatsapp",
@@ -41,7 +47,9 @@ async function gatewayOn(url: string, maxBytes: number): Promise<IntentMatrixApi
     controller: { onEvent: () => undefined },
   });
   await bridge.initialise();
-  return new IntentMatrixApi(bridge, "hs.test", maxBytes);
+  const api = new IntentMatrixApi(bridge, "hs.test", maxBytes);
+  opened.push({ api, bridge });
+  return api;
 }
 
 function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
@@ -59,6 +67,10 @@ describe("Matrix media", function () {
   let raw: Server | undefined;
   let hs: TestHomeserver | undefined;
   afterEach(async function () {
+    for (const { api, bridge } of opened.splice(0)) {
+      await api.close();
+      await bridge.close();
+    }
     raw?.closeAllConnections();
     raw?.close();
     raw = undefined;
