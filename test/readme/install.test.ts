@@ -129,11 +129,24 @@ describe("the README's install path", function () {
     for (const port of [Number(url.port), config.appservice.port, config.simulator.port]) {
       assert.ok(await portFree(port), `port ${port} is taken: the README test needs it`);
     }
+    // The test homeserver pushes to-device events and key counts (MSC2409/MSC3202) as Synapse does
+    // with the experimental_features the README's Synapse section sets, and only then: the
+    // bridge's default `receive: push` needs nothing else.
+    const synapse = readme.slice(
+      readme.indexOf("## Registering with Synapse"),
+      readme.indexOf("\n## ", readme.indexOf("## Registering with Synapse") + 1),
+    );
+    const pushes = [
+      "msc2409_to_device_messages_enabled",
+      "msc3202_transaction_extensions",
+      "msc3202_device_masquerading",
+    ].every((flag) => new RegExp(`^\\s*${flag}: true$`, "m").test(synapse));
     hs = createTestHomeserver({
       serverName: config.homeserver.domain,
       port: Number(url.port),
       profile: "synapse-current",
       appservices: [registration],
+      appserviceCryptoPushes: pushes,
       retryInitialMs: 50,
       retryMaxMs: 500,
     });
@@ -159,6 +172,7 @@ describe("the README's install path", function () {
       90_000,
     );
     assert.doesNotMatch(log, /npm warn/i);
+    assert.match(log, /Matrix encryption: .* mode=push default=true/, "encrypted portals, pushed");
     const token = /#token=([A-Za-z0-9_-]+)/.exec(log)?.[1];
     const adminUrl = /adminApi=(\S+)/.exec(log)?.[1];
     assert.ok(
