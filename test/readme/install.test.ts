@@ -6,11 +6,18 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import * as sdk from "matrix-js-sdk";
 import { WhatsAppUser } from "../../scripts/demo/clients.js";
 import { readRegistration } from "../../src/cli/registration-file.js";
 import { loadConfig } from "../../src/config/load.js";
 import { createTestHomeserver, type TestHomeserver } from "../homeserver/index.js";
-import { api, enc } from "../homeserver/testHelpers.js";
+import {
+  loginCryptoClient,
+  nextClearEvent,
+  within,
+  type CryptoClient,
+} from "../homeserver/cryptoClient.js";
+import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const run = promisify(execFile);
@@ -56,8 +63,12 @@ describe("the README's install path", function () {
   let checkout: string;
   let hs: TestHomeserver | undefined;
   let bridge: ChildProcess | undefined;
+  let alice: CryptoClient | undefined;
+  let restoreTimers: () => void = () => undefined;
 
   before(async function () {
+    silenceMatrixSdk();
+    restoreTimers = unrefLongTimers();
     // bin/ runs the build: make it match the sources under test.
     await run("npm", ["run", "-s", "build"], { cwd: ROOT });
     // A checkout after `npm ci` in a temporary directory: the README's relative paths land here.
@@ -70,6 +81,7 @@ describe("the README's install path", function () {
     }
   });
   after(async function () {
+    alice?.stop();
     if (bridge?.pid !== undefined && bridge.exitCode === null && bridge.signalCode === null) {
       try {
         process.kill(-bridge.pid, "SIGKILL");
@@ -79,6 +91,7 @@ describe("the README's install path", function () {
     }
     await hs?.stop();
     await rm(checkout, { recursive: true, force: true });
+    restoreTimers();
   });
 
   it("the install, registration and run commands, as written, bridge a message each way", async function () {
@@ -116,11 +129,24 @@ describe("the README's install path", function () {
     for (const port of [Number(url.port), config.appservice.port, config.simulator.port]) {
       assert.ok(await portFree(port), `port ${port} is taken: the README test needs it`);
     }
+    // The test homeserver pushes to-device events and key counts (MSC2409/MSC3202) as Synapse does
+    // with the experimental_features the README's Synapse section sets, and only then: the
+    // bridge's default `receive: push` needs nothing else.
+    const synapse = readme.slice(
+      readme.indexOf("## Registering with Synapse"),
+      readme.indexOf("\n## ", readme.indexOf("## Registering with Synapse") + 1),
+    );
+    const pushes = [
+      "msc2409_to_device_messages_enabled",
+      "msc3202_transaction_extensions",
+      "msc3202_device_masquerading",
+    ].every((flag) => new RegExp(`^\\s*${flag}: true$`, "m").test(synapse));
     hs = createTestHomeserver({
       serverName: config.homeserver.domain,
       port: Number(url.port),
       profile: "synapse-current",
       appservices: [registration],
+      appserviceCryptoPushes: pushes,
       retryInitialMs: 50,
       retryMaxMs: 500,
     });
@@ -135,12 +161,18 @@ describe("the README's install path", function () {
       stdio: ["ignore", "ignore", "pipe"],
     });
     bridge.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+    // Both lines, whichever comes first: the simulator page is logged as the connector starts,
+    // which with encryption on waits for the crypto store, after the token check.
     await poll(
-      "the bridge to confirm its token with the homeserver",
-      async () => (log.includes("the homeserver accepts the appservice token") ? true : undefined),
+      "the bridge to confirm its token with the homeserver and log the simulator page",
+      async () =>
+        log.includes("the homeserver accepts the appservice token") && /adminApi=\S+\s/.test(log)
+          ? true
+          : undefined,
       90_000,
     );
     assert.doesNotMatch(log, /npm warn/i);
+    assert.match(log, /Matrix encryption: .* mode=push default=true/, "encrypted portals, pushed");
     const token = /#token=([A-Za-z0-9_-]+)/.exec(log)?.[1];
     const adminUrl = /adminApi=(\S+)/.exec(log)?.[1];
     assert.ok(
@@ -150,55 +182,39 @@ describe("the README's install path", function () {
     const admin = (pathname: string) =>
       fetch(`${adminUrl}${pathname}`, { headers: { authorization: `Bearer ${token}` } });
 
-    // A user of the homeserver logs in through the bot.
-    const hsUrl = hs.url;
-    const alice = hs.registerUser("alice", "correct horse");
-    const as = (method: string, pathname: string, body?: unknown) =>
-      api(hsUrl, method, pathname, {
-        token: alice.accessToken,
-        ...(body === undefined ? {} : { body }),
-      });
+    // A user of the homeserver, with a client that does end-to-end encryption as a newcomer's
+    // Element does (matrix-js-sdk with its Rust crypto), logs in through the bot.
+    hs.registerUser("alice", "correct horse");
+    alice = await loginCryptoClient(hs.url, {
+      user: "alice",
+      password: "correct horse",
+      deviceName: "Element",
+    });
+    const client = alice.client;
     const bot = `@${registration.sender_localpart}:${config.homeserver.domain}`;
-    const created = await as("POST", "/_matrix/client/v3/createRoom", {
+    const { room_id: mgmt } = await client.createRoom({
       invite: [bot],
       is_direct: true,
-      preset: "trusted_private_chat",
+      preset: sdk.Preset.TrustedPrivateChat,
     });
-    const mgmt = String(created.json["room_id"]);
-    let txn = 0;
-    const messages = async (room: string) => {
-      const answer = await as(
-        "GET",
-        `/_matrix/client/v3/rooms/${enc(room)}/messages?dir=b&limit=100`,
+    const timeline = (room: string) =>
+      (client.getRoom(room)?.getLiveTimeline().getEvents() ?? []).filter((e) => e.status === null);
+    const botSays = (pattern: RegExp, after = 0) =>
+      poll(`the bot to say ${pattern}`, async () =>
+        timeline(mgmt)
+          .slice(after)
+          .find((e) => e.getSender() === bot && pattern.test(String(e.getContent()["body"]))),
       );
-      const chunk =
-        (answer.json["chunk"] as { sender: string; type: string; content: { body?: string } }[]) ??
-        [];
-      return chunk.filter((e) => e.type === "m.room.message").reverse();
-    };
-    const botSays = (pattern: RegExp, after: number) =>
-      poll(`the bot to say ${pattern}`, async () => {
-        const said = (await messages(mgmt)).filter((e) => e.sender === bot).slice(after);
-        return said.find((e) => pattern.test(e.content.body ?? ""));
-      });
-    const say = async (room: string, body: string) => {
-      txn += 1;
-      const sent = await as(
-        "PUT",
-        `/_matrix/client/v3/rooms/${enc(room)}/send/m.room.message/t${txn}`,
-        {
-          msgtype: "m.text",
-          body,
-        },
-      );
-      assert.equal(sent.status, 200, JSON.stringify(sent.json));
-    };
+    // The bot's first answer after the command (an earlier command's late answer is skipped).
     const command = async (text: string, expect: RegExp) => {
-      const before = (await messages(mgmt)).filter((e) => e.sender === bot).length;
-      await say(mgmt, text);
-      await botSays(expect, before);
+      const { event_id: sent } = await client.sendTextMessage(mgmt, text);
+      const at = await poll(`"${text}" in the management room`, async () => {
+        const index = timeline(mgmt).findIndex((e) => e.getId() === sent);
+        return index < 0 ? undefined : index;
+      });
+      await botSays(expect, at + 1);
     };
-    await botSays(/login/, 0);
+    await botSays(/login/);
     const phone = "+491700000001";
     await command("login", /phone/);
     await command("phone", /phone number/i);
@@ -211,32 +227,45 @@ describe("the README's install path", function () {
     });
     await command(code, /^Logged in/);
 
-    // A WhatsApp user writes first: the message request reaches the Matrix user, who joins.
+    // A WhatsApp user writes first: the message request reaches the Matrix user, who joins the
+    // portal, encrypted as the bridge creates it by default.
     const bindings = (await (await admin("/bindings")).json()) as { bindings: { jid: string }[] };
     const aliceJid = bindings.bindings[0]?.jid;
     assert.ok(aliceJid, "alice is bound");
     const contact = new WhatsAppUser(adminUrl, token, "+491705550123", "");
     await contact.create();
     await contact.send({ type: "text", to: aliceJid, text: "hello from WhatsApp" });
-    const portal = await poll("the message request's invite", async () => {
-      const sync = await as("GET", "/_matrix/client/v3/sync?timeout=0");
-      const invites = Object.keys(
-        (sync.json["rooms"] as { invite?: object } | undefined)?.invite ?? {},
-      );
-      return invites.find((room) => room !== mgmt);
-    });
-    const joined = await as("POST", `/_matrix/client/v3/rooms/${enc(portal)}/join`, {});
-    assert.equal(joined.status, 200);
-    await poll("the WhatsApp message in the portal", async () =>
-      (await messages(portal)).find((e) => e.content.body === "hello from WhatsApp"),
+    const portal = await poll(
+      "the message request's invite",
+      async () =>
+        client
+          .getRooms()
+          .find((r) => r.roomId !== mgmt && r.getMyMembership() === sdk.KnownMembership.Invite)
+          ?.roomId,
     );
+    await client.joinRoom(portal);
+    // The client sends encrypted only once its sync holds the joined room's m.room.encryption.
+    await poll("the joined portal in the client's sync", async () =>
+      client.getRoom(portal)?.getMyMembership() === sdk.KnownMembership.Join ? true : undefined,
+    );
+    assert.equal(client.isRoomEncrypted(portal), true, "the portal is encrypted");
+    const fromWhatsApp = await within(
+      nextClearEvent(client, portal, (e) => e.getContent()["body"] === "hello from WhatsApp"),
+      30_000,
+      "the WhatsApp message, decrypted, in the portal",
+    );
+    assert.equal(fromWhatsApp.getWireType(), "m.room.encrypted");
 
-    // And back.
-    await say(portal, "hello from Matrix");
+    // And back, encrypted by the client.
+    await client.sendTextMessage(portal, "hello from Matrix");
     await poll("the Matrix message at the WhatsApp user", async () => {
       const received = await contact.received("message");
       return received.find((entry) => JSON.stringify(entry.data).includes("hello from Matrix"));
     });
+    const stored = hs.inspectRoom(portal);
+    for (const text of ["hello from WhatsApp", "hello from Matrix"]) {
+      assert.deepEqual(stored.find(text), [], `the homeserver stores "${text}" only encrypted`);
+    }
 
     // Stopped as an admin would: Ctrl-C reaches the whole process group (npm, the shell, the
     // bridge); the bridge stops gracefully and says so.
