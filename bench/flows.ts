@@ -34,6 +34,7 @@ import type { DatabaseType } from "../src/db/database.js";
 import { driverStatements } from "../src/db/node-sqlite.js";
 import { runnerStats } from "../src/db/sql.js";
 import { httpHooks } from "../src/matrix/http.js";
+import { RoomCrypto } from "../src/matrix/crypto/room-crypto.js";
 import { InteropConnector } from "../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../src/interop/connector/factory.js";
 import { SignalCrypto } from "../src/interop/crypto/index.js";
@@ -69,6 +70,8 @@ export interface DirectionFigures {
 
 export interface FlowFigures {
   readonly backend: DatabaseType;
+  /** Megolm-encrypted portals (end-to-bridge encryption) rather than plaintext ones. */
+  readonly encrypted: boolean;
   readonly portals: number;
   readonly setupSeconds: number;
   readonly m2w: DirectionFigures;
@@ -79,6 +82,11 @@ export interface FlowFigures {
   readonly queriesPerMessage: { m2w: number; w2m: number };
   /** Hot-path group commits per bridged message over the maximum runs (below 1: shared). */
   readonly commitsPerMessage: { m2w: number; w2m: number };
+  /**
+   * Encrypted runs: the bridge's W->M events of the maximum run that the user's device decrypted,
+   * and those it could not decrypt (the probe, bench/user-device.ts).
+   */
+  readonly userDecrypted?: { decrypted: number; undecryptable: number };
 }
 
 export interface FlowOptions {
@@ -88,6 +96,8 @@ export interface FlowOptions {
   readonly maxMessages: number;
   /** Length of each fixed-rate run. */
   readonly fixedSeconds: number;
+  /** Megolm-encrypted portals; the user's device encrypts and decrypts in the world process. */
+  readonly encrypted?: boolean;
   readonly progress: (line: string) => void;
 }
 
@@ -228,7 +238,28 @@ type RequestFn = (params: Record<string, unknown>, callback: unknown) => unknown
  * sends go through src/matrix/http.ts's pool, other requests through the bot-sdk.
  */
 function watchMatrixSends(marks: Marks, prefix: string): () => void {
+  // Encrypted portals: the bridge PUTs m.room.encrypted; its ciphertext is matched to the text
+  // it was made from, recorded as RoomCrypto.encrypt returns it (the bridge's own encryptor).
+  const clearOf = new Map<string, string>();
+  const encrypt = RoomCrypto.prototype.encrypt;
+  RoomCrypto.prototype.encrypt = async function (this: RoomCrypto, as, room, type, content) {
+    const result = await encrypt.call(this, as, room, type, content);
+    const text = content["body"];
+    const ciphertext = result.content["ciphertext"];
+    if (typeof text === "string" && text.startsWith(prefix) && typeof ciphertext === "string")
+      clearOf.set(ciphertext, text);
+    return result;
+  };
   const mark = (method: unknown, uri: string, body: unknown) => {
+    if (method === "PUT" && uri.includes("/send/m.room.encrypted/") && typeof body === "string") {
+      const ciphertext = (JSON.parse(body) as { ciphertext?: unknown }).ciphertext;
+      const text = typeof ciphertext === "string" ? clearOf.get(ciphertext) : undefined;
+      if (text !== undefined) {
+        clearOf.delete(ciphertext as string);
+        if (!marks.w2mHandoff.has(text)) marks.w2mHandoff.set(text, performance.now());
+      }
+      return;
+    }
     if (
       method === "PUT" &&
       uri.includes("/send/m.room.message/") &&
@@ -251,6 +282,7 @@ function watchMatrixSends(marks: Marks, prefix: string): () => void {
   return () => {
     setRequestFn(original);
     httpHooks.beforeRequest = undefined;
+    RoomCrypto.prototype.encrypt = encrypt;
   };
 }
 
@@ -380,6 +412,7 @@ interface Running {
   readonly myJid: string;
   readonly portals: WorldPortal[];
   readonly queries: StatementCounter;
+  readonly encrypted: boolean;
 }
 
 async function startAll(
@@ -397,8 +430,8 @@ async function startAll(
     encryption: { key_env: KEY_ENV },
     permissions: { "*": "none", [DOMAIN]: "user" },
     logging: { level: "warn" },
-    // The W->M probe reads plaintext PUTs; encrypted portals are measured separately (issue 12).
-    matrix_encryption: { default: false },
+    // New portals are created Megolm-encrypted or not, per variant (issue 12).
+    matrix_encryption: { default: options.encrypted === true },
     // The per-user abuse limits would measure themselves, not the bridge: one user sends it all.
     limits: {
       messages_per_minute: 1_000_000,
@@ -478,6 +511,7 @@ async function startAll(
       contacts: options.portals,
       botUserId: `@${config.appservice.bot.localpart}:${DOMAIN}`,
       componentDomain: config.interop.component_domain,
+      encrypted: options.encrypted === true,
     },
     "ready",
   );
@@ -497,6 +531,7 @@ async function startAll(
     myJid: ready.myJid,
     portals: ready.portals,
     queries,
+    encrypted: options.encrypted === true,
   };
 }
 
@@ -569,6 +604,8 @@ async function waitUntil(what: string, done: () => Promise<boolean> | boolean): 
 }
 
 interface RunResult {
+  /** The text every message of the run starts with. */
+  readonly marker: string;
   readonly latencies: number[];
   readonly messages: number;
   readonly firstArrival: number;
@@ -588,6 +625,23 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
   const marker = `benchm2w${++runCounter}`;
   r.marks.clear();
   const eventIds: string[] = [];
+  const roomOf = (seq: number) => (r.portals[seq % r.portals.length] as WorldPortal).room;
+  // Encrypted portals: the user's device encrypts every text in the world process, before the
+  // clock starts; the bridge's share is decrypting them.
+  const encrypted = r.encrypted
+    ? (
+        await r.world.ask(
+          {
+            type: "encrypt",
+            texts: Array.from({ length: count }, (_, seq) => ({
+              room: roomOf(seq),
+              text: `${marker} ${seq}`,
+            })),
+          },
+          "encrypted",
+        )
+      ).contents
+    : undefined;
   const cpu = process.cpuUsage();
   const queries = r.queries.count;
   const commits = r.queries.commits;
@@ -601,12 +655,12 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
     const eventId = `$${marker}-${seq}:${DOMAIN}`;
     eventIds.push(eventId);
     r.pusher.enqueue({
-      type: "m.room.message",
+      type: encrypted === undefined ? "m.room.message" : "m.room.encrypted",
       room_id: portal.room,
       sender: r.matrixUserId,
       event_id: eventId,
       origin_server_ts: Date.now(),
-      content: { msgtype: "m.text", body: `${marker} ${seq}` },
+      content: encrypted?.[seq] ?? { msgtype: "m.text", body: `${marker} ${seq}` },
       unsigned: {},
     });
   }
@@ -634,6 +688,7 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
   );
   return {
     ...timed,
+    marker,
     messages: count,
     senderSeconds,
     cpuUs: used.user + used.system,
@@ -687,6 +742,7 @@ async function runW2M(r: Running, count: number, rate: number): Promise<RunResul
   );
   return {
     ...timed,
+    marker,
     messages: count,
     senderSeconds: done.durationMs / 1000,
     cpuUs: used.user + used.system,
@@ -722,6 +778,8 @@ async function direction(
   options: FlowOptions,
 ): Promise<{
   figures: DirectionFigures;
+  /** The maximum-throughput run's marker. */
+  maxMarker: string;
   cpuUsPerMessage: number;
   queriesPerMessage: number;
   commitsPerMessage: number;
@@ -753,6 +811,7 @@ async function direction(
   options.progress(`  ${name} at ${rate80} msg/s (80 %): ${describeLatency(at80)}`);
   return {
     figures: { throughput, at100, at80 },
+    maxMarker: max.marker,
     cpuUsPerMessage: max.cpuUs / Math.max(1, max.latencies.length),
     queriesPerMessage: max.queries / Math.max(1, max.latencies.length),
     commitsPerMessage: max.commits / Math.max(1, max.latencies.length),
@@ -771,8 +830,9 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
     const stopWatching = watchMatrixSends(running.marks, "benchw2m");
     cleanups.push(async () => stopWatching());
     const setupSeconds = (performance.now() - setupStart) / 1000;
+    const variant = options.encrypted === true ? " (encrypted portals)" : "";
     options.progress(
-      `  ${options.backend}: world and ${options.portals} portals ready in ${setupSeconds.toFixed(1)} s`,
+      `  ${options.backend}${variant}: world and ${options.portals} portals ready in ${setupSeconds.toFixed(1)} s`,
     );
     const m2w = await direction(
       "Matrix -> WhatsApp",
@@ -794,8 +854,29 @@ export async function measureFlows(options: FlowOptions): Promise<FlowFigures> {
       },
       options,
     );
+    const userDecrypted = running.encrypted
+      ? await running.world.ask(
+          { type: "verify", marker: w2m.maxMarker, portals: running.portals },
+          "verified",
+        )
+      : undefined;
+    if (userDecrypted !== undefined) {
+      options.progress(
+        `  the user's device decrypted ${userDecrypted.decrypted} of the maximum run's ` +
+          `WhatsApp -> Matrix messages (${userDecrypted.undecryptable} undecryptable)`,
+      );
+    }
     return {
       backend: options.backend,
+      encrypted: running.encrypted,
+      ...(userDecrypted === undefined
+        ? {}
+        : {
+            userDecrypted: {
+              decrypted: userDecrypted.decrypted,
+              undecryptable: userDecrypted.undecryptable,
+            },
+          }),
       portals: options.portals,
       setupSeconds,
       m2w: m2w.figures,

@@ -36,6 +36,7 @@ Options:
   --portals <n>        portals (WhatsApp contacts) the messages are spread over (default 4, quick 1)
   --users <a,b,...>    user counts for the memory figures; 0 is always added (default 1000,10000; quick 1000)
   --floor-messages <n> messages timed for each part of the floor (default 2000, quick 300)
+  --no-encrypted       skip the second pass through Megolm-encrypted portals (run by default)
   --results <dir>      where to write the results (default bench/results)
   -h, --help           this text
 
@@ -64,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
       users: { type: "string" },
       "floor-messages": { type: "string" },
       results: { type: "string" },
+      "no-encrypted": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -99,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
       positive("floor-messages", values["floor-messages"], quick ? 300 : 2000),
     ),
     results: path.resolve(values.results ?? path.join(ROOT, "bench", "results")),
+    encrypted: !values["no-encrypted"],
   };
   const custom = [
     values.messages,
@@ -131,9 +134,23 @@ async function main(argv: string[]): Promise<number> {
       fixedSeconds: options.seconds,
       progress: say,
     });
+    // The same flows through Megolm-encrypted portals (issue 12), with a fresh bridge and world:
+    // the user's device encrypts and decrypts in the world process, not in the bridge's.
+    let encrypted: Awaited<ReturnType<typeof measureFlows>> | undefined;
+    if (options.encrypted) {
+      say(`${backend}: messages through encrypted portals ...`);
+      encrypted = await measureFlows({
+        backend,
+        portals: options.portals,
+        maxMessages: options.messages,
+        fixedSeconds: options.seconds,
+        encrypted: true,
+        progress: say,
+      });
+    }
     say(`${backend}: memory and start-up ...`);
     const memory = await measureMemory(backend, options.users, say);
-    reports.push(backendReport(flows, memory, floor));
+    reports.push(backendReport(flows, memory, floor, encrypted));
   }
 
   const finished = new Date();

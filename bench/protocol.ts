@@ -22,7 +22,18 @@ export type ChildRequest =
       provider: EnlistedProvider;
       adminToken: string;
     }
-  | { type: "setup"; contacts: number; botUserId: string; componentDomain: string }
+  | {
+      type: "setup";
+      contacts: number;
+      botUserId: string;
+      componentDomain: string;
+      /** The portals are Megolm-encrypted: the user has a device of its own (bench/user-device.ts). */
+      encrypted: boolean;
+    }
+  /** Megolm-encrypts texts as the user's device, per portal, before a run (not timed). */
+  | { type: "encrypt"; texts: { room: string; text: string }[] }
+  /** Decrypts, as the user's device, the portal events whose text starts with `marker`. */
+  | { type: "verify"; marker: string; portals: readonly WorldPortal[] }
   | {
       type: "w2m";
       count: number;
@@ -39,5 +50,7 @@ export type ChildReply =
   | { type: "started"; hsUrl: string; service: string }
   | { type: "ready"; matrixUserId: string; myJid: string; portals: WorldPortal[] }
   | { type: "w2m-done"; sent: SentRecord[]; errors: number; durationMs: number }
+  | { type: "encrypted"; contents: Record<string, unknown>[] }
+  | { type: "verified"; decrypted: number; undecryptable: number }
   | { type: "stopped" }
   | { type: "error"; message: string };

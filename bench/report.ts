@@ -75,6 +75,27 @@ export interface BackendReport {
   readonly m2w: DirectionReport;
   readonly w2m: DirectionReport;
   readonly memory: readonly MemoryReport[];
+  /** The same flows with Megolm-encrypted portals (issue 12); absent when not measured. */
+  readonly encrypted?: EncryptedReport;
+}
+
+/** The flows through Megolm-encrypted portals, beside the plaintext ones of the same backend. */
+export interface EncryptedReport {
+  readonly portals: number;
+  readonly setupSeconds: number;
+  readonly bridgeCpuUsPerMessage: FlowFigures["bridgeCpuUsPerMessage"];
+  readonly queriesPerMessage: FlowFigures["queriesPerMessage"];
+  readonly commitsPerMessage: FlowFigures["commitsPerMessage"];
+  readonly bridgeCpuRatio: { m2w: number; w2m: number };
+  readonly m2w: DirectionReport;
+  readonly w2m: DirectionReport;
+  /** W->M maximum run: events the user's own device decrypted, and could not. */
+  readonly userDecrypted: { decrypted: number; undecryptable: number };
+  /** Encrypted over plaintext: throughput (below 1: slower) and bridge CPU per message. */
+  readonly overPlaintext: {
+    readonly throughput: { m2w: number; w2m: number };
+    readonly cpu: { m2w: number; w2m: number };
+  };
 }
 
 export interface Target {
@@ -126,9 +147,11 @@ export function backendReport(
   flows: FlowFigures,
   memory: readonly MemoryFigure[],
   floor: Floor,
+  encrypted?: FlowFigures,
 ): BackendReport {
   const empty = memory.find((m) => m.users === 0);
   return {
+    ...(encrypted === undefined ? {} : { encrypted: encryptedReport(encrypted, flows, floor) }),
     backend: flows.backend,
     portals: flows.portals,
     setupSeconds: flows.setupSeconds,
@@ -146,6 +169,33 @@ export function backendReport(
       rssRatio: empty === undefined ? Number.NaN : m.rssMb / empty.rssMb,
       readyRatio: empty === undefined ? Number.NaN : m.readySeconds / empty.readySeconds,
     })),
+  };
+}
+
+function encryptedReport(e: FlowFigures, plain: FlowFigures, floor: Floor): EncryptedReport {
+  return {
+    portals: e.portals,
+    setupSeconds: e.setupSeconds,
+    bridgeCpuUsPerMessage: e.bridgeCpuUsPerMessage,
+    queriesPerMessage: e.queriesPerMessage,
+    commitsPerMessage: e.commitsPerMessage,
+    bridgeCpuRatio: {
+      m2w: e.bridgeCpuUsPerMessage.m2w / floor.totalUs,
+      w2m: e.bridgeCpuUsPerMessage.w2m / floor.totalUs,
+    },
+    m2w: direction(e.m2w, floor),
+    w2m: direction(e.w2m, floor),
+    userDecrypted: e.userDecrypted ?? { decrypted: 0, undecryptable: 0 },
+    overPlaintext: {
+      throughput: {
+        m2w: e.m2w.throughput.perSecond / plain.m2w.throughput.perSecond,
+        w2m: e.w2m.throughput.perSecond / plain.w2m.throughput.perSecond,
+      },
+      cpu: {
+        m2w: e.bridgeCpuUsPerMessage.m2w / plain.bridgeCpuUsPerMessage.m2w,
+        w2m: e.bridgeCpuUsPerMessage.w2m / plain.bridgeCpuUsPerMessage.w2m,
+      },
+    },
   };
 }
 
@@ -227,6 +277,28 @@ export function targetsOf(backends: readonly BackendReport[], floor: Floor): Tar
         "ms",
         false,
       );
+      // Issue 12: the throughput and latency targets stay in force with encrypted portals.
+      const e = b.encrypted?.[key];
+      if (e !== undefined) {
+        check(
+          `throughput-${key}-encrypted`,
+          `${name} throughput, encrypted portals, >= ${share}x the floor`,
+          b.backend,
+          e.throughput.perSecond,
+          floor.messagesPerSecond * share,
+          "msg/s",
+          true,
+        );
+        check(
+          `latency-p99-${key}-encrypted`,
+          `${name} added latency at 100 msg/s, encrypted portals, p99`,
+          b.backend,
+          e.at100.p99Ms,
+          sqlite ? 10 : 20,
+          "ms",
+          false,
+        );
+      }
     }
     const empty = b.memory.find((m) => m.users === 0);
     const tenK = b.memory.find((m) => m.users === 10_000);
@@ -292,6 +364,32 @@ export function textReport(r: Results): string {
         `${f(b.queriesPerMessage.w2m, 1)} (W->M); group commits per message: ` +
         `${f(b.commitsPerMessage.m2w, 2)} (M->W), ${f(b.commitsPerMessage.w2m, 2)} (W->M)`,
     );
+    const e = b.encrypted;
+    if (e !== undefined) {
+      lines.push(
+        `  encrypted portals (Megolm), beside plaintext:`,
+        `  ${"".padEnd(20)} ${"plain".padStart(8)} ${"Megolm".padStart(8)} ${"ratio".padStart(7)}   ` +
+          `${"p50@100".padStart(8)} ${"p99@100".padStart(8)}   ${"CPU µs".padStart(7)} ${"plain".padStart(7)} ${"ratio".padStart(7)}`,
+      );
+      for (const [key, name] of [
+        ["m2w", "Matrix -> WhatsApp"],
+        ["w2m", "WhatsApp -> Matrix"],
+      ] as const) {
+        lines.push(
+          `  ${name.padEnd(20)} ${f(b[key].throughput.perSecond, 0).padStart(8)} ` +
+            `${f(e[key].throughput.perSecond, 0).padStart(8)} ${x(e.overPlaintext.throughput[key]).padStart(7)}   ` +
+            `${f(e[key].at100.p50Ms).padStart(8)} ${f(e[key].at100.p99Ms).padStart(8)}   ` +
+            `${f(e.bridgeCpuUsPerMessage[key], 0).padStart(7)} ${f(b.bridgeCpuUsPerMessage[key], 0).padStart(7)} ` +
+            `${x(e.overPlaintext.cpu[key]).padStart(7)}`,
+        );
+      }
+      lines.push(
+        `  encrypted: statements per message ${f(e.queriesPerMessage.m2w, 1)} (M->W), ` +
+          `${f(e.queriesPerMessage.w2m, 1)} (W->M); the user's device decrypted ` +
+          `${e.userDecrypted.decrypted}/${e.w2m.throughput.messages} of the W->M maximum run ` +
+          `(${e.userDecrypted.undecryptable} undecryptable)`,
+      );
+    }
     for (const mem of b.memory) {
       lines.push(
         `  ${String(mem.users).padStart(6)} users and portals: idle RSS ${f(mem.rssMb, 1)} MB (${x(mem.rssRatio)} empty), ` +
@@ -352,9 +450,44 @@ export function svgChart(r: Results): string {
 
   // Left panel: throughput.
   const left = { x: 60, w: 330 };
+  // Encrypted portals (issue 12): the same colour, paler, beside the plaintext bar.
   const bars = r.backends.flatMap((b) => [
-    { label: `${b.backend} M→W`, value: b.m2w.throughput.perSecond, color: COLORS.m2w },
-    { label: `${b.backend} W→M`, value: b.w2m.throughput.perSecond, color: COLORS.w2m },
+    {
+      label: "M→W",
+      backend: b.backend,
+      value: b.m2w.throughput.perSecond,
+      color: COLORS.m2w,
+      pale: false,
+    },
+    ...(b.encrypted === undefined
+      ? []
+      : [
+          {
+            label: "M→W e2e",
+            backend: "",
+            value: b.encrypted.m2w.throughput.perSecond,
+            color: COLORS.m2w,
+            pale: true,
+          },
+        ]),
+    {
+      label: "W→M",
+      backend: "",
+      value: b.w2m.throughput.perSecond,
+      color: COLORS.w2m,
+      pale: false,
+    },
+    ...(b.encrypted === undefined
+      ? []
+      : [
+          {
+            label: "W→M e2e",
+            backend: "",
+            value: b.encrypted.w2m.throughput.perSecond,
+            color: COLORS.w2m,
+            pale: true,
+          },
+        ]),
   ]);
   const maxT =
     Math.max(
@@ -378,10 +511,11 @@ export function svgChart(r: Results): string {
     const v = Number.isFinite(b.value) ? b.value : 0;
     const x0 = left.x + i * slot + slot * 0.2;
     out.push(
-      `<rect x="${x0.toFixed(1)}" y="${yT(v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${(bottom - yT(v)).toFixed(1)}" fill="${b.color}"/>`,
+      `<rect x="${x0.toFixed(1)}" y="${yT(v).toFixed(1)}" width="${(slot * 0.6).toFixed(1)}" height="${(bottom - yT(v)).toFixed(1)}" fill="${b.color}"${b.pale ? ' fill-opacity="0.45"' : ""}/>`,
     );
     text(x0 + slot * 0.3, yT(v) - 4, v.toFixed(0), 'text-anchor="middle"');
     text(x0 + slot * 0.3, bottom + 14, b.label, 'text-anchor="middle"');
+    if (b.backend !== "") text(x0, bottom + 28, b.backend);
   });
   for (const [v, label] of [
     [r.floor.messagesPerSecond, "floor"],
@@ -476,9 +610,21 @@ export function svgChart(r: Results): string {
         : `${b.backend}: ${big.users} users idle RSS ${big.rssMb.toFixed(0)} MB, ready ${big.readySeconds.toFixed(2)} s`;
     })
     .join("; ");
+  const cpu = r.backends
+    .map((b) => {
+      const plain = `${b.bridgeCpuUsPerMessage.m2w.toFixed(0)}/${b.bridgeCpuUsPerMessage.w2m.toFixed(0)} µs`;
+      const e = b.encrypted?.bridgeCpuUsPerMessage;
+      return `${b.backend} ${plain}${e === undefined ? "" : `, e2e ${e.m2w.toFixed(0)}/${e.w2m.toFixed(0)} µs`}`;
+    })
+    .join("; ");
   text(
     60,
-    height - 16,
+    height - 26,
+    `bridge CPU per message (M→W/W→M, plaintext; e2e = Megolm portals): ${cpu}`,
+  );
+  text(
+    60,
+    height - 10,
     `floor ${r.floor.totalUs.toFixed(0)} µs/msg (${r.floor.messagesPerSecond.toFixed(0)} msg/s). ${mem}`,
   );
   out.push("</svg>");

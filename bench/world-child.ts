@@ -17,6 +17,7 @@ import { startSimulator, type Simulator } from "../simulator/main.js";
 import { createTestHomeserver, type TestHomeserver } from "../test/homeserver/index.js";
 import { MatrixUser, WhatsAppUser } from "../scripts/demo/clients.js";
 import type { ChildReply, ChildRequest, SentRecord, WorldPortal } from "./protocol.js";
+import { UserDevice } from "./user-device.js";
 
 const MATRIX_PHONE = "+491700000001";
 const WAIT_MS = 60_000;
@@ -25,6 +26,10 @@ let hs: TestHomeserver | undefined;
 let sim: Simulator | undefined;
 let dir: string | undefined;
 let adminToken = "";
+/** The user's device, in encrypted runs. */
+let device: UserDevice | undefined;
+/** Room -> its joined members, for sharing the user's room key. */
+const members = new Map<string, string[]>();
 
 function reply(message: ChildReply): void {
   process.send?.(message);
@@ -69,6 +74,8 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
   const users = sim.users;
   const registered = hs.registerUser("bench", "bench-password");
   const me = new MatrixUser(hs.url, registered.userId, registered.accessToken);
+  // Before any portal exists, so that the bridge's ghosts share their room keys with it.
+  if (request.encrypted) device = await UserDevice.create(hs.url, registered);
   const myJid = `${localpartFromMatrixUserId(matrixUserId(registered.userId))}@${request.componentDomain}`;
   const phones: PhoneNumber[] = [];
   for (let i = 0; i < request.contacts; i++) {
@@ -117,9 +124,26 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
     );
     await users.acceptRequest(phone, myJid as BareJid);
     await users.send(phone, myJid as BareJid, [{ kind: "body", text: "bench hello back" }]);
-    await waitFor(`the first answer of ${phone} in its portal`, async () =>
-      (await me.events(room)).find((e) => String(e.content["body"]).includes("bench hello back")),
-    );
+    await waitFor(`the first answer of ${phone} in its portal`, async () => {
+      for (const e of await me.events(room)) {
+        if (String(e.content["body"]).includes("bench hello back")) return true;
+        if (device !== undefined && e.type === "m.room.encrypted") {
+          await device.sync();
+          const clear = await device.decrypt(e as unknown as Record<string, unknown>, room);
+          if (String(clear?.["body"]).includes("bench hello back")) return true;
+        }
+      }
+      return undefined;
+    });
+    if (device !== undefined) {
+      const joined = ok(
+        await me.request(
+          "GET",
+          `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/joined_members`,
+        ),
+      );
+      members.set(room, Object.keys(joined["joined"] as Record<string, unknown>));
+    }
     portals.push({ room, phone, jid });
   }
   reply({ type: "ready", matrixUserId: registered.userId, myJid, portals });
@@ -164,7 +188,59 @@ async function sendFromWhatsApp(request: Extract<ChildRequest, { type: "w2m" }>)
   });
 }
 
+function ok(answer: { status: number; json: Record<string, unknown> }): Record<string, unknown> {
+  if (answer.status !== 200) throw new Error(`homeserver answered ${answer.status}`);
+  return answer.json;
+}
+
+/** The contents of m.room.encrypted events for `texts`, in order, as the user's device. */
+async function encrypt(request: Extract<ChildRequest, { type: "encrypt" }>): Promise<void> {
+  if (device === undefined) throw new Error("encrypt in a plaintext world");
+  const byRoom = new Map<string, string[]>();
+  for (const { room, text } of request.texts) byRoom.set(room, [...(byRoom.get(room) ?? []), text]);
+  const encrypted = new Map<string, Record<string, unknown>[]>();
+  for (const [room, texts] of byRoom) {
+    encrypted.set(room, await device.encryptTexts(room, members.get(room) ?? [], texts));
+  }
+  const contents = request.texts.map(({ room }) => encrypted.get(room)?.shift() ?? {});
+  reply({ type: "encrypted", contents });
+}
+
+/**
+ * The probe: what the bridge posted into the portals, decrypted as the user's device. Counts
+ * the events of this run (their text starts with `marker`) and those the device cannot decrypt.
+ */
+async function verify(request: Extract<ChildRequest, { type: "verify" }>): Promise<void> {
+  if (hs === undefined || device === undefined) throw new Error("verify in a plaintext world");
+  await device.sync();
+  let decrypted = 0;
+  let undecryptable = 0;
+  for (const portal of request.portals) {
+    let from: string | undefined;
+    for (;;) {
+      const page = (await device.call(
+        "GET",
+        `/rooms/${encodeURIComponent(portal.room)}/messages?dir=b&limit=1000${from === undefined ? "" : `&from=${encodeURIComponent(from)}`}`,
+      )) as { chunk?: Record<string, unknown>[]; end?: string };
+      const chunk = page.chunk ?? [];
+      let older = false;
+      for (const event of chunk) {
+        if (event["type"] !== "m.room.encrypted" || event["sender"] === device.userId) continue;
+        const clear = await device.decrypt(event, portal.room);
+        if (clear === undefined) undecryptable += 1;
+        else if (String(clear["body"]).startsWith(`${request.marker} `)) decrypted += 1;
+        else older = true;
+      }
+      // Newest first: once events of earlier runs show up, this run's are all counted.
+      if (older || chunk.length === 0 || page.end === undefined) break;
+      from = page.end;
+    }
+  }
+  reply({ type: "verified", decrypted, undecryptable });
+}
+
 async function stop(): Promise<void> {
+  device?.close();
   await sim?.stop().catch(() => undefined);
   await hs?.stop().catch(() => undefined);
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
@@ -182,6 +258,10 @@ process.on("message", (raw) => {
         return setup(request);
       case "w2m":
         return sendFromWhatsApp(request);
+      case "encrypt":
+        return encrypt(request);
+      case "verify":
+        return verify(request);
       case "stop":
         return stop();
     }

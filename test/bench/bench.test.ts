@@ -78,6 +78,20 @@ describe("npm run bench --quick (SQLite, tiny counts)", function () {
     assert.match(result.stdout, /n\/a +\[sqlite\] idle RSS with 10,000 users: not measured/);
   });
 
+  it("also runs through Megolm-encrypted portals and prints them beside plaintext", function () {
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /sqlite \(encrypted portals\): world and 1 portals ready/);
+    assert.match(result.stdout, /encrypted portals \(Megolm\), beside plaintext:/);
+    // plain msg/s, Megolm msg/s, ratio, p50, p99, CPU µs, plain CPU µs, ratio
+    const row = String.raw` +\d+ +\d+ +\d+\.\d\dx +\d+\.\d\d +\d+\.\d\d +\d+ +\d+ +\d+\.\d\dx`;
+    assert.match(result.stdout, new RegExp(`Matrix -> WhatsApp${row}`));
+    assert.match(result.stdout, new RegExp(`WhatsApp -> Matrix${row}`));
+    assert.match(
+      result.stdout,
+      /(pass|MISS) +\[sqlite\] WhatsApp -> Matrix throughput, encrypted portals, >= 0.5x the floor/,
+    );
+  });
+
   it("writes a timestamped JSON, latest.json with every figure, and a well-formed SVG", async function () {
     const files = await readdir(dir);
     assert.ok(files.includes("latest.json") && files.includes("latest.svg"), files.join(", "));
@@ -166,6 +180,37 @@ describe("npm run bench --quick (SQLite, tiny counts)", function () {
     // Counted at the driver: a bridged message runs statements (the old count missed raw ones).
     const statements = b["queriesPerMessage"] as Record<string, number>;
     assert.ok(statements["m2w"]! > 0 && statements["w2m"]! > 0, "statements counted");
+    // The encrypted pass: every message bridged both ways, and what the bridge posted to Matrix
+    // was m.room.encrypted that the user's own device decrypted (the probe counts only those).
+    const e = b["encrypted"] as Record<string, Record<string, Record<string, unknown>>>;
+    assert.ok(e !== undefined, "no encrypted figures");
+    for (const dir of ["m2w", "w2m"]) {
+      const d = e[dir]!;
+      assertNumbers(`encrypted.${dir}.throughput`, d["throughput"]!, ["perSecond", "ratio"]);
+      assert.equal(d["throughput"]!["delivered"], d["throughput"]!["messages"], `encrypted ${dir}`);
+      assertNumbers(`encrypted.${dir}.at100`, d["at100"]!, ["p50Ms", "p99Ms", "maxMs"]);
+      assertNumbers(`encrypted.${dir}.at80`, d["at80"]!, ["p50Ms", "p99Ms", "maxMs"]);
+    }
+    for (const field of ["bridgeCpuUsPerMessage", "bridgeCpuRatio", "queriesPerMessage"]) {
+      assertNumbers(`encrypted.${field}`, e[field] as Record<string, unknown>, ["m2w", "w2m"]);
+    }
+    const over = e["overPlaintext"] as Record<string, Record<string, unknown>>;
+    assertNumbers("overPlaintext.throughput", over["throughput"]!, ["m2w", "w2m"]);
+    assertNumbers("overPlaintext.cpu", over["cpu"]!, ["m2w", "w2m"]);
+    const cpu = e["bridgeCpuUsPerMessage"] as unknown as Record<string, number>;
+    const plainCpu = b["bridgeCpuUsPerMessage"] as Record<string, number>;
+    assert.ok(
+      Math.abs((over["cpu"]!["w2m"] as number) - cpu["w2m"]! / plainCpu["w2m"]!) < 1e-9,
+      "the CPU ratio is encrypted over plaintext",
+    );
+    const decrypted = e["userDecrypted"] as unknown as Record<string, number>;
+    assert.equal(
+      decrypted["decrypted"],
+      e["w2m"]!["throughput"]!["messages"],
+      "the user's device decrypts every W->M message of the maximum run",
+    );
+    assert.equal(decrypted["undecryptable"], 0);
+
     const memory = b["memory"] as Record<string, unknown>[];
     assert.deepEqual(
       memory.map((m) => m["users"]),
@@ -198,6 +243,10 @@ describe("npm run bench --quick (SQLite, tiny counts)", function () {
       "cpu-w2m",
       "statements-m2w",
       "statements-w2m",
+      "throughput-m2w-encrypted",
+      "throughput-w2m-encrypted",
+      "latency-p99-m2w-encrypted",
+      "latency-p99-w2m-encrypted",
       "idle-rss-0",
       "idle-rss-10k",
       "ready-10k",
@@ -226,6 +275,7 @@ describe("npm run bench --quick (SQLite, tiny counts)", function () {
       "--seconds",
       "--users",
       "--results",
+      "--no-encrypted",
     ]) {
       assert.ok(help.stdout.includes(option), `--help does not mention ${option}`);
     }
