@@ -1,6 +1,6 @@
 import { AppServiceRegistration, Bridge } from "matrix-appservice-bridge";
 import type { Config } from "../config/schema.js";
-import type { Registration } from "../cli/registration.js";
+import type { Registration } from "../config/registration.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { HomeserverAccessCheck } from "./homeserver-access.js";

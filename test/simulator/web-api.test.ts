@@ -7,7 +7,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { validateConfig } from "../../src/config/load.js";
 import { createInteropConnector } from "../../src/interop/connector/factory.js";
-import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../src/vault/key-vault.js";
 import { describeError } from "../../src/util/errors.js";
 import { createLogger } from "../../src/util/log.js";
 import { createTestDatabase } from "../helpers/db.js";

@@ -6,7 +6,7 @@ import { validateConfig } from "../../../src/config/load.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { createInteropConnector } from "../../../src/interop/connector/factory.js";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
