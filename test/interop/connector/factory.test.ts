@@ -6,6 +6,7 @@ import { validateConfig } from "../../../src/config/load.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { createInteropConnector } from "../../../src/interop/connector/factory.js";
+import { startEmbeddedGatekeeper } from "../../../src/cli/embedded-gatekeeper.js";
 import { KeyVault } from "../../../src/vault/key-vault.js";
 import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
@@ -45,6 +46,7 @@ describe("building the interop connector from the configuration", function () {
     db: db.db,
     vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
     log: silentLogger(),
+    startEmbedded: startEmbeddedGatekeeper,
   });
 
   it("external mode builds a connector for the configured component, offering both login flows", function () {
