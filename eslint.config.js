@@ -72,17 +72,8 @@ const dependencyDirections = [
   ...only("core", ["util", "config", "db"], "the core knows no network, no Matrix library, no CLI"),
   ...only(
     "interop",
-    [
-      "util",
-      "config",
-      "db",
-      "vault",
-      "core/network",
-      "core/contact-directory",
-      "core/text-remap",
-      "core/media-files",
-    ],
-    "a connector sees the core only through its contract and the helpers both conversions share",
+    ["util", "config", "db", "vault", "core/network", "core/contact-directory"],
+    "a connector sees the core only through its contract",
   ),
   ...only("matrix", ["util", "config", "db", "vault", "core"]),
   ...only(
