@@ -9,6 +9,7 @@ import { createInteropConnector } from "../../../src/interop/connector/factory.j
 import { startEmbeddedGatekeeper } from "../../../src/cli/embedded-gatekeeper.js";
 import { KeyVault } from "../../../src/vault/key-vault.js";
 import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
+import { StartupError } from "../../../src/util/errors.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 
@@ -79,6 +80,17 @@ describe("building the interop connector from the configuration", function () {
     } finally {
       await connector.stop();
     }
+  });
+
+  it("embedded mode without an injected gatekeeper is refused with a startup error naming the mode", function () {
+    const { startEmbedded: _injected, ...withoutGatekeeper } = deps();
+    assert.throws(
+      () => createInteropConnector(config({ mode: "embedded" }), callbacks, withoutGatekeeper),
+      (err: unknown) =>
+        err instanceof StartupError &&
+        err.code === "embedded-gatekeeper-unavailable" &&
+        /interop\.mode/.test(err.message),
+    );
   });
 
   it("names contacts by number without asking the network (§5.1)", function () {
