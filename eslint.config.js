@@ -2,6 +2,88 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// Dependency directions (docs/architecture.md, "Dependencies"). Each folder of src/ lists the
+// folders of src/ it may import; the patterns match the relative specifier, so each depth gets its
+// own override (`../interop/x` from src/core/, `../../interop/x` from src/core/commands/) and a
+// sibling inside the same folder (`../convert/x` from src/matrix/crypto/) is not mistaken for a
+// top-level folder. Dynamic import() is not checked by no-restricted-imports, hence the
+// no-restricted-syntax twin for simulator/.
+const simulator = {
+  regex: "^(\\.\\./)+simulator(/|$)",
+  message:
+    "Nothing in src/ imports the simulator; src/cli/embedded-gatekeeper.ts injects it (docs/architecture.md, Dependencies).",
+};
+const noDynamicSimulator = {
+  selector: "ImportExpression[source.value=/^(\\.\\.\\/)+simulator\\//]",
+  message: simulator.message,
+};
+/**
+ * The rule for one folder of src/: it may import only `allowed` (folders of src/, or `core/network`
+ * style paths: a folder with the only files or subfolders allowed in it), and never bridge.ts or
+ * main.ts. Anything else above the folder is refused.
+ */
+const only = (folder, allowed, why) =>
+  [1, 2, 3].map((depth) => {
+    const up = `^(\\.\\./){${depth}}`;
+    const folders = [folder, ...allowed.filter((a) => !a.includes("/"))];
+    const partly = allowed.filter((a) => a.includes("/"));
+    const partlyFolders = [...new Set(partly.map((a) => a.split("/")[0]))];
+    const partlyRest = (f) =>
+      partly
+        .filter((a) => a.startsWith(`${f}/`))
+        .map((a) => a.slice(f.length + 1))
+        .join("|");
+    const message = `src/${folder}/ may import only ${allowed.length === 0 ? "its own files" : allowed.map((a) => `${a}`).join(", ")} of the project${why === undefined ? "" : `: ${why}`} (docs/architecture.md, Dependencies).`;
+    return {
+      files: [
+        depth === 3 ? `src/${folder}/*/*/**/*.ts` : `src/${folder}/${"*/".repeat(depth - 1)}*.ts`,
+      ],
+      rules: {
+        "no-restricted-imports": [
+          "error",
+          {
+            patterns: [
+              simulator,
+              { regex: `${up}(?!(${[...folders, ...partlyFolders].join("|")})/)`, message },
+              ...partlyFolders.map((f) => ({
+                regex: `${up}${f}/(?!(${partlyRest(f)})(\\.js$|/))`,
+                message,
+              })),
+            ],
+          },
+        ],
+        "no-restricted-syntax": ["error", noDynamicSimulator],
+      },
+    };
+  });
+const dependencyDirections = [
+  {
+    files: ["src/**/*.ts"],
+    ignores: ["src/cli/embedded-gatekeeper.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [simulator] }],
+      "no-restricted-syntax": ["error", noDynamicSimulator],
+    },
+  },
+  ...only("util", []),
+  ...only("config", ["util"]),
+  ...only("vault", ["util"]),
+  ...only("db", ["util"]),
+  ...only("core", ["util", "config", "db"], "the core knows no network, no Matrix library, no CLI"),
+  ...only(
+    "interop",
+    ["util", "config", "db", "vault", "core/network", "core/contact-directory"],
+    "a connector sees the core only through its contract",
+  ),
+  ...only("matrix", ["util", "config", "db", "vault", "core"]),
+  ...only(
+    "metrics",
+    ["util", "core/network", "core/observer", "matrix/ingress"],
+    "metrics are fed through observer interfaces",
+  ),
+  ...only("provisioning", ["util", "config", "core"]),
+];
+
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "data/", "vendor/", "bench/results/", "coverage/"] },
   js.configs.recommended,
@@ -24,4 +106,5 @@ export default tseslint.config(
     ignores: ["src/cli/**"],
     rules: { "no-console": "error" },
   },
+  ...dependencyDirections,
 );

@@ -6,7 +6,7 @@
  *   npx tsx bench/crypto.ts [messages] [sqlite|postgres]
  */
 import { PreKeyBundle, ProtocolAddress, PublicKey } from "@signalapp/libsignal-client";
-import { KeyVault } from "../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../src/vault/key-vault.js";
 import { SignalCrypto, type DeviceCrypto } from "../src/interop/crypto/signal-crypto.js";
 import type { PublishableBundle } from "../src/interop/crypto/types.js";
 import type { BareJid, DeviceId } from "../src/util/ids.js";

@@ -10,6 +10,7 @@ import { startBridge } from "../src/bridge.js";
 import type { Registration } from "../src/cli/registration.js";
 import { configSchema } from "../src/config/schema.js";
 import { createInteropConnector } from "../src/interop/connector/factory.js";
+import { startEmbeddedGatekeeper } from "../src/cli/embedded-gatekeeper.js";
 import { silentLogger } from "../src/util/log.js";
 
 interface ChildConfig {
@@ -29,7 +30,8 @@ const bridge = await startBridge({
   registration,
   port,
   log: silentLogger(),
-  createConnector: (callbacks, deps) => createInteropConnector(config, callbacks, deps),
+  createConnector: (callbacks, deps) =>
+    createInteropConnector(config, callbacks, { ...deps, startEmbedded: startEmbeddedGatekeeper }),
 });
 const ready = performance.now();
 process.send?.({

@@ -1,13 +1,9 @@
 import type { Config } from "./config/schema.js";
-import type { Registration } from "./cli/registration.js";
+import type { Registration } from "./config/registration.js";
 import { checkWritable, openDatabase, storageStartupError, type Database } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
-import {
-  openKeyVault,
-  VaultKeyMismatchError,
-  VaultKeyMissingError,
-} from "./interop/crypto/index.js";
-import type { KeyVault } from "./interop/crypto/index.js";
+import { VaultKeyMismatchError, VaultKeyMissingError } from "./vault/errors.js";
+import { openKeyVault, type KeyVault } from "./vault/key-vault.js";
 import { startMatrixSide, type MatrixSide } from "./matrix/appservice.js";
 import { BridgeCore } from "./core/bridge-core.js";
 import type { CoreCallbacks, NetworkConnector } from "./core/network.js";

@@ -1,5 +1,5 @@
 import type { SendOptions } from "./send.js";
-import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type {
   ContentElement,

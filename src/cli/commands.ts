@@ -94,6 +94,7 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
   // Loaded only to run: the Matrix libraries take a while to import and no other command needs them.
   const { startBridge } = await import("../bridge.js");
   const { createInteropConnector } = await import("../interop/connector/factory.js");
+  const { startEmbeddedGatekeeper } = await import("./embedded-gatekeeper.js");
   let fail: (err: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (fail = resolve));
   const bridge = await startBridge({
@@ -103,7 +104,11 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
     onFatal: (err) => fail(err),
     port: command.port ?? config.appservice.port,
     log,
-    createConnector: (callbacks, deps) => createInteropConnector(config, callbacks, deps),
+    createConnector: (callbacks, deps) =>
+      createInteropConnector(config, callbacks, {
+        ...deps,
+        startEmbedded: startEmbeddedGatekeeper,
+      }),
   });
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   const stopBy = await Promise.race([

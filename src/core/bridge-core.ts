@@ -8,12 +8,13 @@ import { PortalsTable, type PortalRow } from "../db/portals.js";
 import { ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
-import { isPhoneNumber, type MatrixUserId, type PhoneNumber, type RoomId } from "../util/ids.js";
+import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
 import { contactCommands } from "./commands/contacts.js";
 import { CommandRegistry, type CommandContext } from "./commands/framework.js";
 import { deadLettersCommand } from "./commands/dead-letters.js";
+import type { CommandServices } from "./commands/services.js";
 import type { DeadLetterQueue } from "./dead-letters.js";
 import { isContactDirectory } from "./contact-directory.js";
 import { GhostManager } from "./ghosts.js";
@@ -56,7 +57,7 @@ export const PORTAL_COMMAND_PREFIX = "!wa";
  * The network-independent bridge: logins, portals, ghosts, message mapping and commands, wired
  * together. The Matrix side calls the `on*` and `handle*` methods; the connector calls `report`.
  */
-export class BridgeCore implements CoreCallbacks {
+export class BridgeCore implements CoreCallbacks, CommandServices {
   readonly users: UsersTable;
   readonly portalRows: PortalsTable;
   readonly contacts: ContactsTable;
@@ -64,7 +65,7 @@ export class BridgeCore implements CoreCallbacks {
   readonly ghosts: GhostManager;
   readonly portals: PortalManager;
   readonly logins: LoginManager;
-  readonly commands: CommandRegistry<BridgeCore>;
+  readonly commands: CommandRegistry<CommandServices>;
   readonly fromMatrix: MatrixEventsHandler;
   readonly connector: NetworkConnector;
   readonly config: Config;
@@ -129,11 +130,9 @@ export class BridgeCore implements CoreCallbacks {
       observer,
       this.limits,
     );
-    this.commands = new CommandRegistry<BridgeCore>(log.child({ component: "commands" })).register(
-      ...accountCommands,
-      ...contactCommands,
-      deadLettersCommand,
-    );
+    this.commands = new CommandRegistry<CommandServices>(
+      log.child({ component: "commands" }),
+    ).register(...accountCommands, ...contactCommands, deadLettersCommand);
   }
 
   /** Starts the connector and loads the stored logins. */
@@ -240,7 +239,7 @@ export class BridgeCore implements CoreCallbacks {
     const level = this.permissionOf(user);
     if (level === "none") return;
     const ghost = await this.ghosts.ensure(portal.contact);
-    const ctx: CommandContext<BridgeCore> = {
+    const ctx: CommandContext<CommandServices> = {
       user,
       level,
       room,
@@ -327,8 +326,4 @@ export class BridgeCore implements CoreCallbacks {
     }
     return resolution.contact;
   }
-}
-
-export function parsePhoneArg(value: string | undefined): PhoneNumber | undefined {
-  return value !== undefined && isPhoneNumber(value) ? value : undefined;
 }

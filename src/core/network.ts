@@ -1,4 +1,4 @@
-import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
+import type { MatrixUserId, PhoneNumber, RemoteMessageId, RemoteUserId } from "../util/ids.js";
 
 /**
  * The contract between the network-independent core (portals, ghosts, logins, commands, message
@@ -11,10 +11,9 @@ import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
  * `RemoteMessageId`), so a second network can be added beside interop/ without touching the core.
  */
 
-/** A contact on the remote network, as the connector names it (interop: a bare JID). */
-export type RemoteUserId = string & { readonly __remoteUser: true };
-/** A message on the remote network, unique per author (interop: the origin-id). */
-export type RemoteMessageId = string & { readonly __remoteMessage: true };
+// The remote identifiers live in util/ids.ts so that db/ can name them without importing the core;
+// they are re-exported here because they are part of this contract.
+export type { RemoteMessageId, RemoteUserId } from "../util/ids.js";
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
 export interface LoginState {

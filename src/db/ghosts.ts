@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { RemoteUserId } from "../core/network.js";
+import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
 import { readStringOrNull } from "./values.js";
 

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import type { RemoteMessageId, RemoteUserId } from "../core/network.js";
+import type { RemoteMessageId, RemoteUserId } from "../util/ids.js";
 import type { EventId } from "../util/ids.js";
 import { readBool, readNumberOrNull } from "./values.js";
 

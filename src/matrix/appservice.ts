@@ -1,15 +1,16 @@
 import { AppServiceRegistration, Bridge } from "matrix-appservice-bridge";
 import type { Config } from "../config/schema.js";
-import type { Registration } from "../cli/registration.js";
+import type { Registration } from "../config/registration.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { HomeserverAccessCheck } from "./homeserver-access.js";
 import { routeLibraryLogs } from "./library-logs.js";
 import { mountThirdPartyRoutes } from "./thirdparty.js";
+import type { ReadinessCheck } from "../util/readiness.js";
 import { TransactionalAppService, type TransactionHandler } from "./transactions.js";
 
-/** Readiness of one dependency, for /ready and, later, for metrics. */
-export type ReadinessCheck = () => Promise<{ name: string; ok: boolean; detail?: string }>;
+// Defined in util/ so that metrics/ (which builds most checks) need not import the Matrix side.
+export type { ReadinessCheck } from "../util/readiness.js";
 
 export interface MatrixSideOptions {
   config: Config;

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { NetworkConnector } from "../core/network.js";
 import { isConnectionHealthReporting } from "../core/network.js";
-import type { ReadinessCheck } from "../matrix/appservice.js";
+import type { ReadinessCheck } from "../util/readiness.js";
 import { describeError } from "../util/errors.js";
 
 /** How long /ready waits for the database or the homeserver before calling it down. */

@@ -15,6 +15,13 @@ export type DeviceId = Brand<number, "DeviceId">;
 export type MessageId = Brand<string, "MessageId">;
 export type StanzaId = Brand<string, "StanzaId">;
 export type PhoneNumber = Brand<string, "PhoneNumber">;
+/**
+ * A contact on the remote network, as the connector names it (interop: a bare JID). Opaque to the
+ * core and to db/; defined here, not in core/network.ts, so db/ need not import the core.
+ */
+export type RemoteUserId = string & { readonly __remoteUser: true };
+/** A message on the remote network, unique per author (interop: the origin-id). */
+export type RemoteMessageId = string & { readonly __remoteMessage: true };
 
 const MATRIX_USER_ID = /^@[^:\s]+:[^\s]+$/;
 const ROOM_ID = /^![^\s]+$/;

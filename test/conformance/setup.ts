@@ -3,7 +3,7 @@ import { startSimulator, type Simulator } from "../../simulator/main.js";
 import type { Limits } from "../../src/interop/codec/limits.js";
 import type { XmlElement } from "../../src/interop/codec/xml.js";
 import { migrateToLatest } from "../../src/db/migrate.js";
-import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import { ProviderEngine } from "../../src/interop/provider/engine.js";
 import type { EngineTiming } from "../../src/interop/provider/types.js";

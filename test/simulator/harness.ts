@@ -8,7 +8,7 @@ import {
 } from "../../src/interop/codec/index.js";
 import { xml } from "../../src/interop/codec/xml.js";
 import { ComponentConnection } from "../../src/interop/transport/component.js";
-import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import { migrateToLatest } from "../../src/db/migrate.js";
 import type { Limits } from "../../src/interop/codec/limits.js";

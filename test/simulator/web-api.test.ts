@@ -7,7 +7,8 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { validateConfig } from "../../src/config/load.js";
 import { createInteropConnector } from "../../src/interop/connector/factory.js";
-import { KeyVault } from "../../src/interop/crypto/key-vault.js";
+import { startEmbeddedGatekeeper } from "../../src/cli/embedded-gatekeeper.js";
+import { KeyVault } from "../../src/vault/key-vault.js";
 import { describeError } from "../../src/util/errors.js";
 import { createLogger } from "../../src/util/log.js";
 import { createTestDatabase } from "../helpers/db.js";
@@ -258,6 +259,7 @@ describe("the embedded simulator with simulator.web: true (issue 14, point 11)",
           db: db.db,
           vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
           log: createLogger({ level: "silent", format: "json" }),
+          startEmbedded: startEmbeddedGatekeeper,
         },
       );
       await assert.rejects(connector.start(), (err: Error) => {
@@ -303,6 +305,7 @@ describe("the embedded simulator with simulator.web: true (issue 14, point 11)",
         db: db.db,
         vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
         log: createLogger({ level: "info", format: "json", destination }),
+        startEmbedded: startEmbeddedGatekeeper,
       },
     );
     await connector.start();

@@ -1,8 +1,8 @@
-import type { BridgeCore } from "../bridge-core.js";
+import type { CommandServices } from "./services.js";
 import { formatInternational } from "../phone-format.js";
 import { UsageError, usageLine, type Command } from "./framework.js";
 
-type Cmd = Command<BridgeCore>;
+type Cmd = Command<CommandServices>;
 
 const help: Cmd = {
   name: "help",
@@ -173,7 +173,10 @@ const stats: Cmd = {
   },
 };
 
-async function describeLogin(core: BridgeCore, user: Parameters<BridgeCore["permissionOf"]>[0]) {
+async function describeLogin(
+  core: CommandServices,
+  user: Parameters<CommandServices["permissionOf"]>[0],
+) {
   const row = await core.users.get(user);
   const state = core.loginStateOf(user);
   if (row?.loginState === "logged-in" && core.logins.get(user) === undefined) {

@@ -1,7 +1,7 @@
 import { echoed } from "../texts.js";
 import { BridgeError } from "../../util/errors.js";
 import type { PhoneNumber } from "../../util/ids.js";
-import { parsePhoneArg, type BridgeCore } from "../bridge-core.js";
+import { parsePhoneArg, type CommandServices } from "./services.js";
 import {
   isBlockCapable,
   isReportCapable,
@@ -13,8 +13,8 @@ import { formatInternational } from "../phone-format.js";
 import { notReachable } from "../texts.js";
 import { UsageError, type Command, type CommandContext } from "./framework.js";
 
-type Cmd = Command<BridgeCore>;
-type Ctx = CommandContext<BridgeCore>;
+type Cmd = Command<CommandServices>;
+type Ctx = CommandContext<CommandServices>;
 
 /** The most messages a report may disclose (PROTOCOL.md §16.2). */
 export const MAX_DISCLOSED = 5;

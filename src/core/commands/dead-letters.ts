@@ -1,4 +1,4 @@
-import type { BridgeCore } from "../bridge-core.js";
+import type { CommandServices } from "./services.js";
 import { UsageError, type Command } from "./framework.js";
 
 const LISTED = 20;
@@ -7,7 +7,7 @@ const LISTED = 20;
  * `dead-letters` lists Matrix events that kept failing transiently (README, "Reliability");
  * `dead-letters retry <id>|all` puts them back in their rooms' queues.
  */
-export const deadLettersCommand: Command<BridgeCore> = {
+export const deadLettersCommand: Command<CommandServices> = {
   name: "dead-letters",
   args: "[retry <id>|all]",
   description: "List Matrix events that kept failing, or retry them (admins).",

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/schema.js";
 import type {
   ConnectionHealthReporting,
@@ -25,7 +24,23 @@ export interface ConnectorDeps {
   readonly db: Database;
   readonly vault: KeyVault;
   readonly log: Logger;
+  /** Required in embedded mode only; see StartEmbeddedGatekeeper. */
+  readonly startEmbedded?: StartEmbeddedGatekeeper;
 }
+
+/** A gatekeeper started in-process for embedded mode: where to connect and with which secret. */
+export interface EmbeddedGatekeeper {
+  readonly service: string;
+  readonly secret: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the embedded gatekeeper when the connector starts; may throw a StartupError. Injected by
+ * the entry point (src/cli/embedded-gatekeeper.ts) so that nothing under src/interop/ imports the
+ * simulator, which is a test and demo tool, not part of an external deployment.
+ */
+export type StartEmbeddedGatekeeper = (config: Config, log: Logger) => Promise<EmbeddedGatekeeper>;
 
 /**
  * What this bridge offers in hello (§8.3): every 1:1 content feature the conversion handles.
@@ -48,8 +63,8 @@ const EMBEDDED_HELLO_WAIT_MS = 10_000;
 
 /**
  * The connector for `config.interop`. External mode connects to the configured XMPP server's
- * component port at once; embedded mode starts the gatekeeper simulator in-process on a free
- * loopback port when the connector starts (it is loaded only then) and stops it after the engine.
+ * component port at once; embedded mode starts the gatekeeper `deps.startEmbedded` provides
+ * (the simulator, in-process on loopback) when the connector starts and stops it after the engine.
  */
 export function createInteropConnector(
   config: Config,
@@ -102,46 +117,17 @@ export function createInteropConnector(
       interop.component_secret,
     );
   }
+  const startEmbedded = deps.startEmbedded;
+  if (startEmbedded === undefined) {
+    throw new StartupError(
+      "embedded-gatekeeper-unavailable",
+      "interop.mode is embedded, but this entry point provides no embedded gatekeeper: run the bridge through its command line, or set interop.mode to external",
+    );
+  }
   return new StartedLater(interop.gatekeeper_domain, async () => {
-    // Loaded only here: the simulator is a test and demo tool, not part of an external deployment.
-    const { startSimulator } = await import("../../../simulator/main.js");
-    const secret = randomBytes(24).toString("hex");
-    const web = config.simulator.web;
-    const token = randomBytes(24).toString("base64url");
-    const sim = await startSimulator({
-      providers: [
-        {
-          id: interop.provider_id,
-          name: config.appservice.bot.display_name,
-          domain: interop.component_domain,
-          secret,
-        },
-      ],
-      dataDir: interop.embedded_data_dir,
-      logger: deps.log.child({ component: "embedded-gatekeeper" }),
-      // The page and the admin API on loopback; every route behind the token, codes included.
-      ...(web ? { admin: { port: config.simulator.port, token, web, publicCodes: false } } : {}),
-    }).catch((err: unknown) => {
-      // By code, not class: the simulator is loaded apart and may hold its own copy of the class.
-      if ((err as { code?: unknown } | undefined)?.code === "port-in-use") {
-        throw new StartupError(
-          "simulator-port-in-use",
-          `simulator.port ${config.simulator.port} on 127.0.0.1 is in use: choose another port or stop what uses it`,
-        );
-      }
-      throw err;
-    });
-    deps.log.info({ service: sim.service }, "embedded gatekeeper simulator started");
-    if (sim.admin !== undefined) {
-      // The one place the token is shown, at info on purpose: whoever starts a test deployment
-      // needs it to open the page, and it guards simulated users only, on loopback only.
-      deps.log.info(
-        { url: `${sim.admin.url}/#token=${token}`, adminApi: sim.admin.url },
-        "simulator page (play the WhatsApp side): open the url; admin API token after #token=",
-      );
-    }
+    const sim = await startEmbedded(config, deps.log);
     // Its media store serves http on loopback, which only an embedded deployment may accept.
-    return build(sim.service, secret, { insecureMedia: true, afterStop: () => sim.stop() });
+    return build(sim.service, sim.secret, { insecureMedia: true, afterStop: () => sim.stop() });
   });
 }
 

@@ -2,7 +2,7 @@ import type { MediaKind, NeutralMedia } from "../../core/network.js";
 import { sanitizeFilename, type MediaContent } from "../codec/content-media.js";
 import { ConvertError } from "./errors.js";
 import { wireText } from "./text.js";
-import { fileNameFor } from "../../core/media-files.js";
+import { fileNameFor } from "../../util/media-files.js";
 
 /**
  * A received `<media>` (§13.2) as the media layer needs it to fetch and verify the blob (§14.4:

@@ -1,5 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
-import { dropCharacters } from "../../core/text-remap.js";
+import { dropCharacters } from "../../util/text-remap.js";
 
 import { FENCE, QUOTE_PREFIX, STYLE_OF } from "./styling-directives.js";
 

@@ -2,8 +2,8 @@ import { IdentityKeyPair, ProtocolAddress, SessionRecord } from "@signalapp/libs
 import type { Knex } from "knex";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
-import type { KeyVault } from "./key-vault.js";
-import type { KeyedMutex } from "./mutex.js";
+import type { KeyVault } from "../../vault/key-vault.js";
+import type { KeyedMutex } from "../../util/mutex.js";
 import type { IdentityChangeEvent, IdentityChangePolicy } from "./types.js";
 import { DELETED, type WriteBatch } from "./write-batch.js";
 

@@ -7,26 +7,12 @@ import type { DeviceAddress } from "./types.js";
  * identity change is shown as a notice.
  */
 
-/** The vault key is not configured, or the configured source is empty or unreadable. */
-export class VaultKeyMissingError extends BridgeError {
-  constructor(message: string, cause?: unknown) {
-    super("vault-key-missing", message, { cause });
-  }
-}
-
-/** The vault key does not open the database's check value: another key sealed these rows. */
-export class VaultKeyMismatchError extends BridgeError {
-  constructor(message: string) {
-    super("vault-key-wrong", message);
-  }
-}
-
-/** A sealed value failed authentication: corrupted, truncated or moved from another row. */
-export class VaultRecordError extends BridgeError {
-  constructor(message: string, cause?: unknown) {
-    super("vault-record-invalid", message, { cause });
-  }
-}
+// The vault's errors belong to src/vault/ (the bridge's at-rest key); re-exported for the Signal layer.
+export {
+  VaultKeyMismatchError,
+  VaultKeyMissingError,
+  VaultRecordError,
+} from "../../vault/errors.js";
 
 /** The message was already decrypted (libsignal's DuplicatedMessage, or a Kyber replay, §11.6). */
 export class DuplicateMessageError extends BridgeError {

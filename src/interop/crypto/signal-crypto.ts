@@ -13,7 +13,7 @@ import { DeviceState, UserState, type CryptoContext } from "./device-state.js";
 import { UnknownLocalDeviceError } from "./errors.js";
 import { GroupCipher } from "./group-cipher.js";
 import { IdentityBook } from "./identity.js";
-import type { KeyVault } from "./key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import {
   countPreKeys,
   createLocalDevice,
@@ -23,7 +23,7 @@ import {
   rotateSignedPreKey,
   type CreateDeviceOptions,
 } from "./local-keys.js";
-import { KeyedMutex } from "./mutex.js";
+import { KeyedMutex } from "../../util/mutex.js";
 import { RetryLedger } from "./retry.js";
 import type {
   IdentityChangeEvent,

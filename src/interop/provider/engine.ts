@@ -8,7 +8,7 @@ import type { ContentElement } from "../codec/content.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
 import { GATEKEEPER_DOMAIN, GROUP_DOMAIN, NS } from "../codec/namespaces.js";
 import type { XmlElement } from "../codec/xml.js";
-import type { KeyVault } from "../crypto/key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
 import type { ComponentConnection } from "../transport/component.js";
 import { TransportError } from "../transport/errors.js";

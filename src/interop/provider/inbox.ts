@@ -5,7 +5,7 @@ import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, StanzaId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import { buildAck } from "../codec/message-builders.js";
-import type { KeyVault } from "../crypto/key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import type { HelloSession } from "./session.js";
 
 /**

@@ -20,7 +20,7 @@ import { FEATURE, NS } from "../codec/namespaces.js";
 import { optionalChild } from "../codec/read.js";
 import { parseXml } from "../codec/xml.js";
 import { NoSessionError } from "../crypto/errors.js";
-import type { KeyVault } from "../crypto/key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
 import type { DeviceAddress, EncryptedKey } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";

@@ -3,7 +3,7 @@ import { BridgeError } from "../../util/errors.js";
 import { hasFormatting, neutralToHtml, neutralToPlain } from "./html-render.js";
 import type { EncryptedFile, MediaContent, MediaInfo } from "./types.js";
 import { waveformToMatrix } from "./waveform.js";
-import { fileNameFor } from "../../core/media-files.js";
+import { fileNameFor } from "../../util/media-files.js";
 
 /**
  * Where the caller uploaded an attachment (and its thumbnail): a plain mxc URI in unencrypted

@@ -1,5 +1,5 @@
 import type { NeutralText, TextSpan } from "../../core/network.js";
-import { dropCharacters } from "../../core/text-remap.js";
+import { dropCharacters } from "../../util/text-remap.js";
 
 /**
  * The text a formatted rendering shows: the network's own styling markers that spans declare

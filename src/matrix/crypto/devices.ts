@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
-import type { KeyVault } from "../../interop/crypto/key-vault.js";
-import { KeyedMutex } from "../../interop/crypto/mutex.js";
+import type { KeyVault } from "../../vault/key-vault.js";
+import { KeyedMutex } from "../../util/mutex.js";
 import { BridgeError } from "../../util/errors.js";
 import type { CryptoHttp } from "./homeserver.js";
 import type { DeviceCredentials } from "./machine.js";

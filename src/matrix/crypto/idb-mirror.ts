@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { deserialize, serialize } from "node:v8";
 import * as fake from "fake-indexeddb";
 import type { Knex } from "knex";
-import type { KeyVault } from "../../interop/crypto/key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import { BridgeError, describeError } from "../../util/errors.js";
 import { silentLogger, type Logger } from "../../util/log.js";
 import type {

@@ -1,5 +1,5 @@
 import * as wasm from "@matrix-org/matrix-sdk-crypto-wasm";
-import { KeyedMutex } from "../../interop/crypto/mutex.js";
+import { KeyedMutex } from "../../util/mutex.js";
 import { BridgeError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import type { CryptoHttp } from "./homeserver.js";

@@ -3,7 +3,7 @@ import * as wasm from "@matrix-org/matrix-sdk-crypto-wasm";
 import type { Knex } from "knex";
 import type { WeakEvent } from "matrix-appservice-bridge";
 import type { MatrixEncryptionConfig } from "../../config/schema.js";
-import type { KeyVault } from "../../interop/crypto/key-vault.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import { describeError, isTransientError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import { DeviceRegistry } from "./devices.js";

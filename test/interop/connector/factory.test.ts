@@ -6,8 +6,10 @@ import { validateConfig } from "../../../src/config/load.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { createInteropConnector } from "../../../src/interop/connector/factory.js";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { startEmbeddedGatekeeper } from "../../../src/cli/embedded-gatekeeper.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
+import { StartupError } from "../../../src/util/errors.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 
@@ -45,6 +47,7 @@ describe("building the interop connector from the configuration", function () {
     db: db.db,
     vault: KeyVault.fromKey(Buffer.alloc(32, 9)),
     log: silentLogger(),
+    startEmbedded: startEmbeddedGatekeeper,
   });
 
   it("external mode builds a connector for the configured component, offering both login flows", function () {
@@ -77,6 +80,17 @@ describe("building the interop connector from the configuration", function () {
     } finally {
       await connector.stop();
     }
+  });
+
+  it("embedded mode without an injected gatekeeper is refused with a startup error naming the mode", function () {
+    const { startEmbedded: _injected, ...withoutGatekeeper } = deps();
+    assert.throws(
+      () => createInteropConnector(config({ mode: "embedded" }), callbacks, withoutGatekeeper),
+      (err: unknown) =>
+        err instanceof StartupError &&
+        err.code === "embedded-gatekeeper-unavailable" &&
+        /interop\.mode/.test(err.message),
+    );
   });
 
   it("names contacts by number without asking the network (§5.1)", function () {

@@ -1,6 +1,6 @@
 import type { Limits } from "../../../src/interop/codec/limits.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../../src/interop/connector/factory.js";

@@ -6,7 +6,7 @@ import {
   SignedPreKeyRecord,
 } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import {
   TEST_VAULT_KEY,

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto, type DeviceCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import type {
   IdentityChangeEvent,

@@ -15,7 +15,7 @@ import { buildDelivery } from "../../../src/interop/codec/message-builders.js";
 import { NS } from "../../../src/interop/codec/namespaces.js";
 import { optionalChild } from "../../../src/interop/codec/read.js";
 import type { XmlElement } from "../../../src/interop/codec/xml.js";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto, type DeviceCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import type { EncryptedKey } from "../../../src/interop/crypto/types.js";
 import { toPublishedBundle, toRemoteBundle } from "../../../src/interop/provider/directory.js";

@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { ProviderEngine } from "../../../src/interop/provider/engine.js";
 import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/types.js";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as wasm from "@matrix-org/matrix-sdk-crypto-wasm";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { IndexedDbMirror, MIRRORED_PREFIX } from "../../../src/matrix/crypto/idb-mirror.js";
 import type {
   IDBCursorWithValue,

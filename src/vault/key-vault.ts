@@ -7,7 +7,7 @@ import {
 } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Knex } from "knex";
-import { describeError } from "../../util/errors.js";
+import { describeError } from "../util/errors.js";
 import { VaultKeyMismatchError, VaultKeyMissingError, VaultRecordError } from "./errors.js";
 
 /**

@@ -6,9 +6,9 @@ import {
   VaultKeyMismatchError,
   VaultKeyMissingError,
   VaultRecordError,
-} from "../../../src/interop/crypto/errors.js";
-import { KeyVault, openKeyVault } from "../../../src/interop/crypto/key-vault.js";
-import { describeOnBackends } from "../../helpers/db.js";
+} from "../../src/vault/errors.js";
+import { KeyVault, openKeyVault } from "../../src/vault/key-vault.js";
+import { describeOnBackends } from "../helpers/db.js";
 
 describe("key vault", function () {
   let dir = "";

@@ -2,7 +2,7 @@
  * Text with some characters dropped (the network's styling markers), and where every index of
  * the original lands in what is kept, so that spans can be carried over: `position[i]` is the
  * index in `kept` of the first kept character at or after `i` (`position[text.length]` is
- * `kept.length`). Shared by both directions of styling (interop/convert, matrix/convert).
+ * `kept.length`). Shared by both directions of styling (interop/convert, matrix/convert), hence in util/.
  */
 export function dropCharacters(
   text: string,

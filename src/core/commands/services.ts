@@ -1,0 +1,45 @@
+import type { PermissionLevel } from "../../config/schema.js";
+import type { ContactsTable } from "../../db/contacts.js";
+import type { MessagesTable } from "../../db/messages.js";
+import type { PortalsTable } from "../../db/portals.js";
+import type { UsersTable } from "../../db/users.js";
+import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../../util/ids.js";
+import type { DeadLetterQueue } from "../dead-letters.js";
+import type { GhostManager } from "../ghosts.js";
+import type { LoginManager } from "../logins.js";
+import type { LoginState, NetworkLogin, RemoteUserId } from "../network.js";
+import type { OpenPortal } from "../portals.js";
+import type { CommandRegistry } from "./framework.js";
+
+/**
+ * What the bridge commands may use of the core. BridgeCore implements it and passes itself as
+ * `services`; the commands see only this, so core/commands/ does not import bridge-core.ts (which
+ * imports the commands to register them). Narrowing it further is the "explicit ports" part of #16.
+ */
+export interface CommandServices {
+  readonly users: UsersTable;
+  readonly portalRows: PortalsTable;
+  readonly contacts: ContactsTable;
+  readonly messages: MessagesTable;
+  readonly ghosts: GhostManager;
+  readonly logins: LoginManager;
+  readonly commands: CommandRegistry<CommandServices>;
+  readonly deadLetters: DeadLetterQueue | undefined;
+  loginStateOf(user: MatrixUserId): LoginState | undefined;
+  permissionOf(user: MatrixUserId): PermissionLevel;
+  logoutUser(
+    user: MatrixUserId,
+    options?: { leavePortals?: boolean },
+  ): Promise<{ outcome: "done" | "local-only" | "not-logged-in"; left: number; kept: number }>;
+  cleanUpPortals(user: MatrixUserId): Promise<number>;
+  openChat(
+    user: MatrixUserId,
+    phone: PhoneNumber,
+  ): Promise<{ reachable: false } | { reachable: true; open: OpenPortal }>;
+  requireLogin(user: MatrixUserId): NetworkLogin;
+  contactFor(login: NetworkLogin, phone: PhoneNumber): Promise<RemoteUserId>;
+}
+
+export function parsePhoneArg(value: string | undefined): PhoneNumber | undefined {
+  return value !== undefined && isPhoneNumber(value) ? value : undefined;
+}

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { ESLint } from "eslint";
+
+/**
+ * The lint rule of eslint.config.js that keeps the dependency directions of docs/architecture.md:
+ * each case lints a one-line module as if it were a file of src/ and checks which imports the
+ * project's own configuration refuses.
+ */
+const root = path.resolve(import.meta.dirname, "../..");
+const eslint = new ESLint({ cwd: root, overrideConfigFile: path.join(root, "eslint.config.js") });
+
+const DIRECTION_RULES = new Set(["no-restricted-imports", "no-restricted-syntax"]);
+
+/** The direction errors ESLint reports for `code` placed at `file` (relative to the root). */
+async function directionErrors(file: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath: path.join(root, file) });
+  assert.ok(result !== undefined);
+  return result.messages
+    .filter((m) => m.ruleId !== null && DIRECTION_RULES.has(m.ruleId))
+    .map((m) => m.message);
+}
+
+const importing = (specifier: string) => `import { x } from "${specifier}";\nexport { x };\n`;
+
+describe("dependency directions (lint rule)", function () {
+  this.timeout(30_000);
+
+  const refused: [string, string][] = [
+    ["src/core/bridge-core.ts", "../interop/connector/factory.js"],
+    ["src/core/commands/account.ts", "../../matrix/router.js"],
+    ["src/core/logins.ts", "../cli/registration.js"],
+    ["src/core/portals.ts", "../metrics/metrics.js"],
+    ["src/core/portals.ts", "../provisioning/api.js"],
+    ["src/core/portals.ts", "../vault/key-vault.js"],
+    ["src/db/portals.ts", "../core/network.js"],
+    ["src/interop/connector/factory.ts", "../../matrix/appservice.js"],
+    ["src/interop/connector/factory.ts", "../../core/bridge-core.js"],
+    ["src/interop/convert/styling.ts", "../../core/ghosts.js"],
+    ["src/interop/connector/factory.ts", "../../cli/registration.js"],
+    ["src/interop/convert/styling.ts", "../../../simulator/main.js"],
+    ["src/matrix/appservice.ts", "../cli/registration.js"],
+    ["src/matrix/crypto/devices.ts", "../../interop/crypto/index.js"],
+    ["src/metrics/readiness.ts", "../matrix/appservice.js"],
+    ["src/provisioning/api.ts", "../matrix/router.js"],
+    ["src/util/ids.ts", "../core/network.js"],
+    ["src/vault/key-vault.ts", "../interop/crypto/errors.js"],
+    ["src/config/schema.ts", "../cli/args.js"],
+    ["src/cli/commands.ts", "../../simulator/main.js"],
+  ];
+  for (const [file, specifier] of refused) {
+    it(`refuses ${specifier} in ${file}`, async function () {
+      const errors = await directionErrors(file, importing(specifier));
+      assert.ok(errors.length > 0, `${specifier} should be refused in ${file}`);
+      for (const e of errors) assert.match(e, /docs\/architecture\.md, Dependencies/);
+    });
+  }
+
+  const allowed: [string, string][] = [
+    ["src/core/bridge-core.ts", "../db/users.js"],
+    ["src/core/commands/account.ts", "../portals.js"],
+    ["src/core/commands/account.ts", "../../util/ids.js"],
+    ["src/db/portals.ts", "../util/ids.js"],
+    ["src/interop/connector/factory.ts", "../../core/network.js"],
+    ["src/interop/connector/connector.ts", "../../core/contact-directory.js"],
+    ["src/interop/connector/factory.ts", "../codec/jid.js"],
+    ["src/interop/connector/factory.ts", "../../vault/key-vault.js"],
+    ["src/matrix/crypto/room-crypto.ts", "../convert/types.js"],
+    ["src/matrix/router.ts", "../core/bridge-core.js"],
+    ["src/metrics/metrics.ts", "../matrix/ingress/index.js"],
+    ["src/metrics/readiness.ts", "../util/readiness.js"],
+    ["src/util/ids.ts", "./errors.js"],
+    ["src/cli/commands.ts", "../interop/connector/factory.js"],
+  ];
+  for (const [file, specifier] of allowed) {
+    it(`allows ${specifier} in ${file}`, async function () {
+      assert.deepEqual(await directionErrors(file, importing(specifier)), []);
+    });
+  }
+
+  it("refuses a dynamic import of the simulator outside the one entry point", async function () {
+    const code = `export const load = () => import("../../../simulator/main.js");\n`;
+    const errors = await directionErrors("src/interop/connector/factory.ts", code);
+    assert.ok(errors.length > 0, "a dynamic import of the simulator is refused in src/interop/");
+    const entry = `export const load = () => import("../../simulator/main.js");\n`;
+    assert.deepEqual(await directionErrors("src/cli/embedded-gatekeeper.ts", entry), []);
+  });
+});
