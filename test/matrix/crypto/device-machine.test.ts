@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KeyVault } from "../../../src/interop/crypto/key-vault.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import type { CryptoHttp } from "../../../src/matrix/crypto/homeserver.js";
 import { IndexedDbMirror } from "../../../src/matrix/crypto/idb-mirror.js";
 import { DeviceMachine, type DeviceSyncChanges } from "../../../src/matrix/crypto/machine.js";
