@@ -186,14 +186,18 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     const cryptoForIngress = crypto;
     // RoomCrypto takes the transaction's encryption extensions before anything is recorded;
     // decryption happens in the room worker, through the router (its EventDecryptor).
+    // Hooks a caller (a test) gives run after RoomCrypto's, never instead of it.
+    const given = options.ingressHooks;
     const ingressHooks: IngressHooks | undefined =
-      options.ingressHooks ??
-      (cryptoForIngress === undefined
-        ? undefined
+      cryptoForIngress === undefined
+        ? given
         : {
-            receiveTransactionExtras: (txn) => cryptoForIngress.receiveTransactionExtras(txn),
-            decrypt: (event) => Promise.resolve(event),
-          });
+            receiveTransactionExtras: async (txn) => {
+              await cryptoForIngress.receiveTransactionExtras(txn);
+              await given?.receiveTransactionExtras(txn);
+            },
+            decrypt: (event) => given?.decrypt(event) ?? Promise.resolve(event),
+          };
     ingress = new MatrixIngress({
       inbox,
       isOwnUser: (user) => startedCore.isOwnUser(user),
