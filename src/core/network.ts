@@ -1,4 +1,11 @@
-import type { MatrixUserId, PhoneNumber, RemoteMessageId, RemoteUserId } from "../util/ids.js";
+import type {
+  MatrixUserId,
+  PhoneNumber,
+  RemoteChatId,
+  RemoteGroupId,
+  RemoteMessageId,
+  RemoteUserId,
+} from "../util/ids.js";
 
 /**
  * The contract between the network-independent core (portals, ghosts, logins, commands, message
@@ -13,7 +20,12 @@ import type { MatrixUserId, PhoneNumber, RemoteMessageId, RemoteUserId } from ".
 
 // The remote identifiers live in util/ids.ts so that db/ can name them without importing the core;
 // they are re-exported here because they are part of this contract.
-export type { RemoteMessageId, RemoteUserId } from "../util/ids.js";
+export type {
+  RemoteChatId,
+  RemoteGroupId,
+  RemoteMessageId,
+  RemoteUserId,
+} from "../util/ids.js";
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
 export interface LoginState {
@@ -108,10 +120,19 @@ export interface MessageReference {
   id: RemoteMessageId;
 }
 
-/** Events a login reports to the core. The core answers each by storing and bridging it. */
+/**
+ * Events a login reports to the core. The core answers each by storing and bridging it.
+ *
+ * Conversation-scoped events carry `group` when they belong to a group conversation; `from` is
+ * then the member who sent it (who may be another Matrix user of this bridge: the core recognises
+ * its own users' messages and never posts them twice). Every bridge user in a group receives the
+ * group's events through their own login, so the same event may be reported once per such login:
+ * the core stores and bridges it once (per group, author and message id).
+ */
 export type RemoteEvent =
   | {
       kind: "message";
+      group?: RemoteGroupId;
       from: RemoteUserId;
       id: RemoteMessageId;
       /** The sender's clock: shown as the sending time. */
@@ -128,23 +149,74 @@ export type RemoteEvent =
     }
   | {
       kind: "edit";
+      group?: RemoteGroupId;
       from: RemoteUserId;
       target: MessageReference;
       content: MessageContent;
       order: number;
       serverTime?: Date;
     }
-  | { kind: "retract"; from: RemoteUserId; target: MessageReference; serverTime?: Date }
-  | { kind: "reactions"; from: RemoteUserId; target: MessageReference; emojis: readonly string[] }
-  | { kind: "delivered"; from: RemoteUserId; targets: readonly MessageReference[] }
-  | { kind: "read"; from: RemoteUserId; upTo: MessageReference }
-  | { kind: "typing"; from: RemoteUserId; typing: boolean }
+  | {
+      kind: "retract";
+      group?: RemoteGroupId;
+      from: RemoteUserId;
+      target: MessageReference;
+      serverTime?: Date;
+    }
+  | {
+      kind: "reactions";
+      group?: RemoteGroupId;
+      from: RemoteUserId;
+      target: MessageReference;
+      emojis: readonly string[];
+    }
+  | {
+      kind: "delivered";
+      group?: RemoteGroupId;
+      from: RemoteUserId;
+      targets: readonly MessageReference[];
+    }
+  | { kind: "read"; group?: RemoteGroupId; from: RemoteUserId; upTo: MessageReference }
+  | { kind: "typing"; group?: RemoteGroupId; from: RemoteUserId; typing: boolean }
   | { kind: "request-accepted"; contact: RemoteUserId }
   | { kind: "identity-changed"; contact: RemoteUserId; verifiedMarkCleared: boolean }
-  | { kind: "undecryptable"; from: RemoteUserId; id: RemoteMessageId; sentAt: Date }
-  | { kind: "send-failed"; target: MessageReference; reason: SendFailure }
+  | {
+      kind: "undecryptable";
+      group?: RemoteGroupId;
+      from: RemoteUserId;
+      id: RemoteMessageId;
+      sentAt: Date;
+    }
+  | { kind: "send-failed"; group?: RemoteGroupId; target: MessageReference; reason: SendFailure }
   /** Not an outcome: the network holds the message and sends it again by itself (rate limit). */
-  | { kind: "send-delayed"; target: MessageReference; reason: SendFailure }
+  | { kind: "send-delayed"; group?: RemoteGroupId; target: MessageReference; reason: SendFailure }
+  /**
+   * The group as it is now: after the login created or was added to it, and whenever the
+   * connector saw a version gap and fetched it again. The core reconciles the portal (name,
+   * members, admins) with it. `addedBy` is set when this login's user was added by someone else:
+   * the core shows the group as a message request (accepted by joining the room).
+   */
+  | { kind: "group-info"; group: RemoteGroupId; info: GroupInfo; addedBy?: RemoteUserId }
+  /**
+   * One membership or role change, in version order. `by` is the member who made it, or null for
+   * a change the network made itself (interop: the last admin left and the gatekeeper promoted
+   * someone). A change whose version is not newer than the portal's is ignored by the core.
+   */
+  | {
+      kind: "group-change";
+      group: RemoteGroupId;
+      version: number;
+      by: RemoteUserId | null;
+      change: "added" | "removed" | "left" | "promoted" | "demoted";
+      members: readonly GroupMember[];
+    }
+  | {
+      kind: "group-subject";
+      group: RemoteGroupId;
+      version: number;
+      by: RemoteUserId | null;
+      subject: string;
+    }
   | { kind: "state"; state: LoginState };
 
 /** Why the network refused or gave up on a message; shown to the user as a failure notice. */
@@ -238,7 +310,7 @@ export interface NetworkLogin {
    * again after a crash (queued, but its mapping not yet stored) is not sent twice.
    */
   sendMessage(
-    to: RemoteUserId,
+    to: RemoteChatId,
     content: MessageContent,
     replyTo?: MessageReference & { quote?: string },
     idempotencyKey?: string,
@@ -249,7 +321,7 @@ export interface NetworkLogin {
 
 export interface EditCapable {
   sendEdit(
-    to: RemoteUserId,
+    to: RemoteChatId,
     target: RemoteMessageId,
     content: MessageContent,
   ): Promise<RemoteMessageId>;
@@ -261,23 +333,23 @@ export interface EditCapable {
   editWindowMs(): number;
 }
 export interface RetractCapable {
-  sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId>;
+  sendRetract(to: RemoteChatId, target: RemoteMessageId): Promise<RemoteMessageId>;
   /** As `editWindowMs`, for deletions for everyone (`retract-window-seconds`, §13.7). */
   retractWindowMs(): number;
 }
 export interface ReactionCapable {
   /** Sends the user's complete reaction set for the target (empty removes all). */
   sendReactions(
-    to: RemoteUserId,
+    to: RemoteChatId,
     target: MessageReference,
     emojis: readonly string[],
   ): Promise<void>;
 }
 export interface ReceiptCapable {
-  sendRead(to: RemoteUserId, upTo: MessageReference): Promise<void>;
+  sendRead(to: RemoteChatId, upTo: MessageReference): Promise<void>;
 }
 export interface TypingCapable {
-  sendTyping(to: RemoteUserId, typing: boolean): Promise<void>;
+  sendTyping(to: RemoteChatId, typing: boolean): Promise<void>;
 }
 export interface BlockCapable {
   block(contact: RemoteUserId): Promise<void>;
@@ -297,6 +369,66 @@ export interface SafetyNumberCapable {
   ): Promise<{ digits: string; scannable: Uint8Array; verified: boolean }>;
   markVerified(contact: RemoteUserId): Promise<void>;
 }
+
+/** A member of a group as the network reports it. */
+export interface GroupMember {
+  id: RemoteUserId;
+  admin: boolean;
+  /**
+   * How the member is shown (interop: the phone number of a WhatsApp user; for a user of another
+   * provider, the user part with a label naming the provider's domain). Never a name the member
+   * chose: names and pictures are not shared.
+   */
+  displayName: string;
+}
+
+export interface GroupInfo {
+  id: RemoteGroupId;
+  subject: string;
+  /** Increases with every change (interop §17.2); a gap means events were missed. */
+  version: number;
+  members: readonly GroupMember[];
+}
+
+/** A participant the network would not add, and why (interop §17.1 `<rejected>`). */
+export interface GroupRejection {
+  id: RemoteUserId;
+  reason: "not-reachable" | "refused";
+}
+
+/**
+ * Groups (interop §17). The `to` of every send method of the login and its capabilities may then
+ * be a RemoteGroupId. Management calls resolve with the group as it is after the change; they
+ * reject with a BridgeError whose code is `group-not-admin`, `group-not-member`, `group-full`,
+ * `rate-limited` (with `retryAt` when known) or `network-unavailable`, and whose message is for
+ * the user. Changes a login makes itself are also reported back as events (`group-change`,
+ * `group-subject`), which the core treats as idempotent.
+ */
+export interface GroupCapable {
+  /** This login's own id at the network, as it appears in member lists and `from`. */
+  selfId(): RemoteUserId;
+  maxGroupSize(): number;
+  createGroup(
+    subject: string,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }>;
+  groupInfo(group: RemoteGroupId): Promise<GroupInfo>;
+  addGroupMembers(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }>;
+  removeGroupMembers(group: RemoteGroupId, members: readonly RemoteUserId[]): Promise<GroupInfo>;
+  setGroupAdmins(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+    admin: boolean,
+  ): Promise<GroupInfo>;
+  setGroupSubject(group: RemoteGroupId, subject: string): Promise<GroupInfo>;
+  leaveGroup(group: RemoteGroupId): Promise<void>;
+}
+
+export const isGroupCapable = (l: NetworkLogin): l is NetworkLogin & GroupCapable =>
+  "createGroup" in l;
 
 export const isEditCapable = (l: NetworkLogin): l is NetworkLogin & EditCapable => "sendEdit" in l;
 export const isRetractCapable = (l: NetworkLogin): l is NetworkLogin & RetractCapable =>

@@ -63,12 +63,7 @@ export class RemoteEventHandler {
 
   /** Events about one conversation are handled one at a time, in the order they were reported. */
   async handle(user: MatrixUserId, event: RemoteEvent): Promise<void> {
-    const contact =
-      event.kind === "request-accepted" || event.kind === "identity-changed"
-        ? event.contact
-        : event.kind === "send-failed" || event.kind === "send-delayed" || event.kind === "state"
-          ? ""
-          : event.from;
+    const contact = conversationKey(event);
     // Latency is measured from the report, so time waiting behind the conversation's lock counts.
     const reportedAt = performance.now();
     return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event, reportedAt));
@@ -106,6 +101,11 @@ export class RemoteEventHandler {
         return this.state(user, event.state);
       case "delivered":
         // Delivery to the contact's device is shown by nothing on Matrix yet; read markers are.
+        return;
+      case "group-info":
+      case "group-change":
+      case "group-subject":
+        // Group portals are issue #17's bridge side, in progress; no connector reports these yet.
         return;
     }
   }
@@ -482,5 +482,24 @@ export function failureText(reason: SendFailure): string {
       return "Not delivered: WhatsApp does not support this kind of message.";
     case "internal":
       return `Not delivered: ${reason.message}`;
+  }
+}
+
+/** The conversation an event belongs to: events of one conversation are handled in order. */
+function conversationKey(event: RemoteEvent): string {
+  if ("group" in event && event.group !== undefined) return event.group;
+  switch (event.kind) {
+    case "request-accepted":
+    case "identity-changed":
+      return event.contact;
+    case "send-failed":
+    case "send-delayed":
+    case "state":
+    case "group-info":
+    case "group-change":
+    case "group-subject":
+      return "";
+    default:
+      return event.from;
   }
 }

@@ -20,6 +20,13 @@ export type PhoneNumber = Brand<string, "PhoneNumber">;
  * core and to db/; defined here, not in core/network.ts, so db/ need not import the core.
  */
 export type RemoteUserId = string & { readonly __remoteUser: true };
+/**
+ * A group conversation on the remote network (interop: the group's bare JID at `g.wa.example`).
+ * Opaque to the core and to db/, like RemoteUserId.
+ */
+export type RemoteGroupId = string & { readonly __remoteGroup: true };
+/** Where a message goes or comes from: a contact (1:1) or a group. */
+export type RemoteChatId = RemoteUserId | RemoteGroupId;
 /** A message on the remote network, unique per author (interop: the origin-id). */
 export type RemoteMessageId = string & { readonly __remoteMessage: true };
 
