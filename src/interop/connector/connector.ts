@@ -197,7 +197,10 @@ export class InteropConnector
         envelopeData: new TextEncoder().encode(event.envelopeXml),
       });
     }
-    const mapped = mapProviderEvent(event, { openMedia: this.openMedia });
+    const mapped = mapProviderEvent(event, {
+      openMedia: this.openMedia,
+      isGroup: (jid) => this.engine.isGroup(jid),
+    });
     if (mapped === undefined) return;
     const user = this.matrixUserOf(mapped.local);
     if (user === undefined) return;

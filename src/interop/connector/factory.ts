@@ -43,8 +43,8 @@ export interface EmbeddedGatekeeper {
 export type StartEmbeddedGatekeeper = (config: Config, log: Logger) => Promise<EmbeddedGatekeeper>;
 
 /**
- * What this bridge offers in hello (§8.3): every 1:1 content feature the conversion handles.
- * Not groups (no group portals yet) and not disappearing messages (timers are not honoured).
+ * What this bridge offers in hello (§8.3): every 1:1 content feature the conversion handles,
+ * and groups (§17, issue #17); not disappearing messages (timers are not honoured).
  */
 export const OFFERED_FEATURES: readonly string[] = [
   FEATURE.reply,
@@ -57,6 +57,7 @@ export const OFFERED_FEATURES: readonly string[] = [
   FEATURE.call,
   FEATURE.displayed,
   FEATURE.chatstates,
+  FEATURE.groups,
 ];
 
 const EMBEDDED_HELLO_WAIT_MS = 10_000;

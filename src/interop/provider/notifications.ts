@@ -7,12 +7,15 @@ import type { KeyDirectory } from "./directory.js";
 import type { PendingRecord } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import type { HelloSession } from "./session.js";
+import type { GroupStore } from "./groups.js";
 
 export interface NotificationContext {
   readonly crypto: SignalCrypto;
   readonly directory: KeyDirectory;
   readonly session: HelloSession;
   readonly outbox: Outbox;
+  /** Groups (§17.5): member device changes decide sender-key rotation and re-distribution. */
+  readonly groups?: { store: GroupStore };
 }
 
 /**
@@ -40,6 +43,17 @@ export async function applyNotification(
         ),
         removed: changed.removed,
       });
+      const store = ctx.groups?.store;
+      if (store !== undefined) {
+        // §17.5: a removed device or a changed identity means a new sender key before the next
+        // group message; a replaced device needs the current one again.
+        const replaced = changed.devices.filter((d) => d.change === "replaced").map((d) => d.id);
+        if (changed.removed.length > 0 || update.identityChanged) {
+          await store.markRotationFor(local, changed.jid);
+        } else if (replaced.length > 0) {
+          await store.forgetHolders(local, changed.jid, replaced);
+        }
+      }
       if (update.identityChanged) {
         // Fetching the new bundles now records the new identity, which emits the "security code
         // changed" event with the verified mark it cleared (§12.6). Other devices get their
@@ -74,7 +88,7 @@ export async function applyNotification(
         stamp: notification.report.stamp.toISOString(),
       };
     default:
-      // Group events are phase 2, not served by this engine: acked like unknown payload (§7.3).
+      // Group events are handled by the receiver itself (they need the group store and info).
       return undefined;
   }
 }
