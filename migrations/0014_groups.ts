@@ -42,7 +42,11 @@ export async function up(knex: Knex): Promise<void> {
       .references("id")
       .inTable("group_portals")
       .onDelete("CASCADE");
-    t.string("user_mxid", 255).notNullable().references("mxid").inTable("users").onDelete("CASCADE");
+    t.string("user_mxid", 255)
+      .notNullable()
+      .references("mxid")
+      .inTable("users")
+      .onDelete("CASCADE");
     t.string("membership", 8).notNullable().defaultTo("invite");
     t.string("request_state", 20).notNullable().defaultTo("none");
     t.primary(["portal_id", "user_mxid"]);

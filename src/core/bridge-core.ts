@@ -3,9 +3,10 @@ import type { Knex } from "knex";
 import type { Config, PermissionLevel } from "../config/schema.js";
 import { ContactsTable } from "../db/contacts.js";
 import { GhostsTable } from "../db/ghosts.js";
-import { MessagesTable } from "../db/messages.js";
+import { GroupPortalsTable } from "../db/groups.js";
+import { GROUP_MESSAGES, MessagesTable } from "../db/messages.js";
 import { PortalsTable, type PortalRow } from "../db/portals.js";
-import { ReactionsTable } from "../db/reactions.js";
+import { GROUP_REACTIONS, ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
 import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
@@ -18,6 +19,7 @@ import type { CommandServices } from "./commands/services.js";
 import type { DeadLetterQueue } from "./dead-letters.js";
 import { isContactDirectory } from "./contact-directory.js";
 import { GhostManager } from "./ghosts.js";
+import { GroupManager } from "./groups.js";
 import { LoginManager } from "./logins.js";
 import type { MatrixApi } from "./matrix-api.js";
 import { MatrixEventsHandler } from "./matrix-events.js";
@@ -64,6 +66,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   readonly messages: MessagesTable;
   readonly ghosts: GhostManager;
   readonly portals: PortalManager;
+  readonly groups: GroupManager;
   readonly logins: LoginManager;
   readonly commands: CommandRegistry<CommandServices>;
   readonly fromMatrix: MatrixEventsHandler;
@@ -108,6 +111,18 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.connector,
       log.child({ component: "logins" }),
     );
+    this.groups = new GroupManager(
+      new GroupPortalsTable(knex),
+      this.users,
+      this.ghosts,
+      this.logins,
+      matrix,
+      log.child({ component: "groups" }),
+    );
+    const groupTables = {
+      messages: new MessagesTable(knex, GROUP_MESSAGES),
+      reactions: new ReactionsTable(knex, GROUP_REACTIONS),
+    };
     const observer = options.observer ?? NO_OBSERVER;
     this.limits = new UserLimits(config.limits, options.now);
     this.remote = new RemoteEventHandler(
@@ -120,6 +135,8 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.logins,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
     this.fromMatrix = new MatrixEventsHandler(
       tables,
@@ -129,6 +146,8 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       log,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
     this.commands = new CommandRegistry<CommandServices>(
       log.child({ component: "commands" }),

@@ -126,8 +126,8 @@ export class GhostManager {
     await this.matrix.ensureGhost(mxid, displayName);
     await this.ghosts.upsert({ contact, phone, mxid, displayName });
     const row = await this.ghosts.get(contact);
-    if (row?.phone == null) throw new Error(`ghost ${contact} vanished after its upsert`);
-    return row as GhostRow;
+    if (row === undefined) throw new Error(`ghost ${contact} vanished after its upsert`);
+    return { ...row, phone };
   }
 
   /**
@@ -137,7 +137,10 @@ export class GhostManager {
    */
   async ensureMember(member: { id: RemoteUserId; displayName: string }): Promise<GhostRecord> {
     const existing = await this.ghosts.get(member.id);
-    if (existing?.phone != null || phoneOfContact(this.connector, member.id) !== undefined) {
+    if (
+      (existing?.phone ?? null) !== null ||
+      phoneOfContact(this.connector, member.id) !== undefined
+    ) {
       return this.ensure(member.id);
     }
     const displayName = labelSafe(member.displayName) || member.id;

@@ -130,7 +130,9 @@ export class GroupPortalsTable {
 
   /** The group portals a Matrix user is in (for a send failure's lookup and logout). */
   async portalIdsOfUser(user: MatrixUserId): Promise<number[]> {
-    const rows = (await this.knex("group_users").where({ user_mxid: user }).select("portal_id")) as {
+    const rows = (await this.knex("group_users")
+      .where({ user_mxid: user })
+      .select("portal_id")) as {
       portal_id: unknown;
     }[];
     return rows.map((r) => Number(r.portal_id));

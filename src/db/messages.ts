@@ -77,7 +77,11 @@ export class MessagesTable {
     author: RemoteUserId,
     remoteId: RemoteMessageId,
   ): Promise<MessageRow | undefined> {
-    return this.first({ portal_id: portalId, [this.c.author]: author, [this.c.remoteId]: remoteId });
+    return this.first({
+      portal_id: portalId,
+      [this.c.author]: author,
+      [this.c.remoteId]: remoteId,
+    });
   }
 
   /** An outgoing message found by its remote id alone, among the given portals. */

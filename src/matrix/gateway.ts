@@ -166,9 +166,10 @@ export class IntentMatrixApi implements MatrixApi {
   async setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void> {
     const intent = this.intent(this.botUserId);
     await this.retried("state", async () => {
-      const current = (await intent.getStateEvent(room, "m.room.power_levels", "")) as
-        | Record<string, unknown>
-        | null;
+      const current = (await intent.getStateEvent(room, "m.room.power_levels", "")) as Record<
+        string,
+        unknown
+      > | null;
       const content = { ...(current ?? {}) };
       const users = { ...((content["users"] as Record<string, number> | undefined) ?? {}) };
       for (const [user, level] of Object.entries(levels)) {
