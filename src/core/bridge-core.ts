@@ -9,12 +9,13 @@ import { PortalsTable, type PortalRow } from "../db/portals.js";
 import { GROUP_REACTIONS, ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import type { MatrixUserId, PhoneNumber, RemoteGroupId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
 import { contactCommands } from "./commands/contacts.js";
 import { CommandRegistry, type CommandContext } from "./commands/framework.js";
 import { deadLettersCommand } from "./commands/dead-letters.js";
+import { createGroupCommand } from "./commands/groups.js";
 import type { CommandServices } from "./commands/services.js";
 import type { DeadLetterQueue } from "./dead-letters.js";
 import { isContactDirectory } from "./contact-directory.js";
@@ -151,7 +152,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     );
     this.commands = new CommandRegistry<CommandServices>(
       log.child({ component: "commands" }),
-    ).register(...accountCommands, ...contactCommands, deadLettersCommand);
+    ).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
   }
 
   /** Starts the connector and loads the stored logins. */
@@ -321,6 +322,31 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     const resolution = await login.resolvePhone(phone);
     if (!resolution.reachable) return { reachable: false };
     return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
+  }
+
+  /**
+   * Creates a group with the numbers at the network, and its portal (`create-group` and the
+   * provisioning API's create_group). Numbers are named through the connector or a lookup, as in
+   * `start-chat`; an unreachable one fails the whole creation with a BridgeError for the user.
+   */
+  async createGroup(
+    user: MatrixUserId,
+    subject: string,
+    phones: readonly PhoneNumber[],
+  ): Promise<{ room: RoomId; group: RemoteGroupId; rejected: readonly string[] }> {
+    const login = this.requireLogin(user);
+    const members: RemoteUserId[] = [];
+    for (const phone of phones) members.push(await this.contactFor(login, phone));
+    const created = await this.groups.create(user, subject, members);
+    const byContact = new Map(members.map((m, i) => [m as string, phones[i] as PhoneNumber]));
+    return {
+      room: created.room,
+      group: created.group,
+      rejected: created.rejected.map((r) => {
+        const phone = byContact.get(r.id);
+        return phone === undefined ? r.id : formatInternational(phone);
+      }),
+    };
   }
 
   // Helpers for commands.
