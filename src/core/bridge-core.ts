@@ -3,21 +3,24 @@ import type { Knex } from "knex";
 import type { Config, PermissionLevel } from "../config/schema.js";
 import { ContactsTable } from "../db/contacts.js";
 import { GhostsTable } from "../db/ghosts.js";
-import { MessagesTable } from "../db/messages.js";
+import { GroupPortalsTable } from "../db/groups.js";
+import { GROUP_MESSAGES, MessagesTable } from "../db/messages.js";
 import { PortalsTable, type PortalRow } from "../db/portals.js";
-import { ReactionsTable } from "../db/reactions.js";
+import { GROUP_REACTIONS, ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import type { MatrixUserId, PhoneNumber, RemoteGroupId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
 import { contactCommands } from "./commands/contacts.js";
 import { CommandRegistry, type CommandContext } from "./commands/framework.js";
 import { deadLettersCommand } from "./commands/dead-letters.js";
+import { createGroupCommand } from "./commands/groups.js";
 import type { CommandServices } from "./commands/services.js";
 import type { DeadLetterQueue } from "./dead-letters.js";
 import { isContactDirectory } from "./contact-directory.js";
 import { GhostManager } from "./ghosts.js";
+import { GroupManager } from "./groups.js";
 import { LoginManager } from "./logins.js";
 import type { MatrixApi } from "./matrix-api.js";
 import { MatrixEventsHandler } from "./matrix-events.js";
@@ -64,6 +67,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   readonly messages: MessagesTable;
   readonly ghosts: GhostManager;
   readonly portals: PortalManager;
+  readonly groups: GroupManager;
   readonly logins: LoginManager;
   readonly commands: CommandRegistry<CommandServices>;
   readonly fromMatrix: MatrixEventsHandler;
@@ -108,6 +112,18 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.connector,
       log.child({ component: "logins" }),
     );
+    this.groups = new GroupManager(
+      new GroupPortalsTable(knex),
+      this.users,
+      this.ghosts,
+      this.logins,
+      matrix,
+      log.child({ component: "groups" }),
+    );
+    const groupTables = {
+      messages: new MessagesTable(knex, GROUP_MESSAGES),
+      reactions: new ReactionsTable(knex, GROUP_REACTIONS),
+    };
     const observer = options.observer ?? NO_OBSERVER;
     this.limits = new UserLimits(config.limits, options.now);
     this.remote = new RemoteEventHandler(
@@ -120,6 +136,8 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.logins,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
     this.fromMatrix = new MatrixEventsHandler(
       tables,
@@ -129,10 +147,12 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       log,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
     this.commands = new CommandRegistry<CommandServices>(
       log.child({ component: "commands" }),
-    ).register(...accountCommands, ...contactCommands, deadLettersCommand);
+    ).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
   }
 
   /** Starts the connector and loads the stored logins. */
@@ -302,6 +322,31 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     const resolution = await login.resolvePhone(phone);
     if (!resolution.reachable) return { reachable: false };
     return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
+  }
+
+  /**
+   * Creates a group with the numbers at the network, and its portal (`create-group` and the
+   * provisioning API's create_group). Numbers are named through the connector or a lookup, as in
+   * `start-chat`; an unreachable one fails the whole creation with a BridgeError for the user.
+   */
+  async createGroup(
+    user: MatrixUserId,
+    subject: string,
+    phones: readonly PhoneNumber[],
+  ): Promise<{ room: RoomId; group: RemoteGroupId; rejected: readonly string[] }> {
+    const login = this.requireLogin(user);
+    const members: RemoteUserId[] = [];
+    for (const phone of phones) members.push(await this.contactFor(login, phone));
+    const created = await this.groups.create(user, subject, members);
+    const byContact = new Map(members.map((m, i) => [m as string, phones[i] as PhoneNumber]));
+    return {
+      room: created.room,
+      group: created.group,
+      rejected: created.rejected.map((r) => {
+        const phone = byContact.get(r.id);
+        return phone === undefined ? r.id : formatInternational(phone);
+      }),
+    };
   }
 
   // Helpers for commands.

@@ -4,11 +4,11 @@ import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { NetworkLogin } from "./network.js";
+import { isGroupCapable, type NetworkLogin } from "./network.js";
 import { formatInternational } from "./phone-format.js";
 import type { LinkOutcome, PortalManager } from "./portals.js";
 import { UserLimitError } from "./rate-limits.js";
-import { notLoggedIn, notReachable } from "./texts.js";
+import { groupInviteOffer, notLoggedIn, notReachable } from "./texts.js";
 
 /** What answering a ghost invite needs of the core: narrow, so it is testable on its own. */
 export interface GhostInvitePorts {
@@ -64,9 +64,13 @@ export async function answerGhostInvite(
     return;
   }
   if (!invite.isDirect) {
+    // A room with several people: the network's counterpart is a group, which the bridge can
+    // create (docs/groups.md) when the login supports groups.
     await refuse(
-      "I only join direct chats: start a direct chat with me to write to " +
-        `${formatInternational(phone)}.`,
+      isGroupCapable(login)
+        ? groupInviteOffer(formatInternational(phone))
+        : "I only join direct chats: start a direct chat with me to write to " +
+            `${formatInternational(phone)}.`,
     );
     return;
   }

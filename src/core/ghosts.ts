@@ -1,5 +1,5 @@
 import type { Config } from "../config/schema.js";
-import type { GhostRow, GhostsTable } from "../db/ghosts.js";
+import type { GhostRecord, GhostRow, GhostsTable } from "../db/ghosts.js";
 import { BridgeError } from "../util/errors.js";
 import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
 import { phoneOfContact } from "./contact-directory.js";
@@ -44,9 +44,28 @@ export class GhostManager {
       string,
       string,
     ];
+    // A phone number's digits, or `_` and an escaped id for a group member without a number.
     this.ghostPattern = new RegExp(
-      `^@${escapeRegex(before)}[1-9][0-9]{7,14}${escapeRegex(after)}:${escapeRegex(config.homeserver.domain)}$`,
+      `^@${escapeRegex(before)}(?:[1-9][0-9]{7,14}|_[a-z0-9.=-]+)${escapeRegex(after)}:${escapeRegex(config.homeserver.domain)}$`,
     );
+  }
+
+  /**
+   * The Matrix id of a ghost for a network id without a phone number (a group member at another
+   * provider): the template with `_` and the id escaped as a localpart ([a-z0-9.-] as is, any
+   * other byte as `=xx`), so it never collides with a number's ghost and stays in the namespace.
+   */
+  mxidForRemote(id: RemoteUserId): MatrixUserId {
+    let escaped = "";
+    for (const byte of Buffer.from(id, "utf8")) {
+      const ch = String.fromCharCode(byte);
+      escaped += /[a-z0-9.-]/.test(ch) ? ch : `=${byte.toString(16).padStart(2, "0")}`;
+    }
+    const localpart = this.config.appservice.ghost_localpart_template.replace(
+      "{phone}",
+      `_${escaped}`,
+    );
+    return `@${localpart}:${this.config.homeserver.domain}` as MatrixUserId;
   }
 
   mxidFor(phone: PhoneNumber): MatrixUserId {
@@ -102,13 +121,48 @@ export class GhostManager {
     const existing = await this.ghosts.get(contact);
     const phone = existing?.phone ?? this.phoneOf(contact);
     const displayName = this.displayNameFor(phone);
-    if (existing?.displayName === displayName) return existing;
+    if (existing?.displayName === displayName) return { ...existing, phone };
     const mxid = existing?.mxid ?? this.mxidFor(phone);
     await this.matrix.ensureGhost(mxid, displayName);
     await this.ghosts.upsert({ contact, phone, mxid, displayName });
     const row = await this.ghosts.get(contact);
     if (row === undefined) throw new Error(`ghost ${contact} vanished after its upsert`);
+    return { ...row, phone };
+  }
+
+  /**
+   * The ghost of a group member. A member with a phone number has the same ghost as in 1:1 chats
+   * (named by the template); one without (another provider's user) is named by the connector's
+   * `displayName`, which carries a label naming the provider, never a name the member chose.
+   */
+  async ensureMember(member: { id: RemoteUserId; displayName: string }): Promise<GhostRecord> {
+    const existing = await this.ghosts.get(member.id);
+    if (
+      (existing?.phone ?? null) !== null ||
+      phoneOfContact(this.connector, member.id) !== undefined
+    ) {
+      return this.ensure(member.id);
+    }
+    const displayName = labelSafe(member.displayName) || member.id;
+    if (existing?.displayName === displayName) return existing;
+    const mxid = existing?.mxid ?? this.mxidForRemote(member.id);
+    await this.matrix.ensureGhost(mxid, displayName);
+    await this.ghosts.upsert({ contact: member.id, phone: null, mxid, displayName });
+    const row = await this.ghosts.get(member.id);
+    if (row === undefined) throw new Error(`ghost ${member.id} vanished after its upsert`);
     return row;
+  }
+
+  /** The network id of one of the bridge's ghosts, if the bridge has seen it. */
+  async contactOfGhost(mxid: MatrixUserId): Promise<RemoteUserId | undefined> {
+    return (await this.ghosts.byMxid(mxid))?.contact;
+  }
+
+  /** How a ghost is named in the bridge's notices: its number, or the connector's label. */
+  labelOf(ghost: GhostRecord): string {
+    return ghost.phone !== null
+      ? formatInternational(ghost.phone)
+      : (ghost.displayName ?? ghost.contact);
   }
 
   async setLocalName(ghost: GhostRow, room: RoomId, localName: string | null): Promise<void> {

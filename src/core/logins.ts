@@ -10,6 +10,7 @@ import type {
   NetworkConnector,
   NetworkLogin,
 } from "./network.js";
+import { isGroupCapable } from "./network.js";
 import { isAllowedCountry } from "./phone-format.js";
 import { securityWarning } from "./texts.js";
 
@@ -50,6 +51,17 @@ export class LoginManager {
 
   get(user: MatrixUserId): NetworkLogin | undefined {
     return this.active.get(user);
+  }
+
+  /**
+   * The Matrix user of this bridge whose login is `id` at the network (GroupCapable.selfId), if
+   * any: a group message from them was posted in Matrix by that user already.
+   */
+  userOfSelfId(id: string): MatrixUserId | undefined {
+    for (const [user, login] of this.active) {
+      if (isGroupCapable(login) && login.selfId() === id) return user;
+    }
+    return undefined;
   }
 
   /** Loads every stored login (start-up). A login that fails to load is logged, not fatal. */

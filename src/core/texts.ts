@@ -72,3 +72,30 @@ export function echoed(input: string, max = ECHO_MAX_CHARS): string {
   const chars = [...input];
   return chars.length <= max ? input : `${chars.slice(0, max).join("")}…`;
 }
+
+// Groups (issue #17, docs/groups.md). Names are the bridge's labels for members (a number, or the
+// connector's label naming another provider), never names the members chose.
+
+export const groupRequestNotice = (by: string): string =>
+  `${by} added you to this group. Join the room to accept; reject the invite to leave the group.`;
+
+export const groupNotMember =
+  "Not sent: you are not a member of this group at the network, so nothing can be sent for you here.";
+
+export const groupChangeRefused = (what: string, why: string): string =>
+  `Not changed at the network (${what}): ${why} The change was undone here.`;
+
+export const groupMembersRejected = (who: readonly string[]): string =>
+  `Could not add ${who.join(", ")}: they cannot be reached or refuse to be added to groups.`;
+
+export const groupCreated = (subject: string): string =>
+  `Created the group "${subject}". You have been invited to its room.`;
+
+export const groupInviteOffer = (who: string): string =>
+  `This room is not a direct chat, so I cannot chat with ${who} here. To talk to ${who} in a ` +
+  `group, send \`create-group ${who.replace(/\s+/g, "")} <group name>\` to the bridge bot: it ` +
+  "creates the group and a room for it, where you can invite more people.";
+
+export const groupUndecryptable = (who: string, at: string): string =>
+  `A message from ${who} (sent ${at}) could not be decrypted. Their app may send it again; ` +
+  "otherwise ask them to resend it.";

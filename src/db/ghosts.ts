@@ -3,14 +3,21 @@ import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
 import { readStringOrNull } from "./values.js";
 
-export interface GhostRow {
+/**
+ * A ghost as stored. `phone` is null for a member of a group at another provider, who has no
+ * phone number (migration 0014); every 1:1 contact has one (GhostRow).
+ */
+export interface GhostRecord {
   contact: RemoteUserId;
-  phone: PhoneNumber;
+  phone: PhoneNumber | null;
   mxid: MatrixUserId;
   /** The display name last set on the homeserver; null until it was set once. */
   displayName: string | null;
   createdAt: number;
 }
+
+/** The ghost of a contact with a phone number: every 1:1 contact. */
+export type GhostRow = GhostRecord & { phone: PhoneNumber };
 
 /** Ghosts kept in memory per database (most recently used). */
 // Measured: 5,000 raised the idle RSS with 10,000 users by ~70 MB (bench memory run, SQLite),
@@ -22,10 +29,10 @@ const CACHE_SIZE = 1000;
  * pointing at the contact. Write-through: `upsert` drops the entry; nothing else writes the table.
  */
 class GhostCache {
-  private readonly rows = new Map<string, GhostRow>();
+  private readonly rows = new Map<string, GhostRecord>();
   private readonly keys = new Map<string, string>();
 
-  get(contact: string | undefined): GhostRow | undefined {
+  get(contact: string | undefined): GhostRecord | undefined {
     if (contact === undefined) return undefined;
     const row = this.rows.get(contact);
     if (row !== undefined) {
@@ -39,11 +46,11 @@ class GhostCache {
     return this.keys.get(key);
   }
 
-  put(row: GhostRow): void {
+  put(row: GhostRecord): void {
     this.drop(row.contact);
     this.rows.set(row.contact, row);
     this.keys.set(`mxid\n${row.mxid}`, row.contact);
-    this.keys.set(`phone\n${row.phone}`, row.contact);
+    if (row.phone !== null) this.keys.set(`phone\n${row.phone}`, row.contact);
     if (this.rows.size > CACHE_SIZE) this.drop(this.rows.keys().next().value as string);
   }
 
@@ -71,21 +78,21 @@ export class GhostsTable {
     this.cache = cache;
   }
 
-  async get(contact: RemoteUserId): Promise<GhostRow | undefined> {
+  async get(contact: RemoteUserId): Promise<GhostRecord | undefined> {
     return this.cache.get(contact) ?? this.first({ jid: contact });
   }
 
-  async byMxid(mxid: MatrixUserId): Promise<GhostRow | undefined> {
+  async byMxid(mxid: MatrixUserId): Promise<GhostRecord | undefined> {
     return this.cache.get(this.cache.contactOf(`mxid\n${mxid}`)) ?? this.first({ mxid });
   }
 
-  async byPhone(phone: PhoneNumber): Promise<GhostRow | undefined> {
+  async byPhone(phone: PhoneNumber): Promise<GhostRecord | undefined> {
     return this.cache.get(this.cache.contactOf(`phone\n${phone}`)) ?? this.first({ phone });
   }
 
   /** Inserts the ghost, or updates its display name when it exists. */
   async upsert(
-    ghost: Omit<GhostRow, "createdAt" | "displayName"> & { displayName: string | null },
+    ghost: Omit<GhostRecord, "createdAt" | "displayName"> & { displayName: string | null },
     now = Date.now(),
   ): Promise<void> {
     this.cache.drop(ghost.contact);
@@ -97,7 +104,7 @@ export class GhostsTable {
   }
 
   private async upsertRow(
-    ghost: Omit<GhostRow, "createdAt" | "displayName"> & { displayName: string | null },
+    ghost: Omit<GhostRecord, "createdAt" | "displayName"> & { displayName: string | null },
     now: number,
   ): Promise<void> {
     await this.knex("ghosts")
@@ -112,14 +119,14 @@ export class GhostsTable {
       .merge(["display_name"]);
   }
 
-  private async first(where: Record<string, unknown>): Promise<GhostRow | undefined> {
+  private async first(where: Record<string, unknown>): Promise<GhostRecord | undefined> {
     const row = (await this.knex("ghosts").where(where).first()) as
       Record<string, unknown> | undefined;
     if (row === undefined) return undefined;
     // Frozen: the cached object is shared by every reader.
-    const ghost: GhostRow = Object.freeze({
+    const ghost: GhostRecord = Object.freeze({
       contact: String(row["jid"]) as RemoteUserId,
-      phone: String(row["phone"]) as PhoneNumber,
+      phone: readStringOrNull(row["phone"]) as PhoneNumber | null,
       mxid: String(row["mxid"]) as MatrixUserId,
       displayName: readStringOrNull(row["display_name"]),
       createdAt: Number(row["created_at"]),

@@ -135,6 +135,55 @@ export class IntentMatrixApi implements MatrixApi {
     return roomId(room);
   }
 
+  async createGroupRoom(options: {
+    name: string;
+    powerLevels: Readonly<Record<string, number>>;
+  }): Promise<RoomId> {
+    const intent = this.intent(this.botUserId);
+    const initialState = this.encryptor?.initialState() ?? [];
+    const { room_id: room } = await this.retriedIfLimited("createRoom", () =>
+      intent.createRoom({
+        createAsClient: true,
+        options: {
+          preset: "private_chat",
+          name: options.name,
+          power_level_content_override: {
+            users: { ...options.powerLevels, [this.botUserId]: 100 },
+            // A group's admins have 50 (docs/groups.md): they may invite, kick and rename, as at
+            // the network; the bridge keeps the power levels themselves.
+            invite: 50,
+            kick: 50,
+            events: { ...DEFAULT_EVENT_LEVELS, "m.room.name": 50, "m.room.encryption": 0 },
+          },
+          ...(initialState.length === 0 ? {} : { initial_state: initialState }),
+        },
+      }),
+    );
+    await this.encryptor?.roomCreated(room, initialState);
+    return roomId(room);
+  }
+
+  async setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void> {
+    const intent = this.intent(this.botUserId);
+    await this.retried("state", async () => {
+      const current = (await intent.getStateEvent(room, "m.room.power_levels", "")) as Record<
+        string,
+        unknown
+      > | null;
+      const content = { ...(current ?? {}) };
+      const users = { ...((content["users"] as Record<string, number> | undefined) ?? {}) };
+      for (const [user, level] of Object.entries(levels)) {
+        if (level === 0) delete users[user];
+        else users[user] = level;
+      }
+      await intent.sendStateEvent(room, "m.room.power_levels", "", { ...content, users });
+    });
+  }
+
+  async kick(as: MatrixUserId, room: RoomId, user: MatrixUserId, reason?: string): Promise<void> {
+    await this.retried("kick", () => this.intent(as).kick(room, user, reason));
+  }
+
   async createSpace(options: { user: MatrixUserId; name: string; topic: string }): Promise<RoomId> {
     const intent = this.intent(this.botUserId);
     const { room_id: room } = await this.retriedIfLimited("createRoom", () =>

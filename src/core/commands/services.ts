@@ -3,7 +3,13 @@ import type { ContactsTable } from "../../db/contacts.js";
 import type { MessagesTable } from "../../db/messages.js";
 import type { PortalsTable } from "../../db/portals.js";
 import type { UsersTable } from "../../db/users.js";
-import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../../util/ids.js";
+import {
+  isPhoneNumber,
+  type MatrixUserId,
+  type PhoneNumber,
+  type RemoteGroupId,
+  type RoomId,
+} from "../../util/ids.js";
 import type { DeadLetterQueue } from "../dead-letters.js";
 import type { GhostManager } from "../ghosts.js";
 import type { LoginManager } from "../logins.js";
@@ -37,6 +43,15 @@ export interface CommandServices {
     phone: PhoneNumber,
   ): Promise<{ reachable: false } | { reachable: true; open: OpenPortal }>;
   requireLogin(user: MatrixUserId): NetworkLogin;
+  /**
+   * Creates a group at the network with these numbers and its portal room (`create-group`, the
+   * provisioning API's create_group); `rejected` names the numbers the network would not add.
+   */
+  createGroup(
+    user: MatrixUserId,
+    subject: string,
+    phones: readonly PhoneNumber[],
+  ): Promise<{ room: RoomId; group: RemoteGroupId; rejected: readonly string[] }>;
   contactFor(login: NetworkLogin, phone: PhoneNumber): Promise<RemoteUserId>;
 }
 

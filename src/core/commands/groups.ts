@@ -1,0 +1,35 @@
+import { isPhoneNumber, type PhoneNumber } from "../../util/ids.js";
+import { groupCreated } from "../texts.js";
+import { UsageError, type Command } from "./framework.js";
+import type { CommandServices } from "./services.js";
+
+/**
+ * `create-group <+number>... <name>`: bridgev2's command name for creating a group chat. The
+ * numbers come first, so the group's name may have spaces; the user is invited to the new room.
+ */
+export const createGroupCommand: Command<CommandServices> = {
+  name: "create-group",
+  args: "<+number>... <name>",
+  description: "Create a WhatsApp group with these numbers, and a room for it.",
+  level: "user",
+  // Parsed here (numbers, then the rest of the line as the name), not by the framework.
+  minArgs: 0,
+  maxArgs: Infinity,
+  async run(ctx, args) {
+    const phones: PhoneNumber[] = [];
+    let i = 0;
+    for (; i < args.length; i++) {
+      const arg = args[i] as string;
+      if (!isPhoneNumber(arg)) break;
+      phones.push(arg);
+    }
+    const subject = args.slice(i).join(" ").trim();
+    if (phones.length === 0 || subject === "") throw new UsageError();
+    const created = await ctx.services.createGroup(ctx.user, subject, phones);
+    const lines = [groupCreated(subject)];
+    if (created.rejected.length > 0) {
+      lines.push(`Not added: ${created.rejected.join(", ")} (see the group's room for why).`);
+    }
+    await ctx.reply(lines.join(" "));
+  },
+};
