@@ -62,11 +62,20 @@ export class GroupStore {
     private readonly now: () => number,
   ) {}
 
-  async get(local: BareJid, group: string): Promise<StoredGroup | undefined> {
-    const row = (await this.knex("interop_groups")
-      .where({ local_jid: local, group_jid: group })
-      .first()) as
-      { version: number; participants: string; rotate_pending: boolean | number } | undefined;
+  /** The stored group; inside a transaction pass its `tx` (the shared knex would wait for it). */
+  async get(local: BareJid, group: string, tx?: Tx): Promise<StoredGroup | undefined> {
+    type Row = { version: number; participants: string; rotate_pending: boolean | number };
+    const row: Row | undefined =
+      tx === undefined
+        ? ((await this.knex("interop_groups")
+            .where({ local_jid: local, group_jid: group })
+            .first()) as Row | undefined)
+        : (
+            await tx.all<Row>(
+              "select version, participants, rotate_pending from interop_groups where local_jid = ? and group_jid = ?",
+              [local, group],
+            )
+          )[0];
     if (row === undefined) return undefined;
     return {
       version: Number(row.version),
@@ -107,7 +116,7 @@ export class GroupStore {
 
   /** Applies one membership change to the stored participants (the version follows). */
   async applyEvent(tx: Tx, local: BareJid, group: string, event: GroupEvent): Promise<void> {
-    const stored = await this.get(local, group);
+    const stored = await this.get(local, group, tx);
     if (stored === undefined || event.version <= stored.version) return;
     let participants = stored.participants;
     const named = new Set(event.participants.map((p) => p.jid as string));

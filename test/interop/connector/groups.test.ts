@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import type { RemoteEvent, RemoteGroupId, RemoteUserId } from "../../../src/core/network.js";
+import type { InteropLogin } from "../../../src/interop/connector/login.js";
+import { memberDisplayName } from "../../../src/interop/connector/groups.js";
+import { decodeEncrypted } from "../../../src/interop/codec/e2ee.js";
+import { NS } from "../../../src/interop/codec/namespaces.js";
+import { optionalChild } from "../../../src/interop/codec/read.js";
+import { parseXml } from "../../../src/interop/codec/xml.js";
+import type { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
+import { NoSenderKeyError } from "../../../src/interop/crypto/errors.js";
+import { BridgeError } from "../../../src/util/errors.js";
+import { matrixUserId, phoneNumber, type BareJid, type DeviceId } from "../../../src/util/ids.js";
+import { eventually, startWorld, type World } from "./harness.js";
+
+const text = (t: string) => ({ type: "text" as const, text: { text: t, spans: [] } });
+const body = (t: string) => [{ kind: "body" as const, text: t }];
+
+describe("interop groups against the gatekeeper simulator (§17)", function () {
+  this.timeout(30_000);
+  let world: World;
+  let login: InteropLogin;
+  const alice = matrixUserId("@alice:example.org");
+  const alicePhone = phoneNumber("+491709876543");
+  const bobPhone = phoneNumber("+491701234567");
+  const danPhone = phoneNumber("+491705550000");
+  let bob: RemoteUserId;
+  let dan: RemoteUserId;
+
+  beforeEach(async function () {
+    world = await startWorld({ "verification-interval-seconds": 0 });
+    await world.sim.users.create({ phone: bobPhone, devices: 1 });
+    await world.sim.users.create({ phone: danPhone, devices: 1 });
+    bob = world.sim.users.jidOf(bobPhone) as string as RemoteUserId;
+    dan = world.sim.users.jidOf(danPhone) as string as RemoteUserId;
+    const process = world.connector.createLogin(alice, "phone");
+    await process.start();
+    await process.submit("phone", { phone: alicePhone });
+    const sent = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
+    const done = await process.submit("code", { code: sent?.code ?? "" });
+    login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
+  });
+
+  afterEach(async function () {
+    await world.stop();
+  });
+
+  const events = <K extends RemoteEvent["kind"]>(kind: K) => world.core.of(kind);
+  const received = async (phone: typeof bobPhone, originId: string) =>
+    (await world.sim.users.received(phone, "message")).find((e) => e.data["originId"] === originId);
+  const messageFrom = (from: RemoteUserId, t: string) =>
+    events("message").find(
+      (e) => e.from === from && e.content.type === "text" && e.content.text.text === t,
+    );
+  /** The outbox stanza of one of our messages, as stored (its exact bytes). */
+  async function outboxEncrypted(originId: string) {
+    const row = (await world.db.db.knex("outbox").where({ origin_id: originId }).first()) as {
+      stanza: string;
+    };
+    const el = optionalChild(parseXml(row.stanza), "encrypted", NS.e2ee);
+    return decodeEncrypted(el ?? assert.fail("no <encrypted>"));
+  }
+
+  it("creates a group, sends into it with one sender-key encryption, and gets the members' replies with the group", async function () {
+    assert.equal(login.selfId(), login.self);
+    assert.equal(login.maxGroupSize(), 256);
+    const { info, rejected } = await login.createGroup("Trip", [bob, dan]);
+    assert.deepEqual(rejected, []);
+    assert.equal(info.subject, "Trip");
+    assert.deepEqual(
+      info.members.map((m) => [m.id, m.admin, m.displayName]).sort(),
+      [
+        [bob, false, "+491701234567"],
+        [dan, false, "+491705550000"],
+        [login.self, true, memberDisplayName(login.self)],
+      ].sort(),
+    );
+    const group = info.id;
+    // The "created" notification reaches the core as the group's snapshot, not as a request.
+    await eventually(async () => events("group-info").some((e) => e.group === group), "group-info");
+    assert.equal(events("group-info").find((e) => e.group === group)?.addedBy, undefined);
+
+    const id = await login.sendMessage(group, text("hello group"));
+    await eventually(async () => (await received(bobPhone, id)) !== undefined, "bob got it");
+    await eventually(async () => (await received(danPhone, id)) !== undefined, "dan got it");
+    assert.deepEqual((await received(bobPhone, id))?.data["content"], body("hello group"));
+    // Every member device got the sender key in the header, and the text is one <group> payload.
+    const first = await outboxEncrypted(id);
+    assert.ok(first.group !== undefined);
+    assert.deepEqual(first.keyGroups.map((g) => g.jid).sort(), [bob, dan].sort());
+    // The next message carries no keys: both hold the current sender key.
+    const second = await login.sendMessage(group, text("again"));
+    await eventually(async () => (await received(bobPhone, second)) !== undefined, "second");
+    assert.deepEqual((await outboxEncrypted(second)).keyGroups, []);
+
+    await world.sim.users.sendToGroup(bobPhone, group as string as BareJid, body("hi from bob"));
+    await eventually(async () => messageFrom(bob, "hi from bob") !== undefined, "bob's message");
+    assert.equal(messageFrom(bob, "hi from bob")?.group, group);
+    assert.equal(messageFrom(bob, "hi from bob")?.isRequest, false);
+  });
+
+  it("reports membership and subject changes in version order, and a removal rotates the sender key so the removed member cannot read on", async function () {
+    const { info } = await login.createGroup("Trip", [bob, dan]);
+    const group = info.id;
+    const groupJid = group as string as BareJid;
+    const before = await login.sendMessage(group, text("before"));
+    await eventually(async () => (await received(danPhone, before)) !== undefined, "dan got it");
+
+    // Bob is no admin: his subject change is refused, the login's own goes through.
+    await assert.rejects(
+      world.sim.users.changeGroup(bobPhone, groupJid, { op: "subject", subject: "x" }),
+    );
+    await login.setGroupSubject(group, "Trip 2");
+    await login.setGroupAdmins(group, [bob], true);
+    await world.sim.users.changeGroup(bobPhone, groupJid, {
+      op: "remove",
+      participants: [dan as string as BareJid],
+    });
+    await eventually(
+      async () => events("group-change").some((e) => e.change === "removed"),
+      "removed",
+    );
+    const subject = events("group-subject").find((e) => e.group === group);
+    assert.equal(subject?.subject, "Trip 2");
+    const promoted = events("group-change").find((e) => e.change === "promoted");
+    const removed = events("group-change").find((e) => e.change === "removed");
+    assert.deepEqual(
+      promoted?.members.map((m) => [m.id, m.admin]),
+      [[bob, true]],
+    );
+    assert.equal(removed?.by, bob);
+    assert.deepEqual(
+      removed?.members.map((m) => m.id),
+      [dan],
+    );
+    const versions = [subject!.version, promoted!.version, removed!.version];
+    assert.deepEqual(
+      [...versions].sort((a, b) => a - b),
+      versions,
+      "in version order",
+    );
+
+    const after = await login.sendMessage(group, text("after"));
+    await eventually(async () => (await received(bobPhone, after)) !== undefined, "bob reads on");
+    // Rotation: bob, who held the old key, got the new one in the header ...
+    const stanza = await outboxEncrypted(after);
+    assert.deepEqual(
+      stanza.keyGroups.map((g) => g.jid),
+      [bob],
+    );
+    // ... and dan's device, holding only the old key, cannot decrypt the new message.
+    const simCrypto = (world.sim.users as unknown as { crypto: SignalCrypto }).crypto;
+    const [danId] = await world.sim.users.devices.active(dan as string as BareJid);
+    const danDevice = await simCrypto.device(dan as string as BareJid, danId ?? assert.fail());
+    await assert.rejects(
+      danDevice.groups.decrypt(
+        groupJid,
+        { jid: login.jid, device: 1 as DeviceId },
+        stanza.group ?? assert.fail(),
+        async (p) => p,
+      ),
+      (err: unknown) => err instanceof NoSenderKeyError,
+    );
+    assert.equal(await received(danPhone, after), undefined);
+  });
+
+  it("maps refusals to the contract's codes: a non-admin's change is group-not-admin", async function () {
+    const info = await world.sim.users.createGroup(bobPhone, "Bob's", [login.jid]);
+    const group = info.jid as string as RemoteGroupId;
+    // Added by someone else: the snapshot comes with addedBy (a message request).
+    await eventually(async () => events("group-info").some((e) => e.group === group), "info");
+    assert.equal(events("group-info").find((e) => e.group === group)?.addedBy, bob);
+    await assert.rejects(
+      login.setGroupSubject(group, "mine"),
+      (err: unknown) => err instanceof BridgeError && err.code === "group-not-admin",
+    );
+    await login.leaveGroup(group);
+    await assert.rejects(
+      login.groupInfo(group),
+      (err: unknown) => err instanceof BridgeError && err.code === "group-not-member",
+    );
+  });
+
+  it("re-fetches info after a version gap and reports the group whole", async function () {
+    const { info } = await login.createGroup("Trip", [bob]);
+    const group = info.id;
+    await eventually(async () => events("group-info").length > 0, "created");
+    await login.setGroupAdmins(group, [bob], true);
+    await eventually(async () => events("group-change").length > 0, "promoted");
+    // The login misses a version: the stored one goes back, as after lost notifications.
+    await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+    const infos = events("group-info").length;
+    await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
+      op: "add",
+      participants: [dan as string as BareJid],
+    });
+    await eventually(async () => events("group-info").length > infos, "refetched");
+    const latest = events("group-info").at(-1);
+    assert.ok(latest?.info.members.some((m) => m.id === dan));
+    assert.equal(events("group-change").filter((e) => e.change === "added").length, 0);
+  });
+
+  it("a message whose sender key is missing waits, then asks for a group retry and shows the re-send", async function () {
+    const { info } = await login.createGroup("Trip", [bob]);
+    const group = info.id as string as BareJid;
+    await world.sim.users.sendToGroup(bobPhone, group, body("one"));
+    await eventually(async () => messageFrom(bob, "one") !== undefined, "first");
+    // The bridge loses bob's sender key (as a restore from an old backup would).
+    await world.db.db.knex("signal_sender_keys").where({ sender_jid: bob }).delete();
+    await world.sim.users.sendToGroup(bobPhone, group, body("two"));
+    await eventually(async () => messageFrom(bob, "two") !== undefined, "re-sent and shown");
+    assert.equal(messageFrom(bob, "two")?.group, info.id);
+    assert.equal(events("undecryptable").length, 0);
+  });
+});
