@@ -119,6 +119,24 @@ describe("group portals through the bridge (test homeserver, fake network)", fun
     assert.equal(again.filter((m) => m.body === "hello group").length, 1);
   });
 
+  it("a member of another provider joins as a ghost named by the connector's label", async function () {
+    const carol = "carol@other.example" as RemoteUserId;
+    const version = (h.network.groups.get(group)?.version ?? 1) + 1;
+    await h.network.report(alice(), {
+      kind: "group-change",
+      group,
+      version,
+      by: contactId(WA),
+      change: "added",
+      members: [{ id: carol, admin: false, displayName: "carol · other.example" }],
+    });
+    // Registered in the appservice namespace (the homeserver refuses ids outside it) and joined.
+    const ghost = "@whatsapp__carol=40other.example:example.org";
+    const members = await h.asAlice("GET", `/_matrix/client/v3/rooms/${enc(room)}/joined_members`);
+    const joined = members.json["joined"] as Record<string, { display_name?: string }>;
+    assert.equal(joined[ghost]?.display_name, "carol · other.example");
+  });
+
   it("renaming the room changes the subject; kicking a ghost removes the member", async function () {
     const renamed = await h.asAlice(
       "PUT",
