@@ -87,7 +87,7 @@ export class GroupManager {
     const row = await this.table.ensure(info.id);
     const isRequest = addedBy !== undefined && this.logins.userOfSelfId(addedBy) === undefined;
     if (row.roomId === null) {
-      await this.createRoom(row, info);
+      await this.createRoom(row, info, user, isRequest ? addedBy : undefined);
     } else if (info.version >= row.version) {
       const portal = { ...row, roomId: row.roomId };
       const stored = await this.table.members(row.id);
@@ -343,7 +343,13 @@ export class GroupManager {
 
   // Internals.
 
-  private async createRoom(row: GroupPortalRow, info: GroupInfo): Promise<void> {
+  /** The room of a group seen for the first time; `requestBy` makes it a request for `user`. */
+  private async createRoom(
+    row: GroupPortalRow,
+    info: GroupInfo,
+    user: MatrixUserId,
+    requestBy: RemoteUserId | undefined,
+  ): Promise<void> {
     const levels: Record<string, number> = {};
     const ghosts: GhostRecord[] = [];
     for (const m of info.members) {
@@ -361,7 +367,13 @@ export class GroupManager {
     }
     for (const m of info.members) {
       const local = this.logins.userOfSelfId(m.id);
-      if (local !== undefined) await this.bringUser({ ...row, roomId: room }, local);
+      if (local !== undefined) {
+        await this.bringUser(
+          { ...row, roomId: room },
+          local,
+          local === user ? requestBy : undefined,
+        );
+      }
     }
     this.log.info({ portal: row.id, room }, "group portal created");
   }

@@ -20,7 +20,12 @@ import type {
 
 // The remote identifiers live in util/ids.ts so that db/ can name them without importing the core;
 // they are re-exported here because they are part of this contract.
-export type { RemoteChatId, RemoteGroupId, RemoteMessageId, RemoteUserId } from "../util/ids.js";
+export type {
+  RemoteChatId,
+  RemoteGroupId,
+  RemoteMessageId,
+  RemoteUserId,
+} from "../util/ids.js";
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
 export interface LoginState {

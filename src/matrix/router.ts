@@ -220,7 +220,10 @@ export class MatrixEventRouter {
     event: WeakEvent,
     content: Record<string, unknown>,
   ): Promise<void> {
-    if ((await this.core.groups.table.user(portal.id, sender)) === undefined) return;
+    const isState = event.type === "m.room.name" || event.type === "m.room.power_levels";
+    // Content from someone who is not one of the group's bridge users is answered by the core
+    // with a notice; room settings of theirs are the room's own business.
+    if (isState && (await this.core.groups.table.user(portal.id, sender)) === undefined) return;
     if (event.type === "m.room.name" && event.state_key === "") {
       const name = typeof content["name"] === "string" ? content["name"] : "";
       if (name !== portal.subject) await this.core.groups.onRenamed(sender, portal, name);

@@ -10,7 +10,7 @@ import type { CommandServices } from "./services.js";
 export const createGroupCommand: Command<CommandServices> = {
   name: "create-group",
   args: "<+number>... <name>",
-  description: "Create a WhatsApp group with these numbers, and a room for it.",
+  description: "Create a group with these numbers at the network, and a room for it.",
   level: "user",
   // Parsed here (numbers, then the rest of the line as the name), not by the framework.
   minArgs: 0,
