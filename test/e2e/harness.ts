@@ -2,7 +2,8 @@ import * as sdk from "matrix-js-sdk";
 import { WhatsAppUser, type Received } from "../../scripts/demo/clients.js";
 import { localJid } from "../../scripts/demo/steps.js";
 import { startDemoWorld, type DemoWorld, type DemoWorldOptions } from "../../scripts/demo/world.js";
-import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
+import { createSdkClient, stopSdkClient } from "../homeserver/sdkClient.js";
+import { silenceMatrixSdk } from "../homeserver/testHelpers.js";
 
 /**
  * The end-to-end world: the in-process test homeserver, the gatekeeper simulator (scripted through
@@ -53,7 +54,6 @@ export class E2e {
   readonly bot: string;
   readonly myJid: string;
   mgmt = "";
-  private restoreTimers: () => void = () => undefined;
 
   private constructor(
     readonly world: DemoWorld,
@@ -71,7 +71,6 @@ export class E2e {
       encrypted?: boolean;
     } = {},
   ): Promise<E2e> {
-    const restore = unrefLongTimers();
     const { encrypted = false, ...worldOptions } = options;
     const world = await startDemoWorld(
       localpart,
@@ -82,18 +81,20 @@ export class E2e {
           }
         : worldOptions,
     );
+    let started: sdk.MatrixClient | undefined;
     try {
       const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
         type: "m.login.password",
         identifier: { type: "m.id.user", user: localpart },
         password: world.user.password,
       });
-      const client = sdk.createClient({
+      const client = createSdkClient({
         baseUrl: world.hs.url,
         userId: login.user_id,
         accessToken: login.access_token,
         deviceId: login.device_id,
       });
+      started = client;
       const prepared = new Promise<void>((resolve) => {
         const onSync = (state: sdk.SyncState): void => {
           if (state === sdk.SyncState.Prepared) {
@@ -106,12 +107,10 @@ export class E2e {
       if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
       await client.startClient({ initialSyncLimit: 50 });
       await prepared;
-      const e2e = new E2e(world, client);
-      e2e.restoreTimers = restore;
-      return e2e;
+      return new E2e(world, client);
     } catch (err) {
+      if (started !== undefined) stopSdkClient(started);
       await world.stop();
-      restore();
       throw err;
     }
   }
@@ -126,9 +125,8 @@ export class E2e {
   }
 
   async stop(): Promise<void> {
-    this.client.stopClient();
+    stopSdkClient(this.client);
     await this.world.stop();
-    this.restoreTimers();
   }
 
   // --- the Matrix side, as the js-sdk sees it ---------------------------------------------------
