@@ -111,6 +111,15 @@ export class UsersTable {
     return rows.map(toUser);
   }
 
+  /** The ids of logged-in users, in one query (start-up: only the ids are needed). */
+  async loggedInIds(): Promise<MatrixUserId[]> {
+    const rows = (await this.knex("users")
+      .select("mxid")
+      .where({ login_state: "logged-in" })
+      .orderBy("mxid")) as { mxid: MatrixUserId }[];
+    return rows.map((row) => row.mxid);
+  }
+
   async countByState(): Promise<Record<LoginStateColumn, number>> {
     const rows = (await this.knex("users")
       .select("login_state")
