@@ -51,6 +51,8 @@ export interface BridgeCoreOptions {
   observer?: CoreObserver;
   /** The clock of the per-user limits (tests). */
   now?: () => number;
+  /** Backoff of the retries of a stored login that failed to load (tests shorten it). */
+  loginRetry?: { initialMs: number; maxMs: number };
 }
 
 /** The prefix of commands sent in a portal rather than the management room. */
@@ -111,6 +113,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.users,
       this.connector,
       log.child({ component: "logins" }),
+      options.loginRetry,
     );
     this.groups = new GroupManager(
       new GroupPortalsTable(knex),
@@ -162,6 +165,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   }
 
   async stop(): Promise<void> {
+    this.logins.stop();
     await this.connector.stop();
   }
 

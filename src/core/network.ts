@@ -20,12 +20,7 @@ import type {
 
 // The remote identifiers live in util/ids.ts so that db/ can name them without importing the core;
 // they are re-exported here because they are part of this contract.
-export type {
-  RemoteChatId,
-  RemoteGroupId,
-  RemoteMessageId,
-  RemoteUserId,
-} from "../util/ids.js";
+export type { RemoteChatId, RemoteGroupId, RemoteMessageId, RemoteUserId } from "../util/ids.js";
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
 export interface LoginState {
@@ -293,6 +288,20 @@ export interface NetworkConnector {
   /** Loads an existing login at start-up or after login. Never contacts the user. */
   loadLogin(user: MatrixUserId): Promise<NetworkLogin>;
 }
+
+/**
+ * Optional: loads many stored logins at once (start-up), where one `loadLogin` per user would cost
+ * a query each. Same contract per user as `loadLogin`; one user's failure is that user's entry (an
+ * Error), not a rejection. Rejects only when nothing could be read (the database is down): the
+ * caller then treats every user as failed and retries them one by one.
+ */
+export interface LoginBatchLoading {
+  loadLogins(users: readonly MatrixUserId[]): Promise<Map<MatrixUserId, NetworkLogin | Error>>;
+}
+
+export const isLoginBatchLoading = (
+  c: NetworkConnector,
+): c is NetworkConnector & LoginBatchLoading => "loadLogins" in c;
 
 /** Reachability answer for a phone number: only reachable or not, nothing else is revealed. */
 export type Resolution = { reachable: true; contact: RemoteUserId } | { reachable: false };

@@ -180,7 +180,16 @@ async function describeLogin(
   const row = await core.users.get(user);
   const state = core.loginStateOf(user);
   if (row?.loginState === "logged-in" && core.logins.get(user) === undefined) {
-    return "Your stored login could not be loaded. Send `logout`, then `login` again.";
+    const failure = core.logins.failure(user);
+    const retry =
+      failure === undefined
+        ? ""
+        : ` (${failure.error}; tried ${failure.attempts} time(s), next try in ` +
+          `${Math.max(0, Math.ceil((failure.nextAttemptAt - Date.now()) / 1000))} s)`;
+    return (
+      `Your stored login could not be loaded${retry}. The bridge keeps trying; ` +
+      "to start over, send `logout`, then `login` again."
+    );
   }
   if (row?.loginState !== "logged-in") {
     return row?.loginState === "warned" || row?.loginState === "verifying"

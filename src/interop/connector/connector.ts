@@ -2,9 +2,11 @@ import { tmpdir } from "node:os";
 import type {
   ConnectionHealthReporting,
   CoreCallbacks,
+  LoginBatchLoading,
   LoginFlow,
   LoginProcess,
   NetworkConnector,
+  NetworkLogin,
   RemoteEvent,
   RemoteUserId,
 } from "../../core/network.js";
@@ -59,7 +61,7 @@ export const LOGIN_FLOWS: readonly LoginFlow[] = [
  * ids are origin-ids.
  */
 export class InteropConnector
-  implements NetworkConnector, ContactDirectory, ConnectionHealthReporting
+  implements NetworkConnector, LoginBatchLoading, ContactDirectory, ConnectionHealthReporting
 {
   readonly engine: ProviderEngine;
   private readonly ctx: ConnectorContext;
@@ -158,6 +160,32 @@ export class InteropConnector
       });
     }
     return login;
+  }
+
+  /**
+   * Start-up: every stored login with one query for which users hold local devices, instead of
+   * one query each (10,000 users: ~4 s on PostgreSQL, one round trip per user).
+   */
+  async loadLogins(
+    users: readonly MatrixUserId[],
+  ): Promise<Map<MatrixUserId, NetworkLogin | Error>> {
+    const withDevices = await this.ctx.crypto.localDeviceJids();
+    const result = new Map<MatrixUserId, NetworkLogin | Error>();
+    for (const user of users) {
+      try {
+        const login = this.register(user);
+        if (!withDevices.has(login.jid)) {
+          login.markLoggedOut({
+            code: "logged-out",
+            message: "This bridge holds no WhatsApp keys for you any more.",
+          });
+        }
+        result.set(user, login);
+      } catch (err) {
+        result.set(user, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return result;
   }
 
   contactPhone(contact: RemoteUserId): PhoneNumber | undefined {

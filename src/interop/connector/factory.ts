@@ -1,5 +1,6 @@
 import type { Config } from "../../config/schema.js";
 import type {
+  LoginBatchLoading,
   ConnectionHealthReporting,
   CoreCallbacks,
   LoginFlow,
@@ -136,7 +137,9 @@ export function createInteropConnector(
  * A connector whose real one can only be built asynchronously (after the embedded gatekeeper is
  * listening). Logins are created and loaded only after `start()`, which the core awaits first.
  */
-class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHealthReporting {
+class StartedLater
+  implements NetworkConnector, LoginBatchLoading, ContactDirectory, ConnectionHealthReporting
+{
   private inner: InteropConnector | undefined;
 
   constructor(
@@ -172,6 +175,10 @@ class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHeal
 
   loadLogin(user: MatrixUserId): Promise<NetworkLogin> {
     return this.started().loadLogin(user);
+  }
+
+  loadLogins(users: readonly MatrixUserId[]): Promise<Map<MatrixUserId, NetworkLogin | Error>> {
+    return this.started().loadLogins(users);
   }
 
   // Passed through: without them /ready and the metrics took the embedded gatekeeper for "no

@@ -64,7 +64,7 @@ export class InteropLogin
 {
   /** The user's own id on the network, for references to their own messages. */
   readonly self: RemoteUserId;
-  private readonly log: Logger;
+  private logger: Logger | undefined;
   private loggedOut: LoginState | undefined;
 
   constructor(
@@ -74,7 +74,12 @@ export class InteropLogin
     private readonly recent: RecentEnvelopes,
   ) {
     this.self = jid as string as RemoteUserId;
-    this.log = ctx.log.child({ login: jid });
+  }
+
+  /** Made on first use: 10,000 idle logins need no child logger each at start-up. */
+  private get log(): Logger {
+    this.logger ??= this.ctx.log.child({ login: this.jid });
+    return this.logger;
   }
 
   state(): LoginState {
