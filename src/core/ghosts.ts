@@ -1,11 +1,10 @@
 import type { Config } from "../config/schema.js";
 import type { GhostRow, GhostsTable } from "../db/ghosts.js";
 import { BridgeError } from "../util/errors.js";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
-import { phoneOfContact } from "./contact-directory.js";
+import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
+import { addressOfContact } from "./contact-directory.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { NetworkConnector, RemoteUserId } from "./network.js";
-import { formatInternational } from "./phone-format.js";
+import type { NetworkConnector, NetworkDescription, RemoteUserId } from "./network.js";
 
 /** Bidirectional controls (embeddings, overrides, isolates, marks): they reorder what follows. */
 const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
@@ -16,7 +15,7 @@ const LONE_ZWJ =
   /(?<!\p{Extended_Pictographic}\uFE0F?)\u200D|\u200D(?!\p{Extended_Pictographic})/gu;
 
 /**
- * A name as it may appear in a label such as "Bob · +49 170 1234567 (WhatsApp)": without the
+ * A name as it may appear in a label such as "Bob · +49 170 1234567 (Network)": without the
  * characters that would change how the label reads (an RTL override would show the number
  * reversed and the network's name first; zero-width characters make two names look alike).
  */
@@ -27,12 +26,17 @@ export function labelSafe(name: string): string {
 const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 /**
- * The Matrix puppets of WhatsApp users. The gatekeeper shares numbers, never names or pictures
- * (PROTOCOL.md §9.3), so a ghost is named after its number with the network's name; a name the
- * user gives a contact is shown in that user's portal only, next to the number, never instead.
+ * The Matrix puppets of the network's contacts. A ghost is named after the contact's address
+ * (interop: the phone number; the gatekeeper shares numbers, never names or pictures, PROTOCOL.md
+ * §9.3) with the templates of the network's description; a name the user gives a contact is shown
+ * in that user's portal only, next to the address, never instead.
  */
 export class GhostManager {
   private readonly ghostPattern: RegExp;
+  private readonly before: string;
+  private readonly after: string;
+  /** The network's self-description, for the texts of everything that names ghosts. */
+  readonly network: NetworkDescription;
 
   constructor(
     private readonly config: Config,
@@ -40,29 +44,26 @@ export class GhostManager {
     private readonly matrix: MatrixApi,
     private readonly connector: NetworkConnector,
   ) {
-    const [before, after] = config.appservice.ghost_localpart_template.split("{phone}") as [
-      string,
-      string,
-    ];
+    this.network = connector.describe();
+    const [before, after] = this.network.ghostLocalpartTemplate.split("{id}") as [string, string];
+    this.before = before;
+    this.after = after;
     this.ghostPattern = new RegExp(
-      `^@${escapeRegex(before)}[1-9][0-9]{7,14}${escapeRegex(after)}:${escapeRegex(config.homeserver.domain)}$`,
+      `^@${escapeRegex(before)}(?:${this.network.identifier.localpartPattern})${escapeRegex(after)}:${escapeRegex(config.homeserver.domain)}$`,
     );
   }
 
-  mxidFor(phone: PhoneNumber): MatrixUserId {
-    const localpart = this.config.appservice.ghost_localpart_template.replace(
-      "{phone}",
-      phone.slice(1),
-    );
+  mxidFor(address: ContactAddress): MatrixUserId {
+    const localpart = `${this.before}${this.network.identifier.toLocalpart(address)}${this.after}`;
     return `@${localpart}:${this.config.homeserver.domain}` as MatrixUserId;
   }
 
-  /** The number of a ghost's Matrix id; undefined for any other id. */
-  phoneOfGhost(user: string): PhoneNumber | undefined {
+  /** The address of a ghost's Matrix id; undefined for any other id. */
+  phoneOfGhost(user: string): ContactAddress | undefined {
     if (!this.ghostPattern.test(user)) return undefined;
-    const [before] = this.config.appservice.ghost_localpart_template.split("{phone}") as [string];
-    const digits = /^[1-9][0-9]{7,14}/.exec(user.slice(1 + before.length))?.[0];
-    return digits === undefined ? undefined : (`+${digits}` as PhoneNumber);
+    const localpart = user.slice(1, user.lastIndexOf(`:${this.config.homeserver.domain}`));
+    const inner = localpart.slice(this.before.length, localpart.length - this.after.length);
+    return this.network.identifier.fromLocalpart(inner);
   }
 
   /** Whether a Matrix user id is in the bridge's ghost namespace (echo suppression). */
@@ -70,31 +71,42 @@ export class GhostManager {
     return this.ghostPattern.test(user);
   }
 
-  displayNameFor(phone: PhoneNumber): string {
-    return this.config.appservice.ghost_display_name_template.replace(
-      "{phone}",
-      formatInternational(phone),
-    );
+  /** An address as notices show it ("+49 170 1234567", "alice@loop"). */
+  format(address: ContactAddress): string {
+    return this.network.identifier.format(address);
   }
 
-  /** The name shown in one user's portal: their own name for the contact beside the number. */
-  localDisplayName(phone: PhoneNumber, localName: string | null): string {
-    const global = this.displayNameFor(phone);
+  /** A ghost's address as notices show it. */
+  label(ghost: GhostRow): string {
+    return this.format(ghost.phone);
+  }
+
+  displayNameFor(address: ContactAddress): string {
+    return this.network.ghostDisplayNameTemplate.replace("{id}", this.format(address));
+  }
+
+  /** The name shown in one user's portal: their own name for the contact beside the address. */
+  localDisplayName(address: ContactAddress, localName: string | null): string {
+    const global = this.displayNameFor(address);
     const safe = localName === null ? "" : labelSafe(localName);
     return safe === "" ? global : `${safe} · ${global}`;
   }
 
-  phoneOf(contact: RemoteUserId): PhoneNumber {
-    const phone = phoneOfContact(this.connector, contact);
-    if (phone === undefined) {
-      throw new BridgeError("contact-unsupported", `the contact ${contact} has no phone number`);
+  /** The address of a contact; throws `contact-unsupported` for a contact that has none. */
+  phoneOf(contact: RemoteUserId): ContactAddress {
+    const address = addressOfContact(this.connector, contact);
+    if (address === undefined) {
+      throw new BridgeError(
+        "contact-unsupported",
+        `the contact ${contact} has no ${this.network.identifier.noun} on ${this.network.displayName}`,
+      );
     }
-    return phone;
+    return address;
   }
 
-  /** The contact of a number the bridge has already seen, if any. */
-  async byPhone(phone: PhoneNumber): Promise<RemoteUserId | undefined> {
-    return (await this.ghosts.byPhone(phone))?.contact;
+  /** The contact of an address the bridge has already seen, if any. */
+  async byPhone(address: ContactAddress): Promise<RemoteUserId | undefined> {
+    return (await this.ghosts.byPhone(address))?.contact;
   }
 
   /** The ghost of a contact, registered and named on the homeserver. */

@@ -123,14 +123,18 @@ export class MatrixEventsHandler {
     }
     if (original?.direction !== "out") return;
     if (!isEditCapable(login)) {
-      await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
+      await this.matrix.sendNotice(
+        room,
+        `Edits cannot be bridged to ${this.logins.network.displayName}.`,
+        eventId,
+      );
       return;
     }
     // The contact's app would ignore a late edit (§13.6): say so instead of sending it.
     if (Date.now() - original.sentAt > login.editWindowMs()) {
       await this.matrix.sendNotice(
         room,
-        `Not sent: WhatsApp accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
+        `Not sent: ${this.logins.network.displayName} accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
         eventId,
       );
       return;
@@ -160,7 +164,7 @@ export class MatrixEventsHandler {
     if (!isReactionCapable(login)) return;
     const ref = referenceTo(target, login);
     if (await this.tables.reactions.byEvent(eventId)) return;
-    // The network validates the key (one emoji for WhatsApp) when it gets the new set: it is
+    // The network validates the key (one emoji for interop) when it gets the new set: it is
     // stored only after that succeeded, so a refused key never joins the later sets.
     const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
     const emojis = [...new Set([...rows.map((r) => r.emoji), key])];
@@ -208,7 +212,7 @@ export class MatrixEventsHandler {
     if (Date.now() - original.sentAt > login.retractWindowMs()) {
       await this.matrix.sendNotice(
         portal.roomId as RoomId,
-        `Not deleted for the contact: WhatsApp accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
+        `Not deleted for the contact: ${this.logins.network.displayName} accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
         redacted,
       );
       return;

@@ -16,11 +16,11 @@ import {
   isRetractCapable,
   type LoginState,
   type MessageReference,
+  type NetworkDescription,
   type RemoteEvent,
   type RemoteUserId,
   type SendFailure,
 } from "./network.js";
-import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
@@ -126,7 +126,7 @@ export class RemoteEventHandler {
     let eventId;
     let refused = false;
     try {
-      // The transaction id comes from the WhatsApp message: a redelivery after a crash between
+      // The transaction id comes from the network's message: a redelivery after a crash between
       // this send and the mapping below is the same send to the homeserver, not a second event.
       eventId = await this.matrix.sendContent(
         ghost.mxid,
@@ -148,7 +148,7 @@ export class RemoteEventHandler {
         refused = true;
         eventId = await this.matrix.sendNotice(
           portal.roomId,
-          `${formatInternational(ghost.phone)} sent a file (${event.content.media.kind}) that ` +
+          `${this.ghosts.label(ghost)} sent a file (${event.content.media.kind}) that ` +
             "could not be received: it failed the bridge's safety checks. Ask them to send it again.",
         );
       } else if (err instanceof MatrixRefusedError) {
@@ -164,7 +164,7 @@ export class RemoteEventHandler {
         try {
           eventId = await this.matrix.sendNotice(
             portal.roomId,
-            `${formatInternational(ghost.phone)} sent a message that could not be shown here: ` +
+            `${this.ghosts.label(ghost)} sent a message that could not be shown here: ` +
               `the homeserver refused it (${err.errcode}). Ask them to send it again differently.`,
           );
         } catch (noticeErr) {
@@ -348,16 +348,17 @@ export class RemoteEventHandler {
     await this.tables.contacts.update(user, event.contact, { verifiedAt: null });
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
-    const number = formatInternational((await this.ghosts.ensure(event.contact)).phone);
+    const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
+    const network = this.ghosts.network;
     const lines = [
-      `The security code with ${number} changed. This happens when they reinstall WhatsApp or ` +
+      `The security code with ${number} changed. This happens when they reinstall ${network.displayName} or ` +
         "switch phones; it can also mean someone else is receiving their messages.",
     ];
     if (event.verifiedMarkCleared) lines.push(`${number} is no longer marked as verified.`);
     lines.push(
-      this.config.interop.identity_change === "hold"
-        ? `Messages to ${number} are held until you check the new code with \`!wa verify\` and confirm it.`
-        : `Compare the new code with them using \`!wa verify\`.`,
+      event.sendingHeld === true
+        ? `Messages to ${number} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
+        : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
     );
     await this.matrix.sendNotice(portal.roomId, lines.join(" "));
   }
@@ -365,7 +366,7 @@ export class RemoteEventHandler {
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {
     this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
-    const number = formatInternational(open.ghost.phone);
+    const number = this.ghosts.label(open.ghost);
     await this.matrix.sendNotice(
       open.portal.roomId,
       `A message from ${number} (sent ${clock(event.sentAt)}) could not be decrypted. ` +
@@ -389,7 +390,9 @@ export class RemoteEventHandler {
     const portal = await this.tables.portals.byId(sent.portalId);
     if (portal === undefined || portal.roomId === null) return;
     const text =
-      event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+      event.kind === "send-delayed"
+        ? delayText(event.reason)
+        : failureText(event.reason, this.ghosts.network);
     await this.matrix.sendNotice(portal.roomId, text, sent.eventId);
   }
 
@@ -403,7 +406,7 @@ export class RemoteEventHandler {
     if (row === undefined || row.managementRoom === null) return;
     await this.matrix.sendNotice(
       row.managementRoom,
-      `You were logged out of WhatsApp: ${state.message} Send \`login\` to log in again.`,
+      `You were logged out of ${this.ghosts.network.displayName}: ${state.message} Send \`login\` to log in again.`,
     );
   }
 
@@ -460,7 +463,7 @@ export function delayText(reason: SendFailure): string {
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */
-export function failureText(reason: SendFailure): string {
+export function failureText(reason: SendFailure, network: NetworkDescription): string {
   const retry =
     reason.retryAt === undefined ? "" : ` You can try again after ${clock(reason.retryAt)}.`;
   switch (reason.code) {
@@ -471,15 +474,15 @@ export function failureText(reason: SendFailure): string {
     case "rate-limited":
       return `Not delivered yet: you are sending too fast.${retry}`;
     case "too-large":
-      return "Not delivered: the file is too large for WhatsApp.";
+      return `Not delivered: the file is too large for ${network.displayName}.`;
     case "request-pending":
       return "Not delivered: your chat request is still waiting for the contact to accept it.";
     case "timed-out":
-      return "Not delivered: WhatsApp did not confirm the message in time.";
+      return `Not delivered: ${network.displayName} did not confirm the message in time.`;
     case "identity-unconfirmed":
-      return "Not sent: the contact's security code changed. Check it with `!wa verify` first.";
+      return `Not sent: the contact's security code changed. Check it with \`${network.commandPrefix} verify\` first.`;
     case "unsupported":
-      return "Not delivered: WhatsApp does not support this kind of message.";
+      return `Not delivered: ${network.displayName} does not support this kind of message.`;
     case "internal":
       return `Not delivered: ${reason.message}`;
   }

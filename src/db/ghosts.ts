@@ -1,11 +1,12 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
-import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
+import type { ContactAddress, MatrixUserId } from "../util/ids.js";
 import { readStringOrNull } from "./values.js";
 
 export interface GhostRow {
   contact: RemoteUserId;
-  phone: PhoneNumber;
+  /** The contact's address (interop: the phone number), in the `phone` column until #16's migration. */
+  phone: ContactAddress;
   mxid: MatrixUserId;
   /** The display name last set on the homeserver; null until it was set once. */
   displayName: string | null;
@@ -58,7 +59,7 @@ class GhostCache {
 
 const caches = new WeakMap<Knex, GhostCache>();
 
-/** The `ghosts` table: the Matrix puppet of each WhatsApp user the bridge has seen. */
+/** The `ghosts` table: the Matrix puppet of each contact the bridge has seen. */
 export class GhostsTable {
   private readonly cache: GhostCache;
 
@@ -79,7 +80,7 @@ export class GhostsTable {
     return this.cache.get(this.cache.contactOf(`mxid\n${mxid}`)) ?? this.first({ mxid });
   }
 
-  async byPhone(phone: PhoneNumber): Promise<GhostRow | undefined> {
+  async byPhone(phone: ContactAddress): Promise<GhostRow | undefined> {
     return this.cache.get(this.cache.contactOf(`phone\n${phone}`)) ?? this.first({ phone });
   }
 
@@ -119,7 +120,7 @@ export class GhostsTable {
     // Frozen: the cached object is shared by every reader.
     const ghost: GhostRow = Object.freeze({
       contact: String(row["jid"]) as RemoteUserId,
-      phone: String(row["phone"]) as PhoneNumber,
+      phone: String(row["phone"]) as ContactAddress,
       mxid: String(row["mxid"]) as MatrixUserId,
       displayName: readStringOrNull(row["display_name"]),
       createdAt: Number(row["created_at"]),

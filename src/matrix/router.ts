@@ -1,5 +1,5 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
-import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
+import type { BridgeCore } from "../core/bridge-core.js";
 import type { PortalRow } from "../db/portals.js";
 import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
@@ -187,7 +187,7 @@ export class MatrixEventRouter {
     if (
       event.type === "m.room.message" &&
       typeof body === "string" &&
-      body.trim().startsWith(`${PORTAL_COMMAND_PREFIX} `)
+      body.trim().startsWith(`${this.core.network.commandPrefix} `)
     ) {
       await this.core.handlePortalCommand(sender, portal, body);
       return;

@@ -26,6 +26,8 @@ export interface LocalEvents {
 
 export interface MappingContext {
   readonly openMedia: MediaOpener;
+  /** `interop.identity_change` is `hold`: an identity change stops sending to the contact. */
+  readonly identityChangeHolds?: boolean;
 }
 
 /**
@@ -119,6 +121,7 @@ export function mapProviderEvent(
             kind: "identity-changed",
             contact: remoteUser(event.contact),
             verifiedMarkCleared: event.wasVerified,
+            ...(ctx.identityChangeHolds === true ? { sendingHeld: true } : {}),
           },
         ],
       };

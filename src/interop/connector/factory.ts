@@ -1,14 +1,16 @@
 import type { Config } from "../../config/schema.js";
 import type {
   ConnectionHealthReporting,
+  ContactAddresses,
+  ContactDirectory,
   CoreCallbacks,
   LoginFlow,
   LoginProcess,
   NetworkConnector,
+  NetworkDescription,
   NetworkLogin,
   RemoteUserId,
 } from "../../core/network.js";
-import type { ContactDirectory } from "../../core/contact-directory.js";
 import type { Database } from "../../db/database.js";
 import { BridgeError, StartupError } from "../../util/errors.js";
 import type { MatrixUserId, PhoneNumber } from "../../util/ids.js";
@@ -19,6 +21,7 @@ import { SignalCrypto, type KeyVault } from "../crypto/index.js";
 import { timingFromConfig } from "../provider/types.js";
 import { ComponentConnection } from "../transport/component.js";
 import { InteropConnector, LOGIN_FLOWS } from "./connector.js";
+import { interopDescription, interopDescriptionSettings } from "./description.js";
 
 export interface ConnectorDeps {
   readonly db: Database;
@@ -85,6 +88,7 @@ export function createInteropConnector(
   ) =>
     new InteropConnector({
       callbacks,
+      settings: interopDescriptionSettings(config),
       log: deps.log,
       ...(extra.afterStop === undefined ? {} : { afterStop: extra.afterStop }),
       engine: {
@@ -124,7 +128,8 @@ export function createInteropConnector(
       "interop.mode is embedded, but this entry point provides no embedded gatekeeper: run the bridge through its command line, or set interop.mode to external",
     );
   }
-  return new StartedLater(interop.gatekeeper_domain, async () => {
+  const description = interopDescription(interopDescriptionSettings(config));
+  return new StartedLater(interop.gatekeeper_domain, description, async () => {
     const sim = await startEmbedded(config, deps.log);
     // Its media store serves http on loopback, which only an embedded deployment may accept.
     return build(sim.service, sim.secret, { insecureMedia: true, afterStop: () => sim.stop() });
@@ -135,13 +140,20 @@ export function createInteropConnector(
  * A connector whose real one can only be built asynchronously (after the embedded gatekeeper is
  * listening). Logins are created and loaded only after `start()`, which the core awaits first.
  */
-class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHealthReporting {
+class StartedLater
+  implements NetworkConnector, ContactAddresses, ContactDirectory, ConnectionHealthReporting
+{
   private inner: InteropConnector | undefined;
 
   constructor(
     private readonly gatekeeperDomain: string,
+    private readonly description: NetworkDescription,
     private readonly build: () => Promise<InteropConnector>,
   ) {}
+
+  describe(): NetworkDescription {
+    return this.description;
+  }
 
   loginFlows(): readonly LoginFlow[] {
     return LOGIN_FLOWS;
@@ -189,11 +201,11 @@ class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHeal
     return (await this.inner?.queueDepths()) ?? { outbox: 0, inbox: 0 };
   }
 
-  contactPhone(contact: RemoteUserId): PhoneNumber | undefined {
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
     return phoneOfJid(contact, this.gatekeeperDomain);
   }
 
-  contactForPhone(phone: PhoneNumber): RemoteUserId {
+  contactForAddress(phone: PhoneNumber): RemoteUserId {
     return gatekeeperUserJid(phone, this.gatekeeperDomain) as string as RemoteUserId;
   }
 
