@@ -225,7 +225,13 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     if (level === "none") return;
     const parsed = text.trim().toLowerCase();
     const isCommand = this.commands.find(parsed.split(/\s+/)[0] ?? "") !== undefined;
-    if ((await this.logins.isConversing(user)) && (!isCommand || parsed === "cancel")) {
+    // A login flow's id answers the login even when a command has the same name (a network may
+    // call its flow `name`, as loopback does): the warning asked for exactly that reply.
+    const isFlowChoice = this.connector.loginFlows().some((f) => f.id === parsed);
+    if (
+      (await this.logins.isConversing(user)) &&
+      (!isCommand || isFlowChoice || parsed === "cancel")
+    ) {
       await reply(await this.logins.answer(user, text));
       return;
     }

@@ -9,8 +9,9 @@ import type {
 
 /**
  * The contract between the network-independent core (portals, ghosts, logins, commands, message
- * mapping) and a network connector (today: the WhatsApp interop connector in src/interop/). The
- * core never imports from a connector; a connector never touches Matrix. Shaped after mautrix
+ * mapping) and a network connector (the interop connector in src/interop/, the loopback network
+ * in src/networks/loopback/). The core never imports from a connector; a connector never touches
+ * Matrix. Shaped after mautrix
  * bridgev2: one small required interface per process (NetworkConnector) and one per login
  * (NetworkLogin); every other capability is an optional interface, detected with a type guard.
  *
@@ -36,9 +37,9 @@ export type {
 export interface NetworkDescription {
   /** A stable lowercase id (`whatsapp`, `loopback`): logs, metrics, protocol names. */
   readonly id: string;
-  /** The network's name as users know it, used in the bot's texts ("WhatsApp"). */
+  /** The network's name as users know it, used in the bot's texts. */
   readonly displayName: string;
-  /** The prefix of bot commands sent in a portal (`!wa`), so they are not bridged as messages. */
+  /** The prefix of bot commands sent in a portal (`!lo`), so they are not bridged as messages. */
   readonly commandPrefix: string;
   /**
    * The localpart of a contact's ghost; `{id}` stands for `identifier.toLocalpart(address)`. The
@@ -396,7 +397,7 @@ export interface EditCapable {
     content: MessageContent,
   ): Promise<RemoteMessageId>;
   /**
-   * How long after the original an edit counts, in ms, by the network's current rules (WhatsApp:
+   * How long after the original an edit counts, in ms, by the network's current rules (interop:
    * `edit-window-seconds`, §13.6). The core refuses later edits of the user's messages with a
    * notice and ignores later edits from contacts.
    */
@@ -445,7 +446,7 @@ export interface GroupMember {
   id: RemoteUserId;
   admin: boolean;
   /**
-   * How the member is shown (interop: the phone number of a WhatsApp user; for a user of another
+   * How the member is shown (interop: the phone number of a gatekeeper user; for a user of another
    * provider, the user part with a label naming the provider's domain). Never a name the member
    * chose: names and pictures are not shared.
    */
