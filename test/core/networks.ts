@@ -59,6 +59,10 @@ export interface NetworkUnderTest {
   carol: TestContact;
   /** An address of the network's kind that nobody has. */
   nobody: string;
+  /** What the status line says after "Logged in as" once ALICE logged in with `logIn`. */
+  loggedInAs: string;
+  /** Matches the login warning's choice of flows. */
+  flowChoice: RegExp;
   /** ALICE's login through the bot, from the invite to a complete login. */
   logIn(h: NetHarness): Promise<void>;
   supports: { retract: boolean; safetyNumbers: boolean; report: boolean };
@@ -94,6 +98,8 @@ const phoneFake: NetworkUnderTest = {
     ghostName: "+49 170 5550001 (WhatsApp)",
   },
   nobody: "+491705550000",
+  loggedInAs: "+49 170 9876543 (verified)",
+  flowChoice: /reply `phone`/,
   logIn: (h) => logIn(h as unknown as CoreHarness),
   supports: { retract: true, safetyNumbers: true, report: true },
 };
@@ -115,6 +121,8 @@ const loopback: NetworkUnderTest = {
   bob: loopbackContact("bob"),
   carol: loopbackContact("carol"),
   nobody: "nobody@loop",
+  loggedInAs: "alice (unverified)",
+  flowChoice: /reply `name` \(a loopback name\)/,
   async logIn(h) {
     await h.core.onBotInvited(ALICE, MGMT);
     await h.say("login");
