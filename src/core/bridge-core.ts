@@ -303,7 +303,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     const login = this.requireLogin(user);
     const known = isContactDirectory(this.connector)
       ? this.connector.contactForAddress(address)
-      : await this.ghosts.byPhone(address);
+      : await this.ghosts.byAddress(address);
     const existing = known === undefined ? undefined : await this.portalRows.get(user, known);
     if (existing?.roomId === null || existing === undefined) this.limits.takeNewChat(user);
     const resolution = await login.resolvePhone(address);
@@ -325,7 +325,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
    */
   async contactFor(login: NetworkLogin, address: ContactAddress): Promise<RemoteUserId> {
     if (isContactDirectory(this.connector)) return this.connector.contactForAddress(address);
-    const known = await this.ghosts.byPhone(address);
+    const known = await this.ghosts.byAddress(address);
     if (known !== undefined) return known;
     const resolution = await login.resolvePhone(address);
     if (!resolution.reachable) {

@@ -35,7 +35,7 @@ export async function answerGhostInvite(
 ): Promise<void> {
   const { matrix, ghosts, log } = ports;
   const { user, room, ghost } = invite;
-  const phone = ghosts.phoneOfGhost(ghost);
+  const phone = ghosts.addressOfGhost(ghost);
   if (phone === undefined) return;
   const number = ghosts.format(phone);
   const refuse = async (why: string): Promise<void> => {
@@ -104,7 +104,7 @@ async function link(
   room: RoomId,
   phone: ContactAddress,
 ): Promise<LinkOutcome | { kind: "unreachable" }> {
-  const known = await ports.ghosts.byPhone(phone);
+  const known = await ports.ghosts.byAddress(phone);
   const existing = known === undefined ? undefined : await ports.portals.roomOf(user, known);
   if (existing === undefined) ports.takeNewChat(user);
   const resolution = await login.resolvePhone(phone);

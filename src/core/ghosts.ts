@@ -59,7 +59,7 @@ export class GhostManager {
   }
 
   /** The address of a ghost's Matrix id; undefined for any other id. */
-  phoneOfGhost(user: string): ContactAddress | undefined {
+  addressOfGhost(user: string): ContactAddress | undefined {
     if (!this.ghostPattern.test(user)) return undefined;
     const localpart = user.slice(1, user.lastIndexOf(`:${this.config.homeserver.domain}`));
     const inner = localpart.slice(this.before.length, localpart.length - this.after.length);
@@ -93,7 +93,7 @@ export class GhostManager {
   }
 
   /** The address of a contact; throws `contact-unsupported` for a contact that has none. */
-  phoneOf(contact: RemoteUserId): ContactAddress {
+  addressOf(contact: RemoteUserId): ContactAddress {
     const address = addressOfContact(this.connector, contact);
     if (address === undefined) {
       throw new BridgeError(
@@ -105,14 +105,14 @@ export class GhostManager {
   }
 
   /** The contact of an address the bridge has already seen, if any. */
-  async byPhone(address: ContactAddress): Promise<RemoteUserId | undefined> {
+  async byAddress(address: ContactAddress): Promise<RemoteUserId | undefined> {
     return (await this.ghosts.byPhone(address))?.contact;
   }
 
   /** The ghost of a contact, registered and named on the homeserver. */
   async ensure(contact: RemoteUserId): Promise<GhostRow> {
     const existing = await this.ghosts.get(contact);
-    const phone = existing?.phone ?? this.phoneOf(contact);
+    const phone = existing?.phone ?? this.addressOf(contact);
     const displayName = this.displayNameFor(phone);
     if (existing?.displayName === displayName) return existing;
     const mxid = existing?.mxid ?? this.mxidFor(phone);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/core/bridge-core.js";
+import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT } from "./helpers.js";
 import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
@@ -60,6 +61,33 @@ for (const nut of NETWORKS) {
       assert.ok(help?.includes(`\`block <${identifier.argument}>\``));
       assert.ok(help?.includes(`List your ${nut.name} chats`));
       assert.ok(!help?.includes("{"), "every term is filled in");
+    });
+  });
+
+  describe(`core: ghosts of addresses, on ${nut.label}`, function () {
+    let h: NetHarness;
+    beforeEach(async function () {
+      h = await createCoreOn(nut);
+      await nut.logIn(h);
+    });
+    afterEach(async function () {
+      await h.dispose();
+    });
+
+    it("inviting a contact's ghost to a direct room reads the address back from the ghost and links the chat", async function () {
+      nut.addUser(h.network, nut.bob);
+      const dm = roomId("!dm:example.org");
+      await h.core.onGhostInvited(ALICE, dm, matrixUserId(nut.bob.ghost), true);
+      assert.equal((await h.core.portalRows.get(ALICE, nut.bob.id))?.roomId, dm);
+      assert.equal(h.matrix.ghosts.get(nut.bob.ghost as never), nut.bob.ghostName);
+    });
+
+    it("the ghost namespace is the network's: its ghosts are recognised, other users are not", function () {
+      assert.ok(h.core.isOwnUser(nut.bob.ghost));
+      for (const other of NETWORKS.filter((n) => n !== nut)) {
+        assert.ok(!h.core.isOwnUser(other.bob.ghost), `${other.bob.ghost} is not a ghost here`);
+      }
+      assert.ok(!h.core.isOwnUser("@bob:example.org"));
     });
   });
 }
