@@ -393,7 +393,7 @@ export class GroupManager {
     });
     await this.matrix.invite(this.matrix.botUserId, portal.roomId, user);
     if (requestBy !== undefined) {
-      const by = this.ghosts.labelOf(await this.ghostOf(portal.id, requestBy));
+      const by = this.ghosts.label(await this.ghostOf(portal.id, requestBy));
       await this.matrix.sendNotice(portal.roomId, groupRequestNotice(by));
     }
   }
@@ -482,11 +482,13 @@ export class GroupManager {
   private async contactOfGhost(login: GroupLogin, ghost: MatrixUserId): Promise<RemoteUserId> {
     const known = await this.ghosts.contactOfGhost(ghost);
     if (known !== undefined) return known;
-    const phone = this.ghosts.phoneOfGhost(ghost);
-    if (phone === undefined) throw new BridgeError("unknown-ghost", "I do not know this person.");
-    const resolution = await login.resolvePhone(phone);
+    const address = this.ghosts.addressOfGhost(ghost);
+    if (address === undefined)
+      throw new BridgeError("unknown-ghost", "I do not know this person.");
+    const resolution = await login.resolvePhone(address);
     if (!resolution.reachable) {
-      throw new BridgeError("not-reachable", `${phone} cannot be reached through the bridge.`);
+      const shown = this.ghosts.format(address);
+      throw new BridgeError("not-reachable", `${shown} cannot be reached through the bridge.`);
     }
     return resolution.contact;
   }
@@ -501,7 +503,7 @@ export class GroupManager {
       const ghost = await this.ghosts
         .ensureMember({ id: r.id, displayName: r.id })
         .catch(() => null);
-      names.push(ghost === null ? r.id : this.ghosts.labelOf(ghost));
+      names.push(ghost === null ? r.id : this.ghosts.label(ghost));
     }
     await this.matrix.sendNotice(portal.roomId, groupMembersRejected(names));
   }

@@ -10,9 +10,9 @@ import {
   type LoginProcess,
   type LoginStep,
   type NetworkConnector,
+  type NetworkDescription,
   type NetworkLogin,
 } from "./network.js";
-import { isAllowedCountry } from "./phone-format.js";
 import { securityWarning } from "./texts.js";
 
 interface InputState {
@@ -66,6 +66,11 @@ export class LoginManager {
     /** Backoff of the retries of a stored login that failed to load. */
     private readonly retry: { initialMs: number; maxMs: number } = LOAD_RETRY,
   ) {}
+
+  /** The network's self-description, for texts that name it. */
+  get network(): NetworkDescription {
+    return this.connector.describe();
+  }
 
   get(user: MatrixUserId): NetworkLogin | undefined {
     return this.active.get(user);
@@ -195,18 +200,18 @@ export class LoginManager {
 
   /** `login`: the security warning and the choice of flows. */
   async begin(user: MatrixUserId): Promise<string> {
-    // A login WhatsApp ended (the number was unbound) may be replaced by a new one directly.
+    // A login the network ended (interop: the number was unbound) may be replaced by a new one directly.
     const current = this.active.get(user);
     if (current !== undefined && current.state().code !== "logged-out") {
       return "You are already logged in. Send `logout` first to switch.";
     }
     if (this.connector.loginFlows().length === 0) {
-      return "Logging in is not possible right now: the bridge has no WhatsApp connection configured.";
+      return `Logging in is not possible right now: the bridge has no ${this.connector.describe().displayName} connection configured.`;
     }
     await this.dropProcess(user);
     await this.users.ensure(user);
     await this.users.update(user, { loginState: "warned", loginFlow: null });
-    return securityWarning(this.config.interop.provider_id, this.connector.loginFlows());
+    return securityWarning(this.connector.describe().securityNotes, this.connector.loginFlows());
   }
 
   async cancel(user: MatrixUserId): Promise<string> {
@@ -301,15 +306,8 @@ export class LoginManager {
       if (!isPhoneNumber(value)) {
         return "Please send the number in international format, e.g. +491701234567.";
       }
-      if (!isAllowedCountry(value, this.config.interop.allowed_country_codes)) {
-        return (
-          `Numbers from ${value.slice(0, 4)}… cannot log in here: WhatsApp admits third-party ` +
-          "chat users in the European Economic Area only, and this bridge allows the country " +
-          `codes ${this.config.interop.allowed_country_codes.map((c) => `+${c}`).join(", ")}.`
-        );
-      }
     }
-    return undefined;
+    return this.connector.describe().refuseLoginValue?.(field, value);
   }
 
   private async advance(
@@ -477,7 +475,7 @@ export class LoginManager {
 
   /** The warning a client shows before it starts a login (what `login` shows in the chat). */
   securityWarningText(): string {
-    return securityWarning(this.config.interop.provider_id, this.connector.loginFlows());
+    return securityWarning(this.connector.describe().securityNotes, this.connector.loginFlows());
   }
 
   private async dropProcess(user: MatrixUserId): Promise<void> {

@@ -178,14 +178,18 @@ export class MatrixEventsHandler {
     // In a group, another local user's message is theirs to edit, not this user's.
     if (isGroupPortal(portal) && original.author !== this.selfIn(login, portal)) return;
     if (!isEditCapable(login)) {
-      await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
+      await this.matrix.sendNotice(
+        room,
+        `Edits cannot be bridged to ${this.logins.network.displayName}.`,
+        eventId,
+      );
       return;
     }
     // The contact's app would ignore a late edit (§13.6): say so instead of sending it.
     if (Date.now() - original.sentAt > login.editWindowMs()) {
       await this.matrix.sendNotice(
         room,
-        `Not sent: WhatsApp accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
+        `Not sent: ${this.logins.network.displayName} accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
         eventId,
       );
       return;
@@ -217,7 +221,7 @@ export class MatrixEventsHandler {
     if (!isReactionCapable(login)) return;
     const ref = this.referenceTo(target, login, portal);
     if (await tables.reactions.byEvent(eventId)) return;
-    // The network validates the key (one emoji for WhatsApp) when it gets the new set: it is
+    // The network validates the key (one emoji for interop) when it gets the new set: it is
     // stored only after that succeeded, so a refused key never joins the later sets.
     const rows = await tables.reactions.bySender(portal.id, ref, sender);
     const emojis = [...new Set([...rows.map((r) => r.emoji), key])];
@@ -269,7 +273,7 @@ export class MatrixEventsHandler {
     if (Date.now() - original.sentAt > login.retractWindowMs()) {
       await this.matrix.sendNotice(
         portal.roomId as RoomId,
-        `Not deleted for the contact: WhatsApp accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
+        `Not deleted for the contact: ${this.logins.network.displayName} accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
         redacted,
       );
       return;

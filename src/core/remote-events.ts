@@ -18,11 +18,11 @@ import {
   isRetractCapable,
   type LoginState,
   type MessageReference,
+  type NetworkDescription,
   type RemoteEvent,
   type RemoteUserId,
   type SendFailure,
 } from "./network.js";
-import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
@@ -187,7 +187,7 @@ export class RemoteEventHandler {
     reportedAt: number,
   ): Promise<void> {
     const portal = chat;
-    const label = this.ghosts.labelOf(ghost);
+    const label = this.ghosts.label(ghost);
     if (await chat.messages.byRemote(portal.id, event.from, event.id)) return;
     const replyTo =
       event.replyTo === undefined
@@ -196,7 +196,7 @@ export class RemoteEventHandler {
     let eventId;
     let refused = false;
     try {
-      // The transaction id comes from the WhatsApp message: a redelivery after a crash between
+      // The transaction id comes from the network's message: a redelivery after a crash between
       // this send and the mapping below is the same send to the homeserver, not a second event.
       eventId = await this.matrix.sendContent(
         ghost.mxid,
@@ -414,16 +414,17 @@ export class RemoteEventHandler {
     await this.tables.contacts.update(user, event.contact, { verifiedAt: null });
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
-    const number = formatInternational((await this.ghosts.ensure(event.contact)).phone);
+    const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
+    const network = this.ghosts.network;
     const lines = [
-      `The security code with ${number} changed. This happens when they reinstall WhatsApp or ` +
+      `The security code with ${number} changed. This happens when they reinstall ${network.displayName} or ` +
         "switch phones; it can also mean someone else is receiving their messages.",
     ];
     if (event.verifiedMarkCleared) lines.push(`${number} is no longer marked as verified.`);
     lines.push(
-      this.config.interop.identity_change === "hold"
-        ? `Messages to ${number} are held until you check the new code with \`!wa verify\` and confirm it.`
-        : `Compare the new code with them using \`!wa verify\`.`,
+      event.sendingHeld === true
+        ? `Messages to ${number} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
+        : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
     );
     await this.matrix.sendNotice(portal.roomId, lines.join(" "));
   }
@@ -438,7 +439,7 @@ export class RemoteEventHandler {
       const ghost = await this.groupGhost(chat, event.from);
       await this.matrix.sendNotice(
         chat.roomId,
-        groupUndecryptable(this.ghosts.labelOf(ghost), clock(event.sentAt)),
+        groupUndecryptable(this.ghosts.label(ghost), clock(event.sentAt)),
       );
       this.undecryptableSeen.add(key);
       if (this.undecryptableSeen.size > UNDECRYPTABLE_MEMORY) {
@@ -448,7 +449,7 @@ export class RemoteEventHandler {
     }
     this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
-    const number = formatInternational(open.ghost.phone);
+    const number = this.ghosts.label(open.ghost);
     await this.matrix.sendNotice(
       open.portal.roomId,
       groupUndecryptable(number, clock(event.sentAt)),
@@ -470,7 +471,9 @@ export class RemoteEventHandler {
           : await this.groupTables?.messages.outgoingByRemote([group.id], event.target.id);
       if (group === undefined || group.roomId === null || sentInGroup === undefined) return;
       const text =
-        event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+        event.kind === "send-delayed"
+          ? delayText(event.reason)
+          : failureText(event.reason, this.ghosts.network);
       await this.matrix.sendNotice(group.roomId, text, sentInGroup.eventId);
       return;
     }
@@ -483,7 +486,9 @@ export class RemoteEventHandler {
     const portal = await this.tables.portals.byId(sent.portalId);
     if (portal === undefined || portal.roomId === null) return;
     const text =
-      event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+      event.kind === "send-delayed"
+        ? delayText(event.reason)
+        : failureText(event.reason, this.ghosts.network);
     await this.matrix.sendNotice(portal.roomId, text, sent.eventId);
   }
 
@@ -497,7 +502,7 @@ export class RemoteEventHandler {
     if (row === undefined || row.managementRoom === null) return;
     await this.matrix.sendNotice(
       row.managementRoom,
-      `You were logged out of WhatsApp: ${state.message} Send \`login\` to log in again.`,
+      `You were logged out of ${this.ghosts.network.displayName}: ${state.message} Send \`login\` to log in again.`,
     );
   }
 
@@ -610,7 +615,7 @@ export function delayText(reason: SendFailure): string {
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */
-export function failureText(reason: SendFailure): string {
+export function failureText(reason: SendFailure, network: NetworkDescription): string {
   const retry =
     reason.retryAt === undefined ? "" : ` You can try again after ${clock(reason.retryAt)}.`;
   switch (reason.code) {
@@ -621,15 +626,15 @@ export function failureText(reason: SendFailure): string {
     case "rate-limited":
       return `Not delivered yet: you are sending too fast.${retry}`;
     case "too-large":
-      return "Not delivered: the file is too large for WhatsApp.";
+      return `Not delivered: the file is too large for ${network.displayName}.`;
     case "request-pending":
       return "Not delivered: your chat request is still waiting for the contact to accept it.";
     case "timed-out":
-      return "Not delivered: WhatsApp did not confirm the message in time.";
+      return `Not delivered: ${network.displayName} did not confirm the message in time.`;
     case "identity-unconfirmed":
-      return "Not sent: the contact's security code changed. Check it with `!wa verify` first.";
+      return `Not sent: the contact's security code changed. Check it with \`${network.commandPrefix} verify\` first.`;
     case "unsupported":
-      return "Not delivered: WhatsApp does not support this kind of message.";
+      return `Not delivered: ${network.displayName} does not support this kind of message.`;
     case "internal":
       return `Not delivered: ${reason.message}`;
   }

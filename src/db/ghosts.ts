@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
-import type { MatrixUserId, PhoneNumber } from "../util/ids.js";
+import type { ContactAddress, MatrixUserId } from "../util/ids.js";
 import { readStringOrNull } from "./values.js";
 
 /**
@@ -9,7 +9,8 @@ import { readStringOrNull } from "./values.js";
  */
 export interface GhostRecord {
   contact: RemoteUserId;
-  phone: PhoneNumber | null;
+  /** The contact's address (interop: the phone number), in the `phone` column until #16's migration; null for a group member without one (another provider's user). */
+  phone: ContactAddress | null;
   mxid: MatrixUserId;
   /** The display name last set on the homeserver; null until it was set once. */
   displayName: string | null;
@@ -17,7 +18,7 @@ export interface GhostRecord {
 }
 
 /** The ghost of a contact with a phone number: every 1:1 contact. */
-export type GhostRow = GhostRecord & { phone: PhoneNumber };
+export type GhostRow = GhostRecord & { phone: ContactAddress };
 
 /** Ghosts kept in memory per database (most recently used). */
 // Measured: 5,000 raised the idle RSS with 10,000 users by ~70 MB (bench memory run, SQLite),
@@ -65,7 +66,7 @@ class GhostCache {
 
 const caches = new WeakMap<Knex, GhostCache>();
 
-/** The `ghosts` table: the Matrix puppet of each WhatsApp user the bridge has seen. */
+/** The `ghosts` table: the Matrix puppet of each contact the bridge has seen. */
 export class GhostsTable {
   private readonly cache: GhostCache;
 
@@ -86,7 +87,7 @@ export class GhostsTable {
     return this.cache.get(this.cache.contactOf(`mxid\n${mxid}`)) ?? this.first({ mxid });
   }
 
-  async byPhone(phone: PhoneNumber): Promise<GhostRecord | undefined> {
+  async byPhone(phone: ContactAddress): Promise<GhostRecord | undefined> {
     return this.cache.get(this.cache.contactOf(`phone\n${phone}`)) ?? this.first({ phone });
   }
 
@@ -126,7 +127,7 @@ export class GhostsTable {
     // Frozen: the cached object is shared by every reader.
     const ghost: GhostRecord = Object.freeze({
       contact: String(row["jid"]) as RemoteUserId,
-      phone: readStringOrNull(row["phone"]) as PhoneNumber | null,
+      phone: readStringOrNull(row["phone"]) as ContactAddress | null,
       mxid: String(row["mxid"]) as MatrixUserId,
       displayName: readStringOrNull(row["display_name"]),
       createdAt: Number(row["created_at"]),

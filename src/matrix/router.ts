@@ -1,5 +1,5 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
-import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
+import type { BridgeCore } from "../core/bridge-core.js";
 import type { GroupPortalRow } from "../db/groups.js";
 import type { OpenGroupPortal } from "../core/groups.js";
 import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
@@ -265,7 +265,7 @@ export class MatrixEventRouter {
     if (
       event.type === "m.room.message" &&
       typeof body === "string" &&
-      body.trim().startsWith(`${PORTAL_COMMAND_PREFIX} `)
+      body.trim().startsWith(`${this.core.network.commandPrefix} `)
     ) {
       if (isGroupPortal(portal)) {
         await this.core.handleManagementMessage(sender, portal.roomId as RoomId, body);

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import type { BridgeCore } from "../core/bridge-core.js";
-import { PORTAL_COMMAND_PREFIX } from "../core/bridge-core.js";
 import type { LoginOutcome } from "../core/logins.js";
 import type { LoginProcess } from "../core/network.js";
 import { formatInternational } from "../core/phone-format.js";
@@ -157,14 +156,14 @@ export class ProvisioningApi {
     return {
       body: {
         network: {
-          displayname: "WhatsApp",
+          displayname: this.core.network.displayName,
           network_url: "https://www.whatsapp.com",
           network_id: "whatsapp-interop",
         },
         login_flows: this.core.connector.loginFlows(),
         homeserver: this.core.config.homeserver.domain,
         bridge_bot: this.core.matrix.botUserId,
-        command_prefix: PORTAL_COMMAND_PREFIX,
+        command_prefix: this.core.network.commandPrefix,
         ...(row === undefined || row.managementRoom === null
           ? {}
           : { management_room: row.managementRoom }),

@@ -5,12 +5,14 @@ import type {
   LoginBatchLoading,
   LoginFlow,
   LoginProcess,
+  ContactAddresses,
+  ContactDirectory,
   NetworkConnector,
   NetworkLogin,
+  NetworkDescription,
   RemoteEvent,
   RemoteUserId,
 } from "../../core/network.js";
-import type { ContactDirectory } from "../../core/contact-directory.js";
 import { BridgeError, describeError } from "../../util/errors.js";
 import type { BareJid, MatrixUserId, PhoneNumber } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -21,6 +23,11 @@ import { ProviderEngine, type ProviderEngineOptions } from "../provider/engine.j
 import { outboxStore } from "../provider/outbox-store.js";
 import type { ProviderEvent } from "../provider/types.js";
 import { localJidOf, type ConnectorContext } from "./context.js";
+import {
+  DEFAULT_INTEROP_SETTINGS,
+  interopDescription,
+  type InteropDescriptionSettings,
+} from "./description.js";
 import { loginStateOf, mapProviderEvent } from "./events.js";
 import { InteropLogin } from "./login.js";
 import { HandleLoginProcess, PhoneLoginProcess, type LoginHost } from "./login-process.js";
@@ -36,6 +43,8 @@ export interface InteropConnectorOptions {
   readonly log: Logger;
   /** Runs after the engine stopped (e.g. stopping an embedded gatekeeper simulator). */
   readonly afterStop?: () => Promise<void>;
+  /** The operator's settings for this network; a default config's when absent. */
+  readonly settings?: InteropDescriptionSettings;
 }
 
 export const LOGIN_FLOWS: readonly LoginFlow[] = [
@@ -61,15 +70,24 @@ export const LOGIN_FLOWS: readonly LoginFlow[] = [
  * ids are origin-ids.
  */
 export class InteropConnector
-  implements NetworkConnector, LoginBatchLoading, ContactDirectory, ConnectionHealthReporting
+  implements
+    NetworkConnector,
+    LoginBatchLoading,
+    ContactAddresses,
+    ContactDirectory,
+    ConnectionHealthReporting
 {
   readonly engine: ProviderEngine;
   private readonly ctx: ConnectorContext;
   private readonly logins = new Map<MatrixUserId, InteropLogin>();
   private readonly recent = new RecentEnvelopes();
   private readonly openMedia: MediaOpener;
+  private readonly settings: InteropDescriptionSettings;
+  private readonly description: NetworkDescription;
 
   constructor(private readonly options: InteropConnectorOptions) {
+    this.settings = options.settings ?? DEFAULT_INTEROP_SETTINGS;
+    this.description = interopDescription(this.settings);
     const log = options.log.child({ component: "interop-connector" });
     this.engine = new ProviderEngine({
       ...options.engine,
@@ -85,6 +103,10 @@ export class InteropConnector
       log,
     };
     this.openMedia = mediaOpener(this.engine.media, this.ctx.workDir);
+  }
+
+  describe(): NetworkDescription {
+    return this.description;
   }
 
   loginFlows(): readonly LoginFlow[] {
@@ -188,11 +210,11 @@ export class InteropConnector
     return result;
   }
 
-  contactPhone(contact: RemoteUserId): PhoneNumber | undefined {
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
     return phoneOfJid(contact, this.ctx.gatekeeperDomain);
   }
 
-  contactForPhone(phone: PhoneNumber): RemoteUserId {
+  contactForAddress(phone: PhoneNumber): RemoteUserId {
     return gatekeeperUserJid(phone, this.ctx.gatekeeperDomain) as string as RemoteUserId;
   }
 
@@ -228,6 +250,7 @@ export class InteropConnector
     const mapped = mapProviderEvent(event, {
       openMedia: this.openMedia,
       isGroup: (jid) => this.engine.isGroup(jid),
+      identityChangeHolds: this.settings.identityChange === "hold",
     });
     if (mapped === undefined) return;
     const user = this.matrixUserOf(mapped.local);

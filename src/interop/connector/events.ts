@@ -46,6 +46,8 @@ export interface MappingContext {
   readonly openMedia: MediaOpener;
   /** Whether a JID is a group (§17); default: none is. */
   readonly isGroup?: (jid: string) => boolean;
+  /** `interop.identity_change` is `hold`: an identity change stops sending to the contact. */
+  readonly identityChangeHolds?: boolean;
 }
 
 /**
@@ -161,6 +163,7 @@ export function mapProviderEvent(
             kind: "identity-changed",
             contact: remoteUser(event.contact),
             verifiedMarkCleared: event.wasVerified,
+            ...(ctx.identityChangeHolds === true ? { sendingHeld: true } : {}),
           },
         ],
       };

@@ -2,14 +2,16 @@ import type { Config } from "../../config/schema.js";
 import type {
   LoginBatchLoading,
   ConnectionHealthReporting,
+  ContactAddresses,
+  ContactDirectory,
   CoreCallbacks,
   LoginFlow,
   LoginProcess,
   NetworkConnector,
+  NetworkDescription,
   NetworkLogin,
   RemoteUserId,
 } from "../../core/network.js";
-import type { ContactDirectory } from "../../core/contact-directory.js";
 import type { Database } from "../../db/database.js";
 import { BridgeError, StartupError } from "../../util/errors.js";
 import type { MatrixUserId, PhoneNumber } from "../../util/ids.js";
@@ -20,6 +22,7 @@ import { SignalCrypto, type KeyVault } from "../crypto/index.js";
 import { timingFromConfig } from "../provider/types.js";
 import { ComponentConnection } from "../transport/component.js";
 import { InteropConnector, LOGIN_FLOWS } from "./connector.js";
+import { interopDescription, interopDescriptionSettings } from "./description.js";
 
 export interface ConnectorDeps {
   readonly db: Database;
@@ -87,6 +90,7 @@ export function createInteropConnector(
   ) =>
     new InteropConnector({
       callbacks,
+      settings: interopDescriptionSettings(config),
       log: deps.log,
       ...(extra.afterStop === undefined ? {} : { afterStop: extra.afterStop }),
       engine: {
@@ -126,7 +130,8 @@ export function createInteropConnector(
       "interop.mode is embedded, but this entry point provides no embedded gatekeeper: run the bridge through its command line, or set interop.mode to external",
     );
   }
-  return new StartedLater(interop.gatekeeper_domain, async () => {
+  const description = interopDescription(interopDescriptionSettings(config));
+  return new StartedLater(interop.gatekeeper_domain, description, async () => {
     const sim = await startEmbedded(config, deps.log);
     // Its media store serves http on loopback, which only an embedded deployment may accept.
     return build(sim.service, sim.secret, { insecureMedia: true, afterStop: () => sim.stop() });
@@ -138,14 +143,24 @@ export function createInteropConnector(
  * listening). Logins are created and loaded only after `start()`, which the core awaits first.
  */
 class StartedLater
-  implements NetworkConnector, LoginBatchLoading, ContactDirectory, ConnectionHealthReporting
+  implements
+    NetworkConnector,
+    LoginBatchLoading,
+    ContactAddresses,
+    ContactDirectory,
+    ConnectionHealthReporting
 {
   private inner: InteropConnector | undefined;
 
   constructor(
     private readonly gatekeeperDomain: string,
+    private readonly description: NetworkDescription,
     private readonly build: () => Promise<InteropConnector>,
   ) {}
+
+  describe(): NetworkDescription {
+    return this.description;
+  }
 
   loginFlows(): readonly LoginFlow[] {
     return LOGIN_FLOWS;
@@ -197,11 +212,11 @@ class StartedLater
     return (await this.inner?.queueDepths()) ?? { outbox: 0, inbox: 0 };
   }
 
-  contactPhone(contact: RemoteUserId): PhoneNumber | undefined {
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
     return phoneOfJid(contact, this.gatekeeperDomain);
   }
 
-  contactForPhone(phone: PhoneNumber): RemoteUserId {
+  contactForAddress(phone: PhoneNumber): RemoteUserId {
     return gatekeeperUserJid(phone, this.gatekeeperDomain) as string as RemoteUserId;
   }
 

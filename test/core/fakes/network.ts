@@ -26,8 +26,13 @@ import type {
   SafetyNumberCapable,
   TypingCapable,
 } from "../../../src/core/network.js";
+import type { NetworkDescription } from "../../../src/core/network.js";
+import {
+  DEFAULT_INTEROP_SETTINGS,
+  interopDescription,
+} from "../../../src/interop/connector/description.js";
 import { BridgeError } from "../../../src/util/errors.js";
-import type { MatrixUserId, PhoneNumber } from "../../../src/util/ids.js";
+import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../../../src/util/ids.js";
 
 export const FAKE_CODE = "123456";
 
@@ -137,6 +142,17 @@ export class FakeNetwork implements NetworkConnector {
 
   newId(): RemoteMessageId {
     return `out-${this.nextId++}` as RemoteMessageId;
+  }
+
+  /** Described as the interop connector describes WhatsApp with a default config. */
+  describe(): NetworkDescription {
+    return interopDescription(DEFAULT_INTEROP_SETTINGS);
+  }
+
+  /** Contacts are `<digits>@wa.example`, as at the gatekeeper: their address is the number. */
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
+    const phone = `+${/^([0-9]+)@wa\.example$/.exec(contact)?.[1] ?? ""}`;
+    return isPhoneNumber(phone) ? phone : undefined;
   }
 
   /** Reports an event as the connector would, through the callbacks the core handed over. */

@@ -8,7 +8,7 @@ import {
   within,
   type CryptoClient,
 } from "../../homeserver/cryptoClient.js";
-import { enc, silenceMatrixSdk, unrefLongTimers } from "../../homeserver/testHelpers.js";
+import { enc, silenceMatrixSdk } from "../../homeserver/testHelpers.js";
 import { BOT, startMatrixHarness, type MatrixHarness } from "../harness.js";
 
 const WA = "+491701234567";
@@ -22,10 +22,8 @@ describe("an end-to-bridge encrypted group portal (bridge, test homeserver, js-s
   let alice: CryptoClient;
   let room: string;
   let group: RemoteGroupId;
-  let restoreTimers: () => void;
 
   before(async function () {
-    restoreTimers = unrefLongTimers();
     h = await startMatrixHarness(
       "spec",
       {},
@@ -41,7 +39,6 @@ describe("an end-to-bridge encrypted group portal (bridge, test homeserver, js-s
   after(async function () {
     alice?.stop();
     await h?.dispose();
-    restoreTimers?.();
   });
 
   async function botSays(room: string, pattern: RegExp): Promise<void> {
