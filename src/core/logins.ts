@@ -54,6 +54,8 @@ const LOAD_RETRY = { initialMs: 5_000, maxMs: 300_000 };
  */
 export class LoginManager {
   private readonly active = new Map<MatrixUserId, NetworkLogin>();
+  /** selfId() → user of the active logins; undefined until asked after a change (userOfSelfId). */
+  private selfIds: Map<string, MatrixUserId> | undefined;
   private readonly inProgress = new Map<MatrixUserId, InputState>();
   private readonly failed = new Map<MatrixUserId, LoginLoadFailure>();
   private stopped = false;
@@ -76,15 +78,29 @@ export class LoginManager {
     return this.active.get(user);
   }
 
+  private setActive(user: MatrixUserId, login: NetworkLogin): void {
+    this.active.set(user, login);
+    this.selfIds = undefined;
+  }
+
+  private deleteActive(user: MatrixUserId): void {
+    this.active.delete(user);
+    this.selfIds = undefined;
+  }
+
   /**
    * The Matrix user of this bridge whose login is `id` at the network (GroupCapable.selfId), if
    * any: a group message from them was posted in Matrix by that user already.
    */
   userOfSelfId(id: string): MatrixUserId | undefined {
-    for (const [user, login] of this.active) {
-      if (isGroupCapable(login) && login.selfId() === id) return user;
+    // Asked for every group message and every member of a reconciled group: an index rebuilt only
+    // after the active logins changed, not a scan of every login (10,000 on a large bridge).
+    if (this.selfIds === undefined) {
+      this.selfIds = new Map();
+      for (const [user, login] of this.active)
+        if (isGroupCapable(login)) this.selfIds.set(login.selfId(), user);
     }
-    return undefined;
+    return this.selfIds.get(id);
   }
 
   /**
@@ -118,7 +134,7 @@ export class LoginManager {
     for (const user of users) {
       const result = results.get(user) ?? new Error("the network returned no login");
       if (result instanceof Error) this.loadFailed(user, result);
-      else this.active.set(user, result);
+      else this.setActive(user, result);
     }
     if (this.failed.size > 0) {
       this.log.warn(
@@ -178,7 +194,7 @@ export class LoginManager {
       const login = await this.connector.loadLogin(user);
       if (this.stopped || !this.failed.has(user)) return;
       this.clearFailure(user);
-      this.active.set(user, login);
+      this.setActive(user, login);
       this.log.info({ user }, "stored login loaded after an earlier failure");
     } catch (err) {
       if (this.stopped || !this.failed.has(user)) return;
@@ -267,7 +283,7 @@ export class LoginManager {
     }
     if (login !== undefined) await login.logout();
     this.clearFailure(user);
-    this.active.delete(user);
+    this.deleteActive(user);
     await this.users.update(user, {
       loginState: "logged-out",
       loginFlow: null,
@@ -374,7 +390,7 @@ export class LoginManager {
     }
     this.inProgress.delete(user);
     this.clearFailure(user);
-    this.active.set(user, step.login);
+    this.setActive(user, step.login);
     const phone = submitted["phone"];
     if (phone !== undefined && isPhoneNumber(phone)) {
       await this.users.releasePhone(phone, user);
