@@ -152,7 +152,7 @@ async function setBlocked(ctx: Ctx, args: readonly string[], blocked: boolean): 
   await ctx.services.contacts.update(ctx.user, contact, { blocked });
   await ctx.reply(
     blocked
-      ? `Blocked ${number}: nothing they send reaches you, on any app that uses ${ctx.services.network.displayName}'s interop.`
+      ? `Blocked ${number} at ${ctx.services.network.displayName}: nothing they send reaches you.`
       : `Unblocked ${number}.`,
   );
 }
@@ -160,7 +160,7 @@ async function setBlocked(ctx: Ctx, args: readonly string[], blocked: boolean): 
 const block: Cmd = {
   name: "block",
   args: "<{contact}>",
-  description: "Block a {noun} at {network}'s gatekeeper.",
+  description: "Block a {noun} at {network}: nothing they send reaches you.",
   level: "user",
   minArgs: 1,
   maxArgs: 1,

@@ -285,7 +285,11 @@ export class LoopbackRemoteUser {
     });
   }
 
-  async react(to: MatrixUserId, target: MessageReference, emojis: readonly string[]): Promise<void> {
+  async react(
+    to: MatrixUserId,
+    target: MessageReference,
+    emojis: readonly string[],
+  ): Promise<void> {
     await this.network.report(to, { kind: "reactions", from: this.id, target, emojis });
   }
 
