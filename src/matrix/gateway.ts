@@ -180,6 +180,13 @@ export class IntentMatrixApi implements MatrixApi {
     });
   }
 
+  async roomMembers(as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]> {
+    const events = await this.retried("members", () =>
+      this.intent(as).matrixClient.getRoomMembers(room, undefined, ["join", "invite"]),
+    );
+    return events.map((e) => e.membershipFor as MatrixUserId);
+  }
+
   async kick(as: MatrixUserId, room: RoomId, user: MatrixUserId, reason?: string): Promise<void> {
     await this.retried("kick", () => this.intent(as).kick(room, user, reason));
   }

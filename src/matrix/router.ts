@@ -29,6 +29,12 @@ export interface EventDecryptor {
   decrypt(event: WeakEvent): Promise<DecryptOutcome>;
 }
 
+/** `!wa create-group <name>` (or bridgev2's alias `create`) in a room that is no portal. */
+const CREATE_GROUP_HERE = new RegExp(
+  `^\\s*${PORTAL_COMMAND_PREFIX}\\s+(create-group|create)(\\s|$)`,
+  "i",
+);
+
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
 
@@ -166,6 +172,12 @@ export class MatrixEventRouter {
     }
     if (event.type !== "m.room.message" || typeof content["body"] !== "string") return;
     const user = await this.core.users.byManagementRoom(room);
+    if (user === undefined && CREATE_GROUP_HERE.test(content["body"])) {
+      // bridgev2's create-group in a room of the user's where the bridge was brought in (a
+      // ghost invited there offers it): the room becomes the group's portal.
+      await this.core.createGroupHere(sender, room, content["body"]);
+      return;
+    }
     if (user?.mxid !== sender) return;
     await this.core.handleManagementMessage(sender, room, content["body"]);
   }
