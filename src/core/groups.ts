@@ -7,7 +7,7 @@ import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { LoginManager } from "./logins.js";
-import type { MatrixApi } from "./matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "./matrix-api.js";
 import {
   isGroupCapable,
   type GroupCapable,
@@ -407,7 +407,7 @@ export class GroupManager {
     try {
       await run();
     } catch (err) {
-      if ((err as { errcode?: unknown }).errcode !== "M_FORBIDDEN") throw err;
+      if (!(err instanceof MatrixRefusedError) || err.errcode !== "M_FORBIDDEN") throw err;
       this.log.info({ room, what }, "no power for this in the room; skipped");
     }
   }
