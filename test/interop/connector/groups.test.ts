@@ -10,7 +10,7 @@ import type { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js"
 import { NoSenderKeyError } from "../../../src/interop/crypto/errors.js";
 import { BridgeError } from "../../../src/util/errors.js";
 import { matrixUserId, phoneNumber, type BareJid, type DeviceId } from "../../../src/util/ids.js";
-import { eventually, startWorld, type World } from "./harness.js";
+import { buildConnector, eventually, RecordingCore, startWorld, type World } from "./harness.js";
 
 const text = (t: string) => ({ type: "text" as const, text: { text: t, spans: [] } });
 const body = (t: string) => [{ kind: "body" as const, text: t }];
@@ -210,5 +210,49 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
     await eventually(async () => messageFrom(bob, "two") !== undefined, "re-sent and shown");
     assert.equal(messageFrom(bob, "two")?.group, info.id);
     assert.equal(events("undecryptable").length, 0);
+  });
+
+  it("answers a member's group retry with the original envelope and the current sender key", async function () {
+    const { info } = await login.createGroup("Trip", [bob]);
+    const first = await login.sendMessage(info.id, text("one"));
+    await eventually(async () => (await received(bobPhone, first)) !== undefined, "first");
+    // Bob's phone loses the login's sender key; the login still counts him as holding it.
+    await world.sim.gatekeeper.ctx
+      .knex("signal_sender_keys")
+      .where({ sender_jid: login.jid })
+      .delete();
+    const second = await login.sendMessage(info.id, text("two"));
+    await eventually(async () => (await received(bobPhone, second)) !== undefined, "re-sent");
+    assert.deepEqual((await received(bobPhone, second))?.data["content"], body("two"));
+    const answers = (await world.db.db
+      .knex("outbox")
+      .where({ kind: "retry-answer", origin_id: second })) as { to_jid: string }[];
+    assert.deepEqual(
+      answers.map((a) => a.to_jid),
+      [info.id],
+    );
+  });
+
+  it("a group message not yet acknowledged when the bridge dies is delivered again to the next run", async function () {
+    const { info } = await login.createGroup("Trip", [bob]);
+    await eventually(async () => events("group-info").length > 0, "created");
+    // The core never finishes with the event: the process dies first.
+    world.core.gate = new Promise<void>(() => undefined);
+    await world.sim.users.sendToGroup(bobPhone, info.id as string as BareJid, body("in flight"));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(messageFrom(bob, "in flight"), undefined);
+    await world.connector.engine.halt();
+    const core = new RecordingCore();
+    const next = buildConnector(world.sim, world.db, core);
+    await next.start();
+    try {
+      await eventually(
+        async () => core.of("message").some((e) => e.group === info.id && e.from === bob),
+        "redelivered to the next run",
+      );
+      assert.equal(core.of("message").length, 1);
+    } finally {
+      await next.engine.halt();
+    }
   });
 });
