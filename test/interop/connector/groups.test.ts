@@ -9,7 +9,26 @@ import { parseXml } from "../../../src/interop/codec/xml.js";
 import type { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { NoSenderKeyError } from "../../../src/interop/crypto/errors.js";
 import { BridgeError } from "../../../src/util/errors.js";
-import { matrixUserId, phoneNumber, type BareJid, type DeviceId } from "../../../src/util/ids.js";
+import { randomUUID } from "node:crypto";
+import { SIMULATOR_FEATURES } from "../../../simulator/config.js";
+import { classifyMessage } from "../../../src/interop/codec/message.js";
+import { buildEncryptedMessage } from "../../../src/interop/codec/message-builders.js";
+import { decodeEnvelope, encodeEnvelope } from "../../../src/interop/codec/envelope.js";
+import type { ContentElement } from "../../../src/interop/codec/content.js";
+import {
+  childNamed,
+  OTHER_PROVIDER,
+  providerCrypto,
+  TestProvider,
+} from "../../simulator/harness.js";
+import { ProviderUser } from "../../simulator/provider-user.js";
+import {
+  matrixUserId,
+  messageId,
+  phoneNumber,
+  type BareJid,
+  type DeviceId,
+} from "../../../src/util/ids.js";
 import { buildConnector, eventually, RecordingCore, startWorld, type World } from "./harness.js";
 
 const text = (t: string) => ({ type: "text" as const, text: { text: t, spans: [] } });
@@ -254,5 +273,105 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
     } finally {
       await next.engine.halt();
     }
+  });
+
+  describe("with a user of a second provider", function () {
+    const CAROL = "carol=3aother.example@other.example" as BareJid;
+    let other: TestProvider;
+    let carol: ProviderUser;
+
+    beforeEach(async function () {
+      await world.stop();
+      world = await startWorld({ "verification-interval-seconds": 0 }, [OTHER_PROVIDER]);
+      await world.sim.users.create({ phone: bobPhone, devices: 1 });
+      const process = world.connector.createLogin(alice, "phone");
+      await process.start();
+      await process.submit("phone", { phone: alicePhone });
+      const sent = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
+      const done = await process.submit("code", { code: sent?.code ?? "" });
+      login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
+      other = await TestProvider.connect(world.sim.service, OTHER_PROVIDER);
+      await other.hello(OTHER_PROVIDER, [...SIMULATOR_FEATURES]);
+      carol = await ProviderUser.create((await providerCrypto(Date.now)).crypto, other, CAROL);
+      await carol.publish();
+    });
+
+    afterEach(async function () {
+      await other.close();
+    });
+
+    it("labels the member with the provider's domain, and messages go both ways with sender keys", async function () {
+      // Another provider's user can be added by a WhatsApp user, not by the bridge's (§17.1).
+      const created = await world.sim.users.createGroup(bobPhone, "Mixed", [login.jid, CAROL]);
+      const group = created.jid;
+      await eventually(async () => events("group-info").length > 0, "the group");
+      const info = events("group-info")[0]?.info ?? assert.fail();
+      assert.equal(
+        info.members.find((m) => m.id === (CAROL as string))?.displayName,
+        "carol (via other.example)",
+      );
+      assert.equal(info.members.find((m) => m.id === bob)?.displayName, "+491701234567");
+      const id = await login.sendMessage(info.id, text("hi all"));
+      const stanza = await other.waitFor(
+        (s) => s.attrs.type === "groupchat" && childNamed(s, "encrypted") !== undefined,
+      );
+      const delivered = classifyMessage(stanza);
+      assert.equal(delivered.sender?.jid, login.jid);
+      const encrypted =
+        delivered.payload.kind === "encrypted" ? delivered.payload.encrypted : assert.fail();
+      const header = await carol.decrypt(login.jid, encrypted);
+      const skdm = header.find((c) => c.kind === "sender-key");
+      const sender = { jid: login.jid, device: encrypted.sid };
+      await carol.device.groups.processDistribution(
+        group,
+        sender,
+        skdm?.kind === "sender-key" ? skdm.skdm : assert.fail("no SKDM in the header"),
+      );
+      const plaintext = await carol.device.groups.decrypt(
+        group,
+        sender,
+        encrypted.group ?? assert.fail(),
+        async (p) => p,
+      );
+      const envelope = decodeEnvelope(plaintext);
+      assert.equal(envelope.id, id);
+      assert.deepEqual(envelope.content, body("hi all"));
+
+      // Carol writes: her key in the header for the login's device, the text with her sender key.
+      const originId = messageId(randomUUID());
+      const { skdm: own } = await carol.device.groups.distribution(group);
+      const envelopeOf = (content: ContentElement[]) =>
+        new Uint8Array(
+          Buffer.from(
+            encodeEnvelope({ content, id: originId, time: new Date(), to: group, from: CAROL }),
+          ),
+        );
+      await carol.prepare(login.jid, [1 as DeviceId]);
+      const keys = await carol.device.sessions.encryptForDevices(
+        envelopeOf([{ kind: "sender-key", group, skdm: own }]),
+        [{ jid: login.jid, device: 1 as DeviceId }],
+      );
+      const groupCiphertext = await carol.device.groups.encrypt(
+        group,
+        envelopeOf(body("hi from carol")),
+      );
+      await other.send(
+        buildEncryptedMessage({
+          type: "groupchat",
+          from: carol.full,
+          to: group,
+          originId,
+          encrypted: {
+            sid: carol.device.deviceId,
+            keyGroups: [{ jid: login.jid, keys: keys.map((k) => ({ ...k })) }],
+            group: groupCiphertext,
+            retry: undefined,
+          },
+        }),
+      );
+      const carolId = CAROL as string as RemoteUserId;
+      await eventually(async () => messageFrom(carolId, "hi from carol") !== undefined, "carol's");
+      assert.equal(messageFrom(carolId, "hi from carol")?.group, info.id);
+    });
   });
 });
