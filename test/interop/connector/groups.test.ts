@@ -225,8 +225,14 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
     await eventually(async () => messageFrom(bob, "one") !== undefined, "first");
     // The bridge loses bob's sender key (as a restore from an old backup would).
     await world.db.db.knex("signal_sender_keys").where({ sender_jid: bob }).delete();
+    const sentAt = Date.now();
     await world.sim.users.sendToGroup(bobPhone, group, body("two"));
     await eventually(async () => messageFrom(bob, "two") !== undefined, "re-sent and shown");
+    // The retry was asked only after the wait for a distribution (300 ms in these tests).
+    const [request] = (await world.db.db.knex("outbox").where({ kind: "retry-request" })) as {
+      created_at: number | string;
+    }[];
+    assert.ok(Number(request?.created_at) - sentAt >= 250, "asked only after the wait");
     assert.equal(messageFrom(bob, "two")?.group, info.id);
     assert.equal(events("undecryptable").length, 0);
   });
