@@ -281,6 +281,51 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
     }
   });
 
+  it("sends the keys in distribution stanzas ahead of the message when the header would not fit", async function () {
+    await world.stop();
+    // The smallest max-stanza-bytes §8.3 allows with one device per user and 1 KiB envelopes.
+    world = await startWorld({
+      "verification-interval-seconds": 0,
+      "max-devices-per-user": 1,
+      "max-envelope-bytes": 1024,
+      "max-stanza-bytes": 11_000,
+      // Key publishes must fit too: prekeys go in small sets.
+      "max-ec-prekeys-per-publish": 10,
+      "max-kyber-prekeys-per-publish": 2,
+    });
+    const phones = [
+      "+491701110001",
+      "+491701110002",
+      "+491701110003",
+      "+491701110004",
+      "+491701110005",
+    ].map((p) => phoneNumber(p));
+    for (const phone of phones) await world.sim.users.create({ phone, devices: 1 });
+    const process = world.connector.createLogin(alice, "phone");
+    await process.start();
+    await process.submit("phone", { phone: alicePhone });
+    const code = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
+    const done = await process.submit("code", { code: code?.code ?? "" });
+    login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
+    const members = phones.map((p) => world.sim.users.jidOf(p) as string as RemoteUserId);
+    const { info } = await login.createGroup("Big", members);
+    const id = await login.sendMessage(info.id, text("to everyone"));
+    for (const phone of phones) {
+      await eventually(async () => (await received(phone, id)) !== undefined, `${phone} got it`);
+    }
+    const rows = (await world.db.db
+      .knex("outbox")
+      .where({ conversation_jid: info.id })
+      .orderBy("id")) as { origin_id: string; stanza: string }[];
+    assert.ok(rows.length >= 3, "at least two distribution stanzas and the message");
+    assert.equal(rows.at(-1)?.origin_id, id);
+    assert.deepEqual((await outboxEncrypted(id)).keyGroups, [], "the message's header is empty");
+    for (const row of rows.slice(0, -1)) {
+      assert.ok(Buffer.byteLength(row.stanza) <= 11_000);
+      assert.ok(!row.stanza.includes("<group>"), "a distribution stanza has no <group>");
+    }
+  });
+
   describe("with a user of a second provider", function () {
     const CAROL = "carol=3aother.example@other.example" as BareJid;
     let other: TestProvider;
