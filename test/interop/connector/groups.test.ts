@@ -28,6 +28,7 @@ import {
   phoneNumber,
   type BareJid,
   type DeviceId,
+  type MessageId,
 } from "../../../src/util/ids.js";
 import { buildConnector, eventually, RecordingCore, startWorld, type World } from "./harness.js";
 
@@ -324,6 +325,55 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
       assert.ok(Buffer.byteLength(row.stanza) <= 11_000);
       assert.ok(!row.stanza.includes("<group>"), "a distribution stanza has no <group>");
     }
+  });
+
+  it("carries reactions, edits, retractions, read markers and typing into the group and back", async function () {
+    const { info } = await login.createGroup("Trip", [bob]);
+    const group = info.id as string as BareJid;
+    const mine = await login.sendMessage(info.id, text("original"));
+    await eventually(async () => (await received(bobPhone, mine)) !== undefined, "original");
+    await login.sendReactions(info.id, { author: login.self, id: mine }, ["👍"]);
+    const edit = await login.sendEdit(info.id, mine, text("edited"));
+    const retract = await login.sendRetract(info.id, mine);
+    for (const id of [edit, retract]) {
+      await eventually(async () => (await received(bobPhone, id)) !== undefined, `${id} arrived`);
+    }
+    const kinds = (await world.sim.users.received(bobPhone, "message")).flatMap((e) =>
+      (e.data["content"] as { kind: string }[]).map((c) => c.kind),
+    );
+    for (const kind of ["reactions", "replace", "retract"]) assert.ok(kinds.includes(kind), kind);
+
+    await world.sim.users.sendToGroup(bobPhone, group, body("from bob"));
+    await eventually(async () => messageFrom(bob, "from bob") !== undefined, "bob's");
+    const theirs = messageFrom(bob, "from bob")!;
+    await login.sendRead(info.id, { author: bob, id: theirs.id });
+    await eventually(
+      async () => (await world.sim.users.received(bobPhone, "displayed")).length > 0,
+      "bob saw the read marker",
+    );
+    await login.sendTyping(info.id, true);
+    await eventually(
+      async () => (await world.sim.users.received(bobPhone, "chat-state")).length > 0,
+      "bob saw typing",
+    );
+
+    await world.sim.users.sendGroupTransport(bobPhone, group, {
+      kind: "displayed",
+      marker: { id: mine as string as MessageId, author: login.jid },
+    });
+    await world.sim.users.sendGroupTransport(bobPhone, group, {
+      kind: "chat-state",
+      state: "composing",
+    });
+    await eventually(async () => events("read").length > 0, "bob's read marker");
+    await eventually(async () => events("typing").length > 0, "bob's typing");
+    assert.deepEqual(
+      [events("read")[0]?.group, events("read")[0]?.from, events("read")[0]?.upTo.id],
+      [info.id, bob, mine],
+    );
+    assert.deepEqual([events("typing")[0]?.group, events("typing")[0]?.from], [info.id, bob]);
+    // Bob's phone's receipt for the login's message comes back naming the group.
+    await eventually(async () => events("delivered").some((e) => e.group === info.id), "receipt");
   });
 
   describe("with a user of a second provider", function () {
