@@ -200,6 +200,46 @@ describe("interop groups against the gatekeeper simulator (§17)", function () {
     );
   });
 
+  it("added later by someone else to a group it did not know: the group is fetched and reported with addedBy", async function () {
+    const created = await world.sim.users.createGroup(bobPhone, "Bob's", [
+      dan as string as BareJid,
+    ]);
+    await world.sim.users.changeGroup(bobPhone, created.jid, {
+      op: "add",
+      participants: [login.jid],
+    });
+    await eventually(async () => events("group-info").length > 0, "the group");
+    const [reported] = events("group-info");
+    assert.equal(reported?.addedBy, bob);
+    assert.deepEqual(reported?.info.members.map((m) => m.id).sort(), [bob, dan, login.self].sort());
+    assert.equal(events("group-change").length, 0);
+  });
+
+  it("a full group refuses with group-full, on create and on add", async function () {
+    await world.stop();
+    world = await startWorld({
+      "verification-interval-seconds": 0,
+      "max-group-size": 2,
+    });
+    await world.sim.users.create({ phone: bobPhone, devices: 1 });
+    await world.sim.users.create({ phone: danPhone, devices: 1 });
+    const process = world.connector.createLogin(alice, "phone");
+    await process.start();
+    await process.submit("phone", { phone: alicePhone });
+    const code = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
+    const done = await process.submit("code", { code: code?.code ?? "" });
+    login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
+    await assert.rejects(
+      login.createGroup("Too many", [bob, dan]),
+      (err: unknown) => err instanceof BridgeError && err.code === "group-full",
+    );
+    const { info } = await login.createGroup("Two", [bob]);
+    await assert.rejects(
+      login.addGroupMembers(info.id, [dan]),
+      (err: unknown) => err instanceof BridgeError && err.code === "group-full",
+    );
+  });
+
   it("re-fetches info after a version gap and reports the group whole", async function () {
     const { info } = await login.createGroup("Trip", [bob]);
     const group = info.id;
