@@ -95,9 +95,10 @@ export function buildConnector(
 export async function startWorld(
   limits: Partial<Limits> = {},
   otherProviders: readonly EnlistedProvider[] = [],
+  backend: "sqlite" | "postgres" = "sqlite",
 ): Promise<World> {
   const sim = await startGatekeeper(limits, otherProviders);
-  const db = await createTestDatabase("sqlite");
+  const db = await createTestDatabase(backend);
   const core = new RecordingCore();
   const connector = buildConnector(sim, db, core);
   await connector.start();
