@@ -61,8 +61,14 @@ async function start(request: Extract<ChildRequest, { type: "start" }>): Promise
     dataDir: path.join(dir, "simulator"),
     admin: { token: adminToken },
     media: false,
-    // A deployment's per-user rate limit would measure the limit, not the bridge.
-    limits: { "messages-per-minute": 1_000_000_000, "max-unacked": 100_000 },
+    // A deployment's per-user rate limit would measure the limit, not the bridge; the lookup
+    // quotas (50 numbers a day for a verified user) would stop a run with more portals.
+    limits: {
+      "messages-per-minute": 1_000_000_000,
+      "max-unacked": 100_000,
+      "lookups-per-day": 1_000_000_000,
+      "lookups-per-day-provider": 1_000_000_000,
+    },
     tickIntervalMs: 500,
   });
   reply({ type: "started", hsUrl: hs.url, service: sim.service });
