@@ -61,13 +61,17 @@ async function start(request: Extract<ChildRequest, { type: "start" }>): Promise
     dataDir: path.join(dir, "simulator"),
     admin: { token: adminToken },
     media: false,
-    // A deployment's per-user rate limit would measure the limit, not the bridge; the lookup
-    // quotas (50 numbers a day for a verified user) would stop a run with more portals.
+    // A deployment's per-user rate limit would measure the limit, not the bridge; the daily and
+    // hourly quotas on new contacts (50 lookups and 50 new conversations a day for a verified
+    // user, bundles per hour) would stop a run with more portals.
     limits: {
       "messages-per-minute": 1_000_000_000,
       "max-unacked": 100_000,
       "lookups-per-day": 1_000_000_000,
       "lookups-per-day-provider": 1_000_000_000,
+      "new-conversations-per-day": 1_000_000_000,
+      "key-fetches-per-hour": 1_000_000_000,
+      "prekey-handouts-per-hour": 1_000_000_000,
     },
     tickIntervalMs: 500,
   });
