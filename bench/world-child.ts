@@ -101,10 +101,24 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
         .slice(after)
         .find((e) => e.sender === request.botUserId && pattern.test(String(e.content["body"]))),
     );
+  // The newest events first, and only those after the command: `me.events` reads the room from
+  // its start, 1,000 events at most, which a run with ~500 portals fills with commands and answers.
   const command = async (text: string, answer: RegExp) => {
-    const before = (await me.events(mgmt)).length;
-    await me.send(mgmt, "m.room.message", { msgtype: "m.text", body: text });
-    return botSays(answer, before);
+    const sent = await me.send(mgmt, "m.room.message", { msgtype: "m.text", body: text });
+    return waitFor(`the bot to answer ${answer}`, async () => {
+      const page = await me.request(
+        "GET",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(mgmt)}/messages?dir=b&limit=50`,
+      );
+      const newest =
+        (page.json["chunk"] as
+          { event_id: string; sender: string; content: Record<string, unknown> }[] | undefined) ??
+        [];
+      const mine = newest.findIndex((e) => e.event_id === sent);
+      return newest
+        .slice(0, mine === -1 ? newest.length : mine)
+        .find((e) => e.sender === request.botUserId && answer.test(String(e.content["body"])));
+    });
   };
   await botSays(/login/, 0);
   await command("login", /./);
