@@ -167,15 +167,22 @@ export const outboxStore = {
     await db("outbox").where({ id }).whereNull("first_sent_at").update({ first_sent_at: now });
   },
 
-  /** The first unresolved row for (sender, origin-id), as `byOrigin(...).find(unresolved)`. */
-  async firstUnresolved(
+  /**
+   * The acceptance of the first unresolved row for (sender, origin-id), in one statement: the row
+   * gets the gatekeeper's stanza-id, seq and stamp, and a row that is not a message (a receipt, a
+   * retry request) is resolved at once; a message stays unresolved until the core has taken its
+   * acceptance (`markAcceptedAll`). Returns the row as updated, or undefined when none was
+   * unresolved. Replaces a select and an update per acceptance (issue #15).
+   */
+  async acceptFirstUnresolved(
     tx: Tx,
     senderJid: string,
     originId: string,
+    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
   ): Promise<OutboxRow | undefined> {
     const [raw] = await tx.all<Raw>(
-      "select * from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1",
-      [senderJid, originId],
+      "update outbox set stanza_id = ?, seq = ?, stamp = ?, state = case when kind = 'message' then state else 'accepted' end, hold = case when kind = 'message' then hold else null end where id = (select id from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1) returning *",
+      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, senderJid, originId],
     );
     return raw === undefined ? undefined : fromRaw(raw);
   },
@@ -189,16 +196,19 @@ export const outboxStore = {
     return rows.length > 0;
   },
 
-  /** One prepared statement; acceptances of one turn share the commit (SqlRunner groups them). */
-  async markAccepted(
-    tx: Tx,
-    id: number,
-    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
-  ): Promise<void> {
-    await tx.run(
-      "update outbox set state = 'accepted', hold = null, stanza_id = ?, seq = ?, stamp = ? where id = ?",
-      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, id],
-    );
+  /**
+   * Resolves message rows whose acceptance the core has taken (their stanza-id, seq and stamp
+   * were written by `acceptFirstUnresolved`): one statement for a whole batch.
+   */
+  async markAcceptedAll(tx: Tx, ids: readonly number[]): Promise<void> {
+    // Chunks keep the statement under SQLite's bound-parameter limit.
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      await tx.run(
+        `update outbox set state = 'accepted', hold = null where id in (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+    }
   },
 
   /** A row written as sent whose transmission had to wait: due now, for the next pass. */

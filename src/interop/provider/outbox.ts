@@ -242,11 +242,13 @@ export class Outbox {
           const key = `${a.senderJid}\n${a.accepted.originId}`;
           const row = seen.has(key)
             ? undefined
-            : await outboxStore.firstUnresolved(tx, a.senderJid, a.accepted.originId);
+            : await outboxStore.acceptFirstUnresolved(
+                tx,
+                a.senderJid,
+                a.accepted.originId,
+                outcome(a),
+              );
           seen.add(key);
-          if (row !== undefined && row.kind !== "message") {
-            await outboxStore.markAccepted(tx, row.id, outcome(a));
-          }
           found.push(row);
         }
         return found;
@@ -280,7 +282,10 @@ export class Outbox {
     if (accepted.length > 0) {
       try {
         await sql.connection(async (tx) => {
-          for (const [row, a] of accepted) await outboxStore.markAccepted(tx, row.id, outcome(a));
+          await outboxStore.markAcceptedAll(
+            tx,
+            accepted.map(([row]) => row.id),
+          );
         });
       } catch (err) {
         for (const [, a] of accepted) failed.set(a, err);
