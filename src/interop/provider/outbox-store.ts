@@ -96,6 +96,32 @@ export const outboxStore = {
    * transmits it right after the commit, so no pass over the table has to find it (issue #15).
    */
   async insert(tx: Tx, row: NewOutboxRow, now: number, sentUntil?: number): Promise<number> {
+    const id = await outboxStore.insertRow(tx, row, now, sentUntil, false);
+    if (id === undefined) throw new Error("outbox insert returned no id");
+    return id;
+  },
+
+  /**
+   * `insert` unless a row for (sender, origin-id) exists (then undefined): the idempotency check
+   * of a Matrix event and the insert in one statement (#15). SQLite only: PostgreSQL would type
+   * the parameters of `insert ... select` as text, its callers check with `exists` first.
+   */
+  async insertIfAbsent(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil?: number,
+  ): Promise<number | undefined> {
+    return outboxStore.insertRow(tx, row, now, sentUntil, true);
+  },
+
+  async insertRow(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil: number | undefined,
+    onlyIfAbsent: boolean,
+  ): Promise<number | undefined> {
     const sent = sentUntil !== undefined;
     const values = {
       kind: row.kind,
@@ -114,12 +140,19 @@ export const outboxStore = {
       created_at: now,
     };
     const columns = Object.keys(values) as (keyof typeof values)[];
+    const placeholders = columns.map(() => "?").join(", ");
+    if (onlyIfAbsent && tx.dialect === "sqlite") {
+      const [added] = await tx.all<{ id: number | string }>(
+        `insert into outbox (${columns.join(", ")}) select ${placeholders} where not exists (select 1 from outbox where sender_jid = ? and origin_id = ?) returning id`,
+        [...columns.map((c) => values[c]), row.senderJid, row.originId],
+      );
+      return added === undefined ? undefined : Number(added.id);
+    }
     const [inserted] = await tx.all<{ id: number | string }>(
-      `insert into outbox (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")}) returning id`,
+      `insert into outbox (${columns.join(", ")}) values (${placeholders}) returning id`,
       columns.map((c) => values[c]),
     );
-    if (inserted === undefined) throw new Error("outbox insert returned no id");
-    return Number(inserted.id);
+    return inserted === undefined ? undefined : Number(inserted.id);
   },
 
   async get(db: QueryTarget, id: number): Promise<OutboxRow | undefined> {

@@ -99,6 +99,12 @@ export class Outbox {
     return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
   }
 
+  /** `insertSent` unless a row for (sender, origin-id) exists (SQLite only: then undefined). */
+  insertSentIfAbsent(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
+    const now = this.options.now();
+    return outboxStore.insertIfAbsent(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
   /**
    * Transmits a row `insertSent` committed. Sent at once when nothing may have to go before it
    * (the retransmission round of a new hello, due rows of a pass not yet run, a held message of
