@@ -274,7 +274,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       user,
       level,
       room,
-      portalNumber: ghost.phone,
+      portalNumber: ghost.address,
       services: this,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);
@@ -286,7 +286,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     const takesNumber = command?.args.startsWith("<{contact}>") === true;
     const withNumber =
       takesNumber && (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
-        ? [name, ghost.phone, ...rest].join(" ")
+        ? [name, ghost.address, ...rest].join(" ")
         : line;
     await this.commands.dispatch(ctx, withNumber);
   }

@@ -102,7 +102,7 @@ export class PortalsTable {
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<PortalRow | undefined> {
     return (
       this.cache.get(this.cache.idOfPair(user, contact)) ??
-      this.first({ user_mxid: user, contact_jid: contact })
+      this.first({ user_mxid: user, remote_id: contact })
     );
   }
 
@@ -141,12 +141,12 @@ export class PortalsTable {
     const [inserted] = (await this.knex("portals")
       .insert({
         user_mxid: user,
-        contact_jid: contact,
+        remote_id: contact,
         request_state: requestState,
         created_at: now,
         updated_at: now,
       })
-      .onConflict(["user_mxid", "contact_jid"])
+      .onConflict(["user_mxid", "remote_id"])
       .ignore()
       .returning("*")) as Record<string, unknown>[];
     if (inserted !== undefined) {
@@ -206,7 +206,7 @@ function toPortal(row: Record<string, unknown>): PortalRow {
   return {
     id: Number(row["id"]),
     userMxid: String(row["user_mxid"]) as MatrixUserId,
-    contact: String(row["contact_jid"]) as RemoteUserId,
+    contact: String(row["remote_id"]) as RemoteUserId,
     roomId: readStringOrNull(row["room_id"]) as RoomId | null,
     requestState: String(row["request_state"]) as RequestState,
     userMembership: String(row["user_membership"]) as UserMembership,

@@ -148,7 +148,10 @@ export class ProvisioningApi {
         : [
             {
               id: loginIdOf(row, user),
-              name: row.phone === null ? (row.handle ?? "") : formatInternational(row.phone),
+              name:
+                row.address === null
+                  ? (row.handle ?? "")
+                  : this.core.network.identifier.format(row.address),
               state: bridgeState(this.core.loginStateOf(user) ?? login.state()),
               ...(row.spaceRoom === null ? {} : { space_room: row.spaceRoom }),
             },

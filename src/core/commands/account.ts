@@ -200,8 +200,8 @@ async function describeLogin(
       : "You are not logged in.";
   }
   const identity =
-    row.phone !== null
-      ? `as ${core.network.identifier.format(row.phone)} (verified)`
+    row.address !== null
+      ? `as ${core.network.identifier.format(row.address)} (verified)`
       : `as ${row.handle ?? "an unnamed user"} (unverified)`;
   return `Logged in ${identity}; connection: ${state?.code ?? "unknown"}${state === undefined ? "" : ` (${state.message})`}.`;
 }

@@ -41,7 +41,8 @@ import { groupError, rejectionsOf, wireGroupInfoOf } from "./groups.js";
 import { contactJid, outboundContext, type ConnectorContext } from "./context.js";
 import type { RecentEnvelopes } from "./recent-envelopes.js";
 
-const DEVICE = 1 as DeviceId;
+/** The only device of a logged-in user (§5.1). */
+export const DEVICE = 1 as DeviceId;
 
 /**
  * One logged-in Matrix user as a provider user `<localpart>@<component domain>` with device 1
