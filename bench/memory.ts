@@ -283,7 +283,12 @@ async function seed(
         next_kyber_prekey_id: 1,
         created_at: now,
       });
-      rows.ghosts.push({ remote_id: contact, address: `+${contactDigits}`, mxid: ghost, created_at: now });
+      rows.ghosts.push({
+        remote_id: contact,
+        address: `+${contactDigits}`,
+        mxid: ghost,
+        created_at: now,
+      });
       rows.contacts.push({ user_mxid: mxid, remote_id: contact, created_at: now });
       rows.portals.push({
         user_mxid: mxid,

@@ -96,7 +96,9 @@ export async function down(knex: Knex): Promise<void> {
     mxid: string;
   }[];
   for (const { mxid } of missing) {
-    await knex("users").where({ mxid }).update({ localpart: providerLocalpart(mxid) });
+    await knex("users")
+      .where({ mxid })
+      .update({ localpart: providerLocalpart(mxid) });
   }
   await knex.schema.alterTable("users", (t) => {
     t.unique(["localpart"]);

@@ -164,7 +164,9 @@ export class GhostManager {
 
   /** How a ghost is named in the bridge's notices: its address, or the connector's label. */
   label(ghost: GhostRecord): string {
-    return ghost.address !== null ? this.format(ghost.address) : (ghost.displayName ?? ghost.contact);
+    return ghost.address !== null
+      ? this.format(ghost.address)
+      : (ghost.displayName ?? ghost.contact);
   }
 
   async setLocalName(ghost: GhostRow, room: RoomId, localName: string | null): Promise<void> {

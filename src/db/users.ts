@@ -83,7 +83,11 @@ export class UsersTable {
   }
 
   /** Frees an address held by another user (interop: the gatekeeper moved the binding, §9.1 rule 6). */
-  async releaseAddress(address: ContactAddress, keep: MatrixUserId, now = Date.now()): Promise<void> {
+  async releaseAddress(
+    address: ContactAddress,
+    keep: MatrixUserId,
+    now = Date.now(),
+  ): Promise<void> {
     await this.knex("users")
       .where({ address })
       .andWhereNot({ mxid: keep })

@@ -28,8 +28,7 @@ export class InteropUsersTable {
 
   async get(user: MatrixUserId): Promise<InteropUserRow | undefined> {
     const row = (await this.knex("interop_users").where({ mxid: user }).first()) as
-      | { mxid: string; localpart: string; device_id: number | string }
-      | undefined;
+      { mxid: string; localpart: string; device_id: number | string } | undefined;
     return row === undefined
       ? undefined
       : {
