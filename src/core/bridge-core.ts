@@ -330,7 +330,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       : await this.ghosts.byAddress(address);
     const existing = known === undefined ? undefined : await this.portalRows.get(user, known);
     if (existing?.roomId === null || existing === undefined) this.limits.takeNewChat(user);
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) return { reachable: false };
     return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
   }
@@ -376,7 +376,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     if (isContactDirectory(this.connector)) return this.connector.contactForAddress(address);
     const known = await this.ghosts.byAddress(address);
     if (known !== undefined) return known;
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) {
       throw new BridgeError(
         "not-reachable",

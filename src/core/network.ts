@@ -383,10 +383,9 @@ export interface NetworkLogin {
   state(): LoginState;
   /**
    * Whether an address (as `describe().identifier.parse` returned it) can be reached, and as which
-   * contact. May count against the network's lookup quota. (Named after the first network's
-   * phone numbers; it takes any address.)
+   * contact. May count against the network's lookup quota.
    */
-  resolvePhone(address: ContactAddress): Promise<Resolution>;
+  resolveAddress(address: ContactAddress): Promise<Resolution>;
   /**
    * Sends a message. Resolves once the message is durably queued for the network (not when the
    * network accepted it: acceptance or failure arrive later as events), with the id it got.
@@ -546,7 +545,7 @@ export const hasContactAddresses = (
 
 /**
  * A connector that knows the contact id of an address without a lookup. Without it the core asks
- * the login's `resolvePhone` (or uses a contact it has already seen).
+ * the login's `resolveAddress` (or uses a contact it has already seen).
  */
 export interface ContactDirectory {
   /** The contact id of an address. Pure: contacts nobody, counts against no quota. */

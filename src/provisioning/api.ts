@@ -285,7 +285,7 @@ export class ProvisioningApi {
         body: { id: open.portal.contact, ...base, dm_room_mxid: open.portal.roomId },
       };
     }
-    const resolution = await login.resolvePhone(phone);
+    const resolution = await login.resolveAddress(phone);
     if (!resolution.reachable) throw notReachable();
     const portal = await this.core.portalRows.get(user, resolution.contact);
     return {

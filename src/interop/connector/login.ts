@@ -92,7 +92,7 @@ export class InteropLogin
     this.loggedOut = state;
   }
 
-  async resolvePhone(phone: PhoneNumber): Promise<Resolution> {
+  async resolveAddress(phone: PhoneNumber): Promise<Resolution> {
     const [result] = await this.ctx.engine.account.lookup(this.jid, [phone]);
     return result?.status === "reachable" && result.jid !== undefined
       ? { reachable: true, contact: result.jid as string as RemoteUserId }

@@ -47,7 +47,7 @@ describe("interop connector against the gatekeeper simulator", function () {
     assert.equal(login.user, alice);
     assert.equal(login.state().code, "connected");
     assert.equal(await world.connector.engine.account.binding(login.jid), alicePhone);
-    const resolved = await login.resolvePhone(bobPhone);
+    const resolved = await login.resolveAddress(bobPhone);
     assert.deepEqual(resolved, {
       reachable: true,
       contact: world.sim.users.jidOf(bobPhone) as string as RemoteUserId,
