@@ -4,6 +4,7 @@ import { createInterface } from "node:readline/promises";
 import { USAGE, type Command } from "./args.js";
 import { generateKeyFile } from "./generate-key.js";
 import { INIT_FILES, initDirectory, type Ask } from "./init.js";
+import { configuredNetwork } from "./network.js";
 import { buildRegistration, generateTokens } from "./registration.js";
 import { checkRegistrationMatches } from "./registration-check.js";
 import { readRegistration, writeRegistrationFile } from "./registration-file.js";
@@ -104,6 +105,7 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
     onFatal: (err) => fail(err),
     port: command.port ?? config.appservice.port,
     log,
+    network: configuredNetwork(config),
     createConnector: (callbacks, deps) =>
       createInteropConnector(config, callbacks, {
         ...deps,

@@ -83,6 +83,21 @@ export interface IdentifierKind {
   readonly localpartPattern: string;
   /** The address a `toLocalpart` result came from; undefined for anything else. */
   fromLocalpart(localpart: string): ContactAddress | undefined;
+  /**
+   * The field of Matrix's third-party user lookup (`/thirdparty/user/<network id>?<name>=`), with
+   * a parse as lenient as people write the address there. Default: the field is named after
+   * `noun`, with `example` as placeholder, and parsed by `parse`.
+   */
+  readonly thirdPartyField?: ThirdPartyField;
+}
+
+/** A user field of Matrix's third-party protocol description (spec: Protocol `field_types`). */
+export interface ThirdPartyField {
+  readonly name: string;
+  /** A regular expression a client may check input against before asking. */
+  readonly regexp: string;
+  readonly placeholder: string;
+  parse(text: string): ContactAddress | undefined;
 }
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
