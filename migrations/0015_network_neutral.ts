@@ -14,15 +14,16 @@ import type { Knex } from "knex";
  * | `contacts.contact_jid` | `contacts.remote_id` (+ `contacts.network`) |
  * | `portals.contact_jid`  | `portals.remote_id` (+ `portals.network`) |
  *
- * `network` defaults to `interop`: every row written before this migration came from the interop
- * connector, the only network the bridge had. The provider localpart and device of a Matrix user
+ * `network` is the network's id (core/network.ts `NetworkDescription.id`, which the db modules
+ * write on insert); it defaults to `whatsapp`, the interop connector's id: every row written before
+ * this migration came from it, the only network the bridge had. The provider localpart and device of a Matrix user
  * (PROTOCOL.md §5.1) are the gatekeeper's business: they move to `interop_users`, which only
  * src/interop reads and writes (src/interop/connector/interop-users.ts records a user there when a
  * login completes). Constraints and indexes follow the renamed columns unchanged
  * (SQLite and PostgreSQL both carry them over on a rename), so the statements on the message
  * path keep their plans.
  */
-export const NETWORK_BEFORE_0015 = "interop";
+export const NETWORK_BEFORE_0015 = "whatsapp";
 
 const RENAMES: readonly (readonly [table: string, from: string, to: string])[] = [
   ["users", "phone", "address"],

@@ -88,9 +88,9 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     this.log = log;
     this.connector = options.createConnector(this);
     this.network = this.connector.describe();
-    this.users = new UsersTable(knex);
-    this.portalRows = new PortalsTable(knex);
-    this.contacts = new ContactsTable(knex);
+    this.users = new UsersTable(knex, this.network.id);
+    this.portalRows = new PortalsTable(knex, this.network.id);
+    this.contacts = new ContactsTable(knex, this.network.id);
     this.messages = new MessagesTable(knex);
     const tables = {
       users: this.users,
@@ -99,7 +99,12 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       messages: this.messages,
       reactions: new ReactionsTable(knex),
     };
-    this.ghosts = new GhostManager(config, new GhostsTable(knex), matrix, this.connector);
+    this.ghosts = new GhostManager(
+      config,
+      new GhostsTable(knex, this.network.id),
+      matrix,
+      this.connector,
+    );
     this.portals = new PortalManager(
       this.portalRows,
       this.users,

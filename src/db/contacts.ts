@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId } from "../util/ids.js";
-import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 export interface ContactRow {
   userMxid: MatrixUserId;
@@ -15,7 +15,11 @@ export interface ContactRow {
 
 /** The `contacts` table: what one user knows about one contact (local name, block, verified). */
 export class ContactsTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {}
 
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<ContactRow | undefined> {
     const row = (await this.knex("contacts")
@@ -43,7 +47,13 @@ export class ContactsTable {
     if (patch.verifiedAt !== undefined) values["verified_at"] = patch.verifiedAt;
     // One statement: the row is created with the patch, or the patch is applied to it.
     const insert = this.knex("contacts")
-      .insert({ user_mxid: user, remote_id: contact, created_at: now, ...values })
+      .insert({
+        user_mxid: user,
+        remote_id: contact,
+        ...networkColumn(this.network),
+        created_at: now,
+        ...values,
+      })
       .onConflict(["user_mxid", "remote_id"]);
     const columns = Object.keys(values);
     await (columns.length === 0 ? insert.ignore() : insert.merge(columns));

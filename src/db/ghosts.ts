@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { ContactAddress, MatrixUserId } from "../util/ids.js";
-import { readStringOrNull } from "./values.js";
+import { networkColumn, readStringOrNull } from "./values.js";
 
 /**
  * A ghost as stored. `address` is null for a member of a group at another provider, who has no
@@ -70,7 +70,11 @@ const caches = new WeakMap<Knex, GhostCache>();
 export class GhostsTable {
   private readonly cache: GhostCache;
 
-  constructor(private readonly knex: Knex) {
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {
     let cache = caches.get(knex);
     if (cache === undefined) {
       cache = new GhostCache();
@@ -112,6 +116,7 @@ export class GhostsTable {
       .insert({
         remote_id: ghost.contact,
         address: ghost.address,
+        ...networkColumn(this.network),
         mxid: ghost.mxid,
         display_name: ghost.displayName,
         created_at: now,

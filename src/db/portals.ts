@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId, RoomId } from "../util/ids.js";
-import { readStringOrNull } from "./values.js";
+import { networkColumn, readStringOrNull } from "./values.js";
 
 /**
  * none: an ordinary conversation; incoming-pending: a message request the user has not answered;
@@ -95,7 +95,11 @@ function cacheOf(knex: Knex): PortalCache {
 export class PortalsTable {
   private readonly cache: PortalCache;
 
-  constructor(private readonly knex: Knex) {
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {
     this.cache = cacheOf(knex);
   }
 
@@ -142,6 +146,7 @@ export class PortalsTable {
       .insert({
         user_mxid: user,
         remote_id: contact,
+        ...networkColumn(this.network),
         request_state: requestState,
         created_at: now,
         updated_at: now,

@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
-import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 /** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
 export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
@@ -50,7 +50,11 @@ const COLUMNS: Record<keyof UserPatch, string> = {
 
 /** The `users` table: one row per Matrix user who talked to the bridge. */
 export class UsersTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {}
 
   async get(mxid: MatrixUserId): Promise<UserRow | undefined> {
     const row = (await this.knex("users").where({ mxid }).first()) as
@@ -65,7 +69,7 @@ export class UsersTable {
     const known = await this.get(mxid);
     if (known !== undefined) return known;
     const [inserted] = (await this.knex("users")
-      .insert({ mxid, created_at: now, updated_at: now })
+      .insert({ mxid, ...networkColumn(this.network), created_at: now, updated_at: now })
       .onConflict("mxid")
       .ignore()
       .returning("*")) as Record<string, unknown>[];

@@ -10,7 +10,13 @@ import {
   ProcessedEventsTable,
 } from "../../src/db/processed-events.js";
 import { UsersTable } from "../../src/db/users.js";
-import { eventId, matrixUserId, phoneNumber, roomId } from "../../src/util/ids.js";
+import {
+  eventId,
+  matrixUserId,
+  phoneNumber,
+  roomId,
+  type ContactAddress,
+} from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
 
 const alice = matrixUserId("@alice:example.org");
@@ -183,6 +189,29 @@ describeOnBackends("core tables", (get) => {
     const row = await contacts.get(carol, other);
     assert.equal(row?.localName, "Other");
     assert.equal(row?.blocked, true);
+  });
+
+  it("rows name the network of the tables that wrote them (migration 0015)", async function () {
+    const knex = get().db.knex;
+    const dave = matrixUserId("@dave:example.org");
+    const loop = "dave@loop" as RemoteUserId;
+    await new UsersTable(knex, "loopback").ensure(dave);
+    await new PortalsTable(knex, "loopback").ensure(dave, loop, "none");
+    await new ContactsTable(knex, "loopback").update(dave, loop, { localName: "D" });
+    await new GhostsTable(knex, "loopback").upsert({
+      contact: loop,
+      address: "dave@loop" as ContactAddress,
+      mxid: matrixUserId("@loop_dave:example.org"),
+      displayName: null,
+    });
+    await new UsersTable(knex).ensure(matrixUserId("@erin:example.org"));
+    const networkOf = async (table: string, where: Record<string, string>) =>
+      ((await knex(table).where(where).first()) as { network: string }).network;
+    assert.equal(await networkOf("users", { mxid: dave }), "loopback");
+    assert.equal(await networkOf("portals", { user_mxid: dave }), "loopback");
+    assert.equal(await networkOf("contacts", { user_mxid: dave }), "loopback");
+    assert.equal(await networkOf("ghosts", { remote_id: loop }), "loopback");
+    assert.equal(await networkOf("users", { mxid: "@erin:example.org" }), "whatsapp", "default");
   });
 
   it("a message is mapped once; the same remote id again is refused", async function () {

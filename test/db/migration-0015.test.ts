@@ -385,12 +385,12 @@ for (const backend of BACKENDS) {
       assert.equal(gm?.remoteId, "go1" as RemoteMessageId);
     });
 
-    it("every row existing before names the interop network", async function () {
+    it("every row existing before names the interop connector's network id", async function () {
       for (const table of ["users", "ghosts", "contacts", "portals"]) {
         const networks = (await knex()(table).distinct("network")) as { network: string }[];
         assert.deepEqual(
           networks.map((n) => n.network),
-          ["interop"],
+          ["whatsapp"],
           table,
         );
       }
