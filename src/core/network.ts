@@ -56,6 +56,12 @@ export interface NetworkDescription {
    */
   readonly securityNotes: readonly string[];
   /**
+   * Whether a login by handle (no address) is a name the network did not verify and shows its
+   * contacts as such (interop §9.2: "Unverified"); `status` then says so. Absent: handles are the
+   * network's ordinary user names.
+   */
+  readonly unverifiedHandles?: boolean;
+  /**
    * A reason, for the user, to refuse a login field's value before it is submitted (interop: a
    * number outside the allowed country codes); undefined accepts it. Pure: contacts nobody.
    */

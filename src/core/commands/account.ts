@@ -202,7 +202,7 @@ async function describeLogin(
   const identity =
     row.address !== null
       ? `as ${core.network.identifier.format(row.address)} (verified)`
-      : `as ${row.handle ?? "an unnamed user"} (unverified)`;
+      : `as ${row.handle ?? "an unnamed user"}${core.network.unverifiedHandles === true ? " (unverified)" : ""}`;
   return `Logged in ${identity}; connection: ${state?.code ?? "unknown"}${state === undefined ? "" : ` (${state.message})`}.`;
 }
 
