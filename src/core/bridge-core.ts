@@ -38,7 +38,7 @@ import { UserLimits } from "./rate-limits.js";
 import type { OpenPortal } from "./portals.js";
 import { PortalManager } from "./portals.js";
 import { RemoteEventHandler } from "./remote-events.js";
-import { notLoggedIn, notReachable } from "./texts.js";
+import { groupCreateHereUsage, groupCreatedHere, notLoggedIn, notReachable } from "./texts.js";
 
 export interface BridgeCoreOptions {
   config: Config;
@@ -363,6 +363,46 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
         return address === undefined ? r.id : this.network.identifier.format(address);
       }),
     };
+  }
+
+  /**
+   * `<prefix> create-group <name>` in a room of the user's that is neither a portal nor a management
+   * room (bridgev2's create-group): a group with the members whose ghosts are in the room, and
+   * the room becomes its portal. Answered in the room.
+   */
+  async createGroupHere(user: MatrixUserId, room: RoomId, text: string): Promise<void> {
+    if (this.permissionOf(user) === "none") return;
+    const subject = text
+      .trim()
+      .replace(/^\S+\s+\S+/, "")
+      .trim();
+    const reply = async (message: string) => {
+      await this.matrix.sendNotice(room, message);
+    };
+    if (subject === "") {
+      await reply(groupCreateHereUsage(this.network.commandPrefix));
+      return;
+    }
+    try {
+      const login = this.requireLogin(user);
+      const members: RemoteUserId[] = [];
+      for (const mxid of await this.matrix.roomMembers(this.matrix.botUserId, room)) {
+        if (!this.ghosts.isGhost(mxid)) continue;
+        const known = await this.ghosts.contactOfGhost(mxid);
+        const address = this.ghosts.addressOfGhost(mxid);
+        if (known !== undefined) members.push(known);
+        else if (address !== undefined) members.push(await this.contactFor(login, address));
+      }
+      if (members.length === 0) {
+        await reply(groupCreateHereUsage(this.network.commandPrefix));
+        return;
+      }
+      await this.groups.createInRoom(user, room, subject, members);
+      await reply(groupCreatedHere(subject));
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      await reply(err.message);
+    }
   }
 
   // Helpers for commands.

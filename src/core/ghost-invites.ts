@@ -64,12 +64,20 @@ export async function answerGhostInvite(
     return;
   }
   if (!invite.isDirect) {
-    // A room with several people: the network's counterpart is a group, which the bridge can
-    // create (docs/groups.md) when the login supports groups.
+    if (isGroupCapable(login)) {
+      // A room of several people: its counterpart is a group (bridgev2's `create-group` makes
+      // the current room one). The ghost stays and brings the bot, which offers it.
+      await matrix.ensureGhost(ghost, ghosts.displayNameFor(phone));
+      await matrix.join(ghost, room);
+      await matrix.invite(ghost, room, matrix.botUserId).catch((err: unknown) => {
+        log.debug({ err, room }, "bot not invited by the ghost");
+      });
+      await matrix.join(matrix.botUserId, room);
+      await matrix.sendNotice(room, groupInviteOffer(number, ghosts.network.commandPrefix));
+      return;
+    }
     await refuse(
-      isGroupCapable(login)
-        ? groupInviteOffer(number)
-        : "I only join direct chats: start a direct chat with me to write to " + `${number}.`,
+      "I only join direct chats: start a direct chat with me to write to " + `${number}.`,
     );
     return;
   }

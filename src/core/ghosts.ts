@@ -91,7 +91,6 @@ export class GhostManager {
     return this.network.identifier.format(address);
   }
 
-
   displayNameFor(address: ContactAddress): string {
     return this.network.ghostDisplayNameTemplate.replace("{id}", this.format(address));
   }

@@ -7,7 +7,7 @@ import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { LoginManager } from "./logins.js";
-import type { MatrixApi } from "./matrix-api.js";
+import { MatrixRefusedError, type MatrixApi } from "./matrix-api.js";
 import {
   isGroupCapable,
   type GroupCapable,
@@ -106,7 +106,9 @@ export class GroupManager {
       await this.setRoles(portal, changedRole);
       await this.table.putMembers(row.id, info.members.map(memberRow));
       if (info.subject !== row.subject) {
-        await this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, info.subject);
+        await this.bestEffort("name", portal.roomId, () =>
+          this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, info.subject),
+        );
       }
       await this.table.update(row.id, { subject: info.subject, version: info.version });
     }
@@ -175,7 +177,9 @@ export class GroupManager {
     await this.lock.run(group, async () => {
       if (!(await this.table.advanceVersion(portal.id, version))) return;
       await this.table.update(portal.id, { subject });
-      await this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, subject);
+      await this.bestEffort("name", portal.roomId, () =>
+        this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, subject),
+      );
     });
   }
 
@@ -341,7 +345,72 @@ export class GroupManager {
     return { room: portal.roomId, group: info.id, rejected };
   }
 
+  /**
+   * bridgev2's `create-group` in a room of the user's: the group is made with the members whose
+   * ghosts are in the room, and the room becomes its portal. The room stays the user's: where
+   * the bridge lacks the power to rename it or set power levels, that is skipped.
+   */
+  async createInRoom(
+    user: MatrixUserId,
+    room: RoomId,
+    subject: string,
+    members: readonly RemoteUserId[],
+  ): Promise<{ group: RemoteGroupId; rejected: readonly GroupRejection[] }> {
+    const login = this.groupLogin(user);
+    if (login === undefined) {
+      throw new BridgeError("groups-unsupported", "Your login cannot create groups.");
+    }
+    if ((await this.table.byRoom(room)) !== undefined) {
+      throw new BridgeError("room-in-use", "This room is a group's room already.");
+    }
+    if (members.length + 1 > login.maxGroupSize()) {
+      throw new BridgeError(
+        "group-full",
+        `A group can have at most ${login.maxGroupSize()} members, you included.`,
+      );
+    }
+    const { info, rejected } = await login.createGroup(subject, members);
+    await this.lock.run(info.id, async () => {
+      const row = await this.table.ensure(info.id);
+      await this.table.update(row.id, {
+        roomId: room,
+        subject: info.subject,
+        version: info.version,
+      });
+      await this.table.putMembers(row.id, info.members.map(memberRow));
+      await this.table.putUser(row.id, user, { membership: "join", requestState: "none" });
+      const portal = { ...row, roomId: room, subject: info.subject, version: info.version };
+      const others = info.members.filter((m) => this.logins.userOfSelfId(m.id) !== user);
+      await this.addMembers(portal, others);
+      const self = info.members.find((m) => this.logins.userOfSelfId(m.id) === user);
+      if (self?.admin === true) await this.setRoles(portal, [self]);
+    });
+    const portal = opened(await this.table.byRemote(info.id));
+    if (portal !== undefined) {
+      for (const r of rejected) {
+        const ghost = await this.ghosts.ensureMember({ id: r.id, displayName: r.id });
+        await this.matrix.leave(ghost.mxid, room).catch(this.ignore);
+      }
+      await this.reportRejected(portal, rejected);
+    }
+    this.log.info({ group: info.id, room }, "a room of the user became a group portal");
+    return { group: info.id, rejected };
+  }
+
   // Internals.
+
+  /**
+   * A change of the room's state that a room of the user's may not allow the bot (a room made a
+   * group by `create-group`): refused by the homeserver, it is skipped, not retried forever.
+   */
+  private async bestEffort(what: string, room: RoomId, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof MatrixRefusedError) || err.errcode !== "M_FORBIDDEN") throw err;
+      this.log.info({ room, what }, "no power for this in the room; skipped");
+    }
+  }
 
   /** The room of a group seen for the first time; `requestBy` makes it a request for `user`. */
   private async createRoom(
@@ -403,15 +472,14 @@ export class GroupManager {
       const local = this.logins.userOfSelfId(m.id);
       if (local !== undefined) {
         await this.bringUser(portal, local);
-        if (m.admin) await this.matrix.setUserPowerLevels(portal.roomId, { [local]: ADMIN_LEVEL });
+        if (m.admin) await this.setRoles(portal, [m]);
         continue;
       }
       const ghost = await this.ghosts.ensureMember(m);
       // A ghost the user invited from Matrix is invited already: the bot's invite then fails.
       await this.matrix.invite(this.matrix.botUserId, portal.roomId, ghost.mxid).catch(this.ignore);
       await this.matrix.join(ghost.mxid, portal.roomId);
-      if (m.admin)
-        await this.matrix.setUserPowerLevels(portal.roomId, { [ghost.mxid]: ADMIN_LEVEL });
+      if (m.admin) await this.setRoles(portal, [m]);
     }
   }
 
@@ -439,7 +507,11 @@ export class GroupManager {
       const mxid = this.logins.userOfSelfId(m.id) ?? (await this.ghosts.ensureMember(m)).mxid;
       levels[mxid] = m.admin ? ADMIN_LEVEL : 0;
     }
-    if (Object.keys(levels).length > 0) await this.matrix.setUserPowerLevels(portal.roomId, levels);
+    if (Object.keys(levels).length > 0) {
+      await this.bestEffort("power levels", portal.roomId, () =>
+        this.matrix.setUserPowerLevels(portal.roomId, levels),
+      );
+    }
   }
 
   /**
@@ -483,8 +555,7 @@ export class GroupManager {
     const known = await this.ghosts.contactOfGhost(ghost);
     if (known !== undefined) return known;
     const address = this.ghosts.addressOfGhost(ghost);
-    if (address === undefined)
-      throw new BridgeError("unknown-ghost", "I do not know this person.");
+    if (address === undefined) throw new BridgeError("unknown-ghost", "I do not know this person.");
     const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) {
       const shown = this.ghosts.format(address);

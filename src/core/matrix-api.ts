@@ -33,6 +33,8 @@ export interface MatrixApi {
    * power levels; a level of 0 removes the user's entry.
    */
   setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void>;
+  /** The users joined to or invited into a room, read as `as` (who must be in it). */
+  roomMembers(as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]>;
   /** Removes `user` from `room` (also rescinds an invite). */
   kick(as: MatrixUserId, room: RoomId, user: MatrixUserId, reason?: string): Promise<void>;
   /** Creates the user's personal space, owned by the bot, and invites the user. */

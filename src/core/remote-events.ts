@@ -175,20 +175,22 @@ export class RemoteEventHandler {
       ghost = open.ghost;
       after = () => this.portals.afterIncoming(open);
     }
-    await this.post(chat, ghost, event, reportedAt);
-    await after();
+    if (await this.post(chat, ghost, event, reportedAt)) await after();
   }
 
-  /** Posts a message into its chat once and records the mapping: 1:1 and groups alike. */
+  /**
+   * Posts a message into its chat once and records the mapping: 1:1 and groups alike. False when
+   * nothing was done (mapped before, or not even a notice could be posted).
+   */
   private async post(
     chat: Chat,
     ghost: GhostRecord,
     event: EventOf<"message">,
     reportedAt: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const portal = chat;
     const label = this.ghosts.label(ghost);
-    if (await chat.messages.byRemote(portal.id, event.from, event.id)) return;
+    if (await chat.messages.byRemote(portal.id, event.from, event.id)) return false;
     const replyTo =
       event.replyTo === undefined
         ? undefined
@@ -240,7 +242,7 @@ export class RemoteEventHandler {
         } catch (noticeErr) {
           if (!(noticeErr instanceof MatrixRefusedError)) throw noticeErr;
           // Not even a notice can be posted in this room: nothing more to do for this message.
-          return;
+          return false;
         }
       } else {
         // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
@@ -265,6 +267,7 @@ export class RemoteEventHandler {
       sentAt: event.sentAt.getTime(),
       direction: "in",
     });
+    return true;
   }
 
   /**

@@ -80,10 +80,16 @@ export const groupMembersRejected = (who: readonly string[]): string =>
 export const groupCreated = (subject: string): string =>
   `Created the group "${subject}". You have been invited to its room.`;
 
-export const groupInviteOffer = (who: string): string =>
-  `This room is not a direct chat, so I cannot chat with ${who} here. To talk to ${who} in a ` +
-  `group, send \`create-group ${who.replace(/\s+/g, "")} <group name>\` to the bridge bot: it ` +
-  "creates the group and a room for it, where you can invite more people.";
+export const groupCreatedHere = (subject: string): string =>
+  `This room is now the group "${subject}". Invite or remove people here to change its members.`;
+
+export const groupCreateHereUsage = (prefix: string): string =>
+  `Usage: \`${prefix} create-group <group name>\` in a room where you invited the people to add.`;
+
+export const groupInviteOffer = (who: string, prefix: string): string =>
+  `This room is not a direct chat. To make it a group with ${who} and the others you invite ` +
+  `here, send \`${prefix} create-group <group name>\` in this room. For a direct chat with ` +
+  `${who}, start a direct chat with them instead.`;
 
 export const groupUndecryptable = (who: string, at: string): string =>
   `A message from ${who} (sent ${at}) could not be decrypted. Their app may send it again; ` +

@@ -165,19 +165,44 @@ export class IntentMatrixApi implements MatrixApi {
 
   async setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void> {
     const intent = this.intent(this.botUserId);
-    await this.retried("state", async () => {
-      const current = (await intent.getStateEvent(room, "m.room.power_levels", "")) as Record<
-        string,
-        unknown
-      > | null;
-      const content = { ...(current ?? {}) };
-      const users = { ...((content["users"] as Record<string, number> | undefined) ?? {}) };
-      for (const [user, level] of Object.entries(levels)) {
-        if (level === 0) delete users[user];
-        else users[user] = level;
+    await this.stateChange(() =>
+      this.retried("state", async () => {
+        const current = (await intent.getStateEvent(room, "m.room.power_levels", "")) as Record<
+          string,
+          unknown
+        > | null;
+        const content = { ...(current ?? {}) };
+        const users = { ...((content["users"] as Record<string, number> | undefined) ?? {}) };
+        for (const [user, level] of Object.entries(levels)) {
+          if (level === 0) delete users[user];
+          else users[user] = level;
+        }
+        await intent.sendStateEvent(room, "m.room.power_levels", "", { ...content, users });
+      }),
+    );
+  }
+
+  /**
+   * A state change the homeserver (or the library's own power check, which throws a bare Error
+   * before asking) refuses for lack of power is a MatrixRefusedError M_FORBIDDEN, so that the
+   * core can tell it from a failure worth retrying (a group made of a room of the user's).
+   */
+  private async stateChange(run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      if (err instanceof Error && /Cannot ensure client has power level/.test(err.message)) {
+        throw new MatrixRefusedError("M_FORBIDDEN", 403, "the bridge has no power for this", err);
       }
-      await intent.sendStateEvent(room, "m.room.power_levels", "", { ...content, users });
-    });
+      throw refusal(err) ?? err;
+    }
+  }
+
+  async roomMembers(as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]> {
+    const events = await this.retried("members", () =>
+      this.intent(as).matrixClient.getRoomMembers(room, undefined, ["join", "invite"]),
+    );
+    return events.map((e) => e.membershipFor as MatrixUserId);
   }
 
   async kick(as: MatrixUserId, room: RoomId, user: MatrixUserId, reason?: string): Promise<void> {
@@ -333,7 +358,9 @@ export class IntentMatrixApi implements MatrixApi {
   }
 
   async setRoomName(as: MatrixUserId, room: RoomId, name: string): Promise<void> {
-    await this.retried("state", () => this.intent(as).setRoomName(room, name));
+    await this.stateChange(async () => {
+      await this.retried("state", () => this.intent(as).setRoomName(room, name));
+    });
   }
 
   async setRoomTopic(as: MatrixUserId, room: RoomId, topic: string): Promise<void> {

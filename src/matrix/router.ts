@@ -29,6 +29,13 @@ export interface EventDecryptor {
   decrypt(event: WeakEvent): Promise<DecryptOutcome>;
 }
 
+/** `<prefix> create-group <name>` (or bridgev2's alias `create`) in a room that is no portal. */
+const createGroupHere = (prefix: string): RegExp =>
+  new RegExp(
+    `^\\s*${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s+(create-group|create)(\\s|$)`,
+    "i",
+  );
+
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
 
@@ -64,7 +71,11 @@ export class MatrixEventRouter {
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
     private readonly decryptor?: EventDecryptor,
-  ) {}
+  ) {
+    this.createGroupPattern = createGroupHere(core.network.commandPrefix);
+  }
+
+  private readonly createGroupPattern: RegExp;
 
   async handleTransaction(txn: Transaction): Promise<void> {
     for (const event of txn.events) await this.handleEvent(event);
@@ -166,6 +177,12 @@ export class MatrixEventRouter {
     }
     if (event.type !== "m.room.message" || typeof content["body"] !== "string") return;
     const user = await this.core.users.byManagementRoom(room);
+    if (user === undefined && this.createGroupPattern.test(content["body"])) {
+      // bridgev2's create-group in a room of the user's where the bridge was brought in (a
+      // ghost invited there offers it): the room becomes the group's portal.
+      await this.core.createGroupHere(sender, room, content["body"]);
+      return;
+    }
     if (user?.mxid !== sender) return;
     await this.core.handleManagementMessage(sender, room, content["body"]);
   }

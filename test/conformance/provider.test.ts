@@ -495,6 +495,30 @@ for (const transport of TRANSPORTS) {
       );
     });
 
+    for (const change of ["a removed member device", "a member's identity change"] as const) {
+      it(`P25: rotates the sender key after ${change}: every member device gets the new key`, async function () {
+        await open();
+        const { group, other } = await groupWithGk();
+        await h.engine.sendGroupMessage({ from: h.user, group, content: body("one") });
+        await until(() => groupMessagesTo(group).length >= 1, "the first");
+        const version = (await h.crypto.deviceLists.get(GK))?.version ?? 0;
+        if (change === "a removed member device") {
+          const [, second] = await world.sim.users.activeDevices(PHONE);
+          await world.sim.users.removeDevice(PHONE, second ?? assert.fail("two devices"));
+        } else {
+          await world.sim.users.resetIdentity(PHONE);
+        }
+        await until(
+          async () => ((await h.crypto.deviceLists.get(GK))?.version ?? 0) > version,
+          "the devices-changed notification",
+        );
+        await h.engine.sendGroupMessage({ from: h.user, group, content: body("two") });
+        await until(() => groupMessagesTo(group).length >= 2, "the second");
+        // The other member's device, which held the old key, gets the new one too.
+        assert.deepEqual(keyJids(groupMessagesTo(group)[1]!).sort(), [GK, other].sort());
+      });
+    }
+
     it("P25: distributes the current SKDM to an added device only", async function () {
       await open();
       const { group } = await groupWithGk();

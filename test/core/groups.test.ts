@@ -333,6 +333,32 @@ describe("core: group portals", function () {
     assert.match((await h.say("create-group Weekend"))[0] ?? "", /^Usage: `create-group/);
   });
 
+  it("a ghost invited into a room of the user's offers a group; create-group there makes the room the group's", async function () {
+    const room = roomId("!alices-room:example.org");
+    h.network.reachable.add(WA);
+    await h.core.onGhostInvited(ALICE, room, WA_GHOST, false);
+    assert.match(h.matrix.lastNotice(room), /To make it a group with \+49 170 1111111/);
+    h.matrix.members.set(room, [ALICE, WA_GHOST, h.matrix.botUserId]);
+    await h.core.createGroupHere(ALICE, room, "!wa create-group");
+    assert.match(h.matrix.lastNotice(room), /^Usage: `!wa create-group <group name>`/);
+    await h.core.createGroupHere(ALICE, room, "!wa create-group Book club");
+    assert.match(h.matrix.lastNotice(room), /This room is now the group "Book club"/);
+    const row = await h.core.groups.table.byRoom(room);
+    assert.ok(row);
+    const created = h.network.groups.get(row.remoteId);
+    assert.equal(created?.subject, "Book club");
+    assert.deepEqual(
+      created?.members.map((m) => m.id),
+      [selfIdOf(ALICE), WA_ID],
+    );
+    // The room is a group portal now: Alice's messages go to the group.
+    await h.core.fromMatrix.message(ALICE, row, "$here-1" as EventId, text("first"));
+    assert.equal(h.network.sent.at(-1)?.to, row.remoteId);
+    // Twice is refused: the room is the group's already.
+    await h.core.createGroupHere(ALICE, room, "!wa create-group Again");
+    assert.match(h.matrix.lastNotice(room), /a group's room already/);
+  });
+
   it("reactions, edits and deletions of group messages use the group's mapping", async function () {
     await reportInfo(ALICE);
     await reportInfo(BOB);

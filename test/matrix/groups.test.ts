@@ -160,4 +160,43 @@ describe("group portals through the bridge (test homeserver, fake network)", fun
       "the member removed at the network",
     );
   });
+
+  it("a ghost invited into a room of the user's brings the bot's offer; create-group there makes it the group's room", async function () {
+    const dave = "@whatsapp_491702222222:example.org";
+    h.network.refusedMembers.clear();
+    h.network.reachable.add(DAVE);
+    const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", {
+      name: "Our plans",
+      invite: [dave],
+    });
+    const mine = created.json["room_id"] as string;
+    await h.waitFor(async () => {
+      const found = (await h.messages(mine)).find(
+        (m) => m.sender === BOT && /not a direct chat/.test(m.body),
+      );
+      return found?.body;
+    }, "the bot's offer");
+    await h.say(mine, "!wa create-group Our plans");
+    await h.waitFor(async () => {
+      const found = (await h.messages(mine)).find(
+        (m) => m.sender === BOT && /This room is now the group "Our plans"/.test(m.body),
+      );
+      return found?.body;
+    }, "the group made of the room");
+    const made = [...h.network.groups.values()].find((g) => g.subject === "Our plans");
+    assert.deepEqual(
+      made?.members.map((m) => m.id),
+      [selfIdOf(alice()), contactId(DAVE)],
+    );
+    const row = await h.bridge.core.groups.table.byRoom(mine as never);
+    assert.ok(row);
+    await h.say(mine, "to the group");
+    await h.waitFor(
+      async () =>
+        h.network.sent.some((s) => s.to === row.remoteId && s.content.type === "text")
+          ? true
+          : undefined,
+      "the message at the group",
+    );
+  });
 });

@@ -4,11 +4,14 @@ import { UsageError, type Command } from "./framework.js";
 import type { CommandServices } from "./services.js";
 
 /**
- * `create-group <+number>... <name>`: bridgev2's command name for creating a group chat. The
- * numbers come first, so the group's name may have spaces; the user is invited to the new room.
+ * `create-group <+number>... <name>` in the management room: bridgev2's command name (and alias)
+ * for creating a group chat. The numbers come first, so the group's name may have spaces; the
+ * user is invited to the new room. In a room of the user's with ghosts in it, `<prefix> create-group
+ * <name>` makes that room the group's (bridgev2's form; BridgeCore.createGroupHere).
  */
 export const createGroupCommand: Command<CommandServices> = {
   name: "create-group",
+  aliases: ["create"],
   args: "<+number>... <name>",
   description: "Create a group with these numbers at the network, and a room for it.",
   level: "user",

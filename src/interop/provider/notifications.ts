@@ -33,6 +33,19 @@ export async function applyNotification(
   switch (notification.type) {
     case "devices-changed": {
       const changed = notification.devicesChanged;
+      const store = ctx.groups?.store;
+      if (store !== undefined) {
+        // §17.5: a removed device or a changed identity means a new sender key before the next
+        // group message; a replaced device needs the current one again. Marked before the new
+        // list is stored: a send that sees the new list also sees the rotation.
+        const replaced = changed.devices.filter((d) => d.change === "replaced").map((d) => d.id);
+        const identity = changed.devices.some((d) => d.change === "identity-changed");
+        if (changed.removed.length > 0 || identity) {
+          await store.markRotationFor(local, changed.jid);
+        } else if (replaced.length > 0) {
+          await store.forgetHolders(local, changed.jid, replaced);
+        }
+      }
       // Sessions of removed, replaced and identity-changed devices are dropped, added devices
       // recorded for retry authorisation (§11.7, P6).
       const update = await ctx.crypto.handleDevicesChanged({
@@ -43,17 +56,6 @@ export async function applyNotification(
         ),
         removed: changed.removed,
       });
-      const store = ctx.groups?.store;
-      if (store !== undefined) {
-        // §17.5: a removed device or a changed identity means a new sender key before the next
-        // group message; a replaced device needs the current one again.
-        const replaced = changed.devices.filter((d) => d.change === "replaced").map((d) => d.id);
-        if (changed.removed.length > 0 || update.identityChanged) {
-          await store.markRotationFor(local, changed.jid);
-        } else if (replaced.length > 0) {
-          await store.forgetHolders(local, changed.jid, replaced);
-        }
-      }
       if (update.identityChanged) {
         // Fetching the new bundles now records the new identity, which emits the "security code
         // changed" event with the verified mark it cleared (§12.6). Other devices get their

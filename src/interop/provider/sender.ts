@@ -243,18 +243,23 @@ export class Sender {
     const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = session.limits["max-stanza-bytes"];
     let queued: { id: number; row: NewOutboxRow } | undefined;
-    const store = async (trx: Tx, keys: readonly EncryptedKey[], ciphertext: Uint8Array) => {
+    const stanzaOf = (
+      id: MessageId,
+      recipients: readonly DeviceAddress[],
+      keys: readonly EncryptedKey[],
+      ciphertext: Uint8Array | undefined,
+    ): string => {
       const byJid = new Map<string, WireKey[]>();
       for (const [i, k] of keys.entries()) {
-        const jid = lacking[i]?.jid ?? "";
+        const jid = recipients[i]?.jid ?? "";
         byJid.set(jid, [...(byJid.get(jid) ?? []), wireKey(k)]);
       }
-      const stanza = exactStanza(
+      return exactStanza(
         buildEncryptedMessage({
           type: "groupchat",
           from: senderJid,
           to: group,
-          originId,
+          originId: id,
           encrypted: {
             sid: device.deviceId,
             keyGroups: [...byJid].map(([jid, ks]) => ({ jid: jid as BareJid, keys: ks })),
@@ -263,8 +268,18 @@ export class Sender {
           },
         }),
       );
-      if (Buffer.byteLength(stanza, "utf8") > maxStanza) {
-        // Distribution stanzas (§17.4) are not built yet: refused before anything commits.
+    };
+    const store = async (
+      trx: Tx,
+      recipients: readonly DeviceAddress[],
+      keys: readonly EncryptedKey[],
+      ciphertext: Uint8Array,
+    ) => {
+      const stanza = stanzaOf(originId, recipients, keys, ciphertext);
+      const bytes = Buffer.byteLength(stanza, "utf8");
+      if (bytes > maxStanza) {
+        // Refused before the commit, so that no ratchet advances for a stanza never sent.
+        if (keys.length > 0) throw new HeaderTooLarge(bytes);
         throw new ProviderError(
           "too-large",
           `the group stanza exceeds max-stanza-bytes ${maxStanza}`,
@@ -280,7 +295,14 @@ export class Sender {
         eventId: message.eventId,
         envelopeEnc,
       };
-      await groups.recordHolders(trx, from, group, distribution.distributionId, lacking, rotated);
+      await groups.recordHolders(
+        trx,
+        from,
+        group,
+        distribution.distributionId,
+        recipients,
+        rotated,
+      );
       await rememberEnvelope(
         trx,
         device.state,
@@ -293,15 +315,98 @@ export class Sender {
     // One groupEncrypt per message, never per member. Its chain step commits first: a crash
     // before the outbox commit only skips an iteration, which receivers tolerate.
     const ciphertext = await device.groups.encrypt(group, envelope);
-    if (lacking.length === 0) {
-      await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], ciphertext));
-    } else {
-      await device.sessions.encryptForDevices(skdmEnvelope, lacking, {
-        onCommit: (keys, trx) => store(trx, keys, ciphertext),
-      });
+    try {
+      if (lacking.length === 0) {
+        await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
+      } else {
+        await device.sessions.encryptForDevices(skdmEnvelope, lacking, {
+          onCommit: (keys, trx) => store(trx, lacking, keys, ciphertext),
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof HeaderTooLarge)) throw err;
+      // §17.4: the keys go ahead in distribution stanzas (each its own origin-id and envelope,
+      // stored with the devices it serves), then the message with an empty header. The outbox
+      // sends in creation order and holds later messages behind a waiting one (§15.6).
+      const perStanza = Math.max(1, Math.floor((lacking.length * (maxStanza - 4096)) / err.bytes));
+      for (let i = 0; i < lacking.length; i += perStanza) {
+        await this.distribute(device, group, distribution.skdm, lacking.slice(i, i + perStanza), {
+          stanzaOf,
+          time,
+          limits,
+          maxStanza,
+          record: (trx, recipients) =>
+            groups.recordHolders(
+              trx,
+              from,
+              group,
+              distribution.distributionId,
+              recipients,
+              rotated && i === 0,
+            ),
+        });
+      }
+      await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
     }
     if (queued !== undefined) this.options.outbox.sendCommitted(queued.id, queued.row);
     return originId;
+  }
+
+  /** One distribution stanza (§17.4): the current SKDM for `recipients`, no `<group>`. */
+  private async distribute(
+    device: DeviceCrypto,
+    group: BareJid,
+    skdm: Uint8Array,
+    recipients: readonly DeviceAddress[],
+    how: {
+      stanzaOf: (
+        id: MessageId,
+        recipients: readonly DeviceAddress[],
+        keys: readonly EncryptedKey[],
+        ciphertext: undefined,
+      ) => string;
+      time: Date;
+      limits: { maxEnvelopeBytes: number };
+      maxStanza: number;
+      record: (trx: Tx, recipients: readonly DeviceAddress[]) => Promise<void>;
+    },
+  ): Promise<void> {
+    const id = messageId(randomUUID());
+    const envelope = utf8(
+      encodeEnvelope(
+        {
+          content: [{ kind: "sender-key", group, skdm }],
+          id,
+          time: how.time,
+          to: group,
+          from: device.jid,
+        },
+        how.limits,
+      ),
+    );
+    let queued: { id: number; row: NewOutboxRow } | undefined;
+    await device.sessions.encryptForDevices(envelope, recipients, {
+      onCommit: async (keys, trx) => {
+        const stanza = how.stanzaOf(id, recipients, keys, undefined);
+        if (Buffer.byteLength(stanza, "utf8") > how.maxStanza) {
+          throw new ProviderError(
+            "too-large",
+            `a distribution stanza for ${recipients.length} device(s) exceeds max-stanza-bytes ${how.maxStanza}`,
+          );
+        }
+        const row: NewOutboxRow = {
+          kind: "message",
+          senderJid: deviceJid(device.jid, device.deviceId),
+          conversationJid: group,
+          toJid: group,
+          originId: id,
+          stanza,
+        };
+        await how.record(trx, recipients);
+        queued = { id: await this.options.outbox.insertSent(trx, row), row };
+      },
+    });
+    if (queued !== undefined) this.options.outbox.sendCommitted(queued.id, queued.row);
   }
 
   /** The stored group, fetched once if unknown; refused if the user is no member. */
@@ -538,3 +643,10 @@ export function originIdForEvent(from: BareJid, eventId: string): MessageId {
 }
 
 const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "utf8"));
+
+/** The header with every lacking key would not fit one stanza: distribution stanzas instead. */
+class HeaderTooLarge extends Error {
+  constructor(readonly bytes: number) {
+    super(`group header of ${bytes} bytes exceeds max-stanza-bytes`);
+  }
+}

@@ -77,6 +77,13 @@ export class FakeMatrix implements MatrixApi {
     this.calls.push(`power ${room} ${JSON.stringify(levels)}`);
   }
 
+  /** Members of rooms the test set up (`roomMembers` answers from it). */
+  readonly members = new Map<RoomId, MatrixUserId[]>();
+
+  async roomMembers(_as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]> {
+    return this.members.get(room) ?? [];
+  }
+
   async kick(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
     this.calls.push(`kick ${room} ${user} by ${as}`);
   }
