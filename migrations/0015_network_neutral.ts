@@ -4,24 +4,24 @@ import type { Knex } from "knex";
  * Network-neutral core tables (issue #16). The core knows a contact only as the network's opaque
  * id and its address (core/network.ts), so its columns say so, and each row names its network:
  *
- * | before                 | after                                     |
- * | ---------------------- | ----------------------------------------- |
- * | `users.phone`          | `users.address` (+ `users.network`)       |
- * | `users.localpart`      | `interop_users.localpart` (interop-owned) |
- * | `users.device_id`      | `interop_users.device_id` (interop-owned) |
- * | `ghosts.jid`           | `ghosts.remote_id` (+ `ghosts.network`)   |
- * | `ghosts.phone`         | `ghosts.address`                          |
+ * | before                 | after                                       |
+ * | ---------------------- | ------------------------------------------- |
+ * | `users.phone`          | `users.address` (+ `users.network`)         |
+ * | `users.localpart`      | `interop_users.localpart` (interop-owned)   |
+ * | `users.device_id`      | `interop_users.device_id` (interop-owned)   |
+ * | `ghosts.jid`           | `ghosts.remote_id` (+ `ghosts.network`)     |
+ * | `ghosts.phone`         | `ghosts.address`                            |
  * | `contacts.contact_jid` | `contacts.remote_id` (+ `contacts.network`) |
- * | `portals.contact_jid`  | `portals.remote_id` (+ `portals.network`) |
+ * | `portals.contact_jid`  | `portals.remote_id` (+ `portals.network`)   |
  *
  * `network` is the network's id (core/network.ts `NetworkDescription.id`, which the db modules
- * write on insert); it defaults to `whatsapp`, the interop connector's id: every row written before
- * this migration came from it, the only network the bridge had. The provider localpart and device of a Matrix user
- * (PROTOCOL.md §5.1) are the gatekeeper's business: they move to `interop_users`, which only
- * src/interop reads and writes (src/interop/connector/interop-users.ts records a user there when a
- * login completes). Constraints and indexes follow the renamed columns unchanged
- * (SQLite and PostgreSQL both carry them over on a rename), so the statements on the message
- * path keep their plans.
+ * write on insert); it defaults to `whatsapp`, the interop connector's id: every row written
+ * before this migration came from it, the only network the bridge had. The provider localpart and
+ * device of a Matrix user (PROTOCOL.md §5.1) are the gatekeeper's business: they move to
+ * `interop_users`, which only src/interop reads and writes (src/interop/connector/interop-users.ts
+ * records a user there when a login completes). Constraints and indexes follow the renamed columns
+ * unchanged (SQLite and PostgreSQL both carry them over on a rename), so the statements on the
+ * message path keep their plans.
  */
 export const NETWORK_BEFORE_0015 = "whatsapp";
 
