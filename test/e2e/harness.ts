@@ -1,6 +1,7 @@
 import * as sdk from "matrix-js-sdk";
+import { localpartFromMatrixUserId } from "../../src/interop/codec/jid.js";
+import { matrixUserId } from "../../src/util/ids.js";
 import { WhatsAppUser, type Received } from "../../scripts/demo/clients.js";
-import { localJid } from "../../scripts/demo/steps.js";
 import { startDemoWorld, type DemoWorld, type DemoWorldOptions } from "../../scripts/demo/world.js";
 import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
 
@@ -58,9 +59,12 @@ export class E2e {
   private constructor(
     readonly world: DemoWorld,
     readonly client: sdk.MatrixClient,
+    /** False for a second user's view of another E2e's world: stop() leaves the world running. */
+    private readonly ownsWorld = true,
   ) {
     this.bot = `@${world.config.appservice.bot.localpart}:${world.config.homeserver.domain}`;
-    this.myJid = localJid(world);
+    const localpart = localpartFromMatrixUserId(matrixUserId(client.getSafeUserId()));
+    this.myJid = `${localpart}@${world.config.interop.component_domain}`;
   }
 
   /** Starts the world and a syncing js-sdk client for its Matrix user (not yet logged in). */
@@ -83,29 +87,7 @@ export class E2e {
         : worldOptions,
     );
     try {
-      const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user: localpart },
-        password: world.user.password,
-      });
-      const client = sdk.createClient({
-        baseUrl: world.hs.url,
-        userId: login.user_id,
-        accessToken: login.access_token,
-        deviceId: login.device_id,
-      });
-      const prepared = new Promise<void>((resolve) => {
-        const onSync = (state: sdk.SyncState): void => {
-          if (state === sdk.SyncState.Prepared) {
-            client.off(sdk.ClientEvent.Sync, onSync);
-            resolve();
-          }
-        };
-        client.on(sdk.ClientEvent.Sync, onSync);
-      });
-      if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
-      await client.startClient({ initialSyncLimit: 50 });
-      await prepared;
+      const client = await syncingClient(world, localpart, world.user.password, encrypted);
       const e2e = new E2e(world, client);
       e2e.restoreTimers = restore;
       return e2e;
@@ -116,17 +98,29 @@ export class E2e {
     }
   }
 
+  /**
+   * A second Matrix user of the same homeserver and bridge, with a js-sdk client of their own
+   * (registered here, not yet logged in to the bridge). Stopping it stops only its client.
+   */
+  async another(localpart: string, encrypted = false): Promise<E2e> {
+    const password = `${localpart}-password`;
+    this.world.hs.registerUser(localpart, password);
+    const client = await syncingClient(this.world, localpart, password, encrypted);
+    return new E2e(this.world, client, false);
+  }
+
   /** The Matrix ghost of a WhatsApp user. */
   ghostOf(user: WhatsAppUser): string {
     return `@whatsapp_${user.digits}:${this.world.config.homeserver.domain}`;
   }
 
   get me(): string {
-    return this.world.user.userId;
+    return this.client.getSafeUserId();
   }
 
   async stop(): Promise<void> {
     this.client.stopClient();
+    if (!this.ownsWorld) return;
     await this.world.stop();
     this.restoreTimers();
   }
@@ -320,4 +314,37 @@ export class E2e {
   async from(user: WhatsAppUser, body: Record<string, unknown>): Promise<string> {
     return user.send({ to: this.myJid, ...body });
   }
+}
+
+/** Logs `localpart` in at the homeserver and starts a js-sdk client, resolved once it synced. */
+async function syncingClient(
+  world: DemoWorld,
+  localpart: string,
+  password: string,
+  encrypted: boolean,
+): Promise<sdk.MatrixClient> {
+  const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: localpart },
+    password,
+  });
+  const client = sdk.createClient({
+    baseUrl: world.hs.url,
+    userId: login.user_id,
+    accessToken: login.access_token,
+    deviceId: login.device_id,
+  });
+  const prepared = new Promise<void>((resolve) => {
+    const onSync = (state: sdk.SyncState): void => {
+      if (state === sdk.SyncState.Prepared) {
+        client.off(sdk.ClientEvent.Sync, onSync);
+        resolve();
+      }
+    };
+    client.on(sdk.ClientEvent.Sync, onSync);
+  });
+  if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
+  await client.startClient({ initialSyncLimit: 50 });
+  await prepared;
+  return client;
 }
