@@ -17,6 +17,7 @@ import {
   type XmlElement,
 } from "../../src/interop/codec/index.js";
 import { xml } from "../../src/interop/codec/xml.js";
+import type { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type { DeviceAddress } from "../../src/interop/crypto/types.js";
 import { describeError } from "../../src/util/errors.js";
 import type { BareJid, DeviceId, MessageId, StanzaId } from "../../src/util/ids.js";
@@ -63,6 +64,14 @@ export class GroupPeer {
     string,
     { group: string; sender: DeviceAddress; ciphertext: Uint8Array }
   >();
+  /**
+   * Per origin-id, over every group delivery on this connection (this member and any `extra`
+   * users): stanzas delivered, 1:1 header keys in them, and `<group>` ciphertexts. The sender's
+   * fan-out cost made visible: header keys are its pairwise encryptions for this provider's members.
+   */
+  readonly deliveries = new Map<string, { stanzas: number; headerKeys: number; groups: number }>();
+  /** More users of this provider on the same connection: published, acknowledged, not decrypted. */
+  readonly extras: ProviderUser[] = [];
   private readonly handled = new Set<string>();
   /** Per group: our current distribution id and the member devices that hold it. */
   private readonly held = new Map<string, { distributionId: string; devices: Set<string> }>();
@@ -71,6 +80,7 @@ export class GroupPeer {
   private constructor(
     readonly provider: TestProvider,
     readonly user: ProviderUser,
+    private readonly crypto: SignalCrypto,
     private readonly knex: Knex,
   ) {
     provider.connection.onStanza((stanza) => {
@@ -92,11 +102,28 @@ export class GroupPeer {
     // Enough one-time pre-keys for every co-member to start a session.
     const user = await ProviderUser.create(crypto, tp, jid, 1, 50);
     await user.publish();
-    return new GroupPeer(tp, user, knex);
+    return new GroupPeer(tp, user, crypto, knex);
   }
 
   get jid(): BareJid {
     return this.user.jid;
+  }
+
+  /**
+   * Publishes `count` more users of this provider (`<prefix><n>`), who are group members that only
+   * acknowledge what they get (a benchmark's silent members); their JIDs.
+   */
+  async addSilentUsers(prefix: string, count: number): Promise<BareJid[]> {
+    const crypto = this.crypto;
+    const jids: BareJid[] = [];
+    for (let i = 0; i < count; i++) {
+      const jid = `${prefix}${i}=3a${this.provider.domain}@${this.provider.domain}`;
+      const user = await ProviderUser.create(crypto, this.provider, jid, 1, 3);
+      await user.publish();
+      this.extras.push(user);
+      jids.push(user.jid);
+    }
+    return jids;
   }
 
   async close(): Promise<void> {
@@ -205,7 +232,16 @@ export class GroupPeer {
     if (sid !== undefined && this.handled.has(sid.id)) return this.ack(sid.id, sid.by);
     const { payload, sender, originId } = message;
     const group = message.from === undefined ? undefined : String(stanza.attrs.from);
+    if (payload.kind === "encrypted" && originId !== undefined && sender !== undefined) {
+      const d = this.deliveries.get(originId) ?? { stanzas: 0, headerKeys: 0, groups: 0 };
+      d.stanzas += 1;
+      d.headerKeys += payload.encrypted.keyGroups.reduce((n, g) => n + g.keys.length, 0);
+      if (payload.encrypted.group !== undefined) d.groups += 1;
+      this.deliveries.set(originId, d);
+    }
+    const toMe = String(stanza.attrs.to).split("/")[0] === this.jid;
     if (
+      toMe &&
       payload.kind === "encrypted" &&
       sender?.device !== undefined &&
       originId !== undefined &&
