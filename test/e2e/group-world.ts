@@ -1,4 +1,5 @@
 import * as sdk from "matrix-js-sdk";
+import { createLogger, type LogLevel } from "../../src/util/log.js";
 import { KeyVault } from "../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type { DeviceAddress } from "../../src/interop/crypto/types.js";
@@ -33,8 +34,13 @@ export class GroupE2e {
   ) {}
 
   static async start(): Promise<GroupE2e> {
+    const level = process.env["E2E_BRIDGE_LOG"];
     const alice = await E2e.start("alice", {
       extraProviders: [OTHER],
+      // E2E_BRIDGE_LOG=<level> writes the bridge's log to stderr, for a failure's diagnosis.
+      ...(level === undefined
+        ? {}
+        : { log: createLogger({ level: level as LogLevel, format: "text" }) }),
       // Bursts come from few users: the bridge's per-user abuse limits would refuse them.
       config: {
         limits: {

@@ -110,7 +110,17 @@ describe("groups end to end: two Matrix users, WhatsApp users and a second provi
           if ((await w.countAt(user, group, body(who))) < 1) return undefined;
         }
         return true;
-      }, `everything at ${self}`);
+      }, `everything at ${self}`).catch(async (err: unknown) => {
+        const got = (await w.receivedIn(user, group)).map(bodyOfEntry);
+        const failed = await user.received("undecryptable");
+        const notices = roomMessages(alice, portal)
+          .filter((e) => e.getSender() === alice.bot)
+          .map((e) => String(e.getContent()["body"]));
+        throw new Error(
+          `${String(err)}; ${self} has ${JSON.stringify(got)}; undecryptable: ` +
+            `${JSON.stringify(failed)}; the bot said in the portal: ${JSON.stringify(notices)}`,
+        );
+      });
     await expect(wa1, "wa1");
     await expect(wa2, "wa2");
     await eventually(
