@@ -119,10 +119,13 @@ export class GroupE2e {
     return answer.json as never;
   }
 
-  /** Every group list the gatekeeper holds (jid, subject). */
-  async groups(): Promise<{ jid: string; subject?: string }[]> {
+  /** The JID of the group the gatekeeper holds with this subject, if any. */
+  async groupWithSubject(subject: string): Promise<string | undefined> {
     const answer = await this.admin().request("GET", "/groups");
-    return (answer.json["groups"] as { jid: string; subject?: string }[] | undefined) ?? [];
+    for (const jid of (answer.json["groups"] as string[] | undefined) ?? []) {
+      if ((await this.groupState(jid)).subject === subject) return jid;
+    }
+    return undefined;
   }
 
   receivedIn(user: WhatsAppUser, group: string): Promise<Received[]> {
