@@ -433,7 +433,27 @@ describe("groups end to end: kill -9 of the bridge in a burst of 500 group messa
         downFor = Date.now() - down;
       }
     });
-    const tally = await burst.settle(world);
+    // What the gatekeeper accepted per sender: tells a message the bridge never sent from one
+    // the gatekeeper did not deliver.
+    const accepted = async () => {
+      const rows = (await world.sim.gatekeeper.ctx
+        .knex("gk_group_messages")
+        .where({ group_jid: group, has_group: true })
+        .select("sender")
+        .count({ n: "*" })
+        .groupBy("sender")) as { sender: string; n: number }[];
+      return rows.map((r) => `${r.sender}: ${r.n}`).join(", ");
+    };
+    const tally = await burst.settle(world).catch(async (err: unknown) => {
+      process.stdout.write(`      accepted at the gatekeeper: ${await accepted()}\n`);
+      for (const user of [wa1, wa2]) {
+        const failed = await user.received("undecryptable");
+        process.stdout.write(
+          `      undecryptable at ${user.phone}: ${JSON.stringify(failed.map((e) => e.data))}\n`,
+        );
+      }
+      throw err;
+    });
     process.stdout.write(
       `      bridge killed after ${KILL_AT} messages of each of 4 senders, down ${downFor} ms\n` +
         `      ${GroupBurst.describe(tally)}\n`,
