@@ -72,8 +72,13 @@ const dependencyDirections = [
   ...only("core", ["util", "config", "db"], "the core knows no network, no Matrix library, no CLI"),
   ...only(
     "interop",
-    ["util", "config", "db", "vault", "core/network", "core/contact-directory"],
+    ["util", "config", "db", "vault", "core/network"],
     "a connector sees the core only through its contract",
+  ),
+  ...only(
+    "networks",
+    ["util", "core/network"],
+    "a network connector sees the core only through its contract and never touches Matrix",
   ),
   ...only("matrix", ["util", "config", "db", "vault", "core"]),
   ...only(

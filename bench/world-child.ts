@@ -14,6 +14,7 @@ import type { ContentElement } from "../src/interop/codec/index.js";
 import { localpartFromMatrixUserId } from "../src/interop/codec/jid.js";
 import { matrixUserId, type BareJid, type PhoneNumber } from "../src/util/ids.js";
 import { startSimulator, type Simulator } from "../simulator/main.js";
+import type { PreparedSend } from "../simulator/users/send.js";
 import { createTestHomeserver, type TestHomeserver } from "../test/homeserver/index.js";
 import { MatrixUser, WhatsAppUser } from "../scripts/demo/clients.js";
 import type { ChildReply, ChildRequest, SentRecord, WorldPortal } from "./protocol.js";
@@ -152,12 +153,22 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
 /**
  * Sends `count` texts from the portals' WhatsApp users, round robin, at `rate` per second (0: all
  * at once; the simulator's own queue then sets the pace). Each text carries its sequence number.
+ * The texts are Signal-encrypted first, all of them, before the first is sent (issue #15): this
+ * process shares the machine's cores with the bridge, and encrypting while sending made the
+ * sender, not the bridge, the limit of the run. `durationMs` is the sending alone.
  */
 async function sendFromWhatsApp(request: Extract<ChildRequest, { type: "w2m" }>): Promise<void> {
   if (sim === undefined) throw new Error("w2m before start");
   const users = sim.users;
   const sent: SentRecord[] = [];
   let errors = 0;
+  const prepared: Promise<PreparedSend>[] = [];
+  for (let seq = 0; seq < request.count; seq++) {
+    const portal = request.portals[seq % request.portals.length] as WorldPortal;
+    const content: ContentElement[] = [{ kind: "body", text: `${request.marker} ${seq}` }];
+    prepared.push(users.prepare(portal.phone as PhoneNumber, request.myJid as BareJid, content));
+  }
+  const ready = await Promise.allSettled(prepared);
   const started = performance.now();
   const pending: Promise<void>[] = [];
   for (let seq = 0; seq < request.count; seq++) {
@@ -166,10 +177,13 @@ async function sendFromWhatsApp(request: Extract<ChildRequest, { type: "w2m" }>)
       const wait = due - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    const portal = request.portals[seq % request.portals.length] as WorldPortal;
-    const content: ContentElement[] = [{ kind: "body", text: `${request.marker} ${seq}` }];
+    const outcome = ready[seq];
+    if (outcome?.status !== "fulfilled") {
+      errors += 1;
+      continue;
+    }
     pending.push(
-      users.send(portal.phone as PhoneNumber, request.myJid as BareJid, content).then(
+      users.deliver(outcome.value).then(
         (result) => {
           sent.push({ seq, originId: result.originId });
         },

@@ -31,13 +31,8 @@ export interface GatekeeperSettings {
 /** Features this simulator implements and announces: all of v0.2, groups (§17) included. */
 export const SIMULATOR_FEATURES: readonly string[] = Object.values(FEATURE);
 
-/**
- * What the bridge's provider engine may claim today: groups wait for the bridge side (issue 17
- * part 2), so an engine in tests does not negotiate them.
- */
-export const ENGINE_FEATURES: readonly string[] = SIMULATOR_FEATURES.filter(
-  (f) => f !== FEATURE.groups,
-);
+/** What the bridge's provider engine claims in tests: everything, groups (§17) included. */
+export const ENGINE_FEATURES: readonly string[] = SIMULATOR_FEATURES;
 
 const PROVIDER_ID = /^[a-z0-9-]{1,64}$/;
 

@@ -22,7 +22,12 @@ import { SqlRunner } from "./db/sql.js";
 import { RoomCrypto } from "./matrix/crypto/room-crypto.js";
 import { isConnectionHealthReporting } from "./core/network.js";
 import { BridgeMetrics, startMetricsServer, type MetricsServer } from "./metrics/index.js";
-import { databaseCheck, gatekeeperCheck, homeserverCheck } from "./metrics/readiness.js";
+import {
+  databaseCheck,
+  gatekeeperCheck,
+  homeserverCheck,
+  loginsCheck,
+} from "./metrics/readiness.js";
 import { ProvisioningApi, ProvisioningAuth } from "./provisioning/index.js";
 import { StartupError, describeError } from "./util/errors.js";
 import type { Logger } from "./util/log.js";
@@ -117,6 +122,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         databaseCheck(db.knex),
         gatekeeperCheck(() => core?.connector),
         homeserverCheck(config.homeserver.url),
+        loginsCheck(() => core?.logins.failedCount()),
       ],
     });
     const openedVault = vault;
@@ -315,6 +321,7 @@ function scrapeSources(db: Database, core: BridgeCore) {
     inboxDepth: async () => (depths === undefined ? 0 : (await depths()).inbox),
     usersLoggedIn: () => count(db.knex("users").where({ login_state: "logged-in" })),
     portals: () => count(db.knex("portals").whereNotNull("room_id")),
+    loginsFailed: () => core.logins.failedCount(),
     gatekeeper: () =>
       isConnectionHealthReporting(connector) ? connector.connectionHealth() : undefined,
   };

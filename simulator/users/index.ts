@@ -1,4 +1,4 @@
-import type { SendOptions } from "./send.js";
+import type { PreparedSend, SendOptions } from "./send.js";
 import { KeyVault } from "../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../src/interop/crypto/signal-crypto.js";
 import type {
@@ -134,6 +134,18 @@ export class SimulatedUsers {
       });
       return sent;
     });
+  }
+
+  /**
+   * The Signal work of `send` without sending (the benchmark encrypts a run before timing it);
+   * `deliver` sends the result. One sender's prepared messages go out in the order prepared.
+   */
+  prepare(phone: PhoneNumber, to: BareJid, content: ContentElement[], options: SendOptions = {}) {
+    return this.gatekeeper.run(() => this.sender.prepare(this.jidOf(phone), to, content, options));
+  }
+
+  deliver(prepared: PreparedSend) {
+    return this.gatekeeper.run(() => this.sender.deliver(prepared));
   }
 
   /** Encrypts and uploads the media, then sends it with an optional caption (§13.2, §14). */

@@ -35,6 +35,15 @@ export interface SendOptions {
   record?: boolean;
 }
 
+/** A message encrypted for its recipient's devices, not yet sent ({@link UserSender.prepare}). */
+export interface PreparedSend {
+  readonly from: BareJid;
+  readonly device: DeviceId;
+  readonly to: BareJid;
+  readonly originId: MessageId;
+  readonly keys: ReturnType<typeof keyOf>[];
+}
+
 /**
  * What a simulated gatekeeper user sends to provider users: the envelope of §12.2 encrypted for
  * every device of the recipient (bundles fetched from the directory where no session exists),
@@ -53,6 +62,20 @@ export class UserSender {
     content: ContentElement[],
     options: SendOptions = {},
   ): Promise<{ originId: MessageId } & Sent> {
+    return this.deliver(await this.prepare(jid, to, content, options));
+  }
+
+  /**
+   * The Signal work of a send, without sending: the benchmark prepares a run's messages before
+   * it is timed, so that its load generator's crypto does not compete with the bridge (bench/).
+   * Prepared messages of one sender must be delivered in the order they were prepared.
+   */
+  async prepare(
+    jid: BareJid,
+    to: BareJid,
+    content: ContentElement[],
+    options: SendOptions = {},
+  ): Promise<PreparedSend> {
     requireFeatures(this.negotiated(to), featuresOf(content));
     const device = await this.sendingDevice(jid, options.device);
     const keys = this.gatekeeper.services.keys;
@@ -88,19 +111,24 @@ export class UserSender {
         remember: { originId, conversationJid: to },
       },
     );
+    return { from: jid, device: device.deviceId, to, originId, keys: encrypted.map(keyOf) };
+  }
+
+  /** Sends what {@link prepare} made. */
+  async deliver(prepared: PreparedSend): Promise<{ originId: MessageId } & Sent> {
     const sent = await this.gatekeeper.outbound.sendEncrypted({
-      from: jid,
-      device: device.deviceId,
-      to,
-      originId,
+      from: prepared.from,
+      device: prepared.device,
+      to: prepared.to,
+      originId: prepared.originId,
       encrypted: {
-        sid: device.deviceId,
-        keyGroups: [{ jid: to, keys: encrypted.map(keyOf) }],
+        sid: prepared.device,
+        keyGroups: [{ jid: prepared.to, keys: prepared.keys }],
         group: undefined,
         retry: undefined,
       },
     });
-    return { originId, ...sent };
+    return { originId: prepared.originId, ...sent };
   }
 
   async sendReceipt(jid: BareJid, device: DeviceId, to: BareJid, refs: MessageRef[]) {

@@ -51,7 +51,7 @@ export function buildRegistration(
         },
         {
           exclusive: true,
-          regex: `^@${escapeRegex(before)}[1-9][0-9]{7,14}${escapeRegex(after)}:${domain}$`,
+          regex: `^@${escapeRegex(before)}(?:[1-9][0-9]{7,14}|_[a-z0-9.=-]+)${escapeRegex(after)}:${domain}$`,
         },
       ],
       aliases: [],

@@ -3,39 +3,42 @@ import type { Knex } from "knex";
 import type { Config, PermissionLevel } from "../config/schema.js";
 import { ContactsTable } from "../db/contacts.js";
 import { GhostsTable } from "../db/ghosts.js";
-import { MessagesTable } from "../db/messages.js";
+import { GroupPortalsTable } from "../db/groups.js";
+import { GROUP_MESSAGES, MessagesTable } from "../db/messages.js";
 import { PortalsTable, type PortalRow } from "../db/portals.js";
-import { ReactionsTable } from "../db/reactions.js";
+import { GROUP_REACTIONS, ReactionsTable } from "../db/reactions.js";
 import { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import type { ContactAddress, MatrixUserId, RemoteGroupId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import { accountCommands } from "./commands/account.js";
 import { contactCommands } from "./commands/contacts.js";
 import { CommandRegistry, type CommandContext } from "./commands/framework.js";
 import { deadLettersCommand } from "./commands/dead-letters.js";
+import { createGroupCommand } from "./commands/groups.js";
 import type { CommandServices } from "./commands/services.js";
 import type { DeadLetterQueue } from "./dead-letters.js";
-import { isContactDirectory } from "./contact-directory.js";
 import { GhostManager } from "./ghosts.js";
+import { GroupManager } from "./groups.js";
 import { LoginManager } from "./logins.js";
 import type { MatrixApi } from "./matrix-api.js";
 import { MatrixEventsHandler } from "./matrix-events.js";
-import type {
-  CoreCallbacks,
-  NetworkConnector,
-  NetworkLogin,
-  RemoteEvent,
-  RemoteUserId,
+import {
+  isContactDirectory,
+  type CoreCallbacks,
+  type NetworkConnector,
+  type NetworkDescription,
+  type NetworkLogin,
+  type RemoteEvent,
+  type RemoteUserId,
 } from "./network.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import { permissionOf } from "./permissions.js";
 import { UserLimits } from "./rate-limits.js";
 import type { OpenPortal } from "./portals.js";
-import { formatInternational } from "./phone-format.js";
 import { PortalManager } from "./portals.js";
 import { RemoteEventHandler } from "./remote-events.js";
-import { notLoggedIn, notReachable } from "./texts.js";
+import { groupCreateHereUsage, groupCreatedHere, notLoggedIn, notReachable } from "./texts.js";
 
 export interface BridgeCoreOptions {
   config: Config;
@@ -48,10 +51,9 @@ export interface BridgeCoreOptions {
   observer?: CoreObserver;
   /** The clock of the per-user limits (tests). */
   now?: () => number;
+  /** Backoff of the retries of a stored login that failed to load (tests shorten it). */
+  loginRetry?: { initialMs: number; maxMs: number };
 }
-
-/** The prefix of commands sent in a portal rather than the management room. */
-export const PORTAL_COMMAND_PREFIX = "!wa";
 
 /**
  * The network-independent bridge: logins, portals, ghosts, message mapping and commands, wired
@@ -64,10 +66,13 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   readonly messages: MessagesTable;
   readonly ghosts: GhostManager;
   readonly portals: PortalManager;
+  readonly groups: GroupManager;
   readonly logins: LoginManager;
   readonly commands: CommandRegistry<CommandServices>;
   readonly fromMatrix: MatrixEventsHandler;
   readonly connector: NetworkConnector;
+  /** The connector's self-description: the network's name, command prefix and addresses. */
+  readonly network: NetworkDescription;
   readonly config: Config;
   readonly matrix: MatrixApi;
   readonly limits: UserLimits;
@@ -82,6 +87,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     this.matrix = matrix;
     this.log = log;
     this.connector = options.createConnector(this);
+    this.network = this.connector.describe();
     this.users = new UsersTable(knex);
     this.portalRows = new PortalsTable(knex);
     this.contacts = new ContactsTable(knex);
@@ -107,7 +113,20 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.users,
       this.connector,
       log.child({ component: "logins" }),
+      options.loginRetry,
     );
+    this.groups = new GroupManager(
+      new GroupPortalsTable(knex),
+      this.users,
+      this.ghosts,
+      this.logins,
+      matrix,
+      log.child({ component: "groups" }),
+    );
+    const groupTables = {
+      messages: new MessagesTable(knex, GROUP_MESSAGES),
+      reactions: new ReactionsTable(knex, GROUP_REACTIONS),
+    };
     const observer = options.observer ?? NO_OBSERVER;
     this.limits = new UserLimits(config.limits, options.now);
     this.remote = new RemoteEventHandler(
@@ -120,6 +139,8 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       this.logins,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
     this.fromMatrix = new MatrixEventsHandler(
       tables,
@@ -129,10 +150,14 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       log,
       observer,
       this.limits,
+      this.groups,
+      groupTables,
     );
-    this.commands = new CommandRegistry<CommandServices>(
-      log.child({ component: "commands" }),
-    ).register(...accountCommands, ...contactCommands, deadLettersCommand);
+    this.commands = new CommandRegistry<CommandServices>(log.child({ component: "commands" }), {
+      network: this.network.displayName,
+      contact: this.network.identifier.argument,
+      noun: this.network.identifier.noun,
+    }).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
   }
 
   /** Starts the connector and loads the stored logins. */
@@ -142,6 +167,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   }
 
   async stop(): Promise<void> {
+    this.logins.stop();
     await this.connector.stop();
   }
 
@@ -208,9 +234,9 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     await this.users.update(user, { managementRoom: room });
     await this.matrix.sendNotice(
       room,
-      "Hello! I bridge your Matrix account to WhatsApp contacts who allow chats with third-party " +
-        "apps. Send `login` to start (you will first be told what the bridge and WhatsApp can see), " +
-        "or `help` for the commands.",
+      `Hello! I bridge your Matrix account to ${this.network.displayName} contacts who allow chats ` +
+        "with third-party apps. Send `login` to start (you will first be told what the bridge and " +
+        `${this.network.displayName} can see), or \`help\` for the commands.`,
     );
   }
 
@@ -223,17 +249,22 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     if (level === "none") return;
     const parsed = text.trim().toLowerCase();
     const isCommand = this.commands.find(parsed.split(/\s+/)[0] ?? "") !== undefined;
-    if ((await this.logins.isConversing(user)) && (!isCommand || parsed === "cancel")) {
+    // A login flow's id answers the login even when a command has the same name (a network may
+    // call its flow `name`, as loopback does): the warning asked for exactly that reply.
+    const isFlowChoice = this.connector.loginFlows().some((f) => f.id === parsed);
+    if (
+      (await this.logins.isConversing(user)) &&
+      (!isCommand || isFlowChoice || parsed === "cancel")
+    ) {
       await reply(await this.logins.answer(user, text));
       return;
     }
-    const line = text.trim().startsWith(PORTAL_COMMAND_PREFIX + " ")
-      ? text.trim().slice(PORTAL_COMMAND_PREFIX.length + 1)
-      : text;
+    const prefix = this.network.commandPrefix;
+    const line = text.trim().startsWith(prefix + " ") ? text.trim().slice(prefix.length + 1) : text;
     await this.commands.dispatch({ user, level, room, services: this, reply }, line);
   }
 
-  /** A `!wa ...` command in a portal: the portal's contact is the default number. */
+  /** A command in a portal (`<prefix> ...`): the portal's contact is the default address. */
   async handlePortalCommand(user: MatrixUserId, portal: PortalRow, text: string): Promise<void> {
     const room = portal.roomId as RoomId;
     const level = this.permissionOf(user);
@@ -249,12 +280,12 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
         await this.matrix.sendNotice(room, message);
       },
     };
-    const line = text.trim().slice(PORTAL_COMMAND_PREFIX.length).trim();
+    const line = text.trim().slice(this.network.commandPrefix.length).trim();
     const [name, ...rest] = line.split(/\s+/);
     const command = this.commands.find(name ?? "");
-    const takesNumber = command?.args.startsWith("<+number>") === true;
+    const takesNumber = command?.args.startsWith("<{contact}>") === true;
     const withNumber =
-      takesNumber && (rest[0] === undefined || !rest[0].startsWith("+"))
+      takesNumber && (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
         ? [name, ghost.phone, ...rest].join(" ")
         : line;
     await this.commands.dispatch(ctx, withNumber);
@@ -284,24 +315,89 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   }
 
   /**
-   * Opens (or reopens) the user's chat with a number: `start-chat` and the provisioning API's
-   * create_dm. A number without a chat yet counts against `limits.new_chats_per_hour` before it
-   * is looked up (lookups count against the gatekeeper's quota and could enumerate numbers);
+   * Opens (or reopens) the user's chat with an address: `start-chat` and the provisioning API's
+   * create_dm. An address without a chat yet counts against `limits.new_chats_per_hour` before
+   * it is looked up (lookups count against the network's quota and could enumerate addresses);
    * over the limit this throws a UserLimitError for the user.
    */
   async openChat(
     user: MatrixUserId,
-    phone: PhoneNumber,
+    address: ContactAddress,
   ): Promise<{ reachable: false } | { reachable: true; open: OpenPortal }> {
     const login = this.requireLogin(user);
     const known = isContactDirectory(this.connector)
-      ? this.connector.contactForPhone(phone)
-      : await this.ghosts.byPhone(phone);
+      ? this.connector.contactForAddress(address)
+      : await this.ghosts.byAddress(address);
     const existing = known === undefined ? undefined : await this.portalRows.get(user, known);
     if (existing?.roomId === null || existing === undefined) this.limits.takeNewChat(user);
-    const resolution = await login.resolvePhone(phone);
+    const resolution = await login.resolvePhone(address);
     if (!resolution.reachable) return { reachable: false };
     return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
+  }
+
+  /**
+   * Creates a group with the contacts at the network, and its portal (`create-group` and the
+   * provisioning API's create_group). Addresses are named through the connector or a lookup, as
+   * in `start-chat`; an unreachable one fails the whole creation with a BridgeError for the user.
+   */
+  async createGroup(
+    user: MatrixUserId,
+    subject: string,
+    addresses: readonly ContactAddress[],
+  ): Promise<{ room: RoomId; group: RemoteGroupId; rejected: readonly string[] }> {
+    const login = this.requireLogin(user);
+    const members: RemoteUserId[] = [];
+    for (const address of addresses) members.push(await this.contactFor(login, address));
+    const created = await this.groups.create(user, subject, members);
+    const byContact = new Map(members.map((m, i) => [m as string, addresses[i]]));
+    return {
+      room: created.room,
+      group: created.group,
+      rejected: created.rejected.map((r) => {
+        const address = byContact.get(r.id);
+        return address === undefined ? r.id : this.network.identifier.format(address);
+      }),
+    };
+  }
+
+  /**
+   * `<prefix> create-group <name>` in a room of the user's that is neither a portal nor a management
+   * room (bridgev2's create-group): a group with the members whose ghosts are in the room, and
+   * the room becomes its portal. Answered in the room.
+   */
+  async createGroupHere(user: MatrixUserId, room: RoomId, text: string): Promise<void> {
+    if (this.permissionOf(user) === "none") return;
+    const subject = text
+      .trim()
+      .replace(/^\S+\s+\S+/, "")
+      .trim();
+    const reply = async (message: string) => {
+      await this.matrix.sendNotice(room, message);
+    };
+    if (subject === "") {
+      await reply(groupCreateHereUsage(this.network.commandPrefix));
+      return;
+    }
+    try {
+      const login = this.requireLogin(user);
+      const members: RemoteUserId[] = [];
+      for (const mxid of await this.matrix.roomMembers(this.matrix.botUserId, room)) {
+        if (!this.ghosts.isGhost(mxid)) continue;
+        const known = await this.ghosts.contactOfGhost(mxid);
+        const address = this.ghosts.addressOfGhost(mxid);
+        if (known !== undefined) members.push(known);
+        else if (address !== undefined) members.push(await this.contactFor(login, address));
+      }
+      if (members.length === 0) {
+        await reply(groupCreateHereUsage(this.network.commandPrefix));
+        return;
+      }
+      await this.groups.createInRoom(user, room, subject, members);
+      await reply(groupCreatedHere(subject));
+    } catch (err) {
+      if (!(err instanceof BridgeError)) throw err;
+      await reply(err.message);
+    }
   }
 
   // Helpers for commands.
@@ -313,16 +409,19 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
   }
 
   /**
-   * The contact id of a number, without a lookup when the connector can name it or the bridge
+   * The contact id of an address, without a lookup when the connector can name it or the bridge
    * has seen it; otherwise through the network's reachability check.
    */
-  async contactFor(login: NetworkLogin, phone: PhoneNumber): Promise<RemoteUserId> {
-    if (isContactDirectory(this.connector)) return this.connector.contactForPhone(phone);
-    const known = await this.ghosts.byPhone(phone);
+  async contactFor(login: NetworkLogin, address: ContactAddress): Promise<RemoteUserId> {
+    if (isContactDirectory(this.connector)) return this.connector.contactForAddress(address);
+    const known = await this.ghosts.byAddress(address);
     if (known !== undefined) return known;
-    const resolution = await login.resolvePhone(phone);
+    const resolution = await login.resolvePhone(address);
     if (!resolution.reachable) {
-      throw new BridgeError("not-reachable", notReachable(formatInternational(phone)));
+      throw new BridgeError(
+        "not-reachable",
+        notReachable(this.network.identifier.format(address), this.network),
+      );
     }
     return resolution.contact;
   }

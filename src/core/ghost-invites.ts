@@ -1,14 +1,13 @@
 import type { PermissionLevel } from "../config/schema.js";
 import { BridgeError } from "../util/errors.js";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
+import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
 import type { MatrixApi } from "./matrix-api.js";
-import type { NetworkLogin } from "./network.js";
-import { formatInternational } from "./phone-format.js";
+import { isGroupCapable, type NetworkLogin } from "./network.js";
 import type { LinkOutcome, PortalManager } from "./portals.js";
 import { UserLimitError } from "./rate-limits.js";
-import { notLoggedIn, notReachable } from "./texts.js";
+import { groupInviteOffer, notLoggedIn, notReachable } from "./texts.js";
 
 /** What answering a ghost invite needs of the core: narrow, so it is testable on its own. */
 export interface GhostInvitePorts {
@@ -23,8 +22,8 @@ export interface GhostInvitePorts {
 }
 
 /**
- * A user invited a ghost (`@whatsapp_<digits>:domain`) to a room of theirs: as in mautrix, that
- * starts the chat with the number in that room, or links the room to the user's chat with it
+ * A user invited a ghost (`@<template with the address>:domain`) to a room of theirs: as in
+ * mautrix, that starts the chat with the address in that room, or links the room to the user's chat with it
  * when that chat has no room. Whatever cannot be done is answered by the ghost with a notice in
  * the room before it leaves, so an invite never stays pending without a word: no permission, not
  * logged in, not a direct chat, an unreachable number, a chat that already has its room, the
@@ -36,8 +35,9 @@ export async function answerGhostInvite(
 ): Promise<void> {
   const { matrix, ghosts, log } = ports;
   const { user, room, ghost } = invite;
-  const phone = ghosts.phoneOfGhost(ghost);
+  const phone = ghosts.addressOfGhost(ghost);
   if (phone === undefined) return;
+  const number = ghosts.format(phone);
   const refuse = async (why: string): Promise<void> => {
     log.info({ user, room, ghost, why }, "ghost invite refused");
     try {
@@ -64,9 +64,20 @@ export async function answerGhostInvite(
     return;
   }
   if (!invite.isDirect) {
+    if (isGroupCapable(login)) {
+      // A room of several people: its counterpart is a group (bridgev2's `create-group` makes
+      // the current room one). The ghost stays and brings the bot, which offers it.
+      await matrix.ensureGhost(ghost, ghosts.displayNameFor(phone));
+      await matrix.join(ghost, room);
+      await matrix.invite(ghost, room, matrix.botUserId).catch((err: unknown) => {
+        log.debug({ err, room }, "bot not invited by the ghost");
+      });
+      await matrix.join(matrix.botUserId, room);
+      await matrix.sendNotice(room, groupInviteOffer(number, ghosts.network.commandPrefix));
+      return;
+    }
     await refuse(
-      "I only join direct chats: start a direct chat with me to write to " +
-        `${formatInternational(phone)}.`,
+      "I only join direct chats: start a direct chat with me to write to " + `${number}.`,
     );
     return;
   }
@@ -79,20 +90,19 @@ export async function answerGhostInvite(
     return;
   }
   if (outcome.kind === "unreachable") {
-    await refuse(notReachable(formatInternational(phone)));
+    await refuse(notReachable(number, ghosts.network));
     return;
   }
   if (outcome.kind === "elsewhere") {
     await refuse(
-      `You already have a chat with ${formatInternational(phone)} in another room ` +
-        `(${outcome.room}); write there.`,
+      `You already have a chat with ${number} in another room ` + `(${outcome.room}); write there.`,
     );
     return;
   }
   if (outcome.kind === "room-in-use") {
     await refuse(
       "This room is already used by the bridge (for another chat or for its commands). To " +
-        `write to ${formatInternational(phone)}, start a new direct chat with me.`,
+        `write to ${number}, start a new direct chat with me.`,
     );
     return;
   }
@@ -104,9 +114,9 @@ async function link(
   login: NetworkLogin,
   user: MatrixUserId,
   room: RoomId,
-  phone: PhoneNumber,
+  phone: ContactAddress,
 ): Promise<LinkOutcome | { kind: "unreachable" }> {
-  const known = await ports.ghosts.byPhone(phone);
+  const known = await ports.ghosts.byAddress(phone);
   const existing = known === undefined ? undefined : await ports.portals.roomOf(user, known);
   if (existing === undefined) ports.takeNewChat(user);
   const resolution = await login.resolvePhone(phone);

@@ -3,14 +3,16 @@ import type { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
 import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
-import type {
-  LoginField,
-  LoginProcess,
-  LoginStep,
-  NetworkConnector,
-  NetworkLogin,
+import {
+  isGroupCapable,
+  isLoginBatchLoading,
+  type LoginField,
+  type LoginProcess,
+  type LoginStep,
+  type NetworkConnector,
+  type NetworkDescription,
+  type NetworkLogin,
 } from "./network.js";
-import { isAllowedCountry } from "./phone-format.js";
 import { securityWarning } from "./texts.js";
 
 interface InputState {
@@ -31,6 +33,19 @@ export type LoginOutcome =
   /** An internal error ended the login. */
   | { type: "failed" };
 
+/** A stored login that failed to load at start-up (or in its retries). */
+export interface LoginLoadFailure {
+  /** The last attempt's error, for `status` and the log. */
+  error: string;
+  attempts: number;
+  /** When the next attempt runs (epoch ms). */
+  nextAttemptAt: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** 5 s, doubling, at most 5 min: a passing fault (a database blip) heals soon, a lasting one is not hammered. */
+const LOAD_RETRY = { initialMs: 5_000, maxMs: 300_000 };
+
 /**
  * Logins and the login conversation: `login` shows the security warning (state warned), the user
  * picks a flow by replying its id (the warning is then accepted and recorded), each input step's
@@ -39,28 +54,157 @@ export type LoginOutcome =
  */
 export class LoginManager {
   private readonly active = new Map<MatrixUserId, NetworkLogin>();
+  /** selfId() → user of the active logins; undefined until asked after a change (userOfSelfId). */
+  private selfIds: Map<string, MatrixUserId> | undefined;
   private readonly inProgress = new Map<MatrixUserId, InputState>();
+  private readonly failed = new Map<MatrixUserId, LoginLoadFailure>();
+  private stopped = false;
 
   constructor(
     private readonly config: Config,
     private readonly users: UsersTable,
     private readonly connector: NetworkConnector,
     private readonly log: Logger,
+    /** Backoff of the retries of a stored login that failed to load. */
+    private readonly retry: { initialMs: number; maxMs: number } = LOAD_RETRY,
   ) {}
+
+  /** The network's self-description, for texts that name it. */
+  get network(): NetworkDescription {
+    return this.connector.describe();
+  }
 
   get(user: MatrixUserId): NetworkLogin | undefined {
     return this.active.get(user);
   }
 
-  /** Loads every stored login (start-up). A login that fails to load is logged, not fatal. */
+  private setActive(user: MatrixUserId, login: NetworkLogin): void {
+    this.active.set(user, login);
+    this.selfIds = undefined;
+  }
+
+  private deleteActive(user: MatrixUserId): void {
+    this.active.delete(user);
+    this.selfIds = undefined;
+  }
+
+  /**
+   * The Matrix user of this bridge whose login is `id` at the network (GroupCapable.selfId), if
+   * any: a group message from them was posted in Matrix by that user already.
+   */
+  userOfSelfId(id: string): MatrixUserId | undefined {
+    // Asked for every group message and every member of a reconciled group: an index rebuilt only
+    // after the active logins changed, not a scan of every login (10,000 on a large bridge).
+    if (this.selfIds === undefined) {
+      this.selfIds = new Map();
+      for (const [user, login] of this.active)
+        if (isGroupCapable(login)) this.selfIds.set(login.selfId(), user);
+    }
+    return this.selfIds.get(id);
+  }
+
+  /**
+   * Loads every stored login (start-up): the ids in one query, the logins in one batch where the
+   * network can (LoginBatchLoading). A login that fails to load is not fatal and not dropped: it
+   * is kept as failed (shown by `status`, `/ready` and the metrics) and retried with backoff
+   * until it loads, the user logs out, or the bridge stops.
+   */
   async loadAll(): Promise<void> {
-    for (const row of await this.users.loggedIn()) {
+    const users = await this.users.loggedInIds();
+    if (users.length === 0) return;
+    let results: Map<MatrixUserId, NetworkLogin | Error>;
+    if (isLoginBatchLoading(this.connector)) {
       try {
-        this.active.set(row.mxid, await this.connector.loadLogin(row.mxid));
+        results = await this.connector.loadLogins(users);
       } catch (err) {
-        this.log.warn({ user: row.mxid, err: describeError(err) }, "stored login did not load");
+        const error = err instanceof Error ? err : new Error(String(err));
+        results = new Map(users.map((user) => [user, error]));
+      }
+    } else {
+      results = new Map();
+      for (const user of users) {
+        results.set(
+          user,
+          await this.connector
+            .loadLogin(user)
+            .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+        );
       }
     }
+    for (const user of users) {
+      const result = results.get(user) ?? new Error("the network returned no login");
+      if (result instanceof Error) this.loadFailed(user, result);
+      else this.setActive(user, result);
+    }
+    if (this.failed.size > 0) {
+      this.log.warn(
+        { failed: this.failed.size, loaded: this.active.size },
+        "stored logins did not all load",
+      );
+    }
+  }
+
+  /** A stored login that did not load, and when it is tried again; undefined when none failed. */
+  failure(user: MatrixUserId): Readonly<LoginLoadFailure> | undefined {
+    return this.failed.get(user);
+  }
+
+  /** How many stored logins failed to load and are waiting for their next attempt. */
+  failedCount(): number {
+    return this.failed.size;
+  }
+
+  /** Stops the retries of failed logins (bridge stop). */
+  stop(): void {
+    this.stopped = true;
+    for (const failure of this.failed.values()) clearTimeout(failure.timer);
+  }
+
+  private loadFailed(user: MatrixUserId, err: Error): void {
+    const previous = this.failed.get(user);
+    clearTimeout(previous?.timer);
+    const attempts = (previous?.attempts ?? 0) + 1;
+    const delay = Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs);
+    const failure: LoginLoadFailure = {
+      error: describeError(err),
+      attempts,
+      nextAttemptAt: Date.now() + delay,
+      timer: undefined,
+    };
+    if (!this.stopped) {
+      failure.timer = setTimeout(() => void this.retryLoad(user), delay);
+      failure.timer.unref();
+    }
+    this.failed.set(user, failure);
+    this.log.warn(
+      { user, attempts, retryInMs: delay, err: failure.error },
+      "stored login did not load; trying again later",
+    );
+  }
+
+  private async retryLoad(user: MatrixUserId): Promise<void> {
+    if (this.stopped || !this.failed.has(user)) return;
+    try {
+      // The user may have logged out or in again meanwhile: then there is nothing to retry.
+      const row = await this.users.get(user);
+      if (row?.loginState !== "logged-in" || this.active.has(user)) {
+        this.clearFailure(user);
+        return;
+      }
+      const login = await this.connector.loadLogin(user);
+      if (this.stopped || !this.failed.has(user)) return;
+      this.clearFailure(user);
+      this.setActive(user, login);
+      this.log.info({ user }, "stored login loaded after an earlier failure");
+    } catch (err) {
+      if (this.stopped || !this.failed.has(user)) return;
+      this.loadFailed(user, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private clearFailure(user: MatrixUserId): void {
+    clearTimeout(this.failed.get(user)?.timer);
+    this.failed.delete(user);
   }
 
   /** Whether the user's next plain message in the management room answers the login. */
@@ -72,18 +216,18 @@ export class LoginManager {
 
   /** `login`: the security warning and the choice of flows. */
   async begin(user: MatrixUserId): Promise<string> {
-    // A login WhatsApp ended (the number was unbound) may be replaced by a new one directly.
+    // A login the network ended (interop: the number was unbound) may be replaced by a new one directly.
     const current = this.active.get(user);
     if (current !== undefined && current.state().code !== "logged-out") {
       return "You are already logged in. Send `logout` first to switch.";
     }
     if (this.connector.loginFlows().length === 0) {
-      return "Logging in is not possible right now: the bridge has no WhatsApp connection configured.";
+      return `Logging in is not possible right now: the bridge has no ${this.connector.describe().displayName} connection configured.`;
     }
     await this.dropProcess(user);
     await this.users.ensure(user);
     await this.users.update(user, { loginState: "warned", loginFlow: null });
-    return securityWarning(this.config.interop.provider_id, this.connector.loginFlows());
+    return securityWarning(this.connector.describe().securityNotes, this.connector.loginFlows());
   }
 
   async cancel(user: MatrixUserId): Promise<string> {
@@ -138,7 +282,8 @@ export class LoginManager {
       });
     }
     if (login !== undefined) await login.logout();
-    this.active.delete(user);
+    this.clearFailure(user);
+    this.deleteActive(user);
     await this.users.update(user, {
       loginState: "logged-out",
       loginFlow: null,
@@ -177,15 +322,8 @@ export class LoginManager {
       if (!isPhoneNumber(value)) {
         return "Please send the number in international format, e.g. +491701234567.";
       }
-      if (!isAllowedCountry(value, this.config.interop.allowed_country_codes)) {
-        return (
-          `Numbers from ${value.slice(0, 4)}… cannot log in here: WhatsApp admits third-party ` +
-          "chat users in the European Economic Area only, and this bridge allows the country " +
-          `codes ${this.config.interop.allowed_country_codes.map((c) => `+${c}`).join(", ")}.`
-        );
-      }
     }
-    return undefined;
+    return this.connector.describe().refuseLoginValue?.(field, value);
   }
 
   private async advance(
@@ -251,7 +389,8 @@ export class LoginManager {
       return { type: "input", step };
     }
     this.inProgress.delete(user);
-    this.active.set(user, step.login);
+    this.clearFailure(user);
+    this.setActive(user, step.login);
     const phone = submitted["phone"];
     if (phone !== undefined && isPhoneNumber(phone)) {
       await this.users.releasePhone(phone, user);
@@ -352,7 +491,7 @@ export class LoginManager {
 
   /** The warning a client shows before it starts a login (what `login` shows in the chat). */
   securityWarningText(): string {
-    return securityWarning(this.config.interop.provider_id, this.connector.loginFlows());
+    return securityWarning(this.connector.describe().securityNotes, this.connector.loginFlows());
   }
 
   private async dropProcess(user: MatrixUserId): Promise<void> {

@@ -19,6 +19,24 @@ export interface MatrixApi {
     name?: string;
     topic?: string;
   }): Promise<RoomId>;
+  /**
+   * Creates a group portal owned by the bot (power 100), named `name`, where inviting, kicking and
+   * renaming need power 50 (a group admin's), with `powerLevels` for other users. Encrypted like
+   * a direct portal when Matrix-side encryption is on. Nobody is invited yet.
+   */
+  createGroupRoom(options: {
+    name: string;
+    powerLevels: Readonly<Record<string, number>>;
+  }): Promise<RoomId>;
+  /**
+   * Sets users' power levels in a room the bot administers, keeping everything else of the room's
+   * power levels; a level of 0 removes the user's entry.
+   */
+  setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void>;
+  /** The users joined to or invited into a room, read as `as` (who must be in it). */
+  roomMembers(as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]>;
+  /** Removes `user` from `room` (also rescinds an invite). */
+  kick(as: MatrixUserId, room: RoomId, user: MatrixUserId, reason?: string): Promise<void>;
   /** Creates the user's personal space, owned by the bot, and invites the user. */
   createSpace(options: { user: MatrixUserId; name: string; topic: string }): Promise<RoomId>;
   /** Lists `room` in `space` (m.space.child by the bot, m.space.parent by the room's creator). */

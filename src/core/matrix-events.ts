@@ -2,6 +2,7 @@ import type { MessageRow, MessagesTable } from "../db/messages.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { UsersTable } from "../db/users.js";
+import type { GroupPortalRow } from "../db/groups.js";
 import { BridgeError, describeError, isTransientError } from "../util/errors.js";
 import type { EventId, MatrixUserId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
@@ -9,6 +10,7 @@ import type { LoginManager } from "./logins.js";
 import type { MatrixApi } from "./matrix-api.js";
 import { selfIdOf } from "./contact-directory.js";
 import {
+  isGroupCapable,
   isEditCapable,
   isReactionCapable,
   isReceiptCapable,
@@ -18,13 +20,25 @@ import {
   type MessageReference,
   type ReactionCapable,
   type NetworkLogin,
+  type RemoteChatId,
   type RemoteMessageId,
   type RemoteUserId,
 } from "./network.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
+import type { GroupManager } from "./groups.js";
+import type { MappingTables } from "./remote-events.js";
 import { clock, type UserLimits } from "./rate-limits.js";
 import { notLoggedIn } from "./texts.js";
+
+/**
+ * A portal a Matrix event happened in: a user's 1:1 portal, or a group portal shared by the
+ * bridge's users in the group. The handling below is the same for both; the group's differs only
+ * in where it sends (`to` is the group), which login acts (the sender's own, if a member) and
+ * whose messages a user may edit or delete (their own, by network id).
+ */
+export type AnyPortal = PortalRow | GroupPortalRow;
+export const isGroupPortal = (p: AnyPortal): p is GroupPortalRow => "remoteId" in p;
 
 /** Incoming messages a read receipt may mark: the latest ones (see `readTarget`). */
 const READ_CANDIDATES = 8;
@@ -47,20 +61,57 @@ export class MatrixEventsHandler {
     private readonly log: Logger,
     private readonly observer: CoreObserver = NO_OBSERVER,
     private readonly limits?: UserLimits,
+    private readonly groups?: GroupManager,
+    private readonly groupTables?: MappingTables,
   ) {}
+
+  private tablesOf(portal: AnyPortal): MappingTables {
+    if (!isGroupPortal(portal)) return this.tables;
+    if (this.groupTables === undefined) throw new Error("group portal without group tables");
+    return this.groupTables;
+  }
+
+  private toOf(portal: AnyPortal): RemoteChatId {
+    return isGroupPortal(portal) ? portal.remoteId : portal.contact;
+  }
+
+  /** The network id the user's messages are stored under in this portal. */
+  private selfIn(login: NetworkLogin, portal: AnyPortal): RemoteUserId {
+    return isGroupPortal(portal) && isGroupCapable(login) ? login.selfId() : selfIdOf(login);
+  }
+
+  /**
+   * The login a user acts through in a portal: in a group, only a member's (otherwise a notice
+   * says why, as `notice` does for a user without login).
+   */
+  private async actingLogin(
+    sender: MatrixUserId,
+    portal: AnyPortal,
+    eventId: EventId,
+    notice: boolean,
+  ): Promise<NetworkLogin | undefined> {
+    if (isGroupPortal(portal)) {
+      if (this.groups === undefined || portal.roomId === null) return undefined;
+      return this.groups.actingLogin(sender, { ...portal, roomId: portal.roomId }, eventId);
+    }
+    return notice
+      ? this.loginOrNotice(sender, portal.roomId as RoomId, eventId)
+      : this.logins.get(sender);
+  }
 
   async message(
     sender: MatrixUserId,
-    portal: PortalRow,
+    portal: AnyPortal,
     eventId: EventId,
     content: MessageContent,
     replyToEvent?: EventId,
   ): Promise<void> {
     const startedAt = performance.now();
     const room = portal.roomId as RoomId;
-    const login = await this.loginOrNotice(sender, room, eventId);
+    const tables = this.tablesOf(portal);
+    const login = await this.actingLogin(sender, portal, eventId, true);
     if (login === undefined) return;
-    if (await this.tables.messages.byEvent(eventId)) return;
+    if (await tables.messages.byEvent(eventId)) return;
     const limitedUntil = this.limits?.messages.take(sender);
     if (limitedUntil !== undefined) {
       this.observer.messageFailed("to-network", "user-rate-limit");
@@ -73,17 +124,19 @@ export class MatrixEventsHandler {
       return;
     }
     // Replying to a message request accepts it (PROTOCOL.md §10.3: no protocol action needed).
-    if (portal.requestState === "incoming-pending") await this.portals.acceptRequest(portal);
+    if (!isGroupPortal(portal) && portal.requestState === "incoming-pending") {
+      await this.portals.acceptRequest(portal);
+    }
     const target =
-      replyToEvent === undefined ? undefined : await this.tables.messages.byEvent(replyToEvent);
+      replyToEvent === undefined ? undefined : await tables.messages.byEvent(replyToEvent);
     if (target !== undefined && target.portalId !== portal.id) {
       await this.otherPortal(room, eventId, "reply");
       return;
     }
-    const replyTo = target === undefined ? undefined : referenceTo(target, login);
+    const replyTo = target === undefined ? undefined : this.referenceTo(target, login, portal);
     let remoteId: RemoteMessageId;
     try {
-      remoteId = await login.sendMessage(portal.contact, content, replyTo, eventId);
+      remoteId = await login.sendMessage(this.toOf(portal), content, replyTo, eventId);
     } catch (err) {
       this.observer.messageFailed("to-network", err instanceof BridgeError ? err.code : "internal");
       await this.failed(room, eventId, err);
@@ -94,12 +147,12 @@ export class MatrixEventsHandler {
       content.type,
       (performance.now() - startedAt) / 1000,
     );
-    await this.tables.messages.insert({
+    await tables.messages.insert({
       portalId: portal.id,
       eventId,
       remoteId,
       // The network's id of the user, which the contact's replies and reactions name as author.
-      author: selfIdOf(login),
+      author: this.selfIn(login, portal),
       order: null,
       sentAt: Date.now(),
       direction: "out",
@@ -108,35 +161,41 @@ export class MatrixEventsHandler {
 
   async edit(
     sender: MatrixUserId,
-    portal: PortalRow,
+    portal: AnyPortal,
     eventId: EventId,
     target: EventId,
     content: MessageContent,
   ): Promise<void> {
     const room = portal.roomId as RoomId;
-    const login = await this.loginOrNotice(sender, room, eventId);
+    const login = await this.actingLogin(sender, portal, eventId, true);
     if (login === undefined) return;
-    const original = await this.tables.messages.byEvent(target);
+    const original = await this.tablesOf(portal).messages.byEvent(target);
     if (original !== undefined && original.portalId !== portal.id) {
       await this.otherPortal(room, eventId, "edit");
       return;
     }
     if (original?.direction !== "out") return;
+    // In a group, another local user's message is theirs to edit, not this user's.
+    if (isGroupPortal(portal) && original.author !== this.selfIn(login, portal)) return;
     if (!isEditCapable(login)) {
-      await this.matrix.sendNotice(room, "Edits cannot be bridged to WhatsApp.", eventId);
+      await this.matrix.sendNotice(
+        room,
+        `Edits cannot be bridged to ${this.logins.network.displayName}.`,
+        eventId,
+      );
       return;
     }
     // The contact's app would ignore a late edit (§13.6): say so instead of sending it.
     if (Date.now() - original.sentAt > login.editWindowMs()) {
       await this.matrix.sendNotice(
         room,
-        `Not sent: WhatsApp accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
+        `Not sent: ${this.logins.network.displayName} accepts edits only within ${duration(login.editWindowMs())} of the original message.`,
         eventId,
       );
       return;
     }
     try {
-      await login.sendEdit(portal.contact, original.remoteId, content);
+      await login.sendEdit(this.toOf(portal), original.remoteId, content);
     } catch (err) {
       await this.failed(room, eventId, err);
     }
@@ -145,32 +204,34 @@ export class MatrixEventsHandler {
   /** A reaction by the user: the network gets the user's complete set for that message. */
   async reaction(
     sender: MatrixUserId,
-    portal: PortalRow,
+    portal: AnyPortal,
     eventId: EventId,
     targetEvent: EventId,
     key: string,
   ): Promise<void> {
-    const login = this.logins.get(sender);
-    const target = await this.tables.messages.byEvent(targetEvent);
+    const tables = this.tablesOf(portal);
+    const target = await tables.messages.byEvent(targetEvent);
     if (target !== undefined && target.portalId !== portal.id) {
       await this.otherPortal(portal.roomId as RoomId, eventId, "reaction");
       return;
     }
-    if (login === undefined || target === undefined || target.retracted) return;
+    if (target === undefined || target.retracted) return;
+    const login = await this.actingLogin(sender, portal, eventId, false);
+    if (login === undefined) return;
     if (!isReactionCapable(login)) return;
-    const ref = referenceTo(target, login);
-    if (await this.tables.reactions.byEvent(eventId)) return;
-    // The network validates the key (one emoji for WhatsApp) when it gets the new set: it is
+    const ref = this.referenceTo(target, login, portal);
+    if (await tables.reactions.byEvent(eventId)) return;
+    // The network validates the key (one emoji for interop) when it gets the new set: it is
     // stored only after that succeeded, so a refused key never joins the later sets.
-    const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
+    const rows = await tables.reactions.bySender(portal.id, ref, sender);
     const emojis = [...new Set([...rows.map((r) => r.emoji), key])];
     try {
-      await login.sendReactions(portal.contact, ref, emojis);
+      await login.sendReactions(this.toOf(portal), ref, emojis);
     } catch (err) {
       await this.failed(portal.roomId as RoomId, eventId, err);
       return;
     }
-    await this.tables.reactions.insert({
+    await tables.reactions.insert({
       portalId: portal.id,
       eventId,
       targetId: ref.id,
@@ -182,21 +243,24 @@ export class MatrixEventsHandler {
 
   async redaction(
     sender: MatrixUserId,
-    portal: PortalRow,
+    portal: AnyPortal,
     redacted: EventId,
     eventId?: EventId,
   ): Promise<void> {
-    const login = this.logins.get(sender);
-    const reaction = await this.tables.reactions.byEvent(redacted);
-    const message =
-      reaction === undefined ? await this.tables.messages.byEvent(redacted) : undefined;
+    const tables = this.tablesOf(portal);
+    const reaction = await tables.reactions.byEvent(redacted);
+    const message = reaction === undefined ? await tables.messages.byEvent(redacted) : undefined;
     const owner = reaction?.portalId ?? message?.portalId;
     if (owner !== undefined && owner !== portal.id) {
       await this.otherPortal(portal.roomId as RoomId, eventId ?? redacted, "deletion");
       return;
     }
+    if (reaction === undefined && message === undefined) return;
+    // In a group only the user's own reactions and messages are theirs to take back.
+    if (reaction !== undefined && reaction.sender !== sender) return;
+    const login = await this.actingLogin(sender, portal, eventId ?? redacted, false);
     if (reaction !== undefined) {
-      await this.tables.reactions.delete(redacted);
+      await tables.reactions.delete(redacted);
       if (login === undefined || !isReactionCapable(login)) return;
       const ref = { author: reaction.targetAuthor as RemoteUserId, id: reaction.targetId };
       await this.sendReactionSet(login, portal, ref, sender, redacted);
@@ -204,34 +268,39 @@ export class MatrixEventsHandler {
     }
     const original = message;
     if (login === undefined || original?.direction !== "out" || original.retracted) return;
+    if (isGroupPortal(portal) && original.author !== this.selfIn(login, portal)) return;
     if (!isRetractCapable(login)) return;
     if (Date.now() - original.sentAt > login.retractWindowMs()) {
       await this.matrix.sendNotice(
         portal.roomId as RoomId,
-        `Not deleted for the contact: WhatsApp accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
+        `Not deleted for the contact: ${this.logins.network.displayName} accepts deletions only within ${duration(login.retractWindowMs())} of the original message.`,
         redacted,
       );
       return;
     }
     try {
-      await login.sendRetract(portal.contact, original.remoteId);
-      await this.tables.messages.markRetracted(redacted);
+      await login.sendRetract(this.toOf(portal), original.remoteId);
+      await tables.messages.markRetracted(redacted);
     } catch (err) {
       await this.failed(portal.roomId as RoomId, redacted, err);
     }
   }
 
   /** A read receipt from the user; not sent while a request is pending (§10.3) or when off. */
-  async read(sender: MatrixUserId, portal: PortalRow, eventId: EventId): Promise<void> {
+  async read(sender: MatrixUserId, portal: AnyPortal, eventId: EventId): Promise<void> {
     const login = this.logins.get(sender);
-    if (login === undefined || !isReceiptCapable(login) || !(await this.markersAllowed(portal))) {
+    if (
+      login === undefined ||
+      !isReceiptCapable(login) ||
+      !(await this.markersAllowed(portal, sender))
+    ) {
       return;
     }
     const user = await this.tables.users.get(sender);
     if (user?.readReceipts !== true) return;
     const target = await this.readTarget(portal, eventId);
     if (target === undefined) return;
-    await login.sendRead(portal.contact, { author: target.author, id: target.remoteId });
+    await login.sendRead(this.toOf(portal), { author: target.author, id: target.remoteId });
   }
 
   /**
@@ -247,8 +316,9 @@ export class MatrixEventsHandler {
    * last at or before the event wins; nothing is sent if none is known to be (a missed receipt
    * is harmless, a false one is not). Times the homeserver does not give fall back to ours.
    */
-  private async readTarget(portal: PortalRow, eventId: EventId): Promise<MessageRow | undefined> {
-    const known = await this.tables.messages.byEvent(eventId);
+  private async readTarget(portal: AnyPortal, eventId: EventId): Promise<MessageRow | undefined> {
+    const tables = this.tablesOf(portal);
+    const known = await tables.messages.byEvent(eventId);
     if (known !== undefined && known.portalId !== portal.id) return undefined;
     // A deleted message cannot be marked (the network no longer has it), but the receipt still
     // says the user read up to there: the search below finds the latest one before it.
@@ -257,7 +327,7 @@ export class MatrixEventsHandler {
     const at = (await this.matrix.eventTime(room, eventId)) ?? known?.sentAt;
     if (at === undefined) return undefined;
     let best: { row: MessageRow; posted: number } | undefined;
-    for (const row of await this.tables.messages.latestIncoming(portal.id, READ_CANDIDATES)) {
+    for (const row of await tables.messages.latestIncoming(portal.id, READ_CANDIDATES)) {
       // Posted after it was sent, so one sent after `at` was posted after it too: no lookup (a
       // sender's clock running ahead costs at most a missed receipt).
       if (row.sentAt > at) continue;
@@ -268,34 +338,59 @@ export class MatrixEventsHandler {
   }
 
   /** Typing by the user; resolves whether it was passed on (not when pending, off or unsupported). */
-  async typing(sender: MatrixUserId, portal: PortalRow, typing: boolean): Promise<boolean> {
+  async typing(sender: MatrixUserId, portal: AnyPortal, typing: boolean): Promise<boolean> {
     const login = this.logins.get(sender);
-    if (login === undefined || !isTypingCapable(login) || !(await this.markersAllowed(portal))) {
+    if (
+      login === undefined ||
+      !isTypingCapable(login) ||
+      !(await this.markersAllowed(portal, sender))
+    ) {
       return false;
     }
     const user = await this.tables.users.get(sender);
     if (user?.typingNotifications !== true) return false;
-    await login.sendTyping(portal.contact, typing);
+    await login.sendTyping(this.toOf(portal), typing);
     return true;
   }
 
   private async sendReactionSet(
     login: NetworkLogin & ReactionCapable,
-    portal: PortalRow,
+    portal: AnyPortal,
     ref: MessageReference,
     sender: MatrixUserId,
     cause: EventId,
   ): Promise<void> {
-    const rows = await this.tables.reactions.bySender(portal.id, ref, sender);
+    const rows = await this.tablesOf(portal).reactions.bySender(portal.id, ref, sender);
     const emojis = [...new Set(rows.map((r) => r.emoji))];
     try {
-      await login.sendReactions(portal.contact, ref, emojis);
+      await login.sendReactions(this.toOf(portal), ref, emojis);
     } catch (err) {
       await this.failed(portal.roomId as RoomId, cause, err);
     }
   }
 
-  private async markersAllowed(portal: PortalRow): Promise<boolean> {
+  /**
+   * The network's reference to a bridged message: the contact's, or the user's own. In a group
+   * every row carries its author's network id (another local user's message included).
+   */
+  private referenceTo(
+    message: MessageRow,
+    login: NetworkLogin,
+    portal: AnyPortal,
+  ): MessageReference {
+    return {
+      author:
+        message.direction === "in" || isGroupPortal(portal) ? message.author : selfIdOf(login),
+      id: message.remoteId,
+    };
+  }
+
+  private async markersAllowed(portal: AnyPortal, sender: MatrixUserId): Promise<boolean> {
+    if (isGroupPortal(portal)) {
+      // A group the user was added to is a request until they join (§17.1): no markers.
+      const row = await this.groups?.table.user(portal.id, sender);
+      return row !== undefined && row.requestState !== "incoming-pending";
+    }
     const fresh = await this.tables.portals.byId(portal.id);
     return (
       fresh !== undefined &&
@@ -360,12 +455,4 @@ export function duration(ms: number): string {
   }
   const seconds = Math.max(1, Math.round(ms / 1000));
   return `${seconds} second${seconds === 1 ? "" : "s"}`;
-}
-
-/** The network's reference to a bridged message: the contact's, or the user's own. */
-function referenceTo(message: MessageRow, login: NetworkLogin): MessageReference {
-  return {
-    author: message.direction === "in" ? message.author : selfIdOf(login),
-    id: message.remoteId,
-  };
 }

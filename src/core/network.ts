@@ -1,6 +1,6 @@
 import type {
+  ContactAddress,
   MatrixUserId,
-  PhoneNumber,
   RemoteChatId,
   RemoteGroupId,
   RemoteMessageId,
@@ -9,8 +9,9 @@ import type {
 
 /**
  * The contract between the network-independent core (portals, ghosts, logins, commands, message
- * mapping) and a network connector (today: the WhatsApp interop connector in src/interop/). The
- * core never imports from a connector; a connector never touches Matrix. Shaped after mautrix
+ * mapping) and a network connector (the interop connector in src/interop/, the loopback network
+ * in src/networks/loopback/). The core never imports from a connector; a connector never touches
+ * Matrix. Shaped after mautrix
  * bridgev2: one small required interface per process (NetworkConnector) and one per login
  * (NetworkLogin); every other capability is an optional interface, detected with a type guard.
  *
@@ -21,11 +22,68 @@ import type {
 // The remote identifiers live in util/ids.ts so that db/ can name them without importing the core;
 // they are re-exported here because they are part of this contract.
 export type {
+  ContactAddress,
   RemoteChatId,
   RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
 } from "../util/ids.js";
+
+/**
+ * How a network describes itself to the core: what texts call it, the prefix of bot commands in
+ * portals, how its ghosts are named and what users type to name a contact. Everything in the
+ * core that differs from one network to the next comes from here, so the core names no network.
+ */
+export interface NetworkDescription {
+  /** A stable lowercase id (`whatsapp`, `loopback`): logs, metrics, protocol names. */
+  readonly id: string;
+  /** The network's name as users know it, used in the bot's texts. */
+  readonly displayName: string;
+  /** The prefix of bot commands sent in a portal (`!lo`), so they are not bridged as messages. */
+  readonly commandPrefix: string;
+  /**
+   * The localpart of a contact's ghost; `{id}` stands for `identifier.toLocalpart(address)`. The
+   * rest must be valid in a Matrix localpart (a-z, 0-9, `._=-/`).
+   */
+  readonly ghostLocalpartTemplate: string;
+  /** The display name of a contact's ghost; `{id}` stands for `identifier.format(address)`. */
+  readonly ghostDisplayNameTemplate: string;
+  /** What users type and read to name a contact. */
+  readonly identifier: IdentifierKind;
+  /**
+   * What a user must know before logging in to this network (who sees what, what the bridge can
+   * read), one point each. The core numbers them and adds the choice of login flows.
+   */
+  readonly securityNotes: readonly string[];
+  /**
+   * A reason, for the user, to refuse a login field's value before it is submitted (interop: a
+   * number outside the allowed country codes); undefined accepts it. Pure: contacts nobody.
+   */
+  refuseLoginValue?(field: LoginField, value: string): string | undefined;
+}
+
+/**
+ * The kind of address users type for a contact (`start-chat <address>`) and read in notices and
+ * ghost names. Every method is pure.
+ */
+export interface IdentifierKind {
+  /** What texts call one ("number", "address"). */
+  readonly noun: string;
+  /** The argument in usage lines, without angle brackets ("+number", "user@loop"). */
+  readonly argument: string;
+  /** A valid example users may copy ("+491701234567"). */
+  readonly example: string;
+  /** What a user typed, as an address; undefined when it is not one of this kind. */
+  parse(input: string): ContactAddress | undefined;
+  /** An address as people read it ("+49 170 1234567"). */
+  format(address: ContactAddress): string;
+  /** The address inside a ghost's localpart: only a-z, 0-9 and `._=-/`, reversible. */
+  toLocalpart(address: ContactAddress): string;
+  /** A regular expression (source, unanchored) matching exactly what `toLocalpart` returns. */
+  readonly localpartPattern: string;
+  /** The address a `toLocalpart` result came from; undefined for anything else. */
+  fromLocalpart(localpart: string): ContactAddress | undefined;
+}
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
 export interface LoginState {
@@ -179,7 +237,13 @@ export type RemoteEvent =
   | { kind: "read"; group?: RemoteGroupId; from: RemoteUserId; upTo: MessageReference }
   | { kind: "typing"; group?: RemoteGroupId; from: RemoteUserId; typing: boolean }
   | { kind: "request-accepted"; contact: RemoteUserId }
-  | { kind: "identity-changed"; contact: RemoteUserId; verifiedMarkCleared: boolean }
+  | {
+      kind: "identity-changed";
+      contact: RemoteUserId;
+      verifiedMarkCleared: boolean;
+      /** The network holds messages to the contact until the user confirms the new code. */
+      sendingHeld?: boolean;
+    }
   | {
       kind: "undecryptable";
       group?: RemoteGroupId;
@@ -283,6 +347,8 @@ export interface LoginProcess {
 
 /** One per process. */
 export interface NetworkConnector {
+  /** The network's self-description. Pure and constant for the connector's lifetime. */
+  describe(): NetworkDescription;
   loginFlows(): readonly LoginFlow[];
   /** Begins a login for a user who has none. */
   createLogin(user: MatrixUserId, flowId: string): LoginProcess;
@@ -294,14 +360,33 @@ export interface NetworkConnector {
   loadLogin(user: MatrixUserId): Promise<NetworkLogin>;
 }
 
-/** Reachability answer for a phone number: only reachable or not, nothing else is revealed. */
+/**
+ * Optional: loads many stored logins at once (start-up), where one `loadLogin` per user would cost
+ * a query each. Same contract per user as `loadLogin`; one user's failure is that user's entry (an
+ * Error), not a rejection. Rejects only when nothing could be read (the database is down): the
+ * caller then treats every user as failed and retries them one by one.
+ */
+export interface LoginBatchLoading {
+  loadLogins(users: readonly MatrixUserId[]): Promise<Map<MatrixUserId, NetworkLogin | Error>>;
+}
+
+export const isLoginBatchLoading = (
+  c: NetworkConnector,
+): c is NetworkConnector & LoginBatchLoading => "loadLogins" in c;
+
+/** Reachability answer for an address: only reachable or not, nothing else is revealed. */
 export type Resolution = { reachable: true; contact: RemoteUserId } | { reachable: false };
 
 /** One per logged-in Matrix user. */
 export interface NetworkLogin {
   readonly user: MatrixUserId;
   state(): LoginState;
-  resolvePhone(phone: PhoneNumber): Promise<Resolution>;
+  /**
+   * Whether an address (as `describe().identifier.parse` returned it) can be reached, and as which
+   * contact. May count against the network's lookup quota. (Named after the first network's
+   * phone numbers; it takes any address.)
+   */
+  resolvePhone(address: ContactAddress): Promise<Resolution>;
   /**
    * Sends a message. Resolves once the message is durably queued for the network (not when the
    * network accepted it: acceptance or failure arrive later as events), with the id it got.
@@ -326,7 +411,7 @@ export interface EditCapable {
     content: MessageContent,
   ): Promise<RemoteMessageId>;
   /**
-   * How long after the original an edit counts, in ms, by the network's current rules (WhatsApp:
+   * How long after the original an edit counts, in ms, by the network's current rules (interop:
    * `edit-window-seconds`, §13.6). The core refuses later edits of the user's messages with a
    * notice and ignores later edits from contacts.
    */
@@ -375,7 +460,7 @@ export interface GroupMember {
   id: RemoteUserId;
   admin: boolean;
   /**
-   * How the member is shown (interop: the phone number of a WhatsApp user; for a user of another
+   * How the member is shown (interop: the phone number of a gatekeeper user; for a user of another
    * provider, the user part with a label naming the provider's domain). Never a name the member
    * chose: names and pictures are not shared.
    */
@@ -444,6 +529,44 @@ export const isReportCapable = (l: NetworkLogin): l is NetworkLogin & ReportCapa
   "report" in l;
 export const isSafetyNumberCapable = (l: NetworkLogin): l is NetworkLogin & SafetyNumberCapable =>
   "safetyNumber" in l;
+
+/**
+ * A connector that can name a contact's address without asking the network (interop: the number
+ * is part of a gatekeeper user's JID). Without it the core takes a contact's id as its address
+ * when the network's identifier kind parses it (ids that are what users type, as `alice@loop`).
+ */
+export interface ContactAddresses {
+  /** The address of a contact; undefined when the contact has none of the network's kind. */
+  addressOf(contact: RemoteUserId): ContactAddress | undefined;
+}
+
+export const hasContactAddresses = (
+  c: NetworkConnector,
+): c is NetworkConnector & ContactAddresses => "addressOf" in c;
+
+/**
+ * A connector that knows the contact id of an address without a lookup. Without it the core asks
+ * the login's `resolvePhone` (or uses a contact it has already seen).
+ */
+export interface ContactDirectory {
+  /** The contact id of an address. Pure: contacts nobody, counts against no quota. */
+  contactForAddress(address: ContactAddress): RemoteUserId;
+}
+
+export const isContactDirectory = (c: NetworkConnector): c is NetworkConnector & ContactDirectory =>
+  "contactForAddress" in c;
+
+/**
+ * A login that names its own user on the network (interop: the provider user's bare JID), so
+ * references to the user's own messages carry the right author. Without it the core uses the
+ * Matrix user id, which the connector then maps.
+ */
+export interface SelfIdentified {
+  readonly self: RemoteUserId;
+}
+
+export const isSelfIdentified = (l: NetworkLogin): l is NetworkLogin & SelfIdentified =>
+  "self" in l;
 
 /**
  * A connector that can say whether its shared connection (interop: the gatekeeper session) is up,

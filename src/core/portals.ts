@@ -8,7 +8,6 @@ import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
 import type { RemoteUserId } from "./network.js";
-import { formatInternational } from "./phone-format.js";
 import { declinedNotice, outgoingPendingTopic, requestRoomTopic } from "./texts.js";
 
 export interface OpenPortal {
@@ -19,7 +18,7 @@ export interface OpenPortal {
 
 /**
  * Direct rooms, one per (Matrix user, contact), created by the contact's ghost inviting the user
- * (and the bot, which posts the bridge's notices), kept in the user's "WhatsApp" space.
+ * (and the bot, which posts the bridge's notices), kept in the user's space named after the network.
  *
  * Lifecycle: a user who leaves a portal keeps it; when the contact writes again, the message is
  * posted to the same room first and the user is invited back, so nothing is lost. A first
@@ -62,7 +61,7 @@ export class PortalManager {
       return { portal: { ...existing, roomId: existing.roomId }, ghost, created: false };
     }
     const row = existing ?? (await this.portals.ensure(user, contact, "outgoing-pending"));
-    const number = formatInternational(ghost.phone);
+    const number = this.ghosts.label(ghost);
     const room = await this.createRoom(row, ghost, { topic: outgoingPendingTopic(number) });
     await this.matrix.sendNotice(room, outgoingPendingTopic(number));
     return {
@@ -109,7 +108,7 @@ export class PortalManager {
       await this.matrix.join(this.matrix.botUserId, room);
       await this.portals.update(row.id, { roomId: room, userMembership: "join" });
       if (existing?.roomId !== room && row.requestState === "outgoing-pending") {
-        await this.matrix.sendNotice(room, outgoingPendingTopic(formatInternational(ghost.phone)));
+        await this.matrix.sendNotice(room, outgoingPendingTopic(this.ghosts.label(ghost)));
       }
       this.log.info({ portal: row.id, room }, "portal linked to a room of the user");
       return { kind: "linked" };
@@ -153,13 +152,22 @@ export class PortalManager {
     }
     const requestState = isRequest ? "incoming-pending" : "none";
     const row = existing ?? (await this.portals.ensure(user, contact, requestState));
-    const number = formatInternational(ghost.phone);
+    const number = this.ghosts.label(ghost);
     const room = await this.createRoom(
       row,
       ghost,
-      isRequest ? { name: `Message request: ${number}`, topic: requestRoomTopic(number) } : {},
+      isRequest
+        ? {
+            name: `Message request: ${number}`,
+            topic: requestRoomTopic(number, this.ghosts.network.commandPrefix),
+          }
+        : {},
     );
-    if (isRequest) await this.matrix.sendNotice(room, requestRoomTopic(number));
+    if (isRequest)
+      await this.matrix.sendNotice(
+        room,
+        requestRoomTopic(number, this.ghosts.network.commandPrefix),
+      );
     return { portal: { ...row, roomId: room, requestState }, ghost, created: true };
   }
 
@@ -174,7 +182,7 @@ export class PortalManager {
   async markAccepted(portal: PortalRow, ghost: GhostRow): Promise<void> {
     if (portal.requestState !== "outgoing-pending" || portal.roomId === null) return;
     await this.portals.update(portal.id, { requestState: "accepted" });
-    const number = formatInternational(ghost.phone);
+    const number = this.ghosts.label(ghost);
     // In a room the user created (a ghost invite) the bot may lack the power to change the topic.
     await this.matrix
       .setRoomTopic(this.matrix.botUserId, portal.roomId, "")
@@ -202,10 +210,7 @@ export class PortalManager {
       const ghost = await this.ghosts.ensure(portal.contact);
       const user = await this.users.get(portal.userMxid);
       if (user !== undefined && user.managementRoom !== null) {
-        await this.matrix.sendNotice(
-          user.managementRoom,
-          declinedNotice(formatInternational(ghost.phone)),
-        );
+        await this.matrix.sendNotice(user.managementRoom, declinedNotice(this.ghosts.label(ghost)));
       }
     }
   }
@@ -219,7 +224,7 @@ export class PortalManager {
     await this.matrix.setRoomTopic(ghost.mxid, portal.roomId, "");
     await this.matrix.sendNotice(
       portal.roomId,
-      `You accepted the message request from ${formatInternational(ghost.phone)}.`,
+      `You accepted the message request from ${this.ghosts.label(ghost)}.`,
     );
   }
 
@@ -277,19 +282,22 @@ export class PortalManager {
     if (row.spaceRoom !== null) return row.spaceRoom;
     const space = await this.matrix.createSpace({
       user,
-      name: "WhatsApp",
-      topic:
-        "Your chats with WhatsApp contacts, bridged. Third-party chats stay apart from the rest.",
+      name: this.ghosts.network.displayName,
+      topic: `Your chats with ${this.ghosts.network.displayName} contacts, bridged. Third-party chats stay apart from the rest.`,
     });
     await this.users.update(user, { spaceRoom: space });
     return space;
   }
 
   private async presentRequest(room: RoomId, ghost: GhostRow): Promise<void> {
-    const number = formatInternational(ghost.phone);
+    const number = this.ghosts.label(ghost);
     await this.matrix.setRoomName(ghost.mxid, room, `Message request: ${number}`);
-    await this.matrix.setRoomTopic(ghost.mxid, room, requestRoomTopic(number));
-    await this.matrix.sendNotice(room, requestRoomTopic(number));
+    await this.matrix.setRoomTopic(
+      ghost.mxid,
+      room,
+      requestRoomTopic(number, this.ghosts.network.commandPrefix),
+    );
+    await this.matrix.sendNotice(room, requestRoomTopic(number, this.ghosts.network.commandPrefix));
   }
 
   private async reinviteIfGone(portal: PortalRow, room: RoomId, ghost: GhostRow): Promise<void> {

@@ -4,9 +4,11 @@ import type { MessageRow, MessagesTable } from "../db/messages.js";
 import type { PortalRow, PortalsTable } from "../db/portals.js";
 import type { ReactionsTable } from "../db/reactions.js";
 import type { UsersTable } from "../db/users.js";
-import type { MatrixUserId } from "../util/ids.js";
+import type { GhostRecord } from "../db/ghosts.js";
+import type { MatrixUserId, RemoteGroupId, RoomId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { GhostManager } from "./ghosts.js";
+import type { GroupManager } from "./groups.js";
 import type { LoginManager } from "./logins.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { MatrixRefusedError, type MatrixApi } from "./matrix-api.js";
@@ -16,16 +18,39 @@ import {
   isRetractCapable,
   type LoginState,
   type MessageReference,
+  type NetworkDescription,
   type RemoteEvent,
   type RemoteUserId,
   type SendFailure,
 } from "./network.js";
-import { formatInternational } from "./phone-format.js";
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
+import { groupUndecryptable } from "./texts.js";
 
 type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
+
+/** The tables of one kind of portal: 1:1 portals' or group portals'. */
+export interface MappingTables {
+  messages: MessagesTable;
+  reactions: ReactionsTable;
+}
+
+/**
+ * The conversation a remote event is bridged into: a user's 1:1 portal or a group portal. The
+ * bridging code below is the same for both; only where the room and its mapping come from differs.
+ */
+interface Chat extends MappingTables {
+  id: number;
+  roomId: RoomId;
+  /** The user's 1:1 portal (request state, contact); undefined in a group. */
+  direct: PortalRow | undefined;
+  /** Whether the reporting user's markers (receipts, typing) may be shown here. */
+  requestState: string;
+}
+
+/** Undecryptable notices already posted for a group message (several logins report it). */
+const UNDECRYPTABLE_MEMORY = 1000;
 
 /**
  * The core's answer to what a login reports (CoreCallbacks.report): each event is stored and
@@ -52,10 +77,14 @@ export class RemoteEventHandler {
     private readonly matrix: MatrixApi,
     private readonly log: Logger,
     /** The user's login, for the network's edit and retraction windows. */
-    private readonly logins: Pick<LoginManager, "get">,
+    private readonly logins: Pick<LoginManager, "get" | "userOfSelfId">,
     private readonly observer: CoreObserver = NO_OBSERVER,
     private readonly limits?: UserLimits,
+    private readonly groups?: GroupManager,
+    private readonly groupTables?: MappingTables,
   ) {}
+
+  private readonly undecryptableSeen = new Set<string>();
 
   stateOf(user: MatrixUserId): LoginState | undefined {
     return this.states.get(user);
@@ -66,7 +95,10 @@ export class RemoteEventHandler {
     const contact = conversationKey(event);
     // Latency is measured from the report, so time waiting behind the conversation's lock counts.
     const reportedAt = performance.now();
-    return this.lock.run(`${user}\n${contact}`, () => this.dispatch(user, event, reportedAt));
+    // A group's events are serialised across logins: every member login reports them, and the
+    // second report must see what the first stored (docs/groups.md, decision 2).
+    const key = isGroupKeyed(event) ? `\n${contact}` : `${user}\n${contact}`;
+    return this.lock.run(key, () => this.dispatch(user, event, reportedAt));
   }
 
   private async dispatch(
@@ -74,6 +106,11 @@ export class RemoteEventHandler {
     event: RemoteEvent,
     reportedAt: number,
   ): Promise<void> {
+    if ("group" in event && event.group !== undefined && "from" in event) {
+      // A member who is a Matrix user of this bridge did this in the room already (decision 3).
+      if (this.logins.userOfSelfId(event.from) !== undefined) return;
+      if (this.groups === undefined) return;
+    }
     switch (event.kind) {
       case "message":
         return this.message(user, event, reportedAt);
@@ -103,10 +140,17 @@ export class RemoteEventHandler {
         // Delivery to the contact's device is shown by nothing on Matrix yet; read markers are.
         return;
       case "group-info":
+        return this.groups?.applyInfo(user, event.info, event.addedBy);
       case "group-change":
+        return this.groups?.applyChange(
+          user,
+          event.group,
+          event.version,
+          event.change,
+          event.members,
+        );
       case "group-subject":
-        // Group portals are issue #17's bridge side, in progress; no connector reports these yet.
-        return;
+        return this.groups?.applySubject(user, event.group, event.version, event.subject);
     }
   }
 
@@ -115,18 +159,46 @@ export class RemoteEventHandler {
     event: EventOf<"message">,
     reportedAt: number,
   ): Promise<void> {
-    if (event.isRequest) await this.admitRequest(user, event.from);
-    const open = await this.portals.forIncoming(user, event.from, event.isRequest);
-    const { portal, ghost } = open;
-    if (await this.tables.messages.byRemote(portal.id, event.from, event.id)) return;
+    let chat: Chat;
+    let ghost: GhostRecord;
+    let after: () => Promise<void>;
+    if (event.group !== undefined) {
+      const group = await this.groupChat(user, event.group);
+      if (group === undefined) return;
+      chat = group;
+      ghost = await this.groupGhost(chat, event.from);
+      after = async () => undefined;
+    } else {
+      if (event.isRequest) await this.admitRequest(user, event.from);
+      const open = await this.portals.forIncoming(user, event.from, event.isRequest);
+      chat = this.directChat(open.portal);
+      ghost = open.ghost;
+      after = () => this.portals.afterIncoming(open);
+    }
+    if (await this.post(chat, ghost, event, reportedAt)) await after();
+  }
+
+  /**
+   * Posts a message into its chat once and records the mapping: 1:1 and groups alike. False when
+   * nothing was done (mapped before, or not even a notice could be posted).
+   */
+  private async post(
+    chat: Chat,
+    ghost: GhostRecord,
+    event: EventOf<"message">,
+    reportedAt: number,
+  ): Promise<boolean> {
+    const portal = chat;
+    const label = this.ghosts.label(ghost);
+    if (await chat.messages.byRemote(portal.id, event.from, event.id)) return false;
     const replyTo =
       event.replyTo === undefined
         ? undefined
-        : await this.tables.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
+        : await chat.messages.byRemote(portal.id, event.replyTo.author, event.replyTo.id);
     let eventId;
     let refused = false;
     try {
-      // The transaction id comes from the WhatsApp message: a redelivery after a crash between
+      // The transaction id comes from the network's message: a redelivery after a crash between
       // this send and the mapping below is the same send to the homeserver, not a second event.
       eventId = await this.matrix.sendContent(
         ghost.mxid,
@@ -148,7 +220,7 @@ export class RemoteEventHandler {
         refused = true;
         eventId = await this.matrix.sendNotice(
           portal.roomId,
-          `${formatInternational(ghost.phone)} sent a file (${event.content.media.kind}) that ` +
+          `${label} sent a file (${event.content.media.kind}) that ` +
             "could not be received: it failed the bridge's safety checks. Ask them to send it again.",
         );
       } else if (err instanceof MatrixRefusedError) {
@@ -164,13 +236,13 @@ export class RemoteEventHandler {
         try {
           eventId = await this.matrix.sendNotice(
             portal.roomId,
-            `${formatInternational(ghost.phone)} sent a message that could not be shown here: ` +
+            `${label} sent a message that could not be shown here: ` +
               `the homeserver refused it (${err.errcode}). Ask them to send it again differently.`,
           );
         } catch (noticeErr) {
           if (!(noticeErr instanceof MatrixRefusedError)) throw noticeErr;
           // Not even a notice can be posted in this room: nothing more to do for this message.
-          return;
+          return false;
         }
       } else {
         // Not lost: the rejection leaves the delivery unacknowledged, so it comes again.
@@ -185,7 +257,8 @@ export class RemoteEventHandler {
         (performance.now() - reportedAt) / 1000,
       );
     }
-    await this.tables.messages.insert({
+    // ON CONFLICT DO NOTHING: a second login's report of the same group message stores nothing.
+    await chat.messages.insert({
       portalId: portal.id,
       eventId,
       remoteId: event.id,
@@ -194,7 +267,7 @@ export class RemoteEventHandler {
       sentAt: event.sentAt.getTime(),
       direction: "in",
     });
-    await this.portals.afterIncoming(open);
+    return true;
   }
 
   /**
@@ -226,13 +299,9 @@ export class RemoteEventHandler {
   }
 
   private async edit(user: MatrixUserId, event: EventOf<"edit">): Promise<void> {
-    const portal = await this.tables.portals.get(user, event.from);
-    if (portal === undefined || portal.roomId === null) return;
-    const target = await this.tables.messages.byRemote(
-      portal.id,
-      event.target.author,
-      event.target.id,
-    );
+    const portal = await this.chatOf(user, event);
+    if (portal === undefined) return;
+    const target = await portal.messages.byRemote(portal.id, event.target.author, event.target.id);
     if (target === undefined || event.target.author !== event.from) {
       this.log.debug({ portal: portal.id }, "edit of an unknown or foreign message dropped");
       return;
@@ -248,21 +317,21 @@ export class RemoteEventHandler {
       this.log.debug({ portal: portal.id }, "edit outside the edit window dropped");
       return;
     }
-    const ghost = await this.ghosts.ensure(event.from);
-    await this.matrix.sendContent(ghost.mxid, portal.roomId, event.content, {
-      edits: target.eventId,
-    });
+    const ghost = await this.ghostIn(portal, event.from);
+    // Keyed by the edit's identity: a group edit reported by a second login posts nothing new.
+    await this.matrix.sendContent(
+      ghost.mxid,
+      portal.roomId,
+      event.content,
+      { edits: target.eventId },
+      `edit\n${event.from}\n${event.target.id}\n${event.order}`,
+    );
   }
 
   private async retract(user: MatrixUserId, event: EventOf<"retract">): Promise<void> {
-    const portal = await this.tables.portals.get(user, event.from);
-    if (portal === undefined || portal.roomId === null || event.target.author !== event.from)
-      return;
-    const target = await this.tables.messages.byRemote(
-      portal.id,
-      event.target.author,
-      event.target.id,
-    );
+    const portal = await this.chatOf(user, event);
+    if (portal === undefined || event.target.author !== event.from) return;
+    const target = await portal.messages.byRemote(portal.id, event.target.author, event.target.id);
     if (target === undefined || target.retracted) return;
     const login = this.logins.get(user);
     if (
@@ -275,24 +344,24 @@ export class RemoteEventHandler {
       this.log.debug({ portal: portal.id }, "retraction outside the window dropped");
       return;
     }
-    const ghost = await this.ghosts.ensure(event.from);
+    const ghost = await this.ghostIn(portal, event.from);
     await this.matrix.redact(ghost.mxid, portal.roomId, target.eventId);
-    await this.tables.messages.markRetracted(target.eventId);
+    await portal.messages.markRetracted(target.eventId);
   }
 
   /** The contact's complete set on a message becomes ghost reactions added and redacted. */
   private async reactions(user: MatrixUserId, event: EventOf<"reactions">): Promise<void> {
-    const portal = await this.tables.portals.get(user, event.from);
-    if (portal === undefined || portal.roomId === null) return;
-    const target = await this.findTarget(user, portal.id, event.target);
+    const portal = await this.chatOf(user, event);
+    if (portal === undefined) return;
+    const target = await this.findTarget(portal, event.target);
     if (target === undefined) return;
-    const ghost = await this.ghosts.ensure(event.from);
-    const current = await this.tables.reactions.bySender(portal.id, event.target, ghost.mxid);
+    const ghost = await this.ghostIn(portal, event.from);
+    const current = await portal.reactions.bySender(portal.id, event.target, ghost.mxid);
     const wanted = new Set(event.emojis);
     for (const row of current) {
       if (wanted.has(row.emoji)) continue;
       await this.matrix.redact(ghost.mxid, portal.roomId, row.eventId);
-      await this.tables.reactions.delete(row.eventId);
+      await portal.reactions.delete(row.eventId);
     }
     const present = new Set(current.map((r) => r.emoji));
     for (const emoji of wanted) {
@@ -303,7 +372,7 @@ export class RemoteEventHandler {
         target.eventId,
         emoji,
       );
-      await this.tables.reactions.insert({
+      await portal.reactions.insert({
         portalId: portal.id,
         eventId,
         targetId: event.target.id,
@@ -315,20 +384,20 @@ export class RemoteEventHandler {
   }
 
   private async read(user: MatrixUserId, event: EventOf<"read">): Promise<void> {
-    const portal = await this.tables.portals.get(user, event.from);
-    if (portal === undefined || portal.roomId === null) return;
+    const portal = await this.chatOf(user, event);
+    if (portal === undefined) return;
     if (!(await this.markersShown(user, portal, "readReceipts"))) return;
-    const target = await this.findTarget(user, portal.id, event.upTo);
+    const target = await this.findTarget(portal, event.upTo);
     if (target === undefined) return;
-    const ghost = await this.ghosts.ensure(event.from);
+    const ghost = await this.ghostIn(portal, event.from);
     await this.matrix.sendReadReceipt(ghost.mxid, portal.roomId, target.eventId);
   }
 
   private async typing(user: MatrixUserId, event: EventOf<"typing">): Promise<void> {
-    const portal = await this.tables.portals.get(user, event.from);
-    if (portal === undefined || portal.roomId === null) return;
+    const portal = await this.chatOf(user, event);
+    if (portal === undefined) return;
     if (!(await this.markersShown(user, portal, "typingNotifications"))) return;
-    const ghost = await this.ghosts.ensure(event.from);
+    const ghost = await this.ghostIn(portal, event.from);
     await this.matrix.sendTyping(ghost.mxid, portal.roomId, event.typing);
   }
 
@@ -348,28 +417,45 @@ export class RemoteEventHandler {
     await this.tables.contacts.update(user, event.contact, { verifiedAt: null });
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
-    const number = formatInternational((await this.ghosts.ensure(event.contact)).phone);
+    const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
+    const network = this.ghosts.network;
     const lines = [
-      `The security code with ${number} changed. This happens when they reinstall WhatsApp or ` +
+      `The security code with ${number} changed. This happens when they reinstall ${network.displayName} or ` +
         "switch phones; it can also mean someone else is receiving their messages.",
     ];
     if (event.verifiedMarkCleared) lines.push(`${number} is no longer marked as verified.`);
     lines.push(
-      this.config.interop.identity_change === "hold"
-        ? `Messages to ${number} are held until you check the new code with \`!wa verify\` and confirm it.`
-        : `Compare the new code with them using \`!wa verify\`.`,
+      event.sendingHeld === true
+        ? `Messages to ${number} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
+        : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
     );
     await this.matrix.sendNotice(portal.roomId, lines.join(" "));
   }
 
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {
+    if (event.group !== undefined) {
+      const key = `${event.group}\n${event.from}\n${event.id}`;
+      if (this.undecryptableSeen.has(key)) return;
+      const chat = await this.groupChat(user, event.group);
+      if (chat === undefined) return;
+      this.observer.undecryptable();
+      const ghost = await this.groupGhost(chat, event.from);
+      await this.matrix.sendNotice(
+        chat.roomId,
+        groupUndecryptable(this.ghosts.label(ghost), clock(event.sentAt)),
+      );
+      this.undecryptableSeen.add(key);
+      if (this.undecryptableSeen.size > UNDECRYPTABLE_MEMORY) {
+        this.undecryptableSeen.delete(this.undecryptableSeen.values().next().value as string);
+      }
+      return;
+    }
     this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
-    const number = formatInternational(open.ghost.phone);
+    const number = this.ghosts.label(open.ghost);
     await this.matrix.sendNotice(
       open.portal.roomId,
-      `A message from ${number} (sent ${clock(event.sentAt)}) could not be decrypted. ` +
-        "Their app may send it again; otherwise ask them to resend it.",
+      groupUndecryptable(number, clock(event.sentAt)),
     );
     await this.portals.afterIncoming(open);
   }
@@ -380,6 +466,20 @@ export class RemoteEventHandler {
     event: EventOf<"send-failed"> | EventOf<"send-delayed">,
   ): Promise<void> {
     if (event.kind === "send-failed") this.observer.messageFailed("to-network", event.reason.code);
+    if (event.group !== undefined) {
+      const group = await this.groups?.table.byRemote(event.group);
+      const sentInGroup =
+        group === undefined
+          ? undefined
+          : await this.groupTables?.messages.outgoingByRemote([group.id], event.target.id);
+      if (group === undefined || group.roomId === null || sentInGroup === undefined) return;
+      const text =
+        event.kind === "send-delayed"
+          ? delayText(event.reason)
+          : failureText(event.reason, this.ghosts.network);
+      await this.matrix.sendNotice(group.roomId, text, sentInGroup.eventId);
+      return;
+    }
     const portalIds = (await this.tables.portals.listByUser(user)).map((p) => p.id);
     const sent = await this.tables.messages.outgoingByRemote(portalIds, event.target.id);
     if (sent === undefined) {
@@ -389,7 +489,9 @@ export class RemoteEventHandler {
     const portal = await this.tables.portals.byId(sent.portalId);
     if (portal === undefined || portal.roomId === null) return;
     const text =
-      event.kind === "send-delayed" ? delayText(event.reason) : failureText(event.reason);
+      event.kind === "send-delayed"
+        ? delayText(event.reason)
+        : failureText(event.reason, this.ghosts.network);
     await this.matrix.sendNotice(portal.roomId, text, sent.eventId);
   }
 
@@ -403,8 +505,55 @@ export class RemoteEventHandler {
     if (row === undefined || row.managementRoom === null) return;
     await this.matrix.sendNotice(
       row.managementRoom,
-      `You were logged out of WhatsApp: ${state.message} Send \`login\` to log in again.`,
+      `You were logged out of ${this.ghosts.network.displayName}: ${state.message} Send \`login\` to log in again.`,
     );
+  }
+
+  private directChat(portal: PortalRow & { roomId: RoomId }): Chat {
+    return {
+      id: portal.id,
+      roomId: portal.roomId,
+      messages: this.tables.messages,
+      reactions: this.tables.reactions,
+      direct: portal,
+      requestState: portal.requestState,
+    };
+  }
+
+  /** A group's portal (created from the network's info when missing) as a chat of `user`. */
+  private async groupChat(user: MatrixUserId, group: RemoteGroupId): Promise<Chat | undefined> {
+    if (this.groups === undefined || this.groupTables === undefined) return undefined;
+    const portal = await this.groups.portalFor(user, group);
+    if (portal === undefined) return undefined;
+    const row = await this.groups.table.user(portal.id, user);
+    return {
+      id: portal.id,
+      roomId: portal.roomId,
+      ...this.groupTables,
+      direct: undefined,
+      requestState: row?.requestState ?? "none",
+    };
+  }
+
+  /** The chat of a conversation event: the group's portal, or the user's portal with `from`. */
+  private async chatOf(
+    user: MatrixUserId,
+    event: { from: RemoteUserId; group?: RemoteGroupId },
+  ): Promise<Chat | undefined> {
+    if (event.group !== undefined) return this.groupChat(user, event.group);
+    const portal = await this.tables.portals.get(user, event.from);
+    if (portal === undefined || portal.roomId === null) return undefined;
+    return this.directChat({ ...portal, roomId: portal.roomId });
+  }
+
+  private groupGhost(chat: Chat, from: RemoteUserId): Promise<GhostRecord> {
+    if (this.groups === undefined) throw new Error("group event without group support");
+    return this.groups.ghostOf(chat.id, from);
+  }
+
+  /** The ghost that speaks for `from` in a chat. */
+  private ghostIn(chat: Chat, from: RemoteUserId): Promise<GhostRecord> {
+    return chat.direct === undefined ? this.groupGhost(chat, from) : this.ghosts.ensure(from);
   }
 
   /**
@@ -427,7 +576,7 @@ export class RemoteEventHandler {
    */
   private async markersShown(
     user: MatrixUserId,
-    portal: PortalRow,
+    portal: Chat,
     setting: "readReceipts" | "typingNotifications",
   ): Promise<boolean> {
     if (portal.requestState === "incoming-pending" || portal.requestState === "declined") {
@@ -436,11 +585,10 @@ export class RemoteEventHandler {
     return (await this.tables.users.get(user))?.[setting] === true;
   }
 
-  private async findTarget(
-    user: MatrixUserId,
-    portalId: number,
-    ref: MessageReference,
-  ): Promise<MessageRow | undefined> {
+  private async findTarget(chat: Chat, ref: MessageReference): Promise<MessageRow | undefined> {
+    const portalId = chat.id;
+    // In a group every message is stored with its author's network id, the users' own too.
+    if (chat.direct === undefined) return chat.messages.byRemote(portalId, ref.author, ref.id);
     const portal = await this.tables.portals.byId(portalId);
     if (portal === undefined) return undefined;
     // The user's own messages are stored with the Matrix id as author: match them by id alone.
@@ -449,6 +597,16 @@ export class RemoteEventHandler {
     }
     return this.tables.messages.outgoingByRemote([portalId], ref.id);
   }
+}
+
+/** Events of one group are handled in order across every login that reports them. */
+function isGroupKeyed(event: RemoteEvent): boolean {
+  return (
+    ("group" in event && event.group !== undefined) ||
+    event.kind === "group-info" ||
+    event.kind === "group-change" ||
+    event.kind === "group-subject"
+  );
 }
 
 /** The notice for a message the network holds back and sends again by itself. */
@@ -460,7 +618,7 @@ export function delayText(reason: SendFailure): string {
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */
-export function failureText(reason: SendFailure): string {
+export function failureText(reason: SendFailure, network: NetworkDescription): string {
   const retry =
     reason.retryAt === undefined ? "" : ` You can try again after ${clock(reason.retryAt)}.`;
   switch (reason.code) {
@@ -471,15 +629,15 @@ export function failureText(reason: SendFailure): string {
     case "rate-limited":
       return `Not delivered yet: you are sending too fast.${retry}`;
     case "too-large":
-      return "Not delivered: the file is too large for WhatsApp.";
+      return `Not delivered: the file is too large for ${network.displayName}.`;
     case "request-pending":
       return "Not delivered: your chat request is still waiting for the contact to accept it.";
     case "timed-out":
-      return "Not delivered: WhatsApp did not confirm the message in time.";
+      return `Not delivered: ${network.displayName} did not confirm the message in time.`;
     case "identity-unconfirmed":
-      return "Not sent: the contact's security code changed. Check it with `!wa verify` first.";
+      return `Not sent: the contact's security code changed. Check it with \`${network.commandPrefix} verify\` first.`;
     case "unsupported":
-      return "Not delivered: WhatsApp does not support this kind of message.";
+      return `Not delivered: ${network.displayName} does not support this kind of message.`;
     case "internal":
       return `Not delivered: ${reason.message}`;
   }
@@ -492,12 +650,13 @@ function conversationKey(event: RemoteEvent): string {
     case "request-accepted":
     case "identity-changed":
       return event.contact;
-    case "send-failed":
-    case "send-delayed":
-    case "state":
     case "group-info":
     case "group-change":
     case "group-subject":
+      return event.group;
+    case "send-failed":
+    case "send-delayed":
+    case "state":
       return "";
     default:
       return event.from;

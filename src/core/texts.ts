@@ -1,32 +1,18 @@
 /**
  * What the bridge tells users, in one place so the wording can be reviewed as a whole. The
- * security warning states what PROTOCOL.md §19 says a user must know before opting in.
+ * security warning frames the network's own points (NetworkDescription.securityNotes; interop:
+ * what PROTOCOL.md §19 says a user must know before opting in).
  */
 
 export function securityWarning(
-  providerName: string,
+  notes: readonly string[],
   flows: readonly { id: string; name: string }[],
 ): string {
   const choices = flows.map((f) => `\`${f.id}\` (${f.name})`).join(" or ");
   return [
     "Before you log in, please read how this bridge works:",
     "",
-    "1. End-to-end encryption ends at this bridge. WhatsApp messages are encrypted between your " +
-      "contact's phone and the bridge; the bridge decrypts them to post them to Matrix and " +
-      "re-encrypts what you send. Whoever runs this bridge could read your WhatsApp messages, " +
-      "and the bridge keeps your encryption keys on its server (encrypted at rest).",
-    "2. WhatsApp's gatekeeper sees metadata, not content: who writes to whom (phone numbers and " +
-      "your bridge identity), when, message sizes and media kinds, delivery receipts, read " +
-      "markers and typing (you can turn those two off with `settings`), your block list, and " +
-      "which numbers you look up. It never sees what you write, file names, captions or reactions.",
-    `3. Your contacts see your phone number: a verified login is shown to them as "<your number> · ${providerName}". ` +
-      `An unverified username identity is shown as "<username> · ${providerName} · Unverified" and cannot be found by number.`,
-    "4. Only WhatsApp users who opted in to chats with third-party apps can be reached, and your first " +
-      "message to someone new is a message request they must accept before they can reply.",
-    "5. Blocking (`block`) happens at WhatsApp's gatekeeper and works across apps. Reporting " +
-      "(`report`) sends WhatsApp the contact's number and, only if you choose, copies of up to " +
-      "5 of their latest messages; WhatsApp cannot verify those copies cryptographically.",
-    "6. WhatsApp admits third-party users in the European Economic Area only.",
+    ...notes.map((note, i) => `${i + 1}. ${note}`),
     "",
     `To accept and continue, reply ${choices}. Reply \`cancel\` to stop.`,
   ].join("\n");
@@ -34,11 +20,11 @@ export function securityWarning(
 
 export const notLoggedIn = "You are not logged in. Send `login` to start.";
 
-export function requestRoomTopic(number: string): string {
+export function requestRoomTopic(number: string, prefix: string): string {
   return (
     `Message request: ${number} wrote to you for the first time. Join to accept and reply; ` +
-    "reject the invitation to decline (they are not told). In this room, `!wa block` blocks " +
-    "them and `!wa report` reports them as spam."
+    `reject the invitation to decline (they are not told). In this room, \`${prefix} block\` blocks ` +
+    `them and \`${prefix} report\` reports them as spam.`
   );
 }
 
@@ -54,10 +40,13 @@ export function declinedNotice(number: string): string {
   );
 }
 
-export function notReachable(number: string): string {
+export function notReachable(
+  number: string,
+  network: { displayName: string; identifier: { noun: string } },
+): string {
   return (
-    `${number} cannot be reached through this bridge: it is not a WhatsApp number, or its owner ` +
-    "has not allowed chats with third-party apps."
+    `${number} cannot be reached through this bridge: it is not a ${network.displayName} ` +
+    `${network.identifier.noun}, or its owner has not allowed chats with third-party apps.`
   );
 }
 
@@ -72,3 +61,36 @@ export function echoed(input: string, max = ECHO_MAX_CHARS): string {
   const chars = [...input];
   return chars.length <= max ? input : `${chars.slice(0, max).join("")}…`;
 }
+
+// Groups (issue #17, docs/groups.md). Names are the bridge's labels for members (a number, or the
+// connector's label naming another provider), never names the members chose.
+
+export const groupRequestNotice = (by: string): string =>
+  `${by} added you to this group. Join the room to accept; reject the invite to leave the group.`;
+
+export const groupNotMember =
+  "Not sent: you are not a member of this group at the network, so nothing can be sent for you here.";
+
+export const groupChangeRefused = (what: string, why: string): string =>
+  `Not changed at the network (${what}): ${why} The change was undone here.`;
+
+export const groupMembersRejected = (who: readonly string[]): string =>
+  `Could not add ${who.join(", ")}: they cannot be reached or refuse to be added to groups.`;
+
+export const groupCreated = (subject: string): string =>
+  `Created the group "${subject}". You have been invited to its room.`;
+
+export const groupCreatedHere = (subject: string): string =>
+  `This room is now the group "${subject}". Invite or remove people here to change its members.`;
+
+export const groupCreateHereUsage = (prefix: string): string =>
+  `Usage: \`${prefix} create-group <group name>\` in a room where you invited the people to add.`;
+
+export const groupInviteOffer = (who: string, prefix: string): string =>
+  `This room is not a direct chat. To make it a group with ${who} and the others you invite ` +
+  `here, send \`${prefix} create-group <group name>\` in this room. For a direct chat with ` +
+  `${who}, start a direct chat with them instead.`;
+
+export const groupUndecryptable = (who: string, at: string): string =>
+  `A message from ${who} (sent ${at}) could not be decrypted. Their app may send it again; ` +
+  "otherwise ask them to resend it.";

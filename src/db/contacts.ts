@@ -37,16 +37,16 @@ export class ContactsTable {
     patch: Partial<Pick<ContactRow, "localName" | "blocked" | "verifiedAt">>,
     now = Date.now(),
   ): Promise<void> {
-    await this.knex("contacts")
-      .insert({ user_mxid: user, contact_jid: contact, created_at: now })
-      .onConflict(["user_mxid", "contact_jid"])
-      .ignore();
     const values: Record<string, unknown> = {};
     if (patch.localName !== undefined) values["local_name"] = patch.localName;
     if (patch.blocked !== undefined) values["blocked"] = patch.blocked;
     if (patch.verifiedAt !== undefined) values["verified_at"] = patch.verifiedAt;
-    if (Object.keys(values).length === 0) return;
-    await this.knex("contacts").where({ user_mxid: user, contact_jid: contact }).update(values);
+    // One statement: the row is created with the patch, or the patch is applied to it.
+    const insert = this.knex("contacts")
+      .insert({ user_mxid: user, contact_jid: contact, created_at: now, ...values })
+      .onConflict(["user_mxid", "contact_jid"]);
+    const columns = Object.keys(values);
+    await (columns.length === 0 ? insert.ignore() : insert.merge(columns));
   }
 }
 

@@ -16,21 +16,48 @@ export interface MessageRow {
   retracted: boolean;
 }
 
-/** The `messages` table: which Matrix event is which network message, in both directions. */
+/** Where a message mapping lives: 1:1 portals' `messages`, group portals' `group_messages`. */
+export interface MessageColumns {
+  table: string;
+  remoteId: string;
+  author: string;
+}
+
+const DIRECT_MESSAGES: MessageColumns = {
+  table: "messages",
+  remoteId: "origin_id",
+  author: "author_jid",
+};
+
+/** The mapping of group portals (migration 0014), in the same shape with neutral column names. */
+export const GROUP_MESSAGES: MessageColumns = {
+  table: "group_messages",
+  remoteId: "remote_id",
+  author: "author",
+};
+
+/**
+ * The `messages` table: which Matrix event is which network message, in both directions. The
+ * same code serves group portals' `group_messages` (GROUP_MESSAGES), so that both kinds of
+ * portal share one bridging path.
+ */
 export class MessagesTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly c: MessageColumns = DIRECT_MESSAGES,
+  ) {}
 
   /**
    * Records a mapping. Returns false when (portal, author, remote id) or the event id is already
    * mapped: the message was bridged before and must not be bridged again.
    */
   async insert(row: Omit<MessageRow, "retracted">): Promise<boolean> {
-    const inserted = (await this.knex("messages")
+    const inserted = (await this.knex(this.c.table)
       .insert({
         portal_id: row.portalId,
         event_id: row.eventId,
-        origin_id: row.remoteId,
-        author_jid: row.author,
+        [this.c.remoteId]: row.remoteId,
+        [this.c.author]: row.author,
         seq: row.order,
         sent_at: row.sentAt,
         direction: row.direction,
@@ -50,7 +77,11 @@ export class MessagesTable {
     author: RemoteUserId,
     remoteId: RemoteMessageId,
   ): Promise<MessageRow | undefined> {
-    return this.first({ portal_id: portalId, author_jid: author, origin_id: remoteId });
+    return this.first({
+      portal_id: portalId,
+      [this.c.author]: author,
+      [this.c.remoteId]: remoteId,
+    });
   }
 
   /** An outgoing message found by its remote id alone, among the given portals. */
@@ -59,23 +90,23 @@ export class MessagesTable {
     remoteId: RemoteMessageId,
   ): Promise<MessageRow | undefined> {
     if (portalIds.length === 0) return undefined;
-    const row = (await this.knex("messages")
+    const row = (await this.knex(this.c.table)
       .whereIn("portal_id", portalIds)
-      .andWhere({ origin_id: remoteId, direction: "out" })
+      .andWhere({ [this.c.remoteId]: remoteId, direction: "out" })
       .first()) as Record<string, unknown> | undefined;
-    return row === undefined ? undefined : toMessage(row);
+    return row === undefined ? undefined : toMessage(row, this.c);
   }
 
   /** The latest `limit` incoming messages of a portal, newest first (for report disclosure). */
   async latestIncoming(portalId: number, limit: number): Promise<MessageRow[]> {
-    const rows = (await this.knex("messages")
+    const rows = (await this.knex(this.c.table)
       .where({ portal_id: portalId, direction: "in", retracted: false })
       .orderBy([
         { column: "sent_at", order: "desc" },
         { column: "id", order: "desc" },
       ])
       .limit(limit)) as Record<string, unknown>[];
-    return rows.map(toMessage);
+    return rows.map((r) => toMessage(r, this.c));
   }
 
   /**
@@ -84,7 +115,7 @@ export class MessagesTable {
    * before an event of time `at` qualifies.
    */
   async latestIncomingAt(portalId: number, at: number): Promise<MessageRow | undefined> {
-    const row = (await this.knex("messages")
+    const row = (await this.knex(this.c.table)
       .where({ portal_id: portalId, direction: "in", retracted: false })
       .andWhere("sent_at", "<=", at)
       .orderBy([
@@ -92,31 +123,31 @@ export class MessagesTable {
         { column: "id", order: "desc" },
       ])
       .first()) as Record<string, unknown> | undefined;
-    return row === undefined ? undefined : toMessage(row);
+    return row === undefined ? undefined : toMessage(row, this.c);
   }
 
   async markRetracted(eventId: EventId): Promise<void> {
-    await this.knex("messages").where({ event_id: eventId }).update({ retracted: true });
+    await this.knex(this.c.table).where({ event_id: eventId }).update({ retracted: true });
   }
 
   async count(): Promise<number> {
-    const row = (await this.knex("messages").count({ n: "*" }).first()) as { n: number | string };
+    const row = (await this.knex(this.c.table).count({ n: "*" }).first()) as { n: number | string };
     return Number(row.n);
   }
 
   private async first(where: Record<string, unknown>): Promise<MessageRow | undefined> {
-    const row = (await this.knex("messages").where(where).first()) as
+    const row = (await this.knex(this.c.table).where(where).first()) as
       Record<string, unknown> | undefined;
-    return row === undefined ? undefined : toMessage(row);
+    return row === undefined ? undefined : toMessage(row, this.c);
   }
 }
 
-function toMessage(row: Record<string, unknown>): MessageRow {
+function toMessage(row: Record<string, unknown>, c: MessageColumns): MessageRow {
   return {
     portalId: Number(row["portal_id"]),
     eventId: String(row["event_id"]) as EventId,
-    remoteId: String(row["origin_id"]) as RemoteMessageId,
-    author: String(row["author_jid"]) as RemoteUserId,
+    remoteId: String(row[c.remoteId]) as RemoteMessageId,
+    author: String(row[c.author]) as RemoteUserId,
     order: readNumberOrNull(row["seq"]),
     sentAt: Number(row["sent_at"]),
     direction: String(row["direction"]) as Direction,

@@ -134,7 +134,11 @@ export class PortalsTable {
     requestState: RequestState,
     now = Date.now(),
   ): Promise<PortalRow> {
-    await this.knex("portals")
+    // An existing portal is read (from the cache, mostly); a new one is inserted and returned by
+    // the insert itself. Only a concurrent creation (the insert found the row) reads again.
+    const known = await this.get(user, contact);
+    if (known !== undefined) return known;
+    const [inserted] = (await this.knex("portals")
       .insert({
         user_mxid: user,
         contact_jid: contact,
@@ -143,7 +147,13 @@ export class PortalsTable {
         updated_at: now,
       })
       .onConflict(["user_mxid", "contact_jid"])
-      .ignore();
+      .ignore()
+      .returning("*")) as Record<string, unknown>[];
+    if (inserted !== undefined) {
+      const portal = Object.freeze(toPortal(inserted));
+      this.cache.put(portal);
+      return portal;
+    }
     const row = await this.get(user, contact);
     if (row === undefined) throw new Error(`portal ${user} / ${contact} vanished after its insert`);
     return row;

@@ -73,11 +73,16 @@ export class UsersTable {
 
   /** Returns the user's row, creating it (logged out) on first contact. */
   async ensure(mxid: MatrixUserId, now = Date.now()): Promise<UserRow> {
-    await this.knex("users")
+    // One statement either way: a user seen before is read; a new one is inserted and returned
+    // by the insert itself. Only a concurrent first contact (the insert found the row) reads again.
+    const known = await this.get(mxid);
+    if (known !== undefined) return known;
+    const [inserted] = (await this.knex("users")
       .insert({ mxid, localpart: localpartOf(mxid), created_at: now, updated_at: now })
       .onConflict("mxid")
-      .ignore();
-    const row = await this.get(mxid);
+      .ignore()
+      .returning("*")) as Record<string, unknown>[];
+    const row = inserted === undefined ? await this.get(mxid) : toUser(inserted);
     if (row === undefined) throw new Error(`user ${mxid} vanished right after its insert`);
     return row;
   }
@@ -109,6 +114,15 @@ export class UsersTable {
       .where({ login_state: "logged-in" })
       .orderBy("mxid")) as Record<string, unknown>[];
     return rows.map(toUser);
+  }
+
+  /** The ids of logged-in users, in one query (start-up: only the ids are needed). */
+  async loggedInIds(): Promise<MatrixUserId[]> {
+    const rows = (await this.knex("users")
+      .select("mxid")
+      .where({ login_state: "logged-in" })
+      .orderBy("mxid")) as { mxid: MatrixUserId }[];
+    return rows.map((row) => row.mxid);
   }
 
   async countByState(): Promise<Record<LoginStateColumn, number>> {

@@ -1,6 +1,8 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
-import { PORTAL_COMMAND_PREFIX, type BridgeCore } from "../core/bridge-core.js";
-import type { PortalRow } from "../db/portals.js";
+import type { BridgeCore } from "../core/bridge-core.js";
+import type { GroupPortalRow } from "../db/groups.js";
+import type { OpenGroupPortal } from "../core/groups.js";
+import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
 import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
 import { describeError } from "../util/errors.js";
@@ -26,6 +28,13 @@ import type { EphemeralEvent, Transaction } from "./transactions.js";
 export interface EventDecryptor {
   decrypt(event: WeakEvent): Promise<DecryptOutcome>;
 }
+
+/** `<prefix> create-group <name>` (or bridgev2's alias `create`) in a room that is no portal. */
+const createGroupHere = (prefix: string): RegExp =>
+  new RegExp(
+    `^\\s*${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s+(create-group|create)(\\s|$)`,
+    "i",
+  );
 
 /** Thumbnails are small previews; anything larger is not worth fetching for one. */
 const MAX_THUMBNAIL_BYTES = 256 * 1024;
@@ -53,7 +62,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
  * handling succeeded.
  */
 export class MatrixEventRouter {
-  private readonly typing = new Map<RoomId, boolean>();
+  /** Typing last passed on, per room and user (a group portal has several users). */
+  private readonly typing = new Map<string, boolean>();
 
   constructor(
     private readonly core: BridgeCore,
@@ -61,7 +71,11 @@ export class MatrixEventRouter {
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
     private readonly decryptor?: EventDecryptor,
-  ) {}
+  ) {
+    this.createGroupPattern = createGroupHere(core.network.commandPrefix);
+  }
+
+  private readonly createGroupPattern: RegExp;
 
   async handleTransaction(txn: Transaction): Promise<void> {
     for (const event of txn.events) await this.handleEvent(event);
@@ -97,7 +111,7 @@ export class MatrixEventRouter {
     if (outcome.kind === "clear") await this.routeClear(outcome.event);
     else if (
       outcome.kind === "refused" &&
-      (await this.core.portalRows.byRoom(roomId(event.room_id))) === undefined
+      (await this.portalOf(roomId(event.room_id))) === undefined
     ) {
       // Required encryption applies to portals; management rooms stay plaintext.
       await this.routeClear(event);
@@ -110,8 +124,8 @@ export class MatrixEventRouter {
     kind: "undecryptable" | "refused",
     reason: string,
   ): Promise<void> {
-    const portal = await this.core.portalRows.byRoom(roomId(event.room_id));
-    if (portal?.userMxid !== event.sender) return;
+    const portal = await this.portalOf(roomId(event.room_id));
+    if (portal === undefined || !(await this.isPortalUser(portal, event.sender))) return;
     this.log.debug({ eventId: event.event_id, reason }, "Matrix event not bridged");
     await this.core.matrix.sendNotice(
       portal.roomId as RoomId,
@@ -129,6 +143,11 @@ export class MatrixEventRouter {
     const content = isRecord(event.content) ? event.content : {};
     if (event.type === "m.room.member") {
       const target = event.state_key;
+      const group = opened(await this.core.groups.table.byRoom(room));
+      if (group !== undefined) {
+        await this.groupMembership(sender, group, target, content["membership"]);
+        return;
+      }
       if (content["membership"] === "invite" && typeof target === "string") {
         // A ghost invited by a user starts or links that chat there (core/ghost-invites.ts).
         if (this.core.ghosts.isGhost(target)) {
@@ -151,8 +170,19 @@ export class MatrixEventRouter {
       await this.portalEvent(portal, sender, event, content);
       return;
     }
+    const group = opened(await this.core.groups.table.byRoom(room));
+    if (group !== undefined) {
+      await this.groupEvent(group, sender, event, content);
+      return;
+    }
     if (event.type !== "m.room.message" || typeof content["body"] !== "string") return;
     const user = await this.core.users.byManagementRoom(room);
+    if (user === undefined && this.createGroupPattern.test(content["body"])) {
+      // bridgev2's create-group in a room of the user's where the bridge was brought in (a
+      // ghost invited there offers it): the room becomes the group's portal.
+      await this.core.createGroupHere(sender, room, content["body"]);
+      return;
+    }
     if (user?.mxid !== sender) return;
     await this.core.handleManagementMessage(sender, room, content["body"]);
   }
@@ -176,8 +206,73 @@ export class MatrixEventRouter {
     }
   }
 
+  /**
+   * Membership in a group portal: a user inviting or kicking a ghost adds or removes that member
+   * at the network; a user's own join or leave accepts a request or leaves the group.
+   */
+  private async groupMembership(
+    sender: MatrixUserId,
+    portal: OpenGroupPortal,
+    target: unknown,
+    membership: unknown,
+  ): Promise<void> {
+    if (typeof target !== "string" || !isMatrixUserId(target)) return;
+    if (target === sender) {
+      if (membership === "join" || membership === "leave") {
+        await this.core.groups.onUserMembership(sender, portal, membership);
+      }
+      return;
+    }
+    if (!this.core.ghosts.isGhost(target)) return;
+    if (membership === "invite") await this.core.groups.onGhostInvited(sender, portal, target);
+    else if (membership === "leave" || membership === "ban") {
+      await this.core.groups.onGhostKicked(sender, portal, target);
+    }
+  }
+
+  /** A user's event in a group portal: a name or power level change, or content. */
+  private async groupEvent(
+    portal: OpenGroupPortal,
+    sender: MatrixUserId,
+    event: WeakEvent,
+    content: Record<string, unknown>,
+  ): Promise<void> {
+    const isState = event.type === "m.room.name" || event.type === "m.room.power_levels";
+    // Content from someone who is not one of the group's bridge users is answered by the core
+    // with a notice; room settings of theirs are the room's own business.
+    if (isState && (await this.core.groups.table.user(portal.id, sender)) === undefined) return;
+    if (event.type === "m.room.name" && event.state_key === "") {
+      const name = typeof content["name"] === "string" ? content["name"] : "";
+      if (name !== portal.subject) await this.core.groups.onRenamed(sender, portal, name);
+      return;
+    }
+    if (event.type === "m.room.power_levels" && event.state_key === "") {
+      const users = isRecord(content["users"]) ? content["users"] : {};
+      const levels: Record<string, number> = {};
+      for (const [user, level] of Object.entries(users)) {
+        if (typeof level === "number") levels[user] = level;
+      }
+      await this.core.groups.onPowerLevels(sender, portal, levels);
+      return;
+    }
+    await this.portalEvent(portal, sender, event, content);
+  }
+
+  /** The 1:1 or group portal of a room, if it is one. */
+  private async portalOf(room: RoomId): Promise<AnyPortal | undefined> {
+    return (
+      (await this.core.portalRows.byRoom(room)) ?? opened(await this.core.groups.table.byRoom(room))
+    );
+  }
+
+  /** Whether a Matrix user is the portal's user (1:1) or one of its users (group). */
+  private async isPortalUser(portal: AnyPortal, user: string): Promise<boolean> {
+    if (!isGroupPortal(portal)) return portal.userMxid === user;
+    return (await this.core.groups.table.user(portal.id, user as MatrixUserId)) !== undefined;
+  }
+
   private async portalEvent(
-    portal: PortalRow,
+    portal: AnyPortal,
     sender: MatrixUserId,
     event: WeakEvent,
     content: Record<string, unknown>,
@@ -187,9 +282,11 @@ export class MatrixEventRouter {
     if (
       event.type === "m.room.message" &&
       typeof body === "string" &&
-      body.trim().startsWith(`${PORTAL_COMMAND_PREFIX} `)
+      body.trim().startsWith(`${this.core.network.commandPrefix} `)
     ) {
-      await this.core.handlePortalCommand(sender, portal, body);
+      if (isGroupPortal(portal)) {
+        await this.core.handleManagementMessage(sender, portal.roomId as RoomId, body);
+      } else await this.core.handlePortalCommand(sender, portal, body);
       return;
     }
     const inbound = matrixEventToNeutral(event, this.openMedia);
@@ -268,23 +365,33 @@ export class MatrixEventRouter {
     if (typeof event.room_id !== "string") return;
     const room = roomId(event.room_id);
     if (event.type !== "m.typing" && event.type !== "m.receipt") return;
-    const portal = await this.core.portalRows.byRoom(room);
+    const portal = await this.portalOf(room);
     if (portal === undefined) return;
+    const portalUsers = isGroupPortal(portal)
+      ? (await this.core.groups.table.users(portal.id)).map((u) => u.user)
+      : [portal.userMxid];
     if (event.type === "m.typing") {
       const users = Array.isArray(event.content["user_ids"]) ? event.content["user_ids"] : [];
-      const typing = users.includes(portal.userMxid);
-      // m.typing repeats the whole list on every change (the ghost's too): pass on changes only.
-      if ((this.typing.get(room) ?? false) === typing) return;
-      if (await this.core.fromMatrix.typing(portal.userMxid, portal, typing)) {
-        this.typing.set(room, typing);
+      for (const user of portalUsers) {
+        const typing = users.includes(user);
+        const key = `${room}\n${user}`;
+        // m.typing repeats the whole list on every change (the ghost's too): pass on changes only.
+        if ((this.typing.get(key) ?? false) === typing) continue;
+        if (await this.core.fromMatrix.typing(user, portal, typing)) this.typing.set(key, typing);
       }
       return;
     }
     for (const [target, receipts] of Object.entries(event.content)) {
       const read = isRecord(receipts) ? receipts["m.read"] : undefined;
-      if (isRecord(read) && portal.userMxid in read && target.startsWith("$")) {
-        await this.core.fromMatrix.read(portal.userMxid, portal, target as EventId);
+      if (!isRecord(read) || !target.startsWith("$")) continue;
+      for (const user of portalUsers) {
+        if (user in read) await this.core.fromMatrix.read(user, portal, target as EventId);
       }
     }
   }
+}
+
+/** A group portal row that has its room, or undefined. */
+function opened(row: GroupPortalRow | undefined): OpenGroupPortal | undefined {
+  return row === undefined || row.roomId === null ? undefined : { ...row, roomId: row.roomId };
 }

@@ -16,6 +16,8 @@ export interface ScrapeSources {
   portals(): Promise<number>;
   /** Matrix events kept as dead letters now (src/matrix/ingress/); 0 when not given. */
   deadLetters?(): Promise<number>;
+  /** Stored logins that failed to load and are being retried; 0 when not given. */
+  loginsFailed?(): number;
   /** The network connection; undefined when no connector reports it. */
   gatekeeper(): { connected: boolean; code: string } | undefined;
 }
@@ -111,6 +113,11 @@ export class BridgeMetrics implements CoreObserver, IngressObserver {
     scraped("portals", "Direct chat rooms (portals).", (s) => s.portals());
     scraped("matrix_dead_letters", "Matrix events kept as dead letters now.", (s) =>
       s.deadLetters === undefined ? Promise.resolve(0) : s.deadLetters(),
+    );
+    scraped(
+      "logins_failed",
+      "Stored logins that failed to load and are being retried with backoff (see the bot's status).",
+      (s) => Promise.resolve(s.loginsFailed?.() ?? 0),
     );
     new Gauge({
       name: `${PREFIX}gatekeeper_connected`,

@@ -37,6 +37,25 @@ export function gatekeeperCheck(connector: () => NetworkConnector | undefined): 
   };
 }
 
+/**
+ * Stored logins that failed to load (src/core/logins.ts retries them with backoff). Shown, but
+ * passing: one user's unreadable keys must not take the whole bridge out of service.
+ */
+export function loginsCheck(failedCount: () => number | undefined): ReadinessCheck {
+  return () => {
+    const failed = failedCount() ?? 0;
+    return Promise.resolve(
+      failed === 0
+        ? { name: "logins", ok: true }
+        : {
+            name: "logins",
+            ok: true,
+            detail: `${failed} stored login(s) failed to load; retrying with backoff`,
+          },
+    );
+  };
+}
+
 /** The homeserver's client-server API answers `/versions` (no token needed) within the timeout. */
 export function homeserverCheck(homeserverUrl: string): ReadinessCheck {
   const url = new URL(

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
 import type { BridgeCore } from "../core/bridge-core.js";
-import { PORTAL_COMMAND_PREFIX } from "../core/bridge-core.js";
 import type { LoginOutcome } from "../core/logins.js";
 import type { LoginProcess } from "../core/network.js";
 import { formatInternational } from "../core/phone-format.js";
@@ -90,6 +89,9 @@ export class ProvisioningApi {
     route("post", "/create_dm/:identifier", (user, req) =>
       this.resolve(user, String(req.params["identifier"]), true),
     );
+    // bridgev2 names the route create_group/{type}; this bridge has one kind of group.
+    route("post", "/create_group", (user, req) => this.createGroup(user, req.body));
+    route("post", "/create_group/:type", (user, req) => this.createGroup(user, req.body));
     // Anything else under the prefix: a JSON 404, and malformed JSON bodies as M_NOT_JSON (the
     // listener's body parser runs before these routes and hands its error on).
     app.use(prefix, (_req: Request, res: Response) => {
@@ -154,14 +156,14 @@ export class ProvisioningApi {
     return {
       body: {
         network: {
-          displayname: "WhatsApp",
+          displayname: this.core.network.displayName,
           network_url: "https://www.whatsapp.com",
           network_id: "whatsapp-interop",
         },
         login_flows: this.core.connector.loginFlows(),
         homeserver: this.core.config.homeserver.domain,
         bridge_bot: this.core.matrix.botUserId,
-        command_prefix: PORTAL_COMMAND_PREFIX,
+        command_prefix: this.core.network.commandPrefix,
         ...(row === undefined || row.managementRoom === null
           ? {}
           : { management_room: row.managementRoom }),
@@ -289,6 +291,39 @@ export class ProvisioningApi {
         ...base,
         ...(portal === undefined || portal.roomId === null ? {} : { dm_room_mxid: portal.roomId }),
       },
+    };
+  }
+
+  /**
+   * create_group: `{"name": "...", "participants": ["+49...", ...]}` (name may also be bridgev2's
+   * `{"name": {"name": "..."}}`). Answers 201 with the group's id, its room (`mxid`) and the
+   * numbers the network would not add.
+   */
+  private async createGroup(user: MatrixUserId, body: unknown) {
+    const record =
+      typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+    const rawName = record["name"];
+    const name =
+      typeof rawName === "string"
+        ? rawName
+        : typeof rawName === "object" && rawName !== null
+          ? (rawName as Record<string, unknown>)["name"]
+          : undefined;
+    const participants = record["participants"];
+    if (typeof name !== "string" || name.trim() === "") {
+      throw new ProvisioningError(400, "M_MISSING_PARAM", "The group needs a name");
+    }
+    if (!Array.isArray(participants) || participants.length === 0) {
+      throw new ProvisioningError(400, "M_MISSING_PARAM", "The group needs participants");
+    }
+    const phones = participants.map((p) => parseIdentifier(String(p)));
+    if (this.core.logins.get(user) === undefined) {
+      throw new ProvisioningError(400, "FI.MAU.NOT_LOGGED_IN", "Not logged in");
+    }
+    const created = await this.core.createGroup(user, name.trim(), phones);
+    return {
+      status: 201,
+      body: { id: created.group, mxid: created.room, rejected: created.rejected },
     };
   }
 

@@ -14,7 +14,14 @@ export type BareJid = Brand<string, "BareJid">;
 export type DeviceId = Brand<number, "DeviceId">;
 export type MessageId = Brand<string, "MessageId">;
 export type StanzaId = Brand<string, "StanzaId">;
-export type PhoneNumber = Brand<string, "PhoneNumber">;
+/**
+ * A contact as users type and read it on the network (interop: an E.164 phone number; another
+ * network: a handle such as `alice@loop`). The network's IdentifierKind (core/network.ts) parses
+ * and formats it. Opaque to the core and to db/.
+ */
+export type ContactAddress = string & { readonly __contactAddress: true };
+/** A phone number is the address of the phone-numbered networks, so it is one. */
+export type PhoneNumber = Brand<string, "PhoneNumber"> & ContactAddress;
 /**
  * A contact on the remote network, as the connector names it (interop: a bare JID). Opaque to the
  * core and to db/; defined here, not in core/network.ts, so db/ need not import the core.

@@ -1,4 +1,4 @@
-import type { PhoneNumber } from "./ids.js";
+import { isPhoneNumber, type ContactAddress, type PhoneNumber } from "./ids.js";
 
 /**
  * Readable international form of an E.164 number, for display names and contact cards.
@@ -40,3 +40,29 @@ export function formatInternational(phone: PhoneNumber): string {
   if (rest.length <= 6) return `+${cc} ${rest}`;
   return `+${cc} ${rest.slice(0, 3)} ${rest.slice(3)}`;
 }
+
+/** Whether a number may log in under the configured country codes (PROTOCOL.md §1: EEA only). */
+export function isAllowedCountry(phone: PhoneNumber, allowed: readonly string[]): boolean {
+  // Country codes are prefix-free (ITU-T E.164), so a configured code can only be the number's own.
+  return allowed.some((code) => phone.startsWith(`+${code}`));
+}
+
+/**
+ * The identifier kind (core/network.ts IdentifierKind, which it satisfies structurally: util
+ * imports no layer above it) of networks whose users are phone numbers: E.164 typed with `+`,
+ * shown in international format, the digits without `+` in ghost localparts.
+ */
+export const phoneIdentifier = {
+  noun: "number",
+  argument: "+number",
+  example: "+491701234567",
+  parse: (input: string): ContactAddress | undefined => (isPhoneNumber(input) ? input : undefined),
+  format: (address: ContactAddress): string =>
+    isPhoneNumber(address) ? formatInternational(address) : address,
+  toLocalpart: (address: ContactAddress): string => address.slice(1),
+  localpartPattern: "[1-9][0-9]{7,14}",
+  fromLocalpart: (localpart: string): ContactAddress | undefined => {
+    const phone = `+${localpart}`;
+    return /^[0-9]+$/.test(localpart) && isPhoneNumber(phone) ? phone : undefined;
+  },
+};

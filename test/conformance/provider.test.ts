@@ -448,7 +448,123 @@ for (const transport of TRANSPORTS) {
       assert.ok(find(answer, "service-unavailable") !== undefined);
     });
 
-    it.skip("P25: groups — not implemented (§17)", function () {});
+    /** A group of the engine's user with the simulated WhatsApp user (and a second one). */
+    async function groupWithGk(): Promise<{ group: BareJid; other: BareJid }> {
+      const phone2 = "+491705550000" as typeof PHONE;
+      await world.sim.users.create({ phone: phone2, devices: 1 });
+      const other = world.sim.users.jidOf(phone2);
+      const info = await h.engine.groups.create(h.user, "Conformance", [GK, other]);
+      await until(() => h.sink.of("group-info").length >= 1, "the created event");
+      return { group: info.jid, other };
+    }
+    const groupMessagesTo = (group: BareJid): XmlElement[] =>
+      h.sent.filter(
+        (s) => s.name === "message" && s.attrs.to === group && s.attrs.type === "groupchat",
+      );
+    const keyJids = (stanza: XmlElement): string[] =>
+      decodeEncrypted(find(stanza, "encrypted")!).keyGroups.map((g) => g.jid);
+
+    it("P25: processes the header key before <group> (a first group message decrypts) and binds the key to its group", async function () {
+      await open();
+      const { group } = await groupWithGk();
+      await world.sim.users.sendToGroup(PHONE, group, body("first in group"));
+      await until(() => h.sink.of("message").length >= 1, "the group message");
+      const [message] = h.sink.of("message");
+      assert.equal(message?.group, group);
+      assert.equal(message?.from, GK);
+      const bound = (await h.knex("signal_sender_keys").where({ sender_jid: GK })) as {
+        group_jid: string;
+      }[];
+      assert.ok(bound.length >= 1 && bound.every((r) => r.group_jid === group));
+    });
+
+    it("P25: rotates the sender key after a removal: every remaining member device gets the new key", async function () {
+      await open();
+      const { group, other } = await groupWithGk();
+      await h.engine.sendGroupMessage({ from: h.user, group, content: body("one") });
+      await h.engine.sendGroupMessage({ from: h.user, group, content: body("two") });
+      await until(() => groupMessagesTo(group).length >= 2, "two group messages");
+      assert.deepEqual(keyJids(groupMessagesTo(group)[1]!), [], "no keys while nobody left");
+      await h.engine.groups.change(h.user, group, "remove", [other]);
+      await h.engine.sendGroupMessage({ from: h.user, group, content: body("three") });
+      await until(() => groupMessagesTo(group).length >= 3, "the third");
+      const third = decodeEncrypted(find(groupMessagesTo(group)[2]!, "encrypted")!);
+      assert.deepEqual(
+        third.keyGroups.map((g) => [g.jid, g.keys.length]),
+        [[GK, 2]],
+      );
+    });
+
+    for (const change of ["a removed member device", "a member's identity change"] as const) {
+      it(`P25: rotates the sender key after ${change}: every member device gets the new key`, async function () {
+        await open();
+        const { group, other } = await groupWithGk();
+        await h.engine.sendGroupMessage({ from: h.user, group, content: body("one") });
+        await until(() => groupMessagesTo(group).length >= 1, "the first");
+        const version = (await h.crypto.deviceLists.get(GK))?.version ?? 0;
+        if (change === "a removed member device") {
+          const [, second] = await world.sim.users.activeDevices(PHONE);
+          await world.sim.users.removeDevice(PHONE, second ?? assert.fail("two devices"));
+        } else {
+          await world.sim.users.resetIdentity(PHONE);
+        }
+        await until(
+          async () => ((await h.crypto.deviceLists.get(GK))?.version ?? 0) > version,
+          "the devices-changed notification",
+        );
+        await h.engine.sendGroupMessage({ from: h.user, group, content: body("two") });
+        await until(() => groupMessagesTo(group).length >= 2, "the second");
+        // The other member's device, which held the old key, gets the new one too.
+        assert.deepEqual(keyJids(groupMessagesTo(group)[1]!).sort(), [GK, other].sort());
+      });
+    }
+
+    it("P25: distributes the current SKDM to an added device only", async function () {
+      await open();
+      const { group } = await groupWithGk();
+      await h.engine.sendGroupMessage({ from: h.user, group, content: body("one") });
+      await until(() => groupMessagesTo(group).length >= 1, "the first");
+      const added = await world.sim.users.addDevice(PHONE);
+      await until(
+        async () =>
+          (await h.crypto.deviceLists.get(GK))?.devices.some((d) => d.id === added) === true,
+        "the devices-changed notification",
+      );
+      await h.engine.sendGroupMessage({ from: h.user, group, content: body("two") });
+      await until(() => groupMessagesTo(group).length >= 2, "the second");
+      const second = decodeEncrypted(find(groupMessagesTo(group)[1]!, "encrypted")!);
+      assert.deepEqual(
+        second.keyGroups.map((g) => [g.jid, g.keys.map((k) => k.rid)]),
+        [[GK, [added]]],
+      );
+    });
+
+    it("P25: re-fetches group info on a version gap", async function () {
+      await open();
+      const { group, other } = await groupWithGk();
+      await h.engine.groups.change(h.user, group, "promote", [GK]);
+      await until(() => h.sink.of("group-event").length >= 1, "the promotion");
+      await h.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+      const infoIqs = iqsWith(h.sent, "info").length;
+      await world.sim.users.changeGroup(PHONE, group, { op: "remove", participants: [other] });
+      await until(() => iqsWith(h.sent, "info").length > infoIqs, "an info IQ");
+      await until(() => h.sink.of("group-info").length >= 2, "the group reported whole");
+      const latest = h.sink.of("group-info").at(-1);
+      assert.deepEqual(latest?.info.participants.map((p) => p.jid).sort(), [GK, h.user].sort());
+    });
+
+    it("P16 (groups): sends the group <received> to the group JID with author = the member", async function () {
+      await open();
+      const { group } = await groupWithGk();
+      await world.sim.users.sendToGroup(PHONE, group, body("hi"));
+      await until(
+        () => h.sent.some((s) => s.attrs.to === group && find(s, "received") !== undefined),
+        "the group receipt",
+      );
+      const receipt = h.sent.find((s) => s.attrs.to === group && find(s, "received") !== undefined);
+      assert.equal(receipt?.attrs.type, "groupchat");
+      assert.equal(find(receipt!, "received")?.attrs.author, GK);
+    });
 
     it("P26: honours <request-accepted> only from a gatekeeper JID", async function () {
       await open();

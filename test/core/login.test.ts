@@ -223,4 +223,48 @@ describe("core: the bot and the login conversation", function () {
     assert.match(h.matrix.lastNotice(MGMT), /could not be loaded to tell WhatsApp/);
     assert.equal((await again.users.get(ALICE))?.loginState, "logged-out");
   });
+
+  it("a stored login that fails to load is kept as failed, shown by status, and loads on a later retry once the fault is gone", async function () {
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("username");
+    await h.say("alice");
+    h.network.failLoad = true;
+    const again = new BridgeCore({
+      config: h.core.config,
+      knex: h.db.db.knex,
+      matrix: h.matrix,
+      createConnector: () => h.network,
+      log: silentLogger(),
+      loginRetry: { initialMs: 20, maxMs: 40 },
+    });
+    try {
+      await again.start();
+      assert.equal(again.logins.get(ALICE), undefined);
+      assert.equal(again.logins.failedCount(), 1);
+      await again.handleManagementMessage(ALICE, MGMT, "status");
+      assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
+      assert.match(
+        h.matrix.lastNotice(MGMT),
+        /stored keys unreadable; tried \d+ time\(s\), next try in/,
+      );
+      // Still failing: retried, not dropped.
+      await waitFor(() => (again.logins.failure(ALICE)?.attempts ?? 0) >= 2);
+      h.network.failLoad = false;
+      await waitFor(() => again.logins.get(ALICE) !== undefined);
+      assert.equal(again.logins.failedCount(), 0);
+      await again.handleManagementMessage(ALICE, MGMT, "status");
+      assert.match(h.matrix.lastNotice(MGMT), /Logged in as alice/);
+    } finally {
+      await again.stop();
+    }
+  });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,4 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { startCheckpointer } from "../../src/db/checkpointer.js";
 import { SqlRunner } from "../../src/db/sql.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
@@ -42,5 +47,32 @@ describe("SQLite checkpoints off the message path", function () {
     await sql.transaction((tx) => tx.run("insert into wal_probe (body) values (?)", [body]));
     const frames = await walFrames();
     assert.ok(frames < 50, `WAL restarted after the worker's checkpoint (${frames} frames)`);
+  });
+
+  it("the checkpoint worker starts only once the WAL grew: an idle database has none", async function () {
+    const dir = mkdtempSync(path.join(tmpdir(), "mwi-checkpoint-"));
+    const file = path.join(dir, "idle.db");
+    const db = new DatabaseSync(file);
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;");
+    db.exec("create table t (body blob)");
+    const checkpointer = startCheckpointer(file, 100, 64 * 1024);
+    try {
+      const insert = db.prepare("insert into t (body) values (?)");
+      insert.run(Buffer.alloc(100, 1));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal(checkpointer.started, false, "a few bytes of WAL start no worker");
+      db.exec("begin");
+      for (let i = 0; i < 100; i++) insert.run(Buffer.alloc(3000, 1));
+      db.exec("commit");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(checkpointer.started, true, "a long WAL starts it");
+      insert.run(Buffer.alloc(100, 1));
+      const [row] = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").all() as { log: number }[];
+      assert.ok(Number(row?.log) < 10, `the worker copied the WAL (${row?.log} frames left)`);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

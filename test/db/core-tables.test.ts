@@ -15,6 +15,7 @@ import { describeOnBackends } from "../helpers/db.js";
 
 const alice = matrixUserId("@alice:example.org");
 const bob = matrixUserId("@Bob:example.org");
+const carol = matrixUserId("@carol:example.org");
 const contact = "491701234567@wa.example" as RemoteUserId;
 const other = "491705550000@wa.example" as RemoteUserId;
 
@@ -155,6 +156,47 @@ describeOnBackends("core tables", (get) => {
     assert.equal(await contacts.get(bob, contact), undefined);
     await contacts.update(alice, contact, { blocked: false });
     assert.equal((await contacts.get(alice, contact))?.blocked, false);
+  });
+
+  it("ensuring a user or portal and patching a contact each cost one statement, created or not", async function () {
+    const knex = get().db.knex;
+    const users = new UsersTable(knex);
+    const portals = new PortalsTable(knex);
+    const contacts = new ContactsTable(knex);
+    const counted = async (work: () => Promise<unknown>): Promise<number> => {
+      let n = 0;
+      const count = (): void => {
+        n += 1;
+      };
+      knex.on("query", count);
+      try {
+        await work();
+      } finally {
+        knex.off("query", count);
+      }
+      return n;
+    };
+    assert.equal(await counted(() => users.ensure(carol)), 2, "new: read, then insert returning");
+    assert.equal(await counted(() => users.ensure(carol)), 1, "known: one read");
+    const created = await portals.ensure(carol, other, "accepted");
+    assert.equal(created.contact, other, "the insert returned the new row");
+    portals.forget(created.id);
+    assert.equal(
+      await counted(() => portals.ensure(carol, other, "accepted")),
+      1,
+      "known: one read",
+    );
+    assert.equal(await counted(() => portals.ensure(carol, other, "accepted")), 0, "then cached");
+    assert.equal(
+      await counted(() => contacts.update(carol, other, { localName: "Other" })),
+      1,
+      "created with its patch in one upsert",
+    );
+    assert.equal(await counted(() => contacts.update(carol, other, { blocked: true })), 1);
+    assert.equal(await counted(() => contacts.update(carol, other, {})), 1);
+    const row = await contacts.get(carol, other);
+    assert.equal(row?.localName, "Other");
+    assert.equal(row?.blocked, true);
   });
 
   it("a message is mapped once; the same remote id again is refused", async function () {

@@ -22,6 +22,11 @@ const EXPECTED_TABLES = [
   "bridge_state",
   "matrix_inbox",
   "matrix_transactions",
+  "group_portals",
+  "group_members",
+  "group_users",
+  "group_messages",
+  "group_reactions",
 ];
 
 describeOnBackends(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runDemo } from "../../scripts/demo/main.js";
 import { STEP_NAMES } from "../../scripts/demo/steps.js";
+import { unrefStraySdkTimers } from "../homeserver/sdkClient.js";
 
 /**
  * Steps that fail today because of a bridge bug, not the demo: a WhatsApp reply to the Matrix
@@ -15,6 +16,8 @@ describe("npm run demo --once", function () {
   let code: number;
 
   before(async function () {
+    // The demo's Matrix user is a js-sdk client made inside runDemo (see sdkClient.ts).
+    unrefStraySdkTimers();
     code = await runDemo({
       once: true,
       out: {

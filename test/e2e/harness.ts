@@ -3,7 +3,8 @@ import { localpartFromMatrixUserId } from "../../src/interop/codec/jid.js";
 import { matrixUserId } from "../../src/util/ids.js";
 import { WhatsAppUser, type Received } from "../../scripts/demo/clients.js";
 import { startDemoWorld, type DemoWorld, type DemoWorldOptions } from "../../scripts/demo/world.js";
-import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
+import { createSdkClient, stopSdkClient } from "../homeserver/sdkClient.js";
+import { silenceMatrixSdk } from "../homeserver/testHelpers.js";
 
 /**
  * The end-to-end world: the in-process test homeserver, the gatekeeper simulator (scripted through
@@ -54,7 +55,6 @@ export class E2e {
   readonly bot: string;
   readonly myJid: string;
   mgmt = "";
-  private restoreTimers: () => void = () => undefined;
 
   private constructor(
     readonly world: DemoWorld,
@@ -75,7 +75,6 @@ export class E2e {
       encrypted?: boolean;
     } = {},
   ): Promise<E2e> {
-    const restore = unrefLongTimers();
     const { encrypted = false, ...worldOptions } = options;
     const world = await startDemoWorld(
       localpart,
@@ -88,12 +87,9 @@ export class E2e {
     );
     try {
       const client = await syncingClient(world, localpart, world.user.password, encrypted);
-      const e2e = new E2e(world, client);
-      e2e.restoreTimers = restore;
-      return e2e;
+      return new E2e(world, client);
     } catch (err) {
       await world.stop();
-      restore();
       throw err;
     }
   }
@@ -119,10 +115,8 @@ export class E2e {
   }
 
   async stop(): Promise<void> {
-    this.client.stopClient();
-    if (!this.ownsWorld) return;
-    await this.world.stop();
-    this.restoreTimers();
+    stopSdkClient(this.client);
+    if (this.ownsWorld) await this.world.stop();
   }
 
   // --- the Matrix side, as the js-sdk sees it ---------------------------------------------------
@@ -328,23 +322,28 @@ async function syncingClient(
     identifier: { type: "m.id.user", user: localpart },
     password,
   });
-  const client = sdk.createClient({
+  const client = createSdkClient({
     baseUrl: world.hs.url,
     userId: login.user_id,
     accessToken: login.access_token,
     deviceId: login.device_id,
   });
-  const prepared = new Promise<void>((resolve) => {
-    const onSync = (state: sdk.SyncState): void => {
-      if (state === sdk.SyncState.Prepared) {
-        client.off(sdk.ClientEvent.Sync, onSync);
-        resolve();
-      }
-    };
-    client.on(sdk.ClientEvent.Sync, onSync);
-  });
-  if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
-  await client.startClient({ initialSyncLimit: 50 });
-  await prepared;
-  return client;
+  try {
+    const prepared = new Promise<void>((resolve) => {
+      const onSync = (state: sdk.SyncState): void => {
+        if (state === sdk.SyncState.Prepared) {
+          client.off(sdk.ClientEvent.Sync, onSync);
+          resolve();
+        }
+      };
+      client.on(sdk.ClientEvent.Sync, onSync);
+    });
+    if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
+    await client.startClient({ initialSyncLimit: 50 });
+    await prepared;
+    return client;
+  } catch (err) {
+    stopSdkClient(client);
+    throw err;
+  }
 }

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 // the js-sdk client, or matrix-js-sdk refuses to load twice ("multiple entrypoints").
 import { assertExactlyOnce, Burst } from "./counting.js";
 import { FaultWorld, openConversation, type Conversation } from "./world.js";
-import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
+import { stopSdkClient, unrefStraySdkTimers } from "../homeserver/sdkClient.js";
+import { silenceMatrixSdk } from "../homeserver/testHelpers.js";
 import { EncryptingMatrixUser } from "../../scripts/demo/crypto-user.js";
 
 silenceMatrixSdk();
@@ -23,10 +24,10 @@ describe("fault: kill -9 of the bridge in an encrypted portal (SQLite)", functio
   let world: FaultWorld;
   let me: EncryptingMatrixUser | undefined;
   let conversation: Conversation;
-  let restoreTimers: () => void;
 
   before(async function () {
-    restoreTimers = unrefLongTimers();
+    // The demo's js-sdk client is not made by createSdkClient.
+    unrefStraySdkTimers();
     world = await FaultWorld.start({ bridgeConfig: { matrix_encryption: { default: true } } });
     await world.startBridge();
     const user = world.hs.registerUser("alice", "password");
@@ -36,9 +37,8 @@ describe("fault: kill -9 of the bridge in an encrypted portal (SQLite)", functio
   });
 
   after(async function () {
-    me?.stop();
+    if (me !== undefined) stopSdkClient(me.client);
     await world?.stop();
-    restoreTimers?.();
   });
 
   it(`kill -9 during a burst of ${TOTAL} messages each way: every message once, in order, decrypted`, async function () {

@@ -3,7 +3,7 @@ import * as sdk from "matrix-js-sdk";
 import { AS_TOKEN, setUp, type Setup } from "./appserviceFixture.js";
 import { loginCryptoClient, nextClearEvent, within, type CryptoClient } from "./cryptoClient.js";
 import { OlmAppserviceDevice } from "./olmDevice.js";
-import { silenceMatrixSdk, unrefLongTimers } from "./testHelpers.js";
+import { silenceMatrixSdk } from "./testHelpers.js";
 import type { JsonObject } from "./types.js";
 
 silenceMatrixSdk();
@@ -20,9 +20,6 @@ describe("test homeserver carrying end-to-bridge encryption between an appservic
   let s: Setup | undefined;
   let bob: CryptoClient | undefined;
   let ghost: OlmAppserviceDevice | undefined;
-  let restoreTimers: () => void;
-  before(() => (restoreTimers = unrefLongTimers()));
-  after(() => restoreTimers());
   afterEach(async function () {
     bob?.stop();
     ghost?.close();

@@ -1,17 +1,22 @@
 import * as sdk from "matrix-js-sdk";
+import { createSdkClient, stopSdkClient } from "./sdkClient.js";
 
 /**
  * A matrix-js-sdk client with its Rust crypto (matrix-sdk-crypto-wasm), kept in memory
  * (`useIndexedDB: false`: Node has no IndexedDB and the tests need no persistence), for tests that
  * exchange end-to-end encrypted messages through the test homeserver. Call `silenceMatrixSdk()`
- * and `unrefLongTimers()` (testHelpers.ts) in the suite as for any js-sdk client.
+ * (testHelpers.ts) in the suite as for any js-sdk client, and `stop()` each client before stopping
+ * the homeserver (see sdkClient.ts for what a stop has to end).
  */
 export interface CryptoClient {
   client: sdk.MatrixClient;
   userId: string;
   deviceId: string;
   accessToken: string;
-  /** Stops syncing and frees the crypto machine. */
+  /**
+   * Stops syncing, closes the crypto machine and ends every request in flight (stopSdkClient), so
+   * nothing of this client keeps the process alive. Idempotent.
+   */
   stop(): void;
 }
 
@@ -49,14 +54,20 @@ export async function startCryptoClient(
   baseUrl: string,
   session: { userId: string; accessToken: string; deviceId: string },
 ): Promise<CryptoClient> {
-  const client = sdk.createClient({ baseUrl, ...session });
+  const client = createSdkClient({ baseUrl, ...session });
   quietRustCrypto();
-  await client.initRustCrypto({ useIndexedDB: false });
-  await startSyncing(client);
+  try {
+    await client.initRustCrypto({ useIndexedDB: false });
+    await startSyncing(client);
+  } catch (err) {
+    // A client that never got ready must not outlive the test either.
+    stopSdkClient(client);
+    throw err;
+  }
   return {
     client,
     ...session,
-    stop: () => client.stopClient(),
+    stop: () => stopSdkClient(client),
   };
 }
 

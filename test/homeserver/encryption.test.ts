@@ -8,7 +8,7 @@ import {
   type CryptoClient,
 } from "./cryptoClient.js";
 import { createTestHomeserver, type TestHomeserver } from "./index.js";
-import { api, enc, silenceMatrixSdk, unrefLongTimers } from "./testHelpers.js";
+import { api, enc, silenceMatrixSdk } from "./testHelpers.js";
 
 silenceMatrixSdk();
 
@@ -16,10 +16,6 @@ describe("test homeserver with two matrix-js-sdk clients using Rust crypto", fun
   this.timeout(60_000);
   let hs: TestHomeserver;
   const clients: CryptoClient[] = [];
-  let restoreTimers: () => void;
-
-  before(() => (restoreTimers = unrefLongTimers()));
-  after(() => restoreTimers());
 
   beforeEach(async function () {
     hs = createTestHomeserver({ serverName: "hs.test", profile: "spec" });

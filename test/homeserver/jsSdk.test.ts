@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import * as sdk from "matrix-js-sdk";
 import { createTestHomeserver, type TestHomeserver } from "./index.js";
-import { eventually, silenceMatrixSdk, unrefLongTimers } from "./testHelpers.js";
+import { createSdkClient, stopSdkClient } from "./sdkClient.js";
+import { eventually, silenceMatrixSdk } from "./testHelpers.js";
 
 silenceMatrixSdk();
 
@@ -40,14 +41,6 @@ describe("test homeserver with a real matrix-js-sdk client", function () {
   let hs: TestHomeserver;
   let alice: sdk.MatrixClient;
   let bob: sdk.MatrixClient;
-  let restoreTimers: () => void;
-
-  before(function () {
-    restoreTimers = unrefLongTimers();
-  });
-  after(function () {
-    restoreTimers();
-  });
 
   beforeEach(async function () {
     hs = createTestHomeserver({ serverName: "hs.test", profile: "spec" });
@@ -65,14 +58,14 @@ describe("test homeserver with a real matrix-js-sdk client", function () {
       identifier: { type: "m.id.user", user: "@bob:hs.test" },
       password: "bob-pw",
     });
-    alice = sdk.createClient({ baseUrl: hs.url, ...credentials(aliceLogin) });
-    bob = sdk.createClient({ baseUrl: hs.url, ...credentials(bobLogin) });
+    alice = createSdkClient({ baseUrl: hs.url, ...credentials(aliceLogin) });
+    bob = createSdkClient({ baseUrl: hs.url, ...credentials(bobLogin) });
     await Promise.all([startSyncing(alice), startSyncing(bob)]);
   });
 
   afterEach(async function () {
-    alice.stopClient();
-    bob.stopClient();
+    stopSdkClient(alice);
+    stopSdkClient(bob);
     await hs.stop();
   });
 

@@ -8,15 +8,41 @@ const V3 = "/_matrix/client/v3";
  * way an encrypting bridge drives one: logged in with `m.login.application_service`, acting
  * through the as_token with MSC3202 device masquerading, fed either from transaction pushes
  * (`receiveTransaction`) or from its own /sync (`syncOnce`). In memory; for homeserver tests.
+ * {@link forUser} makes the same device for an ordinary client login (the benchmark's user,
+ * bench/user-device.ts): its own access token, no masquerading.
  */
 export class OlmAppserviceDevice {
   private constructor(
     private readonly baseUrl: string,
-    private readonly asToken: string,
+    /** The as_token (masquerading) or the user's own access token. */
+    private readonly token: string,
     readonly userId: string,
     readonly deviceId: string,
     readonly machine: wasm.OlmMachine,
+    private readonly masquerade: boolean,
   ) {}
+
+  /** A device of an ordinary client login, acting with its own access token. */
+  static async forUser(
+    baseUrl: string,
+    session: { userId: string; accessToken: string; deviceId: string },
+  ): Promise<OlmAppserviceDevice> {
+    await wasm.initAsync();
+    const machine = (await wasm.OlmMachine.initialize(
+      new wasm.UserId(session.userId),
+      new wasm.DeviceId(session.deviceId),
+    )) as wasm.OlmMachine;
+    const device = new OlmAppserviceDevice(
+      baseUrl,
+      session.accessToken,
+      session.userId,
+      session.deviceId,
+      machine,
+      false,
+    );
+    await device.processOutgoing();
+    return device;
+  }
 
   static async create(
     baseUrl: string,
@@ -40,18 +66,23 @@ export class OlmAppserviceDevice {
       new wasm.UserId(userId),
       new wasm.DeviceId(deviceId),
     )) as wasm.OlmMachine;
-    const device = new OlmAppserviceDevice(baseUrl, asToken, userId, deviceId, machine);
+    const device = new OlmAppserviceDevice(baseUrl, asToken, userId, deviceId, machine, true);
     await device.processOutgoing();
     return device;
   }
 
-  /** One client-server call as this device (as_token, `user_id`, MSC3202 `device_id`). */
+  /**
+   * One client-server call as this device (as_token, `user_id`, MSC3202 `device_id`; for a
+   * {@link forUser} device, its own token).
+   */
   async call(method: string, path: string, body?: unknown): Promise<JsonObject> {
     const sep = path.includes("?") ? "&" : "?";
-    const query = `user_id=${encodeURIComponent(this.userId)}&org.matrix.msc3202.device_id=${encodeURIComponent(this.deviceId)}`;
-    const response = await fetch(`${this.baseUrl}${V3}${path}${sep}${query}`, {
+    const query = this.masquerade
+      ? `${sep}user_id=${encodeURIComponent(this.userId)}&org.matrix.msc3202.device_id=${encodeURIComponent(this.deviceId)}`
+      : "";
+    const response = await fetch(`${this.baseUrl}${V3}${path}${query}`, {
       method,
-      headers: { authorization: `Bearer ${this.asToken}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
@@ -144,13 +175,15 @@ export class OlmAppserviceDevice {
       "GET",
       `/sync?timeout=0${since === undefined ? "" : `&since=${since}`}`,
     );
-    const lists = sync["device_lists"] as { changed: string[]; left: string[] };
+    // Every field may be absent from a sync with nothing to say.
+    const lists =
+      (sync["device_lists"] as { changed?: string[]; left?: string[] } | undefined) ?? {};
     await this.receive({
-      toDevice: (sync["to_device"] as { events: JsonObject[] }).events,
-      changed: lists.changed,
-      left: lists.left,
-      otkCounts: sync["device_one_time_keys_count"] as Record<string, number>,
-      fallback: sync["device_unused_fallback_key_types"] as string[],
+      toDevice: (sync["to_device"] as { events?: JsonObject[] } | undefined)?.events ?? [],
+      changed: lists.changed ?? [],
+      left: lists.left ?? [],
+      otkCounts: (sync["device_one_time_keys_count"] as Record<string, number> | undefined) ?? {},
+      fallback: sync["device_unused_fallback_key_types"] as string[] | undefined,
     });
     return { next: sync["next_batch"] as string, sync };
   }
@@ -165,6 +198,31 @@ export class OlmAppserviceDevice {
     return (JSON.parse(decrypted.event) as { content: JsonObject }).content;
   }
 
+  /**
+   * Shares this device's outbound room key for `roomId` with every device of `members` (Olm
+   * sessions claimed first where missing), so that what it encrypts next can be read.
+   */
+  async shareRoomKey(
+    roomId: string,
+    members: string[],
+    settings: wasm.EncryptionSettings = new wasm.EncryptionSettings(),
+  ): Promise<void> {
+    // wasm-bindgen moves a Vec<UserId> argument into Rust: each call needs its own objects.
+    const users = (): wasm.UserId[] => members.map((u) => new wasm.UserId(u));
+    await this.machine.updateTrackedUsers(users());
+    await this.processOutgoing();
+    const claim = await this.machine.getMissingSessions(users());
+    // The binding answers null (not undefined) when every device has a session.
+    if (claim !== undefined && claim !== null) await this.send(claim);
+    for (const request of await this.machine.shareRoomKey(
+      new wasm.RoomId(roomId),
+      users(),
+      settings,
+    )) {
+      await this.send(request as OutgoingRequest);
+    }
+  }
+
   /** Encrypts for every device of `members` (sharing the room key first) and sends it. */
   async sendEncrypted(
     roomId: string,
@@ -173,21 +231,8 @@ export class OlmAppserviceDevice {
     content: JsonObject,
     txnId: string,
   ): Promise<string> {
-    // wasm-bindgen moves a Vec<UserId> argument into Rust: each call needs its own objects.
-    const users = (): wasm.UserId[] => members.map((u) => new wasm.UserId(u));
-    await this.machine.updateTrackedUsers(users());
-    await this.processOutgoing();
-    const claim = await this.machine.getMissingSessions(users());
-    // The binding answers null (not undefined) when every device has a session.
-    if (claim !== undefined && claim !== null) await this.send(claim);
+    await this.shareRoomKey(roomId, members);
     const room = new wasm.RoomId(roomId);
-    for (const request of await this.machine.shareRoomKey(
-      room,
-      users(),
-      new wasm.EncryptionSettings(),
-    )) {
-      await this.send(request as OutgoingRequest);
-    }
     const encrypted = await this.machine.encryptRoomEvent(room, type, JSON.stringify(content));
     const sent = await this.call(
       "PUT",

@@ -133,26 +133,3 @@ export function silenceMatrixSdk(): void {
   root.methodFactory = () => () => undefined;
   root.rebuild();
 }
-
-/**
- * matrix-js-sdk (37.x, `http-api/utils.js` timeoutSignal) arms a `pollTimeout + 80 s` timer for every
- * /sync request and never clears it, so mocha (run without --exit) would idle for minutes after
- * stopClient(). While installed, timers of a minute or more are unref'd so they cannot hold the
- * process open; returns the function that restores the real setTimeout.
- */
-export function unrefLongTimers(thresholdMs = 60_000): () => void {
-  const real = globalThis.setTimeout;
-  const patched = (
-    handler: (...args: unknown[]) => void,
-    ms?: number,
-    ...args: unknown[]
-  ): NodeJS.Timeout => {
-    const timer = real(handler, ms, ...args);
-    if ((ms ?? 0) >= thresholdMs) timer.unref();
-    return timer;
-  };
-  globalThis.setTimeout = Object.assign(patched, real) as typeof setTimeout;
-  return () => {
-    globalThis.setTimeout = real;
-  };
-}

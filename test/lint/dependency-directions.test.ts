@@ -47,6 +47,13 @@ describe("dependency directions (lint rule)", function () {
     ["src/vault/key-vault.ts", "../interop/crypto/errors.js"],
     ["src/config/schema.ts", "../cli/args.js"],
     ["src/cli/commands.ts", "../../simulator/main.js"],
+    ["src/core/bridge-core.ts", "../networks/loopback/index.js"],
+    ["src/core/commands/account.ts", "../../networks/loopback/network.js"],
+    ["src/interop/connector/connector.ts", "../../core/contact-directory.js"],
+    ["src/networks/loopback/network.ts", "../../matrix/router.js"],
+    ["src/networks/loopback/network.ts", "../../interop/connector/connector.js"],
+    ["src/networks/loopback/network.ts", "../../core/bridge-core.js"],
+    ["src/networks/loopback/network.ts", "../../db/users.js"],
   ];
   for (const [file, specifier] of refused) {
     it(`refuses ${specifier} in ${file}`, async function () {
@@ -62,7 +69,6 @@ describe("dependency directions (lint rule)", function () {
     ["src/core/commands/account.ts", "../../util/ids.js"],
     ["src/db/portals.ts", "../util/ids.js"],
     ["src/interop/connector/factory.ts", "../../core/network.js"],
-    ["src/interop/connector/connector.ts", "../../core/contact-directory.js"],
     ["src/interop/connector/factory.ts", "../codec/jid.js"],
     ["src/interop/connector/factory.ts", "../../vault/key-vault.js"],
     ["src/matrix/crypto/room-crypto.ts", "../convert/types.js"],
@@ -71,6 +77,9 @@ describe("dependency directions (lint rule)", function () {
     ["src/metrics/readiness.ts", "../util/readiness.js"],
     ["src/util/ids.ts", "./errors.js"],
     ["src/cli/commands.ts", "../interop/connector/factory.js"],
+    ["src/networks/loopback/network.ts", "../../core/network.js"],
+    ["src/networks/loopback/network.ts", "../../util/ids.js"],
+    ["src/networks/loopback/network.ts", "./description.js"],
   ];
   for (const [file, specifier] of allowed) {
     it(`allows ${specifier} in ${file}`, async function () {

@@ -17,7 +17,7 @@ import {
   within,
   type CryptoClient,
 } from "../homeserver/cryptoClient.js";
-import { silenceMatrixSdk, unrefLongTimers } from "../homeserver/testHelpers.js";
+import { silenceMatrixSdk } from "../homeserver/testHelpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const run = promisify(execFile);
@@ -64,11 +64,9 @@ describe("the README's install path", function () {
   let hs: TestHomeserver | undefined;
   let bridge: ChildProcess | undefined;
   let alice: CryptoClient | undefined;
-  let restoreTimers: () => void = () => undefined;
 
   before(async function () {
     silenceMatrixSdk();
-    restoreTimers = unrefLongTimers();
     // bin/ runs the build: make it match the sources under test.
     await run("npm", ["run", "-s", "build"], { cwd: ROOT });
     // A checkout after `npm ci` in a temporary directory: the README's relative paths land here.
@@ -91,7 +89,6 @@ describe("the README's install path", function () {
     }
     await hs?.stop();
     await rm(checkout, { recursive: true, force: true });
-    restoreTimers();
   });
 
   it("the install, registration and run commands, as written, bridge a message each way", async function () {

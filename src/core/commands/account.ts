@@ -1,6 +1,5 @@
 import type { CommandServices } from "./services.js";
-import { formatInternational } from "../phone-format.js";
-import { UsageError, usageLine, type Command } from "./framework.js";
+import { UsageError, usageLine, withTerms, type Command } from "./framework.js";
 
 type Cmd = Command<CommandServices>;
 
@@ -12,14 +11,17 @@ const help: Cmd = {
   minArgs: 0,
   maxArgs: 0,
   async run(ctx) {
-    const lines = ctx.services.commands.permitted(ctx.level).map((c) => {
+    const { commands, network } = ctx.services;
+    const lines = commands.permitted(ctx.level).map((c) => {
       const aliases = (c.aliases ?? []).map((a) => `\`${a}\``).join(", ");
-      const usage = usageLine(c as Command<unknown>).slice("Usage: ".length);
-      return `${usage}${aliases === "" ? "" : ` (or ${aliases})`} - ${c.description}`;
+      const usage = usageLine(c as Command<unknown>, commands.terms).slice("Usage: ".length);
+      const description = withTerms(c.description, commands.terms);
+      return `${usage}${aliases === "" ? "" : ` (or ${aliases})`} - ${description}`;
     });
     await ctx.reply(
       [
-        "Commands (in a chat with a contact, prefix them with `!wa`; the number may be left out):",
+        `Commands (in a chat with a contact, prefix them with \`${network.commandPrefix}\`; the ` +
+          `${network.identifier.noun} may be left out):`,
         ...lines,
       ].join("\n"),
     );
@@ -29,7 +31,7 @@ const help: Cmd = {
 const login: Cmd = {
   name: "login",
   args: "",
-  description: "Log in: read the security warning, then verify a phone number or pick a username.",
+  description: "Log in: read the security warning, then follow one of {network}'s ways to log in.",
   level: "user",
   minArgs: 0,
   maxArgs: 0,
@@ -54,7 +56,7 @@ const logout: Cmd = {
   name: "logout",
   args: "",
   description:
-    "Log out at WhatsApp and delete your keys from the bridge; your chats are kept unless you `clean-up`.",
+    "Log out at {network} and delete your keys from the bridge; your chats are kept unless you `clean-up`.",
   level: "user",
   minArgs: 0,
   maxArgs: 0,
@@ -65,16 +67,17 @@ const logout: Cmd = {
       return;
     }
     // One notice: what happened, and the choice about the chats.
+    const network = ctx.services.network.displayName;
     const head =
       outcome === "done"
-        ? "Logged out: WhatsApp was told and your keys were deleted from the bridge."
-        : "Logged out on this bridge, but your WhatsApp connection could not be loaded to tell " +
-          "WhatsApp; ask the bridge's admin to remove your keys.";
+        ? `Logged out: ${network} was told and your keys were deleted from the bridge.`
+        : `Logged out on this bridge, but your ${network} connection could not be loaded to tell ` +
+          `${network}; ask the bridge's admin to remove your keys.`;
     const chats =
       kept === 0
         ? ""
         : ` Your ${kept} chat(s) are kept and go on when you log in again with the same number; ` +
-          "send `clean-up` to leave them and remove them from your WhatsApp space instead.";
+          `send \`clean-up\` to leave them and remove them from your ${network} space instead.`;
     await ctx.reply(head + chats + " Send `login` to log in again.");
   },
 };
@@ -82,7 +85,7 @@ const logout: Cmd = {
 const cleanUp: Cmd = {
   name: "clean-up",
   args: "",
-  description: "After `logout`: leave your WhatsApp chats and remove them from your space.",
+  description: "After `logout`: leave your {network} chats and remove them from your space.",
   level: "user",
   minArgs: 0,
   maxArgs: 0,
@@ -95,7 +98,7 @@ const cleanUp: Cmd = {
     await ctx.reply(
       left === 0
         ? "There are no chats to clean up."
-        : `Left ${left} chat(s) and removed them from your WhatsApp space.`,
+        : `Left ${left} chat(s) and removed them from your ${ctx.services.network.displayName} space.`,
     );
   },
 };
@@ -180,7 +183,16 @@ async function describeLogin(
   const row = await core.users.get(user);
   const state = core.loginStateOf(user);
   if (row?.loginState === "logged-in" && core.logins.get(user) === undefined) {
-    return "Your stored login could not be loaded. Send `logout`, then `login` again.";
+    const failure = core.logins.failure(user);
+    const retry =
+      failure === undefined
+        ? ""
+        : ` (${failure.error}; tried ${failure.attempts} time(s), next try in ` +
+          `${Math.max(0, Math.ceil((failure.nextAttemptAt - Date.now()) / 1000))} s)`;
+    return (
+      `Your stored login could not be loaded${retry}. The bridge keeps trying; ` +
+      "to start over, send `logout`, then `login` again."
+    );
   }
   if (row?.loginState !== "logged-in") {
     return row?.loginState === "warned" || row?.loginState === "verifying"
@@ -189,7 +201,7 @@ async function describeLogin(
   }
   const identity =
     row.phone !== null
-      ? `as ${formatInternational(row.phone)} (verified)`
+      ? `as ${core.network.identifier.format(row.phone)} (verified)`
       : `as ${row.handle ?? "an unnamed user"} (unverified)`;
   return `Logged in ${identity}; connection: ${state?.code ?? "unknown"}${state === undefined ? "" : ` (${state.message})`}.`;
 }

@@ -1,7 +1,7 @@
 import { echoed } from "../texts.js";
 import { BridgeError } from "../../util/errors.js";
-import type { PhoneNumber } from "../../util/ids.js";
-import { parsePhoneArg, type CommandServices } from "./services.js";
+import type { ContactAddress } from "../../util/ids.js";
+import { parseAddressArg, type CommandServices } from "./services.js";
 import {
   isBlockCapable,
   isReportCapable,
@@ -9,7 +9,6 @@ import {
   type NetworkLogin,
   type RemoteUserId,
 } from "../network.js";
-import { formatInternational } from "../phone-format.js";
 import { notReachable } from "../texts.js";
 import { UsageError, type Command, type CommandContext } from "./framework.js";
 
@@ -19,17 +18,21 @@ type Ctx = CommandContext<CommandServices>;
 /** The most messages a report may disclose (PROTOCOL.md §16.2). */
 export const MAX_DISCLOSED = 5;
 
-function phoneArg(args: readonly string[]): PhoneNumber {
-  const phone = parsePhoneArg(args[0]);
-  if (phone === undefined) throw new UsageError();
-  return phone;
+function addressArg(ctx: Ctx, args: readonly string[]): ContactAddress {
+  const address = parseAddressArg(ctx.services.network, args[0]);
+  if (address === undefined) throw new UsageError();
+  return address;
 }
 
+/** An address as notices show it ("+49 170 1234567"). */
+const shown = (ctx: Ctx, address: ContactAddress): string =>
+  ctx.services.network.identifier.format(address);
+
 async function contactOf(ctx: Ctx, args: readonly string[]) {
-  const phone = phoneArg(args);
+  const address = addressArg(ctx, args);
   const login = ctx.services.requireLogin(ctx.user);
-  const contact = await ctx.services.contactFor(login, phone);
-  return { phone, login, contact, number: formatInternational(phone) };
+  const contact = await ctx.services.contactFor(login, address);
+  return { address, login, contact, number: shown(ctx, address) };
 }
 
 function unsupported(what: string): BridgeError {
@@ -39,17 +42,17 @@ function unsupported(what: string): BridgeError {
 const startChat: Cmd = {
   name: "start-chat",
   aliases: ["pm"],
-  args: "<+number>",
-  description: "Open a chat with a WhatsApp number (it must allow chats with third-party apps).",
+  args: "<{contact}>",
+  description: "Open a chat with a {network} {noun} (it must allow chats with third-party apps).",
   level: "user",
   minArgs: 1,
   maxArgs: 1,
   async run(ctx, args) {
-    const phone = phoneArg(args);
-    const number = formatInternational(phone);
-    const result = await ctx.services.openChat(ctx.user, phone);
+    const address = addressArg(ctx, args);
+    const number = shown(ctx, address);
+    const result = await ctx.services.openChat(ctx.user, address);
     if (!result.reachable) {
-      await ctx.reply(notReachable(number));
+      await ctx.reply(notReachable(number, ctx.services.network));
       return;
     }
     const { created } = result.open;
@@ -63,20 +66,20 @@ const startChat: Cmd = {
 
 const resolveIdentifier: Cmd = {
   name: "resolve-identifier",
-  args: "<+number>",
-  description: "Check whether a number can be reached through the bridge.",
+  args: "<{contact}>",
+  description: "Check whether a {noun} can be reached through the bridge.",
   level: "user",
   minArgs: 1,
   maxArgs: 1,
   async run(ctx, args) {
-    const phone = phoneArg(args);
+    const address = addressArg(ctx, args);
     const login = ctx.services.requireLogin(ctx.user);
-    const resolution = await login.resolvePhone(phone);
-    const number = formatInternational(phone);
+    const resolution = await login.resolvePhone(address);
+    const number = shown(ctx, address);
     await ctx.reply(
       resolution.reachable
-        ? `${number} is reachable: ${ctx.services.ghosts.mxidFor(phone)}. Send \`start-chat ${phone}\` to chat.`
-        : notReachable(number),
+        ? `${number} is reachable: ${ctx.services.ghosts.mxidFor(address)}. Send \`start-chat ${address}\` to chat.`
+        : notReachable(number, ctx.services.network),
     );
   },
 };
@@ -84,7 +87,7 @@ const resolveIdentifier: Cmd = {
 const contacts: Cmd = {
   name: "contacts",
   args: "",
-  description: "List your WhatsApp chats and contacts.",
+  description: "List your {network} chats and contacts.",
   level: "user",
   minArgs: 0,
   maxArgs: 0,
@@ -94,7 +97,10 @@ const contacts: Cmd = {
     const known = await core.contacts.listByUser(ctx.user);
     const ids = [...new Set([...portals.map((p) => p.contact), ...known.map((c) => c.contact)])];
     if (ids.length === 0) {
-      await ctx.reply("You have no WhatsApp contacts yet. Send `start-chat <+number>` to begin.");
+      const { displayName, identifier } = core.network;
+      await ctx.reply(
+        `You have no ${displayName} contacts yet. Send \`start-chat <${identifier.argument}>\` to begin.`,
+      );
       return;
     }
     const lines: string[] = [];
@@ -110,9 +116,7 @@ const contacts: Cmd = {
           ? undefined
           : portal.requestState.replace("-", " "),
       ].filter((m) => m !== undefined);
-      lines.push(
-        `${formatInternational(ghost.phone)}${marks.length > 0 ? ` (${marks.join(", ")})` : ""}`,
-      );
+      lines.push(`${core.ghosts.label(ghost)}${marks.length > 0 ? ` (${marks.join(", ")})` : ""}`);
     }
     await ctx.reply(lines.join("\n"));
   },
@@ -120,24 +124,24 @@ const contacts: Cmd = {
 
 const name: Cmd = {
   name: "name",
-  args: "<+number> <name>",
-  description: "Give a contact a name that only your chat shows (next to the number).",
+  args: "<{contact}> <name>",
+  description: "Give a contact a name that only your chat shows (next to the {noun}).",
   level: "user",
   minArgs: 2,
   maxArgs: Infinity,
   async run(ctx, args) {
-    const phone = phoneArg(args);
+    const address = addressArg(ctx, args);
     const localName = (args[1] ?? "").trim();
     if (localName.length === 0 || localName.length > 100) throw new UsageError();
     const core = ctx.services;
     const login = core.requireLogin(ctx.user);
-    const contact = await core.contactFor(login, phone);
+    const contact = await core.contactFor(login, address);
     await core.contacts.update(ctx.user, contact, { localName });
     const portal = await core.portalRows.get(ctx.user, contact);
     if (portal !== undefined && portal.roomId !== null) {
       await core.ghosts.setLocalName(await core.ghosts.ensure(contact), portal.roomId, localName);
     }
-    await ctx.reply(`${formatInternational(phone)} is now shown to you as "${localName}".`);
+    await ctx.reply(`${shown(ctx, address)} is now shown to you as "${localName}".`);
   },
 };
 
@@ -148,15 +152,15 @@ async function setBlocked(ctx: Ctx, args: readonly string[], blocked: boolean): 
   await ctx.services.contacts.update(ctx.user, contact, { blocked });
   await ctx.reply(
     blocked
-      ? `Blocked ${number}: nothing they send reaches you, on any app that uses WhatsApp's interop.`
+      ? `Blocked ${number} at ${ctx.services.network.displayName}: nothing they send reaches you.`
       : `Unblocked ${number}.`,
   );
 }
 
 const block: Cmd = {
   name: "block",
-  args: "<+number>",
-  description: "Block a number at WhatsApp's gatekeeper.",
+  args: "<{contact}>",
+  description: "Block a {noun} at {network}: nothing they send reaches you.",
   level: "user",
   minArgs: 1,
   maxArgs: 1,
@@ -165,8 +169,8 @@ const block: Cmd = {
 
 const unblock: Cmd = {
   name: "unblock",
-  args: "<+number>",
-  description: "Unblock a number.",
+  args: "<{contact}>",
+  description: "Unblock a {noun}.",
   level: "user",
   minArgs: 1,
   maxArgs: 1,
@@ -175,9 +179,9 @@ const unblock: Cmd = {
 
 const report: Cmd = {
   name: "report",
-  args: `<+number> [0-${MAX_DISCLOSED}]`,
+  args: `<{contact}> [0-${MAX_DISCLOSED}]`,
   description:
-    "Report a number as spam to WhatsApp, disclosing its last N messages to you only if you give N.",
+    "Report a {noun} as spam to {network}, disclosing its last N messages to you only if you give N.",
   level: "user",
   minArgs: 1,
   maxArgs: 2,
@@ -198,7 +202,7 @@ const report: Cmd = {
       false,
     );
     await ctx.reply(
-      `Reported ${number} to WhatsApp as spam` +
+      `Reported ${number} to ${ctx.services.network.displayName} as spam` +
         (disclosed.length === 0
           ? " (no messages disclosed)."
           : `, disclosing their last ${disclosed.length} message(s).`) +
@@ -209,7 +213,7 @@ const report: Cmd = {
 
 const verify: Cmd = {
   name: "verify",
-  args: "<+number> [confirm]",
+  args: "<{contact}> [confirm]",
   description: "Show the safety number with a contact; `confirm` marks them verified.",
   level: "user",
   minArgs: 1,
@@ -224,7 +228,8 @@ const verify: Cmd = {
       await ctx.reply(`${number} is marked as verified.`);
       return;
     }
-    await ctx.reply(await safetyNumberText(login, contact, number, args[0] ?? ""));
+    const network = ctx.services.network.displayName;
+    await ctx.reply(await safetyNumberText(login, contact, number, args[0] ?? "", network));
   },
 };
 
@@ -235,6 +240,7 @@ async function safetyNumberText(
   contact: RemoteUserId,
   number: string,
   arg: string,
+  network: string,
 ): Promise<string> {
   const { digits, verified } = await login.safetyNumber(contact);
   const groups = digits.match(/.{1,5}/g) ?? [digits];
@@ -242,7 +248,7 @@ async function safetyNumberText(
     `Safety number with ${number}${verified ? " (verified)" : ""}:`,
     groups.slice(0, 6).join(" "),
     groups.slice(6).join(" "),
-    `Compare it with the one in their WhatsApp (contact info > Encryption). If it matches, send \`verify ${arg} confirm\`.`,
+    `Compare it with the one in their ${network} app (contact info > Encryption). If it matches, send \`verify ${arg} confirm\`.`,
   ].join("\n");
 }
 

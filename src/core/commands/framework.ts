@@ -16,9 +16,9 @@ export class UsageError extends Error {
 export interface CommandContext<Services> {
   user: MatrixUserId;
   level: PermissionLevel;
-  /** Where the command was sent: the management room, or a portal (`!wa ...`). */
+  /** Where the command was sent: the management room, or a portal (`<prefix> ...`). */
   room: RoomId;
-  /** Set when the command was sent in a portal: the portal's contact number, for defaults. */
+  /** Set when the command was sent in a portal: the portal's contact address, for defaults. */
   portalNumber?: string;
   services: Services;
   reply(text: string): Promise<void>;
@@ -27,7 +27,10 @@ export interface CommandContext<Services> {
 export interface Command<Services> {
   name: string;
   aliases?: readonly string[];
-  /** Argument synopsis for the usage line, e.g. `<+number> <name>`. */
+  /**
+   * Argument synopsis for the usage line, e.g. `<{contact}> <name>`. `args` and `description`
+   * may name the network's terms (see CommandTerms) in braces: the registry fills them in.
+   */
   args: string;
   description: string;
   level: Exclude<PermissionLevel, "none">;
@@ -48,8 +51,28 @@ export function parseCommandLine(text: string): { name: string; args: string[] }
   return { name: name.toLowerCase(), args };
 }
 
-export function usageLine(command: Command<unknown>): string {
-  return `Usage: \`${[command.name, command.args].filter((p) => p.length > 0).join(" ")}\``;
+/**
+ * The network's words in command texts: `{network}` its display name, `{contact}` the argument
+ * naming a contact ("+number"), `{noun}` what an address is called ("number").
+ */
+export interface CommandTerms {
+  network: string;
+  contact: string;
+  noun: string;
+}
+
+/** A command's `args` or `description` with the network's terms filled in. */
+export function withTerms(text: string, terms: CommandTerms | undefined): string {
+  if (terms === undefined) return text;
+  return text
+    .replaceAll("{network}", terms.network)
+    .replaceAll("{contact}", terms.contact)
+    .replaceAll("{noun}", terms.noun);
+}
+
+export function usageLine(command: Command<unknown>, terms?: CommandTerms): string {
+  const args = withTerms(command.args, terms);
+  return `Usage: \`${[command.name, args].filter((p) => p.length > 0).join(" ")}\``;
 }
 
 /**
@@ -61,7 +84,11 @@ export class CommandRegistry<Services> {
   private readonly byName = new Map<string, Command<Services>>();
   private readonly ordered: Command<Services>[] = [];
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** The network's words for `args` and `description`; left in braces without them. */
+    readonly terms?: CommandTerms,
+  ) {}
 
   register(...commands: Command<Services>[]): this {
     for (const command of commands) {
@@ -98,7 +125,7 @@ export class CommandRegistry<Services> {
     }
     let args = parsed.args;
     if (args.length < command.minArgs || args.length > command.maxArgs) {
-      await ctx.reply(usageLine(command as Command<unknown>));
+      await ctx.reply(usageLine(command as Command<unknown>, this.terms));
       return;
     }
     if (command.maxArgs === Infinity && args.length > command.minArgs && command.minArgs > 0) {
@@ -108,7 +135,7 @@ export class CommandRegistry<Services> {
       await command.run(ctx, args);
     } catch (err) {
       if (err instanceof UsageError) {
-        await ctx.reply(usageLine(command as Command<unknown>));
+        await ctx.reply(usageLine(command as Command<unknown>, this.terms));
       } else if (err instanceof BridgeError) {
         await ctx.reply(err.message);
       } else {

@@ -3,11 +3,11 @@ import type { ContactsTable } from "../../db/contacts.js";
 import type { MessagesTable } from "../../db/messages.js";
 import type { PortalsTable } from "../../db/portals.js";
 import type { UsersTable } from "../../db/users.js";
-import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../../util/ids.js";
+import type { ContactAddress, MatrixUserId, RemoteGroupId, RoomId } from "../../util/ids.js";
 import type { DeadLetterQueue } from "../dead-letters.js";
 import type { GhostManager } from "../ghosts.js";
 import type { LoginManager } from "../logins.js";
-import type { LoginState, NetworkLogin, RemoteUserId } from "../network.js";
+import type { LoginState, NetworkDescription, NetworkLogin, RemoteUserId } from "../network.js";
 import type { OpenPortal } from "../portals.js";
 import type { CommandRegistry } from "./framework.js";
 
@@ -25,6 +25,8 @@ export interface CommandServices {
   readonly logins: LoginManager;
   readonly commands: CommandRegistry<CommandServices>;
   readonly deadLetters: DeadLetterQueue | undefined;
+  /** The network's self-description: its name, its addresses. */
+  readonly network: NetworkDescription;
   loginStateOf(user: MatrixUserId): LoginState | undefined;
   permissionOf(user: MatrixUserId): PermissionLevel;
   logoutUser(
@@ -34,12 +36,25 @@ export interface CommandServices {
   cleanUpPortals(user: MatrixUserId): Promise<number>;
   openChat(
     user: MatrixUserId,
-    phone: PhoneNumber,
+    address: ContactAddress,
   ): Promise<{ reachable: false } | { reachable: true; open: OpenPortal }>;
   requireLogin(user: MatrixUserId): NetworkLogin;
-  contactFor(login: NetworkLogin, phone: PhoneNumber): Promise<RemoteUserId>;
+  /**
+   * Creates a group at the network with these contacts and its portal room (`create-group`, the
+   * provisioning API's create_group); `rejected` names the contacts the network would not add.
+   */
+  createGroup(
+    user: MatrixUserId,
+    subject: string,
+    contacts: readonly ContactAddress[],
+  ): Promise<{ room: RoomId; group: RemoteGroupId; rejected: readonly string[] }>;
+  contactFor(login: NetworkLogin, address: ContactAddress): Promise<RemoteUserId>;
 }
 
-export function parsePhoneArg(value: string | undefined): PhoneNumber | undefined {
-  return value !== undefined && isPhoneNumber(value) ? value : undefined;
+/** A command's address argument, as the network's identifier kind parses it. */
+export function parseAddressArg(
+  network: NetworkDescription,
+  value: string | undefined,
+): ContactAddress | undefined {
+  return value === undefined ? undefined : network.identifier.parse(value);
 }

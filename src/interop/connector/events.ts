@@ -2,6 +2,7 @@ import type {
   LoginState,
   MessageReference,
   RemoteEvent,
+  RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
 } from "../../core/network.js";
@@ -10,9 +11,26 @@ import { formatInternational } from "../../util/phone.js";
 import type { MessageRef } from "../codec/delivery.js";
 import { toNeutral, type MediaOpener } from "../convert/index.js";
 import type { EngineState, ProviderEvent } from "../provider/types.js";
+import { groupEvents } from "./groups.js";
 
 const remoteUser = (jid: BareJid): RemoteUserId => jid as string as RemoteUserId;
 const remoteMessage = (id: MessageId): RemoteMessageId => id as string as RemoteMessageId;
+const remoteGroup = (jid: BareJid): RemoteGroupId => jid as string as RemoteGroupId;
+const groupOf = (group: BareJid | undefined): { group?: RemoteGroupId } =>
+  group === undefined ? {} : { group: remoteGroup(group) };
+/** Conversation events of a group carry the group (core/network.ts RemoteEvent). */
+function withGroup(e: RemoteEvent, inGroup: { group?: RemoteGroupId }): RemoteEvent {
+  if (inGroup.group === undefined) return e;
+  switch (e.kind) {
+    case "message":
+    case "edit":
+    case "retract":
+    case "reactions":
+      return { ...e, ...inGroup };
+    default:
+      return e;
+  }
+}
 const reference = (ref: MessageRef): MessageReference => ({
   author: remoteUser(ref.author),
   id: remoteMessage(ref.id),
@@ -26,6 +44,10 @@ export interface LocalEvents {
 
 export interface MappingContext {
   readonly openMedia: MediaOpener;
+  /** Whether a JID is a group (§17); default: none is. */
+  readonly isGroup?: (jid: string) => boolean;
+  /** `interop.identity_change` is `hold`: an identity change stops sending to the contact. */
+  readonly identityChangeHolds?: boolean;
 }
 
 /**
@@ -52,46 +74,67 @@ export function mapProviderEvent(
         },
         {
           order: event.seq ?? event.envelope.time.getTime(),
-          isRequest: true,
+          // In a group the request is the add itself (group-info with addedBy, §17.1).
+          isRequest: event.group === undefined,
           openMedia: ctx.openMedia,
         },
       );
       const nick = conversion.nick;
       const stamp = event.stamp;
-      const events = conversion.events.map((e): RemoteEvent => {
-        switch (e.kind) {
-          case "message":
-            return {
-              ...e,
-              ...(stamp === undefined ? {} : { serverTime: stamp }),
-              ...(nick === undefined ? {} : { nick }),
-            };
-          case "edit":
-          case "retract":
-            return stamp === undefined ? e : { ...e, serverTime: stamp };
-          default:
-            return e;
-        }
-      });
+      const inGroup = event.group === undefined ? {} : { group: remoteGroup(event.group) };
+      const events = conversion.events
+        .map((e): RemoteEvent => withGroup(e, inGroup))
+        .map((e): RemoteEvent => {
+          switch (e.kind) {
+            case "message":
+              return {
+                ...e,
+                ...(stamp === undefined ? {} : { serverTime: stamp }),
+                ...(nick === undefined ? {} : { nick }),
+              };
+            case "edit":
+            case "retract":
+              return stamp === undefined ? e : { ...e, serverTime: stamp };
+            default:
+              return e;
+          }
+        });
       return { local: event.local, events };
     }
     case "delivered":
       return {
         local: event.local,
         events: [
-          { kind: "delivered", from: remoteUser(event.from), targets: event.refs.map(reference) },
+          {
+            kind: "delivered",
+            ...groupOf(event.group),
+            from: remoteUser(event.from),
+            targets: event.refs.map(reference),
+          },
         ],
       };
     case "displayed":
       return {
         local: event.local,
-        events: [{ kind: "read", from: remoteUser(event.from), upTo: reference(event.ref) }],
+        events: [
+          {
+            kind: "read",
+            ...groupOf(event.group),
+            from: remoteUser(event.from),
+            upTo: reference(event.ref),
+          },
+        ],
       };
     case "typing":
       return {
         local: event.local,
         events: [
-          { kind: "typing", from: remoteUser(event.from), typing: event.state === "composing" },
+          {
+            kind: "typing",
+            ...groupOf(event.group),
+            from: remoteUser(event.from),
+            typing: event.state === "composing",
+          },
         ],
       };
     case "undecryptable":
@@ -100,6 +143,7 @@ export function mapProviderEvent(
         events: [
           {
             kind: "undecryptable",
+            ...groupOf(event.group),
             from: remoteUser(event.from),
             id: remoteMessage(event.originId),
             sentAt: event.stamp ?? new Date(),
@@ -119,6 +163,7 @@ export function mapProviderEvent(
             kind: "identity-changed",
             contact: remoteUser(event.contact),
             verifiedMarkCleared: event.wasVerified,
+            ...(ctx.identityChangeHolds === true ? { sendingHeld: true } : {}),
           },
         ],
       };
@@ -128,6 +173,7 @@ export function mapProviderEvent(
         events: [
           {
             kind: "send-failed",
+            ...groupOf(ctx.isGroup?.(event.to) === true ? event.to : undefined),
             target: { author: remoteUser(event.local), id: remoteMessage(event.originId) },
             reason: { code: event.reason, message: event.message },
           },
@@ -139,6 +185,7 @@ export function mapProviderEvent(
         events: [
           {
             kind: "send-delayed",
+            ...groupOf(ctx.isGroup?.(event.to) === true ? event.to : undefined),
             target: { author: remoteUser(event.local), id: remoteMessage(event.originId) },
             reason: { code: event.reason, message: "rate limited", retryAt: event.retryAt },
           },
@@ -159,6 +206,9 @@ export function mapProviderEvent(
           },
         ],
       };
+    case "group-info":
+    case "group-event":
+      return { local: event.local, events: groupEvents(event) };
     case "accepted":
     case "report-received":
     case "state":

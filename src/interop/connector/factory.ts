@@ -1,14 +1,17 @@
 import type { Config } from "../../config/schema.js";
 import type {
+  LoginBatchLoading,
   ConnectionHealthReporting,
+  ContactAddresses,
+  ContactDirectory,
   CoreCallbacks,
   LoginFlow,
   LoginProcess,
   NetworkConnector,
+  NetworkDescription,
   NetworkLogin,
   RemoteUserId,
 } from "../../core/network.js";
-import type { ContactDirectory } from "../../core/contact-directory.js";
 import type { Database } from "../../db/database.js";
 import { BridgeError, StartupError } from "../../util/errors.js";
 import type { MatrixUserId, PhoneNumber } from "../../util/ids.js";
@@ -19,6 +22,7 @@ import { SignalCrypto, type KeyVault } from "../crypto/index.js";
 import { timingFromConfig } from "../provider/types.js";
 import { ComponentConnection } from "../transport/component.js";
 import { InteropConnector, LOGIN_FLOWS } from "./connector.js";
+import { interopDescription, interopDescriptionSettings } from "./description.js";
 
 export interface ConnectorDeps {
   readonly db: Database;
@@ -43,8 +47,8 @@ export interface EmbeddedGatekeeper {
 export type StartEmbeddedGatekeeper = (config: Config, log: Logger) => Promise<EmbeddedGatekeeper>;
 
 /**
- * What this bridge offers in hello (§8.3): every 1:1 content feature the conversion handles.
- * Not groups (no group portals yet) and not disappearing messages (timers are not honoured).
+ * What this bridge offers in hello (§8.3): every 1:1 content feature the conversion handles,
+ * and groups (§17, issue #17); not disappearing messages (timers are not honoured).
  */
 export const OFFERED_FEATURES: readonly string[] = [
   FEATURE.reply,
@@ -57,6 +61,7 @@ export const OFFERED_FEATURES: readonly string[] = [
   FEATURE.call,
   FEATURE.displayed,
   FEATURE.chatstates,
+  FEATURE.groups,
 ];
 
 const EMBEDDED_HELLO_WAIT_MS = 10_000;
@@ -85,6 +90,7 @@ export function createInteropConnector(
   ) =>
     new InteropConnector({
       callbacks,
+      settings: interopDescriptionSettings(config),
       log: deps.log,
       ...(extra.afterStop === undefined ? {} : { afterStop: extra.afterStop }),
       engine: {
@@ -124,7 +130,8 @@ export function createInteropConnector(
       "interop.mode is embedded, but this entry point provides no embedded gatekeeper: run the bridge through its command line, or set interop.mode to external",
     );
   }
-  return new StartedLater(interop.gatekeeper_domain, async () => {
+  const description = interopDescription(interopDescriptionSettings(config));
+  return new StartedLater(interop.gatekeeper_domain, description, async () => {
     const sim = await startEmbedded(config, deps.log);
     // Its media store serves http on loopback, which only an embedded deployment may accept.
     return build(sim.service, sim.secret, { insecureMedia: true, afterStop: () => sim.stop() });
@@ -135,13 +142,25 @@ export function createInteropConnector(
  * A connector whose real one can only be built asynchronously (after the embedded gatekeeper is
  * listening). Logins are created and loaded only after `start()`, which the core awaits first.
  */
-class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHealthReporting {
+class StartedLater
+  implements
+    NetworkConnector,
+    LoginBatchLoading,
+    ContactAddresses,
+    ContactDirectory,
+    ConnectionHealthReporting
+{
   private inner: InteropConnector | undefined;
 
   constructor(
     private readonly gatekeeperDomain: string,
+    private readonly description: NetworkDescription,
     private readonly build: () => Promise<InteropConnector>,
   ) {}
+
+  describe(): NetworkDescription {
+    return this.description;
+  }
 
   loginFlows(): readonly LoginFlow[] {
     return LOGIN_FLOWS;
@@ -173,6 +192,10 @@ class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHeal
     return this.started().loadLogin(user);
   }
 
+  loadLogins(users: readonly MatrixUserId[]): Promise<Map<MatrixUserId, NetworkLogin | Error>> {
+    return this.started().loadLogins(users);
+  }
+
   // Passed through: without them /ready and the metrics took the embedded gatekeeper for "no
   // network connection configured" while it was connected.
   connectionHealth(): { connected: boolean; code: string; message: string } {
@@ -189,11 +212,11 @@ class StartedLater implements NetworkConnector, ContactDirectory, ConnectionHeal
     return (await this.inner?.queueDepths()) ?? { outbox: 0, inbox: 0 };
   }
 
-  contactPhone(contact: RemoteUserId): PhoneNumber | undefined {
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
     return phoneOfJid(contact, this.gatekeeperDomain);
   }
 
-  contactForPhone(phone: PhoneNumber): RemoteUserId {
+  contactForAddress(phone: PhoneNumber): RemoteUserId {
     return gatekeeperUserJid(phone, this.gatekeeperDomain) as string as RemoteUserId;
   }
 

@@ -1,12 +1,17 @@
 import type {
   BlockCapable,
   EditCapable,
+  GroupCapable,
+  GroupInfo,
+  GroupRejection,
   LoginState,
   MessageContent,
   MessageReference,
   NetworkLogin,
   ReactionCapable,
   ReceiptCapable,
+  RemoteChatId,
+  RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
   ReportCapable,
@@ -31,6 +36,8 @@ import {
 } from "../convert/index.js";
 import { loginStateOf } from "./events.js";
 import { asSendRefusal } from "./failures.js";
+import { ProviderError } from "../provider/errors.js";
+import { groupError, rejectionsOf, wireGroupInfoOf } from "./groups.js";
 import { contactJid, outboundContext, type ConnectorContext } from "./context.js";
 import type { RecentEnvelopes } from "./recent-envelopes.js";
 
@@ -52,11 +59,12 @@ export class InteropLogin
     TypingCapable,
     BlockCapable,
     ReportCapable,
-    SafetyNumberCapable
+    SafetyNumberCapable,
+    GroupCapable
 {
   /** The user's own id on the network, for references to their own messages. */
   readonly self: RemoteUserId;
-  private readonly log: Logger;
+  private logger: Logger | undefined;
   private loggedOut: LoginState | undefined;
 
   constructor(
@@ -66,7 +74,12 @@ export class InteropLogin
     private readonly recent: RecentEnvelopes,
   ) {
     this.self = jid as string as RemoteUserId;
-    this.log = ctx.log.child({ login: jid });
+  }
+
+  /** Made on first use: 10,000 idle logins need no child logger each at start-up. */
+  private get log(): Logger {
+    this.logger ??= this.ctx.log.child({ login: this.jid });
+    return this.logger;
   }
 
   state(): LoginState {
@@ -86,7 +99,7 @@ export class InteropLogin
   }
 
   async sendMessage(
-    to: RemoteUserId,
+    to: RemoteChatId,
     content: MessageContent,
     replyTo?: MessageReference & { quote?: string },
     idempotencyKey?: string,
@@ -112,14 +125,14 @@ export class InteropLogin
   }
 
   sendEdit(
-    to: RemoteUserId,
+    to: RemoteChatId,
     target: RemoteMessageId,
     content: MessageContent,
   ): Promise<RemoteMessageId> {
     return this.send(to, async (ctx) => editElements(messageIdOf(target), content, ctx));
   }
 
-  sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId> {
+  sendRetract(to: RemoteChatId, target: RemoteMessageId): Promise<RemoteMessageId> {
     return this.send(to, async (ctx) => retractElements(messageIdOf(target), ctx));
   }
 
@@ -132,7 +145,7 @@ export class InteropLogin
   }
 
   async sendReactions(
-    to: RemoteUserId,
+    to: RemoteChatId,
     target: MessageReference,
     emojis: readonly string[],
   ): Promise<void> {
@@ -141,16 +154,113 @@ export class InteropLogin
     );
   }
 
-  async sendRead(to: RemoteUserId, upTo: MessageReference): Promise<void> {
+  async sendRead(to: RemoteChatId, upTo: MessageReference): Promise<void> {
     await this.ctx.engine.sendDisplayed(
       this.jid,
-      contactJid(to),
+      this.chatJid(to),
       interopReference(this.ownAuthor(upTo)),
     );
   }
 
-  async sendTyping(to: RemoteUserId, typing: boolean): Promise<void> {
-    await this.ctx.engine.sendTyping(this.jid, contactJid(to), typing ? "composing" : "paused");
+  async sendTyping(to: RemoteChatId, typing: boolean): Promise<void> {
+    await this.ctx.engine.sendTyping(this.jid, this.chatJid(to), typing ? "composing" : "paused");
+  }
+
+  // --- groups (§17) -----------------------------------------------------------------------------
+
+  selfId(): RemoteUserId {
+    return this.self;
+  }
+
+  maxGroupSize(): number {
+    return this.ctx.engine.session.limits["max-group-size"];
+  }
+
+  async createGroup(
+    subject: string,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }> {
+    const jids = members.map(contactJid);
+    const info = await this.group(() => this.ctx.engine.groups.create(this.jid, subject, jids));
+    return { info: wireGroupInfoOf(info), rejected: rejectionsOf(info) };
+  }
+
+  async groupInfo(group: RemoteGroupId): Promise<GroupInfo> {
+    const jid = this.groupJid(group);
+    return wireGroupInfoOf(await this.group(() => this.ctx.engine.groups.info(this.jid, jid)));
+  }
+
+  async addGroupMembers(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }> {
+    const jid = this.groupJid(group);
+    const info = await this.group(() =>
+      this.ctx.engine.groups.change(this.jid, jid, "add", members.map(contactJid)),
+    );
+    return { info: wireGroupInfoOf(info), rejected: rejectionsOf(info) };
+  }
+
+  async removeGroupMembers(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+  ): Promise<GroupInfo> {
+    const jid = this.groupJid(group);
+    return wireGroupInfoOf(
+      await this.group(() =>
+        this.ctx.engine.groups.change(this.jid, jid, "remove", members.map(contactJid)),
+      ),
+    );
+  }
+
+  async setGroupAdmins(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+    admin: boolean,
+  ): Promise<GroupInfo> {
+    const jid = this.groupJid(group);
+    return wireGroupInfoOf(
+      await this.group(() =>
+        this.ctx.engine.groups.change(
+          this.jid,
+          jid,
+          admin ? "promote" : "demote",
+          members.map(contactJid),
+        ),
+      ),
+    );
+  }
+
+  async setGroupSubject(group: RemoteGroupId, subject: string): Promise<GroupInfo> {
+    const jid = this.groupJid(group);
+    return wireGroupInfoOf(
+      await this.group(() => this.ctx.engine.groups.subject(this.jid, jid, subject)),
+    );
+  }
+
+  async leaveGroup(group: RemoteGroupId): Promise<void> {
+    const jid = this.groupJid(group);
+    await this.group(() => this.ctx.engine.groups.leave(this.jid, jid));
+  }
+
+  private async group<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw groupError(err);
+    }
+  }
+
+  private groupJid(group: RemoteGroupId): BareJid {
+    if (!this.ctx.engine.isGroup(group)) {
+      throw new BridgeError("invalid-reference", `${group} is not a WhatsApp group`);
+    }
+    return group as string as BareJid;
+  }
+
+  /** A contact's or a group's JID. */
+  private chatJid(to: RemoteChatId): BareJid {
+    return this.ctx.engine.isGroup(to) ? (to as string as BareJid) : contactJid(to as RemoteUserId);
   }
 
   async block(contact: RemoteUserId): Promise<void> {
@@ -227,21 +337,29 @@ export class InteropLogin
   }
 
   private async send(
-    to: RemoteUserId,
+    to: RemoteChatId,
     build: (ctx: ReturnType<typeof outboundContext>) => Promise<ContentElement[]>,
     eventId?: string,
   ): Promise<RemoteMessageId> {
     try {
-      const recipient = contactJid(to);
+      const recipient = this.chatJid(to);
       const content = await build(outboundContext(this.ctx));
-      const id = await this.ctx.engine.sendMessage({
-        from: this.jid,
-        to: recipient,
-        content,
-        ...(eventId === undefined ? {} : { eventId }),
-      });
+      const id = this.ctx.engine.isGroup(recipient)
+        ? await this.ctx.engine.sendGroupMessage({
+            from: this.jid,
+            group: recipient,
+            content,
+            ...(eventId === undefined ? {} : { eventId }),
+          })
+        : await this.ctx.engine.sendMessage({
+            from: this.jid,
+            to: recipient,
+            content,
+            ...(eventId === undefined ? {} : { eventId }),
+          });
       return id as string as RemoteMessageId;
     } catch (err) {
+      if (err instanceof ProviderError && err.code === "not-member") throw groupError(err);
       throw asSendRefusal(err);
     }
   }

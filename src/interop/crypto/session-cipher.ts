@@ -342,7 +342,7 @@ function toPreKeyBundle(remoteJid: string, bundle: RemoteBundle): PreKeyBundle {
   }
 }
 
-async function rememberEnvelope(
+export async function rememberEnvelope(
   tx: Tx,
   state: DeviceState,
   remember: { originId: string; conversationJid: string },

@@ -194,6 +194,14 @@ export class SignalCrypto {
     return [...ids];
   }
 
+  /** The users (bare JIDs) that hold at least one local device, in one query (start-up). */
+  async localDeviceJids(): Promise<Set<BareJid>> {
+    const rows = (await this.ctx.knex("signal_local_devices").distinct("jid")) as {
+      jid: BareJid;
+    }[];
+    return new Set(rows.map((row) => row.jid));
+  }
+
   /**
    * Logout: deletes the user's identity, devices, prekeys, sessions, sender keys and recorded
    * contact identities, and forgets the cached state.

@@ -22,6 +22,7 @@ import { Outbox } from "./outbox.js";
 import { Receiver } from "./receiver.js";
 import { RetryAnswerer } from "./retries.js";
 import { Sender } from "./sender.js";
+import { GroupManagement, GroupStore } from "./groups.js";
 import { HelloSession } from "./session.js";
 import {
   DEFAULT_TIMING,
@@ -70,6 +71,10 @@ export class ProviderEngine {
   readonly media: ProviderMedia;
   readonly sender: Sender;
   readonly receiver: Receiver;
+  /** Groups of local users (§17): management IQs and the stored versions and members. */
+  readonly groups: GroupManagement;
+  readonly groupStore: GroupStore;
+  private readonly groupDomain: string;
   private readonly reorder: ReorderBuffer;
   readonly inbox: InboxStore;
   readonly acks: AckBatcher;
@@ -146,6 +151,9 @@ export class ProviderEngine {
       limits: () => this.session.limits,
     });
     this.account = new AccountService(gk, () => this.session.limits);
+    this.groupDomain = options.groupDomain ?? GROUP_DOMAIN;
+    this.groupStore = new GroupStore(options.knex, now);
+    this.groups = new GroupManagement(gk, this.groupStore, options.knex, this.groupDomain);
     this.media = new ProviderMedia({
       gk,
       session: this.session,
@@ -161,6 +169,10 @@ export class ProviderEngine {
       session: this.session,
       now,
       logger,
+      groups: this.groupStore,
+      fetchGroup: async (local, group) => {
+        await this.groups.info(local, group);
+      },
     });
     this.outbox.setHooks({
       onStaleDeviceList: (row, stale) => this.sender.handleStale(row, stale),
@@ -198,6 +210,8 @@ export class ProviderEngine {
       reorder: this.reorder,
       now,
       logger,
+      groups: { store: this.groupStore, management: this.groups },
+      senderKeyWaitMs: timing.senderKeyWaitMs,
     });
   }
 
@@ -325,12 +339,27 @@ export class ProviderEngine {
     return this.sender.sendMessage(message);
   }
 
+  /** A group message (§17.4): one sender-key encryption, keys for devices that lack it. */
+  sendGroupMessage(message: {
+    from: BareJid;
+    group: BareJid;
+    content: ContentElement[];
+    eventId?: string;
+  }): Promise<MessageId> {
+    return this.sender.sendGroupMessage(message);
+  }
+
+  /** Whether `jid` is a group (at the group domain, §17). */
+  isGroup(jid: string): boolean {
+    return jid.endsWith(`@${this.groupDomain}`);
+  }
+
   sendDisplayed(local: BareJid, to: BareJid, ref: MessageRef): Promise<MessageId> {
-    return this.sender.sendDisplayed(local, to, ref);
+    return this.sender.sendDisplayed(local, to, ref, this.isGroup(to) ? "groupchat" : "chat");
   }
 
   sendTyping(local: BareJid, to: BareJid, state: ChatState): Promise<boolean> {
-    return this.sender.sendTyping(local, to, state);
+    return this.sender.sendTyping(local, to, state, this.isGroup(to) ? "groupchat" : "chat");
   }
 
   /**

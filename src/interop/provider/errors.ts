@@ -10,7 +10,14 @@ import type { AppCondition, StanzaError } from "../codec/errors.js";
  * - `too-large`: the envelope exceeds `max-envelope-bytes` (§12.2).
  */
 export type ProviderErrorCode =
-  "not-ready" | "gatekeeper-error" | "unsupported" | "no-local-device" | "too-large" | "stopped";
+  | "not-ready"
+  | "gatekeeper-error"
+  | "unsupported"
+  | "no-local-device"
+  | "too-large"
+  | "stopped"
+  /** A group send by a user the local group store does not list as a member (§17.4). */
+  | "not-member";
 
 export class ProviderError extends BridgeError {
   declare readonly code: ProviderErrorCode;

@@ -1,6 +1,7 @@
 import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../util/ids.js";
 import type { ReportReason } from "../codec/abuse.js";
 import { decodeEnvelope } from "../codec/envelope.js";
+import type { GroupEventType } from "../codec/groups.js";
 import type { PendingRecord } from "./inbox.js";
 import type { ProviderEvent } from "./types.js";
 
@@ -29,6 +30,7 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
           maxEnvelopeBytes: Math.max(maxEnvelopeBytes, Buffer.byteLength(record.envelopeXml)),
         }),
         envelopeXml: record.envelopeXml,
+        ...(record.group === undefined ? {} : { group: jid(record.group) }),
       };
     case "delivered":
       return {
@@ -36,6 +38,7 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
         local: jid(record.local),
         from: jid(record.from),
         refs: record.refs.map((r) => ({ id: r.id as MessageId, author: jid(r.author) })),
+        ...(record.group === undefined ? {} : { group: jid(record.group) }),
       };
     case "displayed":
       return {
@@ -43,6 +46,7 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
         local: jid(record.local),
         from: jid(record.from),
         ref: { id: record.ref.id as MessageId, author: jid(record.ref.author) },
+        ...(record.group === undefined ? {} : { group: jid(record.group) }),
       };
     case "undecryptable":
       return {
@@ -51,6 +55,26 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
         from: jid(record.from),
         originId: record.originId as MessageId,
         stamp: date(record.stamp),
+        ...(record.group === undefined ? {} : { group: jid(record.group) }),
+      };
+    case "group-info":
+      return {
+        kind: "group-info",
+        local: jid(record.local),
+        group: jid(record.group),
+        info: record.info,
+        addedBy: record.addedBy === null ? undefined : jid(record.addedBy),
+      };
+    case "group-event":
+      return {
+        kind: "group-event",
+        local: jid(record.local),
+        group: jid(record.group),
+        type: record.type as GroupEventType,
+        version: record.version,
+        by: jid(record.by),
+        participants: record.participants,
+        subject: record.subject ?? undefined,
       };
     case "request-accepted":
       return { kind: "request-accepted", local: jid(record.local), contact: jid(record.contact) };

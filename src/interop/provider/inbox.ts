@@ -7,6 +7,7 @@ import type { Logger } from "../../util/log.js";
 import { buildAck } from "../codec/message-builders.js";
 import type { KeyVault } from "../../vault/key-vault.js";
 import type { HelloSession } from "./session.js";
+import type { GroupSnapshot, StoredParticipant } from "./groups.js";
 
 /**
  * The receiving side's durable records (§15.4, §15.5): stanza-ids seen (`inbox`), messages
@@ -26,10 +27,50 @@ export type PendingRecord =
       seq: number | null;
       stamp: string | null;
       envelopeXml: string;
+      /** The group JID of a group message (§17.4); `from` is then the member who sent it. */
+      group?: string;
     }
-  | { kind: "delivered"; local: string; from: string; refs: { id: string; author: string }[] }
-  | { kind: "displayed"; local: string; from: string; ref: { id: string; author: string } }
-  | { kind: "undecryptable"; local: string; from: string; originId: string; stamp: string | null }
+  | {
+      kind: "delivered";
+      local: string;
+      from: string;
+      refs: { id: string; author: string }[];
+      group?: string;
+    }
+  | {
+      kind: "displayed";
+      local: string;
+      from: string;
+      ref: { id: string; author: string };
+      group?: string;
+    }
+  | {
+      kind: "undecryptable";
+      local: string;
+      from: string;
+      originId: string;
+      stamp: string | null;
+      group?: string;
+    }
+  /** A group as fetched or created (§17.1, §17.2); `addedBy` when someone else added us. */
+  | {
+      kind: "group-info";
+      local: string;
+      group: string;
+      info: GroupSnapshot;
+      addedBy: string | null;
+    }
+  /** One membership notification (§17.2) that followed the stored version. */
+  | {
+      kind: "group-event";
+      local: string;
+      group: string;
+      type: string;
+      version: number;
+      by: string;
+      participants: StoredParticipant[];
+      subject: string | null;
+    }
   | { kind: "request-accepted"; local: string; contact: string }
   | { kind: "unbound"; local: string; phone: string; reason: string }
   | { kind: "report-received"; reported: string; reason: string; stamp: string };
@@ -41,6 +82,8 @@ export interface PendingReceipt {
   /** The author's bare JID. */
   readonly to: string;
   readonly id: string;
+  /** Group receipts (§17.4): `to` is the group JID and `author` the member who sent it. */
+  readonly author?: string;
 }
 
 export interface PendingEntry {

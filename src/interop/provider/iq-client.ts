@@ -22,12 +22,16 @@ export interface GatekeeperIqOptions {
 export class GatekeeperIq {
   constructor(private readonly options: GatekeeperIqOptions) {}
 
-  /** Sends `<iq type from=user to=wa.example>` and returns the result's payload, if any. */
+  /**
+   * Sends `<iq type from=user to=wa.example>` (or to `to`: the group service and group JIDs,
+   * §17.1) and returns the result's payload, if any.
+   */
   async request(
     from: string,
     type: "get" | "set",
     payload: XmlElement,
     what: string,
+    to: string = this.options.gatekeeperDomain,
   ): Promise<XmlElement | undefined> {
     const { session, timing } = this.options;
     for (let attempt = 0; ; attempt++) {
@@ -35,7 +39,7 @@ export class GatekeeperIq {
       // A fresh element (and so a fresh id) per attempt: E25 says the gatekeeper does not cache
       // hello-required answers, but a fresh id does not depend on it, and no payload is ever
       // re-sent changed under an old id (E28).
-      const iq = xml("iq", { type, from, to: this.options.gatekeeperDomain }, payload);
+      const iq = xml("iq", { type, from, to }, payload);
       try {
         const response = await this.options.iq.request(iq, { timeoutMs: timing.iqTimeoutMs });
         return response.children.find((c): c is XmlElement => typeof c !== "string");

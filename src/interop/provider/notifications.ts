@@ -7,12 +7,15 @@ import type { KeyDirectory } from "./directory.js";
 import type { PendingRecord } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import type { HelloSession } from "./session.js";
+import type { GroupStore } from "./groups.js";
 
 export interface NotificationContext {
   readonly crypto: SignalCrypto;
   readonly directory: KeyDirectory;
   readonly session: HelloSession;
   readonly outbox: Outbox;
+  /** Groups (§17.5): member device changes decide sender-key rotation and re-distribution. */
+  readonly groups?: { store: GroupStore };
 }
 
 /**
@@ -30,6 +33,19 @@ export async function applyNotification(
   switch (notification.type) {
     case "devices-changed": {
       const changed = notification.devicesChanged;
+      const store = ctx.groups?.store;
+      if (store !== undefined) {
+        // §17.5: a removed device or a changed identity means a new sender key before the next
+        // group message; a replaced device needs the current one again. Marked before the new
+        // list is stored: a send that sees the new list also sees the rotation.
+        const replaced = changed.devices.filter((d) => d.change === "replaced").map((d) => d.id);
+        const identity = changed.devices.some((d) => d.change === "identity-changed");
+        if (changed.removed.length > 0 || identity) {
+          await store.markRotationFor(local, changed.jid);
+        } else if (replaced.length > 0) {
+          await store.forgetHolders(local, changed.jid, replaced);
+        }
+      }
       // Sessions of removed, replaced and identity-changed devices are dropped, added devices
       // recorded for retry authorisation (§11.7, P6).
       const update = await ctx.crypto.handleDevicesChanged({
@@ -74,7 +90,7 @@ export async function applyNotification(
         stamp: notification.report.stamp.toISOString(),
       };
     default:
-      // Group events are phase 2, not served by this engine: acked like unknown payload (§7.3).
+      // Group events are handled by the receiver itself (they need the group store and info).
       return undefined;
   }
 }

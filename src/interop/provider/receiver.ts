@@ -1,5 +1,5 @@
 import type { Knex } from "knex";
-import { SqlRunner } from "../../db/sql.js";
+import { SqlRunner, type Tx } from "../../db/sql.js";
 import { describeError, isTransientError } from "../../util/errors.js";
 import type { BareJid, DeviceId, MessageId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -28,6 +28,12 @@ import { pendingToEvent } from "./events.js";
 import { applyNotification } from "./notifications.js";
 import type { ProviderEventHandler } from "./types.js";
 import { conversationKey, type ReorderBuffer } from "./reorder.js";
+import { DuplicateMessageError as DuplicateError, NoSenderKeyError } from "../crypto/errors.js";
+import type { GroupSender } from "../codec/group-sender.js";
+import type { GroupEvent } from "../codec/groups.js";
+import { snapshotOf, type GroupManagement, type GroupStore } from "./groups.js";
+import { answerGroupRetry, groupRetryRequestRow } from "./retries.js";
+import { GatekeeperError } from "./errors.js";
 
 export interface ReceiverOptions {
   readonly knex: Knex;
@@ -44,6 +50,10 @@ export interface ReceiverOptions {
   readonly reorder?: ReorderBuffer;
   readonly now: () => number;
   readonly logger: Logger;
+  /** Groups (§17): the stored versions and members, and `info` for version gaps. */
+  readonly groups?: { store: GroupStore; management: GroupManagement };
+  /** §17.4: how long a group message without its sender key waits for a distribution. */
+  readonly senderKeyWaitMs?: number;
 }
 
 type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
@@ -126,7 +136,10 @@ export class Receiver {
           this.options.emit({
             kind: "typing",
             local: msg.to.bare,
-            from: msg.from.bare,
+            // A group's typing comes from the group JID on behalf of <sender> (§17.4).
+            ...(msg.sender === undefined
+              ? { from: msg.from.bare }
+              : { from: msg.sender.jid, group: msg.from.bare }),
             state: payload.state,
           }),
         );
@@ -234,7 +247,7 @@ export class Receiver {
     }
   }
 
-  private async process(msg: Delivery): Promise<void> {
+  private async process(msg: Delivery, wait = true): Promise<void> {
     const { inbox } = this.options;
     const sid = msg.stanzaId;
     if (!this.options.session.isGatekeeperAddress(sid.by) || sid.by.includes("@")) {
@@ -251,17 +264,39 @@ export class Receiver {
     const local = msg.to?.bare;
     const from = msg.from?.bare;
     if (local === undefined || from === undefined) return this.recordOnly(sid);
+    // Stanzas a group JID delivers on behalf of a member carry <sender> (§17.4).
+    const sender = msg.sender;
+    const inGroup = sender === undefined ? {} : { from: sender.jid, group: from };
     switch (payload.kind) {
       case "encrypted":
+        if (msg.type === "groupchat" && sender !== undefined) {
+          return this.processGroupEncrypted(msg, payload.encrypted, local, from, sender, wait);
+        }
         return this.processEncrypted(msg, payload.encrypted, local, from);
       case "receipt":
-        this.deliverReceipt(sid, { kind: "delivered", local, from, refs: payload.receipts });
+        this.deliverReceipt(sid, {
+          kind: "delivered",
+          local,
+          from,
+          refs: payload.receipts,
+          ...inGroup,
+        });
         return;
       case "displayed":
-        return this.commit(sid, { kind: "displayed", local, from, ref: payload.marker });
+        return this.commit(sid, {
+          kind: "displayed",
+          local,
+          from,
+          ref: payload.marker,
+          ...inGroup,
+        });
       case "retry":
+        if (sender !== undefined) return this.processGroupRetry(msg, payload.retry, local, from);
         return this.processRetry(msg, payload.retry, local);
       case "notification": {
+        if (payload.notification.type === "group-event") {
+          return this.processGroupEvent(sid, payload.notification.event, local, from);
+        }
         const record = await applyNotification(this.options, payload.notification, local, this.log);
         return record === undefined ? this.recordOnly(sid) : this.commit(sid, record);
       }
@@ -428,6 +463,371 @@ export class Receiver {
       }
     }
     await this.recordOnly(msg.stanzaId);
+  }
+
+  // --- groups (§17) ---------------------------------------------------------------------------
+
+  /**
+   * A membership notification (§17.2) for `local`. One that follows the stored version is
+   * reported as it is; a gap (or a group not known here) means `info` is fetched and the group
+   * reported whole (`group-info`, with `addedBy` when someone else added the login's user). The
+   * store is updated in the transaction that records the event for the core.
+   */
+  private async processGroupEvent(
+    sid: StanzaIdElement,
+    event: GroupEvent,
+    local: BareJid,
+    group: BareJid,
+  ): Promise<void> {
+    const groups = this.options.groups;
+    if (groups === undefined) return this.recordOnly(sid);
+    const stored = await groups.store.get(local, group);
+    const self = event.participants.some((p) => p.jid === local);
+    const { inbox, now } = this.options;
+    if (event.type === "created" && event.group !== undefined) {
+      const info = snapshotOf(event.group);
+      return this.commitWith(
+        sid,
+        {
+          kind: "group-info",
+          local,
+          group,
+          info,
+          addedBy: event.by === local ? null : event.by,
+        },
+        (tx) => groups.store.save(tx, local, info),
+      );
+    }
+    const gone =
+      self && (event.type === "participants-removed" || event.type === "participant-left");
+    const gap =
+      !gone &&
+      (event.type === "unknown" || stored === undefined || event.version > stored.version + 1);
+    if (gap) {
+      let fetched;
+      try {
+        fetched = await groups.management.info(local, group);
+      } catch (err) {
+        if (err instanceof GatekeeperError && err.app?.name === "not-member") {
+          this.log.info({ group, local }, "group event for a group we are no member of");
+          return this.recordOnly(sid);
+        }
+        throw err;
+      }
+      const addedBy =
+        stored === undefined && event.type === "participants-added" && self && event.by !== local
+          ? event.by
+          : null;
+      return this.commitWith(sid, {
+        kind: "group-info",
+        local,
+        group,
+        info: snapshotOf(fetched),
+        addedBy,
+      });
+    }
+    if (event.type === "unknown" || event.type === "created") return this.recordOnly(sid);
+    const record: PendingRecord = {
+      kind: "group-event",
+      local,
+      group,
+      type: event.type,
+      version: event.version,
+      by: event.by,
+      participants: event.participants.map((p) => ({ jid: p.jid, role: p.role ?? "member" })),
+      subject: event.subject ?? null,
+    };
+    void inbox;
+    void now;
+    return this.commitWith(sid, record, (tx) =>
+      gone
+        ? groups.store.forget(tx, local, group)
+        : groups.store.applyEvent(tx, local, group, event),
+    );
+  }
+
+  /**
+   * A group message (§17.4): the own header key first (1:1 decrypt, envelope bound to the group,
+   * the sender and the origin-id; its SKDM processed), then `groupDecrypt` of `<group>`, checked
+   * likewise. A header that holds other content is a retry re-send (§17.6) and is the message.
+   * Without the sender key the stanza waits (unacked) for a distribution, then asks for a retry.
+   */
+  private async processGroupEncrypted(
+    msg: Delivery,
+    encrypted: Encrypted,
+    local: BareJid,
+    group: BareJid,
+    sender: GroupSender,
+    wait: boolean,
+  ): Promise<void> {
+    const { crypto, inbox, session, now } = this.options;
+    const sid = msg.stanzaId;
+    const originId = msg.originId;
+    if (originId === undefined) return this.recordOnly(sid);
+    const author = sender.jid;
+    const address: DeviceAddress = { jid: author, device: sender.device ?? encrypted.sid };
+    const [ownDevice] = await crypto.localDevices(local);
+    if (ownDevice === undefined) return this.recordOnly(sid);
+    const seq = msg.meta?.seq;
+    if (await inbox.decrypted(local, ownDevice, author, originId)) {
+      this.settleSeq(local, group, seq);
+      return this.recordOnly(sid);
+    }
+    const device = await crypto.device(local, ownDevice);
+    const stamp = msg.meta?.stamp;
+    const limits = { maxEnvelopeBytes: session.limits["max-envelope-bytes"] };
+    const entryOf = (plaintext: Uint8Array): PendingEntry => ({
+      stanzaId: sid.id,
+      by: sid.by,
+      record: {
+        kind: "message",
+        local,
+        from: author,
+        device: address.device,
+        originId,
+        stanzaId: sid.id,
+        seq: seq ?? null,
+        stamp: stamp?.toISOString() ?? null,
+        envelopeXml: Buffer.from(plaintext).toString("utf8"),
+        group,
+      },
+      receipt: { from: deviceJid(local, ownDevice), to: group, id: originId, author },
+    });
+    const key = keyFor(encrypted, local, ownDevice);
+    try {
+      if (key !== undefined) {
+        let header: { skdm: Uint8Array | undefined; entry: PendingEntry | undefined } | CodecError;
+        try {
+          header = await device.sessions.decrypt(
+            {
+              senderJid: author,
+              senderDevice: address.device,
+              kex: key.kex,
+              ciphertext: key.ciphertext,
+            },
+            async (plaintext, trx) => {
+              let envelope;
+              try {
+                envelope = decodeEnvelope(plaintext, limits);
+                checkEnvelopeBinding(envelope, { from: author, to: group, originId });
+              } catch (err) {
+                if (!(err instanceof CodecError)) throw err;
+                return err;
+              }
+              const skdm = envelope.content.find(
+                (c) => c.kind === "sender-key" && c.group === group,
+              );
+              const visible = envelope.content.some((c) => c.kind !== "sender-key");
+              const result = {
+                skdm: skdm?.kind === "sender-key" ? skdm.skdm : undefined,
+                entry: undefined as PendingEntry | undefined,
+              };
+              if (encrypted.group === undefined && visible) {
+                // A retry re-send (§17.6): the header envelope is the message.
+                const at = now();
+                await inbox.recordDecrypted(
+                  trx,
+                  { local, device: ownDevice, sender: author, originId },
+                  at,
+                );
+                await inbox.record(trx, sid.id, sid.by, at);
+                result.entry = entryOf(plaintext);
+                await inbox.addPending(trx, result.entry, at);
+              }
+              return result;
+            },
+          );
+        } catch (err) {
+          // A header step consumed before (a crash after it): the group part may still work.
+          if (!(err instanceof DuplicateError) || encrypted.group === undefined) throw err;
+          header = { skdm: undefined, entry: undefined };
+        }
+        if (header instanceof CodecError) {
+          this.log.warn({ author, originId, err: header.message }, "group header discarded");
+        } else {
+          if (header.skdm !== undefined) {
+            await device.groups.processDistribution(group, address, header.skdm);
+            this.releaseParked(parkKey(local, group, address));
+          }
+          if (header.entry !== undefined) {
+            this.chainHandOver(header.entry);
+            return;
+          }
+        }
+      }
+      if (encrypted.group === undefined) {
+        // A distribution stanza: nothing to show (§17.4).
+        this.settleSeq(local, group, seq);
+        return this.recordOnly(sid);
+      }
+      const entry = await device.groups.decrypt(
+        group,
+        address,
+        encrypted.group,
+        async (plaintext, trx) => {
+          const at = now();
+          await inbox.recordDecrypted(
+            trx,
+            { local, device: ownDevice, sender: author, originId },
+            at,
+          );
+          await inbox.record(trx, sid.id, sid.by, at);
+          try {
+            const envelope = decodeEnvelope(plaintext, limits);
+            checkEnvelopeBinding(envelope, { from: author, to: group, originId });
+          } catch (err) {
+            if (!(err instanceof CodecError)) throw err;
+            return err;
+          }
+          const pending = entryOf(plaintext);
+          await inbox.addPending(trx, pending, at);
+          return pending;
+        },
+      );
+      if (entry instanceof CodecError) {
+        this.log.warn({ author, originId, err: entry.message }, "group envelope discarded");
+        this.settleSeq(local, group, seq);
+        this.options.acks.add(sid.by, sid.id);
+      } else this.chainHandOver(entry);
+    } catch (err) {
+      if (err instanceof DuplicateError) {
+        this.settleSeq(local, group, seq);
+        await this.recordOnly(sid);
+      } else if (err instanceof NoSenderKeyError && wait) {
+        this.park(msg, parkKey(local, group, address));
+      } else if (err instanceof NoSenderKeyError || isCryptoFailure(err)) {
+        this.log.info({ author, originId, err: describeError(err) }, "group message not decrypted");
+        const reason: RetryReason =
+          err instanceof NoSenderKeyError
+            ? "no-sender-key"
+            : err instanceof NoSessionError
+              ? "no-session"
+              : "decrypt-failed";
+        await this.requestGroupRetry(device, group, address, originId, reason, sid, stamp);
+      } else {
+        throw err;
+      }
+    }
+  }
+
+  /** Parked group messages waiting for their sender key, by stanza-id. */
+  private readonly parked = new Map<
+    string,
+    { key: string; msg: Delivery; timer: NodeJS.Timeout }
+  >();
+
+  /**
+   * §17.4: the message waits, unacked, for a distribution stanza of its sender; after
+   * `senderKeyWaitMs` it is processed again without waiting, which asks for a group retry.
+   */
+  private park(msg: Delivery, key: string): void {
+    const id = msg.stanzaId.id;
+    if (this.parked.has(id) || this.stopped) return;
+    const timer = setTimeout(() => {
+      this.parked.delete(id);
+      if (this.stopped) return;
+      void this.guard(this.queue.run(() => this.untilDone(() => this.process(msg, false))));
+    }, this.options.senderKeyWaitMs ?? 60_000);
+    timer.unref();
+    this.parked.set(id, { key, msg, timer });
+    this.log.debug({ stanzaId: id }, "group message waits for its sender key");
+  }
+
+  /** A sender key arrived: the messages that waited for it are processed again now. */
+  private releaseParked(key: string): void {
+    for (const [id, p] of this.parked) {
+      if (p.key !== key) continue;
+      clearTimeout(p.timer);
+      this.parked.delete(id);
+      void this.guard(this.queue.run(() => this.untilDone(() => this.process(p.msg))));
+    }
+  }
+
+  /** §17.6: a group retry request to the group JID; after two, "could not be decrypted". */
+  private async requestGroupRetry(
+    device: DeviceCrypto,
+    group: BareJid,
+    author: DeviceAddress,
+    originId: MessageId,
+    reason: RetryReason,
+    sid: StanzaIdElement,
+    stamp: Date | undefined,
+  ): Promise<void> {
+    const count = await device.retries.nextRequestCount(author, originId);
+    if (count === null) {
+      await this.commit(sid, {
+        kind: "undecryptable",
+        local: device.jid,
+        from: author.jid,
+        originId,
+        stamp: stamp?.toISOString() ?? null,
+        group,
+      });
+      return;
+    }
+    const row = groupRetryRequestRow(
+      { jid: device.jid, device: device.deviceId, registration: device.registrationId },
+      group,
+      author,
+      { id: originId, count, reason },
+    );
+    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
+      await this.options.outbox.insert(tx, row);
+      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
+    });
+    this.options.outbox.kick();
+    this.options.acks.add(sid.by, sid.id);
+  }
+
+  /** A group retry request for one of our messages (§17.6), answered under §12.5's limits. */
+  private async processGroupRetry(
+    msg: Delivery,
+    retry: RetryRequest,
+    local: BareJid,
+    group: BareJid,
+  ): Promise<void> {
+    const sender = msg.sender;
+    const ownDevice = msg.to?.resource === undefined ? undefined : Number(msg.to.resource);
+    if (
+      sender?.device !== undefined &&
+      ownDevice !== undefined &&
+      retry.author !== undefined &&
+      retry.author.jid === local &&
+      retry.author.device === ownDevice
+    ) {
+      try {
+        const stored = await this.options.groups?.store.get(local, group);
+        const stillMember = stored?.participants.some((p) => p.jid === sender.jid) ?? false;
+        const outcome = await answerGroupRetry(
+          this.options.retries.options,
+          { jid: local, device: ownDevice as DeviceId },
+          group,
+          { jid: sender.jid, device: sender.device },
+          { originId: retry.id, count: retry.count },
+          stillMember,
+        );
+        this.log.info({ originId: retry.id, outcome }, "group retry request handled");
+      } catch (err) {
+        if (err instanceof ProviderError && err.code === "not-ready") throw err;
+        this.log.warn({ err: describeError(err), originId: retry.id }, "group retry not answered");
+      }
+    }
+    await this.recordOnly(msg.stanzaId);
+  }
+
+  /** As commit, with more writes of the caller in the same transaction (may run twice). */
+  private async commitWith(
+    sid: StanzaIdElement,
+    record: PendingRecord,
+    extra?: (tx: Tx) => Promise<void>,
+  ): Promise<void> {
+    const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, record, receipt: undefined };
+    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
+      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
+      await this.options.inbox.addPending(tx, entry, this.options.now());
+      if (extra !== undefined) await extra(tx);
+    });
+    this.chainHandOver(entry);
   }
 
   /** Tells the reorder buffer that `seq` of this conversation will not be handed over. */
@@ -610,8 +1010,14 @@ export class Receiver {
         const wanted = entry.receipt;
         if (!removed || wanted === undefined) return undefined;
         // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
-        const ref = { id: wanted.id as MessageId, author: wanted.to as BareJid };
-        const row = receiptRow(wanted.from, wanted.to as BareJid, [ref]);
+        const author = (wanted.author ?? wanted.to) as BareJid;
+        const ref = { id: wanted.id as MessageId, author };
+        const row = receiptRow(
+          wanted.from,
+          wanted.to as BareJid,
+          [ref],
+          wanted.author === undefined ? "chat" : "groupchat",
+        );
         return { id: await outbox.insertSent(tx, row), row };
       });
       this.forget(entry);
@@ -635,7 +1041,10 @@ export class Receiver {
       return false;
     }
     return (
-      this.options.reorder.admit(conversationKey(record.local, record.from), record.seq) === "hold"
+      this.options.reorder.admit(
+        conversationKey(record.local, record.group ?? record.from),
+        record.seq,
+      ) === "hold"
     );
   }
 
@@ -662,6 +1071,8 @@ export class Receiver {
    */
   stop(): void {
     this.stopped = true;
+    for (const p of this.parked.values()) clearTimeout(p.timer);
+    this.parked.clear();
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
@@ -699,7 +1110,11 @@ function conversationOf(record: PendingRecord): string | undefined {
     case "delivered":
     case "displayed":
     case "undecryptable":
-      return `${record.local}\n${record.from}`;
+      // A group is one conversation, whoever of its members wrote (P15 per group).
+      return `${record.local}\n${record.group ?? record.from}`;
+    case "group-info":
+    case "group-event":
+      return `${record.local}\n${record.group}`;
     case "request-accepted":
       return `${record.local}\n${record.contact}`;
     default:
@@ -751,3 +1166,6 @@ function deviceAddress(
   const device = Number(resource);
   return device <= 127 ? { jid: bare, device: device as DeviceId } : undefined;
 }
+
+const parkKey = (local: BareJid, group: BareJid, author: DeviceAddress): string =>
+  `${local}\n${group}\n${author.jid}/${author.device}`;

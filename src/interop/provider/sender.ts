@@ -1,4 +1,4 @@
-import { SqlRunner } from "../../db/sql.js";
+import { SqlRunner, type Tx } from "../../db/sql.js";
 import { createHash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
@@ -28,6 +28,8 @@ import { ProviderError } from "./errors.js";
 import { exactStanza, type Outbox, type StaleDeviceList } from "./outbox.js";
 import { outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
 import type { HelloSession } from "./session.js";
+import type { GroupStore, StoredGroup } from "./groups.js";
+import { rememberEnvelope } from "../crypto/session-cipher.js";
 
 export interface SenderOptions {
   readonly knex: Knex;
@@ -38,6 +40,10 @@ export interface SenderOptions {
   readonly session: HelloSession;
   readonly now: () => number;
   readonly logger: Logger;
+  /** Groups of local users (§17); without them group sends are refused. */
+  readonly groups?: GroupStore;
+  /** Fetches `info` of a group the store does not know yet (it stores the result). */
+  readonly fetchGroup?: (local: BareJid, group: BareJid) => Promise<void>;
 }
 
 /** §15.8: `composing` at most once per 10 s per conversation. */
@@ -156,6 +162,268 @@ export class Sender {
   }
 
   /**
+   * A group message (§17.4, §17.5): rotates the sender key first when a participant left or was
+   * removed or a member device went away (`rotate_pending`), puts the current SKDM 1:1-encrypted
+   * in the header for every member device that does not hold it yet, and encrypts the envelope
+   * once with the sender key (never per member). The devices that got the key are recorded in
+   * the transaction that stores the stanza in the outbox, with the envelope kept for group
+   * retries (§17.6, E29: every member device counts as intended).
+   */
+  async sendGroupMessage(message: {
+    from: BareJid;
+    group: BareJid;
+    content: ContentElement[];
+    eventId?: string;
+  }): Promise<MessageId> {
+    const { session, directory, now, groups } = this.options;
+    if (groups === undefined || !session.hasFeature(FEATURE.groups)) {
+      throw new ProviderError("unsupported", "groups were not negotiated");
+    }
+    this.checkFeatures(message.content);
+    const { from, group } = message;
+    const device = await this.localDevice(from);
+    const senderJid = deviceJid(device.jid, device.deviceId);
+    const originId =
+      message.eventId === undefined
+        ? messageId(randomUUID())
+        : originIdForEvent(from, message.eventId);
+    if (message.eventId !== undefined) {
+      const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
+        outboxStore.exists(tx, senderJid, originId),
+      );
+      if (queued) return originId;
+    }
+    const stored = await this.groupOf(from, group);
+    const members = stored.participants.filter((p) => p.jid !== from).map((p) => p.jid as BareJid);
+    const rotated = stored.rotatePending;
+    const distribution = rotated
+      ? await device.groups.rotate(group)
+      : await device.groups.distribution(group);
+    const holders = rotated
+      ? new Set<string>()
+      : await groups.holders(from, group, distribution.distributionId);
+    const allDevices: DeviceAddress[] = [];
+    for (const member of members) {
+      for (const id of await directory.deviceIds(from, member)) {
+        allDevices.push({ jid: member, device: id });
+      }
+    }
+    let lacking = allDevices.filter((d) => !holders.has(`${d.jid}/${d.device}`));
+    if (lacking.length > 0) {
+      const absent = await directory.ensureSessions(device, lacking);
+      lacking = lacking.filter(
+        (d) => !absent.some((a) => a.jid === d.jid && a.device === d.device),
+      );
+    }
+    const limits = { maxEnvelopeBytes: session.limits["max-envelope-bytes"] };
+    const time = new Date(now());
+    let envelope: Uint8Array;
+    let skdmEnvelope: Uint8Array;
+    try {
+      envelope = utf8(
+        encodeEnvelope({ content: message.content, id: originId, time, to: group, from }, limits),
+      );
+      skdmEnvelope = utf8(
+        encodeEnvelope(
+          {
+            content: [{ kind: "sender-key", group, skdm: distribution.skdm }],
+            id: originId,
+            time,
+            to: group,
+            from,
+          },
+          limits,
+        ),
+      );
+    } catch (err) {
+      if (err instanceof CodecError)
+        throw new ProviderError("too-large", err.message, { cause: err });
+      throw err;
+    }
+    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
+    const maxStanza = session.limits["max-stanza-bytes"];
+    let queued: { id: number; row: NewOutboxRow } | undefined;
+    const stanzaOf = (
+      id: MessageId,
+      recipients: readonly DeviceAddress[],
+      keys: readonly EncryptedKey[],
+      ciphertext: Uint8Array | undefined,
+    ): string => {
+      const byJid = new Map<string, WireKey[]>();
+      for (const [i, k] of keys.entries()) {
+        const jid = recipients[i]?.jid ?? "";
+        byJid.set(jid, [...(byJid.get(jid) ?? []), wireKey(k)]);
+      }
+      return exactStanza(
+        buildEncryptedMessage({
+          type: "groupchat",
+          from: senderJid,
+          to: group,
+          originId: id,
+          encrypted: {
+            sid: device.deviceId,
+            keyGroups: [...byJid].map(([jid, ks]) => ({ jid: jid as BareJid, keys: ks })),
+            group: ciphertext,
+            retry: undefined,
+          },
+        }),
+      );
+    };
+    const store = async (
+      trx: Tx,
+      recipients: readonly DeviceAddress[],
+      keys: readonly EncryptedKey[],
+      ciphertext: Uint8Array,
+    ) => {
+      const stanza = stanzaOf(originId, recipients, keys, ciphertext);
+      const bytes = Buffer.byteLength(stanza, "utf8");
+      if (bytes > maxStanza) {
+        // Refused before the commit, so that no ratchet advances for a stanza never sent.
+        if (keys.length > 0) throw new HeaderTooLarge(bytes);
+        throw new ProviderError(
+          "too-large",
+          `the group stanza exceeds max-stanza-bytes ${maxStanza}`,
+        );
+      }
+      const row: NewOutboxRow = {
+        kind: "message",
+        senderJid,
+        conversationJid: group,
+        toJid: group,
+        originId,
+        stanza,
+        eventId: message.eventId,
+        envelopeEnc,
+      };
+      await groups.recordHolders(
+        trx,
+        from,
+        group,
+        distribution.distributionId,
+        recipients,
+        rotated,
+      );
+      await rememberEnvelope(
+        trx,
+        device.state,
+        { originId, conversationJid: group },
+        envelope,
+        allDevices,
+      );
+      queued = { id: await this.options.outbox.insertSent(trx, row), row };
+    };
+    // One groupEncrypt per message, never per member. Its chain step commits first: a crash
+    // before the outbox commit only skips an iteration, which receivers tolerate.
+    const ciphertext = await device.groups.encrypt(group, envelope);
+    try {
+      if (lacking.length === 0) {
+        await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
+      } else {
+        await device.sessions.encryptForDevices(skdmEnvelope, lacking, {
+          onCommit: (keys, trx) => store(trx, lacking, keys, ciphertext),
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof HeaderTooLarge)) throw err;
+      // §17.4: the keys go ahead in distribution stanzas (each its own origin-id and envelope,
+      // stored with the devices it serves), then the message with an empty header. The outbox
+      // sends in creation order and holds later messages behind a waiting one (§15.6).
+      const perStanza = Math.max(1, Math.floor((lacking.length * (maxStanza - 4096)) / err.bytes));
+      for (let i = 0; i < lacking.length; i += perStanza) {
+        await this.distribute(device, group, distribution.skdm, lacking.slice(i, i + perStanza), {
+          stanzaOf,
+          time,
+          limits,
+          maxStanza,
+          record: (trx, recipients) =>
+            groups.recordHolders(
+              trx,
+              from,
+              group,
+              distribution.distributionId,
+              recipients,
+              rotated && i === 0,
+            ),
+        });
+      }
+      await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
+    }
+    if (queued !== undefined) this.options.outbox.sendCommitted(queued.id, queued.row);
+    return originId;
+  }
+
+  /** One distribution stanza (§17.4): the current SKDM for `recipients`, no `<group>`. */
+  private async distribute(
+    device: DeviceCrypto,
+    group: BareJid,
+    skdm: Uint8Array,
+    recipients: readonly DeviceAddress[],
+    how: {
+      stanzaOf: (
+        id: MessageId,
+        recipients: readonly DeviceAddress[],
+        keys: readonly EncryptedKey[],
+        ciphertext: undefined,
+      ) => string;
+      time: Date;
+      limits: { maxEnvelopeBytes: number };
+      maxStanza: number;
+      record: (trx: Tx, recipients: readonly DeviceAddress[]) => Promise<void>;
+    },
+  ): Promise<void> {
+    const id = messageId(randomUUID());
+    const envelope = utf8(
+      encodeEnvelope(
+        {
+          content: [{ kind: "sender-key", group, skdm }],
+          id,
+          time: how.time,
+          to: group,
+          from: device.jid,
+        },
+        how.limits,
+      ),
+    );
+    let queued: { id: number; row: NewOutboxRow } | undefined;
+    await device.sessions.encryptForDevices(envelope, recipients, {
+      onCommit: async (keys, trx) => {
+        const stanza = how.stanzaOf(id, recipients, keys, undefined);
+        if (Buffer.byteLength(stanza, "utf8") > how.maxStanza) {
+          throw new ProviderError(
+            "too-large",
+            `a distribution stanza for ${recipients.length} device(s) exceeds max-stanza-bytes ${how.maxStanza}`,
+          );
+        }
+        const row: NewOutboxRow = {
+          kind: "message",
+          senderJid: deviceJid(device.jid, device.deviceId),
+          conversationJid: group,
+          toJid: group,
+          originId: id,
+          stanza,
+        };
+        await how.record(trx, recipients);
+        queued = { id: await this.options.outbox.insertSent(trx, row), row };
+      },
+    });
+    if (queued !== undefined) this.options.outbox.sendCommitted(queued.id, queued.row);
+  }
+
+  /** The stored group, fetched once if unknown; refused if the user is no member. */
+  private async groupOf(local: BareJid, group: BareJid): Promise<StoredGroup> {
+    const { groups, fetchGroup } = this.options;
+    let stored = await groups?.get(local, group);
+    if (stored === undefined && fetchGroup !== undefined) {
+      await fetchGroup(local, group);
+      stored = await groups?.get(local, group);
+    }
+    if (stored === undefined || !stored.participants.some((p) => p.jid === local)) {
+      throw new ProviderError("not-member", `${local} is not a member of ${group}`);
+    }
+    return stored;
+  }
+
+  /**
    * `stale-device-list` (§12.3): updates the cached list, keeps the ciphertexts of devices still
    * listed, drops those of removed ones, encrypts the stored envelope for the added ones only,
    * and replaces the outbox stanza (same origin-id) in the transaction of that encryption.
@@ -212,7 +480,12 @@ export class Sender {
   }
 
   /** A read marker (§15.7); only when `#displayed` was negotiated. */
-  async sendDisplayed(local: BareJid, to: BareJid, ref: MessageRef): Promise<MessageId> {
+  async sendDisplayed(
+    local: BareJid,
+    to: BareJid,
+    ref: MessageRef,
+    type: "chat" | "groupchat" = "chat",
+  ): Promise<MessageId> {
     if (!this.options.session.hasFeature(FEATURE.displayed)) {
       throw new ProviderError("unsupported", "read markers were not negotiated");
     }
@@ -225,7 +498,7 @@ export class Sender {
       conversationJid: to,
       toJid: to,
       originId,
-      stanza: exactStanza(buildDisplayed({ type: "chat", from, to, originId, marker: ref })),
+      stanza: exactStanza(buildDisplayed({ type, from, to, originId, marker: ref })),
     };
     const id = await SqlRunner.of(this.options.knex).connection((tx) =>
       this.options.outbox.insertSent(tx, row),
@@ -238,7 +511,12 @@ export class Sender {
    * Typing (§15.8): not stored, dropped when it cannot go out now; `composing` at most once per
    * 10 s per conversation. Returns whether it was sent.
    */
-  async sendTyping(local: BareJid, to: BareJid, state: ChatState): Promise<boolean> {
+  async sendTyping(
+    local: BareJid,
+    to: BareJid,
+    state: ChatState,
+    type: "chat" | "groupchat" = "chat",
+  ): Promise<boolean> {
     const { session, now } = this.options;
     if (!session.hasFeature(FEATURE.chatstates) || !session.ready) return false;
     const key = `${local} ${to}`;
@@ -249,7 +527,7 @@ export class Sender {
     const device = await this.localDevice(local);
     try {
       await session.send(
-        buildChatState({ type: "chat", from: deviceJid(local, device.deviceId), to, state }),
+        buildChatState({ type, from: deviceJid(local, device.deviceId), to, state }),
       );
     } catch (err) {
       this.log.debug({ err: describeError(err) }, "typing notification dropped");
@@ -336,6 +614,7 @@ export function receiptRow(
   fromFull: string,
   to: BareJid,
   refs: readonly MessageRef[],
+  type: "chat" | "groupchat" = "chat",
 ): NewOutboxRow {
   const originId = messageId(randomUUID());
   return {
@@ -344,9 +623,7 @@ export function receiptRow(
     conversationJid: to,
     toJid: to,
     originId,
-    stanza: exactStanza(
-      buildReceipt({ type: "chat", from: fromFull, to, originId, receipts: refs }),
-    ),
+    stanza: exactStanza(buildReceipt({ type, from: fromFull, to, originId, receipts: refs })),
   };
 }
 
@@ -363,4 +640,13 @@ export function originIdForEvent(from: BareJid, eventId: string): MessageId {
   return messageId(
     `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
   );
+}
+
+const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "utf8"));
+
+/** The header with every lacking key would not fit one stanza: distribution stanzas instead. */
+class HeaderTooLarge extends Error {
+  constructor(readonly bytes: number) {
+    super(`group header of ${bytes} bytes exceeds max-stanza-bytes`);
+  }
 }

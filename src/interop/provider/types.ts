@@ -2,6 +2,8 @@ import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../
 import type { ReportReason } from "../codec/abuse.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
 import type { Envelope } from "../codec/envelope.js";
+import type { GroupEventType } from "../codec/groups.js";
+import type { GroupSnapshot, StoredParticipant } from "./groups.js";
 
 /** One device of a local (provider) user. */
 export interface LocalDevice {
@@ -41,17 +43,39 @@ export type ProviderEvent =
       envelope: Envelope;
       /** The decrypted envelope exactly as received, for reports (§16.2). */
       envelopeXml: string;
+      /** Set for a group message (§17.4); `from` is the member who sent it. */
+      group?: BareJid;
     }
-  | { kind: "delivered"; local: BareJid; from: BareJid; refs: MessageRef[] }
-  | { kind: "displayed"; local: BareJid; from: BareJid; ref: MessageRef }
+  | { kind: "delivered"; local: BareJid; from: BareJid; refs: MessageRef[]; group?: BareJid }
+  | { kind: "displayed"; local: BareJid; from: BareJid; ref: MessageRef; group?: BareJid }
   /** Not queued and not acknowledged (§15.8): handed over best-effort. */
-  | { kind: "typing"; local: BareJid; from: BareJid; state: ChatState }
+  | { kind: "typing"; local: BareJid; from: BareJid; state: ChatState; group?: BareJid }
   | {
       kind: "undecryptable";
       local: BareJid;
       from: BareJid;
       originId: MessageId;
       stamp: Date | undefined;
+      group?: BareJid;
+    }
+  /** A group as it is now (§17.1, §17.2: created, or fetched after a version gap). */
+  | {
+      kind: "group-info";
+      local: BareJid;
+      group: BareJid;
+      info: GroupSnapshot;
+      addedBy: BareJid | undefined;
+    }
+  /** One membership notification in version order (§17.2). */
+  | {
+      kind: "group-event";
+      local: BareJid;
+      group: BareJid;
+      type: GroupEventType;
+      version: number;
+      by: BareJid;
+      participants: StoredParticipant[];
+      subject: string | undefined;
     }
   | { kind: "request-accepted"; local: BareJid; contact: BareJid }
   | { kind: "unbound"; local: BareJid; phone: PhoneNumber; reason: string }
@@ -137,6 +161,8 @@ export interface EngineTiming {
   readonly tickMs: number;
   /** How often events the core deferred (held message requests) are offered to it again. */
   readonly pendingReplayMs: number;
+  /** How long a group message without its sender key waits for a distribution (§17.4: 60 s). */
+  readonly senderKeyWaitMs: number;
   /** `iq-timeout-seconds` (§8.4). */
   readonly iqTimeoutMs: number;
   /** Rotate signed and last-resort prekeys after this long (§11.6: SHOULD 7 days). */
@@ -154,6 +180,7 @@ export const DEFAULT_TIMING: EngineTiming = {
   ackDelayMs: 1000,
   tickMs: 1000,
   pendingReplayMs: 60_000,
+  senderKeyWaitMs: 60_000,
   iqTimeoutMs: 30_000,
   rotateAfterMs: 7 * 86_400_000,
 };

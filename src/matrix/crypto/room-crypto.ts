@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import * as wasm from "@matrix-org/matrix-sdk-crypto-wasm";
+import type * as Wasm from "@matrix-org/matrix-sdk-crypto-wasm";
 import type { Knex } from "knex";
 import type { WeakEvent } from "matrix-appservice-bridge";
 import type { MatrixEncryptionConfig } from "../../config/schema.js";
@@ -11,8 +11,8 @@ import { parseTransactionExtras, type TransactionExtras } from "./extras.js";
 import { decryptAttachment, encryptAttachment } from "./attachments.js";
 import { CryptoHttp, HomeserverError } from "./homeserver.js";
 import type { EncryptedFile } from "../convert/types.js";
-import { IndexedDbMirror } from "./idb-mirror.js";
-import { DeviceMachine, storeName, type DeviceSyncChanges } from "./machine.js";
+import type { IndexedDbMirror } from "./idb-mirror.js";
+import type { DeviceMachine, DeviceSyncChanges } from "./machine.js";
 import { DeviceSyncLoop } from "./sync.js";
 
 /** The content of m.room.encryption the bridge creates new portals with. */
@@ -23,6 +23,8 @@ const OUTBOUND = "matrix_crypto_outbound";
 const META = "crypto_meta";
 const STORE_KEY = "matrix_store_key";
 const RUNNING = "matrix_crypto_running";
+/** Set once the bot's device exists with its keys uploaded: later starts need not load it. */
+const BOT_DEVICE_READY = "matrix_bot_device_ready";
 
 /** Below this many one-time keys on the server, an unloaded ghost device is loaded to upload more. */
 const LOW_ONE_TIME_KEYS = 10;
@@ -66,6 +68,18 @@ export interface RoomEncryptor {
   ): Promise<AsyncIterable<Uint8Array>>;
 }
 
+/**
+ * What only a device machine needs: matrix-sdk-crypto-wasm (its module and its instance), the
+ * IndexedDB mirror (fake-indexeddb) and the machine module. Loaded on first use, not at start:
+ * together ~30 MB of resident memory (measured, docs/dependencies.md) that a bridge whose rooms
+ * are not encrypted, or that is idle, does not need.
+ */
+interface Engine {
+  wasm: typeof Wasm;
+  mirror: IndexedDbMirror;
+  machines: typeof import("./machine.js");
+}
+
 export interface RoomCryptoOptions {
   knex: Knex;
   vault: KeyVault;
@@ -98,9 +112,12 @@ export class RoomCrypto implements RoomEncryptor {
   private evicting: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  /** The engine once loading began, and once loaded (read where a machine already exists). */
+  private engine: Promise<Engine> | undefined;
+  private loaded: Engine | undefined;
+
   private constructor(
     private readonly options: RoomCryptoOptions,
-    private readonly mirror: IndexedDbMirror,
     private readonly devices: DeviceRegistry,
     private readonly http: CryptoHttp,
     private readonly storeKey: Uint8Array,
@@ -110,8 +127,6 @@ export class RoomCrypto implements RoomEncryptor {
 
   static async start(options: RoomCryptoOptions): Promise<RoomCrypto> {
     const { knex, vault, log } = options;
-    await wasm.initAsync();
-    const mirror = IndexedDbMirror.install(knex, vault, log);
     const http = new CryptoHttp(options.homeserverUrl);
     const devices = new DeviceRegistry(knex, vault, http, options.asToken);
     const storeKey = await loadStoreKey(knex, vault);
@@ -120,7 +135,7 @@ export class RoomCrypto implements RoomEncryptor {
       .insert({ key: RUNNING, value: Buffer.from("1") })
       .onConflict("key")
       .merge();
-    const crypto = new RoomCrypto(options, mirror, devices, http, storeKey, running !== undefined);
+    const crypto = new RoomCrypto(options, devices, http, storeKey, running !== undefined);
     log.info(
       {
         mode: options.config.receive,
@@ -145,8 +160,47 @@ export class RoomCrypto implements RoomEncryptor {
    * clients share their room keys with it. Transient failures are the caller's to retry.
    */
   async ensureBotDevice(): Promise<void> {
+    // Set up on an earlier start (device created, keys uploaded): nothing to do until the device
+    // is used; a low one-time key count in a transaction loads it to upload more.
+    const ready = (await this.options.knex(META).where({ key: BOT_DEVICE_READY }).first()) as
+      unknown | undefined;
+    if (ready !== undefined && !this.machines.has(this.options.botUserId)) return;
     const bot = await this.machine(this.options.botUserId);
     await bot.sendOutgoing();
+    await this.options
+      .knex(META)
+      .insert({ key: BOT_DEVICE_READY, value: Buffer.from("1") })
+      .onConflict("key")
+      .ignore();
+  }
+
+  /** Whether the wasm engine has been loaded (tests: an idle bridge must not load it). */
+  get engineLoaded(): boolean {
+    return this.loaded !== undefined;
+  }
+
+  private loadEngine(): Promise<Engine> {
+    this.engine ??= (async () => {
+      const wasm = await import("@matrix-org/matrix-sdk-crypto-wasm");
+      await wasm.initAsync();
+      const { IndexedDbMirror } = await import("./idb-mirror.js");
+      const machines = await import("./machine.js");
+      const { knex, vault, log } = this.options;
+      const engine = { wasm, mirror: IndexedDbMirror.install(knex, vault, log), machines };
+      this.loaded = engine;
+      log.info("Matrix encryption engine loaded (matrix-sdk-crypto-wasm)");
+      return engine;
+    })();
+    this.engine.catch(() => {
+      this.engine = undefined;
+    });
+    return this.engine;
+  }
+
+  /** The loaded engine where a machine exists (so it was loaded). */
+  private get wasm(): typeof Wasm {
+    if (this.loaded === undefined) throw new Error("the encryption engine is not loaded");
+    return this.loaded.wasm;
   }
 
   /** Flushes the store, frees the machines and marks the stop as clean. */
@@ -160,8 +214,11 @@ export class RoomCrypto implements RoomEncryptor {
       machine?.close();
     }
     this.machines.clear();
-    await this.mirror.flush();
-    this.mirror.uninstall();
+    const engine = await this.engine?.catch(() => undefined);
+    if (engine !== undefined) {
+      await engine.mirror.flush();
+      engine.mirror.uninstall();
+    }
     await this.options.knex(META).where({ key: RUNNING }).del();
   }
 
@@ -227,10 +284,10 @@ export class RoomCrypto implements RoomEncryptor {
         const decrypted = await bot.decrypt(event as unknown as Record<string, unknown>, room);
         return { kind: "clear", event: clearEvent(event, decrypted.event) };
       } catch (err) {
-        if (!(err instanceof wasm.MegolmDecryptionError)) throw err;
+        if (!(err instanceof this.wasm.MegolmDecryptionError)) throw err;
         const missing =
-          err.code === wasm.DecryptionErrorCode.MissingRoomKey ||
-          err.code === wasm.DecryptionErrorCode.UnknownMessageIndex;
+          err.code === this.wasm.DecryptionErrorCode.MissingRoomKey ||
+          err.code === this.wasm.DecryptionErrorCode.UnknownMessageIndex;
         const left = deadline - Date.now();
         if (!missing || left <= 0) {
           this.options.log.info(
@@ -260,7 +317,7 @@ export class RoomCrypto implements RoomEncryptor {
     members.add(as);
     const machine = await this.machine(as);
     await this.rememberOutbound(as, room);
-    const settings = new wasm.EncryptionSettings();
+    const settings = new this.wasm.EncryptionSettings();
     const period = encryption["rotation_period_ms"];
     const messages = encryption["rotation_period_msgs"];
     if (typeof period === "number" && period > 0) {
@@ -271,8 +328,8 @@ export class RoomCrypto implements RoomEncryptor {
     }
     settings.sharingStrategy =
       this.options.config.share_keys_with === "all"
-        ? wasm.CollectStrategy.allDevices()
-        : wasm.CollectStrategy.deviceBasedStrategy(true, false);
+        ? this.wasm.CollectStrategy.allDevices()
+        : this.wasm.CollectStrategy.deviceBasedStrategy(true, false);
     const encrypted = await machine.encrypt(room, type, content, [...members], settings);
     return { type: "m.room.encrypted", content: encrypted };
   }
@@ -438,10 +495,11 @@ export class RoomCrypto implements RoomEncryptor {
   }
 
   private async load(user: string): Promise<DeviceMachine> {
+    const engine = await this.loadEngine();
     const credentials = await this.devices.credentials(user);
-    const machine = await DeviceMachine.open(credentials, {
+    const machine = await engine.machines.DeviceMachine.open(credentials, {
       http: this.http,
-      mirror: this.mirror,
+      mirror: engine.mirror,
       storeKey: this.storeKey,
       log: this.options.log,
     });
@@ -556,7 +614,12 @@ export class RoomCrypto implements RoomEncryptor {
         this.syncLoops.delete(user);
         await loop?.stop();
         machine.close();
-        await this.mirror.evict(`${storeName(user, machine.credentials.deviceId)}::`);
+        const engine = this.loaded;
+        if (engine !== undefined) {
+          await engine.mirror.evict(
+            `${engine.machines.storeName(user, machine.credentials.deviceId)}::`,
+          );
+        }
       } catch (err) {
         this.options.log.warn(
           { err: describeError(err) },

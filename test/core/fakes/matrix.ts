@@ -53,6 +53,41 @@ export class FakeMatrix implements MatrixApi {
     return room;
   }
 
+  /** Power levels of group rooms as the core set them (users only). */
+  readonly powerLevels = new Map<RoomId, Record<string, number>>();
+
+  async createGroupRoom(options: {
+    name: string;
+    powerLevels: Readonly<Record<string, number>>;
+  }): Promise<RoomId> {
+    const room = `!group${this.next++}:example.org` as RoomId;
+    this.rooms.set(room, { creator: this.botUserId, name: options.name });
+    this.powerLevels.set(room, { ...options.powerLevels, [this.botUserId]: 100 });
+    this.calls.push(`create-group ${room} "${options.name}"`);
+    return room;
+  }
+
+  async setUserPowerLevels(room: RoomId, levels: Readonly<Record<string, number>>): Promise<void> {
+    const users = { ...(this.powerLevels.get(room) ?? {}) };
+    for (const [user, level] of Object.entries(levels)) {
+      if (level === 0) delete users[user];
+      else users[user] = level;
+    }
+    this.powerLevels.set(room, users);
+    this.calls.push(`power ${room} ${JSON.stringify(levels)}`);
+  }
+
+  /** Members of rooms the test set up (`roomMembers` answers from it). */
+  readonly members = new Map<RoomId, MatrixUserId[]>();
+
+  async roomMembers(_as: MatrixUserId, room: RoomId): Promise<MatrixUserId[]> {
+    return this.members.get(room) ?? [];
+  }
+
+  async kick(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void> {
+    this.calls.push(`kick ${room} ${user} by ${as}`);
+  }
+
   async createSpace(options: { user: MatrixUserId; name: string }): Promise<RoomId> {
     const room = `!space${this.next++}:example.org` as RoomId;
     this.rooms.set(room, {
@@ -126,6 +161,8 @@ export class FakeMatrix implements MatrixApi {
 
   async setRoomName(_as: MatrixUserId, room: RoomId, name: string): Promise<void> {
     this.calls.push(`name ${room} "${name}"`);
+    const known = this.rooms.get(room);
+    if (known !== undefined && room.startsWith("!group")) known.name = name;
   }
 
   async setRoomTopic(_as: MatrixUserId, room: RoomId, topic: string): Promise<void> {

@@ -2,6 +2,10 @@ import type {
   BlockCapable,
   CoreCallbacks,
   EditCapable,
+  GroupCapable,
+  GroupInfo,
+  GroupMember,
+  GroupRejection,
   LoginFlow,
   LoginProcess,
   LoginState,
@@ -12,6 +16,8 @@ import type {
   NetworkLogin,
   ReactionCapable,
   ReceiptCapable,
+  RemoteChatId,
+  RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
   ReportCapable,
@@ -20,8 +26,13 @@ import type {
   SafetyNumberCapable,
   TypingCapable,
 } from "../../../src/core/network.js";
+import type { NetworkDescription } from "../../../src/core/network.js";
+import {
+  DEFAULT_INTEROP_SETTINGS,
+  interopDescription,
+} from "../../../src/interop/connector/description.js";
 import { BridgeError } from "../../../src/util/errors.js";
-import type { MatrixUserId, PhoneNumber } from "../../../src/util/ids.js";
+import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../../../src/util/ids.js";
 
 export const FAKE_CODE = "123456";
 
@@ -29,9 +40,21 @@ export function contactId(phone: string): RemoteUserId {
   return `${phone.replace("+", "")}@wa.example` as RemoteUserId;
 }
 
+/** The network id of a fake login's user, as it appears in group member lists and `from`. */
+export function selfIdOf(user: MatrixUserId): RemoteUserId {
+  return `${user.slice(1).split(":")[0] ?? ""}@bridge.example` as RemoteUserId;
+}
+
+/** A group as the fake network keeps it. */
+export interface FakeGroup {
+  subject: string;
+  version: number;
+  members: GroupMember[];
+}
+
 export interface SentMessage {
   from: MatrixUserId;
-  to: RemoteUserId;
+  to: RemoteChatId;
   content: MessageContent;
   replyTo?: MessageReference;
   id: RemoteMessageId;
@@ -62,7 +85,27 @@ export class FakeNetwork implements NetworkConnector {
   /** The network's edit and retraction windows (WhatsApp's defaults). */
   editWindowMs = 900_000;
   retractWindowMs = 172_800_000;
+  /** Groups by id, changed by the logins' group calls (tests may also edit them directly). */
+  readonly groups = new Map<RemoteGroupId, FakeGroup>();
+  /** When set, every group management call rejects with it. */
+  groupError: Error | undefined;
+  /** Members the network refuses to add (createGroup and addGroupMembers report them). */
+  readonly refusedMembers = new Set<string>();
   private nextId = 1;
+  private nextGroup = 1;
+
+  /** A group's info as the network would report it. */
+  groupInfo(id: RemoteGroupId): GroupInfo {
+    const group = this.groups.get(id);
+    if (group === undefined) throw new BridgeError("group-not-member", "No such group.");
+    return { id, subject: group.subject, version: group.version, members: [...group.members] };
+  }
+
+  newGroup(subject: string, members: GroupMember[]): RemoteGroupId {
+    const id = `group-${this.nextGroup++}@g.example` as RemoteGroupId;
+    this.groups.set(id, { subject, version: 1, members });
+    return id;
+  }
 
   loginFlows(): readonly LoginFlow[] {
     return [
@@ -101,6 +144,17 @@ export class FakeNetwork implements NetworkConnector {
     return `out-${this.nextId++}` as RemoteMessageId;
   }
 
+  /** Described as the interop connector describes WhatsApp with a default config. */
+  describe(): NetworkDescription {
+    return interopDescription(DEFAULT_INTEROP_SETTINGS);
+  }
+
+  /** Contacts are `<digits>@wa.example`, as at the gatekeeper: their address is the number. */
+  addressOf(contact: RemoteUserId): PhoneNumber | undefined {
+    const phone = `+${/^([0-9]+)@wa\.example$/.exec(contact)?.[1] ?? ""}`;
+    return isPhoneNumber(phone) ? phone : undefined;
+  }
+
   /** Reports an event as the connector would, through the callbacks the core handed over. */
   async report(user: MatrixUserId, event: Parameters<CoreCallbacks["report"]>[1]): Promise<void> {
     if (this.callbacks === undefined) throw new Error("the core did not create the connector");
@@ -118,7 +172,8 @@ export class FakeLogin
     TypingCapable,
     BlockCapable,
     ReportCapable,
-    SafetyNumberCapable
+    SafetyNumberCapable,
+    GroupCapable
 {
   constructor(
     private readonly network: FakeNetwork,
@@ -142,7 +197,7 @@ export class FakeLogin
   }
 
   async sendMessage(
-    to: RemoteUserId,
+    to: RemoteChatId,
     content: MessageContent,
     replyTo?: MessageReference,
   ): Promise<RemoteMessageId> {
@@ -161,12 +216,97 @@ export class FakeLogin
     this.network.logins.delete(this.user);
   }
 
-  async sendEdit(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId> {
+  selfId(): RemoteUserId {
+    return selfIdOf(this.user);
+  }
+
+  maxGroupSize(): number {
+    return 8;
+  }
+
+  async createGroup(
+    subject: string,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }> {
+    if (this.network.groupError !== undefined) throw this.network.groupError;
+    const rejected = members
+      .filter((m) => this.network.refusedMembers.has(m))
+      .map((id) => ({ id, reason: "refused" as const }));
+    const id = this.network.newGroup(subject, [
+      { id: this.selfId(), admin: true, displayName: this.selfId() },
+      ...members
+        .filter((m) => !this.network.refusedMembers.has(m))
+        .map((m) => ({ id: m, admin: false, displayName: m })),
+    ]);
+    this.network.actions.push(`create-group ${subject} [${members.join(",")}]`);
+    return { info: this.network.groupInfo(id), rejected };
+  }
+
+  async groupInfo(group: RemoteGroupId): Promise<GroupInfo> {
+    return this.network.groupInfo(group);
+  }
+
+  /** A change by this login: refused unless it is an admin (§17.1), then the version moves. */
+  private changeGroup(group: RemoteGroupId, action: string, change: (g: FakeGroup) => void) {
+    if (this.network.groupError !== undefined) throw this.network.groupError;
+    const g = this.network.groups.get(group);
+    const me = g?.members.find((m) => m.id === this.selfId());
+    if (g === undefined || me === undefined) {
+      throw new BridgeError("group-not-member", "You are not a member of this group.");
+    }
+    if (!me.admin) throw new BridgeError("group-not-admin", "Only the group's admins can do that.");
+    change(g);
+    g.version += 1;
+    this.network.actions.push(`${action} ${group}`);
+    return this.network.groupInfo(group);
+  }
+
+  async addGroupMembers(group: RemoteGroupId, members: readonly RemoteUserId[]) {
+    const rejected = members
+      .filter((m) => this.network.refusedMembers.has(m))
+      .map((id) => ({ id, reason: "refused" as const }));
+    const info = this.changeGroup(group, `add ${members.join(",")}`, (g) => {
+      for (const m of members) {
+        if (this.network.refusedMembers.has(m) || g.members.some((x) => x.id === m)) continue;
+        g.members.push({ id: m, admin: false, displayName: m });
+      }
+    });
+    return { info, rejected };
+  }
+
+  async removeGroupMembers(group: RemoteGroupId, members: readonly RemoteUserId[]) {
+    return this.changeGroup(group, `remove ${members.join(",")}`, (g) => {
+      g.members = g.members.filter((m) => !members.includes(m.id));
+    });
+  }
+
+  async setGroupAdmins(group: RemoteGroupId, members: readonly RemoteUserId[], admin: boolean) {
+    return this.changeGroup(group, `${admin ? "promote" : "demote"} ${members.join(",")}`, (g) => {
+      g.members = g.members.map((m) => (members.includes(m.id) ? { ...m, admin } : m));
+    });
+  }
+
+  async setGroupSubject(group: RemoteGroupId, subject: string) {
+    return this.changeGroup(group, `subject "${subject}"`, (g) => {
+      g.subject = subject;
+    });
+  }
+
+  async leaveGroup(group: RemoteGroupId): Promise<void> {
+    const g = this.network.groups.get(group);
+    if (g !== undefined) {
+      g.members = g.members.filter((m) => m.id !== this.selfId());
+      g.version += 1;
+    }
+    this.network.actions.push(`leave ${group}`);
+  }
+
+  async sendEdit(to: RemoteChatId, target: RemoteMessageId): Promise<RemoteMessageId> {
     this.network.actions.push(`edit ${to} ${target}`);
     return this.network.newId();
   }
 
-  async sendRetract(to: RemoteUserId, target: RemoteMessageId): Promise<RemoteMessageId> {
+  async sendRetract(to: RemoteChatId, target: RemoteMessageId): Promise<RemoteMessageId> {
     this.network.actions.push(`retract ${to} ${target}`);
     return this.network.newId();
   }
@@ -180,7 +320,7 @@ export class FakeLogin
   }
 
   async sendReactions(
-    to: RemoteUserId,
+    to: RemoteChatId,
     target: MessageReference,
     emojis: readonly string[],
   ): Promise<void> {
@@ -191,11 +331,11 @@ export class FakeLogin
     this.network.actions.push(`reactions ${to} ${target.id} [${emojis.join("")}]`);
   }
 
-  async sendRead(to: RemoteUserId, upTo: MessageReference): Promise<void> {
+  async sendRead(to: RemoteChatId, upTo: MessageReference): Promise<void> {
     this.network.actions.push(`read ${to} ${upTo.id}`);
   }
 
-  async sendTyping(to: RemoteUserId, typing: boolean): Promise<void> {
+  async sendTyping(to: RemoteChatId, typing: boolean): Promise<void> {
     this.network.actions.push(`typing ${to} ${typing}`);
   }
 

@@ -181,6 +181,9 @@ describe("interop connector against the gatekeeper simulator", function () {
 
   it("logging out unbinds the number and deletes the keys, so the login no longer loads", async function () {
     const login = await loginByPhone();
+    const before = (await world.connector.loadLogins([alice])).get(alice);
+    assert.ok(before !== undefined && !(before instanceof Error));
+    assert.notEqual(before.state().code, "logged-out", "a login with keys loads in a batch");
     await login.logout();
     assert.equal(login.state().code, "logged-out");
     assert.equal(await world.connector.engine.account.binding(login.jid), undefined);
@@ -190,6 +193,9 @@ describe("interop connector against the gatekeeper simulator", function () {
       "no key of the user is left",
     );
     assert.equal((await world.connector.loadLogin(alice)).state().code, "logged-out");
+    const after = (await world.connector.loadLogins([alice])).get(alice);
+    assert.ok(after !== undefined && !(after instanceof Error));
+    assert.equal(after.state().code, "logged-out", "and not in a batch either");
   });
 
   /** A text to bob arrives, and bob's answer reaches the core. */

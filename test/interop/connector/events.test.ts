@@ -45,6 +45,16 @@ describe("mapping engine events to the core's events", function () {
     ]);
   });
 
+  it("an identity change says that sending is held when interop.identity_change is hold", function () {
+    const change = { kind: "identity-changed" as const, local, contact: bob, wasVerified: true };
+    assert.deepEqual(mapProviderEvent(change, { ...ctx, identityChangeHolds: true })?.events, [
+      { kind: "identity-changed", contact: bob, verifiedMarkCleared: true, sendingHeld: true },
+    ]);
+    assert.deepEqual(mapProviderEvent(change, ctx)?.events, [
+      { kind: "identity-changed", contact: bob, verifiedMarkCleared: true },
+    ]);
+  });
+
   it("an unbound notification logs the user out", function () {
     const mapped = mapProviderEvent(
       { kind: "unbound", local, phone: "+491709876543" as PhoneNumber, reason: "rebound" },

@@ -3,7 +3,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { validateConfig } from "../../../src/config/load.js";
-import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
+import {
+  hasContactAddresses,
+  isContactDirectory,
+  type CoreCallbacks,
+  type RemoteEvent,
+  type RemoteUserId,
+} from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { createInteropConnector } from "../../../src/interop/connector/factory.js";
 import { startEmbeddedGatekeeper } from "../../../src/cli/embedded-gatekeeper.js";
@@ -95,16 +101,36 @@ describe("building the interop connector from the configuration", function () {
 
   it("names contacts by number without asking the network (§5.1)", function () {
     const connector = createInteropConnector(config({ mode: "embedded" }), callbacks, deps());
-    assert.ok("contactForPhone" in connector && "contactPhone" in connector);
-    const directory = connector as unknown as {
-      contactForPhone(p: string): string;
-      contactPhone(c: string): string | undefined;
-    };
+    assert.ok(isContactDirectory(connector) && hasContactAddresses(connector));
     assert.equal(
-      directory.contactForPhone(phoneNumber("+491701234567")),
+      connector.contactForAddress(phoneNumber("+491701234567")),
       "491701234567@wa.example",
     );
-    assert.equal(directory.contactPhone("491701234567@wa.example"), "+491701234567");
-    assert.equal(directory.contactPhone("alice@matrix.bridge.example"), undefined);
+    assert.equal(connector.addressOf("491701234567@wa.example" as RemoteUserId), "+491701234567");
+    assert.equal(connector.addressOf("alice@matrix.bridge.example" as RemoteUserId), undefined);
+  });
+
+  it("describes WhatsApp with the operator's ghost templates, provider name and country codes", function () {
+    const settings = config({
+      mode: "embedded",
+      provider_id: "acme-chat",
+      allowed_country_codes: ["49"],
+    });
+    const connector = createInteropConnector(
+      {
+        ...settings,
+        appservice: { ...settings.appservice, ghost_localpart_template: "wa_{phone}_x" },
+      },
+      callbacks,
+      deps(),
+    );
+    const network = connector.describe();
+    assert.equal(network.displayName, "WhatsApp");
+    assert.equal(network.commandPrefix, "!wa");
+    assert.equal(network.ghostLocalpartTemplate, "wa_{id}_x");
+    assert.match(network.securityNotes.join("\n"), /<your number> · acme-chat/);
+    const phoneField = { id: "phone", name: "Phone number", description: "" };
+    assert.equal(network.refuseLoginValue?.(phoneField, "+491701234567"), undefined);
+    assert.match(network.refuseLoginValue?.(phoneField, "+33612345678") ?? "", /\+49\./);
   });
 });

@@ -6,6 +6,7 @@ import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../../src/interop/connector/factory.js";
 import { ComponentConnection } from "../../../src/interop/transport/component.js";
 import { startSimulator, type Simulator } from "../../../simulator/main.js";
+import type { EnlistedProvider } from "../../../simulator/config.js";
 import type { MatrixUserId } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
@@ -41,7 +42,10 @@ export interface World {
 }
 
 /** The gatekeeper simulator with the test bridge enlisted, on an in-memory database. */
-export function startGatekeeper(limits: Partial<Limits> = {}): Promise<Simulator> {
+export function startGatekeeper(
+  limits: Partial<Limits> = {},
+  otherProviders: readonly EnlistedProvider[] = [],
+): Promise<Simulator> {
   return startSimulator({
     limits,
     providers: [
@@ -51,6 +55,7 @@ export function startGatekeeper(limits: Partial<Limits> = {}): Promise<Simulator
         domain: BRIDGE_DOMAIN,
         secret: SECRETS[BRIDGE_DOMAIN],
       },
+      ...otherProviders,
     ],
     database: ":memory:",
     tickIntervalMs: 100,
@@ -87,9 +92,13 @@ export function buildConnector(
 }
 
 /** The gatekeeper simulator and a started connector over a fresh SQLite database. */
-export async function startWorld(limits: Partial<Limits> = {}): Promise<World> {
-  const sim = await startGatekeeper(limits);
-  const db = await createTestDatabase("sqlite");
+export async function startWorld(
+  limits: Partial<Limits> = {},
+  otherProviders: readonly EnlistedProvider[] = [],
+  backend: "sqlite" | "postgres" = "sqlite",
+): Promise<World> {
+  const sim = await startGatekeeper(limits, otherProviders);
+  const db = await createTestDatabase(backend);
   const core = new RecordingCore();
   const connector = buildConnector(sim, db, core);
   await connector.start();

@@ -19,6 +19,8 @@ export const FAST_TIMING: Partial<EngineTiming> = {
   ackDelayMs: 20,
   tickMs: 30,
   iqTimeoutMs: 2000,
+  // §17.4's 60 s wait for a missing sender key, short enough for a test to see the retry.
+  senderKeyWaitMs: 300,
 };
 
 let users = 0;

@@ -10,7 +10,7 @@ import {
   within,
   type CryptoClient,
 } from "../../homeserver/cryptoClient.js";
-import { enc, silenceMatrixSdk, unrefLongTimers } from "../../homeserver/testHelpers.js";
+import { enc, silenceMatrixSdk } from "../../homeserver/testHelpers.js";
 import { BOT, startMatrixHarness, type MatrixHarness } from "../harness.js";
 
 const BOB = "+491701234567";
@@ -24,11 +24,9 @@ describe("an end-to-bridge encrypted portal (bridge, test homeserver, js-sdk use
   let alice: CryptoClient;
   let mgmt: string;
   let portal: string;
-  let restoreTimers: () => void;
   let order = 10;
 
   before(async function () {
-    restoreTimers = unrefLongTimers();
     h = await startMatrixHarness(
       "spec",
       {},
@@ -46,7 +44,6 @@ describe("an end-to-bridge encrypted portal (bridge, test homeserver, js-sdk use
   after(async function () {
     alice?.stop();
     await h?.dispose();
-    restoreTimers?.();
   });
 
   async function botSays(room: string, pattern: RegExp): Promise<void> {

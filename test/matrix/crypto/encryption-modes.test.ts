@@ -9,7 +9,7 @@ import {
   within,
   type CryptoClient,
 } from "../../homeserver/cryptoClient.js";
-import { enc, silenceMatrixSdk, unrefLongTimers } from "../../homeserver/testHelpers.js";
+import { enc, silenceMatrixSdk } from "../../homeserver/testHelpers.js";
 import { ALICE_PASSWORD, BOT, startMatrixHarness, type MatrixHarness } from "../harness.js";
 
 const BOB = "+491701234567";
@@ -82,10 +82,8 @@ describe("a plaintext portal encrypted later, on a homeserver that does not push
   let alice: CryptoClient;
   let second: CryptoClient | undefined;
   let portal: string;
-  let restoreTimers: () => void;
 
   before(async function () {
-    restoreTimers = unrefLongTimers();
     ({ h, alice, portal } = await portalWorld({
       matrix_encryption: { default: false, receive: "sync", decrypt_wait_ms: 15_000 },
       appserviceCryptoPushes: false,
@@ -95,7 +93,6 @@ describe("a plaintext portal encrypted later, on a homeserver that does not push
     second?.stop();
     alice?.stop();
     await h?.dispose();
-    restoreTimers?.();
   });
 
   it("the portal starts plaintext: the ghost's message is stored readable", async function () {
@@ -158,10 +155,8 @@ describe("encryption required, and idle ghost machines unloaded", function () {
   let h: MatrixHarness;
   let alice: CryptoClient;
   let portal: string;
-  let restoreTimers: () => void;
 
   before(async function () {
-    restoreTimers = unrefLongTimers();
     ({ h, alice, portal } = await portalWorld({
       matrix_encryption: { default: true, require: true, idle_device_ms: 1000 },
     }));
@@ -169,7 +164,6 @@ describe("encryption required, and idle ghost machines unloaded", function () {
   after(async function () {
     alice?.stop();
     await h?.dispose();
-    restoreTimers?.();
   });
 
   it("a plaintext message in the portal is refused with a notice and not bridged", async function () {

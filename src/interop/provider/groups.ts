@@ -1,0 +1,288 @@
+import type { Knex } from "knex";
+import { SqlRunner, type Tx } from "../../db/sql.js";
+import type { BareJid } from "../../util/ids.js";
+import {
+  decodeGroupInfo,
+  encodeCreate,
+  encodeGroupChange,
+  encodeGroupInfoQuery,
+  encodeLeave,
+  encodeSubjectChange,
+  type GroupChange,
+  type GroupEvent,
+  type GroupInfo,
+  type GroupRole,
+} from "../codec/groups.js";
+import type { XmlElement } from "../codec/xml.js";
+import { ProviderError } from "./errors.js";
+import type { GatekeeperIq } from "./iq-client.js";
+
+/** A participant as stored and as handed to the core (JSON-safe). */
+export interface StoredParticipant {
+  jid: string;
+  role: GroupRole;
+}
+
+/** A group as stored in `inbound_pending` records and `interop_groups` (JSON-safe). */
+export interface GroupSnapshot {
+  jid: string;
+  subject: string;
+  version: number;
+  participants: StoredParticipant[];
+}
+
+export interface StoredGroup {
+  version: number;
+  participants: StoredParticipant[];
+  rotatePending: boolean;
+}
+
+export const snapshotOf = (info: GroupInfo): GroupSnapshot => ({
+  jid: info.jid,
+  subject: info.subject ?? "",
+  version: info.version,
+  participants: info.participants.map((p) => ({ jid: p.jid, role: p.role ?? "member" })),
+});
+
+/**
+ * What one membership notification (§17.2) means for the login it was delivered to: `change`
+ * when it follows the stored version (or repeats an older one, which the core ignores), `refetch`
+ * when a version was missed or the group is unknown here (then `info` is fetched and reported as
+ * a whole), `gone` when the login's own user was removed or left (nothing to fetch any more).
+ */
+export type EventOutcome = "change" | "refetch" | "gone" | "created";
+
+/**
+ * Groups of local users (§17.1, §17.2): the management IQs and the `interop_groups` table, which
+ * holds each group's version, participants and whether the local sender key must rotate (§17.5).
+ */
+export class GroupStore {
+  constructor(
+    private readonly knex: Knex,
+    private readonly now: () => number,
+  ) {}
+
+  /** The stored group; inside a transaction pass its `tx` (the shared knex would wait for it). */
+  async get(local: BareJid, group: string, tx?: Tx): Promise<StoredGroup | undefined> {
+    type Row = { version: number; participants: string; rotate_pending: boolean | number };
+    const row: Row | undefined =
+      tx === undefined
+        ? ((await this.knex("interop_groups")
+            .where({ local_jid: local, group_jid: group })
+            .first()) as Row | undefined)
+        : (
+            await tx.all<Row>(
+              "select version, participants, rotate_pending from interop_groups where local_jid = ? and group_jid = ?",
+              [local, group],
+            )
+          )[0];
+    if (row === undefined) return undefined;
+    return {
+      version: Number(row.version),
+      participants: JSON.parse(row.participants) as StoredParticipant[],
+      rotatePending: row.rotate_pending === true || row.rotate_pending === 1,
+    };
+  }
+
+  /**
+   * Stores the group as `snapshot` says, if it is not older than what is stored. A participant
+   * missing from the new list (removed or left) sets `rotate_pending` (§17.5).
+   */
+  async save(tx: Tx, local: BareJid, snapshot: GroupSnapshot): Promise<void> {
+    const [row] = await tx.all<{ version: number; participants: string }>(
+      "select version, participants from interop_groups where local_jid = ? and group_jid = ?",
+      [local, snapshot.jid],
+    );
+    const participants = JSON.stringify(snapshot.participants);
+    if (row === undefined) {
+      await tx.run(
+        "insert into interop_groups (local_jid, group_jid, version, participants, rotate_pending, updated_at) values (?, ?, ?, ?, ?, ?) on conflict (local_jid, group_jid) do nothing",
+        [local, snapshot.jid, snapshot.version, participants, false, this.now()],
+      );
+      return;
+    }
+    if (Number(row.version) > snapshot.version) return;
+    const before = JSON.parse(row.participants) as StoredParticipant[];
+    const gone = before.some((p) => !snapshot.participants.some((q) => q.jid === p.jid));
+    await tx.run(
+      gone
+        ? "update interop_groups set version = ?, participants = ?, rotate_pending = ?, updated_at = ? where local_jid = ? and group_jid = ?"
+        : "update interop_groups set version = ?, participants = ?, updated_at = ? where local_jid = ? and group_jid = ?",
+      gone
+        ? [snapshot.version, participants, true, this.now(), local, snapshot.jid]
+        : [snapshot.version, participants, this.now(), local, snapshot.jid],
+    );
+  }
+
+  /** Applies one membership change to the stored participants (the version follows). */
+  async applyEvent(tx: Tx, local: BareJid, group: string, event: GroupEvent): Promise<void> {
+    const stored = await this.get(local, group, tx);
+    if (stored === undefined || event.version <= stored.version) return;
+    let participants = stored.participants;
+    const named = new Set(event.participants.map((p) => p.jid as string));
+    switch (event.type) {
+      case "participants-added":
+        participants = [
+          ...participants.filter((p) => !named.has(p.jid)),
+          ...event.participants.map((p) => ({ jid: p.jid, role: p.role ?? "member" })),
+        ];
+        break;
+      case "participants-removed":
+      case "participant-left":
+        participants = participants.filter((p) => !named.has(p.jid));
+        break;
+      case "admins-promoted":
+      case "admins-demoted": {
+        const role: GroupRole = event.type === "admins-promoted" ? "admin" : "member";
+        participants = participants.map((p) => (named.has(p.jid) ? { ...p, role } : p));
+        break;
+      }
+      default:
+        break;
+    }
+    await this.save(tx, local, {
+      jid: group,
+      subject: "",
+      version: event.version,
+      participants,
+    });
+  }
+
+  async forget(tx: Tx, local: BareJid, group: string): Promise<void> {
+    await tx.run("delete from interop_groups where local_jid = ? and group_jid = ?", [
+      local,
+      group,
+    ]);
+    await tx.run("delete from interop_sender_key_holders where local_jid = ? and group_jid = ?", [
+      local,
+      group,
+    ]);
+  }
+
+  /** Marks every group of `local` in which `member` takes part for rotation (§17.5, §11.7). */
+  async markRotationFor(local: BareJid, member: string): Promise<void> {
+    const rows = (await this.knex("interop_groups")
+      .select("group_jid", "participants")
+      .where({ local_jid: local })) as { group_jid: string; participants: string }[];
+    const groups = rows
+      .filter((r) =>
+        (JSON.parse(r.participants) as StoredParticipant[]).some((p) => p.jid === member),
+      )
+      .map((r) => r.group_jid);
+    if (groups.length === 0) return;
+    await this.knex("interop_groups")
+      .where({ local_jid: local })
+      .whereIn("group_jid", groups)
+      .update({ rotate_pending: true, updated_at: this.now() });
+  }
+
+  /** These devices of `member` must get the current sender key again (replaced, §17.5). */
+  async forgetHolders(local: BareJid, member: string, devices: readonly number[]): Promise<void> {
+    await this.knex("interop_sender_key_holders")
+      .where({ local_jid: local, member_jid: member })
+      .whereIn("device", [...devices])
+      .delete();
+  }
+
+  /** Devices of the group that hold the local sender key `distributionId`. */
+  async holders(local: BareJid, group: string, distributionId: string): Promise<Set<string>> {
+    const rows = (await this.knex("interop_sender_key_holders")
+      .select("member_jid", "device")
+      .where({ local_jid: local, group_jid: group, distribution_id: distributionId })) as {
+      member_jid: string;
+      device: number;
+    }[];
+    return new Set(rows.map((r) => `${r.member_jid}/${r.device}`));
+  }
+
+  /** In the send's transaction: these devices now hold `distributionId`; rotation done. */
+  async recordHolders(
+    tx: Tx,
+    local: BareJid,
+    group: string,
+    distributionId: string,
+    devices: readonly { jid: string; device: number }[],
+    rotated: boolean,
+  ): Promise<void> {
+    if (rotated) {
+      await tx.run(
+        "delete from interop_sender_key_holders where local_jid = ? and group_jid = ? and distribution_id <> ?",
+        [local, group, distributionId],
+      );
+      await tx.run(
+        "update interop_groups set rotate_pending = ? where local_jid = ? and group_jid = ?",
+        [false, local, group],
+      );
+    }
+    for (const d of devices) {
+      await tx.run(
+        "insert into interop_sender_key_holders (local_jid, group_jid, distribution_id, member_jid, device) values (?, ?, ?, ?, ?) on conflict do nothing",
+        [local, group, distributionId, d.jid, d.device],
+      );
+    }
+  }
+}
+
+/** The management IQs of §17.1 for local users. Results update the stored group. */
+export class GroupManagement {
+  constructor(
+    private readonly gk: GatekeeperIq,
+    private readonly store: GroupStore,
+    private readonly knex: Knex,
+    private readonly groupDomain: string,
+  ) {}
+
+  create(local: BareJid, subject: string, participants: readonly BareJid[]): Promise<GroupInfo> {
+    return this.call(
+      local,
+      "set",
+      encodeCreate({ subject, participants }),
+      "group create",
+      this.groupDomain,
+    );
+  }
+
+  info(local: BareJid, group: BareJid): Promise<GroupInfo> {
+    return this.call(local, "get", encodeGroupInfoQuery(), "group info", group);
+  }
+
+  change(
+    local: BareJid,
+    group: BareJid,
+    change: GroupChange,
+    participants: readonly BareJid[],
+  ): Promise<GroupInfo> {
+    return this.call(
+      local,
+      "set",
+      encodeGroupChange(change, participants),
+      `group ${change}`,
+      group,
+    );
+  }
+
+  subject(local: BareJid, group: BareJid, subject: string): Promise<GroupInfo> {
+    return this.call(local, "set", encodeSubjectChange(subject), "group subject", group);
+  }
+
+  async leave(local: BareJid, group: BareJid): Promise<void> {
+    await this.gk.request(local, "set", encodeLeave(), "group leave", group);
+    await SqlRunner.of(this.knex).transaction((tx) => this.store.forget(tx, local, group));
+  }
+
+  private async call(
+    local: BareJid,
+    type: "get" | "set",
+    payload: XmlElement,
+    what: string,
+    to: string,
+  ): Promise<GroupInfo> {
+    const result = await this.gk.request(local, type, payload, what, to);
+    if (result === undefined) {
+      throw new ProviderError("gatekeeper-error", `${what}: the answer carries no <group>`);
+    }
+    const info = decodeGroupInfo(result);
+    await SqlRunner.of(this.knex).transaction((tx) => this.store.save(tx, local, snapshotOf(info)));
+    return info;
+  }
+}

@@ -1,0 +1,7 @@
+export { LOOPBACK_DESCRIPTION, loopbackIdentifier } from "./description.js";
+export {
+  LoopbackLogin,
+  LoopbackNetwork,
+  LoopbackRemoteUser,
+  type LoopbackMessage,
+} from "./network.js";
