@@ -58,8 +58,19 @@ export interface GroupFigures {
   readonly setupSeconds: number;
   /** The first message from Matrix: it distributes the sender key to every member device. */
   readonly firstMessageMs: number;
-  readonly toGroup: { seconds: number; perSecond: number; deliveriesPerSecond: number };
-  readonly fromGroup: { seconds: number; perSecond: number };
+  readonly toGroup: {
+    seconds: number;
+    perSecond: number;
+    deliveriesPerSecond: number;
+    /** Until the gatekeeper accepted the last one: what the bridge put out. */
+    acceptedPerSecond: number;
+  };
+  readonly fromGroup: {
+    seconds: number;
+    perSecond: number;
+    /** The simulator's own send rate (its fan-out to every member included). */
+    senderPerSecond: number;
+  };
   readonly fanOut: {
     /** 1:1 header keys the bridge's first message carried to the second provider's members. */
     readonly firstMessageHeaderKeys: number;
@@ -79,7 +90,7 @@ export interface GroupFigures {
     /** (members - 1) pairwise encryptions + commit + HTTP: the same message without them. */
     readonly perMemberFanOutUs: number;
   };
-  /** Matrix -> group throughput as a fraction of the floor's messages per second. */
+  /** The bridge's Matrix -> group output (accepted) as a fraction of the floor's rate. */
   readonly toGroupVsFloor: number;
 }
 
@@ -170,13 +181,33 @@ export async function measureGroups(
 
     // The first message from Matrix distributes the sender key to every member device.
     const run = randomUUID().slice(0, 6);
+    const observer = peer;
+    // Everything the second provider's members got, summed: header keys are the bridge's 1:1
+    // encryptions for them (distribution stanzas included), ciphertexts its group encryptions.
+    const totals = () => {
+      let headerKeys = 0;
+      let ciphertexts = 0;
+      for (const d of observer.deliveries.values()) {
+        headerKeys += d.headerKeys;
+        if (d.groups > 0) ciphertexts += 1;
+      }
+      return { headerKeys, ciphertexts };
+    };
+    const acceptedFromMe = async () => {
+      const [row] = (await world.sim.gatekeeper.ctx
+        .knex("gk_group_messages")
+        .where({ group_jid: group, sender: myJid, has_group: true })
+        .count({ n: "*" })) as { n: number }[];
+      return Number(row?.n ?? 0);
+    };
+    const beforeFirst = totals();
     const firstStart = performance.now();
     await me.send(portal, "m.room.message", { msgtype: "m.text", body: `first-${run}` });
-    const observer = peer;
-    const first = await waitFor("the first message at the observer", () =>
+    await waitFor("the first message at the observer", () =>
       observer.messages.find((m) => m.body === `first-${run}`),
     );
     const firstMessageMs = performance.now() - firstStart;
+    const afterFirst = totals();
 
     // Matrix -> group.
     const toGroupStart = performance.now();
@@ -191,6 +222,10 @@ export async function measureGroups(
       }),
     );
     const prefix = `m-${run}-`;
+    await waitFor("every Matrix message accepted at the gatekeeper", async () =>
+      (await acceptedFromMe()) >= messages + 1 ? true : undefined,
+    );
+    const acceptedSeconds = (performance.now() - toGroupStart) / 1000;
     await waitFor("every Matrix message at the observer", () =>
       observer.messages.filter((m) => m.body?.startsWith(prefix) === true).length >= messages
         ? true
@@ -201,9 +236,7 @@ export async function measureGroups(
       `  groups: Matrix -> group ${(messages / toGroupSeconds).toFixed(0)} msg/s ` +
         `(${((messages * (members - 1)) / toGroupSeconds).toFixed(0)} deliveries/s)`,
     );
-    const later = observer.messages.filter((m) => m.body?.startsWith(prefix) === true);
-    const laterDeliveries = later.map((m) => observer.deliveries.get(m.originId));
-    const firstDelivery = observer.deliveries.get(first.originId);
+    const afterLater = totals();
 
     // group -> Matrix.
     const fromGroupStart = performance.now();
@@ -211,6 +244,7 @@ export async function measureGroups(
     for (let n = 0; n < messages; n++) {
       await world.sim.users.sendToGroup(creator, group, [{ kind: "body", text: `${wPrefix}${n}` }]);
     }
+    const simSendSeconds = (performance.now() - fromGroupStart) / 1000;
     await waitFor("every WhatsApp message in the portal", async () => {
       const events = await me.events(portal);
       const got = events.filter((e) => String(e.content["body"] ?? "").startsWith(wPrefix));
@@ -229,33 +263,27 @@ export async function measureGroups(
         seconds: toGroupSeconds,
         perSecond: toGroupPerSecond,
         deliveriesPerSecond: (messages * (members - 1)) / toGroupSeconds,
+        acceptedPerSecond: messages / acceptedSeconds,
       },
-      fromGroup: { seconds: fromGroupSeconds, perSecond: messages / fromGroupSeconds },
+      fromGroup: {
+        seconds: fromGroupSeconds,
+        perSecond: messages / fromGroupSeconds,
+        senderPerSecond: messages / simSendSeconds,
+      },
       fanOut: {
-        firstMessageHeaderKeys: firstDelivery?.headerKeys ?? 0,
-        laterHeaderKeysPerMessage:
-          laterDeliveries.reduce((n, d) => n + (d?.headerKeys ?? 0), 0) / later.length,
-        // Every delivery of one message carries the same single ciphertext; count stanzas that
-        // carried one per message, against the stanzas delivered (one per member at the provider).
-        groupEncryptionsPerMessage:
-          laterDeliveries.reduce((n, d) => n + distinctCiphertexts(d), 0) / later.length,
+        firstMessageHeaderKeys: afterFirst.headerKeys - beforeFirst.headerKeys,
+        laterHeaderKeysPerMessage: (afterLater.headerKeys - afterFirst.headerKeys) / messages,
+        // The gatekeeper copies a message's one <group> element to every member: one origin-id
+        // with a ciphertext is one encryption, however many members it reached.
+        groupEncryptionsPerMessage: (afterLater.ciphertexts - afterFirst.ciphertexts) / messages,
       },
       floor,
-      toGroupVsFloor: toGroupPerSecond / floor.messagesPerSecond,
+      toGroupVsFloor: messages / acceptedSeconds / floor.messagesPerSecond,
     };
   } finally {
     await peer?.close().catch(() => undefined);
     await world.stop();
   }
-}
-
-/**
- * A delivery record's group ciphertexts, as distinct encryptions: the gatekeeper copies the one
- * `<group>` element to every member, so n stanzas each carrying it are one encryption.
- */
-function distinctCiphertexts(d: { stanzas: number; groups: number } | undefined): number {
-  if (d === undefined) return 0;
-  return d.groups > 0 ? 1 : 0;
 }
 
 class MemorySenderKeys extends SenderKeyStore {
@@ -307,9 +335,10 @@ export function groupReport(g: GroupFigures): string {
   const f = g.floor;
   return [
     `groups: a ${g.members}-member group (${g.messages} messages each way), set up in ${g.setupSeconds.toFixed(1)} s`,
-    `  Matrix -> group   ${g.toGroup.perSecond.toFixed(1)} msg/s (${g.toGroup.deliveriesPerSecond.toFixed(0)} deliveries/s), ` +
+    `  Matrix -> group   ${g.toGroup.perSecond.toFixed(1)} msg/s read at a member (${g.toGroup.deliveriesPerSecond.toFixed(0)} deliveries/s); ` +
+      `${g.toGroup.acceptedPerSecond.toFixed(1)} msg/s accepted from the bridge, ` +
       `${(g.toGroupVsFloor * 100).toFixed(1)} % of the floor's ${f.messagesPerSecond.toFixed(0)} msg/s`,
-    `  group -> Matrix   ${g.fromGroup.perSecond.toFixed(1)} msg/s`,
+    `  group -> Matrix   ${g.fromGroup.perSecond.toFixed(1)} msg/s in the portal (the simulator sent ${g.fromGroup.senderPerSecond.toFixed(1)} msg/s)`,
     `  first message (sender key to every member device): ${g.firstMessageMs.toFixed(0)} ms, ` +
       `${g.fanOut.firstMessageHeaderKeys} header keys to the second provider's members`,
     `  later messages: ${g.fanOut.groupEncryptionsPerMessage.toFixed(2)} group encryption and ` +
