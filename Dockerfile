@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 # matrix-whatsapp-interop: build on node:24-slim, run as a non-root user with state in /data.
+# The product image has no gatekeeper simulator (run it with interop.mode: external); the demo image,
+# `docker build --build-arg EMBEDDED=1 .`, adds it for interop.mode: embedded and its page.
 
 FROM node:24-slim AS build
+ARG EMBEDDED=0
 WORKDIR /app
 # sqlite3 is compiled from source (.prebuild-installrc: buildFromSource) against the image's own
 # Node headers.
@@ -17,11 +20,17 @@ COPY vendor ./vendor
 RUN npm ci --no-audit --no-fund --ignore-scripts \
  && rm -rf node_modules/node node_modules/.bin/node \
  && npm rebuild sqlite3
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.embedded.json ./
 COPY src ./src
 COPY simulator ./simulator
 COPY migrations ./migrations
-RUN npx --no-install tsc -p tsconfig.build.json \
+# Only the demo image compiles the simulator and keeps its page (static files tsc does not copy);
+# /app/extra is what the final stage adds to /app either way (empty for the product).
+RUN mkdir -p extra \
+ && if [ "$EMBEDDED" = 1 ]; then \
+      npx --no-install tsc -p tsconfig.embedded.json \
+      && mkdir -p extra/simulator && cp -r simulator/web extra/simulator/; \
+    else npx --no-install tsc -p tsconfig.build.json; fi \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24-slim
@@ -31,8 +40,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/vendor ./vendor
 COPY bin ./bin
-# The simulator's page (simulator.web: true) is static files that tsc does not copy into dist/.
-COPY simulator/web ./simulator/web
+COPY --from=build /app/extra ./
 COPY package.json config.sample.yaml ./
 # /data holds config.yaml, registration.yaml, the encryption key and the SQLite database; paths in
 # the config are relative to it.

@@ -90,7 +90,17 @@ const dependencyDirections = [
 ];
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "data/", "vendor/", "bench/results/", "coverage/"] },
+  {
+    ignores: [
+      "dist/",
+      ".product-build-test/",
+      "node_modules/",
+      "data/",
+      "vendor/",
+      "bench/results/",
+      "coverage/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -101,7 +101,9 @@ async function measureOne(
       database: { type: backend, uri: database.uri },
       encryption: { key_env: KEY_ENV },
       permissions: { "*": "none", [DOMAIN]: "user" },
-      ...(process.env["BENCH_NO_E2B"] === "1" ? { matrix_encryption: { allow: false, default: false } } : {}),
+      ...(process.env["BENCH_NO_E2B"] === "1"
+        ? { matrix_encryption: { allow: false, default: false } }
+        : {}),
       interop: {
         mode: "external",
         component_host: url.hostname,

@@ -61,8 +61,18 @@ async function start(request: Extract<ChildRequest, { type: "start" }>): Promise
     dataDir: path.join(dir, "simulator"),
     admin: { token: adminToken },
     media: false,
-    // A deployment's per-user rate limit would measure the limit, not the bridge.
-    limits: { "messages-per-minute": 1_000_000_000, "max-unacked": 100_000 },
+    // A deployment's per-user rate limit would measure the limit, not the bridge; the daily and
+    // hourly quotas on new contacts (50 lookups and 50 new conversations a day for a verified
+    // user, bundles per hour) would stop a run with more portals.
+    limits: {
+      "messages-per-minute": 1_000_000_000,
+      "max-unacked": 100_000,
+      "lookups-per-day": 1_000_000_000,
+      "lookups-per-day-provider": 1_000_000_000,
+      "new-conversations-per-day": 1_000_000_000,
+      "key-fetches-per-hour": 1_000_000_000,
+      "prekey-handouts-per-hour": 1_000_000_000,
+    },
     tickIntervalMs: 500,
   });
   reply({ type: "started", hsUrl: hs.url, service: sim.service });
@@ -91,10 +101,24 @@ async function setup(request: Extract<ChildRequest, { type: "setup" }>): Promise
         .slice(after)
         .find((e) => e.sender === request.botUserId && pattern.test(String(e.content["body"]))),
     );
+  // The newest events first, and only those after the command: `me.events` reads the room from
+  // its start, 1,000 events at most, which a run with ~500 portals fills with commands and answers.
   const command = async (text: string, answer: RegExp) => {
-    const before = (await me.events(mgmt)).length;
-    await me.send(mgmt, "m.room.message", { msgtype: "m.text", body: text });
-    return botSays(answer, before);
+    const sent = await me.send(mgmt, "m.room.message", { msgtype: "m.text", body: text });
+    return waitFor(`the bot to answer ${answer}`, async () => {
+      const page = await me.request(
+        "GET",
+        `/_matrix/client/v3/rooms/${encodeURIComponent(mgmt)}/messages?dir=b&limit=50`,
+      );
+      const newest =
+        (page.json["chunk"] as
+          { event_id: string; sender: string; content: Record<string, unknown> }[] | undefined) ??
+        [];
+      const mine = newest.findIndex((e) => e.event_id === sent);
+      return newest
+        .slice(0, mine === -1 ? newest.length : mine)
+        .find((e) => e.sender === request.botUserId && answer.test(String(e.content["body"])));
+    });
   };
   await botSays(/login/, 0);
   await command("login", /./);

@@ -7,6 +7,8 @@ import { openKeyVault, type KeyVault } from "./vault/key-vault.js";
 import { startMatrixSide, type MatrixSide } from "./matrix/appservice.js";
 import { BridgeCore } from "./core/bridge-core.js";
 import type { CoreCallbacks, NetworkConnector } from "./core/network.js";
+import type { MatrixApi } from "./core/matrix-api.js";
+import type { HealthPort } from "./core/ports.js";
 import { UnavailableConnector } from "./core/unavailable-connector.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
@@ -62,6 +64,8 @@ const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 export interface RunningBridge {
   readonly db: Database;
   readonly core: BridgeCore;
+  /** The core's MatrixApi on the appservice's intents (tests drive it directly). */
+  readonly matrixApi: MatrixApi;
   readonly vault: KeyVault;
   readonly port: number;
   /** Matrix-side encryption, when matrix_encryption.allow is on. */
@@ -120,9 +124,9 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ...(options.onFatal === undefined ? {} : { onFatal: options.onFatal }),
       readiness: [
         databaseCheck(db.knex),
-        gatekeeperCheck(() => core?.connector),
+        gatekeeperCheck(() => core?.health.connector),
         homeserverCheck(config.homeserver.url),
-        loginsCheck(() => core?.logins.failedCount()),
+        loginsCheck(() => core?.health.failedLogins()),
       ],
     });
     const openedVault = vault;
@@ -162,7 +166,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     });
     await core.start();
     if (metrics !== undefined) {
-      metrics.setSources({ ...scrapeSources(db, core), deadLetters: () => inbox.countDead() });
+      metrics.setSources({
+        ...scrapeSources(db, core.health),
+        deadLetters: () => inbox.countDead(),
+      });
       metricsServer = await startMetricsServer(metrics, {
         bindAddress: config.metrics.bind_address,
         port: config.metrics.port,
@@ -170,7 +177,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       });
     }
     const router = new MatrixEventRouter(
-      core,
+      core.router,
       processed,
       matrixApi.openMedia,
       log.child({ component: "router" }),
@@ -182,7 +189,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         homeserverUrl: config.homeserver.url,
         isBridgeUser: (user) => startedCore.isOwnUser(user),
       });
-      new ProvisioningApi(core, auth, log.child({ component: "provisioning" })).mount(
+      new ProvisioningApi(core.provisioning, auth, log.child({ component: "provisioning" })).mount(
         matrix.app,
         config.provisioning.prefix,
       );
@@ -218,7 +225,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ...(metrics === undefined ? {} : { observer: metrics }),
     });
     const startedIngress = ingress;
-    core.deadLetters = {
+    core.attachDeadLetters({
       list: async (limit) =>
         (await startedIngress.deadLetters(limit)).map((row) => ({
           id: row.seq,
@@ -229,7 +236,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
           receivedAt: row.receivedAt,
         })),
       retry: (id) => startedIngress.retryDeadLetters(id),
-    };
+    });
     await ingress.start();
     let profileSet = false;
     const startedCrypto = crypto;
@@ -281,6 +288,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   return {
     db,
     core: startedCore,
+    matrixApi: startedMatrixApi,
     vault,
     port: options.port,
     matrixCrypto: runningCrypto,
@@ -309,19 +317,19 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
 }
 
 /** Figures read at scrape time: from the connector's queues and state, and from the tables. */
-function scrapeSources(db: Database, core: BridgeCore) {
+function scrapeSources(db: Database, health: HealthPort) {
   const count = async (query: ReturnType<Database["knex"]>): Promise<number> => {
     const row = (await query.count({ n: "*" }).first()) as { n: number | string } | undefined;
     return Number(row?.n ?? 0);
   };
-  const connector = core.connector;
+  const connector = health.connector;
   const depths = isConnectionHealthReporting(connector) ? () => connector.queueDepths() : undefined;
   return {
     outboxDepth: async () => (depths === undefined ? 0 : (await depths()).outbox),
     inboxDepth: async () => (depths === undefined ? 0 : (await depths()).inbox),
     usersLoggedIn: () => count(db.knex("users").where({ login_state: "logged-in" })),
     portals: () => count(db.knex("portals").whereNotNull("room_id")),
-    loginsFailed: () => core.logins.failedCount(),
+    loginsFailed: () => health.failedLogins(),
     gatekeeper: () =>
       isConnectionHealthReporting(connector) ? connector.connectionHealth() : undefined,
   };

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { USAGE, type Command } from "./args.js";
+import { loadEmbeddedGatekeeper } from "./embedded-entry.js";
 import { generateKeyFile } from "./generate-key.js";
 import { INIT_FILES, initDirectory, type Ask } from "./init.js";
 import { buildRegistration, generateTokens } from "./registration.js";
@@ -94,7 +95,9 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
   // Loaded only to run: the Matrix libraries take a while to import and no other command needs them.
   const { startBridge } = await import("../bridge.js");
   const { createInteropConnector } = await import("../interop/connector/factory.js");
-  const { startEmbeddedGatekeeper } = await import("./embedded-gatekeeper.js");
+  // Only an embedded bridge needs the simulator, and only the embedded build has it.
+  const startEmbedded =
+    config.interop.mode === "embedded" ? await loadEmbeddedGatekeeper() : undefined;
   let fail: (err: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (fail = resolve));
   const bridge = await startBridge({
@@ -107,7 +110,7 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
     createConnector: (callbacks, deps) =>
       createInteropConnector(config, callbacks, {
         ...deps,
-        startEmbedded: startEmbeddedGatekeeper,
+        ...(startEmbedded === undefined ? {} : { startEmbedded }),
       }),
   });
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];

@@ -37,6 +37,7 @@ import { permissionOf } from "./permissions.js";
 import { UserLimits } from "./rate-limits.js";
 import type { OpenPortal } from "./portals.js";
 import { PortalManager } from "./portals.js";
+import type { HealthPort, ProvisioningPort, RouterPort } from "./ports.js";
 import { RemoteEventHandler } from "./remote-events.js";
 import { groupCreateHereUsage, groupCreatedHere, notLoggedIn, notReachable } from "./texts.js";
 
@@ -59,25 +60,31 @@ export interface BridgeCoreOptions {
  * The network-independent bridge: logins, portals, ghosts, message mapping and commands, wired
  * together. The Matrix side calls the `on*` and `handle*` methods; the connector calls `report`.
  */
-export class BridgeCore implements CoreCallbacks, CommandServices {
-  readonly users: UsersTable;
-  readonly portalRows: PortalsTable;
-  readonly contacts: ContactsTable;
-  readonly messages: MessagesTable;
-  readonly ghosts: GhostManager;
-  readonly portals: PortalManager;
-  readonly groups: GroupManager;
-  readonly logins: LoginManager;
-  readonly commands: CommandRegistry<CommandServices>;
-  readonly fromMatrix: MatrixEventsHandler;
-  readonly connector: NetworkConnector;
+export class BridgeCore implements CoreCallbacks {
   /** The connector's self-description: the network's name, command prefix and addresses. */
   readonly network: NetworkDescription;
-  readonly config: Config;
-  readonly matrix: MatrixApi;
-  readonly limits: UserLimits;
-  /** The Matrix ingress's dead letters, for the admin command (set by the wiring). */
-  deadLetters: DeadLetterQueue | undefined;
+  /** What the Matrix router may use (core/ports.ts). */
+  readonly router: RouterPort;
+  /** What the provisioning API may use (core/ports.ts). */
+  readonly provisioning: ProvisioningPort;
+  /** What readiness and the metrics read (core/ports.ts). */
+  readonly health: HealthPort;
+  private readonly users: UsersTable;
+  private readonly portalRows: PortalsTable;
+  private readonly ghosts: GhostManager;
+  private readonly portals: PortalManager;
+  private readonly groups: GroupManager;
+  private readonly logins: LoginManager;
+  private readonly commands: CommandRegistry<CommandServices>;
+  /** What the commands may use, passed to them as `services` (commands/services.ts). */
+  private readonly services: CommandServices;
+  private readonly fromMatrix: MatrixEventsHandler;
+  private readonly connector: NetworkConnector;
+  private readonly config: Config;
+  private readonly matrix: MatrixApi;
+  private readonly limits: UserLimits;
+  /** The Matrix ingress's dead letters, for the admin command (`attachDeadLetters`). */
+  private deadLetters: DeadLetterQueue | undefined;
   private readonly remote: RemoteEventHandler;
   private readonly log: Logger;
 
@@ -90,74 +97,147 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     this.network = this.connector.describe();
     this.users = new UsersTable(knex);
     this.portalRows = new PortalsTable(knex);
-    this.contacts = new ContactsTable(knex);
-    this.messages = new MessagesTable(knex);
+    const contacts = new ContactsTable(knex);
+    const messages = new MessagesTable(knex);
     const tables = {
       users: this.users,
       portals: this.portalRows,
-      contacts: this.contacts,
-      messages: this.messages,
+      contacts,
+      messages,
       reactions: new ReactionsTable(knex),
     };
     this.ghosts = new GhostManager(config, new GhostsTable(knex), matrix, this.connector);
-    this.portals = new PortalManager(
-      this.portalRows,
-      this.users,
-      this.contacts,
-      this.ghosts,
+    this.portals = new PortalManager({
+      portals: this.portalRows,
+      users: this.users,
+      contacts,
+      ghosts: this.ghosts,
       matrix,
-      log.child({ component: "portals" }),
-    );
-    this.logins = new LoginManager(
+      log: log.child({ component: "portals" }),
+    });
+    this.logins = new LoginManager({
       config,
-      this.users,
-      this.connector,
-      log.child({ component: "logins" }),
-      options.loginRetry,
-    );
-    this.groups = new GroupManager(
-      new GroupPortalsTable(knex),
-      this.users,
-      this.ghosts,
-      this.logins,
+      users: this.users,
+      connector: this.connector,
+      log: log.child({ component: "logins" }),
+      retry: options.loginRetry,
+    });
+    this.groups = new GroupManager({
+      table: new GroupPortalsTable(knex),
+      users: this.users,
+      ghosts: this.ghosts,
+      logins: this.logins,
       matrix,
-      log.child({ component: "groups" }),
-    );
+      log: log.child({ component: "groups" }),
+    });
     const groupTables = {
       messages: new MessagesTable(knex, GROUP_MESSAGES),
       reactions: new ReactionsTable(knex, GROUP_REACTIONS),
     };
     const observer = options.observer ?? NO_OBSERVER;
     this.limits = new UserLimits(config.limits, options.now);
-    this.remote = new RemoteEventHandler(
-      config,
+    const handlers = {
       tables,
-      this.ghosts,
-      this.portals,
+      portals: this.portals,
       matrix,
       log,
-      this.logins,
+      logins: this.logins,
       observer,
-      this.limits,
-      this.groups,
+      limits: this.limits,
+      groups: this.groups,
       groupTables,
-    );
-    this.fromMatrix = new MatrixEventsHandler(
-      tables,
-      this.portals,
-      this.logins,
-      matrix,
-      log,
-      observer,
-      this.limits,
-      this.groups,
-      groupTables,
-    );
+    };
+    this.remote = new RemoteEventHandler({ ...handlers, config, ghosts: this.ghosts });
+    this.fromMatrix = new MatrixEventsHandler(handlers);
     this.commands = new CommandRegistry<CommandServices>(log.child({ component: "commands" }), {
       network: this.network.displayName,
       contact: this.network.identifier.argument,
       noun: this.network.identifier.noun,
     }).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
+    this.services = this.commandServices(contacts, messages);
+    this.router = this.routerPort();
+    this.provisioning = this.provisioningPort();
+    this.health = {
+      connector: this.connector,
+      failedLogins: () => this.logins.failedCount(),
+      loginFailure: (user) => this.logins.failure(user),
+    };
+  }
+
+  /** The commands' port: the tables and managers as the commands use them, the core's methods. */
+  private commandServices(contacts: ContactsTable, messages: MessagesTable): CommandServices {
+    const deadLetters = () => this.deadLetters;
+    return {
+      users: this.users,
+      portalRows: this.portalRows,
+      contacts,
+      messages,
+      ghosts: this.ghosts,
+      logins: this.logins,
+      commands: this.commands,
+      network: this.network,
+      // Read at the command's run: the wiring attaches the queue after the core is built.
+      get deadLetters() {
+        return deadLetters();
+      },
+      loginStateOf: (user) => this.loginStateOf(user),
+      permissionOf: (user) => this.permissionOf(user),
+      logoutUser: (user, options) => this.logoutUser(user, options),
+      cleanUpPortals: (user) => this.cleanUpPortals(user),
+      openChat: (user, address) => this.openChat(user, address),
+      requireLogin: (user) => this.requireLogin(user),
+      createGroup: (user, subject, addresses) => this.createGroup(user, subject, addresses),
+      contactFor: (login, address) => this.contactFor(login, address),
+    };
+  }
+
+  private routerPort(): RouterPort {
+    return {
+      network: this.network,
+      botUserId: this.matrix.botUserId,
+      isOwnUser: (user) => this.isOwnUser(user),
+      isGhost: (user) => this.ghosts.isGhost(user),
+      permissionOf: (user) => this.permissionOf(user),
+      notice: async (room, text, replyTo) => {
+        await this.matrix.sendNotice(room, text, replyTo);
+      },
+      portalRows: this.portalRows,
+      groupPortals: this.groups.table,
+      users: this.users,
+      portals: this.portals,
+      groups: this.groups,
+      fromMatrix: this.fromMatrix,
+      onBotInvited: (user, room) => this.onBotInvited(user, room),
+      onGhostInvited: (user, room, ghost, isDirect) =>
+        this.onGhostInvited(user, room, ghost, isDirect),
+      handleManagementMessage: (user, room, text) => this.handleManagementMessage(user, room, text),
+      handlePortalCommand: (user, portal, text) => this.handlePortalCommand(user, portal, text),
+      createGroupHere: (user, room, text) => this.createGroupHere(user, room, text),
+    };
+  }
+
+  private provisioningPort(): ProvisioningPort {
+    return {
+      network: this.network,
+      botUserId: this.matrix.botUserId,
+      homeserverDomain: this.config.homeserver.domain,
+      loginFlows: () => this.connector.loginFlows(),
+      logins: this.logins,
+      users: this.users,
+      portalRows: this.portalRows,
+      ghosts: this.ghosts,
+      isOwnUser: (user) => this.isOwnUser(user),
+      permissionOf: (user) => this.permissionOf(user),
+      loginStateOf: (user) => this.loginStateOf(user),
+      logoutUser: (user, options) => this.logoutUser(user, options),
+      openChat: (user, address) => this.openChat(user, address),
+      createGroup: (user, subject, addresses) => this.createGroup(user, subject, addresses),
+    };
+  }
+
+  /** The Matrix ingress's dead letters, for the admin `dead-letters` command (set by the wiring). */
+  attachDeadLetters(queue: DeadLetterQueue): void {
+    this.deadLetters = queue;
   }
 
   /** Starts the connector and loads the stored logins. */
@@ -261,7 +341,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
     }
     const prefix = this.network.commandPrefix;
     const line = text.trim().startsWith(prefix + " ") ? text.trim().slice(prefix.length + 1) : text;
-    await this.commands.dispatch({ user, level, room, services: this, reply }, line);
+    await this.commands.dispatch({ user, level, room, services: this.services, reply }, line);
   }
 
   /** A command in a portal (`<prefix> ...`): the portal's contact is the default address. */
@@ -275,7 +355,7 @@ export class BridgeCore implements CoreCallbacks, CommandServices {
       level,
       room,
       portalNumber: ghost.phone,
-      services: this,
+      services: this.services,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);
       },

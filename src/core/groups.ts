@@ -43,14 +43,28 @@ export class GroupManager {
   /** Serialises changes to one group's room (network events and Matrix-side changes). */
   private readonly lock = new KeyedLock();
 
-  constructor(
-    readonly table: GroupPortalsTable,
-    private readonly users: UsersTable,
-    private readonly ghosts: GhostManager,
-    private readonly logins: Pick<LoginManager, "get" | "userOfSelfId">,
-    private readonly matrix: MatrixApi,
-    private readonly log: Logger,
-  ) {}
+  readonly table: GroupPortalsTable;
+  private readonly users: UsersTable;
+  private readonly ghosts: GhostManager;
+  private readonly logins: Pick<LoginManager, "get" | "userOfSelfId">;
+  private readonly matrix: MatrixApi;
+  private readonly log: Logger;
+
+  constructor(options: {
+    table: GroupPortalsTable;
+    users: UsersTable;
+    ghosts: GhostManager;
+    logins: Pick<LoginManager, "get" | "userOfSelfId">;
+    matrix: MatrixApi;
+    log: Logger;
+  }) {
+    this.table = options.table;
+    this.users = options.users;
+    this.ghosts = options.ghosts;
+    this.logins = options.logins;
+    this.matrix = options.matrix;
+    this.log = options.log;
+  }
 
   /** The group login of a user, or undefined (no login, or a network without groups). */
   groupLogin(user: MatrixUserId): GroupLogin | undefined {

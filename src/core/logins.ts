@@ -60,14 +60,26 @@ export class LoginManager {
   private readonly failed = new Map<MatrixUserId, LoginLoadFailure>();
   private stopped = false;
 
-  constructor(
-    private readonly config: Config,
-    private readonly users: UsersTable,
-    private readonly connector: NetworkConnector,
-    private readonly log: Logger,
-    /** Backoff of the retries of a stored login that failed to load. */
-    private readonly retry: { initialMs: number; maxMs: number } = LOAD_RETRY,
-  ) {}
+  private readonly config: Config;
+  private readonly users: UsersTable;
+  private readonly connector: NetworkConnector;
+  private readonly log: Logger;
+  private readonly retry: { initialMs: number; maxMs: number };
+
+  constructor(options: {
+    config: Config;
+    users: UsersTable;
+    connector: NetworkConnector;
+    log: Logger;
+    /** Backoff of the retries of a stored login that failed to load (LOAD_RETRY by default). */
+    retry?: { initialMs: number; maxMs: number } | undefined;
+  }) {
+    this.config = options.config;
+    this.users = options.users;
+    this.connector = options.connector;
+    this.log = options.log;
+    this.retry = options.retry ?? LOAD_RETRY;
+  }
 
   /** The network's self-description, for texts that name it. */
   get network(): NetworkDescription {

@@ -43,27 +43,50 @@ export const isGroupPortal = (p: AnyPortal): p is GroupPortalRow => "remoteId" i
 /** Incoming messages a read receipt may mark: the latest ones (see `readTarget`). */
 const READ_CANDIDATES = 8;
 
+/** What MatrixEventsHandler works with (BridgeCore builds it); the optional parts default off. */
+export interface MatrixEventsHandlerOptions {
+  tables: {
+    users: UsersTable;
+    portals: PortalsTable;
+    messages: MessagesTable;
+    reactions: ReactionsTable;
+  };
+  portals: PortalManager;
+  logins: LoginManager;
+  matrix: MatrixApi;
+  log: Logger;
+  observer?: CoreObserver;
+  limits?: UserLimits;
+  groups?: GroupManager;
+  groupTables?: MappingTables;
+}
+
 /**
  * What a Matrix user does in a portal, passed to their login. A send the network refuses at once
  * is answered with a notice replying to the user's event; nothing fails silently.
  */
 export class MatrixEventsHandler {
-  constructor(
-    private readonly tables: {
-      users: UsersTable;
-      portals: PortalsTable;
-      messages: MessagesTable;
-      reactions: ReactionsTable;
-    },
-    private readonly portals: PortalManager,
-    private readonly logins: LoginManager,
-    private readonly matrix: MatrixApi,
-    private readonly log: Logger,
-    private readonly observer: CoreObserver = NO_OBSERVER,
-    private readonly limits?: UserLimits,
-    private readonly groups?: GroupManager,
-    private readonly groupTables?: MappingTables,
-  ) {}
+  private readonly tables: MatrixEventsHandlerOptions["tables"];
+  private readonly portals: PortalManager;
+  private readonly logins: LoginManager;
+  private readonly matrix: MatrixApi;
+  private readonly log: Logger;
+  private readonly observer: CoreObserver;
+  private readonly limits: UserLimits | undefined;
+  private readonly groups: GroupManager | undefined;
+  private readonly groupTables: MappingTables | undefined;
+
+  constructor(options: MatrixEventsHandlerOptions) {
+    this.tables = options.tables;
+    this.portals = options.portals;
+    this.logins = options.logins;
+    this.matrix = options.matrix;
+    this.log = options.log;
+    this.observer = options.observer ?? NO_OBSERVER;
+    this.limits = options.limits;
+    this.groups = options.groups;
+    this.groupTables = options.groupTables;
+  }
 
   private tablesOf(portal: AnyPortal): MappingTables {
     if (!isGroupPortal(portal)) return this.tables;

@@ -36,14 +36,28 @@ export class PortalManager {
   /** Serialises room creation per (user, contact): one portal room, never two. */
   private readonly lock = new KeyedLock();
 
-  constructor(
-    private readonly portals: PortalsTable,
-    private readonly users: UsersTable,
-    private readonly contacts: ContactsTable,
-    private readonly ghosts: GhostManager,
-    private readonly matrix: MatrixApi,
-    private readonly log: Logger,
-  ) {}
+  private readonly portals: PortalsTable;
+  private readonly users: UsersTable;
+  private readonly contacts: ContactsTable;
+  private readonly ghosts: GhostManager;
+  private readonly matrix: MatrixApi;
+  private readonly log: Logger;
+
+  constructor(options: {
+    portals: PortalsTable;
+    users: UsersTable;
+    contacts: ContactsTable;
+    ghosts: GhostManager;
+    matrix: MatrixApi;
+    log: Logger;
+  }) {
+    this.portals = options.portals;
+    this.users = options.users;
+    this.contacts = options.contacts;
+    this.ghosts = options.ghosts;
+    this.matrix = options.matrix;
+    this.log = options.log;
+  }
 
   /** The portal for a chat the user starts: an existing one (re-invited if left) or a new one. */
   async openOutgoing(user: MatrixUserId, contact: RemoteUserId): Promise<OpenPortal> {

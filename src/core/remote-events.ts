@@ -57,32 +57,59 @@ const UNDECRYPTABLE_MEMORY = 1000;
  * bridged before the promise resolves, so the connector acknowledges the network only then. A
  * message already mapped is not posted again (redelivery after a crash is harmless).
  */
+/** What RemoteEventHandler works with (BridgeCore builds it); the optional parts default off. */
+export interface RemoteEventHandlerOptions {
+  config: Config;
+  tables: {
+    users: UsersTable;
+    portals: PortalsTable;
+    contacts: ContactsTable;
+    messages: MessagesTable;
+    reactions: ReactionsTable;
+  };
+  ghosts: GhostManager;
+  portals: PortalManager;
+  matrix: MatrixApi;
+  log: Logger;
+  /** The user's login, for the network's edit and retraction windows. */
+  logins: Pick<LoginManager, "get" | "userOfSelfId">;
+  observer?: CoreObserver;
+  limits?: UserLimits;
+  groups?: GroupManager;
+  groupTables?: MappingTables;
+}
+
 export class RemoteEventHandler {
   private readonly states = new Map<MatrixUserId, LoginState>();
   private readonly lock = new KeyedLock();
   /** Until when each user was told that message requests are held (one notice per window). */
   private readonly heldNotified = new Map<MatrixUserId, number>();
 
-  constructor(
-    private readonly config: Config,
-    private readonly tables: {
-      users: UsersTable;
-      portals: PortalsTable;
-      contacts: ContactsTable;
-      messages: MessagesTable;
-      reactions: ReactionsTable;
-    },
-    private readonly ghosts: GhostManager,
-    private readonly portals: PortalManager,
-    private readonly matrix: MatrixApi,
-    private readonly log: Logger,
-    /** The user's login, for the network's edit and retraction windows. */
-    private readonly logins: Pick<LoginManager, "get" | "userOfSelfId">,
-    private readonly observer: CoreObserver = NO_OBSERVER,
-    private readonly limits?: UserLimits,
-    private readonly groups?: GroupManager,
-    private readonly groupTables?: MappingTables,
-  ) {}
+  private readonly config: Config;
+  private readonly tables: RemoteEventHandlerOptions["tables"];
+  private readonly ghosts: GhostManager;
+  private readonly portals: PortalManager;
+  private readonly matrix: MatrixApi;
+  private readonly log: Logger;
+  private readonly logins: Pick<LoginManager, "get" | "userOfSelfId">;
+  private readonly observer: CoreObserver;
+  private readonly limits: UserLimits | undefined;
+  private readonly groups: GroupManager | undefined;
+  private readonly groupTables: MappingTables | undefined;
+
+  constructor(options: RemoteEventHandlerOptions) {
+    this.config = options.config;
+    this.tables = options.tables;
+    this.ghosts = options.ghosts;
+    this.portals = options.portals;
+    this.matrix = options.matrix;
+    this.log = options.log;
+    this.logins = options.logins;
+    this.observer = options.observer ?? NO_OBSERVER;
+    this.limits = options.limits;
+    this.groups = options.groups;
+    this.groupTables = options.groupTables;
+  }
 
   private readonly undecryptableSeen = new Set<string>();
 

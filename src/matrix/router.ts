@@ -1,5 +1,4 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
-import type { BridgeCore } from "../core/bridge-core.js";
 import type { GroupPortalRow } from "../db/groups.js";
 import type { OpenGroupPortal } from "../core/groups.js";
 import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
@@ -16,6 +15,7 @@ import {
 } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import type { MessageContent } from "../core/network.js";
+import type { RouterPort } from "../core/ports.js";
 import {
   matrixEventToNeutral,
   type MatrixMediaOpener,
@@ -66,7 +66,7 @@ export class MatrixEventRouter {
   private readonly typing = new Map<string, boolean>();
 
   constructor(
-    private readonly core: BridgeCore,
+    private readonly core: RouterPort,
     private readonly processed: ProcessedEventsTable,
     private readonly openMedia: MatrixMediaOpener,
     private readonly log: Logger,
@@ -127,7 +127,7 @@ export class MatrixEventRouter {
     const portal = await this.portalOf(roomId(event.room_id));
     if (portal === undefined || !(await this.isPortalUser(portal, event.sender))) return;
     this.log.debug({ eventId: event.event_id, reason }, "Matrix event not bridged");
-    await this.core.matrix.sendNotice(
+    await this.core.notice(
       portal.roomId as RoomId,
       kind === "undecryptable"
         ? "Not sent: the bridge could not decrypt this message; send it again."
@@ -143,14 +143,14 @@ export class MatrixEventRouter {
     const content = isRecord(event.content) ? event.content : {};
     if (event.type === "m.room.member") {
       const target = event.state_key;
-      const group = opened(await this.core.groups.table.byRoom(room));
+      const group = opened(await this.core.groupPortals.byRoom(room));
       if (group !== undefined) {
         await this.groupMembership(sender, group, target, content["membership"]);
         return;
       }
       if (content["membership"] === "invite" && typeof target === "string") {
         // A ghost invited by a user starts or links that chat there (core/ghost-invites.ts).
-        if (this.core.ghosts.isGhost(target)) {
+        if (this.core.isGhost(target)) {
           await this.core.onGhostInvited(
             sender,
             room,
@@ -170,7 +170,7 @@ export class MatrixEventRouter {
       await this.portalEvent(portal, sender, event, content);
       return;
     }
-    const group = opened(await this.core.groups.table.byRoom(room));
+    const group = opened(await this.core.groupPortals.byRoom(room));
     if (group !== undefined) {
       await this.groupEvent(group, sender, event, content);
       return;
@@ -193,7 +193,7 @@ export class MatrixEventRouter {
     target: unknown,
     membership: unknown,
   ): Promise<void> {
-    if (target === this.core.matrix.botUserId && membership === "invite") {
+    if (target === this.core.botUserId && membership === "invite") {
       const portal = await this.core.portalRows.byRoom(room);
       if (portal === undefined) await this.core.onBotInvited(sender, room);
       return;
@@ -223,7 +223,7 @@ export class MatrixEventRouter {
       }
       return;
     }
-    if (!this.core.ghosts.isGhost(target)) return;
+    if (!this.core.isGhost(target)) return;
     if (membership === "invite") await this.core.groups.onGhostInvited(sender, portal, target);
     else if (membership === "leave" || membership === "ban") {
       await this.core.groups.onGhostKicked(sender, portal, target);
@@ -240,7 +240,7 @@ export class MatrixEventRouter {
     const isState = event.type === "m.room.name" || event.type === "m.room.power_levels";
     // Content from someone who is not one of the group's bridge users is answered by the core
     // with a notice; room settings of theirs are the room's own business.
-    if (isState && (await this.core.groups.table.user(portal.id, sender)) === undefined) return;
+    if (isState && (await this.core.groupPortals.user(portal.id, sender)) === undefined) return;
     if (event.type === "m.room.name" && event.state_key === "") {
       const name = typeof content["name"] === "string" ? content["name"] : "";
       if (name !== portal.subject) await this.core.groups.onRenamed(sender, portal, name);
@@ -261,14 +261,14 @@ export class MatrixEventRouter {
   /** The 1:1 or group portal of a room, if it is one. */
   private async portalOf(room: RoomId): Promise<AnyPortal | undefined> {
     return (
-      (await this.core.portalRows.byRoom(room)) ?? opened(await this.core.groups.table.byRoom(room))
+      (await this.core.portalRows.byRoom(room)) ?? opened(await this.core.groupPortals.byRoom(room))
     );
   }
 
   /** Whether a Matrix user is the portal's user (1:1) or one of its users (group). */
   private async isPortalUser(portal: AnyPortal, user: string): Promise<boolean> {
     if (!isGroupPortal(portal)) return portal.userMxid === user;
-    return (await this.core.groups.table.user(portal.id, user as MatrixUserId)) !== undefined;
+    return (await this.core.groupPortals.user(portal.id, user as MatrixUserId)) !== undefined;
   }
 
   private async portalEvent(
@@ -319,7 +319,7 @@ export class MatrixEventRouter {
           return;
         }
         this.log.debug({ reason: inbound.reason }, "unsupported Matrix message");
-        await this.core.matrix.sendNotice(
+        await this.core.notice(
           portal.roomId as RoomId,
           `Not sent: ${known ?? echoed(inbound.reason, 120)}.`,
           id,
@@ -368,7 +368,7 @@ export class MatrixEventRouter {
     const portal = await this.portalOf(room);
     if (portal === undefined) return;
     const portalUsers = isGroupPortal(portal)
-      ? (await this.core.groups.table.users(portal.id)).map((u) => u.user)
+      ? (await this.core.groupPortals.users(portal.id)).map((u) => u.user)
       : [portal.userMxid];
     if (event.type === "m.typing") {
       const users = Array.isArray(event.content["user_ids"]) ? event.content["user_ids"] : [];

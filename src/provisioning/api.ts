@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { NextFunction, Request, Response } from "express";
-import type { BridgeCore } from "../core/bridge-core.js";
 import type { LoginOutcome } from "../core/logins.js";
 import type { LoginProcess } from "../core/network.js";
+import type { ProvisioningPort } from "../core/ports.js";
 import { formatInternational } from "../core/phone-format.js";
 import { describeError } from "../util/errors.js";
 import type { MatrixUserId } from "../util/ids.js";
@@ -47,7 +47,7 @@ export class ProvisioningApi {
   private readonly logins = new Map<string, ApiLogin>();
 
   constructor(
-    private readonly core: BridgeCore,
+    private readonly core: ProvisioningPort,
     private readonly auth: ProvisioningAuth,
     private readonly log: Logger,
   ) {}
@@ -68,7 +68,7 @@ export class ProvisioningApi {
     route("get", "/whoami", (user) => this.whoami(user));
     route("get", "/login/flows", async () => ({
       body: {
-        flows: this.core.connector.loginFlows(),
+        flows: this.core.loginFlows(),
         // mautrix clients ignore it; ours show it before starting (the bot shows it in the chat).
         security_warning: this.core.logins.securityWarningText(),
       },
@@ -160,9 +160,9 @@ export class ProvisioningApi {
           network_url: "https://www.whatsapp.com",
           network_id: "whatsapp-interop",
         },
-        login_flows: this.core.connector.loginFlows(),
-        homeserver: this.core.config.homeserver.domain,
-        bridge_bot: this.core.matrix.botUserId,
+        login_flows: this.core.loginFlows(),
+        homeserver: this.core.homeserverDomain,
+        bridge_bot: this.core.botUserId,
         command_prefix: this.core.network.commandPrefix,
         ...(row === undefined || row.managementRoom === null
           ? {}

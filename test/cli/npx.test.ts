@@ -43,8 +43,9 @@ describe("npx matrix-whatsapp-interop", function () {
   const started: number[] = [];
 
   before(async function () {
-    // bin/ runs the build: make it match the sources under test.
-    await run("npm", ["run", "-s", "build"], { cwd: ROOT });
+    // bin/ runs the build: make it match the sources under test. The bridge started here runs
+    // the embedded default, so the build is the embedded one (the product build plus simulator/).
+    await run("npm", ["run", "-s", "build:embedded"], { cwd: ROOT });
   });
   beforeEach(async function () {
     dir = await mkdtemp(path.join(tmpdir(), "mwi-npx-"));

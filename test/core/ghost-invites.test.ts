@@ -32,10 +32,10 @@ describe("core: inviting a ghost to a room starts or links that chat (as mautrix
     assert.ok(h.matrix.calls.includes(`join ${DM} ${GHOST}`));
     assert.ok(h.matrix.calls.includes(`join ${DM} ${h.matrix.botUserId}`));
     assert.equal(ghostLeft(), false);
-    const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+    const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
     assert.equal(portal?.roomId, DM);
     assert.ok(portal);
-    await h.core.fromMatrix.message(ALICE, portal, eventId("$hi"), {
+    await h.core.router.fromMatrix.message(ALICE, portal, eventId("$hi"), {
       type: "text",
       text: { text: "hi bob", spans: [] },
     });
@@ -58,7 +58,7 @@ describe("core: inviting a ghost to a room starts or links that chat (as mautrix
     assert.equal(ghostSaid().length, 1);
     assert.match(ghostSaid()[0] ?? "", /\+49 170 1234567 cannot be reached/);
     assert.ok(ghostLeft());
-    assert.equal(await h.core.portalRows.get(ALICE, BOB_ID), undefined);
+    assert.equal(await h.tables.portalRows.get(ALICE, BOB_ID), undefined);
   });
 
   it("not logged in, not permitted or not a direct chat: the ghost says why and leaves", async function () {
@@ -77,19 +77,19 @@ describe("core: inviting a ghost to a room starts or links that chat (as mautrix
     // offers to make it one (bridgev2's create-group); the ghost stays for that.
     assert.match(h.matrix.lastNotice(group), /not a direct chat.*`!wa create-group <group name>`/s);
     assert.equal(ghostLeft(group), false);
-    assert.equal(await h.core.portalRows.get(ALICE, BOB_ID), undefined);
+    assert.equal(await h.tables.portalRows.get(ALICE, BOB_ID), undefined);
   });
 
   it("a chat that already has its room: the ghost points there and leaves", async function () {
     await logIn(h);
     h.network.reachable.add(BOB);
     await h.say(`start-chat ${BOB}`);
-    const existing = (await h.core.portalRows.get(ALICE, BOB_ID))?.roomId;
+    const existing = (await h.tables.portalRows.get(ALICE, BOB_ID))?.roomId;
     assert.ok(existing);
     await invite();
     assert.match(ghostSaid()[0] ?? "", new RegExp(`already have a chat .*${existing}`));
     assert.ok(ghostLeft());
-    assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.roomId, existing);
+    assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.roomId, existing);
   });
 
   it("a room the bridge already uses (another chat, the management room): refused, nothing rerouted", async function () {
@@ -97,17 +97,17 @@ describe("core: inviting a ghost to a room starts or links that chat (as mautrix
     h.network.reachable.add(BOB);
     h.network.reachable.add(CAROL);
     await h.say(`start-chat ${CAROL}`);
-    const carols = (await h.core.portalRows.get(ALICE, contactId(CAROL)))?.roomId;
+    const carols = (await h.tables.portalRows.get(ALICE, contactId(CAROL)))?.roomId;
     assert.ok(carols);
     for (const room of [carols, MGMT]) {
       await invite(ALICE, true, room);
       assert.match(ghostSaid(room)[0] ?? "", /already used by the bridge/);
       assert.ok(ghostLeft(room));
       assert.equal(
-        (await h.core.portalRows.byRoom(room))?.contact ?? undefined,
+        (await h.tables.portalRows.byRoom(room))?.contact ?? undefined,
         room === MGMT ? undefined : contactId(CAROL),
       );
     }
-    assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.roomId ?? null, null);
+    assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.roomId ?? null, null);
   });
 });

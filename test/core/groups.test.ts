@@ -83,7 +83,7 @@ describe("core: group portals", function () {
   }
 
   async function portal(): Promise<OpenGroupPortal> {
-    const row = await h.core.groups.table.byRemote(group);
+    const row = await h.tables.groups.byRemote(group);
     assert.ok(row?.roomId, "the group has a portal room");
     return { ...row, roomId: row.roomId };
   }
@@ -126,7 +126,7 @@ describe("core: group portals", function () {
     await reportInfo(ALICE);
     await reportInfo(BOB);
     const open = await portal();
-    await h.core.fromMatrix.message(ALICE, open, "$alice-1" as EventId, text("from alice"));
+    await h.core.router.fromMatrix.message(ALICE, open, "$alice-1" as EventId, text("from alice"));
     const sent = h.network.sent.at(-1);
     assert.equal(sent?.from, ALICE);
     assert.equal(sent?.to, group);
@@ -151,10 +151,10 @@ describe("core: group portals", function () {
     const open = await portal();
     const before = h.network.sent.length;
     const eve = matrixUserId("@eve:example.org");
-    await h.core.fromMatrix.message(eve, open, "$eve-1" as EventId, text("hi"));
+    await h.core.router.fromMatrix.message(eve, open, "$eve-1" as EventId, text("hi"));
     assert.match(h.matrix.lastNotice(open.roomId), /not logged in/i);
     // Bob has a login but is no member of the group.
-    await h.core.fromMatrix.message(BOB, open, "$bob-1" as EventId, text("hi"));
+    await h.core.router.fromMatrix.message(BOB, open, "$bob-1" as EventId, text("hi"));
     assert.match(h.matrix.lastNotice(open.roomId), /not a member of this group/);
     assert.equal(h.network.sent.length, before);
   });
@@ -223,14 +223,14 @@ describe("core: group portals", function () {
     await reportInfo(BOB);
     const open = await portal();
     h.network.reachable.add(DAVE);
-    await h.core.groups.onGhostInvited(
+    await h.core.router.groups.onGhostInvited(
       ALICE,
       open,
       matrixUserId("@whatsapp_491702222222:example.org"),
     );
     assert.ok(h.network.groups.get(group)!.members.some((m) => m.id === DAVE_ID));
     assert.ok(h.matrix.calls.includes(`join ${open.roomId} @whatsapp_491702222222:example.org`));
-    await h.core.groups.onGhostKicked(ALICE, await portal(), CAROL_GHOST);
+    await h.core.router.groups.onGhostKicked(ALICE, await portal(), CAROL_GHOST);
     assert.ok(!h.network.groups.get(group)!.members.some((m) => m.id === CAROL_ID));
     // The network reports the removal Alice made: already applied, so nothing happens twice.
     const version = h.network.groups.get(group)!.version;
@@ -254,9 +254,9 @@ describe("core: group portals", function () {
       members: [member(selfIdOf(BOB))],
     });
     assert.ok(h.matrix.calls.includes(`kick ${open.roomId} ${BOB} by ${h.matrix.botUserId}`));
-    assert.equal(await h.core.groups.table.user(open.id, BOB), undefined);
+    assert.equal(await h.tables.groups.user(open.id, BOB), undefined);
     // Alice leaving the room leaves the group.
-    await h.core.groups.onUserMembership(ALICE, open, "leave");
+    await h.core.router.groups.onUserMembership(ALICE, open, "leave");
     assert.ok(h.network.actions.includes(`leave ${group}`));
   });
 
@@ -265,26 +265,26 @@ describe("core: group portals", function () {
     await reportInfo(BOB);
     const open = await portal();
     // Bob is no admin: renaming is refused and the old name comes back.
-    await h.core.groups.onRenamed(BOB, open, "Bob's name");
+    await h.core.router.groups.onRenamed(BOB, open, "Bob's name");
     assert.equal(h.matrix.rooms.get(open.roomId)?.name, "Trip");
     assert.match(
       h.matrix.lastNotice(open.roomId),
       /Not changed at the network \(renaming the group\): Only the group's admins can do that\. The change was undone here\./,
     );
     // Nor may he make Carol an admin: her power level goes back.
-    await h.core.groups.onPowerLevels(BOB, open, { [CAROL_GHOST]: 50, [WA_GHOST]: 50 });
+    await h.core.router.groups.onPowerLevels(BOB, open, { [CAROL_GHOST]: 50, [WA_GHOST]: 50 });
     assert.equal(h.matrix.powerLevels.get(open.roomId)?.[CAROL_GHOST], undefined);
     assert.match(h.matrix.lastNotice(open.roomId), /making an admin/);
     // An admin's invite the network refuses: the ghost is taken out again.
     h.network.groupError = new BridgeError("group-full", "The group is full.");
     h.network.reachable.add(DAVE);
     const dave = matrixUserId("@whatsapp_491702222222:example.org");
-    await h.core.groups.onGhostInvited(ALICE, open, dave);
+    await h.core.router.groups.onGhostInvited(ALICE, open, dave);
     assert.ok(h.matrix.calls.includes(`kick ${open.roomId} ${dave} by ${h.matrix.botUserId}`));
     assert.match(h.matrix.lastNotice(open.roomId), /The group is full\./);
     // Alice (an admin) may rename.
     h.network.groupError = undefined;
-    await h.core.groups.onRenamed(ALICE, open, "Alice's name");
+    await h.core.router.groups.onRenamed(ALICE, open, "Alice's name");
     assert.equal(h.network.groups.get(group)?.subject, "Alice's name");
   });
 
@@ -292,24 +292,21 @@ describe("core: group portals", function () {
     await reportInfo(ALICE, WA_ID);
     const open = await portal();
     assert.match(h.matrix.lastNotice(open.roomId), /\+49 170 1111111.* added you to this group/);
-    assert.equal(
-      (await h.core.groups.table.user(open.id, ALICE))?.requestState,
-      "incoming-pending",
-    );
+    assert.equal((await h.tables.groups.user(open.id, ALICE))?.requestState, "incoming-pending");
     // No read receipts while it is a request.
     await h.network.report(ALICE, groupMessage(group, WA_ID, "welcome", "w-1"));
     const welcome = contentIn(open.roomId)[0];
     assert.ok(welcome);
-    await h.core.fromMatrix.read(ALICE, open, welcome.eventId);
+    await h.core.router.fromMatrix.read(ALICE, open, welcome.eventId);
     assert.ok(!h.network.actions.some((a) => a.startsWith("read")));
-    await h.core.groups.onUserMembership(ALICE, open, "join");
-    assert.equal((await h.core.groups.table.user(open.id, ALICE))?.requestState, "accepted");
-    await h.core.fromMatrix.read(ALICE, open, welcome.eventId);
+    await h.core.router.groups.onUserMembership(ALICE, open, "join");
+    assert.equal((await h.tables.groups.user(open.id, ALICE))?.requestState, "accepted");
+    await h.core.router.fromMatrix.read(ALICE, open, welcome.eventId);
     assert.ok(h.network.actions.includes(`read ${group} w-1`));
 
     // Bob is added too and rejects the invite: he leaves the group at the network.
     await reportInfo(BOB, WA_ID);
-    await h.core.groups.onUserMembership(BOB, open, "leave");
+    await h.core.router.groups.onUserMembership(BOB, open, "leave");
     assert.ok(h.network.actions.includes(`leave ${group}`));
     assert.ok(!h.network.groups.get(group)!.members.some((m) => m.id === selfIdOf(BOB)));
   });
@@ -323,7 +320,7 @@ describe("core: group portals", function () {
     assert.match(replies[0] ?? "", /Not added: \+49 170 2222222/);
     const created = [...h.network.groups.entries()].find(([, g]) => g.subject === "Weekend trip");
     assert.ok(created);
-    const row = await h.core.groups.table.byRemote(created[0]);
+    const row = await h.tables.groups.byRemote(created[0]);
     assert.ok(row?.roomId);
     assert.equal(h.matrix.rooms.get(row.roomId)?.name, "Weekend trip");
     assert.ok(h.matrix.calls.includes(`invite ${row.roomId} ${ALICE} by ${h.matrix.botUserId}`));
@@ -343,7 +340,7 @@ describe("core: group portals", function () {
     assert.match(h.matrix.lastNotice(room), /^Usage: `!wa create-group <group name>`/);
     await h.core.createGroupHere(ALICE, room, "!wa create-group Book club");
     assert.match(h.matrix.lastNotice(room), /This room is now the group "Book club"/);
-    const row = await h.core.groups.table.byRoom(room);
+    const row = await h.tables.groups.byRoom(room);
     assert.ok(row);
     const created = h.network.groups.get(row.remoteId);
     assert.equal(created?.subject, "Book club");
@@ -352,7 +349,7 @@ describe("core: group portals", function () {
       [selfIdOf(ALICE), WA_ID],
     );
     // The room is a group portal now: Alice's messages go to the group.
-    await h.core.fromMatrix.message(ALICE, row, "$here-1" as EventId, text("first"));
+    await h.core.router.fromMatrix.message(ALICE, row, "$here-1" as EventId, text("first"));
     assert.equal(h.network.sent.at(-1)?.to, row.remoteId);
     // Twice is refused: the room is the group's already.
     await h.core.createGroupHere(ALICE, room, "!wa create-group Again");
@@ -376,13 +373,13 @@ describe("core: group portals", function () {
     };
     await h.network.report(ALICE, edit);
     assert.equal(contentIn(open.roomId).at(-1)?.edits, original.eventId);
-    await h.core.fromMatrix.reaction(ALICE, open, "$r-1" as EventId, original.eventId, "👍");
+    await h.core.router.fromMatrix.reaction(ALICE, open, "$r-1" as EventId, original.eventId, "👍");
     assert.ok(h.network.actions.includes(`reactions ${group} m-1 [👍]`));
     // Bob may not delete Alice's message: only its sender's login can.
-    await h.core.fromMatrix.message(ALICE, open, "$a-2" as EventId, text("mine"));
-    await h.core.fromMatrix.redaction(BOB, open, "$a-2" as EventId);
+    await h.core.router.fromMatrix.message(ALICE, open, "$a-2" as EventId, text("mine"));
+    await h.core.router.fromMatrix.redaction(BOB, open, "$a-2" as EventId);
     assert.ok(!h.network.actions.some((a) => a.startsWith("retract")));
-    await h.core.fromMatrix.redaction(ALICE, open, "$a-2" as EventId);
+    await h.core.router.fromMatrix.redaction(ALICE, open, "$a-2" as EventId);
     assert.ok(h.network.actions.some((a) => a.startsWith(`retract ${group}`)));
   });
 });

@@ -2,6 +2,7 @@ import { BridgeCore } from "../../src/core/bridge-core.js";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import { matrixUserId, roomId, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
+import { coreTables, type CoreTables } from "../helpers/core-tables.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork } from "./fakes/network.js";
@@ -21,6 +22,10 @@ export function testConfig(overrides: Record<string, unknown> = {}): Config {
 
 export interface CoreHarness {
   core: BridgeCore;
+  /** The config the core was built with. */
+  config: Config;
+  /** The core's tables, to read what it stored (helpers/core-tables.ts). */
+  tables: CoreTables;
   matrix: FakeMatrix;
   network: FakeNetwork;
   db: TestDatabase;
@@ -50,6 +55,8 @@ export async function createCore(
   await core.start();
   return {
     core,
+    config,
+    tables: coreTables(db.db.knex),
     matrix,
     network,
     db,

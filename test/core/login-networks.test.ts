@@ -30,21 +30,21 @@ for (const nut of NETWORKS) {
 
     it("a login flow is chosen by its id even when a command has the same name", async function () {
       await nut.logIn(h);
-      assert.ok(h.core.logins.get(ALICE), "logged in");
+      assert.ok(h.core.provisioning.logins.get(ALICE), "logged in");
       assert.match((await h.say("status"))[0] ?? "", /^Logged in as /);
     });
 
     it("stored logins are loaded again at start-up, and logout tells the network in one notice", async function () {
       await nut.logIn(h);
       const again = new BridgeCore({
-        config: h.core.config,
+        config: h.config,
         knex: h.db.db.knex,
         matrix: h.matrix,
         createConnector: () => h.network,
         log: silentLogger(),
       });
       await again.start();
-      assert.ok(again.logins.get(ALICE));
+      assert.ok(again.provisioning.logins.get(ALICE));
       await again.handleManagementMessage(ALICE, MGMT, "logout");
       assert.match(h.matrix.lastNotice(MGMT), new RegExp(`^Logged out: ${nut.name} was told`));
       assert.ok(h.network.actions.includes(`logout ${ALICE}`));
@@ -78,7 +78,7 @@ for (const nut of NETWORKS) {
       nut.addUser(h.network, nut.bob);
       const dm = roomId("!dm:example.org");
       await h.core.onGhostInvited(ALICE, dm, matrixUserId(nut.bob.ghost), true);
-      assert.equal((await h.core.portalRows.get(ALICE, nut.bob.id))?.roomId, dm);
+      assert.equal((await h.tables.portalRows.get(ALICE, nut.bob.id))?.roomId, dm);
       assert.equal(h.matrix.ghosts.get(nut.bob.ghost as never), nut.bob.ghostName);
     });
 

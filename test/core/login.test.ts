@@ -17,7 +17,7 @@ describe("core: the bot and the login conversation", function () {
     await h.core.onBotInvited(ALICE, MGMT);
     assert.ok(h.matrix.calls.includes(`join ${MGMT} ${h.matrix.botUserId}`));
     assert.match(h.matrix.lastNotice(MGMT), /Send `login` to start/);
-    assert.equal((await h.core.users.get(ALICE))?.managementRoom, MGMT);
+    assert.equal((await h.tables.users.get(ALICE))?.managementRoom, MGMT);
   });
 
   it("an invite from a user without permission is refused with a notice saying why, logged, and nothing is stored", async function () {
@@ -43,7 +43,7 @@ describe("core: the bot and the login conversation", function () {
       lines.some((line) => line.includes("invite refused") && line.includes(STRANGER)),
       `logged: ${lines.join("")}`,
     );
-    assert.equal(await h.core.users.get(STRANGER), undefined);
+    assert.equal(await h.tables.users.get(STRANGER), undefined);
     const before = h.matrix.notices(room).length;
     await h.say("help", STRANGER, room);
     assert.equal(h.matrix.notices(room).length, before, "no command answered");
@@ -61,7 +61,7 @@ describe("core: the bot and the login conversation", function () {
     assert.match(warning, /block/);
     assert.match(warning, /report/);
     assert.match(warning, /`phone`.*`username`/);
-    assert.equal((await h.core.users.get(ALICE))?.loginState, "warned");
+    assert.equal((await h.tables.users.get(ALICE))?.loginState, "warned");
     assert.equal(h.network.actions.length, 0, "nothing reached the network before acceptance");
   });
 
@@ -69,7 +69,7 @@ describe("core: the bot and the login conversation", function () {
     await h.core.onBotInvited(ALICE, MGMT);
     await h.say("login");
     assert.match((await h.say("phone"))[0] ?? "", /Send your phone number/);
-    assert.notEqual((await h.core.users.get(ALICE))?.warningAcceptedAt, null);
+    assert.notEqual((await h.tables.users.get(ALICE))?.warningAcceptedAt, null);
     assert.match((await h.say("+491709876543"))[0] ?? "", /Send your code/);
     assert.deepEqual(h.network.actions, ["request-code +491709876543"]);
     const [wrong] = await h.say("000000");
@@ -77,10 +77,10 @@ describe("core: the bot and the login conversation", function () {
     assert.match(wrong ?? "", /Send your code/);
     assert.match((await h.say("12"))[0] ?? "", /not a valid code/);
     assert.match((await h.say("123456"))[0] ?? "", /Logged in/);
-    const user = await h.core.users.get(ALICE);
+    const user = await h.tables.users.get(ALICE);
     assert.equal(user?.loginState, "logged-in");
     assert.equal(user?.phone, "+491709876543");
-    assert.ok(h.core.logins.get(ALICE));
+    assert.ok(h.core.provisioning.logins.get(ALICE));
     assert.match(
       (await h.say("status"))[0] ?? "",
       /Logged in as \+49 170 9876543 \(verified\); connection: connected/,
@@ -95,7 +95,7 @@ describe("core: the bot and the login conversation", function () {
     assert.match(refusal ?? "", /European Economic Area/);
     assert.match(refusal ?? "", /\+49/);
     assert.deepEqual(h.network.actions, []);
-    assert.equal((await h.core.users.get(ALICE))?.loginState, "verifying");
+    assert.equal((await h.tables.users.get(ALICE))?.loginState, "verifying");
   });
 
   it("the username flow logs in as unverified", async function () {
@@ -103,7 +103,7 @@ describe("core: the bot and the login conversation", function () {
     await h.say("login");
     await h.say("username");
     await h.say("alice");
-    const user = await h.core.users.get(ALICE);
+    const user = await h.tables.users.get(ALICE);
     assert.equal(user?.loginState, "logged-in");
     assert.equal(user?.handle, "alice");
     assert.match((await h.say("status"))[0] ?? "", /as alice \(unverified\)/);
@@ -115,7 +115,7 @@ describe("core: the bot and the login conversation", function () {
     await h.say("phone");
     assert.deepEqual(await h.say("cancel"), ["Login cancelled."]);
     assert.ok(h.network.actions.includes("cancel-login"));
-    assert.equal((await h.core.users.get(ALICE))?.loginState, "logged-out");
+    assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
     assert.deepEqual(await h.say("cancel"), ["No login is in progress."]);
   });
 
@@ -143,7 +143,7 @@ describe("core: the bot and the login conversation", function () {
     await h.say("123456");
     h.network.reachable.add("+491701234567");
     await h.say("start-chat +491701234567");
-    const [portal] = await h.core.portalRows.listByUser(ALICE);
+    const [portal] = await h.tables.portalRows.listByUser(ALICE);
     const answers = await h.say("logout");
     assert.equal(answers.length, 1, "one notice");
     assert.match(
@@ -151,12 +151,12 @@ describe("core: the bot and the login conversation", function () {
       /Logged out.*keys were deleted.*1 chat\(s\) are kept.*`clean-up`/,
     );
     assert.ok(h.network.actions.includes(`logout ${ALICE}`));
-    assert.equal(h.core.logins.get(ALICE), undefined);
-    const user = await h.core.users.get(ALICE);
+    assert.equal(h.core.provisioning.logins.get(ALICE), undefined);
+    const user = await h.tables.users.get(ALICE);
     assert.equal(user?.loginState, "logged-out");
     assert.equal(user?.phone, null);
     assert.ok(!h.matrix.calls.some((c) => c.startsWith("leave !room")), "the chat is kept");
-    assert.equal((await h.core.portalRows.listByUser(ALICE)).length, 1);
+    assert.equal((await h.tables.portalRows.listByUser(ALICE)).length, 1);
 
     assert.deepEqual(await h.say("clean-up"), [
       "Left 1 chat(s) and removed them from your WhatsApp space.",
@@ -170,7 +170,7 @@ describe("core: the bot and the login conversation", function () {
       ),
       "the space no longer lists the portal",
     );
-    assert.deepEqual(await h.core.portalRows.listByUser(ALICE), []);
+    assert.deepEqual(await h.tables.portalRows.listByUser(ALICE), []);
     assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
   });
 
@@ -192,14 +192,14 @@ describe("core: the bot and the login conversation", function () {
     await h.say("username");
     await h.say("alice");
     const again = new BridgeCore({
-      config: h.core.config,
+      config: h.config,
       knex: h.db.db.knex,
       matrix: h.matrix,
       createConnector: () => h.network,
       log: silentLogger(),
     });
     await again.start();
-    assert.ok(again.logins.get(ALICE));
+    assert.ok(again.provisioning.logins.get(ALICE));
   });
 
   it("a stored login that fails to load is reported by status, and logout still logs out", async function () {
@@ -209,19 +209,19 @@ describe("core: the bot and the login conversation", function () {
     await h.say("alice");
     h.network.failLoad = true;
     const again = new BridgeCore({
-      config: h.core.config,
+      config: h.config,
       knex: h.db.db.knex,
       matrix: h.matrix,
       createConnector: () => h.network,
       log: silentLogger(),
     });
     await again.start();
-    assert.equal(again.logins.get(ALICE), undefined);
+    assert.equal(again.provisioning.logins.get(ALICE), undefined);
     await again.handleManagementMessage(ALICE, MGMT, "status");
     assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
     await again.handleManagementMessage(ALICE, MGMT, "logout");
     assert.match(h.matrix.lastNotice(MGMT), /could not be loaded to tell WhatsApp/);
-    assert.equal((await again.users.get(ALICE))?.loginState, "logged-out");
+    assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
   });
 
   it("a stored login that fails to load is kept as failed, shown by status, and loads on a later retry once the fault is gone", async function () {
@@ -231,7 +231,7 @@ describe("core: the bot and the login conversation", function () {
     await h.say("alice");
     h.network.failLoad = true;
     const again = new BridgeCore({
-      config: h.core.config,
+      config: h.config,
       knex: h.db.db.knex,
       matrix: h.matrix,
       createConnector: () => h.network,
@@ -240,8 +240,8 @@ describe("core: the bot and the login conversation", function () {
     });
     try {
       await again.start();
-      assert.equal(again.logins.get(ALICE), undefined);
-      assert.equal(again.logins.failedCount(), 1);
+      assert.equal(again.provisioning.logins.get(ALICE), undefined);
+      assert.equal(again.health.failedLogins(), 1);
       await again.handleManagementMessage(ALICE, MGMT, "status");
       assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
       assert.match(
@@ -249,10 +249,10 @@ describe("core: the bot and the login conversation", function () {
         /stored keys unreadable; tried \d+ time\(s\), next try in/,
       );
       // Still failing: retried, not dropped.
-      await waitFor(() => (again.logins.failure(ALICE)?.attempts ?? 0) >= 2);
+      await waitFor(() => (again.health.loginFailure(ALICE)?.attempts ?? 0) >= 2);
       h.network.failLoad = false;
-      await waitFor(() => again.logins.get(ALICE) !== undefined);
-      assert.equal(again.logins.failedCount(), 0);
+      await waitFor(() => again.provisioning.logins.get(ALICE) !== undefined);
+      assert.equal(again.health.failedLogins(), 0);
       await again.handleManagementMessage(ALICE, MGMT, "status");
       assert.match(h.matrix.lastNotice(MGMT), /Logged in as alice/);
     } finally {

@@ -1,4 +1,5 @@
 import { BridgeCore } from "../../src/core/bridge-core.js";
+import { coreTables } from "../helpers/core-tables.js";
 import type {
   CoreCallbacks,
   MessageContent,
@@ -153,6 +154,8 @@ export async function createCoreOn(
   if (network === undefined) throw new Error("the core did not create its connector");
   return {
     core,
+    config,
+    tables: coreTables(db.db.knex),
     matrix,
     network,
     db,

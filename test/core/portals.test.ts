@@ -55,7 +55,7 @@ for (const nut of NETWORKS) {
     });
 
     async function portalRoom(): Promise<RoomId> {
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal?.roomId, "the portal has a room");
       return portal.roomId;
     }
@@ -71,13 +71,16 @@ for (const nut of NETWORKS) {
       assert.equal(h.matrix.rooms.get(room)?.creator, GHOST);
       assert.equal(h.matrix.rooms.get(room)?.user, ALICE);
       assert.equal(h.matrix.ghosts.get(GHOST as never), nut.bob.ghostName);
-      const space = (await h.core.users.get(ALICE))?.spaceRoom;
+      const space = (await h.tables.users.get(ALICE))?.spaceRoom;
       assert.ok(space);
       assert.equal(h.matrix.rooms.get(space)?.name, nut.name);
       assert.ok(h.matrix.calls.includes(`space-child ${space} ${room}`));
       assert.match(h.matrix.rooms.get(room)?.topic ?? "", /must accept your first message/);
       assert.match(h.matrix.lastNotice(room), /must accept your first message/);
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "outgoing-pending");
+      assert.equal(
+        (await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState,
+        "outgoing-pending",
+      );
     });
 
     it("start-chat twice reuses the portal; an unreachable number gets the one neutral answer", async function () {
@@ -92,7 +95,7 @@ for (const nut of NETWORKS) {
         unreachable ?? "",
         new RegExp(`cannot be reached.*not a ${nut.name} ${identifier.noun}.*third-party`),
       );
-      assert.equal((await h.core.portalRows.listByUser(ALICE)).length, 1, "no portal for it");
+      assert.equal((await h.tables.portalRows.listByUser(ALICE)).length, 1, "no portal for it");
       assert.deepEqual(await h.say("start-chat 0170"), [
         `Usage: \`start-chat <${identifier.argument}>\``,
       ]);
@@ -103,7 +106,7 @@ for (const nut of NETWORKS) {
       await h.say(`start-chat ${BOB}`);
       const room = await portalRoom();
       await h.network.report(ALICE, incoming("hi back"));
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
+      assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
       assert.ok(h.matrix.calls.includes(`topic ${room} ""`));
       assert.match(h.matrix.lastNotice(room), /accepted your chat request/);
     });
@@ -112,7 +115,7 @@ for (const nut of NETWORKS) {
       nut.addUser(h.network, nut.bob);
       await h.say(`start-chat ${BOB}`);
       await h.network.report(ALICE, { kind: "request-accepted", contact: BOB_ID });
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
+      assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
     });
 
     it("a first message from an unknown number arrives as an explained request invite, from the ghost", async function () {
@@ -132,15 +135,18 @@ for (const nut of NETWORKS) {
       assert.equal(posted?.sender, GHOST);
       assert.equal(posted?.text, "hello, I am Bob");
       assert.equal(posted?.room, room);
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "incoming-pending");
+      assert.equal(
+        (await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState,
+        "incoming-pending",
+      );
     });
 
     it("joining a request accepts it and turns the room into an ordinary chat", async function () {
       await h.network.report(ALICE, incoming("hello", true));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal);
-      await h.core.portals.onUserMembership(portal, "join");
-      const after = await h.core.portalRows.get(ALICE, BOB_ID);
+      await h.core.router.portals.onUserMembership(portal, "join");
+      const after = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.equal(after?.requestState, "accepted");
       assert.equal(after?.userMembership, "join");
       assert.ok(h.matrix.calls.includes(`name ${portal.roomId} ""`));
@@ -152,10 +158,10 @@ for (const nut of NETWORKS) {
 
     it("rejecting a request invite declines it and the bot offers block and report", async function () {
       await h.network.report(ALICE, incoming("buy now", true));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal);
-      await h.core.portals.onUserMembership(portal, "leave");
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "declined");
+      await h.core.router.portals.onUserMembership(portal, "leave");
+      assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState, "declined");
       const notice = h.matrix.lastNotice(MGMT);
       assert.match(notice, new RegExp(`declined the message request from ${SHOWN}`));
       assert.match(notice, new RegExp(`block ${SHOWN}`));
@@ -169,17 +175,17 @@ for (const nut of NETWORKS) {
 
     it("a portal the user left gets the contact's next message and a new invite to the same room", async function () {
       await h.network.report(ALICE, incoming("first"));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal?.roomId);
-      await h.core.portals.onUserMembership(portal, "join");
-      await h.core.portals.onUserMembership({ ...portal, userMembership: "join" }, "leave");
+      await h.core.router.portals.onUserMembership(portal, "join");
+      await h.core.router.portals.onUserMembership({ ...portal, userMembership: "join" }, "leave");
       await h.network.report(ALICE, incoming("are you there?"));
       const last = h.matrix.events.filter((e) => e.kind === "content").at(-1);
       assert.equal(last?.room, portal.roomId, "posted into the same room");
       assert.equal(last?.text, "are you there?");
       assert.ok(h.matrix.calls.includes(`invite ${portal.roomId} ${ALICE} by ${GHOST}`));
       assert.equal(h.matrix.calls.filter((c) => c.startsWith("create-portal")).length, 1);
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.userMembership, "invite");
+      assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.userMembership, "invite");
     });
 
     it("two first messages reported at once make one room, and a concurrent redelivery posts once", async function () {
@@ -235,40 +241,46 @@ for (const nut of NETWORKS) {
     it("a Matrix message in the portal reaches the network and is mapped; a reply refers to the contact's message", async function () {
       const first = incoming("question?");
       await h.network.report(ALICE, first);
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal);
       const theirs = h.matrix.events.find((e) => e.text === "question?")?.eventId as EventId;
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$mine1"), text("answer!"), theirs);
+      await h.core.router.fromMatrix.message(
+        ALICE,
+        portal,
+        eventId("$mine1"),
+        text("answer!"),
+        theirs,
+      );
       assert.equal(h.network.sent.length, 1);
       assert.equal(h.network.sent[0]?.to, BOB_ID);
       assert.deepEqual(h.network.sent[0]?.replyTo, { author: BOB_ID, id: first.id });
       assert.equal(
-        (await h.core.messages.byEvent(eventId("$mine1")))?.remoteId,
+        (await h.tables.messages.byEvent(eventId("$mine1")))?.remoteId,
         h.network.sent[0]?.id,
       );
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$mine1"), text("answer!"));
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$mine1"), text("answer!"));
       assert.equal(h.network.sent.length, 1, "the same Matrix event is sent once");
     });
 
     it("replying to a message request accepts it", async function () {
       await h.network.report(ALICE, incoming("hi", true));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal);
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$r1"), text("hi!"));
-      assert.equal((await h.core.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$r1"), text("hi!"));
+      assert.equal((await h.tables.portalRows.get(ALICE, BOB_ID))?.requestState, "accepted");
     });
 
     it("a send the network refuses, and a later send-failed, are answered as replies to the event", async function () {
       await h.network.report(ALICE, incoming("hi"));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal?.roomId);
       refuseSends(h, true);
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$m1"), text("spam"));
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$m1"), text("spam"));
       const refused = h.matrix.events.at(-1);
       assert.equal(refused?.replyTo, "$m1");
       assert.match(refused?.text ?? "", /Not sent: (you are sending too fast|bob@loop is not)/);
       refuseSends(h, false);
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$m2"), text("ok"));
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$m2"), text("ok"));
       const id = h.network.sent.at(-1)?.id;
       assert.ok(id);
       await h.network.report(ALICE, {
@@ -321,9 +333,9 @@ for (const nut of NETWORKS) {
       const room = await portalRoom();
       await h.network.report(ALICE, { kind: "typing", from: BOB_ID, typing: true });
       assert.ok(!h.matrix.calls.includes(`typing ${room} ${GHOST} true`));
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal);
-      await h.core.portals.onUserMembership(portal, "join");
+      await h.core.router.portals.onUserMembership(portal, "join");
       await h.network.report(ALICE, { kind: "typing", from: BOB_ID, typing: true });
       assert.ok(h.matrix.calls.includes(`typing ${room} ${GHOST} true`), "shown once accepted");
     });
@@ -358,7 +370,7 @@ describe("core: an identity change the network holds sending for", function () {
         content: { type: "text", text: { text: "hi", spans: [] } },
         isRequest: false,
       });
-      const room = (await h.core.portalRows.get(ALICE, nut.bob.id))?.roomId as RoomId;
+      const room = (await h.tables.portalRows.get(ALICE, nut.bob.id))?.roomId as RoomId;
       await h.network.report(ALICE, {
         kind: "identity-changed",
         contact: nut.bob.id,

@@ -29,7 +29,7 @@ for (const nut of NETWORKS) {
           isRequest: false,
         });
       }
-      const row = await h.core.portalRows.get(ALICE, BOB_ID);
+      const row = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(row?.roomId);
       portal = row;
     });
@@ -45,17 +45,17 @@ for (const nut of NETWORKS) {
     };
 
     it("on a bridged incoming message, marks that message", async function () {
-      await h.core.fromMatrix.read(ALICE, portal, eventOf("one"));
+      await h.core.router.fromMatrix.read(ALICE, portal, eventOf("one"));
       assert.deepEqual(reads(), [`read ${BOB_ID} in-1`]);
     });
 
     it("on a later edit or reaction (not a bridged message), marks the message before it", async function () {
       const reaction = eventId("$reaction-after-two");
       h.matrix.eventTimes.set(reaction, T0 + 2500);
-      await h.core.fromMatrix.read(ALICE, portal, reaction);
+      await h.core.router.fromMatrix.read(ALICE, portal, reaction);
       const earlier = eventId("$edit-between");
       h.matrix.eventTimes.set(earlier, T0 + 1500);
-      await h.core.fromMatrix.read(ALICE, portal, earlier);
+      await h.core.router.fromMatrix.read(ALICE, portal, earlier);
       assert.deepEqual(reads(), [`read ${BOB_ID} in-2`, `read ${BOB_ID} in-1`]);
     });
 
@@ -69,13 +69,13 @@ for (const nut of NETWORKS) {
         from: BOB_ID,
         target: { author: BOB_ID, id: "in-2" as RemoteMessageId },
       });
-      await h.core.fromMatrix.read(ALICE, portal, deleted);
+      await h.core.router.fromMatrix.read(ALICE, portal, deleted);
       assert.deepEqual(reads(), [`read ${BOB_ID} in-1`]);
     });
 
     it("on the user's own message, marks the contact's message before it", async function () {
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), text("answer"));
-      await h.core.fromMatrix.read(ALICE, portal, eventId("$mine"));
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$mine"), text("answer"));
+      await h.core.router.fromMatrix.read(ALICE, portal, eventId("$mine"));
       assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
     });
 
@@ -96,15 +96,15 @@ for (const nut of NETWORKS) {
       h.matrix.eventTimes.set(eventOf("late"), T0 + 4000);
       const reaction = eventId("$reaction-before-late");
       h.matrix.eventTimes.set(reaction, T0 + 3000);
-      await h.core.fromMatrix.read(ALICE, portal, reaction);
+      await h.core.router.fromMatrix.read(ALICE, portal, reaction);
       assert.deepEqual(reads(), [`read ${BOB_ID} in-2`]);
     });
 
     it("sends nothing for an event before every bridged message or of unknown time", async function () {
       const before = eventId("$before");
       h.matrix.eventTimes.set(before, T0);
-      await h.core.fromMatrix.read(ALICE, portal, before);
-      await h.core.fromMatrix.read(ALICE, portal, eventId("$unknown"));
+      await h.core.router.fromMatrix.read(ALICE, portal, before);
+      await h.core.router.fromMatrix.read(ALICE, portal, eventId("$unknown"));
       assert.deepEqual(reads(), []);
     });
   });

@@ -26,7 +26,7 @@ for (const nut of NETWORKS) {
         content: { type: "text", text: { text: "how are you?", spans: [] } },
         isRequest: false,
       });
-      const row = await h.core.portalRows.get(ALICE, BOB_ID);
+      const row = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(row?.roomId);
       portal = { ...row, roomId: row.roomId };
       theirs = h.matrix.events.find((e) => e.text === "how are you?")?.eventId as EventId;
@@ -62,9 +62,9 @@ for (const nut of NETWORKS) {
     });
 
     it("the user's reactions go to the network as the complete set, and a redaction shrinks it", async function () {
-      await h.core.fromMatrix.reaction(ALICE, portal, eventId("$r1"), theirs, "👍");
-      await h.core.fromMatrix.reaction(ALICE, portal, eventId("$r2"), theirs, "🎉");
-      await h.core.fromMatrix.redaction(ALICE, portal, eventId("$r1"));
+      await h.core.router.fromMatrix.reaction(ALICE, portal, eventId("$r1"), theirs, "👍");
+      await h.core.router.fromMatrix.reaction(ALICE, portal, eventId("$r2"), theirs, "🎉");
+      await h.core.router.fromMatrix.redaction(ALICE, portal, eventId("$r1"));
       assert.deepEqual(
         h.network.actions.filter((a) => a.startsWith("reactions")),
         [
@@ -76,21 +76,21 @@ for (const nut of NETWORKS) {
     });
 
     it("the user's edit and deletion of their own message reach the network; others' are ignored", async function () {
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), {
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$mine"), {
         type: "text",
         text: { text: "fine", spans: [] },
       });
       const mine = h.network.sent.at(-1)?.id;
-      await h.core.fromMatrix.edit(ALICE, portal, eventId("$edit"), eventId("$mine"), {
+      await h.core.router.fromMatrix.edit(ALICE, portal, eventId("$edit"), eventId("$mine"), {
         type: "text",
         text: { text: "fine, thanks", spans: [] },
       });
-      await h.core.fromMatrix.edit(ALICE, portal, eventId("$edit2"), theirs, {
+      await h.core.router.fromMatrix.edit(ALICE, portal, eventId("$edit2"), theirs, {
         type: "text",
         text: { text: "not mine", spans: [] },
       });
-      await h.core.fromMatrix.redaction(ALICE, portal, eventId("$mine"));
-      await h.core.fromMatrix.redaction(ALICE, portal, eventId("$mine"));
+      await h.core.router.fromMatrix.redaction(ALICE, portal, eventId("$mine"));
+      await h.core.router.fromMatrix.redaction(ALICE, portal, eventId("$mine"));
       assert.deepEqual(
         h.network.actions.filter((a) => a.startsWith("edit") || a.startsWith("retract")),
         nut.supports.retract
@@ -127,7 +127,7 @@ for (const nut of NETWORKS) {
     });
 
     it("the contact's read marker on the user's message is shown as the ghost's receipt", async function () {
-      await h.core.fromMatrix.message(ALICE, portal, eventId("$mine"), {
+      await h.core.router.fromMatrix.message(ALICE, portal, eventId("$mine"), {
         type: "text",
         text: { text: "fine", spans: [] },
       });

@@ -67,6 +67,16 @@ describe("the report of what keeps mocha running after the tests (test/helpers/l
     assert.match(run.stderr, /Run with REPORT_LEAKS=1/);
   });
 
+  it("ends a run that a leak holds past the limit, with a failure that says so", async function () {
+    const run = await runMocha("leaves-a-timer.fixture.ts", { LEAK_HOLD_LIMIT_MS: "3000" });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /1 passing/);
+    assert.match(
+      run.stderr,
+      /\[leaks\] still running 3 s after the last test: ended with a failure/,
+    );
+  });
+
   it("says nothing, and lets the process end, when the tests leave nothing behind", async function () {
     const run = await runMocha("cleans-up.fixture.ts", { REPORT_LEAKS: "1" });
     assert.equal(run.code, 0, run.stderr);

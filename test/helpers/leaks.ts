@@ -3,14 +3,14 @@ import { writeSync } from "node:fs";
 
 /**
  * Loaded by mocha for every run (.mocharc.json `require`): says what keeps the process alive after
- * the last test, since mocha no longer forces an exit (test/README.md). It never fails a run: a
- * leak delays the end of the process, and this report names what delays it.
+ * the last test, since mocha no longer forces an exit (test/README.md). A leak delays the end of the
+ * process, and this report names what delays it; only one that holds it past HOLD_LIMIT_MS fails.
  *
  * How it knows: `mochaGlobalTeardown` runs once mocha is done and arms an unref'd timer. That timer
  * cannot keep the process alive itself, so if it fires, something else does. It then prints the
- * handles still alive; with creation stacks where tracking is on (`CI` set, as CI services do, or
- * `REPORT_LEAKS=1`), the kinds alone otherwise (tracking every async resource costs time, so local
- * runs skip it).
+ * handles still alive; with creation stacks where tracking is on (`REPORT_LEAKS=1`), the kinds
+ * alone otherwise (tracking every async resource costs time, so runs skip it unless asked). A leak
+ * that holds the process a minute after the run ends it with a failure (HOLD_LIMIT_MS).
  */
 
 /** How long after the run a handle may still close by itself (a socket finishing its close). */
@@ -45,7 +45,9 @@ interface Tracked {
 function trackingWanted(env: NodeJS.ProcessEnv): boolean {
   const flag = (value: string | undefined): boolean =>
     value !== undefined && value !== "" && value !== "0" && value !== "false";
-  return flag(env["REPORT_LEAKS"]) || flag(env["CI"]);
+  // Not on by default in CI: a stack for every timer of the whole suite costs time on 2 cores, and
+  // the kinds alone, with the rerun hint, say enough to find a leak.
+  return flag(env["REPORT_LEAKS"]);
 }
 
 const tracked = new Map<number, Tracked>();
@@ -127,10 +129,30 @@ function leakReport(): string {
   return lines.join("\n");
 }
 
+/**
+ * How long a leak may hold the process after the run before it is ended with a failure. A leak
+ * that never ends would otherwise hold CI until its timeout (40 minutes) and fail it there, with
+ * less to read; here it fails a minute after the run, its report printed first.
+ */
+const HOLD_LIMIT_MS = Number(process.env["LEAK_HOLD_LIMIT_MS"] ?? "") || 60_000;
+
 export function mochaGlobalTeardown(): void {
   setTimeout(() => {
     // Only reached when something other than this timer keeps the process alive.
     hook?.disable();
     writeSync(2, `${leakReport()}\n`);
   }, GRACE_MS).unref();
+  setTimeout(() => {
+    writeSync(
+      2,
+      `[leaks] still running ${HOLD_LIMIT_MS / 1000} s after the last test: ended with a failure; ` +
+        `${process.getActiveResourcesInfo().join(", ")}\n`,
+    );
+    // mocha (without --exit) sets the exit code in an 'exit' listener of its own; this one runs
+    // after it, so a passing run held by a leak still ends as a failure.
+    process.on("exit", () => {
+      if (Number(process.exitCode ?? 0) === 0) process.exitCode = 1;
+    });
+    process.exit();
+  }, HOLD_LIMIT_MS).unref();
 }

@@ -36,10 +36,13 @@ describe("matrix-js-sdk test clients (sdkClient.ts)", function () {
         reject(new Error(`the scenario ended before stopping: ${stdout}\n${stderr.slice(-4000)}`)),
       );
     });
+    let deadline: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       exited.then((code) => ({ code })),
-      new Promise<"running">((resolve) => setTimeout(() => resolve("running"), EXIT_WITHIN_MS)),
-    ]);
+      new Promise<"running">((resolve) => {
+        deadline = setTimeout(() => resolve("running"), EXIT_WITHIN_MS);
+      }),
+    ]).finally(() => clearTimeout(deadline));
     if (outcome === "running") {
       child.kill("SIGKILL");
       assert.fail(

@@ -71,7 +71,7 @@ let strayTimersUnrefd = false;
 
 /**
  * Wraps the global setTimeout once per process so that the timers in `KNOWN_STRAY_TIMERS` are
- * unref'd (see the module comment). Only timers of 10 s or more pay for a three-frame stack capture;
+ * unref'd (see the module comment). Only timers of 10 s or more pay for a two-frame stack capture;
  * every other timer keeps its normal behaviour. If a js-sdk upgrade moves one of these, its timers
  * simply stay ref'd and the leak report (test/helpers/leaks.ts) shows them again. Permanent rather
  * than scoped to a suite, because requests, and their timers, can start after the suite that made

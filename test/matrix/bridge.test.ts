@@ -60,7 +60,7 @@ describe("the bridge against the test homeserver, with a fake network", function
     await command("phone", /Send your phone number/);
     await command("+491709876543", /Send your code/);
     await command("123456", /^Logged in/);
-    assert.ok(h.bridge.core.logins.get(matrixUserId(h.alice.userId)));
+    assert.ok(h.bridge.core.provisioning.logins.get(matrixUserId(h.alice.userId)));
   });
 
   it("a bad argument is answered with the usage line", async function () {
@@ -71,7 +71,7 @@ describe("the bridge against the test homeserver, with a fake network", function
   it("start-chat creates a DM portal from the ghost and invites the user", async function () {
     h.network.reachable.add(BOB);
     await command(`start-chat ${BOB}`, /Invited you to a new chat with \+49 170 1234567/);
-    const row = await h.bridge.core.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
+    const row = await h.tables.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
     assert.ok(row?.roomId);
     portal = row.roomId;
     const joined = await h.asAlice("POST", `/_matrix/client/v3/join/${enc(portal)}`, {});
@@ -94,14 +94,14 @@ describe("the bridge against the test homeserver, with a fake network", function
     await botSays(portal, /must accept your first message/);
     await h.hs.appserviceIdle(h.appserviceId);
     assert.equal(
-      await h.bridge.core.users.get(matrixUserId(GHOST)),
+      await h.tables.users.get(matrixUserId(GHOST)),
       undefined,
       "the ghost's invite of the bot was not taken for a user's",
     );
   });
 
   it("the portal sits in the user's WhatsApp space, and a local name shows only in the portal", async function () {
-    const user = await h.bridge.core.users.get(matrixUserId(h.alice.userId));
+    const user = await h.tables.users.get(matrixUserId(h.alice.userId));
     assert.ok(user?.spaceRoom);
     const joined = await h.asAlice("POST", `/_matrix/client/v3/join/${enc(user.spaceRoom)}`, {});
     assert.equal(joined.status, 200);
@@ -148,7 +148,7 @@ describe("the bridge against the test homeserver, with a fake network", function
     const sent = h.network.sent.at(-1);
     assert.equal(sent?.to, contactId(BOB));
     assert.deepEqual(sent?.content, { type: "text", text: { text: "hi Bob", spans: [] } });
-    assert.equal((await h.bridge.core.messages.byEvent(eventId as never))?.direction, "out");
+    assert.equal((await h.tables.messages.byEvent(eventId as never))?.direction, "out");
   });
 
   it("media crosses in both directions: uploaded by the ghost, opened from the user's mxc", async function () {
@@ -257,17 +257,14 @@ describe("the bridge against the test homeserver, with a fake network", function
       content: { type: "text", text: { text: "hi, remember me?", spans: [] } },
       isRequest: true,
     });
-    const row = await h.bridge.core.portalRows.get(matrixUserId(h.alice.userId), contactId(carol));
+    const row = await h.tables.portalRows.get(matrixUserId(h.alice.userId), contactId(carol));
     assert.ok(row?.roomId);
     assert.equal(row.requestState, "incoming-pending");
     const before = (await h.messages(mgmt)).length;
     const left = await h.asAlice("POST", `/_matrix/client/v3/rooms/${enc(row.roomId)}/leave`, {});
     assert.equal(left.status, 200);
     await botSays(mgmt, /declined the message request from \+49 170 5550123.*block/, before);
-    assert.equal(
-      (await h.bridge.core.portalRows.byRoom(row.roomId as never))?.requestState,
-      "declined",
-    );
+    assert.equal((await h.tables.portalRows.byRoom(row.roomId as never))?.requestState, "declined");
   });
 
   it("a contact writing to a portal the user left re-invites the user to the same room", async function () {
@@ -275,7 +272,7 @@ describe("the bridge against the test homeserver, with a fake network", function
     assert.equal(left.status, 200);
     await h.waitFor(
       async () =>
-        (await h.bridge.core.portalRows.byRoom(portal as never))?.userMembership === "leave"
+        (await h.tables.portalRows.byRoom(portal as never))?.userMembership === "leave"
           ? true
           : undefined,
       "the leave to be seen",

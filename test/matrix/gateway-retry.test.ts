@@ -28,7 +28,7 @@ describe("the bridge's homeserver calls under faults", function () {
   });
 
   it("a send repeated with the same idempotency key posts one event", async function () {
-    const api = h.bridge.core.matrix;
+    const api = h.bridge.matrixApi;
     const first = await api.sendContent(matrixUserId(BOT), roomId(room), text("once"), {}, "k1");
     const again = await api.sendContent(matrixUserId(BOT), roomId(room), text("once"), {}, "k1");
     assert.equal(again, first);
@@ -50,7 +50,7 @@ describe("the bridge's homeserver calls under faults", function () {
       if (next !== undefined) faulted.push(String(next.status));
       return next;
     });
-    await h.bridge.core.matrix.sendContent(matrixUserId(BOT), roomId(room), text("late"), {}, "k3");
+    await h.bridge.matrixApi.sendContent(matrixUserId(BOT), roomId(room), text("late"), {}, "k3");
     assert.deepEqual(faulted, ["500", "429"]);
     // The gap between the 429 and the next attempt is what retry_after_ms asks for. Node's timers
     // count from the event loop's cached clock, which can lag the real one by a few milliseconds

@@ -220,7 +220,7 @@ describe("group portals through the bridge (test homeserver, fake network)", fun
       made?.members.map((m) => m.id),
       [selfIdOf(alice()), contactId(DAVE)],
     );
-    const row = await h.bridge.core.groups.table.byRoom(mine as never);
+    const row = await h.tables.groups.byRoom(mine as never);
     assert.ok(row);
     await h.say(mine, "to the group");
     await h.waitFor(

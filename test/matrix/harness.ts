@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { coreTables, type CoreTables } from "../helpers/core-tables.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -33,6 +34,8 @@ export async function freePort(): Promise<number> {
 export interface MatrixHarness {
   hs: TestHomeserver;
   bridge: RunningBridge;
+  /** The core's tables on the running bridge's database, to read what it stored. */
+  readonly tables: CoreTables;
   network: FakeNetwork;
   appserviceId: string;
   /** The bridge's appservice port and the homeserver token: for pushing transactions directly. */
@@ -129,6 +132,9 @@ export async function startMatrixHarness(
   const harness: MatrixHarness = {
     hs,
     bridge,
+    get tables() {
+      return coreTables(harness.bridge.db.knex);
+    },
     network,
     appserviceId: registration.id,
     appservicePort: port,

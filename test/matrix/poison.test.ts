@@ -111,7 +111,7 @@ describe("no single event stops the bridge", function () {
       body: "for Carol",
     });
     await h.waitFor(
-      async () => ((await h.bridge.core.messages.byEvent(inCarol as never)) ? true : undefined),
+      async () => ((await h.tables.messages.byEvent(inCarol as never)) ? true : undefined),
       "Carol's message bridged",
     );
     const sentBefore = h.network.sent.length;
@@ -165,7 +165,7 @@ describe("no single event stops the bridge", function () {
       body: "react here",
     });
     await h.waitFor(
-      async () => ((await h.bridge.core.messages.byEvent(target as never)) ? true : undefined),
+      async () => ((await h.tables.messages.byEvent(target as never)) ? true : undefined),
       "the message bridged",
     );
     h.network.refuseReaction = (key) => key.includes(" ");

@@ -108,7 +108,7 @@ export async function startPortalWorld(
   const open = async (phone: string, name: RegExp): Promise<string> => {
     h.network.reachable.add(phone);
     await command(`start-chat ${phone}`, name);
-    const row = await h.bridge.core.portalRows.get(alice, contactId(phone));
+    const row = await h.tables.portalRows.get(alice, contactId(phone));
     assert.ok(row?.roomId);
     const joined = await h.asAlice("POST", `/_matrix/client/v3/join/${enc(row.roomId)}`, {});
     assert.equal(joined.status, 200);

@@ -40,7 +40,7 @@ describe("matrix event router", function () {
     h = await createCore();
     processed = new ProcessedEventsTable(h.db.db.knex);
     router = new MatrixEventRouter(
-      h.core,
+      h.core.router,
       processed,
       async () => {
         throw new Error("no media in these tests");
@@ -62,7 +62,7 @@ describe("matrix event router", function () {
         h.matrix.botUserId,
       ),
     );
-    assert.equal((await h.core.users.get(ALICE))?.managementRoom, MGMT);
+    assert.equal((await h.tables.users.get(ALICE))?.managementRoom, MGMT);
     await router.handleEvent(text(ALICE, MGMT, "ping"));
     assert.match(h.matrix.lastNotice(MGMT), /^Pong/);
   });
@@ -83,7 +83,11 @@ describe("matrix event router", function () {
     await router.handleEvent(fromBot);
     await router.handleEvent(ghostInvite);
     assert.equal(h.matrix.events.length, before, "no answer to the bot's own text");
-    assert.equal(await h.core.users.get(GHOST as never), undefined, "a ghost never becomes a user");
+    assert.equal(
+      await h.tables.users.get(GHOST as never),
+      undefined,
+      "a ghost never becomes a user",
+    );
     assert.equal(await processed.has(fromBot.event_id), false);
   });
 
@@ -166,12 +170,12 @@ describe("matrix event router", function () {
       content: { type: "text", text: { text: "hi", spans: [] } },
       isRequest: true,
     });
-    const portal = await h.core.portalRows.get(ALICE, contactId("+491701234567"));
+    const portal = await h.tables.portalRows.get(ALICE, contactId("+491701234567"));
     assert.ok(portal?.roomId);
     await router.handleEvent(
       event(ALICE, portal.roomId, "m.room.member", { membership: "join" }, ALICE),
     );
-    assert.equal((await h.core.portalRows.byId(portal.id))?.requestState, "accepted");
+    assert.equal((await h.tables.portalRows.byId(portal.id))?.requestState, "accepted");
     await router.handleEvent(text("@mallory:example.org", portal.roomId, "sneaky"));
     await router.handleEvent(text(ALICE, portal.roomId, "hello Bob"));
     assert.deepEqual(
@@ -197,7 +201,7 @@ describe("matrix event router", function () {
       content: { type: "text", text: { text: "hi", spans: [] } },
       isRequest: true,
     });
-    const portal = await h.core.portalRows.get(ALICE, contactId("+491701234567"));
+    const portal = await h.tables.portalRows.get(ALICE, contactId("+491701234567"));
     assert.ok(portal?.roomId);
     const room = portal.roomId;
     const bridged = h.matrix.events.find((e) => e.text === "hi")?.eventId ?? "";
@@ -213,7 +217,7 @@ describe("matrix event router", function () {
       [],
       "not while the request is pending",
     );
-    await h.core.portals.onUserMembership(portal, "join");
+    await h.core.router.portals.onUserMembership(portal, "join");
     await router.handleTransaction({ id: "e2", events: [], ephemeral: [typing, receipt] });
     assert.ok(h.network.actions.includes(`typing ${contactId("+491701234567")} true`));
     assert.ok(h.network.actions.includes(`read ${contactId("+491701234567")} m1`));

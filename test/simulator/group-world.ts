@@ -38,19 +38,13 @@ export async function makeGroupWorld(
   options: Parameters<typeof makeWorld>[0] & { otherFeatures?: string[] } = {},
 ): Promise<GroupWorld> {
   const world = await makeWorld(options);
-  const bob = await ProviderUser.create(
-    (await providerCrypto(world.clock.now)).crypto,
-    world.provider,
-    BOB,
-  );
+  const bobStore = await providerCrypto(world.clock.now);
+  const bob = await ProviderUser.create(bobStore.crypto, world.provider, BOB);
   await bob.publish();
   const other = await TestProvider.connect(world.sim.service, OTHER_PROVIDER);
   await other.hello(OTHER_PROVIDER, options.otherFeatures ?? [...SIMULATOR_FEATURES]);
-  const carol = await ProviderUser.create(
-    (await providerCrypto(world.clock.now)).crypto,
-    other,
-    CAROL,
-  );
+  const carolStore = await providerCrypto(world.clock.now);
+  const carol = await ProviderUser.create(carolStore.crypto, other, CAROL);
   await carol.publish();
   await world.sim.users.create({ phone: PHONE2, devices: 1 });
   const close = world.close.bind(world);
@@ -61,6 +55,10 @@ export async function makeGroupWorld(
     async close() {
       await other.close();
       await close();
+      // Their Signal stores are databases of their own; a pool left open keeps its reaping
+      // interval, and with it the test process, running.
+      await bobStore.knex.destroy();
+      await carolStore.knex.destroy();
     },
   });
 }

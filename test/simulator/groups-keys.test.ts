@@ -248,11 +248,8 @@ describe("simulator groups: crash safety", function () {
     const database = path.join(dataDir, "sim.db");
     const w = await makeWorld({ dataDir, database });
     const bob = BOB as BareJid;
-    const bobUser = await ProviderUser.create(
-      (await providerCrypto(w.clock.now)).crypto,
-      w.provider,
-      BOB,
-    );
+    const bobStore = await providerCrypto(w.clock.now);
+    const bobUser = await ProviderUser.create(bobStore.crypto, w.provider, BOB);
     await bobUser.publish();
     const { jid: group } = await w.sim.users.createGroup(PHONE, "crash", [ALICE as BareJid, bob]);
     // The crash window: <accepted> went out, the member's device never processed the message,
@@ -325,5 +322,6 @@ describe("simulator groups: crash safety", function () {
     await provider.close();
     await sim.stop();
     await w.providerKnex.destroy();
+    await bobStore.knex.destroy();
   });
 });

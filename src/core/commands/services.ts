@@ -12,18 +12,19 @@ import type { OpenPortal } from "../portals.js";
 import type { CommandRegistry } from "./framework.js";
 
 /**
- * What the bridge commands may use of the core. BridgeCore implements it and passes itself as
- * `services`; the commands see only this, so core/commands/ does not import bridge-core.ts (which
- * imports the commands to register them). Narrowing it further is the "explicit ports" part of #16.
+ * What the bridge commands may use of the core: the commands' port. BridgeCore builds it (with
+ * itself behind the methods) and passes it as `services`; the commands see only this, so
+ * core/commands/ does not import bridge-core.ts (which imports the commands to register them).
+ * Tables and managers appear as the few methods the commands call (`Pick`), not whole.
  */
 export interface CommandServices {
-  readonly users: UsersTable;
-  readonly portalRows: PortalsTable;
-  readonly contacts: ContactsTable;
-  readonly messages: MessagesTable;
-  readonly ghosts: GhostManager;
-  readonly logins: LoginManager;
-  readonly commands: CommandRegistry<CommandServices>;
+  readonly users: Pick<UsersTable, "get" | "ensure" | "update" | "countByState">;
+  readonly portalRows: Pick<PortalsTable, "get" | "count" | "listByUser">;
+  readonly contacts: Pick<ContactsTable, "update" | "listByUser">;
+  readonly messages: Pick<MessagesTable, "latestIncoming" | "count">;
+  readonly ghosts: Pick<GhostManager, "mxidFor" | "ensure" | "label" | "setLocalName">;
+  readonly logins: Pick<LoginManager, "begin" | "cancel" | "get" | "failure" | "count">;
+  readonly commands: Pick<CommandRegistry<CommandServices>, "permitted" | "terms">;
   readonly deadLetters: DeadLetterQueue | undefined;
   /** The network's self-description: its name, its addresses. */
   readonly network: NetworkDescription;

@@ -110,7 +110,7 @@ for (const nut of NETWORKS) {
 
     it("start-chat (or pm) opens a portal for a reachable number and refuses anything else", async function () {
       assert.match((await h.say(`start-chat ${BOB}`))[0] ?? "", /^Invited you to a new chat/);
-      assert.ok(await h.core.portalRows.get(ALICE, BOB_ID));
+      assert.ok(await h.tables.portalRows.get(ALICE, BOB_ID));
       assert.match((await h.say(`pm ${BOB}`))[0] ?? "", /already have a chat/);
       assert.match((await h.say(`pm ${nut.nobody}`))[0] ?? "", /cannot be reached/);
       assert.deepEqual(await h.say("start-chat"), [`Usage: \`start-chat ${arg}\``]);
@@ -132,7 +132,7 @@ for (const nut of NETWORKS) {
 
     it("name sets a local name shown next to the number in this user's portal only", async function () {
       await h.say(`start-chat ${BOB}`);
-      const room = (await h.core.portalRows.get(ALICE, BOB_ID))?.roomId as RoomId;
+      const room = (await h.tables.portalRows.get(ALICE, BOB_ID))?.roomId as RoomId;
       assert.match((await h.say(`name ${BOB} Uncle Bob`))[0] ?? "", /shown to you as "Uncle Bob"/);
       assert.equal(h.matrix.roomNames.get(`${room} ${GHOST}`), `Uncle Bob · ${nut.bob.ghostName}`);
       assert.equal(h.matrix.ghosts.get(GHOST as never), nut.bob.ghostName, "global name unchanged");
@@ -151,9 +151,9 @@ for (const nut of NETWORKS) {
     it("block and unblock go to the network and are remembered", async function () {
       assert.match((await h.say(`block ${BOB}`))[0] ?? "", new RegExp(`Blocked ${SHOWN}`));
       assert.ok(h.network.actions.includes(`block ${BOB_ID}`));
-      assert.equal((await h.core.contacts.get(ALICE, BOB_ID))?.blocked, true);
+      assert.equal((await h.tables.contacts.get(ALICE, BOB_ID))?.blocked, true);
       assert.match((await h.say(`unblock ${BOB}`))[0] ?? "", /Unblocked/);
-      assert.equal((await h.core.contacts.get(ALICE, BOB_ID))?.blocked, false);
+      assert.equal((await h.tables.contacts.get(ALICE, BOB_ID))?.blocked, false);
       assert.deepEqual(await h.say("block"), [`Usage: \`block ${arg}\``]);
       assert.deepEqual(await h.say("unblock 12345"), [`Usage: \`unblock ${arg}\``]);
     });
@@ -189,14 +189,14 @@ for (const nut of NETWORKS) {
       assert.match(shown ?? "", /verify \+491701234567 confirm/);
       assert.match((await h.say(`verify ${BOB} confirm`))[0] ?? "", /marked as verified/);
       assert.ok(h.network.actions.includes(`verified ${BOB_ID}`));
-      assert.notEqual((await h.core.contacts.get(ALICE, BOB_ID))?.verifiedAt, null);
+      assert.notEqual((await h.tables.contacts.get(ALICE, BOB_ID))?.verifiedAt, null);
       assert.deepEqual(await h.say(`verify ${BOB} yes`), [`Usage: \`verify ${arg} [confirm]\``]);
     });
 
     it("settings shows and switches read receipts and typing", async function () {
       assert.match((await h.say("settings"))[0] ?? "", /read-receipts: on; typing: on/);
       assert.deepEqual(await h.say("settings typing off"), ["typing is now off."]);
-      assert.equal((await h.core.users.get(ALICE))?.typingNotifications, false);
+      assert.equal((await h.tables.users.get(ALICE))?.typingNotifications, false);
       assert.deepEqual(await h.say("settings typing maybe"), [
         "Usage: `settings [read-receipts|typing on|off]`",
       ]);
@@ -221,7 +221,7 @@ for (const nut of NETWORKS) {
 
     it("a command in a portal applies to the portal's contact", async function () {
       await bobWrites(1);
-      const portal = await h.core.portalRows.get(ALICE, BOB_ID);
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
       assert.ok(portal?.roomId);
       const prefix = h.core.network.commandPrefix;
       await h.core.handlePortalCommand(ALICE, portal, `${prefix} block`);

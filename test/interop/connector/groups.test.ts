@@ -434,6 +434,7 @@ for (const backend of ["sqlite", "postgres"] as const)
       const CAROL = "carol=3aother.example@other.example" as BareJid;
       let other: TestProvider;
       let carol: ProviderUser;
+      let carolStore: Awaited<ReturnType<typeof providerCrypto>>;
 
       beforeEach(async function () {
         await world.stop();
@@ -447,12 +448,15 @@ for (const backend of ["sqlite", "postgres"] as const)
         login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
         other = await TestProvider.connect(world.sim.service, OTHER_PROVIDER);
         await other.hello(OTHER_PROVIDER, [...SIMULATOR_FEATURES]);
-        carol = await ProviderUser.create((await providerCrypto(Date.now)).crypto, other, CAROL);
+        carolStore = await providerCrypto(Date.now);
+        carol = await ProviderUser.create(carolStore.crypto, other, CAROL);
         await carol.publish();
       });
 
       afterEach(async function () {
         await other.close();
+        // Carol's key store is a knex pool of its own: left open, its reaper timer holds mocha.
+        await carolStore.knex.destroy();
       });
 
       it("labels the member with the provider's domain, and messages go both ways with sender keys", async function () {

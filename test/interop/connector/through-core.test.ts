@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { coreTables } from "../../helpers/core-tables.js";
 import { BridgeCore } from "../../../src/core/bridge-core.js";
 import type { RemoteUserId } from "../../../src/core/network.js";
 import type { InteropConnector } from "../../../src/interop/connector/connector.js";
@@ -58,7 +59,7 @@ describe("the core over the interop connector", function () {
     const sent = await sim.gatekeeper.services.identity.latestCode(phoneNumber(alicePhone));
     assert.ok(sent !== undefined);
     assert.match((await say(sent.code)).join("\n"), /Logged in/);
-    assert.equal((await core.users.get(ALICE))?.loginState, "logged-in");
+    assert.equal((await coreTables(db.db.knex).users.get(ALICE))?.loginState, "logged-in");
 
     const login = core.requireLogin(ALICE);
     assert.ok(login instanceof InteropLogin);
@@ -68,9 +69,12 @@ describe("the core over the interop connector", function () {
       () => matrix.events.some((e) => e.kind === "content" && e.text === "hi from bob"),
       "bob's message in a portal room",
     );
-    const portal = await core.portalRows.get(ALICE, bob as string as RemoteUserId);
+    const portal = await coreTables(db.db.knex).portalRows.get(
+      ALICE,
+      bob as string as RemoteUserId,
+    );
     assert.ok(portal?.roomId !== null && portal !== undefined);
-    await core.fromMatrix.message(ALICE, portal, eventId("$reply1"), {
+    await core.router.fromMatrix.message(ALICE, portal, eventId("$reply1"), {
       type: "text",
       text: { text: "hi bob", spans: [] },
     });

@@ -75,7 +75,7 @@ describe("an end-to-bridge encrypted group portal (bridge, test homeserver, js-s
       group,
       info: h.network.groupInfo(group),
     });
-    const row = await h.bridge.core.groups.table.byRemote(group);
+    const row = await h.tables.groups.byRemote(group);
     assert.ok(row?.roomId);
     room = row.roomId;
     await alice.client.joinRoom(room);

@@ -96,7 +96,7 @@ describe("an end-to-bridge encrypted portal (bridge, test homeserver, js-sdk use
     h.network.reachable.add(BOB);
     await h.say(mgmt, `start-chat ${BOB}`);
     await botSays(mgmt, /Invited you to a new chat/);
-    const row = await h.bridge.core.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
+    const row = await h.tables.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
     assert.ok(row?.roomId);
     portal = row.roomId;
     await alice.client.joinRoom(portal);

@@ -46,7 +46,7 @@ async function portalWorld(
     await h.say(mgmt, text);
     await botSays(answer);
   }
-  const row = await h.bridge.core.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
+  const row = await h.tables.portalRows.get(matrixUserId(h.alice.userId), contactId(BOB));
   assert.ok(row?.roomId);
   await alice.client.joinRoom(row.roomId);
   return { h, alice, portal: row.roomId };
