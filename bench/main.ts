@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import type { DatabaseType } from "../src/db/database.js";
 import { measureFloor } from "./floor.js";
 import { measureFlows } from "./flows.js";
+import { groupReport, measureGroups } from "./groups.js";
 import { measureMemory } from "./memory.js";
 import {
   backendReport,
@@ -153,8 +154,13 @@ async function main(argv: string[]): Promise<number> {
     reports.push(backendReport(flows, memory, floor, encrypted));
   }
 
+  say("groups: a 100-member group ...");
+  const groups = await measureGroups(
+    { messages: quick ? 50 : 300, floorMessages: options.floorMessages },
+    say,
+  );
   const finished = new Date();
-  const results: Results = {
+  const results: Results & { groups: typeof groups } = {
     schema: 1,
     mode,
     startedAt: started.toISOString(),
@@ -165,9 +171,11 @@ async function main(argv: string[]): Promise<number> {
     floor,
     backends: reports,
     targets: targetsOf(reports, floor),
+    groups,
   };
   say("");
   say(textReport(results));
+  say(groupReport(groups));
   await mkdir(options.results, { recursive: true });
   const json = `${JSON.stringify(results, null, 2)}\n`;
   const stamp = started.toISOString().replace(/[:.]/g, "-");

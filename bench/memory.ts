@@ -264,8 +264,7 @@ async function seed(
       const ghost = `@${config.appservice.ghost_localpart_template.replace("{phone}", contactDigits)}:${DOMAIN}`;
       rows.users.push({
         mxid,
-        localpart,
-        phone,
+        address: phone,
         login_state: "logged-in",
         management_room: `!mgmt${i}:${DOMAIN}`,
         created_at: now,
@@ -286,11 +285,16 @@ async function seed(
         next_kyber_prekey_id: 1,
         created_at: now,
       });
-      rows.ghosts.push({ jid: contact, phone: `+${contactDigits}`, mxid: ghost, created_at: now });
-      rows.contacts.push({ user_mxid: mxid, contact_jid: contact, created_at: now });
+      rows.ghosts.push({
+        remote_id: contact,
+        address: `+${contactDigits}`,
+        mxid: ghost,
+        created_at: now,
+      });
+      rows.contacts.push({ user_mxid: mxid, remote_id: contact, created_at: now });
       rows.portals.push({
         user_mxid: mxid,
-        contact_jid: contact,
+        remote_id: contact,
         room_id: `!portal${i}:${DOMAIN}`,
         request_state: "accepted",
         user_membership: "join",

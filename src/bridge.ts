@@ -6,7 +6,7 @@ import { VaultKeyMismatchError, VaultKeyMissingError } from "./vault/errors.js";
 import { openKeyVault, type KeyVault } from "./vault/key-vault.js";
 import { startMatrixSide, type MatrixSide } from "./matrix/appservice.js";
 import { BridgeCore } from "./core/bridge-core.js";
-import type { CoreCallbacks, NetworkConnector } from "./core/network.js";
+import type { CoreCallbacks, NetworkConnector, NetworkDescription } from "./core/network.js";
 import type { MatrixApi } from "./core/matrix-api.js";
 import type { HealthPort } from "./core/ports.js";
 import { UnavailableConnector } from "./core/unavailable-connector.js";
@@ -47,6 +47,11 @@ export interface BridgeOptions {
     callbacks: CoreCallbacks,
     deps: { db: Database; vault: KeyVault; log: Logger },
   ) => NetworkConnector;
+  /**
+   * The configured network's self-description (what `createConnector`'s connector will describe),
+   * for what the Matrix side answers before the connector exists: the third-party lookups.
+   */
+  network?: NetworkDescription;
   /** The registration's file, and what to call when the homeserver rejects its as_token. */
   registrationFile?: string;
   onFatal?: (err: Error) => void;
@@ -122,6 +127,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         ? {}
         : { registrationFile: options.registrationFile }),
       ...(options.onFatal === undefined ? {} : { onFatal: options.onFatal }),
+      ...(options.network === undefined ? {} : { network: options.network }),
       readiness: [
         databaseCheck(db.knex),
         gatekeeperCheck(() => core?.health.connector),

@@ -69,6 +69,8 @@ function printHowToTalk(t: Transcript, world: DemoWorld, script: DemoScript): vo
     ${admin} -d '{"type":"text","to":"${to}","text":"hello from curl"}' ${world.adminUrl}/users/${script.a.digits}/send
   See what A received:
     ${admin} ${world.adminUrl}/users/${script.a.digits}/received?kind=message
+  A group of A, B and you (then send in it: POST .../users/${script.a.digits}/groups/<jid>/send):
+    ${admin} -d '{"subject":"Our group","participants":["${script.b.jid}","${to}"]}' ${world.adminUrl}/users/${script.a.digits}/groups
   A new WhatsApp user:
     ${admin} -d '{"phone":"+491704444444"}' ${world.adminUrl}/users
 

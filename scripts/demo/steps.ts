@@ -26,6 +26,7 @@ export const STEP_NAMES = [
   "a message request from B, accepted",
   "a message request from C, declined and blocked",
   "safety number check",
+  "a WhatsApp group with A and B: messages both ways",
 ] as const;
 
 /** The Matrix user's JID on the WhatsApp side (§5.1). */
@@ -96,6 +97,7 @@ export class DemoScript {
       [STEP_NAMES[10], () => this.requestAccepted()],
       [STEP_NAMES[11], () => this.requestDeclined()],
       [STEP_NAMES[12], () => this.verify()],
+      [STEP_NAMES[13], () => this.group()],
     ];
     for (const [name, run] of steps) await this.t.step(name, run);
   }
@@ -425,6 +427,57 @@ export class DemoScript {
     await this.me.leave(room);
     this.t.matrix(`${this.me.userId} rejects the invite: declines the request`);
     await this.command(`block ${this.c.phone}`, /^Blocked/);
+  }
+
+  /**
+   * A creates a group with B and the Matrix user (§17): the user is invited to its portal (being
+   * added by someone else is a message request) and joins; A's group message reaches the portal,
+   * and the user's reaches A and B, each through the group's sender keys.
+   */
+  private async group(): Promise<void> {
+    const before = new Set(await this.me.invites());
+    this.t.whatsapp(`${this.a.phone} creates the group "Demo group" with ${this.b.phone} and me`);
+    const created = await this.a.request("POST", `/users/${this.a.digits}/groups`, {
+      subject: "Demo group",
+      participants: [this.b.jid, this.myJid],
+    });
+    if (created.status !== 201) {
+      throw new Error(
+        `creating the group answered ${created.status}: ${JSON.stringify(created.json)}`,
+      );
+    }
+    const group = String(created.json["jid"]);
+    const room = await this.t.waitFor("the group portal invite", async () =>
+      (await this.me.invites()).find((r) => !before.has(r)),
+    );
+    await this.me.join(room);
+    this.t.matrix(`${this.me.userId} joins the group portal ${room}`);
+    if ("isEncrypted" in this.me && !this.me.isEncrypted(room)) {
+      throw new Error("the group portal was created without encryption");
+    }
+    this.t.whatsapp(`${this.a.phone} sends to the group: hello group`);
+    const sent = await this.a.request("POST", `/users/${this.a.digits}/groups/${group}/send`, {
+      text: "hello group",
+    });
+    if (sent.status !== 201) throw new Error(`the group send answered ${sent.status}`);
+    const event = await this.matrixSees(
+      room,
+      "A's group message in the portal",
+      (e) => e.sender !== this.me.userId && e.content["body"] === "hello group",
+    );
+    this.t.arrived("matrix", `${event.sender} in the group: hello group`);
+    this.t.matrix(`${this.me.userId} sends to the group: hi both, from Matrix`);
+    await this.me.send(room, "m.room.message", { msgtype: "m.text", body: "hi both, from Matrix" });
+    for (const user of [this.a, this.b]) {
+      await this.whatsappGets(
+        user,
+        "message",
+        `my group message at ${user.phone}`,
+        (e) =>
+          e.data["group"] === group && JSON.stringify(e.data["content"]).includes("from Matrix"),
+      );
+      this.t.arrived("whatsapp", `${user.phone} received in the group: hi both, from Matrix`);
+    }
   }
 
   private async verify(): Promise<void> {

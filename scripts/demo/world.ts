@@ -15,6 +15,7 @@ import { ComponentConnection } from "../../src/interop/transport/component.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import type { Registration } from "../../src/cli/registration.js";
 import { startSimulator, type Simulator } from "../../simulator/main.js";
+import type { EnlistedProvider } from "../../simulator/config.js";
 import {
   createTestHomeserver,
   type AppserviceRegistration,
@@ -79,6 +80,11 @@ export interface DemoWorldOptions {
    * this one is taken.
    */
   webPort?: number;
+  /**
+   * More providers enlisted at the simulator besides the bridge (a second provider domain whose
+   * users a test plays over their own component connection to `sim.service`).
+   */
+  extraProviders?: readonly EnlistedProvider[];
 }
 
 /**
@@ -134,6 +140,7 @@ export async function startDemoWorld(
           domain: config.interop.component_domain,
           secret,
         },
+        ...(options.extraProviders ?? []),
       ],
       dataDir: path.join(dir, "simulator"),
       admin: { token: adminToken, web: true, port: await portOr0(options.webPort) },

@@ -5,6 +5,7 @@ import { USAGE, type Command } from "./args.js";
 import { loadEmbeddedGatekeeper } from "./embedded-entry.js";
 import { generateKeyFile } from "./generate-key.js";
 import { INIT_FILES, initDirectory, type Ask } from "./init.js";
+import { configuredNetwork } from "./network.js";
 import { buildRegistration, generateTokens } from "./registration.js";
 import { checkRegistrationMatches } from "./registration-check.js";
 import { readRegistration, writeRegistrationFile } from "./registration-file.js";
@@ -107,6 +108,7 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
     onFatal: (err) => fail(err),
     port: command.port ?? config.appservice.port,
     log,
+    network: configuredNetwork(config),
     createConnector: (callbacks, deps) =>
       createInteropConnector(config, callbacks, {
         ...deps,

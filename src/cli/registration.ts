@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/schema.js";
+import type { NetworkDescription } from "../core/network.js";
+import { configuredNetwork } from "./network.js";
 
 // The type lives in config/ (the bridge and the Matrix side read it); -r builds it here.
 import type { Registration } from "../config/registration.js";
@@ -20,22 +22,28 @@ export function generateTokens(): RegistrationTokens {
 
 const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
+/** What the registration needs of the network: its id and how its ghosts are named. */
+export type GhostNamespace = Pick<NetworkDescription, "id" | "ghostLocalpartTemplate"> & {
+  readonly identifier: Pick<NetworkDescription["identifier"], "localpartPattern">;
+};
+
 /**
- * Builds the registration from the config alone (plus the URL and tokens): a pure function, so
- * that what `-r` writes is unit-tested. The user namespace is exclusive and covers exactly the bot
- * and the ghosts (the template with {phone} as digits), so no other user on the homeserver can
- * take a ghost's name and the homeserver routes their events to the bridge.
+ * Builds the registration from the config alone (plus the URL and tokens, and the network the
+ * config runs): a pure function, so that what `-r` writes is unit-tested. The user namespace is
+ * exclusive and covers exactly the bot and the ghosts, so no other user on the homeserver can take
+ * a ghost's name and the homeserver routes their events to the bridge. Ghosts are the network's
+ * template with `{id}` either an address's localpart form (`identifier.localpartPattern`,
+ * interop: the number's digits) or `_` and the escaped remote id of a group member without an
+ * address (core/ghosts.ts `mxidForRemote`: [a-z0-9.-] kept, every other byte `=xx`).
  */
 export function buildRegistration(
   config: Config,
   url: string,
   tokens: RegistrationTokens,
+  network: GhostNamespace = configuredNetwork(config),
 ): Registration {
   const domain = escapeRegex(config.homeserver.domain);
-  const [before, after] = config.appservice.ghost_localpart_template.split("{phone}") as [
-    string,
-    string,
-  ];
+  const [before, after] = network.ghostLocalpartTemplate.split("{id}") as [string, string];
   return {
     id: config.appservice.id,
     url,
@@ -51,13 +59,13 @@ export function buildRegistration(
         },
         {
           exclusive: true,
-          regex: `^@${escapeRegex(before)}(?:[1-9][0-9]{7,14}|_[a-z0-9.=-]+)${escapeRegex(after)}:${domain}$`,
+          regex: `^@${escapeRegex(before)}(?:${network.identifier.localpartPattern}|_[a-z0-9.=-]+)${escapeRegex(after)}:${domain}$`,
         },
       ],
       aliases: [],
       rooms: [],
     },
-    protocols: ["whatsapp"],
+    protocols: [network.id],
     receive_ephemeral: true,
     "de.sorunome.msc2409.push_ephemeral": true,
     ...(config.matrix_encryption.allow

@@ -95,9 +95,9 @@ export class BridgeCore implements CoreCallbacks {
     this.log = log;
     this.connector = options.createConnector(this);
     this.network = this.connector.describe();
-    this.users = new UsersTable(knex);
-    this.portalRows = new PortalsTable(knex);
-    const contacts = new ContactsTable(knex);
+    this.users = new UsersTable(knex, this.network.id);
+    this.portalRows = new PortalsTable(knex, this.network.id);
+    const contacts = new ContactsTable(knex, this.network.id);
     const messages = new MessagesTable(knex);
     const tables = {
       users: this.users,
@@ -106,7 +106,12 @@ export class BridgeCore implements CoreCallbacks {
       messages,
       reactions: new ReactionsTable(knex),
     };
-    this.ghosts = new GhostManager(config, new GhostsTable(knex), matrix, this.connector);
+    this.ghosts = new GhostManager(
+      config,
+      new GhostsTable(knex, this.network.id),
+      matrix,
+      this.connector,
+    );
     this.portals = new PortalManager({
       portals: this.portalRows,
       users: this.users,
@@ -354,7 +359,7 @@ export class BridgeCore implements CoreCallbacks {
       user,
       level,
       room,
-      portalNumber: ghost.phone,
+      portalNumber: ghost.address,
       services: this.services,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);
@@ -366,7 +371,7 @@ export class BridgeCore implements CoreCallbacks {
     const takesNumber = command?.args.startsWith("<{contact}>") === true;
     const withNumber =
       takesNumber && (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
-        ? [name, ghost.phone, ...rest].join(" ")
+        ? [name, ghost.address, ...rest].join(" ")
         : line;
     await this.commands.dispatch(ctx, withNumber);
   }
@@ -410,7 +415,7 @@ export class BridgeCore implements CoreCallbacks {
       : await this.ghosts.byAddress(address);
     const existing = known === undefined ? undefined : await this.portalRows.get(user, known);
     if (existing?.roomId === null || existing === undefined) this.limits.takeNewChat(user);
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) return { reachable: false };
     return { reachable: true, open: await this.portals.openOutgoing(user, resolution.contact) };
   }
@@ -496,7 +501,7 @@ export class BridgeCore implements CoreCallbacks {
     if (isContactDirectory(this.connector)) return this.connector.contactForAddress(address);
     const known = await this.ghosts.byAddress(address);
     if (known !== undefined) return known;
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) {
       throw new BridgeError(
         "not-reachable",

@@ -119,7 +119,7 @@ async function link(
   const known = await ports.ghosts.byAddress(phone);
   const existing = known === undefined ? undefined : await ports.portals.roomOf(user, known);
   if (existing === undefined) ports.takeNewChat(user);
-  const resolution = await login.resolvePhone(phone);
+  const resolution = await login.resolveAddress(phone);
   if (!resolution.reachable) return { kind: "unreachable" };
   return ports.portals.linkRoom(user, resolution.contact, room);
 }

@@ -116,21 +116,21 @@ export class GhostManager {
 
   /** The contact of an address the bridge has already seen, if any. */
   async byAddress(address: ContactAddress): Promise<RemoteUserId | undefined> {
-    return (await this.ghosts.byPhone(address))?.contact;
+    return (await this.ghosts.byAddress(address))?.contact;
   }
 
   /** The ghost of a contact, registered and named on the homeserver. */
   async ensure(contact: RemoteUserId): Promise<GhostRow> {
     const existing = await this.ghosts.get(contact);
-    const phone = existing?.phone ?? this.addressOf(contact);
-    const displayName = this.displayNameFor(phone);
-    if (existing?.displayName === displayName) return { ...existing, phone };
-    const mxid = existing?.mxid ?? this.mxidFor(phone);
+    const address = existing?.address ?? this.addressOf(contact);
+    const displayName = this.displayNameFor(address);
+    if (existing?.displayName === displayName) return { ...existing, address };
+    const mxid = existing?.mxid ?? this.mxidFor(address);
     await this.matrix.ensureGhost(mxid, displayName);
-    await this.ghosts.upsert({ contact, phone, mxid, displayName });
+    await this.ghosts.upsert({ contact, address, mxid, displayName });
     const row = await this.ghosts.get(contact);
     if (row === undefined) throw new Error(`ghost ${contact} vanished after its upsert`);
-    return { ...row, phone };
+    return { ...row, address };
   }
 
   /**
@@ -141,7 +141,7 @@ export class GhostManager {
   async ensureMember(member: { id: RemoteUserId; displayName: string }): Promise<GhostRecord> {
     const existing = await this.ghosts.get(member.id);
     if (
-      (existing?.phone ?? null) !== null ||
+      (existing?.address ?? null) !== null ||
       addressOfContact(this.connector, member.id) !== undefined
     ) {
       return this.ensure(member.id);
@@ -150,7 +150,7 @@ export class GhostManager {
     if (existing?.displayName === displayName) return existing;
     const mxid = existing?.mxid ?? this.mxidForRemote(member.id);
     await this.matrix.ensureGhost(mxid, displayName);
-    await this.ghosts.upsert({ contact: member.id, phone: null, mxid, displayName });
+    await this.ghosts.upsert({ contact: member.id, address: null, mxid, displayName });
     const row = await this.ghosts.get(member.id);
     if (row === undefined) throw new Error(`ghost ${member.id} vanished after its upsert`);
     return row;
@@ -163,14 +163,16 @@ export class GhostManager {
 
   /** How a ghost is named in the bridge's notices: its address, or the connector's label. */
   label(ghost: GhostRecord): string {
-    return ghost.phone !== null ? this.format(ghost.phone) : (ghost.displayName ?? ghost.contact);
+    return ghost.address !== null
+      ? this.format(ghost.address)
+      : (ghost.displayName ?? ghost.contact);
   }
 
   async setLocalName(ghost: GhostRow, room: RoomId, localName: string | null): Promise<void> {
     await this.matrix.setRoomDisplayName(
       ghost.mxid,
       room,
-      this.localDisplayName(ghost.phone, localName),
+      this.localDisplayName(ghost.address, localName),
     );
   }
 }

@@ -570,7 +570,7 @@ export class GroupManager {
     if (known !== undefined) return known;
     const address = this.ghosts.addressOfGhost(ghost);
     if (address === undefined) throw new BridgeError("unknown-ghost", "I do not know this person.");
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) {
       const shown = this.ghosts.format(address);
       throw new BridgeError("not-reachable", `${shown} cannot be reached through the bridge.`);

@@ -299,7 +299,7 @@ export class LoginManager {
     await this.users.update(user, {
       loginState: "logged-out",
       loginFlow: null,
-      phone: null,
+      address: null,
       handle: null,
     });
     return login === undefined ? "local-only" : "done";
@@ -405,13 +405,13 @@ export class LoginManager {
     this.setActive(user, step.login);
     const phone = submitted["phone"];
     if (phone !== undefined && isPhoneNumber(phone)) {
-      await this.users.releasePhone(phone, user);
+      await this.users.releaseAddress(phone, user);
     }
     const handle = submitted["handle"] ?? submitted["username"] ?? null;
     await this.users.update(user, {
       loginState: "logged-in",
       loginFlow: null,
-      phone: phone !== undefined && isPhoneNumber(phone) ? (phone as PhoneNumber) : null,
+      address: phone !== undefined && isPhoneNumber(phone) ? (phone as PhoneNumber) : null,
       handle,
     });
     this.log.info({ user }, "logged in");

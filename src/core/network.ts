@@ -56,6 +56,12 @@ export interface NetworkDescription {
    */
   readonly securityNotes: readonly string[];
   /**
+   * Whether a login by handle (no address) is a name the network did not verify and shows its
+   * contacts as such (interop §9.2: "Unverified"); `status` then says so. Absent: handles are the
+   * network's ordinary user names.
+   */
+  readonly unverifiedHandles?: boolean;
+  /**
    * A reason, for the user, to refuse a login field's value before it is submitted (interop: a
    * number outside the allowed country codes); undefined accepts it. Pure: contacts nobody.
    */
@@ -83,6 +89,21 @@ export interface IdentifierKind {
   readonly localpartPattern: string;
   /** The address a `toLocalpart` result came from; undefined for anything else. */
   fromLocalpart(localpart: string): ContactAddress | undefined;
+  /**
+   * The field of Matrix's third-party user lookup (`/thirdparty/user/<network id>?<name>=`), with
+   * a parse as lenient as people write the address there. Default: the field is named after
+   * `noun`, with `example` as placeholder, and parsed by `parse`.
+   */
+  readonly thirdPartyField?: ThirdPartyField;
+}
+
+/** A user field of Matrix's third-party protocol description (spec: Protocol `field_types`). */
+export interface ThirdPartyField {
+  readonly name: string;
+  /** A regular expression a client may check input against before asking. */
+  readonly regexp: string;
+  readonly placeholder: string;
+  parse(text: string): ContactAddress | undefined;
 }
 
 /** Connection state with a stable code for machines and text for people. Never thrown. */
@@ -383,10 +404,9 @@ export interface NetworkLogin {
   state(): LoginState;
   /**
    * Whether an address (as `describe().identifier.parse` returned it) can be reached, and as which
-   * contact. May count against the network's lookup quota. (Named after the first network's
-   * phone numbers; it takes any address.)
+   * contact. May count against the network's lookup quota.
    */
-  resolvePhone(address: ContactAddress): Promise<Resolution>;
+  resolveAddress(address: ContactAddress): Promise<Resolution>;
   /**
    * Sends a message. Resolves once the message is durably queued for the network (not when the
    * network accepted it: acceptance or failure arrive later as events), with the id it got.
@@ -546,7 +566,7 @@ export const hasContactAddresses = (
 
 /**
  * A connector that knows the contact id of an address without a lookup. Without it the core asks
- * the login's `resolvePhone` (or uses a contact it has already seen).
+ * the login's `resolveAddress` (or uses a contact it has already seen).
  */
 export interface ContactDirectory {
   /** The contact id of an address. Pure: contacts nobody, counts against no quota. */

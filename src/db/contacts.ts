@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId } from "../util/ids.js";
-import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 export interface ContactRow {
   userMxid: MatrixUserId;
@@ -15,11 +15,15 @@ export interface ContactRow {
 
 /** The `contacts` table: what one user knows about one contact (local name, block, verified). */
 export class ContactsTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {}
 
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<ContactRow | undefined> {
     const row = (await this.knex("contacts")
-      .where({ user_mxid: user, contact_jid: contact })
+      .where({ user_mxid: user, remote_id: contact })
       .first()) as Record<string, unknown> | undefined;
     return row === undefined ? undefined : toContact(row);
   }
@@ -27,7 +31,7 @@ export class ContactsTable {
   async listByUser(user: MatrixUserId): Promise<ContactRow[]> {
     const rows = (await this.knex("contacts")
       .where({ user_mxid: user })
-      .orderBy("contact_jid")) as Record<string, unknown>[];
+      .orderBy("remote_id")) as Record<string, unknown>[];
     return rows.map(toContact);
   }
 
@@ -43,8 +47,14 @@ export class ContactsTable {
     if (patch.verifiedAt !== undefined) values["verified_at"] = patch.verifiedAt;
     // One statement: the row is created with the patch, or the patch is applied to it.
     const insert = this.knex("contacts")
-      .insert({ user_mxid: user, contact_jid: contact, created_at: now, ...values })
-      .onConflict(["user_mxid", "contact_jid"]);
+      .insert({
+        user_mxid: user,
+        remote_id: contact,
+        ...networkColumn(this.network),
+        created_at: now,
+        ...values,
+      })
+      .onConflict(["user_mxid", "remote_id"]);
     const columns = Object.keys(values);
     await (columns.length === 0 ? insert.ignore() : insert.merge(columns));
   }
@@ -53,7 +63,7 @@ export class ContactsTable {
 function toContact(row: Record<string, unknown>): ContactRow {
   return {
     userMxid: String(row["user_mxid"]) as MatrixUserId,
-    contact: String(row["contact_jid"]) as RemoteUserId,
+    contact: String(row["remote_id"]) as RemoteUserId,
     localName: readStringOrNull(row["local_name"]),
     blocked: readBool(row["blocked"]),
     verifiedAt: readNumberOrNull(row["verified_at"]),

@@ -1,24 +1,24 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { ContactAddress, MatrixUserId } from "../util/ids.js";
-import { readStringOrNull } from "./values.js";
+import { networkColumn, readStringOrNull } from "./values.js";
 
 /**
- * A ghost as stored. `phone` is null for a member of a group at another provider, who has no
- * phone number (migration 0014); every 1:1 contact has one (GhostRow).
+ * A ghost as stored. `address` is null for a member of a group at another provider, who has no
+ * address on this network (migration 0014); every 1:1 contact has one (GhostRow).
  */
 export interface GhostRecord {
   contact: RemoteUserId;
-  /** The contact's address (interop: the phone number), in the `phone` column until #16's migration; null for a group member without one (another provider's user). */
-  phone: ContactAddress | null;
+  /** The contact's address (interop: the phone number); null for a group member without one (another provider's user). */
+  address: ContactAddress | null;
   mxid: MatrixUserId;
   /** The display name last set on the homeserver; null until it was set once. */
   displayName: string | null;
   createdAt: number;
 }
 
-/** The ghost of a contact with a phone number: every 1:1 contact. */
-export type GhostRow = GhostRecord & { phone: ContactAddress };
+/** The ghost of a contact with an address: every 1:1 contact. */
+export type GhostRow = GhostRecord & { address: ContactAddress };
 
 /** Ghosts kept in memory per database (most recently used). */
 // Measured: 5,000 raised the idle RSS with 10,000 users by ~70 MB (bench memory run, SQLite),
@@ -26,7 +26,7 @@ export type GhostRow = GhostRecord & { phone: ContactAddress };
 const CACHE_SIZE = 1000;
 
 /**
- * Rows read through any GhostsTable of one knex, by contact, with the Matrix id and phone keys
+ * Rows read through any GhostsTable of one knex, by contact, with the Matrix id and address keys
  * pointing at the contact. Write-through: `upsert` drops the entry; nothing else writes the table.
  */
 class GhostCache {
@@ -51,7 +51,7 @@ class GhostCache {
     this.drop(row.contact);
     this.rows.set(row.contact, row);
     this.keys.set(`mxid\n${row.mxid}`, row.contact);
-    if (row.phone !== null) this.keys.set(`phone\n${row.phone}`, row.contact);
+    if (row.address !== null) this.keys.set(`address\n${row.address}`, row.contact);
     if (this.rows.size > CACHE_SIZE) this.drop(this.rows.keys().next().value as string);
   }
 
@@ -60,7 +60,7 @@ class GhostCache {
     if (row === undefined) return;
     this.rows.delete(contact);
     this.keys.delete(`mxid\n${row.mxid}`);
-    this.keys.delete(`phone\n${row.phone}`);
+    this.keys.delete(`address\n${row.address}`);
   }
 }
 
@@ -70,7 +70,11 @@ const caches = new WeakMap<Knex, GhostCache>();
 export class GhostsTable {
   private readonly cache: GhostCache;
 
-  constructor(private readonly knex: Knex) {
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {
     let cache = caches.get(knex);
     if (cache === undefined) {
       cache = new GhostCache();
@@ -80,15 +84,15 @@ export class GhostsTable {
   }
 
   async get(contact: RemoteUserId): Promise<GhostRecord | undefined> {
-    return this.cache.get(contact) ?? this.first({ jid: contact });
+    return this.cache.get(contact) ?? this.first({ remote_id: contact });
   }
 
   async byMxid(mxid: MatrixUserId): Promise<GhostRecord | undefined> {
     return this.cache.get(this.cache.contactOf(`mxid\n${mxid}`)) ?? this.first({ mxid });
   }
 
-  async byPhone(phone: ContactAddress): Promise<GhostRecord | undefined> {
-    return this.cache.get(this.cache.contactOf(`phone\n${phone}`)) ?? this.first({ phone });
+  async byAddress(address: ContactAddress): Promise<GhostRecord | undefined> {
+    return this.cache.get(this.cache.contactOf(`address\n${address}`)) ?? this.first({ address });
   }
 
   /** Inserts the ghost, or updates its display name when it exists. */
@@ -110,13 +114,14 @@ export class GhostsTable {
   ): Promise<void> {
     await this.knex("ghosts")
       .insert({
-        jid: ghost.contact,
-        phone: ghost.phone,
+        remote_id: ghost.contact,
+        address: ghost.address,
+        ...networkColumn(this.network),
         mxid: ghost.mxid,
         display_name: ghost.displayName,
         created_at: now,
       })
-      .onConflict("jid")
+      .onConflict("remote_id")
       .merge(["display_name"]);
   }
 
@@ -126,8 +131,8 @@ export class GhostsTable {
     if (row === undefined) return undefined;
     // Frozen: the cached object is shared by every reader.
     const ghost: GhostRecord = Object.freeze({
-      contact: String(row["jid"]) as RemoteUserId,
-      phone: readStringOrNull(row["phone"]) as ContactAddress | null,
+      contact: String(row["remote_id"]) as RemoteUserId,
+      address: readStringOrNull(row["address"]) as ContactAddress | null,
       mxid: String(row["mxid"]) as MatrixUserId,
       displayName: readStringOrNull(row["display_name"]),
       createdAt: Number(row["created_at"]),

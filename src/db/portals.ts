@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId, RoomId } from "../util/ids.js";
-import { readStringOrNull } from "./values.js";
+import { networkColumn, readStringOrNull } from "./values.js";
 
 /**
  * none: an ordinary conversation; incoming-pending: a message request the user has not answered;
@@ -95,14 +95,18 @@ function cacheOf(knex: Knex): PortalCache {
 export class PortalsTable {
   private readonly cache: PortalCache;
 
-  constructor(private readonly knex: Knex) {
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {
     this.cache = cacheOf(knex);
   }
 
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<PortalRow | undefined> {
     return (
       this.cache.get(this.cache.idOfPair(user, contact)) ??
-      this.first({ user_mxid: user, contact_jid: contact })
+      this.first({ user_mxid: user, remote_id: contact })
     );
   }
 
@@ -141,12 +145,13 @@ export class PortalsTable {
     const [inserted] = (await this.knex("portals")
       .insert({
         user_mxid: user,
-        contact_jid: contact,
+        remote_id: contact,
+        ...networkColumn(this.network),
         request_state: requestState,
         created_at: now,
         updated_at: now,
       })
-      .onConflict(["user_mxid", "contact_jid"])
+      .onConflict(["user_mxid", "remote_id"])
       .ignore()
       .returning("*")) as Record<string, unknown>[];
     if (inserted !== undefined) {
@@ -206,7 +211,7 @@ function toPortal(row: Record<string, unknown>): PortalRow {
   return {
     id: Number(row["id"]),
     userMxid: String(row["user_mxid"]) as MatrixUserId,
-    contact: String(row["contact_jid"]) as RemoteUserId,
+    contact: String(row["remote_id"]) as RemoteUserId,
     roomId: readStringOrNull(row["room_id"]) as RoomId | null,
     requestState: String(row["request_state"]) as RequestState,
     userMembership: String(row["user_membership"]) as UserMembership,

@@ -1,14 +1,14 @@
 import type { Knex } from "knex";
-import type { MatrixUserId, PhoneNumber, RoomId } from "../util/ids.js";
-import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
+import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 /** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
 export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
 
 export interface UserRow {
   mxid: MatrixUserId;
-  localpart: string;
-  phone: PhoneNumber | null;
+  /** The address the network verified for the login (interop: the bound phone number). */
+  address: ContactAddress | null;
   handle: string | null;
   loginState: LoginStateColumn;
   loginFlow: string | null;
@@ -24,7 +24,7 @@ export interface UserRow {
 export type UserPatch = Partial<
   Pick<
     UserRow,
-    | "phone"
+    | "address"
     | "handle"
     | "loginState"
     | "loginFlow"
@@ -37,7 +37,7 @@ export type UserPatch = Partial<
 >;
 
 const COLUMNS: Record<keyof UserPatch, string> = {
-  phone: "phone",
+  address: "address",
   handle: "handle",
   loginState: "login_state",
   loginFlow: "login_flow",
@@ -48,22 +48,13 @@ const COLUMNS: Record<keyof UserPatch, string> = {
   warningAcceptedAt: "warning_accepted_at",
 };
 
-/**
- * The provider localpart of a Matrix user (PROTOCOL.md §5.1): the id without `@`, every UTF-8 byte
- * outside [a-z0-9._-] written as `=` and two lowercase hex digits. Reversible and never reused.
- */
-export function localpartOf(mxid: MatrixUserId): string {
-  let out = "";
-  for (const byte of Buffer.from(mxid.slice(1), "utf8")) {
-    const ch = String.fromCharCode(byte);
-    out += /^[a-z0-9._-]$/.test(ch) ? ch : `=${byte.toString(16).padStart(2, "0")}`;
-  }
-  return out;
-}
-
 /** The `users` table: one row per Matrix user who talked to the bridge. */
 export class UsersTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
+    private readonly network?: string,
+  ) {}
 
   async get(mxid: MatrixUserId): Promise<UserRow | undefined> {
     const row = (await this.knex("users").where({ mxid }).first()) as
@@ -78,7 +69,7 @@ export class UsersTable {
     const known = await this.get(mxid);
     if (known !== undefined) return known;
     const [inserted] = (await this.knex("users")
-      .insert({ mxid, localpart: localpartOf(mxid), created_at: now, updated_at: now })
+      .insert({ mxid, ...networkColumn(this.network), created_at: now, updated_at: now })
       .onConflict("mxid")
       .ignore()
       .returning("*")) as Record<string, unknown>[];
@@ -95,12 +86,16 @@ export class UsersTable {
     await this.knex("users").where({ mxid }).update(values);
   }
 
-  /** Frees a phone number held by another user (the gatekeeper moved the binding, §9.1 rule 6). */
-  async releasePhone(phone: PhoneNumber, keep: MatrixUserId, now = Date.now()): Promise<void> {
+  /** Frees an address held by another user (interop: the gatekeeper moved the binding, §9.1 rule 6). */
+  async releaseAddress(
+    address: ContactAddress,
+    keep: MatrixUserId,
+    now = Date.now(),
+  ): Promise<void> {
     await this.knex("users")
-      .where({ phone })
+      .where({ address })
       .andWhereNot({ mxid: keep })
-      .update({ phone: null, updated_at: now });
+      .update({ address: null, updated_at: now });
   }
 
   async byManagementRoom(room: RoomId): Promise<UserRow | undefined> {
@@ -139,8 +134,7 @@ export class UsersTable {
 function toUser(row: Record<string, unknown>): UserRow {
   return {
     mxid: String(row["mxid"]) as MatrixUserId,
-    localpart: String(row["localpart"]),
-    phone: readStringOrNull(row["phone"]) as PhoneNumber | null,
+    address: readStringOrNull(row["address"]) as ContactAddress | null,
     handle: readStringOrNull(row["handle"]),
     loginState: String(row["login_state"]) as LoginStateColumn,
     loginFlow: readStringOrNull(row["login_flow"]),

@@ -1,6 +1,7 @@
 import { AppServiceRegistration, Bridge } from "matrix-appservice-bridge";
 import type { Config } from "../config/schema.js";
 import type { Registration } from "../config/registration.js";
+import type { NetworkDescription } from "../core/network.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { HomeserverAccessCheck } from "./homeserver-access.js";
@@ -27,6 +28,11 @@ export interface MatrixSideOptions {
   onFatal?: (err: Error) => void;
   /** Backoff of the token check while the homeserver is unreachable (tests shorten it). */
   accessRetryMs?: { initial: number; max: number };
+  /**
+   * The configured network's self-description, for the third-party lookups (served before the
+   * connector exists); without it the bridge serves none.
+   */
+  network?: NetworkDescription;
 }
 
 export interface MatrixSide {
@@ -63,9 +69,11 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
       : { retryInitialMs: options.accessRetryMs.initial, retryMaxMs: options.accessRetryMs.max }),
   });
   const readiness: ReadinessCheck[] = [...options.readiness, accessReadiness(access)];
-  mountThirdPartyRoutes(appService.expressApp, config, (req, res) =>
-    appService.refuseBadToken(req, res),
-  );
+  if (options.network !== undefined) {
+    mountThirdPartyRoutes(appService.expressApp, config, options.network, (req, res) =>
+      appService.refuseBadToken(req, res),
+    );
+  }
   appService.expressApp.get("/health", (_req, res) => {
     res.status(200).json({ status: "ok" });
   });

@@ -149,11 +149,17 @@ export class IntentMatrixApi implements MatrixApi {
           name: options.name,
           power_level_content_override: {
             users: { ...options.powerLevels, [this.botUserId]: 100 },
-            // A group's admins have 50 (docs/groups.md): they may invite, kick and rename, as at
-            // the network; the bridge keeps the power levels themselves.
+            // A group's admins have 50 (docs/groups.md): they may invite, kick, rename and make
+            // admins (a ghost raised to 50), as at the network. With power levels at 100 no admin
+            // could, and admin changes from Matrix would never reach the network.
             invite: 50,
             kick: 50,
-            events: { ...DEFAULT_EVENT_LEVELS, "m.room.name": 50, "m.room.encryption": 0 },
+            events: {
+              ...DEFAULT_EVENT_LEVELS,
+              "m.room.name": 50,
+              "m.room.power_levels": 50,
+              "m.room.encryption": 0,
+            },
           },
           ...(initialState.length === 0 ? {} : { initial_state: initialState }),
         },

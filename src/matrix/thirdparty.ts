@@ -1,10 +1,9 @@
 import type { Request, Response, Router } from "express";
 import type { Config } from "../config/schema.js";
-import { isPhoneNumber, type PhoneNumber } from "../util/ids.js";
-import { formatInternational } from "../util/phone.js";
+import type { NetworkDescription, ThirdPartyField } from "../core/network.js";
+import type { ContactAddress } from "../util/ids.js";
 
-/** The protocol id the registration advertises (`protocols: [whatsapp]`). */
-export const PROTOCOL = "whatsapp";
+export { parsePhoneField } from "../util/phone.js";
 
 /**
  * Where homeservers ask: the current spec path, the unstable one older Synapse releases used, and
@@ -14,17 +13,36 @@ const PREFIXES = ["/_matrix/app/v1/thirdparty", "/_matrix/app/unstable/thirdpart
 
 /**
  * The third-party network lookups of the application service API (spec §"Third-party networks"):
- * the protocol's metadata for `/thirdparty/protocols`, and users by phone number (`?phone=`) or
- * by Matrix id (`?userid=`). The answers follow from the config alone (the ghost of a number is
- * a name, not an account): whether WhatsApp reaches the number is found out when a chat starts.
- * Every route checks the hs_token with `refuse` first; every answer, errors too, is JSON.
+ * the protocol's metadata for `/thirdparty/protocols`, and users by address (the network's field,
+ * interop: `?phone=`) or by Matrix id (`?userid=`). The protocol is the network's id (the
+ * registration's `protocols`). The answers follow from the config and the network's description
+ * alone (the ghost of an address is a name, not an account): whether the network reaches the
+ * address is found out when a chat starts. Every route checks the hs_token with `refuse` first;
+ * every answer, errors too, is JSON.
  */
 export function mountThirdPartyRoutes(
   app: Pick<Router, "get">,
   config: Config,
+  network: NetworkDescription,
   refuse: (req: Request, res: Response) => boolean,
 ): void {
-  const ghosts = ghostNames(config);
+  const ghosts = ghostNames(config, network);
+  const field = fieldOf(network);
+  const protocol = network.id;
+  const noLocations = `${network.displayName} chats have no public locations`;
+  const knownProtocol = (req: Request, res: Response): boolean => {
+    if (req.params["protocol"] === protocol) return true;
+    notFound(
+      res,
+      `unknown protocol ${String(req.params["protocol"])}; this bridge serves ${protocol}`,
+    );
+    return false;
+  };
+  const thirdPartyUser = (userId: string, address: ContactAddress) => ({
+    userid: userId,
+    protocol,
+    fields: { [field.name]: network.identifier.format(address) },
+  });
   const guarded =
     (handler: (req: Request, res: Response) => void) => (req: Request, res: Response) => {
       if (refuse(req, res)) return;
@@ -35,26 +53,26 @@ export function mountThirdPartyRoutes(
       `${prefix}/protocol/:protocol`,
       guarded((req, res) => {
         if (!knownProtocol(req, res)) return;
-        res.json(protocolDescription(config.appservice.bot.avatar));
+        res.json(protocolDescription(network, field, config.appservice.bot.avatar));
       }),
     );
     app.get(
       `${prefix}/user/:protocol`,
       guarded((req, res) => {
         if (!knownProtocol(req, res)) return;
-        const given = req.query["phone"];
+        const given = req.query[field.name];
         if (typeof given !== "string" || given.trim() === "") {
           res
             .status(400)
-            .json({ errcode: "M_MISSING_PARAM", error: "the phone field is required" });
+            .json({ errcode: "M_MISSING_PARAM", error: `the ${field.name} field is required` });
           return;
         }
-        const phone = parsePhoneField(given);
-        if (phone === undefined) {
-          notFound(res, "not an international phone number (+ country code and number)");
+        const address = field.parse(given);
+        if (address === undefined) {
+          notFound(res, `not a ${network.displayName} ${network.identifier.noun}`);
           return;
         }
-        res.json([thirdPartyUser(ghosts.userIdOf(phone), phone)]);
+        res.json([thirdPartyUser(ghosts.userIdOf(address), address)]);
       }),
     );
     app.get(
@@ -67,12 +85,12 @@ export function mountThirdPartyRoutes(
             .json({ errcode: "M_MISSING_PARAM", error: "the userid parameter is required" });
           return;
         }
-        const phone = ghosts.phoneOf(userId);
-        if (phone === undefined) {
-          notFound(res, "not a WhatsApp user of this bridge");
+        const address = ghosts.addressOf(userId);
+        if (address === undefined) {
+          notFound(res, `not a ${network.displayName} user of this bridge`);
           return;
         }
-        res.json([thirdPartyUser(userId, phone)]);
+        res.json([thirdPartyUser(userId, address)]);
       }),
     );
     // No locations (rooms) are bridged by name: a chat is reached through its user.
@@ -80,69 +98,60 @@ export function mountThirdPartyRoutes(
       `${prefix}/location/:protocol`,
       guarded((req, res) => {
         if (!knownProtocol(req, res)) return;
-        notFound(res, "WhatsApp chats have no public locations");
+        notFound(res, noLocations);
       }),
     );
     app.get(
       `${prefix}/location`,
-      guarded((_req, res) => notFound(res, "WhatsApp chats have no public locations")),
+      guarded((_req, res) => notFound(res, noLocations)),
     );
   }
-}
-
-function knownProtocol(req: Request, res: Response): boolean {
-  if (req.params["protocol"] === PROTOCOL) return true;
-  notFound(
-    res,
-    `unknown protocol ${String(req.params["protocol"])}; this bridge serves ${PROTOCOL}`,
-  );
-  return false;
 }
 
 function notFound(res: Response, error: string): void {
   res.status(404).json({ errcode: "M_NOT_FOUND", error });
 }
 
-/** The spec's Protocol object: one field (the number) and one instance (WhatsApp itself). */
-function protocolDescription(icon: string) {
+/** The field users look a contact up by: the network's own, or one named after its noun. */
+function fieldOf(network: NetworkDescription): ThirdPartyField {
+  const { identifier } = network;
+  return (
+    identifier.thirdPartyField ?? {
+      name: identifier.noun,
+      regexp: ".+",
+      placeholder: identifier.example,
+      parse: (text) => identifier.parse(text.trim()),
+    }
+  );
+}
+
+/** The spec's Protocol object: one field (the address) and one instance (the network itself). */
+function protocolDescription(network: NetworkDescription, field: ThirdPartyField, icon: string) {
   return {
-    user_fields: ["phone"],
+    user_fields: [field.name],
     location_fields: [],
     icon,
     field_types: {
-      phone: { regexp: "^\\+?[0-9 ()./-]{8,24}$", placeholder: "+49 151 12345678" },
+      [field.name]: { regexp: field.regexp, placeholder: field.placeholder },
     },
-    instances: [{ desc: "WhatsApp", fields: {}, network_id: PROTOCOL }],
+    instances: [{ desc: network.displayName, fields: {}, network_id: network.id }],
   };
 }
 
-function thirdPartyUser(userId: string, phone: PhoneNumber) {
-  return { userid: userId, protocol: PROTOCOL, fields: { phone: formatInternational(phone) } };
-}
-
-/**
- * A number as people write it: `+49 151 12345678`, `+49 (151) 123-456-78`, `0049151...`, or the
- * digits with the country code. National forms without the country code cannot be told apart.
- */
-export function parsePhoneField(text: string): PhoneNumber | undefined {
-  const compact = text.trim().replace(/[\s()./-]/g, "");
-  const international = compact.startsWith("00") ? `+${compact.slice(2)}` : compact;
-  const withPlus = international.startsWith("+") ? international : `+${international}`;
-  return isPhoneNumber(withPlus) ? withPlus : undefined;
-}
-
-function ghostNames(config: Config) {
-  const template = config.appservice.ghost_localpart_template;
-  const [before, after] = template.split("{phone}") as [string, string];
+/** Ghost ids of addresses and back, by the network's template (as core/ghosts.ts names them). */
+function ghostNames(config: Config, network: NetworkDescription) {
+  const [before, after] = network.ghostLocalpartTemplate.split("{id}") as [string, string];
   const domain = config.homeserver.domain;
   return {
-    userIdOf: (phone: PhoneNumber) => `@${before}${phone.slice(1)}${after}:${domain}`,
-    phoneOf: (userId: string): PhoneNumber | undefined => {
+    userIdOf: (address: ContactAddress) =>
+      `@${before}${network.identifier.toLocalpart(address)}${after}:${domain}`,
+    addressOf: (userId: string): ContactAddress | undefined => {
       const suffix = `${after}:${domain}`;
       if (!userId.startsWith(`@${before}`) || !userId.endsWith(suffix)) return undefined;
-      const digits = userId.slice(before.length + 1, userId.length - suffix.length);
-      const phone = `+${digits}`;
-      return /^[0-9]+$/.test(digits) && isPhoneNumber(phone) ? phone : undefined;
+      if (userId.length < before.length + 1 + suffix.length) return undefined;
+      return network.identifier.fromLocalpart(
+        userId.slice(before.length + 1, userId.length - suffix.length),
+      );
     },
   };
 }

@@ -148,7 +148,10 @@ export class ProvisioningApi {
         : [
             {
               id: loginIdOf(row, user),
-              name: row.phone === null ? (row.handle ?? "") : formatInternational(row.phone),
+              name:
+                row.address === null
+                  ? (row.handle ?? "")
+                  : this.core.network.identifier.format(row.address),
               state: bridgeState(this.core.loginStateOf(user) ?? login.state()),
               ...(row.spaceRoom === null ? {} : { space_room: row.spaceRoom }),
             },
@@ -282,7 +285,7 @@ export class ProvisioningApi {
         body: { id: open.portal.contact, ...base, dm_room_mxid: open.portal.roomId },
       };
     }
-    const resolution = await login.resolvePhone(phone);
+    const resolution = await login.resolveAddress(phone);
     if (!resolution.reachable) throw notReachable();
     const portal = await this.core.portalRows.get(user, resolution.contact);
     return {

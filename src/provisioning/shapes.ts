@@ -1,7 +1,12 @@
 import type { Response } from "express";
 import type { LoginField, LoginState } from "../core/network.js";
 import { BridgeError } from "../util/errors.js";
-import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../util/ids.js";
+import {
+  isPhoneNumber,
+  type ContactAddress,
+  type MatrixUserId,
+  type PhoneNumber,
+} from "../util/ids.js";
 import { ProvisioningError } from "./errors.js";
 
 /** The API's wire shapes: mautrix's JSON for the core's types, and errors as refusals. */
@@ -69,10 +74,10 @@ export function fieldJson(field: LoginField) {
 }
 
 export function loginIdOf(
-  row: { phone: PhoneNumber | null; handle: string | null },
+  row: { address: ContactAddress | null; handle: string | null },
   user: MatrixUserId,
 ): string {
-  return row.phone ?? row.handle ?? user;
+  return row.address ?? row.handle ?? user;
 }
 
 /** mautrix's bridge state events for the core's login states. */

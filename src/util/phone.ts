@@ -65,4 +65,21 @@ export const phoneIdentifier = {
     const phone = `+${localpart}`;
     return /^[0-9]+$/.test(localpart) && isPhoneNumber(phone) ? phone : undefined;
   },
+  thirdPartyField: {
+    name: "phone",
+    regexp: "^\\+?[0-9 ()./-]{8,24}$",
+    placeholder: "+49 151 12345678",
+    parse: (text: string): ContactAddress | undefined => parsePhoneField(text),
+  },
 };
+
+/**
+ * A number as people write it: `+49 151 12345678`, `+49 (151) 123-456-78`, `0049151...`, or the
+ * digits with the country code. National forms without the country code cannot be told apart.
+ */
+export function parsePhoneField(text: string): PhoneNumber | undefined {
+  const compact = text.trim().replace(/[\s()./-]/g, "");
+  const international = compact.startsWith("00") ? `+${compact.slice(2)}` : compact;
+  const withPlus = international.startsWith("+") ? international : `+${international}`;
+  return isPhoneNumber(withPlus) ? withPlus : undefined;
+}

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { buildRegistration, generateTokens } from "../../src/cli/registration.js";
 import { parseConfig } from "../../src/config/load.js";
+import { LOOPBACK_DESCRIPTION } from "../../src/networks/loopback/description.js";
 
 const config = parseConfig(
   "homeserver:\n  url: http://localhost:8008\n  domain: matrix.example.org\n",
@@ -50,6 +51,36 @@ describe("appservice registration", function () {
     assert.equal(claimed("@whatsappbot:other.org"), false);
     assert.deepEqual(registration.namespaces.rooms, []);
     assert.deepEqual(registration.namespaces.aliases, []);
+  });
+
+  it("claims the ghosts of group members without an address (`_` and the escaped remote id)", function () {
+    const claimed = (id: string) =>
+      registration.namespaces.users.some((ns) => new RegExp(ns.regex).test(id));
+    assert.equal(claimed("@whatsapp__x7f3k=40msgr.example:matrix.example.org"), true);
+    assert.equal(claimed("@whatsapp__X:matrix.example.org"), false, "escaping leaves no capitals");
+  });
+
+  it("takes the ghost namespace and protocol from the network's description", function () {
+    const loop = buildRegistration(config, "http://bridge:29330", tokens, LOOPBACK_DESCRIPTION);
+    const claimed = (id: string) =>
+      loop.namespaces.users.some((ns) => new RegExp(ns.regex).test(id));
+    assert.deepEqual(loop.protocols, ["loopback"]);
+    assert.equal(claimed("@loop_alice:matrix.example.org"), true);
+    assert.equal(claimed("@loop__bob=40elsewhere:matrix.example.org"), true);
+    assert.equal(claimed("@whatsapp_491701234567:matrix.example.org"), false);
+    assert.equal(claimed("@loop_Alice:matrix.example.org"), false, "not a loopback name");
+    assert.equal(claimed("@whatsappbot:matrix.example.org"), true, "the bot stays");
+  });
+
+  it("describes WhatsApp by default, exactly as before the network described itself", function () {
+    assert.deepEqual(registration.protocols, ["whatsapp"]);
+    assert.deepEqual(
+      registration.namespaces.users.map((ns) => ns.regex),
+      [
+        "^@whatsappbot:matrix\\.example\\.org$",
+        "^@whatsapp_(?:[1-9][0-9]{7,14}|_[a-z0-9.=-]+):matrix\\.example\\.org$",
+      ],
+    );
   });
 
   it("fresh tokens are long, random and distinct", function () {

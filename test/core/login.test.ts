@@ -79,7 +79,7 @@ describe("core: the bot and the login conversation", function () {
     assert.match((await h.say("123456"))[0] ?? "", /Logged in/);
     const user = await h.tables.users.get(ALICE);
     assert.equal(user?.loginState, "logged-in");
-    assert.equal(user?.phone, "+491709876543");
+    assert.equal(user?.address, "+491709876543");
     assert.ok(h.core.provisioning.logins.get(ALICE));
     assert.match(
       (await h.say("status"))[0] ?? "",
@@ -154,7 +154,7 @@ describe("core: the bot and the login conversation", function () {
     assert.equal(h.core.provisioning.logins.get(ALICE), undefined);
     const user = await h.tables.users.get(ALICE);
     assert.equal(user?.loginState, "logged-out");
-    assert.equal(user?.phone, null);
+    assert.equal(user?.address, null);
     assert.ok(!h.matrix.calls.some((c) => c.startsWith("leave !room")), "the chat is kept");
     assert.equal((await h.tables.portalRows.listByUser(ALICE)).length, 1);
 

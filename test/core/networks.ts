@@ -122,7 +122,8 @@ const loopback: NetworkUnderTest = {
   bob: loopbackContact("bob"),
   carol: loopbackContact("carol"),
   nobody: "nobody@loop",
-  loggedInAs: "alice (unverified)",
+  // Loopback names are its ordinary user names: nothing to call unverified.
+  loggedInAs: "alice",
   flowChoice: /reply `name` \(a loopback name\)/,
   async logIn(h) {
     await h.core.onBotInvited(ALICE, MGMT);

@@ -9,8 +9,14 @@ import {
   PROCESSED_EVENT_RETENTION_MS,
   ProcessedEventsTable,
 } from "../../src/db/processed-events.js";
-import { UsersTable, localpartOf } from "../../src/db/users.js";
-import { eventId, matrixUserId, phoneNumber, roomId } from "../../src/util/ids.js";
+import { UsersTable } from "../../src/db/users.js";
+import {
+  eventId,
+  matrixUserId,
+  phoneNumber,
+  roomId,
+  type ContactAddress,
+} from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
 
 const alice = matrixUserId("@alice:example.org");
@@ -19,19 +25,6 @@ const carol = matrixUserId("@carol:example.org");
 const contact = "491701234567@wa.example" as RemoteUserId;
 const other = "491705550000@wa.example" as RemoteUserId;
 
-describe("provider localpart of a Matrix user", function () {
-  it("escapes every byte outside [a-z0-9._-] as =xx, as §5.1's examples show", function () {
-    assert.equal(
-      localpartOf(matrixUserId("@alice:matrix.bridge.example")),
-      "alice=3amatrix.bridge.example",
-    );
-    assert.equal(
-      localpartOf(matrixUserId("@Bob:matrix.bridge.example")),
-      "=42ob=3amatrix.bridge.example",
-    );
-  });
-});
-
 describeOnBackends("core tables", (get) => {
   it("a user is created logged out with receipts and typing on, and patches read back typed", async function () {
     const users = new UsersTable(get().db.knex);
@@ -39,10 +32,9 @@ describeOnBackends("core tables", (get) => {
     assert.equal(created.loginState, "logged-out");
     assert.equal(created.readReceipts, true);
     assert.equal(created.typingNotifications, true);
-    assert.equal(created.localpart, "alice=3aexample.org");
     await users.update(alice, {
       loginState: "logged-in",
-      phone: phoneNumber("+491709876543"),
+      address: phoneNumber("+491709876543"),
       managementRoom: roomId("!mgmt:example.org"),
       readReceipts: false,
       warningAcceptedAt: 2000,
@@ -63,10 +55,10 @@ describeOnBackends("core tables", (get) => {
   it("a phone number moved to another user is released from the first", async function () {
     const users = new UsersTable(get().db.knex);
     await users.ensure(bob);
-    await users.releasePhone(phoneNumber("+491709876543"), bob);
-    await users.update(bob, { phone: phoneNumber("+491709876543") });
-    assert.equal((await users.get(alice))?.phone, null);
-    assert.equal((await users.get(bob))?.phone, "+491709876543");
+    await users.releaseAddress(phoneNumber("+491709876543"), bob);
+    await users.update(bob, { address: phoneNumber("+491709876543") });
+    assert.equal((await users.get(alice))?.address, null);
+    assert.equal((await users.get(bob))?.address, "+491709876543");
   });
 
   it("a portal is unique per (user, contact) and keeps its state across ensure", async function () {
@@ -117,13 +109,13 @@ describeOnBackends("core tables", (get) => {
       const ghosts = new GhostsTable(knex);
       const ghost = {
         contact: other,
-        phone: phoneNumber("+491705550000"),
+        address: phoneNumber("+491705550000"),
         mxid: matrixUserId("@whatsapp_491705550000:example.org"),
       };
       await ghosts.upsert({ ...ghost, displayName: "first" });
       assert.equal((await ghosts.get(other))?.displayName, "first");
       queries = 0;
-      assert.equal((await new GhostsTable(knex).byPhone(ghost.phone))?.contact, other);
+      assert.equal((await new GhostsTable(knex).byAddress(ghost.address))?.contact, other);
       assert.equal(queries, 0, "no query for a ghost read before");
       await ghosts.upsert({ ...ghost, displayName: "second" });
       assert.equal((await ghosts.byMxid(ghost.mxid))?.displayName, "second");
@@ -136,7 +128,7 @@ describeOnBackends("core tables", (get) => {
     const ghosts = new GhostsTable(get().db.knex);
     const ghost = {
       contact,
-      phone: phoneNumber("+491701234567"),
+      address: phoneNumber("+491701234567"),
       mxid: matrixUserId("@whatsapp_491701234567:example.org"),
     };
     await ghosts.upsert({ ...ghost, displayName: null });
@@ -197,6 +189,29 @@ describeOnBackends("core tables", (get) => {
     const row = await contacts.get(carol, other);
     assert.equal(row?.localName, "Other");
     assert.equal(row?.blocked, true);
+  });
+
+  it("rows name the network of the tables that wrote them (migration 0015)", async function () {
+    const knex = get().db.knex;
+    const dave = matrixUserId("@dave:example.org");
+    const loop = "dave@loop" as RemoteUserId;
+    await new UsersTable(knex, "loopback").ensure(dave);
+    await new PortalsTable(knex, "loopback").ensure(dave, loop, "none");
+    await new ContactsTable(knex, "loopback").update(dave, loop, { localName: "D" });
+    await new GhostsTable(knex, "loopback").upsert({
+      contact: loop,
+      address: "dave@loop" as ContactAddress,
+      mxid: matrixUserId("@loop_dave:example.org"),
+      displayName: null,
+    });
+    await new UsersTable(knex).ensure(matrixUserId("@erin:example.org"));
+    const networkOf = async (table: string, where: Record<string, string>) =>
+      ((await knex(table).where(where).first()) as { network: string }).network;
+    assert.equal(await networkOf("users", { mxid: dave }), "loopback");
+    assert.equal(await networkOf("portals", { user_mxid: dave }), "loopback");
+    assert.equal(await networkOf("contacts", { user_mxid: dave }), "loopback");
+    assert.equal(await networkOf("ghosts", { remote_id: loop }), "loopback");
+    assert.equal(await networkOf("users", { mxid: "@erin:example.org" }), "whatsapp", "default");
   });
 
   it("a message is mapped once; the same remote id again is refused", async function () {

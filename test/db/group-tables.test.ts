@@ -66,10 +66,10 @@ describeOnBackends("group portal tables (migration 0014)", (get) => {
     const carol = "carol@other.example" as RemoteUserId;
     await ghosts.upsert({
       contact: carol,
-      phone: null,
+      address: null,
       mxid: matrixUserId("@whatsapp__carol=40other.example:example.org"),
       displayName: "carol · other.example",
     });
-    assert.equal((await ghosts.get(carol))?.phone, null);
+    assert.equal((await ghosts.get(carol))?.address, null);
   });
 });

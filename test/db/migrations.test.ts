@@ -27,6 +27,7 @@ const EXPECTED_TABLES = [
   "group_users",
   "group_messages",
   "group_reactions",
+  "interop_users",
 ];
 
 describeOnBackends(
@@ -54,7 +55,6 @@ describeOnBackends(
       await db.knex("bridge_state").insert({ key: "probe", value: "kept" });
       await db.knex("users").insert({
         mxid: "@alice:example.org",
-        localpart: "alice=3aexample.org",
         created_at: now,
         updated_at: now,
       });

@@ -52,6 +52,21 @@ describe("npm run demo --once", function () {
     assert.match(transcript, /\[matrix\] {3}@whatsapp_491701111111:demo\.example m\.room\.message/);
   });
 
+  it("shows the group step from both sides: A's group message in the portal, mine at A and B", function () {
+    assert.match(
+      transcript,
+      /\[matrix\] {3}@whatsapp_491701111111:demo\.example in the group: hello group/,
+    );
+    assert.match(
+      transcript,
+      /\[whatsapp\] \+491701111111 received in the group: hi both, from Matrix/,
+    );
+    assert.match(
+      transcript,
+      /\[whatsapp\] \+491702222222 received in the group: hi both, from Matrix/,
+    );
+  });
+
   it("runs with an end-to-bridge encrypted portal and says so", function () {
     assert.match(transcript, /the portal is end-to-bridge encrypted \(Megolm\)/);
     assert.match(

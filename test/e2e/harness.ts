@@ -1,6 +1,7 @@
 import * as sdk from "matrix-js-sdk";
+import { localpartFromMatrixUserId } from "../../src/interop/codec/jid.js";
+import { matrixUserId } from "../../src/util/ids.js";
 import { WhatsAppUser, type Received } from "../../scripts/demo/clients.js";
-import { localJid } from "../../scripts/demo/steps.js";
 import { startDemoWorld, type DemoWorld, type DemoWorldOptions } from "../../scripts/demo/world.js";
 import { createSdkClient, stopSdkClient } from "../homeserver/sdkClient.js";
 import { silenceMatrixSdk } from "../homeserver/testHelpers.js";
@@ -58,9 +59,12 @@ export class E2e {
   private constructor(
     readonly world: DemoWorld,
     readonly client: sdk.MatrixClient,
+    /** False for a second user's view of another E2e's world: stop() leaves the world running. */
+    private readonly ownsWorld = true,
   ) {
     this.bot = `@${world.config.appservice.bot.localpart}:${world.config.homeserver.domain}`;
-    this.myJid = localJid(world);
+    const localpart = localpartFromMatrixUserId(matrixUserId(client.getSafeUserId()));
+    this.myJid = `${localpart}@${world.config.interop.component_domain}`;
   }
 
   /** Starts the world and a syncing js-sdk client for its Matrix user (not yet logged in). */
@@ -81,38 +85,24 @@ export class E2e {
           }
         : worldOptions,
     );
-    let started: sdk.MatrixClient | undefined;
     try {
-      const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
-        type: "m.login.password",
-        identifier: { type: "m.id.user", user: localpart },
-        password: world.user.password,
-      });
-      const client = createSdkClient({
-        baseUrl: world.hs.url,
-        userId: login.user_id,
-        accessToken: login.access_token,
-        deviceId: login.device_id,
-      });
-      started = client;
-      const prepared = new Promise<void>((resolve) => {
-        const onSync = (state: sdk.SyncState): void => {
-          if (state === sdk.SyncState.Prepared) {
-            client.off(sdk.ClientEvent.Sync, onSync);
-            resolve();
-          }
-        };
-        client.on(sdk.ClientEvent.Sync, onSync);
-      });
-      if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
-      await client.startClient({ initialSyncLimit: 50 });
-      await prepared;
+      const client = await syncingClient(world, localpart, world.user.password, encrypted);
       return new E2e(world, client);
     } catch (err) {
-      if (started !== undefined) stopSdkClient(started);
       await world.stop();
       throw err;
     }
+  }
+
+  /**
+   * A second Matrix user of the same homeserver and bridge, with a js-sdk client of their own
+   * (registered here, not yet logged in to the bridge). Stopping it stops only its client.
+   */
+  async another(localpart: string, encrypted = false): Promise<E2e> {
+    const password = `${localpart}-password`;
+    this.world.hs.registerUser(localpart, password);
+    const client = await syncingClient(this.world, localpart, password, encrypted);
+    return new E2e(this.world, client, false);
   }
 
   /** The Matrix ghost of a WhatsApp user. */
@@ -121,12 +111,12 @@ export class E2e {
   }
 
   get me(): string {
-    return this.world.user.userId;
+    return this.client.getSafeUserId();
   }
 
   async stop(): Promise<void> {
     stopSdkClient(this.client);
-    await this.world.stop();
+    if (this.ownsWorld) await this.world.stop();
   }
 
   // --- the Matrix side, as the js-sdk sees it ---------------------------------------------------
@@ -317,5 +307,43 @@ export class E2e {
   /** Sends as `user` to the Matrix user; returns the message's origin-id. */
   async from(user: WhatsAppUser, body: Record<string, unknown>): Promise<string> {
     return user.send({ to: this.myJid, ...body });
+  }
+}
+
+/** Logs `localpart` in at the homeserver and starts a js-sdk client, resolved once it synced. */
+async function syncingClient(
+  world: DemoWorld,
+  localpart: string,
+  password: string,
+  encrypted: boolean,
+): Promise<sdk.MatrixClient> {
+  const login = await sdk.createClient({ baseUrl: world.hs.url }).loginRequest({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: localpart },
+    password,
+  });
+  const client = createSdkClient({
+    baseUrl: world.hs.url,
+    userId: login.user_id,
+    accessToken: login.access_token,
+    deviceId: login.device_id,
+  });
+  try {
+    const prepared = new Promise<void>((resolve) => {
+      const onSync = (state: sdk.SyncState): void => {
+        if (state === sdk.SyncState.Prepared) {
+          client.off(sdk.ClientEvent.Sync, onSync);
+          resolve();
+        }
+      };
+      client.on(sdk.ClientEvent.Sync, onSync);
+    });
+    if (encrypted) await client.initRustCrypto({ useIndexedDB: false });
+    await client.startClient({ initialSyncLimit: 50 });
+    await prepared;
+    return client;
+  } catch (err) {
+    stopSdkClient(client);
+    throw err;
   }
 }

@@ -137,6 +137,38 @@ describe("group portals through the bridge (test homeserver, fake network)", fun
     assert.equal(joined[ghost]?.display_name, "carol · other.example");
   });
 
+  it("an admin (power 50) raising a ghost to 50 makes that member an admin at the network", async function () {
+    const path = `/_matrix/client/v3/rooms/${enc(room)}/state/m.room.power_levels/`;
+    const levels = (await h.asAlice("GET", path)).json;
+    const users = { ...(levels["users"] as Record<string, number>), [WA_GHOST]: 50 };
+    const raised = await h.asAlice("PUT", path, { ...levels, users });
+    // Group admins must be able to change power levels, or no admin change from Matrix exists.
+    assert.equal(raised.status, 200, JSON.stringify(raised.json));
+    await h.waitFor(
+      async () =>
+        h.network.groups.get(group)?.members.find((m) => m.id === contactId(WA))?.admin === true
+          ? true
+          : undefined,
+      "the member an admin at the network",
+    );
+    // Demoted again from the network (Matrix lets an admin lower no equal), for the kick below.
+    const g = h.network.groups.get(group);
+    if (g !== undefined)
+      g.members = g.members.map((m) => ({ ...m, admin: m.id !== contactId(WA) && m.admin }));
+    await h.network.report(alice(), {
+      kind: "group-change",
+      group,
+      version: (g?.version ?? 1) + 1,
+      by: null,
+      change: "demoted",
+      members: [{ id: contactId(WA), admin: false, displayName: WA }],
+    });
+    await h.waitFor(async () => {
+      const now = (await h.asAlice("GET", path)).json["users"] as Record<string, number>;
+      return (now[WA_GHOST] ?? 0) < 50 ? true : undefined;
+    }, "the ghost back below 50");
+  });
+
   it("renaming the room changes the subject; kicking a ghost removes the member", async function () {
     const renamed = await h.asAlice(
       "PUT",

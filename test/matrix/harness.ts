@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startBridge, type BridgeOptions, type RunningBridge } from "../../src/bridge.js";
 import { openDatabase } from "../../src/db/database.js";
+import { configuredNetwork } from "../../src/cli/network.js";
 import { buildRegistration } from "../../src/cli/registration.js";
 import { configSchema } from "../../src/config/schema.js";
 import { silentLogger } from "../../src/util/log.js";
@@ -119,6 +120,7 @@ export async function startMatrixHarness(
         network.callbacks = callbacks;
         return network;
       },
+      network: configuredNetwork(config),
       ...bridgeOptions,
     });
   let bridge = await start();

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { parsePhoneField } from "../../src/matrix/thirdparty.js";
+import type { Request, Response } from "express";
+import { configSchema } from "../../src/config/schema.js";
+import { mountThirdPartyRoutes, parsePhoneField } from "../../src/matrix/thirdparty.js";
+import { LOOPBACK_DESCRIPTION } from "../../src/networks/loopback/description.js";
 import { DOMAIN, startMatrixHarness, type MatrixHarness } from "./harness.js";
 
 describe("third-party network lookups (appservice API)", function () {
@@ -96,5 +99,65 @@ describe("third-party network lookups (appservice API)", function () {
       assert.equal(parsePhoneField(written), "+4915112345678", written);
     }
     assert.equal(parsePhoneField("12"), undefined);
+  });
+});
+
+describe("third-party lookups of a network that is not phone-numbered", function () {
+  type Handler = (req: Request, res: Response) => void;
+  const routes = new Map<string, Handler>();
+  const config = configSchema.parse({
+    homeserver: { url: "http://localhost:8008", domain: "example.org" },
+  });
+  mountThirdPartyRoutes(
+    { get: ((path: string, handler: Handler) => routes.set(path, handler)) as never },
+    config,
+    LOOPBACK_DESCRIPTION,
+    () => false,
+  );
+
+  function call(path: string, params: Record<string, string>, query: Record<string, string>) {
+    const handler = routes.get(`/_matrix/app/v1/thirdparty${path}`);
+    assert.ok(handler, path);
+    let status = 200;
+    let body: unknown;
+    const res = {
+      status(code: number) {
+        status = code;
+        return res;
+      },
+      json(value: unknown) {
+        body = value;
+        return res;
+      },
+    };
+    handler({ params, query } as unknown as Request, res as unknown as Response);
+    return { status, body };
+  }
+
+  it("describes the network's protocol with its address field", function () {
+    const { status, body } = call("/protocol/:protocol", { protocol: "loopback" }, {});
+    assert.equal(status, 200);
+    const protocol = body as Record<string, unknown>;
+    assert.deepEqual(protocol["user_fields"], ["address"]);
+    assert.deepEqual(protocol["instances"], [
+      { desc: "Loopback", fields: {}, network_id: "loopback" },
+    ]);
+    assert.equal(call("/protocol/:protocol", { protocol: "whatsapp" }, {}).status, 404);
+  });
+
+  it("finds the ghost of an address and the address of a ghost by the network's template", function () {
+    const found = call("/user/:protocol", { protocol: "loopback" }, { address: "alice@loop" });
+    const user = {
+      userid: "@loop_alice:example.org",
+      protocol: "loopback",
+      fields: { address: "alice@loop" },
+    };
+    assert.deepEqual(found.body, [user]);
+    assert.deepEqual(call("/user", {}, { userid: "@loop_alice:example.org" }).body, [user]);
+    assert.equal(
+      call("/user/:protocol", { protocol: "loopback" }, { address: "+4915112345678" }).status,
+      404,
+    );
+    assert.equal(call("/user", {}, { userid: "@whatsapp_4915112345678:example.org" }).status, 404);
   });
 });

@@ -90,10 +90,10 @@ describe("the loopback network", function () {
       login.sendMessage("nobody@loop" as never, text("hello?")),
       (err: unknown) => err instanceof BridgeError && err.code === "not-reachable",
     );
-    assert.deepEqual(await login.resolvePhone("nobody@loop" as ContactAddress), {
+    assert.deepEqual(await login.resolveAddress("nobody@loop" as ContactAddress), {
       reachable: false,
     });
-    assert.deepEqual(await login.resolvePhone("bob@loop" as ContactAddress), {
+    assert.deepEqual(await login.resolveAddress("bob@loop" as ContactAddress), {
       reachable: true,
       contact: "bob@loop",
     });

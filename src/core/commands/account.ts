@@ -200,9 +200,9 @@ async function describeLogin(
       : "You are not logged in.";
   }
   const identity =
-    row.phone !== null
-      ? `as ${core.network.identifier.format(row.phone)} (verified)`
-      : `as ${row.handle ?? "an unnamed user"} (unverified)`;
+    row.address !== null
+      ? `as ${core.network.identifier.format(row.address)} (verified)`
+      : `as ${row.handle ?? "an unnamed user"}${core.network.unverifiedHandles === true ? " (unverified)" : ""}`;
   return `Logged in ${identity}; connection: ${state?.code ?? "unknown"}${state === undefined ? "" : ` (${state.message})`}.`;
 }
 

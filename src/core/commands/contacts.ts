@@ -74,7 +74,7 @@ const resolveIdentifier: Cmd = {
   async run(ctx, args) {
     const address = addressArg(ctx, args);
     const login = ctx.services.requireLogin(ctx.user);
-    const resolution = await login.resolvePhone(address);
+    const resolution = await login.resolveAddress(address);
     const number = shown(ctx, address);
     await ctx.reply(
       resolution.reachable

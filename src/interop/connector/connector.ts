@@ -29,7 +29,8 @@ import {
   type InteropDescriptionSettings,
 } from "./description.js";
 import { loginStateOf, mapProviderEvent } from "./events.js";
-import { InteropLogin } from "./login.js";
+import { InteropUsersTable } from "./interop-users.js";
+import { DEVICE, InteropLogin } from "./login.js";
 import { HandleLoginProcess, PhoneLoginProcess, type LoginHost } from "./login-process.js";
 import { mediaOpener } from "./media.js";
 import { RecentEnvelopes } from "./recent-envelopes.js";
@@ -84,6 +85,7 @@ export class InteropConnector
   private readonly openMedia: MediaOpener;
   private readonly settings: InteropDescriptionSettings;
   private readonly description: NetworkDescription;
+  private readonly interopUsers: InteropUsersTable;
 
   constructor(private readonly options: InteropConnectorOptions) {
     this.settings = options.settings ?? DEFAULT_INTEROP_SETTINGS;
@@ -94,6 +96,7 @@ export class InteropConnector
       logger: options.log,
       onEvent: (event) => this.onEvent(event),
     });
+    this.interopUsers = new InteropUsersTable(options.engine.knex);
     this.ctx = {
       engine: this.engine,
       crypto: options.engine.crypto,
@@ -115,7 +118,13 @@ export class InteropConnector
 
   createLogin(user: MatrixUserId, flowId: string): LoginProcess {
     const jid = localJidOf(this.ctx, user);
-    const host: LoginHost = { engine: this.engine, finish: (u) => this.register(u) };
+    const host: LoginHost = {
+      engine: this.engine,
+      finish: async (u) => {
+        await this.interopUsers.record(u, DEVICE);
+        return this.register(u);
+      },
+    };
     switch (flowId) {
       case "phone":
         return new PhoneLoginProcess(user, jid, host);

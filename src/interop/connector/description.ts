@@ -50,6 +50,7 @@ export function interopDescription(settings: InteropDescriptionSettings): Networ
     ghostLocalpartTemplate: settings.ghostLocalpartTemplate.replace("{phone}", "{id}"),
     ghostDisplayNameTemplate: settings.ghostDisplayNameTemplate.replace("{phone}", "{id}"),
     identifier: phoneIdentifier,
+    unverifiedHandles: true,
     securityNotes: [
       "End-to-end encryption ends at this bridge. WhatsApp messages are encrypted between your " +
         "contact's phone and the bridge; the bridge decrypts them to post them to Matrix and " +

@@ -21,8 +21,11 @@ export interface LoginHost {
     };
     createUser(jid: BareJid): Promise<unknown>;
   };
-  /** Publishes nothing: builds and registers the login once keys are published. */
-  finish(user: MatrixUserId): InteropLogin;
+  /**
+   * Publishes nothing: records the user as a provider user (interop_users) and builds and
+   * registers the login once keys are published.
+   */
+  finish(user: MatrixUserId): Promise<InteropLogin>;
 }
 
 const PHONE_PATTERN = "^\\+[1-9][0-9]{7,14}$";
@@ -79,7 +82,7 @@ export class PhoneLoginProcess implements LoginProcess {
       return {
         type: "complete",
         instructions: `Logged in to WhatsApp as ${formatInternational(phone)}.`,
-        login: this.host.finish(this.user),
+        login: await this.host.finish(this.user),
       };
     }
     throw new BridgeError("login-step-unknown", `this login has no step "${stepId}" now`);
@@ -125,7 +128,7 @@ export class HandleLoginProcess implements LoginProcess {
     return {
       type: "complete",
       instructions: `Logged in to WhatsApp as "${handle}" (unverified).`,
-      login: this.host.finish(this.user),
+      login: await this.host.finish(this.user),
     };
   }
 

@@ -41,7 +41,8 @@ import { groupError, rejectionsOf, wireGroupInfoOf } from "./groups.js";
 import { contactJid, outboundContext, type ConnectorContext } from "./context.js";
 import type { RecentEnvelopes } from "./recent-envelopes.js";
 
-const DEVICE = 1 as DeviceId;
+/** The only device of a logged-in user (§5.1). */
+export const DEVICE = 1 as DeviceId;
 
 /**
  * One logged-in Matrix user as a provider user `<localpart>@<component domain>` with device 1
@@ -91,7 +92,7 @@ export class InteropLogin
     this.loggedOut = state;
   }
 
-  async resolvePhone(phone: PhoneNumber): Promise<Resolution> {
+  async resolveAddress(phone: PhoneNumber): Promise<Resolution> {
     const [result] = await this.ctx.engine.account.lookup(this.jid, [phone]);
     return result?.status === "reachable" && result.jid !== undefined
       ? { reachable: true, contact: result.jid as string as RemoteUserId }

@@ -181,7 +181,7 @@ export class Sender {
     eventId?: string;
   }): Promise<MessageId> {
     const { session, directory, now, groups } = this.options;
-    if (groups === undefined || !session.hasFeature(FEATURE.groups)) {
+    if (groups === undefined || !this.negotiated(FEATURE.groups)) {
       throw new ProviderError("unsupported", "groups were not negotiated");
     }
     this.checkFeatures(message.content);
@@ -543,13 +543,25 @@ export class Sender {
     return true;
   }
 
+  /**
+   * Whether a feature may be used: negotiated by this run's hello, or not known yet because no
+   * hello has succeeded since the start. A message then goes to the outbox, which sends nothing
+   * before the hello; refusing it would lose what the homeserver pushes at start-up (its queued
+   * transactions arrive before the gatekeeper answers). A feature the hello then lacks makes the
+   * gatekeeper refuse the stanza, which reports the failure as for any refusal.
+   */
+  private negotiated(feature: string): boolean {
+    const { session } = this.options;
+    return session.info === undefined || session.hasFeature(feature);
+  }
+
   private checkFeatures(content: readonly ContentElement[]): void {
     for (const element of content) {
       if (element.kind === "unknown") {
         throw new ProviderError("unsupported", `unknown content element ${element.name}`);
       }
       const feature = CONTENT_FEATURE[element.kind];
-      if (feature !== undefined && !this.options.session.hasFeature(feature)) {
+      if (feature !== undefined && !this.negotiated(feature)) {
         throw new ProviderError(
           "unsupported",
           `content <${element.kind}> needs feature ${feature}, which was not negotiated`,

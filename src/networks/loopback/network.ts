@@ -168,7 +168,7 @@ export class LoopbackLogin
       : { code: "connected", message: "Connected to loopback." };
   }
 
-  async resolvePhone(address: ContactAddress): Promise<Resolution> {
+  async resolveAddress(address: ContactAddress): Promise<Resolution> {
     this.network.actions.push(`resolve ${address}`);
     return this.network.users.has(address)
       ? { reachable: true, contact: address as string as RemoteUserId }

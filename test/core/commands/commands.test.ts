@@ -101,7 +101,7 @@ for (const nut of NETWORKS) {
     it("status tells logged in with the number, or logged out", async function () {
       assert.match(
         (await h.say("status"))[0] ?? "",
-        new RegExp(`^Logged in as ${literal(nut.loggedInAs)}`),
+        new RegExp(`^Logged in as ${literal(nut.loggedInAs)};`),
       );
       assert.deepEqual(await h.say("status please"), ["Usage: `status`"]);
       await h.say("logout");
@@ -208,7 +208,7 @@ for (const nut of NETWORKS) {
     it("ping answers with the login state; stats is for admins only", async function () {
       assert.match(
         (await h.say("ping"))[0] ?? "",
-        new RegExp(`^Pong\\. Logged in as ${literal(nut.loggedInAs)}`),
+        new RegExp(`^Pong\\. Logged in as ${literal(nut.loggedInAs)};`),
       );
       assert.deepEqual(await h.say("ping now"), ["Usage: `ping`"]);
       assert.deepEqual(await h.say("stats"), ["You do not have permission to use `stats`."]);

@@ -189,7 +189,7 @@ export class FakeLogin
     );
   }
 
-  async resolvePhone(phone: PhoneNumber): Promise<Resolution> {
+  async resolveAddress(phone: PhoneNumber): Promise<Resolution> {
     this.network.actions.push(`resolve ${phone}`);
     return this.network.reachable.has(phone)
       ? { reachable: true, contact: contactId(phone) }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { RemoteUserId } from "../../../src/core/network.js";
 import { SendRefusedError } from "../../../src/interop/connector/failures.js";
+import { InteropUsersTable } from "../../../src/interop/connector/interop-users.js";
 import type { InteropLogin } from "../../../src/interop/connector/login.js";
 import { BridgeError } from "../../../src/util/errors.js";
 import { matrixUserId, phoneNumber, type BareJid } from "../../../src/util/ids.js";
@@ -47,7 +48,14 @@ describe("interop connector against the gatekeeper simulator", function () {
     assert.equal(login.user, alice);
     assert.equal(login.state().code, "connected");
     assert.equal(await world.connector.engine.account.binding(login.jid), alicePhone);
-    const resolved = await login.resolvePhone(bobPhone);
+    // The provider localpart and device are recorded in the interop-owned table (migration 0015).
+    assert.deepEqual(await new InteropUsersTable(world.db.db.knex).get(alice), {
+      mxid: alice,
+      localpart: "alice=3aexample.org",
+      deviceId: 1,
+    });
+    assert.equal(`${"alice=3aexample.org"}@${login.jid.split("@")[1]}`, login.jid);
+    const resolved = await login.resolveAddress(bobPhone);
     assert.deepEqual(resolved, {
       reachable: true,
       contact: world.sim.users.jidOf(bobPhone) as string as RemoteUserId,
