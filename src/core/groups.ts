@@ -142,6 +142,7 @@ export class GroupManager {
     version: number,
     change: "added" | "removed" | "left" | "promoted" | "demoted",
     members: readonly GroupMember[],
+    by: RemoteUserId | null = null,
   ): Promise<void> {
     const portal = opened(await this.table.byRemote(group));
     if (portal === undefined) {
@@ -157,7 +158,12 @@ export class GroupManager {
       const open = portal;
       switch (change) {
         case "added":
-          await this.addMembers(open, members);
+          // Added by someone who is not a user of this bridge: a request for local users added.
+          await this.addMembers(
+            open,
+            members,
+            by !== null && this.logins.userOfSelfId(by) === undefined ? by : undefined,
+          );
           await this.table.putMembers(portal.id, members.map(memberRow));
           return;
         case "removed":
@@ -468,7 +474,20 @@ export class GroupManager {
     requestBy?: RemoteUserId,
   ): Promise<void> {
     const existing = await this.table.user(portal.id, user);
-    if (existing !== undefined && existing.membership !== "leave") return;
+    if (existing !== undefined && existing.membership !== "leave") {
+      // Another login may have reported the add first (no `by` known then): the user's own
+      // report that it is a request still makes it one while they have not joined.
+      if (
+        requestBy !== undefined &&
+        existing.membership === "invite" &&
+        existing.requestState === "none"
+      ) {
+        await this.table.putUser(portal.id, user, { requestState: "incoming-pending" });
+        const by = this.ghosts.label(await this.ghostOf(portal.id, requestBy));
+        await this.matrix.sendNotice(portal.roomId, groupRequestNotice(by));
+      }
+      return;
+    }
     await this.users.ensure(user);
     await this.table.putUser(portal.id, user, {
       membership: "invite",
@@ -481,11 +500,16 @@ export class GroupManager {
     }
   }
 
-  private async addMembers(portal: OpenGroupPortal, members: readonly GroupMember[]) {
+  /** `requestBy`: who added them, when that is a request for the local users among them. */
+  private async addMembers(
+    portal: OpenGroupPortal,
+    members: readonly GroupMember[],
+    requestBy?: RemoteUserId,
+  ) {
     for (const m of members) {
       const local = this.logins.userOfSelfId(m.id);
       if (local !== undefined) {
-        await this.bringUser(portal, local);
+        await this.bringUser(portal, local, requestBy);
         if (m.admin) await this.setRoles(portal, [m]);
         continue;
       }

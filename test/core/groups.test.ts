@@ -311,6 +311,34 @@ describe("core: group portals", function () {
     assert.ok(!h.network.groups.get(group)!.members.some((m) => m.id === selfIdOf(BOB)));
   });
 
+  it("added by a WhatsApp member while another local user reported it first: still a request", async function () {
+    const g = h.network.groups.get(group)!;
+    g.members = g.members.filter((m) => m.id !== selfIdOf(BOB));
+    await reportInfo(ALICE);
+    const open = await portal();
+    // Alice's login reports that WA added Bob before Bob's own login says anything.
+    await h.network.report(ALICE, {
+      kind: "group-change",
+      group,
+      version: g.version + 1,
+      by: WA_ID,
+      change: "added",
+      members: [member(selfIdOf(BOB))],
+    });
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "incoming-pending");
+    assert.match(h.matrix.lastNotice(open.roomId), /added you to this group/);
+  });
+
+  it("a local user invited without a known adder becomes a request when their own login says so", async function () {
+    // Alice's info creates the room and invites Bob (who added him is not known to her login).
+    await reportInfo(ALICE);
+    const open = await portal();
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "none");
+    await reportInfo(BOB, WA_ID);
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "incoming-pending");
+    assert.match(h.matrix.lastNotice(open.roomId), /added you to this group/);
+  });
+
   it("create-group makes the group at the network and its room, naming the numbers not added", async function () {
     h.network.reachable.add(WA);
     h.network.reachable.add(DAVE);
