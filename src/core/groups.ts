@@ -151,36 +151,49 @@ export class GroupManager {
       return;
     }
     await this.lock.run(group, async () => {
-      if (!(await this.table.advanceVersion(portal.id, version))) {
+      // The version advances only after the room operations (idempotent) succeeded: a change
+      // that failed halfway (homeserver error, crash) is applied again when redelivered.
+      const current = opened(await this.table.byRemote(group));
+      if (current === undefined || version <= current.version) {
         this.log.debug({ group, version }, "stale group change ignored");
         return;
       }
-      const open = portal;
-      switch (change) {
-        case "added":
-          // Added by someone who is not a user of this bridge: a request for local users added.
-          await this.addMembers(
-            open,
-            members,
-            by !== null && this.logins.userOfSelfId(by) === undefined ? by : undefined,
-          );
-          await this.table.putMembers(portal.id, members.map(memberRow));
-          return;
-        case "removed":
-        case "left":
-          await this.removeMembers(
-            open,
-            members.map((m) => m.id),
-          );
-          return;
-        case "promoted":
-        case "demoted": {
-          const changed = members.map((m) => ({ ...m, admin: change === "promoted" }));
-          await this.setRoles(open, changed);
-          await this.table.putMembers(portal.id, changed.map(memberRow));
-        }
-      }
+      await this.applyChangeNow(current, change, members, by);
+      await this.table.advanceVersion(portal.id, version);
     });
+  }
+
+  private async applyChangeNow(
+    open: OpenGroupPortal,
+    change: "added" | "removed" | "left" | "promoted" | "demoted",
+    members: readonly GroupMember[],
+    by: RemoteUserId | null,
+  ): Promise<void> {
+    const portal = open;
+    switch (change) {
+      case "added":
+        // Added by someone who is not a user of this bridge: a request for local users added.
+        await this.addMembers(
+          open,
+          members,
+          by !== null && this.logins.userOfSelfId(by) === undefined ? by : undefined,
+        );
+        await this.table.putMembers(portal.id, members.map(memberRow));
+        return;
+      case "removed":
+      case "left":
+        await this.removeMembers(
+          open,
+          members.map((m) => m.id),
+        );
+        return;
+      case "promoted":
+      case "demoted": {
+        const changed = members.map((m) => ({ ...m, admin: change === "promoted" }));
+        await this.setRoles(open, changed);
+        await this.table.putMembers(portal.id, changed.map(memberRow));
+      }
+    }
   }
 
   async applySubject(
@@ -195,11 +208,14 @@ export class GroupManager {
       return;
     }
     await this.lock.run(group, async () => {
-      if (!(await this.table.advanceVersion(portal.id, version))) return;
-      await this.table.update(portal.id, { subject });
+      const current = opened(await this.table.byRemote(group));
+      if (current === undefined || version <= current.version) return;
+      // Renamed first, the version last: a failed rename is retried when redelivered.
       await this.bestEffort("name", portal.roomId, () =>
         this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, subject),
       );
+      await this.table.update(portal.id, { subject });
+      await this.table.advanceVersion(portal.id, version);
     });
   }
 
@@ -449,7 +465,6 @@ export class GroupManager {
     }
     const room = await this.matrix.createGroupRoom({ name: info.subject, powerLevels: levels });
     await this.table.update(row.id, { roomId: room, subject: info.subject, version: info.version });
-    await this.table.putMembers(row.id, info.members.map(memberRow));
     for (const ghost of ghosts) {
       await this.matrix.invite(this.matrix.botUserId, room, ghost.mxid);
       await this.matrix.join(ghost.mxid, room);
@@ -464,6 +479,9 @@ export class GroupManager {
         );
       }
     }
+    // The member rows last: a redelivered info after a failed invite or join still finds the
+    // members missing and brings them in (the room exists, so it is reconciled, not created).
+    await this.table.putMembers(row.id, info.members.map(memberRow));
     this.log.info({ portal: row.id, room }, "group portal created");
   }
 

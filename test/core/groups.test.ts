@@ -339,6 +339,48 @@ describe("core: group portals", function () {
     assert.match(h.matrix.lastNotice(open.roomId), /added you to this group/);
   });
 
+  /** The homeserver fails the next join of `ghost` once (a 5xx), as a real one may. */
+  function failJoinOnce(ghost: MatrixUserId) {
+    const join = h.matrix.join.bind(h.matrix);
+    let failed = false;
+    h.matrix.join = async (as: MatrixUserId, room: RoomId) => {
+      if (as === ghost && !failed) {
+        failed = true;
+        throw new Error("M_UNKNOWN: 502 Bad Gateway");
+      }
+      await join(as, room);
+    };
+  }
+
+  it("a change whose join failed is applied again when redelivered, not dropped as stale", async function () {
+    await reportInfo(ALICE);
+    const { roomId: room } = await portal();
+    const daveGhost = "@whatsapp_491702222222:example.org";
+    const added = {
+      kind: "group-change" as const,
+      group,
+      version: 3,
+      by: WA_ID,
+      change: "added" as const,
+      members: [member(DAVE_ID)],
+    };
+    failJoinOnce(matrixUserId(daveGhost));
+    await assert.rejects(h.network.report(ALICE, added), /502/);
+    assert.ok(!h.matrix.calls.includes(`join ${room} ${daveGhost}`));
+    await h.network.report(ALICE, added);
+    assert.ok(h.matrix.calls.includes(`join ${room} ${daveGhost}`));
+  });
+
+  it("a new group's room whose ghost join failed brings the ghost in when the info is redelivered", async function () {
+    failJoinOnce(WA_GHOST);
+    await assert.rejects(reportInfo(ALICE), /502/);
+    const { roomId: room } = await portal();
+    assert.ok(!h.matrix.calls.includes(`join ${room} ${WA_GHOST}`));
+    await reportInfo(ALICE);
+    assert.ok(h.matrix.calls.includes(`join ${room} ${WA_GHOST}`));
+    assert.ok(h.matrix.calls.includes(`join ${room} ${CAROL_GHOST}`));
+  });
+
   it("create-group makes the group at the network and its room, naming the numbers not added", async function () {
     h.network.reachable.add(WA);
     h.network.reachable.add(DAVE);
