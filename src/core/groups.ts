@@ -298,22 +298,25 @@ export class GroupManager {
   }
 
   /**
-   * The user changed power levels: a ghost raised to 50 or more becomes an admin, one lowered
-   * below it stops being one. Other changes are the room's own business.
+   * The user changed power levels: a ghost the change raised to 50 or more becomes an admin, one
+   * it lowered below 50 stops being one. Only levels this event changed count (`before` is the
+   * previous event's): a room whose levels never matched the group (a room made a group by
+   * `create-group`, where the bot may lack the power) must not demote admins on any unrelated
+   * change. Other changes are the room's own business.
    */
   async onPowerLevels(
     user: MatrixUserId,
     portal: OpenGroupPortal,
-    levels: Readonly<Record<string, number>>,
+    levels: UserLevels,
+    before: UserLevels,
   ): Promise<void> {
     const members = await this.table.members(portal.id);
     for (const member of members) {
+      if (this.logins.userOfSelfId(member.remoteId) !== undefined) continue;
       const ghost = await this.ghostOf(portal.id, member.remoteId);
-      const level = levels[ghost.mxid] ?? 0;
-      const admin = level >= ADMIN_LEVEL;
-      if (admin === member.admin || this.logins.userOfSelfId(member.remoteId) !== undefined) {
-        continue;
-      }
+      const was = levelOf(before, ghost.mxid) >= ADMIN_LEVEL;
+      const admin = levelOf(levels, ghost.mxid) >= ADMIN_LEVEL;
+      if (admin === was || admin === member.admin) continue;
       await this.change(
         user,
         portal,
@@ -638,6 +641,16 @@ export class GroupManager {
   private readonly ignore = (err: unknown): void => {
     this.log.debug({ err: describeError(err) }, "room already as wanted");
   };
+}
+
+/** The users part of a room's power levels. */
+export interface UserLevels {
+  readonly users: Readonly<Record<string, number>>;
+  readonly usersDefault: number;
+}
+
+function levelOf(levels: UserLevels, user: MatrixUserId): number {
+  return levels.users[user] ?? levels.usersDefault;
 }
 
 /** The row of a group portal that has its room, or undefined. */

@@ -1,6 +1,6 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
 import type { GroupPortalRow } from "../db/groups.js";
-import type { OpenGroupPortal } from "../core/groups.js";
+import type { OpenGroupPortal, UserLevels } from "../core/groups.js";
 import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
 import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
@@ -247,12 +247,11 @@ export class MatrixEventRouter {
       return;
     }
     if (event.type === "m.room.power_levels" && event.state_key === "") {
-      const users = isRecord(content["users"]) ? content["users"] : {};
-      const levels: Record<string, number> = {};
-      for (const [user, level] of Object.entries(users)) {
-        if (typeof level === "number") levels[user] = level;
-      }
-      await this.core.groups.onPowerLevels(sender, portal, levels);
+      // Compared with the previous levels: only what this event changed is acted on.
+      const unsigned: unknown = event.unsigned;
+      const prev =
+        isRecord(unsigned) && isRecord(unsigned["prev_content"]) ? unsigned["prev_content"] : {};
+      await this.core.groups.onPowerLevels(sender, portal, userLevels(content), userLevels(prev));
       return;
     }
     await this.portalEvent(portal, sender, event, content);
@@ -394,4 +393,16 @@ export class MatrixEventRouter {
 /** A group portal row that has its room, or undefined. */
 function opened(row: GroupPortalRow | undefined): OpenGroupPortal | undefined {
   return row === undefined || row.roomId === null ? undefined : { ...row, roomId: row.roomId };
+}
+
+/** The users part of an m.room.power_levels content (missing or malformed parts: none, 0). */
+function userLevels(content: Record<string, unknown>): UserLevels {
+  const users: Record<string, number> = {};
+  if (isRecord(content["users"])) {
+    for (const [user, level] of Object.entries(content["users"])) {
+      if (typeof level === "number") users[user] = level;
+    }
+  }
+  const usersDefault = typeof content["users_default"] === "number" ? content["users_default"] : 0;
+  return { users, usersDefault };
 }

@@ -272,7 +272,12 @@ describe("core: group portals", function () {
       /Not changed at the network \(renaming the group\): Only the group's admins can do that\. The change was undone here\./,
     );
     // Nor may he make Carol an admin: her power level goes back.
-    await h.core.router.groups.onPowerLevels(BOB, open, { [CAROL_GHOST]: 50, [WA_GHOST]: 50 });
+    await h.core.router.groups.onPowerLevels(
+      BOB,
+      open,
+      { users: { [CAROL_GHOST]: 50, [WA_GHOST]: 50 }, usersDefault: 0 },
+      { users: { [WA_GHOST]: 50 }, usersDefault: 0 },
+    );
     assert.equal(h.matrix.powerLevels.get(open.roomId)?.[CAROL_GHOST], undefined);
     assert.match(h.matrix.lastNotice(open.roomId), /making an admin/);
     // An admin's invite the network refuses: the ghost is taken out again.
@@ -379,6 +384,21 @@ describe("core: group portals", function () {
     await reportInfo(ALICE);
     assert.ok(h.matrix.calls.includes(`join ${room} ${WA_GHOST}`));
     assert.ok(h.matrix.calls.includes(`join ${room} ${CAROL_GHOST}`));
+  });
+
+  it("a power-levels change acts only on the levels it changed: raising the bot demotes no admin", async function () {
+    await reportInfo(ALICE);
+    const open = await portal();
+    // A room whose levels never showed the WhatsApp admin (as a user's room made a group may):
+    // Alice raises only the bot. WA stays an admin at the network.
+    const before = { users: { [ALICE]: 100 }, usersDefault: 0 };
+    const after = { users: { [ALICE]: 100, [h.matrix.botUserId]: 100 }, usersDefault: 0 };
+    await h.core.router.groups.onPowerLevels(ALICE, open, after, before);
+    assert.ok(!h.network.actions.some((a) => a.includes("demote")), h.network.actions.join("\n"));
+    assert.equal(h.network.groups.get(group)?.members.find((m) => m.id === WA_ID)?.admin, true);
+    // A users_default raised to 50 does make the (non-admin) ghosts admins: it changed their level.
+    await h.core.router.groups.onPowerLevels(ALICE, open, { ...after, usersDefault: 50 }, after);
+    assert.equal(h.network.groups.get(group)?.members.find((m) => m.id === CAROL_ID)?.admin, true);
   });
 
   it("create-group makes the group at the network and its room, naming the numbers not added", async function () {
