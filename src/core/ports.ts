@@ -53,6 +53,7 @@ export interface RouterPort {
   ): Promise<void>;
   handleManagementMessage(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
   handlePortalCommand(user: MatrixUserId, portal: PortalRow, text: string): Promise<void>;
+  handleGroupPortalCommand(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
   createGroupHere(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
 }
 

@@ -284,7 +284,7 @@ export class MatrixEventRouter {
       body.trim().startsWith(`${this.core.network.commandPrefix} `)
     ) {
       if (isGroupPortal(portal)) {
-        await this.core.handleManagementMessage(sender, portal.roomId as RoomId, body);
+        await this.core.handleGroupPortalCommand(sender, portal.roomId as RoomId, body);
       } else await this.core.handlePortalCommand(sender, portal, body);
       return;
     }
