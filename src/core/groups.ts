@@ -21,6 +21,8 @@ import {
   groupChangeRefused,
   groupMembersRejected,
   groupNotMember,
+  groupOutsiderNotice,
+  groupOutsiderReason,
   groupRequestNotice,
   notLoggedIn,
 } from "./texts.js";
@@ -265,6 +267,23 @@ export class GroupManager {
         await this.matrix.kick(this.matrix.botUserId, portal.roomId, ghost).catch(this.ignore);
       },
     );
+  }
+
+  /**
+   * A Matrix user who is not a ghost was invited into the group portal, or joined it, by someone
+   * other than the bot. Only the group's members may read the room (docs/groups.md, "Who is in a
+   * group's room"): ghosts, and users of this bridge whose own login is a member (the bridge
+   * invites those itself, with a row here). Anyone else is kicked by the bot with a notice; a
+   * user of this bridge joins by being added at the network (by a member, or by themselves).
+   */
+  async onOutsider(portal: OpenGroupPortal, target: MatrixUserId): Promise<void> {
+    if (target === this.matrix.botUserId) return;
+    if ((await this.table.user(portal.id, target)) !== undefined) return;
+    this.log.info({ group: portal.remoteId, target }, "a non-member in the group portal removed");
+    await this.bestEffort("kick a non-member", portal.roomId, () =>
+      this.matrix.kick(this.matrix.botUserId, portal.roomId, target, groupOutsiderReason),
+    );
+    await this.matrix.sendNotice(portal.roomId, groupOutsiderNotice(target));
   }
 
   /** The user kicked a ghost from the group portal: the member is removed at the network. */

@@ -221,9 +221,18 @@ export class MatrixEventRouter {
       if (membership === "join" || membership === "leave") {
         await this.core.groups.onUserMembership(sender, portal, membership);
       }
+      // Joined without being a member through their login (a room made public, say): removed.
+      if (membership === "join" && !this.core.isGhost(target)) {
+        await this.core.groups.onOutsider(portal, target);
+      }
       return;
     }
-    if (!this.core.isGhost(target)) return;
+    if (!this.core.isGhost(target)) {
+      // Someone invited a Matrix user who is not a member at the network: they would read the
+      // group without being in it. The bot's own invites never come here (its events are dropped).
+      if (membership === "invite") await this.core.groups.onOutsider(portal, target);
+      return;
+    }
     if (membership === "invite") await this.core.groups.onGhostInvited(sender, portal, target);
     else if (membership === "leave" || membership === "ban") {
       await this.core.groups.onGhostKicked(sender, portal, target);
