@@ -39,7 +39,20 @@ import type { OpenPortal } from "./portals.js";
 import { PortalManager } from "./portals.js";
 import type { HealthPort, ProvisioningPort, RouterPort } from "./ports.js";
 import { RemoteEventHandler } from "./remote-events.js";
-import { groupCreateHereUsage, groupCreatedHere, notLoggedIn, notReachable } from "./texts.js";
+import {
+  echoed,
+  groupCommandRefused,
+  groupCreateHereUsage,
+  groupCreatedHere,
+  notLoggedIn,
+  notReachable,
+} from "./texts.js";
+
+/**
+ * Commands that run in a group portal: their answer is the same for everyone and private to
+ * no one (the room is shared with other users of the bridge).
+ */
+const GROUP_SAFE_COMMANDS: ReadonlySet<string> = new Set(["help"]);
 
 export interface BridgeCoreOptions {
   config: Config;
@@ -217,6 +230,8 @@ export class BridgeCore implements CoreCallbacks {
         this.onGhostInvited(user, room, ghost, isDirect),
       handleManagementMessage: (user, room, text) => this.handleManagementMessage(user, room, text),
       handlePortalCommand: (user, portal, text) => this.handlePortalCommand(user, portal, text),
+      handleGroupPortalCommand: (user, room, text) =>
+        this.handleGroupPortalCommand(user, room, text),
       createGroupHere: (user, room, text) => this.createGroupHere(user, room, text),
     };
   }
@@ -374,6 +389,28 @@ export class BridgeCore implements CoreCallbacks {
         ? [name, ghost.address, ...rest].join(" ")
         : line;
     await this.commands.dispatch(ctx, withNumber);
+  }
+
+  /**
+   * A command in a group portal (`<prefix> ...`). Other users of the bridge read that room, so
+   * only commands whose answer is nobody's private business run there; the others (login codes,
+   * contacts, verification, the account) are not run and the user is pointed to the management
+   * room. Nor does a login conversation take answers there.
+   */
+  async handleGroupPortalCommand(user: MatrixUserId, room: RoomId, text: string): Promise<void> {
+    const level = this.permissionOf(user);
+    if (level === "none") return;
+    const line = text.trim().slice(this.network.commandPrefix.length).trim();
+    const name = (line.split(/\s+/)[0] ?? "").toLowerCase();
+    const command = this.commands.find(name);
+    if (command === undefined || !GROUP_SAFE_COMMANDS.has(command.name)) {
+      await this.matrix.sendNotice(room, groupCommandRefused(echoed(name), this.matrix.botUserId));
+      return;
+    }
+    const reply = async (message: string): Promise<void> => {
+      await this.matrix.sendNotice(room, message);
+    };
+    await this.commands.dispatch({ user, level, room, services: this.services, reply }, line);
   }
 
   /**

@@ -21,6 +21,8 @@ import {
   groupChangeRefused,
   groupMembersRejected,
   groupNotMember,
+  groupOutsiderNotice,
+  groupOutsiderReason,
   groupRequestNotice,
   notLoggedIn,
 } from "./texts.js";
@@ -142,6 +144,7 @@ export class GroupManager {
     version: number,
     change: "added" | "removed" | "left" | "promoted" | "demoted",
     members: readonly GroupMember[],
+    by: RemoteUserId | null = null,
   ): Promise<void> {
     const portal = opened(await this.table.byRemote(group));
     if (portal === undefined) {
@@ -150,31 +153,49 @@ export class GroupManager {
       return;
     }
     await this.lock.run(group, async () => {
-      if (!(await this.table.advanceVersion(portal.id, version))) {
+      // The version advances only after the room operations (idempotent) succeeded: a change
+      // that failed halfway (homeserver error, crash) is applied again when redelivered.
+      const current = opened(await this.table.byRemote(group));
+      if (current === undefined || version <= current.version) {
         this.log.debug({ group, version }, "stale group change ignored");
         return;
       }
-      const open = portal;
-      switch (change) {
-        case "added":
-          await this.addMembers(open, members);
-          await this.table.putMembers(portal.id, members.map(memberRow));
-          return;
-        case "removed":
-        case "left":
-          await this.removeMembers(
-            open,
-            members.map((m) => m.id),
-          );
-          return;
-        case "promoted":
-        case "demoted": {
-          const changed = members.map((m) => ({ ...m, admin: change === "promoted" }));
-          await this.setRoles(open, changed);
-          await this.table.putMembers(portal.id, changed.map(memberRow));
-        }
-      }
+      await this.applyChangeNow(current, change, members, by);
+      await this.table.advanceVersion(portal.id, version);
     });
+  }
+
+  private async applyChangeNow(
+    open: OpenGroupPortal,
+    change: "added" | "removed" | "left" | "promoted" | "demoted",
+    members: readonly GroupMember[],
+    by: RemoteUserId | null,
+  ): Promise<void> {
+    const portal = open;
+    switch (change) {
+      case "added":
+        // Added by someone who is not a user of this bridge: a request for local users added.
+        await this.addMembers(
+          open,
+          members,
+          by !== null && this.logins.userOfSelfId(by) === undefined ? by : undefined,
+        );
+        await this.table.putMembers(portal.id, members.map(memberRow));
+        return;
+      case "removed":
+      case "left":
+        await this.removeMembers(
+          open,
+          members.map((m) => m.id),
+        );
+        return;
+      case "promoted":
+      case "demoted": {
+        const changed = members.map((m) => ({ ...m, admin: change === "promoted" }));
+        await this.setRoles(open, changed);
+        await this.table.putMembers(portal.id, changed.map(memberRow));
+      }
+    }
   }
 
   async applySubject(
@@ -189,11 +210,14 @@ export class GroupManager {
       return;
     }
     await this.lock.run(group, async () => {
-      if (!(await this.table.advanceVersion(portal.id, version))) return;
-      await this.table.update(portal.id, { subject });
+      const current = opened(await this.table.byRemote(group));
+      if (current === undefined || version <= current.version) return;
+      // Renamed first, the version last: a failed rename is retried when redelivered.
       await this.bestEffort("name", portal.roomId, () =>
         this.matrix.setRoomName(this.matrix.botUserId, portal.roomId, subject),
       );
+      await this.table.update(portal.id, { subject });
+      await this.table.advanceVersion(portal.id, version);
     });
   }
 
@@ -245,6 +269,23 @@ export class GroupManager {
     );
   }
 
+  /**
+   * A Matrix user who is not a ghost was invited into the group portal, or joined it, by someone
+   * other than the bot. Only the group's members may read the room (docs/groups.md, "Who is in a
+   * group's room"): ghosts, and users of this bridge whose own login is a member (the bridge
+   * invites those itself, with a row here). Anyone else is kicked by the bot with a notice; a
+   * user of this bridge joins by being added at the network (by a member, or by themselves).
+   */
+  async onOutsider(portal: OpenGroupPortal, target: MatrixUserId): Promise<void> {
+    if (target === this.matrix.botUserId) return;
+    if ((await this.table.user(portal.id, target)) !== undefined) return;
+    this.log.info({ group: portal.remoteId, target }, "a non-member in the group portal removed");
+    await this.bestEffort("kick a non-member", portal.roomId, () =>
+      this.matrix.kick(this.matrix.botUserId, portal.roomId, target, groupOutsiderReason),
+    );
+    await this.matrix.sendNotice(portal.roomId, groupOutsiderNotice(target));
+  }
+
   /** The user kicked a ghost from the group portal: the member is removed at the network. */
   async onGhostKicked(user: MatrixUserId, portal: OpenGroupPortal, ghost: MatrixUserId) {
     await this.change(
@@ -276,22 +317,25 @@ export class GroupManager {
   }
 
   /**
-   * The user changed power levels: a ghost raised to 50 or more becomes an admin, one lowered
-   * below it stops being one. Other changes are the room's own business.
+   * The user changed power levels: a ghost the change raised to 50 or more becomes an admin, one
+   * it lowered below 50 stops being one. Only levels this event changed count (`before` is the
+   * previous event's): a room whose levels never matched the group (a room made a group by
+   * `create-group`, where the bot may lack the power) must not demote admins on any unrelated
+   * change. Other changes are the room's own business.
    */
   async onPowerLevels(
     user: MatrixUserId,
     portal: OpenGroupPortal,
-    levels: Readonly<Record<string, number>>,
+    levels: UserLevels,
+    before: UserLevels,
   ): Promise<void> {
     const members = await this.table.members(portal.id);
     for (const member of members) {
+      if (this.logins.userOfSelfId(member.remoteId) !== undefined) continue;
       const ghost = await this.ghostOf(portal.id, member.remoteId);
-      const level = levels[ghost.mxid] ?? 0;
-      const admin = level >= ADMIN_LEVEL;
-      if (admin === member.admin || this.logins.userOfSelfId(member.remoteId) !== undefined) {
-        continue;
-      }
+      const was = levelOf(before, ghost.mxid) >= ADMIN_LEVEL;
+      const admin = levelOf(levels, ghost.mxid) >= ADMIN_LEVEL;
+      if (admin === was || admin === member.admin) continue;
       await this.change(
         user,
         portal,
@@ -443,7 +487,6 @@ export class GroupManager {
     }
     const room = await this.matrix.createGroupRoom({ name: info.subject, powerLevels: levels });
     await this.table.update(row.id, { roomId: room, subject: info.subject, version: info.version });
-    await this.table.putMembers(row.id, info.members.map(memberRow));
     for (const ghost of ghosts) {
       await this.matrix.invite(this.matrix.botUserId, room, ghost.mxid);
       await this.matrix.join(ghost.mxid, room);
@@ -458,6 +501,9 @@ export class GroupManager {
         );
       }
     }
+    // The member rows last: a redelivered info after a failed invite or join still finds the
+    // members missing and brings them in (the room exists, so it is reconciled, not created).
+    await this.table.putMembers(row.id, info.members.map(memberRow));
     this.log.info({ portal: row.id, room }, "group portal created");
   }
 
@@ -468,7 +514,20 @@ export class GroupManager {
     requestBy?: RemoteUserId,
   ): Promise<void> {
     const existing = await this.table.user(portal.id, user);
-    if (existing !== undefined && existing.membership !== "leave") return;
+    if (existing !== undefined && existing.membership !== "leave") {
+      // Another login may have reported the add first (no `by` known then): the user's own
+      // report that it is a request still makes it one while they have not joined.
+      if (
+        requestBy !== undefined &&
+        existing.membership === "invite" &&
+        existing.requestState === "none"
+      ) {
+        await this.table.putUser(portal.id, user, { requestState: "incoming-pending" });
+        const by = this.ghosts.label(await this.ghostOf(portal.id, requestBy));
+        await this.matrix.sendNotice(portal.roomId, groupRequestNotice(by));
+      }
+      return;
+    }
     await this.users.ensure(user);
     await this.table.putUser(portal.id, user, {
       membership: "invite",
@@ -481,11 +540,16 @@ export class GroupManager {
     }
   }
 
-  private async addMembers(portal: OpenGroupPortal, members: readonly GroupMember[]) {
+  /** `requestBy`: who added them, when that is a request for the local users among them. */
+  private async addMembers(
+    portal: OpenGroupPortal,
+    members: readonly GroupMember[],
+    requestBy?: RemoteUserId,
+  ) {
     for (const m of members) {
       const local = this.logins.userOfSelfId(m.id);
       if (local !== undefined) {
-        await this.bringUser(portal, local);
+        await this.bringUser(portal, local, requestBy);
         if (m.admin) await this.setRoles(portal, [m]);
         continue;
       }
@@ -596,6 +660,16 @@ export class GroupManager {
   private readonly ignore = (err: unknown): void => {
     this.log.debug({ err: describeError(err) }, "room already as wanted");
   };
+}
+
+/** The users part of a room's power levels. */
+export interface UserLevels {
+  readonly users: Readonly<Record<string, number>>;
+  readonly usersDefault: number;
+}
+
+function levelOf(levels: UserLevels, user: MatrixUserId): number {
+  return levels.users[user] ?? levels.usersDefault;
 }
 
 /** The row of a group portal that has its room, or undefined. */

@@ -37,7 +37,12 @@ export interface RouterPort {
   /** Membership, name and power-level changes in group portals. */
   readonly groups: Pick<
     GroupManager,
-    "onUserMembership" | "onGhostInvited" | "onGhostKicked" | "onRenamed" | "onPowerLevels"
+    | "onUserMembership"
+    | "onGhostInvited"
+    | "onGhostKicked"
+    | "onRenamed"
+    | "onPowerLevels"
+    | "onOutsider"
   >;
   /** Messages, edits, reactions, redactions, typing and receipts from Matrix into portals. */
   readonly fromMatrix: Pick<
@@ -53,6 +58,7 @@ export interface RouterPort {
   ): Promise<void>;
   handleManagementMessage(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
   handlePortalCommand(user: MatrixUserId, portal: PortalRow, text: string): Promise<void>;
+  handleGroupPortalCommand(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
   createGroupHere(user: MatrixUserId, room: RoomId, text: string): Promise<void>;
 }
 

@@ -175,6 +175,7 @@ export class RemoteEventHandler {
           event.version,
           event.change,
           event.members,
+          event.by,
         );
       case "group-subject":
         return this.groups?.applySubject(user, event.group, event.version, event.subject);

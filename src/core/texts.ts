@@ -68,6 +68,17 @@ export function echoed(input: string, max = ECHO_MAX_CHARS): string {
 export const groupRequestNotice = (by: string): string =>
   `${by} added you to this group. Join the room to accept; reject the invite to leave the group.`;
 
+export const groupCommandRefused = (command: string, bot: string): string =>
+  `\`${command}\` is not run in a group's room: other people read it here. Send it to me in ` +
+  `your management room (a direct chat with ${bot}).`;
+
+export const groupOutsiderReason = "only members of the group may be in its room";
+
+export const groupOutsiderNotice = (user: string): string =>
+  `${user} was removed: only the group's members may read this room. To add someone, invite ` +
+  `their ghost (it adds them to the group at the network); a user of this bridge comes in when ` +
+  `their own login is added to the group.`;
+
 export const groupNotMember =
   "Not sent: you are not a member of this group at the network, so nothing can be sent for you here.";
 

@@ -1,6 +1,6 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
 import type { GroupPortalRow } from "../db/groups.js";
-import type { OpenGroupPortal } from "../core/groups.js";
+import type { OpenGroupPortal, UserLevels } from "../core/groups.js";
 import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
 import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
@@ -221,9 +221,18 @@ export class MatrixEventRouter {
       if (membership === "join" || membership === "leave") {
         await this.core.groups.onUserMembership(sender, portal, membership);
       }
+      // Joined without being a member through their login (a room made public, say): removed.
+      if (membership === "join" && !this.core.isGhost(target)) {
+        await this.core.groups.onOutsider(portal, target);
+      }
       return;
     }
-    if (!this.core.isGhost(target)) return;
+    if (!this.core.isGhost(target)) {
+      // Someone invited a Matrix user who is not a member at the network: they would read the
+      // group without being in it. The bot's own invites never come here (its events are dropped).
+      if (membership === "invite") await this.core.groups.onOutsider(portal, target);
+      return;
+    }
     if (membership === "invite") await this.core.groups.onGhostInvited(sender, portal, target);
     else if (membership === "leave" || membership === "ban") {
       await this.core.groups.onGhostKicked(sender, portal, target);
@@ -247,12 +256,11 @@ export class MatrixEventRouter {
       return;
     }
     if (event.type === "m.room.power_levels" && event.state_key === "") {
-      const users = isRecord(content["users"]) ? content["users"] : {};
-      const levels: Record<string, number> = {};
-      for (const [user, level] of Object.entries(users)) {
-        if (typeof level === "number") levels[user] = level;
-      }
-      await this.core.groups.onPowerLevels(sender, portal, levels);
+      // Compared with the previous levels: only what this event changed is acted on.
+      const unsigned: unknown = event.unsigned;
+      const prev =
+        isRecord(unsigned) && isRecord(unsigned["prev_content"]) ? unsigned["prev_content"] : {};
+      await this.core.groups.onPowerLevels(sender, portal, userLevels(content), userLevels(prev));
       return;
     }
     await this.portalEvent(portal, sender, event, content);
@@ -285,7 +293,7 @@ export class MatrixEventRouter {
       body.trim().startsWith(`${this.core.network.commandPrefix} `)
     ) {
       if (isGroupPortal(portal)) {
-        await this.core.handleManagementMessage(sender, portal.roomId as RoomId, body);
+        await this.core.handleGroupPortalCommand(sender, portal.roomId as RoomId, body);
       } else await this.core.handlePortalCommand(sender, portal, body);
       return;
     }
@@ -394,4 +402,16 @@ export class MatrixEventRouter {
 /** A group portal row that has its room, or undefined. */
 function opened(row: GroupPortalRow | undefined): OpenGroupPortal | undefined {
   return row === undefined || row.roomId === null ? undefined : { ...row, roomId: row.roomId };
+}
+
+/** The users part of an m.room.power_levels content (missing or malformed parts: none, 0). */
+function userLevels(content: Record<string, unknown>): UserLevels {
+  const users: Record<string, number> = {};
+  if (isRecord(content["users"])) {
+    for (const [user, level] of Object.entries(content["users"])) {
+      if (typeof level === "number") users[user] = level;
+    }
+  }
+  const usersDefault = typeof content["users_default"] === "number" ? content["users_default"] : 0;
+  return { users, usersDefault };
 }

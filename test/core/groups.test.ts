@@ -272,7 +272,12 @@ describe("core: group portals", function () {
       /Not changed at the network \(renaming the group\): Only the group's admins can do that\. The change was undone here\./,
     );
     // Nor may he make Carol an admin: her power level goes back.
-    await h.core.router.groups.onPowerLevels(BOB, open, { [CAROL_GHOST]: 50, [WA_GHOST]: 50 });
+    await h.core.router.groups.onPowerLevels(
+      BOB,
+      open,
+      { users: { [CAROL_GHOST]: 50, [WA_GHOST]: 50 }, usersDefault: 0 },
+      { users: { [WA_GHOST]: 50 }, usersDefault: 0 },
+    );
     assert.equal(h.matrix.powerLevels.get(open.roomId)?.[CAROL_GHOST], undefined);
     assert.match(h.matrix.lastNotice(open.roomId), /making an admin/);
     // An admin's invite the network refuses: the ghost is taken out again.
@@ -309,6 +314,91 @@ describe("core: group portals", function () {
     await h.core.router.groups.onUserMembership(BOB, open, "leave");
     assert.ok(h.network.actions.includes(`leave ${group}`));
     assert.ok(!h.network.groups.get(group)!.members.some((m) => m.id === selfIdOf(BOB)));
+  });
+
+  it("added by a WhatsApp member while another local user reported it first: still a request", async function () {
+    const g = h.network.groups.get(group)!;
+    g.members = g.members.filter((m) => m.id !== selfIdOf(BOB));
+    await reportInfo(ALICE);
+    const open = await portal();
+    // Alice's login reports that WA added Bob before Bob's own login says anything.
+    await h.network.report(ALICE, {
+      kind: "group-change",
+      group,
+      version: g.version + 1,
+      by: WA_ID,
+      change: "added",
+      members: [member(selfIdOf(BOB))],
+    });
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "incoming-pending");
+    assert.match(h.matrix.lastNotice(open.roomId), /added you to this group/);
+  });
+
+  it("a local user invited without a known adder becomes a request when their own login says so", async function () {
+    // Alice's info creates the room and invites Bob (who added him is not known to her login).
+    await reportInfo(ALICE);
+    const open = await portal();
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "none");
+    await reportInfo(BOB, WA_ID);
+    assert.equal((await h.tables.groups.user(open.id, BOB))?.requestState, "incoming-pending");
+    assert.match(h.matrix.lastNotice(open.roomId), /added you to this group/);
+  });
+
+  /** The homeserver fails the next join of `ghost` once (a 5xx), as a real one may. */
+  function failJoinOnce(ghost: MatrixUserId) {
+    const join = h.matrix.join.bind(h.matrix);
+    let failed = false;
+    h.matrix.join = async (as: MatrixUserId, room: RoomId) => {
+      if (as === ghost && !failed) {
+        failed = true;
+        throw new Error("M_UNKNOWN: 502 Bad Gateway");
+      }
+      await join(as, room);
+    };
+  }
+
+  it("a change whose join failed is applied again when redelivered, not dropped as stale", async function () {
+    await reportInfo(ALICE);
+    const { roomId: room } = await portal();
+    const daveGhost = "@whatsapp_491702222222:example.org";
+    const added = {
+      kind: "group-change" as const,
+      group,
+      version: 3,
+      by: WA_ID,
+      change: "added" as const,
+      members: [member(DAVE_ID)],
+    };
+    failJoinOnce(matrixUserId(daveGhost));
+    await assert.rejects(h.network.report(ALICE, added), /502/);
+    assert.ok(!h.matrix.calls.includes(`join ${room} ${daveGhost}`));
+    await h.network.report(ALICE, added);
+    assert.ok(h.matrix.calls.includes(`join ${room} ${daveGhost}`));
+  });
+
+  it("a new group's room whose ghost join failed brings the ghost in when the info is redelivered", async function () {
+    failJoinOnce(WA_GHOST);
+    await assert.rejects(reportInfo(ALICE), /502/);
+    const { roomId: room } = await portal();
+    assert.ok(!h.matrix.calls.includes(`join ${room} ${WA_GHOST}`));
+    await reportInfo(ALICE);
+    assert.ok(h.matrix.calls.includes(`join ${room} ${WA_GHOST}`));
+    assert.ok(h.matrix.calls.includes(`join ${room} ${CAROL_GHOST}`));
+  });
+
+  it("a power-levels change acts only on the levels it changed: raising the bot demotes no admin", async function () {
+    await reportInfo(ALICE);
+    const open = await portal();
+    // A room whose levels never showed the WhatsApp admin (as a user's room made a group may):
+    // Alice raises only the bot. WA stays an admin at the network.
+    const before = { users: { [ALICE]: 100 }, usersDefault: 0 };
+    const after = { users: { [ALICE]: 100, [h.matrix.botUserId]: 100 }, usersDefault: 0 };
+    await h.core.router.groups.onPowerLevels(ALICE, open, after, before);
+    assert.ok(!h.network.actions.some((a) => a.includes("demote")), h.network.actions.join("\n"));
+    assert.equal(h.network.groups.get(group)?.members.find((m) => m.id === WA_ID)?.admin, true);
+    // A users_default raised to 50 does make the (non-admin) ghosts admins: it changed their level.
+    await h.core.router.groups.onPowerLevels(ALICE, open, { ...after, usersDefault: 50 }, after);
+    assert.equal(h.network.groups.get(group)?.members.find((m) => m.id === CAROL_ID)?.admin, true);
   });
 
   it("create-group makes the group at the network and its room, naming the numbers not added", async function () {

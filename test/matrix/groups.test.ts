@@ -193,6 +193,53 @@ describe("group portals through the bridge (test homeserver, fake network)", fun
     );
   });
 
+  it("commands in the group room: private ones are not run (others read the room), help is", async function () {
+    const botSaid = (pattern: RegExp) =>
+      h.waitFor(async () => {
+        const found = (await h.messages(room)).find(
+          (m) => m.sender === BOT && pattern.test(m.body),
+        );
+        return found?.body;
+      }, `the bot to say ${pattern} in the group room`);
+    h.network.reachable.add(DAVE);
+    for (const command of ["contacts", "status", "verify +491702222222", "login"]) {
+      await h.say(room, `!wa ${command}`);
+      const name = command.split(" ")[0] ?? "";
+      await botSaid(new RegExp(`^\`${name}\` is not run in a group's room`));
+    }
+    await h.say(room, "!wa help");
+    await botSaid(/^Commands/);
+    const bodies = (await h.messages(room))
+      .filter((m) => m.sender === BOT && !m.body.startsWith("Commands"))
+      .map((m) => m.body);
+    // Nothing private was answered here: no contact list, no account state, no safety number.
+    assert.ok(
+      !bodies.some((b) => /Logged in|safety number|\d{5} \d{5}/i.test(b)),
+      bodies.join("\n"),
+    );
+    assert.ok(!h.network.actions.some((a) => a.startsWith("safety-number")));
+  });
+
+  it("a Matrix user who is no member at the network, invited into the group room, is removed with a notice", async function () {
+    const eve = "@eve:elsewhere.example";
+    const invited = await h.asAlice("POST", `/_matrix/client/v3/rooms/${enc(room)}/invite`, {
+      user_id: eve,
+    });
+    assert.equal(invited.status, 200, JSON.stringify(invited.json));
+    await h.waitFor(async () => {
+      const member = await h.asAlice(
+        "GET",
+        `/_matrix/client/v3/rooms/${enc(room)}/state/m.room.member/${enc(eve)}`,
+      );
+      return member.json["membership"] === "leave" ? true : undefined;
+    }, "the outsider's invite withdrawn by the bot");
+    const notices = (await h.messages(room)).filter((m) => m.sender === BOT).map((m) => m.body);
+    assert.ok(
+      notices.some((b) => b.startsWith(`${eve} was removed: only the group's members`)),
+      notices.join("\n"),
+    );
+  });
+
   it("a ghost invited into a room of the user's brings the bot's offer; create-group there makes it the group's room", async function () {
     const dave = "@whatsapp_491702222222:example.org";
     h.network.refusedMembers.clear();
