@@ -10,7 +10,7 @@ import { startBridge } from "../src/bridge.js";
 import type { Registration } from "../src/cli/registration.js";
 import { configSchema } from "../src/config/schema.js";
 import { createInteropConnector } from "../src/interop/connector/factory.js";
-import { startEmbeddedGatekeeper } from "../src/cli/embedded-gatekeeper.js";
+import { startEmbeddedGatekeeper } from "../simulator/embedded-gatekeeper.js";
 import { silentLogger } from "../src/util/log.js";
 
 interface ChildConfig {

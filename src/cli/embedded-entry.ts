@@ -2,13 +2,13 @@ import type { StartEmbeddedGatekeeper } from "../interop/connector/factory.js";
 import { StartupError } from "../util/errors.js";
 
 /**
- * The embedded gatekeeper's entry point, `cli/embedded-gatekeeper.ts`, is an optional part of the
+ * The embedded gatekeeper's entry point, `simulator/embedded-gatekeeper.ts`, is an optional part of the
  * build: the product build (`npm run build`, `prepare`, the Docker image by default) leaves it and
  * `simulator/` out, the embedded build (`npm run build:embedded`, `npm start`, the demo image) adds
  * them. The specifier is a variable on purpose: a literal would make tsc pull the file (and through
  * it the simulator) into the product build.
  */
-const ENTRY = "./embedded-gatekeeper.js";
+const ENTRY = "../../simulator/embedded-gatekeeper.js";
 
 /**
  * Loads the embedded gatekeeper; asked for only when `interop.mode` is embedded, before the bridge

@@ -76,7 +76,7 @@ describe("the product build and the embedded gatekeeper", function () {
 
   it("the embedded build (npm start, the demo image) adds the simulator and its entry point", async function () {
     const files = await programFiles("tsconfig.embedded.json");
-    assert.ok(files.includes(path.join("src", "cli", "embedded-gatekeeper.ts")));
+    assert.ok(files.includes(path.join("simulator", "embedded-gatekeeper.ts")));
     assert.ok(files.includes(path.join("simulator", "main.ts")));
   });
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { validateConfig } from "../../src/config/load.js";
 import { createInteropConnector } from "../../src/interop/connector/factory.js";
-import { startEmbeddedGatekeeper } from "../../src/cli/embedded-gatekeeper.js";
+import { startEmbeddedGatekeeper } from "../../simulator/embedded-gatekeeper.js";
 import { KeyVault } from "../../src/vault/key-vault.js";
 import { describeError } from "../../src/util/errors.js";
 import { createLogger } from "../../src/util/log.js";

@@ -41,7 +41,7 @@ export interface EmbeddedGatekeeper {
 
 /**
  * Starts the embedded gatekeeper when the connector starts; may throw a StartupError. Injected by
- * the entry point (src/cli/embedded-gatekeeper.ts) so that nothing under src/interop/ imports the
+ * the entry point (simulator/embedded-gatekeeper.ts, loaded by src/cli/embedded-entry.ts) so that nothing under src/interop/ imports the
  * simulator, which is a test and demo tool, not part of an external deployment.
  */
 export type StartEmbeddedGatekeeper = (config: Config, log: Logger) => Promise<EmbeddedGatekeeper>;

@@ -352,24 +352,9 @@ export async function rememberEnvelope(
   const byJid = new Map<string, number[]>();
   for (const r of recipients) byJid.set(r.jid, [...(byJid.get(r.jid) ?? []), r.device]);
   const ref = ["signal_sent_envelopes", state.ownerId, remember.originId] as const;
-  const [existing] = await tx.all<{ recipients: string }>(
-    "select recipients from signal_sent_envelopes where owner_id = ? and origin_id = ?",
-    [state.ownerId, remember.originId],
-  );
-  if (existing !== undefined) {
-    // A stale-device-list re-send (§12.3): same envelope, more devices; the send time stays.
-    for (const entry of JSON.parse(existing.recipients) as { jid: string; devices: number[] }[]) {
-      const merged = new Set([...(byJid.get(entry.jid) ?? []), ...entry.devices]);
-      byJid.set(entry.jid, [...merged]);
-    }
-    await tx.run(
-      "update signal_sent_envelopes set recipients = ? where owner_id = ? and origin_id = ?",
-      [encodeRecipients(byJid), state.ownerId, remember.originId],
-    );
-    return;
-  }
-  await tx.run(
-    "insert into signal_sent_envelopes (owner_id, origin_id, conversation_jid, envelope_enc, recipients, sent_at) values (?, ?, ?, ?, ?, ?)",
+  // The first send of an origin-id (every message): one insert, no select before it (#15).
+  const inserted = await tx.run(
+    "insert into signal_sent_envelopes (owner_id, origin_id, conversation_jid, envelope_enc, recipients, sent_at) values (?, ?, ?, ?, ?, ?) on conflict (owner_id, origin_id) do nothing",
     [
       state.ownerId,
       remember.originId,
@@ -378,6 +363,21 @@ export async function rememberEnvelope(
       encodeRecipients(byJid),
       state.ctx.now(),
     ],
+  );
+  if (inserted > 0) return;
+  const [existing] = await tx.all<{ recipients: string }>(
+    "select recipients from signal_sent_envelopes where owner_id = ? and origin_id = ?",
+    [state.ownerId, remember.originId],
+  );
+  if (existing === undefined) return;
+  // A stale-device-list re-send (§12.3): same envelope, more devices; the send time stays.
+  for (const entry of JSON.parse(existing.recipients) as { jid: string; devices: number[] }[]) {
+    const merged = new Set([...(byJid.get(entry.jid) ?? []), ...entry.devices]);
+    byJid.set(entry.jid, [...merged]);
+  }
+  await tx.run(
+    "update signal_sent_envelopes set recipients = ? where owner_id = ? and origin_id = ?",
+    [encodeRecipients(byJid), state.ownerId, remember.originId],
   );
 }
 

@@ -112,6 +112,18 @@ export class InboxStore {
     );
   }
 
+  /**
+   * `record` that tells whether the stanza-id is new: false when it was recorded before (one
+   * statement, instead of a `seen` check before the insert).
+   */
+  async recordNew(tx: Tx, stanzaId: string, by: string, now: number): Promise<boolean> {
+    const rows = await tx.all(
+      "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing returning stanza_id",
+      [stanzaId, by, now, false],
+    );
+    return rows.length > 0;
+  }
+
   async decrypted(
     local: BareJid,
     device: DeviceId,
@@ -129,16 +141,21 @@ export class InboxStore {
     return row !== undefined;
   }
 
-  /** In the transaction that commits the advanced session (the hot path: one prepared statement). */
+  /**
+   * In the transaction that commits the advanced session (the hot path: one prepared statement).
+   * False when the message was decrypted before (a copy, or a retry re-send of it): the de-dup
+   * check and the record in one statement.
+   */
   async recordDecrypted(
     tx: Tx,
     key: { local: BareJid; device: DeviceId; sender: BareJid; originId: string },
     now: number,
-  ): Promise<void> {
-    await tx.run(
-      "insert into decrypted_messages (receiver_jid, receiver_device, sender_jid, origin_id, decrypted_at) values (?, ?, ?, ?, ?) on conflict (receiver_jid, receiver_device, sender_jid, origin_id) do nothing",
+  ): Promise<boolean> {
+    const rows = await tx.all(
+      "insert into decrypted_messages (receiver_jid, receiver_device, sender_jid, origin_id, decrypted_at) values (?, ?, ?, ?, ?) on conflict (receiver_jid, receiver_device, sender_jid, origin_id) do nothing returning origin_id",
       [key.local, key.device, key.sender, key.originId, now],
     );
+    return rows.length > 0;
   }
 
   async addPending(tx: Tx, entry: PendingEntry, now: number): Promise<void> {

@@ -96,6 +96,32 @@ export const outboxStore = {
    * transmits it right after the commit, so no pass over the table has to find it (issue #15).
    */
   async insert(tx: Tx, row: NewOutboxRow, now: number, sentUntil?: number): Promise<number> {
+    const id = await outboxStore.insertRow(tx, row, now, sentUntil, false);
+    if (id === undefined) throw new Error("outbox insert returned no id");
+    return id;
+  },
+
+  /**
+   * `insert` unless a row for (sender, origin-id) exists (then undefined): the idempotency check
+   * of a Matrix event and the insert in one statement (#15). SQLite only: PostgreSQL would type
+   * the parameters of `insert ... select` as text, its callers check with `exists` first.
+   */
+  async insertIfAbsent(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil?: number,
+  ): Promise<number | undefined> {
+    return outboxStore.insertRow(tx, row, now, sentUntil, true);
+  },
+
+  async insertRow(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil: number | undefined,
+    onlyIfAbsent: boolean,
+  ): Promise<number | undefined> {
     const sent = sentUntil !== undefined;
     const values = {
       kind: row.kind,
@@ -114,12 +140,19 @@ export const outboxStore = {
       created_at: now,
     };
     const columns = Object.keys(values) as (keyof typeof values)[];
+    const placeholders = columns.map(() => "?").join(", ");
+    if (onlyIfAbsent && tx.dialect === "sqlite") {
+      const [added] = await tx.all<{ id: number | string }>(
+        `insert into outbox (${columns.join(", ")}) select ${placeholders} where not exists (select 1 from outbox where sender_jid = ? and origin_id = ?) returning id`,
+        [...columns.map((c) => values[c]), row.senderJid, row.originId],
+      );
+      return added === undefined ? undefined : Number(added.id);
+    }
     const [inserted] = await tx.all<{ id: number | string }>(
-      `insert into outbox (${columns.join(", ")}) values (${columns.map(() => "?").join(", ")}) returning id`,
+      `insert into outbox (${columns.join(", ")}) values (${placeholders}) returning id`,
       columns.map((c) => values[c]),
     );
-    if (inserted === undefined) throw new Error("outbox insert returned no id");
-    return Number(inserted.id);
+    return inserted === undefined ? undefined : Number(inserted.id);
   },
 
   async get(db: QueryTarget, id: number): Promise<OutboxRow | undefined> {
@@ -167,15 +200,22 @@ export const outboxStore = {
     await db("outbox").where({ id }).whereNull("first_sent_at").update({ first_sent_at: now });
   },
 
-  /** The first unresolved row for (sender, origin-id), as `byOrigin(...).find(unresolved)`. */
-  async firstUnresolved(
+  /**
+   * The acceptance of the first unresolved row for (sender, origin-id), in one statement: the row
+   * gets the gatekeeper's stanza-id, seq and stamp, and a row that is not a message (a receipt, a
+   * retry request) is resolved at once; a message stays unresolved until the core has taken its
+   * acceptance (`markAcceptedAll`). Returns the row as updated, or undefined when none was
+   * unresolved. Replaces a select and an update per acceptance (issue #15).
+   */
+  async acceptFirstUnresolved(
     tx: Tx,
     senderJid: string,
     originId: string,
+    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
   ): Promise<OutboxRow | undefined> {
     const [raw] = await tx.all<Raw>(
-      "select * from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1",
-      [senderJid, originId],
+      "update outbox set stanza_id = ?, seq = ?, stamp = ?, state = case when kind = 'message' then state else 'accepted' end, hold = case when kind = 'message' then hold else null end where id = (select id from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1) returning *",
+      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, senderJid, originId],
     );
     return raw === undefined ? undefined : fromRaw(raw);
   },
@@ -189,16 +229,19 @@ export const outboxStore = {
     return rows.length > 0;
   },
 
-  /** One prepared statement; acceptances of one turn share the commit (SqlRunner groups them). */
-  async markAccepted(
-    tx: Tx,
-    id: number,
-    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
-  ): Promise<void> {
-    await tx.run(
-      "update outbox set state = 'accepted', hold = null, stanza_id = ?, seq = ?, stamp = ? where id = ?",
-      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, id],
-    );
+  /**
+   * Resolves message rows whose acceptance the core has taken (their stanza-id, seq and stamp
+   * were written by `acceptFirstUnresolved`): one statement for a whole batch.
+   */
+  async markAcceptedAll(tx: Tx, ids: readonly number[]): Promise<void> {
+    // Chunks keep the statement under SQLite's bound-parameter limit.
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      await tx.run(
+        `update outbox set state = 'accepted', hold = null where id in (${chunk.map(() => "?").join(", ")})`,
+        chunk,
+      );
+    }
   },
 
   /** A row written as sent whose transmission had to wait: due now, for the next pass. */

@@ -99,6 +99,12 @@ export class Outbox {
     return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
   }
 
+  /** `insertSent` unless a row for (sender, origin-id) exists (SQLite only: then undefined). */
+  insertSentIfAbsent(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
+    const now = this.options.now();
+    return outboxStore.insertIfAbsent(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
   /**
    * Transmits a row `insertSent` committed. Sent at once when nothing may have to go before it
    * (the retransmission round of a new hello, due rows of a pass not yet run, a held message of
@@ -242,11 +248,13 @@ export class Outbox {
           const key = `${a.senderJid}\n${a.accepted.originId}`;
           const row = seen.has(key)
             ? undefined
-            : await outboxStore.firstUnresolved(tx, a.senderJid, a.accepted.originId);
+            : await outboxStore.acceptFirstUnresolved(
+                tx,
+                a.senderJid,
+                a.accepted.originId,
+                outcome(a),
+              );
           seen.add(key);
-          if (row !== undefined && row.kind !== "message") {
-            await outboxStore.markAccepted(tx, row.id, outcome(a));
-          }
           found.push(row);
         }
         return found;
@@ -280,7 +288,10 @@ export class Outbox {
     if (accepted.length > 0) {
       try {
         await sql.connection(async (tx) => {
-          for (const [row, a] of accepted) await outboxStore.markAccepted(tx, row.id, outcome(a));
+          await outboxStore.markAcceptedAll(
+            tx,
+            accepted.map(([row]) => row.id),
+          );
         });
       } catch (err) {
         for (const [, a] of accepted) failed.set(a, err);

@@ -35,6 +35,17 @@ import { snapshotOf, type GroupManagement, type GroupStore } from "./groups.js";
 import { answerGroupRetry, groupRetryRequestRow } from "./retries.js";
 import { GatekeeperError } from "./errors.js";
 
+/** Thrown in a decrypt transaction whose stanza-id was recorded before: rolls it back. */
+class StanzaSeenBefore extends Error {
+  constructor() {
+    super("stanza-id recorded before");
+    this.name = "StanzaSeenBefore";
+  }
+}
+
+/** What a decrypt transaction returns for a message decrypted before (its record kept). */
+const DECRYPTED_BEFORE = Symbol("decrypted before");
+
 export interface ReceiverOptions {
   readonly knex: Knex;
   readonly crypto: SignalCrypto;
@@ -248,18 +259,15 @@ export class Receiver {
   }
 
   private async process(msg: Delivery, wait = true): Promise<void> {
-    const { inbox } = this.options;
     const sid = msg.stanzaId;
     if (!this.options.session.isGatekeeperAddress(sid.by) || sid.by.includes("@")) {
       this.log.warn({ by: sid.by }, "stanza-id of a non-gatekeeper domain ignored");
       return;
     }
-    if (await inbox.seen(sid.id)) {
-      const pending = await inbox.pending(sid.id);
-      if (pending !== undefined) this.chainHandOver(pending);
-      else this.options.acks.add(sid.by, sid.id);
-      return;
-    }
+    // A 1:1 message finds out whether its stanza-id was seen in its decrypt transaction (one
+    // statement instead of a check before the insert; processEncrypted).
+    const direct = msg.payload.kind === "encrypted" && msg.type === "chat";
+    if (!direct && (await this.seenBefore(sid))) return;
     const { payload } = msg;
     const local = msg.to?.bare;
     const from = msg.from?.bare;
@@ -323,11 +331,6 @@ export class Receiver {
       this.log.warn({ local }, "message for a user without keys dropped");
       return this.recordOnly(sid);
     }
-    if (await inbox.decrypted(local, ownDevice, from, originId)) {
-      // A copy of a message handed over before: its seq is never shown, so none waits for it.
-      this.settleSeq(local, from, msg.meta?.seq);
-      return this.recordOnly(sid);
-    }
     const device = await crypto.device(local, ownDevice);
     const sender: DeviceAddress = { jid: from, device: encrypted.sid };
     const cached = await crypto.deviceLists.get(from);
@@ -336,6 +339,7 @@ export class Receiver {
     const stamp = msg.meta?.stamp;
     try {
       if (key === undefined) {
+        if (await this.seenBefore(sid)) return;
         await this.requestRetry(device, sender, originId, "no-key", sid, stamp);
         return;
       }
@@ -343,12 +347,19 @@ export class Receiver {
         { senderJid: from, senderDevice: encrypted.sid, kex: key.kex, ciphertext: key.ciphertext },
         async (plaintext, trx) => {
           const at = now();
-          await inbox.recordDecrypted(
-            trx,
-            { local, device: ownDevice, sender: from, originId },
-            at,
-          );
-          await inbox.record(trx, sid.id, sid.by, at);
+          // Seen before (a redelivery): rolled back, the session step included.
+          if (!(await inbox.recordNew(trx, sid.id, sid.by, at))) throw new StanzaSeenBefore();
+          if (
+            !(await inbox.recordDecrypted(
+              trx,
+              { local, device: ownDevice, sender: from, originId },
+              at,
+            ))
+          ) {
+            // A copy of a message handed over before (a retry re-send of it, decrypted anew):
+            // the ratchet step and the stanza-id are kept, nothing is handed over.
+            return DECRYPTED_BEFORE;
+          }
           // Database work only from here: under group commit this function may run twice.
           try {
             const envelope = decodeEnvelope(plaintext, {
@@ -380,17 +391,25 @@ export class Receiver {
           return pending;
         },
       );
-      if (entry instanceof CodecError) {
+      if (entry === DECRYPTED_BEFORE) {
+        // Its seq is never shown, so none waits for it.
+        this.settleSeq(local, from, msg.meta?.seq);
+        this.options.acks.add(sid.by, sid.id);
+      } else if (entry instanceof CodecError) {
         this.log.warn({ from, originId, err: entry.message }, "envelope discarded");
         // Its seq is never shown: the next message must not wait the deadline for it.
         this.settleSeq(local, from, msg.meta?.seq);
         this.options.acks.add(sid.by, sid.id);
       } else this.chainHandOver(entry);
     } catch (err) {
-      if (err instanceof DuplicateMessageError) {
+      if (err instanceof StanzaSeenBefore) {
+        await this.seenBefore(sid);
+      } else if (err instanceof DuplicateMessageError) {
+        if (await this.seenBefore(sid)) return;
         this.settleSeq(local, from, msg.meta?.seq);
         await this.recordOnly(sid);
       } else if (isCryptoFailure(err)) {
+        if (await this.seenBefore(sid)) return;
         this.log.info({ from, originId, err: describeError(err) }, "message failed to decrypt");
         const reason: RetryReason = err instanceof NoSessionError ? "no-session" : "decrypt-failed";
         await this.requestRetry(device, sender, originId, reason, sid, stamp);
@@ -833,6 +852,19 @@ export class Receiver {
   /** Tells the reorder buffer that `seq` of this conversation will not be handed over. */
   private settleSeq(local: BareJid, from: BareJid, seq: number | undefined): void {
     if (seq !== undefined) this.options.reorder?.observe(conversationKey(local, from), seq);
+  }
+
+  /**
+   * A stanza-id recorded before (a redelivery): its event, if not handed over yet, is chained
+   * again; otherwise it is acked again. False for a new stanza-id.
+   */
+  private async seenBefore(sid: StanzaIdElement): Promise<boolean> {
+    const { inbox } = this.options;
+    if (!(await inbox.seen(sid.id))) return false;
+    const pending = await inbox.pending(sid.id);
+    if (pending !== undefined) this.chainHandOver(pending);
+    else this.options.acks.add(sid.by, sid.id);
+    return true;
   }
 
   private async recordOnly(sid: StanzaIdElement): Promise<void> {

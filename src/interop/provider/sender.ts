@@ -111,7 +111,9 @@ export class Sender {
       message.eventId === undefined
         ? messageId(randomUUID())
         : originIdForEvent(message.from, message.eventId);
-    if (message.eventId !== undefined) {
+    // On SQLite the outbox insert itself finds a row queued before (encryptIntoOutbox); the
+    // check before the encryption is one statement per message more (#15).
+    if (message.eventId !== undefined && SqlRunner.of(this.options.knex).dialect !== "sqlite") {
       const senderJid = deviceJid(device.jid, device.deviceId);
       const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
         outboxStore.exists(tx, senderJid, originId),
@@ -153,6 +155,9 @@ export class Sender {
         );
         break;
       } catch (err) {
+        // Queued before (a Matrix event retried after a crash between the outbox commit and the
+        // core's mapping): the encryption was rolled back with the insert, nothing is sent twice.
+        if (err instanceof AlreadyQueued) return originId;
         // A session may expire between the check and the encryption; one more round fixes it.
         if (!(err instanceof NoSessionError) || attempt > 0) throw err;
       }
@@ -608,10 +613,25 @@ export class Sender {
           eventId,
           envelopeEnc,
         };
-        stored = { id: await this.options.outbox.insertSent(trx, row), row };
+        if (eventId === undefined) {
+          stored = { id: await this.options.outbox.insertSent(trx, row), row };
+          return;
+        }
+        const id = await this.options.outbox.insertSentIfAbsent(trx, row);
+        // Thrown to roll back the session step and the remembered envelope with it.
+        if (id === undefined) throw new AlreadyQueued();
+        stored = { id, row };
       },
     });
     return stored;
+  }
+}
+
+/** An outbox row for the Matrix event's origin-id exists: thrown in the encrypt transaction. */
+class AlreadyQueued extends Error {
+  constructor() {
+    super("a row for this origin-id is queued already");
+    this.name = "AlreadyQueued";
   }
 }
 

@@ -12,7 +12,7 @@ import {
 } from "../../../src/core/network.js";
 import { InteropConnector } from "../../../src/interop/connector/connector.js";
 import { createInteropConnector } from "../../../src/interop/connector/factory.js";
-import { startEmbeddedGatekeeper } from "../../../src/cli/embedded-gatekeeper.js";
+import { startEmbeddedGatekeeper } from "../../../simulator/embedded-gatekeeper.js";
 import { KeyVault } from "../../../src/vault/key-vault.js";
 import { matrixUserId, phoneNumber } from "../../../src/util/ids.js";
 import { StartupError } from "../../../src/util/errors.js";

@@ -101,6 +101,32 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.equal(receipts(delivery.originId).length, 1, "no second receipt");
   });
 
+  it("a new 1:1 message is recorded without a look-up before its inserts, a redelivery still found", async function () {
+    const b = await readyBridge();
+    let lookups = 0;
+    const { inbox } = b.engine;
+    const seen = inbox.seen.bind(inbox);
+    const decrypted = inbox.decrypted.bind(inbox);
+    inbox.seen = (...args) => {
+      lookups++;
+      return seen(...args);
+    };
+    inbox.decrypted = (...args) => {
+      lookups++;
+      return decrypted(...args);
+    };
+    const delivery = await users.encryptTo(bob, 1, alice, body("no look-up"));
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the hand-over");
+    assert.equal(lookups, 0, "the inserts of the decrypt transaction are the checks (#15)");
+    const acks = fake.acked.length;
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.length > acks, "the redelivery acked again");
+    await pause(100);
+    assert.equal(messagesFor(b, delivery.originId).length, 1, "no second hand-over");
+    assert.equal(receipts(delivery.originId).length, 1, "no second receipt");
+  });
+
   it("acks nothing while the core fails, and hands the redelivery over exactly once", async function () {
     const sink = new EventSink();
     const b = await readyBridge(sink);

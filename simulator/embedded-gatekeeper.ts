@@ -1,21 +1,22 @@
 import { randomBytes } from "node:crypto";
-import type { Config } from "../config/schema.js";
-import type { EmbeddedGatekeeper } from "../interop/connector/factory.js";
-import { StartupError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
+import type { Config } from "../src/config/schema.js";
+import type { EmbeddedGatekeeper } from "../src/interop/connector/factory.js";
+import { StartupError } from "../src/util/errors.js";
+import type { Logger } from "../src/util/log.js";
 
 /**
  * The embedded gatekeeper for `interop.mode: embedded`: the simulator, started in-process on a free
- * loopback port. The one file under src/ that loads simulator/ (the lint rule allows exactly this
- * one): the command line injects it into the interop connector, so src/interop/ never imports the
- * simulator, and it is loaded only when an embedded bridge starts.
+ * loopback port. The simulator's entry point for the bridge: nothing under src/ imports it (the lint
+ * rule refuses every import of simulator/ there); the command line loads it by path
+ * (src/cli/embedded-entry.ts) only when an embedded bridge starts, and injects it into the
+ * interop connector. The product build leaves it out with the rest of simulator/.
  */
 export async function startEmbeddedGatekeeper(
   config: Config,
   log: Logger,
 ): Promise<EmbeddedGatekeeper> {
   const interop = config.interop;
-  const { startSimulator } = await import("../../simulator/main.js");
+  const { startSimulator } = await import("./main.js");
   const secret = randomBytes(24).toString("hex");
   const web = config.simulator.web;
   const token = randomBytes(24).toString("base64url");
