@@ -36,6 +36,7 @@ import {
 import { MatrixUser, WhatsAppUser } from "../scripts/demo/clients.js";
 import { startDemoWorld, type DemoWorld } from "../scripts/demo/world.js";
 import { localpartFromMatrixUserId } from "../src/interop/codec/jid.js";
+import { driverStatements } from "../src/db/node-sqlite.js";
 import { matrixUserId, phoneNumber, type BareJid } from "../src/util/ids.js";
 import { GroupPeer } from "../test/e2e/group-peer.js";
 import { measureFloor, type Floor } from "./floor.js";
@@ -64,12 +65,14 @@ export interface GroupFigures {
     deliveriesPerSecond: number;
     /** Until the gatekeeper accepted the last one: what the bridge put out. */
     acceptedPerSecond: number;
+    cost: RunCost;
   };
   readonly fromGroup: {
     seconds: number;
     perSecond: number;
     /** The simulator's own send rate (its fan-out to every member included). */
     senderPerSecond: number;
+    cost: RunCost;
   };
   readonly fanOut: {
     /** 1:1 header keys the bridge's first message carried to the second provider's members. */
@@ -92,6 +95,50 @@ export interface GroupFigures {
   };
   /** The bridge's Matrix -> group output (accepted) as a fraction of the floor's rate. */
   readonly toGroupVsFloor: number;
+}
+
+/**
+ * What one direction's run cost per message: CPU of the whole process (bridge, homeserver and
+ * simulator share it), SQL statements of the bridge (every table but the simulator's `gk_*`)
+ * and of the simulator. `BENCH_SQL=1` also lists the bridge's statements per message.
+ */
+export interface RunCost {
+  readonly processCpuUsPerMessage: number;
+  readonly bridgeStatementsPerMessage: number;
+  readonly simulatorStatementsPerMessage: number;
+  readonly bridgeSql?: Record<string, number>;
+}
+
+function costMeter(messages: number): () => RunCost {
+  const cpu = process.cpuUsage();
+  let bridge = 0;
+  let simulator = 0;
+  const sql = new Map<string, number>();
+  const listing = process.env["BENCH_SQL"] === "1";
+  driverStatements.tally = (text) => {
+    if (text.includes("gk_")) simulator++;
+    else {
+      bridge++;
+      if (listing) sql.set(text, (sql.get(text) ?? 0) + 1);
+    }
+  };
+  return () => {
+    driverStatements.tally = undefined;
+    const used = process.cpuUsage(cpu);
+    const per = (n: number) => Number((n / messages).toFixed(2));
+    return {
+      processCpuUsPerMessage: Math.round((used.user + used.system) / messages),
+      bridgeStatementsPerMessage: per(bridge),
+      simulatorStatementsPerMessage: per(simulator),
+      ...(listing
+        ? {
+            bridgeSql: Object.fromEntries(
+              [...sql].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k.slice(0, 160), per(v)]),
+            ),
+          }
+        : {}),
+    };
+  };
 }
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined) {
@@ -211,6 +258,7 @@ export async function measureGroups(
 
     // Matrix -> group.
     const toGroupStart = performance.now();
+    const toGroupCost = costMeter(messages);
     let next = 0;
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async () => {
@@ -232,6 +280,7 @@ export async function measureGroups(
         : undefined,
     );
     const toGroupSeconds = (performance.now() - toGroupStart) / 1000;
+    const toGroupRun = toGroupCost();
     say(
       `  groups: Matrix -> group ${(messages / toGroupSeconds).toFixed(0)} msg/s ` +
         `(${((messages * (members - 1)) / toGroupSeconds).toFixed(0)} deliveries/s)`,
@@ -240,6 +289,7 @@ export async function measureGroups(
 
     // group -> Matrix.
     const fromGroupStart = performance.now();
+    const fromGroupCost = costMeter(messages);
     const wPrefix = `w-${run}-`;
     for (let n = 0; n < messages; n++) {
       await world.sim.users.sendToGroup(creator, group, [{ kind: "body", text: `${wPrefix}${n}` }]);
@@ -251,6 +301,7 @@ export async function measureGroups(
       return got.length >= messages ? true : undefined;
     });
     const fromGroupSeconds = (performance.now() - fromGroupStart) / 1000;
+    const fromGroupRun = fromGroupCost();
     say(`  groups: group -> Matrix ${(messages / fromGroupSeconds).toFixed(0)} msg/s`);
 
     const toGroupPerSecond = messages / toGroupSeconds;
@@ -264,11 +315,13 @@ export async function measureGroups(
         perSecond: toGroupPerSecond,
         deliveriesPerSecond: (messages * (members - 1)) / toGroupSeconds,
         acceptedPerSecond: messages / acceptedSeconds,
+        cost: toGroupRun,
       },
       fromGroup: {
         seconds: fromGroupSeconds,
         perSecond: messages / fromGroupSeconds,
         senderPerSecond: messages / simSendSeconds,
+        cost: fromGroupRun,
       },
       fanOut: {
         firstMessageHeaderKeys: afterFirst.headerKeys - beforeFirst.headerKeys,
@@ -339,6 +392,16 @@ export function groupReport(g: GroupFigures): string {
       `${g.toGroup.acceptedPerSecond.toFixed(1)} msg/s accepted from the bridge, ` +
       `${(g.toGroupVsFloor * 100).toFixed(1)} % of the floor's ${f.messagesPerSecond.toFixed(0)} msg/s`,
     `  group -> Matrix   ${g.fromGroup.perSecond.toFixed(1)} msg/s in the portal (the simulator sent ${g.fromGroup.senderPerSecond.toFixed(1)} msg/s)`,
+    ...(
+      [
+        ["Matrix -> group", g.toGroup.cost],
+        ["group -> Matrix", g.fromGroup.cost],
+      ] as const
+    ).map(
+      ([what, c]) =>
+        `  ${what} per message: ${c.processCpuUsPerMessage} µs CPU (whole process), ` +
+        `${c.bridgeStatementsPerMessage} bridge + ${c.simulatorStatementsPerMessage} simulator statements`,
+    ),
     `  first message (sender key to every member device): ${g.firstMessageMs.toFixed(0)} ms, ` +
       `${g.fanOut.firstMessageHeaderKeys} header keys to the second provider's members`,
     `  later messages: ${g.fanOut.groupEncryptionsPerMessage.toFixed(2)} group encryption and ` +

@@ -85,18 +85,22 @@ export class DeliveryQueue {
   /** Sends queued, never-sent deliveries while fewer than `max-unacked` are in flight. */
   async pump(providerDomain: string): Promise<void> {
     if (!this.isOnline(providerDomain)) return;
+    // Counted, then only the unsent rows that fit read: reading the whole queue (stanzas
+    // included) on every enqueue and ack made a group's fan-out quadratic (issue #17 bench).
+    const [sent] = (await this.ctx
+      .knex("gk_queue")
+      .where({ provider_domain: providerDomain })
+      .whereNotNull("sent_at")
+      .count({ n: "*" })) as { n: number | string }[];
+    const free = this.ctx.limits["max-unacked"] - Number(sent?.n ?? 0);
+    if (free <= 0) return;
     const rows = (await this.ctx
       .knex("gk_queue")
       .where({ provider_domain: providerDomain })
-      .orderBy("id")) as QueueRow[];
-    let inFlight = rows.filter((r) => r.sent_at !== null).length;
-    const max = this.ctx.limits["max-unacked"];
-    for (const row of rows) {
-      if (inFlight >= max) break;
-      if (row.sent_at !== null) continue;
-      await this.transmit(row);
-      inFlight++;
-    }
+      .whereNull("sent_at")
+      .orderBy("id")
+      .limit(free)) as QueueRow[];
+    for (const row of rows) await this.transmit(row);
   }
 
   /** After a hello: every unacknowledged delivery goes out again, in order. */

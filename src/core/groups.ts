@@ -223,7 +223,7 @@ export class GroupManager {
 
   /** The ghost of a member, named by the connector's label when they have no number. */
   async ghostOf(portalId: number, id: RemoteUserId): Promise<GhostRecord> {
-    const member = (await this.table.members(portalId)).find((m) => m.remoteId === id);
+    const member = await this.table.member(portalId, id);
     return this.ghosts.ensureMember({ id, displayName: member?.displayName ?? id });
   }
 
@@ -243,8 +243,8 @@ export class GroupManager {
       await this.matrix.sendNotice(portal.roomId, `Not sent. ${notLoggedIn}`, replyTo);
       return undefined;
     }
-    const member = (await this.table.members(portal.id)).some((m) => m.remoteId === login.selfId());
-    if (!member || (await this.table.user(portal.id, user)) === undefined) {
+    const member = await this.table.member(portal.id, login.selfId());
+    if (member === undefined || (await this.table.user(portal.id, user)) === undefined) {
       await this.matrix.sendNotice(portal.roomId, groupNotMember, replyTo);
       return undefined;
     }

@@ -95,6 +95,19 @@ export class GroupPortalsTable {
     }));
   }
 
+  /** One member, read by its key: per message, where reading every member grew with the group. */
+  async member(portalId: number, remoteId: RemoteUserId): Promise<GroupMemberRow | undefined> {
+    const r = (await this.knex("group_members")
+      .where({ portal_id: portalId, remote_id: remoteId })
+      .first()) as Record<string, unknown> | undefined;
+    if (r === undefined) return undefined;
+    return {
+      remoteId: String(r["remote_id"]) as RemoteUserId,
+      admin: readBool(r["admin"]),
+      displayName: String(r["display_name"]),
+    };
+  }
+
   async putMembers(portalId: number, members: readonly GroupMemberRow[]): Promise<void> {
     for (const m of members) {
       await this.knex("group_members")

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { OpenGroupPortal } from "../../src/core/groups.js";
 import type { GroupMember, RemoteMessageId, RemoteUserId } from "../../src/core/network.js";
+import { GroupPortalsTable } from "../../src/db/groups.js";
 import { BridgeError } from "../../src/util/errors.js";
 import {
   matrixUserId,
@@ -142,6 +143,31 @@ describe("core: group portals", function () {
       replyTo: { author: selfIdOf(ALICE), id: sent.id },
     });
     assert.equal(contentIn(open.roomId)[0]?.replyTo, "$alice-1");
+  });
+
+  it("a message either way reads one member row, not the group's whole member list (issue #17)", async function () {
+    await reportInfo(ALICE);
+    const open = await portal();
+    // The core has a table object of its own: its class is counted.
+    const proto = GroupPortalsTable.prototype;
+    const whole = proto.members;
+    let wholeReads = 0;
+    proto.members = function (this: GroupPortalsTable, portalId: number) {
+      wholeReads += 1;
+      return whole.call(this, portalId);
+    };
+    try {
+      await h.core.router.fromMatrix.message(ALICE, open, "$per-1" as EventId, text("out"));
+      await h.network.report(ALICE, groupMessage(group, CAROL_ID, "in"));
+    } finally {
+      proto.members = whole;
+    }
+    assert.equal(h.network.sent.at(-1)?.to, group);
+    assert.deepEqual(
+      contentIn(open.roomId).map((e) => [e.sender, e.text]),
+      [[CAROL_GHOST, "in"]],
+    );
+    assert.equal(wholeReads, 0, "per-message work must not grow with the group's size");
   });
 
   it("a user without a login, or not a member, is told so and nothing is sent", async function () {
