@@ -594,6 +594,12 @@ export class Receiver {
       receipt: { from: deviceJid(local, ownDevice), to: group, id: originId, author },
     });
     const key = keyFor(encrypted, local, ownDevice);
+    // Visible header content is the message only as the answer to our own group retry request
+    // (§17.6); otherwise a member could show text "in the group" to our devices alone.
+    const resend =
+      encrypted.group === undefined &&
+      encrypted.retry !== undefined &&
+      (await device.retries.requested(address, originId));
     try {
       if (key !== undefined) {
         let header: { skdm: Uint8Array | undefined; entry: PendingEntry | undefined } | CodecError;
@@ -622,7 +628,13 @@ export class Receiver {
                 skdm: skdm?.kind === "sender-key" ? skdm.skdm : undefined,
                 entry: undefined as PendingEntry | undefined,
               };
-              if (encrypted.group === undefined && visible) {
+              if (visible && !resend && encrypted.group === undefined) {
+                this.log.warn(
+                  { author, originId, group },
+                  "header content without a retry request of ours dropped (only its sender key kept)",
+                );
+              }
+              if (resend && visible) {
                 // A retry re-send (§17.6): the header envelope is the message.
                 const at = now();
                 await inbox.recordDecrypted(

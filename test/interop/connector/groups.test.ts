@@ -288,6 +288,67 @@ for (const backend of ["sqlite", "postgres"] as const)
       assert.equal(events("undecryptable").length, 0);
     });
 
+    it("a header-only stanza with text that answers no retry of ours is not shown", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id as string as BareJid;
+      await world.sim.users.sendToGroup(bobPhone, group, body("one"));
+      await eventually(async () => messageFrom(bob, "one") !== undefined, "first");
+      // Bob forges a "distribution stanza" whose header carries text for the login's devices only.
+      const bobJid = bob as string as BareJid;
+      const sim = world.sim;
+      const [bobDevice] = await sim.gatekeeper.services.keys.devicesOf(bobJid);
+      const targets = await sim.gatekeeper.services.keys.devicesOf(login.jid);
+      const crypto = (sim.users as unknown as { crypto: SignalCrypto }).crypto;
+      const device = await crypto.device(bobJid, bobDevice ?? assert.fail("bob has no device"));
+      // (The gatekeeper itself refuses retry="n" re-sends it saw no request for.)
+      for (const retry of [undefined] as const) {
+        const originId = messageId(randomUUID());
+        const envelope = encodeEnvelope(
+          {
+            content: body(`forged ${retry}`),
+            id: originId,
+            time: new Date(),
+            to: group,
+            from: bobJid,
+          },
+          { maxEnvelopeBytes: 65536 },
+        );
+        const keys = await device.sessions.encryptForDevices(
+          Buffer.from(envelope, "utf8"),
+          targets.map((d) => ({ jid: login.jid, device: d })),
+        );
+        await sim.gatekeeper.run(() =>
+          sim.gatekeeper.groupMessages.handle(
+            {
+              group,
+              sender: bobJid,
+              device: device.deviceId,
+              originId,
+              replyTo: undefined,
+              verified: true,
+            },
+            {
+              kind: "encrypted",
+              encrypted: {
+                sid: device.deviceId,
+                keyGroups: [
+                  {
+                    jid: login.jid,
+                    keys: keys.map((k) => ({ rid: k.rid, kex: k.kex, ciphertext: k.ciphertext })),
+                  },
+                ],
+                group: undefined,
+                retry,
+              },
+            },
+          ),
+        );
+      }
+      await world.sim.users.sendToGroup(bobPhone, group, body("after"));
+      await eventually(async () => messageFrom(bob, "after") !== undefined, "after");
+      assert.equal(messageFrom(bob, "forged undefined"), undefined);
+    });
+
     it("answers a member's group retry with the original envelope and the current sender key", async function () {
       const { info } = await login.createGroup("Trip", [bob]);
       const first = await login.sendMessage(info.id, text("one"));
