@@ -302,6 +302,7 @@ export class Sender {
         distribution.distributionId,
         recipients,
         rotated,
+        stored.rotation,
       );
       await rememberEnvelope(
         trx,
@@ -343,6 +344,7 @@ export class Sender {
               distribution.distributionId,
               recipients,
               rotated && i === 0,
+              stored.rotation,
             ),
         });
       }
