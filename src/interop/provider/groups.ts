@@ -94,7 +94,9 @@ export class GroupStore {
 
   /**
    * Stores the group as `snapshot` says, if it is not older than what is stored. A participant
-   * missing from the new list (removed or left) sets `rotate_pending` (§17.5).
+   * missing from the new list (removed or left) sets `rotate_pending` (§17.5). A group new here
+   * starts with it set: an own sender key kept from an earlier membership may be held by members
+   * removed while we were out.
    */
   async save(tx: Tx, local: BareJid, snapshot: GroupSnapshot): Promise<void> {
     const [row] = await tx.all<{ version: number; participants: string }>(
@@ -105,7 +107,7 @@ export class GroupStore {
     if (row === undefined) {
       await tx.run(
         "insert into interop_groups (local_jid, group_jid, version, participants, rotate_pending, updated_at) values (?, ?, ?, ?, ?, ?) on conflict (local_jid, group_jid) do nothing",
-        [local, snapshot.jid, snapshot.version, participants, false, this.now()],
+        [local, snapshot.jid, snapshot.version, participants, true, this.now()],
       );
       return;
     }

@@ -49,4 +49,15 @@ describeOnBackends("interop group store: sender key rotation (§17.5)", (get) =>
     await sent((await store.get(local, group))?.rotation ?? assert.fail());
     assert.equal((await store.get(local, group))?.rotatePending, false);
   });
+
+  it("a group stored anew (first seen, or re-added after we left) rotates our sender key first", async function () {
+    await tx((t) => store.save(t, local, snapshot(1, [bob, dan])));
+    assert.equal((await store.get(local, group))?.rotatePending, true);
+    await sent((await store.get(local, group))?.rotation ?? assert.fail());
+    assert.equal((await store.get(local, group))?.rotatePending, false);
+    // We leave; dan is removed while we are out; we are added back.
+    await tx((t) => store.forget(t, local, group));
+    await tx((t) => store.save(t, local, snapshot(4, [bob])));
+    assert.equal((await store.get(local, group))?.rotatePending, true);
+  });
 });
