@@ -58,6 +58,20 @@ export interface ReceiverOptions {
 
 type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
 
+/**
+ * Whether a gatekeeper refusal may go away by itself (type "wait", rate limits, a session not
+ * ready, server trouble): then a stanza waiting for it stays unacked and comes again.
+ */
+const retryLater = (err: GatekeeperError): boolean =>
+  err.errorType === "wait" ||
+  ["rate-limited", "locked", "hello-required", "not-enlisted"].includes(err.app?.name ?? "") ||
+  [
+    "internal-server-error",
+    "service-unavailable",
+    "remote-server-timeout",
+    "resource-constraint",
+  ].includes(err.condition);
+
 /** How long one delivery is retried in place on transient errors before it is left unacked. */
 const TRANSIENT_RETRY_MS = 120_000;
 
@@ -510,6 +524,15 @@ export class Receiver {
       } catch (err) {
         if (err instanceof GatekeeperError && err.app?.name === "not-member") {
           this.log.info({ group, local }, "group event for a group we are no member of");
+          return this.recordOnly(sid);
+        }
+        // A refusal that will not change on redelivery would leave the stanza unacked for good,
+        // one IQ per redelivery: record it. Only "later" answers keep it unacked.
+        if (err instanceof GatekeeperError && !retryLater(err)) {
+          this.log.warn(
+            { group, local, err: describeError(err) },
+            "group info refused for good; the group event is dropped",
+          );
           return this.recordOnly(sid);
         }
         throw err;

@@ -9,6 +9,7 @@ import { parseXml } from "../../../src/interop/codec/xml.js";
 import type { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { NoSenderKeyError } from "../../../src/interop/crypto/errors.js";
 import { BridgeError } from "../../../src/util/errors.js";
+import { GatekeeperError } from "../../../src/interop/provider/errors.js";
 import { randomUUID } from "node:crypto";
 import { SIMULATOR_FEATURES } from "../../../simulator/config.js";
 import { classifyMessage } from "../../../src/interop/codec/message.js";
@@ -267,6 +268,31 @@ for (const backend of ["sqlite", "postgres"] as const)
       const latest = events("group-info").at(-1);
       assert.ok(latest?.info.members.some((m) => m.id === dan));
       assert.equal(events("group-change").filter((e) => e.change === "added").length, 0);
+    });
+
+    it("a version gap whose info fetch is refused for good is recorded, not left unacked", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id;
+      await eventually(async () => events("group-info").length > 0, "created");
+      await login.setGroupAdmins(group, [bob], true);
+      await eventually(async () => events("group-change").length > 0, "promoted");
+      await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+      const management = world.connector.engine.groups;
+      let calls = 0;
+      management.info = () => {
+        calls += 1;
+        return Promise.reject(
+          new GatekeeperError("group info", { type: "cancel", condition: "item-not-found" }, 0),
+        );
+      };
+      const seen = async () => Number((await world.db.db.knex("inbox").count({ n: "*" }))[0]?.n);
+      const before = await seen();
+      await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
+        op: "add",
+        participants: [dan as string as BareJid],
+      });
+      await eventually(async () => calls > 0, "info asked");
+      await eventually(async () => (await seen()) > before, "the event recorded");
     });
 
     it("a message whose sender key is missing waits, then asks for a group retry and shows the re-send", async function () {
