@@ -499,6 +499,12 @@ export class Receiver {
     const self = event.participants.some((p) => p.jid === local);
     const { inbox, now } = this.options;
     if (event.type === "created" && event.group !== undefined) {
+      // The snapshot is stored and reported under the notifying group JID: one naming another
+      // group would overwrite that group's state.
+      if (event.group.jid !== group) {
+        this.log.warn({ group, named: event.group.jid }, "created notification for another group");
+        return this.recordOnly(sid);
+      }
       const info = snapshotOf(event.group);
       return this.commitWith(
         sid,
