@@ -278,8 +278,9 @@ export class Receiver {
     const local = msg.to?.bare;
     const from = msg.from?.bare;
     if (local === undefined || from === undefined) return this.recordOnly(sid);
-    // Stanzas a group JID delivers on behalf of a member carry <sender> (§17.4).
-    const sender = msg.sender;
+    // Stanzas a group JID delivers on behalf of a member carry <sender> (§17.4); from anyone
+    // else it is ignored, or a contact could attribute receipts and retries to another user.
+    const sender = this.options.session.isGroupAddress(from) ? msg.sender : undefined;
     const inGroup = sender === undefined ? {} : { from: sender.jid, group: from };
     switch (payload.kind) {
       case "encrypted":
