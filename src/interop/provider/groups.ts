@@ -264,6 +264,14 @@ export class GroupManagement {
     return this.call(local, "get", encodeGroupInfoQuery(), "group info", group);
   }
 
+  /**
+   * `info` without storing the answer: the caller stores it in the transaction that records what
+   * it reports, so a crash in between cannot leave the group stored but never reported.
+   */
+  fetchInfo(local: BareJid, group: BareJid): Promise<GroupInfo> {
+    return this.call(local, "get", encodeGroupInfoQuery(), "group info", group, false);
+  }
+
   change(
     local: BareJid,
     group: BareJid,
@@ -294,12 +302,14 @@ export class GroupManagement {
     payload: XmlElement,
     what: string,
     to: string,
+    save = true,
   ): Promise<GroupInfo> {
     const result = await this.gk.request(local, type, payload, what, to);
     if (result === undefined) {
       throw new ProviderError("gatekeeper-error", `${what}: the answer carries no <group>`);
     }
     const info = decodeGroupInfo(result);
+    if (!save) return info;
     await SqlRunner.of(this.knex).transaction((tx) => this.store.save(tx, local, snapshotOf(info)));
     return info;
   }

@@ -527,7 +527,7 @@ export class Receiver {
     if (gap) {
       let fetched;
       try {
-        fetched = await groups.management.info(local, group);
+        fetched = await groups.management.fetchInfo(local, group);
       } catch (err) {
         if (err instanceof GatekeeperError && err.app?.name === "not-member") {
           this.log.info({ group, local }, "group event for a group we are no member of");
@@ -548,13 +548,10 @@ export class Receiver {
         stored === undefined && event.type === "participants-added" && self && event.by !== local
           ? event.by
           : null;
-      return this.commitWith(sid, {
-        kind: "group-info",
-        local,
-        group,
-        info: snapshotOf(fetched),
-        addedBy,
-      });
+      const info = snapshotOf(fetched);
+      return this.commitWith(sid, { kind: "group-info", local, group, info, addedBy }, (tx) =>
+        groups.store.save(tx, local, info),
+      );
     }
     if (event.type === "unknown" || event.type === "created") return this.recordOnly(sid);
     const record: PendingRecord = {

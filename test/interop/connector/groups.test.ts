@@ -295,6 +295,40 @@ for (const backend of ["sqlite", "postgres"] as const)
       await eventually(async () => (await seen()) > before, "the event recorded");
     });
 
+    it("a crash after a gap's info fetch, before the group is reported, stores nothing: the redelivery still sees the gap", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id;
+      await eventually(async () => events("group-info").length > 0, "created");
+      await login.setGroupAdmins(group, [bob], true);
+      await eventually(async () => events("group-change").length > 0, "promoted");
+      await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+      const inbox = world.connector.engine.inbox;
+      const addPending = inbox.addPending.bind(inbox);
+      let failed = 0;
+      // The process dies where the group-info would be recorded for the core.
+      inbox.addPending = (...args) => {
+        if (args[1].record.kind === "group-info") {
+          failed += 1;
+          return Promise.reject(new Error("killed before the commit"));
+        }
+        return addPending(...args);
+      };
+      const infos = events("group-info").length;
+      await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
+        op: "add",
+        participants: [dan as string as BareJid],
+      });
+      await eventually(async () => failed > 0, "the crash point reached");
+      const row = (await world.db.db
+        .knex("interop_groups")
+        .where({ group_jid: group })
+        .first()) as {
+        version: number;
+      };
+      assert.equal(Number(row.version), 1, "the fetched group is not stored without its report");
+      assert.equal(events("group-info").length, infos);
+    });
+
     it("a message whose sender key is missing waits, then asks for a group retry and shows the re-send", async function () {
       const { info } = await login.createGroup("Trip", [bob]);
       const group = info.id as string as BareJid;
