@@ -279,12 +279,14 @@ for (const backend of ["sqlite", "postgres"] as const)
       await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
       const management = world.connector.engine.groups;
       let calls = 0;
-      management.info = () => {
+      const refuse = () => {
         calls += 1;
         return Promise.reject(
           new GatekeeperError("group info", { type: "cancel", condition: "item-not-found" }, 0),
         );
       };
+      management.info = refuse;
+      management.fetchInfo = refuse;
       const seen = async () => Number((await world.db.db.knex("inbox").count({ n: "*" }))[0]?.n);
       const before = await seen();
       await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
