@@ -63,6 +63,24 @@ export class RetryLedger {
   }
 
   /**
+   * Whether a retry request for (sender device, message) was sent and not yet purged: only then
+   * may a re-send's header content be taken as the message (§17.6).
+   */
+  async requested(sender: DeviceAddress, originId: string): Promise<boolean> {
+    const row: unknown = await this.state.ctx
+      .knex("signal_retry_requests")
+      .select("count")
+      .where({
+        owner_id: this.state.ownerId,
+        sender_jid: sender.jid,
+        sender_device: sender.device,
+        origin_id: originId,
+      })
+      .first();
+    return row !== undefined;
+  }
+
+  /**
    * Decides whether a retry request may be answered (§12.5 "Answering"): the message was sent
    * less than `windowMs` ago and its envelope is kept; `count` is 1 or 2 and not yet answered for
    * that device; the device was an intended recipient, or joined the recipient's device list

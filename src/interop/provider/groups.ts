@@ -35,6 +35,8 @@ export interface StoredGroup {
   version: number;
   participants: StoredParticipant[];
   rotatePending: boolean;
+  /** Bumped whenever `rotatePending` is set: a send clears the flag only if it is unchanged. */
+  rotation: number;
 }
 
 export const snapshotOf = (info: GroupInfo): GroupSnapshot => ({
@@ -64,7 +66,12 @@ export class GroupStore {
 
   /** The stored group; inside a transaction pass its `tx` (the shared knex would wait for it). */
   async get(local: BareJid, group: string, tx?: Tx): Promise<StoredGroup | undefined> {
-    type Row = { version: number; participants: string; rotate_pending: boolean | number };
+    type Row = {
+      version: number;
+      participants: string;
+      rotate_pending: boolean | number;
+      rotation: number | string;
+    };
     const row: Row | undefined =
       tx === undefined
         ? ((await this.knex("interop_groups")
@@ -72,7 +79,7 @@ export class GroupStore {
             .first()) as Row | undefined)
         : (
             await tx.all<Row>(
-              "select version, participants, rotate_pending from interop_groups where local_jid = ? and group_jid = ?",
+              "select version, participants, rotate_pending, rotation from interop_groups where local_jid = ? and group_jid = ?",
               [local, group],
             )
           )[0];
@@ -81,12 +88,15 @@ export class GroupStore {
       version: Number(row.version),
       participants: JSON.parse(row.participants) as StoredParticipant[],
       rotatePending: row.rotate_pending === true || row.rotate_pending === 1,
+      rotation: Number(row.rotation),
     };
   }
 
   /**
    * Stores the group as `snapshot` says, if it is not older than what is stored. A participant
-   * missing from the new list (removed or left) sets `rotate_pending` (§17.5).
+   * missing from the new list (removed or left) sets `rotate_pending` (§17.5). A group new here
+   * starts with it set: an own sender key kept from an earlier membership may be held by members
+   * removed while we were out.
    */
   async save(tx: Tx, local: BareJid, snapshot: GroupSnapshot): Promise<void> {
     const [row] = await tx.all<{ version: number; participants: string }>(
@@ -97,7 +107,7 @@ export class GroupStore {
     if (row === undefined) {
       await tx.run(
         "insert into interop_groups (local_jid, group_jid, version, participants, rotate_pending, updated_at) values (?, ?, ?, ?, ?, ?) on conflict (local_jid, group_jid) do nothing",
-        [local, snapshot.jid, snapshot.version, participants, false, this.now()],
+        [local, snapshot.jid, snapshot.version, participants, true, this.now()],
       );
       return;
     }
@@ -106,7 +116,7 @@ export class GroupStore {
     const gone = before.some((p) => !snapshot.participants.some((q) => q.jid === p.jid));
     await tx.run(
       gone
-        ? "update interop_groups set version = ?, participants = ?, rotate_pending = ?, updated_at = ? where local_jid = ? and group_jid = ?"
+        ? "update interop_groups set version = ?, participants = ?, rotate_pending = ?, rotation = rotation + 1, updated_at = ? where local_jid = ? and group_jid = ?"
         : "update interop_groups set version = ?, participants = ?, updated_at = ? where local_jid = ? and group_jid = ?",
       gone
         ? [snapshot.version, participants, true, this.now(), local, snapshot.jid]
@@ -173,7 +183,11 @@ export class GroupStore {
     await this.knex("interop_groups")
       .where({ local_jid: local })
       .whereIn("group_jid", groups)
-      .update({ rotate_pending: true, updated_at: this.now() });
+      .update({
+        rotate_pending: true,
+        rotation: this.knex.raw("rotation + 1"),
+        updated_at: this.now(),
+      });
   }
 
   /** These devices of `member` must get the current sender key again (replaced, §17.5). */
@@ -195,7 +209,10 @@ export class GroupStore {
     return new Set(rows.map((r) => `${r.member_jid}/${r.device}`));
   }
 
-  /** In the send's transaction: these devices now hold `distributionId`; rotation done. */
+  /**
+   * In the send's transaction: these devices now hold `distributionId`; rotation done unless a
+   * new one was asked for (`rotation` moved on) since the send read the group.
+   */
   async recordHolders(
     tx: Tx,
     local: BareJid,
@@ -203,6 +220,7 @@ export class GroupStore {
     distributionId: string,
     devices: readonly { jid: string; device: number }[],
     rotated: boolean,
+    rotation: number,
   ): Promise<void> {
     if (rotated) {
       await tx.run(
@@ -210,8 +228,8 @@ export class GroupStore {
         [local, group, distributionId],
       );
       await tx.run(
-        "update interop_groups set rotate_pending = ? where local_jid = ? and group_jid = ?",
-        [false, local, group],
+        "update interop_groups set rotate_pending = ? where local_jid = ? and group_jid = ? and rotation = ?",
+        [false, local, group, rotation],
       );
     }
     for (const d of devices) {
@@ -246,6 +264,14 @@ export class GroupManagement {
     return this.call(local, "get", encodeGroupInfoQuery(), "group info", group);
   }
 
+  /**
+   * `info` without storing the answer: the caller stores it in the transaction that records what
+   * it reports, so a crash in between cannot leave the group stored but never reported.
+   */
+  fetchInfo(local: BareJid, group: BareJid): Promise<GroupInfo> {
+    return this.call(local, "get", encodeGroupInfoQuery(), "group info", group, false);
+  }
+
   change(
     local: BareJid,
     group: BareJid,
@@ -276,12 +302,14 @@ export class GroupManagement {
     payload: XmlElement,
     what: string,
     to: string,
+    save = true,
   ): Promise<GroupInfo> {
     const result = await this.gk.request(local, type, payload, what, to);
     if (result === undefined) {
       throw new ProviderError("gatekeeper-error", `${what}: the answer carries no <group>`);
     }
     const info = decodeGroupInfo(result);
+    if (!save) return info;
     await SqlRunner.of(this.knex).transaction((tx) => this.store.save(tx, local, snapshotOf(info)));
     return info;
   }

@@ -69,6 +69,20 @@ export interface ReceiverOptions {
 
 type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
 
+/**
+ * Whether a gatekeeper refusal may go away by itself (type "wait", rate limits, a session not
+ * ready, server trouble): then a stanza waiting for it stays unacked and comes again.
+ */
+const retryLater = (err: GatekeeperError): boolean =>
+  err.errorType === "wait" ||
+  ["rate-limited", "locked", "hello-required", "not-enlisted"].includes(err.app?.name ?? "") ||
+  [
+    "internal-server-error",
+    "service-unavailable",
+    "remote-server-timeout",
+    "resource-constraint",
+  ].includes(err.condition);
+
 /** How long one delivery is retried in place on transient errors before it is left unacked. */
 const TRANSIENT_RETRY_MS = 120_000;
 
@@ -272,8 +286,9 @@ export class Receiver {
     const local = msg.to?.bare;
     const from = msg.from?.bare;
     if (local === undefined || from === undefined) return this.recordOnly(sid);
-    // Stanzas a group JID delivers on behalf of a member carry <sender> (§17.4).
-    const sender = msg.sender;
+    // Stanzas a group JID delivers on behalf of a member carry <sender> (§17.4); from anyone
+    // else it is ignored, or a contact could attribute receipts and retries to another user.
+    const sender = this.options.session.isGroupAddress(from) ? msg.sender : undefined;
     const inGroup = sender === undefined ? {} : { from: sender.jid, group: from };
     switch (payload.kind) {
       case "encrypted":
@@ -504,6 +519,12 @@ export class Receiver {
     const self = event.participants.some((p) => p.jid === local);
     const { inbox, now } = this.options;
     if (event.type === "created" && event.group !== undefined) {
+      // The snapshot is stored and reported under the notifying group JID: one naming another
+      // group would overwrite that group's state.
+      if (event.group.jid !== group) {
+        this.log.warn({ group, named: event.group.jid }, "created notification for another group");
+        return this.recordOnly(sid);
+      }
       const info = snapshotOf(event.group);
       return this.commitWith(
         sid,
@@ -525,10 +546,19 @@ export class Receiver {
     if (gap) {
       let fetched;
       try {
-        fetched = await groups.management.info(local, group);
+        fetched = await groups.management.fetchInfo(local, group);
       } catch (err) {
         if (err instanceof GatekeeperError && err.app?.name === "not-member") {
           this.log.info({ group, local }, "group event for a group we are no member of");
+          return this.recordOnly(sid);
+        }
+        // A refusal that will not change on redelivery would leave the stanza unacked for good,
+        // one IQ per redelivery: record it. Only "later" answers keep it unacked.
+        if (err instanceof GatekeeperError && !retryLater(err)) {
+          this.log.warn(
+            { group, local, err: describeError(err) },
+            "group info refused for good; the group event is dropped",
+          );
           return this.recordOnly(sid);
         }
         throw err;
@@ -537,13 +567,10 @@ export class Receiver {
         stored === undefined && event.type === "participants-added" && self && event.by !== local
           ? event.by
           : null;
-      return this.commitWith(sid, {
-        kind: "group-info",
-        local,
-        group,
-        info: snapshotOf(fetched),
-        addedBy,
-      });
+      const info = snapshotOf(fetched);
+      return this.commitWith(sid, { kind: "group-info", local, group, info, addedBy }, (tx) =>
+        groups.store.save(tx, local, info),
+      );
     }
     if (event.type === "unknown" || event.type === "created") return this.recordOnly(sid);
     const record: PendingRecord = {
@@ -613,6 +640,12 @@ export class Receiver {
       receipt: { from: deviceJid(local, ownDevice), to: group, id: originId, author },
     });
     const key = keyFor(encrypted, local, ownDevice);
+    // Visible header content is the message only as the answer to our own group retry request
+    // (§17.6); otherwise a member could show text "in the group" to our devices alone.
+    const resend =
+      encrypted.group === undefined &&
+      encrypted.retry !== undefined &&
+      (await device.retries.requested(address, originId));
     try {
       if (key !== undefined) {
         let header: { skdm: Uint8Array | undefined; entry: PendingEntry | undefined } | CodecError;
@@ -641,7 +674,13 @@ export class Receiver {
                 skdm: skdm?.kind === "sender-key" ? skdm.skdm : undefined,
                 entry: undefined as PendingEntry | undefined,
               };
-              if (encrypted.group === undefined && visible) {
+              if (visible && !resend && encrypted.group === undefined) {
+                this.log.warn(
+                  { author, originId, group },
+                  "header content without a retry request of ours dropped (only its sender key kept)",
+                );
+              }
+              if (resend && visible) {
                 // A retry re-send (§17.6): the header envelope is the message.
                 const at = now();
                 await inbox.recordDecrypted(

@@ -307,6 +307,7 @@ export class Sender {
         distribution.distributionId,
         recipients,
         rotated,
+        stored.rotation,
       );
       await rememberEnvelope(
         trx,
@@ -348,6 +349,7 @@ export class Sender {
               distribution.distributionId,
               recipients,
               rotated && i === 0,
+              stored.rotation,
             ),
         });
       }

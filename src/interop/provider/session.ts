@@ -189,6 +189,11 @@ export class HelloSession extends EventEmitter<SessionEvents> {
     return domain === this.options.gatekeeperDomain || domain === this.options.groupDomain;
   }
 
+  /** Whether the bare `jid` is a group at the gatekeeper's group domain (§17). */
+  isGroupAddress(jid: string): boolean {
+    return jid.includes("@") && jid.slice(jid.indexOf("@") + 1) === this.options.groupDomain;
+  }
+
   private async runHello(reason: string): Promise<void> {
     if (!this.running) return;
     if (this.inFlight) {

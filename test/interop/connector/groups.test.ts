@@ -9,6 +9,7 @@ import { parseXml } from "../../../src/interop/codec/xml.js";
 import type { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { NoSenderKeyError } from "../../../src/interop/crypto/errors.js";
 import { BridgeError } from "../../../src/util/errors.js";
+import { GatekeeperError } from "../../../src/interop/provider/errors.js";
 import { randomUUID } from "node:crypto";
 import { SIMULATOR_FEATURES } from "../../../simulator/config.js";
 import { classifyMessage } from "../../../src/interop/codec/message.js";
@@ -269,6 +270,67 @@ for (const backend of ["sqlite", "postgres"] as const)
       assert.equal(events("group-change").filter((e) => e.change === "added").length, 0);
     });
 
+    it("a version gap whose info fetch is refused for good is recorded, not left unacked", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id;
+      await eventually(async () => events("group-info").length > 0, "created");
+      await login.setGroupAdmins(group, [bob], true);
+      await eventually(async () => events("group-change").length > 0, "promoted");
+      await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+      const management = world.connector.engine.groups;
+      let calls = 0;
+      const refuse = () => {
+        calls += 1;
+        return Promise.reject(
+          new GatekeeperError("group info", { type: "cancel", condition: "item-not-found" }, 0),
+        );
+      };
+      management.info = refuse;
+      management.fetchInfo = refuse;
+      const seen = async () => Number((await world.db.db.knex("inbox").count({ n: "*" }))[0]?.n);
+      const before = await seen();
+      await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
+        op: "add",
+        participants: [dan as string as BareJid],
+      });
+      await eventually(async () => calls > 0, "info asked");
+      await eventually(async () => (await seen()) > before, "the event recorded");
+    });
+
+    it("a crash after a gap's info fetch, before the group is reported, stores nothing: the redelivery still sees the gap", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id;
+      await eventually(async () => events("group-info").length > 0, "created");
+      await login.setGroupAdmins(group, [bob], true);
+      await eventually(async () => events("group-change").length > 0, "promoted");
+      await world.db.db.knex("interop_groups").where({ group_jid: group }).update({ version: 1 });
+      const inbox = world.connector.engine.inbox;
+      const addPending = inbox.addPending.bind(inbox);
+      let failed = 0;
+      // The process dies where the group-info would be recorded for the core.
+      inbox.addPending = (...args) => {
+        if (args[1].record.kind === "group-info") {
+          failed += 1;
+          return Promise.reject(new Error("killed before the commit"));
+        }
+        return addPending(...args);
+      };
+      const infos = events("group-info").length;
+      await world.sim.users.changeGroup(bobPhone, group as string as BareJid, {
+        op: "add",
+        participants: [dan as string as BareJid],
+      });
+      await eventually(async () => failed > 0, "the crash point reached");
+      const row = (await world.db.db
+        .knex("interop_groups")
+        .where({ group_jid: group })
+        .first()) as {
+        version: number;
+      };
+      assert.equal(Number(row.version), 1, "the fetched group is not stored without its report");
+      assert.equal(events("group-info").length, infos);
+    });
+
     it("a message whose sender key is missing waits, then asks for a group retry and shows the re-send", async function () {
       const { info } = await login.createGroup("Trip", [bob]);
       const group = info.id as string as BareJid;
@@ -286,6 +348,67 @@ for (const backend of ["sqlite", "postgres"] as const)
       assert.ok(Number(request?.created_at) - sentAt >= 250, "asked only after the wait");
       assert.equal(messageFrom(bob, "two")?.group, info.id);
       assert.equal(events("undecryptable").length, 0);
+    });
+
+    it("a header-only stanza with text that answers no retry of ours is not shown", async function () {
+      const { info } = await login.createGroup("Trip", [bob]);
+      const group = info.id as string as BareJid;
+      await world.sim.users.sendToGroup(bobPhone, group, body("one"));
+      await eventually(async () => messageFrom(bob, "one") !== undefined, "first");
+      // Bob forges a "distribution stanza" whose header carries text for the login's devices only.
+      const bobJid = bob as string as BareJid;
+      const sim = world.sim;
+      const [bobDevice] = await sim.gatekeeper.services.keys.devicesOf(bobJid);
+      const targets = await sim.gatekeeper.services.keys.devicesOf(login.jid);
+      const crypto = (sim.users as unknown as { crypto: SignalCrypto }).crypto;
+      const device = await crypto.device(bobJid, bobDevice ?? assert.fail("bob has no device"));
+      // (The gatekeeper itself refuses retry="n" re-sends it saw no request for.)
+      for (const retry of [undefined] as const) {
+        const originId = messageId(randomUUID());
+        const envelope = encodeEnvelope(
+          {
+            content: body(`forged ${retry}`),
+            id: originId,
+            time: new Date(),
+            to: group,
+            from: bobJid,
+          },
+          { maxEnvelopeBytes: 65536 },
+        );
+        const keys = await device.sessions.encryptForDevices(
+          Buffer.from(envelope, "utf8"),
+          targets.map((d) => ({ jid: login.jid, device: d })),
+        );
+        await sim.gatekeeper.run(() =>
+          sim.gatekeeper.groupMessages.handle(
+            {
+              group,
+              sender: bobJid,
+              device: device.deviceId,
+              originId,
+              replyTo: undefined,
+              verified: true,
+            },
+            {
+              kind: "encrypted",
+              encrypted: {
+                sid: device.deviceId,
+                keyGroups: [
+                  {
+                    jid: login.jid,
+                    keys: keys.map((k) => ({ rid: k.rid, kex: k.kex, ciphertext: k.ciphertext })),
+                  },
+                ],
+                group: undefined,
+                retry,
+              },
+            },
+          ),
+        );
+      }
+      await world.sim.users.sendToGroup(bobPhone, group, body("after"));
+      await eventually(async () => messageFrom(bob, "after") !== undefined, "after");
+      assert.equal(messageFrom(bob, "forged undefined"), undefined);
     });
 
     it("answers a member's group retry with the original envelope and the current sender key", async function () {
