@@ -56,11 +56,20 @@ export async function applyNotification(
         ),
         removed: changed.removed,
       });
-      if (update.identityChanged) {
+      // A notice of an identity change that the device list already reflects (it was fetched in
+      // the moment between the directory's change and this notice: `applied` false) still names
+      // the devices whose bundles carry the new identity. Without fetching them now, the
+      // "security code changed" event waited for the next send to that contact.
+      const identityDevices = update.applied
+        ? []
+        : changed.devices.filter((d) => d.change === "identity-changed").map((d) => d.id);
+      if (update.identityChanged || identityDevices.length > 0) {
         // Fetching the new bundles now records the new identity, which emits the "security code
         // changed" event with the verified mark it cleared (§12.6). Other devices get their
-        // bundles on the next send, which consumes no prekeys before they are needed.
-        await refreshSessions(ctx, local, changed.jid, update.needBundles).catch((err: unknown) =>
+        // bundles on the next send, which consumes no prekeys before they are needed. A device
+        // that already has a session is not fetched again (a redelivered notice costs nothing).
+        const devices = [...new Set([...update.needBundles, ...identityDevices])];
+        await refreshSessions(ctx, local, changed.jid, devices).catch((err: unknown) =>
           log.warn({ err: describeError(err) }, "bundles after an identity change not fetched"),
         );
       }
