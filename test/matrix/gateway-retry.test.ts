@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { transactionId } from "../../src/matrix/gateway.js";
 import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { BOT, startMatrixHarness, type MatrixHarness } from "./harness.js";
 
@@ -41,10 +42,17 @@ describe("the bridge's homeserver calls under faults", function () {
   it("500 and 429 answers are retried, honouring retry_after_ms, and post the event once", async function () {
     const answers = [{ status: 500 as const }, { status: 429 as const, retryAfterMs: 300 }];
     const faulted: string[] = [];
-    // When each attempt reached the homeserver (performance.now: monotonic, sub-millisecond).
+    // When each attempt of this event reached the homeserver (performance.now: monotonic,
+    // sub-millisecond). Attempts of one event share its transaction id; another event the bridge
+    // sends meanwhile (seen under load: it took the injected 500) is not an attempt of this one.
     const arrivals: number[] = [];
+    const txnId = encodeURIComponent(transactionId(matrixUserId(BOT), `${room}\nk3`));
     h.hs.failClientRequests((request) => {
-      if (request.appserviceId === undefined || !request.path.includes("/send/")) return undefined;
+      if (
+        request.appserviceId === undefined ||
+        !request.path.endsWith(`/send/m.room.message/${txnId}`)
+      )
+        return undefined;
       arrivals.push(performance.now());
       const next = answers.shift();
       if (next !== undefined) faulted.push(String(next.status));
