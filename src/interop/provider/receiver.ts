@@ -443,7 +443,10 @@ export class Receiver {
     }
   }
 
-  /** §12.5: at most 2 retry requests per (message, device), then "could not be decrypted". */
+  /**
+   * §12.5: at most 2 retry requests per (message, device), then "could not be decrypted". In a
+   * group (§17.6) the request goes to the group JID, naming the author's device.
+   */
   private async requestRetry(
     device: DeviceCrypto,
     sender: DeviceAddress,
@@ -451,6 +454,7 @@ export class Receiver {
     reason: RetryReason,
     sid: StanzaIdElement,
     stamp: Date | undefined,
+    group?: BareJid,
   ): Promise<void> {
     const count = await device.retries.nextRequestCount(sender, originId);
     if (count === null) {
@@ -460,14 +464,16 @@ export class Receiver {
         from: sender.jid,
         originId,
         stamp: stamp?.toISOString() ?? null,
+        ...(group === undefined ? {} : { group }),
       });
       return;
     }
-    const row = retryRequestRow(
-      { jid: device.jid, device: device.deviceId, registration: device.registrationId },
-      sender,
-      { id: originId, count, reason },
-    );
+    const own = { jid: device.jid, device: device.deviceId, registration: device.registrationId };
+    const request = { id: originId, count, reason };
+    const row =
+      group === undefined
+        ? retryRequestRow(own, sender, request)
+        : groupRetryRequestRow(own, group, sender, request);
     await SqlRunner.of(this.options.knex).transaction(async (tx) => {
       await this.options.outbox.insert(tx, row);
       await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
@@ -761,7 +767,7 @@ export class Receiver {
             : err instanceof NoSessionError
               ? "no-session"
               : "decrypt-failed";
-        await this.requestGroupRetry(device, group, address, originId, reason, sid, stamp);
+        await this.requestRetry(device, address, originId, reason, sid, stamp, group);
       } else {
         throw err;
       }
@@ -799,42 +805,6 @@ export class Receiver {
       this.parked.delete(id);
       void this.guard(this.queue.run(() => this.untilDone(() => this.process(p.msg))));
     }
-  }
-
-  /** §17.6: a group retry request to the group JID; after two, "could not be decrypted". */
-  private async requestGroupRetry(
-    device: DeviceCrypto,
-    group: BareJid,
-    author: DeviceAddress,
-    originId: MessageId,
-    reason: RetryReason,
-    sid: StanzaIdElement,
-    stamp: Date | undefined,
-  ): Promise<void> {
-    const count = await device.retries.nextRequestCount(author, originId);
-    if (count === null) {
-      await this.commit(sid, {
-        kind: "undecryptable",
-        local: device.jid,
-        from: author.jid,
-        originId,
-        stamp: stamp?.toISOString() ?? null,
-        group,
-      });
-      return;
-    }
-    const row = groupRetryRequestRow(
-      { jid: device.jid, device: device.deviceId, registration: device.registrationId },
-      group,
-      author,
-      { id: originId, count, reason },
-    );
-    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
-      await this.options.outbox.insert(tx, row);
-      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
-    });
-    this.options.outbox.kick();
-    this.options.acks.add(sid.by, sid.id);
   }
 
   /** A group retry request for one of our messages (§17.6), answered under §12.5's limits. */
