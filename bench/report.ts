@@ -153,17 +153,7 @@ export function backendReport(
   return {
     ...(encrypted === undefined ? {} : { encrypted: encryptedReport(encrypted, flows, floor) }),
     backend: flows.backend,
-    portals: flows.portals,
-    setupSeconds: flows.setupSeconds,
-    bridgeCpuUsPerMessage: flows.bridgeCpuUsPerMessage,
-    queriesPerMessage: flows.queriesPerMessage,
-    commitsPerMessage: flows.commitsPerMessage,
-    bridgeCpuRatio: {
-      m2w: flows.bridgeCpuUsPerMessage.m2w / floor.totalUs,
-      w2m: flows.bridgeCpuUsPerMessage.w2m / floor.totalUs,
-    },
-    m2w: direction(flows.m2w, floor),
-    w2m: direction(flows.w2m, floor),
+    ...flowFigures(flows, floor),
     memory: memory.map((m) => ({
       ...m,
       rssRatio: empty === undefined ? Number.NaN : m.rssMb / empty.rssMb,
@@ -172,19 +162,26 @@ export function backendReport(
   };
 }
 
+/** What a plaintext and an encrypted run report alike: cost per message and each direction. */
+function flowFigures(f: FlowFigures, floor: Floor) {
+  return {
+    portals: f.portals,
+    setupSeconds: f.setupSeconds,
+    bridgeCpuUsPerMessage: f.bridgeCpuUsPerMessage,
+    queriesPerMessage: f.queriesPerMessage,
+    commitsPerMessage: f.commitsPerMessage,
+    bridgeCpuRatio: {
+      m2w: f.bridgeCpuUsPerMessage.m2w / floor.totalUs,
+      w2m: f.bridgeCpuUsPerMessage.w2m / floor.totalUs,
+    },
+    m2w: direction(f.m2w, floor),
+    w2m: direction(f.w2m, floor),
+  };
+}
+
 function encryptedReport(e: FlowFigures, plain: FlowFigures, floor: Floor): EncryptedReport {
   return {
-    portals: e.portals,
-    setupSeconds: e.setupSeconds,
-    bridgeCpuUsPerMessage: e.bridgeCpuUsPerMessage,
-    queriesPerMessage: e.queriesPerMessage,
-    commitsPerMessage: e.commitsPerMessage,
-    bridgeCpuRatio: {
-      m2w: e.bridgeCpuUsPerMessage.m2w / floor.totalUs,
-      w2m: e.bridgeCpuUsPerMessage.w2m / floor.totalUs,
-    },
-    m2w: direction(e.m2w, floor),
-    w2m: direction(e.w2m, floor),
+    ...flowFigures(e, floor),
     userDecrypted: e.userDecrypted ?? { decrypted: 0, undecryptable: 0 },
     overPlaintext: {
       throughput: {
