@@ -250,9 +250,20 @@ export async function measureGroups(
     const beforeFirst = totals();
     const firstStart = performance.now();
     await me.send(portal, "m.room.message", { msgtype: "m.text", body: `first-${run}` });
-    await waitFor("the first message at the observer", () =>
-      observer.messages.find((m) => m.body === `first-${run}`),
-    );
+    // A refusal comes back as the bot's notice in the portal: the run stops with it at once
+    // instead of waiting out WAIT_MS for a message that will not come.
+    await waitFor("the first message at the observer", async () => {
+      const seen = observer.messages.find((m) => m.body === `first-${run}`);
+      if (seen !== undefined) return seen;
+      const notice = (await me.events(portal)).find(
+        (e) =>
+          e.content["msgtype"] === "m.notice" && String(e.content["body"]).startsWith("Not sent"),
+      );
+      if (notice !== undefined) {
+        throw new Error(`the bridge refused the first message: ${String(notice.content["body"])}`);
+      }
+      return undefined;
+    });
     const firstMessageMs = performance.now() - firstStart;
     const afterFirst = totals();
 

@@ -455,8 +455,12 @@ export class MatrixEventsHandler {
       err instanceof BridgeError
         ? `Not sent: ${err.message}`
         : "Not sent because of an internal error.";
-    if (!(err instanceof BridgeError)) {
-      this.log.error({ room, err: describeError(err) }, "sending to the network failed");
+    // The notice names the reason the user can act on; the log keeps the whole chain for the
+    // admin (a refusal's cause, such as which limit a stanza exceeded, is not in the notice).
+    if (err instanceof BridgeError) {
+      this.log.warn({ room, eventId, err: describeError(err) }, "the network refused a message");
+    } else {
+      this.log.error({ room, eventId, err: describeError(err) }, "sending to the network failed");
     }
     await this.matrix.sendNotice(room, text, eventId);
   }

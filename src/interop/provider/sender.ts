@@ -8,7 +8,7 @@ import { CodecError } from "../codec/codec-error.js";
 import type { ContentElement } from "../codec/content.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
 import { decodeEncrypted, type EncryptedKey as WireKey } from "../codec/e2ee.js";
-import { encodeEnvelope } from "../codec/envelope.js";
+import { encodeEnvelope, randomRpad } from "../codec/envelope.js";
 import { bareOf, deviceJid } from "../codec/jid.js";
 import {
   buildChatState,
@@ -222,6 +222,10 @@ export class Sender {
     }
     const limits = { maxEnvelopeBytes: session.limits["max-envelope-bytes"] };
     const time = new Date(now());
+    // One pad for the key's envelope and every distribution stanza's: their envelopes are then
+    // equally long, so the header measured here tells how many keys a distribution stanza holds.
+    // (With a pad each, a stanza's keys grew by up to 270 bytes apiece and overflowed.)
+    const skdmPad = randomRpad();
     let envelope: Uint8Array;
     let skdmEnvelope: Uint8Array;
     try {
@@ -237,7 +241,7 @@ export class Sender {
             to: group,
             from,
           },
-          limits,
+          { ...limits, rpad: skdmPad },
         ),
       );
     } catch (err) {
@@ -334,12 +338,19 @@ export class Sender {
       // §17.4: the keys go ahead in distribution stanzas (each its own origin-id and envelope,
       // stored with the devices it serves), then the message with an empty header. The outbox
       // sends in creation order and holds later messages behind a waiting one (§15.6).
-      const perStanza = Math.max(1, Math.floor((lacking.length * (maxStanza - 4096)) / err.bytes));
+      // The header's keys cost what the same keys cost in a distribution stanza (same envelope
+      // length); what else the stanza holds is measured, not guessed. The slack covers keys whose
+      // ciphertexts differ by a few bytes (protobuf varints).
+      const bare = Buffer.byteLength(stanzaOf(originId, [], [], undefined), "utf8");
+      const withGroup = Buffer.byteLength(stanzaOf(originId, [], [], ciphertext), "utf8");
+      const perKey = (err.bytes - withGroup) / lacking.length;
+      const perStanza = Math.max(1, Math.floor((maxStanza - bare - 1024) / (perKey + 16)));
       for (let i = 0; i < lacking.length; i += perStanza) {
         await this.distribute(device, group, distribution.skdm, lacking.slice(i, i + perStanza), {
           stanzaOf,
           time,
           limits,
+          rpad: skdmPad,
           maxStanza,
           record: (trx, recipients) =>
             groups.recordHolders(
@@ -374,6 +385,7 @@ export class Sender {
       ) => string;
       time: Date;
       limits: { maxEnvelopeBytes: number };
+      rpad: string;
       maxStanza: number;
       record: (trx: Tx, recipients: readonly DeviceAddress[]) => Promise<void>;
     },
@@ -388,7 +400,7 @@ export class Sender {
           to: group,
           from: device.jid,
         },
-        how.limits,
+        { ...how.limits, rpad: how.rpad },
       ),
     );
     let queued: { id: number; row: NewOutboxRow } | undefined;
