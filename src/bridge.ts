@@ -200,6 +200,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         config.provisioning.prefix,
       );
     }
+    matrix.answerUnknownPaths();
     const startedMatrix = matrix;
     const startedCore = core;
     const cryptoForIngress = crypto;

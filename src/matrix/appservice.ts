@@ -5,6 +5,7 @@ import type { NetworkDescription } from "../core/network.js";
 import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { HomeserverAccessCheck } from "./homeserver-access.js";
+import { HomeserverReachCheck } from "./homeserver-reach.js";
 import { routeLibraryLogs } from "./library-logs.js";
 import { mountThirdPartyRoutes } from "./thirdparty.js";
 import type { ReadinessCheck } from "../util/readiness.js";
@@ -47,6 +48,12 @@ export interface MatrixSide {
    * so the homeserver keeps them and retries: nothing pushed before the bridge is ready is lost.
    */
   setTransactionHandler(handler: TransactionHandler): void;
+  /**
+   * Answers every path no route took with a JSON 404 `M_UNRECOGNIZED` (the spec's answer for an
+   * unknown endpoint, which homeservers act on), not express's HTML page. Called once, after the
+   * last route is mounted: routes added later would never be reached.
+   */
+  answerUnknownPaths(): void;
   stop(): Promise<void>;
 }
 
@@ -68,7 +75,27 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
       ? {}
       : { retryInitialMs: options.accessRetryMs.initial, retryMaxMs: options.accessRetryMs.max }),
   });
-  const readiness: ReadinessCheck[] = [...options.readiness, accessReadiness(access)];
+  const reach = new HomeserverReachCheck({
+    homeserverUrl: config.homeserver.url,
+    asToken: registration.as_token,
+    appserviceId: registration.id,
+    registrationUrl: registration.url,
+    listening: `${config.appservice.bind_address}:${options.port}`,
+    log,
+    ...(options.accessRetryMs === undefined
+      ? {}
+      : { retryInitialMs: options.accessRetryMs.initial, retryMaxMs: options.accessRetryMs.max }),
+  });
+  const readiness: ReadinessCheck[] = [
+    ...options.readiness,
+    accessReadiness(access),
+    reachReadiness(reach),
+  ];
+  // The homeserver's half of the appservice ping (spec v1.7): the start-up check below asks the
+  // homeserver to call it. The hs_token guard in front of every /_matrix/app path applies.
+  appService.expressApp.post("/_matrix/app/v1/ping", (_req, res) => {
+    res.status(200).json({});
+  });
   if (options.network !== undefined) {
     mountThirdPartyRoutes(appService.expressApp, config, options.network, (req, res) =>
       appService.refuseBadToken(req, res),
@@ -111,6 +138,7 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
   access.start();
   void access.done().then((state) => {
     if (state.state === "rejected") options.onFatal?.(state.error);
+    else reach.start();
   });
   log.debug(
     { address: config.appservice.bind_address, port: options.port },
@@ -120,8 +148,10 @@ export async function startMatrixSide(options: MatrixSideOptions): Promise<Matri
     bridge,
     app: appService.expressApp,
     setTransactionHandler: (handler) => appService.setTransactionHandler(handler),
+    answerUnknownPaths: () => answerUnknownPaths(appService.expressApp),
     async stop() {
       access.stop();
+      reach.stop();
       await appService.close().catch(() => undefined);
       await appService.drain();
       await bridge.close().catch(() => undefined);
@@ -141,6 +171,31 @@ function accessReadiness(access: HomeserverAccessCheck): ReadinessCheck {
         : `appservice token not confirmed yet: ${current.detail}`;
     return Promise.resolve({ name, ok: false, detail });
   };
+}
+
+/**
+ * Failing only when the homeserver tried to reach the bridge and could not: not yet asked, or a
+ * homeserver without the ping, passes (with a detail), since nothing says the bridge is cut off.
+ */
+function reachReadiness(reach: HomeserverReachCheck): ReadinessCheck {
+  return () => {
+    const current = reach.state;
+    const name = "homeserver-reaches-bridge";
+    switch (current.state) {
+      case "reached":
+        return Promise.resolve({ name, ok: true });
+      case "unreachable":
+        return Promise.resolve({ name, ok: false, detail: current.detail });
+      default:
+        return Promise.resolve({ name, ok: true, detail: current.detail });
+    }
+  };
+}
+
+function answerUnknownPaths(app: MatrixSide["app"]): void {
+  app.use((_req, res) => {
+    res.status(404).json({ errcode: "M_UNRECOGNIZED", error: "Unrecognized request" });
+  });
 }
 
 function failedCheck(err: unknown) {
