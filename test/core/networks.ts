@@ -17,7 +17,7 @@ import type { Config } from "../../src/config/schema.js";
 import { LoopbackNetwork } from "../../src/networks/loopback/index.js";
 import { BridgeError } from "../../src/util/errors.js";
 import type { MatrixUserId, RoomId } from "../../src/util/ids.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
@@ -222,6 +222,7 @@ export const NETWORKS: readonly NetworkUnderTest[] = [phoneFake, loopback];
 export async function createCoreOn(
   nut: NetworkUnderTest,
   config: Config = testConfig(),
+  log: Logger = silentLogger(),
 ): Promise<NetHarness> {
   const db: TestDatabase = await createTestDatabase("sqlite");
   const matrix = new FakeMatrix();
@@ -231,7 +232,7 @@ export async function createCoreOn(
     knex: db.db.knex,
     matrix,
     createConnector: (callbacks) => (network = nut.build(callbacks)),
-    log: silentLogger(),
+    log,
   });
   await core.start();
   if (network === undefined) throw new Error("the core did not create its connector");
