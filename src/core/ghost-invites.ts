@@ -26,7 +26,7 @@ export interface GhostInvitePorts {
  * mautrix, that starts the chat with the address in that room, or links the room to the user's chat with it
  * when that chat has no room. Whatever cannot be done is answered by the ghost with a notice in
  * the room before it leaves, so an invite never stays pending without a word: no permission, not
- * logged in, not a direct chat, an unreachable number, a chat that already has its room, the
+ * logged in, not a direct chat, an unreachable address, a chat that already has its room, the
  * user's new-chat limit.
  */
 export async function answerGhostInvite(
@@ -35,13 +35,13 @@ export async function answerGhostInvite(
 ): Promise<void> {
   const { matrix, ghosts, log } = ports;
   const { user, room, ghost } = invite;
-  const phone = ghosts.addressOfGhost(ghost);
-  if (phone === undefined) return;
-  const number = ghosts.format(phone);
+  const address = ghosts.addressOfGhost(ghost);
+  if (address === undefined) return;
+  const shown = ghosts.format(address);
   const refuse = async (why: string): Promise<void> => {
     log.info({ user, room, ghost, why }, "ghost invite refused");
     try {
-      await matrix.ensureGhost(ghost, ghosts.displayNameFor(phone));
+      await matrix.ensureGhost(ghost, ghosts.displayNameFor(address));
       await matrix.join(ghost, room);
       await matrix.sendContent(ghost, room, {
         type: "text",
@@ -67,21 +67,21 @@ export async function answerGhostInvite(
     if (isGroupCapable(login)) {
       // A room of several people: its counterpart is a group (bridgev2's `create-group` makes
       // the current room one). The ghost stays and brings the bot, which offers it.
-      await matrix.ensureGhost(ghost, ghosts.displayNameFor(phone));
+      await matrix.ensureGhost(ghost, ghosts.displayNameFor(address));
       await matrix.join(ghost, room);
       await matrix.invite(ghost, room, matrix.botUserId).catch((err: unknown) => {
         log.debug({ err, room }, "bot not invited by the ghost");
       });
       await matrix.join(matrix.botUserId, room);
-      await matrix.sendNotice(room, groupInviteOffer(number, ghosts.network.commandPrefix));
+      await matrix.sendNotice(room, groupInviteOffer(shown, ghosts.network.commandPrefix));
       return;
     }
     await refuse(
-      "I only join direct chats: start a direct chat with me to write to " + `${number}.`,
+      "I only join direct chats: start a direct chat with me to write to " + `${shown}.`,
     );
     return;
   }
-  const outcome = await link(ports, login, user, room, phone).catch((err: unknown) => {
+  const outcome = await link(ports, login, user, room, address).catch((err: unknown) => {
     if (err instanceof UserLimitError || err instanceof BridgeError) return err;
     throw err;
   });
@@ -90,19 +90,19 @@ export async function answerGhostInvite(
     return;
   }
   if (outcome.kind === "unreachable") {
-    await refuse(notReachable(number, ghosts.network));
+    await refuse(notReachable(shown, ghosts.network));
     return;
   }
   if (outcome.kind === "elsewhere") {
     await refuse(
-      `You already have a chat with ${number} in another room ` + `(${outcome.room}); write there.`,
+      `You already have a chat with ${shown} in another room ` + `(${outcome.room}); write there.`,
     );
     return;
   }
   if (outcome.kind === "room-in-use") {
     await refuse(
       "This room is already used by the bridge (for another chat or for its commands). To " +
-        `write to ${number}, start a new direct chat with me.`,
+        `write to ${shown}, start a new direct chat with me.`,
     );
     return;
   }
@@ -114,12 +114,12 @@ async function link(
   login: NetworkLogin,
   user: MatrixUserId,
   room: RoomId,
-  phone: ContactAddress,
+  address: ContactAddress,
 ): Promise<LinkOutcome | { kind: "unreachable" }> {
-  const known = await ports.ghosts.byAddress(phone);
+  const known = await ports.ghosts.byAddress(address);
   const existing = known === undefined ? undefined : await ports.portals.roomOf(user, known);
   if (existing === undefined) ports.takeNewChat(user);
-  const resolution = await login.resolveAddress(phone);
+  const resolution = await login.resolveAddress(address);
   if (!resolution.reachable) return { kind: "unreachable" };
   return ports.portals.linkRoom(user, resolution.contact, room);
 }

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/core/bridge-core.js";
 import { matrixUserId, roomId } from "../../src/util/ids.js";
-import { silentLogger } from "../../src/util/log.js";
-import { ALICE, MGMT } from "./helpers.js";
+import { Writable } from "node:stream";
+import { createLogger, silentLogger } from "../../src/util/log.js";
+import { ALICE, MGMT, STRANGER } from "./helpers.js";
 import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
 
 for (const nut of NETWORKS) {
@@ -13,6 +14,91 @@ for (const nut of NETWORKS) {
     });
     afterEach(async function () {
       await h.dispose();
+    });
+
+    it("an invite from a permitted user is joined and greeted; the room becomes the management room", async function () {
+      await h.core.onBotInvited(ALICE, MGMT);
+      assert.ok(h.matrix.calls.includes(`join ${MGMT} ${h.matrix.botUserId}`));
+      assert.match(h.matrix.lastNotice(MGMT), /Send `login` to start/);
+      assert.equal((await h.tables.users.get(ALICE))?.managementRoom, MGMT);
+    });
+
+    it("an invite from a user without permission is refused with a notice saying why, logged, and nothing is stored", async function () {
+      await h.dispose();
+      const lines: string[] = [];
+      const destination = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      });
+      h = await createCoreOn(
+        nut,
+        undefined,
+        createLogger({ level: "info", format: "json", destination }),
+      );
+      const room = MGMT.replace("mgmt", "other") as typeof MGMT;
+      await h.core.onBotInvited(STRANGER, room);
+      const bot = h.matrix.botUserId;
+      const order = h.matrix.calls.filter((call) => call.includes(room));
+      assert.deepEqual(
+        order.filter((call) => call.startsWith("join") || call.startsWith("leave")),
+        [`join ${room} ${bot}`, `leave ${room} ${bot}`],
+      );
+      assert.match(h.matrix.lastNotice(room), new RegExp(`${STRANGER} may not use this bridge`));
+      assert.ok(
+        lines.some((line) => line.includes("invite refused") && line.includes(STRANGER)),
+        `logged: ${lines.join("")}`,
+      );
+      assert.equal(await h.tables.users.get(STRANGER), undefined);
+      const before = h.matrix.notices(room).length;
+      await h.say("help", STRANGER, room);
+      assert.equal(h.matrix.notices(room).length, before, "no command answered");
+    });
+
+    it("help lists only permitted commands, and commands still work during a login", async function () {
+      await h.core.onBotInvited(ALICE, MGMT);
+      await h.say("login");
+      const [help] = await h.say("help");
+      assert.ok(help?.includes(`start-chat <${h.core.network.identifier.argument}>`));
+      assert.doesNotMatch(help ?? "", /stats/);
+      const [adminHelp] = await h.say("help", "@boss:example.org" as typeof ALICE);
+      assert.match(adminHelp ?? "", /stats/);
+    });
+
+    it("logout tells the network and forgets the login in one notice that offers to clean up; clean-up leaves the portals and takes them off the space", async function () {
+      await nut.logIn(h);
+      nut.addUser(h.network, nut.bob);
+      await h.say(`start-chat ${nut.bob.typed}`);
+      const [portal] = await h.tables.portalRows.listByUser(ALICE);
+      const answers = await h.say("logout");
+      assert.equal(answers.length, 1, "one notice");
+      assert.match(
+        answers[0] ?? "",
+        /Logged out.*keys were deleted.*1 chat\(s\) are kept.*`clean-up`/,
+      );
+      assert.ok(h.network.actions.includes(`logout ${ALICE}`));
+      assert.equal(h.core.provisioning.logins.get(ALICE), undefined);
+      const user = await h.tables.users.get(ALICE);
+      assert.equal(user?.loginState, "logged-out");
+      assert.equal(user?.address, null);
+      assert.ok(!h.matrix.calls.some((c) => c.startsWith("leave !room")), "the chat is kept");
+      assert.equal((await h.tables.portalRows.listByUser(ALICE)).length, 1);
+
+      assert.deepEqual(await h.say("clean-up"), [
+        `Left 1 chat(s) and removed them from your ${nut.name} space.`,
+      ]);
+      assert.ok(
+        h.matrix.calls.some((c) => c.startsWith("leave !room") && c.endsWith(h.matrix.botUserId)),
+      );
+      assert.ok(
+        h.matrix.calls.some(
+          (c) => c.startsWith("space-child-removed") && c.endsWith(String(portal?.roomId)),
+        ),
+        "the space no longer lists the portal",
+      );
+      assert.deepEqual(await h.tables.portalRows.listByUser(ALICE), []);
+      assert.deepEqual(await h.say("logout"), ["You are not logged in."]);
     });
 
     it("the greeting and the login warning name the network and its own security points", async function () {

@@ -2,22 +2,29 @@ import { BridgeCore } from "../../src/core/bridge-core.js";
 import { coreTables } from "../helpers/core-tables.js";
 import type {
   CoreCallbacks,
+  GroupInfo,
+  GroupMember,
   MessageContent,
   MessageReference,
   NetworkConnector,
   RemoteChatId,
   RemoteEvent,
+  RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
 } from "../../src/core/network.js";
 import type { Config } from "../../src/config/schema.js";
 import { LoopbackNetwork } from "../../src/networks/loopback/index.js";
+import { BridgeError } from "../../src/util/errors.js";
 import type { MatrixUserId, RoomId } from "../../src/util/ids.js";
-import { silentLogger } from "../../src/util/log.js";
+import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
-import { FakeNetwork, contactId } from "./fakes/network.js";
+import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
 import { ALICE, MGMT, logIn, testConfig, type CoreHarness } from "./helpers.js";
+
+/** A string as a regular expression matching it literally. */
+export const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** What the parametrised core tests see of either network: its contract plus a test journal. */
 export interface TestNetwork extends NetworkConnector {
@@ -34,6 +41,14 @@ export interface TestNetwork extends NetworkConnector {
   /** Hands an event to the core as the network would. */
   report(user: MatrixUserId, event: RemoteEvent): Promise<void>;
   editWindowMs: number;
+  /** Groups by id as the network keeps them; tests may edit them (a change made elsewhere). */
+  readonly groups: Map<RemoteGroupId, { subject: string; version: number; members: GroupMember[] }>;
+  /** Makes a group as a remote user would; the bridge learns of it from a reported event. */
+  newGroup(subject: string, members: GroupMember[]): RemoteGroupId;
+  /** A group's info as the network would report it. */
+  groupInfo(id: RemoteGroupId): GroupInfo;
+  /** Resolves once every event the network reports on its own (echoes of changes) is handled. */
+  settled(): Promise<void>;
 }
 
 /** A contact on a network under test, in every form the tests compare with. */
@@ -66,6 +81,20 @@ export interface NetworkUnderTest {
   flowChoice: RegExp;
   /** ALICE's login through the bot, from the invite to a complete login. */
   logIn(h: NetHarness): Promise<void>;
+  /** Another user's login through the bot in their management room; resolves to their own id. */
+  logInAs(h: NetHarness, user: MatrixUserId, room: RoomId): Promise<RemoteUserId>;
+  /** A further contact of the network, distinct for each `n` (1-9) and from `bob` and `carol`. */
+  contact(n: number): TestContact;
+  /**
+   * A group member the bridge knows only by the network's `displayName`: interop's user of
+   * another provider (no phone number); on a network where every member has an address, a
+   * contact like any other.
+   */
+  outsider: TestContact & { displayName: string };
+  /** Makes `contact` refuse to be added to groups (the network's rejection `refused`). */
+  refuseGroups(network: TestNetwork, contact: TestContact): void;
+  /** Makes the next additions to `group` fail as the group is full; returns the undo. */
+  fillGroup(network: TestNetwork, group: RemoteGroupId): () => void;
   supports: { retract: boolean; safetyNumbers: boolean; report: boolean };
 }
 
@@ -102,7 +131,45 @@ const phoneFake: NetworkUnderTest = {
   loggedInAs: "+49 170 9876543 (verified)",
   flowChoice: /reply `phone`/,
   logIn: (h) => logIn(h as unknown as CoreHarness),
+  async logInAs(h, user, room) {
+    await h.core.onBotInvited(user, room);
+    const localpart = user.slice(1, user.indexOf(":"));
+    // ALICE's number is logIn's; others get one of their own, the same in every test.
+    const phone = FAKE_PHONES[localpart] ?? `+4917098765${10 + (localpart.charCodeAt(0) % 30)}`;
+    for (const line of ["login", "phone", phone, "123456"]) await h.say(line, user, room);
+    return selfIdOf(user);
+  },
+  contact(n) {
+    const digits = String(n).repeat(7);
+    const shown = `+49 170 ${digits}`;
+    return {
+      typed: `+49170${digits}`,
+      id: contactId(`+49170${digits}`),
+      ghost: `@whatsapp_49170${digits}:example.org`,
+      shown,
+      ghostName: `${shown} (WhatsApp)`,
+    };
+  },
+  outsider: {
+    typed: "carol@other.example",
+    id: "carol@other.example" as RemoteUserId,
+    ghost: "@whatsapp__carol=40other.example:example.org",
+    shown: "carol · other.example",
+    ghostName: "carol · other.example",
+    displayName: "carol · other.example",
+  },
+  refuseGroups: (network, contact) => (network as FakeNetwork).refusedMembers.add(contact.id),
+  fillGroup(network) {
+    const fake = network as FakeNetwork;
+    fake.groupError = new BridgeError("group-full", "The group is full.");
+    return () => (fake.groupError = undefined);
+  },
   supports: { retract: true, safetyNumbers: true, report: true },
+};
+
+const FAKE_PHONES: Readonly<Record<string, string>> = {
+  alice: "+491709876543",
+  bob: "+491709876544",
 };
 
 const loopbackContact = (name: string): TestContact => ({
@@ -131,6 +198,21 @@ const loopback: NetworkUnderTest = {
     await h.say("name");
     await h.say("alice");
   },
+  async logInAs(h, user, room) {
+    const name = user.slice(1, user.indexOf(":"));
+    await h.core.onBotInvited(user, room);
+    for (const line of ["login", "name", name]) await h.say(line, user, room);
+    return `${name}@loop` as RemoteUserId;
+  },
+  contact: (n) => loopbackContact(`user${n}`),
+  outsider: { ...loopbackContact("carol"), displayName: "carol@loop" },
+  refuseGroups: (network, contact) => (network as LoopbackNetwork).refusesGroups.add(contact.typed),
+  fillGroup(network, group) {
+    const loopback = network as LoopbackNetwork;
+    const before = loopback.maxGroupSize;
+    loopback.maxGroupSize = loopback.groupInfo(group).members.length;
+    return () => (loopback.maxGroupSize = before);
+  },
   supports: { retract: false, safetyNumbers: false, report: false },
 };
 
@@ -140,6 +222,7 @@ export const NETWORKS: readonly NetworkUnderTest[] = [phoneFake, loopback];
 export async function createCoreOn(
   nut: NetworkUnderTest,
   config: Config = testConfig(),
+  log: Logger = silentLogger(),
 ): Promise<NetHarness> {
   const db: TestDatabase = await createTestDatabase("sqlite");
   const matrix = new FakeMatrix();
@@ -149,7 +232,7 @@ export async function createCoreOn(
     knex: db.db.knex,
     matrix,
     createConnector: (callbacks) => (network = nut.build(callbacks)),
-    log: silentLogger(),
+    log,
   });
   await core.start();
   if (network === undefined) throw new Error("the core did not create its connector");

@@ -8,6 +8,7 @@ import {
 import { EEA_COUNTRY_CODES } from "../../src/config/schema.js";
 import { matrixUserId, phoneNumber } from "../../src/util/ids.js";
 
+// No network here: permissions come from the config alone, the same for every network.
 describe("permissions", function () {
   const map = {
     "*": "none",
@@ -41,6 +42,8 @@ describe("permissions", function () {
   });
 });
 
+// Phone numbers themselves (the interop identifier's formatting and country rules): nothing to
+// run on a network without them.
 describe("phone numbers for display and login", function () {
   it("sets the country code apart in international format", function () {
     assert.equal(formatInternational(phoneNumber("+491701234567")), "+49 170 1234567");

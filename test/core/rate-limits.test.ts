@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SlidingWindowLimiter, UserLimits, UserLimitError } from "../../src/core/rate-limits.js";
 import { matrixUserId } from "../../src/util/ids.js";
 
+// No network here: the limits count per Matrix user in the core, the same for every network.
 describe("per-user rate limits", function () {
   it("allows `limit` takes in any window and says when the next one is allowed", function () {
     let now = 1_000_000;

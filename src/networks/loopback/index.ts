@@ -5,3 +5,4 @@ export {
   LoopbackRemoteUser,
   type LoopbackMessage,
 } from "./network.js";
+export { MAX_GROUP_SIZE, loopbackMember, type LoopbackGroup } from "./groups.js";

@@ -2,6 +2,10 @@ import type {
   BlockCapable,
   CoreCallbacks,
   EditCapable,
+  GroupCapable,
+  GroupInfo,
+  GroupMember,
+  GroupRejection,
   LoginFlow,
   LoginProcess,
   LoginState,
@@ -15,6 +19,7 @@ import type {
   ReceiptCapable,
   RemoteChatId,
   RemoteEvent,
+  RemoteGroupId,
   RemoteMessageId,
   RemoteUserId,
   Resolution,
@@ -24,6 +29,13 @@ import type {
 import { BridgeError } from "../../util/errors.js";
 import type { ContactAddress, MatrixUserId } from "../../util/ids.js";
 import { LOOPBACK_DESCRIPTION, loopbackIdentifier } from "./description.js";
+import {
+  LoopbackGroups,
+  MAX_GROUP_SIZE,
+  infoOf,
+  type GroupNetwork,
+  type LoopbackGroup,
+} from "./groups.js";
 
 /** A message a Matrix user sent into the loopback network. */
 export interface LoopbackMessage {
@@ -47,17 +59,27 @@ const EDIT_WINDOW_MS = 600_000;
 
 /**
  * An in-memory network: its users are names such as `alice@loop` (no phone numbers), a contact's
- * id is its address, and it offers edits, reactions, read receipts, typing and blocking, but no
- * retractions, no reports and no safety numbers. Nothing leaves the process.
+ * id is its address, and it offers edits, reactions, read receipts, typing, blocking and groups
+ * (groups.ts), but no retractions, no reports and no safety numbers. Nothing leaves the process.
  *
  * It exists to prove that the core needs no particular network (its tests run against it and
  * against a phone-numbered fake) and for tests that want a network without the interop protocol.
  * Tests act as remote users through `remote(address)`; what Matrix users sent is in `sent` and
  * every other request of the core is a line in `actions`, in order.
  */
-export class LoopbackNetwork implements NetworkConnector {
+export class LoopbackNetwork implements NetworkConnector, GroupNetwork {
   /** Addresses of the network's users: only these are reachable. */
   readonly users = new Set<string>();
+  /** Users who let nobody add them to a group: adding them is refused (`refused`). */
+  readonly refusesGroups = new Set<string>();
+  /** Groups by id, changed by the logins' group calls (tests may also edit them directly). */
+  readonly groups = new Map<RemoteGroupId, LoopbackGroup>();
+  /** The most members a group may have, its creator included; tests may lower it. */
+  maxGroupSize = MAX_GROUP_SIZE;
+  /** Events the network reported on its own whose `report` rejected, for `settled` to throw. */
+  readonly undelivered: { user: MatrixUserId; event: RemoteEvent; err: unknown }[] = [];
+  private deliveries: Promise<void> = Promise.resolve();
+  private nextGroup = 1;
   readonly sent: LoopbackMessage[] = [];
   /** What the core asked the network besides messages, one line each (`read bob@loop m1`). */
   readonly actions: string[] = [];
@@ -115,12 +137,78 @@ export class LoopbackNetwork implements NetworkConnector {
 
   register(user: MatrixUserId, name: string): LoopbackLogin {
     const login = new LoopbackLogin(this, user, `${name}@loop` as RemoteUserId);
+    // A logged-in user is a user of the network: others reach them and may add them to groups.
+    this.users.add(login.self);
     this.logins.set(user, login);
     return login;
   }
 
   newId(): RemoteMessageId {
     return `loop-${this.nextId++}` as RemoteMessageId;
+  }
+
+  newGroupId(): RemoteGroupId {
+    return `group-${this.nextGroup++}@groups.loop` as RemoteGroupId;
+  }
+
+  /**
+   * Makes a group that a remote user created (its first member is its admin when none is named);
+   * the bridge learns of it when a member login is told (`announceGroup`) or writes in it.
+   */
+  newGroup(subject: string, members: GroupMember[]): RemoteGroupId {
+    const id = this.newGroupId();
+    for (const m of members) this.users.add(m.id);
+    this.groups.set(id, { subject, version: 1, members });
+    return id;
+  }
+
+  /** A group's info as the network would report it. */
+  groupInfo(id: RemoteGroupId): GroupInfo {
+    const group = this.groups.get(id);
+    if (group === undefined) throw new BridgeError("group-not-member", "No such group.");
+    return infoOf(id, group);
+  }
+
+  /** The login of this bridge whose own id is `member`, if any. */
+  loginOf(member: RemoteUserId): LoopbackLogin | undefined {
+    for (const login of this.logins.values()) if (login.self === member) return login;
+    return undefined;
+  }
+
+  /**
+   * Reports an event the network sends on its own (a group change, a member's message) to the
+   * login of `member`, if it is one of this bridge's. Delivered after the call that caused it
+   * returned, one at a time in order, as a network's pushes arrive: a login's own group call
+   * never waits for the core to handle its echo (which would wait for the call: a deadlock).
+   */
+  deliverTo(member: RemoteUserId, event: RemoteEvent): void {
+    const login = this.loginOf(member);
+    if (login === undefined) return;
+    const user = login.user;
+    this.deliveries = this.deliveries
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.callbacks.report(user, event))
+      .catch((err: unknown) => {
+        this.undelivered.push({ user, event, err });
+      });
+  }
+
+  /**
+   * Resolves once every event the network sent on its own was handled by the core; rejects with
+   * the first failure (kept in `undelivered`) so a test cannot miss one.
+   */
+  async settled(): Promise<void> {
+    let last: Promise<void> | undefined;
+    while (last !== this.deliveries) {
+      last = this.deliveries;
+      await last;
+    }
+    const failed = this.undelivered[0];
+    if (failed !== undefined) {
+      throw new Error(`the core refused ${failed.event.kind} for ${failed.user}`, {
+        cause: failed.err,
+      });
+    }
   }
 
   isBlocked(user: MatrixUserId, contact: RemoteUserId): boolean {
@@ -150,9 +238,11 @@ export class LoopbackLogin
     ReactionCapable,
     ReceiptCapable,
     TypingCapable,
-    BlockCapable
+    BlockCapable,
+    GroupCapable
 {
   private loggedOut = false;
+  private readonly groupCalls: LoopbackGroups;
   /** Ids of messages sent per idempotency key, so a repeated send queues nothing. */
   private readonly byKey = new Map<string, RemoteMessageId>();
 
@@ -160,7 +250,9 @@ export class LoopbackLogin
     private readonly network: LoopbackNetwork,
     readonly user: MatrixUserId,
     readonly self: RemoteUserId,
-  ) {}
+  ) {
+    this.groupCalls = new LoopbackGroups(network, self);
+  }
 
   state(): LoginState {
     return this.loggedOut
@@ -184,6 +276,8 @@ export class LoopbackLogin
     this.checkIn();
     const earlier = idempotencyKey === undefined ? undefined : this.byKey.get(idempotencyKey);
     if (earlier !== undefined) return earlier;
+    const group = this.network.groups.get(to as RemoteGroupId);
+    if (group !== undefined) return this.sendToGroup(to as RemoteGroupId, group, content, replyTo);
     if (!this.network.users.has(to)) {
       throw new BridgeError("not-reachable", `${to} is not a loopback user`);
     }
@@ -192,6 +286,100 @@ export class LoopbackLogin
     this.network.converse(this.user, to as RemoteUserId);
     this.network.sent.push({ from: this.user, to, content, id, ...(replyTo ? { replyTo } : {}) });
     return id;
+  }
+
+  /** A group message reaches every other member; the bridge's own members through their logins. */
+  private sendToGroup(
+    to: RemoteGroupId,
+    group: LoopbackGroup,
+    content: MessageContent,
+    replyTo?: MessageReference,
+  ): RemoteMessageId {
+    if (!group.members.some((m) => m.id === this.self)) {
+      throw new BridgeError("group-not-member", "You are not a member of this group.");
+    }
+    const id = this.network.newId();
+    this.network.sent.push({ from: this.user, to, content, id, ...(replyTo ? { replyTo } : {}) });
+    const event: RemoteEvent = {
+      kind: "message",
+      group: to,
+      from: this.self,
+      id,
+      sentAt: new Date(),
+      order: Number(id.slice("loop-".length)),
+      content,
+      ...(replyTo === undefined ? {} : { replyTo }),
+      isRequest: false,
+    };
+    for (const m of group.members) if (m.id !== this.self) this.network.deliverTo(m.id, event);
+    return id;
+  }
+
+  selfId(): RemoteUserId {
+    return this.self;
+  }
+
+  maxGroupSize(): number {
+    return this.network.maxGroupSize;
+  }
+
+  async createGroup(
+    subject: string,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }> {
+    this.checkIn();
+    const created = this.groupCalls.createGroup(subject, members);
+    this.network.actions.push(`create-group ${subject} [${members.join(",")}]`);
+    return created;
+  }
+
+  async groupInfo(group: RemoteGroupId): Promise<GroupInfo> {
+    this.checkIn();
+    return this.groupCalls.groupInfo(group);
+  }
+
+  async addGroupMembers(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+  ): Promise<{ info: GroupInfo; rejected: readonly GroupRejection[] }> {
+    this.checkIn();
+    const added = this.groupCalls.addGroupMembers(group, members);
+    this.network.actions.push(`add ${members.join(",")} ${group}`);
+    return added;
+  }
+
+  async removeGroupMembers(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+  ): Promise<GroupInfo> {
+    this.checkIn();
+    const info = this.groupCalls.removeGroupMembers(group, members);
+    this.network.actions.push(`remove ${members.join(",")} ${group}`);
+    return info;
+  }
+
+  async setGroupAdmins(
+    group: RemoteGroupId,
+    members: readonly RemoteUserId[],
+    admin: boolean,
+  ): Promise<GroupInfo> {
+    this.checkIn();
+    const info = this.groupCalls.setGroupAdmins(group, members, admin);
+    this.network.actions.push(`${admin ? "promote" : "demote"} ${members.join(",")} ${group}`);
+    return info;
+  }
+
+  async setGroupSubject(group: RemoteGroupId, subject: string): Promise<GroupInfo> {
+    this.checkIn();
+    const info = this.groupCalls.setGroupSubject(group, subject);
+    this.network.actions.push(`subject "${subject}" ${group}`);
+    return info;
+  }
+
+  async leaveGroup(group: RemoteGroupId): Promise<void> {
+    this.checkIn();
+    this.groupCalls.leaveGroup(group);
+    this.network.actions.push(`leave ${group}`);
   }
 
   async sendEdit(to: RemoteChatId, target: RemoteMessageId): Promise<RemoteMessageId> {
@@ -271,6 +459,31 @@ export class LoopbackRemoteUser {
       ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }),
       isRequest,
     });
+    return id;
+  }
+
+  /**
+   * Writes in a group this user is a member of: every member login of the bridge receives it (the
+   * same message once per login, as the network delivers it per member).
+   */
+  async sendToGroup(group: RemoteGroupId, text: string): Promise<RemoteMessageId> {
+    const members = this.network.groups.get(group)?.members ?? [];
+    if (!members.some((m) => m.id === this.id)) {
+      throw new BridgeError("group-not-member", `${this.id} is not a member of ${group}`);
+    }
+    const id = this.network.newId();
+    const event: RemoteEvent = {
+      kind: "message",
+      group,
+      from: this.id,
+      id,
+      sentAt: new Date(),
+      order: Number(id.slice("loop-".length)),
+      content: { type: "text", text: { text, spans: [] } },
+      isRequest: false,
+    };
+    for (const m of members) this.network.deliverTo(m.id, event);
+    await this.network.settled();
     return id;
   }
 

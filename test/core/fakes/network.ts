@@ -155,6 +155,9 @@ export class FakeNetwork implements NetworkConnector {
     return isPhoneNumber(phone) ? phone : undefined;
   }
 
+  /** The fake reports nothing on its own (tests report every event): always settled. */
+  async settled(): Promise<void> {}
+
   /** Reports an event as the connector would, through the callbacks the core handed over. */
   async report(user: MatrixUserId, event: Parameters<CoreCallbacks["report"]>[1]): Promise<void> {
     if (this.callbacks === undefined) throw new Error("the core did not create the connector");
