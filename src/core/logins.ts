@@ -1,7 +1,7 @@
 import type { Config } from "../config/schema.js";
 import type { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
-import { isPhoneNumber, type MatrixUserId, type PhoneNumber } from "../util/ids.js";
+import type { MatrixUserId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
 import {
   isGroupCapable,
@@ -20,8 +20,27 @@ interface InputState {
   step: Extract<LoginStep, { type: "input" }>;
   /** Values collected for the step so far; fields are asked one at a time. */
   values: Record<string, string>;
-  /** Every value submitted in earlier steps (the phone number, the handle). */
-  earlier: Record<string, string>;
+  /** Every value submitted in earlier steps (the address, the handle). */
+  earlier: Submitted;
+}
+
+/** Values submitted so far, and the role of each field that has one (LoginField.role). */
+interface Submitted {
+  readonly values: Readonly<Record<string, string>>;
+  readonly roles: Readonly<Record<string, "address" | "handle">>;
+}
+
+const NOTHING_SUBMITTED: Submitted = { values: {}, roles: {} };
+
+/** `earlier` with a step's values added, and the roles its fields declare. */
+function withStep(
+  earlier: Submitted,
+  fields: readonly LoginField[],
+  values: Readonly<Record<string, string>>,
+): Submitted {
+  const roles = { ...earlier.roles };
+  for (const field of fields) if (field.role !== undefined) roles[field.id] = field.role;
+  return { values: { ...earlier.values, ...values }, roles };
 }
 
 /** What one login step came to, for the conversation and the provisioning API alike. */
@@ -274,7 +293,7 @@ export class LoginManager {
       loginFlow: flow.id,
       warningAcceptedAt: Date.now(),
     });
-    return this.advance(user, process, () => process.start(), {});
+    return this.advance(user, process, () => process.start(), NOTHING_SUBMITTED);
   }
 
   /**
@@ -320,29 +339,31 @@ export class LoginManager {
       return prompt(nextField({ ...state, values }) as LoginField);
     }
     const { process, step } = state;
-    return this.advance(user, process, () => process.submit(step.stepId, values), {
-      ...state.earlier,
-      ...values,
-    });
+    return this.advance(
+      user,
+      process,
+      () => process.submit(step.stepId, values),
+      withStep(state.earlier, step.fields, values),
+    );
   }
 
   private checkField(field: LoginField, value: string): string | undefined {
     if (field.pattern !== undefined && !new RegExp(field.pattern).test(value)) {
       return `That is not a valid ${field.name}. ${field.description}`;
     }
-    if (field.id === "phone") {
-      if (!isPhoneNumber(value)) {
-        return "Please send the number in international format, e.g. +491701234567.";
-      }
+    const description = this.connector.describe();
+    if (field.role === "address" && description.identifier.parse(value) === undefined) {
+      const { noun, example } = description.identifier;
+      return `That is not a valid ${noun}. ${field.description || `For example: ${example}`}`;
     }
-    return this.connector.describe().refuseLoginValue?.(field, value);
+    return description.refuseLoginValue?.(field, value);
   }
 
   private async advance(
     user: MatrixUserId,
     process: LoginProcess,
     call: () => Promise<LoginStep>,
-    submitted: Record<string, string>,
+    submitted: Submitted,
   ): Promise<string> {
     const outcome = await this.run(user, process, call, submitted);
     switch (outcome.type) {
@@ -378,7 +399,7 @@ export class LoginManager {
     user: MatrixUserId,
     process: LoginProcess,
     call: () => Promise<LoginStep>,
-    submitted: Record<string, string>,
+    submitted: Submitted,
   ): Promise<LoginOutcome> {
     let step: LoginStep;
     try {
@@ -403,19 +424,23 @@ export class LoginManager {
     this.inProgress.delete(user);
     this.clearFailure(user);
     this.setActive(user, step.login);
-    const phone = submitted["phone"];
-    if (phone !== undefined && isPhoneNumber(phone)) {
-      await this.users.releaseAddress(phone, user);
-    }
-    const handle = submitted["handle"] ?? submitted["username"] ?? null;
+    const valueOf = (role: "address" | "handle"): string | undefined => {
+      const id = Object.keys(submitted.roles).find((field) => submitted.roles[field] === role);
+      return id === undefined ? undefined : submitted.values[id];
+    };
+    const typed = valueOf("address");
+    const address =
+      typed === undefined ? undefined : this.connector.describe().identifier.parse(typed);
+    if (address !== undefined) await this.users.releaseAddress(address, user);
+    const handle = valueOf("handle") ?? null;
     await this.users.update(user, {
       loginState: "logged-in",
       loginFlow: null,
-      address: phone !== undefined && isPhoneNumber(phone) ? (phone as PhoneNumber) : null,
+      address: address ?? null,
       handle,
     });
     this.log.info({ user }, "logged in");
-    return { type: "complete", instructions: step.instructions, id: phone ?? handle ?? user };
+    return { type: "complete", instructions: step.instructions, id: typed ?? handle ?? user };
   }
 
   // The structured path (provisioning API): the same processes, checks and bookkeeping as the
@@ -444,7 +469,10 @@ export class LoginManager {
       loginFlow: flowId,
       warningAcceptedAt: Date.now(),
     });
-    return { process, outcome: await this.run(user, process, () => process.start(), {}) };
+    return {
+      process,
+      outcome: await this.run(user, process, () => process.start(), NOTHING_SUBMITTED),
+    };
   }
 
   /** The input step `process` waits on, if it is still the user's login in progress. */
@@ -488,10 +516,12 @@ export class LoginManager {
       }
       values[field.id] = value;
     }
-    return this.run(user, process, () => process.submit(stepId, values), {
-      ...state.earlier,
-      ...values,
-    });
+    return this.run(
+      user,
+      process,
+      () => process.submit(stepId, values),
+      withStep(state.earlier, state.step.fields, values),
+    );
   }
 
   /** Cancels `process` if it is still the user's login in progress. */

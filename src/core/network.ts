@@ -353,6 +353,14 @@ export interface LoginField {
   description: string;
   /** A regular expression the value must match, checked by the core before submitting. */
   pattern?: string;
+  /**
+   * What the value is to the core once the login completes. `address`: the user's own address on
+   * the network, which the network verifies (interop: the phone number); the core checks it with
+   * `identifier.parse` before submitting, records it as the login's address and frees it from
+   * another user who held it. `handle`: a name the user goes by, recorded as the login's handle.
+   * Absent: a value only the network uses (a code, a password).
+   */
+  role?: "address" | "handle";
 }
 
 export type LoginStep =

@@ -53,6 +53,16 @@ describe("core: the bot and the login conversation", function () {
     );
   });
 
+  it("the login's address is the field whose role says so, whatever the network calls it", async function () {
+    h.network.addressFieldId = "msisdn";
+    await h.core.onBotInvited(ALICE, MGMT);
+    await h.say("login");
+    await h.say("phone");
+    assert.match((await h.say("+4917098765"))[0] ?? "", /Send your code/);
+    assert.match((await h.say("123456"))[0] ?? "", /Logged in/);
+    assert.equal((await h.tables.users.get(ALICE))?.address, "+4917098765");
+  });
+
   it("a number outside the allowed country codes is refused with the reason, before the network", async function () {
     await h.core.onBotInvited(ALICE, MGMT);
     await h.say("login");

@@ -56,6 +56,7 @@ export class PhoneLoginProcess implements LoginProcess {
       fields: [
         {
           id: "phone",
+          role: "address",
           name: "Phone number",
           description: "international format, e.g. +491701234567",
           pattern: PHONE_PATTERN,
@@ -110,6 +111,7 @@ export class HandleLoginProcess implements LoginProcess {
       fields: [
         {
           id: "handle",
+          role: "handle",
           name: "Handle",
           description: "up to 64 characters, not starting with +, mostly not digits",
           pattern: HANDLE_PATTERN,

@@ -530,6 +530,7 @@ class NameLoginProcess implements LoginProcess {
       fields: [
         {
           id: "handle",
+          role: "handle",
           name: "name",
           description: "1-32 of a-z, 0-9, `.`, `_` and `-`",
           pattern: "^[a-z0-9._-]{1,32}$",

@@ -66,6 +66,12 @@ export interface SentMessage {
  * and a record of everything the core asked the network to do.
  */
 export class FakeNetwork implements NetworkConnector {
+  /**
+   * The id of the phone flow's address field: the core must go by its role, not its id (a
+   * network may call it anything).
+   */
+  addressFieldId = "phone";
+
   callbacks: CoreCallbacks | undefined;
   /** A login's state as the network would report it; connected unless set. */
   readonly loginStates = new Map<MatrixUserId, LoginState>();
@@ -384,7 +390,8 @@ class PhoneProcess implements LoginProcess {
       instructions: "WhatsApp will send a code to your phone.",
       fields: [
         {
-          id: "phone",
+          id: this.network.addressFieldId,
+          role: "address",
           name: "phone number",
           description: "in international format, e.g. +491701234567",
           pattern: "^\\+[0-9]+$",
@@ -395,7 +402,7 @@ class PhoneProcess implements LoginProcess {
 
   async submit(stepId: string, input: Readonly<Record<string, string>>): Promise<LoginStep> {
     if (stepId === "phone") {
-      this.network.actions.push(`request-code ${input["phone"] ?? ""}`);
+      this.network.actions.push(`request-code ${input[this.network.addressFieldId] ?? ""}`);
       return {
         type: "input",
         stepId: "code",
@@ -437,7 +444,9 @@ class UsernameProcess implements LoginProcess {
       type: "input",
       stepId: "handle",
       instructions: "Pick the name WhatsApp users will see, marked Unverified.",
-      fields: [{ id: "handle", name: "username", description: "up to 64 characters" }],
+      fields: [
+        { id: "handle", role: "handle", name: "username", description: "up to 64 characters" },
+      ],
     };
   }
 
