@@ -79,6 +79,11 @@ export interface IdentifierKind {
   readonly argument: string;
   /** A valid example users may copy ("+491701234567"). */
   readonly example: string;
+  /**
+   * The URI scheme of an address in the provisioning API's `identifiers` (`tel` for phone
+   * numbers: `tel:+491701234567`, as bridgev2 clients expect). Absent: the address as it is.
+   */
+  readonly uriScheme?: string;
   /** What a user typed, as an address; undefined when it is not one of this kind. */
   parse(input: string): ContactAddress | undefined;
   /** An address as people read it ("+49 170 1234567"). */

@@ -3,7 +3,6 @@ import type { NextFunction, Request, Response } from "express";
 import type { LoginOutcome } from "../core/logins.js";
 import type { LoginProcess } from "../core/network.js";
 import type { ProvisioningPort } from "../core/ports.js";
-import { formatInternational } from "../core/phone-format.js";
 import { describeError } from "../util/errors.js";
 import type { MatrixUserId } from "../util/ids.js";
 import type { Logger } from "../util/log.js";
@@ -14,6 +13,7 @@ import {
   bridgeState,
   cors,
   fieldJson,
+  identifierUri,
   loginIdOf,
   notReachable,
   parseIdentifier,
@@ -218,7 +218,9 @@ export class ProvisioningApi {
             type: "user_input",
             step_id: outcome.step.stepId,
             instructions: outcome.step.instructions,
-            user_input: { fields: outcome.step.fields.map(fieldJson) },
+            user_input: {
+              fields: outcome.step.fields.map((f) => fieldJson(f, this.core.network.identifier)),
+            },
           },
         };
       case "complete":
@@ -263,21 +265,22 @@ export class ProvisioningApi {
     return row?.loginState === "logged-in" ? [loginIdOf(row, user)] : [];
   }
 
-  /** resolve_identifier and create_dm: a phone number's reachability, and its chat. */
+  /** resolve_identifier and create_dm: an address's reachability, and its chat. */
   private async resolve(user: MatrixUserId, identifier: string, create: boolean) {
-    const phone = parseIdentifier(identifier);
+    const kind = this.core.network.identifier;
+    const address = parseIdentifier(identifier, kind);
     const login = this.core.logins.get(user);
     if (login === undefined) {
       throw new ProvisioningError(400, "FI.MAU.NOT_LOGGED_IN", "Not logged in");
     }
-    const mxid = this.core.ghosts.mxidFor(phone);
+    const mxid = this.core.ghosts.mxidFor(address);
     const base = {
-      name: formatInternational(phone),
-      identifiers: [`tel:${phone}`],
+      name: kind.format(address),
+      identifiers: [identifierUri(address, kind)],
       mxid,
     };
     if (create) {
-      const result = await this.core.openChat(user, phone);
+      const result = await this.core.openChat(user, address);
       if (!result.reachable) throw notReachable();
       const { open } = result;
       return {
@@ -285,7 +288,7 @@ export class ProvisioningApi {
         body: { id: open.portal.contact, ...base, dm_room_mxid: open.portal.roomId },
       };
     }
-    const resolution = await login.resolveAddress(phone);
+    const resolution = await login.resolveAddress(address);
     if (!resolution.reachable) throw notReachable();
     const portal = await this.core.portalRows.get(user, resolution.contact);
     return {
@@ -319,11 +322,13 @@ export class ProvisioningApi {
     if (!Array.isArray(participants) || participants.length === 0) {
       throw new ProvisioningError(400, "M_MISSING_PARAM", "The group needs participants");
     }
-    const phones = participants.map((p) => parseIdentifier(String(p)));
+    const members = participants.map((p) =>
+      parseIdentifier(String(p), this.core.network.identifier),
+    );
     if (this.core.logins.get(user) === undefined) {
       throw new ProvisioningError(400, "FI.MAU.NOT_LOGGED_IN", "Not logged in");
     }
-    const created = await this.core.createGroup(user, name.trim(), phones);
+    const created = await this.core.createGroup(user, name.trim(), members);
     return {
       status: 201,
       body: { id: created.group, mxid: created.room, rejected: created.rejected },

@@ -1,12 +1,7 @@
 import type { Response } from "express";
-import type { LoginField, LoginState } from "../core/network.js";
+import type { IdentifierKind, LoginField, LoginState } from "../core/network.js";
 import { BridgeError } from "../util/errors.js";
-import {
-  isPhoneNumber,
-  type ContactAddress,
-  type MatrixUserId,
-  type PhoneNumber,
-} from "../util/ids.js";
+import type { ContactAddress, MatrixUserId } from "../util/ids.js";
 import { ProvisioningError } from "./errors.js";
 
 /** The API's wire shapes: mautrix's JSON for the core's types, and errors as refusals. */
@@ -26,18 +21,32 @@ export function notReachable(): ProvisioningError {
   );
 }
 
-/** `+491701234567`, `tel:+491701234567` or the digits alone; spaces and dashes are ignored. */
-export function parseIdentifier(identifier: string): PhoneNumber {
-  const compact = identifier.replace(/^tel:/, "").replace(/[\s-]/g, "");
-  const phone = compact.startsWith("+") ? compact : `+${compact}`;
-  if (!isPhoneNumber(phone)) {
+/**
+ * An address as a provisioning client sends it: as the network writes it, as a URI of the
+ * network's scheme (`tel:+491701234567`), or as leniently as people write it (for phone numbers:
+ * spaces, dashes, the digits alone).
+ */
+export function parseIdentifier(identifier: string, kind: IdentifierKind): ContactAddress {
+  const scheme = kind.uriScheme === undefined ? undefined : `${kind.uriScheme}:`;
+  const raw = (
+    scheme !== undefined && identifier.startsWith(scheme)
+      ? identifier.slice(scheme.length)
+      : identifier
+  ).trim();
+  const address = kind.parse(raw) ?? kind.thirdPartyField?.parse(raw);
+  if (address === undefined) {
     throw new ProvisioningError(
       400,
       "M_INVALID_PARAM",
-      "The identifier is not a phone number in international format",
+      `The identifier is not a valid ${kind.noun} (for example ${kind.example})`,
     );
   }
-  return phone;
+  return address;
+}
+
+/** An address as the provisioning API's `identifiers` list it. */
+export function identifierUri(address: ContactAddress, kind: IdentifierKind): string {
+  return kind.uriScheme === undefined ? address : `${kind.uriScheme}:${address}`;
 }
 
 export function stringRecord(body: unknown): Record<string, string> {
@@ -54,15 +63,17 @@ export function stringRecord(body: unknown): Record<string, string> {
   return out;
 }
 
-/** mautrix's field types, by the field ids the core knows (core/network.ts). */
-export function fieldJson(field: LoginField) {
+/** mautrix's field types, by the field's role (core/network.ts) and the network's addresses. */
+export function fieldJson(field: LoginField, kind: IdentifierKind) {
   const type =
-    field.id === "phone"
-      ? "phone_number"
-      : field.id === "code"
-        ? "2fa_code"
-        : field.id === "handle" || field.id === "username"
-          ? "username"
+    field.role === "address"
+      ? kind.uriScheme === "tel"
+        ? "phone_number"
+        : "username"
+      : field.role === "handle"
+        ? "username"
+        : field.id === "code"
+          ? "2fa_code"
           : "token";
   return {
     type,

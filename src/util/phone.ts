@@ -56,6 +56,7 @@ export const phoneIdentifier = {
   noun: "number",
   argument: "+number",
   example: "+491701234567",
+  uriScheme: "tel",
   parse: (input: string): ContactAddress | undefined => (isPhoneNumber(input) ? input : undefined),
   format: (address: ContactAddress): string =>
     isPhoneNumber(address) ? formatInternational(address) : address,
