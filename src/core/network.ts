@@ -264,6 +264,12 @@ export type RemoteEvent =
       verifiedMarkCleared: boolean;
       /** The network holds messages to the contact until the user confirms the new code. */
       sendingHeld?: boolean;
+      /**
+       * Identifies this change. A network that reports a change again after the core failed on
+       * it (issue #16: the change is retried until handled) reports the same id, and the core
+       * posts one notice per id.
+       */
+      changeId?: string;
     }
   | {
       kind: "undecryptable";

@@ -317,6 +317,30 @@ for (const nut of NETWORKS) {
       assert.match(h.matrix.lastNotice(room), /\(sent 1970-01-01 00:00:00 UTC\)/);
     });
 
+    it("an identity change reported again after a failure posts one notice per change (#16)", async function () {
+      if (!nut.supports.safetyNumbers) this.skip();
+      await h.network.report(ALICE, incoming("hi"));
+      const room = await portalRoom();
+      const change = {
+        kind: "identity-changed" as const,
+        contact: BOB_ID,
+        verifiedMarkCleared: false,
+        changeId: "change-1",
+      };
+      const changed = () => h.matrix.notices(room).filter((n) => /security code/.test(n));
+      // The homeserver fails the notice: the handler fails, and the network reports it again.
+      h.matrix.noticeFailures.push(new Error("M_UNKNOWN (500)"));
+      await assert.rejects(h.network.report(ALICE, change));
+      assert.equal(changed().length, 0);
+      await h.network.report(ALICE, change);
+      assert.equal(changed().length, 1, "posted after the failure");
+      // Handled, but the network could not record that (its database failed): reported again.
+      await h.network.report(ALICE, change);
+      assert.equal(changed().length, 1, "the same change is not posted twice");
+      await h.network.report(ALICE, { ...change, changeId: "change-2" });
+      assert.equal(changed().length, 2, "a later change is");
+    });
+
     it("a call arrives as content from the ghost; read and typing are shown by the ghost", async function () {
       await h.network.report(ALICE, {
         ...incoming(""),
