@@ -458,12 +458,22 @@ export class RemoteEventHandler {
     );
     // Handled again after a failure (the network retries until handled, issue #16): the same
     // change posts one notice, however far the failed attempt got.
-    await this.matrix.sendNotice(
-      portal.roomId,
-      lines.join(" "),
-      undefined,
-      event.changeId === undefined ? undefined : `identity-changed\n${event.changeId}`,
-    );
+    try {
+      await this.matrix.sendNotice(
+        portal.roomId,
+        lines.join(" "),
+        undefined,
+        event.changeId === undefined ? undefined : `identity-changed\n${event.changeId}`,
+      );
+    } catch (err) {
+      if (!(err instanceof MatrixRefusedError)) throw err;
+      // Refused for good (the bot cannot post in this room): retrying would hold back the
+      // contact's later messages, which wait behind this event, for ever.
+      this.log.warn(
+        { portal: portal.id, errcode: err.errcode, status: err.statusCode },
+        "identity change notice refused by the homeserver",
+      );
+    }
   }
 
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
+import { MatrixRefusedError } from "../../src/core/matrix-api.js";
 import { BridgeError } from "../../src/util/errors.js";
 import { eventId, type EventId, type RoomId } from "../../src/util/ids.js";
 import { ALICE, MGMT } from "./helpers.js";
@@ -339,6 +340,10 @@ for (const nut of NETWORKS) {
       assert.equal(changed().length, 1, "the same change is not posted twice");
       await h.network.report(ALICE, { ...change, changeId: "change-2" });
       assert.equal(changed().length, 2, "a later change is");
+      // Refused for good: handled (not retried for ever, which would hold back Bob's messages).
+      h.matrix.noticeFailures.push(new MatrixRefusedError("M_FORBIDDEN", 403, "not in the room"));
+      await h.network.report(ALICE, { ...change, changeId: "change-3" });
+      assert.equal(changed().length, 2);
     });
 
     it("a call arrives as content from the ghost; read and typing are shown by the ghost", async function () {
