@@ -46,8 +46,16 @@ export interface MatrixApi {
   invite(as: MatrixUserId, room: RoomId, user: MatrixUserId): Promise<void>;
   join(as: MatrixUserId, room: RoomId): Promise<void>;
   leave(as: MatrixUserId, room: RoomId): Promise<void>;
-  /** A notice from the bot; `replyTo` makes it a reply to that event. */
-  sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId>;
+  /**
+   * A notice from the bot; `replyTo` makes it a reply to that event. With an `idempotencyKey`,
+   * sends with the same key into the same room post one event (as sendContent's).
+   */
+  sendNotice(
+    room: RoomId,
+    text: string,
+    replyTo?: EventId,
+    idempotencyKey?: string,
+  ): Promise<EventId>;
   /**
    * A message from a ghost, converted from the neutral model; `edits` makes it an m.replace.
    * Sends with the same `idempotencyKey` (the remote message's identity) into the same room post

@@ -269,6 +269,12 @@ export type RemoteEvent =
       verifiedMarkCleared: boolean;
       /** The network holds messages to the contact until the user confirms the new code. */
       sendingHeld?: boolean;
+      /**
+       * Identifies this change. A network that reports a change again after the core failed on
+       * it (issue #16: the change is retried until handled) reports the same id, and the core
+       * posts one notice per id.
+       */
+      changeId?: string;
     }
   | {
       kind: "undecryptable";
@@ -481,11 +487,19 @@ export interface ReportCapable {
     block: boolean,
   ): Promise<void>;
 }
+/**
+ * Safety numbers and the "verified" mark. The network owns the mark (docs/core.md, "Verified
+ * contacts"): it is a property of the contact's identity key, set only while that key is the one
+ * compared and cleared by the network in the same write that records a new key, so the core keeps
+ * no copy that an identity change would have to reset.
+ */
 export interface SafetyNumberCapable {
   safetyNumber(
     contact: RemoteUserId,
   ): Promise<{ digits: string; scannable: Uint8Array; verified: boolean }>;
   markVerified(contact: RemoteUserId): Promise<void>;
+  /** The contacts marked verified whose identity has not changed since (one read, for lists). */
+  verifiedContacts(): Promise<ReadonlySet<RemoteUserId>>;
 }
 
 /** A member of a group as the network reports it. */

@@ -442,7 +442,6 @@ export class RemoteEventHandler {
     user: MatrixUserId,
     event: EventOf<"identity-changed">,
   ): Promise<void> {
-    await this.tables.contacts.update(user, event.contact, { verifiedAt: null });
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
     const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
@@ -457,7 +456,24 @@ export class RemoteEventHandler {
         ? `Messages to ${number} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
         : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
     );
-    await this.matrix.sendNotice(portal.roomId, lines.join(" "));
+    // Handled again after a failure (the network retries until handled, issue #16): the same
+    // change posts one notice, however far the failed attempt got.
+    try {
+      await this.matrix.sendNotice(
+        portal.roomId,
+        lines.join(" "),
+        undefined,
+        event.changeId === undefined ? undefined : `identity-changed\n${event.changeId}`,
+      );
+    } catch (err) {
+      if (!(err instanceof MatrixRefusedError)) throw err;
+      // Refused for good (the bot cannot post in this room): retrying would hold back the
+      // contact's later messages, which wait behind this event, for ever.
+      this.log.warn(
+        { portal: portal.id, errcode: err.errcode, status: err.statusCode },
+        "identity change notice refused by the homeserver",
+      );
+    }
   }
 
   private async undecryptable(user: MatrixUserId, event: EventOf<"undecryptable">): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId } from "../util/ids.js";
-import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import { networkColumn, readBool, readStringOrNull } from "./values.js";
 
 export interface ContactRow {
   userMxid: MatrixUserId;
@@ -9,11 +9,13 @@ export interface ContactRow {
   /** A name the user gave the contact; shown only in that user's portal. */
   localName: string | null;
   blocked: boolean;
-  verifiedAt: number | null;
   createdAt: number;
 }
 
-/** The `contacts` table: what one user knows about one contact (local name, block, verified). */
+/**
+ * The `contacts` table: what one user knows about one contact (local name, block). Whether the
+ * user verified the contact is the network's (core/network.ts SafetyNumberCapable, migration 0017).
+ */
 export class ContactsTable {
   constructor(
     private readonly knex: Knex,
@@ -38,13 +40,12 @@ export class ContactsTable {
   async update(
     user: MatrixUserId,
     contact: RemoteUserId,
-    patch: Partial<Pick<ContactRow, "localName" | "blocked" | "verifiedAt">>,
+    patch: Partial<Pick<ContactRow, "localName" | "blocked">>,
     now = Date.now(),
   ): Promise<void> {
     const values: Record<string, unknown> = {};
     if (patch.localName !== undefined) values["local_name"] = patch.localName;
     if (patch.blocked !== undefined) values["blocked"] = patch.blocked;
-    if (patch.verifiedAt !== undefined) values["verified_at"] = patch.verifiedAt;
     // One statement: the row is created with the patch, or the patch is applied to it.
     const insert = this.knex("contacts")
       .insert({
@@ -66,7 +67,6 @@ function toContact(row: Record<string, unknown>): ContactRow {
     contact: String(row["remote_id"]) as RemoteUserId,
     localName: readStringOrNull(row["local_name"]),
     blocked: readBool(row["blocked"]),
-    verifiedAt: readNumberOrNull(row["verified_at"]),
     createdAt: Number(row["created_at"]),
   };
 }

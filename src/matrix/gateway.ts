@@ -286,7 +286,12 @@ export class IntentMatrixApi implements MatrixApi {
     await this.retried("leave", () => this.intent(as).leave(room));
   }
 
-  async sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId> {
+  async sendNotice(
+    room: RoomId,
+    text: string,
+    replyTo?: EventId,
+    idempotencyKey?: string,
+  ): Promise<EventId> {
     // The body keeps the `code` marks as Markdown; formatted_body shows them as code.
     const body = {
       ...neutralToMatrix({ type: "text", text: inlineCode(text), notice: true }),
@@ -296,6 +301,7 @@ export class IntentMatrixApi implements MatrixApi {
       this.botUserId,
       room,
       roomMessage(body, replyTo === undefined ? undefined : { eventId: replyTo }),
+      idempotencyKey,
     );
   }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
+import { MatrixRefusedError } from "../../src/core/matrix-api.js";
 import { BridgeError } from "../../src/util/errors.js";
 import { eventId, type EventId, type RoomId } from "../../src/util/ids.js";
 import { ALICE, MGMT } from "./helpers.js";
@@ -315,6 +316,34 @@ for (const nut of NETWORKS) {
       assert.match(h.matrix.lastNotice(room), /could not be decrypted/);
       // The one time format of notices (issue 14: ISO here, HH:MM:SS (UTC) elsewhere).
       assert.match(h.matrix.lastNotice(room), /\(sent 1970-01-01 00:00:00 UTC\)/);
+    });
+
+    it("an identity change reported again after a failure posts one notice per change (#16)", async function () {
+      if (!nut.supports.safetyNumbers) this.skip();
+      await h.network.report(ALICE, incoming("hi"));
+      const room = await portalRoom();
+      const change = {
+        kind: "identity-changed" as const,
+        contact: BOB_ID,
+        verifiedMarkCleared: false,
+        changeId: "change-1",
+      };
+      const changed = () => h.matrix.notices(room).filter((n) => /security code/.test(n));
+      // The homeserver fails the notice: the handler fails, and the network reports it again.
+      h.matrix.noticeFailures.push(new Error("M_UNKNOWN (500)"));
+      await assert.rejects(h.network.report(ALICE, change));
+      assert.equal(changed().length, 0);
+      await h.network.report(ALICE, change);
+      assert.equal(changed().length, 1, "posted after the failure");
+      // Handled, but the network could not record that (its database failed): reported again.
+      await h.network.report(ALICE, change);
+      assert.equal(changed().length, 1, "the same change is not posted twice");
+      await h.network.report(ALICE, { ...change, changeId: "change-2" });
+      assert.equal(changed().length, 2, "a later change is");
+      // Refused for good: handled (not retried for ever, which would hold back Bob's messages).
+      h.matrix.noticeFailures.push(new MatrixRefusedError("M_FORBIDDEN", 403, "not in the room"));
+      await h.network.report(ALICE, { ...change, changeId: "change-3" });
+      assert.equal(changed().length, 2);
     });
 
     it("a call arrives as content from the ghost; read and typing are shown by the ghost", async function () {

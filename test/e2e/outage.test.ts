@@ -77,6 +77,41 @@ describe("e2e: a homeserver outage in the middle of a conversation", function ()
     });
   }
 
+  it("an identity change while the homeserver answers 500 shows its notice once after, before the new identity's text", async function () {
+    const c = await e.whatsappUser("+491706666666");
+    const portalC = await e.openChat(c);
+    await e.from(c, { type: "text", text: "old phone" });
+    await eventually(
+      () => (bodies(portalC, "old phone").length === 1 ? true : undefined),
+      "C's text before the change",
+    );
+    const end = e.world.hs.outage({});
+    try {
+      const reset = await c.request("POST", `/users/${c.digits}/reset-identity`);
+      assert.equal(reset.status, 200);
+      await e.from(c, { type: "text", text: "new phone" });
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+    } finally {
+      end();
+    }
+    const changed = /^The security code with \+49 170 6666666 changed/;
+    await eventually(
+      () => (bodies(portalC, "new phone").length === 1 ? true : undefined),
+      "C's text from the new identity",
+      45_000,
+    );
+    // Give a duplicate notice a chance to show up before counting.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const shown = e
+      .timeline(portalC)
+      .map((ev) => String(ev.getContent()["body"]))
+      .filter((body) => changed.test(body) || body === "new phone");
+    assert.deepEqual(
+      shown.map((body) => (changed.test(body) ? "notice" : body)),
+      ["notice", "new phone"],
+    );
+  });
+
   it("a message sent right after the homeserver is back comes after those sent while it was down", async function () {
     const prefix = "right after:";
     const end = e.world.hs.outage({});

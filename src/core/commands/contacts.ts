@@ -103,6 +103,11 @@ const contacts: Cmd = {
       );
       return;
     }
+    const login = core.logins.get(ctx.user);
+    const verified =
+      login !== undefined && isSafetyNumberCapable(login)
+        ? await login.verifiedContacts()
+        : new Set<RemoteUserId>();
     const lines: string[] = [];
     for (const id of ids) {
       const ghost = await core.ghosts.ensure(id);
@@ -111,7 +116,7 @@ const contacts: Cmd = {
       const marks = [
         info === undefined || info.localName === null ? undefined : `"${info.localName}"`,
         info?.blocked === true ? "blocked" : undefined,
-        info === undefined || info.verifiedAt === null ? undefined : "verified",
+        verified.has(id) ? "verified" : undefined,
         portal === undefined || portal.requestState === "none" || portal.requestState === "accepted"
           ? undefined
           : portal.requestState.replace("-", " "),
@@ -223,8 +228,8 @@ const verify: Cmd = {
     const { login, contact, number } = await contactOf(ctx, args);
     if (!isSafetyNumberCapable(login)) throw unsupported("Safety numbers");
     if (args[1] === "confirm") {
+      // The network keeps the mark (SafetyNumberCapable): nothing of it is stored here.
       await login.markVerified(contact);
-      await ctx.services.contacts.update(ctx.user, contact, { verifiedAt: Date.now() });
       await ctx.reply(`${number} is marked as verified.`);
       return;
     }

@@ -164,6 +164,7 @@ export function mapProviderEvent(
             contact: remoteUser(event.contact),
             verifiedMarkCleared: event.wasVerified,
             ...(ctx.identityChangeHolds === true ? { sendingHeld: true } : {}),
+            changeId: event.changeId,
           },
         ],
       };

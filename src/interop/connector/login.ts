@@ -331,6 +331,12 @@ export class InteropLogin
     }
   }
 
+  async verifiedContacts(): Promise<ReadonlySet<RemoteUserId>> {
+    const device = await this.ctx.crypto.device(this.jid, DEVICE);
+    const jids = await device.identities.verifiedContacts();
+    return new Set(jids.map((jid) => jid as string as RemoteUserId));
+  }
+
   /** Unbinds the number, publishes an empty device list and deletes every key (§5.1, P3). */
   async logout(): Promise<void> {
     await this.ctx.engine.deleteUser(this.jid);

@@ -1,5 +1,6 @@
 import { IdentityKeyPair, ProtocolAddress, SessionRecord } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
+import type { Tx } from "../../db/sql.js";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import type { KeyVault } from "../../vault/key-vault.js";
@@ -16,6 +17,12 @@ export interface CryptoContext {
   readonly policy: IdentityChangePolicy;
   readonly mutex: KeyedMutex;
   readonly cacheSize: number;
+  /**
+   * Runs in the transaction that records a changed identity (and may run twice under group
+   * commit: database work through `tx` only), so that the change is kept for the core durably.
+   */
+  recordIdentityChange(tx: Tx, event: IdentityChangeEvent): Promise<void>;
+  /** After the commit of that transaction. */
   emitIdentityChange(event: IdentityChangeEvent): void;
 }
 

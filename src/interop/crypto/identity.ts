@@ -12,6 +12,11 @@ const FINGERPRINT_VERSION = 2;
  * Contact identities of a local user: safety numbers (§12.6), the verified mark, and the
  * confirmation that releases sending after a change in `hold` mode. Changes go through a
  * WriteBatch under the contact's lock, like libsignal's own identity writes.
+ *
+ * The verified mark is kept here and nowhere else (`signal_identities.verified_at`; the core's
+ * copy went with migration 0017, docs/core.md "Verified contacts"): it belongs to one identity
+ * key, is set only while that key is the one compared, and is cleared by the very write that
+ * records a new key (stores.ts saveIdentity), so no event has to reach anyone to reset it.
  */
 export class IdentityBook {
   constructor(private readonly user: UserState) {}
@@ -58,6 +63,16 @@ export class IdentityBook {
         ? { ...record, verifiedAt: this.user.ctx.now(), confirmed: true }
         : null,
     );
+  }
+
+  /** The contacts marked verified (their identity unchanged since): one read, for listings. */
+  async verifiedContacts(): Promise<BareJid[]> {
+    const rows = (await this.user.ctx
+      .knex("signal_identities")
+      .where({ local_jid: this.user.jid })
+      .whereNotNull("verified_at")
+      .select("remote_jid")) as { remote_jid: string }[];
+    return rows.map((row) => row.remote_jid as BareJid);
   }
 
   async clearVerified(remoteJid: BareJid): Promise<boolean> {

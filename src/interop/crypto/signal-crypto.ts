@@ -1,5 +1,6 @@
 import { IdentityKeyPair } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
+import type { Tx } from "../../db/sql.js";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { describeError } from "../../util/errors.js";
 import { silentLogger, type Logger } from "../../util/log.js";
@@ -32,6 +33,12 @@ import type {
   PublishablePreKeys,
   PublishableRotation,
 } from "./types.js";
+
+/**
+ * Database work in the transaction of an identity change, through `tx` only: it may run twice
+ * (group commit, src/db/sql.ts), so it must be idempotent (keyed by the event's id).
+ */
+export type IdentityChangeRecorder = (tx: Tx, event: IdentityChangeEvent) => Promise<void>;
 
 export interface SignalCryptoOptions {
   readonly knex: Knex;
@@ -115,6 +122,7 @@ export class SignalCrypto {
    */
   private readonly localDeviceIds = new Map<string, readonly DeviceId[]>();
   private readonly listeners = new Set<(event: IdentityChangeEvent) => void>();
+  private readonly recorders = new Set<IdentityChangeRecorder>();
 
   constructor(options: SignalCryptoOptions) {
     const logger = options.logger ?? silentLogger();
@@ -126,6 +134,9 @@ export class SignalCrypto {
       policy: options.identityChange ?? "warn",
       mutex: new KeyedMutex(),
       cacheSize: options.cacheSize ?? 2000,
+      recordIdentityChange: async (tx, event) => {
+        for (const recorder of this.recorders) await recorder(tx, event);
+      },
       emitIdentityChange: (event) => {
         logger.info(
           { localJid: event.localJid, remoteJid: event.remoteJid, held: event.sendingHeld },
@@ -147,6 +158,16 @@ export class SignalCrypto {
   onIdentityChange(listener: (event: IdentityChangeEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Adds a write to every transaction that records a changed identity: what must not be lost
+   * with the change (the provider's pending record for the core, issue #16) commits or rolls back
+   * with it. Returns the removal.
+   */
+  recordIdentityChanges(recorder: IdentityChangeRecorder): () => void {
+    this.recorders.add(recorder);
+    return () => this.recorders.delete(recorder);
   }
 
   /**

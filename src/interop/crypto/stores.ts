@@ -17,8 +17,10 @@ import {
   SignedPreKeyStore,
   type Uuid,
 } from "@signalapp/libsignal-client";
+import { randomUUID } from "node:crypto";
 import type { BareJid } from "../../util/ids.js";
 import type { DeviceState, IdentityRecord } from "./device-state.js";
+import type { IdentityChangeEvent } from "./types.js";
 import { DELETED, type WriteBatch } from "./write-batch.js";
 
 /**
@@ -130,17 +132,23 @@ class BatchIdentityStore extends IdentityKeyStore {
       confirmed: !sendingHeld,
     };
     user.stageIdentity(this.batch, remoteJid, changed);
-    this.batch.afterCommit(() =>
-      user.ctx.emitIdentityChange({
-        localJid: user.jid,
-        remoteJid: remoteJid as BareJid,
-        previousKey: existing.key,
-        currentKey: serialized,
-        wasVerified: existing.verifiedAt !== null,
-        sendingHeld,
-        at: now,
-      }),
+    const event: IdentityChangeEvent = {
+      // Chosen here, once: the write below may run twice (group commit) and must insert once.
+      id: randomUUID(),
+      localJid: user.jid,
+      remoteJid: remoteJid as BareJid,
+      previousKey: existing.key,
+      currentKey: serialized,
+      wasVerified: existing.verifiedAt !== null,
+      sendingHeld,
+      at: now,
+    };
+    // The change is kept for the core in the transaction that records the new key (issue #16):
+    // the notice cannot be lost between this commit and the core handling it.
+    this.batch.addWrite(`identity-change\n${event.id}`, (tx) =>
+      user.ctx.recordIdentityChange(tx, event),
     );
+    this.batch.afterCommit(() => user.ctx.emitIdentityChange(event));
     return IdentityChange.ReplacedExisting;
   }
 

@@ -75,8 +75,14 @@ export interface InboundKey {
   readonly ciphertext: Uint8Array;
 }
 
-/** Emitted after the change is committed, so that the portal can show "security code changed". */
+/**
+ * A contact's identity key changed. Recorded by the transaction that records the new key (see
+ * SignalCrypto.recordIdentityChanges), emitted after it committed, so that the portal can show
+ * "security code changed".
+ */
 export interface IdentityChangeEvent {
+  /** Unique per change: keys its durable record and, in the core, its one notice. */
+  readonly id: string;
   readonly localJid: BareJid;
   readonly remoteJid: BareJid;
   readonly previousKey: Uint8Array;

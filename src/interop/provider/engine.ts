@@ -15,6 +15,7 @@ import { TransportError } from "../transport/errors.js";
 import { IqCaller, IqResponder } from "../transport/iq.js";
 import { AccountService } from "./account.js";
 import { KeyDirectory } from "./directory.js";
+import { identityChangeEntry } from "./events.js";
 import { AckBatcher, InboxStore } from "./inbox.js";
 import { GatekeeperIq } from "./iq-client.js";
 import { ProviderMedia } from "./media.js";
@@ -234,6 +235,8 @@ export class ProviderEngine {
     connection.on("offline", onOffline);
     this.detachers.push(() => connection.off("offline", onOffline));
     const onReady = (): void => void this.afterHello();
+    // Fire-and-forget on purpose: a state event lost to a failing handler is harmless, as the
+    // session emits the whole state again on every change and the core keeps only the latest.
     const onState = (state: EngineState): void => this.forward({ kind: "state", state });
     this.session.on("ready", onReady);
     this.session.on("state", onState);
@@ -241,14 +244,18 @@ export class ProviderEngine {
       () => this.session.off("ready", onReady),
       () => this.session.off("state", onState),
     );
+    // Identity changes travel the durable path of deliveries (issue #16): the pending record is
+    // written in the crypto transaction that records the new identity, handed over after its
+    // commit, and removed only once the core handled it; a failure is retried like a message's.
     this.detachers.push(
+      // One ms before its time: a message decrypted in the same transaction (the first from the
+      // new identity) is written at the same ms or later, and a replay after a restart, ordered
+      // by created_at, must still show the notice first.
+      crypto.recordIdentityChanges((tx, change) =>
+        this.inbox.addPending(tx, identityChangeEntry(change), change.at - 1),
+      ),
       crypto.onIdentityChange((change) =>
-        this.forward({
-          kind: "identity-changed",
-          local: change.localJid,
-          contact: change.remoteJid,
-          wasVerified: change.wasVerified,
-        }),
+        this.receiver.handOverCommitted(identityChangeEntry(change)),
       ),
     );
     // Queued ahead of every delivery of this run (see Receiver.loadPending).
@@ -437,6 +444,7 @@ export class ProviderEngine {
     return this.options.crypto.device(bare, device);
   }
 
+  /** Hands an event over once, without retry: for `state` only (see start). */
   private forward(event: ProviderEvent): void {
     this.options.onEvent(event).catch((err: unknown) => {
       this.log.warn({ err: describeError(err), kind: event.kind }, "event handler failed");

@@ -2,7 +2,8 @@ import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../
 import type { ReportReason } from "../codec/abuse.js";
 import { decodeEnvelope } from "../codec/envelope.js";
 import type { GroupEventType } from "../codec/groups.js";
-import type { PendingRecord } from "./inbox.js";
+import type { IdentityChangeEvent } from "../crypto/types.js";
+import { LOCAL_ENTRY_PREFIX, type PendingEntry, type PendingRecord } from "./inbox.js";
 import type { ProviderEvent } from "./types.js";
 
 const jid = (v: string): BareJid => v as BareJid;
@@ -78,6 +79,14 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
       };
     case "request-accepted":
       return { kind: "request-accepted", local: jid(record.local), contact: jid(record.contact) };
+    case "identity-changed":
+      return {
+        kind: "identity-changed",
+        local: jid(record.local),
+        contact: jid(record.contact),
+        wasVerified: record.wasVerified,
+        changeId: record.changeId,
+      };
     case "unbound":
       return {
         kind: "unbound",
@@ -93,4 +102,25 @@ export function pendingToEvent(record: PendingRecord, maxEnvelopeBytes: number):
         stamp: new Date(record.stamp),
       };
   }
+}
+
+/**
+ * The pending entry of an identity change (issue #16): written in the crypto transaction that
+ * recorded the new identity and handed over after its commit, both from the same event, so the
+ * two are the same row. Its stanza-id is local and derived from the change's id (stanza_id holds
+ * 64 characters: the prefix and a UUID take 42).
+ */
+export function identityChangeEntry(change: IdentityChangeEvent): PendingEntry {
+  return {
+    stanzaId: `${LOCAL_ENTRY_PREFIX}identity:${change.id}` as StanzaId,
+    by: "",
+    record: {
+      kind: "identity-changed",
+      local: change.localJid,
+      contact: change.remoteJid,
+      wasVerified: change.wasVerified,
+      changeId: change.id,
+    },
+    receipt: undefined,
+  };
 }

@@ -72,6 +72,17 @@ export type PendingRecord =
       subject: string | null;
     }
   | { kind: "request-accepted"; local: string; contact: string }
+  /**
+   * Recorded by the crypto layer's transaction that recorded the new identity (issue #16), not
+   * by a delivery: its `stanzaId` is local (LOCAL_ENTRY_PREFIX) and nothing is acked for it.
+   */
+  | {
+      kind: "identity-changed";
+      local: string;
+      contact: string;
+      wasVerified: boolean;
+      changeId: string;
+    }
   | { kind: "unbound"; local: string; phone: string; reason: string }
   | { kind: "report-received"; reported: string; reason: string; stamp: string };
 
@@ -92,6 +103,17 @@ export interface PendingEntry {
   readonly record: PendingRecord;
   readonly receipt: PendingReceipt | undefined;
 }
+
+/**
+ * The key prefix of pending records that no gatekeeper delivered (identity changes): their
+ * `by` is empty and they are never acked. The rest of the key is a random UUID, so a
+ * gatekeeper's stanza-id (opaque, §15.5) does not meet one by chance.
+ */
+export const LOCAL_ENTRY_PREFIX = "local:";
+
+/** Whether a pending entry came from no delivery (see LOCAL_ENTRY_PREFIX). */
+export const isLocalEntry = (entry: PendingEntry): boolean =>
+  entry.by === "" && entry.stanzaId.startsWith(LOCAL_ENTRY_PREFIX);
 
 const pendingRef = (stanzaId: string): readonly [string, string] => ["inbound_pending", stanzaId];
 

@@ -17,7 +17,13 @@ import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
 import type { DeviceAddress } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";
 import { ProviderError } from "./errors.js";
-import type { AckBatcher, InboxStore, PendingEntry, PendingRecord } from "./inbox.js";
+import {
+  isLocalEntry,
+  type AckBatcher,
+  type InboxStore,
+  type PendingEntry,
+  type PendingRecord,
+} from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
 import { receiptRow } from "./sender.js";
@@ -204,6 +210,17 @@ export class Receiver {
         }),
       ),
     );
+  }
+
+  /**
+   * An entry committed by another part of the bridge rather than a delivery (an identity change,
+   * recorded by the crypto layer's transaction): handed over like a delivery's, behind the
+   * earlier events of its conversation and ahead of later ones, and kept in `inbound_pending`,
+   * retried, until the core took it. Called after its commit.
+   */
+  handOverCommitted(entry: PendingEntry): void {
+    if (this.stopped) return;
+    this.chainHandOver(entry);
   }
 
   /**
@@ -1018,14 +1035,14 @@ export class Receiver {
       if (!(await this.stillPending(entry))) {
         // Handed over meanwhile: a redelivery read the row before that hand-over removed it and
         // queued it behind it on the conversation's chain. Acked, not posted a second time.
-        this.options.acks.add(entry.by, entry.stanzaId);
+        this.ackEntry(entry);
         return;
       }
       if (this.heldForOrder(entry)) {
         // P15/E23: a later seq waits for the gap before it (bounded): it stays pending and in
         // its conversation's waiting list, and releaseHeld offers it again. Acked now, so that a
         // held one never occupies the gatekeeper's window of unacked deliveries.
-        this.options.acks.add(entry.by, entry.stanzaId);
+        this.ackEntry(entry);
         this.log.debug({ stanzaId: entry.stanzaId }, "delivery held for the gap before it");
         return;
       }
@@ -1040,7 +1057,7 @@ export class Receiver {
           // The core holds it for later (core/network.ts): it stays in inbound_pending, sealed,
           // and is handed over again by replayPending. The gatekeeper's copy is acked so that a
           // held event never occupies its window of unacked deliveries.
-          this.options.acks.add(entry.by, entry.stanzaId);
+          this.ackEntry(entry);
           this.log.info({ stanzaId: entry.stanzaId }, "delivery held by the core; kept for later");
           return;
         }
@@ -1063,7 +1080,7 @@ export class Receiver {
       });
       this.forget(entry);
       if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);
-      this.options.acks.add(entry.by, entry.stanzaId);
+      this.ackEntry(entry);
     })().finally(() => this.handingOver.delete(entry.stanzaId));
     this.handingOver.set(entry.stanzaId, job);
     job.then(
@@ -1073,6 +1090,11 @@ export class Receiver {
       () => this.retryHandOverLater(),
     );
     return job;
+  }
+
+  /** Acks the delivery an entry came from; an entry of no delivery (isLocalEntry) has none. */
+  private ackEntry(entry: PendingEntry): void {
+    if (!isLocalEntry(entry)) this.options.acks.add(entry.by, entry.stanzaId);
   }
 
   /** Whether the reorder buffer holds this message back for a gap before its seq. */
@@ -1157,6 +1179,7 @@ function conversationOf(record: PendingRecord): string | undefined {
     case "group-event":
       return `${record.local}\n${record.group}`;
     case "request-accepted":
+    case "identity-changed":
       return `${record.local}\n${record.contact}`;
     default:
       return undefined;

@@ -80,7 +80,17 @@ export type ProviderEvent =
   | { kind: "request-accepted"; local: BareJid; contact: BareJid }
   | { kind: "unbound"; local: BareJid; phone: PhoneNumber; reason: string }
   | { kind: "report-received"; reported: BareJid; reason: ReportReason; stamp: Date }
-  | { kind: "identity-changed"; local: BareJid; contact: BareJid; wasVerified: boolean }
+  /**
+   * A contact's identity key changed (§12.6); `changeId` is the same each time this change is
+   * handed over (a retry after the handler failed), so that it is shown once.
+   */
+  | {
+      kind: "identity-changed";
+      local: BareJid;
+      contact: BareJid;
+      wasVerified: boolean;
+      changeId: string;
+    }
   /** The gatekeeper accepted one of our messages (§15.1). */
   | {
       kind: "accepted";

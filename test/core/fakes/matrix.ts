@@ -120,14 +120,31 @@ export class FakeMatrix implements MatrixApi {
     this.calls.push(`leave ${room} ${as}`);
   }
 
-  async sendNotice(room: RoomId, text: string, replyTo?: EventId): Promise<EventId> {
-    return this.record({
+  /** Errors the next notices throw, one each (a homeserver answering 500, say). */
+  readonly noticeFailures: Error[] = [];
+  /** Events sent with an idempotency key, by room and key: a homeserver's transaction ids. */
+  private readonly byIdempotencyKey = new Map<string, EventId>();
+
+  async sendNotice(
+    room: RoomId,
+    text: string,
+    replyTo?: EventId,
+    idempotencyKey?: string,
+  ): Promise<EventId> {
+    const failure = this.noticeFailures.shift();
+    if (failure !== undefined) throw failure;
+    const key = idempotencyKey === undefined ? undefined : `${room}\n${idempotencyKey}`;
+    const sent = key === undefined ? undefined : this.byIdempotencyKey.get(key);
+    if (sent !== undefined) return sent;
+    const eventId = await this.record({
       room,
       sender: this.botUserId,
       kind: "notice",
       text,
       ...(replyTo ? { replyTo } : {}),
     });
+    if (key !== undefined) this.byIdempotencyKey.set(key, eventId);
+    return eventId;
   }
 
   async sendContent(

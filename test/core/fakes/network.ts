@@ -370,8 +370,15 @@ export class FakeLogin
     return { digits: "1234567890".repeat(6), scannable: new Uint8Array([1]), verified: false };
   }
 
+  private readonly verified = new Set<RemoteUserId>();
+
   async markVerified(contact: RemoteUserId): Promise<void> {
     this.network.actions.push(`verified ${contact}`);
+    this.verified.add(contact);
+  }
+
+  async verifiedContacts(): Promise<ReadonlySet<RemoteUserId>> {
+    return new Set(this.verified);
   }
 }
 

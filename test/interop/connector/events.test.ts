@@ -46,12 +46,24 @@ describe("mapping engine events to the core's events", function () {
   });
 
   it("an identity change says that sending is held when interop.identity_change is hold", function () {
-    const change = { kind: "identity-changed" as const, local, contact: bob, wasVerified: true };
+    const change = {
+      kind: "identity-changed" as const,
+      local,
+      contact: bob,
+      wasVerified: true,
+      changeId: "c1",
+    };
     assert.deepEqual(mapProviderEvent(change, { ...ctx, identityChangeHolds: true })?.events, [
-      { kind: "identity-changed", contact: bob, verifiedMarkCleared: true, sendingHeld: true },
+      {
+        kind: "identity-changed",
+        contact: bob,
+        verifiedMarkCleared: true,
+        sendingHeld: true,
+        changeId: "c1",
+      },
     ]);
     assert.deepEqual(mapProviderEvent(change, ctx)?.events, [
-      { kind: "identity-changed", contact: bob, verifiedMarkCleared: true },
+      { kind: "identity-changed", contact: bob, verifiedMarkCleared: true, changeId: "c1" },
     ]);
   });
 

@@ -58,6 +58,41 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     assert.notEqual(after.digits, fromAlice.digits);
   });
 
+  it("an identity change is recorded in one transaction with what recordIdentityChanges writes (#16)", async function () {
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const oldKey = decodeBase64(bob.bundle.identityKey);
+    let fail = true;
+    const written: string[] = [];
+    world.crypto.recordIdentityChanges(async (tx, event) => {
+      await tx("bridge_state").insert({ key: `change ${event.id}`, value: event.remoteJid });
+      if (fail) throw new Error("the database went away");
+      written.push(event.id);
+    });
+    const bobAgain = await resetIdentity(world, bob.jid);
+    await assert.rejects(
+      alice.device.sessions.processBundle(bob.jid, directoryBundle(bobAgain.bundle)),
+    );
+    assert.equal(world.events.length, 0, "nothing emitted for a change that did not commit");
+    const kept = await alice.device.identities.status(bob.jid);
+    assert.deepEqual(kept?.identityKey, oldKey, "the new identity rolled back with the record");
+    assert.deepEqual(await get().db.knex("bridge_state").where("key", "like", "change %"), []);
+    fail = false;
+    await alice.device.sessions.processBundle(
+      bob.jid,
+      directoryBundle(bobAgain.bundle, { index: 1 }),
+    );
+    assert.equal(world.events.length, 1);
+    assert.deepEqual(written, [world.events[0]?.id]);
+    const rows = await get().db.knex("bridge_state").where("key", "like", "change %");
+    assert.deepEqual(
+      rows.map((r: { key: string }) => r.key),
+      [`change ${world.events[0]?.id}`],
+    );
+  });
+
   it("an identity change from a fetched bundle is recorded, reported once, and clears the verified mark", async function () {
     const world = makeCrypto(get().db.knex);
     const alice = await newDevice(world, "provider");
@@ -66,6 +101,7 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     const oldKey = decodeBase64(bob.bundle.identityKey);
     assert.equal(await alice.device.identities.markVerified(bob.jid, oldKey), true);
     assert.notEqual((await alice.device.identities.status(bob.jid))?.verifiedAt, null);
+    assert.deepEqual(await alice.device.identities.verifiedContacts(), [bob.jid]);
     assert.equal(world.events.length, 0, "first contact is trust on first use, no notice");
 
     const bobAgain = await resetIdentity(world, bob.jid);
@@ -80,6 +116,7 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     assert.deepEqual(new Uint8Array(event.currentKey), decodeBase64(bobAgain.bundle.identityKey));
     const status = await alice.device.identities.status(bob.jid);
     assert.equal(status?.verifiedAt, null);
+    assert.deepEqual(await alice.device.identities.verifiedContacts(), [], "the one mark cleared");
     assert.equal(status?.sendingAllowed, true, "warn mode keeps sending");
     // A stale key cannot be marked verified.
     assert.equal(await alice.device.identities.markVerified(bob.jid, oldKey), false);

@@ -440,6 +440,85 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.deepEqual((await users.decrypt(bob, 1, stanza)).content, body("new"));
   });
 
+  it("an identity change whose hand-over failed is handed over after the core recovers, once (#16)", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    const before = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("old") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
+    // The core fails (the homeserver answers 500, say) while the change is recorded.
+    sink.mode = "fail";
+    await users.resetIdentity(bob, 1);
+    const notice = fake.notification(
+      alice,
+      encodeDevicesChanged({
+        jid: bob.jid,
+        version: fake.directory.list(bob.jid)?.version ?? 0,
+        devices: [{ id: 1 as DeviceId, change: "identity-changed" }],
+        removed: [],
+      }),
+    );
+    fake.send(notice.stanza);
+    await eventually(() => fake.acked.includes(notice.stanzaId), "the notification acked");
+    await pause(300);
+    assert.equal(sink.of("identity-changed").length, 0, "the core took nothing yet");
+    sink.mode = "ok";
+    await eventually(
+      () => sink.of("identity-changed").some((e) => e.contact === bob.jid && e.local === alice),
+      "the security-code notice after the failure",
+    );
+    await pause(700);
+    assert.equal(sink.of("identity-changed").length, 1, "handed over exactly once");
+    const left = await get().db.knex("inbound_pending").where("stanza_id", "like", "local:%");
+    assert.deepEqual(left, [], "its pending record removed once handled");
+  });
+
+  it("an identity change committed but not handed over before a crash is handed over by the next run", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    const first = await users.encryptTo(bob, 1, alice, body("old identity"));
+    fake.send(first.stanza);
+    await eventually(() => fake.acked.includes(first.stanzaId), "the first acked");
+    sink.mode = "hang";
+    await users.resetIdentity(bob, 1);
+    const second = await users.encryptTo(bob, 1, alice, body("new identity"));
+    fake.send(second.stanza);
+    const pendingRows = () => get().db.knex("inbound_pending").select("stanza_id");
+    await eventually(async () => (await pendingRows()).length === 2, "both committed");
+    await b.engine.halt();
+    const next = await readyBridge();
+    await eventually(
+      () => fake.acked.includes(second.stanzaId),
+      "the message acked by the next run",
+    );
+    const kinds = next.sink.events
+      .filter((e) => e.kind === "identity-changed" || e.kind === "message")
+      .map((e) => (e.kind === "message" ? e.originId : e.kind));
+    assert.deepEqual(kinds, ["identity-changed", second.originId]);
+    await eventually(async () => (await pendingRows()).length === 0, "nothing left pending");
+  });
+
+  it("the first message from a new identity comes after its identity change, also when that failed once", async function () {
+    const sink = new EventSink();
+    let failures = 1;
+    const deliver = sink.handler;
+    (sink as { handler: EventSink["handler"] }).handler = async (event) => {
+      if (event.kind === "identity-changed" && failures-- > 0) throw new Error("homeserver 500");
+      return deliver(event);
+    };
+    const b = await readyBridge(sink);
+    const first = await users.encryptTo(bob, 1, alice, body("old identity"));
+    fake.send(first.stanza);
+    await eventually(() => fake.acked.includes(first.stanzaId), "the first acked");
+    await users.resetIdentity(bob, 1);
+    const second = await users.encryptTo(bob, 1, alice, body("new identity"));
+    fake.send(second.stanza);
+    await eventually(() => fake.acked.includes(second.stanzaId), "the second acked");
+    const kinds = b.sink.events
+      .filter((e) => e.kind === "identity-changed" || e.kind === "message")
+      .map((e) => (e.kind === "message" ? e.originId : e.kind));
+    assert.deepEqual(kinds, [first.originId, "identity-changed", second.originId]);
+  });
+
   it("acks a delivery whose only payload is unknown", async function () {
     await readyBridge();
     const stanzaId = newStanzaId();
