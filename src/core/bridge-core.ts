@@ -194,6 +194,7 @@ export class BridgeCore implements CoreCallbacks {
       logins: this.logins,
       commands: this.commands,
       network: this.network,
+      shownSafetyNumbers: new Map(),
       // Read at the command's run: the wiring attaches the queue after the core is built.
       get deadLetters() {
         return deadLetters();

@@ -497,7 +497,12 @@ export interface SafetyNumberCapable {
   safetyNumber(
     contact: RemoteUserId,
   ): Promise<{ digits: string; scannable: Uint8Array; verified: boolean }>;
-  markVerified(contact: RemoteUserId): Promise<void>;
+  /**
+   * Marks the contact verified if `compared` (the digits the user was shown and compared) is still
+   * their safety number; otherwise refuses with a BridgeError `identity-changed`, so a key that
+   * changed between showing and confirming is never the one marked.
+   */
+  markVerified(contact: RemoteUserId, compared: string): Promise<void>;
   /** The contacts marked verified whose identity has not changed since (one read, for lists). */
   verifiedContacts(): Promise<ReadonlySet<RemoteUserId>>;
 }

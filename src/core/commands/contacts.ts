@@ -6,7 +6,6 @@ import {
   isBlockCapable,
   isReportCapable,
   isSafetyNumberCapable,
-  type NetworkLogin,
   type RemoteUserId,
 } from "../network.js";
 import { notReachable } from "../texts.js";
@@ -227,27 +226,35 @@ const verify: Cmd = {
     if (args[1] !== undefined && args[1] !== "confirm") throw new UsageError();
     const { login, contact, number } = await contactOf(ctx, args);
     if (!isSafetyNumberCapable(login)) throw unsupported("Safety numbers");
+    const key = `${ctx.user} ${contact}`;
     if (args[1] === "confirm") {
-      // The network keeps the mark (SafetyNumberCapable): nothing of it is stored here.
-      await login.markVerified(contact);
+      // The network keeps the mark (SafetyNumberCapable); the core keeps only what it showed.
+      const shown = ctx.services.shownSafetyNumbers.get(key);
+      if (shown === undefined) {
+        await ctx.reply(
+          `First send \`verify ${echoed(args[0] ?? "")}\` and compare the safety number it shows.`,
+        );
+        return;
+      }
+      await login.markVerified(contact, shown);
+      ctx.services.shownSafetyNumbers.delete(key);
       await ctx.reply(`${number} is marked as verified.`);
       return;
     }
     const network = ctx.services.network.displayName;
-    await ctx.reply(await safetyNumberText(login, contact, number, args[0] ?? "", network));
+    const { digits, verified } = await login.safetyNumber(contact);
+    ctx.services.shownSafetyNumbers.set(key, digits);
+    await ctx.reply(safetyNumberText(digits, verified, number, args[0] ?? "", network));
   },
 };
 
-async function safetyNumberText(
-  login: NetworkLogin & {
-    safetyNumber(c: RemoteUserId): Promise<{ digits: string; verified: boolean }>;
-  },
-  contact: RemoteUserId,
+function safetyNumberText(
+  digits: string,
+  verified: boolean,
   number: string,
   arg: string,
   network: string,
-): Promise<string> {
-  const { digits, verified } = await login.safetyNumber(contact);
+): string {
   const groups = digits.match(/.{1,5}/g) ?? [digits];
   return [
     `Safety number with ${number}${verified ? " (verified)" : ""}:`,

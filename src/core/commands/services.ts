@@ -26,6 +26,11 @@ export interface CommandServices {
   readonly logins: Pick<LoginManager, "begin" | "cancel" | "get" | "failure" | "count">;
   readonly commands: Pick<CommandRegistry<CommandServices>, "permitted" | "terms">;
   readonly deadLetters: DeadLetterQueue | undefined;
+  /**
+   * The safety number last shown to a user for a contact (`verify`), keyed `user contact`:
+   * `verify … confirm` marks what the user compared, not whatever key the contact has by then.
+   */
+  readonly shownSafetyNumbers: Map<string, string>;
   /** The network's self-description: its name, its addresses. */
   readonly network: NetworkDescription;
   loginStateOf(user: MatrixUserId): LoginState | undefined;

@@ -319,14 +319,13 @@ export class InteropLogin
     };
   }
 
-  async markVerified(contact: RemoteUserId): Promise<void> {
+  async markVerified(contact: RemoteUserId, compared: string): Promise<void> {
     const jid = contactJid(contact);
     const device = await this.ctx.crypto.device(this.jid, DEVICE);
-    const status = await device.identities.status(jid);
-    if (status === null || !(await device.identities.markVerified(jid, status.identityKey))) {
+    if (!(await device.identities.markVerifiedIfShown(jid, compared))) {
       throw new BridgeError(
-        "identity-unknown",
-        "the contact's security code is unknown or changed meanwhile: compare it again",
+        "identity-changed",
+        "the contact's security code is unknown or changed since it was shown: send `verify` again and compare the new one",
       );
     }
   }

@@ -25,14 +25,7 @@ export class IdentityBook {
   async safetyNumber(remoteJid: BareJid): Promise<SafetyNumber | null> {
     const record = await this.locked(remoteJid, () => this.user.loadIdentity(undefined, remoteJid));
     if (record === null) return null;
-    const fingerprint = Fingerprint.new(
-      FINGERPRINT_ITERATIONS,
-      FINGERPRINT_VERSION,
-      utf8(this.user.jid),
-      this.user.identityKeyPair.publicKey,
-      utf8(remoteJid),
-      PublicKey.deserialize(new Uint8Array(record.key)),
-    );
+    const fingerprint = this.fingerprint(remoteJid, record.key);
     const digits = fingerprint.displayableFingerprint().toString();
     return {
       digits,
@@ -62,6 +55,29 @@ export class IdentityBook {
       record.key.equals(expectedKey)
         ? { ...record, verifiedAt: this.user.ctx.now(), confirmed: true }
         : null,
+    );
+  }
+
+  /**
+   * Marks the contact verified if `digits` is the safety number of their identity at the moment of
+   * the write (checked in the same update that sets the mark). False when unknown or changed.
+   */
+  async markVerifiedIfShown(remoteJid: BareJid, digits: string): Promise<boolean> {
+    return this.update(remoteJid, (record) =>
+      this.fingerprint(remoteJid, record.key).displayableFingerprint().toString() === digits
+        ? { ...record, verifiedAt: this.user.ctx.now(), confirmed: true }
+        : null,
+    );
+  }
+
+  private fingerprint(remoteJid: BareJid, key: Uint8Array): Fingerprint {
+    return Fingerprint.new(
+      FINGERPRINT_ITERATIONS,
+      FINGERPRINT_VERSION,
+      utf8(this.user.jid),
+      this.user.identityKeyPair.publicKey,
+      utf8(remoteJid),
+      PublicKey.deserialize(new Uint8Array(key)),
     );
   }
 

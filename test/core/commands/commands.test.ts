@@ -195,6 +195,19 @@ for (const nut of NETWORKS) {
       assert.deepEqual(await h.say(`verify ${BOB} yes`), [`Usage: \`verify ${arg} [confirm]\``]);
     });
 
+    it("verify confirm marks the safety number the user was shown, never a key that changed since", async function () {
+      if (!nut.supports.safetyNumbers) this.skip();
+      assert.match((await h.say(`verify ${BOB} confirm`))[0] ?? "", /First send `verify/);
+      await h.say(`verify ${BOB}`);
+      // The contact's identity key changes between showing and confirming.
+      (h.network as unknown as { safetyDigits: string }).safetyDigits = "9".repeat(60);
+      const [refused] = await h.say(`verify ${BOB} confirm`);
+      assert.match(refused ?? "", /changed since it was shown/);
+      assert.ok(!h.network.actions.includes(`verified ${BOB_ID}`), "nothing was marked");
+      await h.say(`verify ${BOB}`);
+      assert.match((await h.say(`verify ${BOB} confirm`))[0] ?? "", /marked as verified/);
+    });
+
     it("settings shows and switches read receipts and typing", async function () {
       assert.match((await h.say("settings"))[0] ?? "", /read-receipts: on; typing: on/);
       assert.deepEqual(await h.say("settings typing off"), ["typing is now off."]);

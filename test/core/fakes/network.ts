@@ -71,6 +71,8 @@ export class FakeNetwork implements NetworkConnector {
    * network may call it anything).
    */
   addressFieldId = "phone";
+  /** The safety number every contact has; a test changes it to play a new identity key. */
+  safetyDigits = "1234567890".repeat(6);
 
   callbacks: CoreCallbacks | undefined;
   /** A login's state as the network would report it; connected unless set. */
@@ -367,12 +369,18 @@ export class FakeLogin
 
   async safetyNumber(contact: RemoteUserId) {
     this.network.actions.push(`safety-number ${contact}`);
-    return { digits: "1234567890".repeat(6), scannable: new Uint8Array([1]), verified: false };
+    return { digits: this.network.safetyDigits, scannable: new Uint8Array([1]), verified: false };
   }
 
   private readonly verified = new Set<RemoteUserId>();
 
-  async markVerified(contact: RemoteUserId): Promise<void> {
+  async markVerified(contact: RemoteUserId, compared: string): Promise<void> {
+    if (compared !== this.network.safetyDigits) {
+      throw new BridgeError(
+        "identity-changed",
+        "the contact's security code changed since it was shown",
+      );
+    }
     this.network.actions.push(`verified ${contact}`);
     this.verified.add(contact);
   }

@@ -99,6 +99,7 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
     await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
     const oldKey = decodeBase64(bob.bundle.identityKey);
+    const shown = (await alice.device.identities.safetyNumber(bob.jid))?.digits ?? "";
     assert.equal(await alice.device.identities.markVerified(bob.jid, oldKey), true);
     assert.notEqual((await alice.device.identities.status(bob.jid))?.verifiedAt, null);
     assert.deepEqual(await alice.device.identities.verifiedContacts(), [bob.jid]);
@@ -118,8 +119,13 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     assert.equal(status?.verifiedAt, null);
     assert.deepEqual(await alice.device.identities.verifiedContacts(), [], "the one mark cleared");
     assert.equal(status?.sendingAllowed, true, "warn mode keeps sending");
-    // A stale key cannot be marked verified.
+    // A stale key cannot be marked verified, nor can the safety number shown for it.
     assert.equal(await alice.device.identities.markVerified(bob.jid, oldKey), false);
+    assert.equal(await alice.device.identities.markVerifiedIfShown(bob.jid, shown), false);
+    const current = (await alice.device.identities.safetyNumber(bob.jid))?.digits ?? "";
+    assert.notEqual(current, shown);
+    assert.equal(await alice.device.identities.markVerifiedIfShown(bob.jid, current), true);
+    assert.equal(await alice.device.identities.clearVerified(bob.jid), true);
 
     const [key] = await alice.device.sessions.encryptForDevices(utf8("new code"), [
       address(bob.jid, 1),
