@@ -279,8 +279,14 @@ export class Receiver {
       return;
     }
     // A 1:1 message finds out whether its stanza-id was seen in its decrypt transaction (one
-    // statement instead of a check before the insert; processEncrypted).
-    const direct = msg.payload.kind === "encrypted" && msg.type === "chat";
+    // statement instead of a check before the insert; processEncrypted). A 1:1 `<received>` needs
+    // no check either: handing it over twice is harmless (deliverReceipt), and its record is an
+    // insert that ignores a stanza-id seen before; the check was a statement per receipt.
+    const direct =
+      (msg.payload.kind === "encrypted" && msg.type === "chat") ||
+      (msg.payload.kind === "receipt" &&
+        msg.from !== undefined &&
+        !this.options.session.isGroupAddress(msg.from.bare));
     if (!direct && (await this.seenBefore(sid))) return;
     const { payload } = msg;
     const local = msg.to?.bare;

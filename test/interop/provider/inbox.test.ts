@@ -226,6 +226,42 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
   });
 
+  it("a 1:1 delivery receipt is recorded without a look-up before its insert; a redelivery is acked again", async function () {
+    const b = await readyBridge();
+    let lookups = 0;
+    const { inbox } = b.engine;
+    const seen = inbox.seen.bind(inbox);
+    inbox.seen = (...args) => {
+      lookups++;
+      return seen(...args);
+    };
+    const stanzaId = newStanzaId();
+    const ref = { id: "5b1f0c2e-7d3a-4b2c-8e1f-1a2b3c4d5e6f" as MessageId, author: alice };
+    const receipt = buildDelivery({
+      id: "r2",
+      type: "chat",
+      from: `${bob.jid}/1`,
+      to: alice,
+      payload: [encodeReceived(ref)],
+      originId: "6c2a1d3f-8e4b-4c3d-9f2a-2b3c4d5e6f7a" as MessageId,
+      stanzaId: { id: stanzaId, by: "wa.example" as BareJid },
+    });
+    fake.send(receipt);
+    await eventually(() => fake.acked.includes(stanzaId), "acked after the hand-over");
+    assert.equal(lookups, 0, "the inbox insert is the record; no select before it (#15)");
+    assert.equal(b.sink.of("delivered").length, 1);
+    const { knex } = get().db;
+    assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
+    const acks = fake.acked.filter((id) => id === stanzaId).length;
+    fake.send(receipt);
+    await eventually(
+      () => fake.acked.filter((id) => id === stanzaId).length > acks,
+      "the redelivery acked again",
+    );
+    const rows = await knex("inbox").where({ stanza_id: stanzaId });
+    assert.equal(rows.length, 1, "recorded once");
+  });
+
   it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {
     const hanging = new EventSink();
     hanging.mode = "hang";
