@@ -186,4 +186,14 @@ describeOnBackends("per-room workers", (get) => {
       [real.event_id],
     );
   });
+
+  it("a transaction of the bridge's own echoes only writes nothing, not even its id", async function () {
+    const w = start({});
+    const { knex } = get().db;
+    const id = `tx-echo-${n}`;
+    await w.receive({ id, events: [event("!x:x", "echo", "@bot:x")], ephemeral: [] });
+    const recorded = await knex("matrix_transactions").where({ txn_id: id });
+    assert.equal(recorded.length, 0, "no statement for a transaction with nothing to record");
+    assert.equal((await knex("matrix_inbox").where({ room_id: "!x:x" })).length, 0);
+  });
 });
