@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { WeakEvent } from "matrix-appservice-bridge";
-import { SqlRunner } from "../../../src/db/sql.js";
+import { SqlRunner, type SqlValue, type Tx } from "../../../src/db/sql.js";
 import { INBOX_RETENTION_MS, MatrixInboxTable } from "../../../src/matrix/ingress/inbox.js";
 import { MatrixIngress, type IngressOptions } from "../../../src/matrix/ingress/index.js";
 import { BridgeError } from "../../../src/util/errors.js";
@@ -75,6 +75,55 @@ describeOnBackends("the Matrix inbox", (get) => {
     assert.ok((await inbox.prune()) >= 1);
     const left = await get().db.knex("matrix_inbox").where({ event_id: second.eventId });
     assert.equal(left.length, 0, "the handled row older than the retention is gone");
+  });
+});
+
+describeOnBackends("the Matrix inbox's done marks", (get) => {
+  it("rows of several rooms handled in the same turn are marked done by one statement", async function () {
+    const real = SqlRunner.of(get().db.knex);
+    const updates: string[] = [];
+    const counting = {
+      dialect: real.dialect,
+      transaction: real.transaction.bind(real),
+      connection: <T>(fn: (tx: Tx) => Promise<T>) =>
+        real.connection((tx) =>
+          fn(
+            Object.assign((table: string) => tx(table), tx, {
+              run: (sql: string, params?: readonly SqlValue[]) => {
+                if (sql.startsWith("UPDATE matrix_inbox")) updates.push(sql);
+                return tx.run(sql, params);
+              },
+            }),
+          ),
+        ),
+    } as unknown as SqlRunner;
+    const inbox = new MatrixInboxTable(counting);
+    const rooms = ["!d1:x", "!d2:x", "!d3:x"];
+    const entries = rooms.map((room) => {
+      const e = event(room, "handled");
+      return { eventId: e.event_id, roomId: room, json: JSON.stringify(e) };
+    });
+    await inbox.record(`t-done-${n}`, entries);
+    const rows = (await Promise.all(rooms.map((room) => inbox.pending(room, 10)))).flat();
+    assert.equal(rows.length, 3);
+    await Promise.all(rows.map((row) => inbox.settle(row.seq, "done", 1, null)));
+    assert.equal(updates.length, 1, "one statement for the three marks (#15)");
+    const states = await get()
+      .db.knex("matrix_inbox")
+      .whereIn(
+        "seq",
+        rows.map((r) => r.seq),
+      )
+      .select("state", "attempts");
+    assert.deepEqual(
+      states.map((r: { state: string; attempts: number }) => [r.state, Number(r.attempts)]),
+      [
+        ["done", 1],
+        ["done", 1],
+        ["done", 1],
+      ],
+    );
+    for (const room of rooms) assert.deepEqual(await inbox.pending(room, 10), []);
   });
 });
 
