@@ -119,12 +119,27 @@ export const outboxStore = {
     return outboxStore.insertRow(tx, row, now, sentUntil, true);
   },
 
+  /**
+   * `insert` unless the row's (sender, origin-id, resend key) is taken (then undefined), in one
+   * statement on both backends: for rows whose origin-id is derived from what they answer, so
+   * that writing one twice (a hand-over repeated after a crash) keeps one.
+   */
+  async insertOnce(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil?: number,
+  ): Promise<number | undefined> {
+    return outboxStore.insertRow(tx, row, now, sentUntil, false, true);
+  },
+
   async insertRow(
     tx: Tx,
     row: NewOutboxRow,
     now: number,
     sentUntil: number | undefined,
     onlyIfAbsent: boolean,
+    onConflictNothing = false,
   ): Promise<number | undefined> {
     const sent = sentUntil !== undefined;
     const values = {
@@ -153,7 +168,10 @@ export const outboxStore = {
       return added === undefined ? undefined : Number(added.id);
     }
     const [inserted] = await tx.all<{ id: number | string }>(
-      `insert into outbox (${columns.join(", ")}) values (${placeholders}) returning id`,
+      `insert into outbox (${columns.join(", ")}) values (${placeholders})` +
+        (onConflictNothing
+          ? " on conflict (sender_jid, origin_id, resend_key) do nothing returning id"
+          : " returning id"),
       columns.map((c) => values[c]),
     );
     return inserted === undefined ? undefined : Number(inserted.id);
@@ -184,7 +202,7 @@ export const outboxStore = {
    * The unresolved rows an outcome for (sender, origin-id) may concern. A retry re-send repeats
    * its message's origin-id (§12.5), so there may be several; the original comes first.
    */
-  async byOrigin(db: Knex, senderJid: string, originId: string): Promise<OutboxRow[]> {
+  async byOrigin(db: QueryTarget, senderJid: string, originId: string): Promise<OutboxRow[]> {
     const rows = (await db("outbox")
       .where({ sender_jid: senderJid, origin_id: originId })
       .orderBy("id")) as Raw[];

@@ -99,6 +99,20 @@ export class Outbox {
     return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
   }
 
+  /** `insertSent` unless its (sender, origin-id, resend key) is taken (then undefined). */
+  insertSentOnce(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
+    const now = this.options.now();
+    return outboxStore.insertOnce(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
+  /**
+   * The unresolved row written for (sender, origin-id), if any: one `insertSentOnce` found taken,
+   * written by an attempt that may have failed before its transmission.
+   */
+  async unresolvedOf(tx: Tx, senderJid: string, originId: string): Promise<OutboxRow | undefined> {
+    return (await outboxStore.byOrigin(tx, senderJid, originId)).find(isUnresolved);
+  }
+
   /** `insertSent` unless a row for (sender, origin-id) exists (SQLite only: then undefined). */
   insertSentIfAbsent(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
     const now = this.options.now();
