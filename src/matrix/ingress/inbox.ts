@@ -59,6 +59,9 @@ const toRow = (r: RawRow): InboxRow => ({
   receivedAt: Number(r.received_at),
 });
 
+/** Events per INSERT of `record` (5 parameters each: far below SQLite's bound-parameter limit). */
+const RECORD_CHUNK = 100;
+
 /** Transaction ids are short in practice; a longer one is kept by its digest. */
 const txnKey = (id: string): string =>
   id.length <= 200 ? id : `sha256:${createHash("sha256").update(id).digest("hex")}`;
@@ -89,11 +92,16 @@ export class MatrixInboxTable {
         [txnKey(txnId), now],
       );
       if (added === 0) return { fresh: false };
-      for (const e of entries) {
+      // One multi-row statement per chunk instead of one per event (#15: a statement per Matrix
+      // event); the rows keep the transaction's order, so `seq` is still the arrival order.
+      const once = [...new Map(entries.map((e) => [e.eventId, e] as const)).values()];
+      for (let i = 0; i < once.length; i += RECORD_CHUNK) {
+        const chunk = once.slice(i, i + RECORD_CHUNK);
         await tx.run(
-          "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) " +
-            "VALUES (?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-          [e.eventId, e.roomId, e.json, now, now],
+          "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) VALUES " +
+            chunk.map(() => "(?, ?, ?, 'pending', 0, ?, ?)").join(", ") +
+            " ON CONFLICT (event_id) DO NOTHING",
+          chunk.flatMap((e) => [e.eventId, e.roomId, e.json, now, now]),
         );
       }
       return { fresh: true };

@@ -78,6 +78,48 @@ describeOnBackends("the Matrix inbox", (get) => {
   });
 });
 
+describeOnBackends("the Matrix inbox's statements", (get) => {
+  /** A runner that notes the statements its `transaction` and `connection` work runs. */
+  function counting(statements: string[]): SqlRunner {
+    const real = SqlRunner.of(get().db.knex);
+    const wrap =
+      <T>(fn: (tx: Tx) => Promise<T>) =>
+      (tx: Tx): Promise<T> =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (sql: string, params?: readonly SqlValue[]) => {
+              statements.push(sql);
+              return tx.run(sql, params);
+            },
+          }),
+        );
+    return {
+      dialect: real.dialect,
+      transaction: <T>(fn: (tx: Tx) => Promise<T>) => real.transaction(wrap(fn)),
+      connection: <T>(fn: (tx: Tx) => Promise<T>) => real.connection(wrap(fn)),
+    } as unknown as SqlRunner;
+  }
+
+  it("a transaction's events are recorded by one INSERT, in order, an event repeated in it once", async function () {
+    const statements: string[] = [];
+    const inbox = new MatrixInboxTable(counting(statements));
+    const events = Array.from({ length: 5 }, (_, i) => event("!many:x", `m${i}`));
+    const entries = events.map((e) => ({
+      eventId: e.event_id,
+      roomId: e.room_id,
+      json: JSON.stringify(e),
+    }));
+    assert.deepEqual(await inbox.record(`t-many-${n}`, [...entries, entries[1]!]), {
+      fresh: true,
+    });
+    assert.equal(statements.filter((s) => s.startsWith("INSERT INTO matrix_inbox")).length, 1);
+    assert.deepEqual(
+      (await inbox.pending("!many:x", 10)).map((r) => r.eventId),
+      events.map((e) => e.event_id),
+    );
+  });
+});
+
 describeOnBackends("the Matrix inbox's done marks", (get) => {
   it("rows of several rooms handled in the same turn are marked done by one statement", async function () {
     const real = SqlRunner.of(get().db.knex);
