@@ -65,6 +65,10 @@ interface Raw {
   created_at: number;
 }
 
+/** The key `acceptFirstUnresolvedMany` returns its rows by. */
+export const acceptanceKey = (senderJid: string, originId: string): string =>
+  `${senderJid}\n${originId}`;
+
 const UNRESOLVED: readonly OutboxState[] = ["pending", "sent"];
 
 function fromRaw(r: Raw): OutboxRow {
@@ -115,12 +119,27 @@ export const outboxStore = {
     return outboxStore.insertRow(tx, row, now, sentUntil, true);
   },
 
+  /**
+   * `insert` unless the row's (sender, origin-id, resend key) is taken (then undefined), in one
+   * statement on both backends: for rows whose origin-id is derived from what they answer, so
+   * that writing one twice (a hand-over repeated after a crash) keeps one.
+   */
+  async insertOnce(
+    tx: Tx,
+    row: NewOutboxRow,
+    now: number,
+    sentUntil?: number,
+  ): Promise<number | undefined> {
+    return outboxStore.insertRow(tx, row, now, sentUntil, false, true);
+  },
+
   async insertRow(
     tx: Tx,
     row: NewOutboxRow,
     now: number,
     sentUntil: number | undefined,
     onlyIfAbsent: boolean,
+    onConflictNothing = false,
   ): Promise<number | undefined> {
     const sent = sentUntil !== undefined;
     const values = {
@@ -149,7 +168,10 @@ export const outboxStore = {
       return added === undefined ? undefined : Number(added.id);
     }
     const [inserted] = await tx.all<{ id: number | string }>(
-      `insert into outbox (${columns.join(", ")}) values (${placeholders}) returning id`,
+      `insert into outbox (${columns.join(", ")}) values (${placeholders})` +
+        (onConflictNothing
+          ? " on conflict (sender_jid, origin_id, resend_key) do nothing returning id"
+          : " returning id"),
       columns.map((c) => values[c]),
     );
     return inserted === undefined ? undefined : Number(inserted.id);
@@ -180,7 +202,7 @@ export const outboxStore = {
    * The unresolved rows an outcome for (sender, origin-id) may concern. A retry re-send repeats
    * its message's origin-id (§12.5), so there may be several; the original comes first.
    */
-  async byOrigin(db: Knex, senderJid: string, originId: string): Promise<OutboxRow[]> {
+  async byOrigin(db: QueryTarget, senderJid: string, originId: string): Promise<OutboxRow[]> {
     const rows = (await db("outbox")
       .where({ sender_jid: senderJid, origin_id: originId })
       .orderBy("id")) as Raw[];
@@ -201,23 +223,50 @@ export const outboxStore = {
   },
 
   /**
-   * The acceptance of the first unresolved row for (sender, origin-id), in one statement: the row
+   * The acceptance of the first unresolved row of each (sender, origin-id), for several answers
+   * in ONE statement (an `UPDATE ... FROM (VALUES ...)`, valid on SQLite and PostgreSQL): the row
    * gets the gatekeeper's stanza-id, seq and stamp, and a row that is not a message (a receipt, a
    * retry request) is resolved at once; a message stays unresolved until the core has taken its
-   * acceptance (`markAcceptedAll`). Returns the row as updated, or undefined when none was
-   * unresolved. Replaces a select and an update per acceptance (issue #15).
+   * acceptance (`markAcceptedAll`). The keys must be distinct (a repeated answer finds nothing, the caller
+   * sees to that). Returns the rows as updated, by `acceptanceKey(sender, origin-id)` (issue #15:
+   * a statement per answer was a statement per message in both directions).
    */
-  async acceptFirstUnresolved(
+  async acceptFirstUnresolvedMany(
     tx: Tx,
-    senderJid: string,
-    originId: string,
-    outcome: { stanzaId: string; seq: number | undefined; stamp: number },
-  ): Promise<OutboxRow | undefined> {
-    const [raw] = await tx.all<Raw>(
-      "update outbox set stanza_id = ?, seq = ?, stamp = ?, state = case when kind = 'message' then state else 'accepted' end, hold = case when kind = 'message' then hold else null end where id = (select id from outbox where sender_jid = ? and origin_id = ? and state in ('pending', 'sent') order by id limit 1) returning *",
-      [outcome.stanzaId, outcome.seq ?? null, outcome.stamp, senderJid, originId],
-    );
-    return raw === undefined ? undefined : fromRaw(raw);
+    answers: readonly {
+      senderJid: string;
+      originId: string;
+      outcome: { stanzaId: string; seq: number | undefined; stamp: number };
+    }[],
+  ): Promise<Map<string, OutboxRow>> {
+    const found = new Map<string, OutboxRow>();
+    // Chunks keep the statement under SQLite's bound-parameter limit (5 per answer).
+    for (let i = 0; i < answers.length; i += 100) {
+      const chunk = answers.slice(i, i + 100);
+      const values = chunk.map(() => "(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))").join(", ");
+      // PostgreSQL's RETURNING * would add the VALUES columns; SQLite takes no table name there.
+      const returning = tx.dialect === "postgres" ? "outbox.*" : "*";
+      const raws = await tx.all<Raw>(
+        "update outbox set stanza_id = v.column3, seq = v.column4, stamp = v.column5, " +
+          "state = case when kind = 'message' then state else 'accepted' end, " +
+          "hold = case when kind = 'message' then hold else null end " +
+          `from (values ${values}) as v ` +
+          "where outbox.id = (select o.id from outbox o where o.sender_jid = v.column1 and o.origin_id = v.column2 and o.state in ('pending', 'sent') order by o.id limit 1) " +
+          `returning ${returning}`,
+        chunk.flatMap((a) => [
+          a.senderJid,
+          a.originId,
+          a.outcome.stanzaId,
+          a.outcome.seq ?? null,
+          a.outcome.stamp,
+        ]),
+      );
+      for (const raw of raws) {
+        const row = fromRaw(raw);
+        found.set(acceptanceKey(row.senderJid, row.originId), row);
+      }
+    }
+    return found;
   },
 
   /** Whether any row exists for (sender, origin-id): the idempotency check of a Matrix event. */
@@ -231,7 +280,7 @@ export const outboxStore = {
 
   /**
    * Resolves message rows whose acceptance the core has taken (their stanza-id, seq and stamp
-   * were written by `acceptFirstUnresolved`): one statement for a whole batch.
+   * were written by `acceptFirstUnresolvedMany`): one statement for a whole batch.
    */
   async markAcceptedAll(tx: Tx, ids: readonly number[]): Promise<void> {
     // Chunks keep the statement under SQLite's bound-parameter limit.

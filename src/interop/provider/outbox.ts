@@ -8,7 +8,7 @@ import { classifyBounce, type AppCondition, type StanzaError } from "../codec/er
 import { bareOf } from "../codec/jid.js";
 import { parseXml, type XmlElement } from "../codec/xml.js";
 import { TransportError } from "../transport/errors.js";
-import { outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
+import { acceptanceKey, outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
@@ -97,6 +97,20 @@ export class Outbox {
   insertSent(tx: Tx, row: NewOutboxRow): Promise<number> {
     const now = this.options.now();
     return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
+  /** `insertSent` unless its (sender, origin-id, resend key) is taken (then undefined). */
+  insertSentOnce(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
+    const now = this.options.now();
+    return outboxStore.insertOnce(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+  }
+
+  /**
+   * The unresolved row written for (sender, origin-id), if any: one `insertSentOnce` found taken,
+   * written by an attempt that may have failed before its transmission.
+   */
+  async unresolvedOf(tx: Tx, senderJid: string, originId: string): Promise<OutboxRow | undefined> {
+    return (await outboxStore.byOrigin(tx, senderJid, originId)).find(isUnresolved);
   }
 
   /** `insertSent` unless a row for (sender, origin-id) exists (SQLite only: then undefined). */
@@ -240,24 +254,25 @@ export class Outbox {
     const sql = SqlRunner.of(this.options.knex);
     let rows: (OutboxRow | undefined)[];
     try {
-      rows = await sql.connection(async (tx) => {
-        const found: (OutboxRow | undefined)[] = [];
-        const seen = new Set<string>();
-        for (const a of batch) {
-          // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
-          const key = `${a.senderJid}\n${a.accepted.originId}`;
-          const row = seen.has(key)
-            ? undefined
-            : await outboxStore.acceptFirstUnresolved(
-                tx,
-                a.senderJid,
-                a.accepted.originId,
-                outcome(a),
-              );
-          seen.add(key);
-          found.push(row);
-        }
-        return found;
+      // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
+      const first = new Map<string, Acceptance>();
+      for (const a of batch) {
+        const key = acceptanceKey(a.senderJid, a.accepted.originId);
+        if (!first.has(key)) first.set(key, a);
+      }
+      const found = await sql.connection((tx) =>
+        outboxStore.acceptFirstUnresolvedMany(
+          tx,
+          [...first.values()].map((a) => ({
+            senderJid: a.senderJid,
+            originId: a.accepted.originId,
+            outcome: outcome(a),
+          })),
+        ),
+      );
+      rows = batch.map((a) => {
+        const key = acceptanceKey(a.senderJid, a.accepted.originId);
+        return first.get(key) === a ? found.get(key) : undefined;
       });
     } catch (err) {
       for (const a of batch) a.reject(err);

@@ -25,8 +25,9 @@ import {
   type PendingRecord,
 } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
+import type { NewOutboxRow } from "./outbox-store.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
-import { receiptRow } from "./sender.js";
+import { originIdForReceipt, receiptRow } from "./sender.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import { isDeferral } from "../../core/network.js";
@@ -296,8 +297,14 @@ export class Receiver {
       return;
     }
     // A 1:1 message finds out whether its stanza-id was seen in its decrypt transaction (one
-    // statement instead of a check before the insert; processEncrypted).
-    const direct = msg.payload.kind === "encrypted" && msg.type === "chat";
+    // statement instead of a check before the insert; processEncrypted). A 1:1 `<received>` needs
+    // no check either: handing it over twice is harmless (deliverReceipt), and its record is an
+    // insert that ignores a stanza-id seen before; the check was a statement per receipt.
+    const direct =
+      (msg.payload.kind === "encrypted" && msg.type === "chat") ||
+      (msg.payload.kind === "receipt" &&
+        msg.from !== undefined &&
+        !this.options.session.isGroupAddress(msg.from.bare));
     if (!direct && (await this.seenBefore(sid))) return;
     const { payload } = msg;
     const local = msg.to?.bare;
@@ -1063,20 +1070,36 @@ export class Receiver {
         }
       } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
       const { knex, inbox, outbox } = this.options;
-      const receipt = await SqlRunner.of(knex).transaction(async (tx) => {
-        const removed = await inbox.completePending(tx, entry.stanzaId);
+      // §15.7: once per message, after hand-over. The receipt's row is written first and its
+      // origin-id is derived from the message, so the two statements need no transaction (#15:
+      // BEGIN and COMMIT were two of a message's statements): a crash between them leaves the
+      // event pending, its hand-over is repeated (the core knows it was posted) and the same row
+      // is kept once by its unique key; the row committed before the crash is retransmitted after
+      // the next hello. The stanza still leaves only once its row is committed.
+      const receipt = await SqlRunner.of(knex).connection(async (tx) => {
         const wanted = entry.receipt;
-        if (!removed || wanted === undefined) return undefined;
-        // §15.7: once per message, after hand-over, in the commit that ends the hand-over.
-        const author = (wanted.author ?? wanted.to) as BareJid;
-        const ref = { id: wanted.id as MessageId, author };
-        const row = receiptRow(
-          wanted.from,
-          wanted.to as BareJid,
-          [ref],
-          wanted.author === undefined ? "chat" : "groupchat",
-        );
-        return { id: await outbox.insertSent(tx, row), row };
+        let written: { id: number; row: NewOutboxRow } | undefined;
+        if (wanted !== undefined) {
+          const author = (wanted.author ?? wanted.to) as BareJid;
+          const ref = { id: wanted.id as MessageId, author };
+          const row = receiptRow(
+            wanted.from,
+            wanted.to as BareJid,
+            [ref],
+            wanted.author === undefined ? "chat" : "groupchat",
+            originIdForReceipt(wanted.from, ref),
+          );
+          const id = await outbox.insertSentOnce(tx, row);
+          if (id !== undefined) written = { id, row };
+          else {
+            // Written by an attempt that failed after it (or crashed): it may never have left;
+            // sent again (the same bytes: the gatekeeper keeps one) unless it was answered.
+            const earlier = await outbox.unresolvedOf(tx, row.senderJid, row.originId);
+            if (earlier !== undefined) written = { id: earlier.id, row };
+          }
+        }
+        await inbox.completePending(tx, entry.stanzaId);
+        return written;
       });
       this.forget(entry);
       if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);

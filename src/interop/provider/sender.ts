@@ -661,8 +661,8 @@ export function receiptRow(
   to: BareJid,
   refs: readonly MessageRef[],
   type: "chat" | "groupchat" = "chat",
+  originId: MessageId = messageId(randomUUID()),
 ): NewOutboxRow {
-  const originId = messageId(randomUUID());
   return {
     kind: "receipt",
     senderJid: fromFull,
@@ -686,6 +686,15 @@ export function originIdForEvent(from: BareJid, eventId: string): MessageId {
   return messageId(
     `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
   );
+}
+
+/**
+ * The origin-id of the `<received>` that device `fromFull` sends once message `ref` is handed
+ * over (§15.7): derived like `originIdForEvent`, so that a hand-over repeated after a crash
+ * writes the same outbox row, which the unique key keeps once (issue #15: no transaction needed).
+ */
+export function originIdForReceipt(fromFull: string, ref: MessageRef): MessageId {
+  return originIdForEvent(fromFull as BareJid, `received\n${ref.author}\n${ref.id}`);
 }
 
 const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "utf8"));

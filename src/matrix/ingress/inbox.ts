@@ -38,6 +38,14 @@ interface RawRow {
   received_at: number | string;
 }
 
+interface DoneMark {
+  seq: number;
+  attempts: number;
+  now: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 const COLUMNS = "seq, event_id, room_id, event, state, attempts, error, received_at";
 
 const toRow = (r: RawRow): InboxRow => ({
@@ -51,6 +59,9 @@ const toRow = (r: RawRow): InboxRow => ({
   receivedAt: Number(r.received_at),
 });
 
+/** Events per INSERT of `record` (5 parameters each: far below SQLite's bound-parameter limit). */
+const RECORD_CHUNK = 100;
+
 /** Transaction ids are short in practice; a longer one is kept by its digest. */
 const txnKey = (id: string): string =>
   id.length <= 200 ? id : `sha256:${createHash("sha256").update(id).digest("hex")}`;
@@ -60,6 +71,9 @@ const txnKey = (id: string): string =>
  * through the SqlRunner's transaction API only, so that #15's group commit applies underneath.
  */
 export class MatrixInboxTable {
+  /** Rows handled, waiting for the statement that marks them (settleDone). */
+  private readonly doneQueue: DoneMark[] = [];
+
   constructor(private readonly sql: SqlRunner) {}
 
   /**
@@ -78,11 +92,16 @@ export class MatrixInboxTable {
         [txnKey(txnId), now],
       );
       if (added === 0) return { fresh: false };
-      for (const e of entries) {
+      // One multi-row statement per chunk instead of one per event (#15: a statement per Matrix
+      // event); the rows keep the transaction's order, so `seq` is still the arrival order.
+      const once = [...new Map(entries.map((e) => [e.eventId, e] as const)).values()];
+      for (let i = 0; i < once.length; i += RECORD_CHUNK) {
+        const chunk = once.slice(i, i + RECORD_CHUNK);
         await tx.run(
-          "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) " +
-            "VALUES (?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-          [e.eventId, e.roomId, e.json, now, now],
+          "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) VALUES " +
+            chunk.map(() => "(?, ?, ?, 'pending', 0, ?, ?)").join(", ") +
+            " ON CONFLICT (event_id) DO NOTHING",
+          chunk.flatMap((e) => [e.eventId, e.roomId, e.json, now, now]),
         );
       }
       return { fresh: true };
@@ -91,7 +110,8 @@ export class MatrixInboxTable {
 
   /** The oldest pending events of one room, in arrival order. */
   async pending(room: string, limit: number): Promise<InboxRow[]> {
-    const rows = await this.sql.transaction((tx) =>
+    // One statement: alone in its group it needs no BEGIN/COMMIT (SqlRunner.connection).
+    const rows = await this.sql.connection((tx) =>
       tx.all<RawRow>(
         `SELECT ${COLUMNS} FROM matrix_inbox WHERE room_id = ? AND state = 'pending' ORDER BY seq LIMIT ?`,
         [room, limit],
@@ -102,7 +122,7 @@ export class MatrixInboxTable {
 
   /** Rooms with pending events (at start: work recorded before a stop or crash). */
   async roomsWithPending(): Promise<string[]> {
-    const rows = await this.sql.transaction((tx) =>
+    const rows = await this.sql.connection((tx) =>
       tx.all<{ room_id: string }>(
         "SELECT DISTINCT room_id FROM matrix_inbox WHERE state = 'pending'",
       ),
@@ -117,7 +137,8 @@ export class MatrixInboxTable {
     error: string | null,
     now = Date.now(),
   ): Promise<void> {
-    await this.sql.transaction((tx) =>
+    if (state === "done" && error === null) return this.settleDone(seq, attempts, now);
+    await this.sql.connection((tx) =>
       tx.run(
         "UPDATE matrix_inbox SET state = ?, attempts = ?, error = ?, updated_at = ? WHERE seq = ?",
         [state, attempts, error, now, seq],
@@ -125,9 +146,56 @@ export class MatrixInboxTable {
     );
   }
 
+  /**
+   * Marks a row handled. The rows of all rooms marked in the same turn of the event loop share ONE
+   * statement (`... WHERE seq IN (...)`, in the SqlRunner group of that turn), and each caller
+   * resumes only after its commit, as with a statement of its own: a room's worker still handles
+   * its next event only once this one is marked, so a crash re-routes no more than before (#15:
+   * the mark was a statement and often a commit per Matrix event).
+   */
+  settleDone(seq: number, attempts: number, now = Date.now()): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.doneQueue.push({ seq, attempts, now, resolve, reject });
+      if (this.doneQueue.length > 1) return;
+      // The group may run this function twice (another item of it failed): the marks it took
+      // the first time are the ones it writes again.
+      let taken: DoneMark[] | undefined;
+      this.sql
+        .connection(async (tx) => {
+          taken ??= this.doneQueue.splice(0);
+          const byAttempts = new Map<number, DoneMark[]>();
+          for (const mark of taken) {
+            const same = byAttempts.get(mark.attempts);
+            if (same === undefined) byAttempts.set(mark.attempts, [mark]);
+            else same.push(mark);
+          }
+          for (const [count, marks] of byAttempts) {
+            // Chunks keep the statement under SQLite's bound-parameter limit.
+            for (let i = 0; i < marks.length; i += 500) {
+              const chunk = marks.slice(i, i + 500);
+              const at = Math.max(...chunk.map((m) => m.now));
+              await tx.run(
+                `UPDATE matrix_inbox SET state = 'done', attempts = ?, error = NULL, updated_at = ? WHERE seq IN (${chunk.map(() => "?").join(", ")})`,
+                [count, at, ...chunk.map((m) => m.seq)],
+              );
+            }
+          }
+        })
+        .then(
+          () => {
+            for (const mark of taken ?? []) mark.resolve();
+          },
+          (err: unknown) => {
+            // Not run at all (taken unset): the marks still queued fail with it.
+            for (const mark of taken ?? this.doneQueue.splice(0)) mark.reject(err);
+          },
+        );
+    });
+  }
+
   /** Keeps a pending row pending, with the attempts it has used (a stop between retries). */
   async noteAttempts(seq: number, attempts: number, now = Date.now()): Promise<void> {
-    await this.sql.transaction((tx) =>
+    await this.sql.connection((tx) =>
       tx.run("UPDATE matrix_inbox SET attempts = ?, updated_at = ? WHERE seq = ?", [
         attempts,
         now,
@@ -138,7 +206,7 @@ export class MatrixInboxTable {
 
   /** Dead letters, oldest first. */
   async dead(limit: number): Promise<InboxRow[]> {
-    const rows = await this.sql.transaction((tx) =>
+    const rows = await this.sql.connection((tx) =>
       tx.all<RawRow>(
         `SELECT ${COLUMNS} FROM matrix_inbox WHERE state = 'dead' ORDER BY seq LIMIT ?`,
         [limit],
@@ -148,7 +216,7 @@ export class MatrixInboxTable {
   }
 
   async countDead(): Promise<number> {
-    const [row] = await this.sql.transaction((tx) =>
+    const [row] = await this.sql.connection((tx) =>
       tx.all<{ n: number | string }>("SELECT COUNT(*) AS n FROM matrix_inbox WHERE state = 'dead'"),
     );
     return Number(row?.n ?? 0);

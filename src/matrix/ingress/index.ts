@@ -125,6 +125,10 @@ export class MatrixIngress {
       const entry = this.entryOf(event);
       if (entry !== undefined) entries.push(entry);
     }
+    // Nothing to record (the bridge's own echoes, to-device only): a repeat of this transaction
+    // would do what this one did (the extras above are idempotent), so its id is not recorded
+    // either; that was a statement and a commit per echo transaction (#15).
+    if (entries.length === 0 && txn.ephemeral.length === 0) return;
     const { fresh } = await this.options.inbox.record(txn.id, entries);
     if (!fresh) return;
     for (const room of new Set(entries.map((e) => e.roomId))) this.kick(room);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
+import { runnerStats } from "../../../src/db/sql.js";
 import {
   encodeDevicesChanged,
   encodePreKeysLow,
@@ -226,6 +227,42 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
   });
 
+  it("a 1:1 delivery receipt is recorded without a look-up before its insert; a redelivery is acked again", async function () {
+    const b = await readyBridge();
+    let lookups = 0;
+    const { inbox } = b.engine;
+    const seen = inbox.seen.bind(inbox);
+    inbox.seen = (...args) => {
+      lookups++;
+      return seen(...args);
+    };
+    const stanzaId = newStanzaId();
+    const ref = { id: "5b1f0c2e-7d3a-4b2c-8e1f-1a2b3c4d5e6f" as MessageId, author: alice };
+    const receipt = buildDelivery({
+      id: "r2",
+      type: "chat",
+      from: `${bob.jid}/1`,
+      to: alice,
+      payload: [encodeReceived(ref)],
+      originId: "6c2a1d3f-8e4b-4c3d-9f2a-2b3c4d5e6f7a" as MessageId,
+      stanzaId: { id: stanzaId, by: "wa.example" as BareJid },
+    });
+    fake.send(receipt);
+    await eventually(() => fake.acked.includes(stanzaId), "acked after the hand-over");
+    assert.equal(lookups, 0, "the inbox insert is the record; no select before it (#15)");
+    assert.equal(b.sink.of("delivered").length, 1);
+    const { knex } = get().db;
+    assert.notEqual(await knex("inbox").where({ stanza_id: stanzaId }).first(), undefined);
+    const acks = fake.acked.filter((id) => id === stanzaId).length;
+    fake.send(receipt);
+    await eventually(
+      () => fake.acked.filter((id) => id === stanzaId).length > acks,
+      "the redelivery acked again",
+    );
+    const rows = await knex("inbox").where({ stanza_id: stanzaId });
+    assert.equal(rows.length, 1, "recorded once");
+  });
+
   it("a crash between receipt and hand-over redelivers without loss or duplication", async function () {
     const hanging = new EventSink();
     hanging.mode = "hang";
@@ -252,6 +289,50 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.equal(events.length, 1, "handed over once");
     assert.deepEqual(events[0]?.envelope.content, body("survive this"));
     assert.equal(receipts(delivery.originId).length, 1, "one receipt");
+  });
+
+  it("a message's hand-over opens no transaction of its own: its receipt row and the end of its pending record are two statements", async function () {
+    const b = await readyBridge();
+    const delivery = await users.encryptTo(bob, 1, alice, body("one commit"));
+    await pause(200);
+    const groups = runnerStats.groups;
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the hand-over");
+    await eventually(() => receipts(delivery.originId).length === 1, "the receipt");
+    assert.equal(messagesFor(b, delivery.originId).length, 1);
+    assert.equal(
+      runnerStats.groups - groups,
+      1,
+      "the decrypt transaction only; the hand-over ran without BEGIN/COMMIT (#15)",
+    );
+  });
+
+  it("a hand-over failing after its receipt row was written sends that receipt once, on its retry", async function () {
+    const b = await readyBridge();
+    const { inbox } = b.engine;
+    const complete = inbox.completePending.bind(inbox);
+    let failures = 0;
+    inbox.completePending = async (tx, stanzaId) => {
+      if (failures === 0) {
+        failures++;
+        throw Object.assign(new Error("injected: the process died here"), { code: "EINJECTED" });
+      }
+      return complete(tx, stanzaId);
+    };
+    const delivery = await users.encryptTo(bob, 1, alice, body("after a failure"));
+    fake.send(delivery.stanza);
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the retry");
+    assert.equal(failures, 1, "the first hand-over failed");
+    await eventually(() => receipts(delivery.originId).length >= 1, "the receipt");
+    await pause(200);
+    assert.equal(receipts(delivery.originId).length, 1, "one receipt");
+    const { knex } = get().db;
+    const rows = (await knex("outbox").where({ kind: "receipt" })) as { stanza: string }[];
+    assert.equal(rows.filter((r) => r.stanza.includes(delivery.originId)).length, 1, "one row");
+    assert.equal(
+      await knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first(),
+      undefined,
+    );
   });
 
   it("ignores gatekeeper-only elements from a non-gatekeeper JID", async function () {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { WeakEvent } from "matrix-appservice-bridge";
-import { SqlRunner } from "../../../src/db/sql.js";
+import { SqlRunner, type SqlValue, type Tx } from "../../../src/db/sql.js";
 import { INBOX_RETENTION_MS, MatrixInboxTable } from "../../../src/matrix/ingress/inbox.js";
 import { MatrixIngress, type IngressOptions } from "../../../src/matrix/ingress/index.js";
 import { BridgeError } from "../../../src/util/errors.js";
@@ -75,6 +75,97 @@ describeOnBackends("the Matrix inbox", (get) => {
     assert.ok((await inbox.prune()) >= 1);
     const left = await get().db.knex("matrix_inbox").where({ event_id: second.eventId });
     assert.equal(left.length, 0, "the handled row older than the retention is gone");
+  });
+});
+
+describeOnBackends("the Matrix inbox's statements", (get) => {
+  /** A runner that notes the statements its `transaction` and `connection` work runs. */
+  function counting(statements: string[]): SqlRunner {
+    const real = SqlRunner.of(get().db.knex);
+    const wrap =
+      <T>(fn: (tx: Tx) => Promise<T>) =>
+      (tx: Tx): Promise<T> =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (sql: string, params?: readonly SqlValue[]) => {
+              statements.push(sql);
+              return tx.run(sql, params);
+            },
+          }),
+        );
+    return {
+      dialect: real.dialect,
+      transaction: <T>(fn: (tx: Tx) => Promise<T>) => real.transaction(wrap(fn)),
+      connection: <T>(fn: (tx: Tx) => Promise<T>) => real.connection(wrap(fn)),
+    } as unknown as SqlRunner;
+  }
+
+  it("a transaction's events are recorded by one INSERT, in order, an event repeated in it once", async function () {
+    const statements: string[] = [];
+    const inbox = new MatrixInboxTable(counting(statements));
+    const events = Array.from({ length: 5 }, (_, i) => event("!many:x", `m${i}`));
+    const entries = events.map((e) => ({
+      eventId: e.event_id,
+      roomId: e.room_id,
+      json: JSON.stringify(e),
+    }));
+    assert.deepEqual(await inbox.record(`t-many-${n}`, [...entries, entries[1]!]), {
+      fresh: true,
+    });
+    assert.equal(statements.filter((s) => s.startsWith("INSERT INTO matrix_inbox")).length, 1);
+    assert.deepEqual(
+      (await inbox.pending("!many:x", 10)).map((r) => r.eventId),
+      events.map((e) => e.event_id),
+    );
+  });
+});
+
+describeOnBackends("the Matrix inbox's done marks", (get) => {
+  it("rows of several rooms handled in the same turn are marked done by one statement", async function () {
+    const real = SqlRunner.of(get().db.knex);
+    const updates: string[] = [];
+    const counting = {
+      dialect: real.dialect,
+      transaction: real.transaction.bind(real),
+      connection: <T>(fn: (tx: Tx) => Promise<T>) =>
+        real.connection((tx) =>
+          fn(
+            Object.assign((table: string) => tx(table), tx, {
+              run: (sql: string, params?: readonly SqlValue[]) => {
+                if (sql.startsWith("UPDATE matrix_inbox")) updates.push(sql);
+                return tx.run(sql, params);
+              },
+            }),
+          ),
+        ),
+    } as unknown as SqlRunner;
+    const inbox = new MatrixInboxTable(counting);
+    const rooms = ["!d1:x", "!d2:x", "!d3:x"];
+    const entries = rooms.map((room) => {
+      const e = event(room, "handled");
+      return { eventId: e.event_id, roomId: room, json: JSON.stringify(e) };
+    });
+    await inbox.record(`t-done-${n}`, entries);
+    const rows = (await Promise.all(rooms.map((room) => inbox.pending(room, 10)))).flat();
+    assert.equal(rows.length, 3);
+    await Promise.all(rows.map((row) => inbox.settle(row.seq, "done", 1, null)));
+    assert.equal(updates.length, 1, "one statement for the three marks (#15)");
+    const states = await get()
+      .db.knex("matrix_inbox")
+      .whereIn(
+        "seq",
+        rows.map((r) => r.seq),
+      )
+      .select("state", "attempts");
+    assert.deepEqual(
+      states.map((r: { state: string; attempts: number }) => [r.state, Number(r.attempts)]),
+      [
+        ["done", 1],
+        ["done", 1],
+        ["done", 1],
+      ],
+    );
+    for (const room of rooms) assert.deepEqual(await inbox.pending(room, 10), []);
   });
 });
 
@@ -185,5 +276,15 @@ describeOnBackends("per-room workers", (get) => {
       rows.map((r: { event_id: string }) => r.event_id),
       [real.event_id],
     );
+  });
+
+  it("a transaction of the bridge's own echoes only writes nothing, not even its id", async function () {
+    const w = start({});
+    const { knex } = get().db;
+    const id = `tx-echo-${n}`;
+    await w.receive({ id, events: [event("!x:x", "echo", "@bot:x")], ephemeral: [] });
+    const recorded = await knex("matrix_transactions").where({ txn_id: id });
+    assert.equal(recorded.length, 0, "no statement for a transaction with nothing to record");
+    assert.equal((await knex("matrix_inbox").where({ room_id: "!x:x" })).length, 0);
   });
 });

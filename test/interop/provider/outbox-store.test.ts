@@ -1,0 +1,163 @@
+import assert from "node:assert/strict";
+import { SqlRunner, type SqlValue, type Tx } from "../../../src/db/sql.js";
+import { Outbox } from "../../../src/interop/provider/outbox.js";
+import { acceptanceKey, outboxStore } from "../../../src/interop/provider/outbox-store.js";
+import type { HelloSession } from "../../../src/interop/provider/session.js";
+import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/types.js";
+import type { BareJid, MessageId, StanzaId } from "../../../src/util/ids.js";
+import { silentLogger } from "../../../src/util/log.js";
+import { describeOnBackends } from "../../helpers/db.js";
+
+let n = 0;
+const unique = (what: string): string => `${what}-${Date.now()}-${++n}`;
+
+describeOnBackends("outbox store: acceptances", (get) => {
+  it("answers arriving together are written by one statement, each on the first unresolved row of its key", async function () {
+    const sql = SqlRunner.of(get().db.knex);
+    const sender = `${unique("alice")}@bridge.example/1`;
+    const to = "bob@wa.example" as BareJid;
+    const [m1, m2, r1] = [unique("m1"), unique("m2"), unique("r1")] as MessageId[];
+    const ids = await sql.transaction(async (tx) => {
+      const row = (kind: "message" | "receipt", originId: MessageId, resendKey = "") => ({
+        kind,
+        senderJid: sender,
+        conversationJid: to,
+        toJid: to,
+        originId,
+        resendKey,
+        stanza: `<message id='${originId}'/>`,
+      });
+      return {
+        m1: await outboxStore.insert(tx, row("message", m1!), 1000, 5000),
+        // A retry re-send of m1: the first transmission is still the unresolved row answered.
+        m1again: await outboxStore.insert(tx, row("message", m1!, "retry-1"), 1001, 5000),
+        m2: await outboxStore.insert(tx, row("message", m2!), 1002, 5000),
+        r1: await outboxStore.insert(tx, row("receipt", r1!), 1003, 5000),
+      };
+    });
+    const statements: string[] = [];
+    const found = await sql.connection((tx) => {
+      const counting = Object.assign((table: string) => tx(table), tx, {
+        all: <T>(text: string, params?: readonly SqlValue[]) => {
+          statements.push(text);
+          return tx.all<T>(text, params);
+        },
+      }) as Tx;
+      return outboxStore.acceptFirstUnresolvedMany(counting, [
+        { senderJid: sender, originId: m1!, outcome: { stanzaId: "s1", seq: 7, stamp: 2000 } },
+        {
+          senderJid: sender,
+          originId: m2!,
+          outcome: { stanzaId: "s2", seq: undefined, stamp: 2001 },
+        },
+        { senderJid: sender, originId: r1!, outcome: { stanzaId: "s3", seq: 9, stamp: 2002 } },
+        {
+          senderJid: sender,
+          originId: "none" as MessageId,
+          outcome: { stanzaId: "s4", seq: 1, stamp: 2003 },
+        },
+      ]);
+    });
+    assert.equal(statements.length, 1, "one statement for the batch (#15)");
+    assert.deepEqual(
+      [...found.keys()].sort(),
+      [acceptanceKey(sender, m1!), acceptanceKey(sender, m2!), acceptanceKey(sender, r1!)].sort(),
+    );
+    assert.equal(found.get(acceptanceKey(sender, m1!))?.id, ids.m1, "the first unresolved row");
+    const rows = await get()
+      .db.knex("outbox")
+      .whereIn("id", [ids.m1, ids.m1again, ids.m2, ids.r1])
+      .orderBy("id")
+      .select("id", "state", "stanza_id", "seq", "stamp", "hold");
+    assert.deepEqual(
+      rows.map((r: { state: string; stanza_id: string | null; seq: unknown; stamp: unknown }) => [
+        r.state,
+        r.stanza_id,
+        r.seq === null ? null : Number(r.seq),
+        r.stamp === null ? null : Number(r.stamp),
+      ]),
+      [
+        // Messages stay unresolved until the core took the acceptance (markAcceptedAll).
+        ["sent", "s1", 7, 2000],
+        ["sent", null, null, null],
+        ["sent", "s2", null, 2001],
+        // Anything else is resolved at once.
+        ["accepted", "s3", 9, 2002],
+      ],
+    );
+  });
+
+  it("the outbox answers <accepted> stanzas arriving together with one acceptance statement", async function () {
+    const { knex } = get().db;
+    const sql = SqlRunner.of(knex);
+    const sender = `${unique("carol")}@bridge.example/1`;
+    const to = "dave@wa.example" as BareJid;
+    const origins = [unique("a"), unique("b"), unique("c")] as MessageId[];
+    await sql.transaction(async (tx) => {
+      for (const originId of origins) {
+        const stanza = `<message id='${originId}'/>`;
+        const row = {
+          kind: "message" as const,
+          senderJid: sender,
+          conversationJid: to,
+          toJid: to,
+          originId,
+          stanza,
+        };
+        await outboxStore.insert(tx, row, 1000, 5000);
+      }
+    });
+    const emitted: ProviderEvent[] = [];
+    const outbox = new Outbox({
+      knex,
+      session: {} as HelloSession,
+      timing: {} as EngineTiming,
+      now: () => 3000,
+      logger: silentLogger(),
+      emit: (event) => {
+        emitted.push(event);
+        return Promise.resolve();
+      },
+    });
+    const acceptances: string[] = [];
+    const connection = sql.connection.bind(sql);
+    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      connection((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            all: <R>(text: string, params?: readonly SqlValue[]) => {
+              if (text.startsWith("update outbox set stanza_id")) acceptances.push(text);
+              return tx.all<R>(text, params);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      await Promise.all(
+        origins.map((originId, i) =>
+          outbox.onAccepted(sender, {
+            originId,
+            stanzaId: `st-${originId}` as StanzaId,
+            seq: i + 1,
+            stamp: new Date(2000 + i),
+          } as Parameters<Outbox["onAccepted"]>[1]),
+        ),
+      );
+    } finally {
+      sql.connection = connection;
+    }
+    assert.equal(acceptances.length, 1, "one statement for the three answers (#15)");
+    assert.deepEqual(
+      emitted.map((e) => (e.kind === "accepted" ? [e.originId, e.seq] : e.kind)),
+      origins.map((o, i) => [o, i + 1]),
+    );
+    const states = await knex("outbox")
+      .whereIn("origin_id", origins)
+      .orderBy("id")
+      .select("state", "stanza_id");
+    assert.deepEqual(
+      states.map((r: { state: string; stanza_id: string }) => [r.state, r.stanza_id]),
+      origins.map((o) => ["accepted", `st-${o}`]),
+    );
+  });
+});
