@@ -7,17 +7,21 @@ export type AccessState =
   | { state: "confirmed" }
   | { state: "rejected"; error: StartupError };
 
-export interface AccessCheckOptions {
+/** What both start-up checks against the homeserver (this one, HomeserverReachCheck) take. */
+export interface HomeserverCheckOptions {
   homeserverUrl: string;
   asToken: string;
+  log: Logger;
+  /** Backoff between attempts while the check cannot pass yet; tests shorten it. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+export interface AccessCheckOptions extends HomeserverCheckOptions {
   /** The user the homeserver must answer for the as_token: the bot. */
   botUserId: string;
   /** The registration file, named in the line that tells the admin what to give the homeserver. */
   registrationFile: string;
-  log: Logger;
-  /** Backoff between attempts while the homeserver cannot be asked; tests shorten it. */
-  retryInitialMs?: number;
-  retryMaxMs?: number;
 }
 
 const REQUEST_TIMEOUT_MS = 10_000;

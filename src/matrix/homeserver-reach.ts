@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describeError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
+import type { HomeserverCheckOptions } from "./homeserver-access.js";
 
 /**
  * Whether the homeserver reaches the bridge's listener, as far as the start-up ping told. The
@@ -16,18 +16,13 @@ export type ReachState =
   | { state: "unknown"; detail: string }
   | { state: "unreachable"; detail: string };
 
-export interface ReachCheckOptions {
-  homeserverUrl: string;
-  asToken: string;
+export interface ReachCheckOptions extends HomeserverCheckOptions {
   /** The registration's `id`: the ping names the appservice by it. */
   appserviceId: string;
   /** The registration's `url`: where the homeserver connects, named in the advice. */
   registrationUrl: string;
   /** Where the listener is bound, named in the advice. */
   listening: string;
-  log: Logger;
-  retryInitialMs?: number;
-  retryMaxMs?: number;
 }
 
 const REQUEST_TIMEOUT_MS = 40_000;

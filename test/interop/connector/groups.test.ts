@@ -30,6 +30,7 @@ import {
   type BareJid,
   type DeviceId,
   type MessageId,
+  type PhoneNumber,
 } from "../../../src/util/ids.js";
 import { buildConnector, eventually, RecordingCore, startWorld, type World } from "./harness.js";
 
@@ -455,29 +456,33 @@ for (const backend of ["sqlite", "postgres"] as const)
       }
     });
 
-    it("sends the keys in distribution stanzas ahead of the message when the header would not fit", async function () {
+    /**
+     * A world whose stanza limit makes a group's header overflow: one device per user, 1 KiB
+     * envelopes, prekeys in small sets (key publishes must fit too); the login and `count` members
+     * with numbers starting `prefix`. Returns the members' phones and their group.
+     */
+    async function bigHeaderGroup(
+      maxStanzaBytes: number,
+      prefix: string,
+      count: number,
+      subject: string,
+    ): Promise<{ phones: PhoneNumber[]; group: RemoteGroupId }> {
       await world.stop();
-      // The smallest max-stanza-bytes §8.3 allows with one device per user and 1 KiB envelopes.
       world = await startWorld(
         {
           "verification-interval-seconds": 0,
           "max-devices-per-user": 1,
           "max-envelope-bytes": 1024,
-          "max-stanza-bytes": 11_000,
-          // Key publishes must fit too: prekeys go in small sets.
+          "max-stanza-bytes": maxStanzaBytes,
           "max-ec-prekeys-per-publish": 10,
           "max-kyber-prekeys-per-publish": 2,
         },
         [],
         backend,
       );
-      const phones = [
-        "+491701110001",
-        "+491701110002",
-        "+491701110003",
-        "+491701110004",
-        "+491701110005",
-      ].map((p) => phoneNumber(p));
+      const phones = Array.from({ length: count }, (_, i) =>
+        phoneNumber(`${prefix}${String(i + 1).padStart(13 - prefix.length, "0")}`),
+      );
       for (const phone of phones) await world.sim.users.create({ phone, devices: 1 });
       const process = world.connector.createLogin(alice, "phone");
       await process.start();
@@ -486,14 +491,20 @@ for (const backend of ["sqlite", "postgres"] as const)
       const done = await process.submit("code", { code: code?.code ?? "" });
       login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
       const members = phones.map((p) => world.sim.users.jidOf(p) as string as RemoteUserId);
-      const { info } = await login.createGroup("Big", members);
-      const id = await login.sendMessage(info.id, text("to everyone"));
+      const { info } = await login.createGroup(subject, members);
+      return { phones, group: info.id };
+    }
+
+    it("sends the keys in distribution stanzas ahead of the message when the header would not fit", async function () {
+      // The smallest max-stanza-bytes §8.3 allows with one device per user and 1 KiB envelopes.
+      const { phones, group } = await bigHeaderGroup(11_000, "+49170111", 5, "Big");
+      const id = await login.sendMessage(group, text("to everyone"));
       for (const phone of phones) {
         await eventually(async () => (await received(phone, id)) !== undefined, `${phone} got it`);
       }
       const rows = (await world.db.db
         .knex("outbox")
-        .where({ conversation_jid: info.id })
+        .where({ conversation_jid: group })
         .orderBy("id")) as { origin_id: string; stanza: string }[];
       assert.ok(rows.length >= 3, "at least two distribution stanzas and the message");
       assert.equal(rows.at(-1)?.origin_id, id);
@@ -510,37 +521,13 @@ for (const backend of ["sqlite", "postgres"] as const)
       // others, up to 200 bytes longer per key. Here the pads measured are empty and every later
       // one is the longest allowed.
       this.timeout(120_000);
-      await world.stop();
-      world = await startWorld(
-        {
-          "verification-interval-seconds": 0,
-          "max-devices-per-user": 1,
-          "max-envelope-bytes": 1024,
-          "max-stanza-bytes": 90_000,
-          "max-ec-prekeys-per-publish": 10,
-          "max-kyber-prekeys-per-publish": 2,
-        },
-        [],
-        backend,
-      );
-      const phones = Array.from({ length: 30 }, (_, i) =>
-        phoneNumber(`+4917022${String(i).padStart(5, "0")}`),
-      );
-      for (const phone of phones) await world.sim.users.create({ phone, devices: 1 });
-      const process = world.connector.createLogin(alice, "phone");
-      await process.start();
-      await process.submit("phone", { phone: alicePhone });
-      const code = await world.sim.gatekeeper.services.identity.latestCode(alicePhone);
-      const done = await process.submit("code", { code: code?.code ?? "" });
-      login = done.type === "complete" ? (done.login as InteropLogin) : assert.fail();
-      const members = phones.map((p) => world.sim.users.jidOf(p) as string as RemoteUserId);
-      const { info } = await login.createGroup("Pads", members);
+      const { phones, group } = await bigHeaderGroup(90_000, "+4917022", 30, "Pads");
       let pads = 0;
       const random = rpadSource.next;
       rpadSource.next = () => (pads++ < 2 ? "" : "p".repeat(200));
       let id: string;
       try {
-        id = await login.sendMessage(info.id, text("padded"));
+        id = await login.sendMessage(group, text("padded"));
       } finally {
         rpadSource.next = random;
       }
@@ -549,7 +536,7 @@ for (const backend of ["sqlite", "postgres"] as const)
       }
       const rows = (await world.db.db
         .knex("outbox")
-        .where({ conversation_jid: info.id })
+        .where({ conversation_jid: group })
         .orderBy("id")) as { origin_id: string; stanza: string }[];
       assert.ok(rows.length >= 2, "distribution stanzas and the message");
       for (const row of rows) assert.ok(Buffer.byteLength(row.stanza) <= 90_000);
