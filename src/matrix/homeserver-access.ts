@@ -27,34 +27,25 @@ export interface AccessCheckOptions extends HomeserverCheckOptions {
 const REQUEST_TIMEOUT_MS = 10_000;
 
 /**
- * Asks the homeserver who the as_token is (`whoami` as the bot) until it answers. A homeserver
- * that is down or restarting is waited for (the state says so, for /ready); one that rejects the
- * token, or answers for another user, has not loaded this registration: the check ends
- * `rejected` with one line naming the file to give it. Nothing else in the bridge can work then,
- * since every request of the bot and the ghosts uses that token.
+ * A start-up check that asks the homeserver until it can tell: its state (for /ready), and the
+ * next attempt after a doubling delay. `attempt` returns the delay's next step, or undefined when
+ * the check is settled.
  */
-export class HomeserverAccessCheck {
-  private current: AccessState = { state: "checking", detail: "not asked yet" };
+export abstract class RetryingCheck<S> {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly settled: Promise<AccessState>;
-  private settle!: (state: AccessState) => void;
 
-  constructor(private readonly options: AccessCheckOptions) {
-    this.settled = new Promise((resolve) => (this.settle = resolve));
-  }
+  protected constructor(
+    protected current: S,
+    private readonly retry: { initialMs: number; maxMs: number },
+  ) {}
 
-  get state(): AccessState {
+  get state(): S {
     return this.current;
   }
 
-  /** Resolves once the token is confirmed or rejected (never while the homeserver is unreachable). */
-  done(): Promise<AccessState> {
-    return this.settled;
-  }
-
   start(): void {
-    void this.attempt(this.options.retryInitialMs ?? 1_000);
+    void this.run(this.retry.initialMs);
   }
 
   stop(): void {
@@ -62,15 +53,54 @@ export class HomeserverAccessCheck {
     clearTimeout(this.timer);
   }
 
-  private async attempt(delayMs: number): Promise<void> {
+  /** One try; true to try again after `delayMs` (which it may name in its log line). */
+  protected abstract attempt(delayMs: number): Promise<boolean>;
+
+  /** Whether stop() was called: an answer arriving after it is dropped. */
+  protected get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private async run(delayMs: number): Promise<void> {
     if (this.stopped) return;
+    if (!(await this.attempt(delayMs)) || this.stopped) return;
+    this.timer = setTimeout(() => void this.run(Math.min(delayMs * 2, this.retry.maxMs)), delayMs);
+    this.timer.unref();
+  }
+}
+
+/**
+ * Asks the homeserver who the as_token is (`whoami` as the bot) until it answers. A homeserver
+ * that is down or restarting is waited for (the state says so, for /ready); one that rejects the
+ * token, or answers for another user, has not loaded this registration: the check ends
+ * `rejected` with one line naming the file to give it. Nothing else in the bridge can work then,
+ * since every request of the bot and the ghosts uses that token.
+ */
+export class HomeserverAccessCheck extends RetryingCheck<AccessState> {
+  private readonly settled: Promise<AccessState>;
+  private settle!: (state: AccessState) => void;
+
+  constructor(private readonly options: AccessCheckOptions) {
+    super(
+      { state: "checking", detail: "not asked yet" },
+      { initialMs: options.retryInitialMs ?? 1_000, maxMs: options.retryMaxMs ?? 30_000 },
+    );
+    this.settled = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  /** Resolves once the token is confirmed or rejected (never while the homeserver is unreachable). */
+  done(): Promise<AccessState> {
+    return this.settled;
+  }
+
+  protected async attempt(delayMs: number): Promise<boolean> {
     const { homeserverUrl, registrationFile, log } = this.options;
     const outcome = await this.whoami();
-    if (this.stopped) return;
+    if (this.isStopped) return false;
     if (outcome.kind === "ok") {
       this.finish({ state: "confirmed" });
       log.info("the homeserver accepts the appservice token");
-      return;
+      return false;
     }
     if (outcome.kind === "rejected") {
       this.finish({
@@ -81,18 +111,14 @@ export class HomeserverAccessCheck {
             "(Synapse: app_service_config_files in homeserver.yaml) and restart it",
         ),
       });
-      return;
+      return false;
     }
     this.current = { state: "checking", detail: `${homeserverUrl}: ${outcome.reason}` };
     log.warn(
       { homeserver: homeserverUrl, reason: outcome.reason, retryInMs: delayMs },
       "cannot confirm the appservice token with the homeserver yet; retrying",
     );
-    this.timer = setTimeout(
-      () => void this.attempt(Math.min(delayMs * 2, this.options.retryMaxMs ?? 30_000)),
-      delayMs,
-    );
-    this.timer.unref();
+    return true;
   }
 
   private finish(state: AccessState): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { describeError } from "../util/errors.js";
-import type { HomeserverCheckOptions } from "./homeserver-access.js";
+import { RetryingCheck, type HomeserverCheckOptions } from "./homeserver-access.js";
 
 /**
  * Whether the homeserver reaches the bridge's listener, as far as the start-up ping told. The
@@ -34,32 +34,20 @@ const REQUEST_TIMEOUT_MS = 40_000;
  * mautrix bridges exit on this failure; this one keeps running, since a homeserver's network may
  * come right (a container started later) without a restart of the bridge.
  */
-export class HomeserverReachCheck {
-  private current: ReachState = { state: "checking", detail: "not asked yet" };
-  private stopped = false;
-  private timer: NodeJS.Timeout | undefined;
+export class HomeserverReachCheck extends RetryingCheck<ReachState> {
   private failures = 0;
 
-  constructor(private readonly options: ReachCheckOptions) {}
-
-  get state(): ReachState {
-    return this.current;
+  constructor(private readonly options: ReachCheckOptions) {
+    super(
+      { state: "checking", detail: "not asked yet" },
+      { initialMs: options.retryInitialMs ?? 1_000, maxMs: options.retryMaxMs ?? 60_000 },
+    );
   }
 
-  start(): void {
-    void this.attempt(this.options.retryInitialMs ?? 1_000);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-
-  private async attempt(delayMs: number): Promise<void> {
-    if (this.stopped) return;
+  protected async attempt(delayMs: number): Promise<boolean> {
     const { log, registrationUrl, listening } = this.options;
     const outcome = await this.ping();
-    if (this.stopped) return;
+    if (this.isStopped) return false;
     this.current = outcome;
     if (outcome.state === "reached") {
       log.info(
@@ -68,14 +56,14 @@ export class HomeserverReachCheck {
           ? "the homeserver reaches the bridge now"
           : "the homeserver reaches the bridge (appservice ping)",
       );
-      return;
+      return false;
     }
     if (outcome.state === "unknown") {
       log.info(
         { detail: outcome.detail },
         "cannot check whether the homeserver reaches the bridge",
       );
-      return;
+      return false;
     }
     this.failures++;
     // Said fully once, then briefly: the advice does not change between attempts.
@@ -98,11 +86,7 @@ export class HomeserverReachCheck {
         "the homeserver still cannot reach the bridge",
       );
     }
-    this.timer = setTimeout(
-      () => void this.attempt(Math.min(delayMs * 2, this.options.retryMaxMs ?? 60_000)),
-      delayMs,
-    );
-    this.timer.unref();
+    return true;
   }
 
   private async ping(): Promise<ReachState> {
