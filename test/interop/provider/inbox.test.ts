@@ -494,10 +494,8 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.deepEqual((await users.decrypt(bob, 1, stanza)).content, body("two"));
   });
 
-  it("reports an identity change announced by devices-changed, and encrypts to the new identity", async function () {
-    const b = await readyBridge();
-    const before = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("old") });
-    await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
+  /** Bob's device 1 gets a new identity key and the gatekeeper says so (devices-changed, acked). */
+  async function bobChangesIdentity(): Promise<void> {
     await users.resetIdentity(bob, 1);
     const notice = fake.notification(
       alice,
@@ -510,6 +508,13 @@ describeOnBackends("provider engine: receiving", (get) => {
     );
     fake.send(notice.stanza);
     await eventually(() => fake.acked.includes(notice.stanzaId), "the notification acked");
+  }
+
+  it("reports an identity change announced by devices-changed, and encrypts to the new identity", async function () {
+    const b = await readyBridge();
+    const before = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("old") });
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
+    await bobChangesIdentity();
     await eventually(
       () => b.sink.of("identity-changed").some((e) => e.contact === bob.jid && e.local === alice),
       "the security-code notice",
@@ -528,18 +533,7 @@ describeOnBackends("provider engine: receiving", (get) => {
     await eventually(() => b.sink.of("accepted").some((e) => e.originId === before), "accepted");
     // The core fails (the homeserver answers 500, say) while the change is recorded.
     sink.mode = "fail";
-    await users.resetIdentity(bob, 1);
-    const notice = fake.notification(
-      alice,
-      encodeDevicesChanged({
-        jid: bob.jid,
-        version: fake.directory.list(bob.jid)?.version ?? 0,
-        devices: [{ id: 1 as DeviceId, change: "identity-changed" }],
-        removed: [],
-      }),
-    );
-    fake.send(notice.stanza);
-    await eventually(() => fake.acked.includes(notice.stanzaId), "the notification acked");
+    await bobChangesIdentity();
     await pause(300);
     assert.equal(sink.of("identity-changed").length, 0, "the core took nothing yet");
     sink.mode = "ok";
