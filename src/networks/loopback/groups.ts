@@ -96,7 +96,13 @@ export class LoopbackGroups {
     this.network.groups.set(id, group);
     // The creator learns of the group from this answer (interop reports no event for it); the
     // others, from the group as it is, with who added them.
-    for (const m of accepted) {
+    this.tellAdded(id, group, accepted);
+    return { info: infoOf(id, group), rejected };
+  }
+
+  /** Members just added learn of the group as it is now, and who added them. */
+  private tellAdded(id: RemoteGroupId, group: LoopbackGroup, added: readonly RemoteUserId[]): void {
+    for (const m of added) {
       this.network.deliverTo(m, {
         kind: "group-info",
         group: id,
@@ -104,7 +110,6 @@ export class LoopbackGroups {
         addedBy: this.self,
       });
     }
-    return { info: infoOf(id, group), rejected };
   }
 
   groupInfo(id: RemoteGroupId): GroupInfo {
@@ -122,14 +127,7 @@ export class LoopbackGroups {
       const added = accepted.map((m) => loopbackMember(m));
       group.members.push(...added);
       this.change(id, group, "added", added, []);
-      for (const m of accepted) {
-        this.network.deliverTo(m, {
-          kind: "group-info",
-          group: id,
-          info: infoOf(id, group),
-          addedBy: this.self,
-        });
-      }
+      this.tellAdded(id, group, accepted);
     }
     return { info: infoOf(id, group), rejected };
   }
