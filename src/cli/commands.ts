@@ -101,6 +101,21 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
     config.interop.mode === "embedded" ? await loadEmbeddedGatekeeper() : undefined;
   let fail: (err: Error) => void = () => undefined;
   const fatal = new Promise<Error>((resolve) => (fail = resolve));
+  // Listening from before the start: a signal while the bridge is still starting (migrating, say)
+  // must stop it cleanly once the start is done, not kill it with the signal's exit status.
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  let starting = true;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      for (const s of signals) process.off(s, onSignal);
+      if (starting) log.info({ signal }, "stopping as soon as the start-up has finished");
+      // A second signal while stopping means the operator wants out now.
+      const force = () => process.exit(1);
+      for (const s of signals) process.once(s, force);
+      resolve(signal);
+    };
+    for (const signal of signals) process.on(signal, onSignal);
+  });
   const bridge = await startBridge({
     config,
     registration,
@@ -115,22 +130,14 @@ async function runBridge(command: Extract<Command, { kind: "run" }>): Promise<nu
         ...(startEmbedded === undefined ? {} : { startEmbedded }),
       }),
   });
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const stopBy = await Promise.race([
-    new Promise<NodeJS.Signals>((resolve) => {
-      for (const signal of signals) process.once(signal, () => resolve(signal));
-    }),
-    fatal,
-  ]);
+  starting = false;
+  const stopBy = await Promise.race([signalled, fatal]);
   if (stopBy instanceof Error) {
     log.error({ err: stopBy.message }, "stopping: the bridge cannot work with this homeserver");
     await bridge.stop();
     throw stopBy;
   }
   log.info({ signal: stopBy }, "shutting down");
-  // A second signal while stopping means the operator wants out now.
-  const force = () => process.exit(1);
-  for (const signal of signals) process.once(signal, force);
   await bridge.stop();
   return 0;
 }

@@ -82,6 +82,19 @@ describe("running the bridge", function () {
     assert.match(again.result.stderr, /database schema is current/);
   });
 
+  it("a SIGTERM while the bridge is still starting stops it cleanly once started, exit code 0", async function () {
+    await writeConfig();
+    const port = await freePort();
+    // The signal goes out as soon as the database is migrated, long before the listener is up.
+    const result = await runCli(["-p", String(port)], {
+      cwd: dir,
+      stopWhen: (stderr) => stderr.includes("database migrated"),
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /stopping as soon as the start-up has finished/);
+    assert.match(result.stderr, /stopped/);
+  });
+
   it("starts on PostgreSQL and migrates the empty database", async function () {
     const schema = `run_${Date.now().toString(36)}`;
     const admin = knexFactory({ client: "pg", connection: TEST_POSTGRES_URI });
