@@ -141,7 +141,7 @@ export class BridgeCore implements CoreCallbacks {
       retry: options.loginRetry,
     });
     this.groups = new GroupManager({
-      table: new GroupPortalsTable(knex),
+      table: new GroupPortalsTable(knex, this.network.id),
       users: this.users,
       ghosts: this.ghosts,
       logins: this.logins,
