@@ -71,7 +71,7 @@ export interface NetworkDescription {
   readonly reachableContacts?: { readonly who: string; readonly whyNot: string };
   /**
    * What usually changes a contact's identity key on this network, after "This happens when"
-   * (interop: "they reinstall WhatsApp or switch phones"), for the notice of an identity change.
+   * (interop: they reinstall the app or switch phones), for the notice of an identity change.
    * Absent: the notice names no usual cause.
    */
   readonly identityChangeCauses?: string;
