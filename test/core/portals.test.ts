@@ -119,7 +119,11 @@ for (const nut of NETWORKS) {
       // The core handles an identity change of any network that reports one.
       await h.network.report(ALICE, incoming("hi"));
       const room = await portalRoom();
-      await h.network.report(ALICE, { kind: "identity-changed", contact: BOB_ID });
+      await h.network.report(ALICE, {
+        kind: "identity-changed",
+        contact: BOB_ID,
+        verifiedMarkCleared: false,
+      });
       const notice = h.matrix.lastNotice(room);
       assert.match(notice, new RegExp(`security code with ${SHOWN} changed`));
       if (network.identityChangeCauses === undefined) {
