@@ -675,12 +675,12 @@ async function runM2W(r: Running, count: number, rate: number): Promise<RunResul
   let probeSql: string | undefined;
   await waitUntil(`${count} Matrix messages to reach the gatekeeper`, async () => {
     const probe = knex("messages")
-      .select("event_id", "origin_id")
+      .select("event_id", "remote_id")
       .where("event_id", "like", `$${marker}-%`);
     probeSql ??= probe.toSQL().toNative().sql;
     probes += 1;
-    const rows = (await probe) as { event_id: string; origin_id: string }[];
-    for (const row of rows) origins.set(row.event_id, row.origin_id);
+    const rows = (await probe) as { event_id: string; remote_id: string }[];
+    for (const row of rows) origins.set(row.event_id, row.remote_id);
     return (
       origins.size >= count &&
       [...origins.values()].every((origin) => r.marks.m2wHandoff.has(origin))

@@ -46,6 +46,7 @@ import {
   groupCreatedHere,
   notLoggedIn,
   notReachable,
+  welcome,
 } from "./texts.js";
 
 /**
@@ -141,7 +142,7 @@ export class BridgeCore implements CoreCallbacks {
       retry: options.loginRetry,
     });
     this.groups = new GroupManager({
-      table: new GroupPortalsTable(knex),
+      table: new GroupPortalsTable(knex, this.network.id),
       users: this.users,
       ghosts: this.ghosts,
       logins: this.logins,
@@ -171,6 +172,10 @@ export class BridgeCore implements CoreCallbacks {
       network: this.network.displayName,
       contact: this.network.identifier.argument,
       noun: this.network.identifier.noun,
+      reach:
+        this.network.reachableContacts === undefined
+          ? undefined
+          : ` (only contacts ${this.network.reachableContacts.who} can be reached)`,
     }).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
     this.services = this.commandServices(contacts, messages);
     this.router = this.routerPort();
@@ -333,12 +338,7 @@ export class BridgeCore implements CoreCallbacks {
     await this.matrix.join(this.matrix.botUserId, room);
     await this.users.ensure(user);
     await this.users.update(user, { managementRoom: room });
-    await this.matrix.sendNotice(
-      room,
-      `Hello! I bridge your Matrix account to ${this.network.displayName} contacts who allow chats ` +
-        "with third-party apps. Send `login` to start (you will first be told what the bridge and " +
-        `${this.network.displayName} can see), or \`help\` for the commands.`,
-    );
+    await this.matrix.sendNotice(room, welcome(this.network));
   }
 
   /** A text message in a room the bot manages for the user. */

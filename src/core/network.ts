@@ -62,6 +62,20 @@ export interface NetworkDescription {
    */
   readonly unverifiedHandles?: boolean;
   /**
+   * Which of the network's users the bridge can reach, when not every one (interop: those who
+   * allowed chats with third-party apps, PROTOCOL.md §10). `who` follows "contacts" ("who allow
+   * chats with third-party apps"): the bot's welcome and `start-chat`'s help say it. `whyNot` is
+   * the other reason an address of the network's kind cannot be reached ("its owner has not
+   * allowed chats with third-party apps"). Absent: every user of the network can be reached.
+   */
+  readonly reachableContacts?: { readonly who: string; readonly whyNot: string };
+  /**
+   * What usually changes a contact's identity key on this network, after "This happens when"
+   * (interop: they reinstall the app or switch phones), for the notice of an identity change.
+   * Absent: the notice names no usual cause.
+   */
+  readonly identityChangeCauses?: string;
+  /**
    * A reason, for the user, to refuse a login field's value before it is submitted (interop: a
    * number outside the allowed country codes); undefined accepts it. Pure: contacts nobody.
    */

@@ -8,7 +8,7 @@ import type { GhostManager } from "./ghosts.js";
 import { KeyedLock } from "./keyed-lock.js";
 import type { MatrixApi } from "./matrix-api.js";
 import type { RemoteUserId } from "./network.js";
-import { declinedNotice, outgoingPendingTopic, requestRoomTopic } from "./texts.js";
+import { declinedNotice, outgoingPendingTopic, requestRoomTopic, spaceTopic } from "./texts.js";
 
 export interface OpenPortal {
   portal: PortalRow & { roomId: RoomId };
@@ -297,7 +297,7 @@ export class PortalManager {
     const space = await this.matrix.createSpace({
       user,
       name: this.ghosts.network.displayName,
-      topic: `Your chats with ${this.ghosts.network.displayName} contacts, bridged. Third-party chats stay apart from the rest.`,
+      topic: spaceTopic(this.ghosts.network),
     });
     await this.users.update(user, { spaceRoom: space });
     return space;

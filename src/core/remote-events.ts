@@ -26,7 +26,7 @@ import {
 import { NO_OBSERVER, type CoreObserver } from "./observer.js";
 import type { PortalManager } from "./portals.js";
 import { HeldRequestError, clock, type UserLimits } from "./rate-limits.js";
-import { groupUndecryptable } from "./texts.js";
+import { groupUndecryptable, identityChangedNotice } from "./texts.js";
 
 type EventOf<K extends RemoteEvent["kind"]> = Extract<RemoteEvent, { kind: K }>;
 
@@ -316,7 +316,7 @@ export class RemoteEventHandler {
       if (row !== undefined && row.managementRoom !== null) {
         await this.matrix.sendNotice(
           row.managementRoom,
-          `More message requests from new numbers arrived than the ${this.limits.requests.limit} ` +
+          `More message requests from new contacts arrived than the ${this.limits.requests.limit} ` +
             `an hour this bridge shows. They are held, not lost: they appear from ` +
             `${clock(retryAt)} on, in the order they came.`,
         );
@@ -445,23 +445,13 @@ export class RemoteEventHandler {
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
     const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
-    const network = this.ghosts.network;
-    const lines = [
-      `The security code with ${number} changed. This happens when they reinstall ${network.displayName} or ` +
-        "switch phones; it can also mean someone else is receiving their messages.",
-    ];
-    if (event.verifiedMarkCleared) lines.push(`${number} is no longer marked as verified.`);
-    lines.push(
-      event.sendingHeld === true
-        ? `Messages to ${number} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
-        : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
-    );
+    const notice = identityChangedNotice(number, this.ghosts.network, event);
     // Handled again after a failure (the network retries until handled, issue #16): the same
     // change posts one notice, however far the failed attempt got.
     try {
       await this.matrix.sendNotice(
         portal.roomId,
-        lines.join(" "),
+        notice,
         undefined,
         event.changeId === undefined ? undefined : `identity-changed\n${event.changeId}`,
       );

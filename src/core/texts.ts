@@ -1,3 +1,5 @@
+import type { NetworkDescription } from "./network.js";
+
 /**
  * What the bridge tells users, in one place so the wording can be reviewed as a whole. The
  * security warning frames the network's own points (NetworkDescription.securityNotes; interop:
@@ -40,14 +42,58 @@ export function declinedNotice(number: string): string {
   );
 }
 
-export function notReachable(
-  number: string,
-  network: { displayName: string; identifier: { noun: string } },
-): string {
+/** The network's words the texts below use (core/network.ts NetworkDescription). */
+type Words = Pick<
+  NetworkDescription,
+  "displayName" | "commandPrefix" | "reachableContacts" | "identityChangeCauses"
+> & { identifier: Pick<NetworkDescription["identifier"], "noun"> };
+
+export function notReachable(number: string, network: Words): string {
+  const whyNot = network.reachableContacts?.whyNot;
   return (
     `${number} cannot be reached through this bridge: it is not a ${network.displayName} ` +
-    `${network.identifier.noun}, or its owner has not allowed chats with third-party apps.`
+    `${network.identifier.noun}${whyNot === undefined ? "" : `, or ${whyNot}`}.`
   );
+}
+
+/** The bot's first words in a new management room. */
+export function welcome(network: Words): string {
+  const who = network.reachableContacts?.who;
+  return (
+    `Hello! I bridge your Matrix account to ${network.displayName} contacts` +
+    `${who === undefined ? "" : ` ${who}`}. Send \`login\` to start (you will first be told what ` +
+    `the bridge and ${network.displayName} can see), or \`help\` for the commands.`
+  );
+}
+
+/** The topic of a user's space of portals. */
+export const spaceTopic = (network: Words): string =>
+  `Your chats with ${network.displayName} contacts, bridged, kept apart from your other rooms.`;
+
+/**
+ * A contact's identity key changed: the user should compare the new safety number. The usual
+ * causes are the network's (NetworkDescription.identityChangeCauses).
+ */
+export function identityChangedNotice(
+  contact: string,
+  network: Words,
+  change: { verifiedMarkCleared?: boolean; sendingHeld?: boolean },
+): string {
+  const causes = network.identityChangeCauses;
+  const lines = [
+    `The security code with ${contact} changed. ` +
+      (causes === undefined
+        ? "It can mean someone else is receiving their messages."
+        : `This happens when ${causes}; it can also mean someone else is receiving their messages.`),
+  ];
+  if (change.verifiedMarkCleared === true)
+    lines.push(`${contact} is no longer marked as verified.`);
+  lines.push(
+    change.sendingHeld === true
+      ? `Messages to ${contact} are held until you check the new code with \`${network.commandPrefix} verify\` and confirm it.`
+      : `Compare the new code with them using \`${network.commandPrefix} verify\`.`,
+  );
+  return lines.join(" ");
 }
 
 /** Longest piece of a user's own input a notice repeats back. */

@@ -1,25 +1,42 @@
 import { BridgeError } from "../util/errors.js";
 import type { MatrixUserId } from "../util/ids.js";
+import type { ContactAddress } from "../util/ids.js";
 import type {
+  IdentifierKind,
   LoginFlow,
   LoginProcess,
   NetworkConnector,
   NetworkDescription,
   NetworkLogin,
 } from "./network.js";
-import { phoneIdentifier } from "../util/phone.js";
 
 /**
- * What the bridge calls its network when none is wired in. Ghost names follow the phone
- * identifier, the kind of the stored ghosts a bridge without its connector most likely has.
+ * The addresses of no network: nothing a user types is one. The core reads only its own
+ * network's rows (migration 0019), so a bridge without its connector meets no stored address
+ * either; the localpart form (hex, reversible) only keeps the contract total.
  */
+const NO_ADDRESSES: IdentifierKind = {
+  noun: "address",
+  argument: "address",
+  example: "address",
+  parse: () => undefined,
+  format: (address) => address,
+  toLocalpart: (address) => Buffer.from(address, "utf8").toString("hex"),
+  localpartPattern: "[0-9a-f]+",
+  fromLocalpart: (localpart) =>
+    /^(?:[0-9a-f]{2})+$/.test(localpart)
+      ? (Buffer.from(localpart, "hex").toString("utf8") as ContactAddress)
+      : undefined,
+};
+
+/** What the bridge calls its network when none is wired in: no network's words. */
 const UNCONFIGURED: NetworkDescription = {
   id: "unconfigured",
   displayName: "remote network",
   commandPrefix: "!bridge",
   ghostLocalpartTemplate: "remote_{id}",
   ghostDisplayNameTemplate: "{id}",
-  identifier: phoneIdentifier,
+  identifier: NO_ADDRESSES,
   securityNotes: [],
 };
 

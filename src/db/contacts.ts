@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId } from "../util/ids.js";
-import { networkColumn, readBool, readStringOrNull } from "./values.js";
+import { readBool, readStringOrNull } from "./values.js";
 
 export interface ContactRow {
   userMxid: MatrixUserId;
@@ -13,26 +13,26 @@ export interface ContactRow {
 }
 
 /**
- * The `contacts` table: what one user knows about one contact (local name, block). Whether the
+ * The `contacts` table: what one user knows about one contact (local name, block), per network. Whether the
  * user verified the contact is the network's (core/network.ts SafetyNumberCapable, migration 0017).
  */
 export class ContactsTable {
   constructor(
     private readonly knex: Knex,
-    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
-    private readonly network?: string,
+    /** The network whose rows these are (its description's id): written on insert, and every lookup by a remote id or address reads only its rows (migration 0019). */
+    private readonly network: string,
   ) {}
 
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<ContactRow | undefined> {
     const row = (await this.knex("contacts")
-      .where({ user_mxid: user, remote_id: contact })
+      .where({ user_mxid: user, network: this.network, remote_id: contact })
       .first()) as Record<string, unknown> | undefined;
     return row === undefined ? undefined : toContact(row);
   }
 
   async listByUser(user: MatrixUserId): Promise<ContactRow[]> {
     const rows = (await this.knex("contacts")
-      .where({ user_mxid: user })
+      .where({ user_mxid: user, network: this.network })
       .orderBy("remote_id")) as Record<string, unknown>[];
     return rows.map(toContact);
   }
@@ -51,11 +51,11 @@ export class ContactsTable {
       .insert({
         user_mxid: user,
         remote_id: contact,
-        ...networkColumn(this.network),
+        network: this.network,
         created_at: now,
         ...values,
       })
-      .onConflict(["user_mxid", "remote_id"]);
+      .onConflict(["user_mxid", "network", "remote_id"]);
     const columns = Object.keys(values);
     await (columns.length === 0 ? insert.ignore() : insert.merge(columns));
   }

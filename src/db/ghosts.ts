@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { ContactAddress, MatrixUserId } from "../util/ids.js";
-import { networkColumn, readStringOrNull } from "./values.js";
+import { readStringOrNull } from "./values.js";
 
 /**
  * A ghost as stored. `address` is null for a member of a group at another provider, who has no
@@ -64,21 +64,30 @@ class GhostCache {
   }
 }
 
-const caches = new WeakMap<Knex, GhostCache>();
+/** One cache per database and network: a network's table never reads another's rows. */
+const caches = new WeakMap<Knex, Map<string, GhostCache>>();
 
-/** The `ghosts` table: the Matrix puppet of each contact the bridge has seen. */
+/**
+ * The `ghosts` table: the Matrix puppet of each contact the bridge has seen, per network (two
+ * networks may use the same remote id for different people).
+ */
 export class GhostsTable {
   private readonly cache: GhostCache;
 
   constructor(
     private readonly knex: Knex,
-    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
-    private readonly network?: string,
+    /** The network whose rows these are (its description's id): written on insert, and every lookup by a remote id or address reads only its rows (migration 0019). */
+    private readonly network: string,
   ) {
-    let cache = caches.get(knex);
+    let byNetwork = caches.get(knex);
+    if (byNetwork === undefined) {
+      byNetwork = new Map();
+      caches.set(knex, byNetwork);
+    }
+    let cache = byNetwork.get(network);
     if (cache === undefined) {
       cache = new GhostCache();
-      caches.set(knex, cache);
+      byNetwork.set(network, cache);
     }
     this.cache = cache;
   }
@@ -116,18 +125,19 @@ export class GhostsTable {
       .insert({
         remote_id: ghost.contact,
         address: ghost.address,
-        ...networkColumn(this.network),
+        network: this.network,
         mxid: ghost.mxid,
         display_name: ghost.displayName,
         created_at: now,
       })
-      .onConflict("remote_id")
+      .onConflict(["network", "remote_id"])
       .merge(["display_name"]);
   }
 
   private async first(where: Record<string, unknown>): Promise<GhostRecord | undefined> {
-    const row = (await this.knex("ghosts").where(where).first()) as
-      Record<string, unknown> | undefined;
+    const row = (await this.knex("ghosts")
+      .where({ ...where, network: this.network })
+      .first()) as Record<string, unknown> | undefined;
     if (row === undefined) return undefined;
     // Frozen: the cached object is shared by every reader.
     const ghost: GhostRecord = Object.freeze({

@@ -35,7 +35,11 @@ export interface GroupUserRow {
  * message's portal is read once per report.
  */
 export class GroupPortalsTable {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** The network whose groups these are (its description's id): written on insert, and every lookup reads only its rows (migration 0019). */
+    private readonly network: string,
+  ) {}
 
   async byRemote(remoteId: RemoteGroupId): Promise<GroupPortalRow | undefined> {
     return this.first({ remote_id: remoteId });
@@ -52,8 +56,8 @@ export class GroupPortalsTable {
   /** The row of a group (without a room yet), created if missing. */
   async ensure(remoteId: RemoteGroupId, now = Date.now()): Promise<GroupPortalRow> {
     await this.knex("group_portals")
-      .insert({ remote_id: remoteId, created_at: now, updated_at: now })
-      .onConflict("remote_id")
+      .insert({ remote_id: remoteId, network: this.network, created_at: now, updated_at: now })
+      .onConflict(["network", "remote_id"])
       .ignore();
     const row = await this.byRemote(remoteId);
     if (row === undefined) throw new Error(`group portal ${remoteId} vanished after its insert`);
@@ -175,8 +179,9 @@ export class GroupPortalsTable {
   }
 
   private async first(where: Record<string, unknown>): Promise<GroupPortalRow | undefined> {
-    const row = (await this.knex("group_portals").where(where).first()) as
-      Record<string, unknown> | undefined;
+    const row = (await this.knex("group_portals")
+      .where({ ...where, network: this.network })
+      .first()) as Record<string, unknown> | undefined;
     if (row === undefined) return undefined;
     return {
       id: Number(row["id"]),

@@ -23,13 +23,14 @@ export interface MessageColumns {
   author: string;
 }
 
+/** The mapping of 1:1 portals, with the neutral column names of migration 0018. */
 const DIRECT_MESSAGES: MessageColumns = {
   table: "messages",
-  remoteId: "origin_id",
-  author: "author_jid",
+  remoteId: "remote_id",
+  author: "author",
 };
 
-/** The mapping of group portals (migration 0014), in the same shape with neutral column names. */
+/** The mapping of group portals (migration 0014), in the same shape. */
 export const GROUP_MESSAGES: MessageColumns = {
   table: "group_messages",
   remoteId: "remote_id",

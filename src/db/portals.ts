@@ -1,7 +1,7 @@
 import type { Knex } from "knex";
 import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId, RoomId } from "../util/ids.js";
-import { networkColumn, readStringOrNull } from "./values.js";
+import { readStringOrNull } from "./values.js";
 
 /**
  * none: an ordinary conversation; incoming-pending: a message request the user has not answered;
@@ -80,27 +80,36 @@ class PortalCache {
 }
 
 const pairKey = (user: string, contact: string) => `${user}\n${contact}`;
-const caches = new WeakMap<Knex, PortalCache>();
+/** One cache per database and network: a network's table never reads another's rows. */
+const caches = new WeakMap<Knex, Map<string, PortalCache>>();
 
-function cacheOf(knex: Knex): PortalCache {
-  let cache = caches.get(knex);
+function cacheOf(knex: Knex, network: string): PortalCache {
+  let byNetwork = caches.get(knex);
+  if (byNetwork === undefined) {
+    byNetwork = new Map();
+    caches.set(knex, byNetwork);
+  }
+  let cache = byNetwork.get(network);
   if (cache === undefined) {
     cache = new PortalCache();
-    caches.set(knex, cache);
+    byNetwork.set(network, cache);
   }
   return cache;
 }
 
-/** The `portals` table: one direct room per (Matrix user, contact). */
+/**
+ * The `portals` table: one direct room per (Matrix user, network, contact). Every read is of the
+ * network's own portals: two networks may use the same remote id for different people.
+ */
 export class PortalsTable {
   private readonly cache: PortalCache;
 
   constructor(
     private readonly knex: Knex,
-    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
-    private readonly network?: string,
+    /** The network whose rows these are (its description's id): written on insert, and every lookup by a remote id or address reads only its rows (migration 0019). */
+    private readonly network: string,
   ) {
-    this.cache = cacheOf(knex);
+    this.cache = cacheOf(knex, network);
   }
 
   async get(user: MatrixUserId, contact: RemoteUserId): Promise<PortalRow | undefined> {
@@ -119,10 +128,9 @@ export class PortalsTable {
   }
 
   async listByUser(user: MatrixUserId): Promise<PortalRow[]> {
-    const rows = (await this.knex("portals").where({ user_mxid: user }).orderBy("id")) as Record<
-      string,
-      unknown
-    >[];
+    const rows = (await this.knex("portals")
+      .where({ user_mxid: user, network: this.network })
+      .orderBy("id")) as Record<string, unknown>[];
     return rows.map(toPortal);
   }
 
@@ -146,12 +154,12 @@ export class PortalsTable {
       .insert({
         user_mxid: user,
         remote_id: contact,
-        ...networkColumn(this.network),
+        network: this.network,
         request_state: requestState,
         created_at: now,
         updated_at: now,
       })
-      .onConflict(["user_mxid", "remote_id"])
+      .onConflict(["user_mxid", "network", "remote_id"])
       .ignore()
       .returning("*")) as Record<string, unknown>[];
     if (inserted !== undefined) {
@@ -185,20 +193,24 @@ export class PortalsTable {
   async deleteByUser(user: MatrixUserId): Promise<void> {
     this.cache.dropUser(user);
     try {
-      await this.knex("portals").where({ user_mxid: user }).del();
+      await this.knex("portals").where({ user_mxid: user, network: this.network }).del();
     } finally {
       this.cache.dropUser(user);
     }
   }
 
   async count(): Promise<number> {
-    const row = (await this.knex("portals").count({ n: "*" }).first()) as { n: number | string };
+    const row = (await this.knex("portals")
+      .where({ network: this.network })
+      .count({ n: "*" })
+      .first()) as { n: number | string };
     return Number(row.n);
   }
 
   private async first(where: Record<string, unknown>): Promise<PortalRow | undefined> {
-    const row = (await this.knex("portals").where(where).first()) as
-      Record<string, unknown> | undefined;
+    const row = (await this.knex("portals")
+      .where({ ...where, network: this.network })
+      .first()) as Record<string, unknown> | undefined;
     if (row === undefined) return undefined;
     // Frozen: the cached object is shared by every reader.
     const portal = Object.freeze(toPortal(row));

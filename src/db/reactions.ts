@@ -19,13 +19,14 @@ export interface ReactionColumns {
   targetAuthor: string;
 }
 
+/** 1:1 portals' reactions, with the neutral column names of migration 0018. */
 const DIRECT_REACTIONS: ReactionColumns = {
   table: "reactions",
-  targetId: "target_origin_id",
-  targetAuthor: "target_author_jid",
+  targetId: "target_remote_id",
+  targetAuthor: "target_author",
 };
 
-/** Group portals' reactions (migration 0014), in the same shape with neutral column names. */
+/** Group portals' reactions (migration 0014), in the same shape. */
 export const GROUP_REACTIONS: ReactionColumns = {
   table: "group_reactions",
   targetId: "target_remote_id",

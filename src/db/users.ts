@@ -1,6 +1,6 @@
 import type { Knex } from "knex";
 import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
-import { networkColumn, readBool, readNumberOrNull, readStringOrNull } from "./values.js";
+import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 /** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
 export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
@@ -52,8 +52,12 @@ const COLUMNS: Record<keyof UserPatch, string> = {
 export class UsersTable {
   constructor(
     private readonly knex: Knex,
-    /** The network whose rows these are (its description's id), written on insert; the column's default (`whatsapp`, migration 0015) without it. */
-    private readonly network?: string,
+    /**
+     * The network whose logins these are (its description's id): written on insert, and the
+     * lists of logins and the address a login holds read only its rows. A user is found by Matrix
+     * id alone: the row is the Matrix user's, one per database.
+     */
+    private readonly network: string,
   ) {}
 
   async get(mxid: MatrixUserId): Promise<UserRow | undefined> {
@@ -69,7 +73,7 @@ export class UsersTable {
     const known = await this.get(mxid);
     if (known !== undefined) return known;
     const [inserted] = (await this.knex("users")
-      .insert({ mxid, ...networkColumn(this.network), created_at: now, updated_at: now })
+      .insert({ mxid, network: this.network, created_at: now, updated_at: now })
       .onConflict("mxid")
       .ignore()
       .returning("*")) as Record<string, unknown>[];
@@ -93,7 +97,7 @@ export class UsersTable {
     now = Date.now(),
   ): Promise<void> {
     await this.knex("users")
-      .where({ address })
+      .where({ network: this.network, address })
       .andWhereNot({ mxid: keep })
       .update({ address: null, updated_at: now });
   }
@@ -106,7 +110,7 @@ export class UsersTable {
 
   async loggedIn(): Promise<UserRow[]> {
     const rows = (await this.knex("users")
-      .where({ login_state: "logged-in" })
+      .where({ network: this.network, login_state: "logged-in" })
       .orderBy("mxid")) as Record<string, unknown>[];
     return rows.map(toUser);
   }
@@ -115,7 +119,7 @@ export class UsersTable {
   async loggedInIds(): Promise<MatrixUserId[]> {
     const rows = (await this.knex("users")
       .select("mxid")
-      .where({ login_state: "logged-in" })
+      .where({ network: this.network, login_state: "logged-in" })
       .orderBy("mxid")) as { mxid: MatrixUserId }[];
     return rows.map((row) => row.mxid);
   }
@@ -123,6 +127,7 @@ export class UsersTable {
   async countByState(): Promise<Record<LoginStateColumn, number>> {
     const rows = (await this.knex("users")
       .select("login_state")
+      .where({ network: this.network })
       .count({ n: "*" })
       .groupBy("login_state")) as { login_state: LoginStateColumn; n: number | string }[];
     const counts = { "logged-out": 0, warned: 0, verifying: 0, "logged-in": 0 };

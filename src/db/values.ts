@@ -13,11 +13,3 @@ export function readNumberOrNull(value: unknown): number | null {
 export function readStringOrNull(value: unknown): string | null {
   return value === null || value === undefined ? null : String(value);
 }
-
-/**
- * The `network` column of an insert (migration 0015): the network's id when the table module was
- * given one, nothing otherwise (the column's default names the first network).
- */
-export function networkColumn(network: string | undefined): { network?: string } {
-  return network === undefined ? {} : { network };
-}

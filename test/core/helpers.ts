@@ -56,7 +56,7 @@ export async function createCore(
   return {
     core,
     config,
-    tables: coreTables(db.db.knex),
+    tables: coreTables(db.db.knex, core.network.id),
     matrix,
     network,
     db,

@@ -239,7 +239,7 @@ export async function createCoreOn(
   return {
     core,
     config,
-    tables: coreTables(db.db.knex),
+    tables: coreTables(db.db.knex, core.network.id),
     matrix,
     network,
     db,

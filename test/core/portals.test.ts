@@ -94,12 +94,44 @@ for (const nut of NETWORKS) {
       const { identifier } = h.core.network;
       assert.match(
         unreachable ?? "",
-        new RegExp(`cannot be reached.*not a ${nut.name} ${identifier.noun}.*third-party`),
+        new RegExp(`cannot be reached.*not a ${nut.name} ${identifier.noun}`),
       );
       assert.equal((await h.tables.portalRows.listByUser(ALICE)).length, 1, "no portal for it");
       assert.deepEqual(await h.say("start-chat 0170"), [
         `Usage: \`start-chat <${identifier.argument}>\``,
       ]);
+    });
+
+    it("the bot's words about reaching contacts and identity changes are the network's own (#16)", async function () {
+      const network = h.core.network;
+      // Interop reaches only contacts who allowed third-party chats; loopback reaches anyone.
+      const reach = network.reachableContacts === undefined ? /third-party/ : /third-party apps/;
+      const check = (text: string | undefined, what: string) =>
+        network.reachableContacts === undefined
+          ? assert.doesNotMatch(text ?? "", reach, what)
+          : assert.match(text ?? "", reach, what);
+      check(h.matrix.notices(MGMT)[0], "the welcome");
+      check(
+        (await h.say("help")).find((line) => line.includes("start-chat")),
+        "start-chat's help",
+      );
+      check((await h.say(`start-chat ${nut.nobody}`))[0], "the unreachable notice");
+      // The core handles an identity change of any network that reports one.
+      await h.network.report(ALICE, incoming("hi"));
+      const room = await portalRoom();
+      await h.network.report(ALICE, {
+        kind: "identity-changed",
+        contact: BOB_ID,
+        verifiedMarkCleared: false,
+      });
+      const notice = h.matrix.lastNotice(room);
+      assert.match(notice, new RegExp(`security code with ${SHOWN} changed`));
+      if (network.identityChangeCauses === undefined) {
+        assert.doesNotMatch(notice, /phone|reinstall/, "no other network's causes");
+      } else {
+        assert.match(notice, /This happens when they reinstall WhatsApp or switch phones;/);
+      }
+      assert.match(notice, new RegExp(`\`${literal(network.commandPrefix)} verify\``));
     });
 
     it("the contact's first reply accepts the chat request and clears the pending topic", async function () {

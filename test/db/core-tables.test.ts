@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { RemoteMessageId, RemoteUserId } from "../../src/core/network.js";
 import { ContactsTable } from "../../src/db/contacts.js";
 import { GhostsTable } from "../../src/db/ghosts.js";
+import { GroupPortalsTable } from "../../src/db/groups.js";
 import { MessagesTable } from "../../src/db/messages.js";
 import { PortalsTable } from "../../src/db/portals.js";
 import { ReactionsTable } from "../../src/db/reactions.js";
@@ -16,8 +17,12 @@ import {
   phoneNumber,
   roomId,
   type ContactAddress,
+  type RemoteGroupId,
 } from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
+
+/** The network id the tables are given (the interop connector's). */
+const NETWORK = "whatsapp";
 
 const alice = matrixUserId("@alice:example.org");
 const bob = matrixUserId("@Bob:example.org");
@@ -27,7 +32,7 @@ const other = "491705550000@wa.example" as RemoteUserId;
 
 describeOnBackends("core tables", (get) => {
   it("a user is created logged out with receipts and typing on, and patches read back typed", async function () {
-    const users = new UsersTable(get().db.knex);
+    const users = new UsersTable(get().db.knex, NETWORK);
     const created = await users.ensure(alice, 1000);
     assert.equal(created.loginState, "logged-out");
     assert.equal(created.readReceipts, true);
@@ -53,7 +58,7 @@ describeOnBackends("core tables", (get) => {
   });
 
   it("a phone number moved to another user is released from the first", async function () {
-    const users = new UsersTable(get().db.knex);
+    const users = new UsersTable(get().db.knex, NETWORK);
     await users.ensure(bob);
     await users.releaseAddress(phoneNumber("+491709876543"), bob);
     await users.update(bob, { address: phoneNumber("+491709876543") });
@@ -62,7 +67,7 @@ describeOnBackends("core tables", (get) => {
   });
 
   it("a portal is unique per (user, contact) and keeps its state across ensure", async function () {
-    const portals = new PortalsTable(get().db.knex);
+    const portals = new PortalsTable(get().db.knex, NETWORK);
     const first = await portals.ensure(alice, contact, "incoming-pending");
     assert.equal(first.userMembership, "invite");
     assert.equal(first.roomId, null);
@@ -89,11 +94,11 @@ describeOnBackends("core tables", (get) => {
     const onQuery = () => (queries += 1);
     knex.on("query", onQuery);
     try {
-      const portals = new PortalsTable(knex);
+      const portals = new PortalsTable(knex, NETWORK);
       const made = await portals.ensure(alice, other, "none");
       queries = 0;
       // Another instance on the same database shares the cache (the core makes several).
-      const elsewhere = new PortalsTable(knex);
+      const elsewhere = new PortalsTable(knex, NETWORK);
       assert.equal((await elsewhere.get(alice, other))?.id, made.id);
       assert.equal((await elsewhere.byId(made.id))?.contact, other);
       assert.equal(queries, 0, "no query for a portal read before");
@@ -106,7 +111,7 @@ describeOnBackends("core tables", (get) => {
       assert.equal(updated?.requestState, "accepted");
       assert.equal((await elsewhere.byRoom(roomId("!cached:example.org")))?.id, made.id);
 
-      const ghosts = new GhostsTable(knex);
+      const ghosts = new GhostsTable(knex, NETWORK);
       const ghost = {
         contact: other,
         address: phoneNumber("+491705550000"),
@@ -115,7 +120,7 @@ describeOnBackends("core tables", (get) => {
       await ghosts.upsert({ ...ghost, displayName: "first" });
       assert.equal((await ghosts.get(other))?.displayName, "first");
       queries = 0;
-      assert.equal((await new GhostsTable(knex).byAddress(ghost.address))?.contact, other);
+      assert.equal((await new GhostsTable(knex, NETWORK).byAddress(ghost.address))?.contact, other);
       assert.equal(queries, 0, "no query for a ghost read before");
       await ghosts.upsert({ ...ghost, displayName: "second" });
       assert.equal((await ghosts.byMxid(ghost.mxid))?.displayName, "second");
@@ -125,7 +130,7 @@ describeOnBackends("core tables", (get) => {
   });
 
   it("a ghost's display name is updated in place", async function () {
-    const ghosts = new GhostsTable(get().db.knex);
+    const ghosts = new GhostsTable(get().db.knex, NETWORK);
     const ghost = {
       contact,
       address: phoneNumber("+491701234567"),
@@ -138,7 +143,7 @@ describeOnBackends("core tables", (get) => {
   });
 
   it("a contact's local name and block are kept per user", async function () {
-    const contacts = new ContactsTable(get().db.knex);
+    const contacts = new ContactsTable(get().db.knex, NETWORK);
     await contacts.update(alice, contact, { localName: "Mum" });
     await contacts.update(alice, contact, { blocked: true });
     const row = await contacts.get(alice, contact);
@@ -151,9 +156,9 @@ describeOnBackends("core tables", (get) => {
 
   it("ensuring a user or portal and patching a contact each cost one statement, created or not", async function () {
     const knex = get().db.knex;
-    const users = new UsersTable(knex);
-    const portals = new PortalsTable(knex);
-    const contacts = new ContactsTable(knex);
+    const users = new UsersTable(knex, NETWORK);
+    const portals = new PortalsTable(knex, NETWORK);
+    const contacts = new ContactsTable(knex, NETWORK);
     const counted = async (work: () => Promise<unknown>): Promise<number> => {
       let n = 0;
       const count = (): void => {
@@ -203,19 +208,87 @@ describeOnBackends("core tables", (get) => {
       mxid: matrixUserId("@loop_dave:example.org"),
       displayName: null,
     });
-    await new UsersTable(knex).ensure(matrixUserId("@erin:example.org"));
+    await new UsersTable(knex, NETWORK).ensure(matrixUserId("@erin:example.org"));
     const networkOf = async (table: string, where: Record<string, string>) =>
       ((await knex(table).where(where).first()) as { network: string }).network;
     assert.equal(await networkOf("users", { mxid: dave }), "loopback");
     assert.equal(await networkOf("portals", { user_mxid: dave }), "loopback");
     assert.equal(await networkOf("contacts", { user_mxid: dave }), "loopback");
     assert.equal(await networkOf("ghosts", { remote_id: loop }), "loopback");
-    assert.equal(await networkOf("users", { mxid: "@erin:example.org" }), "whatsapp", "default");
+    assert.equal(await networkOf("users", { mxid: "@erin:example.org" }), NETWORK);
+  });
+
+  it("two networks with the same remote id and address keep apart (migration 0019)", async function () {
+    const knex = get().db.knex;
+    const frank = matrixUserId("@frank:example.org");
+    const grace = matrixUserId("@grace:example.org");
+    const shared = "shared-contact-id" as RemoteUserId;
+    // Longer than the 16 characters of an E.164 number, which PostgreSQL held the column to.
+    const address = "someone.with.a.long.name@loop" as ContactAddress;
+    const group = "shared-group-id" as RemoteGroupId;
+    const tables = (network: string) => ({
+      users: new UsersTable(knex, network),
+      portals: new PortalsTable(knex, network),
+      contacts: new ContactsTable(knex, network),
+      ghosts: new GhostsTable(knex, network),
+      groups: new GroupPortalsTable(knex, network),
+    });
+    const a = tables("net-a");
+    const b = tables("net-b");
+    await a.users.ensure(frank);
+    await b.users.ensure(grace);
+    for (const [t, user, name] of [
+      [a, frank, "A"],
+      [b, grace, "B"],
+    ] as const) {
+      await t.users.update(user, { loginState: "logged-in", address });
+      await t.ghosts.upsert({
+        contact: shared,
+        address,
+        mxid: matrixUserId(`@${name.toLowerCase()}_shared:example.org`),
+        displayName: `ghost ${name}`,
+      });
+      await t.contacts.update(user, shared, { localName: `contact ${name}` });
+      await t.contacts.update(frank, shared, { blocked: name === "B" });
+      await t.portals.ensure(frank, shared, name === "A" ? "accepted" : "declined");
+      await t.groups.update((await t.groups.ensure(group)).id, { subject: `group ${name}` });
+    }
+    for (const [t, name] of [
+      [a, "A"],
+      [b, "B"],
+    ] as const) {
+      assert.equal((await t.ghosts.get(shared))?.displayName, `ghost ${name}`, name);
+      assert.equal((await t.ghosts.byAddress(address))?.displayName, `ghost ${name}`, name);
+      assert.equal(
+        (await t.ghosts.byMxid(matrixUserId(`@a_shared:example.org`)))?.displayName,
+        name === "A" ? "ghost A" : undefined,
+        `${name}: another network's ghost is not found by its Matrix id`,
+      );
+      assert.equal((await t.contacts.get(frank, shared))?.blocked, name === "B", name);
+      assert.equal((await t.contacts.listByUser(frank)).length, 1, name);
+      const portal = await t.portals.get(frank, shared);
+      assert.equal(portal?.requestState, name === "A" ? "accepted" : "declined", name);
+      assert.equal((await t.portals.listByUser(frank)).length, 1, name);
+      assert.equal((await t.groups.byRemote(group))?.subject, `group ${name}`, name);
+    }
+    assert.equal((await a.contacts.get(frank, shared))?.localName, "contact A");
+    assert.equal((await b.contacts.get(grace, shared))?.localName, "contact B");
+    assert.equal(await b.contacts.get(grace, "nobody" as RemoteUserId), undefined);
+    // Each network's logins, counts and addresses are its own.
+    assert.deepEqual(await a.users.loggedInIds(), [frank]);
+    assert.deepEqual(await b.users.loggedInIds(), [grace]);
+    assert.equal((await b.users.countByState())["logged-in"], 1);
+    await b.users.releaseAddress(address, grace);
+    assert.equal((await a.users.get(frank))?.address, address, "net-b cannot free net-a's address");
+    assert.equal(await a.portals.count(), 1);
+    await b.portals.deleteByUser(frank);
+    assert.equal((await a.portals.get(frank, shared))?.requestState, "accepted");
+    assert.equal(await b.portals.get(frank, shared), undefined);
   });
 
   it("a message is mapped once; the same remote id again is refused", async function () {
     const { knex } = get().db;
-    const portal = await new PortalsTable(knex).ensure(alice, contact, "none");
+    const portal = await new PortalsTable(knex, NETWORK).ensure(alice, contact, "none");
     const messages = new MessagesTable(knex);
     const base = {
       portalId: portal.id,
@@ -285,7 +358,7 @@ describeOnBackends("core tables", (get) => {
 
   it("reactions are listed per sender and message, and deleted by event", async function () {
     const { knex } = get().db;
-    const portal = await new PortalsTable(knex).ensure(alice, contact, "none");
+    const portal = await new PortalsTable(knex, NETWORK).ensure(alice, contact, "none");
     const reactions = new ReactionsTable(knex);
     const target = { author: contact as string, id: "m9" as RemoteMessageId };
     const base = { portalId: portal.id, targetId: target.id, targetAuthor: target.author };

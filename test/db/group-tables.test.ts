@@ -7,6 +7,9 @@ import { UsersTable } from "../../src/db/users.js";
 import { eventId, matrixUserId, roomId, type RemoteGroupId } from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
 
+/** The network id the tables are given (the interop connector's). */
+const NETWORK = "whatsapp";
+
 const alice = matrixUserId("@alice:example.org");
 const group = "group-1@g.example" as RemoteGroupId;
 const member = "491701234567@wa.example" as RemoteUserId;
@@ -14,7 +17,7 @@ const member = "491701234567@wa.example" as RemoteUserId;
 describeOnBackends("group portal tables (migration 0014)", (get) => {
   it("a group message reported twice is stored once: the second insert does nothing", async function () {
     const { knex } = get().db;
-    const groups = new GroupPortalsTable(knex);
+    const groups = new GroupPortalsTable(knex, NETWORK);
     const portal = await groups.ensure(group);
     assert.equal((await groups.ensure(group)).id, portal.id, "one row per group");
     const messages = new MessagesTable(knex, GROUP_MESSAGES);
@@ -32,7 +35,7 @@ describeOnBackends("group portal tables (migration 0014)", (get) => {
   });
 
   it("the version only moves forward: a stale or repeated change does not advance it", async function () {
-    const groups = new GroupPortalsTable(get().db.knex);
+    const groups = new GroupPortalsTable(get().db.knex, NETWORK);
     const portal = await groups.ensure("group-2@g.example" as RemoteGroupId);
     await groups.update(portal.id, { roomId: roomId("!g2:example.org"), version: 3 });
     assert.equal(await groups.advanceVersion(portal.id, 2), false);
@@ -43,8 +46,8 @@ describeOnBackends("group portal tables (migration 0014)", (get) => {
 
   it("users, members and ghosts without a phone number are kept", async function () {
     const { knex } = get().db;
-    const groups = new GroupPortalsTable(knex);
-    await new UsersTable(knex).ensure(alice);
+    const groups = new GroupPortalsTable(knex, NETWORK);
+    await new UsersTable(knex, NETWORK).ensure(alice);
     const portal = await groups.ensure(group);
     await groups.putUser(portal.id, alice, {
       membership: "invite",
@@ -62,7 +65,7 @@ describeOnBackends("group portal tables (migration 0014)", (get) => {
     assert.deepEqual(await groups.members(portal.id), [
       { remoteId: member, admin: true, displayName: "x" },
     ]);
-    const ghosts = new GhostsTable(knex);
+    const ghosts = new GhostsTable(knex, NETWORK);
     const carol = "carol@other.example" as RemoteUserId;
     await ghosts.upsert({
       contact: carol,

@@ -29,6 +29,9 @@ import type {
 } from "../../src/util/ids.js";
 import { BACKENDS, TEST_POSTGRES_URI } from "../helpers/db.js";
 
+/** The interop connector's network id: the one rows of the earlier schemas name. */
+const NETWORK = "whatsapp";
+
 /** The migrations of the schema before 0015, from the same directory the bridge uses. */
 class MigrationsUpTo extends DirectoryMigrationSource {
   constructor(private readonly last: string) {
@@ -291,7 +294,7 @@ for (const backend of BACKENDS) {
     });
 
     it("users read back through UsersTable with the bound number as their address", async function () {
-      const users = new UsersTable(knex());
+      const users = new UsersTable(knex(), NETWORK);
       const a = await users.get(alice);
       assert.equal(a?.address, "+491709876543");
       assert.equal(a?.loginState, "logged-in");
@@ -325,7 +328,7 @@ for (const backend of BACKENDS) {
     });
 
     it("ghosts read back by remote id, address and Matrix id; a member without address stays so", async function () {
-      const ghosts = new GhostsTable(knex());
+      const ghosts = new GhostsTable(knex(), NETWORK);
       const g = await ghosts.get(contact);
       assert.equal(g?.address, "+491701234567");
       assert.equal(g?.displayName, "+49 170 1234567 (WhatsApp)");
@@ -336,7 +339,7 @@ for (const backend of BACKENDS) {
     });
 
     it("contacts and portals read back by (user, remote id) with their state", async function () {
-      const contacts = new ContactsTable(knex());
+      const contacts = new ContactsTable(knex(), NETWORK);
       const mum = await contacts.get(alice, contact);
       assert.equal(mum?.localName, "Mum");
       assert.equal((await contacts.get(alice, other))?.blocked, true);
@@ -344,7 +347,7 @@ for (const backend of BACKENDS) {
         (await contacts.listByUser(alice)).map((c) => c.contact),
         [contact, other],
       );
-      const portals = new PortalsTable(knex());
+      const portals = new PortalsTable(knex(), NETWORK);
       const dm = await portals.get(alice, contact);
       assert.equal(dm?.roomId, "!dm-a:example.org");
       assert.equal(dm?.requestState, "accepted");
@@ -367,7 +370,7 @@ for (const backend of BACKENDS) {
     });
 
     it("group portals, members, users and messages are untouched", async function () {
-      const groups = new GroupPortalsTable(knex());
+      const groups = new GroupPortalsTable(knex(), NETWORK);
       const g = await groups.byRemote(group);
       assert.equal(g?.subject, "Family");
       assert.equal(g?.version, 3);

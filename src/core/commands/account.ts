@@ -76,7 +76,8 @@ const logout: Cmd = {
     const chats =
       kept === 0
         ? ""
-        : ` Your ${kept} chat(s) are kept and go on when you log in again with the same number; ` +
+        : ` Your ${kept} chat(s) are kept and go on when you log in again with the same ` +
+          `${ctx.services.network.identifier.noun}; ` +
           `send \`clean-up\` to leave them and remove them from your ${network} space instead.`;
     await ctx.reply(head + chats + " Send `login` to log in again.");
   },

@@ -42,7 +42,7 @@ const startChat: Cmd = {
   name: "start-chat",
   aliases: ["pm"],
   args: "<{contact}>",
-  description: "Open a chat with a {network} {noun} (it must allow chats with third-party apps).",
+  description: "Open a chat with a {network} {noun}{reach}.",
   level: "user",
   minArgs: 1,
   maxArgs: 1,

@@ -53,12 +53,15 @@ export function parseCommandLine(text: string): { name: string; args: string[] }
 
 /**
  * The network's words in command texts: `{network}` its display name, `{contact}` the argument
- * naming a contact ("+number"), `{noun}` what an address is called ("number").
+ * naming a contact ("+number"), `{noun}` what an address is called ("number"), `{reach}` which
+ * contacts can be reached, with a leading space (" (only contacts who allow chats with
+ * third-party apps can be reached)"), or nothing when every contact can.
  */
 export interface CommandTerms {
   network: string;
   contact: string;
   noun: string;
+  reach?: string;
 }
 
 /** A command's `args` or `description` with the network's terms filled in. */
@@ -67,7 +70,8 @@ export function withTerms(text: string, terms: CommandTerms | undefined): string
   return text
     .replaceAll("{network}", terms.network)
     .replaceAll("{contact}", terms.contact)
-    .replaceAll("{noun}", terms.noun);
+    .replaceAll("{noun}", terms.noun)
+    .replaceAll("{reach}", terms.reach ?? "");
 }
 
 export function usageLine(command: Command<unknown>, terms?: CommandTerms): string {

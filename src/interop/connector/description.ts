@@ -69,6 +69,11 @@ export function interopDescription(settings: InteropDescriptionSettings): Networ
         "5 of their latest messages; WhatsApp cannot verify those copies cryptographically.",
       "WhatsApp admits third-party users in the European Economic Area only.",
     ],
+    reachableContacts: {
+      who: "who allow chats with third-party apps",
+      whyNot: "its owner has not allowed chats with third-party apps",
+    },
+    identityChangeCauses: "they reinstall WhatsApp or switch phones",
     refuseLoginValue(field, value) {
       if (field.id !== "phone" || !isPhoneNumber(value)) return undefined;
       if (isAllowedCountry(value, allowedCountryCodes)) return undefined;
