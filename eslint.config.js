@@ -56,6 +56,11 @@ const only = (folder, allowed, why) =>
       },
     };
   });
+const interopDirections = only(
+  "interop",
+  ["util", "config", "db", "vault", "core/network"],
+  "a connector sees the core only through its contract",
+);
 const dependencyDirections = [
   {
     files: ["src/**/*.ts"],
@@ -69,11 +74,7 @@ const dependencyDirections = [
   ...only("vault", ["util"]),
   ...only("db", ["util"]),
   ...only("core", ["util", "config", "db"], "the core knows no network, no Matrix library, no CLI"),
-  ...only(
-    "interop",
-    ["util", "config", "db", "vault", "core/network"],
-    "a connector sees the core only through its contract",
-  ),
+  ...interopDirections,
   ...only(
     "networks",
     ["util", "core/network"],
@@ -115,11 +116,33 @@ const interopStorePending = [
   "src/interop/provider/engine.ts",
   "src/interop/provider/outbox-store.ts",
 ];
-const interopStore = {
-  files: ["src/interop/**/*.ts"],
-  ignores: ["src/interop/store/**", ...interopStorePending],
-  rules: { "no-restricted-syntax": ["error", noDynamicSimulator, ...rawInterop] },
-};
+const interopStore = [
+  {
+    files: ["src/interop/**/*.ts"],
+    ignores: ["src/interop/store/**", ...interopStorePending],
+    rules: { "no-restricted-syntax": ["error", noDynamicSimulator, ...rawInterop] },
+  },
+  {
+    // The store modules sit below crypto/ and provider/: of src/interop/ they import only codec/
+    // (JID helpers), besides interop/'s own directions (src/interop/*/*.ts above).
+    files: ["src/interop/store/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            ...interopDirections[1].rules["no-restricted-imports"][1].patterns,
+            {
+              regex: "^\\.\\./(?!\\.\\./|codec/)",
+              message:
+                "src/interop/store/ may import only codec/ of src/interop/: the callers (crypto/, provider/, connector/) import the store, never the reverse (docs/architecture.md, Dependencies).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+];
 
 export default tseslint.config(
   {
@@ -154,5 +177,5 @@ export default tseslint.config(
     rules: { "no-console": "error" },
   },
   ...dependencyDirections,
-  interopStore,
+  ...interopStore,
 );

@@ -101,6 +101,39 @@ export const text = "Update the app to keep messaging";\n`;
     assert.deepEqual(await storeErrors("src/interop/crypto/retry.ts", code), []);
   });
 
+  const importing = (specifier: string) => `import { x } from "${specifier}";\nexport { x };\n`;
+  const importErrors = async (specifier: string): Promise<string[]> => {
+    const [result] = await eslint.lintText(importing(specifier), {
+      filePath: path.join(root, "src/interop/store/sessions.ts"),
+    });
+    return (result?.messages ?? [])
+      .filter((m) => m.ruleId === "no-restricted-imports")
+      .map((m) => m.message);
+  };
+
+  for (const specifier of [
+    "../crypto/device-state.js",
+    "../provider/groups.js",
+    "../connector/connector.js",
+    "../../core/bridge-core.js",
+    "../../matrix/appservice.js",
+  ]) {
+    it(`refuses ${specifier} in a store module`, async function () {
+      assert.ok((await importErrors(specifier)).length > 0);
+    });
+  }
+
+  for (const specifier of [
+    "../codec/jid.js",
+    "../../db/sql.js",
+    "../../util/ids.js",
+    "./owned.js",
+  ]) {
+    it(`allows ${specifier} in a store module`, async function () {
+      assert.deepEqual(await importErrors(specifier), []);
+    });
+  }
+
   it("still refuses a dynamic import of the simulator in src/interop/", async function () {
     const code = `export const load = () => import("../../../simulator/main.js");\n`;
     const [result] = await eslint.lintText(code, {
