@@ -9,7 +9,7 @@ import {
 } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
 import * as tables from "../store/index.js";
-import type { IdCounter } from "../store/local-devices.js";
+import type { IdSpace } from "../store/local-devices.js";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { deviceId as toDeviceId } from "../../util/ids.js";
 import type { CryptoContext, DeviceState } from "./device-state.js";
@@ -28,15 +28,11 @@ export const MAX_PREKEY_ID = 16_777_215;
 export const KEY_RETENTION_MS = 90 * 24 * 3600 * 1000;
 export const DEFAULT_ONE_TIME_PREKEYS = 100;
 
-type Space = "prekey" | "signed" | "kyber";
-/** Each id space: the device's counter and the ids its table holds. */
-const SPACES: Record<
-  Space,
-  { counter: IdCounter; ids: (db: Knex.Transaction, ownerId: number) => Promise<number[]> }
-> = {
-  prekey: { counter: "next_prekey_id", ids: tables.preKeys.ids },
-  signed: { counter: "next_signed_prekey_id", ids: tables.signedPreKeys.ids },
-  kyber: { counter: "next_kyber_prekey_id", ids: tables.kyberPreKeys.ids },
+/** The ids each space's table holds. */
+const TAKEN_IDS: Record<IdSpace, (db: Knex.Transaction, ownerId: number) => Promise<number[]>> = {
+  prekey: tables.preKeys.ids,
+  signed: tables.signedPreKeys.ids,
+  kyber: tables.kyberPreKeys.ids,
 };
 
 export interface CreatedDevice {
@@ -80,11 +76,7 @@ export async function createLocalDevice(
       jid: userJid,
       deviceId,
       registrationId,
-      counters: {
-        next_prekey_id: start(),
-        next_signed_prekey_id: start(),
-        next_kyber_prekey_id: start(),
-      },
+      nextIds: { prekey: start(), signed: start(), kyber: start() },
       createdAt: now,
     });
     const keys = new KeyWriter(ctx, trx, ownerId, identity, now);
@@ -308,12 +300,11 @@ class KeyWriter {
    * a row (live, or consumed or superseded less than 90 days ago): ids are unique per space and
    * not reused while a late message may name them (§11.1).
    */
-  private async allocate(space: Space, count: number): Promise<number[]> {
+  private async allocate(space: IdSpace, count: number): Promise<number[]> {
     if (count <= 0) return [];
-    const { counter, ids: idsOf } = SPACES[space];
-    let next = await tables.localDevices.counter(this.trx, this.ownerId, counter);
+    let next = await tables.localDevices.nextId(this.trx, this.ownerId, space);
     if (next === undefined) throw new Error(`local device ${this.ownerId} not found`);
-    const taken = new Set(await idsOf(this.trx, this.ownerId));
+    const taken = new Set(await TAKEN_IDS[space](this.trx, this.ownerId));
     if (taken.size + count > MAX_PREKEY_ID) {
       throw new BridgeError("prekey-ids-exhausted", `no free ${space} prekey ids`);
     }
@@ -323,7 +314,7 @@ class KeyWriter {
       if (!taken.has(next)) ids.push(next);
       next++;
     }
-    await tables.localDevices.setCounter(this.trx, this.ownerId, counter, next);
+    await tables.localDevices.setNextId(this.trx, this.ownerId, space, next);
     return ids;
   }
 

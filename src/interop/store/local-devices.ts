@@ -7,8 +7,15 @@ import type { BareJid, DeviceId } from "../../util/ids.js";
  * with each prekey id space's next id (§11.1).
  */
 
-/** The id counter column of each prekey id space. */
-export type IdCounter = "next_prekey_id" | "next_signed_prekey_id" | "next_kyber_prekey_id";
+/** The prekey id spaces (§11.1): one-time EC, signed, Kyber. */
+export type IdSpace = "prekey" | "signed" | "kyber";
+
+/** The column holding each space's next id. */
+const COUNTERS = {
+  prekey: "next_prekey_id",
+  signed: "next_signed_prekey_id",
+  kyber: "next_kyber_prekey_id",
+} as const satisfies Record<IdSpace, string>;
 
 export interface LocalDeviceRow {
   /** The row id: the `owner_id` of every per-device table. */
@@ -56,7 +63,8 @@ export async function insert(
     jid: BareJid;
     deviceId: DeviceId;
     registrationId: number;
-    counters: Record<IdCounter, number>;
+    /** Each space's first id. */
+    nextIds: Record<IdSpace, number>;
     createdAt: number;
   },
 ): Promise<number> {
@@ -65,9 +73,9 @@ export async function insert(
       jid: row.jid,
       device_id: row.deviceId,
       registration_id: row.registrationId,
-      next_prekey_id: row.counters.next_prekey_id,
-      next_signed_prekey_id: row.counters.next_signed_prekey_id,
-      next_kyber_prekey_id: row.counters.next_kyber_prekey_id,
+      [COUNTERS.prekey]: row.nextIds.prekey,
+      [COUNTERS.signed]: row.nextIds.signed,
+      [COUNTERS.kyber]: row.nextIds.kyber,
       created_at: row.createdAt,
     })
     .returning("id")) as ({ id: number } | number)[];
@@ -77,11 +85,12 @@ export async function insert(
 }
 
 /** The next id of one id space; undefined when the device does not exist. */
-export async function counter(
+export async function nextId(
   db: QueryTarget,
   ownerId: number,
-  column: IdCounter,
+  space: IdSpace,
 ): Promise<number | undefined> {
+  const column = COUNTERS[space];
   const device = (await db("signal_local_devices")
     .select(column)
     .where({ id: ownerId })
@@ -89,15 +98,15 @@ export async function counter(
   return device?.[column];
 }
 
-export async function setCounter(
+export async function setNextId(
   db: QueryTarget,
   ownerId: number,
-  column: IdCounter,
+  space: IdSpace,
   next: number,
 ): Promise<void> {
   await db("signal_local_devices")
     .where({ id: ownerId })
-    .update({ [column]: next });
+    .update({ [COUNTERS[space]]: next });
 }
 
 /**
