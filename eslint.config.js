@@ -56,6 +56,11 @@ const only = (folder, allowed, why) =>
       },
     };
   });
+const interopDirections = only(
+  "interop",
+  ["util", "config", "db", "vault", "core/network"],
+  "a connector sees the core only through its contract",
+);
 const dependencyDirections = [
   {
     files: ["src/**/*.ts"],
@@ -69,11 +74,7 @@ const dependencyDirections = [
   ...only("vault", ["util"]),
   ...only("db", ["util"]),
   ...only("core", ["util", "config", "db"], "the core knows no network, no Matrix library, no CLI"),
-  ...only(
-    "interop",
-    ["util", "config", "db", "vault", "core/network"],
-    "a connector sees the core only through its contract",
-  ),
+  ...interopDirections,
   ...only(
     "networks",
     ["util", "core/network"],
@@ -86,6 +87,61 @@ const dependencyDirections = [
     "metrics are fed through observer interfaces",
   ),
   ...only("provisioning", ["util", "config", "core"]),
+];
+
+// Interop tables are read and written only in src/interop/store/, one module per table
+// (docs/architecture.md, "Folders"; issue #16). Elsewhere in src/interop/ these forms are refused:
+// a query builder started by table name on the shared knex or on a transaction (`knex(...)`,
+// `this.knex(...)`, `ctx.knex(...)`, `trx(...)`, `tx(...)`, `db(...)`), a raw statement
+// (`tx.run`, `tx.all`, `knex.raw`) and SQL text. Opening a transaction stays the callers'
+// (`knex.transaction`, `SqlRunner.of(knex)`): what commits together is their decision. The rule
+// goes by those names, the ones the code uses; a transaction called by another name would pass.
+const storeMessage =
+  "Interop tables are read and written only in src/interop/store/ (one module per table; docs/architecture.md, Folders): call the table's module.";
+const knexNames = "/^(knex|trx|tx|db)$/";
+const rawInterop = [
+  `CallExpression[callee.type='Identifier'][callee.name=${knexNames}]`,
+  "CallExpression[callee.type='MemberExpression'][callee.property.name='knex']",
+  `CallExpression[callee.property.name=/^(run|all|raw)$/][callee.object.name=${knexNames}]`,
+  "CallExpression[callee.property.name=/^(run|all|raw)$/][callee.object.property.name='knex']",
+  "Literal[value=/^\\s*(select\\s.+\\sfrom|insert\\s+into|update\\s+\\w+\\s+set|delete\\s+from)\\s/i]",
+].map((selector) => ({ selector, message: storeMessage }));
+/**
+ * Files of src/interop/ that still run statements of their own, on tables other work moves: the
+ * inbound tables (inbox, decrypted_messages, inbound_pending) with the inbound event rewrite, the
+ * outbox with the outbound path (outbox-store.ts is that table's module, in provider/ for now).
+ */
+const interopStorePending = [
+  "src/interop/provider/inbox.ts",
+  "src/interop/provider/engine.ts",
+  "src/interop/provider/outbox-store.ts",
+];
+const interopStore = [
+  {
+    files: ["src/interop/**/*.ts"],
+    ignores: ["src/interop/store/**", ...interopStorePending],
+    rules: { "no-restricted-syntax": ["error", noDynamicSimulator, ...rawInterop] },
+  },
+  {
+    // The store modules sit below crypto/ and provider/: of src/interop/ they import only codec/
+    // (JID helpers), besides interop/'s own directions (src/interop/*/*.ts above).
+    files: ["src/interop/store/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            ...interopDirections[1].rules["no-restricted-imports"][1].patterns,
+            {
+              regex: "^\\.\\./(?!\\.\\./|codec/)",
+              message:
+                "src/interop/store/ may import only codec/ of src/interop/: the callers (crypto/, provider/, connector/) import the store, never the reverse (docs/architecture.md, Dependencies).",
+            },
+          ],
+        },
+      ],
+    },
+  },
 ];
 
 export default tseslint.config(
@@ -121,4 +177,5 @@ export default tseslint.config(
     rules: { "no-console": "error" },
   },
   ...dependencyDirections,
+  ...interopStore,
 );

@@ -1,5 +1,6 @@
 import type { Knex } from "knex";
 import type { BareJid, DeviceId } from "../../util/ids.js";
+import * as tables from "../store/index.js";
 
 export interface DeviceListEntry {
   readonly id: DeviceId;
@@ -37,12 +38,6 @@ export interface DeviceListUpdate {
   readonly needBundles: readonly DeviceId[];
   /** The user's identity changed: show "security code changed" (§11.7). */
   readonly identityChanged: boolean;
-}
-
-interface DeviceRow {
-  device_id: number;
-  registration_id: number | null;
-  added_at: number;
 }
 
 /** Lists kept in memory per database (most recently read); more than a bridge's active contacts. */
@@ -88,24 +83,13 @@ export class DeviceListCache {
   async get(jid: BareJid): Promise<DeviceList | null> {
     const known = this.memory.get(jid);
     if (known !== undefined) return known;
-    const list = (await this.knex("signal_device_lists").where({ jid }).first()) as
-      { version: number } | undefined;
-    if (list === undefined) return null;
-    const rows = (await this.knex("signal_remote_devices")
-      .where({ jid })
-      .orderBy("device_id")) as DeviceRow[];
+    const version = await tables.deviceLists.get(this.knex, jid);
+    if (version === undefined) return null;
+    const rows = await tables.remoteDevices.ofUser(this.knex, jid);
     const read: DeviceList = Object.freeze({
       jid,
-      version: list.version,
-      devices: Object.freeze(
-        rows.map((row) =>
-          Object.freeze({
-            id: row.device_id as DeviceId,
-            registrationId: row.registration_id,
-            addedAt: row.added_at,
-          }),
-        ),
-      ),
+      version,
+      devices: Object.freeze(rows.map((row) => Object.freeze(row))),
     });
     this.memory.set(jid, read);
     if (this.memory.size > MEMORY_SIZE) {
@@ -185,10 +169,7 @@ export class DeviceListCache {
       await this.write(trx, notice.jid, notice.version, added, removed);
       if (changed.length > 0) {
         // New key material: the registration id of the old bundle no longer applies.
-        await trx("signal_remote_devices")
-          .where({ jid: notice.jid })
-          .whereIn("device_id", changed)
-          .update({ registration_id: null });
+        await tables.remoteDevices.clearRegistrationIds(trx, notice.jid, changed);
       }
       return {
         applied: true,
@@ -209,35 +190,17 @@ export class DeviceListCache {
     removed: readonly DeviceId[],
   ): Promise<void> {
     const now = this.now();
-    await trx("signal_device_lists")
-      .insert({ jid, version, updated_at: now })
-      .onConflict("jid")
-      .merge(["version", "updated_at"]);
-    if (removed.length > 0) {
-      await trx("signal_remote_devices")
-        .where({ jid })
-        .whereIn("device_id", [...removed])
-        .delete();
-    }
-    for (const id of added) {
-      await trx("signal_remote_devices")
-        .insert({ jid, device_id: id, registration_id: null, added_at: now })
-        .onConflict(["jid", "device_id"])
-        .merge(["added_at", "registration_id"]);
-    }
+    await tables.deviceLists.set(trx, jid, version, now);
+    if (removed.length > 0) await tables.remoteDevices.remove(trx, jid, removed);
+    for (const id of added) await tables.remoteDevices.add(trx, jid, id, now);
   }
 
   private async cachedVersion(trx: Knex.Transaction, jid: BareJid): Promise<number | null> {
-    const row = (await trx("signal_device_lists").select("version").where({ jid }).first()) as
-      { version: number } | undefined;
-    return row?.version ?? null;
+    return (await tables.deviceLists.version(trx, jid)) ?? null;
   }
 
   private async deviceIds(trx: Knex.Transaction, jid: BareJid): Promise<Set<DeviceId>> {
-    const rows = (await trx("signal_remote_devices").select("device_id").where({ jid })) as {
-      device_id: number;
-    }[];
-    return new Set(rows.map((row) => row.device_id as DeviceId));
+    return tables.remoteDevices.idsOf(trx, jid);
   }
 }
 

@@ -5,6 +5,8 @@ import type { BareJid, DeviceId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import type { KeyVault } from "../../vault/key-vault.js";
 import type { KeyedMutex } from "../../util/mutex.js";
+import * as tables from "../store/index.js";
+import type { IdentityRecord } from "../store/identities.js";
 import type { IdentityChangeEvent, IdentityChangePolicy } from "./types.js";
 import { DELETED, type WriteBatch } from "./write-batch.js";
 
@@ -66,23 +68,7 @@ export class LruCache<V> {
   }
 }
 
-export interface IdentityRecord {
-  readonly key: Buffer;
-  readonly previousKey: Buffer | null;
-  readonly firstSeenAt: number;
-  readonly changedAt: number | null;
-  readonly verifiedAt: number | null;
-  readonly confirmed: boolean;
-}
-
-interface IdentityRow {
-  identity_key: Buffer;
-  previous_key: Buffer | null;
-  first_seen_at: number;
-  changed_at: number | null;
-  verified_at: number | null;
-  confirmed: boolean | number;
-}
+export type { IdentityRecord };
 
 /** A local user: its identity key pair and the identities it has recorded for its contacts. */
 export class UserState {
@@ -110,42 +96,16 @@ export class UserState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.identities.get(remoteJid);
     if (cached !== undefined) return cached;
-    const row = (await this.ctx
-      .knex("signal_identities")
-      .where({ local_jid: this.jid, remote_jid: remoteJid })
-      .first()) as IdentityRow | undefined;
-    const record = row === undefined ? null : identityFromRow(row);
+    const record = (await tables.identities.get(this.ctx.knex, this.jid, remoteJid)) ?? null;
     this.identities.set(remoteJid, record);
     return record;
   }
 
   stageIdentity(batch: WriteBatch, remoteJid: string, record: IdentityRecord): void {
-    const row = {
-      local_jid: this.jid,
-      remote_jid: remoteJid,
-      identity_key: record.key,
-      previous_key: record.previousKey,
-      first_seen_at: record.firstSeenAt,
-      changed_at: record.changedAt,
-      verified_at: record.verifiedAt,
-      confirmed: record.confirmed,
-    };
     batch.stage(
       identityKey(remoteJid),
       record,
-      async (trx) => {
-        await trx("signal_identities")
-          .insert(row)
-          .onConflict(["local_jid", "remote_jid"])
-          .merge([
-            "identity_key",
-            "previous_key",
-            "first_seen_at",
-            "changed_at",
-            "verified_at",
-            "confirmed",
-          ]);
-      },
+      (tx) => tables.identities.upsert(tx, this.jid, remoteJid, record),
       () => this.identities.set(remoteJid, record),
     );
   }
@@ -184,16 +144,17 @@ export class DeviceState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.sessions.get(key);
     if (cached !== undefined) return cached;
-    const row = (await this.ctx
-      .knex("signal_sessions")
-      .select("record_enc")
-      .where({ owner_id: this.ownerId, remote_jid: remoteJid, remote_device: remoteDevice })
-      .first()) as { record_enc: Buffer } | undefined;
+    const sealed = await tables.sessions.record(
+      this.ctx.knex,
+      this.ownerId,
+      remoteJid,
+      remoteDevice,
+    );
     const record =
-      row === undefined
+      sealed === undefined
         ? null
         : SessionRecord.deserialize(
-            this.ctx.vault.open(row.record_enc, this.sessionRow(remoteJid, remoteDevice)),
+            this.ctx.vault.open(sealed, this.sessionRow(remoteJid, remoteDevice)),
           );
     this.sessions.set(key, record);
     return record;
@@ -206,23 +167,18 @@ export class DeviceState {
     record: SessionRecord,
   ): void {
     const key = sessionKey(remoteJid, remoteDevice);
-    const row = {
-      owner_id: this.ownerId,
-      remote_jid: remoteJid,
-      remote_device: remoteDevice,
-      record_enc: this.ctx.vault.seal(record.serialize(), this.sessionRow(remoteJid, remoteDevice)),
-      updated_at: this.ctx.now(),
+    // Sealed once, here: the write may run twice (group commit) and writes the same bytes.
+    const row: tables.sessions.SessionRow = {
+      ownerId: this.ownerId,
+      remoteJid,
+      remoteDevice,
+      recordEnc: this.ctx.vault.seal(record.serialize(), this.sessionRow(remoteJid, remoteDevice)),
+      updatedAt: this.ctx.now(),
     };
     batch.stage(
       key,
       record,
-      async (tx) => {
-        // Written once or twice per message: a prepared statement, not knex's builder.
-        await tx.run(
-          "insert into signal_sessions (owner_id, remote_jid, remote_device, record_enc, updated_at) values (?, ?, ?, ?, ?) on conflict (owner_id, remote_jid, remote_device) do update set record_enc = excluded.record_enc, updated_at = excluded.updated_at",
-          [row.owner_id, row.remote_jid, row.remote_device, row.record_enc, row.updated_at],
-        );
-      },
+      (tx) => tables.sessions.upsert(tx, row),
       () => this.sessions.set(key, record),
     );
   }
@@ -232,11 +188,7 @@ export class DeviceState {
     batch.stage(
       key,
       DELETED,
-      async (trx) => {
-        await trx("signal_sessions")
-          .where({ owner_id: this.ownerId, remote_jid: remoteJid, remote_device: remoteDevice })
-          .delete();
-      },
+      (tx) => tables.sessions.deleteOne(tx, this.ownerId, remoteJid, remoteDevice),
       () => this.sessions.set(key, null),
     );
   }
@@ -262,15 +214,4 @@ export function sessionKey(remoteJid: string, remoteDevice: number): string {
 
 function identityKey(remoteJid: string): string {
   return `identity\n${remoteJid}`;
-}
-
-function identityFromRow(row: IdentityRow): IdentityRecord {
-  return {
-    key: Buffer.from(row.identity_key),
-    previousKey: row.previous_key === null ? null : Buffer.from(row.previous_key),
-    firstSeenAt: row.first_seen_at,
-    changedAt: row.changed_at,
-    verifiedAt: row.verified_at,
-    confirmed: Boolean(row.confirmed),
-  };
 }

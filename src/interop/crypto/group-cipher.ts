@@ -11,6 +11,7 @@ import {
   processSenderKeyDistributionMessage,
 } from "@signalapp/libsignal-client";
 import { describeError } from "../../util/errors.js";
+import * as tables from "../store/index.js";
 import type { DeviceState } from "./device-state.js";
 import { toArrayBufferView } from "./session-cipher.js";
 import {
@@ -103,12 +104,9 @@ export class GroupCipher {
       const stores = operationStores(state, batch);
       const address = ProtocolAddress.new(sender.jid, sender.device);
       await processSenderKeyDistributionMessage(address, message, stores.senderKey);
-      batch.addWrite(`sender-key-group\n${distributionId}`, async (trx) => {
-        await trx("signal_sender_keys")
-          .where({ owner_id: state.ownerId, distribution_id: distributionId })
-          .whereNull("group_jid")
-          .update({ group_jid: groupJid });
-      });
+      batch.addWrite(`sender-key-group\n${distributionId}`, (tx) =>
+        tables.senderKeys.bindUnbound(tx, state.ownerId, distributionId, groupJid),
+      );
       await batch.commit(state.ctx.knex, onCommit);
     });
   }
@@ -129,16 +127,12 @@ export class GroupCipher {
       throw new InvalidMessageError(`malformed group message: ${describeError(err)}`, err);
     }
     return this.locked(sender.jid, async () => {
-      const known = (await state.ctx
-        .knex("signal_sender_keys")
-        .select("group_jid")
-        .where({
-          owner_id: state.ownerId,
-          sender_jid: sender.jid,
-          sender_device: sender.device,
-          distribution_id: distributionId,
-        })
-        .first()) as { group_jid: string | null } | undefined;
+      const known = await tables.senderKeys.groupOf(state.ctx.knex, {
+        ownerId: state.ownerId,
+        senderJid: sender.jid,
+        senderDevice: sender.device,
+        distributionId,
+      });
       if (known === undefined) {
         throw new NoSenderKeyError(
           `no sender key ${distributionId} of ${sender.jid}/${sender.device} for ${groupJid}`,
@@ -182,47 +176,36 @@ export class GroupCipher {
     );
     if (persist) {
       const now = state.ctx.now();
-      batch.addWrite(`own-sender-key\n${groupJid}`, async (trx) => {
-        await trx("signal_own_sender_keys")
-          .insert({
-            owner_id: state.ownerId,
-            group_jid: groupJid,
-            distribution_id: distributionId,
-            created_at: now,
-          })
-          .onConflict(["owner_id", "group_jid"])
-          .merge(["distribution_id", "created_at"]);
-      });
-      batch.addWrite(`own-sender-key-group\n${distributionId}`, async (trx) => {
-        await trx("signal_sender_keys")
-          .where({ owner_id: state.ownerId, distribution_id: distributionId })
-          .update({ group_jid: groupJid });
-      });
+      batch.addWrite(`own-sender-key\n${groupJid}`, (tx) =>
+        tables.ownSenderKeys.set(tx, state.ownerId, groupJid, distributionId, now),
+      );
+      batch.addWrite(`own-sender-key-group\n${distributionId}`, (tx) =>
+        tables.senderKeys.bind(tx, state.ownerId, distributionId, groupJid),
+      );
     }
     await batch.commit(state.ctx.knex);
     return { distributionId, skdm: message.serialize() };
   }
 
   private async currentDistributionId(groupJid: string): Promise<string | null> {
-    const row = (await this.state.ctx
-      .knex("signal_own_sender_keys")
-      .select("distribution_id")
-      .where({ owner_id: this.state.ownerId, group_jid: groupJid })
-      .first()) as { distribution_id: string } | undefined;
-    return row?.distribution_id ?? null;
+    const current = await tables.ownSenderKeys.current(
+      this.state.ctx.knex,
+      this.state.ownerId,
+      groupJid,
+    );
+    return current ?? null;
   }
 
   private async checkBinding(groupJid: string, distributionId: string): Promise<void> {
-    const other = (await this.state.ctx
-      .knex("signal_sender_keys")
-      .select("group_jid")
-      .where({ owner_id: this.state.ownerId, distribution_id: distributionId })
-      .whereNot({ group_jid: groupJid })
-      .whereNotNull("group_jid")
-      .first()) as { group_jid: string } | undefined;
+    const other = await tables.senderKeys.boundElsewhere(
+      this.state.ctx.knex,
+      this.state.ownerId,
+      distributionId,
+      groupJid,
+    );
     if (other !== undefined) {
       throw new SenderKeyGroupMismatchError(
-        `sender key ${distributionId} belongs to ${other.group_jid}, not ${groupJid}`,
+        `sender key ${distributionId} belongs to ${other}, not ${groupJid}`,
       );
     }
   }

@@ -1,5 +1,6 @@
 import { Fingerprint, PublicKey } from "@signalapp/libsignal-client";
 import type { BareJid } from "../../util/ids.js";
+import * as tables from "../store/index.js";
 import type { IdentityRecord, UserState } from "./device-state.js";
 import type { IdentityStatus, SafetyNumber } from "./types.js";
 import { WriteBatch } from "./write-batch.js";
@@ -83,12 +84,7 @@ export class IdentityBook {
 
   /** The contacts marked verified (their identity unchanged since): one read, for listings. */
   async verifiedContacts(): Promise<BareJid[]> {
-    const rows = (await this.user.ctx
-      .knex("signal_identities")
-      .where({ local_jid: this.user.jid })
-      .whereNotNull("verified_at")
-      .select("remote_jid")) as { remote_jid: string }[];
-    return rows.map((row) => row.remote_jid as BareJid);
+    return tables.identities.verifiedOf(this.user.ctx.knex, this.user.jid);
   }
 
   async clearVerified(remoteJid: BareJid): Promise<boolean> {

@@ -8,6 +8,8 @@ import {
   SignedPreKeyRecord,
 } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
+import * as tables from "../store/index.js";
+import type { IdSpace } from "../store/local-devices.js";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { deviceId as toDeviceId } from "../../util/ids.js";
 import type { CryptoContext, DeviceState } from "./device-state.js";
@@ -26,11 +28,11 @@ export const MAX_PREKEY_ID = 16_777_215;
 export const KEY_RETENTION_MS = 90 * 24 * 3600 * 1000;
 export const DEFAULT_ONE_TIME_PREKEYS = 100;
 
-type Space = "prekey" | "signed" | "kyber";
-const SPACES: Record<Space, { table: string; counter: string }> = {
-  prekey: { table: "signal_prekeys", counter: "next_prekey_id" },
-  signed: { table: "signal_signed_prekeys", counter: "next_signed_prekey_id" },
-  kyber: { table: "signal_kyber_prekeys", counter: "next_kyber_prekey_id" },
+/** The ids each space's table holds. */
+const TAKEN_IDS: Record<IdSpace, (db: Knex.Transaction, ownerId: number) => Promise<number[]>> = {
+  prekey: tables.preKeys.ids,
+  signed: tables.signedPreKeys.ids,
+  kyber: tables.kyberPreKeys.ids,
 };
 
 export interface CreatedDevice {
@@ -61,13 +63,7 @@ export async function createLocalDevice(
   const now = ctx.now();
   return ctx.knex.transaction(async (trx) => {
     const identity = await ensureIdentity(ctx, trx, userJid, now);
-    const used = new Set(
-      (
-        (await trx("signal_local_devices").select("device_id").where({ jid: userJid })) as {
-          device_id: number;
-        }[]
-      ).map((row) => row.device_id),
-    );
+    const used = new Set(await tables.localDevices.deviceIdsOf(trx, userJid));
     const deviceId = options.deviceId ?? pickDeviceId(used);
     if (used.has(deviceId)) {
       throw new BridgeError("device-exists", `${userJid} already has a device ${deviceId}`);
@@ -76,20 +72,13 @@ export async function createLocalDevice(
     // Counters start at a random point, so that a reinstall does not hand out the ids of the
     // previous installation's keys, which late messages may still name.
     const start = () => randomInt(1, MAX_PREKEY_ID >> 1);
-    const inserted = (await trx("signal_local_devices")
-      .insert({
-        jid: userJid,
-        device_id: deviceId,
-        registration_id: registrationId,
-        next_prekey_id: start(),
-        next_signed_prekey_id: start(),
-        next_kyber_prekey_id: start(),
-        created_at: now,
-      })
-      .returning("id")) as ({ id: number } | number)[];
-    const first = inserted[0];
-    if (first === undefined) throw new Error("device row insert returned no id");
-    const ownerId = typeof first === "number" ? first : first.id;
+    const ownerId = await tables.localDevices.insert(trx, {
+      jid: userJid,
+      deviceId,
+      registrationId,
+      nextIds: { prekey: start(), signed: start(), kyber: start() },
+      createdAt: now,
+    });
     const keys = new KeyWriter(ctx, trx, ownerId, identity, now);
     const signedPreKey = await keys.signedPreKey();
     const lastResortKyberPreKey = await keys.kyberPreKeys(1, true);
@@ -138,14 +127,8 @@ export async function rotateSignedPreKey(
 ): Promise<PublishableRotation> {
   const ctx = device.ctx;
   return ctx.knex.transaction(async (trx) => {
-    await trx("signal_signed_prekeys")
-      .where({ owner_id: device.ownerId })
-      .whereNull("superseded_at")
-      .update({ superseded_at: now });
-    await trx("signal_kyber_prekeys")
-      .where({ owner_id: device.ownerId, last_resort: true })
-      .whereNull("superseded_at")
-      .update({ superseded_at: now });
+    await tables.signedPreKeys.supersedeCurrent(trx, device.ownerId, now);
+    await tables.kyberPreKeys.supersedeLastResort(trx, device.ownerId, now);
     const keys = new KeyWriter(ctx, trx, device.ownerId, device.user.identityKeyPair, now);
     const signedPreKey = await keys.signedPreKey();
     const [lastResort] = await keys.kyberPreKeys(1, true);
@@ -165,66 +148,40 @@ export async function purgeExpiredKeys(
 ): Promise<void> {
   const cutoff = now - retentionMs;
   await device.ctx.knex.transaction(async (trx) => {
-    const owner = { owner_id: device.ownerId };
-    await trx("signal_signed_prekeys").where(owner).where("superseded_at", "<", cutoff).delete();
-    const expiredKyber = trx("signal_kyber_prekeys")
-      .select("prekey_id")
-      .where(owner)
-      .where((q) => q.where("superseded_at", "<", cutoff).orWhere("consumed_at", "<", cutoff));
-    await trx("signal_kyber_used").where(owner).whereIn("kyber_prekey_id", expiredKyber).delete();
-    await trx("signal_kyber_prekeys")
-      .where(owner)
-      .where((q) => q.where("superseded_at", "<", cutoff).orWhere("consumed_at", "<", cutoff))
-      .delete();
-    await trx("signal_prekeys").where(owner).where("consumed_at", "<", cutoff).delete();
+    const owner = device.ownerId;
+    await tables.signedPreKeys.deleteSupersededBefore(trx, owner, cutoff);
+    const expiredKyber = tables.kyberPreKeys.expiredIds(trx, owner, cutoff);
+    await tables.kyberUsed.deleteOfKeys(trx, owner, expiredKyber);
+    await tables.kyberPreKeys.deleteExpired(trx, owner, cutoff);
+    await tables.preKeys.deleteConsumedBefore(trx, owner, cutoff);
   });
 }
 
 /** Unconsumed one-time prekeys, as the directory counts them (§11.5, E17). */
 export async function countPreKeys(device: DeviceState): Promise<{ ec: number; kyber: number }> {
   const knex = device.ctx.knex;
-  const owner = { owner_id: device.ownerId };
-  const ec = await knex("signal_prekeys").where(owner).whereNotNull("record_enc").count("* as n");
-  const kyber = await knex("signal_kyber_prekeys")
-    .where({ ...owner, last_resort: false })
-    .whereNotNull("record_enc")
-    .count("* as n");
-  return { ec: Number(ec[0]?.n ?? 0), kyber: Number(kyber[0]?.n ?? 0) };
+  const ec = await tables.preKeys.countUnconsumed(knex, device.ownerId);
+  const kyber = await tables.kyberPreKeys.countUnconsumedOneTime(knex, device.ownerId);
+  return { ec, kyber };
 }
 
 /** The device's current public material as a full bundle (for a re-publish after reconnect). */
 export async function currentBundle(device: DeviceState): Promise<PublishableBundle> {
   const { knex, vault } = device.ctx;
-  const owner = { owner_id: device.ownerId };
-  const signedRow = (await knex("signal_signed_prekeys")
-    .where(owner)
-    .whereNull("superseded_at")
-    .orderBy("created_at", "desc")
-    .first()) as { prekey_id: number; record_enc: Buffer } | undefined;
-  const kyberRows = (await knex("signal_kyber_prekeys")
-    .where(owner)
-    .whereNull("superseded_at")
-    .whereNotNull("record_enc")
-    .orderBy("prekey_id")) as { prekey_id: number; record_enc: Buffer; last_resort: unknown }[];
-  const preKeyRows = (await knex("signal_prekeys")
-    .where(owner)
-    .whereNotNull("record_enc")
-    .orderBy("prekey_id")) as { prekey_id: number; record_enc: Buffer }[];
-  const lastResortRow = kyberRows.find((row) => Boolean(row.last_resort));
+  const signedRow = await tables.signedPreKeys.current(knex, device.ownerId);
+  const kyberRows = await tables.kyberPreKeys.current(knex, device.ownerId);
+  const preKeyRows = await tables.preKeys.unconsumed(knex, device.ownerId);
+  const lastResortRow = kyberRows.find((row) => row.lastResort);
   if (signedRow === undefined || lastResortRow === undefined) {
     throw new BridgeError("keys-missing", `${device.address.toString()} has no current prekeys`);
   }
   const signed = SignedPreKeyRecord.deserialize(
-    vault.open(signedRow.record_enc, [
-      "signal_signed_prekeys",
-      device.ownerId,
-      signedRow.prekey_id,
-    ]),
+    vault.open(signedRow.recordEnc, ["signal_signed_prekeys", device.ownerId, signedRow.prekeyId]),
   );
-  const kyber = (row: { prekey_id: number; record_enc: Buffer }): SignedPublicKey =>
+  const kyber = (row: { prekeyId: number; recordEnc: Buffer }): SignedPublicKey =>
     signedPublic(
       KyberPreKeyRecord.deserialize(
-        vault.open(row.record_enc, ["signal_kyber_prekeys", device.ownerId, row.prekey_id]),
+        vault.open(row.recordEnc, ["signal_kyber_prekeys", device.ownerId, row.prekeyId]),
       ),
     );
   return {
@@ -235,11 +192,11 @@ export async function currentBundle(device: DeviceState): Promise<PublishableBun
     lastResortKyberPreKey: kyber(lastResortRow),
     preKeys: preKeyRows.map((row) => {
       const record = PreKeyRecord.deserialize(
-        vault.open(row.record_enc, ["signal_prekeys", device.ownerId, row.prekey_id]),
+        vault.open(row.recordEnc, ["signal_prekeys", device.ownerId, row.prekeyId]),
       );
       return { id: record.id(), publicKey: b64(record.publicKey().serialize()) };
     }),
-    kyberPreKeys: kyberRows.filter((row) => !row.last_resort).map(kyber),
+    kyberPreKeys: kyberRows.filter((row) => !row.lastResort).map(kyber),
   };
 }
 
@@ -250,15 +207,14 @@ async function ensureIdentity(
   now: number,
 ): Promise<IdentityKeyPair> {
   const ref = ["signal_local_identities", userJid] as const;
-  const row = (await trx("signal_local_identities").where({ jid: userJid }).first()) as
-    { key_pair_enc: Buffer } | undefined;
-  if (row !== undefined) return IdentityKeyPair.deserialize(ctx.vault.open(row.key_pair_enc, ref));
+  const sealed = await tables.localIdentities.keyPairOf(trx, userJid);
+  if (sealed !== undefined) return IdentityKeyPair.deserialize(ctx.vault.open(sealed, ref));
   const pair = IdentityKeyPair.generate();
-  await trx("signal_local_identities").insert({
+  await tables.localIdentities.insert(trx, {
     jid: userJid,
-    key_pair_enc: ctx.vault.seal(pair.serialize(), ref),
-    public_key: Buffer.from(pair.publicKey.serialize()),
-    created_at: now,
+    keyPairEnc: ctx.vault.seal(pair.serialize(), ref),
+    publicKey: Buffer.from(pair.publicKey.serialize()),
+    createdAt: now,
   });
   return pair;
 }
@@ -292,8 +248,8 @@ class KeyWriter {
       priv,
       this.identity.privateKey.sign(pub.serialize()),
     );
-    await this.insert("signal_signed_prekeys", [
-      { prekey_id: record.id(), record_enc: this.seal("signal_signed_prekeys", record) },
+    await tables.signedPreKeys.insertMany(this.trx, this.ownerId, this.now, [
+      { prekeyId: record.id(), recordEnc: this.seal("signal_signed_prekeys", record) },
     ]);
     return signedPublic(record);
   }
@@ -305,12 +261,14 @@ class KeyWriter {
       const signature = this.identity.privateKey.sign(pair.getPublicKey().serialize());
       return KyberPreKeyRecord.new(id, this.now, pair, signature);
     });
-    await this.insert(
-      "signal_kyber_prekeys",
+    await tables.kyberPreKeys.insertMany(
+      this.trx,
+      this.ownerId,
+      this.now,
       records.map((record) => ({
-        prekey_id: record.id(),
-        last_resort: lastResort,
-        record_enc: this.seal("signal_kyber_prekeys", record),
+        prekeyId: record.id(),
+        lastResort,
+        recordEnc: this.seal("signal_kyber_prekeys", record),
       })),
     );
     return records.map(signedPublic);
@@ -322,11 +280,13 @@ class KeyWriter {
       const priv = PrivateKey.generate();
       return PreKeyRecord.new(id, priv.getPublicKey(), priv);
     });
-    await this.insert(
-      "signal_prekeys",
+    await tables.preKeys.insertMany(
+      this.trx,
+      this.ownerId,
+      this.now,
       records.map((record) => ({
-        prekey_id: record.id(),
-        record_enc: this.seal("signal_prekeys", record),
+        prekeyId: record.id(),
+        recordEnc: this.seal("signal_prekeys", record),
       })),
     );
     return records.map((record) => ({
@@ -340,22 +300,11 @@ class KeyWriter {
    * a row (live, or consumed or superseded less than 90 days ago): ids are unique per space and
    * not reused while a late message may name them (§11.1).
    */
-  private async allocate(space: Space, count: number): Promise<number[]> {
+  private async allocate(space: IdSpace, count: number): Promise<number[]> {
     if (count <= 0) return [];
-    const { table, counter } = SPACES[space];
-    const device = (await this.trx("signal_local_devices")
-      .select(counter)
-      .where({ id: this.ownerId })
-      .first()) as Record<string, number> | undefined;
-    let next = device?.[counter];
+    let next = await tables.localDevices.nextId(this.trx, this.ownerId, space);
     if (next === undefined) throw new Error(`local device ${this.ownerId} not found`);
-    const taken = new Set(
-      (
-        (await this.trx(table).select("prekey_id").where({ owner_id: this.ownerId })) as {
-          prekey_id: number;
-        }[]
-      ).map((row) => row.prekey_id),
-    );
+    const taken = new Set(await TAKEN_IDS[space](this.trx, this.ownerId));
     if (taken.size + count > MAX_PREKEY_ID) {
       throw new BridgeError("prekey-ids-exhausted", `no free ${space} prekey ids`);
     }
@@ -365,20 +314,12 @@ class KeyWriter {
       if (!taken.has(next)) ids.push(next);
       next++;
     }
-    await this.trx("signal_local_devices")
-      .where({ id: this.ownerId })
-      .update({ [counter]: next });
+    await tables.localDevices.setNextId(this.trx, this.ownerId, space, next);
     return ids;
   }
 
   private seal(table: string, record: { id(): number; serialize(): Uint8Array }): Buffer {
     return this.ctx.vault.seal(record.serialize(), [table, this.ownerId, record.id()]);
-  }
-
-  private async insert(table: string, rows: Record<string, unknown>[]): Promise<void> {
-    const full = rows.map((row) => ({ owner_id: this.ownerId, created_at: this.now, ...row }));
-    // Small chunks stay below SQLite's bound-parameter limit.
-    for (let i = 0; i < full.length; i += 50) await this.trx(table).insert(full.slice(i, i + 50));
   }
 }
 

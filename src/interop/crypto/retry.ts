@@ -1,4 +1,5 @@
 import type { Tx } from "../../db/sql.js";
+import * as tables from "../store/index.js";
 import type { DeviceState } from "./device-state.js";
 import type { SessionCipher } from "./session-cipher.js";
 import type { DeviceAddress, EncryptedKey } from "./types.js";
@@ -12,13 +13,6 @@ export type RetryRefusal =
 export type RetryAuthorization =
   | { readonly ok: true; readonly envelope: Uint8Array; readonly conversationJid: string }
   | { readonly ok: false; readonly reason: RetryRefusal };
-
-interface SentRow {
-  envelope_enc: Buffer;
-  conversation_jid: string;
-  recipients: string;
-  sent_at: number;
-}
 
 /**
  * Retry state of one local device (§12.5): the requests it sends as a receiver, and the stored
@@ -37,28 +31,16 @@ export class RetryLedger {
    */
   async nextRequestCount(sender: DeviceAddress, originId: string): Promise<1 | 2 | null> {
     const { knex, now } = this.state.ctx;
-    const where = {
-      owner_id: this.state.ownerId,
-      sender_jid: sender.jid,
-      sender_device: sender.device,
-      origin_id: originId,
-    };
+    const id = this.requestId(sender, originId);
     return knex.transaction(async (trx) => {
-      const row = (await trx("signal_retry_requests").select("count").where(where).first()) as
-        { count: number } | undefined;
-      if (row === undefined) {
-        await trx("signal_retry_requests").insert({
-          ...where,
-          count: 1,
-          first_requested_at: now(),
-        });
+      const count = await tables.retryRequests.count(trx, id);
+      if (count === undefined) {
+        await tables.retryRequests.insertFirst(trx, id, now());
         return 1;
       }
-      if (row.count >= MAX_RETRY_COUNT) return null;
-      await trx("signal_retry_requests")
-        .where(where)
-        .update({ count: row.count + 1 });
-      return (row.count + 1) as 2;
+      if (count >= MAX_RETRY_COUNT) return null;
+      await tables.retryRequests.setCount(trx, id, count + 1);
+      return (count + 1) as 2;
     });
   }
 
@@ -67,17 +49,11 @@ export class RetryLedger {
    * may a re-send's header content be taken as the message (§17.6).
    */
   async requested(sender: DeviceAddress, originId: string): Promise<boolean> {
-    const row: unknown = await this.state.ctx
-      .knex("signal_retry_requests")
-      .select("count")
-      .where({
-        owner_id: this.state.ownerId,
-        sender_jid: sender.jid,
-        sender_device: sender.device,
-        origin_id: originId,
-      })
-      .first();
-    return row !== undefined;
+    const count = await tables.retryRequests.count(
+      this.state.ctx.knex,
+      this.requestId(sender, originId),
+    );
+    return count !== undefined;
   }
 
   /**
@@ -94,40 +70,37 @@ export class RetryLedger {
   }): Promise<RetryAuthorization> {
     const { knex, vault, now } = this.state.ctx;
     const ownerId = this.state.ownerId;
-    const row = (await knex("signal_sent_envelopes")
-      .where({ owner_id: ownerId, origin_id: request.originId })
-      .first()) as SentRow | undefined;
+    const row = await tables.sentEnvelopes.get(knex, ownerId, request.originId);
     if (row === undefined) return { ok: false, reason: "unknown-message" };
-    if (now() - row.sent_at >= request.windowMs) return { ok: false, reason: "expired" };
+    if (now() - row.sentAt >= request.windowMs) return { ok: false, reason: "expired" };
     if (request.count !== 1 && request.count !== 2) return { ok: false, reason: "bad-count" };
-    const answered = await knex("signal_retry_answers")
-      .where({
-        owner_id: ownerId,
-        origin_id: request.originId,
-        requester_jid: request.requester.jid,
-        requester_device: request.requester.device,
-        count: request.count,
-      })
-      .first();
-    if (answered !== undefined) return { ok: false, reason: "already-answered" };
+    const answered = await tables.retryAnswers.has(knex, {
+      ownerId,
+      originId: request.originId,
+      requesterJid: request.requester.jid,
+      requesterDevice: request.requester.device,
+      count: request.count,
+    });
+    if (answered) return { ok: false, reason: "already-answered" };
     const recipients = JSON.parse(row.recipients) as { jid: string; devices: number[] }[];
     const entry = recipients.find((r) => r.jid === request.requester.jid);
     if (entry === undefined) return { ok: false, reason: "not-a-recipient" };
     if (!entry.devices.includes(request.requester.device)) {
-      const added = (await knex("signal_remote_devices")
-        .select("added_at")
-        .where({ jid: request.requester.jid, device_id: request.requester.device })
-        .first()) as { added_at: number } | undefined;
-      if (added === undefined || added.added_at < row.sent_at) {
+      const added = await tables.remoteDevices.addedAt(
+        knex,
+        request.requester.jid,
+        request.requester.device,
+      );
+      if (added === undefined || added < row.sentAt) {
         return { ok: false, reason: "not-a-recipient" };
       }
     }
-    const envelope = vault.open(row.envelope_enc, [
+    const envelope = vault.open(row.envelopeEnc, [
       "signal_sent_envelopes",
       ownerId,
       request.originId,
     ]);
-    return { ok: true, envelope, conversationJid: row.conversation_jid };
+    return { ok: true, envelope, conversationJid: row.conversationJid };
   }
 
   /**
@@ -150,14 +123,17 @@ export class RetryLedger {
     const now = this.state.ctx.now();
     const [key] = await this.cipher.encryptForDevices(request.envelope, [request.requester], {
       onCommit: async (keys, trx) => {
-        await trx("signal_retry_answers").insert({
-          owner_id: ownerId,
-          origin_id: request.originId,
-          requester_jid: request.requester.jid,
-          requester_device: request.requester.device,
-          count: request.count,
-          answered_at: now,
-        });
+        await tables.retryAnswers.insert(
+          trx,
+          {
+            ownerId,
+            originId: request.originId,
+            requesterJid: request.requester.jid,
+            requesterDevice: request.requester.device,
+            count: request.count,
+          },
+          now,
+        );
         const only = keys[0];
         if (onCommit !== undefined && only !== undefined) await onCommit(only, trx);
       },
@@ -170,18 +146,21 @@ export class RetryLedger {
   async purge(windowMs: number): Promise<void> {
     const { knex, now } = this.state.ctx;
     const cutoff = now() - windowMs;
-    const owner = { owner_id: this.state.ownerId };
+    const owner = this.state.ownerId;
     await knex.transaction(async (trx) => {
-      const expired = trx("signal_sent_envelopes")
-        .select("origin_id")
-        .where(owner)
-        .where("sent_at", "<", cutoff);
-      await trx("signal_retry_answers").where(owner).whereIn("origin_id", expired).delete();
-      await trx("signal_sent_envelopes").where(owner).where("sent_at", "<", cutoff).delete();
-      await trx("signal_retry_requests")
-        .where(owner)
-        .where("first_requested_at", "<", cutoff)
-        .delete();
+      const expired = tables.sentEnvelopes.originsSentBefore(trx, owner, cutoff);
+      await tables.retryAnswers.deleteOfOrigins(trx, owner, expired);
+      await tables.sentEnvelopes.deleteSentBefore(trx, owner, cutoff);
+      await tables.retryRequests.deleteRequestedBefore(trx, owner, cutoff);
     });
+  }
+
+  private requestId(sender: DeviceAddress, originId: string): tables.retryRequests.RetryRequestId {
+    return {
+      ownerId: this.state.ownerId,
+      senderJid: sender.jid,
+      senderDevice: sender.device,
+      originId,
+    };
   }
 }

@@ -17,6 +17,7 @@ import {
 } from "@signalapp/libsignal-client";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import { describeError } from "../../util/errors.js";
+import * as tables from "../store/index.js";
 import { forgetDeviceList } from "./device-lists.js";
 import type { DeviceState } from "./device-state.js";
 import { mapDecryptError, isSessionNotFound } from "./error-map.js";
@@ -88,11 +89,14 @@ export class SessionCipher {
       }
       // The registration id of the bundle, for listed devices only: the device list itself
       // comes from the directory (§11.3, §11.7), never from a bundle.
-      batch.addWrite(`remote-device\n${remoteJid}/${bundle.deviceId}`, async (db) => {
-        await db("signal_remote_devices")
-          .where({ jid: remoteJid, device_id: bundle.deviceId })
-          .update({ registration_id: bundle.registrationId });
-      });
+      batch.addWrite(`remote-device\n${remoteJid}/${bundle.deviceId}`, (tx) =>
+        tables.remoteDevices.setRegistrationId(
+          tx,
+          remoteJid,
+          bundle.deviceId,
+          bundle.registrationId,
+        ),
+      );
       forgetDeviceList(state.ctx.knex, remoteJid);
       try {
         await batch.commit(state.ctx.knex);
@@ -251,11 +255,7 @@ export class SessionCipher {
   async deleteSessions(remoteJid: BareJid, devices?: readonly DeviceId[]): Promise<void> {
     const state = this.state;
     await this.locked([remoteJid], async () => {
-      const query = state.ctx
-        .knex("signal_sessions")
-        .where({ owner_id: state.ownerId, remote_jid: remoteJid });
-      if (devices !== undefined) query.whereIn("remote_device", [...devices]);
-      await query.delete();
+      await tables.sessions.deleteOfContact(state.ctx.knex, state.ownerId, remoteJid, devices);
       state.forgetSessions(remoteJid, devices);
     });
   }
@@ -353,31 +353,25 @@ export async function rememberEnvelope(
   for (const r of recipients) byJid.set(r.jid, [...(byJid.get(r.jid) ?? []), r.device]);
   const ref = ["signal_sent_envelopes", state.ownerId, remember.originId] as const;
   // The first send of an origin-id (every message): one insert, no select before it (#15).
-  const inserted = await tx.run(
-    "insert into signal_sent_envelopes (owner_id, origin_id, conversation_jid, envelope_enc, recipients, sent_at) values (?, ?, ?, ?, ?, ?) on conflict (owner_id, origin_id) do nothing",
-    [
-      state.ownerId,
-      remember.originId,
-      remember.conversationJid,
-      state.ctx.vault.seal(envelope, ref),
-      encodeRecipients(byJid),
-      state.ctx.now(),
-    ],
-  );
-  if (inserted > 0) return;
-  const [existing] = await tx.all<{ recipients: string }>(
-    "select recipients from signal_sent_envelopes where owner_id = ? and origin_id = ?",
-    [state.ownerId, remember.originId],
-  );
+  const inserted = await tables.sentEnvelopes.insertIfNew(tx, state.ownerId, remember.originId, {
+    conversationJid: remember.conversationJid,
+    envelopeEnc: state.ctx.vault.seal(envelope, ref),
+    recipients: encodeRecipients(byJid),
+    sentAt: state.ctx.now(),
+  });
+  if (inserted) return;
+  const existing = await tables.sentEnvelopes.recipients(tx, state.ownerId, remember.originId);
   if (existing === undefined) return;
   // A stale-device-list re-send (§12.3): same envelope, more devices; the send time stays.
-  for (const entry of JSON.parse(existing.recipients) as { jid: string; devices: number[] }[]) {
+  for (const entry of JSON.parse(existing) as { jid: string; devices: number[] }[]) {
     const merged = new Set([...(byJid.get(entry.jid) ?? []), ...entry.devices]);
     byJid.set(entry.jid, [...merged]);
   }
-  await tx.run(
-    "update signal_sent_envelopes set recipients = ? where owner_id = ? and origin_id = ?",
-    [encodeRecipients(byJid), state.ownerId, remember.originId],
+  await tables.sentEnvelopes.setRecipients(
+    tx,
+    state.ownerId,
+    remember.originId,
+    encodeRecipients(byJid),
   );
 }
 

@@ -15,6 +15,7 @@ import { UnknownLocalDeviceError } from "./errors.js";
 import { GroupCipher } from "./group-cipher.js";
 import { IdentityBook } from "./identity.js";
 import type { KeyVault } from "../../vault/key-vault.js";
+import * as tables from "../store/index.js";
 import {
   countPreKeys,
   createLocalDevice,
@@ -205,22 +206,14 @@ export class SignalCrypto {
   async localDevices(userJid: BareJid): Promise<DeviceId[]> {
     const known = this.localDeviceIds.get(userJid);
     if (known !== undefined) return [...known];
-    const rows = (await this.ctx
-      .knex("signal_local_devices")
-      .select("device_id")
-      .where({ jid: userJid })
-      .orderBy("device_id")) as { device_id: number }[];
-    const ids = rows.map((row) => row.device_id as DeviceId);
+    const ids = await tables.localDevices.sortedDeviceIdsOf(this.ctx.knex, userJid);
     if (ids.length > 0) this.localDeviceIds.set(userJid, ids);
     return [...ids];
   }
 
   /** The users (bare JIDs) that hold at least one local device, in one query (start-up). */
   async localDeviceJids(): Promise<Set<BareJid>> {
-    const rows = (await this.ctx.knex("signal_local_devices").distinct("jid")) as {
-      jid: BareJid;
-    }[];
-    return new Set(rows.map((row) => row.jid));
+    return new Set(await tables.localDevices.jids(this.ctx.knex));
   }
 
   /**
@@ -244,24 +237,24 @@ export class SignalCrypto {
   private async deleteLocalUserRows(userJid: BareJid): Promise<void> {
     await this.ctx.knex.transaction(async (trx) => {
       // Explicit deletes besides the cascades: SQLite enforces foreign keys per connection.
-      const owners = trx("signal_local_devices").select("id").where({ jid: userJid });
+      const owners = tables.localDevices.ownerIdsOf(trx, userJid);
       for (const table of [
-        "signal_sessions",
-        "signal_prekeys",
-        "signal_signed_prekeys",
-        "signal_kyber_prekeys",
-        "signal_kyber_used",
-        "signal_sender_keys",
-        "signal_own_sender_keys",
-        "signal_sent_envelopes",
-        "signal_retry_answers",
-        "signal_retry_requests",
+        tables.sessions,
+        tables.preKeys,
+        tables.signedPreKeys,
+        tables.kyberPreKeys,
+        tables.kyberUsed,
+        tables.senderKeys,
+        tables.ownSenderKeys,
+        tables.sentEnvelopes,
+        tables.retryAnswers,
+        tables.retryRequests,
       ]) {
-        await trx(table).whereIn("owner_id", owners.clone()).delete();
+        await table.deleteOfOwners(trx, owners);
       }
-      await trx("signal_identities").where({ local_jid: userJid }).delete();
-      await trx("signal_local_devices").where({ jid: userJid }).delete();
-      await trx("signal_local_identities").where({ jid: userJid }).delete();
+      await tables.identities.deleteOfLocal(trx, userJid);
+      await tables.localDevices.deleteOf(trx, userJid);
+      await tables.localIdentities.deleteOf(trx, userJid);
     });
   }
 
@@ -298,35 +291,27 @@ export class SignalCrypto {
     const states = loaded.filter((d): d is DeviceCrypto => d !== undefined).map((d) => d.state);
     const lockKeys = states.map((s) => s.user.lockKey(remoteJid));
     await this.ctx.mutex.run(lockKeys, async () => {
-      await this.ctx
-        .knex("signal_sessions")
-        .where({ remote_jid: remoteJid })
-        .whereIn("remote_device", [...devices])
-        .delete();
+      await tables.sessions.deleteOfRemoteDevices(this.ctx.knex, remoteJid, devices);
       for (const state of states) state.forgetSessions(remoteJid, devices);
     });
   }
 
   private async load(userJid: BareJid, deviceId: DeviceId): Promise<DeviceCrypto> {
-    const row = (await this.ctx
-      .knex("signal_local_devices")
-      .where({ jid: userJid, device_id: deviceId })
-      .first()) as { id: number; registration_id: number } | undefined;
+    const row = await tables.localDevices.get(this.ctx.knex, userJid, deviceId);
     if (row === undefined) {
       throw new UnknownLocalDeviceError(`no Signal keys for ${userJid}/${deviceId}`);
     }
     const user = await this.user(userJid);
-    return new DeviceCrypto(new DeviceState(user, row.id, deviceId, row.registration_id));
+    return new DeviceCrypto(new DeviceState(user, row.ownerId, deviceId, row.registrationId));
   }
 
   private async user(userJid: BareJid): Promise<UserState> {
     const cached = this.users.get(userJid);
     if (cached !== undefined) return cached;
-    const row = (await this.ctx.knex("signal_local_identities").where({ jid: userJid }).first()) as
-      { key_pair_enc: Buffer } | undefined;
-    if (row === undefined) throw new UnknownLocalDeviceError(`no identity key for ${userJid}`);
+    const sealed = await tables.localIdentities.keyPairOf(this.ctx.knex, userJid);
+    if (sealed === undefined) throw new UnknownLocalDeviceError(`no identity key for ${userJid}`);
     const pair = IdentityKeyPair.deserialize(
-      this.ctx.vault.open(row.key_pair_enc, ["signal_local_identities", userJid]),
+      this.ctx.vault.open(sealed, ["signal_local_identities", userJid]),
     );
     const again = this.users.get(userJid);
     if (again !== undefined) return again;

@@ -19,6 +19,7 @@ import {
 } from "@signalapp/libsignal-client";
 import { randomUUID } from "node:crypto";
 import type { BareJid } from "../../util/ids.js";
+import * as tables from "../store/index.js";
 import type { DeviceState, IdentityRecord } from "./device-state.js";
 import type { IdentityChangeEvent } from "./types.js";
 import { DELETED, type WriteBatch } from "./write-batch.js";
@@ -182,15 +183,13 @@ class BatchPreKeyStore extends PreKeyStore {
   override async savePreKey(id: number, record: PreKeyRecord): Promise<void> {
     const device = this.device;
     const row = {
-      owner_id: device.ownerId,
-      prekey_id: id,
-      record_enc: device.ctx.vault.seal(record.serialize(), ["signal_prekeys", device.ownerId, id]),
-      created_at: device.ctx.now(),
-      consumed_at: null,
+      prekeyId: id,
+      recordEnc: device.ctx.vault.seal(record.serialize(), ["signal_prekeys", device.ownerId, id]),
+      createdAt: device.ctx.now(),
     };
-    this.batch.stage(`prekey\n${id}`, record, async (trx) => {
-      await trx("signal_prekeys").insert(row);
-    });
+    this.batch.stage(`prekey\n${id}`, record, (tx) =>
+      tables.preKeys.insert(tx, device.ownerId, row),
+    );
   }
 
   override async getPreKey(id: number): Promise<PreKeyRecord> {
@@ -198,14 +197,10 @@ class BatchPreKeyStore extends PreKeyStore {
     if (staged === DELETED) throw new Error(`prekey ${id} was consumed`);
     if (staged !== undefined) return staged;
     const device = this.device;
-    const row = (await device.ctx
-      .knex("signal_prekeys")
-      .select("record_enc")
-      .where({ owner_id: device.ownerId, prekey_id: id })
-      .first()) as { record_enc: Buffer | null } | undefined;
-    if (row === undefined || row.record_enc === null) throw new Error(`no prekey ${id}`);
+    const sealed = await tables.preKeys.record(device.ctx.knex, device.ownerId, id);
+    if (sealed === undefined || sealed === null) throw new Error(`no prekey ${id}`);
     return PreKeyRecord.deserialize(
-      device.ctx.vault.open(row.record_enc, ["signal_prekeys", device.ownerId, id]),
+      device.ctx.vault.open(sealed, ["signal_prekeys", device.ownerId, id]),
     );
   }
 
@@ -213,11 +208,9 @@ class BatchPreKeyStore extends PreKeyStore {
     const device = this.device;
     const now = device.ctx.now();
     // The row stays, without its key, so that the id is not reused for 90 days (§11.1).
-    this.batch.stage(`prekey\n${id}`, DELETED, async (trx) => {
-      await trx("signal_prekeys")
-        .where({ owner_id: device.ownerId, prekey_id: id })
-        .update({ record_enc: null, consumed_at: now });
-    });
+    this.batch.stage(`prekey\n${id}`, DELETED, (tx) =>
+      tables.preKeys.consume(tx, device.ownerId, id, now),
+    );
   }
 }
 
@@ -232,21 +225,12 @@ class DbSignedPreKeyStore extends SignedPreKeyStore {
 
   override async getSignedPreKey(id: number): Promise<SignedPreKeyRecord> {
     const device = this.device;
-    const row = (await device.ctx
-      .knex("signal_signed_prekeys")
-      .select("record_enc")
-      .where({ owner_id: device.ownerId, prekey_id: id })
-      .first()) as { record_enc: Buffer } | undefined;
-    if (row === undefined) throw new Error(`no signed prekey ${id}`);
+    const sealed = await tables.signedPreKeys.record(device.ctx.knex, device.ownerId, id);
+    if (sealed === undefined) throw new Error(`no signed prekey ${id}`);
     return SignedPreKeyRecord.deserialize(
-      device.ctx.vault.open(row.record_enc, ["signal_signed_prekeys", device.ownerId, id]),
+      device.ctx.vault.open(sealed, ["signal_signed_prekeys", device.ownerId, id]),
     );
   }
-}
-
-interface KyberRow {
-  record_enc: Buffer | null;
-  last_resort: boolean | number;
 }
 
 class BatchKyberPreKeyStore extends KyberPreKeyStore {
@@ -263,11 +247,11 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
 
   override async getKyberPreKey(id: number): Promise<KyberPreKeyRecord> {
     if (this.batch.read(`kyber\n${id}`) === DELETED) throw new Error(`Kyber prekey ${id} consumed`);
-    const row = await this.row(id);
-    if (row === undefined || row.record_enc === null) throw new Error(`no Kyber prekey ${id}`);
     const device = this.device;
+    const row = await tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id);
+    if (row === undefined || row.recordEnc === null) throw new Error(`no Kyber prekey ${id}`);
     return KyberPreKeyRecord.deserialize(
-      device.ctx.vault.open(row.record_enc, ["signal_kyber_prekeys", device.ownerId, id]),
+      device.ctx.vault.open(row.recordEnc, ["signal_kyber_prekeys", device.ownerId, id]),
     );
   }
 
@@ -277,44 +261,31 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
     baseKey: PublicKey,
   ): Promise<void> {
     const device = this.device;
-    const row = await this.row(id);
-    if (row === undefined || row.record_enc === null) throw new Error(`no Kyber prekey ${id}`);
+    const row = await tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id);
+    if (row === undefined || row.recordEnc === null) throw new Error(`no Kyber prekey ${id}`);
     const now = device.ctx.now();
-    if (!row.last_resort) {
-      this.batch.stage(`kyber\n${id}`, DELETED, async (trx) => {
-        await trx("signal_kyber_prekeys")
-          .where({ owner_id: device.ownerId, prekey_id: id })
-          .update({ record_enc: null, consumed_at: now });
-      });
+    if (!row.lastResort) {
+      this.batch.stage(`kyber\n${id}`, DELETED, (tx) =>
+        tables.kyberPreKeys.consume(tx, device.ownerId, id, now),
+      );
       return;
     }
     // §11.6: a last-resort key stays; a repeated (key, signed prekey, base key) is a replay.
     const base = Buffer.from(baseKey.serialize()).toString("base64");
     const usedKey = `kyber-used\n${id}\n${signedPreKeyId}\n${base}`;
-    const where = {
-      owner_id: device.ownerId,
-      kyber_prekey_id: id,
-      signed_prekey_id: signedPreKeyId,
-      base_key: base,
+    const use: tables.kyberUsed.KyberUse = {
+      ownerId: device.ownerId,
+      kyberPreKeyId: id,
+      signedPreKeyId,
+      baseKey: base,
     };
     const seen =
-      this.batch.read(usedKey) !== undefined ||
-      (await device.ctx.knex("signal_kyber_used").where(where).first()) !== undefined;
+      this.batch.read(usedKey) !== undefined || (await tables.kyberUsed.has(device.ctx.knex, use));
     if (seen) {
       this.batch.replayDetected = true;
       throw new Error(`replayed use of last-resort Kyber prekey ${id}`);
     }
-    this.batch.stage(usedKey, true, async (trx) => {
-      await trx("signal_kyber_used").insert({ ...where, used_at: now });
-    });
-  }
-
-  private async row(id: number): Promise<KyberRow | undefined> {
-    return (await this.device.ctx
-      .knex("signal_kyber_prekeys")
-      .select("record_enc", "last_resort")
-      .where({ owner_id: this.device.ownerId, prekey_id: id })
-      .first()) as KyberRow | undefined;
+    this.batch.stage(usedKey, true, (tx) => tables.kyberUsed.insert(tx, use, now));
   }
 }
 
@@ -333,20 +304,12 @@ class BatchSenderKeyStore extends SenderKeyStore {
   ): Promise<void> {
     const device = this.device;
     const ref = senderKeyRow(device.ownerId, sender, distributionId);
-    const row = {
-      owner_id: device.ownerId,
-      sender_jid: sender.name(),
-      sender_device: sender.deviceId(),
-      distribution_id: distributionId,
-      record_enc: device.ctx.vault.seal(record.serialize(), ref),
-      updated_at: device.ctx.now(),
-    };
-    this.batch.stage(ref.join("\n"), record, async (trx) => {
-      await trx("signal_sender_keys")
-        .insert(row)
-        .onConflict(["owner_id", "sender_jid", "sender_device", "distribution_id"])
-        .merge(["record_enc", "updated_at"]);
-    });
+    const id = senderKeyId(device.ownerId, sender, distributionId);
+    const recordEnc = device.ctx.vault.seal(record.serialize(), ref);
+    const updatedAt = device.ctx.now();
+    this.batch.stage(ref.join("\n"), record, (tx) =>
+      tables.senderKeys.upsert(tx, id, recordEnc, updatedAt),
+    );
   }
 
   override async getSenderKey(
@@ -357,19 +320,13 @@ class BatchSenderKeyStore extends SenderKeyStore {
     const ref = senderKeyRow(device.ownerId, sender, distributionId);
     const staged = this.batch.read<SenderKeyRecord>(ref.join("\n"));
     if (staged !== undefined) return staged === DELETED ? null : staged;
-    const row = (await device.ctx
-      .knex("signal_sender_keys")
-      .select("record_enc")
-      .where({
-        owner_id: device.ownerId,
-        sender_jid: sender.name(),
-        sender_device: sender.deviceId(),
-        distribution_id: distributionId,
-      })
-      .first()) as { record_enc: Buffer } | undefined;
-    return row === undefined
+    const sealed = await tables.senderKeys.record(
+      device.ctx.knex,
+      senderKeyId(device.ownerId, sender, distributionId),
+    );
+    return sealed === undefined
       ? null
-      : SenderKeyRecord.deserialize(device.ctx.vault.open(row.record_enc, ref));
+      : SenderKeyRecord.deserialize(device.ctx.vault.open(sealed, ref));
   }
 }
 
@@ -379,4 +336,12 @@ export function senderKeyRow(
   distributionId: string,
 ): [string, ...(string | number)[]] {
   return ["signal_sender_keys", ownerId, sender.name(), sender.deviceId(), distributionId];
+}
+
+function senderKeyId(
+  ownerId: number,
+  sender: ProtocolAddress,
+  distributionId: string,
+): tables.senderKeys.SenderKeyId {
+  return { ownerId, senderJid: sender.name(), senderDevice: sender.deviceId(), distributionId };
 }

@@ -22,6 +22,7 @@ import type {
   RemoteBundle,
   SignedPublicKey,
 } from "../crypto/types.js";
+import * as tables from "../store/index.js";
 import type { GatekeeperIq } from "./iq-client.js";
 
 export interface KeyDirectoryOptions {
@@ -152,12 +153,12 @@ export class KeyDirectory {
     }
     const devices = await this.options.crypto.localDevices(device.jid);
     await this.publishDeviceList(device.jid, devices);
-    const now = this.options.now();
-    await this.options
-      .knex("provider_devices")
-      .insert({ jid: device.jid, device_id: device.deviceId, published_at: now, rotated_at: now })
-      .onConflict(["jid", "device_id"])
-      .merge(["published_at"]);
+    await tables.providerDevices.recordPublished(
+      this.options.knex,
+      device.jid,
+      device.deviceId,
+      this.options.now(),
+    );
     this.log.info({ jid: device.jid, device: device.deviceId }, "device published");
   }
 
@@ -227,20 +228,18 @@ export class KeyDirectory {
       }),
       "signed prekey rotation",
     );
-    await this.options
-      .knex("provider_devices")
-      .where({ jid: device.jid, device_id: device.deviceId })
-      .update({ rotated_at: this.options.now() });
+    await tables.providerDevices.recordRotated(
+      this.options.knex,
+      device.jid,
+      device.deviceId,
+      this.options.now(),
+    );
     this.log.info({ jid: device.jid, device: device.deviceId }, "signed prekeys rotated");
   }
 
   /** Local devices whose keys were last rotated before `cutoff`. */
   async dueForRotation(cutoff: number): Promise<{ jid: BareJid; device: DeviceId }[]> {
-    const rows = (await this.options
-      .knex("provider_devices")
-      .select("jid", "device_id")
-      .where("rotated_at", "<", cutoff)) as { jid: string; device_id: number }[];
-    return rows.map((r) => ({ jid: r.jid as BareJid, device: r.device_id as DeviceId }));
+    return tables.providerDevices.rotatedBefore(this.options.knex, cutoff);
   }
 
   /** Every local device this engine published. */
@@ -249,7 +248,7 @@ export class KeyDirectory {
   }
 
   async forgetUser(local: BareJid): Promise<void> {
-    await this.options.knex("provider_devices").where({ jid: local }).delete();
+    await tables.providerDevices.deleteOf(this.options.knex, local);
   }
 }
 

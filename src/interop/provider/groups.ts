@@ -14,6 +14,7 @@ import {
   type GroupRole,
 } from "../codec/groups.js";
 import type { XmlElement } from "../codec/xml.js";
+import * as tables from "../store/index.js";
 import { ProviderError } from "./errors.js";
 import type { GatekeeperIq } from "./iq-client.js";
 
@@ -66,30 +67,12 @@ export class GroupStore {
 
   /** The stored group; inside a transaction pass its `tx` (the shared knex would wait for it). */
   async get(local: BareJid, group: string, tx?: Tx): Promise<StoredGroup | undefined> {
-    type Row = {
-      version: number;
-      participants: string;
-      rotate_pending: boolean | number;
-      rotation: number | string;
-    };
-    const row: Row | undefined =
+    const row =
       tx === undefined
-        ? ((await this.knex("interop_groups")
-            .where({ local_jid: local, group_jid: group })
-            .first()) as Row | undefined)
-        : (
-            await tx.all<Row>(
-              "select version, participants, rotate_pending, rotation from interop_groups where local_jid = ? and group_jid = ?",
-              [local, group],
-            )
-          )[0];
+        ? await tables.groups.get(this.knex, local, group)
+        : await tables.groups.getInTx(tx, local, group);
     if (row === undefined) return undefined;
-    return {
-      version: Number(row.version),
-      participants: JSON.parse(row.participants) as StoredParticipant[],
-      rotatePending: row.rotate_pending === true || row.rotate_pending === 1,
-      rotation: Number(row.rotation),
-    };
+    return { ...row, participants: JSON.parse(row.participants) as StoredParticipant[] };
   }
 
   /**
@@ -99,28 +82,30 @@ export class GroupStore {
    * removed while we were out.
    */
   async save(tx: Tx, local: BareJid, snapshot: GroupSnapshot): Promise<void> {
-    const [row] = await tx.all<{ version: number; participants: string }>(
-      "select version, participants from interop_groups where local_jid = ? and group_jid = ?",
-      [local, snapshot.jid],
-    );
+    const row = await tables.groups.versionAndParticipants(tx, local, snapshot.jid);
     const participants = JSON.stringify(snapshot.participants);
     if (row === undefined) {
-      await tx.run(
-        "insert into interop_groups (local_jid, group_jid, version, participants, rotate_pending, updated_at) values (?, ?, ?, ?, ?, ?) on conflict (local_jid, group_jid) do nothing",
-        [local, snapshot.jid, snapshot.version, participants, true, this.now()],
+      await tables.groups.insertNew(
+        tx,
+        local,
+        snapshot.jid,
+        snapshot.version,
+        participants,
+        this.now(),
       );
       return;
     }
     if (Number(row.version) > snapshot.version) return;
     const before = JSON.parse(row.participants) as StoredParticipant[];
     const gone = before.some((p) => !snapshot.participants.some((q) => q.jid === p.jid));
-    await tx.run(
-      gone
-        ? "update interop_groups set version = ?, participants = ?, rotate_pending = ?, rotation = rotation + 1, updated_at = ? where local_jid = ? and group_jid = ?"
-        : "update interop_groups set version = ?, participants = ?, updated_at = ? where local_jid = ? and group_jid = ?",
-      gone
-        ? [snapshot.version, participants, true, this.now(), local, snapshot.jid]
-        : [snapshot.version, participants, this.now(), local, snapshot.jid],
+    await tables.groups.update(
+      tx,
+      local,
+      snapshot.jid,
+      snapshot.version,
+      participants,
+      gone,
+      this.now(),
     );
   }
 
@@ -159,54 +144,30 @@ export class GroupStore {
   }
 
   async forget(tx: Tx, local: BareJid, group: string): Promise<void> {
-    await tx.run("delete from interop_groups where local_jid = ? and group_jid = ?", [
-      local,
-      group,
-    ]);
-    await tx.run("delete from interop_sender_key_holders where local_jid = ? and group_jid = ?", [
-      local,
-      group,
-    ]);
+    await tables.groups.remove(tx, local, group);
+    await tables.senderKeyHolders.removeGroup(tx, local, group);
   }
 
   /** Marks every group of `local` in which `member` takes part for rotation (§17.5, §11.7). */
   async markRotationFor(local: BareJid, member: string): Promise<void> {
-    const rows = (await this.knex("interop_groups")
-      .select("group_jid", "participants")
-      .where({ local_jid: local })) as { group_jid: string; participants: string }[];
+    const rows = await tables.groups.participantsOf(this.knex, local);
     const groups = rows
       .filter((r) =>
         (JSON.parse(r.participants) as StoredParticipant[]).some((p) => p.jid === member),
       )
-      .map((r) => r.group_jid);
+      .map((r) => r.group);
     if (groups.length === 0) return;
-    await this.knex("interop_groups")
-      .where({ local_jid: local })
-      .whereIn("group_jid", groups)
-      .update({
-        rotate_pending: true,
-        rotation: this.knex.raw("rotation + 1"),
-        updated_at: this.now(),
-      });
+    await tables.groups.requestRotation(this.knex, local, groups, this.now());
   }
 
   /** These devices of `member` must get the current sender key again (replaced, §17.5). */
   async forgetHolders(local: BareJid, member: string, devices: readonly number[]): Promise<void> {
-    await this.knex("interop_sender_key_holders")
-      .where({ local_jid: local, member_jid: member })
-      .whereIn("device", [...devices])
-      .delete();
+    await tables.senderKeyHolders.removeDevices(this.knex, local, member, devices);
   }
 
   /** Devices of the group that hold the local sender key `distributionId`. */
   async holders(local: BareJid, group: string, distributionId: string): Promise<Set<string>> {
-    const rows = (await this.knex("interop_sender_key_holders")
-      .select("member_jid", "device")
-      .where({ local_jid: local, group_jid: group, distribution_id: distributionId })) as {
-      member_jid: string;
-      device: number;
-    }[];
-    return new Set(rows.map((r) => `${r.member_jid}/${r.device}`));
+    return tables.senderKeyHolders.holders(this.knex, local, group, distributionId);
   }
 
   /**
@@ -223,20 +184,11 @@ export class GroupStore {
     rotation: number,
   ): Promise<void> {
     if (rotated) {
-      await tx.run(
-        "delete from interop_sender_key_holders where local_jid = ? and group_jid = ? and distribution_id <> ?",
-        [local, group, distributionId],
-      );
-      await tx.run(
-        "update interop_groups set rotate_pending = ? where local_jid = ? and group_jid = ? and rotation = ?",
-        [false, local, group, rotation],
-      );
+      await tables.senderKeyHolders.removeOtherKeys(tx, local, group, distributionId);
+      await tables.groups.clearRotation(tx, local, group, rotation);
     }
     for (const d of devices) {
-      await tx.run(
-        "insert into interop_sender_key_holders (local_jid, group_jid, distribution_id, member_jid, device) values (?, ?, ?, ?, ?) on conflict do nothing",
-        [local, group, distributionId, d.jid, d.device],
-      );
+      await tables.senderKeyHolders.add(tx, local, group, distributionId, d.jid, d.device);
     }
   }
 }
