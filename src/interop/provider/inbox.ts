@@ -7,84 +7,14 @@ import type { Logger } from "../../util/log.js";
 import { buildAck } from "../codec/message-builders.js";
 import type { KeyVault } from "../../vault/key-vault.js";
 import type { HelloSession } from "./session.js";
-import type { GroupSnapshot, StoredParticipant } from "./groups.js";
+import type { Envelope } from "../codec/envelope.js";
+import type { StoredEvent } from "./types.js";
 
 /**
  * The receiving side's durable records (§15.4, §15.5): stanza-ids seen (`inbox`), messages
  * decrypted per device (`decrypted_messages`), and events committed but not yet handed over
  * (`inbound_pending`, sealed, since they may hold decrypted content).
  */
-
-/** An event waiting for hand-over, as stored: JSON-safe, dates as ISO strings. */
-export type PendingRecord =
-  | {
-      kind: "message";
-      local: string;
-      from: string;
-      device: number;
-      originId: string;
-      stanzaId: string;
-      seq: number | null;
-      stamp: string | null;
-      envelopeXml: string;
-      /** The group JID of a group message (§17.4); `from` is then the member who sent it. */
-      group?: string;
-    }
-  | {
-      kind: "delivered";
-      local: string;
-      from: string;
-      refs: { id: string; author: string }[];
-      group?: string;
-    }
-  | {
-      kind: "displayed";
-      local: string;
-      from: string;
-      ref: { id: string; author: string };
-      group?: string;
-    }
-  | {
-      kind: "undecryptable";
-      local: string;
-      from: string;
-      originId: string;
-      stamp: string | null;
-      group?: string;
-    }
-  /** A group as fetched or created (§17.1, §17.2); `addedBy` when someone else added us. */
-  | {
-      kind: "group-info";
-      local: string;
-      group: string;
-      info: GroupSnapshot;
-      addedBy: string | null;
-    }
-  /** One membership notification (§17.2) that followed the stored version. */
-  | {
-      kind: "group-event";
-      local: string;
-      group: string;
-      type: string;
-      version: number;
-      by: string;
-      participants: StoredParticipant[];
-      subject: string | null;
-    }
-  | { kind: "request-accepted"; local: string; contact: string }
-  /**
-   * Recorded by the crypto layer's transaction that recorded the new identity (issue #16), not
-   * by a delivery: its `stanzaId` is local (LOCAL_ENTRY_PREFIX) and nothing is acked for it.
-   */
-  | {
-      kind: "identity-changed";
-      local: string;
-      contact: string;
-      wasVerified: boolean;
-      changeId: string;
-    }
-  | { kind: "unbound"; local: string; phone: string; reason: string }
-  | { kind: "report-received"; reported: string; reason: string; stamp: string };
 
 /** The `<received>` to queue once the message is handed over (§15.7). */
 export interface PendingReceipt {
@@ -97,12 +27,46 @@ export interface PendingReceipt {
   readonly author?: string;
 }
 
+/**
+ * An event committed and not yet handed over: the engine's own event (types.ts), stored as it is
+ * (StoredEvent), with what its hand-over needs besides.
+ */
 export interface PendingEntry {
   readonly stanzaId: StanzaId;
   readonly by: string;
-  readonly record: PendingRecord;
+  readonly event: StoredEvent;
   readonly receipt: PendingReceipt | undefined;
+  /**
+   * A message's envelope as decoded and checked at decrypt time, carried in memory to the
+   * hand-over so that the normal path decodes it once. Absent in an entry read back from
+   * `inbound_pending` (a replay after a restart, or of an event the core deferred): that one is
+   * decoded again from the stored bytes (Receiver's eventOf).
+   */
+  readonly envelope?: Envelope;
 }
+
+/**
+ * A stored event back from its JSON. Its only date is `stamp` (ISO string in JSON, checked at
+ * compile time below); a null field is an absent one: the records of the previous version
+ * (before issue #16 merged them with the engine's events) stored absent values as null, and a
+ * pending row of that version must still be handed over after the upgrade.
+ */
+export function restoreEvent(json: unknown): StoredEvent {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    if (value === null) continue;
+    out[key] = key === "stamp" && typeof value === "string" ? new Date(value) : value;
+  }
+  return out as StoredEvent;
+}
+
+/** The fields of E that hold a Date: JSON turns them into strings, which restoreEvent revives. */
+type DateFields<E> = E extends unknown
+  ? { [K in keyof E]-?: Date extends NonNullable<E[K]> ? K : never }[keyof E]
+  : never;
+/** Fails to compile when a stored event gains a Date field that restoreEvent does not revive. */
+export const STORED_DATES_REVIVED: [DateFields<StoredEvent>] extends ["stamp"] ? true : never =
+  true;
 
 /**
  * The key prefix of pending records that no gatekeeper delivered (identity changes): their
@@ -182,7 +146,7 @@ export class InboxStore {
 
   async addPending(tx: Tx, entry: PendingEntry, now: number): Promise<void> {
     const sealed = this.vault.seal(
-      new Uint8Array(Buffer.from(JSON.stringify(entry.record), "utf8")),
+      new Uint8Array(Buffer.from(JSON.stringify(entry.event), "utf8")),
       pendingRef(entry.stanzaId),
     );
     await tx.run(
@@ -190,7 +154,7 @@ export class InboxStore {
       [
         entry.stanzaId,
         entry.by,
-        "local" in entry.record ? entry.record.local : "",
+        "local" in entry.event ? entry.event.local : "",
         sealed,
         entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
         now,
@@ -238,7 +202,7 @@ export class InboxStore {
     return {
       stanzaId: row.stanza_id as StanzaId,
       by: row.by_domain,
-      record: JSON.parse(Buffer.from(plain).toString("utf8")) as PendingRecord,
+      event: restoreEvent(JSON.parse(Buffer.from(plain).toString("utf8"))),
       receipt: row.receipt === null ? undefined : (JSON.parse(row.receipt) as PendingReceipt),
     };
   }

@@ -4,10 +4,10 @@ import type { Logger } from "../../util/log.js";
 import type { Notification } from "../codec/message.js";
 import type { SignalCrypto } from "../crypto/signal-crypto.js";
 import type { KeyDirectory } from "./directory.js";
-import type { PendingRecord } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import type { HelloSession } from "./session.js";
 import type { GroupStore } from "./groups.js";
+import type { StoredEvent } from "./types.js";
 
 export interface NotificationContext {
   readonly crypto: SignalCrypto;
@@ -20,7 +20,7 @@ export interface NotificationContext {
 
 /**
  * Acts on a gatekeeper notification (§9.1, §10.3, §11.7, §16.2) for the local user it was
- * delivered to. Returns the record the core must be handed before the ack, or undefined when the
+ * delivered to. Returns the event the core must be handed before the ack, or undefined when the
  * action itself was all (the caller then just records and acks). A failure that a redelivery can
  * repair (a prekey publish while offline) throws, which leaves the notification unacked.
  */
@@ -29,7 +29,7 @@ export async function applyNotification(
   notification: Notification,
   local: BareJid,
   log: Logger,
-): Promise<PendingRecord | undefined> {
+): Promise<StoredEvent | undefined> {
   switch (notification.type) {
     case "devices-changed": {
       const changed = notification.devicesChanged;
@@ -96,7 +96,7 @@ export async function applyNotification(
         kind: "report-received",
         reported: notification.report.jid,
         reason: notification.report.reason,
-        stamp: notification.report.stamp.toISOString(),
+        stamp: notification.report.stamp,
       };
     default:
       // Group events are handled by the receiver itself (they need the group store and info).

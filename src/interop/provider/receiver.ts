@@ -6,7 +6,7 @@ import type { Logger } from "../../util/log.js";
 import { CodecError, tryDecode } from "../codec/codec-error.js";
 import { decodeStanzaIdElement, type StanzaIdElement } from "../codec/delivery.js";
 import { keyFor, type Encrypted, type RetryReason, type RetryRequest } from "../codec/e2ee.js";
-import { checkEnvelopeBinding, decodeEnvelope } from "../codec/envelope.js";
+import { checkEnvelopeBinding, decodeEnvelope, type Envelope } from "../codec/envelope.js";
 import { deviceJid } from "../codec/jid.js";
 import { classifyMessage, type InboundMessage } from "../codec/message.js";
 import { NS } from "../codec/namespaces.js";
@@ -17,13 +17,7 @@ import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
 import type { DeviceAddress } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";
 import { ProviderError } from "./errors.js";
-import {
-  isLocalEntry,
-  type AckBatcher,
-  type InboxStore,
-  type PendingEntry,
-  type PendingRecord,
-} from "./inbox.js";
+import { isLocalEntry, type AckBatcher, type InboxStore, type PendingEntry } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import type { NewOutboxRow } from "./outbox-store.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
@@ -31,9 +25,9 @@ import { originIdForReceipt, receiptRow } from "./sender.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import { isDeferral } from "../../core/network.js";
-import { pendingToEvent } from "./events.js";
+import { eventOf } from "./events.js";
 import { applyNotification } from "./notifications.js";
-import type { ProviderEventHandler } from "./types.js";
+import type { ProviderEventHandler, StoredEvent } from "./types.js";
 import { conversationKey, type ReorderBuffer } from "./reorder.js";
 import { DuplicateMessageError as DuplicateError, NoSenderKeyError } from "../crypto/errors.js";
 import type { GroupSender } from "../codec/group-sender.js";
@@ -244,11 +238,10 @@ export class Receiver {
    * 6-then-5 held before a crash must be offered 5, 6.
    */
   private async handOverAllPending(): Promise<void> {
-    const entries = await this.options.inbox.allPending();
-    for (const entry of entries) this.remember(entry);
+    const entries = (await this.options.inbox.allPending()).map((entry) => this.remember(entry));
     const groups = new Map<string, PendingEntry[]>();
     for (const entry of entries) {
-      const key = conversationOf(entry.record) ?? `stanza\n${entry.stanzaId}`;
+      const key = conversationOf(entry.event) ?? `stanza\n${entry.stanzaId}`;
       const group = groups.get(key);
       if (group === undefined) groups.set(key, [entry]);
       else group.push(entry);
@@ -344,8 +337,8 @@ export class Receiver {
         if (payload.notification.type === "group-event") {
           return this.processGroupEvent(sid, payload.notification.event, local, from);
         }
-        const record = await applyNotification(this.options, payload.notification, local, this.log);
-        return record === undefined ? this.recordOnly(sid) : this.commit(sid, record);
+        const event = await applyNotification(this.options, payload.notification, local, this.log);
+        return event === undefined ? this.recordOnly(sid) : this.commit(sid, event);
       }
       default:
         return this.recordOnly(sid);
@@ -400,8 +393,11 @@ export class Receiver {
             return DECRYPTED_BEFORE;
           }
           // Database work only from here: under group commit this function may run twice.
+          // The one decode of the message on the normal path: the envelope travels in the entry
+          // to the hand-over (eventOf).
+          let envelope: Envelope;
           try {
-            const envelope = decodeEnvelope(plaintext, {
+            envelope = decodeEnvelope(plaintext, {
               maxEnvelopeBytes: session.limits["max-envelope-bytes"],
             });
             checkEnvelopeBinding(envelope, { from, to: local, originId });
@@ -413,18 +409,19 @@ export class Receiver {
           const pending: PendingEntry = {
             stanzaId: sid.id,
             by: sid.by,
-            record: {
+            event: {
               kind: "message",
               local,
               from,
               device: encrypted.sid,
               originId,
               stanzaId: sid.id,
-              seq: msg.meta?.seq ?? null,
-              stamp: stamp?.toISOString() ?? null,
+              seq: msg.meta?.seq,
+              stamp,
               envelopeXml: Buffer.from(plaintext).toString("utf8"),
             },
             receipt: { from: deviceJid(local, ownDevice), to: from, id: originId },
+            envelope,
           };
           await inbox.addPending(trx, pending, at);
           return pending;
@@ -487,7 +484,7 @@ export class Receiver {
         local: device.jid,
         from: sender.jid,
         originId,
-        stamp: stamp?.toISOString() ?? null,
+        stamp,
         ...(group === undefined ? {} : { group }),
       });
       return;
@@ -563,7 +560,7 @@ export class Receiver {
           local,
           group,
           info,
-          addedBy: event.by === local ? null : event.by,
+          addedBy: event.by === local ? undefined : event.by,
         },
         (tx) => groups.store.save(tx, local, info),
       );
@@ -596,14 +593,14 @@ export class Receiver {
       const addedBy =
         stored === undefined && event.type === "participants-added" && self && event.by !== local
           ? event.by
-          : null;
+          : undefined;
       const info = snapshotOf(fetched);
       return this.commitWith(sid, { kind: "group-info", local, group, info, addedBy }, (tx) =>
         groups.store.save(tx, local, info),
       );
     }
     if (event.type === "unknown" || event.type === "created") return this.recordOnly(sid);
-    const record: PendingRecord = {
+    const record: StoredEvent = {
       kind: "group-event",
       local,
       group,
@@ -611,7 +608,7 @@ export class Receiver {
       version: event.version,
       by: event.by,
       participants: event.participants.map((p) => ({ jid: p.jid, role: p.role ?? "member" })),
-      subject: event.subject ?? null,
+      subject: event.subject,
     };
     void inbox;
     void now;
@@ -652,22 +649,23 @@ export class Receiver {
     const device = await crypto.device(local, ownDevice);
     const stamp = msg.meta?.stamp;
     const limits = { maxEnvelopeBytes: session.limits["max-envelope-bytes"] };
-    const entryOf = (plaintext: Uint8Array): PendingEntry => ({
+    const entryOf = (plaintext: Uint8Array, envelope: Envelope): PendingEntry => ({
       stanzaId: sid.id,
       by: sid.by,
-      record: {
+      event: {
         kind: "message",
         local,
         from: author,
         device: address.device,
         originId,
         stanzaId: sid.id,
-        seq: seq ?? null,
-        stamp: stamp?.toISOString() ?? null,
+        seq,
+        stamp,
         envelopeXml: Buffer.from(plaintext).toString("utf8"),
         group,
       },
       receipt: { from: deviceJid(local, ownDevice), to: group, id: originId, author },
+      envelope,
     });
     const key = keyFor(encrypted, local, ownDevice);
     // Visible header content is the message only as the answer to our own group retry request
@@ -719,7 +717,7 @@ export class Receiver {
                   at,
                 );
                 await inbox.record(trx, sid.id, sid.by, at);
-                result.entry = entryOf(plaintext);
+                result.entry = entryOf(plaintext, envelope);
                 await inbox.addPending(trx, result.entry, at);
               }
               return result;
@@ -760,14 +758,15 @@ export class Receiver {
             at,
           );
           await inbox.record(trx, sid.id, sid.by, at);
+          let envelope: Envelope;
           try {
-            const envelope = decodeEnvelope(plaintext, limits);
+            envelope = decodeEnvelope(plaintext, limits);
             checkEnvelopeBinding(envelope, { from: author, to: group, originId });
           } catch (err) {
             if (!(err instanceof CodecError)) throw err;
             return err;
           }
-          const pending = entryOf(plaintext);
+          const pending = entryOf(plaintext, envelope);
           await inbox.addPending(trx, pending, at);
           return pending;
         },
@@ -870,10 +869,10 @@ export class Receiver {
   /** As commit, with more writes of the caller in the same transaction (may run twice). */
   private async commitWith(
     sid: StanzaIdElement,
-    record: PendingRecord,
+    event: StoredEvent,
     extra?: (tx: Tx) => Promise<void>,
   ): Promise<void> {
-    const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, record, receipt: undefined };
+    const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, event, receipt: undefined };
     await SqlRunner.of(this.options.knex).transaction(async (tx) => {
       await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
       await this.options.inbox.addPending(tx, entry, this.options.now());
@@ -908,13 +907,8 @@ export class Receiver {
   }
 
   /** Records the stanza-id and the event in one transaction, then hands the event over. */
-  private async commit(sid: StanzaIdElement, record: PendingRecord): Promise<void> {
-    const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, record, receipt: undefined };
-    await SqlRunner.of(this.options.knex).transaction(async (tx) => {
-      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
-      await this.options.inbox.addPending(tx, entry, this.options.now());
-    });
-    this.chainHandOver(entry);
+  private commit(sid: StanzaIdElement, event: StoredEvent): Promise<void> {
+    return this.commitWith(sid, event);
   }
 
   /**
@@ -922,9 +916,9 @@ export class Receiver {
    * returns at once: the next delivery is decrypted while this one is posted to Matrix. A failed
    * hand-over is retried by retryHandOverLater (the event stays pending and unacked).
    */
-  private chainHandOver(entry: PendingEntry): void {
-    this.remember(entry);
-    this.chain(conversationOf(entry.record) ?? `stanza\n${entry.stanzaId}`, entry.stanzaId, () =>
+  private chainHandOver(committed: PendingEntry): void {
+    const entry = this.remember(committed);
+    this.chain(conversationOf(entry.event) ?? `stanza\n${entry.stanzaId}`, entry.stanzaId, () =>
       this.handOverInOrder(entry),
     );
   }
@@ -939,23 +933,18 @@ export class Receiver {
    */
   private deliverReceipt(
     sid: StanzaIdElement,
-    record: Extract<PendingRecord, { kind: "delivered" }>,
+    event: Extract<StoredEvent, { kind: "delivered" }>,
   ): void {
-    const key = conversationOf(record) ?? `stanza\n${sid.id}`;
+    const key = conversationOf(event) ?? `stanza\n${sid.id}`;
     this.chain(key, sid.id, async () => {
       for (const older of [...(this.waiting.get(key) ?? [])]) await this.handOver(older);
-      const event = tryDecode(() =>
-        pendingToEvent(record, this.options.session.limits["max-envelope-bytes"]),
-      );
-      if (event.ok) {
-        try {
-          await this.options.emit(event.value);
-        } catch (err) {
-          if (!isDeferral(err)) throw err;
-          await this.commit(sid, record);
-          return;
-        }
-      } else this.log.warn({ err: event.error.message }, "receipt unusable; dropped");
+      try {
+        await this.options.emit(event);
+      } catch (err) {
+        if (!isDeferral(err)) throw err;
+        await this.commit(sid, event);
+        return;
+      }
       await this.recordOnly(sid);
     });
   }
@@ -977,16 +966,23 @@ export class Receiver {
     this.chains.set(key, next);
   }
 
-  /** Adds a committed event to its conversation's waiting list (once). */
-  private remember(entry: PendingEntry): void {
-    const conversation = conversationOf(entry.record);
-    if (conversation === undefined || this.handedOver.has(entry.stanzaId)) return;
+  /**
+   * Adds a committed event to its conversation's waiting list (once), and returns the entry to
+   * hand over: the one already waiting when there is one, since an entry of this run carries the
+   * envelope decoded at decrypt time and one read back from `inbound_pending` does not.
+   */
+  private remember(entry: PendingEntry): PendingEntry {
+    const conversation = conversationOf(entry.event);
+    if (conversation === undefined || this.handedOver.has(entry.stanzaId)) return entry;
     let list = this.waiting.get(conversation);
     if (list === undefined) {
       list = [];
       this.waiting.set(conversation, list);
     }
-    if (!list.some((e) => e.stanzaId === entry.stanzaId)) list.push(entry);
+    const waiting = list.find((e) => e.stanzaId === entry.stanzaId);
+    if (waiting !== undefined) return waiting;
+    list.push(entry);
+    return entry;
   }
 
   /**
@@ -995,7 +991,7 @@ export class Receiver {
    * of no conversation, still in `inbound_pending`.
    */
   private async stillPending(entry: PendingEntry): Promise<boolean> {
-    const conversation = conversationOf(entry.record);
+    const conversation = conversationOf(entry.event);
     if (conversation === undefined) {
       return (await this.options.inbox.pending(entry.stanzaId)) !== undefined;
     }
@@ -1008,7 +1004,7 @@ export class Receiver {
     if (this.handedOver.size > HANDED_OVER_REMEMBERED) {
       this.handedOver.delete(this.handedOver.values().next().value as string);
     }
-    const conversation = conversationOf(entry.record);
+    const conversation = conversationOf(entry.event);
     if (conversation === undefined) return;
     const list = this.waiting.get(conversation);
     if (list === undefined) return;
@@ -1024,7 +1020,7 @@ export class Receiver {
    * pending and unacked, so it is redelivered).
    */
   private async handOverInOrder(entry: PendingEntry): Promise<void> {
-    const conversation = conversationOf(entry.record);
+    const conversation = conversationOf(entry.event);
     if (conversation !== undefined) {
       for (const older of inSeqOrder(this.waiting.get(conversation) ?? [])) {
         if (older.stanzaId === entry.stanzaId) break;
@@ -1054,7 +1050,7 @@ export class Receiver {
         return;
       }
       const event = tryDecode(() =>
-        pendingToEvent(entry.record, this.options.session.limits["max-envelope-bytes"]),
+        eventOf(entry, this.options.session.limits["max-envelope-bytes"]),
       );
       if (event.ok) {
         try {
@@ -1122,14 +1118,14 @@ export class Receiver {
 
   /** Whether the reorder buffer holds this message back for a gap before its seq. */
   private heldForOrder(entry: PendingEntry): boolean {
-    const { record } = entry;
-    if (record.kind !== "message" || record.seq === null || this.options.reorder === undefined) {
+    const { event } = entry;
+    if (event.kind !== "message" || event.seq === undefined || this.options.reorder === undefined) {
       return false;
     }
     return (
       this.options.reorder.admit(
-        conversationKey(record.local, record.group ?? record.from),
-        record.seq,
+        conversationKey(event.local, event.group ?? event.from),
+        event.seq,
       ) === "hold"
     );
   }
@@ -1190,20 +1186,20 @@ const HAND_OVER_RETRY_INITIAL_MS = 500;
 const HAND_OVER_RETRY_MAX_MS = 30_000;
 
 /** The (local user, contact) pair an event belongs to, for ordering; undefined for others. */
-function conversationOf(record: PendingRecord): string | undefined {
-  switch (record.kind) {
+function conversationOf(event: StoredEvent): string | undefined {
+  switch (event.kind) {
     case "message":
     case "delivered":
     case "displayed":
     case "undecryptable":
       // A group is one conversation, whoever of its members wrote (P15 per group).
-      return `${record.local}\n${record.group ?? record.from}`;
+      return `${event.local}\n${event.group ?? event.from}`;
     case "group-info":
     case "group-event":
-      return `${record.local}\n${record.group}`;
+      return `${event.local}\n${event.group}`;
     case "request-accepted":
     case "identity-changed":
-      return `${record.local}\n${record.contact}`;
+      return `${event.local}\n${event.contact}`;
     default:
       return undefined;
   }
@@ -1215,7 +1211,7 @@ function conversationOf(record: PendingRecord): string | undefined {
  */
 function inSeqOrder(entries: readonly PendingEntry[]): PendingEntry[] {
   const seqOf = (e: PendingEntry): number | null =>
-    e.record.kind === "message" ? e.record.seq : null;
+    e.event.kind === "message" ? (e.event.seq ?? null) : null;
   const slots: number[] = [];
   entries.forEach((e, i) => {
     if (seqOf(e) !== null) slots.push(i);

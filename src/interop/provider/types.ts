@@ -129,6 +129,37 @@ export type ProviderEvent =
 export type ProviderEventHandler = (event: ProviderEvent) => Promise<void>;
 
 /**
+ * The events that travel the durable path: recorded in `inbound_pending` in the transaction that
+ * records their delivery (or, for an identity change, the new identity), handed over after its
+ * commit and removed only once the core took them (P13). The rest (`typing`, the outbox's
+ * outcomes, `state`) are handed over as they come.
+ */
+export type DurableEvent = Extract<
+  ProviderEvent,
+  {
+    kind:
+      | "message"
+      | "delivered"
+      | "displayed"
+      | "undecryptable"
+      | "group-info"
+      | "group-event"
+      | "request-accepted"
+      | "identity-changed"
+      | "unbound"
+      | "report-received";
+  }
+>;
+
+/**
+ * A durable event as it is stored (inbox.ts): the same event, but a message without its decoded
+ * `envelope`, which is kept as the bytes that were decrypted and checked (`envelopeXml`). The
+ * envelope decoded at decrypt time travels beside it in memory (PendingEntry.envelope).
+ */
+export type StoredEvent = WithoutEnvelope<DurableEvent>;
+type WithoutEnvelope<E> = E extends { kind: "message" } ? Omit<E, "envelope"> : E;
+
+/**
  * Stable codes of the engine's health, after the transport's own codes:
  * `ready` is the only state in which protocol traffic flows.
  */

@@ -307,7 +307,7 @@ for (const backend of ["sqlite", "postgres"] as const)
       let failed = 0;
       // The process dies where the group-info would be recorded for the core.
       inbox.addPending = (...args) => {
-        if (args[1].record.kind === "group-info") {
+        if (args[1].event.kind === "group-info") {
           failed += 1;
           return Promise.reject(new Error("killed before the commit"));
         }

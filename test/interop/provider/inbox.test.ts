@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
-import { runnerStats } from "../../../src/db/sql.js";
+import { randomUUID } from "node:crypto";
+import { SqlRunner, runnerStats } from "../../../src/db/sql.js";
+import { encodeEnvelope } from "../../../src/interop/codec/envelope.js";
+import type { StoredEvent } from "../../../src/interop/provider/types.js";
 import {
   encodeDevicesChanged,
   encodePreKeysLow,
@@ -8,7 +11,13 @@ import {
 import { encodeReceived, encodeRequestAccepted } from "../../../src/interop/codec/delivery.js";
 import { buildDelivery } from "../../../src/interop/codec/message-builders.js";
 import { parseXml, xml, type XmlElement } from "../../../src/interop/codec/xml.js";
-import type { BareJid, DeviceId, MessageId, StanzaId } from "../../../src/util/ids.js";
+import {
+  messageId,
+  type BareJid,
+  type DeviceId,
+  type MessageId,
+  type StanzaId,
+} from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
 import { GatekeeperUsers, type GkUser } from "./peers.js";
@@ -570,6 +579,55 @@ describeOnBackends("provider engine: receiving", (get) => {
       .map((e) => (e.kind === "message" ? e.originId : e.kind));
     assert.deepEqual(kinds, ["identity-changed", second.originId]);
     await eventually(async () => (await pendingRows()).length === 0, "nothing left pending");
+  });
+
+  it("a message the previous version committed and did not hand over is handed over after the upgrade, decoded from its stored bytes (#16)", async function () {
+    const b = await readyBridge();
+    await b.engine.halt();
+    const originId = messageId(randomUUID());
+    const stanzaId = newStanzaId();
+    const envelopeXml = encodeEnvelope({
+      id: originId,
+      from: bob.jid,
+      to: alice,
+      time: new Date("2026-01-02T03:04:00.000Z"),
+      content: body("written before the upgrade"),
+    });
+    // The JSON the previous version's PendingRecord stored: absent values as null, no envelope.
+    const previous = {
+      kind: "message",
+      local: alice,
+      from: bob.jid,
+      device: 1,
+      originId,
+      stanzaId,
+      seq: null,
+      stamp: "2026-01-02T03:04:05.000Z",
+      envelopeXml,
+    };
+    await SqlRunner.of(get().db.knex).transaction((tx) =>
+      b.engine.inbox.addPending(
+        tx,
+        {
+          stanzaId,
+          by: "wa.example",
+          event: previous as unknown as StoredEvent,
+          receipt: { from: `${alice}/1`, to: bob.jid, id: originId },
+        },
+        Date.now(),
+      ),
+    );
+    const next = await readyBridge();
+    await eventually(() => messagesFor(next, originId).length === 1, "handed over by the next run");
+    const [event] = messagesFor(next, originId);
+    assert.deepEqual(event?.envelope.content, body("written before the upgrade"));
+    assert.equal(event?.seq, undefined);
+    assert.deepEqual(event?.stamp, new Date("2026-01-02T03:04:05.000Z"));
+    await eventually(() => receipts(originId).length === 1, "its <received> sent");
+    assert.equal(
+      await get().db.knex("inbound_pending").where({ stanza_id: stanzaId }).first(),
+      undefined,
+    );
   });
 
   it("the first message from a new identity comes after its identity change, also when that failed once", async function () {
