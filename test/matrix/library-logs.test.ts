@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
+import { inspect } from "node:util";
 import { Logger as LibraryLogger } from "matrix-appservice-bridge";
 import { routeLibraryLogs } from "../../src/matrix/library-logs.js";
 import { createLogger } from "../../src/util/log.js";
@@ -41,5 +42,30 @@ describe("matrix: the library's own logs", function () {
     assert.equal(entry["level"], "debug");
     assert.equal(entry["component"], "matrix-library");
     assert.equal(entry["module"], "MatrixHttpClient");
+  });
+
+  it("are not formatted at all when the bridge's logger is above debug", async function () {
+    const destination = new Writable({
+      write(_chunk: Buffer, _encoding, done) {
+        done();
+      },
+    });
+    let formatted = 0;
+    const payload = {
+      [inspect.custom]: () => {
+        formatted += 1;
+        return "payload";
+      },
+    };
+    try {
+      routeLibraryLogs(createLogger({ level: "info", format: "json", destination }));
+      new LibraryLogger("Intent").debug(payload);
+      new LibraryLogger("Intent").info(payload);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(formatted, 0, "the library's lines were dropped before its formatters");
+    } finally {
+      // Later tests in this process get the library's logging back as at debug.
+      routeLibraryLogs(createLogger({ level: "debug", format: "json", destination }));
+    }
   });
 });

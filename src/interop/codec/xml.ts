@@ -96,3 +96,73 @@ export function isElement(node: unknown): node is XmlElement {
     typeof (node as { getName?: unknown }).getName === "function"
   );
 }
+
+/**
+ * A stanza held as the exact text to write, for the outbox: the stored bytes go to the socket
+ * unchanged on the first transmission and on every retransmission (§15.3), with no parse and no
+ * serialisation on the way (issue #15: the outbox parsed its text again before each send, and
+ * the connection serialised the tree once more, two parses and three serialisations per message).
+ * `name` and `to` are known without parsing; the tree is parsed only when something reads it
+ * (a test's capture of what was sent). Its attributes must not be changed: the text is what goes
+ * out.
+ */
+export class SerializedStanza implements XmlElement {
+  private tree: XmlElement | undefined;
+
+  constructor(
+    readonly text: string,
+    readonly name: string,
+    /** The stanza's `to`, as stored beside it. */
+    readonly to: string,
+  ) {}
+
+  private get parsed(): XmlElement {
+    this.tree ??= parseXml(this.text);
+    return this.tree;
+  }
+
+  get attrs(): Record<string, unknown> {
+    return this.parsed.attrs;
+  }
+
+  get children(): XmlNode[] {
+    return this.parsed.children;
+  }
+
+  get parent(): XmlElement | null {
+    return null;
+  }
+
+  getName(): string {
+    return this.name;
+  }
+
+  getNS(): string | undefined {
+    return this.parsed.getNS();
+  }
+
+  getText(): string {
+    return this.parsed.getText();
+  }
+
+  toString(): string {
+    return this.text;
+  }
+
+  /**
+   * The stored text as a stanza to send, or undefined when its root tag has no `from` (the
+   * connection sets a missing `from` on the element, so such a text is parsed and sent as a tree).
+   * ltx escapes `>` inside attribute values, so the first `>` ends the root tag.
+   */
+  static of(text: string, to: string): SerializedStanza | undefined {
+    const open = text.slice(0, text.indexOf(">"));
+    if (!open.startsWith("<") || !/\sfrom=["']/.test(open)) return undefined;
+    const name = /^<([^\s/>]+)/.exec(open)?.[1];
+    return name === undefined ? undefined : new SerializedStanza(text, name, to);
+  }
+}
+
+/** A stanza's `to`, without parsing a `SerializedStanza`. */
+export function stanzaTo(stanza: XmlElement): string {
+  return stanza instanceof SerializedStanza ? stanza.to : String(stanza.attrs.to ?? "");
+}

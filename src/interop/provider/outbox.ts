@@ -6,7 +6,7 @@ import type { Logger } from "../../util/log.js";
 import type { Accepted } from "../codec/delivery.js";
 import { classifyBounce, type AppCondition, type StanzaError } from "../codec/errors.js";
 import { bareOf } from "../codec/jid.js";
-import { parseXml, type XmlElement } from "../codec/xml.js";
+import { parseXml, SerializedStanza, type XmlElement } from "../codec/xml.js";
 import { TransportError } from "../transport/errors.js";
 import { acceptanceKey, outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
 import { SerialQueue } from "./serial.js";
@@ -43,12 +43,18 @@ const MAX_STALE_ROUNDS = 5;
 const SCAN_LIMIT = 2000;
 
 /**
- * The text that is stored and retransmitted. The connection serialises elements with ltx, so the
- * stored text is ltx's own serialisation of the parsed stanza: parsing and serialising it again
- * gives the same bytes on every retransmission (§15.3).
+ * The text that is stored and retransmitted: ltx's serialisation of the stanza. Every
+ * transmission writes these bytes unchanged (`stanzaToSend`), so the same bytes go out on every
+ * retransmission (§15.3). (Before issue #15 each transmission parsed and serialised the text again,
+ * and the text was made a fixed point of that by one more parse and serialisation here.)
  */
 export function exactStanza(stanza: XmlElement): string {
-  return parseXml(stanza.toString()).toString();
+  return stanza.toString();
+}
+
+/** The stored text of an outbox row as the stanza to transmit, unparsed when it can be. */
+function stanzaToSend(row: { stanza: string; toJid: string }): XmlElement {
+  return SerializedStanza.of(row.stanza, row.toJid) ?? parseXml(row.stanza);
 }
 
 /**
@@ -141,7 +147,7 @@ export class Outbox {
           return;
         }
         try {
-          await session.send(parseXml(row.stanza));
+          await session.send(stanzaToSend(row));
         } catch (err) {
           if (err instanceof TransportError && err.code === "stanza-too-large") {
             const stored = await outboxStore.get(knex, id);
@@ -489,7 +495,7 @@ export class Outbox {
   private async transmit(row: OutboxRow): Promise<boolean> {
     const { knex, now, session, timing } = this.options;
     try {
-      await session.send(parseXml(row.stanza));
+      await session.send(stanzaToSend(row));
     } catch (err) {
       if (err instanceof TransportError && err.code === "stanza-too-large") {
         await this.fail(row, "too-large", describeError(err));

@@ -13,7 +13,7 @@ import {
 import { tryDecode } from "../codec/codec-error.js";
 import { classifyBounce, decodeStanzaError, type StanzaError } from "../codec/errors.js";
 import { PROTOCOL_VERSION } from "../codec/namespaces.js";
-import { xml, type XmlElement } from "../codec/xml.js";
+import { stanzaTo, xml, type XmlElement } from "../codec/xml.js";
 import type { ComponentConnection, ConnectionState } from "../transport/component.js";
 import { IqError, IqTimeoutError, TransportError } from "../transport/errors.js";
 import type { IqCaller } from "../transport/iq.js";
@@ -157,7 +157,7 @@ export class HelloSession extends EventEmitter<SessionEvents> {
   async send(stanza: XmlElement): Promise<void> {
     if (!this.isReady) throw this.notReady();
     await this.options.connection.send(stanza);
-    if (this.isGatekeeperAddress(String(stanza.attrs.to ?? ""))) {
+    if (this.isGatekeeperAddress(stanzaTo(stanza))) {
       this.lastSentToGatekeeper = this.options.now();
     }
   }

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { describeError } from "../../util/errors.js";
 import { silentLogger, type Logger } from "../../util/log.js";
-import type { XmlElement } from "../codec/xml.js";
+import { SerializedStanza, stanzaTo, type XmlElement } from "../codec/xml.js";
 import { Backoff } from "./backoff.js";
 import { TransportError } from "./errors.js";
 import { createXmppComponent, establish, type XmppComponentEntity } from "./xmpp-entity.js";
@@ -211,29 +211,31 @@ export class ComponentConnection extends EventEmitter<ConnectionEvents> {
     if (entity === undefined || !this.isOnline) {
       throw new TransportError(
         "transport-offline",
-        `cannot send <${stanza.name}> to ${String(stanza.attrs.to)}: component ${this.domain} ` +
+        `cannot send <${stanza.name}> to ${stanzaTo(stanza)}: component ${this.domain} ` +
           `is offline (${this.current.code}: ${this.current.message})`,
         this.current.retryAt === undefined ? {} : { retryAt: this.current.retryAt },
       );
     }
-    if (stanza.attrs.from === undefined) stanza.attrs.from = this.domain;
+    // A stored outbox text goes out as it is (it carries its `from`): no parse, no serialisation.
+    if (!(stanza instanceof SerializedStanza) && stanza.attrs.from === undefined) {
+      stanza.attrs.from = this.domain;
+    }
     const text = stanza.toString();
+    const to = stanzaTo(stanza);
     const bytes = Buffer.byteLength(text, "utf8");
     if (bytes > this.maxStanzaBytes) {
       throw new TransportError(
         "stanza-too-large",
-        `<${stanza.name}> to ${String(stanza.attrs.to)} is ${bytes} bytes, ` +
+        `<${stanza.name}> to ${to} is ${bytes} bytes, ` +
           `above max-stanza-bytes ${this.maxStanzaBytes}`,
       );
     }
     try {
       await entity.write(text);
     } catch (err) {
-      throw new TransportError(
-        "send-failed",
-        `writing <${stanza.name}> to ${String(stanza.attrs.to)} failed`,
-        { cause: err },
-      );
+      throw new TransportError("send-failed", `writing <${stanza.name}> to ${to} failed`, {
+        cause: err,
+      });
     }
   }
 

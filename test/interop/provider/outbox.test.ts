@@ -160,6 +160,34 @@ describeOnBackends("provider engine: the outbox", (get) => {
     assert.equal(sent(originId).length, 3, "an accepted message is not sent again");
   });
 
+  it("transmits a stored stanza's bytes as they are, not parsed and serialised again", async function () {
+    fake.policy = "manual";
+    const b = await readyBridge();
+    const originId = await b.engine.sendMessage({
+      from: alice,
+      to: bob.jid,
+      content: body("verbatim"),
+    });
+    await eventually(() => sent(originId).length === 1, "the first transmission");
+    await b.engine.halt();
+    // The same stanza in another serialisation (a single-quoted attribute), as a row written by
+    // another version or library could hold it: §15.3 retransmits the stored bytes unchanged.
+    const knex = get().db.knex;
+    const row = await outboxRow(knex, originId);
+    const stored = row.stanza.replace(' type="chat"', " type='chat'");
+    assert.notEqual(stored, row.stanza);
+    await knex("outbox").where({ origin_id: originId, kind: "message" }).update({ stanza: stored });
+    const restarted = bridge();
+    const written: string[] = [];
+    const send = restarted.connection.send.bind(restarted.connection);
+    restarted.connection.send = async (stanza: XmlElement): Promise<void> => {
+      written.push(stanza.toString());
+      await send(stanza);
+    };
+    await eventually(() => sent(originId).length === 2, "the restarted bridge's retransmission");
+    assert.ok(written.includes(stored), "the stored bytes were written unchanged");
+  });
+
   it("a message for the same Matrix event is queued once: a repeat returns the first origin-id", async function () {
     const b = await readyBridge();
     const message = { from: alice, to: bob.jid, content: body("once"), eventId: "$event-1" };
