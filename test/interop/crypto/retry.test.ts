@@ -131,4 +131,54 @@ describeOnBackends("retry requests and answers", (get) => {
     });
     assert.equal((await ask(bob.jid, 2)).ok, true);
   });
+
+  it("purging forgets the envelopes, answers and requests older than the window and keeps newer ones", async function () {
+    const { knex } = get().db;
+    const world = makeCrypto(knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    const bobAddr = address(bob.jid, 1);
+    await world.crypto.storeDeviceList(bob.jid, 1, [bob.device.deviceId]);
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const sender = address("491700000001@wa.example" as never, 3);
+    /** A message sent to bob and answered once, and a retry request alice sent for another. */
+    const traffic = async (id: string) => {
+      const envelope = utf8(`<envelope>${id}</envelope>`);
+      await alice.device.sessions.encryptForDevices(envelope, [bobAddr], {
+        remember: { originId: `sent-${id}`, conversationJid: bob.jid },
+      });
+      await alice.device.retries.encryptAnswer({
+        originId: `sent-${id}`,
+        requester: bobAddr,
+        count: 1,
+        envelope,
+      });
+      await alice.device.retries.nextRequestCount(sender, `asked-${id}`);
+    };
+    await traffic("old");
+    world.clock.advance(WINDOW - 1000);
+    await traffic("new");
+    world.clock.advance(2000);
+    await alice.device.retries.purge(WINDOW);
+
+    const ask = (id: string, count: number) =>
+      alice.device.retries.authorize({
+        originId: `sent-${id}`,
+        requester: bobAddr,
+        count,
+        windowMs: WINDOW,
+      });
+    assert.deepEqual(await ask("old", 2), { ok: false, reason: "unknown-message" });
+    assert.deepEqual(await ask("new", 1), { ok: false, reason: "already-answered" });
+    assert.equal((await ask("new", 2)).ok, true);
+    assert.equal(await alice.device.retries.requested(sender, "asked-old"), false);
+    assert.equal(await alice.device.retries.requested(sender, "asked-new"), true);
+    const answers = (await knex("signal_retry_answers")
+      .where({ owner_id: alice.device.state.ownerId })
+      .select("origin_id")) as { origin_id: string }[];
+    assert.deepEqual(
+      answers.map((a) => a.origin_id),
+      ["sent-new"],
+    );
+  });
 });

@@ -76,7 +76,9 @@ describe("provider engine: account, keys, media and negotiated features", functi
 
   it("deleting a user unbinds it, publishes an empty device list and deletes its keys", async function () {
     const b = await readyBridge();
+    assert.deepEqual(await b.engine.directory.publishedDevices(), [{ jid: alice, device: 1 }]);
     await b.engine.deleteUser(alice);
+    assert.deepEqual(await b.engine.directory.publishedDevices(), [], "no rotation due any more");
     assert.deepEqual(fake.accounts.unbinds, [alice]);
     assert.equal(fake.directory.publishes.at(-1), `devices:${alice}:`);
     assert.deepEqual(await b.crypto.localDevices(alice), []);

@@ -60,4 +60,38 @@ describeOnBackends("interop group store: sender key rotation (§17.5)", (get) =>
     await tx((t) => store.save(t, local, snapshot(4, [bob])));
     assert.equal((await store.get(local, group))?.rotatePending, true);
   });
+
+  it("a member's removed device or changed identity asks for rotation in every group with them, a replaced device loses its key", async function () {
+    const other = `other-${group}`;
+    await tx((t) => store.save(t, local, snapshot(1, [bob, dan])));
+    await tx((t) => store.save(t, local, { ...snapshot(1, [eve]), jid: other }));
+    for (const jid of [group, other]) {
+      const read = (await store.get(local, jid)) ?? assert.fail();
+      await tx((t) =>
+        store.recordHolders(
+          t,
+          local,
+          jid,
+          `d${n}`,
+          [
+            { jid: bob, device: 1 },
+            { jid: dan, device: 2 },
+          ],
+          true,
+          read.rotation,
+        ),
+      );
+    }
+    const before = (await store.get(local, group)) ?? assert.fail();
+    assert.equal(before.rotatePending, false);
+
+    await store.markRotationFor(local, dan);
+    const after = (await store.get(local, group)) ?? assert.fail();
+    assert.equal(after.rotatePending, true);
+    assert.equal(after.rotation, before.rotation + 1);
+    assert.equal((await store.get(local, other))?.rotatePending, false, "dan is not in the other");
+
+    await store.forgetHolders(local, bob, [1]);
+    assert.deepEqual([...(await store.holders(local, group, `d${n}`))], [`${dan}/2`]);
+  });
 });
