@@ -176,6 +176,10 @@ export class BridgeCore implements CoreCallbacks {
         this.network.reachableContacts === undefined
           ? undefined
           : ` (only contacts ${this.network.reachableContacts.who} can be reached)`,
+      disclose:
+        this.network.reportDisclosureLimit === undefined
+          ? undefined
+          : ` [0-${this.network.reportDisclosureLimit}]`,
     }).register(...accountCommands, ...contactCommands, createGroupCommand, deadLettersCommand);
     this.services = this.commandServices(contacts, messages);
     this.router = this.routerPort();

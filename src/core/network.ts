@@ -76,6 +76,11 @@ export interface NetworkDescription {
    */
   readonly identityChangeCauses?: string;
   /**
+   * The most of a contact's latest messages a report may disclose to the network (interop: 5,
+   * PROTOCOL.md §16.2). Absent: a report discloses none.
+   */
+  readonly reportDisclosureLimit?: number;
+  /**
    * A reason, for the user, to refuse a login field's value before it is submitted (interop: a
    * number outside the allowed country codes); undefined accepts it. Pure: contacts nobody.
    */

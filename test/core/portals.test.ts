@@ -111,10 +111,14 @@ for (const nut of NETWORKS) {
           ? assert.doesNotMatch(text ?? "", reach, what)
           : assert.match(text ?? "", reach, what);
       check(h.matrix.notices(MGMT)[0], "the welcome");
+      const help = (await h.say("help")).join("\n");
       check(
-        (await h.say("help")).find((line) => line.includes("start-chat")),
+        help.split("\n").find((line) => line.includes("start-chat")),
         "start-chat's help",
       );
+      // How many messages a report may disclose is the network's (interop: 5, §16.2).
+      if (network.reportDisclosureLimit === undefined) assert.doesNotMatch(help, /report .*\[0-/);
+      else assert.match(help, new RegExp(`report .*\\[0-${network.reportDisclosureLimit}\\]`));
       check((await h.say(`start-chat ${nut.nobody}`))[0], "the unreachable notice");
       // The core handles an identity change of any network that reports one.
       await h.network.report(ALICE, incoming("hi"));

@@ -14,9 +14,6 @@ import { UsageError, type Command, type CommandContext } from "./framework.js";
 type Cmd = Command<CommandServices>;
 type Ctx = CommandContext<CommandServices>;
 
-/** The most messages a report may disclose (PROTOCOL.md §16.2). */
-export const MAX_DISCLOSED = 5;
-
 function addressArg(ctx: Ctx, args: readonly string[]): ContactAddress {
   const address = parseAddressArg(ctx.services.network, args[0]);
   if (address === undefined) throw new UsageError();
@@ -183,7 +180,7 @@ const unblock: Cmd = {
 
 const report: Cmd = {
   name: "report",
-  args: `<{contact}> [0-${MAX_DISCLOSED}]`,
+  args: "<{contact}>{disclose}",
   description:
     "Report a {noun} as spam to {network}, disclosing its last N messages to you only if you give N.",
   level: "user",
@@ -191,9 +188,14 @@ const report: Cmd = {
   maxArgs: 2,
   async run(ctx, args) {
     const count = args[1] === undefined ? 0 : Number(args[1]);
-    if (!Number.isInteger(count) || count < 0 || count > MAX_DISCLOSED) throw new UsageError();
+    const limit = ctx.services.network.reportDisclosureLimit;
+    // Checked before the contact is looked up: a wrong count costs the network nothing.
+    if (!Number.isInteger(count) || count < 0 || (limit !== undefined && count > limit)) {
+      throw new UsageError();
+    }
     const { login, contact, number } = await contactOf(ctx, args);
     if (!isReportCapable(login)) throw unsupported("Reporting");
+    if (count > (limit ?? 0)) throw new UsageError();
     const portal = await ctx.services.portalRows.get(ctx.user, contact);
     const disclosed =
       portal === undefined || count === 0

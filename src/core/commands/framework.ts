@@ -53,15 +53,17 @@ export function parseCommandLine(text: string): { name: string; args: string[] }
 
 /**
  * The network's words in command texts: `{network}` its display name, `{contact}` the argument
- * naming a contact ("+number"), `{noun}` what an address is called ("number"), `{reach}` which
- * contacts can be reached, with a leading space (" (only contacts who allow chats with
- * third-party apps can be reached)"), or nothing when every contact can.
+ * naming a contact ("+number"), `{noun}` what an address is called ("number"). With a leading
+ * space, or nothing when the network has none: `{reach}` which contacts can be reached (" (only
+ * contacts who allow chats with third-party apps can be reached)"), `{disclose}` how many
+ * messages a report may disclose (" [0-5]").
  */
 export interface CommandTerms {
   network: string;
   contact: string;
   noun: string;
   reach?: string;
+  disclose?: string;
 }
 
 /** A command's `args` or `description` with the network's terms filled in. */
@@ -71,7 +73,8 @@ export function withTerms(text: string, terms: CommandTerms | undefined): string
     .replaceAll("{network}", terms.network)
     .replaceAll("{contact}", terms.contact)
     .replaceAll("{noun}", terms.noun)
-    .replaceAll("{reach}", terms.reach ?? "");
+    .replaceAll("{reach}", terms.reach ?? "")
+    .replaceAll("{disclose}", terms.disclose ?? "");
 }
 
 export function usageLine(command: Command<unknown>, terms?: CommandTerms): string {

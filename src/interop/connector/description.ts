@@ -74,6 +74,8 @@ export function interopDescription(settings: InteropDescriptionSettings): Networ
       whyNot: "its owner has not allowed chats with third-party apps",
     },
     identityChangeCauses: "they reinstall WhatsApp or switch phones",
+    // §16.2: a report carries at most 5 of the reported user's messages.
+    reportDisclosureLimit: 5,
     refuseLoginValue(field, value) {
       if (field.id !== "phone" || !isPhoneNumber(value)) return undefined;
       if (isAllowedCountry(value, allowedCountryCodes)) return undefined;
