@@ -1,4 +1,4 @@
-import type { Pool } from "undici";
+import { Pool } from "undici";
 import { BridgeError } from "../util/errors.js";
 
 /**
@@ -25,23 +25,9 @@ const CONNECTIONS = 8;
 /** As the bot-sdk's default: a send that takes longer has failed. */
 const TIMEOUT_MS = 60_000;
 
-type Undici = typeof import("undici");
-let undici: Promise<Undici> | undefined;
-
-/**
- * undici, loaded on first use. Loading it costs about 12 MB of resident memory (its HTTP parser
- * in WebAssembly, fetch, the cache and mock layers), which an idle bridge does not need: the
- * first event sent or media transferred loads it (issue #15's idle RSS).
- */
-export function loadUndici(): Promise<Undici> {
-  undici ??= import("undici");
-  return undici;
-}
-
 const pools = new Map<string, Pool>();
 
-async function poolFor(origin: string): Promise<Pool> {
-  const { Pool } = await loadUndici();
+function poolFor(origin: string): Pool {
   let pool = pools.get(origin);
   if (pool === undefined) {
     pool = new Pool(origin, {
@@ -87,13 +73,13 @@ export async function homeserverRequest(
   path: string,
   body: Record<string, unknown> | undefined,
 ): Promise<unknown> {
-  const { origin, prefix } = baseOf(client.homeserverUrl);
+  const base = new URL(client.homeserverUrl);
+  const prefix = base.pathname.replace(/\/$/, "");
   const fullPath =
     prefix + path + (user === undefined ? "" : `?user_id=${encodeURIComponent(user)}`);
   const text = body === undefined ? undefined : JSON.stringify(body);
   httpHooks.beforeRequest?.(method, fullPath, text ?? "");
-  const pool = pools.get(origin) ?? (await poolFor(origin));
-  const answer = await pool.request({
+  const answer = await poolFor(base.origin).request({
     method,
     path: fullPath,
     headers: {
@@ -125,19 +111,6 @@ export async function homeserverRequest(
     typeof error.error === "string" ? error.error : undefined,
     retryAfter(answer.headers["retry-after"], error.retry_after_ms),
   );
-}
-
-const bases = new Map<string, { origin: string; prefix: string }>();
-
-/** The origin and path prefix of a homeserver URL, parsed once per URL rather than per request. */
-function baseOf(url: string): { origin: string; prefix: string } {
-  let base = bases.get(url);
-  if (base === undefined) {
-    const parsed = new URL(url);
-    base = { origin: parsed.origin, prefix: parsed.pathname.replace(/\/$/, "") };
-    bases.set(url, base);
-  }
-  return base;
 }
 
 function retryAfter(header: unknown, bodyMs: unknown): number | undefined {

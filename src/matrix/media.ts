@@ -1,9 +1,8 @@
 import { Readable } from "node:stream";
-import type { Dispatcher } from "undici";
+import { Agent, request, type Dispatcher } from "undici";
 import { BridgeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { silentLogger } from "../util/log.js";
-import { loadUndici } from "./http.js";
 import { transientWait } from "./retry.js";
 
 export interface MatrixMediaOptions {
@@ -30,8 +29,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
  */
 export class MatrixMedia {
   private readonly base: string;
-  /** Made on first use: undici is loaded only then (src/matrix/http.ts, `loadUndici`). */
-  private dispatcher: Promise<Dispatcher> | undefined;
+  private readonly dispatcher: Dispatcher;
   private readonly log: Logger;
   private readonly timeoutMs: number;
   /** Learnt from the first `M_UNRECOGNIZED`; undefined until a request told. */
@@ -41,18 +39,10 @@ export class MatrixMedia {
     this.base = options.homeserverUrl.replace(/\/+$/, "");
     this.log = options.log ?? silentLogger();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  }
-
-  /** undici's request on this client's agent. */
-  private async requester(): Promise<{
-    request: (typeof import("undici"))["request"];
-    dispatcher: Dispatcher;
-  }> {
-    const undici = await loadUndici();
-    this.dispatcher ??= Promise.resolve(
-      new undici.Agent({ headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs }),
-    );
-    return { request: undici.request, dispatcher: await this.dispatcher };
+    this.dispatcher = new Agent({
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    });
   }
 
   /** The plaintext of `mxc://server/id`, as a stream bounded by `maxBytes`. */
@@ -93,12 +83,11 @@ export class MatrixMedia {
     const url = new URL(`${this.base}/_matrix/media/v3/upload`);
     url.searchParams.set("filename", options.fileName);
     url.searchParams.set("user_id", options.user);
-    const { request, dispatcher } = await this.requester();
     let res: Dispatcher.ResponseData;
     try {
       res = await request(url, {
         method: "POST",
-        dispatcher,
+        dispatcher: this.dispatcher,
         headers: {
           authorization: `Bearer ${this.options.asToken}`,
           "content-type": options.mimeType,
@@ -119,9 +108,7 @@ export class MatrixMedia {
   }
 
   async close(): Promise<void> {
-    const dispatcher = this.dispatcher;
-    this.dispatcher = undefined;
-    await (await dispatcher)?.close();
+    await this.dispatcher.close();
   }
 
   /** GET of a media endpoint, authenticated first, legacy after `M_UNRECOGNIZED`. */
@@ -147,11 +134,10 @@ export class MatrixMedia {
   }
 
   private async send(path: string, what: string): Promise<Dispatcher.ResponseData> {
-    const { request, dispatcher } = await this.requester();
     try {
       return await request(`${this.base}${path}`, {
         method: "GET",
-        dispatcher,
+        dispatcher: this.dispatcher,
         headers: { authorization: `Bearer ${this.options.asToken}` },
       });
     } catch (err) {

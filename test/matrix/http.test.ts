@@ -100,28 +100,3 @@ describe("homeserver event sends through the keep-alive pool", function () {
     assert.equal(transientWait(err), 0, `retried: ${String((err as { code?: unknown }).code)}`);
   });
 });
-
-describe("undici at start", function () {
-  it("is not loaded by starting the bridge's modules: the first request loads it", async function () {
-    this.timeout(60_000);
-    // A fresh process: this one has loaded undici long ago. The bridge's entry module and the
-    // Matrix side's HTTP and media modules are imported; undici must not be among the modules.
-    const { execFile } = await import("node:child_process");
-    const script = [
-      'import { createRequire } from "node:module";',
-      'await import("./src/bridge.ts");',
-      'await import("./src/matrix/media.ts");',
-      "const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /node_modules\\/undici\\//.test(k));",
-      "process.stdout.write(String(loaded.length));",
-    ].join("\n");
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        process.execPath,
-        ["--import", "tsx", "--input-type=module", "-e", script],
-        { cwd: new URL("../..", import.meta.url), timeout: 60_000 },
-        (err, stdout, stderr) => (err === null ? resolve(stdout) : reject(new Error(stderr))),
-      ),
-    );
-    assert.equal(out.trim(), "0", "no undici module loaded");
-  });
-});
