@@ -29,7 +29,7 @@ for (const nut of NETWORKS) {
 
     it("a reachable address: the ghost joins, brings the bot, and the room is the chat both ways", async function () {
       await logIn(h);
-      nut.addUser(h.network, bob);
+      await nut.addUser(h.network, bob);
       await invite();
       assert.ok(h.matrix.calls.includes(`join ${DM} ${GHOST}`));
       assert.ok(h.matrix.calls.includes(`join ${DM} ${h.matrix.botUserId}`));
@@ -72,7 +72,7 @@ for (const nut of NETWORKS) {
       assert.match(ghostSaid(other)[0] ?? "", /does not serve your account/);
       assert.ok(ghostLeft(other));
       await logIn(h);
-      nut.addUser(h.network, bob);
+      await nut.addUser(h.network, bob);
       const group = roomId("!group:example.org");
       await invite(ALICE, false, group);
       // A room of several people is a group's counterpart: the bot, brought in by the ghost,
@@ -90,7 +90,7 @@ for (const nut of NETWORKS) {
 
     it("a chat that already has its room: the ghost points there and leaves", async function () {
       await logIn(h);
-      nut.addUser(h.network, bob);
+      await nut.addUser(h.network, bob);
       await h.say(`start-chat ${bob.typed}`);
       const existing = (await h.tables.portalRows.get(ALICE, BOB_ID))?.roomId;
       assert.ok(existing);
@@ -102,8 +102,8 @@ for (const nut of NETWORKS) {
 
     it("a room the bridge already uses (another chat, the management room): refused, nothing rerouted", async function () {
       await logIn(h);
-      nut.addUser(h.network, bob);
-      nut.addUser(h.network, carol);
+      await nut.addUser(h.network, bob);
+      await nut.addUser(h.network, carol);
       await h.say(`start-chat ${carol.typed}`);
       const carols = (await h.tables.portalRows.get(ALICE, carol.id))?.roomId;
       assert.ok(carols);

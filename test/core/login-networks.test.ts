@@ -68,7 +68,7 @@ for (const nut of NETWORKS) {
 
     it("logout tells the network and forgets the login in one notice that offers to clean up; clean-up leaves the portals and takes them off the space", async function () {
       await nut.logIn(h);
-      nut.addUser(h.network, nut.bob);
+      await nut.addUser(h.network, nut.bob);
       await h.say(`start-chat ${nut.bob.typed}`);
       const [portal] = await h.tables.portalRows.listByUser(ALICE);
       const answers = await h.say("logout");
@@ -161,7 +161,7 @@ for (const nut of NETWORKS) {
     });
 
     it("inviting a contact's ghost to a direct room reads the address back from the ghost and links the chat", async function () {
-      nut.addUser(h.network, nut.bob);
+      await nut.addUser(h.network, nut.bob);
       const dm = roomId("!dm:example.org");
       await h.core.onGhostInvited(ALICE, dm, matrixUserId(nut.bob.ghost), true);
       assert.equal((await h.tables.portalRows.get(ALICE, nut.bob.id))?.roomId, dm);

@@ -21,7 +21,7 @@ for (const nut of NETWORKS) {
     beforeEach(async function () {
       h = await createCoreOn(nut);
       await nut.logIn(h);
-      nut.addUser(h.network, nut.bob);
+      await nut.addUser(h.network, nut.bob);
       const app = express();
       const auth = new ProvisioningAuth({
         sharedSecret: SECRET,

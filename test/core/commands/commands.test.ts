@@ -19,7 +19,7 @@ for (const nut of NETWORKS) {
     beforeEach(async function () {
       h = await createCoreOn(nut);
       await nut.logIn(h);
-      nut.addUser(h.network, nut.bob);
+      await nut.addUser(h.network, nut.bob);
       arg = `<${h.core.network.identifier.argument}>`;
     });
     afterEach(async function () {
