@@ -2,11 +2,18 @@ import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
 import { eventId, matrixUserId, roomId, type MatrixUserId } from "../../src/util/ids.js";
 import { ALICE, MGMT, STRANGER } from "./helpers.js";
-import { NETWORKS, createCoreOn, literal, type NetHarness } from "./networks.js";
+import {
+  NETWORKS,
+  WITH_INTEROP,
+  createCoreOn,
+  withHooks,
+  literal,
+  type NetHarness,
+} from "./networks.js";
 
 const DM = roomId("!alices-dm:example.org");
 
-for (const nut of NETWORKS) {
+for (const nut of WITH_INTEROP) {
   const { bob, carol } = nut;
   const BOB_ID = bob.id;
   const GHOST = matrixUserId(bob.ghost);

@@ -4,9 +4,9 @@ import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { Writable } from "node:stream";
 import { createLogger, silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT, STRANGER } from "./helpers.js";
-import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
+import { NETWORKS, WITH_INTEROP, createCoreOn, withHooks, type NetHarness } from "./networks.js";
 
-for (const nut of NETWORKS) {
+for (const nut of WITH_INTEROP) {
   describe(`core: greeting, login and logout, on ${nut.label}`, function () {
     let h: NetHarness;
     beforeEach(async function () {
