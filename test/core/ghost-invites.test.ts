@@ -2,14 +2,7 @@ import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
 import { eventId, matrixUserId, roomId, type MatrixUserId } from "../../src/util/ids.js";
 import { ALICE, MGMT, STRANGER } from "./helpers.js";
-import {
-  NETWORKS,
-  WITH_INTEROP,
-  createCoreOn,
-  withHooks,
-  literal,
-  type NetHarness,
-} from "./networks.js";
+import { WITH_INTEROP, createCoreOn, literal, type NetHarness } from "./networks.js";
 
 const DM = roomId("!alices-dm:example.org");
 
@@ -48,6 +41,7 @@ for (const nut of WITH_INTEROP) {
         type: "text",
         text: { text: "hi bob", spans: [] },
       });
+      await h.network.settled();
       assert.equal(h.network.sent[0]?.to, BOB_ID);
       await h.network.report(ALICE, {
         kind: "message",

@@ -9,7 +9,7 @@ import type {
   RemoteMessageId,
   RemoteUserId,
 } from "../../src/core/network.js";
-import type { ContentElement } from "../../src/interop/codec/index.js";
+import type { ContentElement, XmlElement } from "../../src/interop/codec/index.js";
 import {
   localpartFromMatrixUserId,
   matrixUserIdFromLocalpart,
@@ -60,9 +60,8 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
   >();
   /** Simulated users by phone: created on `addUser` or on the first event a test reports from them. */
   private readonly users = new Map<PhoneNumber, Promise<unknown>>();
-  /** Bridge users ever bound at the gatekeeper, to see a logout as the unbinding it is. */
-  private readonly bound = new Set<BareJid>();
-  private readonly loggedOut = new Set<BareJid>();
+  /** Bridge users whose unbinding the gatekeeper confirmed: what a logout is to WhatsApp (§9.1). */
+  private readonly unbound: BareJid[] = [];
 
   constructor(
     readonly sim: Simulator,
@@ -70,6 +69,11 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
     callbacks: CoreCallbacks,
   ) {
     super(connectorOptions(sim, db, callbacks));
+    sim.setOutgoingFilter((stanza, send) => {
+      const unbound = findChild(stanza, "unbound");
+      if (unbound?.attrs["reason"] === "unbind") this.unbound.push(stanza.attrs["to"] as BareJid);
+      send(stanza);
+    });
   }
 
   /** Connected to the simulator: the core's start only starts the engine. */
@@ -270,16 +274,8 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
         }
       }
     }
-    // A logout unbinds the user's number at the gatekeeper (§8.4): that is what WhatsApp sees.
-    const bindings = new Set(
-      (await this.sim.gatekeeper.services.identity.bindings()).map((b) => b.jid),
-    );
-    for (const jid of bindings) this.bound.add(jid);
-    for (const jid of this.bound) {
-      if (bindings.has(jid)) this.loggedOut.delete(jid);
-      else this.loggedOut.add(jid);
-    }
-    for (const jid of this.loggedOut) {
+    // A logout unbinds the user's number; the gatekeeper confirms it with <unbound reason="unbind">.
+    for (const jid of this.unbound) {
       const user = matrixUserOf(jid);
       if (user !== undefined) actions.push(`logout ${user}`);
     }
@@ -309,6 +305,17 @@ function matrixUserOf(jid: BareJid): MatrixUserId | undefined {
   const at = jid.lastIndexOf("@");
   if (jid.slice(at + 1) !== BRIDGE_DOMAIN) return undefined;
   return matrixUserIdFromLocalpart(jid.slice(0, at), "jid");
+}
+
+/** The first element named `name` in `el` or below it. */
+function findChild(el: XmlElement, name: string): XmlElement | undefined {
+  if (el.name === name) return el;
+  for (const child of el.children) {
+    if (typeof child === "string") continue;
+    const found = findChild(child, name);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 const jid = (contact: RemoteUserId): BareJid => contact as string as BareJid;
