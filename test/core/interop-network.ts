@@ -25,7 +25,7 @@ import {
 } from "../../src/util/ids.js";
 import type { Simulator } from "../../simulator/main.js";
 import { BRIDGE_DOMAIN } from "../interop/provider/fake-gatekeeper.js";
-import { connectorOptions, startGatekeeper } from "../interop/connector/harness.js";
+import { connectorOptions, eventually, startGatekeeper } from "../interop/connector/harness.js";
 import type { TestDatabase } from "../helpers/db.js";
 import type { TestNetwork } from "./networks.js";
 
@@ -67,8 +67,17 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
     readonly sim: Simulator,
     db: TestDatabase,
     callbacks: CoreCallbacks,
+    /** Every event the core handled, in order: typing is queued nowhere `settled` could see. */
+    private readonly handled: RemoteEvent[] = [],
   ) {
-    super(connectorOptions(sim, db, callbacks));
+    super(
+      connectorOptions(sim, db, {
+        async report(user, event) {
+          await callbacks.report(user, event);
+          handled.push(event);
+        },
+      }),
+    );
     sim.setOutgoingFilter((stanza, send) => {
       const unbound = findChild(stanza, "unbound");
       if (unbound?.attrs["reason"] === "unbind") this.unbound.push(stanza.attrs["to"] as BareJid);
@@ -106,7 +115,7 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
     ) => {
       const phone = this.phoneOf(contact);
       await this.addUser(phone);
-      await act(phone);
+      return act(phone);
     };
     const ref = (r: MessageReference) => ({
       id: messageId(r.id),
@@ -156,11 +165,22 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
           this.sim.users.sendDisplayed(phone, local, ref(event.upTo)),
         );
         break;
-      case "typing":
-        await perform(event.from, (phone) =>
+      case "typing": {
+        const before = this.handled.length;
+        const forwarded = await perform(event.from, (phone) =>
           this.sim.users.sendTyping(phone, local, event.typing ? "composing" : "paused"),
         );
+        // Typing is neither queued nor acknowledged (§15.8): wait for the core to have it.
+        if (forwarded === true) {
+          await eventually(
+            () =>
+              this.handled.slice(before).some((e) => e.kind === "typing" && e.from === event.from),
+            "the contact's typing reached the core",
+            SETTLE_TIMEOUT_MS,
+          );
+        }
         break;
+      }
       case "request-accepted":
         await perform(event.contact, (phone) => this.sim.users.acceptRequest(phone, local));
         break;

@@ -14,6 +14,7 @@ import type {
   RemoteUserId,
 } from "../../src/core/network.js";
 import type { Config } from "../../src/config/schema.js";
+import type { PortalRow } from "../../src/db/portals.js";
 import { LoopbackNetwork } from "../../src/networks/loopback/index.js";
 import { BridgeError } from "../../src/util/errors.js";
 import { phoneNumber, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
@@ -314,6 +315,21 @@ export const WITH_INTEROP: readonly NetworkUnderTest[] = [...NETWORKS, interop];
 export function withHooks(nut: NetworkUnderTest, why: string): Mocha.TestFunction {
   void why;
   return nut.hooks ? it : (it.skip as unknown as Mocha.TestFunction);
+}
+
+/**
+ * Joins the portal with `contact` if it is a message request. A test's `isRequest: false` means a
+ * contact the user knows; on the real network every first message is a request (§10.3), which the
+ * user accepts by joining before reading or seeing typing (P17).
+ */
+export async function acceptIfRequest(h: NetHarness, contact: RemoteUserId): Promise<PortalRow> {
+  const row = await h.tables.portalRows.get(ALICE, contact);
+  if (row === undefined) throw new Error(`no portal with ${contact}`);
+  if (row.requestState !== "incoming-pending") return row;
+  await h.core.router.portals.onUserMembership(row, "join");
+  const accepted = await h.tables.portalRows.get(ALICE, contact);
+  if (accepted === undefined) throw new Error(`the portal with ${contact} went away`);
+  return accepted;
 }
 
 /** The core on a fresh SQLite database with a fake homeserver API and the network under test. */

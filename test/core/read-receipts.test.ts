@@ -3,7 +3,13 @@ import type { RemoteMessageId } from "../../src/core/network.js";
 import type { PortalRow } from "../../src/db/portals.js";
 import { eventId, type EventId } from "../../src/util/ids.js";
 import { ALICE } from "./helpers.js";
-import { WITH_INTEROP, createCoreOn, withHooks, type NetHarness } from "./networks.js";
+import {
+  WITH_INTEROP,
+  acceptIfRequest,
+  createCoreOn,
+  withHooks,
+  type NetHarness,
+} from "./networks.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -33,15 +39,8 @@ for (const nut of WITH_INTEROP) {
           isRequest: false,
         });
       }
-      let row = await h.tables.portalRows.get(ALICE, BOB_ID);
-      assert.ok(row?.roomId);
-      if (row.requestState === "incoming-pending") {
-        // On the real network every first message is a request, whose reading is not told (P17):
-        // the user accepts it first, as they would by joining.
-        await h.core.router.portals.onUserMembership(row, "join");
-        row = await h.tables.portalRows.get(ALICE, BOB_ID);
-        assert.ok(row?.roomId);
-      }
+      const row = await acceptIfRequest(h, BOB_ID);
+      assert.ok(row.roomId);
       portal = row;
     });
     afterEach(async function () {
