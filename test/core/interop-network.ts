@@ -294,6 +294,25 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
         }
       }
     }
+    // Blocks and reports are the gatekeeper's state and record (§16): what WhatsApp was told.
+    const abuse = this.sim.gatekeeper.services.abuse;
+    const blocks = (await this.sim.knex("gk_blocks").orderBy("at")) as {
+      owner: BareJid;
+      target: BareJid;
+      at: number | string;
+    }[];
+    for (const b of blocks) {
+      if (matrixUserOf(b.owner) !== undefined) actions.push(`block ${b.target}`);
+    }
+    for (const r of await abuse.reports()) {
+      if (matrixUserOf(r.reporter) === undefined) continue;
+      // The record keeps no block flag: a report that blocks inserts the block in the same tick.
+      const blocked = blocks.some(
+        (b) => b.owner === r.reporter && b.target === r.target && Number(b.at) === r.at.getTime(),
+      );
+      const disclosed = r.messages.map((m) => m.originId).join(",");
+      actions.push(`report ${r.target} ${r.reason} [${disclosed}] ${blocked}`);
+    }
     // A logout unbinds the user's number; the gatekeeper confirms it with <unbound reason="unbind">.
     for (const jid of this.unbound) {
       const user = matrixUserOf(jid);
