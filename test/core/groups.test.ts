@@ -65,8 +65,8 @@ for (const nut of NETWORKS) {
       h = await createCoreOn(nut);
       aliceId = await nut.logInAs(h, ALICE, MGMT);
       bobId = await nut.logInAs(h, BOB, BOB_MGMT);
-      nut.addUser(h.network, wa);
-      if (nut.outsider.typed === nut.outsider.id) nut.addUser(h.network, carol);
+      await nut.addUser(h.network, wa);
+      if (nut.outsider.typed === nut.outsider.id) await nut.addUser(h.network, carol);
       group = h.network.newGroup("Trip", [
         member(aliceId, true),
         member(bobId),
@@ -262,7 +262,7 @@ for (const nut of NETWORKS) {
       await reportInfo(ALICE);
       await reportInfo(BOB);
       const open = await portal();
-      nut.addUser(h.network, dave);
+      await nut.addUser(h.network, dave);
       await h.core.router.groups.onGhostInvited(ALICE, open, DAVE_GHOST);
       assert.ok(h.network.groups.get(group)!.members.some((m) => m.id === DAVE_ID));
       assert.ok(h.matrix.calls.includes(`join ${open.roomId} ${DAVE_GHOST}`));
@@ -322,7 +322,7 @@ for (const nut of NETWORKS) {
       assert.match(h.matrix.lastNotice(open.roomId), /making an admin/);
       // An admin's invite the network refuses: the ghost is taken out again.
       const unfill = nut.fillGroup(h.network, group);
-      nut.addUser(h.network, dave);
+      await nut.addUser(h.network, dave);
       await h.core.router.groups.onGhostInvited(ALICE, open, DAVE_GHOST);
       assert.ok(
         h.matrix.calls.includes(`kick ${open.roomId} ${DAVE_GHOST} by ${h.matrix.botUserId}`),
@@ -448,7 +448,7 @@ for (const nut of NETWORKS) {
     });
 
     it("create-group makes the group at the network and its room, naming the numbers not added", async function () {
-      nut.addUser(h.network, dave);
+      await nut.addUser(h.network, dave);
       nut.refuseGroups(h.network, dave);
       const replies = await h.say(`create-group ${wa.typed} ${dave.typed} Weekend trip`);
       assert.match(replies[0] ?? "", /Created the group "Weekend trip"/);

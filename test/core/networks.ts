@@ -14,13 +14,21 @@ import type {
   RemoteUserId,
 } from "../../src/core/network.js";
 import type { Config } from "../../src/config/schema.js";
+import type { PortalRow } from "../../src/db/portals.js";
 import { LoopbackNetwork } from "../../src/networks/loopback/index.js";
 import { BridgeError } from "../../src/util/errors.js";
-import type { MatrixUserId, RoomId } from "../../src/util/ids.js";
+import { phoneNumber, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
+import { formatInternational } from "../../src/util/phone.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
+import {
+  InexpressibleEvent,
+  SimulatedInterop,
+  localJid,
+  startInteropHost,
+} from "./interop-network.js";
 import { ALICE, MGMT, logIn, testConfig, type CoreHarness } from "./helpers.js";
 
 /** A string as a regular expression matching it literally. */
@@ -47,8 +55,16 @@ export interface TestNetwork extends NetworkConnector {
   newGroup(subject: string, members: GroupMember[]): RemoteGroupId;
   /** A group's info as the network would report it. */
   groupInfo(id: RemoteGroupId): GroupInfo;
-  /** Resolves once every event the network reports on its own (echoes of changes) is handled. */
+  /**
+   * Resolves once every event the network reports on its own (echoes of changes) is handled and
+   * everything the core asked of it arrived: read `sent` and `actions` after it (a real network
+   * delivers them asynchronously).
+   */
   settled(): Promise<void>;
+  /** Once the core started it: resolves when the network can be used (connected). */
+  ready?(): Promise<void>;
+  /** After the core stopped it: stops what it ran on (a gatekeeper simulator). */
+  dispose?(): Promise<void>;
 }
 
 /** A contact on a network under test, in every form the tests compare with. */
@@ -68,9 +84,18 @@ export interface NetworkUnderTest {
   label: string;
   /** The network's name in texts. */
   name: string;
-  build(callbacks: CoreCallbacks): TestNetwork;
+  /**
+   * Starts what the network runs on outside the bridge (the gatekeeper simulator), once per
+   * harness, and returns how to build it when the core creates its connector.
+   */
+  open(db: TestDatabase): Promise<(callbacks: CoreCallbacks) => TestNetwork>;
+  /**
+   * Whether the network has hooks to misbehave or report anything on demand (the fake, loopback);
+   * false for the real interop connector, which reports only what a simulated user can do.
+   */
+  hooks: boolean;
   /** Makes a contact reachable (a user of the network who allows chats). */
-  addUser(network: TestNetwork, contact: TestContact): void;
+  addUser(network: TestNetwork, contact: TestContact): void | Promise<void>;
   bob: TestContact;
   carol: TestContact;
   /** An address of the network's kind that nobody has. */
@@ -107,12 +132,13 @@ export interface NetHarness extends Omit<CoreHarness, "network"> {
 const phoneFake: NetworkUnderTest = {
   label: "a phone-numbered network (FakeNetwork)",
   name: "WhatsApp",
-  build(callbacks) {
+  open: async () => (callbacks) => {
     const network = new FakeNetwork();
     network.callbacks = callbacks;
     return network;
   },
-  addUser: (network, contact) => (network as FakeNetwork).reachable.add(contact.typed),
+  hooks: true,
+  addUser: (network, contact) => void (network as FakeNetwork).reachable.add(contact.typed),
   bob: {
     typed: "+491701234567",
     id: contactId("+491701234567"),
@@ -184,8 +210,9 @@ const loopbackContact = (name: string): TestContact => ({
 const loopback: NetworkUnderTest = {
   label: "the loopback network",
   name: "Loopback",
-  build: (callbacks) => new LoopbackNetwork(callbacks),
-  addUser: (network, contact) => (network as LoopbackNetwork).users.add(contact.typed),
+  open: async () => (callbacks) => new LoopbackNetwork(callbacks),
+  hooks: true,
+  addUser: (network, contact) => void (network as LoopbackNetwork).users.add(contact.typed),
   bob: loopbackContact("bob"),
   carol: loopbackContact("carol"),
   nobody: "nobody@loop",
@@ -216,7 +243,94 @@ const loopback: NetworkUnderTest = {
   supports: { retract: false, safetyNumbers: false, report: false },
 };
 
+const phoneContact = (phone: string): TestContact => {
+  const digits = phone.slice(1);
+  const shown = formatInternational(phoneNumber(phone));
+  return {
+    typed: phone,
+    id: `${digits}@wa.example` as RemoteUserId,
+    ghost: `@whatsapp_${digits}:example.org`,
+    shown,
+    ghostName: `${shown} (WhatsApp)`,
+  };
+};
+
+/** Logs `user` in through the bot with the gatekeeper's real phone verification. */
+async function logInByPhone(h: NetHarness, user: MatrixUserId, room: RoomId, phone: string) {
+  const network = h.network as SimulatedInterop;
+  await h.core.onBotInvited(user, room);
+  for (const line of ["login", "phone", phone]) await h.say(line, user, room);
+  const sent = await network.sim.gatekeeper.services.identity.latestCode(phoneNumber(phone));
+  if (sent === undefined) throw new Error(`the gatekeeper sent no code to ${phone}`);
+  await h.say(sent.code, user, room);
+}
+
+/**
+ * The real interop connector (src/interop/connector/) over the embedded gatekeeper simulator,
+ * one per harness: what Matrix users send is read back from what simulated WhatsApp users
+ * decrypted, and an event a test reports is a simulated user doing it (test/core/interop-network.ts).
+ */
+const interop: NetworkUnderTest = {
+  label: "the interop connector over the gatekeeper simulator",
+  name: "WhatsApp",
+  async open(db) {
+    const sim = await startInteropHost();
+    return (callbacks) => new SimulatedInterop(sim, db, callbacks);
+  },
+  hooks: false,
+  addUser: (network, contact) => (network as SimulatedInterop).addUser(phoneNumber(contact.typed)),
+  bob: phoneContact("+491701234567"),
+  carol: phoneContact("+491705550001"),
+  nobody: "+491705550000",
+  loggedInAs: "+49 170 9876543 (verified)",
+  flowChoice: /reply `phone`/,
+  logIn: (h) => logInByPhone(h, ALICE, MGMT, "+491709876543"),
+  async logInAs(h, user, room) {
+    const localpart = user.slice(1, user.indexOf(":"));
+    const phone = FAKE_PHONES[localpart] ?? `+4917098765${10 + (localpart.charCodeAt(0) % 30)}`;
+    await logInByPhone(h, user, room, phone);
+    return localJid(user) as string as RemoteUserId;
+  },
+  contact: (n) => phoneContact(`+49170${String(n).repeat(7)}`),
+  outsider: { ...phoneContact("+491705550002"), displayName: "+49 170 5550002" },
+  refuseGroups() {
+    throw new InexpressibleEvent("refused member", "the simulator has no refusing users");
+  },
+  fillGroup() {
+    throw new InexpressibleEvent("full group", "not expressed over the simulator yet");
+  },
+  supports: { retract: true, safetyNumbers: true, report: true },
+};
+
+/** The networks every parametrised core test runs on. */
 export const NETWORKS: readonly NetworkUnderTest[] = [phoneFake, loopback];
+
+/** NETWORKS and the real interop connector: for the test files opted in to it. */
+export const WITH_INTEROP: readonly NetworkUnderTest[] = [...NETWORKS, interop];
+
+/**
+ * `it` on a network with test hooks, `it.skip` on the real connector: for a test that needs a
+ * hook or an event no simulated user can produce; `why` says which, in one line.
+ */
+export function withHooks(nut: NetworkUnderTest, why: string): Mocha.TestFunction {
+  void why;
+  return nut.hooks ? it : (it.skip as unknown as Mocha.TestFunction);
+}
+
+/**
+ * Joins the portal with `contact` if it is a message request. A test's `isRequest: false` means a
+ * contact the user knows; on the real network every first message is a request (§10.3), which the
+ * user accepts by joining before reading or seeing typing (P17).
+ */
+export async function acceptIfRequest(h: NetHarness, contact: RemoteUserId): Promise<PortalRow> {
+  const row = await h.tables.portalRows.get(ALICE, contact);
+  if (row === undefined) throw new Error(`no portal with ${contact}`);
+  if (row.requestState !== "incoming-pending") return row;
+  await h.core.router.portals.onUserMembership(row, "join");
+  const accepted = await h.tables.portalRows.get(ALICE, contact);
+  if (accepted === undefined) throw new Error(`the portal with ${contact} went away`);
+  return accepted;
+}
 
 /** The core on a fresh SQLite database with a fake homeserver API and the network under test. */
 export async function createCoreOn(
@@ -226,16 +340,19 @@ export async function createCoreOn(
 ): Promise<NetHarness> {
   const db: TestDatabase = await createTestDatabase("sqlite");
   const matrix = new FakeMatrix();
+  const build = await nut.open(db);
   let network: TestNetwork | undefined;
   const core = new BridgeCore({
     config,
     knex: db.db.knex,
     matrix,
-    createConnector: (callbacks) => (network = nut.build(callbacks)),
+    createConnector: (callbacks) => (network = build(callbacks)),
     log,
   });
   await core.start();
   if (network === undefined) throw new Error("the core did not create its connector");
+  await network.ready?.();
+  const started = network;
   return {
     core,
     config,
@@ -251,6 +368,7 @@ export async function createCoreOn(
     },
     async dispose() {
       await core.stop();
+      await started.dispose?.();
       await db.dispose();
     },
   };

@@ -4,7 +4,7 @@ import express from "express";
 import { ProvisioningApi, ProvisioningAuth } from "../../src/provisioning/index.js";
 import { silentLogger } from "../../src/util/log.js";
 import { ALICE } from "./helpers.js";
-import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
+import { WITH_INTEROP, createCoreOn, type NetHarness } from "./networks.js";
 
 const SECRET = "provisioning-test-secret";
 
@@ -12,7 +12,7 @@ const SECRET = "provisioning-test-secret";
  * The provisioning API takes and answers addresses of the network it serves: a handle network's
  * `bob@loop` as much as a phone network's `+49...` (it parsed every identifier as a phone number).
  */
-for (const nut of NETWORKS) {
+for (const nut of WITH_INTEROP) {
   describe(`provisioning: identifiers are the network's addresses, on ${nut.label}`, function () {
     let h: NetHarness;
     let server: Server;
@@ -21,7 +21,7 @@ for (const nut of NETWORKS) {
     beforeEach(async function () {
       h = await createCoreOn(nut);
       await nut.logIn(h);
-      nut.addUser(h.network, nut.bob);
+      await nut.addUser(h.network, nut.bob);
       const app = express();
       const auth = new ProvisioningAuth({
         sharedSecret: SECRET,

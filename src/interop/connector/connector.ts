@@ -239,7 +239,7 @@ export class InteropConnector
       await Promise.all(
         [...this.logins.values()]
           .filter((login) => login.state().code !== "logged-out")
-          .map((login) => this.report(login.user, { kind: "state", state })),
+          .map((login) => this.toCore(login.user, { kind: "state", state })),
       );
       return;
     }
@@ -269,10 +269,10 @@ export class InteropConnector
       if (first?.kind === "state") this.logins.get(user)?.markLoggedOut(first.state);
     }
     // In order: an edit reported before its message would find nothing to edit.
-    for (const remote of mapped.events) await this.report(user, remote);
+    for (const remote of mapped.events) await this.toCore(user, remote);
   }
 
-  private report(user: MatrixUserId, event: RemoteEvent): Promise<void> {
+  private toCore(user: MatrixUserId, event: RemoteEvent): Promise<void> {
     return this.options.callbacks.report(user, event);
   }
 

@@ -2,7 +2,10 @@ import type { Limits } from "../../../src/interop/codec/limits.js";
 import type { CoreCallbacks, RemoteEvent } from "../../../src/core/network.js";
 import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
-import { InteropConnector } from "../../../src/interop/connector/connector.js";
+import {
+  InteropConnector,
+  type InteropConnectorOptions,
+} from "../../../src/interop/connector/connector.js";
 import { OFFERED_FEATURES } from "../../../src/interop/connector/factory.js";
 import { ComponentConnection } from "../../../src/interop/transport/component.js";
 import { startSimulator, type Simulator } from "../../../simulator/main.js";
@@ -68,8 +71,17 @@ export function buildConnector(
   db: TestDatabase,
   callbacks: CoreCallbacks,
 ): InteropConnector {
+  return new InteropConnector(connectorOptions(sim, db, callbacks));
+}
+
+/** What `buildConnector` builds from: for a subclass of the connector (test/core/). */
+export function connectorOptions(
+  sim: Simulator,
+  db: TestDatabase,
+  callbacks: CoreCallbacks,
+): InteropConnectorOptions {
   const vault = KeyVault.fromKey(VAULT_KEY);
-  return new InteropConnector({
+  return {
     callbacks,
     log: silentLogger(),
     engine: {
@@ -88,7 +100,7 @@ export function buildConnector(
       timing: FAST_TIMING,
       allowInsecureMediaOnLoopback: true,
     },
-  });
+  };
 }
 
 /** The gatekeeper simulator and a started connector over a fresh SQLite database. */

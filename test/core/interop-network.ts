@@ -1,0 +1,381 @@
+import type {
+  CoreCallbacks,
+  GroupInfo,
+  GroupMember,
+  MessageContent,
+  MessageReference,
+  RemoteEvent,
+  RemoteGroupId,
+  RemoteMessageId,
+  RemoteUserId,
+} from "../../src/core/network.js";
+import type { ContentElement, XmlElement } from "../../src/interop/codec/index.js";
+import {
+  localpartFromMatrixUserId,
+  matrixUserIdFromLocalpart,
+} from "../../src/interop/codec/jid.js";
+import { InteropConnector } from "../../src/interop/connector/connector.js";
+import { toNeutral } from "../../src/interop/convert/index.js";
+import { BridgeError } from "../../src/util/errors.js";
+import {
+  messageId,
+  type BareJid,
+  type MatrixUserId,
+  type PhoneNumber,
+} from "../../src/util/ids.js";
+import type { Simulator } from "../../simulator/main.js";
+import { BRIDGE_DOMAIN } from "../interop/provider/fake-gatekeeper.js";
+import { connectorOptions, eventually, startGatekeeper } from "../interop/connector/harness.js";
+import type { TestDatabase } from "../helpers/db.js";
+import type { TestNetwork } from "./networks.js";
+
+/** How long `settled` waits for the connector and the simulator to go quiet. */
+const SETTLE_TIMEOUT_MS = 8000;
+/** Rounds in a row with nothing queued anywhere before `settled` believes it (TCP in between). */
+const QUIET_ROUNDS = 3;
+
+/** An event a test reports that the real network cannot produce: the test must be excluded. */
+export class InexpressibleEvent extends Error {
+  constructor(kind: string, why: string) {
+    super(`the interop network cannot report "${kind}": ${why}`);
+    this.name = "InexpressibleEvent";
+  }
+}
+
+/**
+ * The real interop connector over the embedded gatekeeper simulator, for the core's tests. It is
+ * the connector itself (a subclass adding only the journal): the core drives it as in production.
+ * The journal is read back from the simulator: `sent` and `actions` from what the simulated
+ * WhatsApp users received and decrypted, `report` is a simulated user doing what the event says,
+ * and `settled` waits until every queue between them and the core is empty.
+ */
+export class SimulatedInterop extends InteropConnector implements TestNetwork {
+  readonly sent: TestNetwork["sent"][number][] = [];
+  readonly actions: string[] = [];
+  /** The connector's edit window (§13.6), fixed; tests that change it need a fake. */
+  editWindowMs = 900_000;
+  readonly groups = new Map<
+    RemoteGroupId,
+    { subject: string; version: number; members: GroupMember[] }
+  >();
+  /** Simulated users by phone: created on `addUser` or on the first event a test reports from them. */
+  private readonly users = new Map<PhoneNumber, Promise<unknown>>();
+  /** Bridge users whose unbinding the gatekeeper confirmed: what a logout is to WhatsApp (§9.1). */
+  private readonly unbound: BareJid[] = [];
+
+  constructor(
+    readonly sim: Simulator,
+    db: TestDatabase,
+    callbacks: CoreCallbacks,
+    /** Every event the core handled, in order: typing is queued nowhere `settled` could see. */
+    private readonly handled: RemoteEvent[] = [],
+  ) {
+    super(
+      connectorOptions(sim, db, {
+        async report(user, event) {
+          await callbacks.report(user, event);
+          handled.push(event);
+        },
+      }),
+    );
+    sim.setOutgoingFilter((stanza, send) => {
+      const unbound = findChild(stanza, "unbound");
+      if (unbound?.attrs["reason"] === "unbind") this.unbound.push(stanza.attrs["to"] as BareJid);
+      send(stanza);
+    });
+  }
+
+  /** Connected to the simulator: the core's start only starts the engine. */
+  async ready(): Promise<void> {
+    if (!(await this.whenReady(8000))) throw new Error("the connector never became ready");
+  }
+
+  /** After the core stopped the connector: the simulator goes too. */
+  async dispose(): Promise<void> {
+    await this.sim.stop();
+  }
+
+  /** Makes a WhatsApp user with one device who allows third-party chats. */
+  async addUser(phone: PhoneNumber): Promise<void> {
+    // One creation, which concurrent reports from the user all wait for, in their order.
+    let created = this.users.get(phone);
+    if (created === undefined) {
+      created = this.sim.users.create({ phone, devices: 1 });
+      this.users.set(phone, created);
+    }
+    await created;
+  }
+
+  /** The simulated user `contact` does what `event` says, and the core has handled the result. */
+  async report(user: MatrixUserId, event: RemoteEvent): Promise<void> {
+    const local = localJid(user);
+    const perform = async (
+      contact: RemoteUserId,
+      act: (phone: PhoneNumber) => Promise<unknown>,
+    ) => {
+      const phone = this.phoneOf(contact);
+      await this.addUser(phone);
+      return act(phone);
+    };
+    const ref = (r: MessageReference) => ({
+      id: messageId(r.id),
+      author:
+        r.author === undefined || this.addressOf(r.author) === undefined ? local : jid(r.author),
+    });
+    switch (event.kind) {
+      case "message":
+        if (event.group !== undefined)
+          throw new InexpressibleEvent("message", "groups are not here yet");
+        await perform(event.from, (phone) =>
+          this.sim.users.send(
+            phone,
+            local,
+            [
+              ...contentOf(event.content),
+              ...(event.replyTo === undefined
+                ? []
+                : [{ kind: "reply" as const, ...ref(event.replyTo), quote: undefined }]),
+            ],
+            { originId: messageId(event.id) },
+          ),
+        );
+        break;
+      case "edit":
+        await perform(event.from, (phone) =>
+          this.sim.users.send(phone, local, [
+            ...contentOf(event.content),
+            { kind: "replace", id: messageId(event.target.id) },
+          ]),
+        );
+        break;
+      case "retract":
+        await perform(event.from, (phone) =>
+          this.sim.users.send(phone, local, [{ kind: "retract", ...ref(event.target) }]),
+        );
+        break;
+      case "reactions":
+        await perform(event.from, (phone) =>
+          this.sim.users.send(phone, local, [
+            { kind: "reactions", ...ref(event.target), reactions: [...event.emojis] },
+          ]),
+        );
+        break;
+      case "read":
+        await perform(event.from, (phone) =>
+          this.sim.users.sendDisplayed(phone, local, ref(event.upTo)),
+        );
+        break;
+      case "typing": {
+        const before = this.handled.length;
+        const forwarded = await perform(event.from, (phone) =>
+          this.sim.users.sendTyping(phone, local, event.typing ? "composing" : "paused"),
+        );
+        // Typing is neither queued nor acknowledged (§15.8): wait for the core to have it.
+        if (forwarded === true) {
+          await eventually(
+            () =>
+              this.handled.slice(before).some((e) => e.kind === "typing" && e.from === event.from),
+            "the contact's typing reached the core",
+            SETTLE_TIMEOUT_MS,
+          );
+        }
+        break;
+      }
+      case "request-accepted":
+        await perform(event.contact, (phone) => this.sim.users.acceptRequest(phone, local));
+        break;
+      case "identity-changed":
+        // The contact reinstalls WhatsApp: a new identity key, announced to providers (§11).
+        await perform(event.contact, (phone) => this.sim.users.resetIdentity(phone));
+        break;
+      case "state": {
+        if (event.state.code !== "logged-out") {
+          throw new InexpressibleEvent(`state ${event.state.code}`, "only a revoked number is");
+        }
+        // WhatsApp withdraws the user's number (a recycled number, §9.1 `revoked`).
+        const identity = this.sim.gatekeeper.services.identity;
+        const provider = this.sim.gatekeeper.ctx.settings.providers[0];
+        if (provider === undefined) throw new Error("the simulator has no provider enlisted");
+        const phone = await this.sim.gatekeeper.run(() => identity.phoneOf(provider, local));
+        if (phone !== undefined)
+          await this.sim.gatekeeper.run(() => identity.revoke(provider, phone));
+        break;
+      }
+      default:
+        throw new InexpressibleEvent(event.kind, "no simulated user action produces it");
+    }
+    await this.settled();
+  }
+
+  newGroup(): RemoteGroupId {
+    throw new InexpressibleEvent("group", "groups over the simulator are not opted in yet");
+  }
+
+  groupInfo(): GroupInfo {
+    throw new InexpressibleEvent("group", "groups over the simulator are not opted in yet");
+  }
+
+  /**
+   * Waits until nothing is queued between the core and the simulated users, in either direction
+   * (the connector's outbox and inbox, the gatekeeper's queue to the bridge and its pending
+   * deliveries to its users), then reads the journal back from the simulator.
+   */
+  async settled(): Promise<void> {
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    let quiet = 0;
+    while (quiet < QUIET_ROUNDS) {
+      if (Date.now() > deadline) {
+        throw new Error(`the connector and the simulator did not settle: ${await this.depths()}`);
+      }
+      // After every stanza the gatekeeper received so far.
+      await this.sim.gatekeeper.run(async () => undefined);
+      quiet = (await this.depths()) === "" ? quiet + 1 : 0;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.readJournal();
+  }
+
+  private async depths(): Promise<string> {
+    const { outbox, inbox } = await this.queueDepths();
+    const count = async (table: string) =>
+      Number(((await this.sim.knex(table).count({ n: "*" })) as { n: number | string }[])[0]?.n);
+    const queued = await count("gk_queue");
+    const pending = await count("gk_local_pending");
+    const all = { outbox, inbox, queued, pending };
+    return Object.values(all).every((n) => n === 0) ? "" : JSON.stringify(all);
+  }
+
+  /** Rebuilds `sent` and `actions` (same arrays: tests hold them) from the simulated users' logs. */
+  private async readJournal(): Promise<void> {
+    const sent: SimulatedInterop["sent"] = [];
+    const actions: string[] = [];
+    for (const phone of this.users.keys()) {
+      const to = this.sim.users.jidOf(phone) as string as RemoteUserId;
+      for (const entry of await this.sim.users.received(phone)) {
+        const from = entry.data["from"] as BareJid;
+        if (entry.data["group"] !== undefined) continue;
+        const user = matrixUserOf(from);
+        if (user === undefined) continue;
+        switch (entry.kind) {
+          case "message": {
+            const id = entry.data["originId"] as RemoteMessageId;
+            const content = entry.data["content"] as ContentElement[];
+            const { events } = toNeutral(
+              { from, id: messageId(id), time: entry.at, content },
+              {
+                order: 0,
+                isRequest: false,
+                openMedia: () => () => Promise.reject(new Error("media is not read back")),
+              },
+            );
+            for (const e of events) {
+              if (e.kind === "message") {
+                sent.push({
+                  from: user,
+                  to,
+                  content: e.content,
+                  id,
+                  ...(e.replyTo ? { replyTo: e.replyTo } : {}),
+                });
+              } else if (e.kind === "edit") actions.push(`edit ${to} ${e.target.id}`);
+              else if (e.kind === "retract") actions.push(`retract ${to} ${e.target.id}`);
+              else if (e.kind === "reactions") {
+                actions.push(`reactions ${to} ${e.target.id} [${e.emojis.join("")}]`);
+              }
+            }
+            break;
+          }
+          case "displayed":
+            actions.push(`read ${to} ${(entry.data["ref"] as { id: string }).id}`);
+            break;
+          case "chat-state":
+            actions.push(`typing ${to} ${entry.data["state"] === "composing"}`);
+            break;
+        }
+      }
+    }
+    // Blocks and reports are the gatekeeper's state and record (§16): what WhatsApp was told.
+    const abuse = this.sim.gatekeeper.services.abuse;
+    const blocks = (await this.sim.knex("gk_blocks").orderBy("at")) as {
+      owner: BareJid;
+      target: BareJid;
+      at: number | string;
+    }[];
+    for (const b of blocks) {
+      if (matrixUserOf(b.owner) !== undefined) actions.push(`block ${b.target}`);
+    }
+    for (const r of await abuse.reports()) {
+      if (matrixUserOf(r.reporter) === undefined) continue;
+      // The record keeps no block flag: a report that blocks inserts the block in the same tick.
+      const blocked = blocks.some(
+        (b) => b.owner === r.reporter && b.target === r.target && Number(b.at) === r.at.getTime(),
+      );
+      const disclosed = r.messages.map((m) => m.originId).join(",");
+      actions.push(`report ${r.target} ${r.reason} [${disclosed}] ${blocked}`);
+    }
+    // A logout unbinds the user's number; the gatekeeper confirms it with <unbound reason="unbind">.
+    for (const jid of this.unbound) {
+      const user = matrixUserOf(jid);
+      if (user !== undefined) actions.push(`logout ${user}`);
+    }
+    this.sent.splice(0, this.sent.length, ...sent);
+    this.actions.splice(0, this.actions.length, ...actions);
+  }
+
+  private phoneOf(contact: RemoteUserId): PhoneNumber {
+    const phone = this.addressOf(contact);
+    if (phone === undefined)
+      throw new BridgeError("invalid-reference", `${contact} is no WhatsApp user`);
+    return phone;
+  }
+}
+
+/** A gatekeeper simulator for one harness, with the test bridge enlisted. */
+export function startInteropHost(): Promise<Simulator> {
+  return startGatekeeper();
+}
+
+/** The bridge user's JID at the gatekeeper (connector/context.ts localJidOf). */
+export function localJid(user: MatrixUserId): BareJid {
+  return `${localpartFromMatrixUserId(user)}@${BRIDGE_DOMAIN}` as BareJid;
+}
+
+function matrixUserOf(jid: BareJid): MatrixUserId | undefined {
+  const at = jid.lastIndexOf("@");
+  if (jid.slice(at + 1) !== BRIDGE_DOMAIN) return undefined;
+  return matrixUserIdFromLocalpart(jid.slice(0, at), "jid");
+}
+
+/** The first element named `name` in `el` or below it. */
+function findChild(el: XmlElement, name: string): XmlElement | undefined {
+  if (el.name === name) return el;
+  for (const child of el.children) {
+    if (typeof child === "string") continue;
+    const found = findChild(child, name);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+const jid = (contact: RemoteUserId): BareJid => contact as string as BareJid;
+
+/** A test's content as a simulated user's: what the tests report is text or a call. */
+function contentOf(content: MessageContent): ContentElement[] {
+  switch (content.type) {
+    case "text":
+      return [{ kind: "body", text: content.text.text }];
+    case "call":
+      return [
+        {
+          kind: "call",
+          callId: "call-1",
+          media: content.media,
+          outcome: content.outcome,
+          duration: undefined,
+          initiator: undefined,
+        },
+      ];
+    default:
+      throw new InexpressibleEvent(`content ${content.type}`, "not written for the simulator yet");
+  }
+}
