@@ -213,6 +213,7 @@ export class ProviderEngine {
       logger,
       groups: { store: this.groupStore, management: this.groups },
       senderKeyWaitMs: timing.senderKeyWaitMs,
+      pendingDeleteMs: timing.pendingDeleteMs,
     });
   }
 
