@@ -213,7 +213,6 @@ export class ProviderEngine {
       logger,
       groups: { store: this.groupStore, management: this.groups },
       senderKeyWaitMs: timing.senderKeyWaitMs,
-      pendingDeleteMs: timing.pendingDeleteMs,
     });
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Knex } from "knex";
-import { SqlRunner, type Tx } from "../../db/sql.js";
+import type { Tx } from "../../db/sql.js";
 import { describeError } from "../../util/errors.js";
 import type { BareJid, DeviceId, StanzaId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
@@ -184,13 +184,6 @@ export class InboxStore {
     return (await tx.run("delete from inbound_pending where stanza_id = ?", [stanzaId])) > 0;
   }
 
-  /** Deletes the rows of events handed over: one statement for the batch (PendingCompletions). */
-  async completeMany(tx: Tx, stanzaIds: readonly string[]): Promise<number> {
-    if (stanzaIds.length === 0) return 0;
-    const marks = stanzaIds.map(() => "?").join(", ");
-    return tx.run(`delete from inbound_pending where stanza_id in (${marks})`, [...stanzaIds]);
-  }
-
   async markAcked(stanzaIds: readonly string[]): Promise<void> {
     if (stanzaIds.length === 0) return;
     await this.knex("inbox")
@@ -220,84 +213,6 @@ interface PendingRow {
   by_domain: string;
   event_enc: Buffer;
   receipt: string | null;
-}
-
-export interface PendingCompletionsOptions {
-  readonly knex: Knex;
-  readonly inbox: InboxStore;
-  /** How long a handed-over row may wait for the batch that deletes it. */
-  readonly delayMs: number;
-  readonly logger: Logger;
-}
-
-/** Most stanza-ids one delete names (SQLite allows 32,766 parameters; PostgreSQL 65,535). */
-const MAX_COMPLETIONS = 500;
-
-/**
- * Deletes the `inbound_pending` rows of messages handed over in batches, one statement for all
- * handed over within `delayMs` (or until the receiver has nothing more in flight), instead of
- * one per message (issue #15). Deferring the delete
- * trades no safety: the message is already with the core, so a row that outlives its hand-over
- * (a crash before the batch) is only handed over again by the next run, which the core
- * recognises (the message's mapping is stored) and whose receipt the outbox keeps once (its
- * unique key); in this run the receiver remembers what it handed over and does not offer it
- * again. A batch that fails (the database is away) is kept and tried again with the next one.
- */
-export class PendingCompletions {
-  private readonly waiting = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
-  private readonly log: Logger;
-
-  constructor(private readonly options: PendingCompletionsOptions) {
-    this.log = options.logger.child({ component: "pending-completions" });
-  }
-
-  add(stanzaId: string): void {
-    this.waiting.add(stanzaId);
-    if (this.waiting.size >= MAX_COMPLETIONS) void this.flush();
-    else if (this.timer === undefined) {
-      this.timer = setTimeout(() => void this.flush(), this.options.delayMs);
-      this.timer.unref();
-    }
-  }
-
-  /** Deletes what waits now (after a batch already running); never rejects. */
-  flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.running = this.running.then(() => this.deleteWaiting());
-    return this.running;
-  }
-
-  /** Engine halt (a crash's state): what waits is left to the next run's replay. */
-  stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.waiting.clear();
-  }
-
-  private async deleteWaiting(): Promise<void> {
-    while (this.waiting.size > 0) {
-      const batch = [...this.waiting].slice(0, MAX_COMPLETIONS);
-      try {
-        await SqlRunner.of(this.options.knex).connection((tx) =>
-          this.options.inbox.completeMany(tx, batch),
-        );
-      } catch (err) {
-        this.log.warn(
-          { err: describeError(err), rows: batch.length },
-          "handed-over pending rows not deleted; tried again with the next batch",
-        );
-        if (this.timer === undefined && this.waiting.size > 0) {
-          this.timer = setTimeout(() => void this.flush(), Math.max(this.options.delayMs, 1000));
-          this.timer.unref();
-        }
-        return;
-      }
-      for (const id of batch) this.waiting.delete(id);
-    }
-  }
 }
 
 export interface AckBatcherOptions {

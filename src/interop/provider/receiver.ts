@@ -17,14 +17,7 @@ import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
 import type { DeviceAddress } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";
 import { ProviderError } from "./errors.js";
-import {
-  isLocalEntry,
-  PendingCompletions,
-  type AckBatcher,
-  type InboxStore,
-  type PendingEntry,
-  type PendingReceipt,
-} from "./inbox.js";
+import { isLocalEntry, type AckBatcher, type InboxStore, type PendingEntry } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
 import type { NewOutboxRow } from "./outbox-store.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
@@ -73,8 +66,6 @@ export interface ReceiverOptions {
   readonly groups?: { store: GroupStore; management: GroupManagement };
   /** §17.4: how long a group message without its sender key waits for a distribution. */
   readonly senderKeyWaitMs?: number;
-  /** How long handed-over pending rows wait for the batch that deletes them (default 200 ms). */
-  readonly pendingDeleteMs?: number;
 }
 
 type Delivery = InboundMessage & { stanzaId: StanzaIdElement };
@@ -127,17 +118,8 @@ export class Receiver {
   private retryDelayMs = HAND_OVER_RETRY_INITIAL_MS;
   private stopped = false;
 
-  /** The deletes of handed-over `inbound_pending` rows, one statement per batch (issue #15). */
-  private readonly completions: PendingCompletions;
-
   constructor(private readonly options: ReceiverOptions) {
     this.log = options.logger.child({ component: "receiver" });
-    this.completions = new PendingCompletions({
-      knex: options.knex,
-      inbox: options.inbox,
-      delayMs: options.pendingDeleteMs ?? 200,
-      logger: options.logger,
-    });
   }
 
   /** Every inbound `<message>`. Never rejects: failures are logged and leave the stanza unacked. */
@@ -273,7 +255,6 @@ export class Receiver {
   async idle(): Promise<void> {
     await this.queue.idle();
     while (this.chains.size > 0) await Promise.all(this.chains.values());
-    await this.completions.flush();
   }
 
   /**
@@ -981,10 +962,6 @@ export class Receiver {
       })
       .finally(() => {
         if (this.chains.get(key) === next) this.chains.delete(key);
-        // Nothing more in flight: the handed-over rows go now rather than after the batch's
-        // delay, so that a quiet bridge leaves nothing to hand over again after a crash. Under
-        // load the delay gathers them into one statement.
-        if (this.chains.size === 0 && this.queue.size === 0) void this.completions.flush();
       });
     this.chains.set(key, next);
   }
@@ -1014,8 +991,6 @@ export class Receiver {
    * of no conversation, still in `inbound_pending`.
    */
   private async stillPending(entry: PendingEntry): Promise<boolean> {
-    // Handed over, its row perhaps not deleted yet (PendingCompletions' batch).
-    if (this.handedOver.has(entry.stanzaId)) return false;
     const conversation = conversationOf(entry.event);
     if (conversation === undefined) {
       return (await this.options.inbox.pending(entry.stanzaId)) !== undefined;
@@ -1090,24 +1065,38 @@ export class Receiver {
           return;
         }
       } else this.log.error({ err: event.error.message }, "stored event unusable; dropped");
-      const { outbox } = this.options;
-      // §15.7: once per message, after hand-over. The receipt's row is written on its own and
-      // its origin-id is derived from the message; the pending row is deleted after it, in a
-      // batch (PendingCompletions), so neither needs a transaction (#15): a crash before that
-      // batch leaves the event pending, its hand-over is repeated (the core knows it was posted)
-      // and the same receipt row is kept once by its unique key; the row committed before the
-      // crash is retransmitted after the next hello. The stanza leaves only once its row is
-      // committed.
-      const receipt =
-        entry.receipt === undefined ? undefined : await this.writeReceipt(entry.receipt);
-      if (entry.event.kind === "message") this.completions.add(entry.stanzaId);
-      else {
-        // Other events at once: the core recognises a message it posted before (its mapping),
-        // not every other kind, so their rows do not outlive the hand-over by a batch's delay.
-        await SqlRunner.of(this.options.knex).connection((tx) =>
-          this.options.inbox.completePending(tx, entry.stanzaId),
-        );
-      }
+      const { knex, inbox, outbox } = this.options;
+      // §15.7: once per message, after hand-over. The receipt's row is written first and its
+      // origin-id is derived from the message, so the two statements need no transaction (#15:
+      // BEGIN and COMMIT were two of a message's statements): a crash between them leaves the
+      // event pending, its hand-over is repeated (the core knows it was posted) and the same row
+      // is kept once by its unique key; the row committed before the crash is retransmitted after
+      // the next hello. The stanza still leaves only once its row is committed.
+      const receipt = await SqlRunner.of(knex).connection(async (tx) => {
+        const wanted = entry.receipt;
+        let written: { id: number; row: NewOutboxRow } | undefined;
+        if (wanted !== undefined) {
+          const author = (wanted.author ?? wanted.to) as BareJid;
+          const ref = { id: wanted.id as MessageId, author };
+          const row = receiptRow(
+            wanted.from,
+            wanted.to as BareJid,
+            [ref],
+            wanted.author === undefined ? "chat" : "groupchat",
+            originIdForReceipt(wanted.from, ref),
+          );
+          const id = await outbox.insertSentOnce(tx, row);
+          if (id !== undefined) written = { id, row };
+          else {
+            // Written by an attempt that failed after it (or crashed): it may never have left;
+            // sent again (the same bytes: the gatekeeper keeps one) unless it was answered.
+            const earlier = await outbox.unresolvedOf(tx, row.senderJid, row.originId);
+            if (earlier !== undefined) written = { id: earlier.id, row };
+          }
+        }
+        await inbox.completePending(tx, entry.stanzaId);
+        return written;
+      });
       this.forget(entry);
       if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);
       this.ackEntry(entry);
@@ -1120,30 +1109,6 @@ export class Receiver {
       () => this.retryHandOverLater(),
     );
     return job;
-  }
-
-  /** The `<received>` row of a handed-over message, once; undefined when it was answered. */
-  private writeReceipt(
-    wanted: PendingReceipt,
-  ): Promise<{ id: number; row: NewOutboxRow } | undefined> {
-    const { knex, outbox } = this.options;
-    const author = (wanted.author ?? wanted.to) as BareJid;
-    const ref = { id: wanted.id as MessageId, author };
-    const row = receiptRow(
-      wanted.from,
-      wanted.to as BareJid,
-      [ref],
-      wanted.author === undefined ? "chat" : "groupchat",
-      originIdForReceipt(wanted.from, ref),
-    );
-    return SqlRunner.of(knex).connection(async (tx) => {
-      const id = await outbox.insertSentOnce(tx, row);
-      if (id !== undefined) return { id, row };
-      // Written by an attempt that failed after it (or crashed): it may never have left; sent
-      // again (the same bytes: the gatekeeper keeps one) unless it was answered.
-      const earlier = await outbox.unresolvedOf(tx, row.senderJid, row.originId);
-      return earlier === undefined ? undefined : { id: earlier.id, row };
-    });
   }
 
   /** Acks the delivery an entry came from; an entry of no delivery (isLocalEntry) has none. */
@@ -1188,7 +1153,6 @@ export class Receiver {
    */
   stop(): void {
     this.stopped = true;
-    this.completions.stop();
     for (const p of this.parked.values()) clearTimeout(p.timer);
     this.parked.clear();
     clearTimeout(this.retryTimer);

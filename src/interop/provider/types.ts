@@ -198,8 +198,6 @@ export interface EngineTiming {
   readonly outboxDeadlineMs: number;
   /** Collect acks at most this long (§15.5: at most 5 s). */
   readonly ackDelayMs: number;
-  /** Collect the deletes of handed-over `inbound_pending` rows at most this long (inbox.ts). */
-  readonly pendingDeleteMs: number;
   /** Period of the outbox and maintenance timer. */
   readonly tickMs: number;
   /** How often events the core deferred (held message requests) are offered to it again. */
@@ -221,7 +219,6 @@ export const DEFAULT_TIMING: EngineTiming = {
   retransmitMaxMs: 600_000,
   outboxDeadlineMs: 601_200_000,
   ackDelayMs: 1000,
-  pendingDeleteMs: 200,
   tickMs: 1000,
   pendingReplayMs: 60_000,
   senderKeyWaitMs: 60_000,
