@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import knexFactory from "knex";
+import knexFactory, { type Knex } from "knex";
 import { openDatabase, type Database, type DatabaseType } from "../../src/db/database.js";
 import { migrateToLatest } from "../../src/db/migrate.js";
 
@@ -85,3 +85,20 @@ export function describeOnBackends(
     });
   }
 }
+
+/**
+ * A key-value table of the tests' own, for a test that needs somewhere to write beside the
+ * bridge's tables (a row inside a transaction under test, a planted secret): not part of the
+ * schema, made on first use.
+ */
+export async function scratchTable(knex: Knex): Promise<string> {
+  if (!(await knex.schema.hasTable(SCRATCH))) {
+    await knex.schema.createTable(SCRATCH, (t) => {
+      t.string("key", 255).primary();
+      t.text("value").notNullable();
+    });
+  }
+  return SCRATCH;
+}
+
+const SCRATCH = "test_scratch";

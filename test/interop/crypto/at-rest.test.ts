@@ -7,7 +7,7 @@ import {
 } from "@signalapp/libsignal-client";
 import type { Knex } from "knex";
 import { KeyVault } from "../../../src/vault/key-vault.js";
-import { describeOnBackends } from "../../helpers/db.js";
+import { describeOnBackends, scratchTable } from "../../helpers/db.js";
 import {
   TEST_VAULT_KEY,
   address,
@@ -129,9 +129,10 @@ describeOnBackends("keys at rest", (get) => {
 
     // The scan finds a secret that is stored in the clear (here planted on purpose).
     const planted = secrets[1]?.toString("hex") ?? "";
-    await knex("bridge_state").insert({ key: "planted", value: planted });
+    const scratch = await scratchTable(knex);
+    await knex(scratch).insert({ key: "planted", value: planted });
     assert.ok((await dump(knex)).some((c) => c.includes(Buffer.from(planted))));
-    await knex("bridge_state").where({ key: "planted" }).delete();
+    await knex(scratch).where({ key: "planted" }).delete();
 
     const cells = await dump(knex);
     assert.ok(

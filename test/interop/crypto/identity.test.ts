@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { NoSessionError, UntrustedIdentityError } from "../../../src/interop/crypto/errors.js";
 import { decodeBase64 } from "../../../src/interop/crypto/base64.js";
-import { describeOnBackends } from "../../helpers/db.js";
+import { describeOnBackends, scratchTable } from "../../helpers/db.js";
 import {
   address,
   directoryBundle,
@@ -66,8 +66,9 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     const oldKey = decodeBase64(bob.bundle.identityKey);
     let fail = true;
     const written: string[] = [];
+    const scratch = await scratchTable(get().db.knex);
     world.crypto.recordIdentityChanges(async (tx, event) => {
-      await tx("bridge_state").insert({ key: `change ${event.id}`, value: event.remoteJid });
+      await tx(scratch).insert({ key: `change ${event.id}`, value: event.remoteJid });
       if (fail) throw new Error("the database went away");
       written.push(event.id);
     });
@@ -78,7 +79,7 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     assert.equal(world.events.length, 0, "nothing emitted for a change that did not commit");
     const kept = await alice.device.identities.status(bob.jid);
     assert.deepEqual(kept?.identityKey, oldKey, "the new identity rolled back with the record");
-    assert.deepEqual(await get().db.knex("bridge_state").where("key", "like", "change %"), []);
+    assert.deepEqual(await get().db.knex(scratch).where("key", "like", "change %"), []);
     fail = false;
     await alice.device.sessions.processBundle(
       bob.jid,
@@ -86,7 +87,7 @@ describeOnBackends("contact identities and safety numbers", (get) => {
     );
     assert.equal(world.events.length, 1);
     assert.deepEqual(written, [world.events[0]?.id]);
-    const rows = await get().db.knex("bridge_state").where("key", "like", "change %");
+    const rows = await get().db.knex(scratch).where("key", "like", "change %");
     assert.deepEqual(
       rows.map((r: { key: string }) => r.key),
       [`change ${world.events[0]?.id}`],
