@@ -430,15 +430,19 @@ export class BridgeCore implements CoreCallbacks {
     const outcome = await this.logins.logout(user);
     if (outcome === "not-logged-in") return { outcome, left: 0, kept: 0 };
     if (options.leavePortals === true) {
-      return { outcome, left: await this.portals.leaveAll(user), kept: 0 };
+      return { outcome, left: await this.cleanUpPortals(user), kept: 0 };
     }
-    const kept = (await this.portalRows.listByUser(user)).filter((p) => p.roomId !== null).length;
-    return { outcome, left: 0, kept };
+    const chats = (await this.portalRows.listByUser(user)).filter((p) => p.roomId !== null).length;
+    const groups = await this.groups.portalCountOf(user);
+    return { outcome, left: 0, kept: chats + groups };
   }
 
-  /** The bridge leaves the user's portals and takes them off the space (`clean-up`). */
-  cleanUpPortals(user: MatrixUserId): Promise<number> {
-    return this.portals.leaveAll(user);
+  /**
+   * The bridge leaves the user's portals and takes them off the space, and takes the user out of
+   * their group portals, which stay the other members' (`clean-up`).
+   */
+  async cleanUpPortals(user: MatrixUserId): Promise<number> {
+    return (await this.portals.leaveAll(user)) + (await this.groups.removeUserFromAll(user));
   }
 
   /**

@@ -379,6 +379,36 @@ export class GroupManager {
     }
   }
 
+  /** How many group portals the user is in (what a logout keeps). */
+  async portalCountOf(user: MatrixUserId): Promise<number> {
+    return (await this.table.portalIdsOfUser(user)).length;
+  }
+
+  /**
+   * Clean-up after a logout (`clean-up`, or logout leaving the portals): the user is taken out of
+   * every group portal (kicked by the bot; the room stays the other members'), and their rows go,
+   * so that a later login, perhaps with another address, starts from the groups it is in. The row
+   * goes first: the kick's leave event then finds none and is not taken for a leave at the network.
+   */
+  async removeUserFromAll(user: MatrixUserId): Promise<number> {
+    let removed = 0;
+    for (const id of await this.table.portalIdsOfUser(user)) {
+      const portal = await this.table.byId(id);
+      if (portal === undefined) continue;
+      await this.lock.run(portal.remoteId, async () => {
+        await this.table.removeUser(portal.id, user);
+        if (portal.roomId === null) return;
+        await this.matrix
+          .kick(this.matrix.botUserId, portal.roomId, user, "logged out of the bridge")
+          .catch((err: unknown) => {
+            this.log.warn({ err, room: portal.roomId }, "user could not be taken out of a group");
+          });
+      });
+      removed += 1;
+    }
+    return removed;
+  }
+
   /** Makes a group at the network from Matrix and its portal; the user is invited to it. */
   async create(
     user: MatrixUserId,

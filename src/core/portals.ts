@@ -242,7 +242,6 @@ export class PortalManager {
     );
   }
 
-  /** Logout: the bridge's ghost and bot leave every portal of the user, and the rows go. */
   /**
    * The bridge leaves every portal of the user, takes it off the user's space and forgets it
    * (after a logout, when the user chose to clean up). Failures are logged, not thrown: a room the

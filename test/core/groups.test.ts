@@ -300,6 +300,25 @@ for (const nut of NETWORKS) {
       assert.ok(h.network.actions.includes(`leave ${group}`));
     });
 
+    it("logout keeps the user's group portals; clean-up takes the user out of them, and the room stays the other members'", async function () {
+      await reportInfo(ALICE);
+      await reportInfo(BOB);
+      const open = await portal();
+      const [loggedOut] = await h.say("logout");
+      assert.match(loggedOut ?? "", /Your 1 chat\(s\) are kept/);
+      assert.ok(await h.tables.groups.user(open.id, ALICE), "kept until the clean-up");
+      assert.deepEqual(await h.say("clean-up"), [
+        `Left 1 chat(s) and removed them from your ${nut.name} space.`,
+      ]);
+      assert.ok(h.matrix.calls.includes(`kick ${open.roomId} ${ALICE} by ${h.matrix.botUserId}`));
+      assert.equal(await h.tables.groups.user(open.id, ALICE), undefined);
+      assert.ok(await h.tables.groups.user(open.id, BOB), "Bob stays in the group's room");
+      assert.ok(!h.network.actions.includes(`leave ${group}`), "no leave at the network");
+      // The kick's leave event coming back from the homeserver changes nothing either.
+      await h.core.router.groups.onUserMembership(ALICE, open, "leave");
+      assert.ok(!h.network.actions.includes(`leave ${group}`));
+    });
+
     it("a change the network refuses is undone in the room with a notice saying why", async function () {
       await reportInfo(ALICE);
       await reportInfo(BOB);
