@@ -379,6 +379,24 @@ export class GroupManager {
     }
   }
 
+  /**
+   * Whether an event by `by` in a group makes a new message request for `user`: an add (or a
+   * message) by someone who is not a local user, in a group whose room the user is not in yet (a
+   * redelivered or later event of a group they are in, or were brought into, is not a new
+   * request). Counted by the caller against the same hourly limit as 1:1 requests.
+   */
+  async isNewRequest(
+    user: MatrixUserId,
+    group: RemoteGroupId,
+    addedBy: RemoteUserId | undefined,
+  ): Promise<boolean> {
+    if (addedBy === undefined || this.logins.userOfSelfId(addedBy) !== undefined) return false;
+    const row = await this.table.byRemote(group);
+    if (row === undefined) return true;
+    const known = await this.table.user(row.id, user);
+    return known === undefined || known.membership === "leave";
+  }
+
   /** How many group portals the user is in (what a logout keeps). */
   async portalCountOf(user: MatrixUserId): Promise<number> {
     return (await this.table.portalIdsOfUser(user)).length;

@@ -167,7 +167,11 @@ export class RemoteEventHandler {
         // Delivery to the contact's device is shown by nothing on Matrix yet; read markers are.
         return;
       case "group-info":
-        return this.groups?.applyInfo(user, event.info, event.addedBy);
+        if (this.groups === undefined) return;
+        if (await this.groups.isNewRequest(user, event.info.id, event.addedBy)) {
+          await this.admitRequest(user);
+        }
+        return this.groups.applyInfo(user, event.info, event.addedBy);
       case "group-change":
         return this.groups?.applyChange(
           user,
@@ -191,6 +195,11 @@ export class RemoteEventHandler {
     let ghost: GhostRecord;
     let after: () => Promise<void>;
     if (event.group !== undefined) {
+      // A message of a group the user is not in yet would bring them in (groupChat): a request
+      // like the add itself, so an add held over the limit is not bypassed by its first message.
+      if (await this.groups?.isNewRequest(user, event.group, event.from)) {
+        await this.admitRequest(user);
+      }
       const group = await this.groupChat(user, event.group);
       if (group === undefined) return;
       chat = group;
@@ -299,15 +308,18 @@ export class RemoteEventHandler {
   }
 
   /**
-   * A message request from a number without a chat counts against
-   * `limits.message_requests_per_hour`. Over it the request is held, not dropped: the rejection
-   * (HeldRequestError, `deferred`) makes the connector keep it and report it again later, and the
-   * user is told once per window in the management room.
+   * A message request (a message from a contact without a chat, or an add to a group by someone
+   * who is not a local user) counts against `limits.message_requests_per_hour`. Over it the
+   * request is held, not dropped: the rejection (HeldRequestError, `deferred`) makes the connector
+   * keep it and report it again later, and the user is told once per window in the management
+   * room.
    */
-  private async admitRequest(user: MatrixUserId, from: RemoteUserId): Promise<void> {
+  private async admitRequest(user: MatrixUserId, from?: RemoteUserId): Promise<void> {
     if (this.limits === undefined) return;
-    const existing = await this.tables.portals.get(user, from);
-    if (existing !== undefined && existing.roomId !== null) return;
+    if (from !== undefined) {
+      const existing = await this.tables.portals.get(user, from);
+      if (existing !== undefined && existing.roomId !== null) return;
+    }
     const retryAt = this.limits.requests.take(user);
     if (retryAt === undefined) return;
     if ((this.heldNotified.get(user) ?? 0) < this.limits.requests.now()) {

@@ -10,7 +10,8 @@ import {
   type RemoteGroupId,
   type RoomId,
 } from "../../src/util/ids.js";
-import { ALICE, MGMT } from "./helpers.js";
+import { HeldRequestError } from "../../src/core/rate-limits.js";
+import { ALICE, MGMT, testConfig } from "./helpers.js";
 import { NETWORKS, createCoreOn, literal, type NetHarness } from "./networks.js";
 
 const BOB = matrixUserId("@bob:example.org");
@@ -377,6 +378,44 @@ for (const nut of NETWORKS) {
       await h.core.router.groups.onUserMembership(BOB, open, "leave");
       assert.ok(h.network.actions.includes(`leave ${group}`));
       assert.ok(!h.network.groups.get(group)!.members.some((m) => m.id === bobId));
+    });
+
+    it("adds by others count against the hourly message-request limit: over it the add is held, not lost, and the user told", async function () {
+      await h.dispose();
+      h = await createCoreOn(nut, testConfig({ limits: { message_requests_per_hour: 1 } }));
+      aliceId = await nut.logInAs(h, ALICE, MGMT);
+      await nut.addUser(h.network, wa);
+      const addedBy = (g: typeof group) =>
+        h.network.report(ALICE, {
+          kind: "group-info",
+          group: g,
+          info: h.network.groupInfo(g),
+          addedBy: WA_ID,
+        });
+      const first = h.network.newGroup("One", [member(aliceId), member(WA_ID, true)]);
+      const second = h.network.newGroup("Two", [member(aliceId), member(WA_ID, true)]);
+      await addedBy(first);
+      // The same add again (a redelivery) is no second request.
+      await addedBy(first);
+      await assert.rejects(addedBy(second), HeldRequestError);
+      assert.equal((await h.tables.groups.byRemote(second))?.roomId ?? null, null, "no room yet");
+      assert.ok(!h.matrix.calls.some((c) => c.startsWith("create-group") && c.includes("Two")));
+      assert.match(h.matrix.lastNotice(MGMT), /held, not lost/);
+      // Its first message does not bring the user in past the limit either.
+      await assert.rejects(
+        h.network.report(ALICE, groupMessage(second, WA_ID, "are you there?", "t-1")),
+        HeldRequestError,
+      );
+      assert.equal((await h.tables.groups.byRemote(second))?.roomId ?? null, null, "still none");
+      // A group made by a local user is no request: not limited.
+      const own = h.network.newGroup("Own", [member(aliceId, true), member(WA_ID)]);
+      await h.network.report(ALICE, {
+        kind: "group-info",
+        group: own,
+        info: h.network.groupInfo(own),
+        addedBy: aliceId,
+      });
+      assert.ok((await h.tables.groups.byRemote(own))?.roomId);
     });
 
     it("added by a network member while another local user reported it first: still a request", async function () {
