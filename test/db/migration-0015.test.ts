@@ -17,7 +17,7 @@ import {
 import { PortalsTable } from "../../src/db/portals.js";
 import { ReactionsTable } from "../../src/db/reactions.js";
 import { UsersTable } from "../../src/db/users.js";
-import { InteropUsersTable } from "../../src/interop/connector/interop-users.js";
+import { InteropUsersTable } from "../../src/interop/store/interop-users.js";
 import type {
   ContactAddress,
   EventId,

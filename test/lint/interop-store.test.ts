@@ -69,7 +69,10 @@ describe("interop tables only in src/interop/store/ (lint rule)", function () {
   for (const file of [
     "src/interop/crypto/retry.ts",
     "src/interop/provider/groups.ts",
-    "src/interop/connector/interop-users.ts",
+    "src/interop/connector/connector.ts",
+    // Exceptions until the inbound tables and the outbox had their store modules (#16).
+    "src/interop/provider/inbox.ts",
+    "src/interop/provider/engine.ts",
     "src/interop/media/receive.ts",
   ]) {
     for (const [what, code] of rawForms) {

@@ -20,7 +20,7 @@ import { gatekeeperUserJid, matrixUserIdFromLocalpart, phoneOfJid } from "../cod
 import { GATEKEEPER_DOMAIN } from "../codec/namespaces.js";
 import type { MediaOpener } from "../convert/index.js";
 import { ProviderEngine, type ProviderEngineOptions } from "../provider/engine.js";
-import { outboxStore } from "../provider/outbox-store.js";
+import * as tables from "../store/index.js";
 import type { ProviderEvent } from "../provider/types.js";
 import { localJidOf, type ConnectorContext } from "./context.js";
 import {
@@ -29,7 +29,7 @@ import {
   type InteropDescriptionSettings,
 } from "./description.js";
 import { loginStateOf, mapProviderEvent } from "./events.js";
-import { InteropUsersTable } from "./interop-users.js";
+import { InteropUsersTable } from "../store/interop-users.js";
 import { DEVICE, InteropLogin } from "./login.js";
 import { HandleLoginProcess, PhoneLoginProcess, type LoginHost } from "./login-process.js";
 import { mediaOpener } from "./media.js";
@@ -176,7 +176,7 @@ export class InteropConnector
   /** Outgoing stanzas awaiting an outcome and inbound deliveries awaiting hand-over. */
   async queueDepths(): Promise<{ outbox: number; inbox: number }> {
     return {
-      outbox: await outboxStore.depth(this.options.engine.knex),
+      outbox: await tables.outbox.depth(this.options.engine.knex),
       inbox: await this.engine.inbox.depth(),
     };
   }

@@ -23,6 +23,7 @@ import { Outbox } from "./outbox.js";
 import { Receiver } from "./receiver.js";
 import { RetryAnswerer } from "./retries.js";
 import { Sender } from "./sender.js";
+import * as tables from "../store/index.js";
 import { GroupManagement, GroupStore } from "./groups.js";
 import { HelloSession } from "./session.js";
 import {
@@ -392,10 +393,7 @@ export class ProviderEngine {
         now - limits["queue-retention-seconds"] * 1000,
         now - limits["dedup-window-seconds"] * 1000,
       );
-      await knex("outbox")
-        .whereIn("state", ["accepted", "failed"])
-        .where("created_at", "<", now - limits["dedup-window-seconds"] * 1000)
-        .delete();
+      await tables.outbox.deleteResolvedBefore(knex, now - limits["dedup-window-seconds"] * 1000);
     } catch (err) {
       this.log.warn({ err: describeError(err) }, "maintenance incomplete; retried next hour");
     }

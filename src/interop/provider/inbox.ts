@@ -9,6 +9,7 @@ import type { KeyVault } from "../../vault/key-vault.js";
 import type { HelloSession } from "./session.js";
 import type { Envelope } from "../codec/envelope.js";
 import type { StoredEvent } from "./types.js";
+import * as tables from "../store/index.js";
 
 /**
  * The receiving side's durable records (§15.4, §15.5): stanza-ids seen (`inbox`), messages
@@ -88,14 +89,11 @@ export class InboxStore {
   ) {}
 
   async seen(stanzaId: string): Promise<boolean> {
-    return (await this.knex("inbox").where({ stanza_id: stanzaId }).first()) !== undefined;
+    return tables.inbox.seen(this.knex, stanzaId);
   }
 
   async record(tx: Tx, stanzaId: string, by: string, now: number): Promise<void> {
-    await tx.run(
-      "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing",
-      [stanzaId, by, now, false],
-    );
+    await tables.inbox.record(tx, stanzaId, by, now);
   }
 
   /**
@@ -103,11 +101,7 @@ export class InboxStore {
    * statement, instead of a `seen` check before the insert).
    */
   async recordNew(tx: Tx, stanzaId: string, by: string, now: number): Promise<boolean> {
-    const rows = await tx.all(
-      "insert into inbox (stanza_id, by_domain, received_at, acked) values (?, ?, ?, ?) on conflict (stanza_id) do nothing returning stanza_id",
-      [stanzaId, by, now, false],
-    );
-    return rows.length > 0;
+    return tables.inbox.recordNew(tx, stanzaId, by, now);
   }
 
   async decrypted(
@@ -116,15 +110,7 @@ export class InboxStore {
     sender: BareJid,
     originId: string,
   ): Promise<boolean> {
-    const row = await this.knex("decrypted_messages")
-      .where({
-        receiver_jid: local,
-        receiver_device: device,
-        sender_jid: sender,
-        origin_id: originId,
-      })
-      .first();
-    return row !== undefined;
+    return tables.decryptedMessages.exists(this.knex, { local, device, sender, originId });
   }
 
   /**
@@ -137,11 +123,7 @@ export class InboxStore {
     key: { local: BareJid; device: DeviceId; sender: BareJid; originId: string },
     now: number,
   ): Promise<boolean> {
-    const rows = await tx.all(
-      "insert into decrypted_messages (receiver_jid, receiver_device, sender_jid, origin_id, decrypted_at) values (?, ?, ?, ?, ?) on conflict (receiver_jid, receiver_device, sender_jid, origin_id) do nothing returning origin_id",
-      [key.local, key.device, key.sender, key.originId, now],
-    );
-    return rows.length > 0;
+    return tables.decryptedMessages.recordNew(tx, key, now);
   }
 
   async addPending(tx: Tx, entry: PendingEntry, now: number): Promise<void> {
@@ -149,55 +131,50 @@ export class InboxStore {
       new Uint8Array(Buffer.from(JSON.stringify(entry.event), "utf8")),
       pendingRef(entry.stanzaId),
     );
-    await tx.run(
-      "insert into inbound_pending (stanza_id, by_domain, local_jid, event_enc, receipt, created_at) values (?, ?, ?, ?, ?, ?) on conflict (stanza_id) do nothing",
-      [
-        entry.stanzaId,
-        entry.by,
-        "local" in entry.event ? entry.event.local : "",
-        sealed,
-        entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
-        now,
-      ],
+    await tables.inboundPending.insert(
+      tx,
+      {
+        stanzaId: entry.stanzaId,
+        by: entry.by,
+        localJid: "local" in entry.event ? entry.event.local : "",
+        eventEnc: sealed,
+        receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
+      },
+      now,
     );
   }
 
   async pending(stanzaId: string): Promise<PendingEntry | undefined> {
-    const row = (await this.knex("inbound_pending").where({ stanza_id: stanzaId }).first()) as
-      PendingRow | undefined;
+    const row = await tables.inboundPending.get(this.knex, stanzaId);
     return row === undefined ? undefined : this.open(row);
   }
 
   /** How many committed deliveries await hand-over to the core (the inbox depth metric). */
   async depth(): Promise<number> {
-    const row = (await this.knex("inbound_pending").count({ n: "*" }).first()) as
-      { n: number | string } | undefined;
-    return Number(row?.n ?? 0);
+    return tables.inboundPending.count(this.knex);
   }
 
   async allPending(): Promise<PendingEntry[]> {
-    const rows = (await this.knex("inbound_pending").orderBy("created_at")) as PendingRow[];
+    const rows = await tables.inboundPending.all(this.knex);
     return rows.map((row) => this.open(row));
   }
 
   async completePending(tx: Tx, stanzaId: string): Promise<boolean> {
-    return (await tx.run("delete from inbound_pending where stanza_id = ?", [stanzaId])) > 0;
+    return tables.inboundPending.remove(tx, stanzaId);
   }
 
   async markAcked(stanzaIds: readonly string[]): Promise<void> {
     if (stanzaIds.length === 0) return;
-    await this.knex("inbox")
-      .whereIn("stanza_id", [...stanzaIds])
-      .update({ acked: true });
+    await tables.inbox.markAcked(this.knex, stanzaIds);
   }
 
   /** Forgets acked stanza-ids after `queue-retention-seconds` and de-dup records after the window. */
   async purge(inboxCutoff: number, decryptedCutoff: number): Promise<void> {
-    await this.knex("inbox").where({ acked: true }).where("received_at", "<", inboxCutoff).delete();
-    await this.knex("decrypted_messages").where("decrypted_at", "<", decryptedCutoff).delete();
+    await tables.inbox.deleteAckedBefore(this.knex, inboxCutoff);
+    await tables.decryptedMessages.deleteBefore(this.knex, decryptedCutoff);
   }
 
-  private open(row: PendingRow): PendingEntry {
+  private open(row: tables.inboundPending.PendingRow): PendingEntry {
     const plain = this.vault.open(row.event_enc, pendingRef(row.stanza_id));
     return {
       stanzaId: row.stanza_id as StanzaId,
@@ -206,13 +183,6 @@ export class InboxStore {
       receipt: row.receipt === null ? undefined : (JSON.parse(row.receipt) as PendingReceipt),
     };
   }
-}
-
-interface PendingRow {
-  stanza_id: string;
-  by_domain: string;
-  event_enc: Buffer;
-  receipt: string | null;
 }
 
 export interface AckBatcherOptions {

@@ -8,7 +8,8 @@ import { classifyBounce, type AppCondition, type StanzaError } from "../codec/er
 import { bareOf } from "../codec/jid.js";
 import { parseXml, SerializedStanza, type XmlElement } from "../codec/xml.js";
 import { TransportError } from "../transport/errors.js";
-import { acceptanceKey, outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
+import * as tables from "../store/index.js";
+import { acceptanceKey, type NewOutboxRow, type OutboxRow } from "../store/outbox.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
@@ -92,7 +93,7 @@ export class Outbox {
 
   /** Stores a stanza; call inside the transaction that advanced the sessions it was made with. */
   insert(tx: Tx, row: NewOutboxRow): Promise<number> {
-    return outboxStore.insert(tx, row, this.options.now());
+    return tables.outbox.insert(tx, row, this.options.now());
   }
 
   /**
@@ -102,13 +103,13 @@ export class Outbox {
    */
   insertSent(tx: Tx, row: NewOutboxRow): Promise<number> {
     const now = this.options.now();
-    return outboxStore.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+    return tables.outbox.insert(tx, row, now, now + retransmitDelay(this.options.timing, 0));
   }
 
   /** `insertSent` unless its (sender, origin-id, resend key) is taken (then undefined). */
   insertSentOnce(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
     const now = this.options.now();
-    return outboxStore.insertOnce(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+    return tables.outbox.insertOnce(tx, row, now, now + retransmitDelay(this.options.timing, 0));
   }
 
   /**
@@ -116,13 +117,18 @@ export class Outbox {
    * written by an attempt that may have failed before its transmission.
    */
   async unresolvedOf(tx: Tx, senderJid: string, originId: string): Promise<OutboxRow | undefined> {
-    return (await outboxStore.byOrigin(tx, senderJid, originId)).find(isUnresolved);
+    return (await tables.outbox.byOrigin(tx, senderJid, originId)).find(isUnresolved);
   }
 
   /** `insertSent` unless a row for (sender, origin-id) exists (SQLite only: then undefined). */
   insertSentIfAbsent(tx: Tx, row: NewOutboxRow): Promise<number | undefined> {
     const now = this.options.now();
-    return outboxStore.insertIfAbsent(tx, row, now, now + retransmitDelay(this.options.timing, 0));
+    return tables.outbox.insertIfAbsent(
+      tx,
+      row,
+      now,
+      now + retransmitDelay(this.options.timing, 0),
+    );
   }
 
   /**
@@ -142,7 +148,7 @@ export class Outbox {
           !this.dueMayExist &&
           !(row.kind === "message" && this.blocked.has(conversation));
         if (!direct) {
-          await outboxStore.makeDue(knex, id, now());
+          await tables.outbox.makeDue(knex, id, now());
           this.kick();
           return;
         }
@@ -150,7 +156,7 @@ export class Outbox {
           await session.send(stanzaToSend(row));
         } catch (err) {
           if (err instanceof TransportError && err.code === "stanza-too-large") {
-            const stored = await outboxStore.get(knex, id);
+            const stored = await tables.outbox.get(knex, id);
             if (stored !== undefined) await this.fail(stored, "too-large", describeError(err));
             return;
           }
@@ -183,7 +189,7 @@ export class Outbox {
   /** Retransmits at once everything not held by a `wait` bounce (after a re-publish). */
   async retransmitAll(): Promise<void> {
     this.dueMayExist = true;
-    await this.queue.run(() => outboxStore.dueAfterHello(this.options.knex, this.options.now()));
+    await this.queue.run(() => tables.outbox.dueAfterHello(this.options.knex, this.options.now()));
     await this.flush();
   }
 
@@ -197,7 +203,7 @@ export class Outbox {
   private async prepareForHello(): Promise<void> {
     const hello = this.options.session.info;
     if (hello === undefined || hello === this.preparedFor) return;
-    await outboxStore.dueAfterHello(this.options.knex, this.options.now());
+    await tables.outbox.dueAfterHello(this.options.knex, this.options.now());
     this.preparedFor = hello;
   }
 
@@ -205,7 +211,7 @@ export class Outbox {
   async release(local: BareJid, contact: BareJid): Promise<void> {
     await this.queue.run(() => {
       this.dueMayExist = true;
-      return outboxStore.release(this.options.knex, local, contact, this.options.now());
+      return tables.outbox.release(this.options.knex, local, contact, this.options.now());
     });
     this.kick();
   }
@@ -267,7 +273,7 @@ export class Outbox {
         if (!first.has(key)) first.set(key, a);
       }
       const found = await sql.connection((tx) =>
-        outboxStore.acceptFirstUnresolvedMany(
+        tables.outbox.acceptFirstUnresolvedMany(
           tx,
           [...first.values()].map((a) => ({
             senderJid: a.senderJid,
@@ -309,7 +315,7 @@ export class Outbox {
     if (accepted.length > 0) {
       try {
         await sql.connection(async (tx) => {
-          await outboxStore.markAcceptedAll(
+          await tables.outbox.markAcceptedAll(
             tx,
             accepted.map(([row]) => row.id),
           );
@@ -337,7 +343,7 @@ export class Outbox {
   /** A bounce of one of our stanzas: `from` is the original `to`, `senderJid` our sending JID. */
   onBounce(from: string, senderJid: string, id: string, error: StanzaError): Promise<void> {
     return this.queue.run(async () => {
-      const rows = (await outboxStore.byOrigin(this.options.knex, senderJid, id)).filter(
+      const rows = (await tables.outbox.byOrigin(this.options.knex, senderJid, id)).filter(
         isUnresolved,
       );
       const row =
@@ -372,7 +378,7 @@ export class Outbox {
         log.info({ devices: error.app.devices }, "re-encrypted for a changed device list");
       } catch (err) {
         log.warn({ err: describeError(err) }, "re-encryption after stale-device-list failed");
-        await outboxStore.hold(
+        await tables.outbox.hold(
           knex,
           row.id,
           "wait",
@@ -385,7 +391,7 @@ export class Outbox {
       return;
     }
     if (error.app?.name === "unknown-device") {
-      await outboxStore.hold(
+      await tables.outbox.hold(
         knex,
         row.id,
         "unknown-device",
@@ -423,7 +429,7 @@ export class Outbox {
           { hold, retryAt: new Date(next).toISOString() },
           "stanza held after a wait bounce",
         );
-        await outboxStore.hold(knex, row.id, hold, next, describeStanzaError(error));
+        await tables.outbox.hold(knex, row.id, hold, next, describeStanzaError(error));
         if (row.kind === "message") this.blocked.add(conversationOf(row));
         // The user is told once that the message waits, so that a silent delay of up to a
         // minute does not look like a loss (and invite a duplicate by hand).
@@ -451,7 +457,7 @@ export class Outbox {
     // so that no retransmission outlives the gatekeeper's de-duplication record.
     const window = (session.limits["dedup-window-seconds"] - 3600) * 1000;
     const deadline = Math.max(0, Math.min(timing.outboxDeadlineMs, window));
-    for (const row of await outboxStore.expired(knex, now() - deadline)) {
+    for (const row of await tables.outbox.expired(knex, now() - deadline)) {
       const reason: SendFailureCode =
         row.hold === "request-pending"
           ? "request-pending"
@@ -471,7 +477,7 @@ export class Outbox {
     if (!session.ready) return;
     this.dueMayExist = false;
     await this.prepareForHello();
-    const rows = await outboxStore.unresolved(knex, SCAN_LIMIT);
+    const rows = await tables.outbox.unresolved(knex, SCAN_LIMIT);
     const blocked = new Set<string>();
     for (const row of rows) {
       const conversation = conversationOf(row);
@@ -505,7 +511,7 @@ export class Outbox {
       return false;
     }
     const sentAt = now();
-    await outboxStore.markTransmitted(
+    await tables.outbox.markTransmitted(
       knex,
       row.id,
       sentAt,
@@ -527,7 +533,7 @@ export class Outbox {
         eventId: row.eventId ?? undefined,
       });
     }
-    await outboxStore.markFailed(this.options.knex, row.id, `${reason}: ${message}`);
+    await tables.outbox.markFailed(this.options.knex, row.id, `${reason}: ${message}`);
     this.staleRounds.delete(row.id);
   }
 

@@ -19,7 +19,7 @@ import type { KeyDirectory } from "./directory.js";
 import { ProviderError } from "./errors.js";
 import { isLocalEntry, type AckBatcher, type InboxStore, type PendingEntry } from "./inbox.js";
 import type { Outbox } from "./outbox.js";
-import type { NewOutboxRow } from "./outbox-store.js";
+import type { NewOutboxRow } from "../store/outbox.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
 import { originIdForReceipt, receiptRow } from "./sender.js";
 import { SerialQueue } from "./serial.js";

@@ -8,7 +8,7 @@ import type { SignalCrypto } from "../crypto/signal-crypto.js";
 import type { DeviceAddress } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";
 import { exactStanza, type Outbox } from "./outbox.js";
-import type { NewOutboxRow } from "./outbox-store.js";
+import type { NewOutboxRow } from "../store/outbox.js";
 import type { HelloSession } from "./session.js";
 
 export interface RetryAnswererOptions {

@@ -26,7 +26,8 @@ import type { DeviceAddress, EncryptedKey } from "../crypto/types.js";
 import type { KeyDirectory } from "./directory.js";
 import { ProviderError } from "./errors.js";
 import { exactStanza, type Outbox, type StaleDeviceList } from "./outbox.js";
-import { outboxStore, type NewOutboxRow, type OutboxRow } from "./outbox-store.js";
+import * as tables from "../store/index.js";
+import type { NewOutboxRow, OutboxRow } from "../store/outbox.js";
 import type { HelloSession } from "./session.js";
 import type { GroupStore, StoredGroup } from "./groups.js";
 import { rememberEnvelope } from "../crypto/session-cipher.js";
@@ -116,7 +117,7 @@ export class Sender {
     if (message.eventId !== undefined && SqlRunner.of(this.options.knex).dialect !== "sqlite") {
       const senderJid = deviceJid(device.jid, device.deviceId);
       const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
-        outboxStore.exists(tx, senderJid, originId),
+        tables.outbox.exists(tx, senderJid, originId),
       );
       if (queued) return originId;
     }
@@ -194,7 +195,7 @@ export class Sender {
         : originIdForEvent(from, message.eventId);
     if (message.eventId !== undefined) {
       const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
-        outboxStore.exists(tx, senderJid, originId),
+        tables.outbox.exists(tx, senderJid, originId),
       );
       if (queued) return originId;
     }
@@ -474,7 +475,7 @@ export class Sender {
         }),
       );
     if (added.length === 0) {
-      await outboxStore.replaceStanza(knex, row.id, rebuild(kept), now());
+      await tables.outbox.replaceStanza(knex, row.id, rebuild(kept), now());
       return;
     }
     if (row.envelopeEnc === null) throw new Error("outbox message without its envelope");
@@ -488,7 +489,7 @@ export class Sender {
     await device.sessions.encryptForDevices(envelope, recipients, {
       remember: { originId: row.originId, conversationJid: row.conversationJid },
       onCommit: async (keys, trx) => {
-        await outboxStore.replaceStanza(
+        await tables.outbox.replaceStanza(
           trx,
           row.id,
           rebuild([...kept, ...keys.map(wireKey)]),

@@ -6,13 +6,17 @@
  * given: the shared knex, a knex transaction, or a `Tx` of src/db/sql.ts (hot-path statements
  * need the `Tx`).
  */
+export * as decryptedMessages from "./decrypted-messages.js";
 export * as deviceLists from "./device-lists.js";
 export * as groups from "./groups.js";
 export * as identities from "./identities.js";
+export * as inbox from "./inbox.js";
+export * as inboundPending from "./inbound-pending.js";
 export * as kyberPreKeys from "./kyber-prekeys.js";
 export * as kyberUsed from "./kyber-used.js";
 export * as localDevices from "./local-devices.js";
 export * as localIdentities from "./local-identities.js";
+export * as outbox from "./outbox.js";
 export * as ownSenderKeys from "./own-sender-keys.js";
 export * as preKeys from "./prekeys.js";
 export * as providerDevices from "./provider-devices.js";

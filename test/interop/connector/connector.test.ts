@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { RemoteUserId } from "../../../src/core/network.js";
 import { SendRefusedError } from "../../../src/interop/connector/failures.js";
-import { InteropUsersTable } from "../../../src/interop/connector/interop-users.js";
+import { InteropUsersTable } from "../../../src/interop/store/interop-users.js";
 import type { InteropLogin } from "../../../src/interop/connector/login.js";
 import { BridgeError } from "../../../src/util/errors.js";
 import { matrixUserId, phoneNumber, type BareJid } from "../../../src/util/ids.js";

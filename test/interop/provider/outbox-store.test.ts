@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { SqlRunner, type SqlValue, type Tx } from "../../../src/db/sql.js";
 import { Outbox } from "../../../src/interop/provider/outbox.js";
-import { acceptanceKey, outboxStore } from "../../../src/interop/provider/outbox-store.js";
+import * as outboxStore from "../../../src/interop/store/outbox.js";
+import { acceptanceKey } from "../../../src/interop/store/outbox.js";
 import type { HelloSession } from "../../../src/interop/provider/session.js";
 import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/types.js";
 import type { BareJid, MessageId, StanzaId } from "../../../src/util/ids.js";

@@ -1,0 +1,407 @@
+import type { Knex } from "knex";
+import type { QueryTarget, Tx } from "../../db/sql.js";
+import type { BareJid, MessageId } from "../../util/ids.js";
+
+/**
+ * `outbox` (migrations 0001 + 0003): every stanza the bridge sends that carries an origin-id,
+ * kept until its outcome (§15.1, §15.3). The envelope copy (`envelopeEnc`) is sealed by the
+ * caller. The insert, the acceptances and the done marks are the hot path (prepared statements
+ * on a `Tx`); the rest are builders for the retransmission pass and maintenance.
+ */
+
+/** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
+export type OutboxKind = "message" | "receipt" | "displayed" | "retry-request" | "retry-answer";
+
+/** pending: never sent; sent: awaiting an outcome; accepted / failed: done. */
+export type OutboxState = "pending" | "sent" | "accepted" | "failed";
+
+/** Why a row waits past its retransmission time (§15.3): a `wait` bounce or a re-publish. */
+export type OutboxHold = "rate-limited" | "request-pending" | "wait" | "unknown-device";
+
+export interface OutboxRow {
+  readonly id: number;
+  readonly kind: OutboxKind;
+  /** Full JID of the sending device. */
+  readonly senderJid: string;
+  /** The peer's bare JID. */
+  readonly conversationJid: BareJid;
+  /** The stanza's `to` (a bare JID, or a device's full JID for retries). */
+  readonly toJid: string;
+  readonly originId: MessageId;
+  readonly resendKey: string;
+  /** The exact bytes to (re)transmit (§15.3). */
+  readonly stanza: string;
+  readonly state: OutboxState;
+  readonly attempts: number;
+  readonly firstSentAt: number | null;
+  readonly nextAttemptAt: number;
+  readonly hold: OutboxHold | null;
+  readonly eventId: string | null;
+  readonly envelopeEnc: Buffer | null;
+  readonly createdAt: number;
+}
+
+export interface NewOutboxRow {
+  readonly kind: OutboxKind;
+  readonly senderJid: string;
+  readonly conversationJid: BareJid;
+  readonly toJid: string;
+  readonly originId: MessageId;
+  readonly resendKey?: string;
+  readonly stanza: string;
+  readonly eventId?: string | undefined;
+  readonly envelopeEnc?: Buffer | undefined;
+}
+
+interface Raw {
+  id: number;
+  kind: string;
+  sender_jid: string;
+  conversation_jid: string;
+  to_jid: string | null;
+  origin_id: string;
+  resend_key: string;
+  stanza: string;
+  state: string;
+  attempts: number;
+  first_sent_at: number | null;
+  next_attempt_at: number;
+  hold: string | null;
+  event_id: string | null;
+  envelope_enc: Buffer | null;
+  created_at: number;
+}
+
+/** The key `acceptFirstUnresolvedMany` returns its rows by. */
+export const acceptanceKey = (senderJid: string, originId: string): string =>
+  `${senderJid}\n${originId}`;
+
+const UNRESOLVED: readonly OutboxState[] = ["pending", "sent"];
+
+function fromRaw(r: Raw): OutboxRow {
+  return {
+    id: Number(r.id),
+    kind: r.kind as OutboxKind,
+    senderJid: r.sender_jid,
+    conversationJid: r.conversation_jid as BareJid,
+    toJid: r.to_jid ?? r.conversation_jid,
+    originId: r.origin_id as MessageId,
+    resendKey: r.resend_key,
+    stanza: r.stanza,
+    state: r.state as OutboxState,
+    attempts: r.attempts,
+    firstSentAt: r.first_sent_at,
+    nextAttemptAt: r.next_attempt_at,
+    hold: r.hold as OutboxHold | null,
+    eventId: r.event_id,
+    envelopeEnc: r.envelope_enc === null ? null : Buffer.from(r.envelope_enc),
+    createdAt: r.created_at,
+  };
+}
+
+/**
+ * Every stanza the bridge sends goes through here: one prepared statement. With `sentUntil`
+ * the row is written as sent (first attempt now, next attempt at `sentUntil`): the caller
+ * transmits it right after the commit, so no pass over the table has to find it (issue #15).
+ */
+export async function insert(
+  tx: Tx,
+  row: NewOutboxRow,
+  now: number,
+  sentUntil?: number,
+): Promise<number> {
+  const id = await insertRow(tx, row, now, sentUntil, false);
+  if (id === undefined) throw new Error("outbox insert returned no id");
+  return id;
+}
+
+/**
+ * `insert` unless a row for (sender, origin-id) exists (then undefined): the idempotency check
+ * of a Matrix event and the insert in one statement (#15). SQLite only: PostgreSQL would type
+ * the parameters of `insert ... select` as text, its callers check with `exists` first.
+ */
+export async function insertIfAbsent(
+  tx: Tx,
+  row: NewOutboxRow,
+  now: number,
+  sentUntil?: number,
+): Promise<number | undefined> {
+  return insertRow(tx, row, now, sentUntil, true);
+}
+
+/**
+ * `insert` unless the row's (sender, origin-id, resend key) is taken (then undefined), in one
+ * statement on both backends: for rows whose origin-id is derived from what they answer, so
+ * that writing one twice (a hand-over repeated after a crash) keeps one.
+ */
+export async function insertOnce(
+  tx: Tx,
+  row: NewOutboxRow,
+  now: number,
+  sentUntil?: number,
+): Promise<number | undefined> {
+  return insertRow(tx, row, now, sentUntil, false, true);
+}
+
+async function insertRow(
+  tx: Tx,
+  row: NewOutboxRow,
+  now: number,
+  sentUntil: number | undefined,
+  onlyIfAbsent: boolean,
+  onConflictNothing = false,
+): Promise<number | undefined> {
+  const sent = sentUntil !== undefined;
+  const values = {
+    kind: row.kind,
+    sender_jid: row.senderJid,
+    conversation_jid: row.conversationJid,
+    to_jid: row.toJid,
+    origin_id: row.originId,
+    resend_key: row.resendKey ?? "",
+    stanza: row.stanza,
+    state: sent ? "sent" : "pending",
+    attempts: sent ? 1 : 0,
+    first_sent_at: sent ? now : null,
+    next_attempt_at: sent ? sentUntil : now,
+    event_id: row.eventId ?? null,
+    envelope_enc: row.envelopeEnc ?? null,
+    created_at: now,
+  };
+  const columns = Object.keys(values) as (keyof typeof values)[];
+  const placeholders = columns.map(() => "?").join(", ");
+  if (onlyIfAbsent && tx.dialect === "sqlite") {
+    const [added] = await tx.all<{ id: number | string }>(
+      `insert into outbox (${columns.join(", ")}) select ${placeholders} where not exists (select 1 from outbox where sender_jid = ? and origin_id = ?) returning id`,
+      [...columns.map((c) => values[c]), row.senderJid, row.originId],
+    );
+    return added === undefined ? undefined : Number(added.id);
+  }
+  const [inserted] = await tx.all<{ id: number | string }>(
+    `insert into outbox (${columns.join(", ")}) values (${placeholders})` +
+      (onConflictNothing
+        ? " on conflict (sender_jid, origin_id, resend_key) do nothing returning id"
+        : " returning id"),
+    columns.map((c) => values[c]),
+  );
+  return inserted === undefined ? undefined : Number(inserted.id);
+}
+
+export async function get(db: QueryTarget, id: number): Promise<OutboxRow | undefined> {
+  const raw = (await db("outbox").where({ id }).first()) as Raw | undefined;
+  return raw === undefined ? undefined : fromRaw(raw);
+}
+
+/** How many rows await an outcome (pending or sent), for the outbox depth metric. */
+export async function depth(db: Knex): Promise<number> {
+  const row = (await db("outbox").whereIn("state", UNRESOLVED).count({ n: "*" }).first()) as
+    { n: number | string } | undefined;
+  return Number(row?.n ?? 0);
+}
+
+/** Unresolved rows in creation order, the due ones and the ones that block them. */
+export async function unresolved(db: Knex, limit: number): Promise<OutboxRow[]> {
+  const rows = (await db("outbox")
+    .whereIn("state", UNRESOLVED)
+    .orderBy("id")
+    .limit(limit)) as Raw[];
+  return rows.map(fromRaw);
+}
+
+/**
+ * The unresolved rows an outcome for (sender, origin-id) may concern. A retry re-send repeats
+ * its message's origin-id (§12.5), so there may be several; the original comes first.
+ */
+export async function byOrigin(
+  db: QueryTarget,
+  senderJid: string,
+  originId: string,
+): Promise<OutboxRow[]> {
+  const rows = (await db("outbox")
+    .where({ sender_jid: senderJid, origin_id: originId })
+    .orderBy("id")) as Raw[];
+  return rows.map(fromRaw);
+}
+
+export async function markTransmitted(
+  db: Knex,
+  id: number,
+  now: number,
+  nextAttemptAt: number,
+): Promise<void> {
+  await db("outbox")
+    .where({ id })
+    .whereIn("state", UNRESOLVED)
+    .update({
+      state: "sent",
+      hold: null,
+      next_attempt_at: nextAttemptAt,
+      attempts: db.raw("attempts + 1"),
+    });
+  await db("outbox").where({ id }).whereNull("first_sent_at").update({ first_sent_at: now });
+}
+
+/**
+ * The acceptance of the first unresolved row of each (sender, origin-id), for several answers
+ * in ONE statement (an `UPDATE ... FROM (VALUES ...)`, valid on SQLite and PostgreSQL): the row
+ * gets the gatekeeper's stanza-id, seq and stamp, and a row that is not a message (a receipt, a
+ * retry request) is resolved at once; a message stays unresolved until the core has taken its
+ * acceptance (`markAcceptedAll`). The keys must be distinct (a repeated answer finds nothing, the caller
+ * sees to that). Returns the rows as updated, by `acceptanceKey(sender, origin-id)` (issue #15:
+ * a statement per answer was a statement per message in both directions).
+ */
+export async function acceptFirstUnresolvedMany(
+  tx: Tx,
+  answers: readonly {
+    senderJid: string;
+    originId: string;
+    outcome: { stanzaId: string; seq: number | undefined; stamp: number };
+  }[],
+): Promise<Map<string, OutboxRow>> {
+  const found = new Map<string, OutboxRow>();
+  // Chunks keep the statement under SQLite's bound-parameter limit (5 per answer).
+  for (let i = 0; i < answers.length; i += 100) {
+    const chunk = answers.slice(i, i + 100);
+    const values = chunk.map(() => "(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))").join(", ");
+    // PostgreSQL's RETURNING * would add the VALUES columns; SQLite takes no table name there.
+    const returning = tx.dialect === "postgres" ? "outbox.*" : "*";
+    const raws = await tx.all<Raw>(
+      "update outbox set stanza_id = v.column3, seq = v.column4, stamp = v.column5, " +
+        "state = case when kind = 'message' then state else 'accepted' end, " +
+        "hold = case when kind = 'message' then hold else null end " +
+        `from (values ${values}) as v ` +
+        "where outbox.id = (select o.id from outbox o where o.sender_jid = v.column1 and o.origin_id = v.column2 and o.state in ('pending', 'sent') order by o.id limit 1) " +
+        `returning ${returning}`,
+      chunk.flatMap((a) => [
+        a.senderJid,
+        a.originId,
+        a.outcome.stanzaId,
+        a.outcome.seq ?? null,
+        a.outcome.stamp,
+      ]),
+    );
+    for (const raw of raws) {
+      const row = fromRaw(raw);
+      found.set(acceptanceKey(row.senderJid, row.originId), row);
+    }
+  }
+  return found;
+}
+
+/** Whether any row exists for (sender, origin-id): the idempotency check of a Matrix event. */
+export async function exists(tx: Tx, senderJid: string, originId: string): Promise<boolean> {
+  const rows = await tx.all(
+    "select 1 as one from outbox where sender_jid = ? and origin_id = ? limit 1",
+    [senderJid, originId],
+  );
+  return rows.length > 0;
+}
+
+/**
+ * Resolves message rows whose acceptance the core has taken (their stanza-id, seq and stamp
+ * were written by `acceptFirstUnresolvedMany`): one statement for a whole batch.
+ */
+export async function markAcceptedAll(tx: Tx, ids: readonly number[]): Promise<void> {
+  // Chunks keep the statement under SQLite's bound-parameter limit.
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    await tx.run(
+      `update outbox set state = 'accepted', hold = null where id in (${chunk.map(() => "?").join(", ")})`,
+      chunk,
+    );
+  }
+}
+
+/** A row written as sent whose transmission had to wait: due now, for the next pass. */
+export async function makeDue(db: Knex, id: number, now: number): Promise<void> {
+  await db("outbox")
+    .where({ id, state: "sent" })
+    .update({
+      state: "pending",
+      attempts: db.raw("attempts - 1"),
+      first_sent_at: null,
+      next_attempt_at: now,
+    });
+}
+
+export async function markFailed(db: Knex, id: number, error: string): Promise<void> {
+  await db("outbox")
+    .where({ id })
+    .update({ state: "failed", hold: null, last_error: error.slice(0, 1000) });
+}
+
+export async function hold(
+  db: Knex,
+  id: number,
+  hold: OutboxHold,
+  nextAttemptAt: number,
+  error: string,
+): Promise<void> {
+  await db("outbox")
+    .where({ id })
+    .whereIn("state", UNRESOLVED)
+    .update({ hold, next_attempt_at: nextAttemptAt, last_error: error.slice(0, 1000) });
+}
+
+/** Replaces the stanza after a `stale-device-list` (§12.3) and makes it due at once. */
+export async function replaceStanza(
+  db: QueryTarget,
+  id: number,
+  stanza: string,
+  now: number,
+): Promise<void> {
+  await db("outbox")
+    .where({ id })
+    .update({ stanza, state: "pending", hold: null, next_attempt_at: now });
+}
+
+/**
+ * After a successful hello every unresolved stanza is due, except those a `wait` bounce holds
+ * (§15.3: rate-limited ones after `retry-after`, request-pending ones on request-accepted).
+ */
+export async function dueAfterHello(db: Knex, now: number): Promise<void> {
+  await db("outbox")
+    .whereIn("state", UNRESOLVED)
+    .where((q) => q.whereNull("hold").orWhereIn("hold", ["wait", "unknown-device"]))
+    .update({ next_attempt_at: now, hold: null });
+}
+
+/** `<request-accepted>` (§10.3): the held stanzas of that conversation are due at once. */
+export async function release(
+  db: Knex,
+  senderBare: BareJid,
+  conversation: BareJid,
+  now: number,
+): Promise<number> {
+  return db("outbox")
+    .whereIn("state", UNRESOLVED)
+    .where({ conversation_jid: conversation, hold: "request-pending" })
+    .where((q) =>
+      q.where("sender_jid", senderBare).orWhere("sender_jid", "like", `${senderBare}/%`),
+    )
+    .update({ next_attempt_at: now, hold: null });
+}
+
+/** Unresolved rows first sent (or created, if never sent) before `cutoff`. */
+export async function expired(db: Knex, cutoff: number): Promise<OutboxRow[]> {
+  const rows = (await db("outbox")
+    .whereIn("state", UNRESOLVED)
+    .where((q) =>
+      q
+        .where("first_sent_at", "<", cutoff)
+        .orWhere((q2) => q2.whereNull("first_sent_at").where("created_at", "<", cutoff)),
+    )
+    .orderBy("id")) as Raw[];
+  return rows.map(fromRaw);
+}
+
+/**
+ * Maintenance: resolved rows (accepted or failed) created before `cutoff`, once no outcome for
+ * them can arrive any more (the de-dup window, §15.4).
+ */
+export async function deleteResolvedBefore(db: Knex, cutoff: number): Promise<void> {
+  await db("outbox")
+    .whereIn("state", ["accepted", "failed"])
+    .where("created_at", "<", cutoff)
+    .delete();
+}
