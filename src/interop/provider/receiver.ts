@@ -111,6 +111,13 @@ export class Receiver {
    * within seconds).
    */
   private readonly handedOver = new Set<string>();
+  /**
+   * Stanza-ids of committed messages the reorder buffer holds for a gap before them (acked,
+   * waiting for releaseHeld). A redelivery of one is acked again and nothing more: chaining it
+   * again would re-check every older held message of its conversation once per redelivery, and
+   * after a restart the gatekeeper resends hundreds of them every few seconds (kill -9 fault test).
+   */
+  private readonly heldIds = new Set<string>();
   /** The hand-over chain of each conversation: ordered within it, parallel across them. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly log: Logger;
@@ -892,6 +899,10 @@ export class Receiver {
    */
   private async seenBefore(sid: StanzaIdElement): Promise<boolean> {
     const { inbox } = this.options;
+    if (this.heldIds.has(sid.id)) {
+      this.options.acks.add(sid.by, sid.id);
+      return true;
+    }
     if (!(await inbox.seen(sid.id))) return false;
     const pending = await inbox.pending(sid.id);
     if (pending !== undefined) this.chainHandOver(pending);
@@ -1001,6 +1012,7 @@ export class Receiver {
   /** Drops an event handed over (its pending row deleted) from its conversation's list. */
   private forget(entry: PendingEntry): void {
     this.handedOver.add(entry.stanzaId);
+    this.heldIds.delete(entry.stanzaId);
     if (this.handedOver.size > HANDED_OVER_REMEMBERED) {
       this.handedOver.delete(this.handedOver.values().next().value as string);
     }
@@ -1022,10 +1034,16 @@ export class Receiver {
   private async handOverInOrder(entry: PendingEntry): Promise<void> {
     const conversation = conversationOf(entry.event);
     if (conversation !== undefined) {
+      let sawHeld = false;
       for (const older of inSeqOrder(this.waiting.get(conversation) ?? [])) {
         if (older.stanzaId === entry.stanzaId) break;
         await this.handOver(older);
+        sawHeld ||= this.heldIds.has(older.stanzaId);
       }
+      // Offering held messages again waits on nothing (no table, no network): without a turn of
+      // the event loop here, a long chain of such links would keep every timer from running,
+      // the hold timer that releases the gap and the ack timer included.
+      if (sawHeld) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     await this.handOver(entry);
   }
@@ -1045,10 +1063,12 @@ export class Receiver {
         // P15/E23: a later seq waits for the gap before it (bounded): it stays pending and in
         // its conversation's waiting list, and releaseHeld offers it again. Acked now, so that a
         // held one never occupies the gatekeeper's window of unacked deliveries.
+        this.heldIds.add(entry.stanzaId);
         this.ackEntry(entry);
         this.log.debug({ stanzaId: entry.stanzaId }, "delivery held for the gap before it");
         return;
       }
+      this.heldIds.delete(entry.stanzaId);
       const event = tryDecode(() =>
         eventOf(entry, this.options.session.limits["max-envelope-bytes"]),
       );
