@@ -262,6 +262,14 @@ for (const transport of TRANSPORTS) {
         ids.push(await h.engine.sendMessage({ from: h.user, to: GK, content: body(`m${i}`) }));
       await until(() => h.sink.of("accepted").length === 3, "three held as a request");
       const held = ids[3]!;
+      // The fourth must have been refused (held as request-pending) before the request is
+      // accepted: accepted first, it is taken at once and never needs sending again (a race
+      // of the test, seen under load).
+      await until(
+        async () =>
+          (await h.knex("outbox").where({ origin_id: held, hold: "request-pending" })).length > 0,
+        "the fourth held as request-pending",
+      );
       await world.sim.users.acceptRequest(PHONE, h.user);
       await until(
         () => h.sink.of("accepted").some((e) => e.originId === held),
