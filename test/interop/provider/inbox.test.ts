@@ -402,6 +402,32 @@ describeOnBackends("provider engine: receiving", (get) => {
     );
   });
 
+  it("a halted engine hands over nothing more: a next run on the same database takes its pending event and acks it", async function () {
+    // Seen in CI under load: a halted engine's queued replay took a later run's pending event,
+    // acked it into its closed session, and the gatekeeper's copy stayed unacked.
+    const first = await readyBridge();
+    await first.engine.halt();
+    const second = await readyBridge();
+    const { inbox } = second.engine;
+    const complete = inbox.completePending.bind(inbox);
+    let failures = 0;
+    inbox.completePending = async (tx, stanzaId) => {
+      if (failures === 0) {
+        failures++;
+        throw Object.assign(new Error("injected: the hand-over failed"), { code: "EINJECTED" });
+      }
+      return complete(tx, stanzaId);
+    };
+    const delivery = await users.encryptTo(bob, 1, alice, body("for the second run"));
+    fake.send(delivery.stanza);
+    await eventually(() => failures === 1, "the failed hand-over");
+    // What a halted engine still had queued (a replay, a retry of its own) runs now.
+    await first.engine.receiver.replayPending();
+    assert.equal(messagesFor(first, delivery.originId).length, 0, "nothing after the halt");
+    await eventually(() => fake.acked.includes(delivery.stanzaId), "acked by the second run");
+    assert.equal(messagesFor(second, delivery.originId).length >= 1, true);
+  });
+
   it("ignores gatekeeper-only elements from a non-gatekeeper JID", async function () {
     const b = await readyBridge();
     const evil = fake.server.attachLocal("evil.example", () => undefined);
