@@ -30,7 +30,7 @@ import { bridgeDatabase, freePort } from "./flows.js";
 const DOMAIN = "bench.example";
 const KEY_ENV = "MWI_BENCH_KEY";
 /** How long the idle bridge is left alone before its RSS is read. */
-const SETTLE_MS = 3000;
+const SETTLE_MS = Number(process.env["BENCH_SETTLE_MS"] ?? 3000);
 
 export interface MemoryFigure {
   readonly users: number;
@@ -124,11 +124,7 @@ async function measureOne(
     await writeFile(file, JSON.stringify({ config: raw, registration, port }));
     const spawned = performance.now();
     const child = fork(entry, [file], {
-      // BENCH_CHILD_PROF=<dir>: a CPU profile of each bridge process (start-up included).
-      execArgv:
-        process.env["BENCH_CHILD_PROF"] === undefined
-          ? []
-          : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CHILD_PROF"]}`],
+      execArgv: childExecArgv(),
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     try {
@@ -180,6 +176,20 @@ async function measureOne(
     await rm(dir, { recursive: true, force: true });
     await database.dispose();
   }
+}
+
+/**
+ * Node options of the bridge process. BENCH_CHILD_PROF=<dir>: a CPU profile of each bridge process
+ * (start-up included). BENCH_CHILD_ARGS: further options, space-separated, for finding where the
+ * memory goes (e.g. `--import ./trace-loads.mjs` or `--heapsnapshot-signal=SIGUSR2`).
+ */
+function childExecArgv(): string[] {
+  const prof = process.env["BENCH_CHILD_PROF"];
+  const extra = process.env["BENCH_CHILD_ARGS"];
+  return [
+    ...(prof === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${prof}`]),
+    ...(extra === undefined ? [] : extra.split(" ").filter((a) => a !== "")),
+  ];
 }
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
