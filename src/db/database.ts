@@ -1,7 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
-import pg from "pg";
 import { StartupError, describeError } from "../util/errors.js";
 import { startCheckpointer } from "./checkpointer.js";
 import { NodeSqliteClient, type ShimConnection } from "./node-sqlite.js";
@@ -29,7 +28,7 @@ export interface Database {
  * StartupError with a one-line reason: the CLI prints it and exits non-zero.
  */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  const knex = options.type === "sqlite" ? await openSqlite(options) : openPostgres(options);
+  const knex = options.type === "sqlite" ? await openSqlite(options) : await openPostgres(options);
   try {
     await knex.raw("select 1");
   } catch (err) {
@@ -96,11 +95,13 @@ async function openSqlite(options: DatabaseOptions): Promise<Knex> {
   });
 }
 
-// int8 columns hold millisecond timestamps and counters, all far below 2^53: read them as numbers
-// on PostgreSQL as SQLite does, instead of pg's default strings.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
-
-function openPostgres(options: DatabaseOptions): Knex {
+async function openPostgres(options: DatabaseOptions): Promise<Knex> {
+  // Loaded here, not at the top: on SQLite the driver is never needed, and loading it costs
+  // resident memory for the bridge's whole life (docs/dependencies.md, "Memory at idle").
+  const { default: pg } = await import("pg");
+  // int8 columns hold millisecond timestamps and counters, all far below 2^53: read them as
+  // numbers on PostgreSQL as SQLite does, instead of pg's default strings.
+  pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
   return knexFactory({
     client: "pg",
     connection: options.uri,
