@@ -29,8 +29,12 @@ import { bridgeDatabase, freePort } from "./flows.js";
 
 const DOMAIN = "bench.example";
 const KEY_ENV = "MWI_BENCH_KEY";
-/** How long the idle bridge is left alone before its RSS is read. */
-const SETTLE_MS = Number(process.env["BENCH_SETTLE_MS"] ?? 3000);
+/**
+ * How long the idle bridge is left alone before its RSS is read: long enough for it to find itself
+ * idle and give back what start-up left committed to the heap (src/util/heap-compaction.ts: two
+ * quiet looks 2 s apart), as any bridge that has been idle for a few seconds has.
+ */
+const SETTLE_MS = Number(process.env["BENCH_SETTLE_MS"] ?? 12_000);
 
 export interface MemoryFigure {
   readonly users: number;

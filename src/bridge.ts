@@ -32,6 +32,7 @@ import {
 } from "./metrics/readiness.js";
 import { ProvisioningApi, ProvisioningAuth } from "./provisioning/index.js";
 import { StartupError, describeError } from "./util/errors.js";
+import { retainHeapCompaction } from "./util/heap-compaction.js";
 import type { Logger } from "./util/log.js";
 
 export interface BridgeOptions {
@@ -292,6 +293,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     });
   }, PRUNE_INTERVAL_MS);
   pruning.unref();
+  // What start-up left committed to the heap is given back once the bridge is idle.
+  const releaseCompaction = retainHeapCompaction(log.child({ component: "memory" }));
   return {
     db,
     core: startedCore,
@@ -303,6 +306,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     async stop() {
       log.info("stopping");
       clearInterval(pruning);
+      releaseCompaction();
       await startedMetrics?.stop();
       await started.stop().catch((err: unknown) => {
         log.warn({ err: describeError(err) }, "appservice listener did not stop cleanly");
