@@ -128,6 +128,11 @@ function utilizationSinceLastLook(): () => number {
 
 let shared: { compaction: HeapCompaction; users: number } | undefined;
 
+/** How many running bridges hold the process's heap compaction (tests). */
+export function heapCompactionHolders(): number {
+  return shared?.users ?? 0;
+}
+
 /**
  * The process's one heap compaction, started by the first caller and stopped when the last one
  * releases it: the heap is the process's, and a test process runs many bridges.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { RemoteMessageId } from "../../src/core/network.js";
+import { heapCompactionHolders } from "../../src/util/heap-compaction.js";
 import { matrixUserId } from "../../src/util/ids.js";
 import { contactId } from "../core/fakes/network.js";
 import { failFirstPushes } from "../homeserver/index.js";
@@ -35,6 +36,15 @@ describe("the bridge against the test homeserver, with a fake network", function
     await h.say(mgmt, text);
     return botSays(mgmt, answer, before);
   }
+
+  it("a running bridge holds the idle heap compaction, and lets go of it when stopped", async function () {
+    const held = heapCompactionHolders();
+    assert.ok(held >= 1, "the running bridge does not hold the heap compaction");
+    const second = await startMatrixHarness();
+    assert.equal(heapCompactionHolders(), held + 1);
+    await second.dispose();
+    assert.equal(heapCompactionHolders(), held);
+  });
 
   it("inviting the bot to a DM gets it joined and a greeting", async function () {
     const created = await h.asAlice("POST", "/_matrix/client/v3/createRoom", {
