@@ -1,4 +1,4 @@
-import { Pool } from "undici";
+import type { Pool } from "undici";
 import { BridgeError } from "../util/errors.js";
 
 /**
@@ -27,7 +27,13 @@ const TIMEOUT_MS = 60_000;
 
 const pools = new Map<string, Pool>();
 
-function poolFor(origin: string): Pool {
+/**
+ * The pool of a homeserver, made on its first request. undici loads then too, not at start: it is
+ * ~5-10 MB of resident memory an idle bridge does not use (docs/dependencies.md). Later requests
+ * find the pool in the map without waiting for anything.
+ */
+async function openPool(origin: string): Promise<Pool> {
+  const { Pool } = await import("undici");
   let pool = pools.get(origin);
   if (pool === undefined) {
     pool = new Pool(origin, {
@@ -79,7 +85,8 @@ export async function homeserverRequest(
     prefix + path + (user === undefined ? "" : `?user_id=${encodeURIComponent(user)}`);
   const text = body === undefined ? undefined : JSON.stringify(body);
   httpHooks.beforeRequest?.(method, fullPath, text ?? "");
-  const answer = await poolFor(base.origin).request({
+  const pool = pools.get(base.origin) ?? (await openPool(base.origin));
+  const answer = await pool.request({
     method,
     path: fullPath,
     headers: {

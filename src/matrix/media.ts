@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { Agent, request, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
 import { BridgeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { silentLogger } from "../util/log.js";
@@ -29,7 +29,8 @@ const DEFAULT_TIMEOUT_MS = 60_000;
  */
 export class MatrixMedia {
   private readonly base: string;
-  private readonly dispatcher: Dispatcher;
+  /** Made on the first request: undici loads then, not at start (see src/matrix/http.ts). */
+  private client: Promise<{ agent: Agent; request: typeof import("undici").request }> | undefined;
   private readonly log: Logger;
   private readonly timeoutMs: number;
   /** Learnt from the first `M_UNRECOGNIZED`; undefined until a request told. */
@@ -39,10 +40,14 @@ export class MatrixMedia {
     this.base = options.homeserverUrl.replace(/\/+$/, "");
     this.log = options.log ?? silentLogger();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.dispatcher = new Agent({
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-    });
+  }
+
+  private undici(): Promise<{ agent: Agent; request: typeof import("undici").request }> {
+    this.client ??= import("undici").then(({ Agent, request }) => ({
+      agent: new Agent({ headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs }),
+      request,
+    }));
+    return this.client;
   }
 
   /** The plaintext of `mxc://server/id`, as a stream bounded by `maxBytes`. */
@@ -84,10 +89,11 @@ export class MatrixMedia {
     url.searchParams.set("filename", options.fileName);
     url.searchParams.set("user_id", options.user);
     let res: Dispatcher.ResponseData;
+    const { agent, request } = await this.undici();
     try {
       res = await request(url, {
         method: "POST",
-        dispatcher: this.dispatcher,
+        dispatcher: agent,
         headers: {
           authorization: `Bearer ${this.options.asToken}`,
           "content-type": options.mimeType,
@@ -108,7 +114,8 @@ export class MatrixMedia {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    const client = this.client;
+    if (client !== undefined) await (await client).agent.close();
   }
 
   /** GET of a media endpoint, authenticated first, legacy after `M_UNRECOGNIZED`. */
@@ -134,10 +141,11 @@ export class MatrixMedia {
   }
 
   private async send(path: string, what: string): Promise<Dispatcher.ResponseData> {
+    const { agent, request } = await this.undici();
     try {
       return await request(`${this.base}${path}`, {
         method: "GET",
-        dispatcher: this.dispatcher,
+        dispatcher: agent,
         headers: { authorization: `Bearer ${this.options.asToken}` },
       });
     } catch (err) {
