@@ -108,6 +108,7 @@ export class UserState {
       (tx) => tables.identities.upsert(tx, this.jid, remoteJid, record),
       () => this.identities.set(remoteJid, record),
     );
+    batch.afterFailure(() => this.identities.delete(remoteJid));
   }
 
   forgetIdentities(): void {
@@ -181,6 +182,7 @@ export class DeviceState {
       (tx) => tables.sessions.upsert(tx, row),
       () => this.sessions.set(key, record),
     );
+    batch.afterFailure(() => this.sessions.delete(key));
   }
 
   stageSessionDelete(batch: WriteBatch, remoteJid: string, remoteDevice: number): void {
@@ -191,6 +193,7 @@ export class DeviceState {
       (tx) => tables.sessions.deleteOne(tx, this.ownerId, remoteJid, remoteDevice),
       () => this.sessions.set(key, null),
     );
+    batch.afterFailure(() => this.sessions.delete(key));
   }
 
   /** Drops cached sessions of a contact, e.g. after they were deleted outside a batch. */
