@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
 import { randomUUID } from "node:crypto";
-import { SqlRunner, runnerStats } from "../../../src/db/sql.js";
+import { SqlRunner, runnerStats, type SqlValue, type Tx } from "../../../src/db/sql.js";
 import { encodeEnvelope } from "../../../src/interop/codec/envelope.js";
 import type { StoredEvent } from "../../../src/interop/provider/types.js";
 import {
@@ -232,6 +232,39 @@ describeOnBackends("provider engine: receiving", (get) => {
       "each, in seq order",
     );
     assert.ok(lag < 1000, `the event loop stalled for ${Math.round(lag)} ms`);
+  });
+
+  it("a hand-over whose completion lost the database connection completes in place: the event is handed over once", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    const message = await users.encryptTo(bob, 1, alice, body("once"));
+    // The statement that ends the event's pending state fails once, as on a cut connection.
+    const sql = SqlRunner.of(get().db.knex);
+    const connection = sql.connection.bind(sql);
+    let failed = false;
+    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      connection((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (text: string, params?: readonly SqlValue[]) => {
+              if (failed || !text.startsWith("delete from inbound_pending")) {
+                return tx.run(text, params);
+              }
+              failed = true;
+              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+              return Promise.reject(lost);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      fake.send(message.stanza);
+      await eventually(() => fake.acked.includes(message.stanzaId), "the message acked");
+    } finally {
+      sql.connection = connection;
+    }
+    assert.ok(failed, "the completion failed once");
+    assert.equal(messagesFor(b, message.originId).length, 1, "handed over once");
   });
 
   it("a message whose hand-over failed is handed over before the next one of its conversation", async function () {
