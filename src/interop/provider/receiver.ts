@@ -283,6 +283,8 @@ export class Receiver {
           "inbound stanza failed on a transient error; retrying",
         );
         await new Promise((resolve) => setTimeout(resolve, delay));
+        // Halted meanwhile: a retry now would write after the halt, racing a next run (cd42301).
+        if (this.stopped) throw err;
         delay = Math.min(delay * 2, 5000);
       }
     }

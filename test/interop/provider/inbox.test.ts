@@ -267,6 +267,39 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.equal(messagesFor(b, message.originId).length, 1, "handed over once");
   });
 
+  it("a delivery waiting to retry a lost database connection is not processed after the engine halted", async function () {
+    const b = await readyBridge();
+    const message = await users.encryptTo(bob, 1, alice, body("after the halt?"));
+    // The decrypt transaction loses its connection once; its retry waits with backoff.
+    const sql = SqlRunner.of(get().db.knex);
+    const transaction = sql.transaction.bind(sql);
+    let failed = false;
+    sql.transaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      transaction((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (text: string, params?: readonly SqlValue[]) => {
+              if (failed || !/inbound_pending/.test(text)) return tx.run(text, params);
+              failed = true;
+              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+              return Promise.reject(lost);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      fake.send(message.stanza);
+      await eventually(() => failed, "the decrypt transaction failed");
+    } finally {
+      sql.transaction = transaction;
+    }
+    // A crash now: what the delivery left must stay as it is, for the next run to take.
+    await b.engine.halt();
+    await pause(600);
+    const stored = await get().db.knex("inbox").where({ stanza_id: message.stanzaId }).first();
+    assert.equal(stored, undefined, "nothing recorded after the halt");
+  });
+
   it("a message whose hand-over failed is handed over before the next one of its conversation", async function () {
     const sink = new EventSink();
     const b = await readyBridge(sink);
