@@ -193,18 +193,23 @@ describeOnBackends("provider engine: receiving", (get) => {
     }
     fake.send(first.stanza);
     await eventually(() => messagesFor(b, first.originId).length === 1, "the first message");
-    let lag = 0;
-    let last = performance.now();
+    // How long the event loop went without a turn, counted in CPU time: a chain of microtasks
+    // that never yields burns it all along, while a loaded machine that does not schedule this
+    // process for a while (a CI runner) burns none. The wall-clock lag failed so (2013 ms and
+    // 1210 ms, 2 of 11 runs under load) where the CPU time between turns stays near 100 ms.
+    let stall = 0;
+    let cpu = process.cpuUsage();
     const probe = setInterval(() => {
-      const now = performance.now();
-      lag = Math.max(lag, now - last - 20);
-      last = now;
+      const used = process.cpuUsage(cpu);
+      cpu = process.cpuUsage();
+      stall = Math.max(stall, (used.user + used.system) / 1000);
     }, 20);
     const ours = new Set([first, ...later].map((d) => d.originId));
-    // Distinct, in the order of first hand-over. The engine may hand a message over twice when a
-    // redelivery races its hand-over's commit on PostgreSQL (seen once in CI; the core keeps one
-    // by its message mapping): left open, see the session note. What this test holds is that
-    // every message comes, in seq order, and the event loop keeps running.
+    // Distinct, in the order of first hand-over. A hand-over whose completion failed after the
+    // core took the event hands it over again, and the core keeps one by its message mapping: the
+    // duplicate once seen in CI came so, from a pool exhausted by deadlocked ack statements
+    // (fixed since). What this test holds is that every message comes, in seq order, and the
+    // event loop keeps running.
     const seen = () => [
       ...new Set(
         b.sink
@@ -231,7 +236,7 @@ describeOnBackends("provider engine: receiving", (get) => {
       [first, ...later].map((d) => d.originId),
       "each, in seq order",
     );
-    assert.ok(lag < 1000, `the event loop stalled for ${Math.round(lag)} ms`);
+    assert.ok(stall < 1000, `the event loop stalled for ${Math.round(stall)} ms of CPU time`);
   });
 
   it("a hand-over whose completion lost the database connection completes in place: the event is handed over once", async function () {
