@@ -96,7 +96,8 @@ export class UserState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.identities.get(remoteJid);
     if (cached !== undefined) return cached;
-    const record = (await tables.identities.get(this.ctx.knex, this.jid, remoteJid)) ?? null;
+    const read = () => tables.identities.get(this.ctx.knex, this.jid, remoteJid);
+    const record = (await (batch === undefined ? read() : batch.reading(read))) ?? null;
     this.identities.set(remoteJid, record);
     return record;
   }
@@ -145,12 +146,8 @@ export class DeviceState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.sessions.get(key);
     if (cached !== undefined) return cached;
-    const sealed = await tables.sessions.record(
-      this.ctx.knex,
-      this.ownerId,
-      remoteJid,
-      remoteDevice,
-    );
+    const read = () => tables.sessions.record(this.ctx.knex, this.ownerId, remoteJid, remoteDevice);
+    const sealed = await (batch === undefined ? read() : batch.reading(read));
     const record =
       sealed === undefined
         ? null

@@ -24,6 +24,22 @@ export class WriteBatch {
   private committed = false;
   /** Set by the Kyber store when a last-resort use repeats (§11.6): the error is a duplicate. */
   replayDetected = false;
+  /**
+   * What a store read of this operation threw (the database connection lost, say). libsignal
+   * hands it back as a generic error that would read as an undecryptable message; the operation
+   * fails with this one instead, so that the caller retries it (isTransientError).
+   */
+  storeFailure: unknown;
+
+  /** Runs a store read, keeping its failure for the operation's error (`storeFailure`). */
+  async reading<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      this.storeFailure ??= err;
+      throw err;
+    }
+  }
 
   /** The value staged for `key` in this batch, DELETED, or undefined when the batch has none. */
   read<T>(key: string): Staged<T> | undefined {
