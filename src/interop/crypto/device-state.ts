@@ -96,7 +96,8 @@ export class UserState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.identities.get(remoteJid);
     if (cached !== undefined) return cached;
-    const record = (await tables.identities.get(this.ctx.knex, this.jid, remoteJid)) ?? null;
+    const read = () => tables.identities.get(this.ctx.knex, this.jid, remoteJid);
+    const record = (await (batch === undefined ? read() : batch.reading(read))) ?? null;
     this.identities.set(remoteJid, record);
     return record;
   }
@@ -108,6 +109,7 @@ export class UserState {
       (tx) => tables.identities.upsert(tx, this.jid, remoteJid, record),
       () => this.identities.set(remoteJid, record),
     );
+    batch.afterFailure(() => this.identities.delete(remoteJid));
   }
 
   forgetIdentities(): void {
@@ -144,12 +146,8 @@ export class DeviceState {
     if (staged !== undefined) return staged === DELETED ? null : staged;
     const cached = this.sessions.get(key);
     if (cached !== undefined) return cached;
-    const sealed = await tables.sessions.record(
-      this.ctx.knex,
-      this.ownerId,
-      remoteJid,
-      remoteDevice,
-    );
+    const read = () => tables.sessions.record(this.ctx.knex, this.ownerId, remoteJid, remoteDevice);
+    const sealed = await (batch === undefined ? read() : batch.reading(read));
     const record =
       sealed === undefined
         ? null
@@ -181,6 +179,7 @@ export class DeviceState {
       (tx) => tables.sessions.upsert(tx, row),
       () => this.sessions.set(key, record),
     );
+    batch.afterFailure(() => this.sessions.delete(key));
   }
 
   stageSessionDelete(batch: WriteBatch, remoteJid: string, remoteDevice: number): void {
@@ -191,6 +190,7 @@ export class DeviceState {
       (tx) => tables.sessions.deleteOne(tx, this.ownerId, remoteJid, remoteDevice),
       () => this.sessions.set(key, null),
     );
+    batch.afterFailure(() => this.sessions.delete(key));
   }
 
   /** Drops cached sessions of a contact, e.g. after they were deleted outside a batch. */

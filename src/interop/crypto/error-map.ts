@@ -18,6 +18,8 @@ import type { BridgeError } from "../../util/errors.js";
 export function mapDecryptError(err: unknown, batch: WriteBatch, sender: DeviceAddress): Error {
   const from = `${sender.jid}/${sender.device}`;
   if (err instanceof Error && isBridgeError(err)) return err;
+  const failure = storeFailureOf(batch);
+  if (failure !== undefined) return failure;
   if (batch.replayDetected) {
     return new DuplicateMessageError(`replayed PreKeySignalMessage from ${from}`, err);
   }
@@ -52,4 +54,14 @@ export function isSessionNotFound(err: unknown): boolean {
 
 function isBridgeError(err: Error): err is BridgeError {
   return "code" in err && typeof (err as { code: unknown }).code === "string";
+}
+
+/**
+ * The failure of a store read during the operation (the database, not the message): returned
+ * instead of what libsignal made of it, so that the caller can tell and retry.
+ */
+export function storeFailureOf(batch: WriteBatch): Error | undefined {
+  const failure = batch.storeFailure;
+  if (failure === undefined) return undefined;
+  return failure instanceof Error ? failure : new Error(String(failure));
 }

@@ -20,7 +20,7 @@ import { describeError } from "../../util/errors.js";
 import * as tables from "../store/index.js";
 import { forgetDeviceList } from "./device-lists.js";
 import type { DeviceState } from "./device-state.js";
-import { mapDecryptError, isSessionNotFound } from "./error-map.js";
+import { mapDecryptError, isSessionNotFound, storeFailureOf } from "./error-map.js";
 import {
   InvalidBundleError,
   InvalidMessageError,
@@ -168,7 +168,7 @@ export class SessionCipher {
               ciphertext: message.serialize(),
             });
           } catch (err) {
-            throw this.mapEncryptError(err, r);
+            throw storeFailureOf(batch) ?? this.mapEncryptError(err, r);
           }
         }
         const { remember, onCommit } = options;

@@ -55,7 +55,7 @@ export function operationStores(
     session: new BatchSessionStore(device, batch),
     identity: new BatchIdentityStore(device, batch, options),
     preKey: new BatchPreKeyStore(device, batch),
-    signedPreKey: new DbSignedPreKeyStore(device),
+    signedPreKey: new DbSignedPreKeyStore(device, batch),
     kyberPreKey: new BatchKyberPreKeyStore(device, batch),
     senderKey: new BatchSenderKeyStore(device, batch),
   };
@@ -197,7 +197,9 @@ class BatchPreKeyStore extends PreKeyStore {
     if (staged === DELETED) throw new Error(`prekey ${id} was consumed`);
     if (staged !== undefined) return staged;
     const device = this.device;
-    const sealed = await tables.preKeys.record(device.ctx.knex, device.ownerId, id);
+    const sealed = await this.batch.reading(() =>
+      tables.preKeys.record(device.ctx.knex, device.ownerId, id),
+    );
     if (sealed === undefined || sealed === null) throw new Error(`no prekey ${id}`);
     return PreKeyRecord.deserialize(
       device.ctx.vault.open(sealed, ["signal_prekeys", device.ownerId, id]),
@@ -215,7 +217,10 @@ class BatchPreKeyStore extends PreKeyStore {
 }
 
 class DbSignedPreKeyStore extends SignedPreKeyStore {
-  constructor(private readonly device: DeviceState) {
+  constructor(
+    private readonly device: DeviceState,
+    private readonly batch: WriteBatch,
+  ) {
     super();
   }
 
@@ -225,7 +230,9 @@ class DbSignedPreKeyStore extends SignedPreKeyStore {
 
   override async getSignedPreKey(id: number): Promise<SignedPreKeyRecord> {
     const device = this.device;
-    const sealed = await tables.signedPreKeys.record(device.ctx.knex, device.ownerId, id);
+    const sealed = await this.batch.reading(() =>
+      tables.signedPreKeys.record(device.ctx.knex, device.ownerId, id),
+    );
     if (sealed === undefined) throw new Error(`no signed prekey ${id}`);
     return SignedPreKeyRecord.deserialize(
       device.ctx.vault.open(sealed, ["signal_signed_prekeys", device.ownerId, id]),
@@ -248,7 +255,9 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
   override async getKyberPreKey(id: number): Promise<KyberPreKeyRecord> {
     if (this.batch.read(`kyber\n${id}`) === DELETED) throw new Error(`Kyber prekey ${id} consumed`);
     const device = this.device;
-    const row = await tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id);
+    const row = await this.batch.reading(() =>
+      tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id),
+    );
     if (row === undefined || row.recordEnc === null) throw new Error(`no Kyber prekey ${id}`);
     return KyberPreKeyRecord.deserialize(
       device.ctx.vault.open(row.recordEnc, ["signal_kyber_prekeys", device.ownerId, id]),
@@ -261,7 +270,9 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
     baseKey: PublicKey,
   ): Promise<void> {
     const device = this.device;
-    const row = await tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id);
+    const row = await this.batch.reading(() =>
+      tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id),
+    );
     if (row === undefined || row.recordEnc === null) throw new Error(`no Kyber prekey ${id}`);
     const now = device.ctx.now();
     if (!row.lastResort) {
@@ -280,7 +291,8 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
       baseKey: base,
     };
     const seen =
-      this.batch.read(usedKey) !== undefined || (await tables.kyberUsed.has(device.ctx.knex, use));
+      this.batch.read(usedKey) !== undefined ||
+      (await this.batch.reading(() => tables.kyberUsed.has(device.ctx.knex, use)));
     if (seen) {
       this.batch.replayDetected = true;
       throw new Error(`replayed use of last-resort Kyber prekey ${id}`);
@@ -320,9 +332,11 @@ class BatchSenderKeyStore extends SenderKeyStore {
     const ref = senderKeyRow(device.ownerId, sender, distributionId);
     const staged = this.batch.read<SenderKeyRecord>(ref.join("\n"));
     if (staged !== undefined) return staged === DELETED ? null : staged;
-    const sealed = await tables.senderKeys.record(
-      device.ctx.knex,
-      senderKeyId(device.ownerId, sender, distributionId),
+    const sealed = await this.batch.reading(() =>
+      tables.senderKeys.record(
+        device.ctx.knex,
+        senderKeyId(device.ownerId, sender, distributionId),
+      ),
     );
     return sealed === undefined
       ? null

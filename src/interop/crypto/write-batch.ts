@@ -20,9 +20,26 @@ export class WriteBatch {
   private readonly overlay = new Map<string, unknown>();
   private readonly writes = new Map<string, Write>();
   private readonly afterCommitHooks: (() => void)[] = [];
+  private readonly afterFailureHooks: (() => void)[] = [];
   private committed = false;
   /** Set by the Kyber store when a last-resort use repeats (§11.6): the error is a duplicate. */
   replayDetected = false;
+  /**
+   * What a store read of this operation threw (the database connection lost, say). libsignal
+   * hands it back as a generic error that would read as an undecryptable message; the operation
+   * fails with this one instead, so that the caller retries it (isTransientError).
+   */
+  storeFailure: unknown;
+
+  /** Runs a store read, keeping its failure for the operation's error (`storeFailure`). */
+  async reading<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      this.storeFailure ??= err;
+      throw err;
+    }
+  }
 
   /** The value staged for `key` in this batch, DELETED, or undefined when the batch has none. */
   read<T>(key: string): Staged<T> | undefined {
@@ -46,6 +63,17 @@ export class WriteBatch {
     this.writes.set(key, write);
   }
 
+  /**
+   * Runs when the commit failed. Its outcome is then unknown: a COMMIT whose answer was lost with
+   * the connection may have committed. A cache of what the batch wrote must be read again from
+   * the database rather than kept as it was before: kept, a session would encrypt the next
+   * message with the message key the committed one used (the recipient drops the second as a
+   * duplicate).
+   */
+  afterFailure(hook: () => void): void {
+    this.afterFailureHooks.push(hook);
+  }
+
   /** Runs after a successful commit, in order (cache updates first, then events). */
   afterCommit(hook: () => void): void {
     this.afterCommitHooks.push(hook);
@@ -64,21 +92,25 @@ export class WriteBatch {
     this.committed = true;
     const sql = SqlRunner.of(knex);
     let result: T | undefined;
-    if (extra === undefined && this.writes.size <= 1) {
-      // One statement is atomic on its own: skipping BEGIN/COMMIT saves two round trips on the
-      // hot path (an encryption with no outbox write of the caller's).
-      if (this.writes.size === 1) {
-        await sql.connection(async (tx) => {
+    try {
+      if (extra === undefined && this.writes.size <= 1) {
+        // One statement is atomic on its own: skipping BEGIN/COMMIT saves two round trips on the
+        // hot path (an encryption with no outbox write of the caller's).
+        if (this.writes.size === 1) {
+          await sql.connection(async (tx) => {
+            for (const write of this.writes.values()) await write(tx);
+          });
+        }
+      } else {
+        await sql.transaction(async (tx) => {
           for (const write of this.writes.values()) await write(tx);
+          if (extra !== undefined) result = await extra(tx);
         });
       }
-      for (const hook of this.afterCommitHooks) hook();
-      return undefined as T;
+    } catch (err) {
+      for (const hook of this.afterFailureHooks) hook();
+      throw err;
     }
-    await sql.transaction(async (tx) => {
-      for (const write of this.writes.values()) await write(tx);
-      if (extra !== undefined) result = await extra(tx);
-    });
     for (const hook of this.afterCommitHooks) hook();
     return result as T;
   }

@@ -203,6 +203,16 @@ export class AckBatcher {
   private readonly waiting = new Map<string, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  /**
+   * The flush in progress. Flushes run one at a time: concurrent ones (one per item over
+   * `max-ack-items` while a burst of redeliveries is acked) took the same items, sent them twice
+   * and marked the same rows in concurrent statements, which PostgreSQL answered with deadlocks
+   * while those statements held the pool's connections; the hand-over commits waiting for one
+   * then failed, and their events were handed over again.
+   */
+  private flushing: Promise<void> | undefined;
+  /** Set when a flush is asked for while one runs: it goes round once more. */
+  private again = false;
 
   constructor(private readonly options: AckBatcherOptions) {
     this.log = options.logger.child({ component: "acks" });
@@ -225,10 +235,28 @@ export class AckBatcher {
     else this.schedule();
   }
 
-  async flush(): Promise<void> {
+  /** Sends what waits; resolves once the items waiting at the call were sent or deferred. */
+  flush(): Promise<void> {
+    if (this.flushing !== undefined) {
+      this.again = true;
+      return this.flushing;
+    }
+    this.flushing = (async () => {
+      do {
+        this.again = false;
+        if (!(await this.flushOnce())) return;
+      } while (this.again);
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** False when the session refused: what is left goes with a later flush. */
+  private async flushOnce(): Promise<boolean> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.options.session.ready) return;
+    if (!this.options.session.ready) return false;
     for (const [by, items] of this.waiting) {
       while (items.size > 0) {
         const batch = [...items].slice(0, this.options.maxItems());
@@ -242,7 +270,7 @@ export class AckBatcher {
           await this.options.session.send(ack);
         } catch (err) {
           this.log.debug({ err: describeError(err), items: batch.length }, "ack deferred");
-          return;
+          return false;
         }
         for (const id of batch) items.delete(id);
         await this.options.inbox.markAcked(batch).catch((err: unknown) => {
@@ -251,6 +279,7 @@ export class AckBatcher {
       }
       this.waiting.delete(by);
     }
+    return true;
   }
 
   stop(): void {

@@ -82,6 +82,12 @@ export class Outbox {
   private readonly acceptances: Acceptance[] = [];
   /** Conversations whose oldest unresolved message is held (as of the last pass, plus holds since). */
   private blocked = new Set<string>();
+  /**
+   * Rows `sendCommitted` had to make due and could not (the database connection was lost): they
+   * are stored as sent with a retransmission a minute away, so the next pass makes them due
+   * before it scans. Until then nothing is sent directly, or later rows would overtake them.
+   */
+  private readonly notYetDue = new Set<number>();
 
   constructor(private readonly options: OutboxOptions) {
     this.log = options.logger.child({ component: "outbox" });
@@ -148,8 +154,15 @@ export class Outbox {
           !this.dueMayExist &&
           !(row.kind === "message" && this.blocked.has(conversation));
         if (!direct) {
-          await tables.outbox.makeDue(knex, id, now());
-          this.kick();
+          try {
+            await tables.outbox.makeDue(knex, id, now());
+          } catch (err) {
+            // Left to the next pass, which makes it due before its scan.
+            this.notYetDue.add(id);
+            throw err;
+          } finally {
+            this.kick();
+          }
           return;
         }
         try {
@@ -473,10 +486,25 @@ export class Outbox {
   }
 
   private async transmitDue(): Promise<void> {
-    const { knex, now, session } = this.options;
-    if (!session.ready) return;
+    if (!this.options.session.ready) return;
     this.dueMayExist = false;
+    try {
+      await this.transmitDueRows();
+    } catch (err) {
+      // A pass that failed (the database connection lost) may have left due rows unsent: a new
+      // stanza sent directly now would overtake them.
+      this.dueMayExist = true;
+      throw err;
+    }
+  }
+
+  private async transmitDueRows(): Promise<void> {
+    const { knex, now } = this.options;
     await this.prepareForHello();
+    for (const id of [...this.notYetDue]) {
+      await tables.outbox.makeDue(knex, id, now());
+      this.notYetDue.delete(id);
+    }
     const rows = await tables.outbox.unresolved(knex, SCAN_LIMIT);
     const blocked = new Set<string>();
     for (const row of rows) {

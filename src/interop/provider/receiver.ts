@@ -269,7 +269,7 @@ export class Receiver {
    * first and the failed one only after its redelivery, out of order (§15.6). A stanza that still
    * fails is left unacked, as any other failure.
    */
-  private async untilDone(work: () => Promise<void>): Promise<void> {
+  private async untilDone<T = void>(work: () => Promise<T>): Promise<T> {
     const started = Date.now();
     let delay = 200;
     for (;;) {
@@ -283,6 +283,8 @@ export class Receiver {
           "inbound stanza failed on a transient error; retrying",
         );
         await new Promise((resolve) => setTimeout(resolve, delay));
+        // Halted meanwhile: a retry now would write after the halt, racing a next run (cd42301).
+        if (this.stopped) throw err;
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -1102,7 +1104,7 @@ export class Receiver {
       // event pending, its hand-over is repeated (the core knows it was posted) and the same row
       // is kept once by its unique key; the row committed before the crash is retransmitted after
       // the next hello. The stanza still leaves only once its row is committed.
-      const receipt = await SqlRunner.of(knex).connection(async (tx) => {
+      const complete = async (tx: Tx) => {
         const wanted = entry.receipt;
         let written: { id: number; row: NewOutboxRow } | undefined;
         if (wanted !== undefined) {
@@ -1126,7 +1128,9 @@ export class Receiver {
         }
         await inbox.completePending(tx, entry.stanzaId);
         return written;
-      });
+      };
+      // Retried in place on a lost connection: failing, it would be handed over again.
+      const receipt = await this.untilDone(() => SqlRunner.of(knex).connection(complete));
       this.forget(entry);
       if (receipt !== undefined) outbox.sendCommitted(receipt.id, receipt.row);
       this.ackEntry(entry);

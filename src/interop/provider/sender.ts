@@ -119,7 +119,10 @@ export class Sender {
       const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
         tables.outbox.exists(tx, senderJid, originId),
       );
-      if (queued) return originId;
+      if (queued) {
+        await this.sendQueuedAgain(senderJid, originId);
+        return originId;
+      }
     }
     let envelope: string;
     try {
@@ -158,7 +161,10 @@ export class Sender {
       } catch (err) {
         // Queued before (a Matrix event retried after a crash between the outbox commit and the
         // core's mapping): the encryption was rolled back with the insert, nothing is sent twice.
-        if (err instanceof AlreadyQueued) return originId;
+        if (err instanceof AlreadyQueued) {
+          await this.sendQueuedAgain(deviceJid(device.jid, device.deviceId), originId);
+          return originId;
+        }
         // A session may expire between the check and the encryption; one more round fixes it.
         if (!(err instanceof NoSessionError) || attempt > 0) throw err;
       }
@@ -197,7 +203,10 @@ export class Sender {
       const queued = await SqlRunner.of(this.options.knex).connection((tx) =>
         tables.outbox.exists(tx, senderJid, originId),
       );
-      if (queued) return originId;
+      if (queued) {
+        await this.sendQueuedAgain(senderJid, originId);
+        return originId;
+      }
     }
     const stored = await this.groupOf(from, group);
     const members = stored.participants.filter((p) => p.jid !== from).map((p) => p.jid as BareJid);
@@ -583,6 +592,31 @@ export class Sender {
         );
       }
     }
+  }
+
+  /**
+   * The message of a Matrix event handled again was queued before. If it may never have left, it
+   * is transmitted now, in the event's place: a commit can be reported failed although it
+   * committed (the connection was lost with the COMMIT's answer), and the event is then handled
+   * again; left to its retransmission a minute later, the conversation's next messages would
+   * overtake it (§15.6). A second transmission is harmless: the gatekeeper keeps one per
+   * origin-id (§15.4), and these are the stored bytes.
+   */
+  private async sendQueuedAgain(senderJid: string, originId: MessageId): Promise<void> {
+    const rows = await SqlRunner.of(this.options.knex).connection((tx) =>
+      tables.outbox.byOrigin(tx, senderJid, originId),
+    );
+    const row = rows.find((r) => r.kind === "message");
+    // "sent" is how the commit left it; any later state means the outbox has taken it over.
+    if (row?.state !== "sent") return;
+    this.options.outbox.sendCommitted(row.id, {
+      kind: row.kind,
+      senderJid: row.senderJid,
+      conversationJid: row.conversationJid,
+      toJid: row.toJid,
+      originId: row.originId,
+      stanza: row.stanza,
+    });
   }
 
   private async encryptIntoOutbox(

@@ -5,6 +5,7 @@ import {
   LegacyMessageError,
   NoSessionError,
 } from "../../../src/interop/crypto/errors.js";
+import { isTransientError } from "../../../src/util/errors.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import {
   address,
@@ -393,5 +394,46 @@ describeOnBackends("Signal 1:1 sessions", (get) => {
       bob.device.sessions.encryptForDevices(utf8("z"), [address(carol.jid, carol.device.deviceId)]),
       NoSessionError,
     );
+  });
+
+  it("a decryption whose session cannot be read (the database connection lost) fails as that, not as an undecryptable message, and succeeds later", async function () {
+    const knex = get().db.knex;
+    const world = makeCrypto(knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    const to = [address(bob.jid, bob.device.deviceId)];
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const [first] = await alice.device.sessions.encryptForDevices(utf8("one"), to);
+    assert.ok(first);
+    const from = { senderJid: alice.jid, senderDevice: alice.device.deviceId };
+    await bob.device.sessions.decrypt({ ...from, kex: true, ciphertext: first.ciphertext }, (p) =>
+      Promise.resolve(text(p)),
+    );
+    const [second] = await alice.device.sessions.encryptForDevices(utf8("two"), to);
+    assert.ok(second);
+    // Bob's side restarted (nothing cached), and the session's row cannot be read for a moment.
+    let lost = false;
+    const flaky = new Proxy(knex, {
+      apply(target, thisArg, args: unknown[]) {
+        if (lost && args[0] === "signal_sessions") {
+          throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+        }
+        return Reflect.apply(target, thisArg, args) as unknown;
+      },
+    });
+    const restarted = await makeCrypto(flaky).crypto.device(bob.jid, bob.device.deviceId);
+    const message = { ...from, kex: second.kex, ciphertext: second.ciphertext };
+    lost = true;
+    const err: unknown = await restarted.sessions
+      .decrypt(message, (p) => Promise.resolve(text(p)))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    assert.ok(!(err instanceof InvalidMessageError), `not undecryptable: ${String(err)}`);
+    assert.ok(isTransientError(err), `a transient failure, retried: ${String(err)}`);
+    lost = false;
+    const plain = await restarted.sessions.decrypt(message, (p) => Promise.resolve(text(p)));
+    assert.equal(plain, "two");
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
 import { randomUUID } from "node:crypto";
-import { SqlRunner, runnerStats } from "../../../src/db/sql.js";
+import { SqlRunner, runnerStats, type SqlValue, type Tx } from "../../../src/db/sql.js";
 import { encodeEnvelope } from "../../../src/interop/codec/envelope.js";
 import type { StoredEvent } from "../../../src/interop/provider/types.js";
 import {
@@ -193,18 +193,23 @@ describeOnBackends("provider engine: receiving", (get) => {
     }
     fake.send(first.stanza);
     await eventually(() => messagesFor(b, first.originId).length === 1, "the first message");
-    let lag = 0;
-    let last = performance.now();
+    // How long the event loop went without a turn, counted in CPU time: a chain of microtasks
+    // that never yields burns it all along, while a loaded machine that does not schedule this
+    // process for a while (a CI runner) burns none. The wall-clock lag failed so (2013 ms and
+    // 1210 ms, 2 of 11 runs under load) where the CPU time between turns stays near 100 ms.
+    let stall = 0;
+    let cpu = process.cpuUsage();
     const probe = setInterval(() => {
-      const now = performance.now();
-      lag = Math.max(lag, now - last - 20);
-      last = now;
+      const used = process.cpuUsage(cpu);
+      cpu = process.cpuUsage();
+      stall = Math.max(stall, (used.user + used.system) / 1000);
     }, 20);
     const ours = new Set([first, ...later].map((d) => d.originId));
-    // Distinct, in the order of first hand-over. The engine may hand a message over twice when a
-    // redelivery races its hand-over's commit on PostgreSQL (seen once in CI; the core keeps one
-    // by its message mapping): left open, see the session note. What this test holds is that
-    // every message comes, in seq order, and the event loop keeps running.
+    // Distinct, in the order of first hand-over. A hand-over whose completion failed after the
+    // core took the event hands it over again, and the core keeps one by its message mapping: the
+    // duplicate once seen in CI came so, from a pool exhausted by deadlocked ack statements
+    // (fixed since). What this test holds is that every message comes, in seq order, and the
+    // event loop keeps running.
     const seen = () => [
       ...new Set(
         b.sink
@@ -231,7 +236,73 @@ describeOnBackends("provider engine: receiving", (get) => {
       [first, ...later].map((d) => d.originId),
       "each, in seq order",
     );
-    assert.ok(lag < 1000, `the event loop stalled for ${Math.round(lag)} ms`);
+    assert.ok(stall < 1000, `the event loop stalled for ${Math.round(stall)} ms of CPU time`);
+  });
+
+  it("a hand-over whose completion lost the database connection completes in place: the event is handed over once", async function () {
+    const sink = new EventSink();
+    const b = await readyBridge(sink);
+    const message = await users.encryptTo(bob, 1, alice, body("once"));
+    // The statement that ends the event's pending state fails once, as on a cut connection.
+    const sql = SqlRunner.of(get().db.knex);
+    const connection = sql.connection.bind(sql);
+    let failed = false;
+    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      connection((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (text: string, params?: readonly SqlValue[]) => {
+              if (failed || !text.startsWith("delete from inbound_pending")) {
+                return tx.run(text, params);
+              }
+              failed = true;
+              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+              return Promise.reject(lost);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      fake.send(message.stanza);
+      await eventually(() => fake.acked.includes(message.stanzaId), "the message acked");
+    } finally {
+      sql.connection = connection;
+    }
+    assert.ok(failed, "the completion failed once");
+    assert.equal(messagesFor(b, message.originId).length, 1, "handed over once");
+  });
+
+  it("a delivery waiting to retry a lost database connection is not processed after the engine halted", async function () {
+    const b = await readyBridge();
+    const message = await users.encryptTo(bob, 1, alice, body("after the halt?"));
+    // The decrypt transaction loses its connection once; its retry waits with backoff.
+    const sql = SqlRunner.of(get().db.knex);
+    const transaction = sql.transaction.bind(sql);
+    let failed = false;
+    sql.transaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      transaction((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (text: string, params?: readonly SqlValue[]) => {
+              if (failed || !/inbound_pending/.test(text)) return tx.run(text, params);
+              failed = true;
+              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+              return Promise.reject(lost);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      fake.send(message.stanza);
+      await eventually(() => failed, "the decrypt transaction failed");
+    } finally {
+      sql.transaction = transaction;
+    }
+    // A crash now: what the delivery left must stay as it is, for the next run to take.
+    await b.engine.halt();
+    await pause(600);
+    const stored = await get().db.knex("inbox").where({ stanza_id: message.stanzaId }).first();
+    assert.equal(stored, undefined, "nothing recorded after the halt");
   });
 
   it("a message whose hand-over failed is handed over before the next one of its conversation", async function () {

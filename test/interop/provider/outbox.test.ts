@@ -6,6 +6,7 @@ import { interopError } from "../../../src/interop/codec/errors.js";
 import { NS } from "../../../src/interop/codec/namespaces.js";
 import { optionalChild } from "../../../src/interop/codec/read.js";
 import type { XmlElement } from "../../../src/interop/codec/xml.js";
+import { SqlRunner, type Tx } from "../../../src/db/sql.js";
 import type { BareJid, DeviceId } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import { FakeGatekeeper } from "./fake-gatekeeper.js";
@@ -29,6 +30,41 @@ async function outboxRow(knex: Knex, originId: string): Promise<{ state: string;
     state: string;
     stanza: string;
   };
+}
+
+/**
+ * Once: the transaction that stores a message row for a Matrix event commits, and its caller is
+ * told the connection was lost, as when the answer to a COMMIT is lost with its connection. The
+ * runner is the database's, shared by the file's tests: the returned function restores it.
+ */
+function loseCommitAnswerOnce(b: Bridge, knex: Knex): () => void {
+  const runner = SqlRunner.of(knex);
+  const outbox = b.engine.outbox;
+  let stored = 0;
+  const insert = outbox.insertSentIfAbsent.bind(outbox);
+  outbox.insertSentIfAbsent = async (tx, row) => {
+    const id = await insert(tx, row);
+    stored += 1;
+    return id;
+  };
+  const transaction = runner.transaction.bind(runner);
+  const restore = (): void => {
+    delete (runner as { transaction?: unknown }).transaction;
+    outbox.insertSentIfAbsent = insert;
+  };
+  runner.transaction = async <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => {
+    let mine = false;
+    const value = await transaction(async (tx) => {
+      const before = stored;
+      const result = await fn(tx);
+      mine = stored > before;
+      return result;
+    });
+    if (!mine) return value;
+    restore();
+    throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+  };
+  return restore;
 }
 
 describeOnBackends("provider engine: the outbox", (get) => {
@@ -202,6 +238,39 @@ describeOnBackends("provider engine: the outbox", (get) => {
     assert.equal(sent(originId).length, 1, "sent once");
     const rows = (await get().db.knex("outbox").where({ origin_id: originId })) as unknown[];
     assert.equal(rows.length, 1, "one outbox row");
+  });
+
+  it("a message committed although its commit was reported failed goes out when its Matrix event is handled again, before the next one, and both decrypt", async function () {
+    const b = await readyBridge();
+    // The recipient's session is established (a pre-key message) before the fault.
+    const first = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("zero") });
+    await eventually(() => sent(first).length === 1, "the first message sent");
+    await users.decrypt(bob, 1, sent(first)[0]!.stanza);
+    // The connection is lost with the COMMIT's answer: the message's row and its session step
+    // are committed, the caller hears of a lost connection (the PostgreSQL fault test's cut).
+    const restore = loseCommitAnswerOnce(b, get().db.knex);
+    try {
+      const message = { from: alice, to: bob.jid, content: body("one"), eventId: "$event-one" };
+      await assert.rejects(b.engine.sendMessage(message), /ECONNRESET/);
+      // The Matrix ingress handles the event again, then the room's next event.
+      const one = await b.engine.sendMessage(message);
+      const two = await b.engine.sendMessage({
+        ...message,
+        content: body("two"),
+        eventId: "$event-two",
+      });
+      await eventually(
+        () => sent(one).length > 0 && sent(two).length > 0,
+        "both messages sent (the first one is retransmitted by timer only after an hour)",
+      );
+      const order = fake.messages().map((m) => m.msg.originId);
+      assert.ok(order.indexOf(one) < order.indexOf(two), "the first message went out first");
+      // Decrypted in the order they arrived: the second one used a message key of its own.
+      assert.deepEqual((await users.decrypt(bob, 1, sent(one)[0]!.stanza)).content, body("one"));
+      assert.deepEqual((await users.decrypt(bob, 1, sent(two)[0]!.stanza)).content, body("two"));
+    } finally {
+      restore();
+    }
   });
 
   it("on a hello-required bounce runs hello again and then retransmits the same bytes", async function () {

@@ -5,6 +5,7 @@ import { ProviderEngine } from "../../../src/interop/provider/engine.js";
 import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../../src/interop/transport/component.js";
 import type { BareJid } from "../../../src/util/ids.js";
+import { createLogger, type LogLevel } from "../../../src/util/log.js";
 import { BRIDGE_DOMAIN, SECRETS } from "./fake-gatekeeper.js";
 
 export const VAULT_KEY = Buffer.alloc(32, 5);
@@ -78,6 +79,15 @@ export function startBridge(
     features: options.features ?? [],
     onEvent: sink.handler,
     timing: { ...FAST_TIMING, ...options.timing },
+    // PROVIDER_TEST_LOG=<level> prints the engine's log to stderr, for a failure's post-mortem.
+    ...(process.env.PROVIDER_TEST_LOG === undefined
+      ? {}
+      : {
+          logger: createLogger({
+            level: process.env.PROVIDER_TEST_LOG as LogLevel,
+            format: "text",
+          }),
+        }),
   });
   engine.start();
   return { engine, connection, crypto, sink };
