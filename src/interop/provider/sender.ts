@@ -1,5 +1,5 @@
 import { SqlRunner, type Tx } from "../../db/sql.js";
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import { messageId, type BareJid, type MessageId } from "../../util/ids.js";
@@ -680,7 +680,8 @@ export function receiptRow(
  * would also de-duplicate a second transmission (§15.4), while the id reveals nothing of the event.
  */
 export function originIdForEvent(from: BareJid, eventId: string): MessageId {
-  const b = createHash("sha256").update(`mwi-origin\n${from}\n${eventId}`).digest();
+  // The one-shot hash: a Hash object per message cost more than the digest (issue #15).
+  const b = hash("sha256", `mwi-origin\n${from}\n${eventId}`, "buffer");
   b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
   b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
   const h = b.subarray(0, 16).toString("hex");
