@@ -63,6 +63,10 @@ const CONTENT_FEATURE: Partial<Record<ContentElement["kind"], string>> = {
   "sender-key": FEATURE.groups,
 };
 
+/**
+ * The row reference of `outbox.envelope_enc`, which rows queued before issue #15 hold: a second
+ * sealed copy of the envelope in `signal_sent_envelopes` (one seal per message less since).
+ */
 const envelopeRef = (sender: string, originId: string): readonly [string, string, string] => [
   "outbox",
   sender,
@@ -250,7 +254,6 @@ export class Sender {
         throw new ProviderError("too-large", err.message, { cause: err });
       throw err;
     }
-    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = session.limits["max-stanza-bytes"];
     let queued: { id: number; row: NewOutboxRow } | undefined;
     const stanzaOf = (
@@ -303,7 +306,6 @@ export class Sender {
         originId,
         stanza,
         eventId: message.eventId,
-        envelopeEnc,
       };
       await groups.recordHolders(
         trx,
@@ -478,11 +480,15 @@ export class Sender {
       await tables.outbox.replaceStanza(knex, row.id, rebuild(kept), now());
       return;
     }
-    if (row.envelopeEnc === null) throw new Error("outbox message without its envelope");
-    const envelope = new Uint8Array(
-      vault.open(row.envelopeEnc, envelopeRef(row.senderJid, row.originId)),
-    );
     const device = await crypto.device(bareOf(row.senderJid), encrypted.sid);
+    // Rows queued before issue #15 hold a sealed copy of their own; later ones find the envelope
+    // kept for retry answers (remembered in the transaction that queued the row, and kept while
+    // the row is unresolved: `tables.outbox.unresolvedOrigins`).
+    const envelope =
+      row.envelopeEnc === null
+        ? await device.retries.sentEnvelope(row.originId)
+        : new Uint8Array(vault.open(row.envelopeEnc, envelopeRef(row.senderJid, row.originId)));
+    if (envelope === undefined) throw new Error("outbox message without its envelope");
     let recipients: DeviceAddress[] = added.map((id) => ({ jid: stale.jid, device: id }));
     const absent = await directory.ensureSessions(device, recipients);
     recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
@@ -595,7 +601,6 @@ export class Sender {
   ): Promise<{ id: number; row: NewOutboxRow } | undefined> {
     const senderJid = deviceJid(device.jid, device.deviceId);
     let stored: { id: number; row: NewOutboxRow } | undefined;
-    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = this.options.session.limits["max-stanza-bytes"];
     await device.sessions.encryptForDevices(envelope, recipients, {
       remember: { originId, conversationJid: to },
@@ -626,7 +631,6 @@ export class Sender {
           originId,
           stanza,
           eventId,
-          envelopeEnc,
         };
         if (eventId === undefined) {
           stored = { id: await this.options.outbox.insertSent(trx, row), row };

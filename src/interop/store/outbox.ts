@@ -4,8 +4,8 @@ import type { BareJid, MessageId } from "../../util/ids.js";
 
 /**
  * `outbox` (migrations 0001 + 0003): every stanza the bridge sends that carries an origin-id,
- * kept until its outcome (§15.1, §15.3). The envelope copy (`envelopeEnc`) is sealed by the
- * caller. The insert, the acceptances and the done marks are the hot path (prepared statements
+ * kept until its outcome (§15.1, §15.3). `envelopeEnc` (sealed by the caller) is only in rows
+ * queued before issue #15: the envelope is since kept once, in `signal_sent_envelopes`. The insert, the acceptances and the done marks are the hot path (prepared statements
  * on a `Tx`); the rest are builders for the retransmission pass and maintenance.
  */
 
@@ -286,6 +286,18 @@ export async function acceptFirstUnresolvedMany(
     }
   }
   return found;
+}
+
+/**
+ * The origin-ids of `senderJid`'s unresolved messages, as a subquery: their envelopes, kept in
+ * `signal_sent_envelopes` (a stale-device-list re-encryption reads them there), outlive the retry
+ * window while they are unresolved.
+ */
+export function unresolvedOrigins(db: QueryTarget, senderJid: string): Knex.QueryBuilder {
+  return db("outbox")
+    .select("origin_id")
+    .where({ sender_jid: senderJid, kind: "message" })
+    .whereIn("state", UNRESOLVED);
 }
 
 /** Whether any row exists for (sender, origin-id): the idempotency check of a Matrix event. */
