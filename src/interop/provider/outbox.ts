@@ -9,7 +9,12 @@ import { bareOf } from "../codec/jid.js";
 import { parseXml, SerializedStanza, type XmlElement } from "../codec/xml.js";
 import { TransportError } from "../transport/errors.js";
 import * as tables from "../store/index.js";
-import { acceptanceKey, type NewOutboxRow, type OutboxRow } from "../store/outbox.js";
+import {
+  acceptanceKey,
+  type AnsweredRow,
+  type NewOutboxRow,
+  type OutboxRow,
+} from "../store/outbox.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
@@ -260,7 +265,7 @@ export class Outbox {
   private async acceptBatch(): Promise<void> {
     const batch = this.acceptances.splice(0);
     const sql = SqlRunner.of(this.options.knex);
-    let rows: (OutboxRow | undefined)[];
+    let rows: (AnsweredRow | undefined)[];
     try {
       // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
       const first = new Map<string, Acceptance>();
@@ -285,7 +290,7 @@ export class Outbox {
       for (const a of batch) a.reject(err);
       return;
     }
-    const resolved: [OutboxRow, Acceptance][] = [];
+    const resolved: [AnsweredRow, Acceptance][] = [];
     const failed = new Map<Acceptance, unknown>();
     for (const [i, a] of batch.entries()) {
       const row = rows[i];
@@ -550,7 +555,7 @@ export class Outbox {
 const isUnresolved = (row: OutboxRow): boolean => row.state === "pending" || row.state === "sent";
 
 /** The key that orders messages: sending user and peer. */
-const conversationOf = (row: OutboxRow): string =>
+const conversationOf = (row: Pick<OutboxRow, "senderJid" | "conversationJid">): string =>
   `${bareOf(row.senderJid)} ${row.conversationJid}`;
 
 /** 60 s after the first transmission, doubling to 600 s (§15.3). */

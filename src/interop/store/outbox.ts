@@ -72,7 +72,13 @@ interface Raw {
   created_at: number;
 }
 
-/** The key `acceptFirstUnresolvedMany` returns its rows by. */
+/** What an `<accepted>` answer needs of the row it answers (`firstUnresolvedMany`). */
+export type AnsweredRow = Pick<
+  OutboxRow,
+  "id" | "kind" | "senderJid" | "conversationJid" | "originId" | "eventId"
+>;
+
+/** The key `firstUnresolvedMany` returns its rows by. */
 export const acceptanceKey = (senderJid: string, originId: string): string =>
   `${senderJid}\n${originId}`;
 
@@ -251,18 +257,29 @@ export async function markTransmitted(
 export async function firstUnresolvedMany(
   tx: Tx,
   keys: readonly { senderJid: string; originId: string }[],
-): Promise<Map<string, OutboxRow>> {
-  const found = new Map<string, OutboxRow>();
+): Promise<Map<string, AnsweredRow>> {
+  const found = new Map<string, AnsweredRow>();
   // Chunks keep the statement under SQLite's bound-parameter limit (2 per key).
   for (let i = 0; i < keys.length; i += 250) {
     const chunk = keys.slice(i, i + 250);
-    const raws = await tx.all<Raw>(
-      `select o.* from (values ${chunk.map(() => "(?, ?)").join(", ")}) as v ` +
+    const raws = await tx.all<
+      Pick<Raw, "id" | "kind" | "sender_jid" | "conversation_jid" | "origin_id" | "event_id">
+    >(
+      // Not the stanza: ~3 KB per row that an answer does not need.
+      "select o.id, o.kind, o.sender_jid, o.conversation_jid, o.origin_id, o.event_id " +
+        `from (values ${chunk.map(() => "(?, ?)").join(", ")}) as v ` +
         "join outbox o on o.id = (select f.id from outbox f where f.sender_jid = v.column1 and f.origin_id = v.column2 and f.state in ('pending', 'sent') order by f.id limit 1)",
       chunk.flatMap((k) => [k.senderJid, k.originId]),
     );
     for (const raw of raws) {
-      const row = fromRaw(raw);
+      const row: AnsweredRow = {
+        id: Number(raw.id),
+        kind: raw.kind as OutboxKind,
+        senderJid: raw.sender_jid,
+        conversationJid: raw.conversation_jid as BareJid,
+        originId: raw.origin_id as MessageId,
+        eventId: raw.event_id,
+      };
       found.set(acceptanceKey(row.senderJid, row.originId), row);
     }
   }
