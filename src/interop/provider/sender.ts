@@ -146,9 +146,11 @@ export class Sender {
     const ids = await directory.deviceIds(message.from, message.to);
     let recipients: DeviceAddress[] = ids.map((id) => ({ jid: message.to, device: id }));
     let stored: { id: number; row: NewOutboxRow } | undefined;
+    // Encrypted first: with sessions in place (every message but a conversation's first) a
+    // check before it would only repeat what the encryption checks under the same lock (#15).
+    // A device without a usable session fails it before anything is encrypted or written; its
+    // bundle is fetched then, and the encryption runs again.
     for (let attempt = 0; ; attempt++) {
-      const absent = await directory.ensureSessions(device, recipients);
-      recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
       try {
         stored = await this.encryptIntoOutbox(
           device,
@@ -163,9 +165,11 @@ export class Sender {
         // Queued before (a Matrix event retried after a crash between the outbox commit and the
         // core's mapping): the encryption was rolled back with the insert, nothing is sent twice.
         if (err instanceof AlreadyQueued) return originId;
-        // A session may expire between the check and the encryption; one more round fixes it.
-        if (!(err instanceof NoSessionError) || attempt > 0) throw err;
+        // A session may also expire between the set-up and the encryption: one more round.
+        if (!(err instanceof NoSessionError) || attempt > 1) throw err;
       }
+      const absent = await directory.ensureSessions(device, recipients);
+      recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
     }
     if (stored !== undefined) this.options.outbox.sendCommitted(stored.id, stored.row);
     return originId;
