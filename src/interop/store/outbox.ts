@@ -5,8 +5,9 @@ import type { BareJid, MessageId } from "../../util/ids.js";
 /**
  * `outbox` (migrations 0001 + 0003): every stanza the bridge sends that carries an origin-id,
  * kept until its outcome (§15.1, §15.3). `envelopeEnc` (sealed by the caller) is only in rows
- * queued before issue #15: the envelope is since kept once, in `signal_sent_envelopes`. The insert, the acceptances and the done marks are the hot path (prepared statements
- * on a `Tx`); the rest are builders for the retransmission pass and maintenance.
+ * queued before issue #15: the envelope is since kept once, in `signal_sent_envelopes`. The
+ * insert, the acceptances and the done marks are the hot path (prepared statements on a `Tx`);
+ * the rest are builders for the retransmission pass and maintenance.
  */
 
 /** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
