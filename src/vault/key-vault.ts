@@ -48,6 +48,7 @@ export type RowRef = readonly [table: string, ...key: (string | number)[]];
 export class KeyVault {
   /** A KeyObject, prepared once: importing a raw key on every seal cost more than the AES. */
   private readonly key: KeyObject;
+  private readonly nonces = new NoncePool();
 
   private constructor(key: Uint8Array) {
     this.key = createSecretKey(Buffer.from(key));
@@ -118,11 +119,16 @@ export class KeyVault {
   }
 
   seal(plaintext: Uint8Array, row: RowRef): Buffer {
-    const nonce = randomBytes(NONCE_BYTES);
+    const sealed = Buffer.allocUnsafe(HEADER_BYTES + plaintext.byteLength);
+    sealed[0] = VAULT_FORMAT_VERSION;
+    const nonce = this.nonces.next(sealed.subarray(1, 1 + NONCE_BYTES));
     const cipher = createCipheriv("aes-256-gcm", this.key, nonce);
     cipher.setAAD(associatedData(row));
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    return Buffer.concat([Buffer.of(VAULT_FORMAT_VERSION), nonce, cipher.getAuthTag(), body]);
+    // GCM is a stream mode: update returns every ciphertext byte and final() none.
+    cipher.update(plaintext).copy(sealed, HEADER_BYTES);
+    cipher.final();
+    cipher.getAuthTag().copy(sealed, 1 + NONCE_BYTES);
+    return sealed;
   }
 
   open(sealed: Uint8Array, row: RowRef): Buffer<ArrayBuffer> {
@@ -136,7 +142,10 @@ export class KeyVault {
       const decipher = createDecipheriv("aes-256-gcm", this.key, nonce);
       decipher.setAAD(associatedData(row));
       decipher.setAuthTag(tag);
-      return Buffer.concat([decipher.update(buf.subarray(HEADER_BYTES)), decipher.final()]);
+      const opened = decipher.update(buf.subarray(HEADER_BYTES));
+      // Checks the tag; GCM yields no bytes here.
+      decipher.final();
+      return opened;
     } catch (err) {
       throw new VaultRecordError(`sealed value of ${describeRow(row)} does not authenticate`, err);
     }
@@ -158,6 +167,28 @@ function parseKey(raw: Buffer, where: string): Buffer {
   throw new VaultKeyMissingError(
     `the key vault key in the ${where} is not 32 raw bytes, 64 hex digits or base64 of 32 bytes`,
   );
+}
+
+/**
+ * Random nonces drawn from the CSPRNG a few hundred at a time: a `randomBytes` call per seal cost
+ * as much as the AES of a session record (three seals per message, issue #15). Each nonce is
+ * used once (the offset only moves forward), so they stay as random and unique as before (a
+ * nonce is no secret: it is stored beside the ciphertext).
+ */
+class NoncePool {
+  private pool = Buffer.alloc(0);
+  private offset = 0;
+
+  /** Writes the next nonce into `into` (NONCE_BYTES long) and returns it. */
+  next(into: Buffer): Buffer {
+    if (this.offset + NONCE_BYTES > this.pool.length) {
+      this.pool = randomBytes(NONCE_BYTES * 256);
+      this.offset = 0;
+    }
+    this.pool.copy(into, 0, this.offset, this.offset + NONCE_BYTES);
+    this.offset += NONCE_BYTES;
+    return into;
+  }
 }
 
 function associatedData(row: RowRef): Buffer {

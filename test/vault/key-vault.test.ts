@@ -34,6 +34,20 @@ describe("key vault", function () {
     assert.notDeepEqual(again, sealed, "a fresh nonce per value");
   });
 
+  it("every sealed value has its own nonce, also when more are sealed than one draw of randomness holds", function () {
+    const vault = KeyVault.fromKey(KeyVault.generateKey());
+    const row = ["signal_sessions", 1, "a@x", 1] as const;
+    const nonces = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const plaintext = Buffer.from(`record ${i}`);
+      const sealed = vault.seal(plaintext, row);
+      nonces.add(sealed.subarray(1, 13).toString("hex"));
+      assert.deepEqual(vault.open(sealed, row), plaintext);
+    }
+    assert.equal(nonces.size, 1000);
+    assert.equal(vault.open(vault.seal(new Uint8Array(0), row), row).length, 0, "an empty value");
+  });
+
   it("a key file may hold raw bytes, hex or base64, and all give the same key", async function () {
     const key = KeyVault.generateKey();
     const files = {

@@ -1,4 +1,5 @@
-import type { Tx } from "../../db/sql.js";
+import type { Knex } from "knex";
+import type { QueryTarget, Tx } from "../../db/sql.js";
 import * as tables from "../store/index.js";
 import type { DeviceState } from "./device-state.js";
 import type { SessionCipher } from "./session-cipher.js";
@@ -142,15 +143,32 @@ export class RetryLedger {
     return key;
   }
 
-  /** Forgets envelopes and retry state older than the retry window. */
-  async purge(windowMs: number): Promise<void> {
+  /**
+   * The envelope sent under `originId`, as `rememberEnvelope` kept it (for a re-encryption after
+   * stale-device-list, §12.3), or undefined when none is kept.
+   */
+  async sentEnvelope(originId: string): Promise<Uint8Array | undefined> {
+    const { knex, vault } = this.state.ctx;
+    const ownerId = this.state.ownerId;
+    const row = await tables.sentEnvelopes.get(knex, ownerId, originId);
+    return row === undefined
+      ? undefined
+      : new Uint8Array(vault.open(row.envelopeEnc, ["signal_sent_envelopes", ownerId, originId]));
+  }
+
+  /**
+   * Forgets envelopes and retry state older than the retry window, except the envelopes (and
+   * their answers) of the origin ids `keep` selects: messages whose sending is not over, which a
+   * stale-device-list answer may still make re-encrypt (the caller knows which).
+   */
+  async purge(windowMs: number, keep?: (db: QueryTarget) => Knex.QueryBuilder): Promise<void> {
     const { knex, now } = this.state.ctx;
     const cutoff = now() - windowMs;
     const owner = this.state.ownerId;
     await knex.transaction(async (trx) => {
-      const expired = tables.sentEnvelopes.originsSentBefore(trx, owner, cutoff);
+      const expired = tables.sentEnvelopes.originsSentBefore(trx, owner, cutoff, keep?.(trx));
       await tables.retryAnswers.deleteOfOrigins(trx, owner, expired);
-      await tables.sentEnvelopes.deleteSentBefore(trx, owner, cutoff);
+      await tables.sentEnvelopes.deleteSentBefore(trx, owner, cutoff, keep?.(trx));
       await tables.retryRequests.deleteRequestedBefore(trx, owner, cutoff);
     });
   }

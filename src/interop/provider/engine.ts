@@ -7,6 +7,7 @@ import { silentLogger, type Logger } from "../../util/log.js";
 import type { ContentElement } from "../codec/content.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
 import { GATEKEEPER_DOMAIN, GROUP_DOMAIN, NS } from "../codec/namespaces.js";
+import { deviceJid } from "../codec/jid.js";
 import type { XmlElement } from "../codec/xml.js";
 import type { KeyVault } from "../../vault/key-vault.js";
 import type { DeviceCrypto, SignalCrypto } from "../crypto/signal-crypto.js";
@@ -387,7 +388,10 @@ export class ProviderEngine {
       for (const local of await this.directory.publishedDevices()) {
         const device = await crypto.device(local.jid, local.device);
         await device.purgeExpiredKeys(now);
-        await device.retries.purge(limits["retry-window-seconds"] * 1000);
+        const senderJid = deviceJid(local.jid, local.device);
+        await device.retries.purge(limits["retry-window-seconds"] * 1000, (db) =>
+          tables.outbox.unresolvedOrigins(db, senderJid),
+        );
       }
       await this.inbox.purge(
         now - limits["queue-retention-seconds"] * 1000,

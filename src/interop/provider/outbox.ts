@@ -9,7 +9,12 @@ import { bareOf } from "../codec/jid.js";
 import { parseXml, SerializedStanza, type XmlElement } from "../codec/xml.js";
 import { TransportError } from "../transport/errors.js";
 import * as tables from "../store/index.js";
-import { acceptanceKey, type NewOutboxRow, type OutboxRow } from "../store/outbox.js";
+import {
+  acceptanceKey,
+  type AnsweredRow,
+  type NewOutboxRow,
+  type OutboxRow,
+} from "../store/outbox.js";
 import { SerialQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
@@ -257,8 +262,9 @@ export class Outbox {
 
   /**
    * A `<accepted>` answer (§15.4). Answers arriving together are handled as one batch on the
-   * outbox queue: one transaction finds their rows (and resolves those that are not messages),
-   * the core hears of each accepted message, and one more transaction marks those.
+   * outbox queue: one read finds their rows, the core hears of each accepted message, and one
+   * transaction resolves the rows (those that are not messages at once, messages once the core
+   * took them). A row left unresolved is retransmitted, and the answer comes again.
    */
   onAccepted(senderJid: string, accepted: Accepted): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -271,13 +277,8 @@ export class Outbox {
 
   private async acceptBatch(): Promise<void> {
     const batch = this.acceptances.splice(0);
-    const outcome = (a: Acceptance) => ({
-      stanzaId: a.accepted.stanzaId,
-      seq: a.accepted.seq,
-      stamp: a.accepted.stamp.getTime(),
-    });
     const sql = SqlRunner.of(this.options.knex);
-    let rows: (OutboxRow | undefined)[];
+    let rows: (AnsweredRow | undefined)[];
     try {
       // A repeated answer in the same batch (§15.4) finds nothing, as it would after the first.
       const first = new Map<string, Acceptance>();
@@ -286,12 +287,11 @@ export class Outbox {
         if (!first.has(key)) first.set(key, a);
       }
       const found = await sql.connection((tx) =>
-        tables.outbox.acceptFirstUnresolvedMany(
+        tables.outbox.firstUnresolvedMany(
           tx,
           [...first.values()].map((a) => ({
             senderJid: a.senderJid,
             originId: a.accepted.originId,
-            outcome: outcome(a),
           })),
         ),
       );
@@ -303,11 +303,15 @@ export class Outbox {
       for (const a of batch) a.reject(err);
       return;
     }
-    const accepted: [OutboxRow, Acceptance][] = [];
+    const resolved: [AnsweredRow, Acceptance][] = [];
     const failed = new Map<Acceptance, unknown>();
     for (const [i, a] of batch.entries()) {
       const row = rows[i];
-      if (row?.kind !== "message") continue;
+      if (row === undefined) continue;
+      if (row.kind !== "message") {
+        resolved.push([row, a]);
+        continue;
+      }
       try {
         await this.options.emit({
           kind: "accepted",
@@ -319,22 +323,27 @@ export class Outbox {
           stamp: a.accepted.stamp,
           eventId: row.eventId ?? undefined,
         });
-        accepted.push([row, a]);
+        resolved.push([row, a]);
       } catch (err) {
         // Left unresolved: the retransmission brings the answer again.
         failed.set(a, err);
       }
     }
-    if (accepted.length > 0) {
+    if (resolved.length > 0) {
       try {
-        await sql.connection(async (tx) => {
-          await tables.outbox.markAcceptedAll(
+        await sql.connection((tx) =>
+          tables.outbox.resolveAccepted(
             tx,
-            accepted.map(([row]) => row.id),
-          );
-        });
+            resolved.map(([row, a]) => ({
+              id: row.id,
+              stanzaId: a.accepted.stanzaId,
+              seq: a.accepted.seq,
+              stamp: a.accepted.stamp.getTime(),
+            })),
+          ),
+        );
       } catch (err) {
-        for (const [, a] of accepted) failed.set(a, err);
+        for (const [, a] of resolved) failed.set(a, err);
       }
     }
     let unblock = false;
@@ -574,7 +583,7 @@ export class Outbox {
 const isUnresolved = (row: OutboxRow): boolean => row.state === "pending" || row.state === "sent";
 
 /** The key that orders messages: sending user and peer. */
-const conversationOf = (row: OutboxRow): string =>
+const conversationOf = (row: Pick<OutboxRow, "senderJid" | "conversationJid">): string =>
   `${bareOf(row.senderJid)} ${row.conversationJid}`;
 
 /** 60 s after the first transmission, doubling to 600 s (§15.3). */

@@ -1,5 +1,5 @@
 import { SqlRunner, type Tx } from "../../db/sql.js";
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import type { Knex } from "knex";
 import { describeError } from "../../util/errors.js";
 import { messageId, type BareJid, type MessageId } from "../../util/ids.js";
@@ -63,6 +63,10 @@ const CONTENT_FEATURE: Partial<Record<ContentElement["kind"], string>> = {
   "sender-key": FEATURE.groups,
 };
 
+/**
+ * The row reference of `outbox.envelope_enc`, which rows queued before issue #15 hold: a second
+ * sealed copy of the envelope in `signal_sent_envelopes` (one seal per message less since).
+ */
 const envelopeRef = (sender: string, originId: string): readonly [string, string, string] => [
   "outbox",
   sender,
@@ -145,9 +149,11 @@ export class Sender {
     const ids = await directory.deviceIds(message.from, message.to);
     let recipients: DeviceAddress[] = ids.map((id) => ({ jid: message.to, device: id }));
     let stored: { id: number; row: NewOutboxRow } | undefined;
+    // Encrypted first: with sessions in place (every message but a conversation's first) a
+    // check before it would only repeat what the encryption checks under the same lock (#15).
+    // A device without a usable session fails it before anything is encrypted or written; its
+    // bundle is fetched then, and the encryption runs again.
     for (let attempt = 0; ; attempt++) {
-      const absent = await directory.ensureSessions(device, recipients);
-      recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
       try {
         stored = await this.encryptIntoOutbox(
           device,
@@ -165,9 +171,11 @@ export class Sender {
           await this.sendQueuedAgain(deviceJid(device.jid, device.deviceId), originId);
           return originId;
         }
-        // A session may expire between the check and the encryption; one more round fixes it.
-        if (!(err instanceof NoSessionError) || attempt > 0) throw err;
+        // A session may also expire between the set-up and the encryption: one more round.
+        if (!(err instanceof NoSessionError) || attempt > 1) throw err;
       }
+      const absent = await directory.ensureSessions(device, recipients);
+      recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
     }
     if (stored !== undefined) this.options.outbox.sendCommitted(stored.id, stored.row);
     return originId;
@@ -259,7 +267,6 @@ export class Sender {
         throw new ProviderError("too-large", err.message, { cause: err });
       throw err;
     }
-    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = session.limits["max-stanza-bytes"];
     let queued: { id: number; row: NewOutboxRow } | undefined;
     const stanzaOf = (
@@ -312,7 +319,6 @@ export class Sender {
         originId,
         stanza,
         eventId: message.eventId,
-        envelopeEnc,
       };
       await groups.recordHolders(
         trx,
@@ -487,11 +493,15 @@ export class Sender {
       await tables.outbox.replaceStanza(knex, row.id, rebuild(kept), now());
       return;
     }
-    if (row.envelopeEnc === null) throw new Error("outbox message without its envelope");
-    const envelope = new Uint8Array(
-      vault.open(row.envelopeEnc, envelopeRef(row.senderJid, row.originId)),
-    );
     const device = await crypto.device(bareOf(row.senderJid), encrypted.sid);
+    // Rows queued before issue #15 hold a sealed copy of their own; later ones find the envelope
+    // kept for retry answers (remembered in the transaction that queued the row, and kept while
+    // the row is unresolved: `tables.outbox.unresolvedOrigins`).
+    const envelope =
+      row.envelopeEnc === null
+        ? await device.retries.sentEnvelope(row.originId)
+        : new Uint8Array(vault.open(row.envelopeEnc, envelopeRef(row.senderJid, row.originId)));
+    if (envelope === undefined) throw new Error("outbox message without its envelope");
     let recipients: DeviceAddress[] = added.map((id) => ({ jid: stale.jid, device: id }));
     const absent = await directory.ensureSessions(device, recipients);
     recipients = recipients.filter((r) => !absent.some((a) => a.device === r.device));
@@ -629,7 +639,6 @@ export class Sender {
   ): Promise<{ id: number; row: NewOutboxRow } | undefined> {
     const senderJid = deviceJid(device.jid, device.deviceId);
     let stored: { id: number; row: NewOutboxRow } | undefined;
-    const envelopeEnc = this.options.vault.seal(envelope, envelopeRef(senderJid, originId));
     const maxStanza = this.options.session.limits["max-stanza-bytes"];
     await device.sessions.encryptForDevices(envelope, recipients, {
       remember: { originId, conversationJid: to },
@@ -660,7 +669,6 @@ export class Sender {
           originId,
           stanza,
           eventId,
-          envelopeEnc,
         };
         if (eventId === undefined) {
           stored = { id: await this.options.outbox.insertSent(trx, row), row };
@@ -714,7 +722,8 @@ export function receiptRow(
  * would also de-duplicate a second transmission (§15.4), while the id reveals nothing of the event.
  */
 export function originIdForEvent(from: BareJid, eventId: string): MessageId {
-  const b = createHash("sha256").update(`mwi-origin\n${from}\n${eventId}`).digest();
+  // The one-shot hash: a Hash object per message cost more than the digest (issue #15).
+  const b = hash("sha256", `mwi-origin\n${from}\n${eventId}`, "buffer");
   b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
   b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
   const h = b.subarray(0, 16).toString("hex");

@@ -4,9 +4,10 @@ import type { BareJid, MessageId } from "../../util/ids.js";
 
 /**
  * `outbox` (migrations 0001 + 0003): every stanza the bridge sends that carries an origin-id,
- * kept until its outcome (§15.1, §15.3). The envelope copy (`envelopeEnc`) is sealed by the
- * caller. The insert, the acceptances and the done marks are the hot path (prepared statements
- * on a `Tx`); the rest are builders for the retransmission pass and maintenance.
+ * kept until its outcome (§15.1, §15.3). `envelopeEnc` (sealed by the caller) is only in rows
+ * queued before issue #15: the envelope is since kept once, in `signal_sent_envelopes`. The
+ * insert, the acceptances and the done marks are the hot path (prepared statements on a `Tx`);
+ * the rest are builders for the retransmission pass and maintenance.
  */
 
 /** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
@@ -72,7 +73,13 @@ interface Raw {
   created_at: number;
 }
 
-/** The key `acceptFirstUnresolvedMany` returns its rows by. */
+/** What an `<accepted>` answer needs of the row it answers (`firstUnresolvedMany`). */
+export type AnsweredRow = Pick<
+  OutboxRow,
+  "id" | "kind" | "senderJid" | "conversationJid" | "originId" | "eventId"
+>;
+
+/** The key `firstUnresolvedMany` returns its rows by. */
 export const acceptanceKey = (senderJid: string, originId: string): string =>
   `${senderJid}\n${originId}`;
 
@@ -242,50 +249,76 @@ export async function markTransmitted(
 }
 
 /**
- * The acceptance of the first unresolved row of each (sender, origin-id), for several answers
- * in ONE statement (an `UPDATE ... FROM (VALUES ...)`, valid on SQLite and PostgreSQL): the row
- * gets the gatekeeper's stanza-id, seq and stamp, and a row that is not a message (a receipt, a
- * retry request) is resolved at once; a message stays unresolved until the core has taken its
- * acceptance (`markAcceptedAll`). The keys must be distinct (a repeated answer finds nothing, the caller
- * sees to that). Returns the rows as updated, by `acceptanceKey(sender, origin-id)` (issue #15:
- * a statement per answer was a statement per message in both directions).
+ * The first unresolved row of each (sender, origin-id), for several `<accepted>` answers in ONE
+ * read-only statement; returned by `acceptanceKey(sender, origin-id)`. A retry re-send repeats
+ * its message's origin-id (§12.5): the original is the row answered. Nothing is written here: the
+ * rows are resolved by `resolveAccepted` once the core has taken the acceptances of the messages
+ * among them (issue #15: an update here as well rewrote every message row once more).
  */
-export async function acceptFirstUnresolvedMany(
+export async function firstUnresolvedMany(
   tx: Tx,
-  answers: readonly {
-    senderJid: string;
-    originId: string;
-    outcome: { stanzaId: string; seq: number | undefined; stamp: number };
-  }[],
-): Promise<Map<string, OutboxRow>> {
-  const found = new Map<string, OutboxRow>();
-  // Chunks keep the statement under SQLite's bound-parameter limit (5 per answer).
-  for (let i = 0; i < answers.length; i += 100) {
-    const chunk = answers.slice(i, i + 100);
-    const values = chunk.map(() => "(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))").join(", ");
-    // PostgreSQL's RETURNING * would add the VALUES columns; SQLite takes no table name there.
-    const returning = tx.dialect === "postgres" ? "outbox.*" : "*";
-    const raws = await tx.all<Raw>(
-      "update outbox set stanza_id = v.column3, seq = v.column4, stamp = v.column5, " +
-        "state = case when kind = 'message' then state else 'accepted' end, " +
-        "hold = case when kind = 'message' then hold else null end " +
-        `from (values ${values}) as v ` +
-        "where outbox.id = (select o.id from outbox o where o.sender_jid = v.column1 and o.origin_id = v.column2 and o.state in ('pending', 'sent') order by o.id limit 1) " +
-        `returning ${returning}`,
-      chunk.flatMap((a) => [
-        a.senderJid,
-        a.originId,
-        a.outcome.stanzaId,
-        a.outcome.seq ?? null,
-        a.outcome.stamp,
-      ]),
+  keys: readonly { senderJid: string; originId: string }[],
+): Promise<Map<string, AnsweredRow>> {
+  const found = new Map<string, AnsweredRow>();
+  // Chunks keep the statement under SQLite's bound-parameter limit (2 per key).
+  for (let i = 0; i < keys.length; i += 250) {
+    const chunk = keys.slice(i, i + 250);
+    const raws = await tx.all<
+      Pick<Raw, "id" | "kind" | "sender_jid" | "conversation_jid" | "origin_id" | "event_id">
+    >(
+      // Not the stanza: ~3 KB per row that an answer does not need.
+      "select o.id, o.kind, o.sender_jid, o.conversation_jid, o.origin_id, o.event_id " +
+        `from (values ${chunk.map(() => "(?, ?)").join(", ")}) as v ` +
+        "join outbox o on o.id = (select f.id from outbox f where f.sender_jid = v.column1 and f.origin_id = v.column2 and f.state in ('pending', 'sent') order by f.id limit 1)",
+      chunk.flatMap((k) => [k.senderJid, k.originId]),
     );
     for (const raw of raws) {
-      const row = fromRaw(raw);
+      const row: AnsweredRow = {
+        id: Number(raw.id),
+        kind: raw.kind as OutboxKind,
+        senderJid: raw.sender_jid,
+        conversationJid: raw.conversation_jid as BareJid,
+        originId: raw.origin_id as MessageId,
+        eventId: raw.event_id,
+      };
       found.set(acceptanceKey(row.senderJid, row.originId), row);
     }
   }
   return found;
+}
+
+/**
+ * Resolves accepted rows with the gatekeeper's stanza-id, seq and stamp (§15.4): one statement
+ * (an `UPDATE ... FROM (VALUES ...)`, valid on SQLite and PostgreSQL) for a whole batch.
+ */
+export async function resolveAccepted(
+  tx: Tx,
+  rows: readonly { id: number; stanzaId: string; seq: number | undefined; stamp: number }[],
+): Promise<void> {
+  // Chunks keep the statement under SQLite's bound-parameter limit (4 per row).
+  for (let i = 0; i < rows.length; i += 200) {
+    const chunk = rows.slice(i, i + 200);
+    const values = chunk
+      .map(() => "(CAST(? AS BIGINT), ?, CAST(? AS BIGINT), CAST(? AS BIGINT))")
+      .join(", ");
+    await tx.run(
+      "update outbox set stanza_id = v.column2, seq = v.column3, stamp = v.column4, " +
+        `state = 'accepted', hold = null from (values ${values}) as v where outbox.id = v.column1`,
+      chunk.flatMap((r) => [r.id, r.stanzaId, r.seq ?? null, r.stamp]),
+    );
+  }
+}
+
+/**
+ * The origin-ids of `senderJid`'s unresolved messages, as a subquery: their envelopes, kept in
+ * `signal_sent_envelopes` (a stale-device-list re-encryption reads them there), outlive the retry
+ * window while they are unresolved.
+ */
+export function unresolvedOrigins(db: QueryTarget, senderJid: string): Knex.QueryBuilder {
+  return db("outbox")
+    .select("origin_id")
+    .where({ sender_jid: senderJid, kind: "message" })
+    .whereIn("state", UNRESOLVED);
 }
 
 /** Whether any row exists for (sender, origin-id): the idempotency check of a Matrix event. */
@@ -295,21 +328,6 @@ export async function exists(tx: Tx, senderJid: string, originId: string): Promi
     [senderJid, originId],
   );
   return rows.length > 0;
-}
-
-/**
- * Resolves message rows whose acceptance the core has taken (their stanza-id, seq and stamp
- * were written by `acceptFirstUnresolvedMany`): one statement for a whole batch.
- */
-export async function markAcceptedAll(tx: Tx, ids: readonly number[]): Promise<void> {
-  // Chunks keep the statement under SQLite's bound-parameter limit.
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    await tx.run(
-      `update outbox set state = 'accepted', hold = null where id in (${chunk.map(() => "?").join(", ")})`,
-      chunk,
-    );
-  }
 }
 
 /** A row written as sent whose transmission had to wait: due now, for the next pass. */

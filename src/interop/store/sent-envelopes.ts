@@ -85,21 +85,33 @@ export async function get(
       };
 }
 
-/** The origin ids sent before `cutoff`, as a subquery (retry-answers.ts deletes with it). */
+/**
+ * The origin ids sent before `cutoff`, as a subquery (retry-answers.ts deletes with it), except
+ * those `keep` selects.
+ */
 export function originsSentBefore(
   db: QueryTarget,
   ownerId: number,
   cutoff: number,
+  keep?: Knex.QueryBuilder,
 ): Knex.QueryBuilder {
-  return db(TABLE).select("origin_id").where({ owner_id: ownerId }).where("sent_at", "<", cutoff);
+  const query = db(TABLE)
+    .select("origin_id")
+    .where({ owner_id: ownerId })
+    .where("sent_at", "<", cutoff);
+  return keep === undefined ? query : query.whereNotIn("origin_id", keep);
 }
 
+/** Deletes the envelopes sent before `cutoff`, except those whose origin id `keep` selects. */
 export async function deleteSentBefore(
   db: QueryTarget,
   ownerId: number,
   cutoff: number,
+  keep?: Knex.QueryBuilder,
 ): Promise<void> {
-  await db(TABLE).where({ owner_id: ownerId }).where("sent_at", "<", cutoff).delete();
+  const query = db(TABLE).where({ owner_id: ownerId }).where("sent_at", "<", cutoff);
+  if (keep !== undefined) query.whereNotIn("origin_id", keep);
+  await query.delete();
 }
 
 export const deleteOfOwners = (db: QueryTarget, owners: Knex.QueryBuilder): Promise<void> =>

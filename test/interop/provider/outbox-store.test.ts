@@ -13,7 +13,7 @@ let n = 0;
 const unique = (what: string): string => `${what}-${Date.now()}-${++n}`;
 
 describeOnBackends("outbox store: acceptances", (get) => {
-  it("answers arriving together are written by one statement, each on the first unresolved row of its key", async function () {
+  it("answers arriving together are found by one read, each on the first unresolved row of its key, and resolved by one write", async function () {
     const sql = SqlRunner.of(get().db.knex);
     const sender = `${unique("alice")}@bridge.example/1`;
     const to = "bob@wa.example" as BareJid;
@@ -37,55 +37,60 @@ describeOnBackends("outbox store: acceptances", (get) => {
       };
     });
     const statements: string[] = [];
-    const found = await sql.connection((tx) => {
-      const counting = Object.assign((table: string) => tx(table), tx, {
+    const counting = (tx: Tx): Tx =>
+      Object.assign((table: string) => tx(table), tx, {
         all: <T>(text: string, params?: readonly SqlValue[]) => {
           statements.push(text);
           return tx.all<T>(text, params);
         },
+        run: (text: string, params?: readonly SqlValue[]) => {
+          statements.push(text);
+          return tx.run(text, params);
+        },
       }) as Tx;
-      return outboxStore.acceptFirstUnresolvedMany(counting, [
-        { senderJid: sender, originId: m1!, outcome: { stanzaId: "s1", seq: 7, stamp: 2000 } },
-        {
-          senderJid: sender,
-          originId: m2!,
-          outcome: { stanzaId: "s2", seq: undefined, stamp: 2001 },
-        },
-        { senderJid: sender, originId: r1!, outcome: { stanzaId: "s3", seq: 9, stamp: 2002 } },
-        {
-          senderJid: sender,
-          originId: "none" as MessageId,
-          outcome: { stanzaId: "s4", seq: 1, stamp: 2003 },
-        },
-      ]);
-    });
+    const found = await sql.connection((tx) =>
+      outboxStore.firstUnresolvedMany(counting(tx), [
+        { senderJid: sender, originId: m1! },
+        { senderJid: sender, originId: m2! },
+        { senderJid: sender, originId: r1! },
+        { senderJid: sender, originId: "none" as MessageId },
+      ]),
+    );
     assert.equal(statements.length, 1, "one statement for the batch (#15)");
     assert.deepEqual(
       [...found.keys()].sort(),
       [acceptanceKey(sender, m1!), acceptanceKey(sender, m2!), acceptanceKey(sender, r1!)].sort(),
     );
     assert.equal(found.get(acceptanceKey(sender, m1!))?.id, ids.m1, "the first unresolved row");
-    const rows = await get()
-      .db.knex("outbox")
-      .whereIn("id", [ids.m1, ids.m1again, ids.m2, ids.r1])
-      .orderBy("id")
-      .select("id", "state", "stanza_id", "seq", "stamp", "hold");
-    assert.deepEqual(
-      rows.map((r: { state: string; stanza_id: string | null; seq: unknown; stamp: unknown }) => [
+    const states = async () =>
+      (
+        await get()
+          .db.knex("outbox")
+          .whereIn("id", [ids.m1, ids.m1again, ids.m2, ids.r1])
+          .orderBy("id")
+          .select("id", "state", "stanza_id", "seq", "stamp", "hold")
+      ).map((r: { state: string; stanza_id: string | null; seq: unknown; stamp: unknown }) => [
         r.state,
         r.stanza_id,
         r.seq === null ? null : Number(r.seq),
         r.stamp === null ? null : Number(r.stamp),
+      ]);
+    const untouched = ["sent", null, null, null];
+    assert.deepEqual(await states(), [untouched, untouched, untouched, untouched], "only read");
+    await sql.connection((tx) =>
+      outboxStore.resolveAccepted(counting(tx), [
+        { id: ids.m1, stanzaId: "s1", seq: 7, stamp: 2000 },
+        { id: ids.m2, stanzaId: "s2", seq: undefined, stamp: 2001 },
+        { id: ids.r1, stanzaId: "s3", seq: 9, stamp: 2002 },
       ]),
-      [
-        // Messages stay unresolved until the core took the acceptance (markAcceptedAll).
-        ["sent", "s1", 7, 2000],
-        ["sent", null, null, null],
-        ["sent", "s2", null, 2001],
-        // Anything else is resolved at once.
-        ["accepted", "s3", 9, 2002],
-      ],
     );
+    assert.equal(statements.length, 2, "one more statement resolves the batch");
+    assert.deepEqual(await states(), [
+      ["accepted", "s1", 7, 2000],
+      untouched,
+      ["accepted", "s2", null, 2001],
+      ["accepted", "s3", 9, 2002],
+    ]);
   });
 
   it("the outbox answers <accepted> stanzas arriving together with one acceptance statement", async function () {
@@ -127,8 +132,12 @@ describeOnBackends("outbox store: acceptances", (get) => {
         fn(
           Object.assign((table: string) => tx(table), tx, {
             all: <R>(text: string, params?: readonly SqlValue[]) => {
-              if (text.startsWith("update outbox set stanza_id")) acceptances.push(text);
+              acceptances.push(text);
               return tx.all<R>(text, params);
+            },
+            run: (text: string, params?: readonly SqlValue[]) => {
+              acceptances.push(text);
+              return tx.run(text, params);
             },
           }) as Tx,
         ),
@@ -147,7 +156,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
     } finally {
       sql.connection = connection;
     }
-    assert.equal(acceptances.length, 1, "one statement for the three answers (#15)");
+    assert.equal(acceptances.length, 2, "one read and one write for the three answers (#15)");
     assert.deepEqual(
       emitted.map((e) => (e.kind === "accepted" ? [e.originId, e.seq] : e.kind)),
       origins.map((o, i) => [o, i + 1]),
@@ -159,6 +168,58 @@ describeOnBackends("outbox store: acceptances", (get) => {
     assert.deepEqual(
       states.map((r: { state: string; stanza_id: string }) => [r.state, r.stanza_id]),
       origins.map((o) => ["accepted", `st-${o}`]),
+    );
+  });
+
+  it("an acceptance the core could not take leaves the message row as it was, and the repeated answer resolves it", async function () {
+    const { knex } = get().db;
+    const sql = SqlRunner.of(knex);
+    const sender = `${unique("erin")}@bridge.example/1`;
+    const to = "frank@wa.example" as BareJid;
+    const originId = unique("m") as MessageId;
+    const id = await sql.transaction((tx) =>
+      outboxStore.insert(
+        tx,
+        {
+          kind: "message",
+          senderJid: sender,
+          conversationJid: to,
+          toJid: to,
+          originId,
+          stanza: `<message id='${originId}'/>`,
+        },
+        1000,
+        5000,
+      ),
+    );
+    let coreUp = false;
+    const outbox = new Outbox({
+      knex,
+      session: {} as HelloSession,
+      timing: {} as EngineTiming,
+      now: () => 3000,
+      logger: silentLogger(),
+      emit: () => (coreUp ? Promise.resolve() : Promise.reject(new Error("the core is down"))),
+    });
+    const answer = {
+      originId,
+      stanzaId: "st-1" as StanzaId,
+      seq: 4,
+      stamp: new Date(2000),
+    } as Parameters<Outbox["onAccepted"]>[1];
+    const row = async () =>
+      (await knex("outbox").where({ id }).first("state", "stanza_id", "attempts")) as {
+        state: string;
+        stanza_id: string | null;
+      };
+    const before = await row();
+    await assert.rejects(outbox.onAccepted(sender, answer), /the core is down/);
+    assert.deepEqual(await row(), before, "nothing written: the retransmission brings it again");
+    coreUp = true;
+    await outbox.onAccepted(sender, answer);
+    assert.deepEqual(
+      { state: (await row()).state, stanzaId: (await row()).stanza_id },
+      { state: "accepted", stanzaId: "st-1" },
     );
   });
 });

@@ -9,9 +9,17 @@ import type { XmlElement } from "../../../src/interop/codec/xml.js";
 import { SqlRunner, type Tx } from "../../../src/db/sql.js";
 import type { BareJid, DeviceId } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
+import { KeyVault } from "../../../src/vault/key-vault.js";
 import { FakeGatekeeper } from "./fake-gatekeeper.js";
 import { GatekeeperUsers, type GkUser } from "./peers.js";
-import { eventually, ready, startBridge, uniqueBridgeJid, type Bridge } from "./world.js";
+import {
+  eventually,
+  ready,
+  startBridge,
+  uniqueBridgeJid,
+  VAULT_KEY,
+  type Bridge,
+} from "./world.js";
 
 const body = (text: string) => [{ kind: "body" as const, text }];
 
@@ -470,6 +478,69 @@ describeOnBackends("provider engine: the outbox", (get) => {
     assert.ok(last !== undefined);
     assert.deepEqual([...keysOf(last.stanza).keys()], [2], "the removed device's key is dropped");
     assert.equal(keysOf(last.stanza).get(2), after.get(2));
+  });
+
+  it("keeps a message's envelope sealed once, and re-encrypts from it after stale-device-list even past the retry window while the message is unresolved", async function () {
+    fake.policy = "manual";
+    const b = await readyBridge();
+    const knex = get().db.knex;
+    const held = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("held") });
+    const done = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("done") });
+    await eventually(() => sent(held).length === 1 && sent(done).length === 1, "both sent");
+    fake.accept(first(done));
+    await eventually(() => b.sink.of("accepted").some((e) => e.originId === done), "accepted");
+    const copies = (await knex("outbox")
+      .whereIn("origin_id", [held, done])
+      .whereNotNull("envelope_enc")
+      .count({ n: "*" })
+      .first()) as { n: number | string };
+    assert.equal(Number(copies.n), 0, "no second sealed copy in the outbox");
+    // Both were sent longer ago than the retry window (§12.5): the accepted message's envelope
+    // goes, the unresolved one's stays for its re-encryption.
+    await knex("signal_sent_envelopes").whereIn("origin_id", [held, done]).update({ sent_at: 0 });
+    await b.engine.maintenance();
+    const kept = (await knex("signal_sent_envelopes")
+      .whereIn("origin_id", [held, done])
+      .pluck("origin_id")) as string[];
+    assert.deepEqual(kept, [held]);
+    await users.addDevice(bob, 2);
+    fake.staleDeviceList(first(held), bob.jid, [1, 2] as DeviceId[]);
+    await eventually(() => sent(held).length === 2, "the re-send");
+    const resent = sent(held)[1];
+    assert.ok(resent !== undefined);
+    assert.deepEqual((await users.decrypt(bob, 2, resent.stanza)).content, body("held"));
+  });
+
+  it("re-encrypts after stale-device-list a message queued with its own sealed envelope copy (before issue #15)", async function () {
+    fake.policy = "manual";
+    const b = await readyBridge();
+    const knex = get().db.knex;
+    const originId = await b.engine.sendMessage({ from: alice, to: bob.jid, content: body("old") });
+    await eventually(() => sent(originId).length === 1, "sent");
+    // What an earlier version wrote: the envelope sealed for the outbox row, and no kept copy
+    // (purged with the retry window).
+    const device = await b.crypto.device(alice, 1 as DeviceId);
+    const envelope = await device.retries.sentEnvelope(originId);
+    assert.ok(envelope !== undefined);
+    const row = (await knex("outbox").where({ origin_id: originId }).first()) as {
+      sender_jid: string;
+    };
+    await knex("outbox")
+      .where({ origin_id: originId })
+      .update({
+        envelope_enc: KeyVault.fromKey(VAULT_KEY).seal(envelope, [
+          "outbox",
+          row.sender_jid,
+          originId,
+        ]),
+      });
+    await knex("signal_sent_envelopes").where({ origin_id: originId }).delete();
+    await users.addDevice(bob, 2);
+    fake.staleDeviceList(first(originId), bob.jid, [1, 2] as DeviceId[]);
+    await eventually(() => sent(originId).length === 2, "the re-send");
+    const resent = sent(originId)[1];
+    assert.ok(resent !== undefined);
+    assert.deepEqual((await users.decrypt(bob, 2, resent.stanza)).content, body("old"));
   });
 
   it("gives up at the outbox deadline and reports timed-out", async function () {
