@@ -98,7 +98,11 @@ export class GroupCipher {
       );
     }
     const distributionId = message.distributionId();
-    await this.locked(sender.jid, async () => {
+    // The binding of a distribution id to one group is shared by every member's key of that id:
+    // checked and written under the id's lock too, not only the member's (two members' SKDMs
+    // under one id, for two groups, processed at the same time were both bound).
+    const keys = [this.state.user.lockKey(sender.jid), this.distributionLockKey(distributionId)];
+    await this.state.ctx.mutex.run(keys, async () => {
       await this.checkBinding(groupJid, distributionId);
       const batch = new WriteBatch();
       const stores = operationStores(state, batch);
@@ -212,6 +216,11 @@ export class GroupCipher {
 
   private ownLocked<T>(fn: () => Promise<T>): Promise<T> {
     return this.locked(this.state.user.jid, fn);
+  }
+
+  /** Bare JIDs never contain NUL, so this key is no contact lock key (UserState.lockKey). */
+  private distributionLockKey(distributionId: string): string {
+    return `\u0000distribution\n${this.state.ownerId}\n${distributionId}`;
   }
 
   private locked<T>(jid: string, fn: () => Promise<T>): Promise<T> {

@@ -202,46 +202,62 @@ export class SessionCipher {
     const sender = ProtocolAddress.new(inbound.senderJid, inbound.senderDevice);
     const bytes = toArrayBufferView(inbound.ciphertext);
     return this.locked([inbound.senderJid], async () => {
-      const batch = new WriteBatch();
-      const stores = operationStores(state, batch);
-      let plaintext: Uint8Array;
+      const preKeys = new PreKeyGate(state);
       try {
-        if (inbound.kex) {
-          // The high nibble of the first byte is the message version; libsignal would report an
-          // old one as a generic parse failure, §5.2 wants it named.
-          const version = (bytes[0] ?? 0xff) >> 4;
-          if (version < MIN_MESSAGE_VERSION) {
-            throw new LegacyMessageError(
-              version,
-              `PreKeySignalMessage version ${version} from ${sender.toString()} is below 4`,
-            );
-          }
-          const message = deserialize(() => PreKeySignalMessage.deserialize(bytes));
-          plaintext = await signalDecryptPreKey(
-            message,
-            sender,
-            state.address,
-            stores.session,
-            stores.identity,
-            stores.preKey,
-            stores.signedPreKey,
-            stores.kyberPreKey,
-          );
-        } else {
-          const message = deserialize(() => SignalMessage.deserialize(bytes));
-          plaintext = await signalDecrypt(
-            message,
-            sender,
-            state.address,
-            stores.session,
-            stores.identity,
+        return await this.decryptLocked(inbound, sender, bytes, preKeys, onPlaintext);
+      } finally {
+        preKeys.leave();
+      }
+    });
+  }
+
+  private async decryptLocked<T>(
+    inbound: InboundKey,
+    sender: ProtocolAddress,
+    bytes: Uint8Array<ArrayBuffer>,
+    preKeys: PreKeyGate,
+    onPlaintext: (plaintext: Uint8Array, trx: Tx) => Promise<T>,
+  ): Promise<T> {
+    const state = this.state;
+    const batch = new WriteBatch();
+    const stores = operationStores(state, batch, { beforePreKeyUse: preKeys.enter });
+    let plaintext: Uint8Array;
+    try {
+      if (inbound.kex) {
+        // The high nibble of the first byte is the message version; libsignal would report an
+        // old one as a generic parse failure, §5.2 wants it named.
+        const version = (bytes[0] ?? 0xff) >> 4;
+        if (version < MIN_MESSAGE_VERSION) {
+          throw new LegacyMessageError(
+            version,
+            `PreKeySignalMessage version ${version} from ${sender.toString()} is below 4`,
           );
         }
-      } catch (err) {
-        throw mapDecryptError(err, batch, { jid: inbound.senderJid, device: inbound.senderDevice });
+        const message = deserialize(() => PreKeySignalMessage.deserialize(bytes));
+        plaintext = await signalDecryptPreKey(
+          message,
+          sender,
+          state.address,
+          stores.session,
+          stores.identity,
+          stores.preKey,
+          stores.signedPreKey,
+          stores.kyberPreKey,
+        );
+      } else {
+        const message = deserialize(() => SignalMessage.deserialize(bytes));
+        plaintext = await signalDecrypt(
+          message,
+          sender,
+          state.address,
+          stores.session,
+          stores.identity,
+        );
       }
-      return batch.commit(state.ctx.knex, (trx) => onPlaintext(plaintext, trx));
-    });
+    } catch (err) {
+      throw mapDecryptError(err, batch, { jid: inbound.senderJid, device: inbound.senderDevice });
+    }
+    return batch.commit(state.ctx.knex, (trx) => onPlaintext(plaintext, trx));
   }
 
   async hasSession(remote: DeviceAddress): Promise<boolean> {
@@ -316,6 +332,45 @@ export class SessionCipher {
     return err instanceof Error ? err : new Error(String(err));
   }
 }
+
+/**
+ * The prekey lock of one local device, taken by a decrypt only once libsignal reads a one-time or
+ * Kyber prekey (a PreKeySignalMessage that starts a new session; one on an existing session reads
+ * none) and held until the decrypt committed. The contact's lock does not cover them: they are
+ * shared by all of the device's contacts, and two first messages over the same one-time prekey
+ * (a directory that handed it out twice, a replay under another sender) decrypted at the same
+ * time would both read it before either committed its consumption, and both be accepted.
+ */
+class PreKeyGate {
+  private entered: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+
+  constructor(private readonly state: DeviceState) {}
+
+  /** Takes the lock (once); libsignal's store callbacks await it. */
+  readonly enter = (): Promise<void> => {
+    if (this.entered === undefined) {
+      const done = new Promise<void>((resolve) => {
+        this.release = resolve;
+      });
+      this.entered = new Promise<void>((entered) => {
+        void this.state.ctx.mutex.run([preKeyLockKey(this.state)], () => {
+          entered();
+          return done;
+        });
+      });
+    }
+    return this.entered;
+  };
+
+  /** Releases the lock if it was taken (or, if still awaited, as soon as it is). */
+  leave(): void {
+    this.release?.();
+  }
+}
+
+/** Bare JIDs never contain NUL, so this key is no contact lock key (UserState.lockKey). */
+const preKeyLockKey = (state: DeviceState): string => `\u0000prekeys\n${state.ownerId}`;
 
 function toPreKeyBundle(remoteJid: string, bundle: RemoteBundle): PreKeyBundle {
   const where = `${remoteJid}/${bundle.deviceId}`;

@@ -44,6 +44,12 @@ export interface StoreOptions {
    * accepted and recorded (trust on first use, then notify, §12.4); only encryption is held.
    */
   readonly acceptChangedIdentity?: boolean;
+  /**
+   * Awaited before a one-time or Kyber prekey is read (the first message of a new session): those
+   * are shared by all of the device's contacts, so a decrypt takes the device's prekey lock there
+   * (session-cipher.ts) and holds it until its commit.
+   */
+  readonly beforePreKeyUse?: () => Promise<void>;
 }
 
 export function operationStores(
@@ -54,9 +60,9 @@ export function operationStores(
   return {
     session: new BatchSessionStore(device, batch),
     identity: new BatchIdentityStore(device, batch, options),
-    preKey: new BatchPreKeyStore(device, batch),
+    preKey: new BatchPreKeyStore(device, batch, options.beforePreKeyUse),
     signedPreKey: new DbSignedPreKeyStore(device, batch),
-    kyberPreKey: new BatchKyberPreKeyStore(device, batch),
+    kyberPreKey: new BatchKyberPreKeyStore(device, batch, options.beforePreKeyUse),
     senderKey: new BatchSenderKeyStore(device, batch),
   };
 }
@@ -172,10 +178,14 @@ class BatchIdentityStore extends IdentityKeyStore {
   }
 }
 
+/** Nothing to wait for: an operation that reads no prekey of another's (a bundle, a send). */
+const noWait = (): Promise<void> => Promise.resolve();
+
 class BatchPreKeyStore extends PreKeyStore {
   constructor(
     private readonly device: DeviceState,
     private readonly batch: WriteBatch,
+    private readonly beforeUse: () => Promise<void> = noWait,
   ) {
     super();
   }
@@ -193,6 +203,7 @@ class BatchPreKeyStore extends PreKeyStore {
   }
 
   override async getPreKey(id: number): Promise<PreKeyRecord> {
+    await this.beforeUse();
     const staged = this.batch.read<PreKeyRecord>(`prekey\n${id}`);
     if (staged === DELETED) throw new Error(`prekey ${id} was consumed`);
     if (staged !== undefined) return staged;
@@ -244,6 +255,7 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
   constructor(
     private readonly device: DeviceState,
     private readonly batch: WriteBatch,
+    private readonly beforeUse: () => Promise<void> = noWait,
   ) {
     super();
   }
@@ -253,6 +265,7 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
   }
 
   override async getKyberPreKey(id: number): Promise<KyberPreKeyRecord> {
+    await this.beforeUse();
     if (this.batch.read(`kyber\n${id}`) === DELETED) throw new Error(`Kyber prekey ${id} consumed`);
     const device = this.device;
     const row = await this.batch.reading(() =>
@@ -269,6 +282,7 @@ class BatchKyberPreKeyStore extends KyberPreKeyStore {
     signedPreKeyId: number,
     baseKey: PublicKey,
   ): Promise<void> {
+    await this.beforeUse();
     const device = this.device;
     const row = await this.batch.reading(() =>
       tables.kyberPreKeys.get(device.ctx.knex, device.ownerId, id),

@@ -22,7 +22,7 @@ import type { Outbox } from "./outbox.js";
 import type { NewOutboxRow } from "../store/outbox.js";
 import { RetryAnswerer, retryRequestRow } from "./retries.js";
 import { originIdForReceipt, receiptRow } from "./sender.js";
-import { SerialQueue } from "./serial.js";
+import { KeyedQueue } from "./serial.js";
 import type { HelloSession } from "./session.js";
 import { isDeferral } from "../../core/network.js";
 import { eventOf } from "./events.js";
@@ -89,15 +89,19 @@ const TRANSIENT_RETRY_MS = 120_000;
 
 /**
  * The receiving side (§12.4, §15.4, §15.5, P10, P13-P16, P26, P29). Only stanzas from gatekeeper
- * JIDs are honoured. Queued deliveries are processed one at a time: de-duplicated by stanza-id
- * and, for messages, per device by (sender, origin-id) before decryption; decrypted inside
- * crypto's transaction, which also records the de-duplication and the event for the core; then
- * handed over, and only after the hand-over resolved are the `<received>` queued and the
- * delivery acked. A crash anywhere before the ack means redelivery; an event committed but not
+ * JIDs are honoured. Queued deliveries are processed one at a time per conversation, conversations
+ * in parallel (deliveryKey): de-duplicated by stanza-id and, for messages, per device by (sender,
+ * origin-id) before decryption; decrypted inside crypto's transaction, which also records the
+ * de-duplication and the event for the core; then handed over, and only after the hand-over
+ * resolved are the `<received>` queued and the delivery acked. A crash anywhere before the ack means redelivery; an event committed but not
  * handed over is handed over again from `inbound_pending`.
  */
 export class Receiver {
-  private readonly queue = new SerialQueue();
+  /**
+   * Deliveries in order per conversation and in parallel across conversations (deliveryKey), so
+   * that the decrypt transactions of different conversations commit together (issue #15).
+   */
+  private readonly queue = new KeyedQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
   /**
    * Committed events not yet handed over, per conversation, oldest first: what `inbound_pending`
@@ -182,7 +186,10 @@ export class Receiver {
           this.log.warn({ from, kind: payload.kind }, "delivery without stanza-id ignored");
           return Promise.resolve();
         }
-        return this.guard(this.run(() => this.untilDone(() => this.process({ ...msg, stanzaId }))));
+        const delivery: Delivery = { ...msg, stanzaId };
+        return this.guard(
+          this.run(deliveryKey(delivery), () => this.untilDone(() => this.process(delivery))),
+        );
       }
     }
   }
@@ -193,7 +200,7 @@ export class Receiver {
    * never per message or per release of held ones (that is releaseHeld).
    */
   replayPending(): Promise<void> {
-    return this.guard(this.run(() => this.untilDone(() => this.handOverAllPending())));
+    return this.guard(this.run(ALONE, () => this.untilDone(() => this.handOverAllPending())));
   }
 
   /**
@@ -204,7 +211,7 @@ export class Receiver {
    */
   loadPending(): Promise<void> {
     return this.guard(
-      this.run(() =>
+      this.run(ALONE, () =>
         this.untilDone(async () => {
           for (const entry of await this.options.inbox.allPending()) this.remember(entry);
         }),
@@ -264,10 +271,11 @@ export class Receiver {
 
   /**
    * Runs `work` again while it fails with a transient error (the database connection lost or
-   * busy), with backoff, for at most TRANSIENT_RETRY_MS. Deliveries are processed one at a time,
-   * so retrying in place holds the later ones back: failing instead would let them be handed over
-   * first and the failed one only after its redelivery, out of order (§15.6). A stanza that still
-   * fails is left unacked, as any other failure.
+   * busy), with backoff, for at most TRANSIENT_RETRY_MS. Deliveries of a conversation are
+   * processed one at a time, so retrying in place holds its later ones back: failing instead
+   * would let them be handed over first and the failed one only after its redelivery, out of
+   * order (§15.6). Other conversations go on meanwhile. A stanza that still fails is left unacked,
+   * as any other failure.
    */
   private async untilDone<T = void>(work: () => Promise<T>): Promise<T> {
     const started = Date.now();
@@ -820,7 +828,9 @@ export class Receiver {
     const timer = setTimeout(() => {
       this.parked.delete(id);
       if (this.stopped) return;
-      void this.guard(this.run(() => this.untilDone(() => this.process(msg, false))));
+      void this.guard(
+        this.run(deliveryKey(msg), () => this.untilDone(() => this.process(msg, false))),
+      );
     }, this.options.senderKeyWaitMs ?? 60_000);
     timer.unref();
     this.parked.set(id, { key, msg, timer });
@@ -833,7 +843,9 @@ export class Receiver {
       if (p.key !== key) continue;
       clearTimeout(p.timer);
       this.parked.delete(id);
-      void this.guard(this.run(() => this.untilDone(() => this.process(p.msg))));
+      void this.guard(
+        this.run(deliveryKey(p.msg), () => this.untilDone(() => this.process(p.msg))),
+      );
     }
   }
 
@@ -924,8 +936,9 @@ export class Receiver {
 
   /**
    * Queues the hand-over of a committed event behind the earlier ones of its conversation and
-   * returns at once: the next delivery is decrypted while this one is posted to Matrix. A failed
-   * hand-over is retried by retryHandOverLater (the event stays pending and unacked).
+   * returns at once: the conversation's next delivery is decrypted while this one is posted to
+   * Matrix. A failed hand-over is retried by retryHandOverLater (the event stays pending and
+   * unacked).
    */
   private chainHandOver(committed: PendingEntry): void {
     const entry = this.remember(committed);
@@ -961,14 +974,16 @@ export class Receiver {
   }
 
   /**
-   * Runs `job` after the deliveries queued before it, unless the engine halted meanwhile: after a
-   * halt (a crash, as the fault tests make one) nothing more is decrypted, stored or handed over,
-   * so a next run on the same database finds every unfinished delivery as the crash left it,
-   * rather than racing this one for it (a halted engine took a new run's pending event, acked it
-   * into its closed session, and the gatekeeper's copy stayed unacked).
+   * Runs `job` after the jobs queued before it under the same key (ALONE: after every job queued
+   * before it, and ahead of every later one), unless the engine halted meanwhile: after a halt (a
+   * crash, as the fault tests make one) nothing more is decrypted, stored or handed over, so a
+   * next run on the same database finds every unfinished delivery as the crash left it, rather
+   * than racing this one for it (a halted engine took a new run's pending event, acked it into
+   * its closed session, and the gatekeeper's copy stayed unacked).
    */
-  private run(job: () => Promise<void>): Promise<void> {
-    return this.queue.run(() => (this.stopped ? Promise.resolve() : job()));
+  private run(key: string | typeof ALONE, job: () => Promise<void>): Promise<void> {
+    const gated = (): Promise<void> => (this.stopped ? Promise.resolve() : job());
+    return key === ALONE ? this.queue.runExclusive(gated) : this.queue.run(key, gated);
   }
 
   /** Runs `job` after the earlier jobs of conversation `key`; a failure is logged and left unacked. */
@@ -1176,7 +1191,7 @@ export class Receiver {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.stopped) return;
-      void this.guard(this.run(() => this.handOverAllPending()));
+      void this.guard(this.run(ALONE, () => this.handOverAllPending()));
     }, delay);
     this.retryTimer.unref();
   }
@@ -1202,7 +1217,7 @@ export class Receiver {
     if (!sid.ok || !this.options.session.isGatekeeperAddress(sid.value.by))
       return Promise.resolve();
     const stanzaId = sid.value;
-    return this.guard(this.run(() => this.recordOnly(stanzaId)));
+    return this.guard(this.run(ALONE, () => this.recordOnly(stanzaId)));
   }
 
   private guard(work: Promise<void>): Promise<void> {
@@ -1218,6 +1233,34 @@ const HANDED_OVER_REMEMBERED = 10_000;
 /** First and largest delay between attempts to hand failed events over again. */
 const HAND_OVER_RETRY_INITIAL_MS = 500;
 const HAND_OVER_RETRY_MAX_MS = 30_000;
+
+/** The queue key of work that runs alone (KeyedQueue.runExclusive). */
+const ALONE: unique symbol = Symbol("alone");
+
+/**
+ * The queue key of a delivery. Messages, receipts and read markers of one conversation (the local
+ * user and the contact or group the stanza comes from, the key conversationOf gives their events)
+ * are processed in order; those of different conversations at the same time, so that their
+ * transactions commit together (issue #15). The Signal state they share is locked where it is
+ * shared (a session or identity per contact, the one-time prekeys per device: crypto/). Anything
+ * else runs alone, in its place among all deliveries, as every delivery did before: a
+ * devices-changed notice drops sessions any conversation may be using, a retry request archives
+ * and rebuilds a session a group's messages use too, a group event fetches the group's state;
+ * they are rare.
+ */
+function deliveryKey(msg: Delivery): string | typeof ALONE {
+  const local = msg.to?.bare;
+  const from = msg.from?.bare;
+  if (local === undefined || from === undefined) return ALONE;
+  switch (msg.payload.kind) {
+    case "encrypted":
+    case "receipt":
+    case "displayed":
+      return `${local}\n${from}`;
+    default:
+      return ALONE;
+  }
+}
 
 /** The (local user, contact) pair an event belongs to, for ordering; undefined for others. */
 function conversationOf(event: StoredEvent): string | undefined {

@@ -4,8 +4,34 @@ import {
   NoSenderKeyError,
   SenderKeyGroupMismatchError,
 } from "../../../src/interop/crypto/errors.js";
+import {
+  ProtocolAddress,
+  SenderKeyDistributionMessage,
+  SenderKeyRecord,
+  SenderKeyStore,
+} from "@signalapp/libsignal-client";
 import { describeOnBackends } from "../../helpers/db.js";
 import { address, ensureInboxTable, makeCrypto, newDevice, text, utf8 } from "./helpers.js";
+
+/** A sender's own sender keys, in memory: to craft an SKDM under a chosen distribution id. */
+class MemorySenderKeyStore extends SenderKeyStore {
+  private readonly records = new Map<string, SenderKeyRecord>();
+
+  override async saveSenderKey(
+    sender: ProtocolAddress,
+    distributionId: string,
+    record: SenderKeyRecord,
+  ): Promise<void> {
+    this.records.set(`${sender.toString()}\n${distributionId}`, record);
+  }
+
+  override async getSenderKey(
+    sender: ProtocolAddress,
+    distributionId: string,
+  ): Promise<SenderKeyRecord | null> {
+    return this.records.get(`${sender.toString()}\n${distributionId}`) ?? null;
+  }
+}
 
 describeOnBackends("group sender keys", (get) => {
   it("members who processed the SKDM decrypt group messages; repeats are duplicates", async function () {
@@ -71,6 +97,50 @@ describeOnBackends("group sender keys", (get) => {
     );
     const plain = await bob.device.groups.decrypt(group, from, ciphertext, async (p) => text(p));
     assert.equal(plain, "too early");
+  });
+
+  it("two members' SKDMs under one distribution id for two groups, processed at the same time: the second is refused", async function () {
+    // Another member reusing a distribution id it saw (in the clear in every group message) for
+    // another group: the binding of a distribution id to one group holds also when the receiver
+    // processes different groups' deliveries in parallel (issue #15).
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const mallory = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper");
+    const group = "grp5@g.wa.example";
+    const other = "grp6@g.wa.example";
+    const dist = await alice.device.groups.distribution(group);
+    const copied = await SenderKeyDistributionMessage.create(
+      ProtocolAddress.new(mallory.jid, mallory.device.deviceId),
+      dist.distributionId,
+      new MemorySenderKeyStore(),
+    );
+    const outcomes = await Promise.allSettled([
+      bob.device.groups.processDistribution(
+        group,
+        address(alice.jid, alice.device.deviceId),
+        dist.skdm,
+      ),
+      bob.device.groups.processDistribution(
+        other,
+        address(mallory.jid, mallory.device.deviceId),
+        copied.serialize(),
+      ),
+    ]);
+    assert.equal(outcomes[0]?.status, "fulfilled", "the first is kept");
+    assert.ok(
+      outcomes[1]?.status === "rejected" &&
+        outcomes[1].reason instanceof SenderKeyGroupMismatchError,
+      "the second is refused",
+    );
+    const c = await alice.device.groups.encrypt(group, utf8("still readable"));
+    const plain = await bob.device.groups.decrypt(
+      group,
+      address(alice.jid, alice.device.deviceId),
+      c,
+      async (p) => text(p),
+    );
+    assert.equal(plain, "still readable");
   });
 
   it("rotation creates a new distribution id that members need before they can read on", async function () {

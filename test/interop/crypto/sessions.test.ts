@@ -283,6 +283,63 @@ describeOnBackends("Signal 1:1 sessions", (get) => {
     assert.deepEqual([...received].sort(), [...bodies].sort());
   });
 
+  it("two first messages over one one-time prekey, decrypted at the same time from two contacts: only one is accepted", async function () {
+    // A directory that hands one one-time prekey out twice (or a replay under another sender):
+    // the receiving device must still consume it once, also when the receiver decrypts
+    // different contacts' messages in parallel (issue #15).
+    const world = makeCrypto(get().db.knex);
+    const bob = await newDevice(world, "gatekeeper");
+    const senders = [await newDevice(world, "provider"), await newDevice(world, "provider")];
+    const before = await bob.device.prekeyCounts();
+    const to = [address(bob.jid, bob.device.deviceId)];
+    const inbound = [];
+    for (const sender of senders) {
+      await sender.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+      const [key] = await sender.device.sessions.encryptForDevices(utf8(`from ${sender.jid}`), to);
+      assert.ok(key?.kex);
+      inbound.push({
+        senderJid: sender.jid,
+        senderDevice: sender.device.deviceId,
+        kex: true,
+        ciphertext: key.ciphertext,
+      });
+    }
+    const outcomes = await Promise.allSettled(
+      inbound.map((message) => bob.device.sessions.decrypt(message, async (p) => text(p))),
+    );
+    const accepted = outcomes.filter((o) => o.status === "fulfilled");
+    assert.equal(accepted.length, 1, "one one-time prekey starts one session");
+    const refused = outcomes.find((o) => o.status === "rejected");
+    assert.ok(refused?.reason instanceof InvalidMessageError, String(refused?.reason));
+    assert.deepEqual(await bob.device.prekeyCounts(), {
+      ec: before.ec - 1,
+      kyber: before.kyber - 1,
+    });
+  });
+
+  it("first messages over different one-time prekeys from two contacts decrypt at the same time", async function () {
+    const world = makeCrypto(get().db.knex);
+    const bob = await newDevice(world, "gatekeeper");
+    const senders = [await newDevice(world, "provider"), await newDevice(world, "provider")];
+    const to = [address(bob.jid, bob.device.deviceId)];
+    const inbound = [];
+    for (const [index, sender] of senders.entries()) {
+      await sender.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle, { index }));
+      const [key] = await sender.device.sessions.encryptForDevices(utf8(`hello ${index}`), to);
+      assert.ok(key?.kex);
+      inbound.push({
+        senderJid: sender.jid,
+        senderDevice: sender.device.deviceId,
+        kex: true,
+        ciphertext: key.ciphertext,
+      });
+    }
+    const plain = await Promise.all(
+      inbound.map((message) => bob.device.sessions.decrypt(message, async (p) => text(p))),
+    );
+    assert.deepEqual(plain, ["hello 0", "hello 1"]);
+  });
+
   it("a device added mid-conversation gets a session after devices-changed, a removed one loses it", async function () {
     const world = makeCrypto(get().db.knex);
     const alice = await newDevice(world, "provider");

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
 import { randomUUID } from "node:crypto";
 import { SqlRunner, runnerStats, type SqlValue, type Tx } from "../../../src/db/sql.js";
+import type { InboundKey } from "../../../src/interop/crypto/types.js";
 import { encodeEnvelope } from "../../../src/interop/codec/envelope.js";
 import type { StoredEvent } from "../../../src/interop/provider/types.js";
 import {
@@ -20,7 +21,7 @@ import {
 } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
-import { GatekeeperUsers, type GkUser } from "./peers.js";
+import { GatekeeperUsers, type Delivery, type GkUser } from "./peers.js";
 import {
   EventSink,
   eventually,
@@ -42,6 +43,34 @@ function withStanzaId(stanza: XmlElement, id: StanzaId): XmlElement {
 }
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Makes the first decrypt of `sender`'s messages to `local` wait (before the crypto layer sees it)
+ * until `release` is called; `started` counts the decrypts of that sender that began.
+ */
+async function holdDecrypts(
+  b: Bridge,
+  local: BareJid,
+  sender: BareJid,
+): Promise<{ started: () => number; release: () => void }> {
+  const [own] = await b.crypto.localDevices(local);
+  assert.ok(own !== undefined, "the local user has a device");
+  const { sessions } = await b.crypto.device(local, own);
+  const decrypt = sessions.decrypt.bind(sessions);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let started = 0;
+  sessions.decrypt = async <T>(
+    inbound: InboundKey,
+    onPlaintext: (plaintext: Uint8Array, trx: Tx) => Promise<T>,
+  ): Promise<T> => {
+    if (inbound.senderJid === sender && ++started === 1) await released;
+    return decrypt(inbound, onPlaintext);
+  };
+  return { started: () => started, release };
+}
 
 describeOnBackends("provider engine: receiving", (get) => {
   let fake: FakeGatekeeper;
@@ -174,6 +203,65 @@ describeOnBackends("provider engine: receiving", (get) => {
     await eventually(() => fake.acked.includes(flowing.stanzaId), "carol's message acked");
     assert.equal(messagesFor(b, flowing.originId).length, 1, "carol's message handed over");
     assert.equal(fake.acked.includes(stuck.stanzaId), false, "bob's stays unacked");
+  });
+
+  it("a message whose decrypt is slow holds back only its own conversation: another conversation's is decrypted, handed over and acked meanwhile", async function () {
+    const carol = await users.addUser([1]);
+    const b = await readyBridge();
+    const bobs = await holdDecrypts(b, alice, bob.jid);
+    try {
+      const slow = await users.encryptTo(bob, 1, alice, body("slow"));
+      fake.send(slow.stanza);
+      await eventually(() => bobs.started() === 1, "bob's decrypt begun");
+      const fast = await users.encryptTo(carol, 1, alice, body("fast"));
+      fake.send(fast.stanza);
+      await eventually(() => fake.acked.includes(fast.stanzaId), "carol's message acked");
+      assert.equal(messagesFor(b, fast.originId).length, 1, "carol's message handed over");
+      assert.equal(fake.acked.includes(slow.stanzaId), false, "bob's not acked before its commit");
+      assert.equal(messagesFor(b, slow.originId).length, 0);
+      bobs.release();
+      await eventually(() => fake.acked.includes(slow.stanzaId), "bob's message acked");
+      assert.equal(messagesFor(b, slow.originId).length, 1, "bob's message handed over once");
+    } finally {
+      bobs.release();
+    }
+  });
+
+  it("a conversation's messages are decrypted and handed over in their order while another conversation's go past them", async function () {
+    // No seq: the reorder buffer lets everything through as it comes, so the order seen is the
+    // order the receiver processed the conversation's deliveries in.
+    const carol = await users.addUser([1]);
+    const b = await readyBridge();
+    const bobs = await holdDecrypts(b, alice, bob.jid);
+    try {
+      const fromBob: Delivery[] = [];
+      for (const text of ["one", "two", "three"]) {
+        const delivery = await users.encryptTo(bob, 1, alice, body(text));
+        fromBob.push(delivery);
+        fake.send(delivery.stanza);
+      }
+      await eventually(() => bobs.started() >= 1, "bob's first decrypt begun");
+      const fromCarol = await users.encryptTo(carol, 1, alice, body("meanwhile"));
+      fake.send(fromCarol.stanza);
+      await eventually(() => fake.acked.includes(fromCarol.stanzaId), "carol's message acked");
+      assert.equal(bobs.started(), 1, "bob's later messages wait for the first");
+      assert.equal(b.sink.of("message").filter((e) => e.from === bob.jid).length, 0);
+      bobs.release();
+      await eventually(
+        () => fromBob.every((d) => fake.acked.includes(d.stanzaId)),
+        "bob's messages acked",
+      );
+      assert.deepEqual(
+        b.sink
+          .of("message")
+          .filter((e) => e.from === bob.jid)
+          .map((e) => e.originId),
+        fromBob.map((d) => d.originId),
+        "handed over in the order they came",
+      );
+    } finally {
+      bobs.release();
+    }
   });
 
   it("redeliveries of messages held behind a seq gap do not starve the bridge: the gap's timer still fires and all are handed over in order", async function () {
