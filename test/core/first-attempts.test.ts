@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { RemoteEvent, RemoteMessageId } from "../../src/core/network.js";
+import { eventId } from "../../src/util/ids.js";
 import { ALICE } from "./helpers.js";
 import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
 
@@ -7,8 +8,8 @@ const text = (body: string) => ({ type: "text" as const, text: { text: body, spa
 
 /**
  * Issue #15: the core looks a message's mapping up only when the message may have been bridged
- * before. A first attempt (`firstHandOver` from the network) skips the look-up; every other
- * attempt keeps it, and is what keeps a message once.
+ * before. A first attempt (`firstHandOver` from the network, `firstAttempt` from the Matrix
+ * ingress) skips the look-up; every other attempt keeps it, and is what keeps a message once.
  */
 for (const nut of NETWORKS) {
   const BOB_ID = nut.bob.id;
@@ -74,6 +75,33 @@ for (const nut of NETWORKS) {
       // The core trusts the flag: only a first hand-over may carry it (receiver.ts, types.ts).
       await h.network.report(ALICE, { ...message, firstHandOver: true });
       assert.equal(posted("once"), 2, "a wrong flag posts the message again");
+    });
+
+    it("a Matrix message on its first attempt is sent without a look-up; a later attempt finds it sent", async function () {
+      await h.network.report(ALICE, incoming("hello"));
+      const portal = await h.tables.portalRows.get(ALICE, BOB_ID);
+      assert.ok(portal);
+      const before = lookups.byEvent;
+      const id = eventId("$first-attempt");
+      await h.core.router.fromMatrix.message(ALICE, portal, id, text("mine"), undefined, {
+        firstAttempt: true,
+      });
+      assert.equal(lookups.byEvent, before, "no look-up of the event's mapping");
+      await h.network.settled();
+      assert.equal(h.network.sent.filter((s) => s.content.type === "text").length, 1);
+      // The next attempt (after a crash or a failure following the send) sends nothing.
+      await h.core.router.fromMatrix.message(ALICE, portal, id, text("mine"));
+      await h.network.settled();
+      assert.equal(lookups.byEvent, before + 1);
+      assert.equal(h.network.sent.length, 1, "sent once");
+      // The core trusts the flag: only the ingress's first attempt may carry it. (The loopback
+      // network keeps one send per event id itself; the fake sends whatever it is asked.)
+      if (nut !== NETWORKS[0]) return;
+      await h.core.router.fromMatrix.message(ALICE, portal, id, text("mine"), undefined, {
+        firstAttempt: true,
+      });
+      await h.network.settled();
+      assert.equal(h.network.sent.length, 2, "a wrong flag sends the event again");
     });
   });
 }
