@@ -444,8 +444,9 @@ export class Receiver {
         this.settleSeq(local, from, msg.meta?.seq);
         this.options.acks.add(sid.by, sid.id);
       } else {
-        // New by stanza-id (recordNew) and by origin-id (recordDecrypted) in the commit above,
-        // so never handed over before, by this run or an earlier one.
+        // New by stanza-id (recordNew) and by (sender, origin-id) for this device
+        // (recordDecrypted, kept for the de-dup window, after which no copy comes: §15.3, §15.4)
+        // in the commit above: never handed over before, by this run or an earlier one.
         this.firstHandOvers.add(entry);
         this.chainHandOver(entry);
       }
