@@ -222,7 +222,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     ingress = new MatrixIngress({
       inbox,
       isOwnUser: (user) => startedCore.isOwnUser(user),
-      route: (event) => router.route(event),
+      route: (event, attempt) => router.route(event, attempt),
       ephemeral: (event) => router.handleEphemeral(event),
       notify: async (room, text, replyTo) => {
         await matrixApi.sendNotice(room, text, replyTo);

@@ -40,6 +40,18 @@ import { notLoggedIn } from "./texts.js";
 export type AnyPortal = PortalRow | GroupPortalRow;
 export const isGroupPortal = (p: AnyPortal): p is GroupPortalRow => "remoteId" in p;
 
+/** What the caller knows of earlier attempts at a Matrix event (MatrixEventsHandler.message). */
+export interface MatrixEventAttempt {
+  /**
+   * No attempt at this event can have been made before, in this process or an earlier one: the
+   * Matrix ingress knows it of an event it has just recorded as new (matrix/ingress, `begin`).
+   * The core then skips its look-up of the event's mapping (#15: a statement per message).
+   * Absent or false, it looks the mapping up, and an event sent before is not sent again; set
+   * wrongly, an event is sent twice.
+   */
+  readonly firstAttempt?: boolean;
+}
+
 /** Incoming messages a read receipt may mark: the latest ones (see `readTarget`). */
 const READ_CANDIDATES = 8;
 
@@ -128,13 +140,16 @@ export class MatrixEventsHandler {
     eventId: EventId,
     content: MessageContent,
     replyToEvent?: EventId,
+    attempt: MatrixEventAttempt = {},
   ): Promise<void> {
     const startedAt = performance.now();
     const room = portal.roomId as RoomId;
     const tables = this.tablesOf(portal);
     const login = await this.actingLogin(sender, portal, eventId, true);
     if (login === undefined) return;
-    if (await tables.messages.byEvent(eventId)) return;
+    // Sent before: an attempt that crashed, or failed, after its send (a crash between the send
+    // and the insert below leaves the event pending, and its next attempt is no first one).
+    if (attempt.firstAttempt !== true && (await tables.messages.byEvent(eventId))) return;
     const limitedUntil = this.limits?.messages.take(sender);
     if (limitedUntil !== undefined) {
       this.observer.messageFailed("to-network", "user-rate-limit");

@@ -249,6 +249,16 @@ export type RemoteEvent =
       replyTo?: MessageReference & { quote?: string };
       /** First contact from an unknown sender: shown as a message request. */
       isRequest: boolean;
+      /**
+       * The connector knows that this login never reported this message before, in this process
+       * or an earlier one: it is the first hand-over of a message its own durable de-duplication
+       * has just recorded as new (not a replay after a restart, not a retry of a failed report,
+       * not a redelivery). The core then skips its look-up of the message's mapping (issue #15:
+       * a statement per message). Absent, the core looks the mapping up and posts nothing
+       * twice; a flag set wrongly posts the message twice. Ignored in a group, where every member
+       * login reports the same message and the look-up is what posts it once.
+       */
+      firstHandOver?: true;
     }
   | {
       kind: "edit";

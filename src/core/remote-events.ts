@@ -227,7 +227,18 @@ export class RemoteEventHandler {
   ): Promise<boolean> {
     const portal = chat;
     const label = this.ghosts.label(ghost);
-    if (await chat.messages.byRemote(portal.id, event.from, event.id)) return false;
+    // Mapped before? A redelivery, a replay after a restart, a retry after a failed report, or
+    // another member login's report of a group message may be. A connector's `firstHandOver`
+    // says it is none of these (network.ts), so the look-up is skipped; not in a group, where
+    // another login may have reported the message first. A crash between the post below and
+    // the mapping's insert leaves the event unacknowledged: its next hand-over is no first one
+    // and looks the mapping up (finding none, it posts again with the same transaction id,
+    // which the homeserver keeps once).
+    const mappedBefore =
+      event.firstHandOver === true && chat.direct !== undefined
+        ? undefined
+        : await chat.messages.byRemote(portal.id, event.from, event.id);
+    if (mappedBefore !== undefined) return false;
     const replyTo =
       event.replyTo === undefined
         ? undefined

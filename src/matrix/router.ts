@@ -1,7 +1,7 @@
 import type { WeakEvent } from "matrix-appservice-bridge";
 import type { GroupPortalRow } from "../db/groups.js";
 import type { OpenGroupPortal, UserLevels } from "../core/groups.js";
-import { isGroupPortal, type AnyPortal } from "../core/matrix-events.js";
+import { isGroupPortal, type AnyPortal, type MatrixEventAttempt } from "../core/matrix-events.js";
 import { echoed } from "../core/texts.js";
 import type { ProcessedEventsTable } from "../db/processed-events.js";
 import { describeError } from "../util/errors.js";
@@ -105,10 +105,10 @@ export class MatrixEventRouter {
    * is decrypted first (RoomCrypto waits a bounded time for a missing key); one that cannot be
    * read, or plaintext where encryption is required, is answered with a notice.
    */
-  async route(event: WeakEvent): Promise<void> {
+  async route(event: WeakEvent, attempt: MatrixEventAttempt = {}): Promise<void> {
     const outcome: DecryptOutcome =
       this.decryptor === undefined ? { kind: "clear", event } : await this.decryptor.decrypt(event);
-    if (outcome.kind === "clear") await this.routeClear(outcome.event);
+    if (outcome.kind === "clear") await this.routeClear(outcome.event, attempt);
     else if (
       outcome.kind === "refused" &&
       (await this.portalOf(roomId(event.room_id))) === undefined
@@ -136,7 +136,7 @@ export class MatrixEventRouter {
     );
   }
 
-  private async routeClear(event: WeakEvent): Promise<void> {
+  private async routeClear(event: WeakEvent, attempt: MatrixEventAttempt = {}): Promise<void> {
     if (!isMatrixUserId(event.sender)) return;
     const sender = event.sender;
     const room = roomId(event.room_id);
@@ -167,12 +167,12 @@ export class MatrixEventRouter {
     const portal = await this.core.portalRows.byRoom(room);
     if (portal !== undefined) {
       if (portal.userMxid !== sender) return;
-      await this.portalEvent(portal, sender, event, content);
+      await this.portalEvent(portal, sender, event, content, attempt);
       return;
     }
     const group = opened(await this.core.groupPortals.byRoom(room));
     if (group !== undefined) {
-      await this.groupEvent(group, sender, event, content);
+      await this.groupEvent(group, sender, event, content, attempt);
       return;
     }
     if (event.type !== "m.room.message" || typeof content["body"] !== "string") return;
@@ -245,6 +245,7 @@ export class MatrixEventRouter {
     sender: MatrixUserId,
     event: WeakEvent,
     content: Record<string, unknown>,
+    attempt: MatrixEventAttempt,
   ): Promise<void> {
     const isState = event.type === "m.room.name" || event.type === "m.room.power_levels";
     // Content from someone who is not one of the group's bridge users is answered by the core
@@ -263,7 +264,7 @@ export class MatrixEventRouter {
       await this.core.groups.onPowerLevels(sender, portal, userLevels(content), userLevels(prev));
       return;
     }
-    await this.portalEvent(portal, sender, event, content);
+    await this.portalEvent(portal, sender, event, content, attempt);
   }
 
   /** The 1:1 or group portal of a room, if it is one. */
@@ -284,6 +285,7 @@ export class MatrixEventRouter {
     sender: MatrixUserId,
     event: WeakEvent,
     content: Record<string, unknown>,
+    attempt: MatrixEventAttempt,
   ): Promise<void> {
     const id = eventId(event.event_id);
     const body = content["body"];
@@ -301,7 +303,7 @@ export class MatrixEventRouter {
     switch (inbound.kind) {
       case "message": {
         const content = await this.withThumbnail(inbound.content, inbound.media);
-        await this.core.fromMatrix.message(sender, portal, id, content, inbound.replyTo);
+        await this.core.fromMatrix.message(sender, portal, id, content, inbound.replyTo, attempt);
         return;
       }
       case "edit":

@@ -134,6 +134,22 @@ for (const nut of NETWORKS) {
       assert.equal(contentIn(room).length, 1);
     });
 
+    it("a group message both logins report as their first hand-over is still posted once", async function () {
+      await reportInfo(ALICE);
+      await reportInfo(BOB);
+      const { roomId: room } = await portal();
+      // Each login's own receiver saw it first; only the core's look-up knows the other did.
+      const message = {
+        ...groupMessage(group, WA_ID, "new to both"),
+        firstHandOver: true as const,
+      };
+      await Promise.all([h.network.report(ALICE, message), h.network.report(BOB, message)]);
+      assert.deepEqual(
+        contentIn(room).map((e) => e.text),
+        ["new to both"],
+      );
+    });
+
     it("a local user's message is sent through their own login and never posted again", async function () {
       await reportInfo(ALICE);
       await reportInfo(BOB);

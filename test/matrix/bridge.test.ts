@@ -226,6 +226,27 @@ describe("the bridge against the test homeserver, with a fake network", function
     );
   });
 
+  it("a Matrix message's first attempt is sent without a look-up of its mapping (#15)", async function () {
+    let lookups = 0;
+    const count = (query: { sql: string }): void => {
+      if (/from `messages` where `event_id` = \?/.test(query.sql)) lookups += 1;
+    };
+    h.bridge.db.knex.on("query", count);
+    try {
+      const sentBefore = h.network.sent.length;
+      const eventId = await h.say(portal, "first attempt");
+      await h.waitFor(
+        async () => (h.network.sent.length > sentBefore ? true : undefined),
+        "the send",
+      );
+      await h.hs.appserviceIdle(h.appserviceId);
+      assert.equal(lookups, 0, "the ingress told the core it is the event's first attempt");
+      assert.equal((await h.tables.messages.byEvent(eventId as never))?.direction, "out");
+    } finally {
+      h.bridge.db.knex.off("query", count);
+    }
+  });
+
   it("a transaction delivered twice (lost acknowledgement) is processed once", async function () {
     const sentBefore = h.network.sent.length;
     h.hs.failAppservicePushes(failFirstPushes(1, { status: 500, deliver: true }));

@@ -81,6 +81,9 @@ export function mapProviderEvent(
       );
       const nick = conversion.nick;
       const stamp = event.stamp;
+      // Every message an envelope yields (a notice beside it has an id of its own) is as new as
+      // the envelope; edits and the rest carry no such flag.
+      const first = event.firstHandOver === true ? { firstHandOver: true as const } : {};
       const inGroup = event.group === undefined ? {} : { group: remoteGroup(event.group) };
       const events = conversion.events
         .map((e): RemoteEvent => withGroup(e, inGroup))
@@ -91,6 +94,7 @@ export function mapProviderEvent(
                 ...e,
                 ...(stamp === undefined ? {} : { serverTime: stamp }),
                 ...(nick === undefined ? {} : { nick }),
+                ...first,
               };
             case "edit":
             case "retract":

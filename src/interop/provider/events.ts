@@ -11,9 +11,14 @@ import type { DurableEvent } from "./types.js";
  * has no decoded envelope, so its envelope is decoded again from the bytes checked at decrypt
  * time; the size limit of that time is kept, so that a later hello with a smaller
  * `max-envelope-bytes` cannot refuse it. Throws CodecError if it no longer decodes (a codec
- * change between runs).
+ * change between runs). `firstHandOver` marks a message's first hand-over (types.ts); the
+ * receiver alone knows when it is one.
  */
-export function eventOf(entry: PendingEntry, maxEnvelopeBytes: number): DurableEvent {
+export function eventOf(
+  entry: PendingEntry,
+  maxEnvelopeBytes: number,
+  firstHandOver = false,
+): DurableEvent {
   const { event } = entry;
   if (event.kind !== "message") return event;
   const envelope =
@@ -21,7 +26,7 @@ export function eventOf(entry: PendingEntry, maxEnvelopeBytes: number): DurableE
     decodeEnvelope(event.envelopeXml, {
       maxEnvelopeBytes: Math.max(maxEnvelopeBytes, Buffer.byteLength(event.envelopeXml)),
     });
-  return { ...event, envelope };
+  return firstHandOver ? { ...event, envelope, firstHandOver } : { ...event, envelope };
 }
 
 /**

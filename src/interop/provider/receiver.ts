@@ -122,6 +122,8 @@ export class Receiver {
    * after a restart the gatekeeper resends hundreds of them every few seconds (kill -9 fault test).
    */
   private readonly heldIds = new Set<string>();
+  /** Fresh messages not yet offered to the core: their hand-over is a first one (types.ts). */
+  private readonly firstHandOvers = new WeakSet<PendingEntry>();
   /** The hand-over chain of each conversation: ordered within it, parallel across them. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly log: Logger;
@@ -451,7 +453,13 @@ export class Receiver {
         // Its seq is never shown: the next message must not wait the deadline for it.
         this.settleSeq(local, from, msg.meta?.seq);
         this.options.acks.add(sid.by, sid.id);
-      } else this.chainHandOver(entry);
+      } else {
+        // New by stanza-id (recordNew) and by (sender, origin-id) for this device
+        // (recordDecrypted, kept for the de-dup window, after which no copy comes: §15.3, §15.4)
+        // in the commit above: never handed over before, by this run or an earlier one.
+        this.firstHandOvers.add(entry);
+        this.chainHandOver(entry);
+      }
     } catch (err) {
       if (err instanceof StanzaSeenBefore) {
         await this.seenBefore(sid);
@@ -1097,7 +1105,12 @@ export class Receiver {
       }
       this.heldIds.delete(entry.stanzaId);
       const event = tryDecode(() =>
-        eventOf(entry, this.options.session.limits["max-envelope-bytes"]),
+        // Taken at the first offer to the core: a retry, a replay or a redelivery is no first.
+        eventOf(
+          entry,
+          this.options.session.limits["max-envelope-bytes"],
+          this.firstHandOvers.delete(entry),
+        ),
       );
       if (event.ok) {
         try {

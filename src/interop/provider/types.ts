@@ -45,6 +45,13 @@ export type ProviderEvent =
       envelopeXml: string;
       /** Set for a group message (§17.4); `from` is the member who sent it. */
       group?: BareJid;
+      /**
+       * Set only on the first hand-over in this process of a message the receiver has just
+       * decrypted and recorded as new (its stanza-id and its origin-id both first seen): never on
+       * a replay from `inbound_pending`, a retry after a failed hand-over, a redelivery or a
+       * deferred message handed over again. The core's `firstHandOver` (core/network.ts).
+       */
+      firstHandOver?: true;
     }
   | { kind: "delivered"; local: BareJid; from: BareJid; refs: MessageRef[]; group?: BareJid }
   | { kind: "displayed"; local: BareJid; from: BareJid; ref: MessageRef; group?: BareJid }
@@ -157,7 +164,8 @@ export type DurableEvent = Extract<
  * envelope decoded at decrypt time travels beside it in memory (PendingEntry.envelope).
  */
 export type StoredEvent = WithoutEnvelope<DurableEvent>;
-type WithoutEnvelope<E> = E extends { kind: "message" } ? Omit<E, "envelope"> : E;
+/** Without `firstHandOver` too: it is true of one hand-over, never of what is stored. */
+type WithoutEnvelope<E> = E extends { kind: "message" } ? Omit<E, "envelope" | "firstHandOver"> : E;
 
 /**
  * Stable codes of the engine's health, after the transport's own codes:

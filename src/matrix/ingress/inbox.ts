@@ -79,32 +79,36 @@ export class MatrixInboxTable {
   /**
    * Records a transaction's events and its id in one commit. Resolves `fresh: false` (and records
    * nothing) when the id was recorded before: the homeserver repeated a transaction whose 200 it
-   * did not see. An event recorded before under another transaction is kept once (by event id).
+   * did not see. An event recorded before under another transaction is kept once (by event id):
+   * `inserted` holds the rows this call added (by event id, with their `seq`), and none of those.
    */
   async record(
     txnId: string,
     entries: readonly InboxEntry[],
     now = Date.now(),
-  ): Promise<{ fresh: boolean }> {
+  ): Promise<{ fresh: boolean; inserted: ReadonlyMap<string, number> }> {
     return this.sql.transaction(async (tx) => {
+      const inserted = new Map<string, number>();
       const added = await tx.run(
         "INSERT INTO matrix_transactions (txn_id, received_at) VALUES (?, ?) ON CONFLICT (txn_id) DO NOTHING",
         [txnKey(txnId), now],
       );
-      if (added === 0) return { fresh: false };
+      if (added === 0) return { fresh: false, inserted };
       // One multi-row statement per chunk instead of one per event (#15: a statement per Matrix
       // event); the rows keep the transaction's order, so `seq` is still the arrival order.
+      // RETURNING names only the rows inserted, not those kept by ON CONFLICT DO NOTHING.
       const once = [...new Map(entries.map((e) => [e.eventId, e] as const)).values()];
       for (let i = 0; i < once.length; i += RECORD_CHUNK) {
         const chunk = once.slice(i, i + RECORD_CHUNK);
-        await tx.run(
+        const rows = await tx.all<{ seq: number | string; event_id: string }>(
           "INSERT INTO matrix_inbox (event_id, room_id, event, state, attempts, received_at, updated_at) VALUES " +
             chunk.map(() => "(?, ?, ?, 'pending', 0, ?, ?)").join(", ") +
-            " ON CONFLICT (event_id) DO NOTHING",
+            " ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id",
           chunk.flatMap((e) => [e.eventId, e.roomId, e.json, now, now]),
         );
+        for (const row of rows) inserted.set(row.event_id, Number(row.seq));
       }
-      return { fresh: true };
+      return { fresh: true, inserted };
     });
   }
 

@@ -30,7 +30,7 @@ import { isMatrixUserId, type EventId, type RoomId } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
 import type { EphemeralEvent, Transaction } from "../transactions.js";
 import { classifyFailure, type FailureClass } from "./classify.js";
-import type { InboxRow, MatrixInboxTable } from "./inbox.js";
+import { INBOX_RETENTION_MS, type InboxRow, type MatrixInboxTable } from "./inbox.js";
 
 export { classifyFailure, failureCode } from "./classify.js";
 export { MatrixInboxTable } from "./inbox.js";
@@ -71,8 +71,11 @@ export interface IngressOptions {
   inbox: MatrixInboxTable;
   /** The bot and the ghosts: their events are the bridge's own echoes, never recorded. */
   isOwnUser(user: string): boolean;
-  /** Handles one room event (MatrixEventRouter.route); throws to have it classified. */
-  route(event: WeakEvent): Promise<void>;
+  /**
+   * Handles one room event (MatrixEventRouter.route); throws to have it classified. `firstAttempt`
+   * is true only when no attempt at this event can have been made before (MatrixIngress.begin).
+   */
+  route(event: WeakEvent, attempt: { firstAttempt: boolean }): Promise<void>;
   /** Receipts and typing: best effort, not recorded. */
   ephemeral(event: EphemeralEvent): Promise<void>;
   /** A notice of the bot in `room` (replying to `replyTo`). */
@@ -85,6 +88,12 @@ export interface IngressOptions {
 
 /** Pending rows read per query by a room's worker. */
 const BATCH = 32;
+/**
+ * How old (by its `origin_server_ts`) an event may be for its first attempt to be trusted as one:
+ * well inside the inbox's retention, so that its row cannot have been recorded, handled and pruned
+ * before (see `receive`); the margin is for the homeserver's clock against ours.
+ */
+const FIRST_ATTEMPT_MAX_AGE_MS = INBOX_RETENTION_MS / 2;
 /** Matrix limits ids to 255 bytes; longer ones (or ones with spaces) are not events. */
 const EVENT_ID = /^\$[^\s]{1,254}$/;
 const ROOM_ID = /^![^\s]{1,254}$/;
@@ -102,6 +111,13 @@ export class MatrixIngress {
   private readonly sideWork = new Set<Promise<void>>();
   private readonly sleepers = new Set<() => void>();
   private stopping = false;
+  /**
+   * Rows (by seq) this process inserted and has not begun to handle: their first attempt is
+   * the first ever (see `begin`). Emptied as they are handled; a stop drops it with the process.
+   */
+  private readonly firstAttempts = new Set<number>();
+  /** The highest seq whose handling began in this process. */
+  private highestBegun = 0;
 
   constructor(private readonly options: IngressOptions) {
     this.hooks = options.hooks ?? NO_INGRESS_HOOKS;
@@ -129,8 +145,21 @@ export class MatrixIngress {
     // would do what this one did (the extras above are idempotent), so its id is not recorded
     // either; that was a statement and a commit per echo transaction (#15).
     if (entries.length === 0 && txn.ephemeral.length === 0) return;
-    const { fresh } = await this.options.inbox.record(txn.id, entries);
+    const { fresh, inserted } = await this.options.inbox.record(txn.id, entries);
     if (!fresh) return;
+    // The rows this transaction inserted are new to the bridge: a repeated transaction id and an
+    // event recorded before under another transaction insert none (inbox.ts). Only an event old
+    // enough for its earlier row to have been pruned could be inserted a second time, so an old
+    // one is not trusted as new. And a row is taken only if its handling cannot have begun yet:
+    // a worker running in its room may have read it between the commit and this line, and its
+    // seq would then be at most `highestBegun` (seqs only grow; a row is handled after insert).
+    const recentSince = Date.now() - FIRST_ATTEMPT_MAX_AGE_MS;
+    for (const entry of entries) {
+      const seq = inserted.get(entry.eventId);
+      if (seq !== undefined && entry.sentAt > recentSince && seq > this.highestBegun) {
+        this.firstAttempts.add(seq);
+      }
+    }
     for (const room of new Set(entries.map((e) => e.roomId))) this.kick(room);
     for (const event of txn.ephemeral) this.background(this.options.ephemeral(event));
   }
@@ -165,7 +194,9 @@ export class MatrixIngress {
     return this.workers.size;
   }
 
-  private entryOf(event: WeakEvent): { eventId: string; roomId: string; json: string } | undefined {
+  private entryOf(
+    event: WeakEvent,
+  ): { eventId: string; roomId: string; json: string; sentAt: number } | undefined {
     const { event_id: id, room_id: room, sender } = event as Partial<WeakEvent>;
     if (typeof id !== "string" || typeof room !== "string" || typeof sender !== "string") {
       return undefined;
@@ -181,7 +212,10 @@ export class MatrixIngress {
       this.options.observer?.matrixEventFailed("permanent");
       return undefined;
     }
-    return { eventId: id, roomId: room, json: JSON.stringify(event) };
+    const ts = (event as Partial<WeakEvent>).origin_server_ts;
+    // No usable time: never trusted as new (receive).
+    const sentAt = typeof ts === "number" && Number.isFinite(ts) ? ts : -Infinity;
+    return { eventId: id, roomId: room, json: JSON.stringify(event), sentAt };
   }
 
   private kick(room: string): void {
@@ -225,8 +259,26 @@ export class MatrixIngress {
     }
   }
 
+  /**
+   * Whether handling `row` now is the first attempt at its event ever, in this process or an
+   * earlier one (the core then skips its look-up of the event's mapping, #15). True only for a
+   * row this process inserted (receive) and whose handling begins now for the first time:
+   *   - a repeated transaction, or the same event in a new transaction, inserted no row;
+   *   - a crash during an attempt: the row stays pending, and the next process did not insert it;
+   *   - a transient failure: the retry is the loop's next attempt, not a first one;
+   *   - a worker that failed to settle the row reads it again, pending: begun before, not first;
+   *   - a dead letter revived: begun before, not first.
+   * A crash between the send and the mapping's insert leaves the row pending: its next attempt
+   * (in the next process) is not a first one and looks the mapping up.
+   */
+  private begin(row: InboxRow): boolean {
+    this.highestBegun = Math.max(this.highestBegun, row.seq);
+    return this.firstAttempts.delete(row.seq) && row.attempts === 0;
+  }
+
   private async handle(row: InboxRow): Promise<void> {
     const { inbox, log } = this.options;
+    const first = this.begin(row);
     let event: WeakEvent;
     try {
       event = JSON.parse(row.event) as WeakEvent;
@@ -236,7 +288,8 @@ export class MatrixIngress {
     }
     for (let attempt = row.attempts + 1; ; attempt++) {
       try {
-        await this.options.route(await this.hooks.decrypt(event));
+        const firstAttempt = first && attempt === row.attempts + 1;
+        await this.options.route(await this.hooks.decrypt(event), { firstAttempt });
         await inbox.settle(row.seq, "done", attempt, null);
         return;
       } catch (err) {

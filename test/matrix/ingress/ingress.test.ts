@@ -44,10 +44,18 @@ describeOnBackends("the Matrix inbox", (get) => {
       const e = event(i === 1 ? "!other:x" : "!room:x", body);
       return { eventId: e.event_id, roomId: e.room_id, json: JSON.stringify(e) };
     });
-    assert.deepEqual(await inbox.record("t-order", entries), { fresh: true });
-    assert.deepEqual(await inbox.record("t-order", entries), { fresh: false });
+    const first = await inbox.record("t-order", entries);
+    assert.equal(first.fresh, true);
+    assert.deepEqual(
+      [...first.inserted.keys()],
+      entries.map((e) => e.eventId),
+    );
+    assert.deepEqual(await inbox.record("t-order", entries), { fresh: false, inserted: new Map() });
     // The same events under another transaction id are not recorded twice either.
-    assert.deepEqual(await inbox.record("t-order-2", entries), { fresh: true });
+    assert.deepEqual(await inbox.record("t-order-2", entries), {
+      fresh: true,
+      inserted: new Map(),
+    });
     const pending = await inbox.pending("!room:x", 10);
     assert.deepEqual(
       pending.map((r) => (JSON.parse(r.event) as { content: { body: string } }).content.body),
@@ -91,6 +99,10 @@ describeOnBackends("the Matrix inbox's statements", (get) => {
               statements.push(sql);
               return tx.run(sql, params);
             },
+            all: <R>(sql: string, params?: readonly SqlValue[]) => {
+              statements.push(sql);
+              return tx.all<R>(sql, params);
+            },
           }),
         );
     return {
@@ -109,9 +121,9 @@ describeOnBackends("the Matrix inbox's statements", (get) => {
       roomId: e.room_id,
       json: JSON.stringify(e),
     }));
-    assert.deepEqual(await inbox.record(`t-many-${n}`, [...entries, entries[1]!]), {
-      fresh: true,
-    });
+    const recorded = await inbox.record(`t-many-${n}`, [...entries, entries[1]!]);
+    assert.equal(recorded.fresh, true);
+    assert.equal(recorded.inserted.size, 5);
     assert.equal(statements.filter((s) => s.startsWith("INSERT INTO matrix_inbox")).length, 1);
     assert.deepEqual(
       (await inbox.pending("!many:x", 10)).map((r) => r.eventId),
@@ -276,6 +288,65 @@ describeOnBackends("per-room workers", (get) => {
       rows.map((r: { event_id: string }) => r.event_id),
       [real.event_id],
     );
+  });
+
+  it("only an event's first attempt ever is routed as one: not a retry, a repeat, a revived dead letter, an old event or a row of an earlier run", async function () {
+    const body = (e: WeakEvent): string => (e.content as { body: string }).body;
+    const attempts: string[] = [];
+    const failures = new Map<string, number>();
+    const w = start({
+      route: (e, attempt) => {
+        attempts.push(`${body(e)} ${attempt.firstAttempt}`);
+        const left = failures.get(e.event_id) ?? 0;
+        if (left === 0) return Promise.resolve();
+        failures.set(e.event_id, left - 1);
+        return Promise.reject(httpError(502, "M_UNKNOWN"));
+      },
+    });
+    const fresh = event("!f:x", "fresh");
+    const flaky = event("!f:x", "flaky");
+    failures.set(flaky.event_id, 1);
+    // Older than half the inbox's retention: its earlier row may have been pruned (receive).
+    const old = { ...event("!f:x", "old"), origin_server_ts: Date.now() - 13 * 3600_000 };
+    const stuck = event("!f:x", "stuck");
+    failures.set(stuck.event_id, 3);
+    const txn = { id: `tf-${n}`, events: [fresh, flaky, old, stuck], ephemeral: [] };
+    await w.receive(txn);
+    await until(() => attempts.length === 7, "every attempt");
+    await until(() => w.busyRooms === 0, "the room's worker done");
+    // The homeserver repeats the transaction, then sends the events again in a new one.
+    await w.receive(txn);
+    await w.receive({ ...txn, id: `tf-again-${n}` });
+    const [letter] = await w.deadLetters();
+    assert.equal(letter?.eventId, stuck.event_id);
+    assert.equal(await w.retryDeadLetters(letter?.seq), 1);
+    await until(() => attempts.length === 8, "the revived dead letter");
+    assert.deepEqual(attempts, [
+      "fresh true",
+      "flaky true",
+      "flaky false",
+      "old false",
+      "stuck true",
+      "stuck false",
+      "stuck false",
+      "stuck false",
+    ]);
+
+    // A row recorded by an earlier run (pending after a crash, say) is no first attempt either.
+    await w.stop();
+    const inbox = new MatrixInboxTable(SqlRunner.of(get().db.knex));
+    const leftover = event("!f:x", "leftover");
+    const json = JSON.stringify(leftover);
+    await inbox.record(`tf-crash-${n}`, [{ eventId: leftover.event_id, roomId: "!f:x", json }]);
+    const next = start({
+      route: (e, attempt) => {
+        attempts.push(`${body(e)} ${attempt.firstAttempt}`);
+        return Promise.resolve();
+      },
+    });
+    await next.start();
+    await until(() => attempts.length === 9, "the leftover row");
+    assert.equal(attempts.at(-1), "leftover false");
   });
 
   it("a transaction of the bridge's own echoes only writes nothing, not even its id", async function () {
