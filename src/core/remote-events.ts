@@ -556,7 +556,12 @@ export class RemoteEventHandler {
     const previous = this.states.get(user);
     this.states.set(user, state);
     if (previous?.code === state.code) return;
-    this.log.info({ user, state: state.code }, "login state changed");
+    // A network connection shared by every login reports each of its ups and downs to all of
+    // them: at info that was one line per login (10,000 lines per reconnect with 10,000 users),
+    // which buried the connector's own one line about it. Only what ends a user's login, and
+    // needs the user or the admin, is at info.
+    const ended = state.code === "logged-out" || state.code === "bad-credentials";
+    this.log[ended ? "info" : "debug"]({ user, state: state.code }, "login state changed");
     if (state.code !== "logged-out" && state.code !== "bad-credentials") return;
     const row = await this.tables.users.get(user);
     if (row === undefined || row.managementRoom === null) return;

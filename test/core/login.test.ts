@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BridgeCore } from "../../src/core/bridge-core.js";
+import { pino } from "pino";
 import { silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT, createCore, logIn, type CoreHarness } from "./helpers.js";
 
@@ -111,6 +112,34 @@ describe("core: the bot and the login conversation", function () {
     await h.network.report(ALICE, { kind: "state", state });
     const [answer] = await h.say("login");
     assert.doesNotMatch(answer ?? "", /already logged in/);
+  });
+
+  it("a login's ups and downs are not logged at info, one per login; the end of a login is", async function () {
+    const lines: { msg: string; state?: string }[] = [];
+    const log = pino(
+      { level: "info" },
+      { write: (line: string) => lines.push(JSON.parse(line) as { msg: string; state?: string }) },
+    );
+    const logged = await createCore(undefined, log);
+    try {
+      await logIn(logged);
+      for (const code of ["connecting", "connected"] as const) {
+        const state = { code, message: code };
+        logged.network.loginStates.set(ALICE, state);
+        await logged.network.report(ALICE, { kind: "state", state });
+      }
+      const changes = () => lines.filter((l) => l.msg === "login state changed");
+      assert.deepEqual(changes(), [], "a shared connection's reconnect is the connector's to log");
+      const out = { code: "logged-out" as const, message: "revoked" };
+      logged.network.loginStates.set(ALICE, out);
+      await logged.network.report(ALICE, { kind: "state", state: out });
+      assert.deepEqual(
+        changes().map((l) => l.state),
+        ["logged-out"],
+      );
+    } finally {
+      await logged.dispose();
+    }
   });
 
   it("stored logins are loaded again at start-up", async function () {

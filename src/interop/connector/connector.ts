@@ -236,6 +236,11 @@ export class InteropConnector
   private async onEvent(event: ProviderEvent): Promise<void> {
     if (event.kind === "state") {
       const state = loginStateOf(event.state);
+      // One line for the connection every login shares; the core logs each login's at debug.
+      this.ctx.log.info(
+        { state: event.state.code, logins: this.logins.size },
+        `gatekeeper connection: ${event.state.message}`,
+      );
       await Promise.all(
         [...this.logins.values()]
           .filter((login) => login.state().code !== "logged-out")
