@@ -146,7 +146,14 @@ export class MatrixIngress {
     // either; that was a statement and a commit per echo transaction (#15).
     if (entries.length === 0 && txn.ephemeral.length === 0) return;
     const { fresh, inserted } = await this.options.inbox.record(txn.id, entries);
-    if (!fresh) return;
+    if (!fresh) {
+      // Recorded before. Usually handled too, but a COMMIT whose answer was lost (the connection
+      // cut right after it) failed the first call after its rows were durable, and nothing woke
+      // their rooms: they waited for the room's next event or a restart. A kick of a room with
+      // nothing pending reads one empty batch.
+      for (const room of new Set(entries.map((e) => e.roomId))) this.kick(room);
+      return;
+    }
     // The rows this transaction inserted are new to the bridge: a repeated transaction id and an
     // event recorded before under another transaction insert none (inbox.ts). Only an event old
     // enough for its earlier row to have been pruned could be inserted a second time, so an old

@@ -233,6 +233,34 @@ describeOnBackends("per-room workers", (get) => {
     assert.equal(row.state, "failed");
   });
 
+  it("a transaction whose commit's answer was lost is handled when the homeserver repeats it", async function () {
+    // The rows committed but the answer never came (PostgreSQL's connection cut after COMMIT):
+    // the first call failed with 500, and its repeat finds the transaction id recorded.
+    const table = new MatrixInboxTable(SqlRunner.of(get().db.knex));
+    const record = table.record.bind(table);
+    let lost = false;
+    table.record = async (...args) => {
+      const result = await record(...args);
+      if (lost) return result;
+      lost = true;
+      throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
+    };
+    const handled: string[] = [];
+    const ingress = start({
+      inbox: table,
+      route: (e) => {
+        handled.push(e.event_id);
+        return Promise.resolve();
+      },
+    });
+    const lonely = event("!lost-answer:x", "after a lost answer");
+    const txn = { id: `t-lost-${n}`, events: [lonely], ephemeral: [] };
+    await assert.rejects(ingress.receive(txn), /terminated/);
+    await ingress.receive(txn);
+    await until(() => handled.includes(lonely.event_id), "the event of the repeated transaction");
+    assert.deepEqual(handled, [lonely.event_id]);
+  });
+
   it("a transient failure is retried in its room, then dead-lettered with a notice; a retry succeeds", async function () {
     let attempts = 0;
     let healthy = false;
