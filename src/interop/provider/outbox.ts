@@ -46,6 +46,8 @@ interface Acceptance {
 
 /** A stale-device-list loop (a list changing on every answer) ends after this many rounds. */
 const MAX_STALE_ROUNDS = 5;
+/** Non-message stanzas awaiting their answer that acceptBatch knows by key (sentNonMessages). */
+const SENT_NON_MESSAGES_REMEMBERED = 10_000;
 const SCAN_LIMIT = 2000;
 
 /**
@@ -93,6 +95,12 @@ export class Outbox {
    * before it scans. Until then nothing is sent directly, or later rows would overtake them.
    */
   private readonly notYetDue = new Set<number>();
+  /**
+   * `acceptanceKey`s of the non-message stanzas this process sent (receipts above all), until
+   * their answer: a hint that lets acceptBatch resolve them in one statement. Bounded; a key
+   * forgotten or from an earlier process takes the general path (a read, then an update).
+   */
+  private readonly sentNonMessages = new Set<string>();
 
   constructor(private readonly options: OutboxOptions) {
     this.log = options.logger.child({ component: "outbox" });
@@ -149,6 +157,7 @@ export class Outbox {
    * refuses leaves the row sent with its deadline: the next hello retransmits it.
    */
   sendCommitted(id: number, row: NewOutboxRow): void {
+    if (row.kind !== "message") this.rememberNonMessage(acceptanceKey(row.senderJid, row.originId));
     void this.queue
       .run(async () => {
         const { session, knex, now } = this.options;
@@ -286,18 +295,39 @@ export class Outbox {
         const key = acceptanceKey(a.senderJid, a.accepted.originId);
         if (!first.has(key)) first.set(key, a);
       }
-      const found = await sql.connection((tx) =>
-        tables.outbox.firstUnresolvedMany(
-          tx,
-          [...first.values()].map((a) => ({
-            senderJid: a.senderJid,
-            originId: a.accepted.originId,
-          })),
-        ),
-      );
+      // Answers to what this process sent as a receipt or another non-message stanza resolve
+      // their rows in one statement; the rest (messages, whose acceptance the core must take
+      // first, and rows sent by an earlier process) are read, then resolved below.
+      const hinted = [...first].filter(([key]) => this.sentNonMessages.has(key));
+      const direct =
+        hinted.length === 0
+          ? new Set<string>()
+          : await sql.connection((tx) =>
+              tables.outbox.resolveAcceptedNonMessages(
+                tx,
+                hinted.map(([, a]) => ({
+                  senderJid: a.senderJid,
+                  originId: a.accepted.originId,
+                  stanzaId: a.accepted.stanzaId,
+                  seq: a.accepted.seq,
+                  stamp: a.accepted.stamp.getTime(),
+                })),
+              ),
+            );
+      for (const [key] of hinted) this.sentNonMessages.delete(key);
+      const rest = [...first].filter(([key]) => !direct.has(key));
+      const found =
+        rest.length === 0
+          ? new Map<string, AnsweredRow>()
+          : await sql.connection((tx) =>
+              tables.outbox.firstUnresolvedMany(
+                tx,
+                rest.map(([, a]) => ({ senderJid: a.senderJid, originId: a.accepted.originId })),
+              ),
+            );
       rows = batch.map((a) => {
         const key = acceptanceKey(a.senderJid, a.accepted.originId);
-        return first.get(key) === a ? found.get(key) : undefined;
+        return first.get(key) === a && !direct.has(key) ? found.get(key) : undefined;
       });
     } catch (err) {
       for (const a of batch) a.reject(err);
@@ -359,6 +389,13 @@ export class Outbox {
       const err = failed.get(a);
       if (err === undefined) a.resolve();
       else a.reject(err);
+    }
+  }
+
+  private rememberNonMessage(key: string): void {
+    this.sentNonMessages.add(key);
+    if (this.sentNonMessages.size > SENT_NON_MESSAGES_REMEMBERED) {
+      this.sentNonMessages.delete(this.sentNonMessages.values().next().value as string);
     }
   }
 

@@ -288,6 +288,40 @@ export async function firstUnresolvedMany(
 }
 
 /**
+ * Resolves, in ONE statement, the first unresolved row of each (sender, origin-id) that is not a
+ * message (a receipt, a read marker, a retry request or answer: nothing for the core to hear of),
+ * and returns which were resolved, by `acceptanceKey`. A key whose row is a message, or that has
+ * no unresolved row, is left as it was for `firstUnresolvedMany` (issue #15: a receipt's answer
+ * cost a read and an update, two statements per W->M message at low batch sizes).
+ */
+export async function resolveAcceptedNonMessages(
+  tx: Tx,
+  answers: readonly {
+    senderJid: string;
+    originId: string;
+    stanzaId: string;
+    seq: number | undefined;
+    stamp: number;
+  }[],
+): Promise<Set<string>> {
+  const resolved = new Set<string>();
+  // Chunks keep the statement under SQLite's bound-parameter limit (5 per answer).
+  for (let i = 0; i < answers.length; i += 150) {
+    const chunk = answers.slice(i, i + 150);
+    const values = chunk.map(() => "(?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))").join(", ");
+    const rows = await tx.all<Pick<Raw, "sender_jid" | "origin_id">>(
+      "update outbox set stanza_id = v.column3, seq = v.column4, stamp = v.column5, " +
+        `state = 'accepted', hold = null from (values ${values}) as v ` +
+        "where outbox.id = (select f.id from outbox f where f.sender_jid = v.column1 and f.origin_id = v.column2 and f.state in ('pending', 'sent') order by f.id limit 1) " +
+        "and outbox.kind <> 'message' returning outbox.sender_jid, outbox.origin_id",
+      chunk.flatMap((a) => [a.senderJid, a.originId, a.stanzaId, a.seq ?? null, a.stamp]),
+    );
+    for (const row of rows) resolved.add(acceptanceKey(row.sender_jid, row.origin_id));
+  }
+  return resolved;
+}
+
+/**
  * Resolves accepted rows with the gatekeeper's stanza-id, seq and stamp (§15.4): one statement
  * (an `UPDATE ... FROM (VALUES ...)`, valid on SQLite and PostgreSQL) for a whole batch.
  */

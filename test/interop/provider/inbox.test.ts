@@ -533,6 +533,48 @@ describeOnBackends("provider engine: receiving", (get) => {
     );
   });
 
+  it("the <accepted> answer to a receipt resolves its row with one statement, not a read and an update", async function () {
+    await readyBridge();
+    const { knex } = get().db;
+    const sql = SqlRunner.of(knex);
+    const texts: string[] = [];
+    const connection = sql.connection.bind(sql);
+    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      connection((tx) =>
+        fn(
+          Object.assign((table: string) => tx(table), tx, {
+            all: <R>(text: string, params?: readonly SqlValue[]) => {
+              texts.push(text);
+              return tx.all<R>(text, params);
+            },
+            run: (text: string, params?: readonly SqlValue[]) => {
+              texts.push(text);
+              return tx.run(text, params);
+            },
+          }) as Tx,
+        ),
+      );
+    try {
+      const delivery = await users.encryptTo(bob, 1, alice, body("a receipt answered"));
+      fake.send(delivery.stanza);
+      await eventually(() => receipts(delivery.originId).length === 1, "the receipt");
+      await eventually(async () => {
+        const rows = (await knex("outbox").where({ kind: "receipt" })) as {
+          stanza: string;
+          state: string;
+        }[];
+        return rows.some((r) => r.stanza.includes(delivery.originId) && r.state === "accepted");
+      }, "the receipt's row resolved by its answer");
+    } finally {
+      sql.connection = connection;
+    }
+    const acceptance = texts.filter(
+      (t) => t.includes("state = 'accepted'") || t.includes("select o.id"),
+    );
+    assert.equal(acceptance.length, 1, acceptance.join("\n"));
+    assert.match(acceptance[0] ?? "", /kind <> 'message' returning/);
+  });
+
   it("a hand-over failing after its receipt row was written sends that receipt once, on its retry", async function () {
     const b = await readyBridge();
     const { inbox } = b.engine;

@@ -93,6 +93,56 @@ describeOnBackends("outbox store: acceptances", (get) => {
     ]);
   });
 
+  it("answers to non-message rows resolve them in one statement; a message row is left for the core", async function () {
+    const { knex } = get().db;
+    const sql = SqlRunner.of(knex);
+    const sender = `${unique("gina")}@bridge.example/1`;
+    const to = "hank@wa.example" as BareJid;
+    const message = unique("m") as MessageId;
+    const receipt = unique("r") as MessageId;
+    const unknown = unique("u") as MessageId;
+    await sql.transaction(async (tx) => {
+      for (const [kind, originId] of [
+        ["message", message],
+        ["receipt", receipt],
+      ] as const) {
+        const row = { kind, senderJid: sender, conversationJid: to, toJid: to, originId };
+        await outboxStore.insert(tx, { ...row, stanza: `<message id='${originId}'/>` }, 1000, 5000);
+      }
+    });
+    const answer = (originId: MessageId, seq: number) => ({
+      senderJid: sender,
+      originId,
+      stanzaId: `st-${originId}`,
+      seq,
+      stamp: 2000 + seq,
+    });
+    const resolved = await sql.connection((tx) =>
+      outboxStore.resolveAcceptedNonMessages(tx, [
+        answer(message, 1),
+        answer(receipt, 2),
+        answer(unknown, 3),
+      ]),
+    );
+    assert.deepEqual([...resolved], [acceptanceKey(sender, receipt)]);
+    const rows = (await knex("outbox")
+      .whereIn("origin_id", [message, receipt])
+      .orderBy("id")
+      .select("kind", "state", "stanza_id", "seq")) as Record<string, unknown>[];
+    assert.deepEqual(
+      rows.map((r) => [r.kind, r.state, r.stanza_id, r.seq === null ? null : Number(r.seq)]),
+      [
+        ["message", "sent", null, null],
+        ["receipt", "accepted", `st-${receipt}`, 2],
+      ],
+    );
+    // Answered again: the row is resolved, nothing is found.
+    const again = await sql.connection((tx) =>
+      outboxStore.resolveAcceptedNonMessages(tx, [answer(receipt, 2)]),
+    );
+    assert.equal(again.size, 0);
+  });
+
   it("the outbox answers <accepted> stanzas arriving together with one acceptance statement", async function () {
     const { knex } = get().db;
     const sql = SqlRunner.of(knex);
