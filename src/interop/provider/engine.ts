@@ -268,7 +268,7 @@ export class ProviderEngine {
     this.tickTimer.unref();
     this.maintenanceTimer = setInterval(() => void this.maintenance(), MAINTENANCE_MS);
     this.maintenanceTimer.unref();
-    // Events the core deferred (held message requests) wait in inbound_pending: offer them again.
+    // Events the core deferred (held message requests) wait pending in inbox: offer them again.
     this.replayTimer = setInterval(() => {
       if (this.session.state.code === "ready") void this.receiver.replayPending();
     }, this.timing.pendingReplayMs);

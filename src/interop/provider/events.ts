@@ -7,7 +7,7 @@ import type { DurableEvent } from "./types.js";
 /**
  * The event a pending entry hands over: the stored event itself, and for a message the envelope
  * decoded and checked when it was decrypted (the normal path decodes a message once). An entry
- * read back from `inbound_pending` (a replay after a restart, or of an event the core deferred)
+ * read back from `inbox` (a replay after a restart, or of an event the core deferred)
  * has no decoded envelope, so its envelope is decoded again from the bytes checked at decrypt
  * time; the size limit of that time is kept, so that a later hello with a smaller
  * `max-envelope-bytes` cannot refuse it. Throws CodecError if it no longer decodes (a codec

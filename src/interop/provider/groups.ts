@@ -24,7 +24,7 @@ export interface StoredParticipant {
   role: GroupRole;
 }
 
-/** A group as stored in `inbound_pending` records and `interop_groups` (JSON-safe). */
+/** A group as stored in pending `inbox` rows and `interop_groups` (JSON-safe). */
 export interface GroupSnapshot {
   jid: string;
   subject: string;

@@ -14,7 +14,7 @@ import * as tables from "../store/index.js";
 /**
  * The receiving side's durable records (§15.4, §15.5): stanza-ids seen (`inbox`), messages
  * decrypted per device (`decrypted_messages`), and events committed but not yet handed over
- * (`inbound_pending`, sealed, since they may hold decrypted content).
+ * (in their `inbox` row, sealed, since they may hold decrypted content).
  */
 
 /** The `<received>` to queue once the message is handed over (§15.7). */
@@ -40,7 +40,7 @@ export interface PendingEntry {
   /**
    * A message's envelope as decoded and checked at decrypt time, carried in memory to the
    * hand-over so that the normal path decodes it once. Absent in an entry read back from
-   * `inbound_pending` (a replay after a restart, or of an event the core deferred): that one is
+   * `inbox` (a replay after a restart, or of an event the core deferred): that one is
    * decoded again from the stored bytes (Receiver's eventOf).
    */
   readonly envelope?: Envelope;
@@ -80,6 +80,11 @@ export const LOCAL_ENTRY_PREFIX = "local:";
 export const isLocalEntry = (entry: PendingEntry): boolean =>
   entry.by === "" && entry.stanzaId.startsWith(LOCAL_ENTRY_PREFIX);
 
+/**
+ * The vault binding of a pending event: its stanza-id, under the label of the table that held
+ * pending events until migration 0021 (now `inbox`). The label is fixed, not the table's name:
+ * the events that migration moved were sealed under it and must still open.
+ */
 const pendingRef = (stanzaId: string): readonly [string, string] => ["inbound_pending", stanzaId];
 
 export class InboxStore {
@@ -126,41 +131,48 @@ export class InboxStore {
     return tables.decryptedMessages.recordNew(tx, key, now);
   }
 
+  /**
+   * Records the stanza-id (if new) with the event pending hand-over, in one statement; nothing
+   * when it is pending already (a redelivery).
+   */
   async addPending(tx: Tx, entry: PendingEntry, now: number): Promise<void> {
-    const sealed = this.vault.seal(
-      new Uint8Array(Buffer.from(JSON.stringify(entry.event), "utf8")),
-      pendingRef(entry.stanzaId),
-    );
-    await tables.inboundPending.insert(
-      tx,
-      {
-        stanzaId: entry.stanzaId,
-        by: entry.by,
-        localJid: "local" in entry.event ? entry.event.local : "",
-        eventEnc: sealed,
-        receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
-      },
-      now,
-    );
+    await tables.inbox.insertPending(tx, this.rowOf(entry), now);
+  }
+
+  /**
+   * `recordNew` and `addPending` in one statement (the hot path of a message): false, and
+   * nothing written, when the stanza-id was recorded before.
+   */
+  async recordNewPending(tx: Tx, entry: PendingEntry, now: number): Promise<boolean> {
+    return tables.inbox.recordNewPending(tx, this.rowOf(entry), now);
   }
 
   async pending(stanzaId: string): Promise<PendingEntry | undefined> {
-    const row = await tables.inboundPending.get(this.knex, stanzaId);
+    const row = await tables.inbox.getPending(this.knex, stanzaId);
     return row === undefined ? undefined : this.open(row);
   }
 
   /** How many committed deliveries await hand-over to the core (the inbox depth metric). */
   async depth(): Promise<number> {
-    return tables.inboundPending.count(this.knex);
+    return tables.inbox.countPending(this.knex);
   }
 
   async allPending(): Promise<PendingEntry[]> {
-    const rows = await tables.inboundPending.all(this.knex);
+    const rows = await tables.inbox.allPending(this.knex);
     return rows.map((row) => this.open(row));
   }
 
+  /**
+   * The hand-over's end: false when it was not pending (handed over before). A delivery's row
+   * stays as its de-dup record; an entry of no delivery (LOCAL_ENTRY_PREFIX) goes, since nothing
+   * acks it and the retention purge takes acked rows only.
+   */
   async completePending(tx: Tx, stanzaId: string): Promise<boolean> {
-    return tables.inboundPending.remove(tx, stanzaId);
+    // A gatekeeper's stanza-id that happens to start with the prefix (opaque, §15.5) has a
+    // `by`, so the delete leaves it, and it is completed as any delivery's.
+    if (stanzaId.startsWith(LOCAL_ENTRY_PREFIX) && (await tables.inbox.removePending(tx, stanzaId)))
+      return true;
+    return tables.inbox.completePending(tx, stanzaId);
   }
 
   async markAcked(stanzaIds: readonly string[]): Promise<void> {
@@ -174,7 +186,20 @@ export class InboxStore {
     await tables.decryptedMessages.deleteBefore(this.knex, decryptedCutoff);
   }
 
-  private open(row: tables.inboundPending.PendingRow): PendingEntry {
+  private rowOf(entry: PendingEntry): tables.inbox.NewPendingRow {
+    return {
+      stanzaId: entry.stanzaId,
+      by: entry.by,
+      localJid: "local" in entry.event ? entry.event.local : "",
+      eventEnc: this.vault.seal(
+        new Uint8Array(Buffer.from(JSON.stringify(entry.event), "utf8")),
+        pendingRef(entry.stanzaId),
+      ),
+      receipt: entry.receipt === undefined ? null : JSON.stringify(entry.receipt),
+    };
+  }
+
+  private open(row: tables.inbox.PendingRow): PendingEntry {
     const plain = this.vault.open(row.event_enc, pendingRef(row.stanza_id));
     return {
       stanzaId: row.stanza_id as StanzaId,

@@ -94,7 +94,7 @@ const TRANSIENT_RETRY_MS = 120_000;
  * origin-id) before decryption; decrypted inside crypto's transaction, which also records the
  * de-duplication and the event for the core; then handed over, and only after the hand-over
  * resolved are the `<received>` queued and the delivery acked. A crash anywhere before the ack means redelivery; an event committed but not
- * handed over is handed over again from `inbound_pending`.
+ * handed over is handed over again from `inbox`.
  */
 export class Receiver {
   /**
@@ -104,7 +104,7 @@ export class Receiver {
   private readonly queue = new KeyedQueue();
   private readonly handingOver = new Map<string, Promise<void>>();
   /**
-   * Committed events not yet handed over, per conversation, oldest first: what `inbound_pending`
+   * Committed events not yet handed over, per conversation, oldest first: what `inbox`
    * holds, kept in memory so that ordering a hand-over costs no table scan (issue #15). Filled
    * when an event is committed and, after a restart, once by replayPending.
    */
@@ -198,7 +198,7 @@ export class Receiver {
 
   /**
    * Hands over what a previous run committed but did not finish (after a crash), and what the
-   * core deferred. Reads all of `inbound_pending`: at hello and on the engine's slow timer only,
+   * core deferred. Reads all pending `inbox` rows: at hello and on the engine's slow timer only,
    * never per message or per release of held ones (that is releaseHeld).
    */
   replayPending(): Promise<void> {
@@ -224,7 +224,7 @@ export class Receiver {
   /**
    * An entry committed by another part of the bridge rather than a delivery (an identity change,
    * recorded by the crypto layer's transaction): handed over like a delivery's, behind the
-   * earlier events of its conversation and ahead of later ones, and kept in `inbound_pending`,
+   * earlier events of its conversation and ahead of later ones, and kept pending in `inbox`,
    * retried, until the core took it. Called after its commit.
    */
   handOverCommitted(entry: PendingEntry): void {
@@ -396,8 +396,46 @@ export class Receiver {
         { senderJid: from, senderDevice: encrypted.sid, kex: key.kex, ciphertext: key.ciphertext },
         async (plaintext, trx) => {
           const at = now();
+          // Database work and pure work only: under group commit this function may run twice.
+          // The one decode of the message on the normal path: the envelope travels in the entry
+          // to the hand-over (eventOf). Decoded before the record, so that a good one is
+          // recorded with its pending event in one statement (issue #15).
+          let envelope: Envelope | CodecError;
+          try {
+            envelope = decodeEnvelope(plaintext, {
+              maxEnvelopeBytes: session.limits["max-envelope-bytes"],
+            });
+            checkEnvelopeBinding(envelope, { from, to: local, originId });
+          } catch (err) {
+            if (!(err instanceof CodecError)) throw err;
+            envelope = err;
+          }
+          const pending: PendingEntry | undefined =
+            envelope instanceof CodecError
+              ? undefined
+              : {
+                  stanzaId: sid.id,
+                  by: sid.by,
+                  event: {
+                    kind: "message",
+                    local,
+                    from,
+                    device: encrypted.sid,
+                    originId,
+                    stanzaId: sid.id,
+                    seq: msg.meta?.seq,
+                    stamp,
+                    envelopeXml: Buffer.from(plaintext).toString("utf8"),
+                  },
+                  receipt: { from: deviceJid(local, ownDevice), to: from, id: originId },
+                  envelope,
+                };
           // Seen before (a redelivery): rolled back, the session step included.
-          if (!(await inbox.recordNew(trx, sid.id, sid.by, at))) throw new StanzaSeenBefore();
+          const recorded =
+            pending === undefined
+              ? await inbox.recordNew(trx, sid.id, sid.by, at)
+              : await inbox.recordNewPending(trx, pending, at);
+          if (!recorded) throw new StanzaSeenBefore();
           if (
             !(await inbox.recordDecrypted(
               trx,
@@ -406,41 +444,13 @@ export class Receiver {
             ))
           ) {
             // A copy of a message handed over before (a retry re-send of it, decrypted anew):
-            // the ratchet step and the stanza-id are kept, nothing is handed over.
+            // the ratchet step and the stanza-id are kept, nothing is handed over (and nothing
+            // left pending: a rare path, one statement more).
+            if (pending !== undefined) await inbox.completePending(trx, sid.id);
             return DECRYPTED_BEFORE;
           }
-          // Database work only from here: under group commit this function may run twice.
-          // The one decode of the message on the normal path: the envelope travels in the entry
-          // to the hand-over (eventOf).
-          let envelope: Envelope;
-          try {
-            envelope = decodeEnvelope(plaintext, {
-              maxEnvelopeBytes: session.limits["max-envelope-bytes"],
-            });
-            checkEnvelopeBinding(envelope, { from, to: local, originId });
-          } catch (err) {
-            if (!(err instanceof CodecError)) throw err;
-            // §12.2: discarded, no receipt; the ratchet step and the de-dup record are kept.
-            return err;
-          }
-          const pending: PendingEntry = {
-            stanzaId: sid.id,
-            by: sid.by,
-            event: {
-              kind: "message",
-              local,
-              from,
-              device: encrypted.sid,
-              originId,
-              stanzaId: sid.id,
-              seq: msg.meta?.seq,
-              stamp,
-              envelopeXml: Buffer.from(plaintext).toString("utf8"),
-            },
-            receipt: { from: deviceJid(local, ownDevice), to: from, id: originId },
-            envelope,
-          };
-          await inbox.addPending(trx, pending, at);
+          // §12.2: discarded, no receipt; the ratchet step and the de-dup record are kept.
+          if (pending === undefined) return envelope as CodecError;
           return pending;
         },
       );
@@ -739,8 +749,8 @@ export class Receiver {
                   { local, device: ownDevice, sender: author, originId },
                   at,
                 );
-                await inbox.record(trx, sid.id, sid.by, at);
                 result.entry = entryOf(plaintext, envelope);
+                // The record and the pending event: one statement.
                 await inbox.addPending(trx, result.entry, at);
               }
               return result;
@@ -780,16 +790,17 @@ export class Receiver {
             { local, device: ownDevice, sender: author, originId },
             at,
           );
-          await inbox.record(trx, sid.id, sid.by, at);
           let envelope: Envelope;
           try {
             envelope = decodeEnvelope(plaintext, limits);
             checkEnvelopeBinding(envelope, { from: author, to: group, originId });
           } catch (err) {
             if (!(err instanceof CodecError)) throw err;
+            await inbox.record(trx, sid.id, sid.by, at);
             return err;
           }
           const pending = entryOf(plaintext, envelope);
+          // The record and the pending event: one statement.
           await inbox.addPending(trx, pending, at);
           return pending;
         },
@@ -901,7 +912,7 @@ export class Receiver {
   ): Promise<void> {
     const entry: PendingEntry = { stanzaId: sid.id, by: sid.by, event, receipt: undefined };
     await SqlRunner.of(this.options.knex).transaction(async (tx) => {
-      await this.options.inbox.record(tx, sid.id, sid.by, this.options.now());
+      // The record and the pending event: one statement.
       await this.options.inbox.addPending(tx, entry, this.options.now());
       if (extra !== undefined) await extra(tx);
     });
@@ -958,7 +969,7 @@ export class Receiver {
   /**
    * A `<received>` (§15.7): nothing to decrypt and nothing lost if it is handed over twice, so it
    * is handed over first (behind the earlier events of its conversation) and only then recorded
-   * in `inbox` and acked: no sealed `inbound_pending` row and no transaction of its own (issue
+   * in `inbox` and acked: no sealed pending event and no transaction of its own (issue
    * #15). A crash before the record means a redelivery and a second, harmless hand-over; a failed
    * hand-over leaves it unacked for the gatekeeper's redelivery. Held by the core (a deferral), it
    * is stored as pending like any other event.
@@ -1014,7 +1025,7 @@ export class Receiver {
   /**
    * Adds a committed event to its conversation's waiting list (once), and returns the entry to
    * hand over: the one already waiting when there is one, since an entry of this run carries the
-   * envelope decoded at decrypt time and one read back from `inbound_pending` does not.
+   * envelope decoded at decrypt time and one read back from `inbox` does not.
    */
   private remember(entry: PendingEntry): PendingEntry {
     const conversation = conversationOf(entry.event);
@@ -1033,7 +1044,7 @@ export class Receiver {
   /**
    * Whether `entry` still waits for its hand-over: in its conversation's list (every committed
    * event is, from its commit or replayPending until its pending row is deleted), or, for events
-   * of no conversation, still in `inbound_pending`.
+   * of no conversation, still pending in `inbox`.
    */
   private async stillPending(entry: PendingEntry): Promise<boolean> {
     const conversation = conversationOf(entry.event);
@@ -1117,7 +1128,7 @@ export class Receiver {
           await this.options.emit(event.value);
         } catch (err) {
           if (!isDeferral(err)) throw err;
-          // The core holds it for later (core/network.ts): it stays in inbound_pending, sealed,
+          // The core holds it for later (core/network.ts): it stays pending in inbox, sealed,
           // and is handed over again by replayPending. The gatekeeper's copy is acked so that a
           // held event never occupies its window of unacked deliveries.
           this.ackEntry(entry);

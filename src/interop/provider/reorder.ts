@@ -8,7 +8,7 @@ import type { ProviderEvent } from "./types.js";
  * fills (gaps are allowed, §15.6) costs one deadline, never more.
  *
  * The buffer keeps no events, only seqs: the receiver keeps what is held durably (in
- * `inbound_pending` and its per-conversation waiting list) and offers that conversation's held
+ * the pending `inbox` rows and its per-conversation waiting list) and offers that conversation's held
  * deliveries again when `onDue(conversation)` fires, so a crash loses nothing and a release reads
  * no table. The first seq seen for a conversation after a start (or after it was idle for
  * `idleMs`) is taken as it comes: the receiver replays pending deliveries in seq order.

@@ -48,7 +48,7 @@ export type ProviderEvent =
       /**
        * Set only on the first hand-over in this process of a message the receiver has just
        * decrypted and recorded as new (its stanza-id and its origin-id both first seen): never on
-       * a replay from `inbound_pending`, a retry after a failed hand-over, a redelivery or a
+       * a replay from `inbox`, a retry after a failed hand-over, a redelivery or a
        * deferred message handed over again. The core's `firstHandOver` (core/network.ts).
        */
       firstHandOver?: true;
@@ -136,7 +136,7 @@ export type ProviderEvent =
 export type ProviderEventHandler = (event: ProviderEvent) => Promise<void>;
 
 /**
- * The events that travel the durable path: recorded in `inbound_pending` in the transaction that
+ * The events that travel the durable path: recorded pending in `inbox` in the transaction that
  * records their delivery (or, for an identity change, the new identity), handed over after its
  * commit and removed only once the core took them (P13). The rest (`typing`, the outbox's
  * outcomes, `state`) are handed over as they come.

@@ -11,7 +11,6 @@ export * as deviceLists from "./device-lists.js";
 export * as groups from "./groups.js";
 export * as identities from "./identities.js";
 export * as inbox from "./inbox.js";
-export * as inboundPending from "./inbound-pending.js";
 export * as kyberPreKeys from "./kyber-prekeys.js";
 export * as kyberUsed from "./kyber-used.js";
 export * as localDevices from "./local-devices.js";

@@ -121,7 +121,8 @@ describe("interop connector against the gatekeeper simulator", function () {
     world.core.gate = new Promise((resolve) => (release = resolve));
     await world.sim.users.send(bobPhone, login.jid, [{ kind: "body", text: "wait for me" }]);
     await eventually(
-      async () => (await world.db.db.knex("inbound_pending").count("* as n"))[0]?.n !== 0,
+      async () =>
+        (await world.db.db.knex("inbox").whereNotNull("pending_since").count("* as n"))[0]?.n !== 0,
       "the message is decrypted and pending",
     );
     assert.equal(world.core.of("message").length, 0);
@@ -129,7 +130,10 @@ describe("interop connector against the gatekeeper simulator", function () {
     world.core.gate = undefined;
     await eventually(() => world.core.of("message").length === 1, "reported after release");
     await eventually(
-      async () => Number((await world.db.db.knex("inbound_pending").count("* as n"))[0]?.n) === 0,
+      async () =>
+        Number(
+          (await world.db.db.knex("inbox").whereNotNull("pending_since").count("* as n"))[0]?.n,
+        ) === 0,
       "the pending hand-over completed",
     );
   });

@@ -54,7 +54,7 @@ for (const backend of ["sqlite", "postgres"] as const)
     }
 
     const pendingRows = async (): Promise<number> =>
-      Number((await world.db.db.knex("inbound_pending").count("* as n"))[0]?.n);
+      Number((await world.db.db.knex("inbox").whereNotNull("pending_since").count("* as n"))[0]?.n);
 
     it("is flagged first; its retry after a failed report is not", async function () {
       const mine = await login();
@@ -70,7 +70,7 @@ for (const backend of ["sqlite", "postgres"] as const)
 
     it("is not flagged when a message committed by an earlier run is handed over after a restart", async function () {
       const mine = await login();
-      // Never taken by this run's core: it stays committed in inbound_pending, unacked.
+      // Never taken by this run's core: it stays committed pending in inbox, unacked.
       world.core.gate = new Promise(() => undefined);
       await world.sim.users.send(bobPhone, mine.jid, [{ kind: "body", text: "left over" }]);
       await eventually(async () => (await pendingRows()) === 1, "decrypted and pending");

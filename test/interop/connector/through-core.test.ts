@@ -110,7 +110,9 @@ describe("the core over the interop connector", function () {
       "the text posted on the retry",
     );
     await eventually(
-      async () => Number((await db.db.knex("inbound_pending").count("* as n"))[0]?.n) === 0,
+      async () =>
+        Number((await db.db.knex("inbox").whereNotNull("pending_since").count("* as n"))[0]?.n) ===
+        0,
       "the hand-over completed",
     );
     const shown = matrix.events.filter((e) => e.kind === "content").map((e) => e.text);

@@ -174,8 +174,11 @@ describeOnBackends("provider engine: receiving", (get) => {
     fake.send(delivery.stanza);
     await eventually(
       async () =>
-        (await get().db.knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first()) !==
-        undefined,
+        (await get()
+          .db.knex("inbox")
+          .whereNotNull("pending_since")
+          .where({ stanza_id: delivery.stanzaId })
+          .first()) !== undefined,
       "the committed event",
     );
     await pause(150);
@@ -340,7 +343,7 @@ describeOnBackends("provider engine: receiving", (get) => {
         fn(
           Object.assign((table: string) => tx(table), tx, {
             run: (text: string, params?: readonly SqlValue[]) => {
-              if (failed || !text.startsWith("delete from inbound_pending")) {
+              if (failed || !text.startsWith("update inbox set local_jid = null")) {
                 return tx.run(text, params);
               }
               failed = true;
@@ -371,8 +374,9 @@ describeOnBackends("provider engine: receiving", (get) => {
       transaction((tx) =>
         fn(
           Object.assign((table: string) => tx(table), tx, {
-            run: (text: string, params?: readonly SqlValue[]) => {
-              if (failed || !/inbound_pending/.test(text)) return tx.run(text, params);
+            // The statement that writes the pending event (the record with it, since 0021).
+            all: (text: string, params?: readonly SqlValue[]) => {
+              if (failed || !/pending_since/.test(text)) return tx.all(text, params);
               failed = true;
               const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
               return Promise.reject(lost);
@@ -401,8 +405,11 @@ describeOnBackends("provider engine: receiving", (get) => {
     fake.send(first.stanza);
     await eventually(
       async () =>
-        (await get().db.knex("inbound_pending").where({ stanza_id: first.stanzaId }).first()) !==
-        undefined,
+        (await get()
+          .db.knex("inbox")
+          .whereNotNull("pending_since")
+          .where({ stanza_id: first.stanzaId })
+          .first()) !== undefined,
       "the first message committed",
     );
     await pause(50);
@@ -443,7 +450,10 @@ describeOnBackends("provider engine: receiving", (get) => {
     );
     await pause(300);
     const { knex } = get().db;
-    assert.equal(await knex("inbound_pending").where({ stanza_id: stanzaId }).first(), undefined);
+    assert.equal(
+      await knex("inbox").whereNotNull("pending_since").where({ stanza_id: stanzaId }).first(),
+      undefined,
+    );
     assert.equal(fake.acked.includes(stanzaId), false, "not acked before the hand-over");
     hold = false;
     await eventually(() => fake.acked.includes(stanzaId), "acked after the hand-over");
@@ -497,8 +507,11 @@ describeOnBackends("provider engine: receiving", (get) => {
     fake.send(delivery.stanza);
     await eventually(
       async () =>
-        (await get().db.knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first()) !==
-        undefined,
+        (await get()
+          .db.knex("inbox")
+          .whereNotNull("pending_since")
+          .where({ stanza_id: delivery.stanzaId })
+          .first()) !== undefined,
       "the decrypted message committed",
     );
     // The process dies: no clean stop, no ack; the next run opens the database anew.
@@ -575,6 +588,59 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.match(acceptance[0] ?? "", /kind <> 'message' returning/);
   });
 
+  it("a message's decrypt transaction records its stanza-id and its pending event in one statement (#15)", async function () {
+    const b = await readyBridge();
+    const delivery = await users.encryptTo(bob, 1, alice, body("one statement less"));
+    // Every statement of the delivery's decrypt transaction, in order.
+    const sql = SqlRunner.of(get().db.knex);
+    const transaction = sql.transaction.bind(sql);
+    const statements: string[] = [];
+    sql.transaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
+      transaction((tx) => {
+        statements.length = 0; // a group commit may run it again: its last run counts
+        return fn(
+          Object.assign((table: string) => tx(table), tx, {
+            run: (text: string, params?: readonly SqlValue[]) => {
+              statements.push(text);
+              return tx.run(text, params);
+            },
+            all: (text: string, params?: readonly SqlValue[]) => {
+              statements.push(text);
+              return tx.all(text, params);
+            },
+          }) as Tx,
+        );
+      });
+    try {
+      fake.send(delivery.stanza);
+      await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the hand-over");
+    } finally {
+      sql.transaction = transaction;
+    }
+    assert.equal(messagesFor(b, delivery.originId).length, 1);
+    const inboxWrites = statements.filter((text) => /\binbox\b|inbound_pending/.test(text));
+    assert.equal(inboxWrites.length, 1, `one statement for the inbox: ${inboxWrites.join(" | ")}`);
+    assert.match(inboxWrites[0]!, /^insert into inbox .*event_enc/);
+  });
+
+  it("a copy of a message handed over before, decrypted anew under another stanza-id, is acked and leaves nothing to hand over later", async function () {
+    const b = await readyBridge();
+    const first = await users.encryptTo(bob, 1, alice, body("only once"));
+    fake.send(first.stanza);
+    await eventually(() => fake.acked.includes(first.stanzaId), "the first acked");
+    const copy = await users.encryptTo(bob, 1, alice, body("only once"), {
+      originId: first.originId,
+    });
+    fake.send(copy.stanza);
+    await eventually(() => fake.acked.includes(copy.stanzaId), "the copy acked");
+    const pending = await get().db.knex("inbox").whereNotNull("pending_since");
+    assert.deepEqual(pending, [], "nothing pending");
+    // A replay (hello, the slow timer, a restart) finds nothing of it either.
+    await b.engine.receiver.replayPending();
+    await pause(100);
+    assert.equal(messagesFor(b, first.originId).length, 1, "handed over once");
+  });
+
   it("a hand-over failing after its receipt row was written sends that receipt once, on its retry", async function () {
     const b = await readyBridge();
     const { inbox } = b.engine;
@@ -598,7 +664,10 @@ describeOnBackends("provider engine: receiving", (get) => {
     const rows = (await knex("outbox").where({ kind: "receipt" })) as { stanza: string }[];
     assert.equal(rows.filter((r) => r.stanza.includes(delivery.originId)).length, 1, "one row");
     assert.equal(
-      await knex("inbound_pending").where({ stanza_id: delivery.stanzaId }).first(),
+      await knex("inbox")
+        .whereNotNull("pending_since")
+        .where({ stanza_id: delivery.stanzaId })
+        .first(),
       undefined,
     );
   });
@@ -837,8 +906,8 @@ describeOnBackends("provider engine: receiving", (get) => {
     );
     await pause(700);
     assert.equal(sink.of("identity-changed").length, 1, "handed over exactly once");
-    const left = await get().db.knex("inbound_pending").where("stanza_id", "like", "local:%");
-    assert.deepEqual(left, [], "its pending record removed once handled");
+    const left = await get().db.knex("inbox").where("stanza_id", "like", "local:%");
+    assert.deepEqual(left, [], "its pending record removed once handled, inbox row and all");
   });
 
   it("an identity change committed but not handed over before a crash is handed over by the next run", async function () {
@@ -851,7 +920,8 @@ describeOnBackends("provider engine: receiving", (get) => {
     await users.resetIdentity(bob, 1);
     const second = await users.encryptTo(bob, 1, alice, body("new identity"));
     fake.send(second.stanza);
-    const pendingRows = () => get().db.knex("inbound_pending").select("stanza_id");
+    const pendingRows = () =>
+      get().db.knex("inbox").whereNotNull("pending_since").select("stanza_id");
     await eventually(async () => (await pendingRows()).length === 2, "both committed");
     await b.engine.halt();
     const next = await readyBridge();
@@ -910,7 +980,11 @@ describeOnBackends("provider engine: receiving", (get) => {
     assert.deepEqual(event?.stamp, new Date("2026-01-02T03:04:05.000Z"));
     await eventually(() => receipts(originId).length === 1, "its <received> sent");
     assert.equal(
-      await get().db.knex("inbound_pending").where({ stanza_id: stanzaId }).first(),
+      await get()
+        .db.knex("inbox")
+        .whereNotNull("pending_since")
+        .where({ stanza_id: stanzaId })
+        .first(),
       undefined,
     );
   });

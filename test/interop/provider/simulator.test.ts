@@ -117,7 +117,8 @@ describe("provider engine against the gatekeeper simulator", function () {
     bridge.sink.mode = "hang";
     await sim.users.send(phone, alice, body("do not lose me"));
     await eventually(
-      async () => (await db.db.knex("inbound_pending").count("* as n"))[0]?.n !== 0,
+      async () =>
+        (await db.db.knex("inbox").whereNotNull("pending_since").count("* as n"))[0]?.n !== 0,
       "the message committed",
     );
     await bridge.engine.halt();
