@@ -93,8 +93,8 @@ const TRANSIENT_RETRY_MS = 120_000;
  * in parallel (deliveryKey): de-duplicated by stanza-id and, for messages, per device by (sender,
  * origin-id) before decryption; decrypted inside crypto's transaction, which also records the
  * de-duplication and the event for the core; then handed over, and only after the hand-over
- * resolved are the `<received>` queued and the delivery acked. A crash anywhere before the ack means redelivery; an event committed but not
- * handed over is handed over again from `inbox`.
+ * resolved are the `<received>` queued and the delivery acked. A crash anywhere before the ack
+ * means redelivery; an event committed but not handed over is handed over again from `inbox`.
  */
 export class Receiver {
   /**
