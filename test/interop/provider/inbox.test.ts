@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { openDatabase } from "../../../src/db/database.js";
 import { randomUUID } from "node:crypto";
-import { SqlRunner, runnerStats, type SqlValue, type Tx } from "../../../src/db/sql.js";
+import { SqlRunner, runnerStats, type Tx } from "../../../src/db/sql.js";
 import type { InboundKey } from "../../../src/interop/crypto/types.js";
 import { encodeEnvelope } from "../../../src/interop/codec/envelope.js";
 import type { StoredEvent } from "../../../src/interop/provider/types.js";
@@ -30,6 +30,7 @@ import {
   uniqueBridgeJid,
   type Bridge,
 } from "./world.js";
+import { watchRunner, watchedTx } from "../../helpers/sql-trace.js";
 
 const body = (text: string) => [{ kind: "body" as const, text }];
 
@@ -100,6 +101,21 @@ describeOnBackends("provider engine: receiving", (get) => {
 
   const messagesFor = (b: Bridge, originId: string) =>
     b.sink.of("message").filter((e) => e.originId === originId);
+
+  /** The first hand-over's completion (after the core took the event) fails; the count of fails. */
+  function failCompletionOnce(b: Bridge, message: string): () => number {
+    const { inbox } = b.engine;
+    const complete = inbox.completePending.bind(inbox);
+    let failures = 0;
+    inbox.completePending = async (tx, stanzaId) => {
+      if (failures === 0) {
+        failures++;
+        throw Object.assign(new Error(message), { code: "EINJECTED" });
+      }
+      return complete(tx, stanzaId);
+    };
+    return () => failures;
+  }
 
   beforeEach(async function () {
     fake = await FakeGatekeeper.start();
@@ -335,29 +351,17 @@ describeOnBackends("provider engine: receiving", (get) => {
     const b = await readyBridge(sink);
     const message = await users.encryptTo(bob, 1, alice, body("once"));
     // The statement that ends the event's pending state fails once, as on a cut connection.
-    const sql = SqlRunner.of(get().db.knex);
-    const connection = sql.connection.bind(sql);
     let failed = false;
-    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
-      connection((tx) =>
-        fn(
-          Object.assign((table: string) => tx(table), tx, {
-            run: (text: string, params?: readonly SqlValue[]) => {
-              if (failed || !text.startsWith("update inbox set local_jid = null")) {
-                return tx.run(text, params);
-              }
-              failed = true;
-              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-              return Promise.reject(lost);
-            },
-          }) as Tx,
-        ),
-      );
+    const restore = watchRunner(SqlRunner.of(get().db.knex), "connection", (text) => {
+      if (failed || !text.startsWith("update inbox set local_jid = null")) return;
+      failed = true;
+      return Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    });
     try {
       fake.send(message.stanza);
       await eventually(() => fake.acked.includes(message.stanzaId), "the message acked");
     } finally {
-      sql.connection = connection;
+      restore();
     }
     assert.ok(failed, "the completion failed once");
     assert.equal(messagesFor(b, message.originId).length, 1, "handed over once");
@@ -367,28 +371,18 @@ describeOnBackends("provider engine: receiving", (get) => {
     const b = await readyBridge();
     const message = await users.encryptTo(bob, 1, alice, body("after the halt?"));
     // The decrypt transaction loses its connection once; its retry waits with backoff.
-    const sql = SqlRunner.of(get().db.knex);
-    const transaction = sql.transaction.bind(sql);
     let failed = false;
-    sql.transaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
-      transaction((tx) =>
-        fn(
-          Object.assign((table: string) => tx(table), tx, {
-            // The statement that writes the pending event (the record with it, since 0021).
-            all: (text: string, params?: readonly SqlValue[]) => {
-              if (failed || !/pending_since/.test(text)) return tx.all(text, params);
-              failed = true;
-              const lost = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
-              return Promise.reject(lost);
-            },
-          }) as Tx,
-        ),
-      );
+    const restore = watchRunner(SqlRunner.of(get().db.knex), "transaction", (text) => {
+      // The statement that writes the pending event (the record with it, since 0021).
+      if (failed || !/pending_since/.test(text)) return;
+      failed = true;
+      return Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    });
     try {
       fake.send(message.stanza);
       await eventually(() => failed, "the decrypt transaction failed");
     } finally {
-      sql.transaction = transaction;
+      restore();
     }
     // A crash now: what the delivery left must stay as it is, for the next run to take.
     await b.engine.halt();
@@ -549,24 +543,10 @@ describeOnBackends("provider engine: receiving", (get) => {
   it("the <accepted> answer to a receipt resolves its row with one statement, not a read and an update", async function () {
     await readyBridge();
     const { knex } = get().db;
-    const sql = SqlRunner.of(knex);
     const texts: string[] = [];
-    const connection = sql.connection.bind(sql);
-    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
-      connection((tx) =>
-        fn(
-          Object.assign((table: string) => tx(table), tx, {
-            all: <R>(text: string, params?: readonly SqlValue[]) => {
-              texts.push(text);
-              return tx.all<R>(text, params);
-            },
-            run: (text: string, params?: readonly SqlValue[]) => {
-              texts.push(text);
-              return tx.run(text, params);
-            },
-          }) as Tx,
-        ),
-      );
+    const restore = watchRunner(SqlRunner.of(knex), "connection", (text) => {
+      texts.push(text);
+    });
     try {
       const delivery = await users.encryptTo(bob, 1, alice, body("a receipt answered"));
       fake.send(delivery.stanza);
@@ -579,7 +559,7 @@ describeOnBackends("provider engine: receiving", (get) => {
         return rows.some((r) => r.stanza.includes(delivery.originId) && r.state === "accepted");
       }, "the receipt's row resolved by its answer");
     } finally {
-      sql.connection = connection;
+      restore();
     }
     const acceptance = texts.filter(
       (t) => t.includes("state = 'accepted'") || t.includes("select o.id"),
@@ -598,18 +578,7 @@ describeOnBackends("provider engine: receiving", (get) => {
     sql.transaction = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
       transaction((tx) => {
         statements.length = 0; // a group commit may run it again: its last run counts
-        return fn(
-          Object.assign((table: string) => tx(table), tx, {
-            run: (text: string, params?: readonly SqlValue[]) => {
-              statements.push(text);
-              return tx.run(text, params);
-            },
-            all: (text: string, params?: readonly SqlValue[]) => {
-              statements.push(text);
-              return tx.all(text, params);
-            },
-          }) as Tx,
-        );
+        return fn(watchedTx(tx, (text) => void statements.push(text)));
       });
     try {
       fake.send(delivery.stanza);
@@ -643,20 +612,11 @@ describeOnBackends("provider engine: receiving", (get) => {
 
   it("a hand-over failing after its receipt row was written sends that receipt once, on its retry", async function () {
     const b = await readyBridge();
-    const { inbox } = b.engine;
-    const complete = inbox.completePending.bind(inbox);
-    let failures = 0;
-    inbox.completePending = async (tx, stanzaId) => {
-      if (failures === 0) {
-        failures++;
-        throw Object.assign(new Error("injected: the process died here"), { code: "EINJECTED" });
-      }
-      return complete(tx, stanzaId);
-    };
+    const failures = failCompletionOnce(b, "injected: the process died here");
     const delivery = await users.encryptTo(bob, 1, alice, body("after a failure"));
     fake.send(delivery.stanza);
     await eventually(() => fake.acked.includes(delivery.stanzaId), "acked after the retry");
-    assert.equal(failures, 1, "the first hand-over failed");
+    assert.equal(failures(), 1, "the first hand-over failed");
     await eventually(() => receipts(delivery.originId).length >= 1, "the receipt");
     await pause(200);
     assert.equal(receipts(delivery.originId).length, 1, "one receipt");
@@ -678,19 +638,10 @@ describeOnBackends("provider engine: receiving", (get) => {
     const first = await readyBridge();
     await first.engine.halt();
     const second = await readyBridge();
-    const { inbox } = second.engine;
-    const complete = inbox.completePending.bind(inbox);
-    let failures = 0;
-    inbox.completePending = async (tx, stanzaId) => {
-      if (failures === 0) {
-        failures++;
-        throw Object.assign(new Error("injected: the hand-over failed"), { code: "EINJECTED" });
-      }
-      return complete(tx, stanzaId);
-    };
+    const failures = failCompletionOnce(second, "injected: the hand-over failed");
     const delivery = await users.encryptTo(bob, 1, alice, body("for the second run"));
     fake.send(delivery.stanza);
-    await eventually(() => failures === 1, "the failed hand-over");
+    await eventually(() => failures() === 1, "the failed hand-over");
     // What a halted engine still had queued (a replay, a retry of its own) runs now.
     await first.engine.receiver.replayPending();
     assert.equal(messagesFor(first, delivery.originId).length, 0, "nothing after the halt");

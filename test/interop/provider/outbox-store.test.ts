@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SqlRunner, type SqlValue, type Tx } from "../../../src/db/sql.js";
+import { SqlRunner, type Tx } from "../../../src/db/sql.js";
 import { Outbox } from "../../../src/interop/provider/outbox.js";
 import * as outboxStore from "../../../src/interop/store/outbox.js";
 import { acceptanceKey } from "../../../src/interop/store/outbox.js";
@@ -8,6 +8,7 @@ import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/
 import type { BareJid, MessageId, StanzaId } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
 import { describeOnBackends } from "../../helpers/db.js";
+import { watchRunner, watchedTx } from "../../helpers/sql-trace.js";
 
 let n = 0;
 const unique = (what: string): string => `${what}-${Date.now()}-${++n}`;
@@ -37,17 +38,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
       };
     });
     const statements: string[] = [];
-    const counting = (tx: Tx): Tx =>
-      Object.assign((table: string) => tx(table), tx, {
-        all: <T>(text: string, params?: readonly SqlValue[]) => {
-          statements.push(text);
-          return tx.all<T>(text, params);
-        },
-        run: (text: string, params?: readonly SqlValue[]) => {
-          statements.push(text);
-          return tx.run(text, params);
-        },
-      }) as Tx;
+    const counting = (tx: Tx): Tx => watchedTx(tx, (text) => void statements.push(text));
     const found = await sql.connection((tx) =>
       outboxStore.firstUnresolvedMany(counting(tx), [
         { senderJid: sender, originId: m1! },
@@ -176,22 +167,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
       },
     });
     const acceptances: string[] = [];
-    const connection = sql.connection.bind(sql);
-    sql.connection = <T>(fn: (tx: Tx) => Promise<T>): Promise<T> =>
-      connection((tx) =>
-        fn(
-          Object.assign((table: string) => tx(table), tx, {
-            all: <R>(text: string, params?: readonly SqlValue[]) => {
-              acceptances.push(text);
-              return tx.all<R>(text, params);
-            },
-            run: (text: string, params?: readonly SqlValue[]) => {
-              acceptances.push(text);
-              return tx.run(text, params);
-            },
-          }) as Tx,
-        ),
-      );
+    const restore = watchRunner(sql, "connection", (text) => void acceptances.push(text));
     try {
       await Promise.all(
         origins.map((originId, i) =>
@@ -204,7 +180,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
         ),
       );
     } finally {
-      sql.connection = connection;
+      restore();
     }
     assert.equal(acceptances.length, 2, "one read and one write for the three answers (#15)");
     assert.deepEqual(
