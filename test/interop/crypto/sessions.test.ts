@@ -17,6 +17,34 @@ import {
   utf8,
 } from "./helpers.js";
 
+type TestDevice = Awaited<ReturnType<typeof newDevice>>;
+
+/**
+ * "hello <i>" from each sender to `bob`, each a first message (a PreKeySignalMessage) over bob's
+ * bundle: all over its first one-time prekey, or the i-th sender over the i-th.
+ */
+async function firstMessages(
+  bob: TestDevice,
+  senders: readonly TestDevice[],
+  { samePreKey }: { samePreKey: boolean },
+) {
+  const to = [address(bob.jid, bob.device.deviceId)];
+  const inbound = [];
+  for (const [index, sender] of senders.entries()) {
+    const bundle = directoryBundle(bob.bundle, samePreKey ? {} : { index });
+    await sender.device.sessions.processBundle(bob.jid, bundle);
+    const [key] = await sender.device.sessions.encryptForDevices(utf8(`hello ${index}`), to);
+    assert.ok(key?.kex);
+    inbound.push({
+      senderJid: sender.jid,
+      senderDevice: sender.device.deviceId,
+      kex: true,
+      ciphertext: key.ciphertext,
+    });
+  }
+  return inbound;
+}
+
 describeOnBackends("Signal 1:1 sessions", (get) => {
   it("a first message over a bundle with one-time prekeys decrypts, consumes both prekeys, and the reply is a plain SignalMessage", async function () {
     const world = makeCrypto(get().db.knex);
@@ -291,19 +319,7 @@ describeOnBackends("Signal 1:1 sessions", (get) => {
     const bob = await newDevice(world, "gatekeeper");
     const senders = [await newDevice(world, "provider"), await newDevice(world, "provider")];
     const before = await bob.device.prekeyCounts();
-    const to = [address(bob.jid, bob.device.deviceId)];
-    const inbound = [];
-    for (const sender of senders) {
-      await sender.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
-      const [key] = await sender.device.sessions.encryptForDevices(utf8(`from ${sender.jid}`), to);
-      assert.ok(key?.kex);
-      inbound.push({
-        senderJid: sender.jid,
-        senderDevice: sender.device.deviceId,
-        kex: true,
-        ciphertext: key.ciphertext,
-      });
-    }
+    const inbound = await firstMessages(bob, senders, { samePreKey: true });
     const outcomes = await Promise.allSettled(
       inbound.map((message) => bob.device.sessions.decrypt(message, async (p) => text(p))),
     );
@@ -321,19 +337,7 @@ describeOnBackends("Signal 1:1 sessions", (get) => {
     const world = makeCrypto(get().db.knex);
     const bob = await newDevice(world, "gatekeeper");
     const senders = [await newDevice(world, "provider"), await newDevice(world, "provider")];
-    const to = [address(bob.jid, bob.device.deviceId)];
-    const inbound = [];
-    for (const [index, sender] of senders.entries()) {
-      await sender.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle, { index }));
-      const [key] = await sender.device.sessions.encryptForDevices(utf8(`hello ${index}`), to);
-      assert.ok(key?.kex);
-      inbound.push({
-        senderJid: sender.jid,
-        senderDevice: sender.device.deviceId,
-        kex: true,
-        ciphertext: key.ciphertext,
-      });
-    }
+    const inbound = await firstMessages(bob, senders, { samePreKey: false });
     const plain = await Promise.all(
       inbound.map((message) => bob.device.sessions.decrypt(message, async (p) => text(p))),
     );

@@ -13,6 +13,23 @@ import { watchRunner, watchedTx } from "../../helpers/sql-trace.js";
 let n = 0;
 const unique = (what: string): string => `${what}-${Date.now()}-${++n}`;
 
+/** A row from `sender` to `to` with a stanza naming its origin-id. */
+const outboxRow = (
+  kind: "message" | "receipt",
+  sender: string,
+  to: BareJid,
+  originId: MessageId,
+  resendKey = "",
+) => ({
+  kind,
+  senderJid: sender,
+  conversationJid: to,
+  toJid: to,
+  originId,
+  resendKey,
+  stanza: `<message id='${originId}'/>`,
+});
+
 describeOnBackends("outbox store: acceptances", (get) => {
   it("answers arriving together are found by one read, each on the first unresolved row of its key, and resolved by one write", async function () {
     const sql = SqlRunner.of(get().db.knex);
@@ -20,15 +37,8 @@ describeOnBackends("outbox store: acceptances", (get) => {
     const to = "bob@wa.example" as BareJid;
     const [m1, m2, r1] = [unique("m1"), unique("m2"), unique("r1")] as MessageId[];
     const ids = await sql.transaction(async (tx) => {
-      const row = (kind: "message" | "receipt", originId: MessageId, resendKey = "") => ({
-        kind,
-        senderJid: sender,
-        conversationJid: to,
-        toJid: to,
-        originId,
-        resendKey,
-        stanza: `<message id='${originId}'/>`,
-      });
+      const row = (kind: "message" | "receipt", originId: MessageId, resendKey = "") =>
+        outboxRow(kind, sender, to, originId, resendKey);
       return {
         m1: await outboxStore.insert(tx, row("message", m1!), 1000, 5000),
         // A retry re-send of m1: the first transmission is still the unresolved row answered.
@@ -97,8 +107,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
         ["message", message],
         ["receipt", receipt],
       ] as const) {
-        const row = { kind, senderJid: sender, conversationJid: to, toJid: to, originId };
-        await outboxStore.insert(tx, { ...row, stanza: `<message id='${originId}'/>` }, 1000, 5000);
+        await outboxStore.insert(tx, outboxRow(kind, sender, to, originId), 1000, 5000);
       }
     });
     const answer = (originId: MessageId, seq: number) => ({
@@ -142,16 +151,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
     const origins = [unique("a"), unique("b"), unique("c")] as MessageId[];
     await sql.transaction(async (tx) => {
       for (const originId of origins) {
-        const stanza = `<message id='${originId}'/>`;
-        const row = {
-          kind: "message" as const,
-          senderJid: sender,
-          conversationJid: to,
-          toJid: to,
-          originId,
-          stanza,
-        };
-        await outboxStore.insert(tx, row, 1000, 5000);
+        await outboxStore.insert(tx, outboxRow("message", sender, to, originId), 1000, 5000);
       }
     });
     const emitted: ProviderEvent[] = [];
@@ -204,19 +204,7 @@ describeOnBackends("outbox store: acceptances", (get) => {
     const to = "frank@wa.example" as BareJid;
     const originId = unique("m") as MessageId;
     const id = await sql.transaction((tx) =>
-      outboxStore.insert(
-        tx,
-        {
-          kind: "message",
-          senderJid: sender,
-          conversationJid: to,
-          toJid: to,
-          originId,
-          stanza: `<message id='${originId}'/>`,
-        },
-        1000,
-        5000,
-      ),
+      outboxStore.insert(tx, outboxRow("message", sender, to, originId), 1000, 5000),
     );
     let coreUp = false;
     const outbox = new Outbox({
