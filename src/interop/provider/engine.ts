@@ -90,6 +90,9 @@ export class ProviderEngine {
   private tickTimer: NodeJS.Timeout | undefined;
   private maintenanceTimer: NodeJS.Timeout | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
+  /** The latest connection state, and the timer offering it again after its handler failed. */
+  private latestState: EngineState | undefined;
+  private stateRetryTimer: NodeJS.Timeout | undefined;
   private running = false;
   /**
    * Whether the gatekeeper answered hello on the current connection. Set in the dispatch of the
@@ -237,9 +240,9 @@ export class ProviderEngine {
     connection.on("offline", onOffline);
     this.detachers.push(() => connection.off("offline", onOffline));
     const onReady = (): void => void this.afterHello();
-    // Fire-and-forget on purpose: a state event lost to a failing handler is harmless, as the
-    // session emits the whole state again on every change and the core keeps only the latest.
-    const onState = (state: EngineState): void => this.forward({ kind: "state", state });
+    // The connection state is a level, not a log: only the latest counts, so it is not written
+    // to the inbox like a delivery, but offered again until the core took it (see offerState).
+    const onState = (state: EngineState): void => this.offerState(state);
     this.session.on("ready", onReady);
     this.session.on("state", onState);
     this.detachers.push(
@@ -296,6 +299,7 @@ export class ProviderEngine {
     clearInterval(this.tickTimer);
     clearInterval(this.maintenanceTimer);
     clearInterval(this.replayTimer);
+    clearTimeout(this.stateRetryTimer);
     this.acks.stop();
     this.receiver.stop();
     for (const detach of this.detachers.splice(0)) detach();
@@ -446,10 +450,31 @@ export class ProviderEngine {
     return this.options.crypto.device(bare, device);
   }
 
-  /** Hands an event over once, without retry: for `state` only (see start). */
-  private forward(event: ProviderEvent): void {
-    this.options.onEvent(event).catch((err: unknown) => {
-      this.log.warn({ err: describeError(err), kind: event.kind }, "event handler failed");
+  /**
+   * Hands the connection state to the core, and while the core's handler fails (its database or
+   * homeserver down) offers it again, with backoff (`stateRetry*Ms`), until it was taken or a newer state
+   * replaced it. Before (issue #16), a failed hand-over was only logged, and the core showed the
+   * state it had before, e.g. connected while the gatekeeper was gone, until the next change.
+   */
+  private offerState(state: EngineState, attempt = 0): void {
+    if (attempt === 0) {
+      this.latestState = state;
+      clearTimeout(this.stateRetryTimer);
+    }
+    this.options.onEvent({ kind: "state", state }).catch((err: unknown) => {
+      if (!this.running || this.latestState !== state) return;
+      const delay = Math.min(
+        this.timing.stateRetryInitialMs * 2 ** attempt,
+        this.timing.stateRetryMaxMs,
+      );
+      this.log.warn(
+        { err: describeError(err), state: state.code, retryInMs: delay },
+        "the core did not take the connection state; offering it again",
+      );
+      this.stateRetryTimer = setTimeout(() => {
+        if (this.running && this.latestState === state) this.offerState(state, attempt + 1);
+      }, delay);
+      this.stateRetryTimer.unref();
     });
   }
 }

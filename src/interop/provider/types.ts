@@ -214,6 +214,9 @@ export interface EngineTiming {
   readonly senderKeyWaitMs: number;
   /** `iq-timeout-seconds` (§8.4). */
   readonly iqTimeoutMs: number;
+  /** Offering the connection state again after the core's handler failed: doubling to the max. */
+  readonly stateRetryInitialMs: number;
+  readonly stateRetryMaxMs: number;
   /** Rotate signed and last-resort prekeys after this long (§11.6: SHOULD 7 days). */
   readonly rotateAfterMs: number;
 }
@@ -231,6 +234,8 @@ export const DEFAULT_TIMING: EngineTiming = {
   pendingReplayMs: 60_000,
   senderKeyWaitMs: 60_000,
   iqTimeoutMs: 30_000,
+  stateRetryInitialMs: 1000,
+  stateRetryMaxMs: 60_000,
   rotateAfterMs: 7 * 86_400_000,
 };
 

@@ -5,7 +5,7 @@ import { FEATURE } from "../../../src/interop/codec/namespaces.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 import { xml } from "../../../src/interop/codec/xml.js";
 import { BRIDGE_DOMAIN, FakeGatekeeper, newStanzaId } from "./fake-gatekeeper.js";
-import { eventually, ready, startBridge, type Bridge } from "./world.js";
+import { EventSink, eventually, ready, startBridge, type Bridge } from "./world.js";
 
 const isHello = (text: string): boolean => text.startsWith("<iq") && text.includes("<hello ");
 
@@ -42,6 +42,20 @@ describe("provider engine: hello and liveness", function () {
     assert.equal(b.engine.session.limits["max-ack-items"], 7);
     assert.equal(b.engine.session.limits["max-envelope-bytes"], 32768, "defaults fill the rest");
     assert.deepEqual(b.engine.session.info?.mediaOrigins, ["https://media.wa.example"]);
+  });
+
+  it("offers the connection state to the core again until the core takes it", async function () {
+    const sink = new EventSink();
+    sink.failStates = true;
+    const b = bridge({ sink });
+    await ready(b);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(sink.states, [], "the core took no state while failing");
+    sink.failStates = false;
+    await eventually(() => sink.states.at(-1)?.code === "ready", "the core to take 'ready'");
+    const taken = sink.states.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(sink.states.length, taken, "a state the core took is not offered again");
   });
 
   it("sends hello first again after the XMPP server restarts", async function () {

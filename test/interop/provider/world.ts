@@ -2,7 +2,11 @@ import type { Knex } from "knex";
 import { KeyVault } from "../../../src/vault/key-vault.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { ProviderEngine } from "../../../src/interop/provider/engine.js";
-import type { EngineTiming, ProviderEvent } from "../../../src/interop/provider/types.js";
+import type {
+  EngineState,
+  EngineTiming,
+  ProviderEvent,
+} from "../../../src/interop/provider/types.js";
 import { ComponentConnection } from "../../../src/interop/transport/component.js";
 import type { BareJid } from "../../../src/util/ids.js";
 import { createLogger, type LogLevel } from "../../../src/util/log.js";
@@ -22,6 +26,8 @@ export const FAST_TIMING: Partial<EngineTiming> = {
   iqTimeoutMs: 2000,
   // §17.4's 60 s wait for a missing sender key, short enough for a test to see the retry.
   senderKeyWaitMs: 300,
+  stateRetryInitialMs: 20,
+  stateRetryMaxMs: 200,
 };
 
 let users = 0;
@@ -34,10 +40,18 @@ export function uniqueBridgeJid(): BareJid {
 /** What the core would do with events: record them, or fail or hang on purpose. */
 export class EventSink {
   readonly events: ProviderEvent[] = [];
+  /** The connection states the core took, in order (they are not in `events`). */
+  readonly states: EngineState[] = [];
   mode: "ok" | "fail" | "hang" = "ok";
+  /** Whether the core fails to take connection states, independently of `mode`. */
+  failStates = false;
 
   readonly handler = async (event: ProviderEvent): Promise<void> => {
-    if (event.kind === "state") return;
+    if (event.kind === "state") {
+      if (this.failStates) throw new Error("the core is down");
+      this.states.push(event.state);
+      return;
+    }
     if (this.mode === "fail") throw new Error("the core is down");
     if (this.mode === "hang") return new Promise<void>(() => undefined);
     this.events.push(event);
