@@ -42,12 +42,23 @@ export interface DeviceListUpdate {
 
 /** Lists kept in memory per database (most recently read); more than a bridge's active contacts. */
 const MEMORY_SIZE = 5000;
-const memories = new WeakMap<Knex, Map<string, DeviceList>>();
 
-function memoryOf(knex: Knex): Map<string, DeviceList> {
+interface Memory {
+  readonly lists: Map<string, DeviceList>;
+  /**
+   * Counts the writes begun and ended (any user's). A read keeps what it read only if no write
+   * began or ended meanwhile: a read that started before a write and ended after it would put
+   * back the list the write replaced, after the write had dropped the copy.
+   */
+  writes: number;
+}
+
+const memories = new WeakMap<Knex, Memory>();
+
+function memoryOf(knex: Knex): Memory {
   let memory = memories.get(knex);
   if (memory === undefined) {
-    memory = new Map();
+    memory = { lists: new Map(), writes: 0 };
     memories.set(knex, memory);
   }
   return memory;
@@ -58,7 +69,9 @@ function memoryOf(knex: Knex): Map<string, DeviceList> {
  * class (a processed bundle's registration id, session-cipher.ts).
  */
 export function forgetDeviceList(knex: Knex, jid: string): void {
-  memoryOf(knex).delete(jid);
+  const memory = memoryOf(knex);
+  memory.writes++;
+  memory.lists.delete(jid);
 }
 
 /**
@@ -71,7 +84,7 @@ export class DeviceListCache {
    * Lists read before, write-through: every write of this class drops the copy before and after
    * (issue #15: two queries per message in each direction were this read).
    */
-  private readonly memory: Map<string, DeviceList>;
+  private readonly memory: Memory;
 
   constructor(
     private readonly knex: Knex,
@@ -81,8 +94,9 @@ export class DeviceListCache {
   }
 
   async get(jid: BareJid): Promise<DeviceList | null> {
-    const known = this.memory.get(jid);
+    const known = this.memory.lists.get(jid);
     if (known !== undefined) return known;
+    const writesBefore = this.memory.writes;
     const version = await tables.deviceLists.get(this.knex, jid);
     if (version === undefined) return null;
     const rows = await tables.remoteDevices.ofUser(this.knex, jid);
@@ -91,20 +105,23 @@ export class DeviceListCache {
       version,
       devices: Object.freeze(rows.map((row) => Object.freeze(row))),
     });
-    this.memory.set(jid, read);
-    if (this.memory.size > MEMORY_SIZE) {
-      this.memory.delete(this.memory.keys().next().value as string);
+    if (this.memory.writes !== writesBefore) return read;
+    this.memory.lists.set(jid, read);
+    if (this.memory.lists.size > MEMORY_SIZE) {
+      this.memory.lists.delete(this.memory.lists.keys().next().value as string);
     }
     return read;
   }
 
   /** Runs a write of `jid`'s list with its in-memory copy dropped before and after. */
   private async writing<T>(jid: string, write: () => Promise<T>): Promise<T> {
-    this.memory.delete(jid);
+    this.memory.writes++;
+    this.memory.lists.delete(jid);
     try {
       return await write();
     } finally {
-      this.memory.delete(jid);
+      this.memory.writes++;
+      this.memory.lists.delete(jid);
     }
   }
 

@@ -28,6 +28,22 @@ describeOnBackends("device-list cache", (get) => {
     );
   });
 
+  it("a read that overlaps a write does not keep the list the write replaced", async function () {
+    const { crypto } = makeCrypto(get().db.knex);
+    const dave = uniqueJid("gatekeeper");
+    await crypto.storeDeviceList(dave, 1, ids(1));
+    // Started before the write and finished after it: it may have read the old list.
+    const reading = crypto.deviceLists.get(dave);
+    await crypto.storeDeviceList(dave, 2, ids(1, 3));
+    await reading;
+    const next = await crypto.deviceLists.get(dave);
+    assert.equal(next?.version, 2);
+    assert.deepEqual(
+      next?.devices.map((d) => d.id),
+      [1, 3],
+    );
+  });
+
   it("a list read again costs no query, and a stored or changed list is seen by the next read", async function () {
     const { knex } = get().db;
     const { crypto } = makeCrypto(knex);
