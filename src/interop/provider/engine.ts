@@ -301,7 +301,6 @@ export class ProviderEngine {
     clearInterval(this.replayTimer);
     clearTimeout(this.stateRetryTimer);
     this.acks.stop();
-    this.receiver.stop();
     for (const detach of this.detachers.splice(0)) detach();
     this.session.stop();
     const stopped = new TransportError("transport-stopped", "the engine stopped");
