@@ -379,7 +379,7 @@ export class BridgeCore implements CoreCallbacks {
       user,
       level,
       room,
-      portalNumber: ghost.address,
+      portalAddress: ghost.address,
       services: this.services,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);
@@ -388,12 +388,13 @@ export class BridgeCore implements CoreCallbacks {
     const line = text.trim().slice(this.network.commandPrefix.length).trim();
     const [name, ...rest] = line.split(/\s+/);
     const command = this.commands.find(name ?? "");
-    const takesNumber = command?.args.startsWith("<{contact}>") === true;
-    const withNumber =
-      takesNumber && (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
+    const takesContact = command?.args.startsWith("<{contact}>") === true;
+    const withContact =
+      takesContact &&
+      (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
         ? [name, ghost.address, ...rest].join(" ")
         : line;
-    await this.commands.dispatch(ctx, withNumber);
+    await this.commands.dispatch(ctx, withContact);
   }
 
   /**
@@ -420,7 +421,7 @@ export class BridgeCore implements CoreCallbacks {
 
   /**
    * Logs the user out at the network (deleting their keys). The portals are kept (they go on after
-   * a new login with the same number) unless `leavePortals`; `kept` counts them, for the offer to
+   * a new login with the same address) unless `leavePortals`; `kept` counts them, for the offer to
    * clean up (`cleanUpPortals`). The `logout` command and the provisioning API both end here.
    */
   async logoutUser(

@@ -16,7 +16,7 @@ const LONE_ZWJ =
 
 /**
  * A name as it may appear in a label such as "Bob · +49 170 1234567 (Network)": without the
- * characters that would change how the label reads (an RTL override would show the number
+ * characters that would change how the label reads (an RTL override would show the address
  * reversed and the network's name first; zero-width characters make two names look alike).
  */
 export function labelSafe(name: string): string {

@@ -467,8 +467,8 @@ export class RemoteEventHandler {
   ): Promise<void> {
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
-    const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
-    const notice = identityChangedNotice(number, this.ghosts.network, event);
+    const label = this.ghosts.label(await this.ghosts.ensure(event.contact));
+    const notice = identityChangedNotice(label, this.ghosts.network, event);
     // Handled again after a failure (the network retries until handled, issue #16): the same
     // change posts one notice, however far the failed attempt got.
     try {
@@ -509,10 +509,10 @@ export class RemoteEventHandler {
     }
     this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
-    const number = this.ghosts.label(open.ghost);
+    const label = this.ghosts.label(open.ghost);
     await this.matrix.sendNotice(
       open.portal.roomId,
-      groupUndecryptable(number, clock(event.sentAt)),
+      groupUndecryptable(label, clock(event.sentAt)),
     );
     await this.portals.afterIncoming(open);
   }
