@@ -135,7 +135,6 @@ export class BridgeCore implements CoreCallbacks {
       log: log.child({ component: "portals" }),
     });
     this.logins = new LoginManager({
-      config,
       users: this.users,
       connector: this.connector,
       log: log.child({ component: "logins" }),
@@ -166,7 +165,7 @@ export class BridgeCore implements CoreCallbacks {
       groups: this.groups,
       groupTables,
     };
-    this.remote = new RemoteEventHandler({ ...handlers, config, ghosts: this.ghosts });
+    this.remote = new RemoteEventHandler({ ...handlers, ghosts: this.ghosts });
     this.fromMatrix = new MatrixEventsHandler(handlers);
     this.commands = new CommandRegistry<CommandServices>(log.child({ component: "commands" }), {
       network: this.network.displayName,
