@@ -120,12 +120,12 @@ export class BridgeCore implements CoreCallbacks {
       messages,
       reactions: new ReactionsTable(knex),
     };
-    this.ghosts = new GhostManager(
+    this.ghosts = new GhostManager({
       config,
-      new GhostsTable(knex, this.network.id),
+      table: new GhostsTable(knex, this.network.id),
       matrix,
-      this.connector,
-    );
+      connector: this.connector,
+    });
     this.portals = new PortalManager({
       portals: this.portalRows,
       users: this.users,
