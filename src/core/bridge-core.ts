@@ -378,7 +378,6 @@ export class BridgeCore implements CoreCallbacks {
       user,
       level,
       room,
-      portalAddress: ghost.address,
       services: this.services,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);

@@ -35,7 +35,7 @@ describe("the core names no network", function () {
   });
 
   // A contact is known by the network's address (interop: a phone number; loopback: name@loop),
-  // so a name such as `portalNumber` tells the reader the core knows phones. The Signal term
+  // so a name such as `withNumber` tells the reader the core knows phones. The Signal term
   // "safety number" and the global `Number` are the core's own.
   it("no identifier in src/core is named after a phone number", async function () {
     const hits: string[] = [];

@@ -18,8 +18,6 @@ export interface CommandContext<Services> {
   level: PermissionLevel;
   /** Where the command was sent: the management room, or a portal (`<prefix> ...`). */
   room: RoomId;
-  /** Set when the command was sent in a portal: the portal's contact address, for defaults. */
-  portalAddress?: string;
   services: Services;
   reply(text: string): Promise<void>;
 }
