@@ -148,14 +148,15 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         log: log.child({ component: "matrix-crypto" }),
       });
     }
-    const matrixApi = new IntentMatrixApi(
-      matrix.bridge,
-      config.homeserver.domain,
-      config.interop.media_max_bytes,
-      log.child({ component: "matrix-api" }),
-      undefined,
-      crypto,
-    );
+    const matrixApi = new IntentMatrixApi({
+      bridge: matrix.bridge,
+      domain: config.homeserver.domain,
+      // The Matrix side bounds media by the network's limit. The key stays under `interop`, where
+      // existing config files have it: the interop connector is the network this wiring runs.
+      mediaMaxBytes: config.interop.media_max_bytes,
+      log: log.child({ component: "matrix-api" }),
+      encryptor: crypto,
+    });
     openedMatrixApi = matrixApi;
     core = new BridgeCore({
       config,
@@ -183,13 +184,13 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         log: log.child({ component: "metrics" }),
       });
     }
-    const router = new MatrixEventRouter(
-      core.router,
+    const router = new MatrixEventRouter({
+      core: core.router,
       processed,
-      matrixApi.openMedia,
-      log.child({ component: "router" }),
-      crypto,
-    );
+      openMedia: matrixApi.openMedia,
+      log: log.child({ component: "router" }),
+      decryptor: crypto,
+    });
     if (config.provisioning.enabled) {
       const auth = new ProvisioningAuth({
         sharedSecret: config.provisioning.shared_secret,

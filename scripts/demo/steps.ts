@@ -61,7 +61,7 @@ export class DemoScript {
   private theirs = { eventId: "", originId: "" };
 
   constructor(
-    private readonly world: DemoWorld,
+    world: DemoWorld,
     private readonly t: Transcript,
     /** The Matrix user's client; a plain HTTP one (no encryption) when not given. */
     me?: EncryptingMatrixUser,

@@ -38,6 +38,13 @@ const homeserver = z
   })
   .describe("The Matrix homeserver the bridge belongs to.");
 
+/**
+ * A ghost template as the network's description takes it (core/network.ts), with `{id}` for the
+ * contact's address. Config files written before the core knew more than one network say
+ * `{phone}`: it is read as `{id}`, here only, so that nothing after the schema sees the old name.
+ */
+const withIdPlaceholder = (template: string): string => template.replace("{phone}", "{id}");
+
 const appservice = z
   .strictObject({
     id: z
@@ -72,17 +79,23 @@ const appservice = z
       .prefault({}),
     ghost_localpart_template: z
       .string()
-      .regex(/^[a-z0-9._=\-/]*\{phone\}[a-z0-9._=\-/]*$/, "a localpart containing {phone} once")
-      .describe("Localpart of ghost users; {phone} is the number's digits without '+'.")
-      .default("whatsapp_{phone}"),
+      .regex(/^[a-z0-9._=\-/]*\{(?:id|phone)\}[a-z0-9._=\-/]*$/, "a localpart containing {id} once")
+      .overwrite(withIdPlaceholder)
+      .describe(
+        "Localpart of ghost users; {id} is the contact's address as a localpart (for WhatsApp the " +
+          "number's digits without '+'). {phone}, its older name, is still accepted.",
+      )
+      .default("whatsapp_{id}"),
     ghost_display_name_template: z
       .string()
-      .regex(/\{phone\}/, "a template containing {phone}")
+      .regex(/\{(?:id|phone)\}/, "a template containing {id}")
+      .overwrite(withIdPlaceholder)
       .describe(
-        "Display name of ghost users; {phone} is the number in international format. WhatsApp never " +
-          "shares names, so the number is all there is.",
+        "Display name of ghost users; {id} is the contact's address as shown (for WhatsApp the " +
+          "number in international format; {phone}, its older name, is still accepted). WhatsApp " +
+          "never shares names, so the number is all there is.",
       )
-      .default("{phone} (WhatsApp)"),
+      .default("{id} (WhatsApp)"),
   })
   .describe("The application service: how the homeserver and the bridge reach each other.");
 

@@ -120,12 +120,12 @@ export class BridgeCore implements CoreCallbacks {
       messages,
       reactions: new ReactionsTable(knex),
     };
-    this.ghosts = new GhostManager(
+    this.ghosts = new GhostManager({
       config,
-      new GhostsTable(knex, this.network.id),
+      table: new GhostsTable(knex, this.network.id),
       matrix,
-      this.connector,
-    );
+      connector: this.connector,
+    });
     this.portals = new PortalManager({
       portals: this.portalRows,
       users: this.users,
@@ -135,7 +135,6 @@ export class BridgeCore implements CoreCallbacks {
       log: log.child({ component: "portals" }),
     });
     this.logins = new LoginManager({
-      config,
       users: this.users,
       connector: this.connector,
       log: log.child({ component: "logins" }),
@@ -166,7 +165,7 @@ export class BridgeCore implements CoreCallbacks {
       groups: this.groups,
       groupTables,
     };
-    this.remote = new RemoteEventHandler({ ...handlers, config, ghosts: this.ghosts });
+    this.remote = new RemoteEventHandler({ ...handlers, ghosts: this.ghosts });
     this.fromMatrix = new MatrixEventsHandler(handlers);
     this.commands = new CommandRegistry<CommandServices>(log.child({ component: "commands" }), {
       network: this.network.displayName,
@@ -379,7 +378,6 @@ export class BridgeCore implements CoreCallbacks {
       user,
       level,
       room,
-      portalNumber: ghost.address,
       services: this.services,
       reply: async (message) => {
         await this.matrix.sendNotice(room, message);
@@ -388,12 +386,13 @@ export class BridgeCore implements CoreCallbacks {
     const line = text.trim().slice(this.network.commandPrefix.length).trim();
     const [name, ...rest] = line.split(/\s+/);
     const command = this.commands.find(name ?? "");
-    const takesNumber = command?.args.startsWith("<{contact}>") === true;
-    const withNumber =
-      takesNumber && (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
+    const takesContact = command?.args.startsWith("<{contact}>") === true;
+    const withContact =
+      takesContact &&
+      (rest[0] === undefined || this.network.identifier.parse(rest[0]) === undefined)
         ? [name, ghost.address, ...rest].join(" ")
         : line;
-    await this.commands.dispatch(ctx, withNumber);
+    await this.commands.dispatch(ctx, withContact);
   }
 
   /**
@@ -420,7 +419,7 @@ export class BridgeCore implements CoreCallbacks {
 
   /**
    * Logs the user out at the network (deleting their keys). The portals are kept (they go on after
-   * a new login with the same number) unless `leavePortals`; `kept` counts them, for the offer to
+   * a new login with the same address) unless `leavePortals`; `kept` counts them, for the offer to
    * clean up (`cleanUpPortals`). The `logout` command and the provisioning API both end here.
    */
   async logoutUser(

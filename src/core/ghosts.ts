@@ -16,7 +16,7 @@ const LONE_ZWJ =
 
 /**
  * A name as it may appear in a label such as "Bob · +49 170 1234567 (Network)": without the
- * characters that would change how the label reads (an RTL override would show the number
+ * characters that would change how the label reads (an RTL override would show the address
  * reversed and the network's name first; zero-width characters make two names look alike).
  */
 export function labelSafe(name: string): string {
@@ -38,12 +38,23 @@ export class GhostManager {
   /** The network's self-description, for the texts of everything that names ghosts. */
   readonly network: NetworkDescription;
 
-  constructor(
-    private readonly config: Config,
-    private readonly ghosts: GhostsTable,
-    private readonly matrix: MatrixApi,
-    private readonly connector: NetworkConnector,
-  ) {
+  private readonly config: Config;
+  private readonly table: GhostsTable;
+  private readonly matrix: MatrixApi;
+  private readonly connector: NetworkConnector;
+
+  constructor(options: {
+    config: Config;
+    /** The ghosts of this network (the table is scoped to the network's id). */
+    table: GhostsTable;
+    matrix: MatrixApi;
+    connector: NetworkConnector;
+  }) {
+    const { config, connector } = options;
+    this.config = config;
+    this.table = options.table;
+    this.matrix = options.matrix;
+    this.connector = connector;
     this.network = connector.describe();
     const [before, after] = this.network.ghostLocalpartTemplate.split("{id}") as [string, string];
     this.before = before;
@@ -116,19 +127,19 @@ export class GhostManager {
 
   /** The contact of an address the bridge has already seen, if any. */
   async byAddress(address: ContactAddress): Promise<RemoteUserId | undefined> {
-    return (await this.ghosts.byAddress(address))?.contact;
+    return (await this.table.byAddress(address))?.contact;
   }
 
   /** The ghost of a contact, registered and named on the homeserver. */
   async ensure(contact: RemoteUserId): Promise<GhostRow> {
-    const existing = await this.ghosts.get(contact);
+    const existing = await this.table.get(contact);
     const address = existing?.address ?? this.addressOf(contact);
     const displayName = this.displayNameFor(address);
     if (existing?.displayName === displayName) return { ...existing, address };
     const mxid = existing?.mxid ?? this.mxidFor(address);
     await this.matrix.ensureGhost(mxid, displayName);
-    await this.ghosts.upsert({ contact, address, mxid, displayName });
-    const row = await this.ghosts.get(contact);
+    await this.table.upsert({ contact, address, mxid, displayName });
+    const row = await this.table.get(contact);
     if (row === undefined) throw new Error(`ghost ${contact} vanished after its upsert`);
     return { ...row, address };
   }
@@ -139,7 +150,7 @@ export class GhostManager {
    * `displayName`, which carries a label naming the provider, never a name the member chose.
    */
   async ensureMember(member: { id: RemoteUserId; displayName: string }): Promise<GhostRecord> {
-    const existing = await this.ghosts.get(member.id);
+    const existing = await this.table.get(member.id);
     if (
       (existing?.address ?? null) !== null ||
       addressOfContact(this.connector, member.id) !== undefined
@@ -150,15 +161,15 @@ export class GhostManager {
     if (existing?.displayName === displayName) return existing;
     const mxid = existing?.mxid ?? this.mxidForRemote(member.id);
     await this.matrix.ensureGhost(mxid, displayName);
-    await this.ghosts.upsert({ contact: member.id, address: null, mxid, displayName });
-    const row = await this.ghosts.get(member.id);
+    await this.table.upsert({ contact: member.id, address: null, mxid, displayName });
+    const row = await this.table.get(member.id);
     if (row === undefined) throw new Error(`ghost ${member.id} vanished after its upsert`);
     return row;
   }
 
   /** The network id of one of the bridge's ghosts, if the bridge has seen it. */
   async contactOfGhost(mxid: MatrixUserId): Promise<RemoteUserId | undefined> {
-    return (await this.ghosts.byMxid(mxid))?.contact;
+    return (await this.table.byMxid(mxid))?.contact;
   }
 
   /** How a ghost is named in the bridge's notices: its address, or the connector's label. */

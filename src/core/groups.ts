@@ -221,7 +221,7 @@ export class GroupManager {
     });
   }
 
-  /** The ghost of a member, named by the connector's label when they have no number. */
+  /** The ghost of a member, named by the connector's label when they have no address. */
   async ghostOf(portalId: number, id: RemoteUserId): Promise<GhostRecord> {
     const member = await this.table.member(portalId, id);
     return this.ghosts.ensureMember({ id, displayName: member?.displayName ?? id });

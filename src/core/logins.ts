@@ -1,4 +1,3 @@
-import type { Config } from "../config/schema.js";
 import type { UsersTable } from "../db/users.js";
 import { BridgeError, describeError } from "../util/errors.js";
 import type { MatrixUserId } from "../util/ids.js";
@@ -79,21 +78,18 @@ export class LoginManager {
   private readonly failed = new Map<MatrixUserId, LoginLoadFailure>();
   private stopped = false;
 
-  private readonly config: Config;
   private readonly users: UsersTable;
   private readonly connector: NetworkConnector;
   private readonly log: Logger;
   private readonly retry: { initialMs: number; maxMs: number };
 
   constructor(options: {
-    config: Config;
     users: UsersTable;
     connector: NetworkConnector;
     log: Logger;
     /** Backoff of the retries of a stored login that failed to load (LOAD_RETRY by default). */
     retry?: { initialMs: number; maxMs: number } | undefined;
   }) {
-    this.config = options.config;
     this.users = options.users;
     this.connector = options.connector;
     this.log = options.log;

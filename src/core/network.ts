@@ -92,9 +92,12 @@ export interface NetworkDescription {
  * ghost names. Every method is pure.
  */
 export interface IdentifierKind {
-  /** What texts call one ("number", "address"). */
+  /** What texts call one (interop: "number"; loopback: "address"). */
   readonly noun: string;
-  /** The argument in usage lines, without angle brackets ("+number", "user@loop"). */
+  /**
+   * The argument in usage lines, without angle brackets (interop: "+number"; loopback:
+   * "name@loop").
+   */
   readonly argument: string;
   /** A valid example users may copy ("+491701234567"). */
   readonly example: string;

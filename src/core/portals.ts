@@ -75,9 +75,9 @@ export class PortalManager {
       return { portal: { ...existing, roomId: existing.roomId }, ghost, created: false };
     }
     const row = existing ?? (await this.portals.ensure(user, contact, "outgoing-pending"));
-    const number = this.ghosts.label(ghost);
-    const room = await this.createRoom(row, ghost, { topic: outgoingPendingTopic(number) });
-    await this.matrix.sendNotice(room, outgoingPendingTopic(number));
+    const label = this.ghosts.label(ghost);
+    const room = await this.createRoom(row, ghost, { topic: outgoingPendingTopic(label) });
+    await this.matrix.sendNotice(room, outgoingPendingTopic(label));
     return {
       portal: { ...row, roomId: room, requestState: "outgoing-pending" },
       ghost,
@@ -166,21 +166,21 @@ export class PortalManager {
     }
     const requestState = isRequest ? "incoming-pending" : "none";
     const row = existing ?? (await this.portals.ensure(user, contact, requestState));
-    const number = this.ghosts.label(ghost);
+    const label = this.ghosts.label(ghost);
     const room = await this.createRoom(
       row,
       ghost,
       isRequest
         ? {
-            name: `Message request: ${number}`,
-            topic: requestRoomTopic(number, this.ghosts.network.commandPrefix),
+            name: `Message request: ${label}`,
+            topic: requestRoomTopic(label, this.ghosts.network.commandPrefix),
           }
         : {},
     );
     if (isRequest)
       await this.matrix.sendNotice(
         room,
-        requestRoomTopic(number, this.ghosts.network.commandPrefix),
+        requestRoomTopic(label, this.ghosts.network.commandPrefix),
       );
     return { portal: { ...row, roomId: room, requestState }, ghost, created: true };
   }
@@ -196,14 +196,14 @@ export class PortalManager {
   async markAccepted(portal: PortalRow, ghost: GhostRow): Promise<void> {
     if (portal.requestState !== "outgoing-pending" || portal.roomId === null) return;
     await this.portals.update(portal.id, { requestState: "accepted" });
-    const number = this.ghosts.label(ghost);
+    const label = this.ghosts.label(ghost);
     // In a room the user created (a ghost invite) the bot may lack the power to change the topic.
     await this.matrix
       .setRoomTopic(this.matrix.botUserId, portal.roomId, "")
       .catch((err: unknown) => {
         this.log.debug({ err, room: portal.roomId }, "pending-chat topic not cleared");
       });
-    await this.matrix.sendNotice(portal.roomId, `${number} accepted your chat request.`);
+    await this.matrix.sendNotice(portal.roomId, `${label} accepted your chat request.`);
   }
 
   /** The user's membership in a portal changed (seen in a Matrix event). */
@@ -303,14 +303,14 @@ export class PortalManager {
   }
 
   private async presentRequest(room: RoomId, ghost: GhostRow): Promise<void> {
-    const number = this.ghosts.label(ghost);
-    await this.matrix.setRoomName(ghost.mxid, room, `Message request: ${number}`);
+    const label = this.ghosts.label(ghost);
+    await this.matrix.setRoomName(ghost.mxid, room, `Message request: ${label}`);
     await this.matrix.setRoomTopic(
       ghost.mxid,
       room,
-      requestRoomTopic(number, this.ghosts.network.commandPrefix),
+      requestRoomTopic(label, this.ghosts.network.commandPrefix),
     );
-    await this.matrix.sendNotice(room, requestRoomTopic(number, this.ghosts.network.commandPrefix));
+    await this.matrix.sendNotice(room, requestRoomTopic(label, this.ghosts.network.commandPrefix));
   }
 
   private async reinviteIfGone(portal: PortalRow, room: RoomId, ghost: GhostRow): Promise<void> {

@@ -1,4 +1,3 @@
-import type { Config } from "../config/schema.js";
 import type { ContactsTable } from "../db/contacts.js";
 import type { MessageRow, MessagesTable } from "../db/messages.js";
 import type { PortalRow, PortalsTable } from "../db/portals.js";
@@ -52,14 +51,8 @@ interface Chat extends MappingTables {
 /** Undecryptable notices already posted for a group message (several logins report it). */
 const UNDECRYPTABLE_MEMORY = 1000;
 
-/**
- * The core's answer to what a login reports (CoreCallbacks.report): each event is stored and
- * bridged before the promise resolves, so the connector acknowledges the network only then. A
- * message already mapped is not posted again (redelivery after a crash is harmless).
- */
 /** What RemoteEventHandler works with (BridgeCore builds it); the optional parts default off. */
 export interface RemoteEventHandlerOptions {
-  config: Config;
   tables: {
     users: UsersTable;
     portals: PortalsTable;
@@ -79,13 +72,17 @@ export interface RemoteEventHandlerOptions {
   groupTables?: MappingTables;
 }
 
+/**
+ * The core's answer to what a login reports (CoreCallbacks.report): each event is stored and
+ * bridged before the promise resolves, so the connector acknowledges the network only then. A
+ * message already mapped is not posted again (redelivery after a crash is harmless).
+ */
 export class RemoteEventHandler {
   private readonly states = new Map<MatrixUserId, LoginState>();
   private readonly lock = new KeyedLock();
   /** Until when each user was told that message requests are held (one notice per window). */
   private readonly heldNotified = new Map<MatrixUserId, number>();
 
-  private readonly config: Config;
   private readonly tables: RemoteEventHandlerOptions["tables"];
   private readonly ghosts: GhostManager;
   private readonly portals: PortalManager;
@@ -98,7 +95,6 @@ export class RemoteEventHandler {
   private readonly groupTables: MappingTables | undefined;
 
   constructor(options: RemoteEventHandlerOptions) {
-    this.config = options.config;
     this.tables = options.tables;
     this.ghosts = options.ghosts;
     this.portals = options.portals;
@@ -467,8 +463,8 @@ export class RemoteEventHandler {
   ): Promise<void> {
     const portal = await this.tables.portals.get(user, event.contact);
     if (portal === undefined || portal.roomId === null) return;
-    const number = this.ghosts.label(await this.ghosts.ensure(event.contact));
-    const notice = identityChangedNotice(number, this.ghosts.network, event);
+    const label = this.ghosts.label(await this.ghosts.ensure(event.contact));
+    const notice = identityChangedNotice(label, this.ghosts.network, event);
     // Handled again after a failure (the network retries until handled, issue #16): the same
     // change posts one notice, however far the failed attempt got.
     try {
@@ -509,10 +505,10 @@ export class RemoteEventHandler {
     }
     this.observer.undecryptable();
     const open = await this.portals.forIncoming(user, event.from, false);
-    const number = this.ghosts.label(open.ghost);
+    const label = this.ghosts.label(open.ghost);
     await this.matrix.sendNotice(
       open.portal.roomId,
-      groupUndecryptable(number, clock(event.sentAt)),
+      groupUndecryptable(label, clock(event.sentAt)),
     );
     await this.portals.afterIncoming(open);
   }

@@ -22,23 +22,23 @@ export function securityWarning(
 
 export const notLoggedIn = "You are not logged in. Send `login` to start.";
 
-export function requestRoomTopic(number: string, prefix: string): string {
+export function requestRoomTopic(contact: string, prefix: string): string {
   return (
-    `Message request: ${number} wrote to you for the first time. Join to accept and reply; ` +
+    `Message request: ${contact} wrote to you for the first time. Join to accept and reply; ` +
     `reject the invitation to decline (they are not told). In this room, \`${prefix} block\` blocks ` +
     `them and \`${prefix} report\` reports them as spam.`
   );
 }
 
-export function outgoingPendingTopic(number: string): string {
-  return `Chat request: ${number} must accept your first message before they can reply.`;
+export function outgoingPendingTopic(contact: string): string {
+  return `Chat request: ${contact} must accept your first message before they can reply.`;
 }
 
-export function declinedNotice(number: string): string {
+export function declinedNotice(contact: string): string {
   return (
-    `You declined the message request from ${number}; they are not told. To stop them writing ` +
-    `again send \`block ${number}\`; to report them as spam send \`report ${number}\` ` +
-    `(add a count, e.g. \`report ${number} 3\`, to disclose their latest messages).`
+    `You declined the message request from ${contact}; they are not told. To stop them writing ` +
+    `again send \`block ${contact}\`; to report them as spam send \`report ${contact}\` ` +
+    `(add a count, e.g. \`report ${contact} 3\`, to disclose their latest messages).`
   );
 }
 
@@ -48,10 +48,10 @@ type Words = Pick<
   "displayName" | "commandPrefix" | "reachableContacts" | "identityChangeCauses"
 > & { identifier: Pick<NetworkDescription["identifier"], "noun"> };
 
-export function notReachable(number: string, network: Words): string {
+export function notReachable(contact: string, network: Words): string {
   const whyNot = network.reachableContacts?.whyNot;
   return (
-    `${number} cannot be reached through this bridge: it is not a ${network.displayName} ` +
+    `${contact} cannot be reached through this bridge: it is not a ${network.displayName} ` +
     `${network.identifier.noun}${whyNot === undefined ? "" : `, or ${whyNot}`}.`
   );
 }
@@ -108,7 +108,7 @@ export function echoed(input: string, max = ECHO_MAX_CHARS): string {
   return chars.length <= max ? input : `${chars.slice(0, max).join("")}…`;
 }
 
-// Groups (issue #17, docs/groups.md). Names are the bridge's labels for members (a number, or the
+// Groups (issue #17, docs/groups.md). Names are the bridge's labels for members (an address, or the
 // connector's label naming another provider), never names the members chose.
 
 export const groupRequestNotice = (by: string): string =>

@@ -47,21 +47,43 @@ const DEFAULT_EVENT_LEVELS = {
  * transaction id that stays the same across the retries (the homeserver answers a repeat with
  * the first event), and room creation is repeated only after a 429.
  */
+export interface IntentMatrixApiOptions {
+  bridge: Bridge;
+  /** The homeserver's domain (`homeserver.domain`), the server a room is joined via. */
+  domain: string;
+  /**
+   * The largest media file passed in either direction, in bytes: reading a larger one fails while
+   * it streams. The network's limit, which the wiring (src/bridge.ts) takes from the connector's
+   * settings; the Matrix side knows no network.
+   */
+  mediaMaxBytes: number;
+  log?: Logger | undefined;
+  /** The in-place retries of transient failures (DEFAULT_MATRIX_RETRY by default). */
+  retry?: MatrixRetryPolicy | undefined;
+  /** Encrypts for encrypted rooms (RoomCrypto); without it every room is sent plaintext. */
+  encryptor?: RoomEncryptor | undefined;
+}
+
 export class IntentMatrixApi implements MatrixApi {
   readonly botUserId: MatrixUserId;
   private mediaClient: MatrixMedia | undefined;
   private readonly closing = new AbortController();
 
-  constructor(
-    private readonly bridge: Bridge,
-    private readonly domain: string,
-    private readonly mediaMaxBytes: number,
-    private readonly log: Logger = silentLogger(),
-    private readonly retry: MatrixRetryPolicy = DEFAULT_MATRIX_RETRY,
-    /** Encrypts for encrypted rooms (RoomCrypto); without it every room is sent plaintext. */
-    private readonly encryptor?: RoomEncryptor,
-  ) {
-    this.botUserId = bridge.getBot().getUserId() as MatrixUserId;
+  private readonly bridge: Bridge;
+  private readonly domain: string;
+  private readonly mediaMaxBytes: number;
+  private readonly log: Logger;
+  private readonly retry: MatrixRetryPolicy;
+  private readonly encryptor: RoomEncryptor | undefined;
+
+  constructor(options: IntentMatrixApiOptions) {
+    this.bridge = options.bridge;
+    this.domain = options.domain;
+    this.mediaMaxBytes = options.mediaMaxBytes;
+    this.log = options.log ?? silentLogger();
+    this.retry = options.retry ?? DEFAULT_MATRIX_RETRY;
+    this.encryptor = options.encryptor;
+    this.botUserId = options.bridge.getBot().getUserId() as MatrixUserId;
   }
 
   private intent(user: MatrixUserId): Intent {
@@ -523,7 +545,7 @@ export class IntentMatrixApi implements MatrixApi {
   }
 
   /**
-   * Uploads the media (already bounded by interop.media_max_bytes) into an encrypted room as an
+   * Uploads the media (already bounded by mediaMaxBytes) into an encrypted room as an
    * encrypted attachment, streamed through the cipher.
    */
   private async uploadEncrypted(

@@ -61,18 +61,38 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
  * retried transaction is handled once), and an event is recorded as handled only after its
  * handling succeeded.
  */
+export interface MatrixEventRouterOptions {
+  /** The core's side of routing (BridgeCore.router). */
+  core: RouterPort;
+  /** The events handled already, so that a retried transaction is handled once. */
+  processed: ProcessedEventsTable;
+  /** Downloads a Matrix media attachment (IntentMatrixApi.openMedia). */
+  openMedia: MatrixMediaOpener;
+  log: Logger;
+  /**
+   * Decrypts events of encrypted rooms (RoomCrypto); without it every event is taken as sent, and
+   * an encrypted one is answered with the notice that it cannot be bridged.
+   */
+  decryptor?: EventDecryptor | undefined;
+}
+
 export class MatrixEventRouter {
   /** Typing last passed on, per room and user (a group portal has several users). */
   private readonly typing = new Map<string, boolean>();
 
-  constructor(
-    private readonly core: RouterPort,
-    private readonly processed: ProcessedEventsTable,
-    private readonly openMedia: MatrixMediaOpener,
-    private readonly log: Logger,
-    private readonly decryptor?: EventDecryptor,
-  ) {
-    this.createGroupPattern = createGroupHere(core.network.commandPrefix);
+  private readonly core: RouterPort;
+  private readonly processed: ProcessedEventsTable;
+  private readonly openMedia: MatrixMediaOpener;
+  private readonly log: Logger;
+  private readonly decryptor: EventDecryptor | undefined;
+
+  constructor(options: MatrixEventRouterOptions) {
+    this.core = options.core;
+    this.processed = options.processed;
+    this.openMedia = options.openMedia;
+    this.log = options.log;
+    this.decryptor = options.decryptor;
+    this.createGroupPattern = createGroupHere(options.core.network.commandPrefix);
   }
 
   private readonly createGroupPattern: RegExp;

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { parseConfig } from "../../src/config/load.js";
+import { configuredNetwork } from "../../src/cli/network.js";
 import { renderSample } from "../../src/config/sample.js";
 import { EEA_COUNTRY_CODES } from "../../src/config/schema.js";
 import { ConfigError } from "../../src/util/errors.js";
+import { phoneNumber } from "../../src/util/ids.js";
 
 const REQUIRED = "homeserver:\n  url: http://localhost:8008\n  domain: example.org\n";
 
@@ -98,10 +100,55 @@ describe("configuration", function () {
     assert.match(problems[0] ?? "", /not valid YAML: .*\(\d+:\d+\)/);
   });
 
-  it("a ghost template without {phone} is refused", function () {
-    const problems = problemsOf(`${REQUIRED}appservice:\n  ghost_localpart_template: whatsapp\n`);
-    assert.deepEqual(problems, [
-      "appservice.ghost_localpart_template: a localpart containing {phone} once",
-    ]);
+  describe("ghost templates", function () {
+    const templates = (localpart: string, displayName: string) =>
+      `${REQUIRED}appservice:\n  ghost_localpart_template: ${localpart}\n` +
+      `  ghost_display_name_template: "${displayName}"\n`;
+    const address = phoneNumber("+491701234567");
+
+    /** The ghost of +49 170 1234567 as the network the config runs names it. */
+    function ghostOf(text: string): { localpart: string; displayName: string } {
+      const network = configuredNetwork(parseConfig(text, "config.yaml"));
+      return {
+        localpart: network.ghostLocalpartTemplate.replace(
+          "{id}",
+          network.identifier.toLocalpart(address),
+        ),
+        displayName: network.ghostDisplayNameTemplate.replace(
+          "{id}",
+          network.identifier.format(address),
+        ),
+      };
+    }
+
+    it("{id} stands for the contact's address", function () {
+      assert.deepEqual(ghostOf(templates("wa_{id}_x", "{id} on WA")), {
+        localpart: "wa_491701234567_x",
+        displayName: "+49 170 1234567 on WA",
+      });
+    });
+
+    it("{phone} of a config file written before {id} still names the same ghosts", function () {
+      assert.deepEqual(
+        ghostOf(templates("wa_{phone}_x", "{phone} on WA")),
+        ghostOf(templates("wa_{id}_x", "{id} on WA")),
+      );
+      assert.deepEqual(
+        ghostOf(REQUIRED),
+        ghostOf(templates("whatsapp_{phone}", "{phone} (WhatsApp)")),
+      );
+    });
+
+    it("a template without a placeholder is refused, naming the key", function () {
+      assert.deepEqual(problemsOf(templates("whatsapp", "{id}")), [
+        "appservice.ghost_localpart_template: a localpart containing {id} once",
+      ]);
+      assert.deepEqual(problemsOf(templates("whatsapp_{id}", "WhatsApp contact")), [
+        "appservice.ghost_display_name_template: a template containing {id}",
+      ]);
+      assert.deepEqual(problemsOf(templates("wa_{id}_{phone}", "{id}")), [
+        "appservice.ghost_localpart_template: a localpart containing {id} once",
+      ]);
+    });
   });
 });

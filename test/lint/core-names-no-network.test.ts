@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
+import ts from "typescript";
 
 /**
  * Issue #16's "done means": `grep -rn WhatsApp src/core` finds nothing. Whatever the core says
@@ -29,6 +30,34 @@ describe("the core names no network", function () {
         if (/WhatsApp/.test(line))
           hits.push(`${path.relative(root, file)}:${i + 1}: ${line.trim()}`);
       });
+    }
+    assert.deepEqual(hits, []);
+  });
+
+  // A contact is known by the network's address (interop: a phone number; loopback: name@loop),
+  // so a name such as `withNumber` tells the reader the core knows phones. The Signal term
+  // "safety number" and the global `Number` are the core's own.
+  it("no identifier in src/core is named after a phone number", async function () {
+    const hits: string[] = [];
+    for (const file of await sources(path.join(root, "src/core"))) {
+      const source = ts.createSourceFile(
+        file,
+        await readFile(file, "utf8"),
+        ts.ScriptTarget.Latest,
+      );
+      const visit = (node: ts.Node): void => {
+        if (
+          ts.isIdentifier(node) &&
+          /number|phone/i.test(node.text) &&
+          !/safetyNumber/i.test(node.text) &&
+          node.text !== "Number"
+        ) {
+          const { line } = source.getLineAndCharacterOfPosition(node.getStart(source));
+          hits.push(`${path.relative(root, file)}:${line + 1}: ${node.text}`);
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
     }
     assert.deepEqual(hits, []);
   });

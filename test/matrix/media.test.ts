@@ -47,7 +47,7 @@ async function gatewayOn(url: string, maxBytes: number): Promise<IntentMatrixApi
     controller: { onEvent: () => undefined },
   });
   await bridge.initialise();
-  const api = new IntentMatrixApi(bridge, "hs.test", maxBytes);
+  const api = new IntentMatrixApi({ bridge, domain: "hs.test", mediaMaxBytes: maxBytes });
   opened.push({ api, bridge });
   return api;
 }

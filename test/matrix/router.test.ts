@@ -39,14 +39,14 @@ describe("matrix event router", function () {
   beforeEach(async function () {
     h = await createCore();
     processed = new ProcessedEventsTable(h.db.db.knex);
-    router = new MatrixEventRouter(
-      h.core.router,
+    router = new MatrixEventRouter({
+      core: h.core.router,
       processed,
-      async () => {
+      openMedia: async () => {
         throw new Error("no media in these tests");
       },
-      silentLogger(),
-    );
+      log: silentLogger(),
+    });
   });
   afterEach(async function () {
     await h.dispose();

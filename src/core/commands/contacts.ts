@@ -28,7 +28,7 @@ async function contactOf(ctx: Ctx, args: readonly string[]) {
   const address = addressArg(ctx, args);
   const login = ctx.services.requireLogin(ctx.user);
   const contact = await ctx.services.contactFor(login, address);
-  return { address, login, contact, number: shown(ctx, address) };
+  return { address, login, contact, label: shown(ctx, address) };
 }
 
 function unsupported(what: string): BridgeError {
@@ -45,17 +45,17 @@ const startChat: Cmd = {
   maxArgs: 1,
   async run(ctx, args) {
     const address = addressArg(ctx, args);
-    const number = shown(ctx, address);
+    const label = shown(ctx, address);
     const result = await ctx.services.openChat(ctx.user, address);
     if (!result.reachable) {
-      await ctx.reply(notReachable(number, ctx.services.network));
+      await ctx.reply(notReachable(label, ctx.services.network));
       return;
     }
     const { created } = result.open;
     await ctx.reply(
       created
-        ? `Invited you to a new chat with ${number}. They must accept your first message before they can reply.`
-        : `You already have a chat with ${number}; you were invited back if you had left it.`,
+        ? `Invited you to a new chat with ${label}. They must accept your first message before they can reply.`
+        : `You already have a chat with ${label}; you were invited back if you had left it.`,
     );
   },
 };
@@ -71,11 +71,11 @@ const resolveIdentifier: Cmd = {
     const address = addressArg(ctx, args);
     const login = ctx.services.requireLogin(ctx.user);
     const resolution = await login.resolveAddress(address);
-    const number = shown(ctx, address);
+    const label = shown(ctx, address);
     await ctx.reply(
       resolution.reachable
-        ? `${number} is reachable: ${ctx.services.ghosts.mxidFor(address)}. Send \`start-chat ${address}\` to chat.`
-        : notReachable(number, ctx.services.network),
+        ? `${label} is reachable: ${ctx.services.ghosts.mxidFor(address)}. Send \`start-chat ${address}\` to chat.`
+        : notReachable(label, ctx.services.network),
     );
   },
 };
@@ -147,14 +147,14 @@ const name: Cmd = {
 };
 
 async function setBlocked(ctx: Ctx, args: readonly string[], blocked: boolean): Promise<void> {
-  const { login, contact, number } = await contactOf(ctx, args);
+  const { login, contact, label } = await contactOf(ctx, args);
   if (!isBlockCapable(login)) throw unsupported("Blocking");
   await (blocked ? login.block(contact) : login.unblock(contact));
   await ctx.services.contacts.update(ctx.user, contact, { blocked });
   await ctx.reply(
     blocked
-      ? `Blocked ${number} at ${ctx.services.network.displayName}: nothing they send reaches you.`
-      : `Unblocked ${number}.`,
+      ? `Blocked ${label} at ${ctx.services.network.displayName}: nothing they send reaches you.`
+      : `Unblocked ${label}.`,
   );
 }
 
@@ -193,7 +193,7 @@ const report: Cmd = {
     if (!Number.isInteger(count) || count < 0 || (limit !== undefined && count > limit)) {
       throw new UsageError();
     }
-    const { login, contact, number } = await contactOf(ctx, args);
+    const { login, contact, label } = await contactOf(ctx, args);
     if (!isReportCapable(login)) throw unsupported("Reporting");
     if (count > (limit ?? 0)) throw new UsageError();
     const portal = await ctx.services.portalRows.get(ctx.user, contact);
@@ -208,7 +208,7 @@ const report: Cmd = {
       false,
     );
     await ctx.reply(
-      `Reported ${number} to ${ctx.services.network.displayName} as spam` +
+      `Reported ${label} to ${ctx.services.network.displayName} as spam` +
         (disclosed.length === 0
           ? " (no messages disclosed)."
           : `, disclosing their last ${disclosed.length} message(s).`) +
@@ -226,7 +226,7 @@ const verify: Cmd = {
   maxArgs: 2,
   async run(ctx, args) {
     if (args[1] !== undefined && args[1] !== "confirm") throw new UsageError();
-    const { login, contact, number } = await contactOf(ctx, args);
+    const { login, contact, label } = await contactOf(ctx, args);
     if (!isSafetyNumberCapable(login)) throw unsupported("Safety numbers");
     const key = `${ctx.user} ${contact}`;
     if (args[1] === "confirm") {
@@ -240,26 +240,26 @@ const verify: Cmd = {
       }
       await login.markVerified(contact, shown);
       ctx.services.shownSafetyNumbers.delete(key);
-      await ctx.reply(`${number} is marked as verified.`);
+      await ctx.reply(`${label} is marked as verified.`);
       return;
     }
     const network = ctx.services.network.displayName;
     const { digits, verified } = await login.safetyNumber(contact);
     ctx.services.shownSafetyNumbers.set(key, digits);
-    await ctx.reply(safetyNumberText(digits, verified, number, args[0] ?? "", network));
+    await ctx.reply(safetyNumberText(digits, verified, label, args[0] ?? "", network));
   },
 };
 
 function safetyNumberText(
   digits: string,
   verified: boolean,
-  number: string,
+  label: string,
   arg: string,
   network: string,
 ): string {
   const groups = digits.match(/.{1,5}/g) ?? [digits];
   return [
-    `Safety number with ${number}${verified ? " (verified)" : ""}:`,
+    `Safety number with ${label}${verified ? " (verified)" : ""}:`,
     groups.slice(0, 6).join(" "),
     groups.slice(6).join(" "),
     `Compare it with the one in their ${network} app (contact info > Encryption). If it matches, send \`verify ${arg} confirm\`.`,

@@ -18,8 +18,6 @@ export interface CommandContext<Services> {
   level: PermissionLevel;
   /** Where the command was sent: the management room, or a portal (`<prefix> ...`). */
   room: RoomId;
-  /** Set when the command was sent in a portal: the portal's contact address, for defaults. */
-  portalNumber?: string;
   services: Services;
   reply(text: string): Promise<void>;
 }
@@ -53,7 +51,7 @@ export function parseCommandLine(text: string): { name: string; args: string[] }
 
 /**
  * The network's words in command texts: `{network}` its display name, `{contact}` the argument
- * naming a contact ("+number"), `{noun}` what an address is called ("number"). With a leading
+ * naming a contact (interop: "+number"), `{noun}` what an address is called ("number"). With a
  * space, or nothing when the network has none: `{reach}` which contacts can be reached (" (only
  * contacts who allow chats with third-party apps can be reached)"), `{disclose}` how many
  * messages a report may disclose (" [0-5]").

@@ -7,9 +7,9 @@ import { isPhoneNumber } from "../../util/ids.js";
 export interface InteropDescriptionSettings {
   /** The provider name contacts see next to a user's number (`interop.provider_id`). */
   readonly providerId: string;
-  /** `appservice.ghost_localpart_template`, whose `{phone}` is the number's digits. */
+  /** `appservice.ghost_localpart_template`, whose `{id}` is the number's digits. */
   readonly ghostLocalpartTemplate: string;
-  /** `appservice.ghost_display_name_template`, whose `{phone}` is the number, formatted. */
+  /** `appservice.ghost_display_name_template`, whose `{id}` is the number, formatted. */
   readonly ghostDisplayNameTemplate: string;
   /** `interop.allowed_country_codes`: whose numbers may log in. */
   readonly allowedCountryCodes: readonly string[];
@@ -20,8 +20,8 @@ export interface InteropDescriptionSettings {
 /** The settings of a default config (tests that build a connector without one). */
 export const DEFAULT_INTEROP_SETTINGS: InteropDescriptionSettings = {
   providerId: "matrix-bridge-example",
-  ghostLocalpartTemplate: "whatsapp_{phone}",
-  ghostDisplayNameTemplate: "{phone} (WhatsApp)",
+  ghostLocalpartTemplate: "whatsapp_{id}",
+  ghostDisplayNameTemplate: "{id} (WhatsApp)",
   allowedCountryCodes: [...EEA_COUNTRY_CODES],
   identityChange: "warn",
 };
@@ -46,9 +46,9 @@ export function interopDescription(settings: InteropDescriptionSettings): Networ
     id: "whatsapp",
     displayName: "WhatsApp",
     commandPrefix: "!wa",
-    // The config keeps `{phone}` (what operators wrote), the core's templates say `{id}`.
-    ghostLocalpartTemplate: settings.ghostLocalpartTemplate.replace("{phone}", "{id}"),
-    ghostDisplayNameTemplate: settings.ghostDisplayNameTemplate.replace("{phone}", "{id}"),
+    // The config's templates (`{phone}` of older files read as `{id}` by the schema).
+    ghostLocalpartTemplate: settings.ghostLocalpartTemplate,
+    ghostDisplayNameTemplate: settings.ghostDisplayNameTemplate,
     identifier: phoneIdentifier,
     unverifiedHandles: true,
     securityNotes: [

@@ -54,7 +54,6 @@ export class DeviceMachine {
     readonly olm: wasm.OlmMachine,
     private readonly http: CryptoHttp,
     private readonly mirror: IndexedDbMirror,
-    private readonly log: Logger,
   ) {}
 
   /** Loads (or creates) the device's machine from the mirrored store, sealed by `storeKey`. */
@@ -73,7 +72,7 @@ export class DeviceMachine {
       handle,
     )) as wasm.OlmMachine;
     handle.free();
-    const machine = new DeviceMachine(credentials, olm, options.http, options.mirror, options.log);
+    const machine = new DeviceMachine(credentials, olm, options.http, options.mirror);
     await options.mirror.flush();
     return machine;
   }

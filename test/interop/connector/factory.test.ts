@@ -119,7 +119,7 @@ describe("building the interop connector from the configuration", function () {
     const connector = createInteropConnector(
       {
         ...settings,
-        appservice: { ...settings.appservice, ghost_localpart_template: "wa_{phone}_x" },
+        appservice: { ...settings.appservice, ghost_localpart_template: "wa_{id}_x" },
       },
       callbacks,
       deps(),
