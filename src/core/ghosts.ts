@@ -1,5 +1,6 @@
 import type { Config } from "../config/schema.js";
 import type { GhostRecord, GhostRow, GhostsTable } from "../db/ghosts.js";
+import { escapeBytes } from "../util/byte-escape.js";
 import { BridgeError } from "../util/errors.js";
 import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
 import { addressOfContact } from "./contact-directory.js";
@@ -71,11 +72,7 @@ export class GhostManager {
    * other byte as `=xx`), so it never collides with an address's ghost and stays in the namespace.
    */
   mxidForRemote(id: RemoteUserId): MatrixUserId {
-    let escaped = "";
-    for (const byte of Buffer.from(id, "utf8")) {
-      const ch = String.fromCharCode(byte);
-      escaped += /[a-z0-9.-]/.test(ch) ? ch : `=${byte.toString(16).padStart(2, "0")}`;
-    }
+    const escaped = escapeBytes(id, /^[a-z0-9.-]$/);
     return `@${this.before}_${escaped}${this.after}:${this.config.homeserver.domain}` as MatrixUserId;
   }
 

@@ -6,6 +6,7 @@ import {
   type MatrixUserId,
   type PhoneNumber,
 } from "../../util/ids.js";
+import { escapeBytes } from "../../util/byte-escape.js";
 import { CodecError } from "./codec-error.js";
 import { GATEKEEPER_DOMAIN, GROUP_DOMAIN } from "./namespaces.js";
 
@@ -159,12 +160,7 @@ const KEEP = /^[a-z0-9._-]$/;
  * as UTF-8, every byte outside `[a-z0-9._-]` written `=` + two lowercase hex digits.
  */
 export function localpartFromMatrixUserId(userId: MatrixUserId): string {
-  let out = "";
-  for (const byte of Buffer.from(userId.slice(1), "utf8")) {
-    const ch = String.fromCharCode(byte);
-    out += KEEP.test(ch) ? ch : `=${byte.toString(16).padStart(2, "0")}`;
-  }
-  return out;
+  return escapeBytes(userId.slice(1), KEEP);
 }
 
 /**
