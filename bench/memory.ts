@@ -275,7 +275,7 @@ async function seed(
       const phone = `+4915${String(i).padStart(8, "0")}`;
       const contactDigits = `4916${String(i).padStart(8, "0")}`;
       const contact = `${contactDigits}@${config.interop.gatekeeper_domain}`;
-      const ghost = `@${config.appservice.ghost_localpart_template.replace("{phone}", contactDigits)}:${DOMAIN}`;
+      const ghost = `@${config.appservice.ghost_localpart_template.replace("{id}", contactDigits)}:${DOMAIN}`;
       rows.users.push({
         mxid,
         address: phone,
