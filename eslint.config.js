@@ -106,11 +106,20 @@ const rawInterop = [
   "CallExpression[callee.property.name=/^(run|all|raw)$/][callee.object.property.name='knex']",
   "Literal[value=/^\\s*(select\\s.+\\sfrom|insert\\s+into|update\\s+\\w+\\s+set|delete\\s+from)\\s/i]",
 ].map((selector) => ({ selector, message: storeMessage }));
+// src/interop/ imports the vault but does not pass it on: its users import src/vault/ themselves,
+// so that nothing reaches the vault through the Signal layer (issue #16).
+const vaultReexport = ["ExportNamedDeclaration", "ExportAllDeclaration"].map((node) => ({
+  selector: `${node}[source.value=/^(\\.\\.\\/)+vault\\//]`,
+  message:
+    "src/interop/ does not re-export src/vault/: import src/vault/ directly (docs/architecture.md, Dependencies).",
+}));
 const interopStore = [
   {
     files: ["src/interop/**/*.ts"],
     ignores: ["src/interop/store/**"],
-    rules: { "no-restricted-syntax": ["error", noDynamicSimulator, ...rawInterop] },
+    rules: {
+      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport, ...rawInterop],
+    },
   },
   {
     // The store modules sit below crypto/ and provider/: of src/interop/ they import only codec/
@@ -130,6 +139,7 @@ const interopStore = [
           ],
         },
       ],
+      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport],
     },
   },
 ];

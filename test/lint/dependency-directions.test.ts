@@ -87,6 +87,24 @@ describe("dependency directions (lint rule)", function () {
     });
   }
 
+  it("refuses a re-export of the vault from src/interop/, store/ included; importing it stays allowed", async function () {
+    const reexports: [string, string][] = [
+      ["src/interop/crypto/index.ts", `export { KeyVault } from "../../vault/key-vault.js";\n`],
+      ["src/interop/crypto/errors.ts", `export * from "../../vault/errors.js";\n`],
+      [
+        "src/interop/store/outbox.ts",
+        `export type { KeyVault } from "../../vault/key-vault.js";\n`,
+      ],
+    ];
+    for (const [file, code] of reexports) {
+      const errors = await directionErrors(file, code);
+      assert.ok(errors.length > 0, `${code.trim()} should be refused in ${file}`);
+      for (const e of errors) assert.match(e, /does not re-export src\/vault\//);
+    }
+    const use = `import type { KeyVault } from "../../vault/key-vault.js";\nexport type V = KeyVault;\n`;
+    assert.deepEqual(await directionErrors("src/interop/crypto/index.ts", use), []);
+  });
+
   it("refuses a dynamic import of the simulator anywhere in src/, the command line included", async function () {
     const code = `export const load = () => import("../../../simulator/main.js");\n`;
     const errors = await directionErrors("src/interop/connector/factory.ts", code);

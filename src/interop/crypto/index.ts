@@ -1,12 +1,6 @@
 /** The Signal-protocol layer at the bridge boundary (PROTOCOL.md §11, §12, §13.3, §17). */
 export * from "./errors.js";
 export * from "./types.js";
-export {
-  KeyVault,
-  openKeyVault,
-  DEFAULT_VAULT_KEY_ENV,
-  type VaultKeySource,
-} from "../../vault/key-vault.js";
 export { SignalCrypto, DeviceCrypto, type SignalCryptoOptions } from "./signal-crypto.js";
 export { SessionCipher, type EncryptOptions } from "./session-cipher.js";
 export { GroupCipher, type SenderKeyDistribution } from "./group-cipher.js";
