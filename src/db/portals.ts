@@ -207,6 +207,16 @@ export class PortalsTable {
     return Number(row.n);
   }
 
+  /** How many of the network's portals have a room (the metrics' portals). */
+  async countWithRoom(): Promise<number> {
+    const row = (await this.knex("portals")
+      .where({ network: this.network })
+      .whereNotNull("room_id")
+      .count({ n: "*" })
+      .first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  }
+
   private async first(where: Record<string, unknown>): Promise<PortalRow | undefined> {
     const row = (await this.knex("portals")
       .where({ ...where, network: this.network })

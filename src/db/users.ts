@@ -124,6 +124,15 @@ export class UsersTable {
     return rows.map((row) => row.mxid);
   }
 
+  /** How many of the network's users are logged in (the metrics' users_logged_in). */
+  async countLoggedIn(): Promise<number> {
+    const row = (await this.knex("users")
+      .where({ network: this.network, login_state: "logged-in" })
+      .count({ n: "*" })
+      .first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
+  }
+
   async countByState(): Promise<Record<LoginStateColumn, number>> {
     const rows = (await this.knex("users")
       .select("login_state")
