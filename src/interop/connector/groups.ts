@@ -12,8 +12,7 @@ import type { GroupInfo as WireGroupInfo } from "../codec/groups.js";
 import { matrixUserIdFromLocalpart } from "../codec/jid.js";
 import { GATEKEEPER_DOMAIN, GROUP_DOMAIN } from "../codec/namespaces.js";
 import { GatekeeperError, ProviderError } from "../provider/errors.js";
-import type { GroupSnapshot, StoredParticipant } from "../provider/groups.js";
-import type { ProviderEvent } from "../provider/types.js";
+import type { GroupSnapshot, ProviderEvent, StoredParticipant } from "../provider/types.js";
 
 const user = (jid: string): RemoteUserId => jid as RemoteUserId;
 const groupId = (jid: string): RemoteGroupId => jid as RemoteGroupId;

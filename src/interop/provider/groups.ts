@@ -17,20 +17,7 @@ import type { XmlElement } from "../codec/xml.js";
 import * as tables from "../store/index.js";
 import { ProviderError } from "./errors.js";
 import type { GatekeeperIq } from "./iq-client.js";
-
-/** A participant as stored and as handed to the core (JSON-safe). */
-export interface StoredParticipant {
-  jid: string;
-  role: GroupRole;
-}
-
-/** A group as stored in pending `inbox` rows and `interop_groups` (JSON-safe). */
-export interface GroupSnapshot {
-  jid: string;
-  subject: string;
-  version: number;
-  participants: StoredParticipant[];
-}
+import type { GroupSnapshot, StoredParticipant } from "./types.js";
 
 export interface StoredGroup {
   version: number;
