@@ -8,9 +8,8 @@ import { readStringOrNull } from "./values.js";
  * outgoing-pending: the user wrote first and the contact has not replied; accepted: a request was
  * answered; declined: the user rejected an incoming request.
  */
-export type RequestState =
-  "none" | "incoming-pending" | "outgoing-pending" | "accepted" | "declined";
-export type UserMembership = "invite" | "join" | "leave";
+type RequestState = "none" | "incoming-pending" | "outgoing-pending" | "accepted" | "declined";
+type UserMembership = "invite" | "join" | "leave";
 
 export interface PortalRow {
   id: number;

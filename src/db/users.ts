@@ -3,9 +3,9 @@ import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
 import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 /** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
-export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
+type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
 
-export interface UserRow {
+interface UserRow {
   mxid: MatrixUserId;
   /** The address the network verified for the login (interop: the bound phone number). */
   address: ContactAddress | null;
@@ -21,7 +21,7 @@ export interface UserRow {
   updatedAt: number;
 }
 
-export type UserPatch = Partial<
+type UserPatch = Partial<
   Pick<
     UserRow,
     | "address"

@@ -25,7 +25,7 @@ import { ComponentConnection } from "../transport/component.js";
 import { InteropConnector, LOGIN_FLOWS } from "./connector.js";
 import { interopDescription, interopDescriptionSettings } from "./description.js";
 
-export interface ConnectorDeps {
+interface ConnectorDeps {
   readonly db: Database;
   readonly vault: KeyVault;
   readonly log: Logger;

@@ -35,14 +35,6 @@ export const snapshotOf = (info: GroupInfo): GroupSnapshot => ({
 });
 
 /**
- * What one membership notification (§17.2) means for the login it was delivered to: `change`
- * when it follows the stored version (or repeats an older one, which the core ignores), `refetch`
- * when a version was missed or the group is unknown here (then `info` is fetched and reported as
- * a whole), `gone` when the login's own user was removed or left (nothing to fetch any more).
- */
-export type EventOutcome = "change" | "refetch" | "gone" | "created";
-
-/**
  * Groups of local users (§17.1, §17.2): the management IQs and the `interop_groups` table, which
  * holds each group's version, participants and whether the local sender key must rotate (§17.5).
  */

@@ -18,12 +18,6 @@ export interface GroupSnapshot {
   participants: StoredParticipant[];
 }
 
-/** One device of a local (provider) user. */
-export interface LocalDevice {
-  readonly jid: BareJid;
-  readonly device: DeviceId;
-}
-
 /** Why an outgoing message failed for good; mirrors core/network.ts `SendFailure` codes. */
 export type SendFailureCode =
   | "blocked"
