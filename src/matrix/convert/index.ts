@@ -1,5 +1,5 @@
 /** Matrix <-> neutral message conversion: the public surface for the Matrix side of the bridge. */
-export { htmlToNeutral, neutralToHtml, neutralToPlain, escapeHtml, hasFormatting } from "./html.js";
+export { htmlToNeutral, neutralToHtml, neutralToPlain, hasFormatting } from "./html.js";
 export { matrixEventToNeutral, stripReplyFallback } from "./to-neutral.js";
 export {
   neutralToMatrix,
