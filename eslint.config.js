@@ -7,7 +7,9 @@ import tseslint from "typescript-eslint";
 // own override (`../interop/x` from src/core/, `../../interop/x` from src/core/commands/) and a
 // sibling inside the same folder (`../convert/x` from src/matrix/crypto/) is not mistaken for a
 // top-level folder. Dynamic import() is not checked by no-restricted-imports, hence the
-// no-restricted-syntax twin for simulator/.
+// no-restricted-syntax twins: of every pattern (`restricted`), and of simulator/ everywhere. In
+// src/interop/ the store rules below replace no-restricted-syntax, which leaves only the
+// simulator's twin there.
 const simulator = {
   regex: "^(\\.\\./)+simulator(/|$)",
   message:
@@ -18,14 +20,37 @@ const noDynamicSimulator = {
   message: simulator.message,
 };
 /**
- * The rule for one folder of src/: it may import only `allowed` (folders of src/, or `core/network`
- * style paths: a folder with the only files or subfolders allowed in it), and never bridge.ts or
- * main.ts. Anything else above the folder is refused.
+ * `patterns` (no-restricted-imports) for `files`, and their twins for a dynamic import() of a
+ * literal specifier (no-restricted-syntax), which the command line uses to load the bridge and
+ * the connector only when it runs them.
+ */
+const restricted = (files, patterns) => ({
+  files,
+  rules: {
+    "no-restricted-imports": ["error", { patterns: [simulator, ...patterns] }],
+    "no-restricted-syntax": [
+      "error",
+      noDynamicSimulator,
+      ...patterns.map(({ regex, message }) => ({
+        selector: `ImportExpression[source.value=/${regex.replaceAll("/", "\\/")}/]`,
+        message,
+      })),
+    ],
+  },
+});
+/**
+ * The rule for one folder of src/: it may import only `allowed` (folders of src/; `core/network`
+ * style paths: a folder with the only files or subfolders allowed in it; `bridge.ts` style names:
+ * a file at the top of src/). Anything else above the folder is refused, main.ts always.
  */
 const only = (folder, allowed, why) =>
   [1, 2, 3].map((depth) => {
     const up = `^(\\.\\./){${depth}}`;
-    const folders = [folder, ...allowed.filter((a) => !a.includes("/"))];
+    const topFiles = allowed
+      .filter((a) => a.endsWith(".ts"))
+      .map((a) => `|${a.slice(0, -3)}\\.js$`)
+      .join("");
+    const folders = [folder, ...allowed.filter((a) => !a.includes("/") && !a.endsWith(".ts"))];
     const partly = allowed.filter((a) => a.includes("/"));
     const partlyFolders = [...new Set(partly.map((a) => a.split("/")[0]))];
     const partlyRest = (f) =>
@@ -34,28 +59,24 @@ const only = (folder, allowed, why) =>
         .map((a) => a.slice(f.length + 1))
         .join("|");
     const message = `src/${folder}/ may import only ${allowed.length === 0 ? "its own files" : allowed.map((a) => `${a}`).join(", ")} of the project${why === undefined ? "" : `: ${why}`} (docs/architecture.md, Dependencies).`;
-    return {
-      files: [
-        depth === 3 ? `src/${folder}/*/*/**/*.ts` : `src/${folder}/${"*/".repeat(depth - 1)}*.ts`,
+    return restricted(
+      [depth === 3 ? `src/${folder}/*/*/**/*.ts` : `src/${folder}/${"*/".repeat(depth - 1)}*.ts`],
+      [
+        { regex: `${up}(?!(${[...folders, ...partlyFolders].join("|")})/${topFiles})`, message },
+        ...partlyFolders.map((f) => ({
+          regex: `${up}${f}/(?!(${partlyRest(f)})(\\.js$|/))`,
+          message,
+        })),
       ],
-      rules: {
-        "no-restricted-imports": [
-          "error",
-          {
-            patterns: [
-              simulator,
-              { regex: `${up}(?!(${[...folders, ...partlyFolders].join("|")})/)`, message },
-              ...partlyFolders.map((f) => ({
-                regex: `${up}${f}/(?!(${partlyRest(f)})(\\.js$|/))`,
-                message,
-              })),
-            ],
-          },
-        ],
-        "no-restricted-syntax": ["error", noDynamicSimulator],
-      },
-    };
+    );
   });
+/**
+ * The entry side reaches the WhatsApp connector only through its two entry modules: the factory
+ * that builds it and the description the command line derives from the config (the registration's
+ * namespace) without loading the connector. Never crypto/, provider/ or the connector's insides.
+ */
+const interopEntries = ["interop/connector/factory", "interop/connector/description"];
+const entryWhy = "the rest of interop/ is the connector's own";
 const interopDirections = only(
   "interop",
   ["util", "config", "db", "vault", "core/network"],
@@ -87,6 +108,30 @@ const dependencyDirections = [
     "metrics are fed through observer interfaces",
   ),
   ...only("provisioning", ["util", "config", "core"]),
+  ...only(
+    "cli",
+    ["util", "config", "db", "core/network", ...interopEntries, "bridge.ts"],
+    entryWhy,
+  ),
+  restricted(
+    ["src/main.ts"],
+    [
+      {
+        regex: "^\\./(?!(cli|util)/)",
+        message:
+          "src/main.ts may import only cli/ and util/ of the project: it parses the command line and runs the command (docs/architecture.md, Dependencies).",
+      },
+    ],
+  ),
+  restricted(
+    ["src/bridge.ts"],
+    [
+      {
+        regex: `^\\./(cli/|main\\.js$|interop/(?!(${interopEntries.map((e) => e.slice("interop/".length)).join("|")})\\.js$))`,
+        message: `src/bridge.ts may import all of src/ but cli/ and main.ts, and of interop/ only ${interopEntries.join(", ")}: ${entryWhy} (docs/architecture.md, Dependencies).`,
+      },
+    ],
+  ),
 ];
 
 // Interop tables are read and written only in src/interop/store/, one module per table
@@ -106,11 +151,20 @@ const rawInterop = [
   "CallExpression[callee.property.name=/^(run|all|raw)$/][callee.object.property.name='knex']",
   "Literal[value=/^\\s*(select\\s.+\\sfrom|insert\\s+into|update\\s+\\w+\\s+set|delete\\s+from)\\s/i]",
 ].map((selector) => ({ selector, message: storeMessage }));
+// src/interop/ imports the vault but does not pass it on: its users import src/vault/ themselves,
+// so that nothing reaches the vault through the Signal layer (issue #16).
+const vaultReexport = ["ExportNamedDeclaration", "ExportAllDeclaration"].map((node) => ({
+  selector: `${node}[source.value=/^(\\.\\.\\/)+vault\\//]`,
+  message:
+    "src/interop/ does not re-export src/vault/: import src/vault/ directly (docs/architecture.md, Dependencies).",
+}));
 const interopStore = [
   {
     files: ["src/interop/**/*.ts"],
     ignores: ["src/interop/store/**"],
-    rules: { "no-restricted-syntax": ["error", noDynamicSimulator, ...rawInterop] },
+    rules: {
+      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport, ...rawInterop],
+    },
   },
   {
     // The store modules sit below crypto/ and provider/: of src/interop/ they import only codec/
@@ -130,6 +184,7 @@ const interopStore = [
           ],
         },
       ],
+      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport],
     },
   },
 ];

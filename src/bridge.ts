@@ -10,7 +10,9 @@ import type { CoreCallbacks, NetworkConnector, NetworkDescription } from "./core
 import type { MatrixApi } from "./core/matrix-api.js";
 import type { HealthPort } from "./core/ports.js";
 import { UnavailableConnector } from "./core/unavailable-connector.js";
+import { PortalsTable } from "./db/portals.js";
 import { ProcessedEventsTable } from "./db/processed-events.js";
+import { UsersTable } from "./db/users.js";
 import { IntentMatrixApi } from "./matrix/gateway.js";
 import { closeHomeserverPools } from "./matrix/http.js";
 import { MatrixEventRouter } from "./matrix/router.js";
@@ -175,7 +177,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     await core.start();
     if (metrics !== undefined) {
       metrics.setSources({
-        ...scrapeSources(db, core.health),
+        ...scrapeSources(db, core.network.id, core.health),
         deadLetters: () => inbox.countDead(),
       });
       metricsServer = await startMetricsServer(metrics, {
@@ -328,19 +330,20 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   };
 }
 
-/** Figures read at scrape time: from the connector's queues and state, and from the tables. */
-function scrapeSources(db: Database, health: HealthPort) {
-  const count = async (query: ReturnType<Database["knex"]>): Promise<number> => {
-    const row = (await query.count({ n: "*" }).first()) as { n: number | string } | undefined;
-    return Number(row?.n ?? 0);
-  };
+/**
+ * Figures read at scrape time: from the connector's queues and state, and from the tables (the
+ * network's rows only, like the core's own reads).
+ */
+function scrapeSources(db: Database, network: string, health: HealthPort) {
+  const users = new UsersTable(db.knex, network);
+  const portals = new PortalsTable(db.knex, network);
   const connector = health.connector;
   const depths = isConnectionHealthReporting(connector) ? () => connector.queueDepths() : undefined;
   return {
     outboxDepth: async () => (depths === undefined ? 0 : (await depths()).outbox),
     inboxDepth: async () => (depths === undefined ? 0 : (await depths()).inbox),
-    usersLoggedIn: () => count(db.knex("users").where({ login_state: "logged-in" })),
-    portals: () => count(db.knex("portals").whereNotNull("room_id")),
+    usersLoggedIn: () => users.countLoggedIn(),
+    portals: () => portals.countWithRoom(),
     loginsFailed: () => health.failedLogins(),
     gatekeeper: () =>
       isConnectionHealthReporting(connector) ? connector.connectionHealth() : undefined,

@@ -8,13 +8,13 @@ import { writePrivateFile } from "./private-file.js";
 import { buildRegistration, generateTokens } from "./registration.js";
 import { writeRegistrationFile } from "./registration-file.js";
 
-export interface InitResult {
+interface InitResult {
   created: string[];
   kept: string[];
 }
 
 /** What `init` needs to know about the homeserver; flags give it, or the operator is asked. */
-export interface InitAnswers {
+interface InitAnswers {
   homeserverUrl: string | undefined;
   domain: string | undefined;
 }
@@ -142,7 +142,7 @@ function checkDomain(domain: string): string {
  * The sample config with the homeserver filled in, the homeserver's own users allowed, and the
  * files under `dir`. Edited line by line so that every comment of the sample stays.
  */
-export function initialConfig(dir: string, homeserver: Homeserver): string {
+function initialConfig(dir: string, homeserver: Homeserver): string {
   const quote = (value: string) => JSON.stringify(value);
   const under = (name: string) => quote(path.join(dir, name));
   const replacements: [RegExp, string][] = [

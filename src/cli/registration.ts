@@ -7,7 +7,7 @@ import { configuredNetwork } from "./network.js";
 import type { Registration } from "../config/registration.js";
 export type { Registration } from "../config/registration.js";
 
-export interface RegistrationTokens {
+interface RegistrationTokens {
   asToken: string;
   hsToken: string;
 }
@@ -23,7 +23,7 @@ export function generateTokens(): RegistrationTokens {
 const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 /** What the registration needs of the network: its id and how its ghosts are named. */
-export type GhostNamespace = Pick<NetworkDescription, "id" | "ghostLocalpartTemplate"> & {
+type GhostNamespace = Pick<NetworkDescription, "id" | "ghostLocalpartTemplate"> & {
   readonly identifier: Pick<NetworkDescription["identifier"], "localpartPattern">;
 };
 

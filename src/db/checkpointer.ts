@@ -50,7 +50,7 @@ parentPort.on("message", (message) => {
 });
 `;
 
-export interface Checkpointer {
+interface Checkpointer {
   /** A last checkpoint, then the worker ends. */
   stop(): Promise<void>;
   /** Whether the worker was started (the WAL grew past the threshold). */

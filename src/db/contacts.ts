@@ -3,7 +3,7 @@ import type { RemoteUserId } from "../util/ids.js";
 import type { MatrixUserId } from "../util/ids.js";
 import { readBool, readStringOrNull } from "./values.js";
 
-export interface ContactRow {
+interface ContactRow {
   userMxid: MatrixUserId;
   contact: RemoteUserId;
   /** A name the user gave the contact; shown only in that user's portal. */

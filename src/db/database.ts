@@ -7,7 +7,7 @@ import { NodeSqliteClient, type ShimConnection } from "./node-sqlite.js";
 
 export type DatabaseType = "sqlite" | "postgres";
 
-export interface DatabaseOptions {
+interface DatabaseOptions {
   type: DatabaseType;
   /** SQLite: a file path (`:memory:` for tests). PostgreSQL: a `postgres://` connection URI. */
   uri: string;
@@ -112,7 +112,7 @@ async function openPostgres(options: DatabaseOptions): Promise<Knex> {
 }
 
 /** Hides a password in a connection URI for error messages and logs. */
-export function redactUri(uri: string): string {
+function redactUri(uri: string): string {
   try {
     const url = new URL(uri);
     if (url.password !== "") url.password = "***";

@@ -18,10 +18,10 @@ export interface GroupMemberRow {
 }
 
 /** none: an ordinary member; incoming-pending: added by someone else and not yet joined. */
-export type GroupRequestState = "none" | "incoming-pending" | "accepted" | "declined";
-export type GroupUserMembership = "invite" | "join" | "leave";
+type GroupRequestState = "none" | "incoming-pending" | "accepted" | "declined";
+type GroupUserMembership = "invite" | "join" | "leave";
 
-export interface GroupUserRow {
+interface GroupUserRow {
   portalId: number;
   user: MatrixUserId;
   membership: GroupUserMembership;

@@ -3,7 +3,7 @@ import type { RemoteMessageId, RemoteUserId } from "../util/ids.js";
 import type { EventId } from "../util/ids.js";
 import { readBool, readNumberOrNull } from "./values.js";
 
-export type Direction = "in" | "out";
+type Direction = "in" | "out";
 
 export interface MessageRow {
   portalId: number;
@@ -17,7 +17,7 @@ export interface MessageRow {
 }
 
 /** Where a message mapping lives: 1:1 portals' `messages`, group portals' `group_messages`. */
-export interface MessageColumns {
+interface MessageColumns {
   table: string;
   remoteId: string;
   author: string;

@@ -9,7 +9,7 @@ import type { Knex } from "knex";
  * compiled `.js`), so a migration is named by its number and title without extension: a database
  * migrated by one can be opened by the other.
  */
-export interface Migration {
+interface Migration {
   up(knex: Knex): Promise<void>;
   down(knex: Knex): Promise<void>;
 }
@@ -39,7 +39,7 @@ export class DirectoryMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
-export interface MigrationResult {
+interface MigrationResult {
   /** Names of the migrations this call applied, in order; empty when the schema was current. */
   applied: string[];
 }

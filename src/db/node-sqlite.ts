@@ -51,7 +51,7 @@ const PRIMARY_CODES: Record<number, string> = {
 };
 
 /** An error as `sqlite3` reports it: `code` SQLITE_*, the code first in the message. */
-export function sqliteError(err: unknown): unknown {
+function sqliteError(err: unknown): unknown {
   const errcode = (err as { errcode?: unknown }).errcode;
   if (!(err instanceof Error) || typeof errcode !== "number") return err;
   const code = PRIMARY_CODES[errcode & 0xff] ?? "SQLITE_ERROR";
@@ -64,10 +64,10 @@ export function sqliteError(err: unknown): unknown {
   return mapped;
 }
 
-export type SqliteParam = string | number | bigint | null | Uint8Array;
+type SqliteParam = string | number | bigint | null | Uint8Array;
 
 /** One prepared statement, with the interface knex's better-sqlite3 dialect uses. */
-export class ShimStatement {
+class ShimStatement {
   /** Whether the statement returns rows (SELECT, PRAGMA, ... RETURNING). */
   readonly reader: boolean;
 

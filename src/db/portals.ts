@@ -8,9 +8,8 @@ import { readStringOrNull } from "./values.js";
  * outgoing-pending: the user wrote first and the contact has not replied; accepted: a request was
  * answered; declined: the user rejected an incoming request.
  */
-export type RequestState =
-  "none" | "incoming-pending" | "outgoing-pending" | "accepted" | "declined";
-export type UserMembership = "invite" | "join" | "leave";
+type RequestState = "none" | "incoming-pending" | "outgoing-pending" | "accepted" | "declined";
+type UserMembership = "invite" | "join" | "leave";
 
 export interface PortalRow {
   id: number;
@@ -205,6 +204,16 @@ export class PortalsTable {
       .count({ n: "*" })
       .first()) as { n: number | string };
     return Number(row.n);
+  }
+
+  /** How many of the network's portals have a room (the metrics' portals). */
+  async countWithRoom(): Promise<number> {
+    const row = (await this.knex("portals")
+      .where({ network: this.network })
+      .whereNotNull("room_id")
+      .count({ n: "*" })
+      .first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
   }
 
   private async first(where: Record<string, unknown>): Promise<PortalRow | undefined> {

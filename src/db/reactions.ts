@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import type { RemoteMessageId, RemoteUserId } from "../util/ids.js";
 import type { EventId, MatrixUserId } from "../util/ids.js";
 
-export interface ReactionRow {
+interface ReactionRow {
   portalId: number;
   eventId: EventId;
   targetId: RemoteMessageId;
@@ -13,7 +13,7 @@ export interface ReactionRow {
 }
 
 /** Where reactions live: 1:1 portals' `reactions`, group portals' `group_reactions`. */
-export interface ReactionColumns {
+interface ReactionColumns {
   table: string;
   targetId: string;
   targetAuthor: string;

@@ -3,9 +3,9 @@ import type { ContactAddress, MatrixUserId, RoomId } from "../util/ids.js";
 import { readBool, readNumberOrNull, readStringOrNull } from "./values.js";
 
 /** logged-out | warned (saw the security warning) | verifying (a login is in progress) | logged-in */
-export type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
+type LoginStateColumn = "logged-out" | "warned" | "verifying" | "logged-in";
 
-export interface UserRow {
+interface UserRow {
   mxid: MatrixUserId;
   /** The address the network verified for the login (interop: the bound phone number). */
   address: ContactAddress | null;
@@ -21,7 +21,7 @@ export interface UserRow {
   updatedAt: number;
 }
 
-export type UserPatch = Partial<
+type UserPatch = Partial<
   Pick<
     UserRow,
     | "address"
@@ -122,6 +122,15 @@ export class UsersTable {
       .where({ network: this.network, login_state: "logged-in" })
       .orderBy("mxid")) as { mxid: MatrixUserId }[];
     return rows.map((row) => row.mxid);
+  }
+
+  /** How many of the network's users are logged in (the metrics' users_logged_in). */
+  async countLoggedIn(): Promise<number> {
+    const row = (await this.knex("users")
+      .where({ network: this.network, login_state: "logged-in" })
+      .count({ n: "*" })
+      .first()) as { n: number | string } | undefined;
+    return Number(row?.n ?? 0);
   }
 
   async countByState(): Promise<Record<LoginStateColumn, number>> {

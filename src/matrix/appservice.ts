@@ -14,7 +14,7 @@ import { TransactionalAppService, type TransactionHandler } from "./transactions
 // Defined in util/ so that metrics/ (which builds most checks) need not import the Matrix side.
 export type { ReadinessCheck } from "../util/readiness.js";
 
-export interface MatrixSideOptions {
+interface MatrixSideOptions {
   config: Config;
   registration: Registration;
   port: number;

@@ -14,7 +14,6 @@ import { MatrixRefusedError } from "../core/matrix-api.js";
  * edits, reactions and deletions of it still map to one event. Anything still too large (a
  * content with no body to shorten) is refused as a permanent MatrixRefusedError.
  */
-export const EVENT_LIMIT_BYTES = 65_536;
 export const CONTENT_LIMIT_BYTES = 60_000;
 /**
  * The plaintext limit in an encrypted room: Megolm encrypts {type, content, room_id} and sends
@@ -65,7 +64,7 @@ function mapMessageParts(content: Content, f: (part: Content) => Content): Conte
 }
 
 /** The first `keep` characters (code points) and a note saying how many were left out. */
-export function truncated(text: string, keep: number): string {
+function truncated(text: string, keep: number): string {
   const chars = [...text];
   if (chars.length <= keep) return text;
   return `${chars.slice(0, keep).join("")}… [truncated: ${chars.length - keep} more characters]`;

@@ -2,7 +2,7 @@ import { StartupError, describeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 
 /** What the start-up check of the appservice token knows so far, for /ready. */
-export type AccessState =
+type AccessState =
   | { state: "checking"; detail: string }
   | { state: "confirmed" }
   | { state: "rejected"; error: StartupError };
@@ -17,7 +17,7 @@ export interface HomeserverCheckOptions {
   retryMaxMs?: number;
 }
 
-export interface AccessCheckOptions extends HomeserverCheckOptions {
+interface AccessCheckOptions extends HomeserverCheckOptions {
   /** The user the homeserver must answer for the as_token: the bot. */
   botUserId: string;
   /** The registration file, named in the line that tells the admin what to give the homeserver. */

@@ -9,14 +9,14 @@ import { RetryingCheck, type HomeserverCheckOptions } from "./homeserver-access.
  * container, a wrong port, a firewall) lets the bridge start, log in and answer commands sent
  * through provisioning, while no Matrix message ever arrives.
  */
-export type ReachState =
+type ReachState =
   | { state: "checking"; detail: string }
   | { state: "reached"; ms: number }
   /** The homeserver has no appservice ping (spec v1.7; Synapse before 1.84): not checkable. */
   | { state: "unknown"; detail: string }
   | { state: "unreachable"; detail: string };
 
-export interface ReachCheckOptions extends HomeserverCheckOptions {
+interface ReachCheckOptions extends HomeserverCheckOptions {
   /** The registration's `id`: the ping names the appservice by it. */
   appserviceId: string;
   /** The registration's `url`: where the homeserver connects, named in the advice. */

@@ -15,7 +15,7 @@ import { BridgeError } from "../util/errors.js";
  */
 
 /** What the gateway knows of the client it would otherwise call: the bot-sdk MatrixClient. */
-export interface HomeserverClient {
+interface HomeserverClient {
   readonly homeserverUrl: string;
   readonly accessToken: string;
 }
@@ -52,7 +52,7 @@ export const httpHooks: { beforeRequest?: (method: string, path: string, body: s
   {};
 
 /** An HTTP error answer, shaped as matrix-bot-sdk's MatrixError (see the module comment). */
-export class HomeserverHttpError extends BridgeError {
+class HomeserverHttpError extends BridgeError {
   constructor(
     readonly statusCode: number,
     readonly errcode: string | undefined,

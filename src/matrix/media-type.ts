@@ -11,7 +11,7 @@ import type { NeutralMedia } from "../core/network.js";
  *   - an image whose bytes are no known image format goes as an octet-stream file too.
  * Other claims (video, audio, documents) are kept when the bytes are not active content.
  */
-export const SAFE_BINARY = "application/octet-stream";
+const SAFE_BINARY = "application/octet-stream";
 
 const ACTIVE =
   /^(text\/html|application\/xhtml\+xml|image\/svg\+xml|text\/xml|application\/xml|text\/xsl|application\/xslt\+xml|application\/[\w.-]+\+xml|(text|application)\/(x-)?(java|ecma)script|text\/jscript|application\/x-shockwave-flash)$/;
@@ -32,7 +32,7 @@ const ascii = (b: Uint8Array, from: number, to: number): string =>
   Buffer.from(b.subarray(from, to)).toString("latin1");
 
 /** Whether the bytes open like markup or script a browser would render or run. */
-export function looksActive(data: Uint8Array): boolean {
+function looksActive(data: Uint8Array): boolean {
   const head = Buffer.from(data.subarray(0, 512))
     .toString("utf8")
     .replace(/^\uFEFF/, "")
@@ -44,10 +44,7 @@ export function looksActive(data: Uint8Array): boolean {
 const essence = (type: string): string => type.split(";")[0]?.trim().toLowerCase() ?? "";
 
 /** The type to post `data` with, and whether it was demoted to an octet-stream file. */
-export function checkedMediaType(
-  claimed: string,
-  data: Uint8Array,
-): { type: string; demoted: boolean } {
+function checkedMediaType(claimed: string, data: Uint8Array): { type: string; demoted: boolean } {
   const type = essence(claimed);
   if (ACTIVE.test(type) || looksActive(data)) return { type: SAFE_BINARY, demoted: true };
   if (type.startsWith("image/")) {

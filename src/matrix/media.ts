@@ -5,7 +5,7 @@ import type { Logger } from "../util/log.js";
 import { silentLogger } from "../util/log.js";
 import { transientWait } from "./retry.js";
 
-export interface MatrixMediaOptions {
+interface MatrixMediaOptions {
   homeserverUrl: string;
   /** The appservice's as_token: the bot downloads; uploads masquerade with `?user_id=`. */
   asToken: string;
@@ -173,7 +173,7 @@ function transportError(what: string, err: unknown): BridgeError {
 }
 
 /** A refusal by the homeserver; `statusCode` lets the Matrix retry policy (retry.ts) judge it. */
-export class MediaHttpError extends BridgeError {
+class MediaHttpError extends BridgeError {
   constructor(
     code: string,
     message: string,

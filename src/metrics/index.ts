@@ -1,2 +1,2 @@
-export { BridgeMetrics, type ScrapeSources } from "./metrics.js";
+export { BridgeMetrics } from "./metrics.js";
 export { startMetricsServer, type MetricsServer } from "./server.js";

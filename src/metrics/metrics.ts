@@ -6,7 +6,7 @@ import type { FailureClass } from "../matrix/ingress/classify.js";
 import type { IngressObserver } from "../matrix/ingress/index.js";
 
 /** Figures read when Prometheus scrapes, rather than counted as they change. */
-export interface ScrapeSources {
+interface ScrapeSources {
   /** Outgoing stanzas not yet accepted or failed (the persisted outbox). */
   outboxDepth(): Promise<number>;
   /** Inbound deliveries decrypted but not yet handed to the core (held or in flight). */

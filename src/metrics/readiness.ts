@@ -5,7 +5,7 @@ import type { ReadinessCheck } from "../util/readiness.js";
 import { describeError } from "../util/errors.js";
 
 /** How long /ready waits for the database or the homeserver before calling it down. */
-export const READINESS_TIMEOUT_MS = 5_000;
+const READINESS_TIMEOUT_MS = 5_000;
 
 /** The database answers a trivial query. */
 export function databaseCheck(knex: Knex): ReadinessCheck {

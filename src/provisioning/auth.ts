@@ -7,14 +7,14 @@ import { ProvisioningError } from "./errors.js";
  * How long a verified Matrix access token is trusted without asking the homeserver again: a
  * token the user revoked (logout) stops working within this time.
  */
-export const TOKEN_CACHE_MS = 30_000;
+const TOKEN_CACHE_MS = 30_000;
 /** How long a token the homeserver refused is refused without asking again (floods of guesses). */
-export const REFUSED_TOKEN_CACHE_MS = 5_000;
+const REFUSED_TOKEN_CACHE_MS = 5_000;
 /** Bound on the cache, so that a flood of distinct tokens cannot grow memory. */
 const TOKEN_CACHE_MAX = 10_000;
 const WHOAMI_TIMEOUT_MS = 10_000;
 
-export interface AuthOptions {
+interface AuthOptions {
   /** Empty: only users' own access tokens are accepted. */
   sharedSecret: string;
   homeserverUrl: string;

@@ -4,7 +4,7 @@ import type { Response } from "express";
  * Error codes of the provisioning API: the Matrix spec's (M_*) and mautrix's (FI.MAU.*), so that
  * clients written for mautrix bridges understand them.
  */
-export type ErrorCode =
+type ErrorCode =
   | "M_MISSING_TOKEN"
   | "M_UNKNOWN_TOKEN"
   | "M_FORBIDDEN"

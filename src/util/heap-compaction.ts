@@ -20,7 +20,7 @@ import type { Logger } from "./log.js";
  * last one and only when the last `idleLooks` intervals were idle, at most once per
  * `minSpacingMs`. Busy processes are never collected this way: per-message CPU is untouched.
  */
-export interface HeapCompactionOptions {
+interface HeapCompactionOptions {
   log: Logger;
   /** How often the process is looked at. */
   intervalMs?: number;

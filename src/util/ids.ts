@@ -4,7 +4,7 @@
  * validated elsewhere (database rows we wrote ourselves).
  */
 declare const brand: unique symbol;
-export type Brand<T, B extends string> = T & { readonly [brand]: B };
+type Brand<T, B extends string> = T & { readonly [brand]: B };
 
 export type MatrixUserId = Brand<string, "MatrixUserId">;
 export type RoomId = Brand<string, "RoomId">;
@@ -65,7 +65,6 @@ export const roomId = (v: string): RoomId => check("room id", ROOM_ID, v);
 export const eventId = (v: string): EventId => check("event id", EVENT_ID, v);
 export const phoneNumber = (v: string): PhoneNumber => check("phone number", E164, v);
 export const messageId = (v: string): MessageId => check("message id", MESSAGE_ID, v);
-export const stanzaId = (v: string): StanzaId => check("stanza id", MESSAGE_ID, v);
 
 export function deviceId(v: number): DeviceId {
   // PROTOCOL.md §5.2: devices are allocated in 1..127 in this version.

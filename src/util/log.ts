@@ -8,7 +8,7 @@ import { pino, type Logger as PinoLogger, type LevelWithSilent } from "pino";
  */
 export type Logger = PinoLogger;
 export type LogLevel = Exclude<LevelWithSilent, "silent"> | "silent";
-export type LogFormat = "json" | "text";
+type LogFormat = "json" | "text";
 
 const REDACT = [
   "as_token",
@@ -27,7 +27,7 @@ const REDACT = [
   "*.token",
 ];
 
-export interface LoggerOptions {
+interface LoggerOptions {
   level: LogLevel;
   format: LogFormat;
   /** Defaults to stderr, so that stdout stays free for command output (registration, --version). */

@@ -24,8 +24,8 @@ import { VaultKeyMismatchError, VaultKeyMissingError, VaultRecordError } from ".
  * bytes; the environment variable holds such text. The lengths cannot collide (32 vs 64 vs 44), so
  * the format needs no flag. When both are configured the file wins.
  */
-export const VAULT_FORMAT_VERSION = 0x01;
-export const DEFAULT_VAULT_KEY_ENV = "MWI_SIGNAL_STORE_KEY";
+const VAULT_FORMAT_VERSION = 0x01;
+const DEFAULT_VAULT_KEY_ENV = "MWI_SIGNAL_STORE_KEY";
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -33,7 +33,7 @@ const HEADER_BYTES = 1 + NONCE_BYTES + TAG_BYTES;
 const CHECK_KEY = "vault_check";
 const CHECK_PLAINTEXT = Buffer.from("matrix-whatsapp-interop key vault check v1", "utf8");
 
-export interface VaultKeySource {
+interface VaultKeySource {
   /** Path of the key file. */
   keyFile?: string;
   /** Name of the environment variable holding the key; defaults to MWI_SIGNAL_STORE_KEY. */
@@ -43,7 +43,7 @@ export interface VaultKeySource {
 }
 
 /** Row identity bound into a sealed value: the table and the primary-key values, in order. */
-export type RowRef = readonly [table: string, ...key: (string | number)[]];
+type RowRef = readonly [table: string, ...key: (string | number)[]];
 
 export class KeyVault {
   /** A KeyObject, prepared once: importing a raw key on every seal cost more than the AES. */

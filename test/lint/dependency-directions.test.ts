@@ -54,6 +54,21 @@ describe("dependency directions (lint rule)", function () {
     ["src/networks/loopback/network.ts", "../../interop/connector/connector.js"],
     ["src/networks/loopback/network.ts", "../../core/bridge-core.js"],
     ["src/networks/loopback/network.ts", "../../db/users.js"],
+    ["src/cli/commands.ts", "../interop/crypto/index.js"],
+    ["src/cli/commands.ts", "../interop/provider/engine.js"],
+    ["src/cli/commands.ts", "../interop/connector/connector.js"],
+    ["src/cli/network.ts", "../interop/codec/jid.js"],
+    ["src/cli/commands.ts", "../matrix/appservice.js"],
+    ["src/cli/commands.ts", "../core/bridge-core.js"],
+    ["src/cli/commands.ts", "../main.js"],
+    ["src/bridge.ts", "./interop/crypto/index.js"],
+    ["src/bridge.ts", "./interop/provider/engine.js"],
+    ["src/bridge.ts", "./interop/connector/connector.js"],
+    ["src/bridge.ts", "./cli/args.js"],
+    ["src/bridge.ts", "./main.js"],
+    ["src/main.ts", "./bridge.js"],
+    ["src/main.ts", "./interop/connector/factory.js"],
+    ["src/main.ts", "./interop/crypto/index.js"],
   ];
   for (const [file, specifier] of refused) {
     it(`refuses ${specifier} in ${file}`, async function () {
@@ -80,12 +95,61 @@ describe("dependency directions (lint rule)", function () {
     ["src/networks/loopback/network.ts", "../../core/network.js"],
     ["src/networks/loopback/network.ts", "../../util/ids.js"],
     ["src/networks/loopback/network.ts", "./description.js"],
+    // What the entry side imports today.
+    ["src/cli/embedded-entry.ts", "../interop/connector/factory.js"],
+    ["src/cli/network.ts", "../interop/connector/description.js"],
+    ["src/cli/network.ts", "../core/network.js"],
+    ["src/cli/commands.ts", "../bridge.js"],
+    ["src/cli/commands.ts", "../config/load.js"],
+    ["src/cli/commands.ts", "../db/migrate.js"],
+    ["src/cli/commands.ts", "./registration.js"],
+    ["src/bridge.ts", "./interop/connector/factory.js"],
+    ["src/bridge.ts", "./matrix/router.js"],
+    ["src/bridge.ts", "./core/bridge-core.js"],
+    ["src/bridge.ts", "./vault/key-vault.js"],
+    ["src/bridge.ts", "./metrics/index.js"],
+    ["src/main.ts", "./cli/commands.js"],
+    ["src/main.ts", "./util/warnings.js"],
   ];
   for (const [file, specifier] of allowed) {
     it(`allows ${specifier} in ${file}`, async function () {
       assert.deepEqual(await directionErrors(file, importing(specifier)), []);
     });
   }
+
+  it("refuses a re-export of the vault from src/interop/, store/ included; importing it stays allowed", async function () {
+    const reexports: [string, string][] = [
+      ["src/interop/crypto/index.ts", `export { KeyVault } from "../../vault/key-vault.js";\n`],
+      ["src/interop/crypto/errors.ts", `export * from "../../vault/errors.js";\n`],
+      [
+        "src/interop/store/outbox.ts",
+        `export type { KeyVault } from "../../vault/key-vault.js";\n`,
+      ],
+    ];
+    for (const [file, code] of reexports) {
+      const errors = await directionErrors(file, code);
+      assert.ok(errors.length > 0, `${code.trim()} should be refused in ${file}`);
+      for (const e of errors) assert.match(e, /does not re-export src\/vault\//);
+    }
+    const use = `import type { KeyVault } from "../../vault/key-vault.js";\nexport type V = KeyVault;\n`;
+    assert.deepEqual(await directionErrors("src/interop/crypto/index.ts", use), []);
+  });
+
+  it("checks dynamic imports like static ones: the command line loads the bridge and the connector's factory, not the rest of interop/; the core loads no connector", async function () {
+    const load = (specifier: string) => `export const load = () => import("${specifier}");\n`;
+    assert.deepEqual(await directionErrors("src/cli/commands.ts", load("../bridge.js")), []);
+    assert.deepEqual(
+      await directionErrors("src/cli/commands.ts", load("../interop/connector/factory.js")),
+      [],
+    );
+    for (const specifier of ["../interop/provider/engine.js", "../matrix/appservice.js"]) {
+      const errors = await directionErrors("src/cli/commands.ts", load(specifier));
+      assert.ok(errors.length > 0, `import("${specifier}") should be refused in src/cli/`);
+      for (const e of errors) assert.match(e, /docs\/architecture\.md, Dependencies/);
+    }
+    const core = load("../interop/connector/factory.js");
+    assert.ok((await directionErrors("src/core/bridge-core.ts", core)).length > 0);
+  });
 
   it("refuses a dynamic import of the simulator anywhere in src/, the command line included", async function () {
     const code = `export const load = () => import("../../../simulator/main.js");\n`;

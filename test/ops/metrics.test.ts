@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import type { RemoteUserId } from "../../src/core/network.js";
+import { PortalsTable } from "../../src/db/portals.js";
+import { UsersTable } from "../../src/db/users.js";
+import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { OpsWorld, freePort, waitFor } from "./world.js";
 
 const MY_PHONE = "+491700000011";
@@ -102,6 +106,21 @@ describe("metrics and health through the real bridge", function () {
       "database queries are timed",
     );
     assert.match(text, /# TYPE mwi_message_failures_total counter/);
+  });
+
+  it("the users and portals counts are the bridge's network's: another network's rows in the database are left out", async function () {
+    const before = await scrape(metricsPort);
+    const knex = world.world.bridge.db.knex;
+    const users = new UsersTable(knex, "loopback");
+    const portals = new PortalsTable(knex, "loopback");
+    const other = matrixUserId("@someone-else:example.org");
+    await users.ensure(other);
+    await users.update(other, { loginState: "logged-in" });
+    const portal = await portals.ensure(other, "loopback-contact" as RemoteUserId, "none");
+    await portals.update(portal.id, { roomId: roomId("!elsewhere:example.org") });
+    const after = await scrape(metricsPort);
+    assert.equal(sample(after, "mwi_users_logged_in"), sample(before, "mwi_users_logged_in"));
+    assert.equal(sample(after, "mwi_portals"), sample(before, "mwi_portals"));
   });
 
   it("a message the gatekeeper refuses is counted as a failure with its reason", async function () {

@@ -28,7 +28,7 @@ import { xml, type XmlElement } from "./xml.js";
 
 /** Block list and reports (§16.1, §16.2). */
 
-export const REPORT_REASONS = ["spam", "phishing", "abuse", "impersonation", "other"] as const;
+const REPORT_REASONS = ["spam", "phishing", "abuse", "impersonation", "other"] as const;
 export type ReportReason = (typeof REPORT_REASONS)[number];
 export const MAX_REPORTED_MESSAGES = 5;
 
@@ -55,7 +55,7 @@ export interface ReportReceived {
   stamp: Date;
 }
 
-export type BlockListKind = "blocklist" | "block" | "unblock";
+type BlockListKind = "blocklist" | "block" | "unblock";
 
 const items = (jids: readonly BareJid[]): XmlElement[] => jids.map((jid) => xml("item", { jid }));
 

@@ -30,7 +30,7 @@ export class CodecError extends BridgeError {
   }
 }
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; error: CodecError };
+type Decoded<T> = { ok: true; value: T } | { ok: false; error: CodecError };
 
 /** Runs a decoder and returns its value or its CodecError; any other exception propagates (a bug). */
 export function tryDecode<T>(decode: () => T): Decoded<T> {

@@ -1,5 +1,5 @@
 /** RFC 6120 §8.3.3 defined stanza error conditions. */
-export const STANZA_ERROR_CONDITIONS = [
+const STANZA_ERROR_CONDITIONS = [
   "bad-request",
   "conflict",
   "feature-not-implemented",
@@ -31,8 +31,4 @@ export type StanzaErrorType = (typeof STANZA_ERROR_TYPES)[number];
 
 export function isStanzaErrorCondition(name: string): name is StanzaErrorCondition {
   return (STANZA_ERROR_CONDITIONS as readonly string[]).includes(name);
-}
-
-export function isStanzaErrorType(name: string): name is StanzaErrorType {
-  return (STANZA_ERROR_TYPES as readonly string[]).includes(name);
 }

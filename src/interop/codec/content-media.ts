@@ -23,7 +23,7 @@ import { xml, type XmlElement } from "./xml.js";
 
 /** The `<media>` content element (§13.2). */
 
-export interface MediaThumbnail {
+interface MediaThumbnail {
   width: number | undefined;
   height: number | undefined;
   jpeg: Uint8Array;

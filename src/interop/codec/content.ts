@@ -27,7 +27,7 @@ import {
 } from "./read.js";
 import { xml, type XmlElement } from "./xml.js";
 
-export * from "./content-media.js";
+export { sanitizeFilename, type MediaContent } from "./content-media.js";
 
 /** Content elements of §13. Anything not understood is kept as `unknown` (§7.5), never thrown. */
 

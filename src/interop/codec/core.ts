@@ -1,4 +1,4 @@
-import { FEATURE, NS, PROTOCOL_VERSION } from "./namespaces.js";
+import { FEATURE, NS } from "./namespaces.js";
 import { parseInteger } from "./primitives.js";
 import {
   childrenNamed,
@@ -15,7 +15,7 @@ import { xml, type XmlElement } from "./xml.js";
 import { CodecError } from "./codec-error.js";
 import { DEFAULT_LIMITS, type Limits } from "./limits.js";
 
-export { DEFAULT_LIMITS, type Limits, type LimitName, LIMIT_NAMES } from "./limits.js";
+export { DEFAULT_LIMITS, type Limits } from "./limits.js";
 
 /** `hello` request (§8.3). `features` lists optional feature vars, unknown ones included. */
 export interface HelloRequest {
@@ -24,7 +24,7 @@ export interface HelloRequest {
   features: string[];
 }
 
-export interface HelloResult {
+interface HelloResult {
   version: string;
   session: string | undefined;
   features: string[];
@@ -147,10 +147,6 @@ export function negotiatedFeatures(
 ): Set<string> {
   const mine = new Set(ours);
   return new Set(theirs.filter((f) => mine.has(f)));
-}
-
-export function defaultHelloRequest(provider: string, features: readonly string[]): HelloRequest {
-  return { version: PROTOCOL_VERSION, provider, features: [...features] };
 }
 
 // --- hello-request (§8.2) and ping (§8.2, XEP-0199) ---------------------------------------------

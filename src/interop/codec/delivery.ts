@@ -157,8 +157,7 @@ export function decodeRequestAccepted(el: XmlElement): BareJid {
 
 // --- chat states (§15.8) -------------------------------------------------------------------------
 
-export const CHAT_STATES = ["composing", "paused"] as const;
-export type ChatState = (typeof CHAT_STATES)[number];
+export type ChatState = "composing" | "paused";
 
 export const encodeChatState = (state: ChatState): XmlElement =>
   xml(state, { xmlns: NS.chatstates });

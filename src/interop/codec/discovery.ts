@@ -14,7 +14,7 @@ import { xml, type XmlElement } from "./xml.js";
 
 /** Reachability lookup (§10.2). */
 
-export const LOOKUP_STATUSES = ["reachable", "not-reachable"] as const;
+const LOOKUP_STATUSES = ["reachable", "not-reachable"] as const;
 
 /**
  * Numbers are kept as sent: a syntactically invalid number is not malformed but answered

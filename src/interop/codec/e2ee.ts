@@ -116,7 +116,7 @@ export function keyFor(e: Encrypted, jid: BareJid, device: DeviceId): EncryptedK
 
 // --- retry requests ------------------------------------------------------------------------------
 
-export const RETRY_REASONS = ["decrypt-failed", "no-key", "no-session", "no-sender-key"] as const;
+const RETRY_REASONS = ["decrypt-failed", "no-key", "no-session", "no-sender-key"] as const;
 export type RetryReason = (typeof RETRY_REASONS)[number];
 
 export interface RetryRequest {

@@ -22,7 +22,7 @@ export interface ParsedNode {
   children: (ParsedNode | string)[];
 }
 
-export interface EnvelopeParseLimits {
+interface EnvelopeParseLimits {
   maxBytes: number;
   maxDepth?: number;
   maxElements?: number;

@@ -27,7 +27,7 @@ export interface Envelope {
   from: BareJid;
 }
 
-export interface EnvelopeOptions {
+interface EnvelopeOptions {
   /** `max-envelope-bytes`. */
   maxEnvelopeBytes?: number;
   content?: ContentLimits;
@@ -188,7 +188,7 @@ const escapeAttr = (s: string): string =>
  * Deterministic XML: single-quoted attributes in insertion order, empty elements self-closed, and
  * CR, tab and newline in attributes written as character references so that they survive parsing.
  */
-export function serialize(el: XmlElement): string {
+function serialize(el: XmlElement): string {
   let out = `<${el.name}`;
   for (const [name, value] of Object.entries(el.attrs)) {
     if (value === undefined || value === null) continue;

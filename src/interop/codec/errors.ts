@@ -27,19 +27,7 @@ import {
 } from "./read.js";
 import { xml, type XmlElement } from "./xml.js";
 
-export * from "./conditions.js";
-
-/** Rate-limit scopes of §16.3; an unknown scope is kept as its string. */
-export const RATE_LIMIT_SCOPES = [
-  "messages",
-  "new-conversations",
-  "lookup",
-  "verification",
-  "key-fetch",
-  "upload",
-  "groups",
-] as const;
-export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
+export type { StanzaErrorCondition, StanzaErrorType } from "./conditions.js";
 
 /** The application conditions of §18, in `urn:interop:errors:0`. */
 export type AppCondition =
@@ -49,6 +37,7 @@ export type AppCondition =
   | { name: "not-reachable" }
   | { name: "refused" }
   | { name: "request-pending" }
+  /** `scope`: one of §16.3's (messages, new-conversations, …); an unknown one is kept as is. */
   | { name: "rate-limited"; scope: string; retryAfter: number }
   | { name: "stale-device-list"; jid: BareJid; devices: DeviceId[] }
   | { name: "unknown-device" }
@@ -71,7 +60,7 @@ export type AppCondition =
   /** A condition of a later minor version: kept by name, never an exception (§7.3). */
   | { name: "unknown"; element: string };
 
-export type AppConditionName = Exclude<AppCondition["name"], "unknown">;
+type AppConditionName = Exclude<AppCondition["name"], "unknown">;
 
 /** Standard condition and type of each application condition (§18 table). */
 export const APP_CONDITION_DEFAULTS: Record<
@@ -249,7 +238,7 @@ function decodeAppCondition(el: XmlElement): AppCondition {
 
 // --- bounce classification (§8.2, §15.3) ---------------------------------------------------------
 
-export type BounceOutcome =
+type BounceOutcome =
   /** The XMPP server could not reach the peer's component: keep queued, hello with backoff. */
   | { kind: "peer-offline" }
   /** The gatekeeper holds no hello state: send hello, then retransmit. */

@@ -26,11 +26,11 @@ export * from "./group-sender.js";
 
 /** Group management and membership events (§17.1, §17.2). */
 
-export const GROUP_ROLES = ["admin", "member"] as const;
+const GROUP_ROLES = ["admin", "member"] as const;
 export type GroupRole = (typeof GROUP_ROLES)[number];
-export const REJECT_REASONS = ["not-reachable", "refused"] as const;
+const REJECT_REASONS = ["not-reachable", "refused"] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
-export const GROUP_EVENT_TYPES = [
+const GROUP_EVENT_TYPES = [
   "created",
   "participants-added",
   "participants-removed",

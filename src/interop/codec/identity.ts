@@ -23,10 +23,9 @@ import { xml, type XmlElement } from "./xml.js";
 
 /** Identity: phone verification, binding and handle (§9). */
 
-export const CHANNELS = ["sms", "voice"] as const;
+const CHANNELS = ["sms", "voice"] as const;
 export type VerificationChannel = (typeof CHANNELS)[number];
-export const UNBOUND_REASONS = ["rebound", "revoked", "unbind"] as const;
-export type UnboundReason = (typeof UNBOUND_REASONS)[number];
+export type UnboundReason = "rebound" | "revoked" | "unbind";
 
 export interface RequestCode {
   phone: PhoneNumber;

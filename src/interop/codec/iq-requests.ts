@@ -59,7 +59,7 @@ export type IqRequest =
   | { kind: "group"; request: GroupRequest }
   | { kind: "unknown"; payload: string };
 
-export interface IqRequestOptions {
+interface IqRequestOptions {
   /** `max-lookup-batch` (§10.2). */
   maxLookupBatch?: number;
 }

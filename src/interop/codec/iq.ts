@@ -1,4 +1,3 @@
-import { CodecError } from "./codec-error.js";
 import { decodeStanzaError, encodeStanzaError, type StanzaError } from "./errors.js";
 import {
   fail,
@@ -10,8 +9,8 @@ import {
 } from "./read.js";
 import { xml, type XmlElement } from "./xml.js";
 
-export const IQ_TYPES = ["get", "set", "result", "error"] as const;
-export type IqType = (typeof IQ_TYPES)[number];
+const IQ_TYPES = ["get", "set", "result", "error"] as const;
+type IqType = (typeof IQ_TYPES)[number];
 
 export interface IqHeader {
   type: IqType;
@@ -74,9 +73,4 @@ export function decodeIq(el: XmlElement): DecodedIq {
 /** The payload's `{namespace}name`, for dispatch tables. */
 export function payloadKey(payload: XmlElement): string {
   return `{${nsOf(payload) ?? ""}}${payload.getName()}`;
-}
-
-export function requirePayload(iq: DecodedIq, path = "/iq"): XmlElement {
-  if (iq.payload === undefined) throw new CodecError("IQ without payload", { path });
-  return iq.payload;
 }

@@ -15,13 +15,13 @@ import { xml, type XmlElement } from "./xml.js";
  * gatekeeper against the identity key, not here.
  */
 
-export const EC_KEY_BYTES = 33;
-export const EC_KEY_TYPE = 0x05;
-export const KYBER_KEY_BYTES = 1569;
-export const KYBER_KEY_TYPE = 0x08;
-export const SIGNATURE_BYTES = 64;
-export const MAX_PREKEY_ID = 16777215;
-export const MAX_REGISTRATION_ID = 16380;
+const EC_KEY_BYTES = 33;
+const EC_KEY_TYPE = 0x05;
+const KYBER_KEY_BYTES = 1569;
+const KYBER_KEY_TYPE = 0x08;
+const SIGNATURE_BYTES = 64;
+const MAX_PREKEY_ID = 16777215;
+const MAX_REGISTRATION_ID = 16380;
 
 export interface PreKey {
   id: number;
@@ -51,13 +51,13 @@ function keyBytes(
   return bytes;
 }
 
-export const parseEcPublicKey = (text: string, path: string): Uint8Array =>
+const parseEcPublicKey = (text: string, path: string): Uint8Array =>
   keyBytes(text, path, EC_KEY_BYTES, EC_KEY_TYPE, "EC public key");
 
-export const parseKyberPublicKey = (text: string, path: string): Uint8Array =>
+const parseKyberPublicKey = (text: string, path: string): Uint8Array =>
   keyBytes(text, path, KYBER_KEY_BYTES, KYBER_KEY_TYPE, "Kyber public key");
 
-export function parseSignature(text: string, path: string): Uint8Array {
+function parseSignature(text: string, path: string): Uint8Array {
   const bytes = parseBase64(text, path);
   if (bytes.length !== SIGNATURE_BYTES) {
     throw new CodecError(`signature of ${bytes.length} bytes`, { path, appCondition: "bad-key" });
@@ -65,7 +65,7 @@ export function parseSignature(text: string, path: string): Uint8Array {
   return bytes;
 }
 
-export const parsePreKeyId = (text: string, path: string): number =>
+const parsePreKeyId = (text: string, path: string): number =>
   parseInteger(text, path, { min: 1, max: MAX_PREKEY_ID });
 
 export const parseRegistrationId = (text: string, path: string): number =>

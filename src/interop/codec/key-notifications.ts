@@ -20,7 +20,7 @@ export interface PreKeysLow {
   kyber: number | undefined;
 }
 
-export const DEVICE_CHANGES = ["added", "replaced", "identity-changed"] as const;
+const DEVICE_CHANGES = ["added", "replaced", "identity-changed"] as const;
 export type DeviceChange = (typeof DEVICE_CHANGES)[number];
 
 export interface DevicesChanged {

@@ -32,7 +32,12 @@ import {
 } from "./read.js";
 import { xml, type XmlElement } from "./xml.js";
 
-export * from "./key-material.js";
+export {
+  parseRegistrationId,
+  type KyberPreKey,
+  type PreKey,
+  type SignedPreKey,
+} from "./key-material.js";
 
 /** Key directory IQs (§11.2-§11.6). */
 
@@ -148,7 +153,7 @@ function decodeFetchedBundle(el: XmlElement): FetchedBundle {
 
 // --- device lists (§11.3) -------------------------------------------------------------------------
 
-export interface DeviceList {
+interface DeviceList {
   jid: BareJid;
   version: number;
   devices: DeviceId[];
@@ -232,7 +237,7 @@ export function decodeBundlesResult(el: XmlElement): { jid: BareJid; bundles: Fe
 
 // --- prekeys (§11.5) ----------------------------------------------------------------------------------
 
-export interface PreKeyCounts {
+interface PreKeyCounts {
   device: DeviceId;
   ec: number;
   kyber: number;

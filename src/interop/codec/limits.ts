@@ -46,6 +46,5 @@ export const DEFAULT_LIMITS = {
   "retract-window-seconds": 172800,
 } as const satisfies Record<string, number>;
 
-export type LimitName = keyof typeof DEFAULT_LIMITS;
+type LimitName = keyof typeof DEFAULT_LIMITS;
 export type Limits = Record<LimitName, number>;
-export const LIMIT_NAMES = Object.keys(DEFAULT_LIMITS) as LimitName[];

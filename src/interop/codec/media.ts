@@ -18,8 +18,8 @@ import { xml, type XmlElement } from "./xml.js";
 
 export const MEDIA_KINDS = ["image", "video", "audio", "document"] as const;
 export type MediaKind = (typeof MEDIA_KINDS)[number];
-export const SLOT_HEADER_NAMES = ["Authorization", "Cookie", "Expires"] as const;
-export type SlotHeaderName = (typeof SLOT_HEADER_NAMES)[number];
+const SLOT_HEADER_NAMES = ["Authorization", "Cookie", "Expires"] as const;
+type SlotHeaderName = (typeof SLOT_HEADER_NAMES)[number];
 
 export interface SlotRequest {
   kind: MediaKind;
@@ -27,7 +27,7 @@ export interface SlotRequest {
   size: number;
 }
 
-export interface Slot {
+interface Slot {
   expires: Date;
   put: { url: string; headers: { name: SlotHeaderName; value: string }[] };
   get: { url: string };

@@ -26,9 +26,9 @@ import { xml, type XmlChild, type XmlElement } from "./xml.js";
 
 /** Whole `<message>` stanzas, as each side sends them (§12, §15). */
 
-export type MessageType = "chat" | "groupchat";
+type MessageType = "chat" | "groupchat";
 
-export interface Addressing {
+interface Addressing {
   from: string;
   to: string;
 }

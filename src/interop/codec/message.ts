@@ -43,7 +43,7 @@ export type Notification =
   | { type: "report-received"; report: ReportReceived }
   | { type: "group-event"; event: GroupEvent };
 
-export type MessagePayload =
+type MessagePayload =
   | { kind: "encrypted"; encrypted: Encrypted }
   | { kind: "receipt"; receipts: MessageRef[] }
   | { kind: "displayed"; marker: MessageRef }
@@ -73,7 +73,7 @@ export interface InboundMessage {
   payload: MessagePayload;
 }
 
-export interface ClassifyOptions {
+interface ClassifyOptions {
   maxReceiptItems?: number;
   maxAckItems?: number;
 }

@@ -19,8 +19,6 @@ export const NS = {
   stanzas: "urn:ietf:params:xml:ns:xmpp-stanzas",
 } as const;
 
-export type Namespace = (typeof NS)[keyof typeof NS];
-
 /**
  * Optional feature vars that `hello` may list (§8.3). The phase-1 namespaces are mandatory for 0.x
  * and are never listed.
@@ -43,10 +41,6 @@ export const FEATURE = {
 export type FeatureVar = (typeof FEATURE)[keyof typeof FEATURE];
 
 export const ALL_FEATURES: readonly FeatureVar[] = Object.values(FEATURE);
-
-export function isKnownFeature(v: string): v is FeatureVar {
-  return (ALL_FEATURES as readonly string[]).includes(v);
-}
 
 /** The protocol version this codec implements (§7.1). */
 export const PROTOCOL_VERSION = "0.2";

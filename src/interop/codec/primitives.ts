@@ -13,7 +13,7 @@ import { CodecError } from "./codec-error.js";
  * it came from, and throws CodecError (condition `bad-request`) on anything outside the grammar.
  */
 
-export { CodecError, tryDecode, type Decoded } from "./codec-error.js";
+export { CodecError, tryDecode } from "./codec-error.js";
 export * from "./jid.js";
 
 const bad = (what: string, value: string, path: string): CodecError =>
@@ -112,9 +112,6 @@ export function parseInteger(
   }
   return value;
 }
-
-export const parsePositiveInteger = (text: string, path: string): number =>
-  parseInteger(text, path, { min: 1 });
 
 const DECIMAL = /^-?[0-9]+(?:\.[0-9]{1,7})?$/;
 

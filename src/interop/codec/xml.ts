@@ -20,7 +20,7 @@ export interface XmlElement {
 export type XmlNode = XmlElement | string;
 
 /** Attribute values accepted by the builder; `undefined` omits the attribute. */
-export type XmlAttrs = Record<string, string | number | undefined>;
+type XmlAttrs = Record<string, string | number | undefined>;
 export type XmlChild = XmlElement | string | undefined | null | false | readonly XmlChild[];
 
 interface XmppXmlModule {

@@ -37,12 +37,12 @@ const reference = (ref: MessageRef): MessageReference => ({
 });
 
 /** What one engine event means for one local user: the core events to report, in order. */
-export interface LocalEvents {
+interface LocalEvents {
   readonly local: BareJid;
   readonly events: RemoteEvent[];
 }
 
-export interface MappingContext {
+interface MappingContext {
   readonly openMedia: MediaOpener;
   /** Whether a JID is a group (§17); default: none is. */
   readonly isGroup?: (jid: string) => boolean;

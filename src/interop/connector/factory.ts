@@ -16,15 +16,16 @@ import type { Database } from "../../db/database.js";
 import { BridgeError, StartupError } from "../../util/errors.js";
 import type { MatrixUserId, PhoneNumber } from "../../util/ids.js";
 import type { Logger } from "../../util/log.js";
+import type { KeyVault } from "../../vault/key-vault.js";
 import { gatekeeperUserJid, phoneOfJid } from "../codec/jid.js";
 import { FEATURE } from "../codec/namespaces.js";
-import { SignalCrypto, type KeyVault } from "../crypto/index.js";
+import { SignalCrypto } from "../crypto/index.js";
 import { timingFromConfig } from "../provider/types.js";
 import { ComponentConnection } from "../transport/component.js";
 import { InteropConnector, LOGIN_FLOWS } from "./connector.js";
 import { interopDescription, interopDescriptionSettings } from "./description.js";
 
-export interface ConnectorDeps {
+interface ConnectorDeps {
   readonly db: Database;
   readonly vault: KeyVault;
   readonly log: Logger;

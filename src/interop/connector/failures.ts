@@ -22,7 +22,7 @@ export class SendRefusedError extends BridgeError {
 }
 
 /** Why a send failed, in the core's terms; undefined for errors that are bugs, not refusals. */
-export function sendFailureFromError(err: unknown): SendFailure | undefined {
+function sendFailureFromError(err: unknown): SendFailure | undefined {
   if (err instanceof ConvertError) return sendFailureOf(err);
   if (err instanceof GatekeeperError) {
     if (err.app?.name === "rate-limited") {

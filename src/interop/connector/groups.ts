@@ -7,13 +7,11 @@ import type {
   RemoteUserId,
 } from "../../core/network.js";
 import { BridgeError } from "../../util/errors.js";
-import type { BareJid } from "../../util/ids.js";
 import type { GroupInfo as WireGroupInfo } from "../codec/groups.js";
 import { matrixUserIdFromLocalpart } from "../codec/jid.js";
 import { GATEKEEPER_DOMAIN, GROUP_DOMAIN } from "../codec/namespaces.js";
 import { GatekeeperError, ProviderError } from "../provider/errors.js";
-import type { GroupSnapshot, StoredParticipant } from "../provider/groups.js";
-import type { ProviderEvent } from "../provider/types.js";
+import type { GroupSnapshot, ProviderEvent, StoredParticipant } from "../provider/types.js";
 
 const user = (jid: string): RemoteUserId => jid as RemoteUserId;
 const groupId = (jid: string): RemoteGroupId => jid as RemoteGroupId;
@@ -39,13 +37,13 @@ export function memberDisplayName(jid: string, gatekeeperDomain = GATEKEEPER_DOM
   return `${part} (via ${domain})`;
 }
 
-export const groupMember = (p: StoredParticipant): GroupMember => ({
+const groupMember = (p: StoredParticipant): GroupMember => ({
   id: user(p.jid),
   admin: p.role === "admin",
   displayName: memberDisplayName(p.jid),
 });
 
-export function groupInfoOf(snapshot: GroupSnapshot): GroupInfo {
+function groupInfoOf(snapshot: GroupSnapshot): GroupInfo {
   return {
     id: groupId(snapshot.jid),
     subject: snapshot.subject,
@@ -150,5 +148,3 @@ export function groupError(err: unknown): unknown {
   }
   return err;
 }
-
-export const asBare = (jid: string): BareJid => jid as BareJid;

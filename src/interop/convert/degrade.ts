@@ -30,7 +30,7 @@ export function locationText(l: Location): string {
   return `📍 ${label === "" ? `${lat}, ${lon}` : label}\n${link}`;
 }
 
-export interface VCardSummary {
+interface VCardSummary {
   name: string | undefined;
   phones: string[];
 }
@@ -39,7 +39,7 @@ export interface VCardSummary {
  * The display name and phone numbers of a vCard 3.0/4.0 (RFC 6350): unfolds continuation lines,
  * reads FN (else N) and every TEL, unescapes values. Anything else is ignored; never throws.
  */
-export function summarizeVCard(vcard: string): VCardSummary {
+function summarizeVCard(vcard: string): VCardSummary {
   const lines = vcard.replace(/\r?\n[ \t]/g, "").split(/\r?\n/);
   let fn: string | undefined;
   let n: string | undefined;

@@ -26,11 +26,3 @@ export function estimateEnvelopeBytes(
   );
   return Buffer.byteLength(xml, "utf8");
 }
-
-export function fitsEnvelope(
-  content: readonly ContentElement[],
-  addresses: EnvelopeAddresses,
-  maxEnvelopeBytes: number,
-): boolean {
-  return estimateEnvelopeBytes(content, addresses) <= maxEnvelopeBytes;
-}

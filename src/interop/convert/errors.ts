@@ -2,7 +2,7 @@ import type { SendFailure } from "../../core/network.js";
 import { BridgeError } from "../../util/errors.js";
 
 /** Why a neutral message cannot be expressed as interop content. Callers branch on `code`. */
-export type ConvertErrorCode =
+type ConvertErrorCode =
   /** §7.6: the element's feature was not negotiated and nothing can stand in for it. */
   | "feature-not-negotiated"
   /** The body (text or caption) is above `max-body-bytes` (§13.1); it is never split. */

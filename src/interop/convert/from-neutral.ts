@@ -19,14 +19,14 @@ import {
 } from "./outbound.js";
 import { truncateChars, utf8Bytes, wireText } from "./text.js";
 
-export interface OutboundReply {
+interface OutboundReply {
   readonly id: MessageId;
   readonly author: BareJid;
   /** The replied-to message's text, if the bridge still has it: `<quote>` or the degraded quote. */
   readonly quote?: string;
 }
 
-export interface MessageExtras {
+interface MessageExtras {
   readonly replyTo?: OutboundReply;
   /** Required for media content: what the media layer's upload returned. */
   readonly media?: UploadedMediaRef;

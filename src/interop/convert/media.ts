@@ -32,7 +32,7 @@ export interface InboundMedia {
   readonly thumbnail: InboundThumbnail | undefined;
 }
 
-export interface InboundThumbnail {
+interface InboundThumbnail {
   readonly data: Uint8Array;
   readonly width: number;
   readonly height: number;

@@ -4,7 +4,7 @@ import type { TextSpan } from "../../core/network.js";
  * The one table of §13.1 inline directives, read by the parser (body -> spans) and the renderer
  * (spans -> body), so that the two directions cannot disagree on a marker.
  */
-export const INLINE_DIRECTIVES = [
+const INLINE_DIRECTIVES = [
   { style: "bold", ch: "*" },
   { style: "italic", ch: "_" },
   { style: "strikethrough", ch: "~" },

@@ -27,7 +27,7 @@ export { renderStyling } from "./styling-render.js";
  * a line, never nest inside a span of the same style, and nothing is styled inside monospace or a
  * code block. Unmatched directives are plain text.
  */
-export interface ParsedStyling {
+interface ParsedStyling {
   withMarkers: NeutralText;
   withoutMarkers: NeutralText;
 }
@@ -37,7 +37,7 @@ const INLINE = STYLE_OF;
 const MAX_QUOTE_DEPTH = 32;
 
 /** Whitespace per XEP-0393's glossary: Unicode White_Space or General Category Z. */
-export const isStylingWhitespace = (ch: string | undefined): boolean =>
+const isStylingWhitespace = (ch: string | undefined): boolean =>
   ch !== undefined && /[\s\p{Z}]/u.test(ch);
 
 interface Line {

@@ -38,7 +38,7 @@ export interface InboundContext {
   readonly markers?: "keep" | "strip";
 }
 
-export interface InboundConversion {
+interface InboundConversion {
   /** For the core, in this order. Empty when the content holds nothing to show. */
   readonly events: RemoteEvent[];
   /** §13.11: user-asserted, shown only as secondary text beside the phone number (§9.3). */
@@ -56,9 +56,9 @@ type Of<K extends Kind> = Extract<ContentElement, { kind: K }>;
 const METADATA: readonly Kind[] = ["nick", "expire", "sender-key"];
 
 /** A notice event derived from a message gets this suffix: `#` never occurs in an origin-id. */
-export const DISAPPEARING_NOTICE_SUFFIX = "#disappearing";
+const DISAPPEARING_NOTICE_SUFFIX = "#disappearing";
 /** Suffix of the notice's message id for a media element the codec could not accept. */
-export const REFUSED_MEDIA_NOTICE_SUFFIX = "#media-refused";
+const REFUSED_MEDIA_NOTICE_SUFFIX = "#media-refused";
 
 /**
  * One decrypted envelope -> the core's events (§13). Precedence: `retract`, then `reactions`,

@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import type { BareJid, DeviceId } from "../../util/ids.js";
 import * as tables from "../store/index.js";
 
-export interface DeviceListEntry {
+interface DeviceListEntry {
   readonly id: DeviceId;
   /** From the last bundle processed for the device; null before any. */
   readonly registrationId: number | null;
@@ -10,13 +10,13 @@ export interface DeviceListEntry {
   readonly addedAt: number;
 }
 
-export interface DeviceList {
+interface DeviceList {
   readonly jid: BareJid;
   readonly version: number;
   readonly devices: readonly DeviceListEntry[];
 }
 
-export type DeviceChange = "added" | "replaced" | "identity-changed";
+type DeviceChange = "added" | "replaced" | "identity-changed";
 
 /** A parsed `<devices-changed>` notification (§11.7). */
 export interface DevicesChangedNotice {

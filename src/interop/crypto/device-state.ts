@@ -32,7 +32,7 @@ export interface CryptoContext {
  * A bounded map in least-recently-used order. `null` values record "known absent" so that a
  * missing session is not looked up in the database on every message.
  */
-export class LruCache<V> {
+class LruCache<V> {
   private readonly map = new Map<string, V>();
 
   constructor(private readonly capacity: number) {}
@@ -207,7 +207,7 @@ export class DeviceState {
   }
 }
 
-export function sessionKey(remoteJid: string, remoteDevice: number): string {
+function sessionKey(remoteJid: string, remoteDevice: number): string {
   // Bare JIDs contain no "/", so the key is unambiguous.
   return `${remoteJid}/${remoteDevice}`;
 }

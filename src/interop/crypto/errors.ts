@@ -7,13 +7,6 @@ import type { DeviceAddress } from "./types.js";
  * identity change is shown as a notice.
  */
 
-// The vault's errors belong to src/vault/ (the bridge's at-rest key); re-exported for the Signal layer.
-export {
-  VaultKeyMismatchError,
-  VaultKeyMissingError,
-  VaultRecordError,
-} from "../../vault/errors.js";
-
 /** The message was already decrypted (libsignal's DuplicatedMessage, or a Kyber replay, §11.6). */
 export class DuplicateMessageError extends BridgeError {
   constructor(message: string, cause?: unknown) {

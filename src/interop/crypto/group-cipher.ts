@@ -24,7 +24,7 @@ import { operationStores } from "./stores.js";
 import type { DeviceAddress } from "./types.js";
 import { WriteBatch } from "./write-batch.js";
 
-export interface SenderKeyDistribution {
+interface SenderKeyDistribution {
   readonly distributionId: string;
   /** Serialized SKDM, the content of `<sender-key>` (§13.3). */
   readonly skdm: Uint8Array;

@@ -23,10 +23,10 @@ import type {
 } from "./types.js";
 
 /** Prekey ids are 1..2^24-1 in every id space (§11.1). */
-export const MAX_PREKEY_ID = 16_777_215;
+const MAX_PREKEY_ID = 16_777_215;
 /** Superseded and consumed keys (and their ids) are kept this long (§11.6, P5). */
 export const KEY_RETENTION_MS = 90 * 24 * 3600 * 1000;
-export const DEFAULT_ONE_TIME_PREKEYS = 100;
+const DEFAULT_ONE_TIME_PREKEYS = 100;
 
 /** The ids each space's table holds. */
 const TAKEN_IDS: Record<IdSpace, (db: Knex.Transaction, ownerId: number) => Promise<number[]>> = {
@@ -35,7 +35,7 @@ const TAKEN_IDS: Record<IdSpace, (db: Knex.Transaction, ownerId: number) => Prom
   kyber: tables.kyberPreKeys.ids,
 };
 
-export interface CreatedDevice {
+interface CreatedDevice {
   readonly ownerId: number;
   readonly deviceId: DeviceId;
   readonly registrationId: number;
@@ -335,6 +335,6 @@ function signedPublic(record: {
   };
 }
 
-export function b64(bytes: Uint8Array): string {
+function b64(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 }

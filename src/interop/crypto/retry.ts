@@ -6,12 +6,12 @@ import type { SessionCipher } from "./session-cipher.js";
 import type { DeviceAddress, EncryptedKey } from "./types.js";
 
 /** §12.5: at most 2 retry requests per (message, device). */
-export const MAX_RETRY_COUNT = 2;
+const MAX_RETRY_COUNT = 2;
 
-export type RetryRefusal =
+type RetryRefusal =
   "unknown-message" | "expired" | "bad-count" | "already-answered" | "not-a-recipient";
 
-export type RetryAuthorization =
+type RetryAuthorization =
   | { readonly ok: true; readonly envelope: Uint8Array; readonly conversationJid: string }
   | { readonly ok: false; readonly reason: RetryRefusal };
 

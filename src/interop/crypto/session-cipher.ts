@@ -39,7 +39,7 @@ const KYBER_KEY_TYPE = 0x08;
 /** §5.2: PreKeySignalMessages below version 4 (pre-PQXDH) are rejected. */
 const MIN_MESSAGE_VERSION = 4;
 
-export interface EncryptOptions {
+interface EncryptOptions {
   /**
    * Runs in the transaction that saves the advanced sessions: the caller stores its outbox row
    * here, so that a crash cannot leave a ratchet advanced for a message that was never stored.

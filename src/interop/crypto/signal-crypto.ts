@@ -39,9 +39,9 @@ import type {
  * Database work in the transaction of an identity change, through `tx` only: it may run twice
  * (group commit, src/db/sql.ts), so it must be idempotent (keyed by the event's id).
  */
-export type IdentityChangeRecorder = (tx: Tx, event: IdentityChangeEvent) => Promise<void>;
+type IdentityChangeRecorder = (tx: Tx, event: IdentityChangeEvent) => Promise<void>;
 
-export interface SignalCryptoOptions {
+interface SignalCryptoOptions {
   readonly knex: Knex;
   /** Opened with `openKeyVault`, which has checked it against this database. */
   readonly vault: KeyVault;

@@ -29,7 +29,7 @@ import { DELETED, type WriteBatch } from "./write-batch.js";
  * operation's WriteBatch (its own staged writes), then the device's caches, then the database;
  * writes are only staged: the batch commits them in one transaction with the caller's writes.
  */
-export interface OperationStores {
+interface OperationStores {
   readonly session: SessionStore;
   readonly identity: IdentityKeyStore;
   readonly preKey: PreKeyStore;
@@ -38,7 +38,7 @@ export interface OperationStores {
   readonly senderKey: SenderKeyStore;
 }
 
-export interface StoreOptions {
+interface StoreOptions {
   /**
    * Sending-direction trust for processing a fetched bundle: a changed identity in a bundle is
    * accepted and recorded (trust on first use, then notify, §12.4); only encryption is held.
@@ -358,7 +358,7 @@ class BatchSenderKeyStore extends SenderKeyStore {
   }
 }
 
-export function senderKeyRow(
+function senderKeyRow(
   ownerId: number,
   sender: ProtocolAddress,
   distributionId: string,

@@ -3,7 +3,7 @@ import { SqlRunner, type Tx } from "../../db/sql.js";
 
 /** Marks an entry the batch deleted, so that reads inside the batch no longer see it. */
 export const DELETED: unique symbol = Symbol("deleted");
-export type Staged<T> = T | typeof DELETED;
+type Staged<T> = T | typeof DELETED;
 
 /** Runs one staged write, inside the commit transaction or, when alone, as its own statement. */
 type Write = (db: Tx) => Promise<void>;

@@ -15,7 +15,7 @@ import { MediaIntegrityError, MediaTooLargeError } from "./errors.js";
 import { expandMediaKey, generateMediaKey, MEDIA_KEY_LENGTH, type MediaKeys } from "./keys.js";
 import { blobLengthFor, isWellFormedBlobLength, MAC_LENGTH, type MediaKind } from "./kinds.js";
 
-export { expandMediaKey, generateMediaKey, MEDIA_KEY_LENGTH, type MediaKeys } from "./keys.js";
+export { expandMediaKey, generateMediaKey } from "./keys.js";
 
 /** What a sender puts in the `<media>` element besides url, type and kind-specific extras (§13.2). */
 export interface EncryptedMediaInfo {
@@ -38,7 +38,7 @@ export interface MediaExpectation {
   readonly encSha256: Uint8Array;
 }
 
-export interface EncryptOptions {
+interface EncryptOptions {
   readonly kind: MediaKind;
   /** Defaults to a fresh random key; pass one only for test vectors or re-encryption tests. */
   readonly mediaKey?: Uint8Array;
@@ -120,7 +120,7 @@ export async function encryptMedia(
 }
 
 /** Result of reading a blob once: its length, SHA-256 and whether the MAC matched. */
-export interface BlobCheck {
+interface BlobCheck {
   readonly length: number;
   readonly encSha256: Buffer;
   readonly macValid: boolean;

@@ -21,7 +21,7 @@ export interface DecryptedMedia {
   readonly sha256: Buffer;
 }
 
-export interface DecryptToFileOptions {
+interface DecryptToFileOptions {
   /** Where the verified plaintext ends up. Nothing appears there unless every check passed. */
   readonly plaintextPath: string;
   /** Directory for the temporary blob; defaults to the plaintext's directory. */

@@ -28,7 +28,7 @@ export class MediaTooLargeError extends BridgeError {
   }
 }
 
-export type MediaIntegrityReason =
+type MediaIntegrityReason =
   | "key" // mediaKey or a hash attribute has the wrong length
   | "length" // blob length breaks §14.4 framing, or more arrived than the announced size allows
   | "enc-sha256" // SHA-256 of the blob differs from enc-sha256
@@ -59,7 +59,7 @@ export class MediaUrlError extends BridgeError {
   }
 }
 
-export type MediaTransferCode =
+type MediaTransferCode =
   | "media-redirect-refused"
   | "media-http-status"
   | "media-transport"

@@ -32,7 +32,7 @@ export const createAgents = (): HttpAgents => ({
   https: new HttpsAgent({ keepAlive: true, maxSockets: 16 }),
 });
 
-export interface PutOutcome {
+interface PutOutcome {
   readonly status: number;
 }
 
@@ -81,7 +81,7 @@ export function putBody(
   });
 }
 
-export interface GetOutcome {
+interface GetOutcome {
   readonly status: number;
   /**
    * For 200, the body, capped: reading more than `maxLength` bytes fails with

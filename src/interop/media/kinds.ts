@@ -2,7 +2,7 @@
  * Media kinds and the numbers attached to them (PROTOCOL.md §8.3, §13.2, §14.3). Limits are sizes
  * of the encrypted blob, never of the plaintext.
  */
-export const MEDIA_KINDS = ["image", "video", "audio", "document"] as const;
+const MEDIA_KINDS = ["image", "video", "audio", "document"] as const;
 export type MediaKind = (typeof MEDIA_KINDS)[number];
 
 export const isMediaKind = (value: string): value is MediaKind =>
@@ -20,7 +20,7 @@ export const MEDIA_HKDF_INFO: Readonly<Record<MediaKind, string>> = {
 export type MediaLimits = Readonly<Record<MediaKind, number>>;
 
 /** Name of the hello limit that carries each kind's maximum (§8.3). */
-export const MEDIA_LIMIT_NAMES: Readonly<Record<MediaKind, string>> = {
+const MEDIA_LIMIT_NAMES: Readonly<Record<MediaKind, string>> = {
   image: "max-image-bytes",
   video: "max-video-bytes",
   audio: "max-audio-bytes",
@@ -41,9 +41,9 @@ export const DEFAULT_UPLOADS_PER_HOUR = 100;
 
 /** Bytes of the truncated HMAC appended to the ciphertext (§14.3). */
 export const MAC_LENGTH = 10;
-export const AES_BLOCK = 16;
+const AES_BLOCK = 16;
 /** The shortest well-formed blob: one padding block and the MAC (§14.4). */
-export const MIN_BLOB_LENGTH = AES_BLOCK + MAC_LENGTH;
+const MIN_BLOB_LENGTH = AES_BLOCK + MAC_LENGTH;
 
 /** Encrypted blob length for a plaintext of `size` bytes: 16·(floor(size/16)+1) + 10 (§14.3). */
 export function blobLengthFor(size: number): number {

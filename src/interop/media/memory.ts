@@ -21,7 +21,7 @@ import { blobLengthFor, MAC_LENGTH, type MediaKind } from "./kinds.js";
  * the streaming functions of cipher.ts and decrypt.ts.
  */
 
-export interface EncryptedMediaBuffer extends EncryptedMediaInfo {
+interface EncryptedMediaBuffer extends EncryptedMediaInfo {
   readonly blob: Buffer;
 }
 

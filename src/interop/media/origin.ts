@@ -1,7 +1,7 @@
 import { MediaUrlError } from "./errors.js";
 
 /** Which URLs media may be moved to and from: the `media-origin` list of the latest hello (§8.3). */
-export interface MediaUrlPolicy {
+interface MediaUrlPolicy {
   /** Announced origins, `scheme://host[:port]`, compared exactly (§14.4). */
   readonly origins: readonly string[];
   /** Permit `http` to loopback IP literals; for test deployments only (§14.2). */
@@ -16,7 +16,7 @@ export interface UploadSlot {
   readonly expires?: Date;
 }
 
-export interface SlotHeader {
+interface SlotHeader {
   readonly name: string;
   readonly value: string;
 }
@@ -85,7 +85,7 @@ export function checkUploadSlot(slot: UploadSlot, policy: MediaUrlPolicy): { put
 }
 
 /** Loopback IP literals only: a name such as `localhost` depends on resolver configuration. */
-export function isLoopbackHost(hostname: string): boolean {
+function isLoopbackHost(hostname: string): boolean {
   if (hostname === "[::1]") return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }

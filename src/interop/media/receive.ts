@@ -8,7 +8,7 @@ export interface MediaReference extends MediaExpectation {
   readonly url: string;
 }
 
-export interface ReceiveMediaOptions {
+interface ReceiveMediaOptions {
   readonly client: MediaTransferClient;
   /** Where the verified plaintext is written; nothing appears there unless every check passed. */
   readonly plaintextPath: string;

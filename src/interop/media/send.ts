@@ -7,7 +7,7 @@ import { blobLengthFor, type MediaKind } from "./kinds.js";
 import type { UploadSlot } from "./origin.js";
 import type { MediaTransferClient } from "./transfer.js";
 
-export interface SendMediaOptions {
+interface SendMediaOptions {
   readonly kind: MediaKind;
   readonly client: MediaTransferClient;
   /** Asks the gatekeeper for a slot of exactly `blobLength` bytes (§14.1), e.g. through the IQ layer. */

@@ -11,7 +11,7 @@ import type { MediaKind, MediaLimits } from "./kinds.js";
 import { checkMediaUrl, checkUploadSlot, type UploadSlot } from "./origin.js";
 
 /** The media rules in effect: origins and limits of the latest successful hello (§8.3). */
-export interface MediaPolicy {
+interface MediaPolicy {
   readonly origins: readonly string[];
   readonly limits: MediaLimits;
 }

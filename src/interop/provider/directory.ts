@@ -25,7 +25,7 @@ import type {
 import * as tables from "../store/index.js";
 import type { GatekeeperIq } from "./iq-client.js";
 
-export interface KeyDirectoryOptions {
+interface KeyDirectoryOptions {
   readonly gk: GatekeeperIq;
   readonly crypto: SignalCrypto;
   readonly knex: Knex;
@@ -36,7 +36,7 @@ export interface KeyDirectoryOptions {
 }
 
 /** One-time keys kept per kind; §11.5 asks for at least 50. */
-export const PREKEY_TARGET = 100;
+const PREKEY_TARGET = 100;
 
 /**
  * The key directory as the bridge uses it (§11): publishing its users' bundles and device lists

@@ -9,7 +9,7 @@ import type { AppCondition, StanzaError } from "../codec/errors.js";
  * - `no-local-device`: the local user has no Signal device (not logged in, or deleted).
  * - `too-large`: the envelope exceeds `max-envelope-bytes` (§12.2).
  */
-export type ProviderErrorCode =
+type ProviderErrorCode =
   | "not-ready"
   | "gatekeeper-error"
   | "unsupported"

@@ -17,20 +17,7 @@ import type { XmlElement } from "../codec/xml.js";
 import * as tables from "../store/index.js";
 import { ProviderError } from "./errors.js";
 import type { GatekeeperIq } from "./iq-client.js";
-
-/** A participant as stored and as handed to the core (JSON-safe). */
-export interface StoredParticipant {
-  jid: string;
-  role: GroupRole;
-}
-
-/** A group as stored in pending `inbox` rows and `interop_groups` (JSON-safe). */
-export interface GroupSnapshot {
-  jid: string;
-  subject: string;
-  version: number;
-  participants: StoredParticipant[];
-}
+import type { GroupSnapshot, StoredParticipant } from "./types.js";
 
 export interface StoredGroup {
   version: number;
@@ -46,14 +33,6 @@ export const snapshotOf = (info: GroupInfo): GroupSnapshot => ({
   version: info.version,
   participants: info.participants.map((p) => ({ jid: p.jid, role: p.role ?? "member" })),
 });
-
-/**
- * What one membership notification (§17.2) means for the login it was delivered to: `change`
- * when it follows the stored version (or repeats an older one, which the core ignores), `refetch`
- * when a version was missed or the group is unknown here (then `info` is fetched and reported as
- * a whole), `gone` when the login's own user was removed or left (nothing to fetch any more).
- */
-export type EventOutcome = "change" | "refetch" | "gone" | "created";
 
 /**
  * Groups of local users (§17.1, §17.2): the management IQs and the `interop_groups` table, which

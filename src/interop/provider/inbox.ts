@@ -18,7 +18,7 @@ import * as tables from "../store/index.js";
  */
 
 /** The `<received>` to queue once the message is handed over (§15.7). */
-export interface PendingReceipt {
+interface PendingReceipt {
   /** Our receiving device's full JID. */
   readonly from: string;
   /** The author's bare JID. */
@@ -66,8 +66,7 @@ type DateFields<E> = E extends unknown
   ? { [K in keyof E]-?: Date extends NonNullable<E[K]> ? K : never }[keyof E]
   : never;
 /** Fails to compile when a stored event gains a Date field that restoreEvent does not revive. */
-export const STORED_DATES_REVIVED: [DateFields<StoredEvent>] extends ["stamp"] ? true : never =
-  true;
+const _STORED_DATES_REVIVED: [DateFields<StoredEvent>] extends ["stamp"] ? true : never = true;
 
 /**
  * The key prefix of pending records that no gatekeeper delivered (identity changes): their
@@ -210,7 +209,7 @@ export class InboxStore {
   }
 }
 
-export interface AckBatcherOptions {
+interface AckBatcherOptions {
   readonly session: HelloSession;
   readonly domain: string;
   readonly inbox: InboxStore;

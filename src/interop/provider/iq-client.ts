@@ -6,7 +6,7 @@ import { GatekeeperError, ProviderError } from "./errors.js";
 import { stanzaErrorOf, type HelloSession } from "./session.js";
 import type { EngineTiming } from "./types.js";
 
-export interface GatekeeperIqOptions {
+interface GatekeeperIqOptions {
   readonly iq: IqCaller;
   readonly session: HelloSession;
   readonly gatekeeperDomain: string;

@@ -10,7 +10,7 @@ import { MediaTransferClient, type TransferOptions } from "../media/transfer.js"
 import type { GatekeeperIq } from "./iq-client.js";
 import type { HelloSession } from "./session.js";
 
-export interface ProviderMediaOptions {
+interface ProviderMediaOptions {
   readonly gk: GatekeeperIq;
   readonly session: HelloSession;
   readonly logger: Logger;

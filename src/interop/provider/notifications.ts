@@ -9,7 +9,7 @@ import type { HelloSession } from "./session.js";
 import type { GroupStore } from "./groups.js";
 import type { StoredEvent } from "./types.js";
 
-export interface NotificationContext {
+interface NotificationContext {
   readonly crypto: SignalCrypto;
   readonly directory: KeyDirectory;
   readonly session: HelloSession;

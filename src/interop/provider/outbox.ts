@@ -21,14 +21,14 @@ import type { EngineTiming, ProviderEvent, SendFailureCode } from "./types.js";
 
 export type StaleDeviceList = Extract<AppCondition, { name: "stale-device-list" }>;
 
-export interface OutboxHooks {
+interface OutboxHooks {
   /** Re-encrypts for added devices only and replaces the row's stanza (§12.3). */
   onStaleDeviceList(row: OutboxRow, stale: StaleDeviceList): Promise<void>;
   /** Re-publishes the sending device (§18 `unknown-device`: "Publish device, resend"). */
   onUnknownDevice(row: OutboxRow): Promise<void>;
 }
 
-export interface OutboxOptions {
+interface OutboxOptions {
   readonly knex: Knex;
   readonly session: HelloSession;
   readonly timing: EngineTiming;
@@ -624,7 +624,7 @@ const conversationOf = (row: Pick<OutboxRow, "senderJid" | "conversationJid">): 
   `${bareOf(row.senderJid)} ${row.conversationJid}`;
 
 /** 60 s after the first transmission, doubling to 600 s (§15.3). */
-export function retransmitDelay(timing: EngineTiming, previousAttempts: number): number {
+function retransmitDelay(timing: EngineTiming, previousAttempts: number): number {
   return Math.min(
     timing.retransmitMaxMs,
     timing.retransmitInitialMs * 2 ** Math.min(previousAttempts, 30),

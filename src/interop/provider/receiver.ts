@@ -47,7 +47,7 @@ class StanzaSeenBefore extends Error {
 /** What a decrypt transaction returns for a message decrypted before (its record kept). */
 const DECRYPTED_BEFORE = Symbol("decrypted before");
 
-export interface ReceiverOptions {
+interface ReceiverOptions {
   readonly knex: Knex;
   readonly crypto: SignalCrypto;
   readonly inbox: InboxStore;

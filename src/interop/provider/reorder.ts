@@ -13,7 +13,7 @@ import type { ProviderEvent } from "./types.js";
  * no table. The first seq seen for a conversation after a start (or after it was idle for
  * `idleMs`) is taken as it comes: the receiver replays pending deliveries in seq order.
  */
-export interface ReorderOptions {
+interface ReorderOptions {
   /** How long a later seq waits for the gap before it (E23: "at most a few seconds"). */
   readonly holdMs?: number;
   /** Held seqs per conversation beyond which the oldest gap is given up at once. */
@@ -25,7 +25,7 @@ export interface ReorderOptions {
   readonly onDue: (conversation: string) => void;
 }
 
-export type Admission = "now" | "hold";
+type Admission = "now" | "hold";
 
 interface Conversation {
   /** The highest seq shown or sent, with every seq below it settled (or given up). */
@@ -41,7 +41,7 @@ interface Conversation {
   touched: number;
 }
 
-export const DEFAULT_REORDER_HOLD_MS = 2000;
+const DEFAULT_REORDER_HOLD_MS = 2000;
 const DEFAULT_MAX_HELD = 256;
 /** Long past any redelivery of the gatekeeper's: what comes later is ordered as after a start. */
 const DEFAULT_IDLE_MS = 10 * 60_000;

@@ -11,7 +11,7 @@ import { exactStanza, type Outbox } from "./outbox.js";
 import type { NewOutboxRow } from "../store/outbox.js";
 import type { HelloSession } from "./session.js";
 
-export interface RetryAnswererOptions {
+interface RetryAnswererOptions {
   readonly crypto: SignalCrypto;
   readonly directory: KeyDirectory;
   readonly session: HelloSession;

@@ -32,7 +32,7 @@ import type { HelloSession } from "./session.js";
 import type { GroupStore, StoredGroup } from "./groups.js";
 import { rememberEnvelope } from "../crypto/session-cipher.js";
 
-export interface SenderOptions {
+interface SenderOptions {
   readonly knex: Knex;
   readonly crypto: SignalCrypto;
   readonly vault: KeyVault;

@@ -21,7 +21,7 @@ import { ProviderError } from "./errors.js";
 import type { EngineState, EngineStateCode, EngineTiming } from "./types.js";
 
 /** What the latest successful hello established (§8.3). */
-export interface HelloInfo {
+interface HelloInfo {
   readonly version: string;
   readonly session: string | undefined;
   readonly features: ReadonlySet<string>;
@@ -29,7 +29,7 @@ export interface HelloInfo {
   readonly mediaOrigins: readonly string[];
 }
 
-export interface HelloSessionOptions {
+interface HelloSessionOptions {
   readonly connection: ComponentConnection;
   /** Caller for hello only: it must bypass the ready gate, which hello itself opens. */
   readonly helloIq: IqCaller;

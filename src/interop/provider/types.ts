@@ -2,13 +2,20 @@ import type { BareJid, DeviceId, MessageId, PhoneNumber, StanzaId } from "../../
 import type { ReportReason } from "../codec/abuse.js";
 import type { ChatState, MessageRef } from "../codec/delivery.js";
 import type { Envelope } from "../codec/envelope.js";
-import type { GroupEventType } from "../codec/groups.js";
-import type { GroupSnapshot, StoredParticipant } from "./groups.js";
+import type { GroupEventType, GroupRole } from "../codec/groups.js";
 
-/** One device of a local (provider) user. */
-export interface LocalDevice {
-  readonly jid: BareJid;
-  readonly device: DeviceId;
+/** A participant as stored and as handed to the core (JSON-safe). */
+export interface StoredParticipant {
+  jid: string;
+  role: GroupRole;
+}
+
+/** A group as stored in pending `inbox` rows and `interop_groups` (JSON-safe). */
+export interface GroupSnapshot {
+  jid: string;
+  subject: string;
+  version: number;
+  participants: StoredParticipant[];
 }
 
 /** Why an outgoing message failed for good; mirrors core/network.ts `SendFailure` codes. */

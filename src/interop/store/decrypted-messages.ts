@@ -8,7 +8,7 @@ import type { BareJid, DeviceId } from "../../util/ids.js";
  * statement on a `Tx`, in the transaction that commits the advanced session).
  */
 
-export interface DecryptedKey {
+interface DecryptedKey {
   readonly local: BareJid;
   readonly device: DeviceId;
   readonly sender: BareJid;

@@ -11,7 +11,7 @@ import type { BareJid } from "../../util/ids.js";
 
 const TABLE = "interop_groups";
 
-export interface GroupRow {
+interface GroupRow {
   readonly version: number;
   /** JSON: `[{ jid, role }]`. */
   readonly participants: string;

@@ -3,7 +3,7 @@ import type { MatrixUserId } from "../../util/ids.js";
 import { localpartFromMatrixUserId } from "../codec/jid.js";
 
 /** A Matrix user as a provider user (PROTOCOL.md §5.1): `<localpart>@<component domain>`. */
-export interface InteropUserRow {
+interface InteropUserRow {
   mxid: MatrixUserId;
   localpart: string;
   deviceId: number;

@@ -11,7 +11,7 @@ import { deleteOfOwners as deleteOwned, insertChunked } from "./owned.js";
 
 const TABLE = "signal_kyber_prekeys";
 
-export interface KyberPreKeyRow {
+interface KyberPreKeyRow {
   readonly prekeyId: number;
   readonly recordEnc: Buffer;
   readonly lastResort: boolean;

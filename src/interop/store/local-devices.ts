@@ -17,7 +17,7 @@ const COUNTERS = {
   kyber: "next_kyber_prekey_id",
 } as const satisfies Record<IdSpace, string>;
 
-export interface LocalDeviceRow {
+interface LocalDeviceRow {
   /** The row id: the `owner_id` of every per-device table. */
   readonly ownerId: number;
   readonly registrationId: number;

@@ -11,13 +11,13 @@ import type { BareJid, MessageId } from "../../util/ids.js";
  */
 
 /** Kinds of outbox rows: everything we send that carries an origin-id (§15.1). */
-export type OutboxKind = "message" | "receipt" | "displayed" | "retry-request" | "retry-answer";
+type OutboxKind = "message" | "receipt" | "displayed" | "retry-request" | "retry-answer";
 
 /** pending: never sent; sent: awaiting an outcome; accepted / failed: done. */
-export type OutboxState = "pending" | "sent" | "accepted" | "failed";
+type OutboxState = "pending" | "sent" | "accepted" | "failed";
 
 /** Why a row waits past its retransmission time (§15.3): a `wait` bounce or a re-publish. */
-export type OutboxHold = "rate-limited" | "request-pending" | "wait" | "unknown-device";
+type OutboxHold = "rate-limited" | "request-pending" | "wait" | "unknown-device";
 
 export interface OutboxRow {
   readonly id: number;

@@ -10,7 +10,7 @@ import { deleteOfOwners as deleteOwned, insertChunked } from "./owned.js";
 
 const TABLE = "signal_prekeys";
 
-export interface PreKeyRow {
+interface PreKeyRow {
   readonly prekeyId: number;
   readonly recordEnc: Buffer;
 }

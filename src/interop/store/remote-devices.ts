@@ -8,7 +8,7 @@ import type { BareJid, DeviceId } from "../../util/ids.js";
 
 const TABLE = "signal_remote_devices";
 
-export interface RemoteDeviceRow {
+interface RemoteDeviceRow {
   readonly id: DeviceId;
   /** From the last bundle processed for the device; null before any. */
   readonly registrationId: number | null;

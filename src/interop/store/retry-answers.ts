@@ -6,7 +6,7 @@ import { deleteOfOwners as deleteOwned } from "./owned.js";
 
 const TABLE = "signal_retry_answers";
 
-export interface RetryAnswerId {
+interface RetryAnswerId {
   readonly ownerId: number;
   readonly originId: string;
   readonly requesterJid: string;

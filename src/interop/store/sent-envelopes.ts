@@ -10,7 +10,7 @@ import { deleteOfOwners as deleteOwned } from "./owned.js";
 
 const TABLE = "signal_sent_envelopes";
 
-export interface SentEnvelope {
+interface SentEnvelope {
   readonly envelopeEnc: Buffer;
   readonly conversationJid: string;
   /** JSON: `[{ jid, devices: number[] }]`. */

@@ -10,7 +10,7 @@ import { deleteOfOwners as deleteOwned, insertChunked } from "./owned.js";
 
 const TABLE = "signal_signed_prekeys";
 
-export interface SignedPreKeyRow {
+interface SignedPreKeyRow {
   readonly prekeyId: number;
   readonly recordEnc: Buffer;
 }

@@ -3,7 +3,7 @@
  * per attempt up to `maxMs`). Full jitter spreads the reconnects of many bridges after a shared
  * XMPP server restart instead of synchronising them.
  */
-export interface BackoffOptions {
+interface BackoffOptions {
   initialMs: number;
   maxMs: number;
   /** Source of randomness in [0, 1); injectable so tests can pin the delays. */

@@ -71,7 +71,7 @@ export interface ComponentConnectionOptions {
  * Receives every inbound stanza. It may be async; a throw or rejection is logged and dropped, so
  * one faulty handler never takes the connection or the process down.
  */
-export type StanzaHandler = (stanza: XmlElement) => void | Promise<void>;
+type StanzaHandler = (stanza: XmlElement) => void | Promise<void>;
 
 interface ConnectionEvents {
   state: [ConnectionState];

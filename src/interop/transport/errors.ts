@@ -6,7 +6,7 @@ import type { XmlElement } from "../codec/xml.js";
  * `transport-offline` and `send-failed` mean "keep the stanza and retry after reconnecting";
  * `stanza-too-large` is final for that stanza.
  */
-export type TransportErrorCode =
+type TransportErrorCode =
   "transport-offline" | "transport-stopped" | "stanza-too-large" | "send-failed" | "stanza-invalid";
 
 export class TransportError extends BridgeError {

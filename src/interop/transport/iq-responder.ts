@@ -4,9 +4,9 @@ import { xml, type XmlElement } from "../codec/xml.js";
 import type { StanzaErrorType } from "./errors.js";
 import { attr, childElements, namespaceOf, stanzaErrorElement } from "./stanza-error.js";
 
-export const NS_PING = "urn:xmpp:ping";
+const NS_PING = "urn:xmpp:ping";
 
-export interface IqRequest {
+interface IqRequest {
   readonly iq: XmlElement;
   /** The single child element of the IQ. */
   readonly payload: XmlElement;
@@ -21,7 +21,7 @@ export interface IqRequest {
  * specific error, throw `IqReplyError`; any other throw is answered `internal-server-error`
  * (type wait, §18) and logged.
  */
-export type IqHandler = (
+type IqHandler = (
   request: IqRequest,
 ) => XmlElement | undefined | void | Promise<XmlElement | undefined | void>;
 

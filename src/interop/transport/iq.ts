@@ -7,13 +7,12 @@ import { IqResponder, type IqResponderOptions } from "./iq-responder.js";
 import { attr, childElements, decodeStanzaError, domainOf, namespaceOf } from "./stanza-error.js";
 
 export { IqReplyError, IqResponder } from "./iq-responder.js";
-export type { IqHandler, IqRequest, IqResponderOptions } from "./iq-responder.js";
 
 /** `iq-timeout-seconds` default (§8.3, §8.4). */
-export const DEFAULT_IQ_TIMEOUT_MS = 30_000;
+const DEFAULT_IQ_TIMEOUT_MS = 30_000;
 
 /** Sends one stanza; the component connection's `send` or a test double. */
-export type SendStanza = (stanza: XmlElement) => Promise<void>;
+type SendStanza = (stanza: XmlElement) => Promise<void>;
 
 /**
  * A fresh IQ id: 96 random bits, base64url (16 characters). Random ids stay unique per sending
@@ -23,7 +22,7 @@ export function newIqId(): string {
   return randomBytes(12).toString("base64url");
 }
 
-export interface IqCallerOptions {
+interface IqCallerOptions {
   send: SendStanza;
   logger?: Logger;
   /** Per attempt; default `iq-timeout-seconds` = 30 s. */
@@ -32,7 +31,7 @@ export interface IqCallerOptions {
   retries?: number;
 }
 
-export interface IqRequestOptions {
+interface IqRequestOptions {
   timeoutMs?: number;
   retries?: number;
 }

@@ -1,7 +1,7 @@
 import { xml, type XmlElement } from "../codec/xml.js";
 import type { RawStanzaError, StanzaErrorType } from "./errors.js";
 
-export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 const ERROR_TYPES: readonly StanzaErrorType[] = ["auth", "cancel", "continue", "modify", "wait"];
 

@@ -18,9 +18,9 @@ import { summarizeVcard } from "./vcard.js";
  * uploads media first and passes where it went, and sends what comes back.
  */
 
-export const UNSUPPORTED_TEXT = "Unsupported message";
+const UNSUPPORTED_TEXT = "Unsupported message";
 /** The reason given when a network retraction ("delete for everyone") redacts the Matrix event. */
-export const RETRACTED_REASON = "This message was deleted";
+const RETRACTED_REASON = "This message was deleted";
 
 export function redactionReason(): string {
   return RETRACTED_REASON;
@@ -103,7 +103,7 @@ function duration(seconds: number): string {
 }
 
 /** "Missed video call", "Voice call ended (2:05)": display only, the bridge places no calls. */
-export function callNoticeText(c: Extract<MessageContent, { type: "call" }>): string {
+function callNoticeText(c: Extract<MessageContent, { type: "call" }>): string {
   const kind = c.media === "video" ? "video call" : "voice call";
   const Kind = kind.charAt(0).toUpperCase() + kind.slice(1);
   switch (c.outcome) {
@@ -153,7 +153,7 @@ export function neutralToMatrix(
   }
 }
 
-export interface ReplyTarget {
+interface ReplyTarget {
   eventId: EventId;
   /** The replied-to event's sender, mentioned so the reply notifies them (spec: rich replies). */
   sender?: MatrixUserId;

@@ -3,7 +3,7 @@
  * user input that ends up as coordinates on the network: WGS84 only, decimal degrees in range,
  * a non-negative uncertainty, and nothing the grammar does not allow.
  */
-export interface GeoPoint {
+interface GeoPoint {
   lat: number;
   lon: number;
   /** Uncertainty in whole metres (`u=`). */

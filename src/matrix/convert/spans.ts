@@ -12,7 +12,7 @@ const STYLE_ORDER: readonly TextSpan["style"][] = [
 ];
 
 /** Outer before inner: earlier start first, then longer, then block styles before inline ones. */
-export function compareSpans(a: TextSpan, b: TextSpan): number {
+function compareSpans(a: TextSpan, b: TextSpan): number {
   return (
     a.start - b.start ||
     b.end - a.end ||

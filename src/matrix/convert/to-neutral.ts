@@ -49,7 +49,7 @@ function messageText(content: JsonRecord, body: string, isReply: boolean): Neutr
 }
 
 /** The body of an m.room.message content (or an edit's m.new_content). */
-export function messageBody(
+function messageBody(
   content: unknown,
   isReply: boolean,
   open: MatrixMediaOpener,

@@ -70,11 +70,11 @@ export interface Mentions {
   room?: boolean;
 }
 
-export interface ReplyRelation {
+interface ReplyRelation {
   "m.in_reply_to": { event_id: string };
 }
 
-export interface FormattedFields {
+interface FormattedFields {
   format?: "org.matrix.custom.html";
   formatted_body?: string;
 }
@@ -84,7 +84,7 @@ export interface TextContent extends FormattedFields {
   body: string;
 }
 
-export interface ThumbnailInfo {
+interface ThumbnailInfo {
   mimetype: string;
   size?: number;
   w: number;

@@ -6,7 +6,7 @@ import { formatInternational } from "../../util/phone.js";
  * formatted name, telephone numbers and e-mail addresses. Unknown properties are skipped; the
  * card is never rewritten or re-sent, so nothing here needs to be lossless.
  */
-export interface ContactSummary {
+interface ContactSummary {
   name?: string;
   organization?: string;
   phones: string[];

@@ -5,7 +5,7 @@ import { isInvalid, INVALID, type Invalid } from "./validate.js";
  * number of amplitudes 0-1024; the neutral model, like the network, carries exactly 64 amplitudes
  * 0-100.
  */
-export const NEUTRAL_SAMPLES = 64;
+const NEUTRAL_SAMPLES = 64;
 const MATRIX_MAX = 1024;
 const NEUTRAL_MAX = 100;
 /** Far beyond what clients send (Element: ~100); bounds the work done on hostile input. */

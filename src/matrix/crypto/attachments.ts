@@ -16,9 +16,9 @@ import { BridgeError } from "../../util/errors.js";
  */
 
 /** The `file` object without `url`: known once the ciphertext has been streamed out. */
-export type EncryptedFileInfo = Omit<EncryptedFile, "url">;
+type EncryptedFileInfo = Omit<EncryptedFile, "url">;
 
-export interface EncryptingStream {
+interface EncryptingStream {
   /** The ciphertext, chunk by chunk, as `source` yields the plaintext. */
   readonly chunks: AsyncIterable<Uint8Array>;
   /** The key, IV and hash; call after `chunks` was consumed to the end. */

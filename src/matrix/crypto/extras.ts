@@ -35,11 +35,6 @@ const first = (body: Record<string, unknown>, keys: string[]): unknown =>
 const strings = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [];
 
-/** Whether the transaction has any of the keys (the homeserver pushes encryption data). */
-export function hasTransactionExtras(body: Record<string, unknown>): boolean {
-  return [...TO_DEVICE, ...DEVICE_LISTS, ...OTK_COUNTS, ...FALLBACK].some((k) => k in body);
-}
-
 /**
  * Parses the extras; anything malformed is reported to `problem` and left out (one bad entry
  * never stops the rest of the transaction).

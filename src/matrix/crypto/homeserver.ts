@@ -134,7 +134,7 @@ export class CryptoHttp {
 }
 
 /** Streams `chunks` as the request body (no Content-Length: chunked transfer). */
-export function streamBody(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+function streamBody(chunks: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -13,7 +13,7 @@ export interface IDBRequest<T = unknown> {
   addEventListener(type: "success" | "error", listener: () => void): void;
 }
 
-export interface IDBOpenDBRequest extends IDBRequest<IDBDatabase> {
+interface IDBOpenDBRequest extends IDBRequest<IDBDatabase> {
   onupgradeneeded: (() => void) | null;
 }
 
@@ -26,7 +26,7 @@ export interface IDBKeyRange {
   readonly lower: unknown;
 }
 
-export interface IDBIndex {
+interface IDBIndex {
   readonly keyPath: string | string[];
   readonly unique: boolean;
   readonly multiEntry: boolean;

@@ -80,7 +80,7 @@ interface Engine {
   machines: typeof import("./machine.js");
 }
 
-export interface RoomCryptoOptions {
+interface RoomCryptoOptions {
   knex: Knex;
   vault: KeyVault;
   config: MatrixEncryptionConfig;

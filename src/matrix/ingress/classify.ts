@@ -11,7 +11,7 @@ import { transientWait } from "../retry.js";
  */
 export type FailureClass = "permanent" | "transient";
 
-export interface ClassifiedFailure {
+interface ClassifiedFailure {
   kind: FailureClass;
   /** A stable code for the record and the logs (an errcode, an error code), never content. */
   code: string;
@@ -34,7 +34,7 @@ export function classifyFailure(err: unknown): ClassifiedFailure {
  * A short stable code of any thrown value: the Matrix errcode and status, a BridgeError's or a
  * system error's code, else the error's class name. Used for logs and the inbox's `error`.
  */
-export function failureCode(err: unknown): string {
+function failureCode(err: unknown): string {
   if (typeof err !== "object" || err === null) return "unknown";
   // A library's wrapper ("Failed to join room") says less than the homeserver's answer inside.
   const cause = (err as { cause?: unknown }).cause;

@@ -4,7 +4,7 @@ import type { SqlRunner } from "../../db/sql.js";
 /** How long handled and failed rows are kept (a retried transaction is skipped by its id). */
 export const INBOX_RETENTION_MS = 24 * 60 * 60 * 1000;
 
-export type InboxState = "pending" | "done" | "failed" | "dead";
+type InboxState = "pending" | "done" | "failed" | "dead";
 
 /** One recorded Matrix room event. */
 export interface InboxRow {
@@ -21,7 +21,7 @@ export interface InboxRow {
 }
 
 /** An event as it is recorded: already filtered (own echoes, invalid ids) by the ingress. */
-export interface InboxEntry {
+interface InboxEntry {
   eventId: string;
   roomId: string;
   json: string;

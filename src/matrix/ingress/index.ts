@@ -31,8 +31,6 @@ import type { Logger } from "../../util/log.js";
 import type { EphemeralEvent, Transaction } from "../transactions.js";
 import { classifyFailure, type FailureClass } from "./classify.js";
 import { INBOX_RETENTION_MS, type InboxRow, type MatrixInboxTable } from "./inbox.js";
-
-export { classifyFailure, failureCode } from "./classify.js";
 export { MatrixInboxTable } from "./inbox.js";
 
 export interface IngressHooks {
@@ -40,7 +38,7 @@ export interface IngressHooks {
   decrypt(event: WeakEvent): Promise<WeakEvent>;
 }
 
-export const NO_INGRESS_HOOKS: IngressHooks = {
+const NO_INGRESS_HOOKS: IngressHooks = {
   receiveTransactionExtras: () => Promise.resolve(),
   decrypt: (event) => Promise.resolve(event),
 };
@@ -55,7 +53,7 @@ export interface IngressPolicy {
   readonly stopGraceMs: number;
 }
 
-export const DEFAULT_INGRESS_POLICY: IngressPolicy = {
+const DEFAULT_INGRESS_POLICY: IngressPolicy = {
   maxAttempts: 8,
   initialDelayMs: 500,
   maxDelayMs: 60_000,

@@ -17,7 +17,7 @@ export interface LoopbackGroup {
 }
 
 /** A member as loopback shows it: by their address, the only name the network knows. */
-export const loopbackMember = (id: RemoteUserId, admin = false): GroupMember => ({
+const loopbackMember = (id: RemoteUserId, admin = false): GroupMember => ({
   id,
   admin,
   displayName: id,

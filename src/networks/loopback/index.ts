@@ -1,8 +1,3 @@
 export { LOOPBACK_DESCRIPTION, loopbackIdentifier } from "./description.js";
-export {
-  LoopbackLogin,
-  LoopbackNetwork,
-  LoopbackRemoteUser,
-  type LoopbackMessage,
-} from "./network.js";
-export { MAX_GROUP_SIZE, loopbackMember, type LoopbackGroup } from "./groups.js";
+export { LoopbackNetwork } from "./network.js";
+export { MAX_GROUP_SIZE, type LoopbackGroup } from "./groups.js";

@@ -38,7 +38,7 @@ import {
 } from "./groups.js";
 
 /** A message a Matrix user sent into the loopback network. */
-export interface LoopbackMessage {
+interface LoopbackMessage {
   from: MatrixUserId;
   to: RemoteChatId;
   content: MessageContent;
@@ -230,7 +230,7 @@ export class LoopbackNetwork implements NetworkConnector, GroupNetwork {
 }
 
 /** A Matrix user's login at the loopback network. */
-export class LoopbackLogin
+class LoopbackLogin
   implements
     NetworkLogin,
     SelfIdentified,
@@ -431,7 +431,7 @@ export class LoopbackLogin
 }
 
 /** A loopback user as tests drive it: everything it does is reported to the core at once. */
-export class LoopbackRemoteUser {
+class LoopbackRemoteUser {
   constructor(
     private readonly network: LoopbackNetwork,
     readonly id: RemoteUserId,

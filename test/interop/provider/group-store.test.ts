@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SqlRunner } from "../../../src/db/sql.js";
-import { GroupStore, type GroupSnapshot } from "../../../src/interop/provider/groups.js";
+import { GroupStore } from "../../../src/interop/provider/groups.js";
+import type { GroupSnapshot } from "../../../src/interop/provider/types.js";
 import type { BareJid } from "../../../src/util/ids.js";
 import { describeOnBackends } from "../../helpers/db.js";
 
