@@ -47,7 +47,7 @@ const DEFAULT_EVENT_LEVELS = {
  * transaction id that stays the same across the retries (the homeserver answers a repeat with
  * the first event), and room creation is repeated only after a 429.
  */
-export interface IntentMatrixApiOptions {
+interface IntentMatrixApiOptions {
   bridge: Bridge;
   /** The homeserver's domain (`homeserver.domain`), the server a room is joined via. */
   domain: string;

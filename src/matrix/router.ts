@@ -61,7 +61,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
  * retried transaction is handled once), and an event is recorded as handled only after its
  * handling succeeded.
  */
-export interface MatrixEventRouterOptions {
+interface MatrixEventRouterOptions {
   /** The core's side of routing (BridgeCore.router). */
   core: RouterPort;
   /** The events handled already, so that a retried transaction is handled once. */

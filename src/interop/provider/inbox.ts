@@ -66,7 +66,7 @@ type DateFields<E> = E extends unknown
   ? { [K in keyof E]-?: Date extends NonNullable<E[K]> ? K : never }[keyof E]
   : never;
 /** Fails to compile when a stored event gains a Date field that restoreEvent does not revive. */
-const _STORED_DATES_REVIVED: [DateFields<StoredEvent>] extends ["stamp"] ? true : never = true;
+true satisfies [DateFields<StoredEvent>] extends ["stamp"] ? true : never;
 
 /**
  * The key prefix of pending records that no gatekeeper delivered (identity changes): their
