@@ -23,12 +23,7 @@ import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
-import {
-  InexpressibleEvent,
-  SimulatedInterop,
-  localJid,
-  startInteropHost,
-} from "./interop-network.js";
+import { SimulatedInterop, localJid, startInteropHost } from "./interop-network.js";
 import { ALICE, MGMT, logIn, testConfig, type CoreHarness } from "./helpers.js";
 
 /** A string as a regular expression matching it literally. */
@@ -49,10 +44,13 @@ export interface TestNetwork extends NetworkConnector {
   /** Hands an event to the core as the network would. */
   report(user: MatrixUserId, event: RemoteEvent): Promise<void>;
   editWindowMs: number;
-  /** Groups by id as the network keeps them; tests may edit them (a change made elsewhere). */
+  /**
+   * Groups by id as the network keeps them (read after `settled`); tests may edit them on a
+   * network with hooks (a change made elsewhere).
+   */
   readonly groups: Map<RemoteGroupId, { subject: string; version: number; members: GroupMember[] }>;
   /** Makes a group as a remote user would; the bridge learns of it from a reported event. */
-  newGroup(subject: string, members: GroupMember[]): RemoteGroupId;
+  newGroup(subject: string, members: GroupMember[]): RemoteGroupId | Promise<RemoteGroupId>;
   /** A group's info as the network would report it. */
   groupInfo(id: RemoteGroupId): GroupInfo;
   /**
@@ -116,8 +114,8 @@ export interface NetworkUnderTest {
    * contact like any other.
    */
   outsider: TestContact & { displayName: string };
-  /** Makes `contact` refuse to be added to groups (the network's rejection `refused`). */
-  refuseGroups(network: TestNetwork, contact: TestContact): void;
+  /** Makes `contact` refuse to be added to groups (the network's rejection). */
+  refuseGroups(network: TestNetwork, contact: TestContact): void | Promise<void>;
   /** Makes the next additions to `group` fail as the group is full; returns the undo. */
   fillGroup(network: TestNetwork, group: RemoteGroupId): () => void;
   supports: { retract: boolean; safetyNumbers: boolean; report: boolean };
@@ -184,7 +182,7 @@ const phoneFake: NetworkUnderTest = {
     ghostName: "carol · other.example",
     displayName: "carol · other.example",
   },
-  refuseGroups: (network, contact) => (network as FakeNetwork).refusedMembers.add(contact.id),
+  refuseGroups: (network, contact) => void (network as FakeNetwork).refusedMembers.add(contact.id),
   fillGroup(network) {
     const fake = network as FakeNetwork;
     fake.groupError = new BridgeError("group-full", "The group is full.");
@@ -233,7 +231,8 @@ const loopback: NetworkUnderTest = {
   },
   contact: (n) => loopbackContact(`user${n}`),
   outsider: { ...loopbackContact("carol"), displayName: "carol@loop" },
-  refuseGroups: (network, contact) => (network as LoopbackNetwork).refusesGroups.add(contact.typed),
+  refuseGroups: (network, contact) =>
+    void (network as LoopbackNetwork).refusesGroups.add(contact.typed),
   fillGroup(network, group) {
     const loopback = network as LoopbackNetwork;
     const before = loopback.maxGroupSize;
@@ -293,12 +292,8 @@ const interop: NetworkUnderTest = {
   },
   contact: (n) => phoneContact(`+49170${String(n).repeat(7)}`),
   outsider: { ...phoneContact("+491705550002"), displayName: "+49 170 5550002" },
-  refuseGroups() {
-    throw new InexpressibleEvent("refused member", "the simulator has no refusing users");
-  },
-  fillGroup() {
-    throw new InexpressibleEvent("full group", "not expressed over the simulator yet");
-  },
+  refuseGroups: (network, contact) => (network as SimulatedInterop).refuseGroups(contact.id),
+  fillGroup: (network, group) => (network as SimulatedInterop).fillGroup(group),
   supports: { retract: true, safetyNumbers: true, report: true },
 };
 
