@@ -3,6 +3,7 @@ import { coreTables } from "../helpers/core-tables.js";
 import type {
   CoreCallbacks,
   GroupInfo,
+  LoginState,
   GroupMember,
   MessageContent,
   MessageReference,
@@ -119,6 +120,28 @@ export interface NetworkUnderTest {
   /** Makes the next additions to `group` fail as the group is full; returns the undo. */
   fillGroup(network: TestNetwork, group: RemoteGroupId): () => void;
   supports: { retract: boolean; safetyNumbers: boolean; report: boolean };
+  /**
+   * Makes the connector's loads of stored logins fail as if the stored keys were unreadable
+   * ("stored keys unreadable"), or load again. On the real connector the fault is put into its
+   * load methods: its key store has none on demand.
+   */
+  failLoads(network: TestNetwork, on: boolean): void;
+  /**
+   * The network ends `user`'s login by itself (interop: WhatsApp revokes the number) and reports
+   * it; absent where a network never does (loopback).
+   */
+  endLogin?(network: TestNetwork, user: MatrixUserId, state: LoginState): Promise<void>;
+}
+
+/** A fault in the loads of stored logins, on a connector that has no hook for it. */
+function failLoadsOf(network: TestNetwork, on: boolean): void {
+  const target = network as unknown as Record<string, unknown>;
+  for (const method of ["loadLogin", "loadLogins"]) {
+    if (!on) delete target[method];
+    else if (method in target) {
+      target[method] = () => Promise.reject(new Error("stored keys unreadable"));
+    }
+  }
 }
 
 export interface NetHarness extends Omit<CoreHarness, "network"> {
@@ -189,6 +212,11 @@ const phoneFake: NetworkUnderTest = {
     return () => (fake.groupError = undefined);
   },
   supports: { retract: true, safetyNumbers: true, report: true },
+  failLoads: (network, on) => void ((network as FakeNetwork).failLoad = on),
+  async endLogin(network, user, state) {
+    (network as FakeNetwork).loginStates.set(user, state);
+    await network.report(user, { kind: "state", state });
+  },
 };
 
 const FAKE_PHONES: Readonly<Record<string, string>> = {
@@ -240,6 +268,7 @@ const loopback: NetworkUnderTest = {
     return () => (loopback.maxGroupSize = before);
   },
   supports: { retract: false, safetyNumbers: false, report: false },
+  failLoads: failLoadsOf,
 };
 
 const phoneContact = (phone: string): TestContact => {
@@ -295,6 +324,8 @@ const interop: NetworkUnderTest = {
   refuseGroups: (network, contact) => (network as SimulatedInterop).refuseGroups(contact.id),
   fillGroup: (network, group) => (network as SimulatedInterop).fillGroup(group),
   supports: { retract: true, safetyNumbers: true, report: true },
+  failLoads: failLoadsOf,
+  endLogin: (network, user, state) => network.report(user, { kind: "state", state }),
 };
 
 /** The networks every parametrised core test runs on. */
