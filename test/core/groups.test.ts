@@ -308,6 +308,41 @@ for (const nut of WITH_INTEROP) {
       },
     );
 
+    it("a network member's changes reach the room in turn: an added member, a new subject, a demoted admin", async function () {
+      await reportInfo(ALICE);
+      const { roomId: room } = await portal();
+      const version = h.network.groups.get(group)!.version;
+      await nut.addUser(h.network, dave);
+      await h.network.report(ALICE, {
+        kind: "group-change",
+        group,
+        version: version + 1,
+        by: WA_ID,
+        change: "added",
+        members: [member(DAVE_ID)],
+      });
+      assert.ok(h.matrix.calls.includes(`join ${room} ${DAVE_GHOST}`));
+      await h.network.report(ALICE, {
+        kind: "group-subject",
+        group,
+        version: version + 2,
+        by: WA_ID,
+        subject: "Trip 2",
+      });
+      assert.equal(h.matrix.rooms.get(room)?.name, "Trip 2");
+      assert.equal(h.matrix.powerLevels.get(room)?.[ALICE], 50);
+      await h.network.report(ALICE, {
+        kind: "group-change",
+        group,
+        version: version + 3,
+        by: WA_ID,
+        change: "demoted",
+        members: [member(aliceId)],
+      });
+      assert.equal(h.matrix.powerLevels.get(room)?.[ALICE], undefined);
+      assert.equal(h.matrix.powerLevels.get(room)?.[WA_GHOST], 50);
+    });
+
     it("membership both ways: inviting and kicking a ghost add and remove at the network; a removal there kicks the user", async function () {
       await reportInfo(ALICE);
       await reportInfo(BOB);
