@@ -251,12 +251,18 @@ export class SimulatedInterop extends InteropConnector implements TestNetwork {
         );
         break;
       }
-      case "group-info":
-        if (!this.groups.has(event.group)) throw new Error(`${event.group} is no group`);
-        // The network's snapshot, when the test says (the class comment).
+      case "group-info": {
+        // The network's snapshot, when the test says (the class comment): the gatekeeper's own.
+        await this.readGroups();
+        const shape = (info: GroupInfo) =>
+          JSON.stringify([info.subject, info.version, info.members.map((m) => [m.id, m.admin])]);
+        if (shape(event.info) !== shape(this.groupInfo(event.group))) {
+          throw new InexpressibleEvent("group-info", "a snapshot unlike the gatekeeper's group");
+        }
         this.made.delivered.add(`${user} ${event.group}`);
         await this.deliver(user, event);
         break;
+      }
       case "group-change":
       case "group-subject":
         await this.changeGroup(event);
