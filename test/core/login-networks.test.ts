@@ -4,7 +4,7 @@ import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { Writable } from "node:stream";
 import { createLogger, silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT, STRANGER } from "./helpers.js";
-import { WITH_INTEROP, createCoreOn, type NetHarness } from "./networks.js";
+import { WITH_INTEROP, createCoreOn, literal, type NetHarness } from "./networks.js";
 
 for (const nut of WITH_INTEROP) {
   describe(`core: greeting, login and logout, on ${nut.label}`, function () {
@@ -139,6 +139,101 @@ for (const nut of WITH_INTEROP) {
       assert.ok(h.network.actions.includes(`logout ${ALICE}`));
     });
 
+    it("cancel stops a login in progress", async function () {
+      await h.core.onBotInvited(ALICE, MGMT);
+      await h.say("login");
+      await h.say(h.network.loginFlows()[0]?.id ?? assert.fail("no login flow"));
+      assert.deepEqual(await h.say("cancel"), ["Login cancelled."]);
+      assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
+      assert.deepEqual(await h.say("cancel"), ["No login is in progress."]);
+      // A new login goes through to the end.
+      await nut.logIn(h);
+      assert.ok(h.core.provisioning.logins.get(ALICE), "logged in after the cancel");
+    });
+
+    it("an unknown reply to the warning lists the choices again", async function () {
+      await h.core.onBotInvited(ALICE, MGMT);
+      await h.say("login");
+      const [again] = await h.say("maybe");
+      for (const flow of h.network.loginFlows()) {
+        assert.ok(again?.includes(`\`${flow.id}\``), `${flow.id} is offered: ${again}`);
+      }
+    });
+
+    // The loopback network never ends a login by itself.
+    (nut.endLogin ? it : it.skip)(
+      "after the network ended the login, login starts a new one",
+      async function () {
+        await nut.logIn(h);
+        const state = { code: "logged-out" as const, message: "The number was bound elsewhere." };
+        await nut.endLogin?.(h.network, ALICE, state);
+        const [answer] = await h.say("login");
+        assert.doesNotMatch(answer ?? "", /already logged in/);
+        assert.match(answer ?? "", nut.flowChoice);
+      },
+    );
+
+    /** A second core on the same database and connector, whose loads of stored logins fail. */
+    async function restartFailingLoads(retry?: { initialMs: number; maxMs: number }) {
+      await nut.logIn(h);
+      nut.failLoads(h.network, true);
+      const again = new BridgeCore({
+        config: h.config,
+        knex: h.db.db.knex,
+        matrix: h.matrix,
+        createConnector: () => h.network,
+        log: silentLogger(),
+        ...(retry === undefined ? {} : { loginRetry: retry }),
+      });
+      await again.start();
+      return again;
+    }
+
+    it("a stored login that fails to load is reported by status, and logout still logs out", async function () {
+      const again = await restartFailingLoads();
+      try {
+        assert.equal(again.provisioning.logins.get(ALICE), undefined);
+        await again.handleManagementMessage(ALICE, MGMT, "status");
+        assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
+        await again.handleManagementMessage(ALICE, MGMT, "logout");
+        assert.match(
+          h.matrix.lastNotice(MGMT),
+          new RegExp(`could not be loaded to tell ${nut.name}`),
+        );
+        assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
+      } finally {
+        nut.failLoads(h.network, false);
+        await again.stop();
+      }
+    });
+
+    it("a stored login that fails to load is kept as failed, shown by status, and loads on a later retry once the fault is gone", async function () {
+      const again = await restartFailingLoads({ initialMs: 20, maxMs: 40 });
+      try {
+        assert.equal(again.provisioning.logins.get(ALICE), undefined);
+        assert.equal(again.health.failedLogins(), 1);
+        await again.handleManagementMessage(ALICE, MGMT, "status");
+        assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
+        assert.match(
+          h.matrix.lastNotice(MGMT),
+          /stored keys unreadable; tried \d+ time\(s\), next try in/,
+        );
+        // Still failing: retried, not dropped.
+        await waitFor(() => (again.health.loginFailure(ALICE)?.attempts ?? 0) >= 2);
+        nut.failLoads(h.network, false);
+        await waitFor(() => again.provisioning.logins.get(ALICE) !== undefined);
+        assert.equal(again.health.failedLogins(), 0);
+        await again.handleManagementMessage(ALICE, MGMT, "status");
+        assert.match(
+          h.matrix.lastNotice(MGMT),
+          new RegExp(`Logged in as ${literal(nut.loggedInAs)}`),
+        );
+      } finally {
+        nut.failLoads(h.network, false);
+        await again.stop();
+      }
+    });
+
     it("help names the network's portal prefix and its kind of address", async function () {
       await nut.logIn(h);
       const [help] = await h.say("help");
@@ -179,4 +274,12 @@ for (const nut of WITH_INTEROP) {
       assert.ok(!h.core.isOwnUser("@bob:example.org"));
     });
   });
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

@@ -5,7 +5,8 @@ import { silentLogger } from "../../src/util/log.js";
 import { ALICE, MGMT, createCore, logIn, type CoreHarness } from "./helpers.js";
 
 // The login flows of the phone-numbered fake (phone and code, country codes, unverified
-// usernames, load failures): WhatsApp's own. What holds on every network is in
+// usernames, the fake's own journal and states): WhatsApp's own. What holds on every network
+// (cancel, an unknown reply, a login the network ended, load failures) is in
 // login-networks.test.ts.
 describe("core: the bot and the login conversation", function () {
   let h: CoreHarness;
@@ -86,32 +87,12 @@ describe("core: the bot and the login conversation", function () {
     assert.match((await h.say("status"))[0] ?? "", /as alice \(unverified\)/);
   });
 
-  it("cancel stops a login in progress and tells the network", async function () {
+  it("cancel tells the network", async function () {
     await h.core.onBotInvited(ALICE, MGMT);
     await h.say("login");
     await h.say("phone");
     assert.deepEqual(await h.say("cancel"), ["Login cancelled."]);
     assert.ok(h.network.actions.includes("cancel-login"));
-    assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
-    assert.deepEqual(await h.say("cancel"), ["No login is in progress."]);
-  });
-
-  it("an unknown reply to the warning lists the choices again", async function () {
-    await h.core.onBotInvited(ALICE, MGMT);
-    await h.say("login");
-    assert.match((await h.say("maybe"))[0] ?? "", /Reply `phone` or `username`/);
-  });
-
-  it("after WhatsApp ended the login (the number was unbound), login starts a new one", async function () {
-    await logIn(h);
-    const state = {
-      code: "logged-out" as const,
-      message: "WhatsApp removed the link to +491709876543 (revoked).",
-    };
-    h.network.loginStates.set(ALICE, state);
-    await h.network.report(ALICE, { kind: "state", state });
-    const [answer] = await h.say("login");
-    assert.doesNotMatch(answer ?? "", /already logged in/);
   });
 
   it("a login's ups and downs are not logged at info, one per login; the end of a login is", async function () {
@@ -157,70 +138,4 @@ describe("core: the bot and the login conversation", function () {
     await again.start();
     assert.ok(again.provisioning.logins.get(ALICE));
   });
-
-  it("a stored login that fails to load is reported by status, and logout still logs out", async function () {
-    await h.core.onBotInvited(ALICE, MGMT);
-    await h.say("login");
-    await h.say("username");
-    await h.say("alice");
-    h.network.failLoad = true;
-    const again = new BridgeCore({
-      config: h.config,
-      knex: h.db.db.knex,
-      matrix: h.matrix,
-      createConnector: () => h.network,
-      log: silentLogger(),
-    });
-    await again.start();
-    assert.equal(again.provisioning.logins.get(ALICE), undefined);
-    await again.handleManagementMessage(ALICE, MGMT, "status");
-    assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
-    await again.handleManagementMessage(ALICE, MGMT, "logout");
-    assert.match(h.matrix.lastNotice(MGMT), /could not be loaded to tell WhatsApp/);
-    assert.equal((await h.tables.users.get(ALICE))?.loginState, "logged-out");
-  });
-
-  it("a stored login that fails to load is kept as failed, shown by status, and loads on a later retry once the fault is gone", async function () {
-    await h.core.onBotInvited(ALICE, MGMT);
-    await h.say("login");
-    await h.say("username");
-    await h.say("alice");
-    h.network.failLoad = true;
-    const again = new BridgeCore({
-      config: h.config,
-      knex: h.db.db.knex,
-      matrix: h.matrix,
-      createConnector: () => h.network,
-      log: silentLogger(),
-      loginRetry: { initialMs: 20, maxMs: 40 },
-    });
-    try {
-      await again.start();
-      assert.equal(again.provisioning.logins.get(ALICE), undefined);
-      assert.equal(again.health.failedLogins(), 1);
-      await again.handleManagementMessage(ALICE, MGMT, "status");
-      assert.match(h.matrix.lastNotice(MGMT), /stored login could not be loaded/);
-      assert.match(
-        h.matrix.lastNotice(MGMT),
-        /stored keys unreadable; tried \d+ time\(s\), next try in/,
-      );
-      // Still failing: retried, not dropped.
-      await waitFor(() => (again.health.loginFailure(ALICE)?.attempts ?? 0) >= 2);
-      h.network.failLoad = false;
-      await waitFor(() => again.provisioning.logins.get(ALICE) !== undefined);
-      assert.equal(again.health.failedLogins(), 0);
-      await again.handleManagementMessage(ALICE, MGMT, "status");
-      assert.match(h.matrix.lastNotice(MGMT), /Logged in as alice/);
-    } finally {
-      await again.stop();
-    }
-  });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -3,6 +3,7 @@ import { coreTables } from "../helpers/core-tables.js";
 import type {
   CoreCallbacks,
   GroupInfo,
+  LoginState,
   GroupMember,
   MessageContent,
   MessageReference,
@@ -23,12 +24,7 @@ import { silentLogger, type Logger } from "../../src/util/log.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
-import {
-  InexpressibleEvent,
-  SimulatedInterop,
-  localJid,
-  startInteropHost,
-} from "./interop-network.js";
+import { SimulatedInterop, localJid, startInteropHost } from "./interop-network.js";
 import { ALICE, MGMT, logIn, testConfig, type CoreHarness } from "./helpers.js";
 
 /** A string as a regular expression matching it literally. */
@@ -49,10 +45,13 @@ export interface TestNetwork extends NetworkConnector {
   /** Hands an event to the core as the network would. */
   report(user: MatrixUserId, event: RemoteEvent): Promise<void>;
   editWindowMs: number;
-  /** Groups by id as the network keeps them; tests may edit them (a change made elsewhere). */
+  /**
+   * Groups by id as the network keeps them (read after `settled`); tests may edit them on a
+   * network with hooks (a change made elsewhere).
+   */
   readonly groups: Map<RemoteGroupId, { subject: string; version: number; members: GroupMember[] }>;
   /** Makes a group as a remote user would; the bridge learns of it from a reported event. */
-  newGroup(subject: string, members: GroupMember[]): RemoteGroupId;
+  newGroup(subject: string, members: GroupMember[]): RemoteGroupId | Promise<RemoteGroupId>;
   /** A group's info as the network would report it. */
   groupInfo(id: RemoteGroupId): GroupInfo;
   /**
@@ -116,11 +115,33 @@ export interface NetworkUnderTest {
    * contact like any other.
    */
   outsider: TestContact & { displayName: string };
-  /** Makes `contact` refuse to be added to groups (the network's rejection `refused`). */
-  refuseGroups(network: TestNetwork, contact: TestContact): void;
+  /** Makes `contact` refuse to be added to groups (the network's rejection). */
+  refuseGroups(network: TestNetwork, contact: TestContact): void | Promise<void>;
   /** Makes the next additions to `group` fail as the group is full; returns the undo. */
   fillGroup(network: TestNetwork, group: RemoteGroupId): () => void;
   supports: { retract: boolean; safetyNumbers: boolean; report: boolean };
+  /**
+   * Makes the connector's loads of stored logins fail as if the stored keys were unreadable
+   * ("stored keys unreadable"), or load again. On the real connector the fault is put into its
+   * load methods: its key store has none on demand.
+   */
+  failLoads(network: TestNetwork, on: boolean): void;
+  /**
+   * The network ends `user`'s login by itself (interop: WhatsApp revokes the number) and reports
+   * it; absent where a network never does (loopback).
+   */
+  endLogin?(network: TestNetwork, user: MatrixUserId, state: LoginState): Promise<void>;
+}
+
+/** A fault in the loads of stored logins, on a connector that has no hook for it. */
+function failLoadsOf(network: TestNetwork, on: boolean): void {
+  const target = network as unknown as Record<string, unknown>;
+  for (const method of ["loadLogin", "loadLogins"]) {
+    if (!on) delete target[method];
+    else if (method in target) {
+      target[method] = () => Promise.reject(new Error("stored keys unreadable"));
+    }
+  }
 }
 
 export interface NetHarness extends Omit<CoreHarness, "network"> {
@@ -184,13 +205,18 @@ const phoneFake: NetworkUnderTest = {
     ghostName: "carol · other.example",
     displayName: "carol · other.example",
   },
-  refuseGroups: (network, contact) => (network as FakeNetwork).refusedMembers.add(contact.id),
+  refuseGroups: (network, contact) => void (network as FakeNetwork).refusedMembers.add(contact.id),
   fillGroup(network) {
     const fake = network as FakeNetwork;
     fake.groupError = new BridgeError("group-full", "The group is full.");
     return () => (fake.groupError = undefined);
   },
   supports: { retract: true, safetyNumbers: true, report: true },
+  failLoads: (network, on) => void ((network as FakeNetwork).failLoad = on),
+  async endLogin(network, user, state) {
+    (network as FakeNetwork).loginStates.set(user, state);
+    await network.report(user, { kind: "state", state });
+  },
 };
 
 const FAKE_PHONES: Readonly<Record<string, string>> = {
@@ -233,7 +259,8 @@ const loopback: NetworkUnderTest = {
   },
   contact: (n) => loopbackContact(`user${n}`),
   outsider: { ...loopbackContact("carol"), displayName: "carol@loop" },
-  refuseGroups: (network, contact) => (network as LoopbackNetwork).refusesGroups.add(contact.typed),
+  refuseGroups: (network, contact) =>
+    void (network as LoopbackNetwork).refusesGroups.add(contact.typed),
   fillGroup(network, group) {
     const loopback = network as LoopbackNetwork;
     const before = loopback.maxGroupSize;
@@ -241,6 +268,7 @@ const loopback: NetworkUnderTest = {
     return () => (loopback.maxGroupSize = before);
   },
   supports: { retract: false, safetyNumbers: false, report: false },
+  failLoads: failLoadsOf,
 };
 
 const phoneContact = (phone: string): TestContact => {
@@ -293,13 +321,11 @@ const interop: NetworkUnderTest = {
   },
   contact: (n) => phoneContact(`+49170${String(n).repeat(7)}`),
   outsider: { ...phoneContact("+491705550002"), displayName: "+49 170 5550002" },
-  refuseGroups() {
-    throw new InexpressibleEvent("refused member", "the simulator has no refusing users");
-  },
-  fillGroup() {
-    throw new InexpressibleEvent("full group", "not expressed over the simulator yet");
-  },
+  refuseGroups: (network, contact) => (network as SimulatedInterop).refuseGroups(contact.id),
+  fillGroup: (network, group) => (network as SimulatedInterop).fillGroup(group),
   supports: { retract: true, safetyNumbers: true, report: true },
+  failLoads: failLoadsOf,
+  endLogin: (network, user, state) => network.report(user, { kind: "state", state }),
 };
 
 /** The networks every parametrised core test runs on. */

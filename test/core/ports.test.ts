@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { ADMIN, MGMT } from "./helpers.js";
-import { NETWORKS, createCoreOn, type NetHarness } from "./networks.js";
+import { WITH_INTEROP, createCoreOn, type NetHarness } from "./networks.js";
 
 /**
  * BridgeCore's consumers reach it through ports (core/ports.ts), not through its fields. The
  * `@ts-expect-error` lines are the compile-time half: `npx tsc` fails if a table or manager
  * becomes public again (the service-locator shape of #16).
  */
-for (const nut of NETWORKS) {
+for (const nut of WITH_INTEROP) {
   describe(`core: the ports are the way in, on ${nut.label}`, function () {
     let h: NetHarness;
 

@@ -117,7 +117,9 @@ export function groupError(err: unknown): unknown {
   if (err instanceof GatekeeperError) {
     switch (err.app?.name) {
       case "not-admin":
-        return new BridgeError("group-not-admin", "Only group admins can do that.", { cause: err });
+        return new BridgeError("group-not-admin", "Only the group's admins can do that.", {
+          cause: err,
+        });
       case "not-member":
         return new BridgeError("group-not-member", "You are not a member of this group.", {
           cause: err,
