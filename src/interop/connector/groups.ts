@@ -37,7 +37,7 @@ export function memberDisplayName(jid: string, gatekeeperDomain = GATEKEEPER_DOM
   return `${part} (via ${domain})`;
 }
 
-const groupMember = (p: StoredParticipant): GroupMember => ({
+export const groupMember = (p: StoredParticipant): GroupMember => ({
   id: user(p.jid),
   admin: p.role === "admin",
   displayName: memberDisplayName(p.jid),
