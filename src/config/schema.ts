@@ -425,6 +425,5 @@ export const configSchema = z
   .describe("matrix-whatsapp-interop configuration.");
 
 export type Config = z.output<typeof configSchema>;
-export type ConfigInput = z.input<typeof configSchema>;
 export type MatrixEncryptionConfig = Config["matrix_encryption"];
 export type PermissionLevel = z.infer<typeof permissionLevel>;

@@ -55,7 +55,7 @@ import {
  */
 const GROUP_SAFE_COMMANDS: ReadonlySet<string> = new Set(["help"]);
 
-export interface BridgeCoreOptions {
+interface BridgeCoreOptions {
   config: Config;
   knex: Knex;
   matrix: MatrixApi;

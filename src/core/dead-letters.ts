@@ -3,7 +3,7 @@
  * the retry bound; src/matrix/ingress/), for the admin command. A port, so that the core does not
  * import the Matrix side.
  */
-export interface DeadLetter {
+interface DeadLetter {
   /** The record's number, as `dead-letters retry <id>` takes it. */
   id: number;
   room: string;

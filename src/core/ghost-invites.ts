@@ -10,7 +10,7 @@ import { UserLimitError } from "./rate-limits.js";
 import { groupInviteOffer, notLoggedIn, notReachable } from "./texts.js";
 
 /** What answering a ghost invite needs of the core: narrow, so it is testable on its own. */
-export interface GhostInvitePorts {
+interface GhostInvitePorts {
   readonly matrix: MatrixApi;
   readonly ghosts: GhostManager;
   readonly portals: PortalManager;

@@ -20,7 +20,7 @@ const LONE_ZWJ =
  * characters that would change how the label reads (an RTL override would show the address
  * reversed and the network's name first; zero-width characters make two names look alike).
  */
-export function labelSafe(name: string): string {
+function labelSafe(name: string): string {
   return name.replace(BIDI_CONTROLS, "").replace(ZERO_WIDTH, "").replace(LONE_ZWJ, "").trim();
 }
 

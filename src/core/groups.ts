@@ -28,7 +28,7 @@ import {
 } from "./texts.js";
 
 /** A group admin's power level in the portal (docs/groups.md, decision 7). */
-export const ADMIN_LEVEL = 50;
+const ADMIN_LEVEL = 50;
 
 export type OpenGroupPortal = GroupPortalRow & { roomId: RoomId };
 type GroupLogin = NetworkLogin & GroupCapable;

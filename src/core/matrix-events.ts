@@ -56,7 +56,7 @@ export interface MatrixEventAttempt {
 const READ_CANDIDATES = 8;
 
 /** What MatrixEventsHandler works with (BridgeCore builds it); the optional parts default off. */
-export interface MatrixEventsHandlerOptions {
+interface MatrixEventsHandlerOptions {
   tables: {
     users: UsersTable;
     portals: PortalsTable;
@@ -482,7 +482,7 @@ export class MatrixEventsHandler {
 }
 
 /** A window such as 900000 ms as "15 minutes", for notices. */
-export function duration(ms: number): string {
+function duration(ms: number): string {
   const units: [number, string][] = [
     [86_400_000, "day"],
     [3_600_000, "hour"],

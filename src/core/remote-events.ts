@@ -52,7 +52,7 @@ interface Chat extends MappingTables {
 const UNDECRYPTABLE_MEMORY = 1000;
 
 /** What RemoteEventHandler works with (BridgeCore builds it); the optional parts default off. */
-export interface RemoteEventHandlerOptions {
+interface RemoteEventHandlerOptions {
   tables: {
     users: UsersTable;
     portals: PortalsTable;
@@ -668,7 +668,7 @@ function isGroupKeyed(event: RemoteEvent): boolean {
 }
 
 /** The notice for a message the network holds back and sends again by itself. */
-export function delayText(reason: SendFailure): string {
+function delayText(reason: SendFailure): string {
   const at = reason.retryAt === undefined ? "shortly" : `after ${clock(reason.retryAt)}`;
   return reason.code === "rate-limited"
     ? `Not delivered yet: you are sending too fast. The bridge sends it again by itself ${at}; no need to resend.`
@@ -676,7 +676,7 @@ export function delayText(reason: SendFailure): string {
 }
 
 /** The notice for a message the network refused or gave up on, by reason code. */
-export function failureText(reason: SendFailure, network: NetworkDescription): string {
+function failureText(reason: SendFailure, network: NetworkDescription): string {
   const retry =
     reason.retryAt === undefined ? "" : ` You can try again after ${clock(reason.retryAt)}.`;
   switch (reason.code) {

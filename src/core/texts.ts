@@ -97,7 +97,7 @@ export function identityChangedNotice(
 }
 
 /** Longest piece of a user's own input a notice repeats back. */
-export const ECHO_MAX_CHARS = 64;
+const ECHO_MAX_CHARS = 64;
 
 /**
  * A user's input as a notice repeats it: at most ECHO_MAX_CHARS characters (then "…"), so that a

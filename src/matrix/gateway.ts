@@ -676,7 +676,7 @@ export function inlineCode(source: string): NeutralText {
 }
 
 /** A homeserver's final refusal (4xx other than 429) as a MatrixRefusedError; else undefined. */
-export function refusal(err: unknown): MatrixRefusedError | undefined {
+function refusal(err: unknown): MatrixRefusedError | undefined {
   if (err instanceof MatrixRefusedError || typeof err !== "object" || err === null)
     return undefined;
   const e = err as { statusCode?: unknown; errcode?: unknown; body?: unknown };

@@ -25,7 +25,7 @@ import type { DecryptOutcome } from "./crypto/room-crypto.js";
 import type { EphemeralEvent, Transaction } from "./transactions.js";
 
 /** The part of RoomCrypto the router uses: the clear event for each event it gets. */
-export interface EventDecryptor {
+interface EventDecryptor {
   decrypt(event: WeakEvent): Promise<DecryptOutcome>;
 }
 

@@ -56,7 +56,7 @@ export function parseCommandLine(text: string): { name: string; args: string[] }
  * contacts who allow chats with third-party apps can be reached)"), `{disclose}` how many
  * messages a report may disclose (" [0-5]").
  */
-export interface CommandTerms {
+interface CommandTerms {
   network: string;
   contact: string;
   noun: string;
