@@ -241,11 +241,19 @@ export class LoginManager {
     return row?.loginState === "warned" || row?.loginState === "verifying";
   }
 
+  /**
+   * Whether the user has a login the network has not ended. One the network ended (interop: the
+   * number was bound elsewhere) may be replaced by a new one directly, from the bot's `login` and
+   * from the provisioning API alike (before, the API refused it until a `logout`).
+   */
+  private hasLiveLogin(user: MatrixUserId): boolean {
+    const current = this.active.get(user);
+    return current !== undefined && current.state().code !== "logged-out";
+  }
+
   /** `login`: the security warning and the choice of flows. */
   async begin(user: MatrixUserId): Promise<string> {
-    // A login the network ended (interop: the number was unbound) may be replaced by a new one directly.
-    const current = this.active.get(user);
-    if (current !== undefined && current.state().code !== "logged-out") {
+    if (this.hasLiveLogin(user)) {
       return "You are already logged in. Send `logout` first to switch.";
     }
     if (this.connector.loginFlows().length === 0) {
@@ -451,7 +459,7 @@ export class LoginManager {
     user: MatrixUserId,
     flowId: string,
   ): Promise<{ process: LoginProcess; outcome: LoginOutcome }> {
-    if (this.active.has(user)) {
+    if (this.hasLiveLogin(user)) {
       throw new BridgeError("already-logged-in", "You are already logged in; log out first.");
     }
     if (!this.connector.loginFlows().some((f) => f.id === flowId)) {

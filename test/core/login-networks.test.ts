@@ -173,6 +173,18 @@ for (const nut of WITH_INTEROP) {
       },
     );
 
+    (nut.endLogin ? it : it.skip)(
+      "after the network ended the login, the provisioning API starts a new one too",
+      async function () {
+        await nut.logIn(h);
+        const state = { code: "logged-out" as const, message: "The number was bound elsewhere." };
+        await nut.endLogin?.(h.network, ALICE, state);
+        const flow = h.network.loginFlows()[0] ?? assert.fail("a login flow");
+        const { outcome } = await h.core.provisioning.logins.startStructured(ALICE, flow.id);
+        assert.ok(outcome.type === "input" || outcome.type === "complete", JSON.stringify(outcome));
+      },
+    );
+
     /** A second core on the same database and connector, whose loads of stored logins fail. */
     async function restartFailingLoads(retry?: { initialMs: number; maxMs: number }) {
       await nut.logIn(h);
