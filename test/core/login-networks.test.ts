@@ -160,13 +160,18 @@ for (const nut of WITH_INTEROP) {
       }
     });
 
+    /** Alice logged in, and the network ended her login (interop: the number bound elsewhere). */
+    async function loginEndedByNetwork(): Promise<void> {
+      await nut.logIn(h);
+      const state = { code: "logged-out" as const, message: "The number was bound elsewhere." };
+      await nut.endLogin?.(h.network, ALICE, state);
+    }
+
     // The loopback network never ends a login by itself.
     (nut.endLogin ? it : it.skip)(
       "after the network ended the login, login starts a new one",
       async function () {
-        await nut.logIn(h);
-        const state = { code: "logged-out" as const, message: "The number was bound elsewhere." };
-        await nut.endLogin?.(h.network, ALICE, state);
+        await loginEndedByNetwork();
         const [answer] = await h.say("login");
         assert.doesNotMatch(answer ?? "", /already logged in/);
         assert.match(answer ?? "", nut.flowChoice);
@@ -176,9 +181,7 @@ for (const nut of WITH_INTEROP) {
     (nut.endLogin ? it : it.skip)(
       "after the network ended the login, the provisioning API starts a new one too",
       async function () {
-        await nut.logIn(h);
-        const state = { code: "logged-out" as const, message: "The number was bound elsewhere." };
-        await nut.endLogin?.(h.network, ALICE, state);
+        await loginEndedByNetwork();
         const flow = h.network.loginFlows()[0] ?? assert.fail("a login flow");
         const { outcome } = await h.core.provisioning.logins.startStructured(ALICE, flow.id);
         assert.ok(outcome.type === "input" || outcome.type === "complete", JSON.stringify(outcome));
