@@ -10,6 +10,7 @@ import {
   encodeStanzaId,
   parseTimestamp,
 } from "../../src/interop/codec/index.js";
+import type { DeviceAddress } from "../../src/interop/crypto/types.js";
 import type { BareJid, DeviceId, MessageId, StanzaId } from "../../src/util/ids.js";
 import { PROVIDER } from "../simulator/harness.js";
 import {
@@ -541,6 +542,40 @@ for (const transport of TRANSPORTS) {
         assert.deepEqual(keyJids(await sentToGroup(group, two)).sort(), [GK, other].sort());
       });
     }
+
+    it("P25: a session archived between its set-up and the SKDM encryption is set up again (the send does not fail)", async function () {
+      // A retry request of a member device archives the session with it (§12.5), a
+      // devices-changed notice drops it: either can land between the group send's session set-up
+      // and its encryption. Here the archive is put exactly there, on the rotating first send.
+      await open();
+      const { group, other } = await groupWithGk();
+      const [own] = await h.crypto.localDevices(h.user);
+      const device = await h.crypto.device(h.user, own ?? assert.fail("no local device"));
+      const sessions = device.sessions;
+      const encrypt = sessions.encryptForDevices.bind(sessions);
+      let archived: DeviceAddress | undefined;
+      sessions.encryptForDevices = async (envelope, recipients, options) => {
+        if (archived === undefined) {
+          archived = recipients.find((r) => r.jid === GK) ?? assert.fail("no key for GK");
+          await sessions.archiveSession(archived);
+        }
+        return encrypt(envelope, recipients, options);
+      };
+      try {
+        const one = await h.engine.sendGroupMessage({ from: h.user, group, content: body("one") });
+        const sent = decodeEncrypted(find(await sentToGroup(group, one), "encrypted")!);
+        assert.ok(archived !== undefined);
+        assert.deepEqual(
+          sent.keyGroups.map((g) => [g.jid, g.keys.length]).sort(),
+          [
+            [GK, 2],
+            [other, 1],
+          ].sort(),
+        );
+      } finally {
+        Reflect.deleteProperty(sessions, "encryptForDevices");
+      }
+    });
 
     it("P25: distributes the current SKDM to an added device only", async function () {
       await open();
