@@ -488,7 +488,7 @@ export class Sender {
     if (encryptedEl === undefined) throw new Error("outbox message without <encrypted>");
     const encrypted = decodeEncrypted(encryptedEl);
     const have = encrypted.keyGroups.find((g) => g.jid === stale.jid)?.keys ?? [];
-    await crypto.storeDeviceList(stale.jid, null, stale.devices);
+    await directory.storeDeviceList(stale.jid, null, stale.devices);
     const kept = have.filter((k) => stale.devices.includes(k.rid));
     const added = stale.devices.filter((id) => !have.some((k) => k.rid === id));
     const rebuild = (keys: readonly WireKey[]): string =>
