@@ -23,6 +23,7 @@ import type {
   SignedPublicKey,
 } from "../crypto/types.js";
 import * as tables from "../store/index.js";
+import { GroupStore } from "./groups.js";
 import type { GatekeeperIq } from "./iq-client.js";
 
 interface KeyDirectoryOptions {
@@ -45,9 +46,12 @@ const PREKEY_TARGET = 100;
  */
 export class KeyDirectory {
   private readonly log: Logger;
+  /** The groups whose sender key a device gone from a fetched list makes rotate (§17.5). */
+  private readonly groups: GroupStore;
 
   constructor(private readonly options: KeyDirectoryOptions) {
     this.log = options.logger.child({ component: "key-directory" });
+    this.groups = new GroupStore(options.knex, options.now);
   }
 
   /** The contact's devices: the cached list, or a fetched one (§11.3) when none or `refresh`. */
@@ -69,8 +73,29 @@ export class KeyDirectory {
     );
     if (payload === undefined) throw new Error(`device-list fetch of ${contact}: empty result`);
     const list = decodeDeviceList(payload);
-    await crypto.storeDeviceList(contact, list.version, list.devices);
+    await this.storeDeviceList(contact, list.version, list.devices);
     return list.devices;
+  }
+
+  /**
+   * Stores a list learnt from the directory (§11.3 fetch, `stale-device-list`). A device gone
+   * from the cached list asks for a new sender key in every group with the contact (§17.5)
+   * before the list is stored: a group send that sees the new list also sees the rotation. The
+   * devices-changed notice asks for it too, but may come later than the next send.
+   */
+  async storeDeviceList(
+    contact: BareJid,
+    version: number | null,
+    devices: readonly DeviceId[],
+  ): Promise<void> {
+    const { crypto } = this.options;
+    const cached = await crypto.deviceLists.get(contact);
+    // What the cache ignores (an older version) asks for nothing either.
+    const older = version !== null && cached !== null && version < cached.version;
+    if (!older && cached?.devices.some((d) => !devices.includes(d.id)) === true) {
+      await this.groups.markRotationForAll(contact);
+    }
+    await crypto.storeDeviceList(contact, version, devices);
   }
 
   /**

@@ -139,6 +139,25 @@ export class GroupStore {
     await tables.groups.requestRotation(this.knex, local, groups, this.now());
   }
 
+  /**
+   * As markRotationFor, for every local user: a device list of `member` learnt otherwise than
+   * from a notice to each of them (a fetch, `stale-device-list`) shows a device gone. The list
+   * cache is shared, so another local user's next send already sees the list without the device.
+   */
+  async markRotationForAll(member: string): Promise<void> {
+    const rows = await tables.groups.withParticipant(this.knex, member);
+    const byLocal = new Map<string, string[]>();
+    for (const r of rows) {
+      const named = (JSON.parse(r.participants) as StoredParticipant[]).some(
+        (p) => p.jid === member,
+      );
+      if (named) byLocal.set(r.local, [...(byLocal.get(r.local) ?? []), r.group]);
+    }
+    for (const [local, groups] of byLocal) {
+      await tables.groups.requestRotation(this.knex, local as BareJid, groups, this.now());
+    }
+  }
+
   /** These devices of `member` must get the current sender key again (replaced, §17.5). */
   async forgetHolders(local: BareJid, member: string, devices: readonly number[]): Promise<void> {
     await tables.senderKeyHolders.removeDevices(this.knex, local, member, devices);

@@ -345,9 +345,24 @@ export class Sender {
       if (lacking.length === 0) {
         await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
       } else {
-        await device.sessions.encryptForDevices(skdmEnvelope, lacking, {
-          onCommit: (keys, trx) => store(trx, lacking, keys, ciphertext),
-        });
+        // A session set up above can be gone when the encryption takes the lock: archived for a
+        // retry answer to that device (§12.5) or dropped by a devices-changed notice. The
+        // encryption then refuses before anything is written; as for 1:1, one more round.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const recipients = lacking;
+            await device.sessions.encryptForDevices(skdmEnvelope, recipients, {
+              onCommit: (keys, trx) => store(trx, recipients, keys, ciphertext),
+            });
+            break;
+          } catch (err) {
+            if (!(err instanceof NoSessionError) || attempt > 1) throw err;
+          }
+          const absent = await directory.ensureSessions(device, lacking);
+          lacking = lacking.filter(
+            (d) => !absent.some((a) => a.jid === d.jid && a.device === d.device),
+          );
+        }
       }
     } catch (err) {
       if (!(err instanceof HeaderTooLarge)) throw err;
@@ -473,7 +488,7 @@ export class Sender {
     if (encryptedEl === undefined) throw new Error("outbox message without <encrypted>");
     const encrypted = decodeEncrypted(encryptedEl);
     const have = encrypted.keyGroups.find((g) => g.jid === stale.jid)?.keys ?? [];
-    await crypto.storeDeviceList(stale.jid, null, stale.devices);
+    await directory.storeDeviceList(stale.jid, null, stale.devices);
     const kept = have.filter((k) => stale.devices.includes(k.rid));
     const added = stale.devices.filter((id) => !have.some((k) => k.rid === id));
     const rebuild = (keys: readonly WireKey[]): string =>

@@ -120,6 +120,30 @@ export async function participantsOf(
   return rows.map((r) => ({ group: r.group_jid, participants: r.participants }));
 }
 
+/**
+ * Every local user's groups whose participants JSON may name `member` (a substring match on the
+ * JSON, which the caller confirms by parsing): rare, for a device list learnt outside the
+ * member's notice to the local user.
+ */
+export async function withParticipant(
+  db: QueryTarget,
+  member: string,
+): Promise<{ local: string; group: string; participants: string }[]> {
+  const quoted = JSON.stringify(member).replace(/[\\%_]/g, (c) => `\\${c}`);
+  const rows = (await db(TABLE)
+    .select("local_jid", "group_jid", "participants")
+    .whereRaw("participants like ? escape '\\'", [`%${quoted}%`])) as {
+    local_jid: string;
+    group_jid: string;
+    participants: string;
+  }[];
+  return rows.map((r) => ({
+    local: r.local_jid,
+    group: r.group_jid,
+    participants: r.participants,
+  }));
+}
+
 /** Asks for rotation in these groups (one statement; `knex` for the `rotation + 1`). */
 export async function requestRotation(
   knex: Knex,
