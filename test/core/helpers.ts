@@ -1,5 +1,6 @@
 import { BridgeCore } from "../../src/core/bridge-core.js";
 import { configSchema, type Config } from "../../src/config/schema.js";
+import type { DatabaseType } from "../../src/db/database.js";
 import { matrixUserId, roomId, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
 import { coreTables, type CoreTables } from "../helpers/core-tables.js";
@@ -34,12 +35,13 @@ export interface CoreHarness {
   dispose(): Promise<void>;
 }
 
-/** The core on a fresh SQLite database with a fake homeserver API and a fake network. */
+/** The core on a fresh database (SQLite unless told) with a fake homeserver API and a fake network. */
 export async function createCore(
   config: Config = testConfig(),
   log: Logger = silentLogger(),
+  backend: DatabaseType = "sqlite",
 ): Promise<CoreHarness> {
-  const db = await createTestDatabase("sqlite");
+  const db = await createTestDatabase(backend);
   const matrix = new FakeMatrix();
   const network = new FakeNetwork();
   const core = new BridgeCore({

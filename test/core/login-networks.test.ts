@@ -111,7 +111,9 @@ for (const nut of WITH_INTEROP) {
       }
       assert.match(warning ?? "", nut.flowChoice);
       // Other networks: the phone-numbered fake imitates WhatsApp, so it is no other network here.
-      for (const other of WITH_INTEROP.filter((n) => n.name !== nut.name)) {
+      for (const other of WITH_INTEROP.filter(
+        (n) => n.name !== nut.name && n.backend === nut.backend,
+      )) {
         assert.ok(!warning?.includes(other.name), `${other.name} is not named`);
       }
     });
@@ -283,7 +285,9 @@ for (const nut of WITH_INTEROP) {
 
     it("the ghost namespace is the network's: its ghosts are recognised, other users are not", function () {
       assert.ok(h.core.isOwnUser(nut.bob.ghost));
-      for (const other of WITH_INTEROP.filter((n) => n.name !== nut.name)) {
+      for (const other of WITH_INTEROP.filter(
+        (n) => n.name !== nut.name && n.backend === nut.backend,
+      )) {
         assert.ok(!h.core.isOwnUser(other.bob.ghost), `${other.bob.ghost} is not a ghost here`);
       }
       assert.ok(!h.core.isOwnUser("@bob:example.org"));

@@ -15,13 +15,14 @@ import type {
   RemoteUserId,
 } from "../../src/core/network.js";
 import type { Config } from "../../src/config/schema.js";
+import type { DatabaseType } from "../../src/db/database.js";
 import type { PortalRow } from "../../src/db/portals.js";
 import { LoopbackNetwork } from "../../src/networks/loopback/index.js";
 import { BridgeError } from "../../src/util/errors.js";
 import { phoneNumber, type MatrixUserId, type RoomId } from "../../src/util/ids.js";
 import { formatInternational } from "../../src/util/phone.js";
 import { silentLogger, type Logger } from "../../src/util/log.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { BACKENDS, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork, contactId, selfIdOf } from "./fakes/network.js";
 import { SimulatedInterop, localJid, startInteropHost } from "./interop-network.js";
@@ -80,7 +81,11 @@ export interface TestContact {
 }
 
 export interface NetworkUnderTest {
+  /** Which network it is, the same on every backend (`label` names the backend too). */
+  id: "fake" | "loopback" | "interop";
   label: string;
+  /** The database the harness's core runs on. */
+  backend: DatabaseType;
   /** The network's name in texts. */
   name: string;
   /**
@@ -150,7 +155,8 @@ export interface NetHarness extends Omit<CoreHarness, "network"> {
 }
 
 /** The phone-numbered fake (test/core/fakes/network.ts) that imitates WhatsApp. */
-const phoneFake: NetworkUnderTest = {
+const phoneFake: NetworkBase = {
+  id: "fake",
   label: "a phone-numbered network (FakeNetwork)",
   name: "WhatsApp",
   open: async () => (callbacks) => {
@@ -233,7 +239,8 @@ const loopbackContact = (name: string): TestContact => ({
 });
 
 /** The in-memory loopback network (src/networks/loopback/): handles, no phone numbers. */
-const loopback: NetworkUnderTest = {
+const loopback: NetworkBase = {
+  id: "loopback",
   label: "the loopback network",
   name: "Loopback",
   open: async () => (callbacks) => new LoopbackNetwork(callbacks),
@@ -298,7 +305,8 @@ async function logInByPhone(h: NetHarness, user: MatrixUserId, room: RoomId, pho
  * one per harness: what Matrix users send is read back from what simulated WhatsApp users
  * decrypted, and an event a test reports is a simulated user doing it (test/core/interop-network.ts).
  */
-const interop: NetworkUnderTest = {
+const interop: NetworkBase = {
+  id: "interop",
   label: "the interop connector over the gatekeeper simulator",
   name: "WhatsApp",
   async open(db) {
@@ -328,11 +336,18 @@ const interop: NetworkUnderTest = {
   endLogin: (network, user, state) => network.report(user, { kind: "state", state }),
 };
 
-/** The networks every parametrised core test runs on. */
-export const NETWORKS: readonly NetworkUnderTest[] = [phoneFake, loopback];
+/** A network under test before it is put on a backend. */
+type NetworkBase = Omit<NetworkUnderTest, "backend">;
+
+/** `network` on each backend, its label naming the backend. */
+const onBackends = (network: NetworkBase): NetworkUnderTest[] =>
+  BACKENDS.map((backend) => ({ ...network, backend, label: `${network.label} [${backend}]` }));
+
+/** The networks every parametrised core test runs on, each on every backend. */
+export const NETWORKS: readonly NetworkUnderTest[] = [phoneFake, loopback].flatMap(onBackends);
 
 /** NETWORKS and the real interop connector: for the test files opted in to it. */
-export const WITH_INTEROP: readonly NetworkUnderTest[] = [...NETWORKS, interop];
+export const WITH_INTEROP: readonly NetworkUnderTest[] = [...NETWORKS, ...onBackends(interop)];
 
 /**
  * `it` on a network with test hooks, `it.skip` on the real connector: for a test that needs a
@@ -358,13 +373,16 @@ export async function acceptIfRequest(h: NetHarness, contact: RemoteUserId): Pro
   return accepted;
 }
 
-/** The core on a fresh SQLite database with a fake homeserver API and the network under test. */
+/**
+ * The core on a fresh database of the network's backend with a fake homeserver API and the
+ * network under test.
+ */
 export async function createCoreOn(
   nut: NetworkUnderTest,
   config: Config = testConfig(),
   log: Logger = silentLogger(),
 ): Promise<NetHarness> {
-  const db: TestDatabase = await createTestDatabase("sqlite");
+  const db: TestDatabase = await createTestDatabase(nut.backend);
   const matrix = new FakeMatrix();
   const build = await nut.open(db);
   let network: TestNetwork | undefined;
