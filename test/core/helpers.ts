@@ -41,7 +41,7 @@ export async function createCore(
   log: Logger = silentLogger(),
   backend: DatabaseType = "sqlite",
 ): Promise<CoreHarness> {
-  const db = await createTestDatabase(backend);
+  const db = await createTestDatabase(backend, { reuse: true });
   const matrix = new FakeMatrix();
   const network = new FakeNetwork();
   const core = new BridgeCore({

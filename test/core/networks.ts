@@ -382,7 +382,7 @@ export async function createCoreOn(
   config: Config = testConfig(),
   log: Logger = silentLogger(),
 ): Promise<NetHarness> {
-  const db: TestDatabase = await createTestDatabase(nut.backend);
+  const db: TestDatabase = await createTestDatabase(nut.backend, { reuse: true });
   const matrix = new FakeMatrix();
   const build = await nut.open(db);
   let network: TestNetwork | undefined;
