@@ -67,6 +67,31 @@ export async function createTestDatabase(
 /** Migrated schemas of this run whose tests ended, emptied (`reuse`); dropped when the run ends. */
 const spareSchemas: string[] = [];
 
+/**
+ * The statement that empties a migrated schema's tables and restarts its sequences, by schema:
+ * read from the catalog once (its queries are slow where many schemas came and went). Row by row
+ * with the foreign keys' triggers off: a truncate costs PostgreSQL about 100 ms (new files for
+ * every table), a delete from mostly empty tables a few.
+ */
+const emptying = new Map<string, string>();
+
+async function emptyingOf(knex: Knex, schema: string): Promise<string> {
+  const tables = (await knex("pg_tables")
+    .where({ schemaname: schema })
+    .whereNot("tablename", "like", "schema\\_migrations%")
+    .pluck("tablename")) as string[];
+  const sequences = (await knex("pg_sequences")
+    .where({ schemaname: schema })
+    .pluck("sequencename")) as string[];
+  return [
+    "begin",
+    "set local session_replication_role = replica",
+    ...tables.map((table) => `delete from "${schema}"."${table}"`),
+    ...sequences.map((sequence) => `alter sequence "${schema}"."${sequence}" restart`),
+    "commit",
+  ].join(";\n");
+}
+
 async function reusedSchema(): Promise<TestDatabase> {
   const spare = spareSchemas.pop();
   const fresh = spare === undefined ? await createTestDatabase("postgres") : undefined;
@@ -77,15 +102,8 @@ async function reusedSchema(): Promise<TestDatabase> {
     db,
     options,
     async dispose() {
-      const tables = (await db
-        .knex("pg_tables")
-        .where({ schemaname: schema })
-        .whereNot("tablename", "like", "schema\\_migrations%")
-        .pluck("tablename")) as string[];
-      if (tables.length > 0) {
-        const names = tables.map((table) => `"${schema}"."${table}"`).join(", ");
-        await db.knex.raw(`truncate table ${names} restart identity cascade`);
-      }
+      emptying.set(schema, emptying.get(schema) ?? (await emptyingOf(db.knex, schema)));
+      await db.knex.raw(emptying.get(schema) as string);
       await db.close();
       spareSchemas.push(schema);
     },
