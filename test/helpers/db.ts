@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
@@ -24,7 +24,8 @@ export interface TestDatabase {
  * PostgreSQL database that is dropped again on dispose, so test runs never see each other's rows.
  * With `reuse`, a migrated PostgreSQL schema may be one an earlier test of this run used, emptied:
  * migrating a schema costs PostgreSQL a quarter second, a test harness made per test pays it
- * hundreds of times. Only for tests that change no table's shape.
+ * hundreds of times. A migrated SQLite database is a copy of one migrated once per run. Only for
+ * tests that change no table's shape.
  */
 export async function createTestDatabase(
   type: DatabaseType,
@@ -34,8 +35,9 @@ export async function createTestDatabase(
   if (type === "sqlite") {
     const dir = await mkdtemp(path.join(tmpdir(), "mwi-db-"));
     const options = { type, uri: path.join(dir, "bridge.db") } as const;
+    if (migrate && reuse) await copyFile(await migratedSqlite(), options.uri);
     const db = await openDatabase(options);
-    if (migrate) await migrateToLatest(db.knex);
+    if (migrate && !reuse) await migrateToLatest(db.knex);
     return {
       db,
       options,
@@ -62,6 +64,22 @@ export async function createTestDatabase(
       await cleanup.destroy();
     },
   };
+}
+
+/** A SQLite database migrated once per run, closed, for `reuse` to copy; removed when the run ends. */
+let sqliteTemplate: Promise<{ dir: string; file: string }> | undefined;
+
+async function migratedSqlite(): Promise<string> {
+  sqliteTemplate ??= (async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "mwi-db-template-"));
+    const file = path.join(dir, "bridge.db");
+    const db = await openDatabase({ type: "sqlite", uri: file });
+    await migrateToLatest(db.knex);
+    // Closing the last connection checkpoints the write-ahead log into the file and removes it.
+    await db.close();
+    return { dir, file };
+  })();
+  return (await sqliteTemplate).file;
 }
 
 /** Migrated schemas of this run whose tests ended, emptied (`reuse`); dropped when the run ends. */
@@ -110,9 +128,14 @@ async function reusedSchema(): Promise<TestDatabase> {
   };
 }
 
-// Mocha's root hook, where mocha loads this file: the spare schemas go when the run ends.
+// Mocha's root hook, where mocha loads this file: the SQLite template and the spare schemas go
+// when the run ends.
 if (typeof after === "function") {
   after(async function () {
+    if (sqliteTemplate !== undefined) {
+      await rm((await sqliteTemplate).dir, { recursive: true, force: true });
+      sqliteTemplate = undefined;
+    }
     if (spareSchemas.length === 0) return;
     const admin = knexFactory({ client: "pg", connection: TEST_POSTGRES_URI });
     try {
