@@ -75,9 +75,15 @@ export function forgetDeviceList(knex: Knex, jid: string): void {
 }
 
 /**
+ * Work done in the transaction that writes a list, with the update it applies (not called for an
+ * update that changes nothing). SignalCrypto deletes the dropped devices' sessions there.
+ */
+export type WithListUpdate = (trx: Knex.Transaction, update: DeviceListUpdate) => Promise<void>;
+
+/**
  * The cached device lists of remote users (§11.3, §11.7), shared by all local users: lists are
  * public directory data. Session clean-up for dropped devices is done by SignalCrypto, which
- * holds the locks of every local device.
+ * holds the locks of every local device and passes it in as `alongside`.
  */
 export class DeviceListCache {
   /**
@@ -128,19 +134,22 @@ export class DeviceListCache {
   /**
    * Stores a fetched list (§11.3 fetch result, or `<stale-device-list>` with `version` = the
    * cached version + 0 when the error carries none). A list older than the cached one is ignored.
+   * `alongside` runs in the transaction that writes the list.
    */
   async store(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
+    alongside?: WithListUpdate,
   ): Promise<DeviceListUpdate> {
-    return this.writing(jid, () => this.storeNow(jid, version, deviceIds));
+    return this.writing(jid, () => this.storeNow(jid, version, deviceIds, alongside));
   }
 
   private storeNow(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
+    alongside: WithListUpdate | undefined,
   ): Promise<DeviceListUpdate> {
     return this.knex.transaction(async (trx) => {
       const cached = await this.cachedVersion(trx, jid);
@@ -149,7 +158,7 @@ export class DeviceListCache {
       const added = deviceIds.filter((id) => !existing.has(id));
       const removed = [...existing].filter((id) => !deviceIds.includes(id)) as DeviceId[];
       await this.write(trx, jid, version ?? cached ?? 0, added, removed);
-      return {
+      const update: DeviceListUpdate = {
         applied: true,
         added,
         removed,
@@ -157,15 +166,26 @@ export class DeviceListCache {
         needBundles: added,
         identityChanged: false,
       };
+      await alongside?.(trx, update);
+      return update;
     });
   }
 
-  /** Applies a `<devices-changed>` notification (§11.7). */
-  async applyNotice(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
-    return this.writing(notice.jid, () => this.applyNow(notice));
+  /**
+   * Applies a `<devices-changed>` notification (§11.7). `alongside` runs in the transaction that
+   * writes the list.
+   */
+  async applyNotice(
+    notice: DevicesChangedNotice,
+    alongside?: WithListUpdate,
+  ): Promise<DeviceListUpdate> {
+    return this.writing(notice.jid, () => this.applyNow(notice, alongside));
   }
 
-  private applyNow(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+  private applyNow(
+    notice: DevicesChangedNotice,
+    alongside: WithListUpdate | undefined,
+  ): Promise<DeviceListUpdate> {
     return this.knex.transaction(async (trx) => {
       const cached = await this.cachedVersion(trx, notice.jid);
       if (cached !== null && notice.version <= cached) return unchanged();
@@ -188,7 +208,7 @@ export class DeviceListCache {
         // New key material: the registration id of the old bundle no longer applies.
         await tables.remoteDevices.clearRegistrationIds(trx, notice.jid, changed);
       }
-      return {
+      const update: DeviceListUpdate = {
         applied: true,
         added,
         removed,
@@ -196,6 +216,8 @@ export class DeviceListCache {
         needBundles: [...new Set([...added, ...changed])],
         identityChanged: notice.devices.some((d) => d.change === "identity-changed"),
       };
+      await alongside?.(trx, update);
+      return update;
     });
   }
 
