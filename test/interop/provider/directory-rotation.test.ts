@@ -138,6 +138,18 @@ describeOnBackends("key directory: a fetched list without a device rotates sende
     );
   });
 
+  it("a member whose id holds LIKE's special characters is found, and only that member", async function () {
+    const odd = `a%b_c!d\\e"${n}@wa.example` as BareJid;
+    const near = `aXbYc!d\\e"${n}@wa.example` as BareJid;
+    const withOdd = `odd${n}@g.wa.example`;
+    const withNear = `near${n}@g.wa.example`;
+    await group(bob, withOdd, [odd]);
+    await group(bob, withNear, [near]);
+    await groups.markRotationForAll(odd);
+    assert.equal(await pending(bob, withOdd), true);
+    assert.equal(await pending(bob, withNear), false);
+  });
+
   it("stale-device-list (no version) without a device marks the groups too", async function () {
     await directory.storeDeviceList(dan, null, ids(2));
     assert.equal(await pending(alice, g.withDanA), true);
