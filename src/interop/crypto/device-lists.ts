@@ -46,11 +46,17 @@ const MEMORY_SIZE = 5000;
 interface Memory {
   readonly lists: Map<string, DeviceList>;
   /**
-   * Counts the writes begun and ended (any user's). A read keeps what it read only if no write
-   * began or ended meanwhile: a read that started before a write and ended after it would put
-   * back the list the write replaced, after the write had dropped the copy.
+   * A write's begin or end takes the next `seq`, noted as that user's `lastWrite`. A read keeps
+   * what it read only if its user's list was not written since the read began: a read that
+   * started before a write and ended after it would put back the list the write replaced, after
+   * the write had dropped the copy. Per user, so writes of other users' lists (a burst of new
+   * sessions) do not keep every read out of memory.
    */
-  writes: number;
+  seq: number;
+  /** Most recent last; at most MEMORY_SIZE, the oldest forgotten into `forgottenUpTo`. */
+  readonly lastWrite: Map<string, number>;
+  /** The latest `seq` forgotten from `lastWrite`: a user not in it may have been written then. */
+  forgottenUpTo: number;
 }
 
 const memories = new WeakMap<Knex, Memory>();
@@ -58,10 +64,23 @@ const memories = new WeakMap<Knex, Memory>();
 function memoryOf(knex: Knex): Memory {
   let memory = memories.get(knex);
   if (memory === undefined) {
-    memory = { lists: new Map(), writes: 0 };
+    memory = { lists: new Map(), seq: 0, lastWrite: new Map(), forgottenUpTo: 0 };
     memories.set(knex, memory);
   }
   return memory;
+}
+
+/** Drops `jid`'s copy and notes the write for reads in flight (see Memory). */
+function noteWrite(memory: Memory, jid: string): void {
+  memory.seq++;
+  memory.lists.delete(jid);
+  memory.lastWrite.delete(jid);
+  memory.lastWrite.set(jid, memory.seq);
+  if (memory.lastWrite.size > MEMORY_SIZE) {
+    const [oldest, at] = memory.lastWrite.entries().next().value as [string, number];
+    memory.lastWrite.delete(oldest);
+    memory.forgottenUpTo = at;
+  }
 }
 
 /**
@@ -69,9 +88,7 @@ function memoryOf(knex: Knex): Memory {
  * class (a processed bundle's registration id, session-cipher.ts).
  */
 export function forgetDeviceList(knex: Knex, jid: string): void {
-  const memory = memoryOf(knex);
-  memory.writes++;
-  memory.lists.delete(jid);
+  noteWrite(memoryOf(knex), jid);
 }
 
 /**
@@ -102,7 +119,7 @@ export class DeviceListCache {
   async get(jid: BareJid): Promise<DeviceList | null> {
     const known = this.memory.lists.get(jid);
     if (known !== undefined) return known;
-    const writesBefore = this.memory.writes;
+    const began = this.memory.seq;
     const version = await tables.deviceLists.get(this.knex, jid);
     if (version === undefined) return null;
     const rows = await tables.remoteDevices.ofUser(this.knex, jid);
@@ -111,7 +128,8 @@ export class DeviceListCache {
       version,
       devices: Object.freeze(rows.map((row) => Object.freeze(row))),
     });
-    if (this.memory.writes !== writesBefore) return read;
+    const written = this.memory.lastWrite.get(jid) ?? this.memory.forgottenUpTo;
+    if (written > began) return read;
     this.memory.lists.set(jid, read);
     if (this.memory.lists.size > MEMORY_SIZE) {
       this.memory.lists.delete(this.memory.lists.keys().next().value as string);
@@ -121,13 +139,11 @@ export class DeviceListCache {
 
   /** Runs a write of `jid`'s list with its in-memory copy dropped before and after. */
   private async writing<T>(jid: string, write: () => Promise<T>): Promise<T> {
-    this.memory.writes++;
-    this.memory.lists.delete(jid);
+    noteWrite(this.memory, jid);
     try {
       return await write();
     } finally {
-      this.memory.writes++;
-      this.memory.lists.delete(jid);
+      noteWrite(this.memory, jid);
     }
   }
 

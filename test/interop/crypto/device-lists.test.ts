@@ -44,6 +44,26 @@ describeOnBackends("device-list cache", (get) => {
     );
   });
 
+  it("a write of another user's list does not keep an overlapping read out of memory", async function () {
+    const { knex } = get().db;
+    const { crypto } = makeCrypto(knex);
+    const erin = uniqueJid("gatekeeper");
+    const frank = uniqueJid("gatekeeper");
+    await crypto.storeDeviceList(erin, 1, ids(1));
+    const reading = crypto.deviceLists.get(erin);
+    await crypto.storeDeviceList(frank, 1, ids(4));
+    await reading;
+    let queries = 0;
+    const onQuery = () => (queries += 1);
+    knex.on("query", onQuery);
+    try {
+      assert.equal((await crypto.deviceLists.get(erin))?.version, 1);
+      assert.equal(queries, 0, "erin's list was kept");
+    } finally {
+      knex.removeListener("query", onQuery);
+    }
+  });
+
   it("a list read again costs no query, and a stored or changed list is seen by the next read", async function () {
     const { knex } = get().db;
     const { crypto } = makeCrypto(knex);
