@@ -8,8 +8,7 @@ import tseslint from "typescript-eslint";
 // sibling inside the same folder (`../convert/x` from src/matrix/crypto/) is not mistaken for a
 // top-level folder. Dynamic import() is not checked by no-restricted-imports, hence the
 // no-restricted-syntax twins: of every pattern (`restricted`), and of simulator/ everywhere. In
-// src/interop/ the store rules below replace no-restricted-syntax, which leaves only the
-// simulator's twin there.
+// src/interop/ the store rules below set no-restricted-syntax again, with those twins in it.
 const simulator = {
   regex: "^(\\.\\./)+simulator(/|$)",
   message:
@@ -158,14 +157,28 @@ const vaultReexport = ["ExportNamedDeclaration", "ExportAllDeclaration"].map((no
   message:
     "src/interop/ does not re-export src/vault/: import src/vault/ directly (docs/architecture.md, Dependencies).",
 }));
+/** The dynamic-import twins of a `restricted` config (its no-restricted-syntax entries). */
+const dynamicTwins = (config) => config.rules["no-restricted-syntax"].slice(1);
+const storeImportsOnlyCodec = {
+  regex: "^\\.\\./(?!\\.\\./|codec/)",
+  message:
+    "src/interop/store/ may import only codec/ of src/interop/: the callers (crypto/, provider/, connector/) import the store, never the reverse (docs/architecture.md, Dependencies).",
+};
 const interopStore = [
-  {
-    files: ["src/interop/**/*.ts"],
+  // Per depth, as interop's directions: a later no-restricted-syntax replaces the earlier one, so
+  // each keeps its depth's dynamic-import twins.
+  ...interopDirections.map((directions) => ({
+    files: directions.files,
     ignores: ["src/interop/store/**"],
     rules: {
-      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport, ...rawInterop],
+      "no-restricted-syntax": [
+        "error",
+        ...dynamicTwins(directions),
+        ...vaultReexport,
+        ...rawInterop,
+      ],
     },
-  },
+  })),
   {
     // The store modules sit below crypto/ and provider/: of src/interop/ they import only codec/
     // (JID helpers), besides interop/'s own directions (src/interop/*/*.ts above).
@@ -176,15 +189,19 @@ const interopStore = [
         {
           patterns: [
             ...interopDirections[1].rules["no-restricted-imports"][1].patterns,
-            {
-              regex: "^\\.\\./(?!\\.\\./|codec/)",
-              message:
-                "src/interop/store/ may import only codec/ of src/interop/: the callers (crypto/, provider/, connector/) import the store, never the reverse (docs/architecture.md, Dependencies).",
-            },
+            storeImportsOnlyCodec,
           ],
         },
       ],
-      "no-restricted-syntax": ["error", noDynamicSimulator, ...vaultReexport],
+      "no-restricted-syntax": [
+        "error",
+        ...dynamicTwins(interopDirections[1]),
+        {
+          selector: `ImportExpression[source.value=/${storeImportsOnlyCodec.regex.replaceAll("/", "\\/")}/]`,
+          message: storeImportsOnlyCodec.message,
+        },
+        ...vaultReexport,
+      ],
     },
   },
 ];

@@ -139,6 +139,8 @@ export class BridgeCore implements CoreCallbacks {
       connector: this.connector,
       log: log.child({ component: "logins" }),
       retry: options.loginRetry,
+      // A closure: the handler is made below, and a login changes only after the constructor.
+      onLoginChanged: (user) => this.remote.forgetState(user),
     });
     this.groups = new GroupManager({
       table: new GroupPortalsTable(knex, this.network.id),

@@ -82,6 +82,7 @@ export class LoginManager {
   private readonly connector: NetworkConnector;
   private readonly log: Logger;
   private readonly retry: { initialMs: number; maxMs: number };
+  private readonly onLoginChanged: (user: MatrixUserId) => void;
 
   constructor(options: {
     users: UsersTable;
@@ -89,11 +90,17 @@ export class LoginManager {
     log: Logger;
     /** Backoff of the retries of a stored login that failed to load (LOAD_RETRY by default). */
     retry?: { initialMs: number; maxMs: number } | undefined;
+    /**
+     * Called when the user's active login is replaced or removed: what the network reported of the
+     * one before (its state) no longer describes the user's login.
+     */
+    onLoginChanged?: ((user: MatrixUserId) => void) | undefined;
   }) {
     this.users = options.users;
     this.connector = options.connector;
     this.log = options.log;
     this.retry = options.retry ?? LOAD_RETRY;
+    this.onLoginChanged = options.onLoginChanged ?? (() => undefined);
   }
 
   /** The network's self-description, for texts that name it. */
@@ -108,11 +115,13 @@ export class LoginManager {
   private setActive(user: MatrixUserId, login: NetworkLogin): void {
     this.active.set(user, login);
     this.selfIds = undefined;
+    this.onLoginChanged(user);
   }
 
   private deleteActive(user: MatrixUserId): void {
     this.active.delete(user);
     this.selfIds = undefined;
+    this.onLoginChanged(user);
   }
 
   /**

@@ -113,6 +113,15 @@ export class RemoteEventHandler {
     return this.states.get(user);
   }
 
+  /**
+   * Forgets what the network reported of the user's login: a new login (or none) replaced it.
+   * Without this, a login after one the network ended showed the old `logged-out`, and the
+   * network ending the new one was not told (the same code twice is no change).
+   */
+  forgetState(user: MatrixUserId): void {
+    this.states.delete(user);
+  }
+
   /** Events about one conversation are handled one at a time, in the order they were reported. */
   async handle(user: MatrixUserId, event: RemoteEvent): Promise<void> {
     const contact = conversationKey(event);

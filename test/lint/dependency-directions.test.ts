@@ -151,6 +151,29 @@ describe("dependency directions (lint rule)", function () {
     assert.ok((await directionErrors("src/core/bridge-core.ts", core)).length > 0);
   });
 
+  it("checks dynamic imports in src/interop/ too, whose store rules set no-restricted-syntax again", async function () {
+    const load = (specifier: string) => `export const load = () => import("${specifier}");\n`;
+    const refusedHere: [string, string][] = [
+      ["src/interop/provider/engine.ts", "../../matrix/router.js"],
+      ["src/interop/provider/engine.ts", "../../core/bridge-core.js"],
+      ["src/interop/crypto/device-state.ts", "../../cli/registration.js"],
+      ["src/interop/store/groups.ts", "../provider/groups.js"],
+      ["src/interop/store/groups.ts", "../../matrix/router.js"],
+    ];
+    for (const [file, specifier] of refusedHere) {
+      const errors = await directionErrors(file, load(specifier));
+      assert.ok(errors.length > 0, `import("${specifier}") should be refused in ${file}`);
+    }
+    assert.deepEqual(
+      await directionErrors("src/interop/provider/engine.ts", load("../../core/network.js")),
+      [],
+    );
+    assert.deepEqual(
+      await directionErrors("src/interop/store/groups.ts", load("../codec/jid.js")),
+      [],
+    );
+  });
+
   it("refuses a dynamic import of the simulator anywhere in src/, the command line included", async function () {
     const code = `export const load = () => import("../../../simulator/main.js");\n`;
     const errors = await directionErrors("src/interop/connector/factory.ts", code);

@@ -46,11 +46,17 @@ const MEMORY_SIZE = 5000;
 interface Memory {
   readonly lists: Map<string, DeviceList>;
   /**
-   * Counts the writes begun and ended (any user's). A read keeps what it read only if no write
-   * began or ended meanwhile: a read that started before a write and ended after it would put
-   * back the list the write replaced, after the write had dropped the copy.
+   * A write's begin or end takes the next `seq`, noted as that user's `lastWrite`. A read keeps
+   * what it read only if its user's list was not written since the read began: a read that
+   * started before a write and ended after it would put back the list the write replaced, after
+   * the write had dropped the copy. Per user, so writes of other users' lists (a burst of new
+   * sessions) do not keep every read out of memory.
    */
-  writes: number;
+  seq: number;
+  /** Most recent last; at most MEMORY_SIZE, the oldest forgotten into `forgottenUpTo`. */
+  readonly lastWrite: Map<string, number>;
+  /** The latest `seq` forgotten from `lastWrite`: a user not in it may have been written then. */
+  forgottenUpTo: number;
 }
 
 const memories = new WeakMap<Knex, Memory>();
@@ -58,10 +64,23 @@ const memories = new WeakMap<Knex, Memory>();
 function memoryOf(knex: Knex): Memory {
   let memory = memories.get(knex);
   if (memory === undefined) {
-    memory = { lists: new Map(), writes: 0 };
+    memory = { lists: new Map(), seq: 0, lastWrite: new Map(), forgottenUpTo: 0 };
     memories.set(knex, memory);
   }
   return memory;
+}
+
+/** Drops `jid`'s copy and notes the write for reads in flight (see Memory). */
+function noteWrite(memory: Memory, jid: string): void {
+  memory.seq++;
+  memory.lists.delete(jid);
+  memory.lastWrite.delete(jid);
+  memory.lastWrite.set(jid, memory.seq);
+  if (memory.lastWrite.size > MEMORY_SIZE) {
+    const [oldest, at] = memory.lastWrite.entries().next().value as [string, number];
+    memory.lastWrite.delete(oldest);
+    memory.forgottenUpTo = at;
+  }
 }
 
 /**
@@ -69,15 +88,19 @@ function memoryOf(knex: Knex): Memory {
  * class (a processed bundle's registration id, session-cipher.ts).
  */
 export function forgetDeviceList(knex: Knex, jid: string): void {
-  const memory = memoryOf(knex);
-  memory.writes++;
-  memory.lists.delete(jid);
+  noteWrite(memoryOf(knex), jid);
 }
+
+/**
+ * Work done in the transaction that writes a list, with the update it applies (not called for an
+ * update that changes nothing). SignalCrypto deletes the dropped devices' sessions there.
+ */
+export type WithListUpdate = (trx: Knex.Transaction, update: DeviceListUpdate) => Promise<void>;
 
 /**
  * The cached device lists of remote users (§11.3, §11.7), shared by all local users: lists are
  * public directory data. Session clean-up for dropped devices is done by SignalCrypto, which
- * holds the locks of every local device.
+ * holds the locks of every local device and passes it in as `alongside`.
  */
 export class DeviceListCache {
   /**
@@ -96,7 +119,7 @@ export class DeviceListCache {
   async get(jid: BareJid): Promise<DeviceList | null> {
     const known = this.memory.lists.get(jid);
     if (known !== undefined) return known;
-    const writesBefore = this.memory.writes;
+    const began = this.memory.seq;
     const version = await tables.deviceLists.get(this.knex, jid);
     if (version === undefined) return null;
     const rows = await tables.remoteDevices.ofUser(this.knex, jid);
@@ -105,7 +128,8 @@ export class DeviceListCache {
       version,
       devices: Object.freeze(rows.map((row) => Object.freeze(row))),
     });
-    if (this.memory.writes !== writesBefore) return read;
+    const written = this.memory.lastWrite.get(jid) ?? this.memory.forgottenUpTo;
+    if (written > began) return read;
     this.memory.lists.set(jid, read);
     if (this.memory.lists.size > MEMORY_SIZE) {
       this.memory.lists.delete(this.memory.lists.keys().next().value as string);
@@ -115,32 +139,33 @@ export class DeviceListCache {
 
   /** Runs a write of `jid`'s list with its in-memory copy dropped before and after. */
   private async writing<T>(jid: string, write: () => Promise<T>): Promise<T> {
-    this.memory.writes++;
-    this.memory.lists.delete(jid);
+    noteWrite(this.memory, jid);
     try {
       return await write();
     } finally {
-      this.memory.writes++;
-      this.memory.lists.delete(jid);
+      noteWrite(this.memory, jid);
     }
   }
 
   /**
    * Stores a fetched list (§11.3 fetch result, or `<stale-device-list>` with `version` = the
    * cached version + 0 when the error carries none). A list older than the cached one is ignored.
+   * `alongside` runs in the transaction that writes the list.
    */
   async store(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
+    alongside?: WithListUpdate,
   ): Promise<DeviceListUpdate> {
-    return this.writing(jid, () => this.storeNow(jid, version, deviceIds));
+    return this.writing(jid, () => this.storeNow(jid, version, deviceIds, alongside));
   }
 
   private storeNow(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
+    alongside: WithListUpdate | undefined,
   ): Promise<DeviceListUpdate> {
     return this.knex.transaction(async (trx) => {
       const cached = await this.cachedVersion(trx, jid);
@@ -149,7 +174,7 @@ export class DeviceListCache {
       const added = deviceIds.filter((id) => !existing.has(id));
       const removed = [...existing].filter((id) => !deviceIds.includes(id)) as DeviceId[];
       await this.write(trx, jid, version ?? cached ?? 0, added, removed);
-      return {
+      const update: DeviceListUpdate = {
         applied: true,
         added,
         removed,
@@ -157,15 +182,26 @@ export class DeviceListCache {
         needBundles: added,
         identityChanged: false,
       };
+      await alongside?.(trx, update);
+      return update;
     });
   }
 
-  /** Applies a `<devices-changed>` notification (§11.7). */
-  async applyNotice(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
-    return this.writing(notice.jid, () => this.applyNow(notice));
+  /**
+   * Applies a `<devices-changed>` notification (§11.7). `alongside` runs in the transaction that
+   * writes the list.
+   */
+  async applyNotice(
+    notice: DevicesChangedNotice,
+    alongside?: WithListUpdate,
+  ): Promise<DeviceListUpdate> {
+    return this.writing(notice.jid, () => this.applyNow(notice, alongside));
   }
 
-  private applyNow(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+  private applyNow(
+    notice: DevicesChangedNotice,
+    alongside: WithListUpdate | undefined,
+  ): Promise<DeviceListUpdate> {
     return this.knex.transaction(async (trx) => {
       const cached = await this.cachedVersion(trx, notice.jid);
       if (cached !== null && notice.version <= cached) return unchanged();
@@ -188,7 +224,7 @@ export class DeviceListCache {
         // New key material: the registration id of the old bundle no longer applies.
         await tables.remoteDevices.clearRegistrationIds(trx, notice.jid, changed);
       }
-      return {
+      const update: DeviceListUpdate = {
         applied: true,
         added,
         removed,
@@ -196,6 +232,8 @@ export class DeviceListCache {
         needBundles: [...new Set([...added, ...changed])],
         identityChanged: notice.devices.some((d) => d.change === "identity-changed"),
       };
+      await alongside?.(trx, update);
+      return update;
     });
   }
 

@@ -9,6 +9,7 @@ import {
   DeviceListCache,
   type DeviceListUpdate,
   type DevicesChangedNotice,
+  type WithListUpdate,
 } from "./device-lists.js";
 import { DeviceState, UserState, type CryptoContext } from "./device-state.js";
 import { UnknownLocalDeviceError } from "./errors.js";
@@ -263,36 +264,48 @@ export class SignalCrypto {
    * sessions with removed, replaced and identity-changed devices. The caller fetches bundles for
    * `needBundles`, shows a notice on `identityChanged`, and rotates group sender keys.
    */
-  async handleDevicesChanged(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
-    const update = await this.deviceLists.applyNotice(notice);
-    if (update.droppedSessions.length > 0) {
-      await this.dropSessions(notice.jid, update.droppedSessions);
-    }
-    return update;
+  handleDevicesChanged(notice: DevicesChangedNotice): Promise<DeviceListUpdate> {
+    return this.changeList(notice.jid, (alongside) =>
+      this.deviceLists.applyNotice(notice, alongside),
+    );
   }
 
   /** Stores a fetched device list; sessions of devices no longer listed are deleted. */
-  async storeDeviceList(
+  storeDeviceList(
     jid: BareJid,
     version: number | null,
     deviceIds: readonly DeviceId[],
   ): Promise<DeviceListUpdate> {
-    const update = await this.deviceLists.store(jid, version, deviceIds);
-    if (update.droppedSessions.length > 0) await this.dropSessions(jid, update.droppedSessions);
-    return update;
+    return this.changeList(jid, (alongside) =>
+      this.deviceLists.store(jid, version, deviceIds, alongside),
+    );
   }
 
-  private async dropSessions(remoteJid: BareJid, devices: readonly DeviceId[]): Promise<void> {
-    // Hold the contact's lock for every loaded local user, so that no operation in flight commits
-    // a session that this deletes.
+  /**
+   * Writes `remoteJid`'s list and deletes the sessions with the devices it drops in one
+   * transaction, holding the contact's lock of every loaded local user: no operation in flight
+   * commits a session that this deletes, and none sees the new list while the dropped sessions
+   * are still there. (With the list written first and the sessions deleted after, a send that read
+   * the new list set up a session with a replaced device's new bundle in between, and lost it.)
+   */
+  private async changeList(
+    remoteJid: BareJid,
+    write: (alongside: WithListUpdate) => Promise<DeviceListUpdate>,
+  ): Promise<DeviceListUpdate> {
     const loaded = await Promise.all(
       [...this.devices.values()].map((p) => p.catch(() => undefined)),
     );
     const states = loaded.filter((d): d is DeviceCrypto => d !== undefined).map((d) => d.state);
     const lockKeys = states.map((s) => s.user.lockKey(remoteJid));
-    await this.ctx.mutex.run(lockKeys, async () => {
-      await tables.sessions.deleteOfRemoteDevices(this.ctx.knex, remoteJid, devices);
-      for (const state of states) state.forgetSessions(remoteJid, devices);
+    return this.ctx.mutex.run(lockKeys, async () => {
+      const update = await write(async (trx, { droppedSessions }) => {
+        if (droppedSessions.length === 0) return;
+        await tables.sessions.deleteOfRemoteDevices(trx, remoteJid, droppedSessions);
+      });
+      if (update.droppedSessions.length > 0) {
+        for (const state of states) state.forgetSessions(remoteJid, update.droppedSessions);
+      }
+      return update;
     });
   }
 

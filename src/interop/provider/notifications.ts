@@ -37,11 +37,20 @@ export async function applyNotification(
       if (store !== undefined) {
         // §17.5: a removed device or a changed identity means a new sender key before the next
         // group message; a replaced device needs the current one again. Marked before the new
-        // list is stored: a send that sees the new list also sees the rotation.
+        // list is stored: a send that sees the new list also sees the rotation. The list is
+        // shared by every local user, so a notice newer than it marks every local user's groups
+        // with the member: another local user's send sees the new list before its own notice
+        // arrives (§11.7 sends one per local user). An older or repeated notice marks only its
+        // own user's (the newer list that came first marked the rest).
         const replaced = changed.devices.filter((d) => d.change === "replaced").map((d) => d.id);
         const identity = changed.devices.some((d) => d.change === "identity-changed");
         if (changed.removed.length > 0 || identity) {
-          await store.markRotationFor(local, changed.jid);
+          const cached = await ctx.crypto.deviceLists.get(changed.jid);
+          if (cached === null || changed.version > cached.version) {
+            await store.markRotationForAll(changed.jid);
+          } else {
+            await store.markRotationFor(local, changed.jid);
+          }
         } else if (replaced.length > 0) {
           await store.forgetHolders(local, changed.jid, replaced);
         }

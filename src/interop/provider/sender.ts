@@ -305,7 +305,7 @@ export class Sender {
       const bytes = Buffer.byteLength(stanza, "utf8");
       if (bytes > maxStanza) {
         // Refused before the commit, so that no ratchet advances for a stanza never sent.
-        if (keys.length > 0) throw new HeaderTooLarge(bytes);
+        if (keys.length > 0) throw new HeaderTooLarge(bytes, recipients);
         throw new ProviderError(
           "too-large",
           `the group stanza exceeds max-stanza-bytes ${maxStanza}`,
@@ -345,27 +345,16 @@ export class Sender {
       if (lacking.length === 0) {
         await SqlRunner.of(this.options.knex).transaction((trx) => store(trx, [], [], ciphertext));
       } else {
-        // A session set up above can be gone when the encryption takes the lock: archived for a
-        // retry answer to that device (§12.5) or dropped by a devices-changed notice. The
-        // encryption then refuses before anything is written; as for 1:1, one more round.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            const recipients = lacking;
-            await device.sessions.encryptForDevices(skdmEnvelope, recipients, {
-              onCommit: (keys, trx) => store(trx, recipients, keys, ciphertext),
-            });
-            break;
-          } catch (err) {
-            if (!(err instanceof NoSessionError) || attempt > 1) throw err;
-          }
-          const absent = await directory.ensureSessions(device, lacking);
-          lacking = lacking.filter(
-            (d) => !absent.some((a) => a.jid === d.jid && a.device === d.device),
-          );
-        }
+        await this.withSessions(device, lacking, (recipients) =>
+          device.sessions.encryptForDevices(skdmEnvelope, recipients, {
+            onCommit: (keys, trx) => store(trx, recipients, keys, ciphertext),
+          }),
+        );
       }
     } catch (err) {
       if (!(err instanceof HeaderTooLarge)) throw err;
+      // The devices of the refused header: those set up again above without the ones gone.
+      lacking = [...err.recipients];
       // §17.4: the keys go ahead in distribution stanzas (each its own origin-id and envelope,
       // stored with the devices it serves), then the message with an empty header. The outbox
       // sends in creation order and holds later messages behind a waiting one (§15.6).
@@ -435,28 +424,60 @@ export class Sender {
       ),
     );
     let queued: { id: number; row: NewOutboxRow } | undefined;
-    await device.sessions.encryptForDevices(envelope, recipients, {
-      onCommit: async (keys, trx) => {
-        const stanza = how.stanzaOf(id, recipients, keys, undefined);
-        if (Buffer.byteLength(stanza, "utf8") > how.maxStanza) {
-          throw new ProviderError(
-            "too-large",
-            `a distribution stanza for ${recipients.length} device(s) exceeds max-stanza-bytes ${how.maxStanza}`,
-          );
-        }
-        const row: NewOutboxRow = {
-          kind: "message",
-          senderJid: deviceJid(device.jid, device.deviceId),
-          conversationJid: group,
-          toJid: group,
-          originId: id,
-          stanza,
-        };
-        await how.record(trx, recipients);
-        queued = { id: await this.options.outbox.insertSent(trx, row), row };
-      },
+    await this.withSessions(device, recipients, async (current) => {
+      // Every device of this stanza gone since the header was measured: nothing to send.
+      if (current.length === 0) return;
+      await device.sessions.encryptForDevices(envelope, current, {
+        onCommit: async (keys, trx) => {
+          const stanza = how.stanzaOf(id, current, keys, undefined);
+          if (Buffer.byteLength(stanza, "utf8") > how.maxStanza) {
+            throw new ProviderError(
+              "too-large",
+              `a distribution stanza for ${current.length} device(s) exceeds max-stanza-bytes ${how.maxStanza}`,
+            );
+          }
+          const row: NewOutboxRow = {
+            kind: "message",
+            senderJid: deviceJid(device.jid, device.deviceId),
+            conversationJid: group,
+            toJid: group,
+            originId: id,
+            stanza,
+          };
+          await how.record(trx, current);
+          queued = { id: await this.options.outbox.insertSent(trx, row), row };
+        },
+      });
     });
     if (queued !== undefined) this.options.outbox.sendCommitted(queued.id, queued.row);
+  }
+
+  /**
+   * Runs `encrypt` (a group send's SKDM encryption: the header's, or one distribution stanza's)
+   * for `recipients`, whose sessions were set up before. A session can be gone when the
+   * encryption takes the lock: archived for a retry answer to that device (§12.5) or dropped by a
+   * devices-changed notice; the encryption then refuses (NoSessionError) before anything is
+   * written. As for 1:1, the sessions are set up again and `encrypt` runs again, up to two more
+   * rounds, without the devices the directory no longer has a bundle for.
+   */
+  private async withSessions(
+    device: DeviceCrypto,
+    recipients: readonly DeviceAddress[],
+    encrypt: (recipients: readonly DeviceAddress[]) => Promise<unknown>,
+  ): Promise<void> {
+    let current = recipients;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await encrypt(current);
+        return;
+      } catch (err) {
+        if (!(err instanceof NoSessionError) || attempt > 1) throw err;
+      }
+      const absent = await this.options.directory.ensureSessions(device, current);
+      current = current.filter(
+        (d) => !absent.some((a) => a.jid === d.jid && a.device === d.device),
+      );
+    }
   }
 
   /** The stored group, fetched once if unknown; refused if the user is no member. */
@@ -760,7 +781,10 @@ const utf8 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "utf8"));
 
 /** The header with every lacking key would not fit one stanza: distribution stanzas instead. */
 class HeaderTooLarge extends Error {
-  constructor(readonly bytes: number) {
+  constructor(
+    readonly bytes: number,
+    readonly recipients: readonly DeviceAddress[],
+  ) {
     super(`group header of ${bytes} bytes exceeds max-stanza-bytes`);
   }
 }

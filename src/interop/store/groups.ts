@@ -129,10 +129,12 @@ export async function withParticipant(
   db: QueryTarget,
   member: string,
 ): Promise<{ local: string; group: string; participants: string }[]> {
-  const quoted = JSON.stringify(member).replace(/[\\%_]/g, (c) => `\\${c}`);
+  // `!` escapes, not a backslash: `'\'` is an unterminated literal on a PostgreSQL with
+  // standard_conforming_strings off, and `!` needs no quoting in SQL text or JSON.
+  const quoted = JSON.stringify(member).replace(/[!%_]/g, (c) => `!${c}`);
   const rows = (await db(TABLE)
     .select("local_jid", "group_jid", "participants")
-    .whereRaw("participants like ? escape '\\'", [`%${quoted}%`])) as {
+    .whereRaw("participants like ? escape '!'", [`%${quoted}%`])) as {
     local_jid: string;
     group_jid: string;
     participants: string;

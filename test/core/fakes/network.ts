@@ -139,6 +139,12 @@ export class FakeNetwork implements NetworkConnector {
     return this.login(user);
   }
 
+  /** A login that just completed: the state the network gave the one before is gone with it. */
+  completedLogin(user: MatrixUserId): FakeLogin {
+    this.loginStates.delete(user);
+    return this.login(user);
+  }
+
   login(user: MatrixUserId): FakeLogin {
     let login = this.logins.get(user);
     if (login === undefined) {
@@ -439,7 +445,7 @@ class PhoneProcess implements LoginProcess {
     return {
       type: "complete",
       instructions: "Logged in. Your contacts see your number.",
-      login: this.network.login(this.user),
+      login: this.network.completedLogin(this.user),
     };
   }
 
@@ -469,7 +475,7 @@ class UsernameProcess implements LoginProcess {
     return {
       type: "complete",
       instructions: "Logged in as an unverified user.",
-      login: this.network.login(this.user),
+      login: this.network.completedLogin(this.user),
     };
   }
 

@@ -512,6 +512,42 @@ for (const backend of ["sqlite", "postgres"] as const)
       }
     });
 
+    it("sets a session up again when it is gone by the time a distribution stanza is encrypted", async function () {
+      // A retry request of a member device archives the session with it (§12.5), a
+      // devices-changed notice drops it: either can land between the set-up and the encryption of
+      // a distribution stanza, as of the header. Here the archive is put exactly there.
+      const { phones, group } = await bigHeaderGroup(11_000, "+49170333", 5, "Gone");
+      const crypto = (world.connector.engine as unknown as { options: { crypto: SignalCrypto } })
+        .options.crypto;
+      const self = login.self as string as BareJid;
+      const [own] = await crypto.localDevices(self);
+      const device = await crypto.device(self, own ?? assert.fail("no local device"));
+      const sessions = device.sessions;
+      const encrypt = sessions.encryptForDevices.bind(sessions);
+      let calls = 0;
+      let archived: string | undefined;
+      sessions.encryptForDevices = async (envelope, recipients, options) => {
+        // The first call is the header's (refused as too large), the second a distribution's.
+        if (calls++ === 1) {
+          const first = recipients[0] ?? assert.fail("a distribution stanza for nobody");
+          archived = first.jid;
+          await sessions.archiveSession(first);
+        }
+        return encrypt(envelope, recipients, options);
+      };
+      let id: string;
+      try {
+        id = await login.sendMessage(group, text("still to everyone"));
+      } finally {
+        Reflect.deleteProperty(sessions, "encryptForDevices");
+      }
+      assert.ok(archived !== undefined, "a distribution stanza was encrypted");
+      for (const phone of phones) {
+        await eventually(async () => (await received(phone, id)) !== undefined, `${phone} got it`);
+      }
+      assert.deepEqual((await outboxEncrypted(id)).keyGroups, [], "the message's header is empty");
+    });
+
     it("fits every distribution stanza whatever pads the envelopes drew", async function () {
       // The bench's 100-member group failed one first message in five with "too large": the
       // header was measured with one random pad and the distribution stanzas encrypted with

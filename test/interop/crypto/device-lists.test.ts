@@ -44,6 +44,26 @@ describeOnBackends("device-list cache", (get) => {
     );
   });
 
+  it("a write of another user's list does not keep an overlapping read out of memory", async function () {
+    const { knex } = get().db;
+    const { crypto } = makeCrypto(knex);
+    const erin = uniqueJid("gatekeeper");
+    const frank = uniqueJid("gatekeeper");
+    await crypto.storeDeviceList(erin, 1, ids(1));
+    const reading = crypto.deviceLists.get(erin);
+    await crypto.storeDeviceList(frank, 1, ids(4));
+    await reading;
+    let queries = 0;
+    const onQuery = () => (queries += 1);
+    knex.on("query", onQuery);
+    try {
+      assert.equal((await crypto.deviceLists.get(erin))?.version, 1);
+      assert.equal(queries, 0, "erin's list was kept");
+    } finally {
+      knex.removeListener("query", onQuery);
+    }
+  });
+
   it("a list read again costs no query, and a stored or changed list is seen by the next read", async function () {
     const { knex } = get().db;
     const { crypto } = makeCrypto(knex);
@@ -109,5 +129,69 @@ describeOnBackends("device-list cache", (get) => {
     });
     assert.equal(replaced.identityChanged, false);
     assert.deepEqual(replaced.needBundles, [1]);
+  });
+
+  it("a session set up once a notice's list is visible is not dropped by that notice", async function () {
+    // A send that reads the list a devices-changed notice stored fetches the replaced device's
+    // bundle and sets up a session. The list and the dropped sessions change together, under the
+    // contact's lock: that set-up waits for the drop instead of being deleted by it.
+    const world = makeCrypto(get().db.knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    await world.crypto.storeDeviceList(bob.jid, 1, ids(1));
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const lists = world.crypto.deviceLists;
+    const apply = lists.applyNotice.bind(lists);
+    let setUp: Promise<void> | undefined;
+    lists.applyNotice = async (notice, alongside) => {
+      const update = await apply(notice, alongside);
+      // The list is written: the send's set-up starts here (not awaited: it takes the lock).
+      setUp = alice.device.sessions.processBundle(
+        bob.jid,
+        directoryBundle(bob.bundle, { index: 1 }),
+      );
+      return update;
+    };
+    try {
+      const update = await world.crypto.handleDevicesChanged({
+        jid: bob.jid,
+        version: 2,
+        devices: [{ id: 1 as DeviceId, change: "replaced" }],
+        removed: [],
+      });
+      assert.deepEqual(update.droppedSessions, [1]);
+    } finally {
+      Reflect.deleteProperty(lists, "applyNotice");
+    }
+    await (setUp ?? assert.fail("the list was never written"));
+    assert.equal(await alice.device.sessions.hasSession(address(bob.jid, 1)), true);
+  });
+
+  it("a notice's list and the deletion of the dropped sessions commit together", async function () {
+    // A failure while deleting the sessions leaves the old list: the notice comes again (its
+    // version is not yet stored) and drops them then.
+    const { knex } = get().db;
+    const world = makeCrypto(knex);
+    const alice = await newDevice(world, "provider");
+    const bob = await newDevice(world, "gatekeeper", { deviceId: 1 });
+    await world.crypto.storeDeviceList(bob.jid, 1, ids(1));
+    await alice.device.sessions.processBundle(bob.jid, directoryBundle(bob.bundle));
+    const fail = (query: { sql: string }) => {
+      if (/delete from .signal_sessions/i.test(query.sql)) throw new Error("injected");
+    };
+    knex.on("query", fail);
+    try {
+      await assert.rejects(
+        world.crypto.handleDevicesChanged({
+          jid: bob.jid,
+          version: 2,
+          devices: [{ id: 1 as DeviceId, change: "replaced" }],
+          removed: [],
+        }),
+      );
+    } finally {
+      knex.removeListener("query", fail);
+    }
+    assert.equal((await world.crypto.deviceLists.get(bob.jid))?.version, 1);
   });
 });

@@ -6,6 +6,7 @@ import type { XmlElement } from "../../../src/interop/codec/xml.js";
 import { SignalCrypto } from "../../../src/interop/crypto/signal-crypto.js";
 import { KeyDirectory } from "../../../src/interop/provider/directory.js";
 import { GroupStore } from "../../../src/interop/provider/groups.js";
+import { applyNotification } from "../../../src/interop/provider/notifications.js";
 import type { GatekeeperIq } from "../../../src/interop/provider/iq-client.js";
 import type { BareJid, DeviceId } from "../../../src/util/ids.js";
 import { silentLogger } from "../../../src/util/log.js";
@@ -112,6 +113,41 @@ describeOnBackends("key directory: a fetched list without a device rotates sende
       (await crypto.deviceLists.get(dan))?.devices.map((d) => d.id),
       ids(1, 2, 3),
     );
+  });
+
+  it("a devices-changed notice to one local user marks every local user's groups with the member", async function () {
+    const notice = (version: number) => ({
+      type: "devices-changed" as const,
+      devicesChanged: {
+        jid: dan,
+        version,
+        devices: [{ id: 1 as DeviceId, change: undefined }],
+        removed: ids(2),
+      },
+    });
+    const ctx = { crypto, directory, groups: { store: groups } } as unknown as Parameters<
+      typeof applyNotification
+    >[0];
+    await applyNotification(ctx, notice(2), alice, silentLogger());
+    assert.equal(await pending(alice, g.withDanA), true);
+    assert.equal(await pending(bob, g.withDanB), true, "bob's send sees the list already");
+    assert.equal(await pending(alice, g.withoutDan), false, "a group without dan");
+    assert.deepEqual(
+      (await crypto.deviceLists.get(dan))?.devices.map((d) => d.id),
+      ids(1),
+    );
+  });
+
+  it("a member whose id holds LIKE's special characters is found, and only that member", async function () {
+    const odd = `a%b_c!d\\e"${n}@wa.example` as BareJid;
+    const near = `aXbYc!d\\e"${n}@wa.example` as BareJid;
+    const withOdd = `odd${n}@g.wa.example`;
+    const withNear = `near${n}@g.wa.example`;
+    await group(bob, withOdd, [odd]);
+    await group(bob, withNear, [near]);
+    await groups.markRotationForAll(odd);
+    assert.equal(await pending(bob, withOdd), true);
+    assert.equal(await pending(bob, withNear), false);
   });
 
   it("stale-device-list (no version) without a device marks the groups too", async function () {
