@@ -7,6 +7,7 @@ import { coreTables, type CoreTables } from "../helpers/core-tables.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { FakeMatrix } from "./fakes/matrix.js";
 import { FakeNetwork } from "./fakes/network.js";
+import type { NetworkConnector } from "../../src/core/network.js";
 
 export const ALICE = matrixUserId("@alice:example.org");
 export const ADMIN = matrixUserId("@boss:example.org");
@@ -33,6 +34,26 @@ export interface CoreHarness {
   /** Sends a line in the user's management room and returns the bot's answers to it. */
   say(text: string, user?: MatrixUserId, room?: RoomId): Promise<string[]>;
   dispose(): Promise<void>;
+}
+
+/**
+ * A second core on the harness's database, homeserver and network, started: what a restart of
+ * the bridge finds (stored logins loaded again, or failing to).
+ */
+export async function restartedCore(
+  h: Pick<CoreHarness, "config" | "db" | "matrix"> & { network: NetworkConnector },
+  loginRetry?: { initialMs: number; maxMs: number },
+): Promise<BridgeCore> {
+  const again = new BridgeCore({
+    config: h.config,
+    knex: h.db.db.knex,
+    matrix: h.matrix,
+    createConnector: () => h.network,
+    log: silentLogger(),
+    ...(loginRetry === undefined ? {} : { loginRetry }),
+  });
+  await again.start();
+  return again;
 }
 
 /** The core on a fresh database (SQLite unless told) with a fake homeserver API and a fake network. */

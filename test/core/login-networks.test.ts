@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { BridgeCore } from "../../src/core/bridge-core.js";
 import { matrixUserId, roomId } from "../../src/util/ids.js";
 import { Writable } from "node:stream";
-import { createLogger, silentLogger } from "../../src/util/log.js";
-import { ALICE, MGMT, STRANGER } from "./helpers.js";
+import { createLogger } from "../../src/util/log.js";
+import { ALICE, MGMT, STRANGER, restartedCore } from "./helpers.js";
 import { WITH_INTEROP, createCoreOn, literal, type NetHarness } from "./networks.js";
 
 for (const nut of WITH_INTEROP) {
@@ -126,14 +125,7 @@ for (const nut of WITH_INTEROP) {
 
     it("stored logins are loaded again at start-up, and logout tells the network in one notice", async function () {
       await nut.logIn(h);
-      const again = new BridgeCore({
-        config: h.config,
-        knex: h.db.db.knex,
-        matrix: h.matrix,
-        createConnector: () => h.network,
-        log: silentLogger(),
-      });
-      await again.start();
+      const again = await restartedCore(h);
       assert.ok(again.provisioning.logins.get(ALICE));
       await again.handleManagementMessage(ALICE, MGMT, "logout");
       assert.match(h.matrix.lastNotice(MGMT), new RegExp(`^Logged out: ${nut.name} was told`));
@@ -194,16 +186,7 @@ for (const nut of WITH_INTEROP) {
     async function restartFailingLoads(retry?: { initialMs: number; maxMs: number }) {
       await nut.logIn(h);
       nut.failLoads(h.network, true);
-      const again = new BridgeCore({
-        config: h.config,
-        knex: h.db.db.knex,
-        matrix: h.matrix,
-        createConnector: () => h.network,
-        log: silentLogger(),
-        ...(retry === undefined ? {} : { loginRetry: retry }),
-      });
-      await again.start();
-      return again;
+      return restartedCore(h, retry);
     }
 
     it("a stored login that fails to load is reported by status, and logout still logs out", async function () {

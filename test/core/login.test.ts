@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { BridgeCore } from "../../src/core/bridge-core.js";
 import { pino } from "pino";
-import { silentLogger } from "../../src/util/log.js";
 import { BACKENDS } from "../helpers/db.js";
-import { ALICE, MGMT, createCore, logIn, type CoreHarness } from "./helpers.js";
+import { ALICE, MGMT, createCore, logIn, restartedCore, type CoreHarness } from "./helpers.js";
 
 // The login flows of the phone-numbered fake (phone and code, country codes, unverified
 // usernames, the fake's own journal and states): WhatsApp's own. What holds on every network
@@ -136,14 +134,7 @@ for (const backend of BACKENDS) {
       await h.say("login");
       await h.say("username");
       await h.say("alice");
-      const again = new BridgeCore({
-        config: h.config,
-        knex: h.db.db.knex,
-        matrix: h.matrix,
-        createConnector: () => h.network,
-        log: silentLogger(),
-      });
-      await again.start();
+      const again = await restartedCore(h);
       assert.ok(again.provisioning.logins.get(ALICE));
     });
   });
