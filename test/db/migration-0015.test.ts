@@ -28,20 +28,10 @@ import type {
   RoomId,
 } from "../../src/util/ids.js";
 import { BACKENDS, TEST_POSTGRES_URI } from "../helpers/db.js";
+import { MigrationsUpTo } from "../helpers/migrations.js";
 
 /** The interop connector's network id: the one rows of the earlier schemas name. */
 const NETWORK = "whatsapp";
-
-/** The migrations of the schema before 0015, from the same directory the bridge uses. */
-class MigrationsUpTo extends DirectoryMigrationSource {
-  constructor(private readonly last: string) {
-    super(defaultMigrationsDirectory());
-  }
-
-  override async getMigrations(): Promise<string[]> {
-    return (await super.getMigrations()).filter((file) => file.slice(0, 4) <= this.last);
-  }
-}
 
 interface Opened {
   db: Database;

@@ -1,27 +1,13 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
 import { ContactsTable } from "../../src/db/contacts.js";
-import {
-  DirectoryMigrationSource,
-  defaultMigrationsDirectory,
-  migrateToLatest,
-} from "../../src/db/migrate.js";
+import { migrateToLatest } from "../../src/db/migrate.js";
 import type { MatrixUserId, RemoteUserId } from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
+import { MigrationsUpTo } from "../helpers/migrations.js";
 
 /** The interop connector's network id: the one rows of the earlier schemas name. */
 const NETWORK = "whatsapp";
-
-/** The migrations up to `last` (inclusive), from the directory the bridge uses. */
-class MigrationsUpTo extends DirectoryMigrationSource {
-  constructor(private readonly last: string) {
-    super(defaultMigrationsDirectory());
-  }
-
-  override async getMigrations(): Promise<string[]> {
-    return (await super.getMigrations()).filter((file) => file.slice(0, 4) <= this.last);
-  }
-}
 
 const T = 1_700_000_000_000;
 const alice = "@alice:example.org" as MatrixUserId;

@@ -1,21 +1,10 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
-import { DirectoryMigrationSource, defaultMigrationsDirectory } from "../../src/db/migrate.js";
 import { MessagesTable } from "../../src/db/messages.js";
 import { ReactionsTable } from "../../src/db/reactions.js";
 import type { EventId, MatrixUserId, RemoteMessageId, RemoteUserId } from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
-
-/** The migrations up to `last` (inclusive), from the directory the bridge uses. */
-class MigrationsUpTo extends DirectoryMigrationSource {
-  constructor(private readonly last: string) {
-    super(defaultMigrationsDirectory());
-  }
-
-  override async getMigrations(): Promise<string[]> {
-    return (await super.getMigrations()).filter((file) => file.slice(0, 4) <= this.last);
-  }
-}
+import { MigrationsUpTo } from "../helpers/migrations.js";
 
 const T = 1_700_000_000_000;
 const alice = "@alice:example.org" as MatrixUserId;

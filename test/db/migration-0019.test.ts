@@ -3,7 +3,6 @@ import type { Knex } from "knex";
 import { ContactsTable } from "../../src/db/contacts.js";
 import { GhostsTable } from "../../src/db/ghosts.js";
 import { GroupPortalsTable } from "../../src/db/groups.js";
-import { DirectoryMigrationSource, defaultMigrationsDirectory } from "../../src/db/migrate.js";
 import { PortalsTable } from "../../src/db/portals.js";
 import { UsersTable } from "../../src/db/users.js";
 import type {
@@ -13,17 +12,7 @@ import type {
   RemoteUserId,
 } from "../../src/util/ids.js";
 import { describeOnBackends } from "../helpers/db.js";
-
-/** The migrations up to `last` (inclusive), from the directory the bridge uses. */
-class MigrationsUpTo extends DirectoryMigrationSource {
-  constructor(private readonly last: string) {
-    super(defaultMigrationsDirectory());
-  }
-
-  override async getMigrations(): Promise<string[]> {
-    return (await super.getMigrations()).filter((file) => file.slice(0, 4) <= this.last);
-  }
-}
+import { MigrationsUpTo } from "../helpers/migrations.js";
 
 const T = 1_700_000_000_000;
 const alice = "@alice:example.org" as MatrixUserId;
